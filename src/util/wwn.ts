@@ -1,0 +1,52 @@
+/**
+ * World Wide Names (FC-FS-3 §19): 64-bit port and node names. Accepted text forms are
+ * `0x5001438001234567`, `50:01:43:80:01:23:45:67` and `5001438001234567`; anything else
+ * is refused with a message that names the input. Internally a WWN is a bigint.
+ */
+const HEX16 = /^[0-9a-fA-F]{16}$/;
+const COLON = /^([0-9a-fA-F]{2}:){7}[0-9a-fA-F]{2}$/;
+
+export class WwnError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'WwnError';
+  }
+}
+
+export function parseWwn(text: string, what = 'WWN'): bigint {
+  const t = text.trim();
+  let hex: string | undefined;
+  if (COLON.test(t)) hex = t.replaceAll(':', '');
+  else if (/^0[xX]/.test(t) && HEX16.test(t.slice(2))) hex = t.slice(2);
+  else if (HEX16.test(t)) hex = t;
+  if (hex === undefined) {
+    throw new WwnError(
+      `invalid ${what} '${text}': expected 16 hex digits as 0x5001438001234567, 50:01:43:80:01:23:45:67 or 5001438001234567`,
+    );
+  }
+  const value = BigInt('0x' + hex);
+  if (value === 0n) throw new WwnError(`invalid ${what} '${text}': a WWN of zero is not a valid name`);
+  return value;
+}
+
+/** Canonical colon form, lower case: 50:01:43:80:01:23:45:67. */
+export function formatWwn(wwn: bigint): string {
+  const hex = wwn.toString(16).padStart(16, '0');
+  return hex.match(/../g)!.join(':');
+}
+
+/** 0x-prefixed form as Linux sysfs shows it (fc_host/port_name): 0x5001438001234567. */
+export function formatWwnSysfs(wwn: bigint): string {
+  return '0x' + wwn.toString(16).padStart(16, '0');
+}
+
+export function wwnToBytes(wwn: bigint): Uint8Array {
+  const out = new Uint8Array(8);
+  new DataView(out.buffer).setBigUint64(0, wwn, false);
+  return out;
+}
+
+export function wwnFromBytes(bytes: Uint8Array, offset = 0): bigint {
+  if (offset < 0 || offset + 8 > bytes.length) throw new WwnError('WWN field runs past the end of its buffer');
+  return new DataView(bytes.buffer, bytes.byteOffset + offset, 8).getBigUint64(0, false);
+}
