@@ -1,0 +1,80 @@
+#!/bin/busybox sh
+# /init of the guest initramfs built by scripts/guest/prepare.sh (build-guest.sh).
+#
+# Boots a Debian kernel straight into busybox: mounts the pseudo filesystems, loads the
+# SCSI/FC/dm-multipath modules and the stock qla2xxx driver (in modprobe --show-depends order),
+# reports the PCI devices, runs /test.sh (appended by src/harness/guest.ts at run time) and
+# powers off. Every line meant for the harness starts with "GUEST:" so it can be picked out of
+# the serial log, and the final line is "GUEST:EXIT=<status of /test.sh>".
+#
+# Kernel command-line words understood here:
+#   qla_params=a=1,b=2   qla2xxx module parameters (comma separated), e.g.
+#                        qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0
+#   qla_skip             do not load qla2xxx (the test script loads it itself, see below)
+#
+# For test scripts: modules are at /lib/modules/<name>.ko, load order in /lib/modules/order;
+# `load_qla [params...]` (defined in /lib/guest-functions.sh, sourced before /test.sh) loads
+# qla2xxx. DM_DISABLE_UDEV=1 is exported because there is no udev daemon in this guest.
+
+/bin/busybox --install -s
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export HOME=/root
+export DM_DISABLE_UDEV=1
+
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /dev/shm
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /run
+mount -t tmpfs tmpfs /tmp
+mount -t tmpfs tmpfs /dev/shm
+mkdir -p /run/multipath /etc/multipath /root
+
+qla_params=""
+qla_skip=0
+for word in $(cat /proc/cmdline); do
+  case "$word" in
+    qla_params=*) qla_params="$(echo "${word#qla_params=}" | tr ',' ' ')" ;;
+    qla_skip) qla_skip=1 ;;
+  esac
+done
+
+echo "GUEST:BOOT kernel=$(uname -r) cpus=$(grep -c ^processor /proc/cpuinfo)"
+
+. /lib/guest-functions.sh
+
+while read -r module; do
+  [ -n "$module" ] || continue
+  if [ "$module" = qla2xxx ]; then
+    [ "$qla_skip" = 1 ] && { echo "GUEST:INSMOD qla2xxx skipped"; continue; }
+    # shellcheck disable=SC2086 # qla_params is a list of words on purpose
+    load_qla $qla_params
+  else
+    insmod "/lib/modules/$module.ko" || echo "GUEST:INSMOD $module failed status=$?"
+  fi
+done < /lib/modules/order
+
+for dev in /sys/bus/pci/devices/*; do
+  [ -e "$dev/vendor" ] || continue
+  driver=none
+  [ -e "$dev/driver" ] && driver="$(basename "$(readlink "$dev/driver")")"
+  echo "GUEST:PCI ${dev##*/} $(cat "$dev/vendor"):$(cat "$dev/device")" \
+    "subsys=$(cat "$dev/subsystem_vendor"):$(cat "$dev/subsystem_device")" \
+    "class=$(cat "$dev/class") irq=$(cat "$dev/irq") driver=$driver"
+done
+
+status=0
+if [ -f /test.sh ]; then
+  echo "GUEST:TEST-START"
+  sh -c '. /lib/guest-functions.sh; . /test.sh'
+  status=$?
+else
+  lsmod | sed 's/^/GUEST:LSMOD /'
+  dmesg | grep -i qla | sed 's/^/GUEST:DMESG /'
+fi
+sync
+echo "GUEST:EXIT=$status"
+poweroff -f
+# poweroff -f does not return; if it ever fails, a panic with panic=-1 ends QEMU (-no-reboot).
+exit "$status"
