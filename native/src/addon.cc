@@ -1,0 +1,23 @@
+// npiv_native: module entry point. Each concern registers its own functions:
+// fd.cc (close, isOpen, fdSize, eventfd*), mem.cc (mmap, munmap, memfdCreate),
+// poll.cc (poll), sock.cc (unix sockets, recvmsg/sendmsg with SCM_RIGHTS).
+#include "common.h"
+
+namespace npiv {
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  RegisterFd(env, exports);
+  RegisterMem(env, exports);
+  RegisterPoll(env, exports);
+  RegisterSock(env, exports);
+  return exports;
+}
+
+}  // namespace npiv
+
+namespace {
+// NODE_API_MODULE pastes the name into an identifier, so it cannot be qualified.
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return npiv::Init(env, exports); }
+}  // namespace
+
+NODE_API_MODULE(npiv_native, InitModule)

@@ -1,0 +1,96 @@
+// npiv_native: plain fd operations and eventfd counters (Linux close(2), fcntl(2),
+// fstat(2), eventfd(2)). eventfds carry interrupts to QEMU (irqfd) and kicks from it.
+#include <fcntl.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdint>
+
+#include "common.h"
+
+namespace npiv {
+
+namespace {
+
+constexpr int64_t kMaxEventfdInitval = UINT32_MAX;  // eventfd(2) takes an unsigned int
+// The counter saturates at 2^64 - 2; writing 2^64 - 1 is rejected by the kernel (EINVAL).
+constexpr uint64_t kMaxEventfdAdd = UINT64_MAX - 1;
+
+Napi::Value Close(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  // On Linux the fd is released even when close() reports EINTR: never retry.
+  if (close(fd) != 0 && errno != EINTR) ThrowErrno(env, "close", errno);
+  return env.Undefined();
+}
+
+Napi::Value IsOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  if (fcntl(fd, F_GETFD) != -1) return Napi::Boolean::New(env, true);
+  if (errno == EBADF) return Napi::Boolean::New(env, false);
+  ThrowErrno(env, "fcntl", errno);
+}
+
+Napi::Value FdSize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  struct stat status;
+  if (fstat(fd, &status) != 0) ThrowErrno(env, "fstat", errno);
+  if (status.st_size > kMaxSafeInteger) {
+    ThrowErrno(env, "fstat", EOVERFLOW, "size " + std::to_string(status.st_size));
+  }
+  return Napi::Number::New(env, static_cast<double>(status.st_size));
+}
+
+Napi::Value EventFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto initval = static_cast<unsigned int>(ArgInteger(info, 0, "initval", 0, kMaxEventfdInitval));
+  int fd = eventfd(initval, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) ThrowErrno(env, "eventfd", errno);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value EventFdWrite(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  uint64_t value = ArgBigUint64(info, 1, "value", kMaxEventfdAdd);
+  for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
+    ssize_t written = write(fd, &value, sizeof value);
+    if (written == static_cast<ssize_t>(sizeof value)) return env.Undefined();
+    // A short write means this is not an eventfd.
+    if (written >= 0) ThrowErrno(env, "write", EINVAL, "(short write: not an eventfd?)");
+    // EAGAIN: the counter would overflow; reported, since the caller must decide.
+    if (errno != EINTR) break;
+  }
+  ThrowErrno(env, "write", errno);
+}
+
+Napi::Value EventFdRead(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
+    uint64_t value = 0;
+    ssize_t got = read(fd, &value, sizeof value);
+    if (got == static_cast<ssize_t>(sizeof value)) return Napi::BigInt::New(env, value);
+    if (got >= 0) ThrowErrno(env, "read", EINVAL, "(short read: not an eventfd?)");
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return env.Null();  // counter is 0
+    if (errno != EINTR) break;
+  }
+  ThrowErrno(env, "read", errno);
+}
+
+}  // namespace
+
+void RegisterFd(Napi::Env env, Napi::Object exports) {
+  exports.Set("close", Napi::Function::New(env, Close, "close"));
+  exports.Set("isOpen", Napi::Function::New(env, IsOpen, "isOpen"));
+  exports.Set("fdSize", Napi::Function::New(env, FdSize, "fdSize"));
+  exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
+  exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
+  exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead, "eventfdRead"));
+}
+
+}  // namespace npiv

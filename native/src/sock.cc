@@ -1,0 +1,246 @@
+// npiv_native: AF_UNIX stream sockets with SCM_RIGHTS fd passing (Linux socket(7), unix(7)).
+// Every socket created here is non-blocking and close-on-exec; received fds are
+// close-on-exec (MSG_CMSG_CLOEXEC). Nothing here blocks: EAGAIN is reported as null.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstring>
+#include <vector>
+
+#include "common.h"
+
+namespace npiv {
+
+namespace {
+
+constexpr int kSocketFlags = SOCK_NONBLOCK | SOCK_CLOEXEC;
+// recvmsg must never block, even on an fd that was not created non-blocking.
+constexpr int kRecvFlags = MSG_CMSG_CLOEXEC | MSG_DONTWAIT;
+// MSG_NOSIGNAL: a closed peer yields EPIPE instead of killing the process with SIGPIPE.
+constexpr int kSendFlags = MSG_NOSIGNAL | MSG_DONTWAIT;
+constexpr int64_t kMaxBacklog = 65535;
+
+// Room for the largest SCM_RIGHTS message, aligned for cmsghdr.
+union ControlBuffer {
+  cmsghdr align;
+  char bytes[CMSG_SPACE(sizeof(int) * kMaxFdsPerMessage)];
+};
+
+bool WouldBlock(int err) { return err == EAGAIN || err == EWOULDBLOCK; }
+
+sockaddr_un UnixAddress(const Napi::CallbackInfo& info, size_t index, socklen_t* length) {
+  sockaddr_un address{};
+  // sun_path must hold the path plus its terminating NUL.
+  std::string path = ArgCString(info, index, "path", sizeof address.sun_path - 1);
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, path.data(), path.size());
+  *length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + path.size() + 1);
+  return address;
+}
+
+std::string Quoted(const sockaddr_un& address) {
+  return std::string("'") + address.sun_path + "'";
+}
+
+Napi::Value UnixListen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  socklen_t length = 0;
+  sockaddr_un address = UnixAddress(info, 0, &length);
+  int backlog = static_cast<int>(ArgInteger(info, 1, "backlog", 0, kMaxBacklog));
+
+  FdGuard fd(socket(AF_UNIX, SOCK_STREAM | kSocketFlags, 0));
+  if (fd.get() < 0) ThrowErrno(env, "socket", errno);
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+    ThrowErrno(env, "bind", errno, Quoted(address));
+  }
+  if (listen(fd.get(), backlog) != 0) ThrowErrno(env, "listen", errno, Quoted(address));
+  return Napi::Number::New(env, fd.release());
+}
+
+Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int listenFd = ArgFd(info, 0, "listenFd");
+  int err = 0;
+  for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
+    int fd = accept4(listenFd, nullptr, nullptr, kSocketFlags);
+    if (fd >= 0) return Napi::Number::New(env, fd);
+    err = errno;
+    if (WouldBlock(err)) return env.Null();
+    // EINTR: retry; ECONNABORTED: that pending connection died, try the next one.
+    if (err != EINTR && err != ECONNABORTED) break;
+  }
+  ThrowErrno(env, "accept4", err);
+}
+
+Napi::Value UnixConnect(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  socklen_t length = 0;
+  sockaddr_un address = UnixAddress(info, 0, &length);
+
+  FdGuard fd(socket(AF_UNIX, SOCK_STREAM | kSocketFlags, 0));
+  if (fd.get() < 0) ThrowErrno(env, "socket", errno);
+  // An AF_UNIX stream connect completes (or fails) immediately; on a non-blocking
+  // socket a full listen backlog gives EAGAIN rather than waiting.
+  if (connect(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+    ThrowErrno(env, "connect", errno, Quoted(address));
+  }
+  return Napi::Number::New(env, fd.release());
+}
+
+Napi::Value SocketPair(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | kSocketFlags, 0, fds) != 0) {
+    ThrowErrno(env, "socketpair", errno);
+  }
+  Napi::Array pair = Napi::Array::New(env, 2);
+  pair.Set(uint32_t{0}, Napi::Number::New(env, fds[0]));
+  pair.Set(uint32_t{1}, Napi::Number::New(env, fds[1]));
+  return pair;
+}
+
+// Collects the fds of every SCM_RIGHTS message in a received control buffer,
+// trusting no length beyond what fits inside the buffer itself.
+std::vector<int> ReceivedFds(msghdr* message) {
+  std::vector<int> fds;
+  const char* controlEnd = static_cast<const char*>(message->msg_control) + message->msg_controllen;
+  for (cmsghdr* header = CMSG_FIRSTHDR(message); header != nullptr;
+       header = CMSG_NXTHDR(message, header)) {
+    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
+    if (header->cmsg_len < CMSG_LEN(0)) break;
+    const char* data = reinterpret_cast<const char*>(CMSG_DATA(header));
+    size_t payload = header->cmsg_len - CMSG_LEN(0);
+    if (data + payload > controlEnd) payload = static_cast<size_t>(controlEnd - data);
+    for (size_t i = 0; i + sizeof(int) <= payload; i += sizeof(int)) {
+      int fd;
+      std::memcpy(&fd, data + i, sizeof fd);
+      fds.push_back(fd);
+    }
+  }
+  return fds;
+}
+
+Napi::Value RecvMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array buffer = ArgUint8Array(info, 1, "buf");
+  const int64_t size = static_cast<int64_t>(buffer.ByteLength());
+  int64_t offset = ArgInteger(info, 2, "offset", 0, size);
+  int64_t length = ArgInteger(info, 3, "length", 1, kMaxSafeInteger);
+  if (length > size - offset) {
+    ThrowRangeError(env, "offset + length (" + std::to_string(offset) + " + " +
+                             std::to_string(length) + ") exceeds the buffer size " +
+                             std::to_string(size));
+  }
+  int maxFds = static_cast<int>(ArgInteger(info, 4, "maxFds", 0, kMaxFdsPerMessage));
+
+  iovec vector{buffer.Data() + offset, static_cast<size_t>(length)};
+  ControlBuffer control;
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  if (maxFds > 0) {
+    message.msg_control = control.bytes;
+    // CMSG_LEN, not CMSG_SPACE: the kernel fits (controllen - header) / sizeof(int) fds,
+    // so this admits exactly maxFds and flags MSG_CTRUNC beyond that.
+    message.msg_controllen = CMSG_LEN(sizeof(int) * static_cast<size_t>(maxFds));
+  }
+
+  ssize_t received = -1;
+  int err = 0;
+  for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
+    received = recvmsg(fd, &message, kRecvFlags);
+    if (received >= 0) break;
+    err = errno;
+    if (err != EINTR) break;
+  }
+  if (received < 0) {
+    if (WouldBlock(err)) return env.Null();
+    ThrowErrno(env, "recvmsg", err);
+  }
+
+  std::vector<int> fds = maxFds > 0 ? ReceivedFds(&message) : std::vector<int>{};
+  Napi::Array fdArray = Napi::Array::New(env, fds.size());
+  for (size_t i = 0; i < fds.size(); ++i) {
+    fdArray.Set(static_cast<uint32_t>(i), Napi::Number::New(env, fds[i]));
+  }
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("bytes", Napi::Number::New(env, static_cast<double>(received)));
+  result.Set("fds", fdArray);
+  result.Set("ctrunc", Napi::Boolean::New(env, (message.msg_flags & MSG_CTRUNC) != 0));
+  return result;
+}
+
+Napi::Value SendMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  Napi::Uint8Array data = ArgUint8Array(info, 1, "data");
+  if (!info[2].IsArray()) ThrowTypeError(env, "argument 3 (fds) must be an array");
+  Napi::Array fdArray = info[2].As<Napi::Array>();
+  if (fdArray.Length() > kMaxFdsPerMessage) {
+    ThrowRangeError(env, "argument 3 (fds) holds " + std::to_string(fdArray.Length()) +
+                             " fds; at most " + std::to_string(kMaxFdsPerMessage) +
+                             " fit one message");
+  }
+  // The kernel attaches fds to data; a zero-byte stream send would drop them silently.
+  if (fdArray.Length() > 0 && data.ByteLength() == 0) {
+    ThrowRangeError(env, "argument 2 (data) must hold at least one byte to carry fds");
+  }
+  std::vector<int> fds;
+  for (uint32_t i = 0; i < fdArray.Length(); ++i) {
+    Napi::Value element = fdArray.Get(i);
+    if (!element.IsNumber()) ThrowTypeError(env, "fds[" + std::to_string(i) + "] must be a number");
+    double number = element.As<Napi::Number>().DoubleValue();
+    if (!(number >= 0 && number <= INT_MAX) || static_cast<double>(static_cast<int>(number)) != number) {
+      ThrowRangeError(env, "fds[" + std::to_string(i) + "] must be an integer in [0, " +
+                               std::to_string(INT_MAX) + "]");
+    }
+    fds.push_back(static_cast<int>(number));
+  }
+
+  iovec vector{data.Data(), data.ByteLength()};
+  ControlBuffer control;
+  msghdr message{};
+  message.msg_iov = &vector;
+  message.msg_iovlen = 1;
+  if (!fds.empty()) {
+    const size_t payload = sizeof(int) * fds.size();
+    message.msg_control = control.bytes;
+    message.msg_controllen = CMSG_SPACE(payload);
+    cmsghdr* header = CMSG_FIRSTHDR(&message);
+    header->cmsg_level = SOL_SOCKET;
+    header->cmsg_type = SCM_RIGHTS;
+    header->cmsg_len = CMSG_LEN(payload);
+    std::memcpy(CMSG_DATA(header), fds.data(), payload);
+  }
+
+  ssize_t sent = -1;
+  int err = 0;
+  for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
+    sent = sendmsg(fd, &message, kSendFlags);
+    if (sent >= 0) break;
+    err = errno;
+    if (err != EINTR) break;
+  }
+  if (sent < 0) {
+    if (WouldBlock(err)) return env.Null();
+    ThrowErrno(env, "sendmsg", err);
+  }
+  return Napi::Number::New(env, static_cast<double>(sent));
+}
+
+}  // namespace
+
+void RegisterSock(Napi::Env env, Napi::Object exports) {
+  exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
+  exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
+  exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));
+  exports.Set("recvmsg", Napi::Function::New(env, RecvMsg, "recvmsg"));
+  exports.Set("sendmsg", Napi::Function::New(env, SendMsg, "sendmsg"));
+}
+
+}  // namespace npiv
