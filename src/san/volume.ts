@@ -1,0 +1,456 @@
+/**
+ * Volumes of the simulated storage array: block devices backed by a sparse file (positional I/O
+ * through fs.promises FileHandle) or by sparse memory (tests). SBC-3 semantics live in src/scsi;
+ * this module only guarantees the storage contract the device server relies on:
+ *  - a write resolves only after the data is in the backing store (the file, via pwrite);
+ *  - flush() resolves only after fdatasync(2) returned;
+ *  - overlapping in-flight operations are ordered by arrival (an LBA range lock), reads share;
+ *  - unmapped ranges read back as zeros. Node has no fallocate(PUNCH_HOLE), so a file-backed
+ *    unmap writes zeros — but only over chunks that are not already zero, so never-written holes
+ *    stay holes and a discard of an empty volume allocates nothing.
+ * Identity: a NAA-6 (IEEE Registered Extended) identifier derived from the array's OUI and the
+ * array + volume names, so it is stable across restarts.
+ */
+import { createHash } from 'node:crypto';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+
+export type BlockSize = 512 | 4096;
+export const SUPPORTED_BLOCK_SIZES: readonly BlockSize[] = [512, 4096];
+
+// ---- sizes ------------------------------------------------------------------------------------
+const SIZE_UNITS: Record<string, number> = {
+  '': 1, B: 1,
+  K: 2 ** 10, KB: 2 ** 10, KIB: 2 ** 10,
+  M: 2 ** 20, MB: 2 ** 20, MIB: 2 ** 20,
+  G: 2 ** 30, GB: 2 ** 30, GIB: 2 ** 30,
+  T: 2 ** 40, TB: 2 ** 40, TIB: 2 ** 40,
+};
+
+/** "1GiB", "512MiB", "4096", 4096 → bytes (binary units; KB/MB/GB are taken as KiB/MiB/GiB). */
+export function parseSize(size: string | number): number {
+  if (typeof size === 'number') {
+    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`invalid size ${size}: expected a non-negative integer byte count`);
+    return size;
+  }
+  const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(size);
+  const unit = m ? SIZE_UNITS[m[2]!.toUpperCase()] : undefined;
+  if (!m || unit === undefined) throw new Error(`invalid size '${size}': expected e.g. 1GiB, 512MiB or 4096`);
+  const bytes = Number(m[1]) * unit;
+  if (!Number.isSafeInteger(bytes)) throw new Error(`invalid size '${size}': too large`);
+  return bytes;
+}
+
+// ---- NAA-6 identifier -------------------------------------------------------------------------
+//   NAA(4 bits)=6 | IEEE COMPANY_ID (24) | VENDOR SPECIFIC IDENTIFIER (36) | VENDOR SPECIFIC ID EXTENSION (64)
+export const NAA6_LENGTH = 16;
+/** Used when no OUI can be taken from the array's node name. */
+export const FALLBACK_OUI = 0x001438;
+
+/** The IEEE OUI inside a WWN: NAA 5 carries it in bits 59..36, NAA 1/2 in bits 47..24. */
+export function ouiFromWwn(wwn: bigint): number | null {
+  const naa = Number(wwn >> 60n);
+  if (naa === 5 || naa === 6) return Number((wwn >> 36n) & 0xffffffn);
+  if (naa === 1 || naa === 2) return Number((wwn >> 24n) & 0xffffffn);
+  return null;
+}
+
+export function deriveNaa6(oui: number, arrayName: string, volumeName: string): Uint8Array {
+  const digest = createHash('sha256').update(`npiv-hba volume\0${arrayName}\0${volumeName}`).digest();
+  const out = new Uint8Array(NAA6_LENGTH);
+  out[0] = 0x60 | ((oui >> 20) & 0x0f);
+  out[1] = (oui >> 12) & 0xff;
+  out[2] = (oui >> 4) & 0xff;
+  out[3] = ((oui & 0x0f) << 4) | (digest[0]! & 0x0f);
+  out.set(digest.subarray(1, 13), 4);
+  return out;
+}
+
+// ---- LBA range lock ---------------------------------------------------------------------------
+interface RangeHold { start: number; end: number; exclusive: boolean; done: Promise<void>; release: () => void; }
+
+/**
+ * Orders overlapping operations by arrival: an operation waits for every earlier one whose range
+ * overlaps and of which at least one is exclusive. Non-overlapping operations run concurrently.
+ */
+export class RangeLock {
+  private readonly holds = new Set<RangeHold>();
+
+  async acquire(start: number, end: number, exclusive: boolean): Promise<() => void> {
+    const waitFor: Promise<void>[] = [];
+    for (const h of this.holds) {
+      if (h.start < end && start < h.end && (exclusive || h.exclusive)) waitFor.push(h.done);
+    }
+    let release!: () => void;
+    const done = new Promise<void>((resolve) => { release = resolve; });
+    const hold: RangeHold = { start, end, exclusive, done, release };
+    this.holds.add(hold);
+    await Promise.all(waitFor);
+    return () => {
+      this.holds.delete(hold);
+      hold.release();
+    };
+  }
+}
+
+// ---- backing stores ---------------------------------------------------------------------------
+export interface BackingStore {
+  readonly kind: 'file' | 'memory';
+  /** Reads exactly length bytes (zeros beyond what was ever written). */
+  read(offset: number, length: number): Promise<Uint8Array>;
+  /** Resolves once every byte is in the backing store. */
+  write(offset: number, data: Uint8Array): Promise<void>;
+  /** Makes [offset, offset+length) read as zeros, deallocating where the store can. */
+  zero(offset: number, length: number): Promise<void>;
+  /** Resolves once all completed writes are durable. */
+  flush(): Promise<void>;
+  resize(bytes: number): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Sparse in-memory store: fixed-size chunks allocated on first non-zero write. */
+export class MemoryBacking implements BackingStore {
+  readonly kind = 'memory' as const;
+  static readonly CHUNK = 64 * 1024;
+  private readonly chunks = new Map<number, Uint8Array>();
+  private size: number;
+
+  constructor(bytes: number) { this.size = bytes; }
+
+  /** Number of allocated chunks (to show that unmap deallocates). */
+  get allocatedChunks(): number { return this.chunks.size; }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    this.forEachChunk(offset, length, (chunk, inChunk, outPos, n) => {
+      const c = this.chunks.get(chunk);
+      if (c) out.set(c.subarray(inChunk, inChunk + n), outPos);
+    });
+    return out;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    this.forEachChunk(offset, data.length, (chunk, inChunk, pos, n) => {
+      let c = this.chunks.get(chunk);
+      if (!c) {
+        c = new Uint8Array(MemoryBacking.CHUNK);
+        this.chunks.set(chunk, c);
+      }
+      c.set(data.subarray(pos, pos + n), inChunk);
+    });
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    this.forEachChunk(offset, length, (chunk, inChunk, _pos, n) => {
+      const c = this.chunks.get(chunk);
+      if (!c) return;
+      if (n === MemoryBacking.CHUNK) this.chunks.delete(chunk);
+      else c.fill(0, inChunk, inChunk + n);
+    });
+  }
+
+  async flush(): Promise<void> { /* memory is the store */ }
+
+  async resize(bytes: number): Promise<void> {
+    if (bytes < this.size) {
+      const firstDropped = Math.ceil(bytes / MemoryBacking.CHUNK);
+      for (const k of [...this.chunks.keys()]) if (k >= firstDropped) this.chunks.delete(k);
+      const tail = bytes % MemoryBacking.CHUNK;
+      const last = this.chunks.get(Math.floor(bytes / MemoryBacking.CHUNK));
+      if (tail !== 0 && last) last.fill(0, tail);
+    }
+    this.size = bytes;
+  }
+
+  async close(): Promise<void> { this.chunks.clear(); }
+
+  private forEachChunk(offset: number, length: number, fn: (chunk: number, inChunk: number, pos: number, n: number) => void): void {
+    let pos = 0;
+    while (pos < length) {
+      const abs = offset + pos;
+      const chunk = Math.floor(abs / MemoryBacking.CHUNK);
+      const inChunk = abs % MemoryBacking.CHUNK;
+      const n = Math.min(MemoryBacking.CHUNK - inChunk, length - pos);
+      fn(chunk, inChunk, pos, n);
+      pos += n;
+    }
+  }
+}
+
+/** Sparse file accessed with positional reads/writes; flush is fdatasync(2). */
+export class FileBacking implements BackingStore {
+  readonly kind = 'file' as const;
+  /** Granularity of the zero-check done by zero(): large enough to be cheap, small enough to keep holes. */
+  static readonly ZERO_CHUNK = 1024 * 1024;
+
+  private constructor(readonly file: string, private fh: import('node:fs/promises').FileHandle | null) {}
+
+  /**
+   * Opens (creating if absent) a backing file of exactly `bytes` bytes. An existing smaller file is
+   * extended sparsely; an existing larger one is refused — shrinking would destroy data.
+   */
+  static async open(file: string, bytes: number): Promise<FileBacking> {
+    let fh: import('node:fs/promises').FileHandle;
+    try {
+      fh = await fsp.open(file, 'r+');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      fh = await fsp.open(file, 'wx+', 0o600);
+    }
+    try {
+      const st = await fh.stat();
+      if (!st.isFile()) throw new Error(`backing file '${file}' is not a regular file`);
+      if (st.size > bytes) {
+        throw new Error(`backing file '${file}' holds ${st.size} bytes, more than the configured ${bytes}; refusing to shrink it (data would be lost)`);
+      }
+      if (st.size < bytes) await fh.truncate(bytes);
+    } catch (e) {
+      await fh.close();
+      throw e;
+    }
+    return new FileBacking(file, fh);
+  }
+
+  private handle(): import('node:fs/promises').FileHandle {
+    if (!this.fh) throw new Error(`backing file '${this.file}' is closed`);
+    return this.fh;
+  }
+
+  async read(offset: number, length: number): Promise<Uint8Array> {
+    const fh = this.handle();
+    const out = new Uint8Array(length);
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(out, done, length - done, offset + done);
+      if (bytesRead === 0) break; // past EOF: the rest stays zero
+      done += bytesRead;
+    }
+    return out;
+  }
+
+  async write(offset: number, data: Uint8Array): Promise<void> {
+    const fh = this.handle();
+    let done = 0;
+    while (done < data.length) {
+      const { bytesWritten } = await fh.write(data, done, data.length - done, offset + done);
+      if (bytesWritten <= 0) throw new Error(`short write to '${this.file}' at offset ${offset + done}`);
+      done += bytesWritten;
+    }
+  }
+
+  async zero(offset: number, length: number): Promise<void> {
+    // Node cannot punch holes (no fallocate); write zeros only where data is not already zero.
+    let zeros: Uint8Array | null = null;
+    for (let pos = 0; pos < length; pos += FileBacking.ZERO_CHUNK) {
+      const n = Math.min(FileBacking.ZERO_CHUNK, length - pos);
+      const current = await this.read(offset + pos, n);
+      if (isAllZero(current)) continue;
+      zeros ??= new Uint8Array(FileBacking.ZERO_CHUNK);
+      await this.write(offset + pos, zeros.subarray(0, n));
+    }
+  }
+
+  async flush(): Promise<void> { await this.handle().datasync(); }
+
+  async resize(bytes: number): Promise<void> {
+    const fh = this.handle();
+    await fh.truncate(bytes);
+    await fh.sync();
+  }
+
+  async close(): Promise<void> {
+    const fh = this.fh;
+    if (!fh) return;
+    this.fh = null;
+    try { await fh.datasync(); } finally { await fh.close(); }
+  }
+}
+
+export function isAllZero(b: Uint8Array): boolean {
+  // Compare 8 bytes at a time where alignment allows.
+  let i = 0;
+  if (b.byteOffset % 8 === 0) {
+    const words = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(b.length / 8));
+    for (const w of words) if (w !== 0n) return false;
+    i = words.length * 8;
+  }
+  for (; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+// ---- volume -----------------------------------------------------------------------------------
+export interface VolumeSpec {
+  name: string;
+  /** Bytes or a size string ("1GiB"); must be a multiple of the block size. */
+  size: string | number;
+  /** Backing file; absent → memory backing. */
+  file?: string;
+  blockSize?: BlockSize;
+  /** Write cache reported in the caching mode page; false → every write is followed by fdatasync. */
+  writeCache?: boolean;
+}
+
+export interface VolumeIdentity { arrayName: string; oui: number; }
+
+export class Volume {
+  readonly naa: Uint8Array;
+  readonly blockSize: BlockSize;
+  readonly writeCache: boolean;
+  private bytes: number;
+  private readonly lock = new RangeLock();
+  private closed = false;
+
+  private constructor(readonly name: string, readonly backing: BackingStore, bytes: number, blockSize: BlockSize,
+    writeCache: boolean, identity: VolumeIdentity, readonly file: string | null) {
+    this.bytes = bytes;
+    this.blockSize = blockSize;
+    this.writeCache = writeCache;
+    this.naa = deriveNaa6(identity.oui, identity.arrayName, name);
+  }
+
+  static async open(spec: VolumeSpec, identity: VolumeIdentity): Promise<Volume> {
+    if (!/^[A-Za-z0-9._-]{1,64}$/.test(spec.name)) throw new Error(`invalid volume name '${spec.name}': use 1-64 of A-Z a-z 0-9 . _ -`);
+    const blockSize = spec.blockSize ?? 512;
+    if (!SUPPORTED_BLOCK_SIZES.includes(blockSize)) throw new Error(`volume '${spec.name}': block size ${String(blockSize)} not supported (512 or 4096)`);
+    const bytes = parseSize(spec.size);
+    checkVolumeBytes(spec.name, bytes, blockSize);
+    const file = spec.file === undefined ? null : path.resolve(spec.file);
+    const backing = file === null ? new MemoryBacking(bytes) : await FileBacking.open(file, bytes);
+    return new Volume(spec.name, backing, bytes, blockSize, spec.writeCache ?? true, identity, file);
+  }
+
+  get sizeBytes(): number { return this.bytes; }
+  get blockCount(): number { return this.bytes / this.blockSize; }
+  /** 32 hex digits of the NAA identifier: the unit serial number (VPD 80h). */
+  get serial(): string { return Buffer.from(this.naa).toString('hex'); }
+  /** Where persistent reservation state is kept when APTPL is set; null for memory volumes. */
+  get prStateFile(): string | null { return this.file === null ? null : `${this.file}.pr.json`; }
+
+  async readBlocks(lba: number, count: number): Promise<Uint8Array> {
+    const [off, len] = this.range(lba, count);
+    const release = await this.lock.acquire(off, off + len, false);
+    try { return await this.backing.read(off, len); } finally { release(); }
+  }
+
+  /** Resolves after the data is in the backing store; with fua (or no write cache) after fdatasync too. */
+  async writeBlocks(lba: number, data: Uint8Array, fua = false): Promise<void> {
+    if (data.length % this.blockSize !== 0) throw new Error(`write of ${data.length} bytes is not a whole number of ${this.blockSize}-byte blocks`);
+    const [off, len] = this.range(lba, data.length / this.blockSize);
+    const release = await this.lock.acquire(off, off + len, true);
+    try {
+      await this.backing.write(off, data);
+      if (fua || !this.writeCache) await this.backing.flush();
+    } finally { release(); }
+  }
+
+  /** Deallocates (reads back zeros afterwards). */
+  async unmapBlocks(lba: number, count: number): Promise<void> {
+    const [off, len] = this.range(lba, count);
+    const release = await this.lock.acquire(off, off + len, true);
+    try {
+      await this.backing.zero(off, len);
+      if (!this.writeCache) await this.backing.flush();
+    } finally { release(); }
+  }
+
+  /** Writes one block's pattern to count blocks, in bounded pieces. */
+  async writeSameBlocks(lba: number, count: number, pattern: Uint8Array, fua = false): Promise<void> {
+    if (pattern.length !== this.blockSize) throw new Error(`WRITE SAME pattern must be one ${this.blockSize}-byte block`);
+    const [off, len] = this.range(lba, count);
+    const release = await this.lock.acquire(off, off + len, true);
+    try {
+      const piece = Math.max(1, Math.floor(WRITE_SAME_PIECE_BYTES / this.blockSize)) * this.blockSize;
+      const buf = new Uint8Array(Math.min(piece, len));
+      for (let p = 0; p < buf.length; p += this.blockSize) buf.set(pattern, p);
+      for (let done = 0; done < len; done += buf.length) {
+        await this.backing.write(off + done, buf.subarray(0, Math.min(buf.length, len - done)));
+      }
+      if (fua || !this.writeCache) await this.backing.flush();
+    } finally { release(); }
+  }
+
+  async flush(): Promise<void> {
+    this.checkOpen();
+    await this.backing.flush();
+  }
+
+  /** Changes the capacity. Shrinking destroys data past the new end and needs allowShrink. */
+  async resize(size: string | number, opts: { allowShrink?: boolean } = {}): Promise<void> {
+    this.checkOpen();
+    const bytes = parseSize(size);
+    checkVolumeBytes(this.name, bytes, this.blockSize);
+    if (bytes < this.bytes && !opts.allowShrink) {
+      throw new Error(`volume '${this.name}': shrinking from ${this.bytes} to ${bytes} bytes destroys data; pass allowShrink`);
+    }
+    const release = await this.lock.acquire(0, Number.MAX_SAFE_INTEGER, true);
+    try {
+      await this.backing.resize(bytes);
+      this.bytes = bytes;
+    } finally { release(); }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    const release = await this.lock.acquire(0, Number.MAX_SAFE_INTEGER, true);
+    try {
+      this.closed = true;
+      await this.backing.close();
+    } finally { release(); }
+  }
+
+  /** Durable replacement of the persistent-reservation state file (null removes it). */
+  async savePrState(json: string | null): Promise<void> {
+    const file = this.prStateFile;
+    if (file === null) return;
+    if (json === null) {
+      await fsp.rm(file, { force: true });
+      await syncDirectory(path.dirname(file));
+      return;
+    }
+    const tmp = `${file}.tmp`;
+    const fh = await fsp.open(tmp, 'w', 0o600);
+    try {
+      await fh.writeFile(json);
+      await fh.datasync();
+    } finally { await fh.close(); }
+    await fsp.rename(tmp, file);
+    await syncDirectory(path.dirname(file));
+  }
+
+  async loadPrState(): Promise<string | null> {
+    const file = this.prStateFile;
+    if (file === null) return null;
+    try {
+      return await fsp.readFile(file, 'utf8');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw e;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new Error(`volume '${this.name}' is closed`);
+  }
+
+  /** Byte range for an LBA range; callers (the SCSI layer) have range-checked, this is the last guard. */
+  private range(lba: number, count: number): [number, number] {
+    this.checkOpen();
+    if (!Number.isSafeInteger(lba) || !Number.isSafeInteger(count) || lba < 0 || count < 0 || lba + count > this.blockCount) {
+      throw new RangeError(`volume '${this.name}': blocks ${lba}+${count} outside 0..${this.blockCount}`);
+    }
+    return [lba * this.blockSize, count * this.blockSize];
+  }
+}
+
+const WRITE_SAME_PIECE_BYTES = 1024 * 1024;
+
+function checkVolumeBytes(name: string, bytes: number, blockSize: number): void {
+  if (bytes <= 0 || bytes % blockSize !== 0) {
+    throw new Error(`volume '${name}': size ${bytes} must be a positive multiple of the ${blockSize}-byte block size`);
+  }
+}
+
+async function syncDirectory(dir: string): Promise<void> {
+  const fh = await fsp.open(dir, 'r');
+  try { await fh.sync(); } finally { await fh.close(); }
+}
