@@ -1,0 +1,216 @@
+/**
+ * Links: how an N_Port (an HBA's port, an array's target port) attaches to the simulated fabric.
+ *
+ * On a Unix stream socket each frame travels as a 4-byte big-endian length N followed by N bytes:
+ * the 24-byte FC-2 header and the data field (no SOF/EOF/CRC). One socket connection is one
+ * physical link; the peer is hostile, so a length outside [24, 24 + 2112] closes the link (the peer
+ * sees link down) instead of being trusted. In-process peers use `linkPair()`, which delivers
+ * asynchronously so neither side re-enters the other.
+ *
+ * A link emits 'frame' (Uint8Array, owned by the listener) and, exactly once, 'down' (reason).
+ * Taps see every frame sent ('tx') and received ('rx') — the pcap writer uses them.
+ */
+import { EventEmitter } from 'node:events';
+import { existsSync, lstatSync, unlinkSync } from 'node:fs';
+import net from 'node:net';
+import { FC_HEADER_SIZE, FC_MAX_FRAME } from './fc/frame.js';
+
+export const LINK_LENGTH_PREFIX = 4;
+
+export type LinkDirection = 'tx' | 'rx';
+export type LinkTap = (direction: LinkDirection, frame: Uint8Array) => void;
+
+export interface LinkEvents {
+  frame: [frame: Uint8Array];
+  down: [reason: string];
+}
+
+export abstract class Link extends EventEmitter<LinkEvents> {
+  private readonly taps = new Set<LinkTap>();
+  private downReason: string | null = null;
+
+  constructor(readonly description: string) {
+    super();
+  }
+
+  get isUp(): boolean {
+    return this.downReason === null;
+  }
+
+  addTap(tap: LinkTap): () => void {
+    this.taps.add(tap);
+    return () => this.taps.delete(tap);
+  }
+
+  /** Send one frame (header + payload). Returns false when the link is down (the frame is dropped). */
+  send(frame: Uint8Array): boolean {
+    if (!this.isUp) return false;
+    if (frame.length < FC_HEADER_SIZE || frame.length > FC_MAX_FRAME) {
+      throw new RangeError(`frame of ${frame.length} bytes is outside ${FC_HEADER_SIZE}..${FC_MAX_FRAME}`);
+    }
+    for (const tap of this.taps) tap('tx', frame);
+    this.transmit(frame);
+    return true;
+  }
+
+  /** Take the link down; idempotent. */
+  close(reason = 'closed locally'): void {
+    if (!this.isUp) return;
+    this.downReason = reason;
+    this.shutdown();
+    this.emit('down', reason);
+  }
+
+  protected deliver(frame: Uint8Array): void {
+    if (!this.isUp) return;
+    for (const tap of this.taps) tap('rx', frame);
+    this.emit('frame', frame);
+  }
+
+  protected abstract transmit(frame: Uint8Array): void;
+  protected abstract shutdown(): void;
+}
+
+/**
+ * Splits a byte stream into length-prefixed frames. Checks each length before buffering the
+ * frame, so a hostile peer cannot make it allocate more than one maximum frame.
+ */
+export class FrameStreamDecoder {
+  private pending: Buffer = Buffer.alloc(0);
+
+  /** Feed bytes; returns the complete frames, or throws RangeError on a bad length. */
+  push(chunk: Uint8Array): Uint8Array[] {
+    this.pending = this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
+    const frames: Uint8Array[] = [];
+    let at = 0;
+    while (this.pending.length - at >= LINK_LENGTH_PREFIX) {
+      const length = this.pending.readUInt32BE(at);
+      if (length < FC_HEADER_SIZE || length > FC_MAX_FRAME) {
+        throw new RangeError(`link frame length ${length} is outside ${FC_HEADER_SIZE}..${FC_MAX_FRAME}`);
+      }
+      if (this.pending.length - at - LINK_LENGTH_PREFIX < length) break;
+      const start = at + LINK_LENGTH_PREFIX;
+      frames.push(new Uint8Array(this.pending.subarray(start, start + length)));
+      at = start + length;
+    }
+    this.pending = Buffer.from(this.pending.subarray(at));
+    return frames;
+  }
+
+  get bufferedBytes(): number {
+    return this.pending.length;
+  }
+}
+
+export function encodeLinkFrame(frame: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(LINK_LENGTH_PREFIX + frame.length);
+  out.writeUInt32BE(frame.length, 0);
+  out.set(frame, LINK_LENGTH_PREFIX);
+  return out;
+}
+
+/** A link over a connected stream socket. */
+export class SocketLink extends Link {
+  private readonly decoder = new FrameStreamDecoder();
+
+  constructor(
+    private readonly socket: net.Socket,
+    description = 'socket link',
+  ) {
+    super(description);
+    socket.on('data', (chunk) => this.onData(chunk));
+    socket.on('error', (err) => this.close(`socket error: ${err.message}`));
+    socket.on('close', () => this.close('peer closed the link'));
+    socket.on('end', () => this.close('peer closed the link'));
+  }
+
+  private onData(chunk: Buffer): void {
+    let frames: Uint8Array[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (err) {
+      this.close(`protocol error: ${(err as Error).message}`);
+      return;
+    }
+    for (const f of frames) this.deliver(f);
+  }
+
+  protected transmit(frame: Uint8Array): void {
+    this.socket.write(encodeLinkFrame(frame));
+  }
+
+  protected shutdown(): void {
+    this.socket.destroy();
+  }
+}
+
+/** An in-process link: two ends, each delivering to the other on a later turn of the event loop. */
+class MemoryLinkEnd extends Link {
+  peer!: MemoryLinkEnd;
+
+  protected transmit(frame: Uint8Array): void {
+    const copy = frame.slice();
+    const peer = this.peer;
+    setImmediate(() => peer.deliverFromPeer(copy));
+  }
+
+  deliverFromPeer(frame: Uint8Array): void {
+    this.deliver(frame);
+  }
+
+  protected shutdown(): void {
+    const peer = this.peer;
+    setImmediate(() => peer.close('peer closed the link'));
+  }
+}
+
+export function linkPair(description = 'memory link'): [Link, Link] {
+  const a = new MemoryLinkEnd(`${description} (a)`);
+  const b = new MemoryLinkEnd(`${description} (b)`);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+/** Connect to a fabric's link socket. */
+export function connectLink(path: string): Promise<SocketLink> {
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ path });
+    const onError = (err: Error): void => reject(err);
+    socket.once('error', onError);
+    socket.once('connect', () => {
+      socket.off('error', onError);
+      resolve(new SocketLink(socket, `link to ${path}`));
+    });
+  });
+}
+
+/** Listening side: each accepted connection becomes a SocketLink handed to onLink. */
+export class LinkListener {
+  private constructor(
+    private readonly server: net.Server,
+    readonly path: string,
+  ) {}
+
+  static listen(path: string, onLink: (link: SocketLink) => void): Promise<LinkListener> {
+    removeStaleSocket(path);
+    return new Promise((resolve, reject) => {
+      let n = 0;
+      const server = net.createServer((socket) => onLink(new SocketLink(socket, `link ${++n} on ${path}`)));
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve(new LinkListener(server, path));
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A socket file left by a previous run would make listen() fail with EADDRINUSE; anything else is kept. */
+export function removeStaleSocket(path: string): void {
+  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
+}
