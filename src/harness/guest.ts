@@ -1,0 +1,512 @@
+/**
+ * Real-guest harness: boots the Debian forky kernel (7.2, stock qla2xxx 10.02.x) under the
+ * rootfs's QEMU 11.1 (which has the vfio-user-pci client), attaches the project's emulated
+ * HBAs over vfio-user sockets, runs a shell script in a busybox initramfs and returns the
+ * serial log. Environment built once by `bash scripts/guest/prepare.sh` (cache directory
+ * $NPIV_HBA_CACHE, default /var/cache/npiv-hba).
+ *
+ * Typical use in a test under test/guest/:
+ *
+ *   import { runGuest, haveGuestEnvironment } from '../../src/harness/guest.js';
+ *   // start the device server first; QEMU connects once, at startup, and never reconnects
+ *   const run = await runGuest({
+ *     devices: ['/tmp/x/vport0.sock'],
+ *     qlaParams: { ql2xextended_error_logging: '0x40000000' },
+ *     script: 'wait_for /sys/class/fc_host/host0 30 || exit 3\ncat /sys/class/fc_host/host0/port_name\nexit 0',
+ *     timeoutMs: 180_000,
+ *   });
+ *   expect(run.timedOut).toBe(false);
+ *   expect(run.exitStatus).toBe(0);
+ *
+ * What the guest does (scripts/guest/init.sh): mounts proc/sys/devtmpfs/devpts and tmpfs on
+ * /run, /tmp; insmods sd_mod, sg, scsi_dh_*, dm-mod, dm-multipath (+ path selectors), the
+ * FC/NVMe-FC transport and qla2xxx (with `qlaParams`); prints one `GUEST:PCI <bdf>
+ * <vendor>:<device> subsys=.. class=.. irq=.. driver=..` line per PCI function; then runs the
+ * script with busybox sh (`/test.sh`) and prints `GUEST:EXIT=<its status>` and powers off.
+ * The script runs as root with stdout/stderr on the serial console. Available in the guest:
+ * busybox, all sg3-utils tools (sg_inq, sg_readcap, sg_luns, sg_turs, ...), lsscsi, lspci,
+ * fio, multipath/multipathd/kpartx/mpathpersist (DM_DISABLE_UDEV=1, no udev daemon),
+ * modules as /lib/modules/<name>.ko, and shell helpers from /lib/guest-functions.sh:
+ *   load_qla [param=value ...]   insmod qla2xxx (use with `loadQla: false`)
+ *   wait_for PATH [SECONDS]      poll for a file, status 1 on timeout
+ * Lines the script wants the test to see structurally should start with `GUEST:`; they are
+ * returned (tag removed) in `guestLines`. With `firmware: false` the initramfs carries no
+ * ql2400/ql2500 firmware files, so qla2xxx loads firmware from the adapter's flash.
+ *
+ * Every run is wrapped in a hard timeout that kills QEMU (SIGTERM, then SIGKILL); a run never
+ * throws because of what the guest does — inspect the result. Each device sits behind its own
+ * pcie-root-port, so the first HBA appears in the guest at 0000:01:00.0, the second at
+ * 0000:02:00.0, and so on. Guest RAM is a shared memfd so that DMA_MAP carries fds.
+ * Accelerator: KVM only when kvm_intel or kvm_amd is loaded (a /dev/kvm from kvm_pvm cannot run
+ * this kernel), otherwise multi-threaded TCG.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { appendFile, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { buildCpio, normaliseArchivePath, type CpioEntry } from './cpio.js';
+
+/** Default cache directory, shared with scripts/guest/prepare.sh. */
+export const DEFAULT_CACHE_DIR = '/var/cache/npiv-hba';
+/** Name of the file prepare.sh writes last, describing the built environment. */
+export const GUEST_ENV_FILE = 'guest-env.json';
+/** Tag that marks harness lines in the serial log. */
+export const GUEST_TAG = 'GUEST:';
+
+const DEFAULT_MEM_MIB = 512;
+const DEFAULT_SMP = 2;
+const DEFAULT_TIMEOUT_MS = 180_000;
+const KILL_GRACE_MS = 2_000;
+const DEFAULT_SOCKET_WAIT_MS = 5_000;
+const SOCKET_POLL_MS = 50;
+/** Serial output kept in memory per run; the rest is counted but dropped. */
+const MAX_OUTPUT_CHARS = 64 * 1024 * 1024;
+const EXIT_LINE = /^GUEST:EXIT=(\d+)\s*$/;
+/** Kernel command-line words the guest's /init understands (scripts/guest/init.sh). */
+const CMDLINE_QLA_PARAMS = 'qla_params=';
+const CMDLINE_QLA_SKIP = 'qla_skip';
+/** Top-level initramfs names that are symlinks into /usr (merged /usr); see guestArchivePath. */
+const MERGED_USR_LINKS = ['bin', 'sbin', 'lib', 'lib64'];
+
+export interface GuestEnvironment {
+  cacheDir: string;
+  /** Extracted Debian forky rootfs (QEMU, kernel modules, tools). */
+  rootfs: string;
+  kernelRelease: string;
+  /** Kernel image QEMU boots: the uncompressed vmlinux (PVH) when available, else vmlinuz. */
+  kernel: string;
+  vmlinuz: string;
+  initramfs: string;
+  initramfsNoFirmware: string;
+  /** The rootfs's dynamic loader and library directory (QEMU runs through them). */
+  loader: string;
+  libraryDir: string;
+  qemuBinary: string;
+  /** Firmware/BIOS directories for QEMU's -L. */
+  qemuDataDirs: string[];
+  qemuModuleDir: string;
+}
+
+const SETUP_HINT = 'run `bash scripts/guest/prepare.sh` (as root) to build the guest environment';
+
+function cacheDirectory(cacheDir?: string): string {
+  return cacheDir ?? process.env.NPIV_HBA_CACHE ?? DEFAULT_CACHE_DIR;
+}
+
+function requireString(record: Record<string, unknown>, key: string, file: string): string {
+  const value = record[key];
+  if (typeof value !== 'string' || value === '') {
+    throw new Error(`${file}: missing "${key}"; ${SETUP_HINT}`);
+  }
+  return value;
+}
+
+/**
+ * Locates the cached rootfs, kernel and initramfs built by scripts/guest/prepare.sh.
+ * Throws an Error that tells the user to run prepare.sh when anything is missing.
+ */
+export function guestEnvironment(cacheDir?: string): GuestEnvironment {
+  const dir = cacheDirectory(cacheDir);
+  const envFile = join(dir, GUEST_ENV_FILE);
+  if (!existsSync(envFile)) {
+    throw new Error(`no guest environment in ${dir} (${GUEST_ENV_FILE} not found); ${SETUP_HINT}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(envFile, 'utf8'));
+  } catch (error) {
+    throw new Error(`${envFile} is not valid JSON (${(error as Error).message}); ${SETUP_HINT}`);
+  }
+  if (typeof parsed !== 'object' || parsed === null) throw new Error(`${envFile}: not an object; ${SETUP_HINT}`);
+  const record = parsed as Record<string, unknown>;
+  const rootfs = requireString(record, 'rootfs', envFile);
+  const vmlinuz = requireString(record, 'vmlinuz', envFile);
+  const vmlinux = typeof record.vmlinux === 'string' ? record.vmlinux : null;
+  const libraryDir = join(rootfs, 'usr/lib/x86_64-linux-gnu');
+  const environment: GuestEnvironment = {
+    cacheDir: dir,
+    rootfs,
+    kernelRelease: requireString(record, 'kernelRelease', envFile),
+    kernel: vmlinux !== null && existsSync(vmlinux) ? vmlinux : vmlinuz,
+    vmlinuz,
+    initramfs: requireString(record, 'initramfs', envFile),
+    initramfsNoFirmware: requireString(record, 'initramfsNoFirmware', envFile),
+    loader: join(libraryDir, 'ld-linux-x86-64.so.2'),
+    libraryDir,
+    qemuBinary: join(rootfs, 'usr/bin/qemu-system-x86_64'),
+    qemuDataDirs: [join(rootfs, 'usr/share/qemu'), join(rootfs, 'usr/share/seabios')],
+    qemuModuleDir: join(libraryDir, 'qemu'),
+  };
+  for (const path of [
+    environment.kernel,
+    environment.initramfs,
+    environment.initramfsNoFirmware,
+    environment.loader,
+    environment.qemuBinary,
+  ]) {
+    if (!existsSync(path)) throw new Error(`guest environment incomplete: ${path} is missing; ${SETUP_HINT}`);
+  }
+  return environment;
+}
+
+/** True when guestEnvironment() would succeed (use to skip real-guest tests). */
+export function haveGuestEnvironment(cacheDir?: string): boolean {
+  try {
+    guestEnvironment(cacheDir);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export type Accelerator = 'kvm' | 'tcg';
+
+/**
+ * KVM only on hosts with real VMX/SVM (kvm_intel / kvm_amd loaded): a /dev/kvm provided by
+ * kvm_pvm emulates guest kernel code instruction by instruction and fails on this kernel.
+ * NPIV_HBA_ACCEL=tcg|kvm overrides.
+ */
+export function chooseAccelerator(): Accelerator {
+  const forced = process.env.NPIV_HBA_ACCEL;
+  if (forced === 'kvm' || forced === 'tcg') return forced;
+  const hardwareKvm = existsSync('/sys/module/kvm_intel') || existsSync('/sys/module/kvm_amd');
+  return hardwareKvm && existsSync('/dev/kvm') ? 'kvm' : 'tcg';
+}
+
+/** One emulated HBA: the vfio-user socket of a running device server. */
+export interface GuestDevice {
+  socket: string;
+  /** QEMU device id (default vport<N>). */
+  id?: string;
+  /** Extra vfio-user-pci properties merged into the JSON -device object. */
+  properties?: Record<string, unknown>;
+}
+
+export interface GuestFile {
+  /** Path inside the guest, e.g. "/etc/foo.conf" (bin/, sbin/, lib/ map into /usr). */
+  path: string;
+  data: string | Uint8Array;
+  /** Permission bits, default 0o644. */
+  mode?: number;
+}
+
+export interface RunGuestOptions {
+  /** vfio-user sockets, one -device (behind its own pcie-root-port) each. Default none. */
+  devices?: readonly (string | GuestDevice)[];
+  /** Guest shell script (busybox sh), run as /test.sh; its exit status becomes exitStatus. */
+  script?: string;
+  /** More files to put into the guest's initramfs. */
+  extraFiles?: readonly GuestFile[];
+  /** qla2xxx module parameters for the load at boot. */
+  qlaParams?: Readonly<Record<string, string | number | boolean>>;
+  /** Load qla2xxx at boot (default true); false leaves it to the script (`load_qla ...`). */
+  loadQla?: boolean;
+  /** Include ql2400/ql2500 firmware files in the initramfs (default true). */
+  firmware?: boolean;
+  /** Guest RAM in MiB (default 512), always a shared memfd backend. */
+  memMiB?: number;
+  /** Virtual CPUs (default 2). */
+  smp?: number;
+  /** Hard limit for the whole run; QEMU is killed when it expires (default 180 s). */
+  timeoutMs?: number;
+  /** Extra kernel command-line words (e.g. ['loglevel=7']). */
+  kernelArgs?: readonly string[];
+  /** Extra QEMU arguments, appended last. */
+  qemuArgs?: readonly string[];
+  /** Called with every serial line as it arrives (without the line terminator). */
+  onLine?: (line: string) => void;
+  /** Override the accelerator choice (chooseAccelerator()). */
+  accel?: Accelerator;
+  /** How long to wait for each device socket to appear before starting QEMU (default 5 s). */
+  socketWaitMs?: number;
+  /** Aborting kills QEMU like the timeout does (result.aborted = true). */
+  signal?: AbortSignal;
+  /** Cache directory override (default $NPIV_HBA_CACHE or /var/cache/npiv-hba). */
+  cacheDir?: string;
+}
+
+export interface GuestRunResult {
+  /** Status printed as GUEST:EXIT=<n> (the script's exit status); null if the guest never got there. */
+  exitStatus: number | null;
+  /** The whole serial log (kernel messages + script output), '\n'-separated. */
+  output: string;
+  /** Lines that started with GUEST:, with the tag removed (e.g. "EXIT=0", "PCI 0000:01:00.0 ..."). */
+  guestLines: string[];
+  qemuStderr: string;
+  /** QEMU's exit code; null when it was killed by a signal. */
+  qemuExitCode: number | null;
+  qemuSignal: NodeJS.Signals | null;
+  /** True when the hard timeout killed QEMU. */
+  timedOut: boolean;
+  aborted: boolean;
+  /** True when output exceeded the in-memory limit and later lines were dropped. */
+  outputTruncated: boolean;
+  /** The QEMU command line that ran (loader, binary and arguments), for failure messages. */
+  command: string[];
+  accel: Accelerator;
+}
+
+/**
+ * Maps a guest path to its archive name. bin, sbin, lib and lib64 are symlinks in the base
+ * initramfs (merged /usr); an appended archive that created them as directories would make
+ * the kernel replace the symlink and cut the guest off from its libraries.
+ */
+export function guestArchivePath(path: string): string {
+  const normalised = normaliseArchivePath(path);
+  const [first, ...rest] = normalised.split('/');
+  if (first !== undefined && MERGED_USR_LINKS.includes(first)) {
+    if (rest.length === 0) throw new Error(`cannot replace the guest's /${first} symlink`);
+    return ['usr', first, ...rest].join('/');
+  }
+  return normalised;
+}
+
+/** Builds the run-time archive: /test.sh and extra files plus their parent directories. */
+export function buildOverlayArchive(script: string | undefined, extraFiles: readonly GuestFile[]): Uint8Array {
+  const encoder = new TextEncoder();
+  const entries: CpioEntry[] = [];
+  const directories = new Set<string>();
+  const addFile = (path: string, data: Uint8Array, mode: number): void => {
+    const name = guestArchivePath(path);
+    const parts = name.split('/');
+    for (let depth = 1; depth < parts.length; depth++) {
+      const parent = parts.slice(0, depth).join('/');
+      if (!directories.has(parent)) {
+        directories.add(parent);
+        entries.push({ type: 'dir', path: parent });
+      }
+    }
+    entries.push({ type: 'file', path: name, data, mode });
+  };
+  if (script !== undefined) addFile('test.sh', encoder.encode(script), 0o755);
+  for (const file of extraFiles) {
+    const data = typeof file.data === 'string' ? encoder.encode(file.data) : file.data;
+    addFile(file.path, data, file.mode ?? 0o644);
+  }
+  return buildCpio(entries);
+}
+
+function qlaParamWord(params: Readonly<Record<string, string | number | boolean>>): string | null {
+  const words: string[] = [];
+  for (const [name, value] of Object.entries(params)) {
+    const text = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
+    if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`invalid qla2xxx parameter name ${JSON.stringify(name)}`);
+    if (!/^[A-Za-z0-9_.:x+-]+$/.test(text)) {
+      throw new Error(`qla2xxx parameter ${name}: value ${JSON.stringify(text)} cannot go on the kernel command line`);
+    }
+    words.push(`${name}=${text}`);
+  }
+  return words.length > 0 ? `${CMDLINE_QLA_PARAMS}${words.join(',')}` : null;
+}
+
+function positiveInteger(value: number, name: string): number {
+  if (!Number.isInteger(value) || value <= 0) throw new Error(`runGuest: ${name} must be a positive integer, got ${value}`);
+  return value;
+}
+
+async function waitForSockets(paths: readonly string[], waitMs: number): Promise<void> {
+  const deadline = Date.now() + waitMs;
+  for (const path of paths) {
+    while (!existsSync(path) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, SOCKET_POLL_MS));
+    }
+    // A missing socket is left for QEMU to report ("Failed to connect to ...") in qemuStderr.
+  }
+}
+
+/** Builds the QEMU argument list (without the loader prefix). Exported for inspection in tests. */
+export function qemuArguments(
+  environment: GuestEnvironment,
+  initrd: string,
+  options: RunGuestOptions,
+  accel: Accelerator,
+): string[] {
+  const memMiB = positiveInteger(options.memMiB ?? DEFAULT_MEM_MIB, 'memMiB');
+  const smp = positiveInteger(options.smp ?? DEFAULT_SMP, 'smp');
+  const cmdline = ['console=ttyS0', 'panic=-1', 'quiet'];
+  const qlaWord = qlaParamWord(options.qlaParams ?? {});
+  if (qlaWord !== null) cmdline.push(qlaWord);
+  if (options.loadQla === false) cmdline.push(CMDLINE_QLA_SKIP);
+  for (const word of options.kernelArgs ?? []) {
+    if (/\s/.test(word) || word === '') throw new Error(`kernel argument ${JSON.stringify(word)} must be one word`);
+    cmdline.push(word);
+  }
+
+  const args: string[] = [];
+  for (const dir of environment.qemuDataDirs) args.push('-L', dir);
+  if (accel === 'kvm') args.push('-accel', 'kvm', '-cpu', 'host');
+  else args.push('-accel', 'tcg,thread=multi');
+  args.push(
+    '-smp', String(smp),
+    '-m', String(memMiB),
+    '-object', `memory-backend-memfd,id=mem,size=${memMiB}M,share=on`,
+    '-machine', 'q35,memory-backend=mem',
+    '-display', 'none',
+    '-nodefaults',
+    '-no-reboot',
+    '-serial', 'stdio',
+    '-kernel', environment.kernel,
+    '-initrd', initrd,
+    '-append', cmdline.join(' '),
+  );
+  (options.devices ?? []).forEach((device, index) => {
+    const spec: GuestDevice = typeof device === 'string' ? { socket: device } : device;
+    const port = `rp${index}`;
+    args.push('-device', `pcie-root-port,id=${port},chassis=${index + 1},bus=pcie.0`);
+    args.push(
+      '-device',
+      JSON.stringify({
+        driver: 'vfio-user-pci',
+        id: spec.id ?? `vport${index}`,
+        bus: port,
+        socket: { type: 'unix', path: spec.socket },
+        ...spec.properties,
+      }),
+    );
+  });
+  args.push(...(options.qemuArgs ?? []));
+  return args;
+}
+
+/**
+ * Boots the guest, runs `options.script`, and resolves when QEMU has exited (normally by the
+ * guest's poweroff, or killed by the timeout / abort signal). Rejects only for harness
+ * problems (environment missing, bad options, QEMU could not be started).
+ */
+export async function runGuest(options: RunGuestOptions = {}): Promise<GuestRunResult> {
+  const environment = guestEnvironment(options.cacheDir);
+  const accel = options.accel ?? chooseAccelerator();
+  const timeoutMs = positiveInteger(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
+  const started = Date.now();
+
+  const workDir = await mkdtemp(join(tmpdir(), 'npiv-hba-guest-'));
+  try {
+    // Base archive + run-time overlay in one file: QEMU's -initrd takes a single file and
+    // Linux unpacks concatenated cpio archives in order.
+    const initrd = join(workDir, 'initrd.cpio');
+    const base = options.firmware === false ? environment.initramfsNoFirmware : environment.initramfs;
+    await copyFile(base, initrd);
+    await appendFile(initrd, buildOverlayArchive(options.script, options.extraFiles ?? []));
+
+    const args = qemuArguments(environment, initrd, options, accel);
+    const sockets = (options.devices ?? []).map((device) => (typeof device === 'string' ? device : device.socket));
+    await waitForSockets(sockets, Math.min(options.socketWaitMs ?? DEFAULT_SOCKET_WAIT_MS, timeoutMs));
+
+    const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
+    return await runQemu(environment, args, accel, remainingMs, options);
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+function runQemu(
+  environment: GuestEnvironment,
+  args: string[],
+  accel: Accelerator,
+  timeoutMs: number,
+  options: RunGuestOptions,
+): Promise<GuestRunResult> {
+  const command = [
+    environment.loader,
+    '--library-path',
+    environment.libraryDir,
+    '--argv0',
+    basename(environment.qemuBinary),
+    environment.qemuBinary,
+    ...args,
+  ];
+  return new Promise((resolve, reject) => {
+    const [program, ...programArgs] = command as [string, ...string[]];
+    const child = spawn(program, programArgs, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, QEMU_MODULE_DIR: environment.qemuModuleDir },
+      cwd: dirname(environment.kernel),
+    });
+
+    const lines: string[] = [];
+    const guestLines: string[] = [];
+    let outputChars = 0;
+    let outputTruncated = false;
+    let partial = '';
+    let stderr = '';
+    let timedOut = false;
+    let aborted = false;
+    let killTimer: NodeJS.Timeout | undefined;
+
+    const takeLine = (raw: string): void => {
+      const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
+      if (outputChars + line.length + 1 > MAX_OUTPUT_CHARS) {
+        outputTruncated = true;
+        return;
+      }
+      outputChars += line.length + 1;
+      lines.push(line);
+      if (line.startsWith(GUEST_TAG)) guestLines.push(line.slice(GUEST_TAG.length));
+      options.onLine?.(line);
+    };
+
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (chunk: string) => {
+      const pieces = (partial + chunk).split('\n');
+      partial = pieces.pop() ?? '';
+      for (const piece of pieces) takeLine(piece);
+      // A line without a terminator that keeps growing is still bounded by the output limit.
+      if (partial.length > MAX_OUTPUT_CHARS) {
+        takeLine(partial);
+        partial = '';
+      }
+    });
+    child.stderr.setEncoding('utf8');
+    child.stderr.on('data', (chunk: string) => {
+      if (stderr.length < MAX_OUTPUT_CHARS) stderr += chunk;
+    });
+
+    const kill = (): void => {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
+    };
+    const timer = setTimeout(() => {
+      timedOut = true;
+      kill();
+    }, timeoutMs);
+    const onAbort = (): void => {
+      aborted = true;
+      kill();
+    };
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+
+    child.on('error', (error) => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      reject(new Error(`could not start QEMU (${command.slice(0, 5).join(' ')}): ${error.message}`));
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(timer);
+      if (killTimer) clearTimeout(killTimer);
+      options.signal?.removeEventListener('abort', onAbort);
+      if (partial !== '') takeLine(partial);
+      let exitStatus: number | null = null;
+      for (const line of lines) {
+        const match = EXIT_LINE.exec(line);
+        if (match?.[1] !== undefined) exitStatus = Number.parseInt(match[1], 10);
+      }
+      resolve({
+        exitStatus,
+        output: lines.join('\n'),
+        guestLines,
+        qemuStderr: stderr,
+        qemuExitCode: code,
+        qemuSignal: signal,
+        timedOut,
+        aborted,
+        outputTruncated,
+        command,
+        accel,
+      });
+    });
+  });
+}
