@@ -14,7 +14,17 @@
  *  - Received fds are close-on-exec (MSG_CMSG_CLOEXEC); control-message truncation
  *    (MSG_CTRUNC) is reported via `ctrunc` and the fds that did arrive are returned
  *    so that the caller can close them.
+ *  - Argument errors (wrong type, out of range) throw TypeError / RangeError as is.
+ *
+ * The addon is loaded on first use, so importing this module never fails; a missing
+ * build is reported (with the command that fixes it) by the first call.
  */
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorName } from 'node:util';
+
 export interface RecvResult {
   /** Bytes read into the buffer; 0 means the peer closed the connection. */
   bytes: number;
@@ -25,7 +35,10 @@ export interface RecvResult {
 }
 
 export interface PollHandle {
-  /** Stops watching; idempotent. Does not close the fd. */
+  /**
+   * Stops watching; idempotent, and safe from inside the callback. Does not close the fd
+   * (stop before closing it). A handle dropped without stop() keeps watching.
+   */
   stop(): void;
 }
 
@@ -42,13 +55,26 @@ export interface NativeShim {
   unixConnect(path: string): number;
   /** socketpair(AF_UNIX, SOCK_STREAM) for tests. */
   socketPair(): [number, number];
-  /** recvmsg into buf[offset..offset+length) with room for maxFds fds. */
+  /** recvmsg into buf[offset..offset+length) (length >= 1) with room for maxFds (0..253) fds. */
   recvmsg(fd: number, buf: Uint8Array, offset: number, length: number, maxFds: number): RecvResult | null;
-  /** sendmsg of data with fds as SCM_RIGHTS; returns bytes written (may be short); null on EAGAIN. */
+  /**
+   * sendmsg of data with fds (at most 253) as SCM_RIGHTS; returns bytes written (may be short;
+   * the fds travel with the first byte written); null on EAGAIN. Fds need data.length >= 1.
+   * MSG_NOSIGNAL: a closed peer throws EPIPE instead of raising SIGPIPE.
+   */
   sendmsg(fd: number, data: Uint8Array, fds: readonly number[]): number | null;
-  /** mmap(MAP_SHARED) of length bytes at file offset; prot bit0=read bit1=write. External ArrayBuffer, no copy. */
+  /**
+   * mmap(MAP_SHARED) of length bytes at file offset; prot bit0=read bit1=write. External ArrayBuffer, no copy.
+   * offset must be page-aligned and, for a regular file, the range must lie within the file
+   * (EINVAL otherwise: touching pages past EOF would SIGBUS). The mapping is always readable;
+   * without the write bit, writing to it faults — never write to a read-only mapping.
+   * Unmapped by munmap() or, failing that, when the buffer is garbage-collected.
+   */
   mmap(fd: number, length: number, offset: bigint, prot: number): ArrayBuffer;
-  /** munmap of an ArrayBuffer returned by mmap; afterwards the buffer is detached (byteLength 0). */
+  /**
+   * munmap of an ArrayBuffer returned by mmap; afterwards the buffer is detached (byteLength 0).
+   * Unmapping an already unmapped buffer is a no-op; any other ArrayBuffer is a TypeError.
+   */
   munmap(buf: ArrayBuffer): void;
   /** eventfd(initval, EFD_CLOEXEC|EFD_NONBLOCK). */
   eventfd(initval: number): number;
@@ -58,7 +84,12 @@ export interface NativeShim {
   eventfdRead(fd: number): bigint | null;
   /** memfd_create(name, MFD_CLOEXEC) + ftruncate(size), for tests and shared guest RAM. */
   memfdCreate(name: string, size: number): number;
-  /** uv_poll on fd; callback(events) with POLL_* bits, or (0, errno) on a poll error. */
+  /**
+   * uv_poll on fd; callback(events) with POLL_* bits, or (0, errno) on a poll error (the
+   * watch is then already stopped). One watch per fd: a second poll() of a watched fd
+   * throws EEXIST. The fd is switched to non-blocking. An active watch keeps the event
+   * loop alive; a stopped one does not.
+   */
   poll(fd: number, events: number, callback: (events: number, errno: number) => void): PollHandle;
   /** close(2). */
   close(fd: number): void;
@@ -79,3 +110,99 @@ export class NativeError extends Error {
     this.name = 'NativeError';
   }
 }
+
+/** The shape of errors the addon throws for a failed syscall (see native/src/common.cc). */
+interface AddonErrnoError extends Error {
+  errno: number;
+  syscall: string;
+}
+
+function isAddonErrnoError(error: unknown): error is AddonErrnoError {
+  return (
+    error instanceof Error &&
+    typeof (error as Partial<AddonErrnoError>).errno === 'number' &&
+    typeof (error as Partial<AddonErrnoError>).syscall === 'string'
+  );
+}
+
+/** Turns an addon errno error into a NativeError; anything else (TypeError, RangeError) passes through. */
+function translateError(error: unknown): unknown {
+  if (!isAddonErrnoError(error)) return error;
+  const code = getSystemErrorName(-error.errno);
+  const translated = new NativeError(`${code}: ${error.message}`, error.syscall, error.errno, code);
+  translated.stack = `${translated.name}: ${translated.message}\n${(error.stack ?? '').split('\n').slice(1).join('\n')}`;
+  return translated;
+}
+
+function call<T>(operation: () => T): T {
+  try {
+    return operation();
+  } catch (error) {
+    throw translateError(error);
+  }
+}
+
+const PACKAGE_NAME = 'npiv-hba';
+const ADDON_RELATIVE_PATH = ['native', 'build', 'Release', 'npiv_native.node'] as const;
+
+/**
+ * The package root: the nearest directory above this module whose package.json is ours.
+ * Works from src/native/ (vitest) and from dist/src/native/ (after tsc) alike.
+ */
+function findPackageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    const manifest = join(dir, 'package.json');
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === PACKAGE_NAME) return dir;
+      } catch {
+        // unreadable or not JSON: not our package root, keep walking up
+      }
+    }
+    if (dirname(dir) === dir) throw new Error(`npiv native shim: no ${PACKAGE_NAME} package.json above ${start}`);
+  }
+}
+
+/** Absolute path of the compiled addon. */
+export function nativeAddonPath(): string {
+  return join(findPackageRoot(), ...ADDON_RELATIVE_PATH);
+}
+
+let binding: NativeShim | undefined;
+
+function addon(): NativeShim {
+  if (binding) return binding;
+  const path = nativeAddonPath();
+  try {
+    binding = createRequire(import.meta.url)(path) as NativeShim;
+  } catch (cause) {
+    throw new Error(
+      `npiv native shim could not be loaded from ${path} (build it with \`npx node-gyp rebuild --directory=native\`): ${
+        cause instanceof Error ? cause.message : String(cause)
+      }`,
+      { cause },
+    );
+  }
+  return binding;
+}
+
+/** The shim. Every method loads the addon on first use and throws NativeError for syscall failures. */
+export const native: NativeShim = {
+  unixListen: (path, backlog) => call(() => addon().unixListen(path, backlog)),
+  unixAccept: (listenFd) => call(() => addon().unixAccept(listenFd)),
+  unixConnect: (path) => call(() => addon().unixConnect(path)),
+  socketPair: () => call(() => addon().socketPair()),
+  recvmsg: (fd, buf, offset, length, maxFds) => call(() => addon().recvmsg(fd, buf, offset, length, maxFds)),
+  sendmsg: (fd, data, fds) => call(() => addon().sendmsg(fd, data, fds)),
+  mmap: (fd, length, offset, prot) => call(() => addon().mmap(fd, length, offset, prot)),
+  munmap: (buf) => call(() => addon().munmap(buf)),
+  eventfd: (initval) => call(() => addon().eventfd(initval)),
+  eventfdWrite: (fd, value) => call(() => addon().eventfdWrite(fd, value)),
+  eventfdRead: (fd) => call(() => addon().eventfdRead(fd)),
+  memfdCreate: (name, size) => call(() => addon().memfdCreate(name, size)),
+  poll: (fd, events, callback) => call(() => addon().poll(fd, events, callback)),
+  close: (fd) => call(() => addon().close(fd)),
+  fdSize: (fd) => call(() => addon().fdSize(fd)),
+  isOpen: (fd) => call(() => addon().isOpen(fd)),
+};

@@ -1,0 +1,47 @@
+/**
+ * Shared helpers for the native shim tests: fd bookkeeping (so a failing test does not
+ * leak fds into the next one) and /proc views of this process.
+ */
+import { readFileSync } from 'node:fs';
+
+import { native } from '../../../src/native/index.js';
+
+/** Open-file status flags as Linux reports them in /proc/<pid>/fdinfo (octal, asm-generic/fcntl.h). */
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+/** The `flags:` line of /proc/self/fdinfo/<fd>. */
+export function fdFlags(fd: number): number {
+  const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('flags:'));
+  if (!line) throw new Error(`no flags line in fdinfo of fd ${fd}`);
+  return Number.parseInt(line.slice('flags:'.length).trim(), 8);
+}
+
+/** Number of mappings of memfd `name` in /proc/self/maps. */
+export function memfdMappingCount(name: string): number {
+  return readFileSync('/proc/self/maps', 'utf8')
+    .split('\n')
+    .filter((line) => line.includes(`/memfd:${name} `) || line.endsWith(`/memfd:${name}`)).length;
+}
+
+/** Tracks fds a test opens; closes the ones the test left open. */
+export class FdTracker {
+  private readonly open = new Set<number>();
+
+  add<T extends number | readonly number[]>(fds: T): T {
+    for (const fd of typeof fds === 'number' ? [fds] : fds) this.open.add(fd);
+    return fds;
+  }
+
+  close(fd: number): void {
+    this.open.delete(fd);
+    native.close(fd);
+  }
+
+  closeAll(): void {
+    for (const fd of this.open) native.close(fd);
+    this.open.clear();
+  }
+}
