@@ -1,0 +1,145 @@
+/**
+ * RISC→host event FIFO of an ISP24xx/25xx with the host_status latch and CLR_RISC_INT
+ * acknowledge (isp25xx.md §2.3, §9.3; qla2xxx 10.02.x qla24xx_intr_handler / qla24xx_msix_default).
+ *
+ * Only the head event is latched: its mailbox values are visible in the outbound mailbox
+ * registers and host_status = mb0 << 16 | HSRX_RISC_INT | type. hccr CLR_RISC_INT pops it and
+ * latches the next one synchronously. Events latch even with interrupts disabled (ictrl = 0)
+ * because qla2xxx completes every probe-time mailbox command by polling host_status.
+ */
+import type { IspHost } from './host.js';
+
+export const HOST_STATUS = {
+  RISC_INT: 0x8000, // HSRX_RISC_INT
+  RISC_PAUSED: 0x0100, // HSRX_RISC_PAUSED
+} as const;
+
+/** Interrupt type codes, host_status bits 7:0 (qla_def.h INTR_*). */
+export const INTR_TYPE = {
+  ROM_MB_SUCCESS: 0x01,
+  ROM_MB_FAILED: 0x02,
+  MB_SUCCESS: 0x10,
+  MB_FAILED: 0x11,
+  ASYNC_EVENT: 0x12,
+  RSP_QUE_UPDATE: 0x13,
+} as const;
+
+export const MAILBOX_COUNT = 32;
+
+export interface IspEvent {
+  type: number;
+  /** mb0..mb31 to present in the outbound mailboxes (null: response-queue update, no mailboxes). */
+  mailboxes: Uint16Array | null;
+}
+
+/** Upper bound on queued events: a driver that never acknowledges cannot grow memory without limit. */
+const EVENT_FIFO_LIMIT = 256;
+
+export type EventTrace = (event: string, detail: Record<string, unknown>) => void;
+
+export class EventFifo {
+  private readonly queue: IspEvent[] = [];
+  private latched: IspEvent | null = null;
+  /** Interrupt line state as last driven (INTx level; for MSI: "message sent for the latched event"). */
+  private asserted = false;
+  private interruptsEnabled = false;
+
+  constructor(
+    private readonly host: IspHost,
+    /** Receives the latched event's mailboxes (the outbound register array). */
+    private readonly outbound: Uint16Array,
+    private readonly trace: EventTrace = () => {},
+  ) {}
+
+  get pending(): number {
+    return this.queue.length + (this.latched ? 1 : 0);
+  }
+
+  get latchedEvent(): IspEvent | null {
+    return this.latched;
+  }
+
+  /** host_status bits 31:16 and 15:0 (without the paused bit, which registers.ts adds). */
+  hostStatus(): number {
+    const e = this.latched;
+    if (!e) return 0;
+    const mb0 = e.mailboxes ? e.mailboxes[0]! : 0;
+    return ((mb0 << 16) | HOST_STATUS.RISC_INT | e.type) >>> 0;
+  }
+
+  /** Queues a mailbox completion or async event. */
+  push(event: IspEvent): void {
+    if (this.pending >= EVENT_FIFO_LIMIT) {
+      this.trace('event_err_fifo_overflow', { type: event.type });
+      return;
+    }
+    this.queue.push(event);
+    if (!this.latched) this.latchNext();
+  }
+
+  /**
+   * A response-queue update. Merged into a queued-but-unlatched 0x13 event: the handler drains
+   * the ring up to rsp_q_in anyway. A latched 0x13 (handler running) gets a new one behind it.
+   */
+  pushResponseUpdate(): void {
+    if (this.queue.some((e) => e.type === INTR_TYPE.RSP_QUE_UPDATE)) return;
+    this.push({ type: INTR_TYPE.RSP_QUE_UPDATE, mailboxes: null });
+  }
+
+  /** hccr CLR_RISC_INT: drop the latched event, latch the next. */
+  acknowledge(): void {
+    this.latched = null;
+    this.updateLine();
+    this.latchNext();
+  }
+
+  /** Soft reset: forget everything, deassert. */
+  clear(): void {
+    this.queue.length = 0;
+    this.latched = null;
+    this.updateLine();
+  }
+
+  /** ictrl ICRX_EN_RISC_INT. */
+  setInterruptsEnabled(enabled: boolean): void {
+    this.interruptsEnabled = enabled;
+    this.updateLine();
+  }
+
+  /** The guest changed INTx/MSI/MSI-X wiring: re-drive the current state. */
+  interruptRoutingChanged(): void {
+    if (this.asserted) {
+      this.host.setIntx(false);
+      this.asserted = false;
+    }
+    this.updateLine();
+  }
+
+  private latchNext(): void {
+    const next = this.queue.shift();
+    if (!next) return;
+    this.latched = next;
+    if (next.mailboxes) this.outbound.set(next.mailboxes.subarray(0, MAILBOX_COUNT));
+    this.updateLine();
+  }
+
+  /** Level for INTx; one message per latched event for MSI/MSI-X (all on vector 0). */
+  private updateLine(): void {
+    const want = this.latched !== null && this.interruptsEnabled;
+    const mode = this.host.interruptMode();
+    if (mode === 'intx' || mode === 'none') {
+      if (want !== this.asserted) {
+        this.asserted = want;
+        if (mode === 'intx') this.host.setIntx(want);
+        else if (want) this.trace('event_ub_no_interrupt_mode', {});
+      }
+      return;
+    }
+    if (want && !this.asserted) {
+      this.asserted = true;
+      this.host.sendMessage(0);
+    } else if (!want) {
+      this.asserted = false;
+    }
+  }
+}

@@ -1,0 +1,95 @@
+/**
+ * FabricPort: the narrow seam between the emulated ISP2532 firmware (firmware.ts) and the SAN
+ * side (src/san/initiator.ts, an N_Port initiator engine over a link). The firmware turns the
+ * guest's mailbox commands and IOCBs into these calls; every ELS/CT/FCP exchange named here is
+ * carried out on the vport's link by the implementation. Port IDs are 24-bit N_Port IDs
+ * (domain << 16 | area << 8 | al_pa); names are 64-bit WWNs.
+ */
+import type { TaskManagementFunction } from '../scsi/api.js';
+
+export interface FabricLoginResult {
+  /** N_Port ID the fabric assigned (FLOGI/FDISC LS_ACC D_ID). */
+  portId: number;
+  /** F_Port name from the FLOGI/FDISC LS_ACC (what MBC 0x6A returns for handle 0x7FE). */
+  fabricPortName: bigint;
+  /** Fabric name (F_Port's node name in the LS_ACC): fc_host fabric_name. */
+  fabricName: bigint;
+  /** Negotiated link speed in Gbit/s (1, 2, 4, 8, 16). */
+  speedGbps: number;
+}
+
+/** An ELS that the remote port answered with LS_RJT, or that could not be delivered. */
+export interface ElsFailure {
+  ok: false;
+  /** 'rejected': LS_RJT (reason/explanation valid); 'no-response': timeout / no such port / link down. */
+  kind: 'rejected' | 'no-response';
+  reason?: number;
+  explanation?: number;
+}
+
+export type PlogiResult = { ok: true; wwpn: bigint; wwnn: bigint; receiveDataSize: number } | ElsFailure;
+
+/** PRLI accept for FC-4 type 8 (FCP): word 3 of the accepted service parameter page. */
+export type PrliResult = { ok: true; serviceParamWord3: number } | ElsFailure;
+
+export type AdiscResult = { ok: true; wwpn: bigint; wwnn: bigint; portId: number } | ElsFailure;
+
+export type FabricEvent =
+  | { type: 'link-down' }
+  | { type: 'link-up' }
+  /** RSCN payload page: format 0 port, 1 area, 2 domain, 3 fabric; address = affected 24-bit ID. */
+  | { type: 'rscn'; format: number; address: number };
+
+export interface FcpCommand {
+  /** 8-byte FCP LUN as sent (SAM LUN structure). */
+  lun: Uint8Array;
+  /** 16-byte CDB. */
+  cdb: Uint8Array;
+  direction: 'none' | 'read' | 'write';
+  /** FCP_DL. */
+  expectedLength: number;
+  /** Write data (length <= expectedLength), gathered from the guest's data segments. */
+  dataOut: Uint8Array | null;
+  /** Exchange tag for aborts (the firmware uses the IOCB handle). */
+  taskTag: number;
+}
+
+export interface FcpResult {
+  /** SAM status byte. */
+  scsiStatus: number;
+  /** Fixed-format sense data with CHECK CONDITION. */
+  sense: Uint8Array | null;
+  /** Read data returned (may be shorter than FCP_DL: underrun). */
+  dataIn: Uint8Array | null;
+  /** Bytes actually transferred (write) when the target took fewer than FCP_DL; default = all. */
+  transferred?: number;
+  /** The exchange failed at the transport level (ABTS, link loss, logged out). */
+  transportError?: 'aborted' | 'port-unavailable' | 'logged-out' | 'timeout';
+}
+
+export interface FabricPort {
+  /** True while the vport's link is up (light on the wire). */
+  isLinkUp(): boolean;
+  /** FLOGI (physical port) or FDISC (NPIV vport) with the vport's names. */
+  login(wwpn: bigint, wwnn: bigint): Promise<FabricLoginResult>;
+  /** Fabric LOGO; the firmware calls this on reset/stop. */
+  logout(): Promise<void>;
+  plogi(portId: number): Promise<PlogiResult>;
+  /** PRLI for FCP (type 8) as initiator. */
+  prli(portId: number): Promise<PrliResult>;
+  adisc(portId: number): Promise<AdiscResult>;
+  logo(portId: number): Promise<void>;
+  prlo(portId: number): Promise<void>;
+  /**
+   * CT request (full CT IU: preamble + command + payload) to a well-known server (0xFFFFFC name
+   * server); resolves with the full CT IU response (accept or reject). maxResponse caps its size.
+   */
+  ct(serverPortId: number, request: Uint8Array, maxResponse: number): Promise<Uint8Array>;
+  fcp(portId: number, command: FcpCommand): Promise<FcpResult>;
+  /** Resolves with the FCP_RSP_INFO response code (0 = complete). */
+  taskManagement(portId: number, lun: Uint8Array, fn: TaskManagementFunction): Promise<number>;
+  /** ABTS for an outstanding exchange (by taskTag); resolves true if the exchange was found. */
+  abort(portId: number, taskTag: number): Promise<boolean>;
+  /** Link and fabric notifications; returns an unsubscribe function. */
+  onEvent(listener: (event: FabricEvent) => void): () => void;
+}

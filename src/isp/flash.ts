@@ -1,0 +1,214 @@
+/**
+ * Flash of an ISP2532 (2 MiB, QLE2562 layout) and the flash/NVRAM access windows of the
+ * flash_addr/flash_data registers, as qla2xxx 10.02.x qla_sup.c reads them
+ * (qla24xx_read_flash_dword, qla25xx_read_optrom_data, qla2xxx_get_flash_info).
+ *
+ * The image is 0xFF (erased) except:
+ *   byte 0x080000  firmware region (FLT default for 25xx): a generated two-segment image whose
+ *                  headers carry the version; qla24xx_load_risc_flash() loads it by mailbox when
+ *                  the guest lacks ql2500_fw.bin. No vendor firmware is included or executed.
+ *   byte 0x120000  VPD of PCI function 0 (512 bytes)
+ *   byte 0x120200  NVRAM of PCI function 0 (struct nvram_24xx, 512 bytes)
+ * Absent ROM images, FLT and FDT make the driver use its 25xx defaults (isp25xx.md §3.2).
+ */
+import { buildNvram, buildVpd, NVRAM_SIZE, type NvramOptions } from './nvram.js';
+
+export const FLASH_SIZE_2532 = 0x200000;
+export const FLASH_LAYOUT = {
+  FIRMWARE: 0x080000,
+  VPD_FUNC0: 0x120000,
+  NVRAM_FUNC0: 0x120200,
+} as const;
+
+/** Register-visible address windows (high bits of flash_addr, qla_def.h flash_*_off). */
+export const FLASH_WINDOW = {
+  DATA: 0x7ff00000,
+  CONF: 0x7ffd0000,
+  NVRAM_DATA: 0x7ffe0000,
+  NVRAM_CONF: 0x7fff0000,
+  MASK_64K: 0xffff0000,
+} as const;
+
+/** Flash config addresses (dword index within FLASH_WINDOW.CONF). */
+export const FLASH_CONF = {
+  /** Manufacturer id (LSB) / device id (MSB). */
+  MFR_DEVICE_ID: 0x03ab,
+  /** JEDEC RDID. */
+  JEDEC_ID: 0x009f,
+  /** Write-protect control (data 0 = unprotect). */
+  WRITE_PROTECT: 0x0101,
+  /** 0x300 | opcode: erase / sector protect commands. */
+  COMMAND_BASE: 0x0300,
+} as const;
+
+/** A 16-Mbit serial flash: ST/Micron M25P16-like (man 0x20, dev 0x15). */
+const FLASH_MFR_ID = 0x20;
+const FLASH_DEVICE_ID = 0x15;
+const FLASH_JEDEC = 0x00152020;
+/** Opcode of the 64 KiB sector erase used by the driver's flash update path (0xD8). */
+const FLASH_CMD_SECTOR_ERASE = 0xd8;
+const FLASH_SECTOR_SIZE = 0x10000;
+
+/** Firmware image header (big-endian dwords, qla24xx_load_risc_flash / FA_RISC_CODE_SEGMENTS). */
+export const FW_SEGMENT = {
+  RISC_ADDRESS: 2,
+  LENGTH_DWORDS: 3,
+  VERSION: 4, // dwords 4..7: major, minor, subminor, attributes
+  RISC_ATTRIBUTES: 9,
+  HEADER_DWORDS: 10,
+} as const;
+
+export interface FirmwareVersion {
+  major: number;
+  minor: number;
+  subminor: number;
+  attributes: number;
+}
+
+/** The version the generated image and MBC 0x08 both report. */
+export const EMULATED_FW_VERSION: FirmwareVersion = { major: 8, minor: 7, subminor: 3, attributes: 0 };
+
+/** RISC load addresses of the two generated segments (RISC_START_ADDRESS_2400 and a second bank). */
+const FW_SEGMENTS = [
+  { riscAddress: 0x00100000, lengthDwords: 16 },
+  { riscAddress: 0x00108000, lengthDwords: 16 },
+] as const;
+
+/** Builds the generated two-segment firmware image (not executable; only its headers matter). */
+export function buildFirmwareImage(version: FirmwareVersion = EMULATED_FW_VERSION): Uint8Array {
+  const total = FW_SEGMENTS.reduce((n, s) => n + s.lengthDwords, 0);
+  const img = new Uint8Array(total * 4);
+  const dv = new DataView(img.buffer);
+  let dw = 0;
+  for (const seg of FW_SEGMENTS) {
+    dv.setUint32((dw + FW_SEGMENT.RISC_ADDRESS) * 4, seg.riscAddress, false);
+    dv.setUint32((dw + FW_SEGMENT.LENGTH_DWORDS) * 4, seg.lengthDwords, false);
+    dv.setUint32((dw + FW_SEGMENT.VERSION) * 4, version.major, false);
+    dv.setUint32((dw + FW_SEGMENT.VERSION + 1) * 4, version.minor, false);
+    dv.setUint32((dw + FW_SEGMENT.VERSION + 2) * 4, version.subminor, false);
+    dv.setUint32((dw + FW_SEGMENT.VERSION + 3) * 4, version.attributes, false);
+    dw += seg.lengthDwords;
+  }
+  return img;
+}
+
+export interface FlashOptions extends NvramOptions {
+  /** VPD identifier string (model description). */
+  description: string;
+  serialNumber: string;
+}
+
+export function buildFlashImage(o: FlashOptions): Uint8Array {
+  const flash = new Uint8Array(FLASH_SIZE_2532).fill(0xff);
+  flash.set(buildFirmwareImage(), FLASH_LAYOUT.FIRMWARE);
+  flash.set(buildVpd(o.description, { PN: o.model, SN: o.serialNumber, EC: 'A', MN: '1077' }), FLASH_LAYOUT.VPD_FUNC0);
+  const nvram = buildNvram(o);
+  if (nvram.length !== NVRAM_SIZE) throw new Error('NVRAM size mismatch');
+  flash.set(nvram, FLASH_LAYOUT.NVRAM_FUNC0);
+  return flash;
+}
+
+export type FlashTrace = (event: string, detail: Record<string, unknown>) => void;
+
+/**
+ * The flash as the register window sees it. Reads of unmapped window addresses return
+ * 0xFFFFFFFF (erased); every access is bounds-checked against the image.
+ */
+export class FlashStore {
+  private writeProtected = true;
+
+  constructor(
+    readonly image: Uint8Array,
+    private readonly trace: FlashTrace = () => {},
+  ) {
+    if (image.length % 4 !== 0) throw new Error('flash image size must be a multiple of 4');
+  }
+
+  get sizeBytes(): number {
+    return this.image.length;
+  }
+
+  /** One dword read through flash_addr (bit 31 already stripped). */
+  readWindow(address: number): number {
+    const window = (address & FLASH_WINDOW.MASK_64K) >>> 0;
+    if (window === FLASH_WINDOW.CONF) return this.readConf(address & 0xffff);
+    if (window === FLASH_WINDOW.NVRAM_DATA || window === FLASH_WINDOW.NVRAM_CONF) {
+      // 24xx-only windows: a 2532 keeps NVRAM in flash. Reads as erased.
+      this.trace('flash_ub_nvram_window', { address });
+      return 0xffffffff;
+    }
+    const dword = address - FLASH_WINDOW.DATA;
+    if (dword >= 0 && dword * 4 < this.image.length) return this.readDword(dword * 4);
+    this.trace('flash_err_read_out_of_range', { address });
+    return 0xffffffff;
+  }
+
+  /** One dword write through flash_addr with bit 31 set (program, or a flash-config command). */
+  writeWindow(address: number, data: number): void {
+    const window = (address & FLASH_WINDOW.MASK_64K) >>> 0;
+    if (window === FLASH_WINDOW.CONF) {
+      this.writeConf(address & 0xffff, data >>> 0);
+      return;
+    }
+    const dword = address - FLASH_WINDOW.DATA;
+    if (dword >= 0 && dword * 4 < this.image.length) {
+      if (this.writeProtected) {
+        this.trace('flash_err_write_protected', { address });
+        return;
+      }
+      // NOR programming can only clear bits; an erase sets them again.
+      const off = dword * 4;
+      const cur = this.readDword(off);
+      new DataView(this.image.buffer, this.image.byteOffset).setUint32(off, (cur & data) >>> 0, true);
+      return;
+    }
+    this.trace('flash_err_write_out_of_range', { address });
+  }
+
+  /** Bulk read for the MBC 0x0C DMA path; null if the range is outside the flash. */
+  readBytes(byteOffset: number, length: number): Uint8Array | null {
+    if (byteOffset < 0 || length < 0 || byteOffset + length > this.image.length) return null;
+    return this.image.slice(byteOffset, byteOffset + length);
+  }
+
+  private readDword(off: number): number {
+    return new DataView(this.image.buffer, this.image.byteOffset).getUint32(off, true);
+  }
+
+  private readConf(reg: number): number {
+    switch (reg) {
+      case FLASH_CONF.MFR_DEVICE_ID:
+        return (FLASH_DEVICE_ID << 8) | FLASH_MFR_ID;
+      case FLASH_CONF.JEDEC_ID:
+        return FLASH_JEDEC;
+      default:
+        this.trace('flash_ub_conf_read', { reg });
+        return 0;
+    }
+  }
+
+  private writeConf(reg: number, data: number): void {
+    if (reg === FLASH_CONF.WRITE_PROTECT) {
+      this.writeProtected = data !== 0;
+      return;
+    }
+    if ((reg & 0xff00) === FLASH_CONF.COMMAND_BASE) {
+      const opcode = reg & 0xff;
+      if (opcode === FLASH_CMD_SECTOR_ERASE) {
+        // The driver sends the byte address in flash byte order (addr[23:16], [15:8], [7:0] swizzled
+        // as ((a & 0xff) << 16) | (a & 0xff00) | ((a >> 16) & 0xff)); undo it.
+        const addr = ((data & 0xff) << 16) | (data & 0xff00) | ((data >>> 16) & 0xff);
+        const start = addr & ~(FLASH_SECTOR_SIZE - 1);
+        if (!this.writeProtected && start + FLASH_SECTOR_SIZE <= this.image.length) {
+          this.image.fill(0xff, start, start + FLASH_SECTOR_SIZE);
+        } else {
+          this.trace('flash_err_erase_refused', { addr, writeProtected: this.writeProtected });
+        }
+        return;
+      }
+      this.trace('flash_ub_conf_command', { opcode, data });
+      return;
+    }
+    this.trace('flash_ub_conf_write', { reg, data });
+  }
+}

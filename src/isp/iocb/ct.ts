@@ -1,0 +1,114 @@
+/**
+ * CT Pass-Through IOCB (0x29) of the emulated ISP2532 firmware (qla2xxx 10.02.x qla24xx_ct_iocb /
+ * qla24xx_prep_ms_iocb; isp25xx.md §4.10). Name-server requests (handle 0x7FC) are carried to the
+ * fabric's directory server over the link; the management server (0x7EF: FDMI, GPSC) gets a clean
+ * CT reject built here ("command not supported"), which makes the driver drop FDMI and GPSC.
+ * Request and response buffers may be the same DMA buffer: the request is read whole first.
+ */
+import {
+  CS_COMPLETE,
+  CS_PORT_LOGGED_OUT,
+  CT_CMD_BYTE_COUNT,
+  CT_CMD_DSD_COUNT,
+  CT_COMP_STATUS,
+  CT_DSD_REQUEST,
+  CT_DSD_RESPONSE,
+  CT_NPORT_HANDLE,
+  CT_RSP_BYTE_COUNT,
+  CT_RSP_DSD_COUNT,
+  DSD64_ADDRESS,
+  DSD64_LENGTH,
+  RF_INV_E_PARAM,
+} from '../../../assembly/shared/iocb-mgmt.js';
+import { NPH, WELL_KNOWN, type IspFirmware } from '../firmware.js';
+import { declined, echo, view } from './common.js';
+
+/** CT IU preamble (FC-GS): 16 bytes; response code at 8 (BE), reason 13, explanation 14. */
+export const CT_IU = {
+  PREAMBLE_SIZE: 16,
+  REVISION: 0,
+  GS_TYPE: 4,
+  GS_SUBTYPE: 5,
+  COMMAND_RESPONSE: 8,
+  REASON_CODE: 13,
+  EXPLANATION: 14,
+} as const;
+export const CT_ACCEPT = 0x8002;
+export const CT_REJECT = 0x8001;
+/** CT reject reason "command not supported" (the driver disables GPSC on 0x0B). */
+export const CT_REASON_NOT_SUPPORTED = 0x0b;
+
+/** CT payloads larger than this are refused (GPN_FT for 2048 ports is 32 KiB). */
+const CT_MAX_BYTES = 0x10000;
+
+function completion(request: Uint8Array, comp: number, responseBytes: number): Uint8Array {
+  const c = echo(request);
+  const dv = view(c);
+  dv.setUint16(CT_COMP_STATUS, comp, true);
+  dv.setUint32(CT_RSP_BYTE_COUNT, responseBytes >>> 0, true);
+  return c;
+}
+
+/** A CT reject IU answering request. */
+export function ctReject(request: Uint8Array, reason: number, explanation = 0): Uint8Array {
+  const r = new Uint8Array(CT_IU.PREAMBLE_SIZE);
+  r.set(request.subarray(0, 8));
+  new DataView(r.buffer).setUint16(CT_IU.COMMAND_RESPONSE, CT_REJECT, false);
+  r[CT_IU.REASON_CODE] = reason;
+  r[CT_IU.EXPLANATION] = explanation;
+  return r;
+}
+
+export async function handleCtPassThrough(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+  const dv = view(request);
+  const handle = dv.getUint16(CT_NPORT_HANDLE, true);
+  const cmdDsds = dv.getUint16(CT_CMD_DSD_COUNT, true);
+  const rspDsds = dv.getUint16(CT_RSP_DSD_COUNT, true);
+  const cmdBytes = dv.getUint32(CT_CMD_BYTE_COUNT, true);
+  const rspBytes = dv.getUint32(CT_RSP_BYTE_COUNT, true);
+  const reqAddr = dv.getBigUint64(CT_DSD_REQUEST + DSD64_ADDRESS, true);
+  const reqLen = dv.getUint32(CT_DSD_REQUEST + DSD64_LENGTH, true);
+  const rspAddr = dv.getBigUint64(CT_DSD_RESPONSE + DSD64_ADDRESS, true);
+  const rspLen = dv.getUint32(CT_DSD_RESPONSE + DSD64_LENGTH, true);
+  if (
+    cmdDsds !== 1 ||
+    rspDsds !== 1 ||
+    cmdBytes < CT_IU.PREAMBLE_SIZE ||
+    cmdBytes > CT_MAX_BYTES ||
+    cmdBytes > reqLen ||
+    rspBytes < CT_IU.PREAMBLE_SIZE ||
+    rspBytes > CT_MAX_BYTES ||
+    rspBytes > rspLen
+  ) {
+    fw.guestError('ct_err_descriptor', { cmdDsds, rspDsds, cmdBytes, reqLen, rspBytes, rspLen });
+    return declined(request, RF_INV_E_PARAM);
+  }
+  const ct = fw.dmaRead(reqAddr, cmdBytes);
+  if (!ct) return declined(request, RF_INV_E_PARAM);
+  if (!fw.dmaReadable(rspAddr, rspBytes)) {
+    fw.guestError('ct_err_response_unmapped', { rspAddr: rspAddr.toString(16), rspBytes });
+    return declined(request, RF_INV_E_PARAM);
+  }
+
+  let response: Uint8Array;
+  if (handle === NPH.SNS) {
+    const ns = fw.logins.get(NPH.SNS);
+    if (!ns || !fw.fabric || fw.link !== 'up') return completion(request, CS_PORT_LOGGED_OUT, 0);
+    const gen = fw.generation;
+    try {
+      response = await fw.fabric.ct(WELL_KNOWN.NAME_SERVER, ct, rspBytes);
+    } catch (e) {
+      fw.traceEvent('ct_err_fabric', { error: String(e) });
+      return completion(request, CS_PORT_LOGGED_OUT, 0);
+    }
+    if (gen !== fw.generation) return completion(request, CS_PORT_LOGGED_OUT, 0);
+  } else if (handle === NPH.MGMT_SERVER) {
+    response = ctReject(ct, CT_REASON_NOT_SUPPORTED);
+  } else {
+    fw.guestError('ct_err_handle', { handle });
+    return completion(request, CS_PORT_LOGGED_OUT, 0);
+  }
+  const out = response.subarray(0, Math.min(response.length, rspBytes));
+  if (!fw.dmaWrite(rspAddr, out)) return declined(request, RF_INV_E_PARAM);
+  return completion(request, CS_COMPLETE, out.length);
+}

@@ -1,0 +1,65 @@
+/**
+ * Outstanding FCP exchanges of the emulated firmware, keyed by the 32-bit IOCB handle the driver
+ * chose, so that Abort IO and Task Management IOCBs can find and complete them
+ * (isp25xx.md §4.5, §4.6, §9.1 "exchange table").
+ */
+export interface ActiveExchange {
+  handle: number;
+  nportHandle: number;
+  portId: number;
+  /** 8-byte FCP LUN in wire order (already un-swapped). */
+  lun: Uint8Array;
+  /** FCP exchange tag used with the FabricPort (abort). */
+  taskTag: number;
+  /**
+   * Completes the command now with the given comp_status (e.g. CS_ABORTED) instead of its
+   * normal result; the late result is then discarded. Returns false if it already completed.
+   */
+  terminate(compStatus: number): boolean;
+}
+
+export class ExchangeTable {
+  private readonly byHandle = new Map<number, ActiveExchange>();
+
+  get size(): number {
+    return this.byHandle.size;
+  }
+
+  add(x: ActiveExchange): boolean {
+    if (this.byHandle.has(x.handle)) return false; // handle reuse while outstanding: guest error
+    this.byHandle.set(x.handle, x);
+    return true;
+  }
+
+  remove(handle: number): void {
+    this.byHandle.delete(handle);
+  }
+
+  get(handle: number): ActiveExchange | undefined {
+    return this.byHandle.get(handle);
+  }
+
+  /** Exchanges to a port (and LUN, if given). */
+  matching(portId: number, lun: Uint8Array | null): ActiveExchange[] {
+    const out: ActiveExchange[] = [];
+    for (const x of this.byHandle.values()) {
+      if (x.portId !== portId) continue;
+      if (lun && !sameLun(x.lun, lun)) continue;
+      out.push(x);
+    }
+    return out;
+  }
+
+  all(): ActiveExchange[] {
+    return [...this.byHandle.values()];
+  }
+
+  clear(): void {
+    this.byHandle.clear();
+  }
+}
+
+function sameLun(a: Uint8Array, b: Uint8Array): boolean {
+  for (let i = 0; i < 8; i++) if (a[i] !== b[i]) return false;
+  return true;
+}

@@ -1,0 +1,176 @@
+/**
+ * Login/Logout Port IOCB (0x52) of the emulated ISP2532 firmware: PLOGI(+PRLI), PRLI, ADISC/PDISC,
+ * LOGO, PRLO carried out as real ELS exchanges through the FabricPort, and the N_Port handle table
+ * kept the way qla2xxx 10.02.x qla24xx_logio_entry / qla24xx_login_fabric read it (isp25xx.md §4.7).
+ */
+import {
+  CS_COMPLETE,
+  CS_IOCB_ERROR,
+  LCF_COMMAND_ADISC,
+  LCF_COMMAND_LOGO,
+  LCF_COMMAND_MASK,
+  LCF_COMMAND_PDISC,
+  LCF_COMMAND_PLOGI,
+  LCF_COMMAND_PRLI,
+  LCF_COMMAND_PRLO,
+  LCF_COMMAND_TPRLO,
+  LCF_COND_PLOGI,
+  LCF_IMPL_LOGO,
+  LCF_NVME_PRLI,
+  LCF_SKIP_PRLI,
+  LIO_CLASS3_VALID_INDEX,
+  LOGIO_COMP_STATUS,
+  LOGIO_CONTROL_FLAGS,
+  LOGIO_IO_PARAMETER,
+  LOGIO_IO_PARAMETER_COUNT,
+  LOGIO_NPORT_HANDLE,
+  LOGIO_PORT_ID,
+  LSC_SCODE_CMD_FAILED,
+  LSC_SCODE_CMD_PARAM_ERR,
+  LSC_SCODE_ELS_REJECT,
+  LSC_SCODE_NOLINK,
+  LSC_SCODE_NOT_LOGGED_IN,
+  LSC_SCODE_NPORT_USED,
+  LSC_SCODE_PORTID_USED,
+} from '../../../assembly/shared/iocb-mgmt.js';
+import type { ElsFailure } from '../fabric-port.js';
+import type { IspFirmware, RemoteLogin } from '../firmware.js';
+import { echo, readPortIdLe, view } from './common.js';
+
+/** Highest N_Port handle (max_loop_id 0x7FF on 24xx/25xx). */
+const MAX_NPORT_HANDLE = 0x7ff;
+/** PRLI word 3 bits passed to io_parameter[0]: target/initiator function, confirmed completion.
+ *  BIT8 (retry, FCP-2) is withheld: FC-tape error recovery is not modelled. */
+const PRLI_WORD3_REPORTED = 0x00b3;
+/** Class 3 service parameters valid (any non-zero value in io_parameter[9]). */
+const CLASS3_VALID = 0x80000000;
+
+function logioResult(request: Uint8Array, comp: number, params: number[] = []): Uint8Array {
+  const c = echo(request);
+  const dv = view(c);
+  dv.setUint16(LOGIO_COMP_STATUS, comp, true);
+  for (let i = 0; i < LOGIO_IO_PARAMETER_COUNT; i++) {
+    dv.setUint32(LOGIO_IO_PARAMETER + 4 * i, (params[i] ?? 0) >>> 0, true);
+  }
+  return c;
+}
+
+const success = (request: Uint8Array, l: RemoteLogin | null) => {
+  const params: number[] = [];
+  params[0] = l ? l.prliWord3 & PRLI_WORD3_REPORTED : 0;
+  params[LIO_CLASS3_VALID_INDEX] = CLASS3_VALID;
+  return logioResult(request, CS_COMPLETE, params);
+};
+const failure = (request: Uint8Array, subcode: number, detail = 0) =>
+  logioResult(request, CS_IOCB_ERROR, [subcode, detail]);
+
+function elsFailure(request: Uint8Array, f: ElsFailure): Uint8Array {
+  if (f.kind === 'rejected') return failure(request, LSC_SCODE_ELS_REJECT, ((f.reason ?? 0) << 8) | (f.explanation ?? 0));
+  return failure(request, LSC_SCODE_CMD_FAILED);
+}
+
+export async function handleLoginLogout(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+  const dv = view(request);
+  const nportHandle = dv.getUint16(LOGIO_NPORT_HANDLE, true);
+  const flags = dv.getUint16(LOGIO_CONTROL_FLAGS, true);
+  const portId = readPortIdLe(request, LOGIO_PORT_ID);
+  const command = flags & LCF_COMMAND_MASK;
+  if (nportHandle > MAX_NPORT_HANDLE) {
+    fw.guestError('logio_err_handle', { nportHandle });
+    return failure(request, LSC_SCODE_CMD_PARAM_ERR);
+  }
+  const fabric = fw.fabric;
+  if (fw.link !== 'up' || !fabric) {
+    // LOGO/PRLO with the link down still frees the handle, as firmware does.
+    if (command === LCF_COMMAND_LOGO) {
+      fw.logins.delete(nportHandle);
+      return success(request, null);
+    }
+    return failure(request, LSC_SCODE_NOLINK);
+  }
+  const gen = fw.generation;
+  const stale = () => gen !== fw.generation;
+
+  switch (command) {
+    case LCF_COMMAND_PLOGI: {
+      const existing = fw.logins.get(nportHandle);
+      if (existing && existing.portId !== portId) return failure(request, LSC_SCODE_NPORT_USED, existing.portId);
+      const other = fw.loginByPortId(portId);
+      if (other && other.handle !== nportHandle) return failure(request, LSC_SCODE_PORTID_USED, other.handle);
+      if (existing && flags & LCF_COND_PLOGI && (existing.prliComplete || flags & LCF_SKIP_PRLI)) {
+        return success(request, existing);
+      }
+      const plogi = await fabric.plogi(portId);
+      if (stale()) return failure(request, LSC_SCODE_NOLINK);
+      if (!plogi.ok) {
+        fw.logins.delete(nportHandle);
+        return elsFailure(request, plogi);
+      }
+      const login: RemoteLogin = {
+        handle: nportHandle,
+        portId,
+        wwpn: plogi.wwpn,
+        wwnn: plogi.wwnn,
+        receiveDataSize: plogi.receiveDataSize,
+        prliWord3: 0,
+        prliComplete: false,
+      };
+      fw.logins.set(nportHandle, login);
+      if (!(flags & LCF_SKIP_PRLI)) await doPrli(fw, login);
+      if (stale()) return failure(request, LSC_SCODE_NOLINK);
+      return success(request, login);
+    }
+    case LCF_COMMAND_PRLI: {
+      const login = fw.logins.get(nportHandle);
+      if (!login || login.portId !== portId) return failure(request, LSC_SCODE_NOT_LOGGED_IN);
+      if (flags & LCF_NVME_PRLI) return failure(request, LSC_SCODE_CMD_FAILED); // no FC-NVMe
+      const f = await doPrli(fw, login);
+      if (stale()) return failure(request, LSC_SCODE_NOLINK);
+      return f ? elsFailure(request, f) : success(request, login);
+    }
+    case LCF_COMMAND_ADISC:
+    case LCF_COMMAND_PDISC: {
+      const login = fw.logins.get(nportHandle);
+      if (!login || login.portId !== portId) return failure(request, LSC_SCODE_NOT_LOGGED_IN);
+      const r = await fabric.adisc(portId);
+      if (stale()) return failure(request, LSC_SCODE_NOLINK);
+      if (!r.ok) return elsFailure(request, r);
+      if (r.wwpn !== login.wwpn) {
+        // The port at this address is not the one we logged in with: the login is void.
+        fw.logins.delete(nportHandle);
+        return failure(request, LSC_SCODE_NOT_LOGGED_IN);
+      }
+      return success(request, login);
+    }
+    case LCF_COMMAND_LOGO: {
+      const login = fw.logins.get(nportHandle);
+      fw.logins.delete(nportHandle);
+      if (login && !(flags & LCF_IMPL_LOGO)) await fabric.logo(login.portId).catch(() => {});
+      return success(request, null);
+    }
+    case LCF_COMMAND_PRLO:
+    case LCF_COMMAND_TPRLO: {
+      const login = fw.logins.get(nportHandle);
+      if (!login) return failure(request, LSC_SCODE_NOT_LOGGED_IN);
+      login.prliComplete = false;
+      login.prliWord3 = 0;
+      if (!(flags & LCF_IMPL_LOGO)) await fabric.prlo(login.portId).catch(() => {});
+      return success(request, login);
+    }
+    default:
+      fw.guestError('logio_err_command', { command, flags });
+      return failure(request, LSC_SCODE_CMD_PARAM_ERR);
+  }
+}
+
+async function doPrli(fw: IspFirmware, login: RemoteLogin): Promise<ElsFailure | null> {
+  const r = await fw.fabric!.prli(login.portId);
+  if (!r.ok) {
+    login.prliComplete = false;
+    login.prliWord3 = 0;
+    return r;
+  }
+  login.prliComplete = true;
+  login.prliWord3 = r.serviceParamWord3;
+  return null;
+}

@@ -1,0 +1,35 @@
+/**
+ * Mailbox IOCB (0x39): a mailbox command carried on the request ring (qla2xxx 10.02.x
+ * qla2x00_mb_iocb / qla24xx_mbx_iocb_entry; isp25xx.md §4.8). The async discovery path sends
+ * PORT_NODE_NAME_LIST (0x75, GNL) and GET_PORT_DATABASE (0x64, GPDB) this way; other commands
+ * answer 0x4001 in mb[0].
+ */
+import { MBX_IOCB_MB, MBX_IOCB_MB_COUNT } from '../../../assembly/shared/iocb-mgmt.js';
+import type { IspFirmware } from '../firmware.js';
+import { MBC, MBS, mailboxDmaAddress } from '../mailbox.js';
+import { echo, view } from './common.js';
+
+export function handleMailboxIocb(fw: IspFirmware, request: Uint8Array): Uint8Array {
+  const dv = view(request);
+  const mb = new Uint16Array(MBX_IOCB_MB_COUNT);
+  for (let i = 0; i < MBX_IOCB_MB_COUNT; i++) mb[i] = dv.getUint16(MBX_IOCB_MB + 2 * i, true);
+  const out = new Uint16Array(MBX_IOCB_MB_COUNT);
+  switch (mb[0]) {
+    case MBC.PORT_NODE_NAME_LIST: {
+      const r = fw.writePortList(mb[1]!, mailboxDmaAddress(mb), mb[8]!);
+      out[0] = r.status;
+      out[1] = r.bytes;
+      break;
+    }
+    case MBC.GET_PORT_DATABASE:
+      out[0] = fw.writePortDatabase(mb[1]!, mailboxDmaAddress(mb));
+      break;
+    default:
+      fw.traceEvent('mbx_iocb_unhandled', { opcode: mb[0] });
+      out[0] = MBS.INVALID_COMMAND;
+  }
+  const c = echo(request);
+  const cv = view(c);
+  for (let i = 0; i < MBX_IOCB_MB_COUNT; i++) cv.setUint16(MBX_IOCB_MB + 2 * i, out[i]!, true);
+  return c;
+}
