@@ -110,6 +110,8 @@ export class PciFunction implements VfioUserDevice, Resettable {
   private ctx: DeviceContext | null = null;
   /** The device model's INTx line (before INTx-disable / routing). */
   private line = false;
+  /** True when the line came from setIrqLevel (edges become messages in MSI/MSI-X mode). */
+  private lineDrivesMessages = false;
   /** The INTx output after gating; the eventfd fires on its rising edge. */
   private intxOutput = false;
   /** MSI vectors with a message waiting (bit per vector). */
@@ -270,6 +272,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
     this.config.resetToPowerOn();
     this.msixTable?.reset();
     this.line = false;
+    this.lineDrivesMessages = false;
     this.intxOutput = false;
     this.msiPending = 0;
   }
@@ -312,10 +315,24 @@ export class PciFunction implements VfioUserDevice, Resettable {
    */
   setIrqLevel(asserted: boolean): void {
     const rising = asserted && !this.line;
-    this.line = asserted;
-    this.config.setInterruptStatus(asserted);
+    this.lineDrivesMessages = true;
+    this.driveLine(asserted);
     const mode = this.interruptMode();
     if (rising && (mode === 'msi' || mode === 'msix')) this.notify(0);
+  }
+
+  /**
+   * The INTx line only, for device models that send their MSI/MSI-X messages themselves with
+   * notify(): no level-to-message conversion happens.
+   */
+  setIntxLine(asserted: boolean): void {
+    this.lineDrivesMessages = false;
+    this.driveLine(asserted);
+  }
+
+  private driveLine(asserted: boolean): void {
+    this.line = asserted;
+    this.config.setInterruptStatus(asserted);
     this.updateIntxOutput();
   }
 
@@ -415,7 +432,9 @@ export class PciFunction implements VfioUserDevice, Resettable {
     if (pmAfter !== pmBefore) this.log.debug({ event: 'pci_power_state', from: pmBefore, to: pmAfter }, 'power state change');
     const modeAfter = this.interruptMode();
     // An edge that happened while routed elsewhere must not be lost when the guest switches to messages.
-    if (modeAfter !== modeBefore && this.line && (modeAfter === 'msi' || modeAfter === 'msix')) this.notify(0);
+    if (modeAfter !== modeBefore && this.line && this.lineDrivesMessages && (modeAfter === 'msi' || modeAfter === 'msix')) {
+      this.notify(0);
+    }
     this.updateIntxOutput();
     this.deliverPendingMessages();
   }

@@ -1,0 +1,209 @@
+/**
+ * PCI identity of the emulated QLogic ISP2532 (QLE2562-class 8 Gb FC HBA) as the Linux qla2xxx
+ * driver (10.02.x; upstream drivers/scsi/qla2xxx/) probes it, and the factory that builds its
+ * PciFunction. Behavioural reference: isp25xx.md §1.1–1.4 and §9.1.
+ *
+ * Identity: 1077:2532 rev 0x02, subsystem 1077:015D (QLE2562), class 0x0C0400 (Fibre Channel),
+ * interrupt pin A. The pin matters: qla2x00_set_isp_flags() derives port_no = pin - 1 on 25xx,
+ * and port_no selects the NVRAM/VPD/FLT regions — pin A gives port 0.
+ *
+ * BARs (qla2x00_probe_one / qla2x00_iospace_config):
+ *  - BAR0: I/O, 256 bytes. 2532 is on the driver's "Mem only adapter" list (that message is
+ *    logged for every 24xx+ device ID, whatever BAR0 is): it selects only memory BARs and never
+ *    touches BAR0. Real boards have it, so it is kept; like the ISP2xxx PIO window it maps the same
+ *    register block as BAR1 (registers 0x00–0xFF aliased), so no second register model exists.
+ *  - BAR1 (+BAR2): 64-bit non-prefetchable memory, 16 KiB. The driver requires IORESOURCE_MEM on
+ *    BAR1 ("Region #1 not an MMIO resource") and at least MIN_IOBASE_LEN = 0x100 bytes, and
+ *    ioremaps exactly 0x100 bytes: struct device_reg_24xx. The BarHandler passed in serves BAR1
+ *    except the MSI-X table and PBA, which PciFunction serves.
+ *  - No BAR3 (25xx multiqueue registers): the driver maps it only when the firmware reports
+ *    fw_attributes BIT_6, still 0 at iospace time; without it the driver stays single-queue with
+ *    msix_count = QLA_BASE_VECTORS = 2. No expansion ROM.
+ *
+ * Capabilities, at the offsets of a real QLE2562: PM at 0x44, PCIe v2 endpoint at 0x4C (Gen2
+ * x8: qla24xx_pci_info_str prints "PCIe (5.0GT/s x8)" from LNKCAP), MSI at 0x88 (64-bit, one
+ * vector), MSI-X at 0xA0 — the driver's QLA_PCI_MSIX_CONTROL = 0xA2 assumes exactly that offset
+ * (read only on the BAR3/MQ path, which is not taken). MSI-X table at BAR1 + 0x2000 and PBA at
+ * BAR1 + 0x3000, in the half of BAR1 above the register block. (The table/PBA offsets and the
+ * 32-entry table are how lspci shows QLE256x boards; they are not in the reference and are
+ * unconfirmed against a board — the driver only needs ≥ 2 entries anywhere in a memory BAR.)
+ * No VPD capability: the driver reads VPD from flash.
+ *
+ * What revision 0x02 implies: the MSI-X revision check in qla2x00_request_irqs() applies to the
+ * ISP2432 only (IS_QLA2432 && revision < QLA_MSIX_CHIP_REV_24XX = 3, "MSI-X; Unsupported
+ * ISP2432"). For the 2532 the revision is merely recorded (ha->chip_revision), so with the default
+ * ql2xenablemsix=1 the driver tries MSI-X first — pci_alloc_irq_vectors(min 2, max 2,
+ * PCI_IRQ_MSIX), vector 0 = qla24xx_msix_default, vector 1 = qla24xx_msix_rsp_q — then MSI with
+ * one vector, then INTx. Revision 0x02 does NOT disable MSI-X for this device. The subsystem IDs
+ * avoid the HP 0x7040/0x7041/0x1705 MSI quirk and the 0x0175/0x0240 RISC-semaphore path.
+ */
+import type { AccessSize, BarDescription, BarHandler } from '../pci/bar.js';
+import type { PciIdentity } from '../pci/config-space.js';
+import { PciFunction, type InterruptMode } from '../pci/pci-function.js';
+import {
+  PCI_EXP_LNK_SPEED_5_0GT,
+  PCI_INTERRUPT_PIN_INTA,
+  PCI_MSIX_ENTRY_SIZE,
+} from '../pci/regs.js';
+import { logger as makeLogger, type Logger } from '../util/log.js';
+import type { GuestMemory } from '../vfio-user/device-api.js';
+
+export const PCI_VENDOR_ID_QLOGIC = 0x1077;
+export const PCI_DEVICE_ID_QLOGIC_ISP2532 = 0x2532;
+/** QLE2562 (dual port); the single-port QLE2560 is 0x015C. */
+export const QLE2562_SUBSYSTEM_ID = 0x015d;
+/** PCI_CLASS_SERIAL_FIBER << 8. */
+export const PCI_CLASS_SERIAL_FIBER_CHANNEL = 0x0c0400;
+export const ISP2532_REVISION = 0x02;
+
+export const ISP2532_IDENTITY: Readonly<PciIdentity> = Object.freeze({
+  vendorId: PCI_VENDOR_ID_QLOGIC,
+  deviceId: PCI_DEVICE_ID_QLOGIC_ISP2532,
+  revisionId: ISP2532_REVISION,
+  classCode: PCI_CLASS_SERIAL_FIBER_CHANNEL,
+  subsystemVendorId: PCI_VENDOR_ID_QLOGIC,
+  subsystemId: QLE2562_SUBSYSTEM_ID,
+  interruptPin: PCI_INTERRUPT_PIN_INTA,
+});
+
+/** BAR numbers and sizes. */
+export const ISP2532_IO_BAR = 0;
+export const ISP2532_IO_BAR_SIZE = 0x100;
+export const ISP2532_REGISTER_BAR = 1;
+export const ISP2532_REGISTER_BAR_SIZE = 0x4000;
+/** MIN_IOBASE_LEN: the driver maps this much of BAR1 (struct device_reg_24xx). */
+export const ISP2532_REGISTER_BLOCK_SIZE = 0x100;
+
+/** Capability offsets (see the header). */
+export const ISP2532_CAP_PM = 0x44;
+export const ISP2532_CAP_PCIE = 0x4c;
+export const ISP2532_CAP_MSI = 0x88;
+/** QLA_PCI_MSIX_CONTROL - 2. */
+export const ISP2532_CAP_MSIX = 0xa0;
+export const ISP2532_MSIX_TABLE_OFFSET = 0x2000;
+export const ISP2532_MSIX_PBA_OFFSET = 0x3000;
+export const ISP2532_MSIX_DEFAULT_VECTORS = 32;
+/** QLA_BASE_VECTORS: the driver's minimum (and, without BAR3, its maximum). */
+export const QLA_BASE_VECTORS = 2;
+/** The table must end before the PBA. */
+export const ISP2532_MSIX_MAX_VECTORS = (ISP2532_MSIX_PBA_OFFSET - ISP2532_MSIX_TABLE_OFFSET) / PCI_MSIX_ENTRY_SIZE;
+
+export const ISP2532_MAX_PAYLOAD_BYTES = 2048;
+export const ISP2532_LINK_WIDTH = 8;
+
+export type Isp2532Interrupts = 'msix' | 'msi' | 'intx';
+
+export interface Isp2532FunctionOptions {
+  /** Name in logs, e.g. the vport. */
+  name?: string;
+  /**
+   * Which interrupt capabilities to offer: 'msix' = MSI + MSI-X (default, like the board),
+   * 'msi' = MSI only, 'intx' = neither (isp25xx.md §1.3's simplest robust setup).
+   */
+  interrupts?: Isp2532Interrupts;
+  /** MSI-X table size, QLA_BASE_VECTORS..ISP2532_MSIX_MAX_VECTORS; default 32. */
+  msixVectors?: number;
+  /** BAR0 I/O window handler; default: alias of BAR1's register block. */
+  bar0?: BarHandler;
+  logger?: Logger;
+}
+
+export class Isp2532ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Isp2532ConfigError';
+  }
+}
+
+/**
+ * A BAR1 register block with no registers: reads 0, ignores writes, traces every access. Only
+ * for bringing up the PCI function before the ISP register model exists (and for tests); an
+ * all-zero register file lets qla2xxx bind and then fail at the first flash read.
+ */
+export function unimplementedRegisterBlock(log: Logger = makeLogger('isp', { block: 'unimplemented' })): BarHandler {
+  return {
+    read(offset: number, size: AccessSize): number | bigint {
+      log.debug({ event: 'ub_isp_register_read_unimplemented', offset, size }, 'read of an unimplemented ISP register');
+      return size === 8 ? 0n : 0;
+    },
+    write(offset: number, size: AccessSize, value: number | bigint): void {
+      log.debug(
+        { event: 'ub_isp_register_write_unimplemented', offset, size, value: value.toString(16) },
+        'write to an unimplemented ISP register',
+      );
+    },
+  };
+}
+
+/**
+ * The I/O window: the same register block as BAR1 at the same offsets (the ISP2xxx PIO window
+ * maps struct device_reg_* too). It does not forward reset phases — BAR1's handler gets those.
+ */
+export function ioAliasOf(registers: BarHandler): BarHandler {
+  return {
+    read: (offset, size) => registers.read(offset, size),
+    write: (offset, size, value) => registers.write(offset, size, value),
+  };
+}
+
+export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOptions = {}): PciFunction {
+  const interrupts = opts.interrupts ?? 'msix';
+  const vectors = opts.msixVectors ?? ISP2532_MSIX_DEFAULT_VECTORS;
+  if (!Number.isInteger(vectors) || vectors < QLA_BASE_VECTORS || vectors > ISP2532_MSIX_MAX_VECTORS) {
+    throw new Isp2532ConfigError(`MSI-X vectors ${vectors}: qla2xxx needs ${QLA_BASE_VECTORS}..${ISP2532_MSIX_MAX_VECTORS}`);
+  }
+  const name = opts.name ?? 'isp2532';
+  const bars = new Map<number, BarDescription>([
+    [ISP2532_IO_BAR, { kind: 'io', size: ISP2532_IO_BAR_SIZE, handler: opts.bar0 ?? ioAliasOf(bar1) }],
+    [ISP2532_REGISTER_BAR, { kind: 'mem64', size: ISP2532_REGISTER_BAR_SIZE, handler: bar1 }],
+  ]);
+  return new PciFunction({
+    name,
+    identity: ISP2532_IDENTITY,
+    bars,
+    capabilities: {
+      pm: { at: ISP2532_CAP_PM },
+      pcie: {
+        at: ISP2532_CAP_PCIE,
+        maxPayloadBytes: ISP2532_MAX_PAYLOAD_BYTES,
+        maxLinkSpeed: PCI_EXP_LNK_SPEED_5_0GT,
+        maxLinkWidth: ISP2532_LINK_WIDTH,
+      },
+      ...(interrupts !== 'intx' ? { msi: { vectors: 1, at: ISP2532_CAP_MSI } } : {}),
+      ...(interrupts === 'msix'
+        ? {
+            msix: {
+              at: ISP2532_CAP_MSIX,
+              vectors,
+              tableBar: ISP2532_REGISTER_BAR,
+              tableOffset: ISP2532_MSIX_TABLE_OFFSET,
+              pbaBar: ISP2532_REGISTER_BAR,
+              pbaOffset: ISP2532_MSIX_PBA_OFFSET,
+            },
+          }
+        : {}),
+    },
+    ...(opts.logger ? { logger: opts.logger } : {}),
+  });
+}
+
+/**
+ * The ISP model's view of its PCI function (structurally the IspHost of src/isp/host.ts):
+ * guest memory, the enabled interrupt mechanism, the INTx line (no message conversion) and
+ * MSI/MSI-X messages.
+ */
+export interface IspPciHost {
+  memory(): GuestMemory | null;
+  interruptMode(): InterruptMode;
+  setIntx(asserted: boolean): void;
+  sendMessage(vector: number): void;
+}
+
+export function ispHostOf(fn: PciFunction): IspPciHost {
+  return {
+    memory: () => fn.memory(),
+    interruptMode: () => fn.interruptMode(),
+    setIntx: (asserted) => fn.setIntxLine(asserted),
+    sendMessage: (vector) => fn.notify(vector),
+  };
+}
