@@ -10,10 +10,10 @@
  *   initialized: link armed → (next mailbox | ictrl enable | timer) → fabric login → AEN 0x8011,
  *   RIDA, AEN 0x8014 (global) → link up
  */
+import { CompStatus, EntryType, IOCB_SIZE, IocbHeader, VpRptId } from '../../assembly/shared/iocb.js';
 import {
   GNL_ENTRY_SIZE,
-  IOCB_SIZE,
-  IOCB_TYPE_VP_RPT_ID,
+  GNL_OPTION_EXTENDED,
   PDB_CURRENT_LOGIN_STATE,
   PDB_LAST_LOGIN_STATE,
   PDB_NODE_NAME,
@@ -26,15 +26,8 @@ import {
   PDB_SIZE,
   PDS_PLOGI_COMPLETE,
   PDS_PRLI_COMPLETE,
-  RIDA_F1_FLAGS,
   RIDA_F1_FLAGS_TOPO_F,
-  RIDA_F1_NODE_NAME,
-  RIDA_F1_PORT_NAME,
-  RIDA_FORMAT,
   RIDA_FORMAT_FABRIC,
-  RIDA_PORT_ID,
-  IOCB_ENTRY_COUNT,
-  CS_PORT_UNAVAILABLE,
 } from '../../assembly/shared/iocb-mgmt.js';
 import type { GuestMemory } from '../vfio-user/device-api.js';
 import { formatWwn, wwnToBytes } from '../util/wwn.js';
@@ -455,7 +448,7 @@ export class IspFirmware {
         this.fabricLogin = null;
         this.logins.clear();
         this.link = 'down';
-        for (const x of this.exchanges.all()) x.terminate(CS_PORT_UNAVAILABLE);
+        for (const x of this.exchanges.all()) x.terminate(CompStatus.CS_PORT_UNAVAILABLE);
         this.exchanges.clear();
         this.events.push(aen(MBA.LOOP_DOWN, 0, 0, 0));
         return;
@@ -507,8 +500,7 @@ export class IspFirmware {
 
   /** MBC 0x75 (direct or via MBX IOCB): extended name list of logged-in ports. */
   writePortList(options: number, address: bigint, bufferSize: number): { status: number; bytes: number } {
-    const EXTENDED = 0x0004;
-    if (!(options & EXTENDED)) {
+    if (!(options & GNL_OPTION_EXTENDED)) {
       this.guestError('mbox_err_gnl_format', { options });
       return { status: MBS.COMMAND_PARAMETER_ERROR, bytes: 0 };
     }
@@ -552,7 +544,7 @@ export class IspFirmware {
   async executeIocbInPlace(address: bigint): Promise<number> {
     const entry = this.dmaRead(address, IOCB_SIZE);
     if (!entry) return MBS.COMMAND_ERROR;
-    if (entry[IOCB_ENTRY_COUNT] !== 1) entry[IOCB_ENTRY_COUNT] = 1; // one entry by definition here
+    if (entry[IocbHeader.ENTRY_COUNT] !== 1) entry[IocbHeader.ENTRY_COUNT] = 1; // one entry by definition here
     const gen = this.generation;
     const completion = await handleIocb(this, entry, 'mailbox');
     if (gen !== this.generation) return MBS.COMMAND_ERROR;
@@ -578,14 +570,14 @@ export function aen(code: number, mb1: number, mb2: number, mb3: number) {
 /** Report ID Acquisition (0x32), format 1 (fabric), F_Port topology. */
 export function buildReportIdAcquisition(r: FabricLoginResult): Uint8Array {
   const e = new Uint8Array(IOCB_SIZE);
-  e[0] = IOCB_TYPE_VP_RPT_ID;
-  e[IOCB_ENTRY_COUNT] = 1;
-  e[RIDA_PORT_ID] = r.portId & 0xff;
-  e[RIDA_PORT_ID + 1] = (r.portId >>> 8) & 0xff;
-  e[RIDA_PORT_ID + 2] = (r.portId >>> 16) & 0xff;
-  e[RIDA_FORMAT] = RIDA_FORMAT_FABRIC;
-  e[RIDA_F1_FLAGS] = RIDA_F1_FLAGS_TOPO_F;
-  e.set(wwnToBytes(r.fabricPortName), RIDA_F1_PORT_NAME);
-  e.set(wwnToBytes(r.fabricName), RIDA_F1_NODE_NAME);
+  e[0] = EntryType.VP_RPT_ID_IOCB_TYPE;
+  e[IocbHeader.ENTRY_COUNT] = 1;
+  e[VpRptId.PORT_ID] = r.portId & 0xff;
+  e[VpRptId.PORT_ID + 1] = (r.portId >>> 8) & 0xff;
+  e[VpRptId.PORT_ID + 2] = (r.portId >>> 16) & 0xff;
+  e[VpRptId.FORMAT] = RIDA_FORMAT_FABRIC;
+  e[VpRptId.F1_FLAGS] = RIDA_F1_FLAGS_TOPO_F;
+  e.set(wwnToBytes(r.fabricPortName), VpRptId.F1_PORT_NAME);
+  e.set(wwnToBytes(r.fabricName), VpRptId.F1_NODE_NAME);
   return e;
 }

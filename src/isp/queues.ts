@@ -12,7 +12,7 @@
  * This is the TypeScript ring used for management traffic; the AssemblyScript RingEngine
  * (src/isp/ring/) can take over Command Type 7 decoding through the entry handler.
  */
-import { IOCB_ENTRY_COUNT, IOCB_ENTRY_STATUS, IOCB_SIZE, RF_INV_E_COUNT } from '../../assembly/shared/iocb-mgmt.js';
+import { EntryStatus, IOCB_SIZE, IocbHeader } from '../../assembly/shared/iocb.js';
 import type { EventFifo } from './events.js';
 import type { IspHost, IspScheduler } from './host.js';
 
@@ -196,10 +196,10 @@ export class IspQueues {
         this.reqOut = (this.reqOut + 1) % g.requestLength;
         continue;
       }
-      const count = first[IOCB_ENTRY_COUNT]!;
+      const count = first[IocbHeader.ENTRY_COUNT]!;
       if (count === 0 || count > available || count > MAX_ENTRY_COUNT) {
         this.trace('ring_err_entry_count', { count, available });
-        first[IOCB_ENTRY_STATUS] = first[IOCB_ENTRY_STATUS]! | RF_INV_E_COUNT;
+        first[IocbHeader.ENTRY_STATUS] = first[IocbHeader.ENTRY_STATUS]! | EntryStatus.RF_INV_E_COUNT;
         this.reqOut = (this.reqOut + 1) % g.requestLength;
         this.onEntry(first);
         continue;

@@ -2,12 +2,7 @@
  * Helpers shared by the management IOCB handlers (qla2xxx 10.02.x, ISP24xx/25xx entry formats
  * in assembly/shared/iocb-mgmt.ts).
  */
-import {
-  IOCB_ENTRY_COUNT,
-  IOCB_ENTRY_STATUS,
-  IOCB_HANDLE,
-  IOCB_SIZE,
-} from '../../../assembly/shared/iocb-mgmt.js';
+import { IOCB_SIZE, IocbHeader } from '../../../assembly/shared/iocb.js';
 
 export type IocbPath = 'ring' | 'mailbox';
 
@@ -18,19 +13,19 @@ export function view(b: Uint8Array): DataView {
 /** A completion entry that starts as a copy of the request's first 64 bytes. */
 export function echo(request: Uint8Array): Uint8Array {
   const c = request.slice(0, IOCB_SIZE);
-  c[IOCB_ENTRY_COUNT] = 1;
+  c[IocbHeader.ENTRY_COUNT] = 1;
   return c;
 }
 
 /** The generic way to decline: echo with entry_status bits set (qla2x00_error_entry → DID_ERROR). */
 export function declined(request: Uint8Array, entryStatus: number): Uint8Array {
   const c = echo(request);
-  c[IOCB_ENTRY_STATUS] = c[IOCB_ENTRY_STATUS]! | entryStatus;
+  c[IocbHeader.ENTRY_STATUS] = c[IocbHeader.ENTRY_STATUS]! | entryStatus;
   return c;
 }
 
 export function handleOf(entry: Uint8Array): number {
-  return view(entry).getUint32(IOCB_HANDLE, true);
+  return view(entry).getUint32(IocbHeader.HANDLE, true);
 }
 
 /** port_id[3] in request IOCBs: al_pa, area, domain. */

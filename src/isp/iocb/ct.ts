@@ -5,21 +5,7 @@
  * CT reject built here ("command not supported"), which makes the driver drop FDMI and GPSC.
  * Request and response buffers may be the same DMA buffer: the request is read whole first.
  */
-import {
-  CS_COMPLETE,
-  CS_PORT_LOGGED_OUT,
-  CT_CMD_BYTE_COUNT,
-  CT_CMD_DSD_COUNT,
-  CT_COMP_STATUS,
-  CT_DSD_REQUEST,
-  CT_DSD_RESPONSE,
-  CT_NPORT_HANDLE,
-  CT_RSP_BYTE_COUNT,
-  CT_RSP_DSD_COUNT,
-  DSD64_ADDRESS,
-  DSD64_LENGTH,
-  RF_INV_E_PARAM,
-} from '../../../assembly/shared/iocb-mgmt.js';
+import { CompStatus, Ct, Dsd64, EntryStatus } from '../../../assembly/shared/iocb.js';
 import { NPH, WELL_KNOWN, type IspFirmware } from '../firmware.js';
 import { declined, echo, view } from './common.js';
 
@@ -44,8 +30,8 @@ const CT_MAX_BYTES = 0x10000;
 function completion(request: Uint8Array, comp: number, responseBytes: number): Uint8Array {
   const c = echo(request);
   const dv = view(c);
-  dv.setUint16(CT_COMP_STATUS, comp, true);
-  dv.setUint32(CT_RSP_BYTE_COUNT, responseBytes >>> 0, true);
+  dv.setUint16(Ct.COMP_STATUS, comp, true);
+  dv.setUint32(Ct.RSP_BYTE_COUNT, responseBytes >>> 0, true);
   return c;
 }
 
@@ -61,15 +47,15 @@ export function ctReject(request: Uint8Array, reason: number, explanation = 0): 
 
 export async function handleCtPassThrough(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
   const dv = view(request);
-  const handle = dv.getUint16(CT_NPORT_HANDLE, true);
-  const cmdDsds = dv.getUint16(CT_CMD_DSD_COUNT, true);
-  const rspDsds = dv.getUint16(CT_RSP_DSD_COUNT, true);
-  const cmdBytes = dv.getUint32(CT_CMD_BYTE_COUNT, true);
-  const rspBytes = dv.getUint32(CT_RSP_BYTE_COUNT, true);
-  const reqAddr = dv.getBigUint64(CT_DSD_REQUEST + DSD64_ADDRESS, true);
-  const reqLen = dv.getUint32(CT_DSD_REQUEST + DSD64_LENGTH, true);
-  const rspAddr = dv.getBigUint64(CT_DSD_RESPONSE + DSD64_ADDRESS, true);
-  const rspLen = dv.getUint32(CT_DSD_RESPONSE + DSD64_LENGTH, true);
+  const handle = dv.getUint16(Ct.NPORT_HANDLE, true);
+  const cmdDsds = dv.getUint16(Ct.CMD_DSD_COUNT, true);
+  const rspDsds = dv.getUint16(Ct.RSP_DSD_COUNT, true);
+  const cmdBytes = dv.getUint32(Ct.CMD_BYTE_COUNT, true);
+  const rspBytes = dv.getUint32(Ct.RSP_BYTE_COUNT, true);
+  const reqAddr = dv.getBigUint64(Ct.DSD0 + Dsd64.ADDRESS, true);
+  const reqLen = dv.getUint32(Ct.DSD0 + Dsd64.LENGTH, true);
+  const rspAddr = dv.getBigUint64(Ct.DSD1 + Dsd64.ADDRESS, true);
+  const rspLen = dv.getUint32(Ct.DSD1 + Dsd64.LENGTH, true);
   if (
     cmdDsds !== 1 ||
     rspDsds !== 1 ||
@@ -81,34 +67,34 @@ export async function handleCtPassThrough(fw: IspFirmware, request: Uint8Array):
     rspBytes > rspLen
   ) {
     fw.guestError('ct_err_descriptor', { cmdDsds, rspDsds, cmdBytes, reqLen, rspBytes, rspLen });
-    return declined(request, RF_INV_E_PARAM);
+    return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
   const ct = fw.dmaRead(reqAddr, cmdBytes);
-  if (!ct) return declined(request, RF_INV_E_PARAM);
+  if (!ct) return declined(request, EntryStatus.RF_INV_E_PARAM);
   if (!fw.dmaReadable(rspAddr, rspBytes)) {
     fw.guestError('ct_err_response_unmapped', { rspAddr: rspAddr.toString(16), rspBytes });
-    return declined(request, RF_INV_E_PARAM);
+    return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
 
   let response: Uint8Array;
   if (handle === NPH.SNS) {
     const ns = fw.logins.get(NPH.SNS);
-    if (!ns || !fw.fabric || fw.link !== 'up') return completion(request, CS_PORT_LOGGED_OUT, 0);
+    if (!ns || !fw.fabric || fw.link !== 'up') return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
     const gen = fw.generation;
     try {
       response = await fw.fabric.ct(WELL_KNOWN.NAME_SERVER, ct, rspBytes);
     } catch (e) {
       fw.traceEvent('ct_err_fabric', { error: String(e) });
-      return completion(request, CS_PORT_LOGGED_OUT, 0);
+      return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
     }
-    if (gen !== fw.generation) return completion(request, CS_PORT_LOGGED_OUT, 0);
+    if (gen !== fw.generation) return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
   } else if (handle === NPH.MGMT_SERVER) {
     response = ctReject(ct, CT_REASON_NOT_SUPPORTED);
   } else {
     fw.guestError('ct_err_handle', { handle });
-    return completion(request, CS_PORT_LOGGED_OUT, 0);
+    return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
   }
   const out = response.subarray(0, Math.min(response.length, rspBytes));
-  if (!fw.dmaWrite(rspAddr, out)) return declined(request, RF_INV_E_PARAM);
-  return completion(request, CS_COMPLETE, out.length);
+  if (!fw.dmaWrite(rspAddr, out)) return declined(request, EntryStatus.RF_INV_E_PARAM);
+  return completion(request, CompStatus.CS_COMPLETE, out.length);
 }

@@ -3,23 +3,7 @@
  * IOCB type; unknown types and malformed entries are echoed with entry_status set, which
  * qla2xxx 10.02.x qla2x00_error_entry turns into DID_ERROR for the command with that handle.
  */
-import {
-  IOCB_ENTRY_COUNT,
-  IOCB_ENTRY_STATUS,
-  IOCB_ENTRY_TYPE,
-  IOCB_TYPE_ABORT,
-  IOCB_TYPE_CMD_TYPE_7,
-  IOCB_TYPE_CT,
-  IOCB_TYPE_ELS,
-  IOCB_TYPE_LOGINOUT,
-  IOCB_TYPE_MARKER,
-  IOCB_TYPE_MBX,
-  IOCB_TYPE_TSK_MGMT,
-  IOCB_TYPE_VP_CONFIG,
-  IOCB_TYPE_VP_CTRL,
-  RF_INV_E_COUNT,
-  RF_INV_E_TYPE,
-} from '../../../assembly/shared/iocb-mgmt.js';
+import { EntryStatus, EntryType, IocbHeader } from '../../../assembly/shared/iocb.js';
 import type { IspFirmware } from '../firmware.js';
 import { declined, type IocbPath } from './common.js';
 import { handleCtPassThrough } from './ct.js';
@@ -33,40 +17,40 @@ import { handleAbort, handleMarker, handleTaskManagement } from './task.js';
  * when none is due (skip-handle marker, or a command whose completion is posted later).
  */
 export async function handleIocb(fw: IspFirmware, entry: Uint8Array, path: IocbPath): Promise<Uint8Array | null> {
-  const type = entry[IOCB_ENTRY_TYPE]!;
-  if (entry[IOCB_ENTRY_STATUS]! & RF_INV_E_COUNT) return declined(entry, RF_INV_E_COUNT);
-  if (type !== IOCB_TYPE_CMD_TYPE_7 && entry[IOCB_ENTRY_COUNT] !== 1) {
-    fw.guestError('iocb_err_entry_count', { type, count: entry[IOCB_ENTRY_COUNT] });
-    return declined(entry, RF_INV_E_COUNT);
+  const type = entry[IocbHeader.ENTRY_TYPE]!;
+  if (entry[IocbHeader.ENTRY_STATUS]! & EntryStatus.RF_INV_E_COUNT) return declined(entry, EntryStatus.RF_INV_E_COUNT);
+  if (type !== EntryType.COMMAND_TYPE_7 && entry[IocbHeader.ENTRY_COUNT] !== 1) {
+    fw.guestError('iocb_err_entry_count', { type, count: entry[IocbHeader.ENTRY_COUNT] });
+    return declined(entry, EntryStatus.RF_INV_E_COUNT);
   }
   switch (type) {
-    case IOCB_TYPE_CMD_TYPE_7:
+    case EntryType.COMMAND_TYPE_7:
       if (path === 'ring' && fw.commandHandler) {
         fw.commandHandler(entry);
         return null;
       }
       fw.traceEvent('fcp_err_no_command_engine', { path });
-      return declined(entry, RF_INV_E_TYPE);
-    case IOCB_TYPE_MARKER:
+      return declined(entry, EntryStatus.RF_INV_E_TYPE);
+    case EntryType.MARKER_TYPE:
       return handleMarker(entry);
-    case IOCB_TYPE_LOGINOUT:
+    case EntryType.LOGINOUT_PORT_IOCB_TYPE:
       return handleLoginLogout(fw, entry);
-    case IOCB_TYPE_CT:
+    case EntryType.CT_IOCB_TYPE:
       return handleCtPassThrough(fw, entry);
-    case IOCB_TYPE_MBX:
+    case EntryType.MBX_IOCB_TYPE:
       return handleMailboxIocb(fw, entry);
-    case IOCB_TYPE_ABORT:
+    case EntryType.ABORT_IOCB_TYPE:
       return handleAbort(fw, entry);
-    case IOCB_TYPE_TSK_MGMT:
+    case EntryType.TSK_MGMT_IOCB_TYPE:
       return handleTaskManagement(fw, entry);
-    case IOCB_TYPE_ELS:
+    case EntryType.ELS_IOCB_TYPE:
       return handleElsPassThrough(fw, entry);
-    case IOCB_TYPE_VP_CTRL:
-    case IOCB_TYPE_VP_CONFIG:
+    case EntryType.VP_CTRL_IOCB_TYPE:
+    case EntryType.VP_CONFIG_IOCB_TYPE:
       // NPIV inside the guest is not offered (fw_attributes BIT2 clear).
-      return declined(entry, RF_INV_E_TYPE);
+      return declined(entry, EntryStatus.RF_INV_E_TYPE);
     default:
       fw.guestError('iocb_err_type', { type });
-      return declined(entry, RF_INV_E_TYPE);
+      return declined(entry, EntryStatus.RF_INV_E_TYPE);
   }
 }

@@ -2,35 +2,29 @@
  * ELS Pass-Through IOCB (0x53) of the emulated ISP2532 firmware (qla2xxx 10.02.x
  * qla24xx_els_logo_iocb / qla24xx_els_iocb; isp25xx.md §4.11). On the initiator path the driver
  * only sends an explicit LOGO this way; it is carried out on the link. Other ELS pass-through
- * uses (bsg, N2N PLOGI, EDC/RDF) are declined with entry_status RF_INV_E_TYPE.
+ * uses (bsg, N2N PLOGI, EDC/RDF) are declined with entry_status EntryStatus.RF_INV_E_TYPE.
  */
+import { CompStatus, Els, EntryStatus } from '../../../assembly/shared/iocb.js';
 import {
-  CS_COMPLETE,
-  ELS_COMP_STATUS,
-  ELS_D_ID,
-  ELS_NPORT_HANDLE,
-  ELS_OPCODE,
   ELS_OPCODE_LOGO,
-  ELS_TOTAL_BYTE_COUNT,
-  RF_INV_E_TYPE,
 } from '../../../assembly/shared/iocb-mgmt.js';
 import type { IspFirmware } from '../firmware.js';
 import { declined, echo, readPortIdLe, view } from './common.js';
 
 export async function handleElsPassThrough(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
-  const opcode = request[ELS_OPCODE]!;
+  const opcode = request[Els.OPCODE]!;
   if (opcode !== ELS_OPCODE_LOGO) {
     fw.traceEvent('els_unsupported', { opcode });
-    return declined(request, RF_INV_E_TYPE);
+    return declined(request, EntryStatus.RF_INV_E_TYPE);
   }
   const dv = view(request);
-  const nportHandle = dv.getUint16(ELS_NPORT_HANDLE, true);
-  const dId = readPortIdLe(request, ELS_D_ID);
+  const nportHandle = dv.getUint16(Els.NPORT_HANDLE, true);
+  const dId = readPortIdLe(request, Els.D_ID);
   fw.logins.delete(nportHandle);
   if (fw.fabric && fw.link === 'up') await fw.fabric.logo(dId).catch(() => {});
   const c = echo(request);
   const cv = view(c);
-  cv.setUint16(ELS_COMP_STATUS, CS_COMPLETE, true);
-  cv.setUint32(ELS_TOTAL_BYTE_COUNT, 0, true);
+  cv.setUint16(Els.COMP_STATUS, CompStatus.CS_COMPLETE, true);
+  cv.setUint32(Els.TOTAL_BYTE_COUNT, 0, true);
   return c;
 }

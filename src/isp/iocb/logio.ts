@@ -3,9 +3,8 @@
  * LOGO, PRLO carried out as real ELS exchanges through the FabricPort, and the N_Port handle table
  * kept the way qla2xxx 10.02.x qla24xx_logio_entry / qla24xx_login_fabric read it (isp25xx.md §4.7).
  */
+import { CompStatus, IocbLimits, Logio } from '../../../assembly/shared/iocb.js';
 import {
-  CS_COMPLETE,
-  CS_IOCB_ERROR,
   LCF_COMMAND_ADISC,
   LCF_COMMAND_LOGO,
   LCF_COMMAND_MASK,
@@ -19,12 +18,6 @@ import {
   LCF_NVME_PRLI,
   LCF_SKIP_PRLI,
   LIO_CLASS3_VALID_INDEX,
-  LOGIO_COMP_STATUS,
-  LOGIO_CONTROL_FLAGS,
-  LOGIO_IO_PARAMETER,
-  LOGIO_IO_PARAMETER_COUNT,
-  LOGIO_NPORT_HANDLE,
-  LOGIO_PORT_ID,
   LSC_SCODE_CMD_FAILED,
   LSC_SCODE_CMD_PARAM_ERR,
   LSC_SCODE_ELS_REJECT,
@@ -37,8 +30,6 @@ import type { ElsFailure } from '../fabric-port.js';
 import type { IspFirmware, RemoteLogin } from '../firmware.js';
 import { echo, readPortIdLe, view } from './common.js';
 
-/** Highest N_Port handle (max_loop_id 0x7FF on 24xx/25xx). */
-const MAX_NPORT_HANDLE = 0x7ff;
 /** PRLI word 3 bits passed to io_parameter[0]: target/initiator function, confirmed completion.
  *  BIT8 (retry, FCP-2) is withheld: FC-tape error recovery is not modelled. */
 const PRLI_WORD3_REPORTED = 0x00b3;
@@ -48,9 +39,9 @@ const CLASS3_VALID = 0x80000000;
 function logioResult(request: Uint8Array, comp: number, params: number[] = []): Uint8Array {
   const c = echo(request);
   const dv = view(c);
-  dv.setUint16(LOGIO_COMP_STATUS, comp, true);
-  for (let i = 0; i < LOGIO_IO_PARAMETER_COUNT; i++) {
-    dv.setUint32(LOGIO_IO_PARAMETER + 4 * i, (params[i] ?? 0) >>> 0, true);
+  dv.setUint16(Logio.COMP_STATUS, comp, true);
+  for (let i = 0; i < Logio.IO_PARAMETER_COUNT; i++) {
+    dv.setUint32(Logio.IO_PARAMETER + 4 * i, (params[i] ?? 0) >>> 0, true);
   }
   return c;
 }
@@ -59,10 +50,10 @@ const success = (request: Uint8Array, l: RemoteLogin | null) => {
   const params: number[] = [];
   params[0] = l ? l.prliWord3 & PRLI_WORD3_REPORTED : 0;
   params[LIO_CLASS3_VALID_INDEX] = CLASS3_VALID;
-  return logioResult(request, CS_COMPLETE, params);
+  return logioResult(request, CompStatus.CS_COMPLETE, params);
 };
 const failure = (request: Uint8Array, subcode: number, detail = 0) =>
-  logioResult(request, CS_IOCB_ERROR, [subcode, detail]);
+  logioResult(request, CompStatus.CS_IOCB_ERROR, [subcode, detail]);
 
 function elsFailure(request: Uint8Array, f: ElsFailure): Uint8Array {
   if (f.kind === 'rejected') return failure(request, LSC_SCODE_ELS_REJECT, ((f.reason ?? 0) << 8) | (f.explanation ?? 0));
@@ -71,11 +62,11 @@ function elsFailure(request: Uint8Array, f: ElsFailure): Uint8Array {
 
 export async function handleLoginLogout(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
   const dv = view(request);
-  const nportHandle = dv.getUint16(LOGIO_NPORT_HANDLE, true);
-  const flags = dv.getUint16(LOGIO_CONTROL_FLAGS, true);
-  const portId = readPortIdLe(request, LOGIO_PORT_ID);
+  const nportHandle = dv.getUint16(Logio.NPORT_HANDLE, true);
+  const flags = dv.getUint16(Logio.CONTROL_FLAGS, true);
+  const portId = readPortIdLe(request, Logio.PORT_ID);
   const command = flags & LCF_COMMAND_MASK;
-  if (nportHandle > MAX_NPORT_HANDLE) {
+  if (nportHandle > IocbLimits.MAX_NPORT_HANDLE) {
     fw.guestError('logio_err_handle', { nportHandle });
     return failure(request, LSC_SCODE_CMD_PARAM_ERR);
   }

@@ -4,16 +4,16 @@
  * PORT_NODE_NAME_LIST (0x75, GNL) and GET_PORT_DATABASE (0x64, GPDB) this way; other commands
  * answer 0x4001 in mb[0].
  */
-import { MBX_IOCB_MB, MBX_IOCB_MB_COUNT } from '../../../assembly/shared/iocb-mgmt.js';
+import { MbxIocb } from '../../../assembly/shared/iocb.js';
 import type { IspFirmware } from '../firmware.js';
 import { MBC, MBS, mailboxDmaAddress } from '../mailbox.js';
 import { echo, view } from './common.js';
 
 export function handleMailboxIocb(fw: IspFirmware, request: Uint8Array): Uint8Array {
   const dv = view(request);
-  const mb = new Uint16Array(MBX_IOCB_MB_COUNT);
-  for (let i = 0; i < MBX_IOCB_MB_COUNT; i++) mb[i] = dv.getUint16(MBX_IOCB_MB + 2 * i, true);
-  const out = new Uint16Array(MBX_IOCB_MB_COUNT);
+  const mb = new Uint16Array(MbxIocb.MB_COUNT);
+  for (let i = 0; i < MbxIocb.MB_COUNT; i++) mb[i] = dv.getUint16(MbxIocb.MB + 2 * i, true);
+  const out = new Uint16Array(MbxIocb.MB_COUNT);
   switch (mb[0]) {
     case MBC.PORT_NODE_NAME_LIST: {
       const r = fw.writePortList(mb[1]!, mailboxDmaAddress(mb), mb[8]!);
@@ -30,6 +30,6 @@ export function handleMailboxIocb(fw: IspFirmware, request: Uint8Array): Uint8Ar
   }
   const c = echo(request);
   const cv = view(c);
-  for (let i = 0; i < MBX_IOCB_MB_COUNT; i++) cv.setUint16(MBX_IOCB_MB + 2 * i, out[i]!, true);
+  for (let i = 0; i < MbxIocb.MB_COUNT; i++) cv.setUint16(MbxIocb.MB + 2 * i, out[i]!, true);
   return c;
 }

@@ -3,34 +3,13 @@
  * firmware (qla2xxx 10.02.x qla_marker_iocb_entry, qla24xx_abort_iocb_entry,
  * qla24xx_tm_iocb_entry; isp25xx.md §4.4–§4.6).
  *
- * Abort: the victim completes first with CS_ABORTED (0x05), then the Abort entry with comp 0;
+ * Abort: the victim completes first with CompStatus.CS_ABORTED (0x05), then the Abort entry with comp 0;
  * an unknown or already completed victim gives comp 0x31. TMF: every affected outstanding command
- * completes with CS_ABORTED before the TMF's own Status Type 0 completion.
+ * completes with CompStatus.CS_ABORTED before the TMF's own Status Type 0 completion.
  */
+import { Abort, IocbHeader, CompStatus, EntryStatus, EntryType, Handle, ScsiStatusFlags, Sts24, TskMgmt } from '../../../assembly/shared/iocb.js';
 import {
-  ABORT_COMP_STATUS,
-  ABORT_HANDLE_TO_ABORT,
-  CS_ABORTED,
-  CS_COMPLETE,
-  CS_IOCB_ERROR,
-  CS_PORT_LOGGED_OUT,
   FCP_RSP_INFO_LEN,
-  IOCB_TYPE_STATUS,
-  QLA_SKIP_HANDLE,
-  SS_RESPONSE_INFO_LEN_VALID,
-  TCF_ABORT_TASK_SET,
-  TCF_CLEAR_ACA,
-  TCF_CLEAR_TASK_SET,
-  TCF_LUN_RESET,
-  TCF_TARGET_RESET,
-  TMF_CONTROL_FLAGS,
-  TMF_LUN,
-  TMF_NPORT_HANDLE,
-  TMF_STS_COMP_STATUS,
-  TMF_STS_DATA,
-  TMF_STS_RSP_DATA_LEN,
-  TMF_STS_SCSI_STATUS,
-  RF_INV_E_PARAM,
 } from '../../../assembly/shared/iocb-mgmt.js';
 import type { TaskManagementFunction } from '../../scsi/api.js';
 import type { IspFirmware } from '../firmware.js';
@@ -42,34 +21,34 @@ const RSP_CODE_TMF_FAILED = 5;
 export function handleMarker(request: Uint8Array): Uint8Array | null {
   // Markers only resynchronise firmware after resets; recent drivers wait for an echo when the
   // handle is a real one (qla26xx_marker).
-  return handleOf(request) === QLA_SKIP_HANDLE ? null : echo(request);
+  return handleOf(request) === Handle.QLA_SKIP_HANDLE ? null : echo(request);
 }
 
 export async function handleAbort(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
-  const victimHandle = view(request).getUint32(ABORT_HANDLE_TO_ABORT, true);
+  const victimHandle = view(request).getUint32(Abort.HANDLE_TO_ABORT, true);
   const victim = fw.exchanges.get(victimHandle);
-  let comp = CS_IOCB_ERROR;
+  let comp = CompStatus.CS_IOCB_ERROR;
   if (victim) {
     if (fw.fabric) await fw.fabric.abort(victim.portId, victim.taskTag).catch(() => false);
-    if (victim.terminate(CS_ABORTED)) comp = CS_COMPLETE;
+    if (victim.terminate(CompStatus.CS_ABORTED)) comp = CompStatus.CS_COMPLETE;
     fw.exchanges.remove(victimHandle);
   }
   const c = echo(request);
-  view(c).setUint16(ABORT_COMP_STATUS, comp, true);
+  view(c).setUint16(Abort.COMP_STATUS, comp, true);
   return c;
 }
 
 function tmfFunction(flags: number): TaskManagementFunction | null {
   switch (flags) {
-    case TCF_LUN_RESET:
+    case TskMgmt.TCF_LUN_RESET:
       return 'lun-reset';
-    case TCF_TARGET_RESET:
+    case TskMgmt.TCF_TARGET_RESET:
       return 'target-reset';
-    case TCF_ABORT_TASK_SET:
+    case TskMgmt.TCF_ABORT_TASK_SET:
       return 'abort-task-set';
-    case TCF_CLEAR_TASK_SET:
+    case TskMgmt.TCF_CLEAR_TASK_SET:
       return 'clear-task-set';
-    case TCF_CLEAR_ACA:
+    case TskMgmt.TCF_CLEAR_ACA:
       return 'clear-aca';
     default:
       return null;
@@ -80,35 +59,35 @@ function tmfFunction(flags: number): TaskManagementFunction | null {
 function tmfStatus(request: Uint8Array, comp: number, rspCode: number | null): Uint8Array {
   const c = new Uint8Array(64);
   c.set(request.subarray(0, 8));
-  c[0] = IOCB_TYPE_STATUS;
-  c[1] = 1;
-  c[3] = 0;
+  c[IocbHeader.ENTRY_TYPE] = EntryType.STATUS_TYPE;
+  c[IocbHeader.ENTRY_COUNT] = 1;
+  c[IocbHeader.ENTRY_STATUS] = 0;
   const dv = view(c);
-  dv.setUint16(TMF_STS_COMP_STATUS, comp, true);
+  dv.setUint16(Sts24.COMP_STATUS, comp, true);
   if (rspCode !== null) {
-    dv.setUint16(TMF_STS_SCSI_STATUS, SS_RESPONSE_INFO_LEN_VALID, true);
-    dv.setUint32(TMF_STS_RSP_DATA_LEN, FCP_RSP_INFO_LEN, true);
+    dv.setUint16(Sts24.SCSI_STATUS, ScsiStatusFlags.SS_RESPONSE_INFO_LEN_VALID, true);
+    dv.setUint32(Sts24.RSP_DATA_LEN, FCP_RSP_INFO_LEN, true);
     const info = new Uint8Array(FCP_RSP_INFO_LEN);
     info[3] = rspCode;
-    c.set(fcpSwap(info), TMF_STS_DATA);
+    c.set(fcpSwap(info), Sts24.DATA);
   }
   return c;
 }
 
 export async function handleTaskManagement(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
   const dv = view(request);
-  const nportHandle = dv.getUint16(TMF_NPORT_HANDLE, true);
-  const flags = dv.getUint32(TMF_CONTROL_FLAGS, true);
+  const nportHandle = dv.getUint16(TskMgmt.NPORT_HANDLE, true);
+  const flags = dv.getUint32(TskMgmt.CONTROL_FLAGS, true);
   const fn = tmfFunction(flags);
   if (!fn) {
     fw.guestError('tmf_err_flags', { flags });
-    return declined(request, RF_INV_E_PARAM);
+    return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
   const login = fw.logins.get(nportHandle);
   if (!login || !login.prliComplete || !fw.fabric || fw.link !== 'up') {
-    return tmfStatus(request, CS_PORT_LOGGED_OUT, null);
+    return tmfStatus(request, CompStatus.CS_PORT_LOGGED_OUT, null);
   }
-  const lun = fcpSwap(request.subarray(TMF_LUN, TMF_LUN + 8));
+  const lun = fcpSwap(request.subarray(TskMgmt.LUN, TskMgmt.LUN + 8));
   const lunScoped = fn !== 'target-reset';
   const gen = fw.generation;
   let rspCode: number;
@@ -118,13 +97,13 @@ export async function handleTaskManagement(fw: IspFirmware, request: Uint8Array)
     fw.traceEvent('tmf_err_fabric', { error: String(e) });
     rspCode = RSP_CODE_TMF_FAILED;
   }
-  if (gen !== fw.generation) return tmfStatus(request, CS_PORT_LOGGED_OUT, null);
+  if (gen !== fw.generation) return tmfStatus(request, CompStatus.CS_PORT_LOGGED_OUT, null);
   if (rspCode === 0 && fn !== 'clear-aca') {
     // The target dropped the affected tasks: complete them before the TMF itself.
     for (const x of fw.exchanges.matching(login.portId, lunScoped ? lun : null)) {
-      x.terminate(CS_ABORTED);
+      x.terminate(CompStatus.CS_ABORTED);
       fw.exchanges.remove(x.handle);
     }
   }
-  return tmfStatus(request, CS_COMPLETE, rspCode);
+  return tmfStatus(request, CompStatus.CS_COMPLETE, rspCode);
 }
