@@ -14,6 +14,7 @@
 import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
+import { isAllZero } from '../scsi/zero.js';
 
 export type BlockSize = 512 | 4096;
 export const SUPPORTED_BLOCK_SIZES: readonly BlockSize[] = [512, 4096];
@@ -264,18 +265,6 @@ export class FileBacking implements BackingStore {
     this.fh = null;
     try { await fh.datasync(); } finally { await fh.close(); }
   }
-}
-
-export function isAllZero(b: Uint8Array): boolean {
-  // Compare 8 bytes at a time where alignment allows.
-  let i = 0;
-  if (b.byteOffset % 8 === 0) {
-    const words = new BigUint64Array(b.buffer, b.byteOffset, Math.floor(b.length / 8));
-    for (const w of words) if (w !== 0n) return false;
-    i = words.length * 8;
-  }
-  for (; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
 }
 
 // ---- volume -----------------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+/**
+ * What the SCSI device server needs from a volume (src/san/volume.ts implements it), and the
+ * SBC-3 limits this target advertises in the Block Limits VPD page and enforces on commands.
+ */
+export interface BlockDevice {
+  readonly name: string;
+  /** 16-byte NAA-6 logical unit identifier. */
+  readonly naa: Uint8Array;
+  readonly serial: string;
+  readonly blockSize: number;
+  readonly blockCount: number;
+  readonly writeCache: boolean;
+  readBlocks(lba: number, count: number): Promise<Uint8Array>;
+  writeBlocks(lba: number, data: Uint8Array, fua?: boolean): Promise<void>;
+  unmapBlocks(lba: number, count: number): Promise<void>;
+  writeSameBlocks(lba: number, count: number, pattern: Uint8Array, fua?: boolean): Promise<void>;
+  flush(): Promise<void>;
+  savePrState(json: string | null): Promise<void>;
+  loadPrState(): Promise<string | null>;
+}
+
+/** Largest single READ/WRITE transfer, in bytes (bounds the memory one command can take). */
+export const MAX_TRANSFER_BYTES = 8 * 1024 * 1024;
+/** Largest UNMAP / WRITE SAME(UNMAP) range per command, in bytes. */
+export const MAX_UNMAP_BYTES = 64 * 1024 * 1024;
+/** Largest UNMAP block descriptor count per command. */
+export const MAX_UNMAP_DESCRIPTORS = 64;
+/** Largest WRITE SAME range per command, in bytes. */
+export const MAX_WRITE_SAME_BYTES = 64 * 1024 * 1024;
+/** Preferred I/O granularity: 4 KiB. */
+export const OPTIMAL_GRANULARITY_BYTES = 4096;
+
+export const blocksFor = (bytes: number, blockSize: number): number => Math.max(1, Math.floor(bytes / blockSize));

@@ -1,0 +1,340 @@
+/**
+ * The device server of one storage array (SAM-5 §4.5): routes each command arriving on one of the
+ * array's target ports to the logical unit masked to that initiator at that LUN, and implements
+ * the target-wide parts — REPORT LUNS, REQUEST SENSE, unit attention reporting, reservation
+ * checks, task tracking and task management functions.
+ *
+ * Order of checks for a command (SPC-4 §5.14, SAM-5 §5.13):
+ *   unknown opcode → no LU at that LUN (except INQUIRY/REPORT LUNS/REQUEST SENSE) → NACA
+ *   → unit attention → reservation conflict → not ready (stopped) → the command's own checks.
+ * Aborted tasks end with TASK ABORTED status (the control mode page reports TAS=1); the
+ * transport decides whether that status is sent.
+ */
+import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from './api.js';
+import { be32, clampToAllocation, decodeLun, encodeLun, put32 } from './cdb.js';
+import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, Status, type AdditionalSense } from './constants.js';
+import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
+import { modeSense } from './mode-pages.js';
+import { reportTargetPortGroups } from './alua.js';
+import { readCapacity10, readCapacity16, readWrite, synchronizeCache, TaskAbortedError, unmap, writeSame, type IoContext } from './block-commands.js';
+import type { LogicalUnit } from './logical-unit.js';
+import { nexusKey, type NexusKey } from './nexus.js';
+import { buildFixedSense, checkCondition, CommandError, invalidFieldInCdb, invalidOpcode, type SenseData } from './sense.js';
+import type { Logger } from '../util/log.js';
+
+/** FCP-4 Table 25 FCP_RSP_INFO RSP_CODE values returned by taskManagement. */
+export const TmfResponse = { COMPLETE: 0, NOT_SUPPORTED: 4, FAILED: 5, INCORRECT_LUN: 9 } as const;
+
+/** LUN masking as the device server sees it (implemented by the storage array). */
+export interface LunMapping {
+  /** The logical units this initiator may access, by LUN number. */
+  lunsFor(initiatorWwpn: bigint): ReadonlyMap<number, LogicalUnit>;
+  /** Every logical unit of the array (for target reset and nexus loss). */
+  allUnits(): Iterable<LogicalUnit>;
+}
+
+interface Task { nexus: NexusKey; lu: LogicalUnit | null; tag: number; aborted: boolean; }
+
+type Access = 'none' | 'read' | 'write';
+
+interface CommandContext extends IoContext {
+  nexus: NexusKey;
+  lu: LogicalUnit | null;
+  port: PortIdentity;
+}
+
+interface CommandSpec {
+  name: string;
+  /** How a persistent reservation held by another I_T nexus affects it (SPC-4 §5.12.1). */
+  access: Access;
+  /** Whether a pending unit attention ends this command (not for INQUIRY, REPORT LUNS, REQUEST SENSE). */
+  reportsUnitAttention: boolean;
+  /** Answered by the target even when no logical unit is at this LUN. */
+  worksWithoutLu: boolean;
+  /** Needs the unit started. */
+  mediaAccess: boolean;
+  run(ctx: CommandContext): Promise<Uint8Array | null> | Uint8Array | null;
+}
+
+// REQUEST SENSE CDB: 1 DESC(0) | 4 ALLOCATION LENGTH. REPORT LUNS CDB: 2 SELECT REPORT | 6-9 ALLOCATION LENGTH.
+const REQUEST_SENSE_DESC = 0x01;
+const REPORT_LUNS_MIN_ALLOCATION = 16;
+const SelectReport = { ALL_EXCEPT_WELL_KNOWN: 0x00, WELL_KNOWN_ONLY: 0x01, ALL: 0x02 } as const;
+// START STOP UNIT CDB: 4 POWER CONDITION(7..4) NO_FLUSH(2) LOEJ(1) START(0)
+const SSU_POWER_CONDITION_MASK = 0xf0;
+const SSU_LOEJ = 0x02;
+const SSU_START = 0x01;
+/** CONTROL byte (last CDB byte): NACA(2). ACA is not supported. */
+const CONTROL_NACA = 0x04;
+
+export class DeviceServer {
+  readonly ports: ScsiTargetPort[];
+  private readonly tasks = new Set<Task>();
+  private readonly commands = new Map<number, CommandSpec>();
+  private readonly serviceActions = new Map<number, Map<number, CommandSpec>>();
+
+  constructor(
+    private readonly mapping: LunMapping,
+    private readonly portIdentities: readonly PortIdentity[],
+    private readonly product: ProductIdentity,
+    private readonly log: Logger,
+  ) {
+    this.ports = portIdentities.map((p) => new TargetPort(this, p));
+    this.buildCommandTable();
+  }
+
+  // ---- command execution ------------------------------------------------------------------------
+  async execute(port: PortIdentity, req: ScsiRequest): Promise<ScsiResponse> {
+    const nexus = nexusKey(req.nexus);
+    let task: Task | null = null;
+    try {
+      const opcode = req.cdb[0];
+      if (opcode === undefined) throw invalidOpcode(0);
+      const cdbLength = cdbLengthForOpcode(opcode);
+      if (cdbLength === null) throw this.unsupported(req, opcode);
+      if (req.cdb.length < cdbLength) throw invalidFieldInCdb(0, 7, `CDB of ${req.cdb.length} bytes is shorter than the ${cdbLength} opcode 0x${opcode.toString(16)} needs`);
+      // Copy the CDB in once: nothing below reads the transport's buffer again.
+      const cdb = Uint8Array.from(req.cdb.subarray(0, cdbLength));
+      const lun = decodeLun(req.lun);
+      const lu = lun === null ? null : (this.mapping.lunsFor(req.nexus.initiatorWwpn).get(lun) ?? null);
+      const spec = this.lookup(cdb, lu);
+      if (!lu && !spec.worksWithoutLu) throw luNotSupported(lun);
+      if (cdb[cdbLength - 1]! & CONTROL_NACA) throw invalidFieldInCdb(cdbLength - 1, 2, 'NACA is not supported');
+      if (lu && spec.reportsUnitAttention) {
+        const ua = lu.ua.take(nexus);
+        if (ua) throw checkCondition(SenseKey.UNIT_ATTENTION, ua, `unit attention ${hexSense(ua)}`);
+      }
+      if (lu && spec.access !== 'none' && lu.pr.conflicts(nexus, spec.access)) {
+        return { status: Status.RESERVATION_CONFLICT, sense: null, dataIn: null };
+      }
+      if (lu && spec.mediaAccess && lu.stopped) {
+        throw checkCondition(SenseKey.NOT_READY, Asc.LU_NOT_READY_INIT_REQUIRED, 'logical unit is stopped');
+      }
+      const t: Task = { nexus, lu, tag: req.taskTag, aborted: false };
+      task = t;
+      this.tasks.add(t);
+      const ctx: CommandContext = { req, cdb, device: lu?.device ?? NO_DEVICE, aborted: () => t.aborted, nexus, lu, port };
+      const dataIn = await spec.run(ctx);
+      if (t.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
+      return { status: Status.GOOD, sense: null, dataIn: dataIn ?? null };
+    } catch (e) {
+      if (e instanceof TaskAbortedError || task?.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
+      if (e instanceof CommandError) {
+        return { status: e.status, sense: e.senseData ? buildFixedSense(e.senseData) : null, dataIn: null };
+      }
+      return this.internalFailure(req, e);
+    } finally {
+      if (task) this.tasks.delete(task);
+    }
+  }
+
+  private lookup(cdb: Uint8Array, lu: LogicalUnit | null): CommandSpec {
+    const opcode = cdb[0]!;
+    const sa = this.serviceActions.get(opcode);
+    if (sa) {
+      const spec = sa.get(cdb[1]! & 0x1f);
+      if (spec) return spec;
+      if (!lu) throw luNotSupported(null);
+      throw invalidFieldInCdb(1, 4, `service action 0x${(cdb[1]! & 0x1f).toString(16)} of opcode 0x${opcode.toString(16)} not supported`);
+    }
+    const spec = this.commands.get(opcode);
+    if (spec) return spec;
+    if (!lu) throw luNotSupported(null);
+    throw invalidOpcode(opcode);
+  }
+
+  private unsupported(req: ScsiRequest, opcode: number): CommandError {
+    const lun = decodeLun(req.lun);
+    const lu = lun === null ? undefined : this.mapping.lunsFor(req.nexus.initiatorWwpn).get(lun);
+    return lu ? invalidOpcode(opcode) : luNotSupported(lun);
+  }
+
+  /** A backing-store failure: the command fails visibly, the array keeps running. */
+  private internalFailure(req: ScsiRequest, e: unknown): ScsiResponse {
+    const op = req.cdb[0] ?? 0;
+    this.log.error({ err: e, opcode: op }, 'command failed in the backing store');
+    let key: number = SenseKey.HARDWARE_ERROR;
+    let sense: AdditionalSense = Asc.INTERNAL_TARGET_FAILURE;
+    if (READ_OPCODES.has(op)) { key = SenseKey.MEDIUM_ERROR; sense = Asc.UNRECOVERED_READ_ERROR; }
+    else if (WRITE_OPCODES.has(op)) { key = SenseKey.MEDIUM_ERROR; sense = Asc.WRITE_ERROR; }
+    const data: SenseData = { key, sense };
+    return { status: Status.CHECK_CONDITION, sense: buildFixedSense(data), dataIn: null };
+  }
+
+  // ---- target-wide commands ---------------------------------------------------------------------
+  private reportLuns(ctx: CommandContext): Uint8Array {
+    const select = ctx.cdb[2]!;
+    const alloc = be32(ctx.cdb, 6);
+    if (select !== SelectReport.ALL_EXCEPT_WELL_KNOWN && select !== SelectReport.WELL_KNOWN_ONLY && select !== SelectReport.ALL) {
+      throw invalidFieldInCdb(2, 7, `SELECT REPORT 0x${select.toString(16)} not supported`);
+    }
+    if (alloc < REPORT_LUNS_MIN_ALLOCATION) throw invalidFieldInCdb(6, 7, `REPORT LUNS allocation length ${alloc} is below ${REPORT_LUNS_MIN_ALLOCATION}`);
+    // No well-known logical units are implemented, so WELL_KNOWN_ONLY reports none.
+    const luns = select === SelectReport.WELL_KNOWN_ONLY ? []
+      : [...this.mapping.lunsFor(ctx.req.nexus.initiatorWwpn).keys()].sort((a, b) => a - b);
+    // 0-3 LUN LIST LENGTH | 4-7 reserved | 8.. 8-byte LUNs
+    const out = new Uint8Array(8 + 8 * luns.length);
+    put32(out, 0, 8 * luns.length);
+    luns.forEach((l, i) => out.set(encodeLun(l), 8 + 8 * i));
+    return clampToAllocation(out, alloc);
+  }
+
+  private requestSense(ctx: CommandContext): Uint8Array {
+    if (ctx.cdb[1]! & REQUEST_SENSE_DESC) throw invalidFieldInCdb(1, 0, 'descriptor format sense data is not supported');
+    const alloc = ctx.cdb[4]!;
+    let data: SenseData;
+    if (!ctx.lu) {
+      data = { key: SenseKey.ILLEGAL_REQUEST, sense: Asc.LOGICAL_UNIT_NOT_SUPPORTED };
+    } else {
+      // A pending unit attention is returned as data and cleared (SPC-4 §6.39, UA_INTLCK_CTRL=0).
+      const ua = ctx.lu.ua.take(ctx.nexus);
+      if (ua) data = { key: SenseKey.UNIT_ATTENTION, sense: ua };
+      else if (ctx.lu.stopped) data = { key: SenseKey.NOT_READY, sense: Asc.LU_NOT_READY_INIT_REQUIRED };
+      else data = { key: SenseKey.NO_SENSE, sense: Asc.NO_ADDITIONAL_SENSE };
+    }
+    return clampToAllocation(buildFixedSense(data), alloc);
+  }
+
+  private async startStopUnit(ctx: CommandContext): Promise<null> {
+    const b = ctx.cdb[4]!;
+    if (b & SSU_POWER_CONDITION_MASK) throw invalidFieldInCdb(4, 7, 'power conditions are not supported');
+    if (b & SSU_LOEJ) throw invalidFieldInCdb(4, 1, 'the medium is not removable');
+    const lu = ctx.lu!;
+    if (b & SSU_START) {
+      lu.stopped = false;
+    } else {
+      await lu.device.flush(); // stopping writes the cache out (NO_FLUSH is not honoured: data first)
+      lu.stopped = true;
+    }
+    return null;
+  }
+
+  private async persistentReserveOut(ctx: CommandContext): Promise<null> {
+    const lu = ctx.lu!;
+    const { abortNexuses } = await lu.pr.out(ctx.req.nexus, ctx.cdb, ctx.req.dataOut);
+    if (abortNexuses.length > 0) {
+      const victims = new Set(abortNexuses);
+      for (const t of this.tasks) if (t.lu === lu && victims.has(t.nexus)) t.aborted = true;
+    }
+    return null;
+  }
+
+  private buildCommandTable(): void {
+    const add = (op: number, spec: CommandSpec): void => { this.commands.set(op, spec); };
+    const addSa = (op: number, sa: number, spec: CommandSpec): void => {
+      const m = this.serviceActions.get(op) ?? new Map<number, CommandSpec>();
+      m.set(sa, spec);
+      this.serviceActions.set(op, m);
+    };
+    const lu = { reportsUnitAttention: true, worksWithoutLu: false };
+    const media = { ...lu, mediaAccess: true };
+
+    add(Opcode.TEST_UNIT_READY, { name: 'TEST UNIT READY', access: 'none', ...media, run: () => null });
+    add(Opcode.INQUIRY, {
+      name: 'INQUIRY', access: 'none', reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false,
+      run: (c) => inquiry(c.cdb, { device: c.lu?.device ?? null, port: c.port, multiPort: this.portIdentities.length > 1, product: this.product }),
+    });
+    add(Opcode.REPORT_LUNS, {
+      name: 'REPORT LUNS', access: 'none', reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false,
+      run: (c) => this.reportLuns(c),
+    });
+    add(Opcode.REQUEST_SENSE, {
+      name: 'REQUEST SENSE', access: 'none', reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false,
+      run: (c) => this.requestSense(c),
+    });
+    for (const op of [...READ_OPCODES]) add(op, { name: 'READ', access: 'read', ...media, run: readWrite });
+    for (const op of [...WRITE_OPCODES].filter((o) => !WRITE_SAME_OR_UNMAP.has(o))) add(op, { name: 'WRITE', access: 'write', ...media, run: readWrite });
+    add(Opcode.WRITE_SAME_10, { name: 'WRITE SAME(10)', access: 'write', ...media, run: writeSame });
+    add(Opcode.WRITE_SAME_16, { name: 'WRITE SAME(16)', access: 'write', ...media, run: writeSame });
+    add(Opcode.UNMAP, { name: 'UNMAP', access: 'write', ...media, run: unmap });
+    add(Opcode.SYNCHRONIZE_CACHE_10, { name: 'SYNCHRONIZE CACHE(10)', access: 'write', ...media, run: synchronizeCache });
+    add(Opcode.SYNCHRONIZE_CACHE_16, { name: 'SYNCHRONIZE CACHE(16)', access: 'write', ...media, run: synchronizeCache });
+    add(Opcode.READ_CAPACITY_10, { name: 'READ CAPACITY(10)', access: 'none', ...lu, mediaAccess: false, run: readCapacity10 });
+    addSa(Opcode.SERVICE_ACTION_IN_16, ServiceAction.READ_CAPACITY_16, { name: 'READ CAPACITY(16)', access: 'none', ...lu, mediaAccess: false, run: readCapacity16 });
+    add(Opcode.MODE_SENSE_6, { name: 'MODE SENSE(6)', access: 'read', ...lu, mediaAccess: false, run: (c) => modeSense(c.cdb, c.device) });
+    add(Opcode.MODE_SENSE_10, { name: 'MODE SENSE(10)', access: 'read', ...lu, mediaAccess: false, run: (c) => modeSense(c.cdb, c.device) });
+    add(Opcode.START_STOP_UNIT, { name: 'START STOP UNIT', access: 'write', ...lu, mediaAccess: false, run: (c) => this.startStopUnit(c) });
+    add(Opcode.PERSISTENT_RESERVE_IN, { name: 'PERSISTENT RESERVE IN', access: 'none', ...lu, mediaAccess: false, run: (c) => c.lu!.pr.in(c.cdb) });
+    add(Opcode.PERSISTENT_RESERVE_OUT, { name: 'PERSISTENT RESERVE OUT', access: 'none', ...lu, mediaAccess: false, run: (c) => this.persistentReserveOut(c) });
+    addSa(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_TARGET_PORT_GROUPS, {
+      name: 'REPORT TARGET PORT GROUPS', access: 'none', ...lu, mediaAccess: false,
+      run: (c) => reportTargetPortGroups(c.cdb, this.portIdentities),
+    });
+  }
+
+  // ---- task management (SAM-5 §7) ---------------------------------------------------------------
+  async taskManagement(nexus: ItNexus, lunField: Uint8Array, fn: TaskManagementFunction, taskTag?: number): Promise<number> {
+    const key = nexusKey(nexus);
+    if (fn === 'clear-aca') return TmfResponse.NOT_SUPPORTED;
+    if (fn === 'target-reset') {
+      for (const t of this.tasks) t.aborted = true;
+      for (const u of this.mapping.allUnits()) u.ua.reset(Asc.BUS_DEVICE_RESET_FUNCTION_OCCURRED);
+      return TmfResponse.COMPLETE;
+    }
+    const lun = decodeLun(lunField);
+    const lu = lun === null ? undefined : this.mapping.lunsFor(nexus.initiatorWwpn).get(lun);
+    if (!lu) return TmfResponse.INCORRECT_LUN;
+    switch (fn) {
+      case 'abort-task':
+        if (taskTag === undefined) return TmfResponse.FAILED;
+        for (const t of this.tasks) if (t.lu === lu && t.nexus === key && t.tag === taskTag) t.aborted = true;
+        return TmfResponse.COMPLETE;
+      case 'abort-task-set':
+        for (const t of this.tasks) if (t.lu === lu && t.nexus === key) t.aborted = true;
+        return TmfResponse.COMPLETE;
+      case 'clear-task-set':
+        for (const t of this.tasks) if (t.lu === lu) t.aborted = true;
+        return TmfResponse.COMPLETE;
+      case 'lun-reset':
+        for (const t of this.tasks) if (t.lu === lu) t.aborted = true;
+        lu.ua.reset(Asc.BUS_DEVICE_RESET_FUNCTION_OCCURRED);
+        return TmfResponse.COMPLETE;
+      default:
+        return TmfResponse.NOT_SUPPORTED;
+    }
+  }
+
+  /** Logout / link loss: the nexus's tasks are gone, its PR registrations stay. */
+  nexusLost(nexus: ItNexus): void {
+    const key = nexusKey(nexus);
+    for (const t of this.tasks) if (t.nexus === key) t.aborted = true;
+    for (const u of this.mapping.allUnits()) u.ua.nexusLost(key);
+  }
+
+  /** Commands in flight (for status and tests). */
+  get tasksInFlight(): number { return this.tasks.size; }
+}
+
+class TargetPort implements ScsiTargetPort {
+  readonly wwpn: bigint;
+  readonly wwnn: bigint;
+  readonly relativePortId: number;
+  constructor(private readonly server: DeviceServer, private readonly identity: PortIdentity) {
+    this.wwpn = identity.wwpn;
+    this.wwnn = identity.wwnn;
+    this.relativePortId = identity.relativePortId;
+  }
+  execute(req: ScsiRequest): Promise<ScsiResponse> { return this.server.execute(this.identity, req); }
+  taskManagement(nexus: ItNexus, lun: Uint8Array, fn: TaskManagementFunction, taskTag?: number): Promise<number> {
+    return this.server.taskManagement(nexus, lun, fn, taskTag);
+  }
+  nexusLost(nexus: ItNexus): void { this.server.nexusLost(nexus); }
+}
+
+const READ_OPCODES = new Set<number>([Opcode.READ_6, Opcode.READ_10, Opcode.READ_12, Opcode.READ_16]);
+const WRITE_SAME_OR_UNMAP = new Set<number>([Opcode.WRITE_SAME_10, Opcode.WRITE_SAME_16, Opcode.UNMAP]);
+const WRITE_OPCODES = new Set<number>([Opcode.WRITE_6, Opcode.WRITE_10, Opcode.WRITE_12, Opcode.WRITE_16, ...WRITE_SAME_OR_UNMAP]);
+
+function luNotSupported(lun: number | null): CommandError {
+  return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED,
+    lun === null ? 'LUN addressing form not supported' : `no logical unit at LUN ${lun} for this initiator`);
+}
+
+function hexSense(s: AdditionalSense): string {
+  return `${s.asc.toString(16).padStart(2, '0')}/${s.ascq.toString(16).padStart(2, '0')}`;
+}
+
+/** Placeholder device for target-wide commands at a LUN with no logical unit; never touched by them. */
+const NO_DEVICE = new Proxy({} as IoContext['device'], {
+  get(): never { throw new Error('no logical unit at this LUN'); },
+});
