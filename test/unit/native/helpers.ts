@@ -31,7 +31,8 @@ export class FdTracker {
   private readonly open = new Set<number>();
 
   add<T extends number | readonly number[]>(fds: T): T {
-    for (const fd of typeof fds === 'number' ? [fds] : fds) this.open.add(fd);
+    const list: readonly number[] = typeof fds === 'number' ? [fds] : (fds as readonly number[]);
+    for (const fd of list) this.open.add(fd);
     return fds;
   }
 
