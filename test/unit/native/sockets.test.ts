@@ -148,6 +148,34 @@ describe('socketPair / sendmsg / recvmsg', () => {
     });
   });
 
+  it('passes the maximum of 253 fds in one message', () => {
+    const [a, b] = pair();
+    const eventfds = Array.from({ length: 253 }, () => fds.add(native.eventfd(0)));
+    expect(native.sendmsg(a, encoder.encode('m'), eventfds)).toBe(1);
+    const result = recvOrFail(b, new Uint8Array(1), 253);
+    expect(result.ctrunc).toBe(false);
+    expect(result.fds).toHaveLength(253);
+    native.eventfdWrite(result.fds[252]!, 4n);
+    expect(native.eventfdRead(eventfds[252]!)).toBe(4n);
+  });
+
+  it('throws EBADF when an fd to pass is not open, and sends nothing', () => {
+    const [a, b] = pair();
+    const closed = native.eventfd(0);
+    native.close(closed);
+    expectNativeError(() => native.sendmsg(a, encoder.encode('x'), [closed]), 'EBADF', 'sendmsg');
+    expect(native.recvmsg(b, new Uint8Array(4), 0, 4, 1)).toBeNull();
+  });
+
+  it('honours the byteOffset of a Uint8Array view', () => {
+    const [a, b] = pair();
+    native.sendmsg(a, encoder.encode('abcdef').subarray(2, 4), []);
+    const backing = new Uint8Array(32);
+    const view = backing.subarray(10, 20);
+    expect(native.recvmsg(b, view, 1, 4, 0)?.bytes).toBe(2);
+    expect([...backing.subarray(10, 14)]).toEqual([0, 0x63, 0x64, 0]);
+  });
+
   it('flags ctrunc when more fds arrive than maxFds and returns those that fit', () => {
     const [a, b] = pair();
     const memfds = [0, 1, 2].map((i) => fds.add(native.memfdCreate(`trunc-${i}`, PAGE)));
