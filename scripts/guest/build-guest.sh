@@ -166,8 +166,6 @@ defaults {
 	enable_foreign "^$"
 }
 EOF
-  : >"$stage/etc/multipath/wwids"
-  : >"$stage/etc/multipath/bindings"
   echo npiv-guest >"$stage/etc/hostname"
 
   log "packing initramfs archives"
@@ -200,13 +198,18 @@ EOF
 
 if [ ! -e "$GUEST_STAMP" ]; then
   build_guest
+  # Older guest builds are cheap to redo; drop them (rootfs trees are kept: costly to rebuild).
+  for old in "$CACHE"/guest-*; do
+    [ "$old" = "$GUEST" ] || rm -rf "$old"
+  done
 fi
 
-# Tell the TypeScript harness where everything is (written last, atomically).
-write_guest_env() {
+# Tell the TypeScript harness where everything is (written last, atomically, and only when it
+# changed, so that a prepared cache can be used read-only).
+guest_env_json() {
   local vmlinux=null
   [ -f "$GUEST/vmlinux" ] && vmlinux="\"$GUEST/vmlinux\""
-  cat >"$CACHE/.guest-env.json.tmp" <<EOF
+  cat <<EOF
 {
   "version": $SCRIPT_VERSION,
   "rootfs": "$ROOTFS",
@@ -218,7 +221,9 @@ write_guest_env() {
   "initramfsNoFirmware": "$GUEST/initramfs-nofw.cpio"
 }
 EOF
-  mv "$CACHE/.guest-env.json.tmp" "$CACHE/guest-env.json"
 }
-write_guest_env
+if [ "$(guest_env_json)" != "$(cat "$CACHE/guest-env.json" 2>/dev/null)" ]; then
+  guest_env_json >"$CACHE/.guest-env.json.tmp"
+  mv "$CACHE/.guest-env.json.tmp" "$CACHE/guest-env.json"
+fi
 log "guest ready: $GUEST"

@@ -46,11 +46,16 @@ ROOTFS="$CACHE/rootfs-$KEY"
 ROOTFS_TARBALL="$CACHE/rootfs-$KEY.tar.zst"
 ROOTFS_STAMP="$CACHE/rootfs-$KEY.ok"
 
-mkdir -p "$CACHE"
-exec 9>"$CACHE/.prepare.lock"
-if ! flock -n 9; then
-  log "another prepare.sh holds $CACHE/.prepare.lock; waiting"
-  flock 9
+mkdir -p "$CACHE" 2>/dev/null || true
+if [ -w "$CACHE" ]; then
+  exec 9>>"$CACHE/.prepare.lock"
+  if ! flock -n 9; then
+    log "another prepare.sh holds $CACHE/.prepare.lock; waiting"
+    flock 9
+  fi
+else
+  # A read-only cache is fine when it is complete (e.g. prepared earlier by root).
+  [ -e "$CACHE/rootfs-$KEY.ok" ] || die "cache $CACHE is not writable and not prepared; run this script as root once"
 fi
 
 need_root() { [ "$(id -u)" -eq 0 ] || die "$1 needs root (run: sudo bash scripts/guest/prepare.sh)"; }

@@ -2,6 +2,10 @@
  * Real QEMU + real Linux guest: the harness itself (no vfio-user device attached).
  * Needs the environment from `bash scripts/guest/prepare.sh`; skipped without it.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { guestEnvironment, haveGuestEnvironment, runGuest } from '../../src/harness/guest.js';
 
@@ -55,5 +59,64 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     expect(run.guestLines).toContain('HANGING');
     expect(seen).toContain('GUEST:HANGING');
     expect(run.guestLines).toContain('INSMOD qla2xxx skipped');
+  });
+
+  it('boots the no-firmware initramfs with working sg3-utils, fio, lspci and multipath tools', async () => {
+    const script = [
+      '[ -e /lib/firmware/ql2500_fw.bin ] || echo GUEST:NO-FIRMWARE',
+      'sg_inq -V >/dev/null 2>&1 && echo GUEST:SG3-UTILS-OK',
+      'lsscsi --version >/dev/null 2>&1 && echo GUEST:LSSCSI-OK',
+      'lspci -n -s 00:00.0 | grep -q "0600: 8086:29c0" && echo GUEST:LSPCI-OK',
+      'fio --name=smoke --filename=/tmp/fio.dat --size=256k --bs=4k --rw=write --ioengine=psync >/tmp/fio.log 2>&1',
+      'echo "GUEST:FIO-STATUS $? $(stat -c %s /tmp/fio.dat)"',
+      'multipath -t >/dev/null 2>&1 && echo GUEST:MULTIPATH-CONFIG-OK',
+      'multipath -ll >/tmp/mp.log 2>&1; echo "GUEST:MULTIPATH-LL-STATUS $?"',
+      'exit 0',
+      '',
+    ].join('\n');
+    const run = await runGuest({ script, firmware: false, timeoutMs: 240_000 });
+    const context = `serial log:\n${run.output}\nqemu stderr:\n${run.qemuStderr}`;
+    expect(run.exitStatus, context).toBe(0);
+    for (const expected of [
+      'NO-FIRMWARE',
+      'SG3-UTILS-OK',
+      'LSSCSI-OK',
+      'LSPCI-OK',
+      'FIO-STATUS 0 262144',
+      'MULTIPATH-CONFIG-OK',
+      'MULTIPATH-LL-STATUS 0',
+    ]) {
+      expect(run.guestLines, context).toContain(expected);
+    }
+  });
+
+  it('attaches a vfio-user device: QEMU connects and sends VERSION; a silent server fails the run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'npiv-hba-harness-'));
+    const socketPath = join(dir, 'vport0.sock');
+    const received: Buffer[] = [];
+    const connections: Socket[] = [];
+    const server = createServer((connection) => {
+      connections.push(connection);
+      connection.on('data', (chunk: Buffer) => received.push(chunk));
+    });
+    await new Promise<void>((resolve) => server.listen(socketPath, resolve));
+    try {
+      const run = await runGuest({ devices: [socketPath], timeoutMs: 120_000 });
+      expect(run.timedOut).toBe(false);
+      expect(run.exitStatus).toBeNull();
+      expect(run.qemuExitCode).not.toBe(0);
+      expect(run.qemuStderr).toContain(socketPath);
+      expect(connections.length).toBe(1);
+      const message = Buffer.concat(received);
+      // vfio-user header: id u16, command u16 (1 = VERSION), size u32, flags u32 (type 0 = command).
+      expect(message.length).toBeGreaterThanOrEqual(16);
+      expect(message.readUInt16LE(2)).toBe(1);
+      expect(message.readUInt32LE(4)).toBe(message.length);
+      expect(message.readUInt32LE(8) & 0xf).toBe(0);
+    } finally {
+      for (const connection of connections) connection.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
