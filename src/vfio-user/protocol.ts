@@ -30,6 +30,7 @@ export const ERRNO = {
   EMSGSIZE: E.EMSGSIZE,
   ENOTSUP: E.ENOTSUP,
   ENOTCONN: E.ENOTCONN,
+  ETIMEDOUT: E.ETIMEDOUT,
 } as const;
 
 /** An error the peer sees as the errno of an error reply. */
