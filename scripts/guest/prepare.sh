@@ -58,6 +58,9 @@ else
   [ -e "$CACHE/rootfs-$KEY.ok" ] || die "cache $CACHE is not writable and not prepared; run this script as root once"
 fi
 
+# Leftovers of interrupted builds (only ever used under the lock held now).
+[ -w "$CACHE" ] && rm -rf "$CACHE"/.build-*
+
 need_root() { [ "$(id -u)" -eq 0 ] || die "$1 needs root (run: sudo bash scripts/guest/prepare.sh)"; }
 
 install_host_packages() {
