@@ -40,6 +40,9 @@ std::string ArgCString(const Napi::CallbackInfo& info, size_t index, const char*
 Napi::Uint8Array ArgUint8Array(const Napi::CallbackInfo& info, size_t index, const char* name);
 Napi::Function ArgFunction(const Napi::CallbackInfo& info, size_t index, const char* name);
 
+// True while poll() watches fd in this environment (see poll.cc).
+bool IsPolled(Napi::Env env, int fd);
+
 // Registration of each concern's functions on the module exports.
 void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterMem(Napi::Env env, Napi::Object exports);

@@ -21,6 +21,11 @@ constexpr uint64_t kMaxEventfdAdd = UINT64_MAX - 1;
 Napi::Value Close(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   int fd = ArgFd(info, 0, "fd");
+  // Closing a watched fd would leave libuv's epoll bookkeeping pointing at whatever
+  // file next gets this fd number; insist on stop() first.
+  if (IsPolled(env, fd)) {
+    ThrowErrno(env, "close", EBUSY, "(fd " + std::to_string(fd) + " is being polled: stop() its watch first)");
+  }
   // On Linux the fd is released even when close() reports EINTR: never retry.
   if (close(fd) != 0 && errno != EINTR) ThrowErrno(env, "close", errno);
   return env.Undefined();

@@ -10,7 +10,7 @@
 // the event loop alive.
 #include <uv.h>
 
-#include <unordered_set>
+#include <unordered_map>
 
 #include "common.h"
 
@@ -30,6 +30,7 @@ struct PollRegistry;
 struct PollWatch {
   uv_poll_t handle;
   napi_env env;
+  int fd;
   Napi::FunctionReference callback;
   PollHandle* owner = nullptr;      // the JS handle, while it is alive
   PollRegistry* registry = nullptr;
@@ -40,7 +41,7 @@ struct PollWatch {
 // active watches, which are stopped when the environment is torn down.
 struct PollRegistry {
   Napi::FunctionReference handleClass;
-  std::unordered_set<PollWatch*> active;
+  std::unordered_map<int, PollWatch*> active;  // by fd: libuv allows one watch per fd
   ~PollRegistry();
 };
 
@@ -83,7 +84,7 @@ void StopWatch(PollWatch* watch) {
   if (watch->stopping) return;
   watch->stopping = true;
   uv_poll_stop(&watch->handle);
-  if (watch->registry != nullptr) watch->registry->active.erase(watch);
+  if (watch->registry != nullptr) watch->registry->active.erase(watch->fd);
   watch->registry = nullptr;
   if (watch->owner != nullptr) watch->owner->Forget();
   watch->owner = nullptr;
@@ -92,9 +93,9 @@ void StopWatch(PollWatch* watch) {
 }
 
 PollRegistry::~PollRegistry() {
-  std::unordered_set<PollWatch*> watches;
+  std::unordered_map<int, PollWatch*> watches;
   watches.swap(active);
-  for (PollWatch* watch : watches) {
+  for (auto& [fd, watch] : watches) {
     watch->registry = nullptr;
     StopWatch(watch);
   }
@@ -148,6 +149,7 @@ Napi::Value Poll(const Napi::CallbackInfo& info) {
   auto* watch = new PollWatch();
   watch->handle.data = watch;
   watch->env = env;
+  watch->fd = fd;
   // Fails with EEXIST when this loop already watches the fd (libuv allows one watcher
   // per fd), EPERM for regular files, EBADF for a closed fd.
   int rc = uv_poll_init(loop, &watch->handle, fd);
@@ -163,7 +165,7 @@ Napi::Value Poll(const Napi::CallbackInfo& info) {
   }
   watch->callback = Napi::Persistent(callback);
   watch->registry = registry;
-  registry->active.insert(watch);
+  registry->active[fd] = watch;
 
   try {
     Napi::Object handleObject = registry->handleClass.New({});
@@ -176,6 +178,11 @@ Napi::Value Poll(const Napi::CallbackInfo& info) {
 }
 
 }  // namespace
+
+bool IsPolled(Napi::Env env, int fd) {
+  auto* registry = env.GetInstanceData<PollRegistry>();
+  return registry != nullptr && registry->active.count(fd) != 0;
+}
 
 void RegisterPoll(Napi::Env env, Napi::Object exports) {
   auto* registry = new PollRegistry();

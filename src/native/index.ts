@@ -37,7 +37,8 @@ export interface RecvResult {
 export interface PollHandle {
   /**
    * Stops watching; idempotent, and safe from inside the callback. Does not close the fd
-   * (stop before closing it). A handle dropped without stop() keeps watching.
+   * (stop before closing it: native.close refuses a watched fd). A handle dropped without
+   * stop() keeps watching.
    */
   stop(): void;
 }
@@ -91,7 +92,7 @@ export interface NativeShim {
    * loop alive; a stopped one does not.
    */
   poll(fd: number, events: number, callback: (events: number, errno: number) => void): PollHandle;
-  /** close(2). */
+  /** close(2). An fd with an active poll() watch is refused (EBUSY): stop() the watch first. */
   close(fd: number): void;
   /** fstat size of a file descriptor (st_size). */
   fdSize(fd: number): number;

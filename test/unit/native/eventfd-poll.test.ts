@@ -149,6 +149,16 @@ describe('poll', () => {
     );
   });
 
+  it('refuses to close a watched fd until the watch is stopped', () => {
+    const fd = fds.add(native.eventfd(0));
+    const handle = watch(fd, POLL_READABLE, () => undefined);
+    expect(() => native.close(fd)).toThrow(expect.objectContaining({ code: 'EBUSY', syscall: 'close' }));
+    expect(native.isOpen(fd)).toBe(true);
+    handle.stop();
+    fds.close(fd);
+    expect(native.isOpen(fd)).toBe(false);
+  });
+
   it('validates arguments', () => {
     const fd = fds.add(native.eventfd(0));
     expect(() => native.poll(fd, 0, () => undefined)).toThrow(RangeError);
