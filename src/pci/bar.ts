@@ -113,6 +113,12 @@ export function decodeLe(data: Uint8Array, size: AccessSize): number | bigint {
 /** Encodes a handler's result, truncated to `size` bytes; non-finite numbers become all-ones. */
 export function encodeLe(value: number | bigint, size: AccessSize): Uint8Array {
   const out = new Uint8Array(size);
+  if (typeof value === 'number' && size <= 4) {
+    // Hot path (every MMIO read): stay in 32-bit integer arithmetic.
+    const v = Number.isFinite(value) ? Math.trunc(value) >>> 0 : 0xffffffff;
+    for (let i = 0; i < size; i++) out[i] = (v >>> (8 * i)) & 0xff;
+    return out;
+  }
   let big: bigint;
   if (typeof value === 'bigint') big = value;
   else if (Number.isFinite(value)) big = BigInt(Math.trunc(value));

@@ -80,8 +80,10 @@ export class MsixTable {
 
   /** True if the access overlaps the table or PBA at all (a straddling access is refused by the caller). */
   overlaps(bar: number, offset: number, length: number): boolean {
-    const hit = (b: number, start: number, size: number): boolean => bar === b && offset < start + size && start < offset + length;
-    return hit(this.layout.tableBar, this.layout.tableOffset, this.tableBytes) || hit(this.layout.pbaBar, this.layout.pbaOffset, this.pbaBytes);
+    const l = this.layout;
+    const end = offset + length;
+    if (bar === l.tableBar && offset < l.tableOffset + this.tableBytes && l.tableOffset < end) return true;
+    return bar === l.pbaBar && offset < l.pbaOffset + this.pbaBytes && l.pbaOffset < end;
   }
 
   /** Table and PBA accept naturally aligned 4- and 8-byte accesses only. */

@@ -113,6 +113,20 @@ describe('BAR dispatch', () => {
     expect(mem32.calls.length).toBe(1);
   });
 
+  it('handler results are truncated to the access width', () => {
+    const { fn, mem32, mem64 } = setup();
+    mem32.read = () => 0x1_2345_6789;
+    expect([...fn.regionRead(MEM32_BAR, 0, 2)]).toEqual([0x89, 0x67]);
+    mem32.read = () => 0xaabbccddn;
+    expect(u32(fn.regionRead(MEM32_BAR, 0, 4))).toBe(0xaabbccdd);
+    mem32.read = () => Number.NaN;
+    expect([...fn.regionRead(MEM32_BAR, 0, 1)]).toEqual([0xff]);
+    mem64.read = () => 0x1234;
+    expect([...fn.regionRead(MEM64_BAR, 8, 8)]).toEqual([0x34, 0x12, 0, 0, 0, 0, 0, 0]);
+    mem64.read = () => -1;
+    expect(fn.regionRead(MEM64_BAR, 8, 8).every((b) => b === 0xff)).toBe(true);
+  });
+
   it('random region accesses of any shape never throw', () => {
     const { fn } = setup();
     const rnd = prng(42);
@@ -297,6 +311,27 @@ describe('interrupt routing', () => {
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
     fn.setIntxLine(true);
     expect(irq.fired).toEqual([]);
+  });
+
+  it('in D3hot nothing is signalled; back in D0 the held INTx and messages go out', () => {
+    const { fn, irq, wr, setCommand, msiCtl } = setup();
+    const pmctl = fn.caps.pm!.offset + R.PCI_PM_CTRL;
+    irq.bind(IRQ_INDEX.INTX, 1);
+    wr(pmctl, R.PCI_PM_STATE_D3HOT, 2);
+    fn.setIrqLevel(true);
+    fn.irqsChanged(IRQ_INDEX.INTX);
+    expect(irq.fired).toEqual([]);
+    wr(pmctl, R.PCI_PM_STATE_D0, 2);
+    expect(irq.take()).toEqual([{ index: IRQ_INDEX.INTX, vector: 0 }]);
+    fn.setIrqLevel(false);
+    irq.bind(IRQ_INDEX.MSI, 1);
+    setCommand(R.PCI_COMMAND_MASTER);
+    msiCtl(R.PCI_MSI_FLAGS_ENABLE);
+    wr(pmctl, R.PCI_PM_STATE_D3HOT, 2);
+    fn.notify(0);
+    expect(irq.fired).toEqual([]);
+    wr(pmctl, R.PCI_PM_STATE_D0, 2);
+    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSI, vector: 0 }]);
   });
 
   it('no interrupts without an attached client, and none are lost for INTx when it comes back', () => {
