@@ -278,6 +278,9 @@ export class VfioUserSession {
       if (overlapping) {
         throw new ProtocolError(ERRNO.EEXIST, `DMA_MAP [0x${m.address.toString(16)}, +0x${m.size.toString(16)}) overlaps an existing window`);
       }
+      if (this.memory.windows.length >= this.limits.maxDmaMaps) {
+        throw new ProtocolError(ERRNO.ENOSPC, `too many DMA windows (max_dma_maps ${this.limits.maxDmaMaps})`);
+      }
       let mapping: ArrayBuffer | null = null;
       if (fd !== null) {
         mapping = this.mapFd(fd, m.offset, m.size, readable, writable);
