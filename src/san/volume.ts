@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { isAllZero } from '../scsi/zero.js';
+import { TaskAbortedError, type IoOptions } from '../scsi/block-device.js';
 
 export type BlockSize = 512 | 4096;
 export const SUPPORTED_BLOCK_SIZES: readonly BlockSize[] = [512, 4096];
@@ -315,46 +316,52 @@ export class Volume {
   /** Where persistent reservation state is kept when APTPL is set; null for memory volumes. */
   get prStateFile(): string | null { return this.file === null ? null : `${this.file}.pr.json`; }
 
-  async readBlocks(lba: number, count: number): Promise<Uint8Array> {
+  async readBlocks(lba: number, count: number, opts: IoOptions = {}): Promise<Uint8Array> {
     const [off, len] = this.range(lba, count);
     const release = await this.lock.acquire(off, off + len, false);
-    try { return await this.backing.read(off, len); } finally { release(); }
+    try {
+      checkNotAborted(opts);
+      return await this.backing.read(off, len);
+    } finally { release(); }
   }
 
   /** Resolves after the data is in the backing store; with fua (or no write cache) after fdatasync too. */
-  async writeBlocks(lba: number, data: Uint8Array, fua = false): Promise<void> {
+  async writeBlocks(lba: number, data: Uint8Array, opts: IoOptions = {}): Promise<void> {
     if (data.length % this.blockSize !== 0) throw new Error(`write of ${data.length} bytes is not a whole number of ${this.blockSize}-byte blocks`);
     const [off, len] = this.range(lba, data.length / this.blockSize);
     const release = await this.lock.acquire(off, off + len, true);
     try {
+      checkNotAborted(opts);
       await this.backing.write(off, data);
-      if (fua || !this.writeCache) await this.backing.flush();
+      if (opts.fua || !this.writeCache) await this.backing.flush();
     } finally { release(); }
   }
 
   /** Deallocates (reads back zeros afterwards). */
-  async unmapBlocks(lba: number, count: number): Promise<void> {
+  async unmapBlocks(lba: number, count: number, opts: IoOptions = {}): Promise<void> {
     const [off, len] = this.range(lba, count);
     const release = await this.lock.acquire(off, off + len, true);
     try {
+      checkNotAborted(opts);
       await this.backing.zero(off, len);
-      if (!this.writeCache) await this.backing.flush();
+      if (opts.fua || !this.writeCache) await this.backing.flush();
     } finally { release(); }
   }
 
   /** Writes one block's pattern to count blocks, in bounded pieces. */
-  async writeSameBlocks(lba: number, count: number, pattern: Uint8Array, fua = false): Promise<void> {
+  async writeSameBlocks(lba: number, count: number, pattern: Uint8Array, opts: IoOptions = {}): Promise<void> {
     if (pattern.length !== this.blockSize) throw new Error(`WRITE SAME pattern must be one ${this.blockSize}-byte block`);
     const [off, len] = this.range(lba, count);
     const release = await this.lock.acquire(off, off + len, true);
     try {
+      checkNotAborted(opts);
       const piece = Math.max(1, Math.floor(WRITE_SAME_PIECE_BYTES / this.blockSize)) * this.blockSize;
       const buf = new Uint8Array(Math.min(piece, len));
       for (let p = 0; p < buf.length; p += this.blockSize) buf.set(pattern, p);
       for (let done = 0; done < len; done += buf.length) {
         await this.backing.write(off + done, buf.subarray(0, Math.min(buf.length, len - done)));
       }
-      if (fua || !this.writeCache) await this.backing.flush();
+      if (opts.fua || !this.writeCache) await this.backing.flush();
     } finally { release(); }
   }
 
@@ -429,6 +436,10 @@ export class Volume {
     }
     return [lba * this.blockSize, count * this.blockSize];
   }
+}
+
+function checkNotAborted(opts: IoOptions): void {
+  if (opts.aborted?.()) throw new TaskAbortedError();
 }
 
 const WRITE_SAME_PIECE_BYTES = 1024 * 1024;

@@ -7,7 +7,8 @@
 import type { ScsiRequest } from './api.js';
 import { be16, be32, be64, clampToAllocation, put32, put64 } from './cdb.js';
 import { Opcode } from './constants.js';
-import { MAX_TRANSFER_BYTES, MAX_UNMAP_BYTES, MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BYTES, blocksFor, type BlockDevice } from './block-device.js';
+import { MAX_TRANSFER_BYTES, MAX_UNMAP_BYTES, MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BYTES, blocksFor, TaskAbortedError, type BlockDevice } from './block-device.js';
+export { TaskAbortedError } from './block-device.js';
 import { invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange, parameterListLengthError } from './sense.js';
 import { isAllZero } from './zero.js';
 
@@ -52,11 +53,6 @@ function checkRange(dev: BlockDevice, lba: bigint, count: bigint): number {
 
 export interface IoContext { req: ScsiRequest; cdb: Uint8Array; device: BlockDevice; aborted: () => boolean; }
 
-/** Thrown when a task was aborted before its media access started. */
-export class TaskAbortedError extends Error {
-  constructor() { super('task aborted'); this.name = 'TaskAbortedError'; }
-}
-
 export async function readWrite(ctx: IoContext): Promise<Uint8Array | null> {
   const { cdb, device: dev, req } = ctx;
   const op = cdb[0]!;
@@ -82,14 +78,12 @@ export async function readWrite(ctx: IoContext): Promise<Uint8Array | null> {
         `WRITE of ${bytes} bytes but FCP_DL is ${req.expectedLength} with ${req.dataOut?.length ?? 0} bytes received`);
     }
     if (count === 0) return null;
-    if (ctx.aborted()) throw new TaskAbortedError();
-    await dev.writeBlocks(first, req.dataOut!.subarray(0, bytes), fua);
+    await dev.writeBlocks(first, req.dataOut!.subarray(0, bytes), { fua, aborted: ctx.aborted });
     return null;
   }
   if (count === 0) return null;
-  if (ctx.aborted()) throw new TaskAbortedError();
   // A short FCP_DL on a read is an overrun the transport reports as a residual (FCP-4 §9.4.2).
-  return dev.readBlocks(first, count);
+  return dev.readBlocks(first, count, { aborted: ctx.aborted });
 }
 
 // READ CAPACITY(10) (SBC-3 §5.15): CDB 2-5 LOGICAL BLOCK ADDRESS, 8 PMI(0). Data: 0-3 RETURNED LBA, 4-7 BLOCK LENGTH.
@@ -163,10 +157,10 @@ export async function writeSame(ctx: IoContext): Promise<null> {
     }
     pattern = req.dataOut.subarray(0, dev.blockSize);
   }
-  if (ctx.aborted()) throw new TaskAbortedError();
   // Unmapped blocks read as zeros (LBPRZ), so only a zero pattern may be satisfied by unmapping.
-  if ((flags & WS_UNMAP) && isAllZero(pattern)) await dev.unmapBlocks(first, count);
-  else await dev.writeSameBlocks(first, count, pattern);
+  const io = { aborted: ctx.aborted };
+  if ((flags & WS_UNMAP) && isAllZero(pattern)) await dev.unmapBlocks(first, count, io);
+  else await dev.writeSameBlocks(first, count, pattern, io);
   return null;
 }
 
@@ -201,6 +195,6 @@ export async function unmap(ctx: IoContext): Promise<null> {
     ranges.push([checkRange(dev, lba, BigInt(count)), count]);
   }
   if (ctx.aborted()) throw new TaskAbortedError();
-  for (const [lba, count] of ranges) if (count > 0) await dev.unmapBlocks(lba, count);
+  for (const [lba, count] of ranges) if (count > 0) await dev.unmapBlocks(lba, count, { aborted: ctx.aborted });
   return null;
 }

@@ -2,6 +2,21 @@
  * What the SCSI device server needs from a volume (src/san/volume.ts implements it), and the
  * SBC-3 limits this target advertises in the Block Limits VPD page and enforces on commands.
  */
+export interface IoOptions {
+  /** Force unit access: the data is on stable storage (fdatasync) before the call resolves. */
+  fua?: boolean;
+  /**
+   * Asked once the operation owns its LBA range (after earlier overlapping I/O finished) and
+   * before it touches the store; true → the operation throws TaskAbortedError without effect.
+   */
+  aborted?: () => boolean;
+}
+
+/** The task was aborted before its media access started; nothing was read or written. */
+export class TaskAbortedError extends Error {
+  constructor() { super('task aborted'); this.name = 'TaskAbortedError'; }
+}
+
 export interface BlockDevice {
   readonly name: string;
   /** 16-byte NAA-6 logical unit identifier. */
@@ -10,10 +25,10 @@ export interface BlockDevice {
   readonly blockSize: number;
   readonly blockCount: number;
   readonly writeCache: boolean;
-  readBlocks(lba: number, count: number): Promise<Uint8Array>;
-  writeBlocks(lba: number, data: Uint8Array, fua?: boolean): Promise<void>;
-  unmapBlocks(lba: number, count: number): Promise<void>;
-  writeSameBlocks(lba: number, count: number, pattern: Uint8Array, fua?: boolean): Promise<void>;
+  readBlocks(lba: number, count: number, opts?: IoOptions): Promise<Uint8Array>;
+  writeBlocks(lba: number, data: Uint8Array, opts?: IoOptions): Promise<void>;
+  unmapBlocks(lba: number, count: number, opts?: IoOptions): Promise<void>;
+  writeSameBlocks(lba: number, count: number, pattern: Uint8Array, opts?: IoOptions): Promise<void>;
   flush(): Promise<void>;
   savePrState(json: string | null): Promise<void>;
   loadPrState(): Promise<string | null>;
