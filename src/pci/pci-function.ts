@@ -116,6 +116,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
   private intxOutput = false;
   /** MSI vectors with a message waiting (bit per vector). */
   private msiPending = 0;
+  private readonly modeListeners: ((mode: InterruptMode) => void)[] = [];
 
   constructor(desc: PciFunctionDescription) {
     this.name = desc.name;
@@ -310,6 +311,15 @@ export class PciFunction implements VfioUserDevice, Resettable {
   }
 
   /**
+   * Calls `listener` after a guest config write changed interruptMode() (MSI/MSI-X enabled or
+   * disabled), once this function has re-routed its own pending interrupts. Device models that
+   * send messages themselves re-evaluate their interrupt state here.
+   */
+  onInterruptModeChange(listener: (mode: InterruptMode) => void): void {
+    this.modeListeners.push(listener);
+  }
+
+  /**
    * The device's level interrupt (e.g. the ISP's RISC interrupt). In INTx mode it drives INTx;
    * in MSI/MSI-X mode a rising edge sends one message on vector 0.
    */
@@ -437,6 +447,16 @@ export class PciFunction implements VfioUserDevice, Resettable {
     }
     this.updateIntxOutput();
     this.deliverPendingMessages();
+    if (modeAfter !== modeBefore) {
+      this.log.debug({ event: 'pci_interrupt_mode', from: modeBefore, to: modeAfter }, 'interrupt mode change');
+      for (const listener of this.modeListeners) {
+        try {
+          listener(modeAfter);
+        } catch (err) {
+          this.log.error({ event: 'err_mode_listener_threw', err }, 'interrupt mode listener threw');
+        }
+      }
+    }
   }
 
   private intxAllowed(): boolean {

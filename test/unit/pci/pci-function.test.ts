@@ -304,6 +304,22 @@ describe('interrupt routing', () => {
     expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSIX, vector: 0 }]);
   });
 
+  it('tells listeners when the guest switches the interrupt mechanism, and contains their errors', () => {
+    const { fn, msiCtl, msixCtl, setCommand } = setup();
+    const seen: string[] = [];
+    fn.onInterruptModeChange((m) => seen.push(m));
+    fn.onInterruptModeChange(() => {
+      throw new Error('listener bug');
+    });
+    setCommand(R.PCI_COMMAND_MASTER);
+    msiCtl(R.PCI_MSI_FLAGS_ENABLE);
+    msiCtl(R.PCI_MSI_FLAGS_ENABLE); // no change, no call
+    msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
+    msixCtl(0);
+    msiCtl(0);
+    expect(seen).toEqual(['msi', 'msix', 'msi', 'intx']);
+  });
+
   it('setIntxLine drives INTx only, never a message', () => {
     const { fn, irq, setCommand, msixCtl } = setup();
     irq.bind(IRQ_INDEX.MSIX, 1);
