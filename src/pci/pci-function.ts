@@ -6,7 +6,7 @@
  * Regions (linux/vfio.h): BAR0..5 = 0..5 (a 64-bit BAR's upper slot has size 0), ROM = 6 (absent,
  * size 0), CONFIG = 7 (4096 bytes), VGA = 8 (absent). IRQs: INTx (count 1 if the pin is set,
  * EVENTFD|MASKABLE|AUTOMASKED), MSI (count = vectors of the MSI capability), MSI-X (count = table
- * size), ERR (0, or 1 when asked for), REQ (1).
+ * size), ERR (1 for a PCIe function unless turned off — nothing signals it yet: no AER), REQ (1).
  *
  * Interrupt routing follows the enable bits the guest wrote to config space: MSI-X if enabled,
  * else MSI if enabled, else INTx. QEMU writes those bits through to the server *before* it
@@ -89,7 +89,11 @@ export interface PciFunctionDescription {
   /** BAR index (0..5) → description. A mem64 BAR also occupies index + 1. */
   bars: ReadonlyMap<number, BarDescription>;
   capabilities: PciCapabilityOptions;
-  /** Offer the ERR IRQ (count 1) to the client; only meaningful with AER, so off by default. */
+  /**
+   * Offer the ERR IRQ (count 1). Default: yes for a PCI Express function, as kernel vfio-pci does
+   * (vfio_pci_get_irq_count); QEMU warns "Could not enable error recovery for the device" when a
+   * function reports no ERR vector.
+   */
   errIrq?: boolean;
   logger?: Logger;
 }
@@ -121,7 +125,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
   constructor(desc: PciFunctionDescription) {
     this.name = desc.name;
     this.log = desc.logger ?? makeLogger('pci', { fn: desc.name });
-    this.errIrq = desc.errIrq ?? false;
+    this.errIrq = desc.errIrq ?? desc.capabilities.pcie !== undefined;
     this.config = new ConfigSpace(desc.identity, desc.bars, PCIE_CONFIG_SPACE_SIZE);
     const b = new CapabilityChainBuilder(this.config);
     const c = desc.capabilities;

@@ -40,9 +40,16 @@ describe('region and IRQ info', () => {
     expect(fn.irqInfo(IRQ_INDEX.INTX)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_MASKABLE | R.VFIO_IRQ_INFO_AUTOMASKED });
     expect(fn.irqInfo(IRQ_INDEX.MSI)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
     expect(fn.irqInfo(IRQ_INDEX.MSIX)).toEqual({ count: MSIX_VECTORS, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
-    expect(fn.irqInfo(IRQ_INDEX.ERR).count).toBe(0);
+    expect(fn.irqInfo(IRQ_INDEX.ERR)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
     expect(fn.irqInfo(IRQ_INDEX.REQ).count).toBe(1);
     expect(fn.irqInfo(7).count).toBe(0);
+  });
+
+  it('a conventional (non-PCIe) function reports no ERR vector', () => {
+    const { fn } = makeFunction({}, { withAllCaps: false });
+    expect(fn.irqInfo(IRQ_INDEX.ERR).count).toBe(0);
+    expect(fn.irqInfo(IRQ_INDEX.MSI).count).toBe(0);
+    expect(fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(0);
   });
 });
 
