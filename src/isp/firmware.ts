@@ -36,7 +36,9 @@ import type { FabricEvent, FabricLoginResult, FabricPort } from './fabric-port.j
 import type { FlashStore } from './flash.js';
 import type { IspHost, IspScheduler } from './host.js';
 import { ICB_SIZE, parseInitControlBlock, RING_ENTRY_SIZE, type InitControlBlock } from './init-cb.js';
-import { FSTATE, mailboxCommand, mailboxReply, MBS } from './mailbox.js';
+import { FSTATE, mailboxCommand, mailboxReply, MBS, RESOURCE_COUNT } from './mailbox.js';
+import { executeCommand } from './iocb/fcp.js';
+import type { CommandRequest, RingFault } from './ring/types.js';
 import type { IspQueues } from './queues.js';
 import { handleIocb } from './iocb/dispatch.js';
 import { ExchangeTable } from './iocb/exchanges.js';
@@ -46,6 +48,8 @@ export type LinkPhase = 'down' | 'armed' | 'logging-in' | 'up' | 'failed';
 
 /** Async event codes (qla_def.h MBA_*). */
 export const MBA = {
+  REQ_TRANSFER_ERR: 0x8003,
+  RSP_TRANSFER_ERR: 0x8004,
   LOOP_UP: 0x8011,
   LOOP_DOWN: 0x8012,
   PORT_UPDATE: 0x8014,
@@ -106,11 +110,6 @@ export class IspFirmware {
   readonly logins = new Map<number, RemoteLogin>();
   /** Outstanding FCP commands by IOCB handle (for Abort IO / TMF / link loss). */
   readonly exchanges = new ExchangeTable();
-  /**
-   * Command Type 7 entries go here (the ring engine's FCP path); until one is plugged in they
-   * are declined with entry_status RF_INV_E_TYPE.
-   */
-  commandHandler: ((entry: Uint8Array) => void) | null = null;
   /** Bumped by every reset: async work started before it must not touch the new state. */
   generation = 0;
   private mailboxBusy = false;
@@ -141,6 +140,11 @@ export class IspFirmware {
   }
 
   private memory(): GuestMemory | null {
+    return this.host.memory();
+  }
+
+  /** Guest memory for the data phase of FCP commands (null while detached). */
+  hostMemory(): GuestMemory | null {
     return this.host.memory();
   }
 
@@ -247,12 +251,21 @@ export class IspFirmware {
     this.logins.clear();
     this.fabricLogin = null;
     this.icb = icb;
-    this.queues.configure({
-      requestAddress: icb.requestQueueAddress,
-      requestLength: icb.requestQueueLength,
-      responseAddress: icb.responseQueueAddress,
-      responseLength: icb.responseQueueLength,
-    });
+    try {
+      this.queues.configure(
+        {
+          requestAddress: icb.requestQueueAddress,
+          requestLength: icb.requestQueueLength,
+          responseAddress: icb.responseQueueAddress,
+          responseLength: icb.responseQueueLength,
+        },
+        { maxHandleIndex: RESOURCE_COUNT - 1 },
+      );
+    } catch (e) {
+      this.guestError('mbox_err_init_fw_rings', { error: String(e) });
+      this.icb = null;
+      return MBS.COMMAND_PARAMETER_ERROR;
+    }
     for (const [addr, len] of [
       [icb.requestQueueAddress, icb.requestQueueLength],
       [icb.responseQueueAddress, icb.responseQueueLength],
@@ -444,12 +457,13 @@ export class IspFirmware {
     switch (e.type) {
       case 'link-down':
         if (this.link === 'down') return;
+        // Fail outstanding commands first: they complete under the current generation.
+        for (const x of this.exchanges.all()) x.terminate(CompStatus.CS_PORT_UNAVAILABLE);
+        this.exchanges.clear();
         this.generation++;
         this.fabricLogin = null;
         this.logins.clear();
         this.link = 'down';
-        for (const x of this.exchanges.all()) x.terminate(CompStatus.CS_PORT_UNAVAILABLE);
-        this.exchanges.clear();
         this.events.push(aen(MBA.LOOP_DOWN, 0, 0, 0));
         return;
       case 'link-up':
@@ -527,6 +541,17 @@ export class IspFirmware {
   }
 
   // ---- IOCBs ------------------------------------------------------------------------------
+
+  /** A decoded Command Type 7 from the request ring. */
+  onCommand(cmd: CommandRequest): void {
+    executeCommand(this, cmd);
+  }
+
+  /** The codec hit a DMA/index fault on a ring: report a transfer error (the driver aborts the ISP). */
+  onRingFault(ring: 'request' | 'response', fault: RingFault): void {
+    this.guestError('ring_err_fault', { ring, kind: fault.kind, message: fault.message });
+    this.events.push(aen(ring === 'request' ? MBA.REQ_TRANSFER_ERR : MBA.RSP_TRANSFER_ERR, 0, 0, 0));
+  }
 
   /** A request-ring entry (copied in by the queues). Completions go to the response ring. */
   onRequestEntry(entry: Uint8Array): void {

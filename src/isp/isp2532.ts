@@ -9,6 +9,7 @@
  *   bar1 handler = { read: (o, s) => isp.mmioRead(o, s), write: (o, s, v) => isp.mmioWrite(o, s, v) }
  *   on FLR / DEVICE_RESET: isp.reset(); on interrupt routing change: isp.interruptRoutingChanged()
  */
+import type { AccessSize, BarHandler } from '../pci/bar.js';
 import { logger, type Logger } from '../util/log.js';
 import { formatWwn } from '../util/wwn.js';
 import { EventFifo, MAILBOX_COUNT } from './events.js';
@@ -18,6 +19,9 @@ import { buildFlashImage, FlashStore } from './flash.js';
 import { nodeScheduler, type IspHost, type IspScheduler } from './host.js';
 import { IspQueues } from './queues.js';
 import { IspRegisterFile } from './registers.js';
+import { RingEngine } from './ring/engine.js';
+import { TsRingBaseline } from './ring/ts-baseline.js';
+import type { RingCodec } from './ring/types.js';
 
 /** BAR1 size of a real QLE2562 (registers occupy the first 0x100 bytes). */
 export const ISP2532_BAR1_SIZE = 0x4000;
@@ -35,6 +39,18 @@ export interface Isp2532Options {
   subsystemVendorId?: number;
   subsystemDeviceId?: number;
   log?: Logger;
+  /** Ring codec; default the AssemblyScript RingEngine (build/ring.wasm). */
+  codec?: RingCodec;
+}
+
+/** The WASM ring engine, or its TypeScript twin when the WASM build is missing (logged). */
+function defaultCodec(log: Logger): RingCodec {
+  try {
+    return new RingEngine();
+  } catch (e) {
+    log.warn({ event: 'ring_engine_unavailable', error: String(e) }, 'using the TypeScript ring codec');
+    return new TsRingBaseline();
+  }
 }
 
 export class Isp2532 {
@@ -75,7 +91,11 @@ export class Isp2532 {
       fabric: o.fabric,
       trace,
     });
-    this.queues = new IspQueues(o.host, scheduler, this.events, (e) => this.firmware.onRequestEntry(e), trace);
+    this.queues = new IspQueues(o.host, scheduler, this.events, o.codec ?? defaultCodec(this.log), {
+      command: (c) => this.firmware.onCommand(c),
+      entry: (e) => this.firmware.onRequestEntry(e),
+      fault: (ring, f) => this.firmware.onRingFault(ring, f),
+    }, trace);
     this.firmware.attachQueues(this.queues);
     this.registers = new IspRegisterFile(this.firmware, this.events, this.queues, this.flash, outbound, trace);
     this.registers.reset();
@@ -87,6 +107,26 @@ export class Isp2532 {
 
   mmioWrite(offset: number, size: number, value: number): void {
     this.registers.write(offset, size, value);
+  }
+
+  /** BAR1 as a src/pci BarHandler (8-byte accesses split into two dword accesses). */
+  barHandler(): BarHandler {
+    return {
+      read: (offset: number, size: AccessSize): number | bigint => {
+        if (size !== 8) return this.mmioRead(offset, size);
+        return BigInt(this.mmioRead(offset, 4)) | (BigInt(this.mmioRead(offset + 4, 4)) << 32n);
+      },
+      write: (offset: number, size: AccessSize, value: number | bigint): void => {
+        if (size !== 8) {
+          this.mmioWrite(offset, size, Number(value));
+          return;
+        }
+        const v = BigInt.asUintN(64, BigInt(value));
+        this.mmioWrite(offset, 4, Number(v & 0xffffffffn));
+        this.mmioWrite(offset + 4, 4, Number(v >> 32n));
+      },
+      resetEnter: () => this.reset(),
+    };
   }
 
   /** Function-level reset (DEVICE_RESET / FLR). */

@@ -104,7 +104,7 @@ const DUMP_RAM_MAX_DWORDS = 0x10000;
 /** Firmware memory size reported by 0x08 (mb4 LSW, mb5 MSW): ≥ 0x100000 keeps fw-dump allocation sane. */
 const FW_MEMORY_SIZE = 0x0013ffff;
 /** Exchange / IOCB resource counts reported by 0x42 (non-zero, else the driver throttles to 0). */
-const RESOURCE_COUNT = 2048;
+export const RESOURCE_COUNT = 2048;
 /** 2 × R_A_TOV in 100 ms units (R_A_TOV = 10 s). */
 const RETRY_R_A_TOV = 200;
 const RETRY_COUNT = 8;

@@ -1,20 +1,20 @@
 /**
  * Request and response rings of an ISP24xx/25xx single-queue port (isp25xx.md §5; qla2xxx 10.02.x
  * qla2x00_start_iocbs / qla24xx_process_response_queue): the firmware side of req_q_in/req_q_out
- * and rsp_q_in/rsp_q_out.
+ * and rsp_q_in/rsp_q_out, driving the ring codec (src/isp/ring/: the AssemblyScript RingEngine,
+ * or its TypeScript twin) that copies entries in once, validates and decodes them, and encodes
+ * responses.
  *
- * Request side: the req_q_in doorbell only records the producer index and schedules a drain;
- * entries are copied in (no double fetch), their entry_count checked, and handed to the entry
- * handler; req_q_out advances as they are consumed. Response side: entries are written whole,
- * never more than (rsp_q_out − rsp_q_in − 1) mod length (back-pressure: the rest wait for the
- * driver to advance rsp_q_out), then rsp_q_in is published and one coalesced 0x13 event queued.
- *
- * This is the TypeScript ring used for management traffic; the AssemblyScript RingEngine
- * (src/isp/ring/) can take over Command Type 7 decoding through the entry handler.
+ * Request side: the req_q_in doorbell only records the producer index and schedules a drain (no
+ * ring work inside an MMIO write); decoded Command Type 7 go to the command handler, other IOCBs
+ * to the entry handler, malformed ones were already answered by the codec with entry_status.
+ * Response side: entries wait in the codec's FIFO (and behind it a bounded backlog) until the
+ * guest ring has room — never more than (rsp_q_out − rsp_q_in − 1) mod length — then rsp_q_in is
+ * published and one coalesced 0x13 event queued.
  */
-import { EntryStatus, IOCB_SIZE, IocbHeader } from '../../assembly/shared/iocb.js';
 import type { EventFifo } from './events.js';
 import type { IspHost, IspScheduler } from './host.js';
+import type { CommandRequest, RingCodec, RingFault, RingLimits, StatusType0 } from './ring/types.js';
 
 export interface RingGeometry {
   requestAddress: bigint;
@@ -23,14 +23,23 @@ export interface RingGeometry {
   responseLength: number;
 }
 
-/** Receives one copied-in request entry (entry_count × 64 bytes). */
-export type RequestEntryHandler = (entry: Uint8Array) => void;
+export interface QueueHandlers {
+  /** A decoded Command Type 7 (+ continuations). */
+  command(request: CommandRequest): void;
+  /** Another single-entry IOCB, as copied in (64 bytes). */
+  entry(bytes: Uint8Array): void;
+  /** A DMA or index fault on a ring: the firmware reports it to the driver (AEN 0x8003/0x8004). */
+  fault(ring: 'request' | 'response', fault: RingFault): void;
+}
+
 export type RingTrace = (event: string, detail: Record<string, unknown>) => void;
 
-/** Completions waiting for ring space beyond this are dropped (a driver that never consumes). */
+/** Completions that do not fit the codec's FIFO wait here; beyond this they are dropped. */
 const RESPONSE_BACKLOG_LIMIT = 65536;
-/** The largest multi-entry IOCB: Cmd7 with QLA_SG_ALL (1024) DSDs = 1 + ceil(1023 / 5) entries. */
-const MAX_ENTRY_COUNT = 206;
+/** Entries consumed per drain pass before yielding to the event loop. */
+const REQUEST_BUDGET = 128;
+
+type Pending = { kind: 'raw'; entry: Uint8Array } | { kind: 'status'; status: StatusType0 };
 
 export class IspQueues {
   private geometry: RingGeometry | null = null;
@@ -40,13 +49,14 @@ export class IspQueues {
   private rspOut = 0;
   private drainScheduled = false;
   private flushScheduled = false;
-  private readonly backlog: Uint8Array[] = [];
+  private readonly backlog: Pending[] = [];
 
   constructor(
     private readonly host: IspHost,
     private readonly scheduler: IspScheduler,
     private readonly events: EventFifo,
-    private readonly onEntry: RequestEntryHandler,
+    private readonly codec: RingCodec,
+    private readonly handlers: QueueHandlers,
     private readonly trace: RingTrace = () => {},
   ) {}
 
@@ -65,12 +75,14 @@ export class IspQueues {
   get responseOut(): number {
     return this.rspOut;
   }
+  /** Responses not yet written to the guest ring. */
   get responseBacklog(): number {
-    return this.backlog.length;
+    return this.backlog.length + (this.geometry ? this.codec.pendingResponses : 0);
   }
 
-  /** INITIALIZE_FIRMWARE: new rings, all indices 0. */
-  configure(g: RingGeometry): void {
+  /** INITIALIZE_FIRMWARE: new rings, all indices 0. Throws RingConfigError for bad geometry. */
+  configure(g: RingGeometry, limits: Partial<RingLimits> = {}): void {
+    this.codec.configure(g.requestAddress, g.requestLength, g.responseAddress, g.responseLength, limits);
     this.geometry = { ...g };
     this.reqIn = this.reqOut = this.rspIn = this.rspOut = 0;
     this.backlog.length = 0;
@@ -78,6 +90,7 @@ export class IspQueues {
 
   /** Soft reset / STOP_FIRMWARE: rings forgotten, pending completions dropped. */
   reset(): void {
+    if (this.geometry) this.codec.resetResponses();
     this.geometry = null;
     this.reqIn = this.reqOut = this.rspIn = this.rspOut = 0;
     this.backlog.length = 0;
@@ -87,91 +100,113 @@ export class IspQueues {
   writeRequestIn(value: number): void {
     const g = this.geometry;
     if (!g) {
-      this.reqIn = value & 0xffff;
-      return; // qla24xx_config_rings writes 0 before INITIALIZE_FIRMWARE
+      // qla24xx_config_rings writes 0 before INITIALIZE_FIRMWARE; nothing to consume yet.
+      if (value !== 0) this.trace('ring_ub_doorbell_unconfigured', { value });
+      return;
     }
     if (value >= g.requestLength) {
-      this.trace('ring_err_req_in_out_of_range', { value, length: g.requestLength });
+      this.trace('ring_err_req_in_out_of_range', { value, length: g.requestLength, guestError: true });
       return;
     }
     this.reqIn = value;
-    if (!this.drainScheduled) {
-      this.drainScheduled = true;
-      this.scheduler.defer(() => {
-        this.drainScheduled = false;
-        this.drainRequests();
-      });
-    }
+    this.scheduleDrain();
   }
 
-  /** req_q_out write: the driver only writes 0 at ring init; honour it only then. */
+  /** req_q_out: the driver writes 0 at ring init only; it is the firmware's register. */
   writeRequestOut(value: number): void {
-    if (value !== 0 || (this.geometry && this.reqIn !== 0)) {
+    if (value !== 0 || (this.geometry && this.reqIn !== this.reqOut)) {
       this.trace('ring_ub_req_out_write', { value });
       return;
     }
     this.reqOut = 0;
+    this.reqIn = 0;
   }
 
+  /** rsp_q_in: the driver writes 0 at ring init only. */
   writeResponseIn(value: number): void {
-    if (value !== 0) {
-      this.trace('ring_ub_rsp_in_write', { value });
+    if (value !== 0 || this.responseBacklog > 0 || this.rspIn !== this.rspOut) {
+      if (value !== 0 || this.rspIn !== 0) this.trace('ring_ub_rsp_in_write', { value });
       return;
     }
-    if (this.geometry && this.rspOut === 0) this.rspIn = 0;
+    this.rspIn = 0;
   }
 
   /** rsp_q_out write: the driver consumed up to here; post waiting completions. */
   writeResponseOut(value: number): void {
     const g = this.geometry;
     if (!g) {
-      this.rspOut = value & 0xffff;
+      if (value !== 0) this.trace('ring_ub_rsp_out_unconfigured', { value });
       return;
     }
     if (value >= g.responseLength) {
-      this.trace('ring_err_rsp_out_out_of_range', { value, length: g.responseLength });
+      this.trace('ring_err_rsp_out_out_of_range', { value, length: g.responseLength, guestError: true });
       return;
     }
     this.rspOut = value;
-    if (this.backlog.length) this.scheduleFlush();
+    if (this.responseBacklog) this.scheduleFlush();
+    // A drain stopped by a full response FIFO can continue now.
+    if (this.reqIn !== this.reqOut) this.scheduleDrain();
   }
 
-  /** Queues a 64-byte response entry for the response ring. */
+  /** Queues a host-built 64-byte response entry (RIDA, management IOCB completions). */
   post(entry: Uint8Array): void {
-    if (entry.length !== IOCB_SIZE) throw new Error(`response entry must be ${IOCB_SIZE} bytes`);
+    this.enqueue({ kind: 'raw', entry: entry.slice() });
+  }
+
+  /** Queues a Status Type 0 (+ continuations) for a command or TMF. */
+  postStatus(status: StatusType0): void {
+    this.enqueue({ kind: 'status', status });
+  }
+
+  private enqueue(p: Pending): void {
     if (!this.geometry) {
-      this.trace('ring_err_post_unconfigured', { type: entry[0] });
+      this.trace('ring_err_post_unconfigured', { kind: p.kind });
+      return;
+    }
+    if (this.backlog.length === 0 && this.pushToCodec(p)) {
+      this.scheduleFlush();
       return;
     }
     if (this.backlog.length >= RESPONSE_BACKLOG_LIMIT) {
-      this.trace('ring_err_response_backlog_full', { type: entry[0] });
+      this.trace('ring_err_response_backlog_full', { kind: p.kind });
       return;
     }
-    this.backlog.push(entry.slice());
+    this.backlog.push(p);
     this.scheduleFlush();
   }
 
-  /** Writes as many waiting entries as fit, publishes rsp_q_in once and queues one 0x13 event. */
+  private pushToCodec(p: Pending): boolean {
+    try {
+      return (p.kind === 'raw' ? this.codec.postRaw(p.entry) : this.codec.postStatus(p.status)) > 0;
+    } catch (e) {
+      // Host-side bug (an entry the codec refuses): drop it loudly rather than wedge the ring.
+      this.trace('ring_err_response_refused', { kind: p.kind, error: String(e) });
+      return true;
+    }
+  }
+
+  /** Writes as much as fits, publishes rsp_q_in once and queues one 0x13 event. */
   flushResponses(): void {
     const g = this.geometry;
     const mem = this.host.memory();
-    if (!g || !mem || !this.backlog.length) return;
+    if (!g || !mem) return;
     let wrote = 0;
-    while (this.backlog.length) {
-      const free = (this.rspOut - this.rspIn - 1 + g.responseLength) % g.responseLength;
-      if (free === 0) break;
-      const entry = this.backlog.shift()!;
-      const addr = g.responseAddress + BigInt(this.rspIn * IOCB_SIZE);
-      try {
-        mem.write(addr, entry);
-      } catch (e) {
-        this.trace('ring_err_response_dma', { address: addr.toString(16), error: String(e) });
-        continue;
+    for (let round = 0; round < 2; round++) {
+      while (this.backlog.length && this.pushToCodec(this.backlog[0]!)) this.backlog.shift();
+      if (this.codec.pendingResponses === 0) break;
+      const r = this.codec.flushResponses(mem, this.rspIn, this.rspOut);
+      this.rspIn = r.newIn;
+      wrote += r.written;
+      if (r.fault) {
+        this.handlers.fault('response', r.fault);
+        break;
       }
-      this.rspIn = (this.rspIn + 1) % g.responseLength;
-      wrote++;
+      if (r.full || r.written === 0) break;
     }
-    if (wrote) this.events.pushResponseUpdate();
+    if (wrote) {
+      this.events.pushResponseUpdate();
+      if (this.reqIn !== this.reqOut) this.scheduleDrain();
+    }
   }
 
   private scheduleFlush(): void {
@@ -183,53 +218,33 @@ export class IspQueues {
     });
   }
 
-  /** Consumes entries up to req_q_in; the budget is one ring's worth per pass. */
+  private scheduleDrain(): void {
+    if (this.drainScheduled) return;
+    this.drainScheduled = true;
+    this.scheduler.defer(() => {
+      this.drainScheduled = false;
+      this.drainRequests();
+    });
+  }
+
+  /** Consumes entries up to req_q_in in budgeted passes. */
   drainRequests(): void {
     const g = this.geometry;
     const mem = this.host.memory();
-    if (!g || !mem) return;
-    let budget = g.requestLength;
-    while (this.reqOut !== this.reqIn && budget-- > 0) {
-      const available = (this.reqIn - this.reqOut + g.requestLength) % g.requestLength;
-      const first = this.readEntries(mem, g, this.reqOut, 1);
-      if (!first) {
-        this.reqOut = (this.reqOut + 1) % g.requestLength;
-        continue;
-      }
-      const count = first[IocbHeader.ENTRY_COUNT]!;
-      if (count === 0 || count > available || count > MAX_ENTRY_COUNT) {
-        this.trace('ring_err_entry_count', { count, available });
-        first[IocbHeader.ENTRY_STATUS] = first[IocbHeader.ENTRY_STATUS]! | EntryStatus.RF_INV_E_COUNT;
-        this.reqOut = (this.reqOut + 1) % g.requestLength;
-        this.onEntry(first);
-        continue;
-      }
-      const entry = count === 1 ? first : this.readEntries(mem, g, this.reqOut, count);
-      this.reqOut = (this.reqOut + count) % g.requestLength;
-      if (entry) this.onEntry(entry);
+    if (!g || !mem || this.reqOut === this.reqIn) return;
+    const r = this.codec.consumeRequests(mem, this.reqOut, this.reqIn, REQUEST_BUDGET);
+    this.reqOut = r.newOut;
+    for (const e of r.entries) {
+      if (e.kind === 'command') this.handlers.command(e);
+      else if (e.kind === 'raw') this.handlers.entry(e.bytes);
+      else this.trace('ring_err_rejected_entry', { type: e.type, handle: e.handle, reason: e.reason, guestError: true });
     }
-    if (this.reqOut !== this.reqIn) {
-      // Budget exhausted: continue on a later turn rather than monopolising the loop.
-      this.scheduler.defer(() => this.drainRequests());
+    if (this.codec.pendingResponses || this.backlog.length) this.scheduleFlush();
+    if (r.fault) {
+      this.handlers.fault('request', r.fault);
+      return;
     }
-  }
-
-  private readEntries(
-    mem: NonNullable<ReturnType<IspHost['memory']>>,
-    g: RingGeometry,
-    index: number,
-    count: number,
-  ): Uint8Array | null {
-    const out = new Uint8Array(count * IOCB_SIZE);
-    try {
-      for (let i = 0; i < count; i++) {
-        const slot = (index + i) % g.requestLength;
-        mem.readInto(g.requestAddress + BigInt(slot * IOCB_SIZE), out, i * IOCB_SIZE, IOCB_SIZE);
-      }
-    } catch (e) {
-      this.trace('ring_err_request_dma', { index, error: String(e) });
-      return null;
-    }
-    return out;
+    // More to do and not blocked on response space: continue on a later turn.
+    if (this.reqOut !== this.reqIn && r.stop !== 'response-full') this.scheduleDrain();
   }
 }

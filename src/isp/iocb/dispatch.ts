@@ -25,11 +25,8 @@ export async function handleIocb(fw: IspFirmware, entry: Uint8Array, path: IocbP
   }
   switch (type) {
     case EntryType.COMMAND_TYPE_7:
-      if (path === 'ring' && fw.commandHandler) {
-        fw.commandHandler(entry);
-        return null;
-      }
-      fw.traceEvent('fcp_err_no_command_engine', { path });
+      // On the ring the codec decodes commands (see fcp.ts); through MBC 0x54 they are invalid.
+      fw.guestError('iocb_err_command_in_mailbox', { path });
       return declined(entry, EntryStatus.RF_INV_E_TYPE);
     case EntryType.MARKER_TYPE:
       return handleMarker(entry);

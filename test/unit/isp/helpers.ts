@@ -182,8 +182,15 @@ export class FakeFabric implements FabricPort {
     this.ctRequests.push(request);
     return this.ctResponse;
   }
-  async fcp(_portId: number, _c: FcpCommand): Promise<FcpResult> {
-    return { scsiStatus: 0, sense: null, dataIn: null };
+  fcpCommands: FcpCommand[] = [];
+  fcpHandler: (portId: number, c: FcpCommand) => Promise<FcpResult> = async () => ({
+    scsiStatus: 0,
+    sense: null,
+    dataIn: null,
+  });
+  async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
+    this.fcpCommands.push(c);
+    return this.fcpHandler(portId, c);
   }
   async taskManagement(portId: number, _lun: Uint8Array, fn: TaskManagementFunction): Promise<number> {
     this.calls.push(`tmf ${portId.toString(16)} ${fn}`);
