@@ -11,6 +11,7 @@
 #   qla_params=a=1,b=2   qla2xxx module parameters (comma separated), e.g.
 #                        qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0
 #   qla_skip             do not load qla2xxx (the test script loads it itself, see below)
+#   guest_dmesg          print the kernel log as "GUEST:DMESG <line>" after the test script
 #
 # For test scripts: modules are at /lib/modules/<name>.ko, load order in /lib/modules/order;
 # `load_qla [params...]` (defined in /lib/guest-functions.sh, sourced before /test.sh) loads
@@ -33,10 +34,12 @@ mkdir -p /run/multipath /etc/multipath /root
 
 qla_params=""
 qla_skip=0
+print_dmesg=0
 for word in $(cat /proc/cmdline); do
   case "$word" in
     qla_params=*) qla_params="$(echo "${word#qla_params=}" | tr ',' ' ')" ;;
     qla_skip) qla_skip=1 ;;
+    guest_dmesg) print_dmesg=1 ;;
   esac
 done
 
@@ -73,6 +76,7 @@ else
   lsmod | sed 's/^/GUEST:LSMOD /'
   dmesg | grep -i qla | sed 's/^/GUEST:DMESG /'
 fi
+[ "$print_dmesg" = 1 ] && dmesg | sed 's/^/GUEST:DMESG /'
 sync
 echo "GUEST:EXIT=$status"
 poweroff -f

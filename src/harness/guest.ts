@@ -30,7 +30,10 @@
  *   load_qla [param=value ...]   insmod qla2xxx (use with `loadQla: false`)
  *   wait_for PATH [SECONDS]      poll for a file, status 1 on timeout
  * Lines the script wants the test to see structurally should start with `GUEST:`; they are
- * returned (tag removed) in `guestLines`. With `firmware: false` the initramfs carries no
+ * returned (tag removed) in `guestLines`; `dmesg: true` adds the whole kernel log there as
+ * `DMESG <line>` entries, and `kernelProblems` lists console lines showing a panic, Oops, BUG or
+ * WARNING (a hostile device must never cause one). Use `shellQuote()` to embed host strings in
+ * scripts. With `firmware: false` the initramfs carries no
  * ql2400/ql2500 firmware files, so qla2xxx loads firmware from the adapter's flash.
  *
  * Every run is wrapped in a hard timeout that kills QEMU (SIGTERM, then SIGKILL); a run never
@@ -58,14 +61,20 @@ const DEFAULT_MEM_MIB = 512;
 const DEFAULT_SMP = 2;
 const DEFAULT_TIMEOUT_MS = 180_000;
 const KILL_GRACE_MS = 2_000;
+const PROCESS_GUARD_EXTRA_SECONDS = 15;
+const PROCESS_GUARD_KILL_AFTER_SECONDS = 5;
 const DEFAULT_SOCKET_WAIT_MS = 5_000;
 const SOCKET_POLL_MS = 50;
 /** Serial output kept in memory per run; the rest is counted but dropped. */
 const MAX_OUTPUT_CHARS = 64 * 1024 * 1024;
 const EXIT_LINE = /^GUEST:EXIT=(\d+)\s*$/;
+/** Console lines that mean the guest kernel hit a bug, warning or panic (see kernelProblems). */
+const KERNEL_PROBLEM =
+  /Kernel panic|BUG: |Oops|WARNING: |general protection fault|Call Trace:|kernel BUG at|UBSAN:|KASAN:|hung_task|soft lockup|rcu_sched self-detected|RCU stall/;
 /** Kernel command-line words the guest's /init understands (scripts/guest/init.sh). */
 const CMDLINE_QLA_PARAMS = 'qla_params=';
 const CMDLINE_QLA_SKIP = 'qla_skip';
+const CMDLINE_DMESG = 'guest_dmesg';
 /** Top-level initramfs names that are symlinks into /usr (merged /usr); see guestArchivePath. */
 const MERGED_USR_LINKS = ['bin', 'sbin', 'lib', 'lib64'];
 
@@ -204,6 +213,8 @@ export interface RunGuestOptions {
   loadQla?: boolean;
   /** Include ql2400/ql2500 firmware files in the initramfs (default true). */
   firmware?: boolean;
+  /** Print the whole kernel log as "GUEST:DMESG <line>" after the script (default false). */
+  dmesg?: boolean;
   /** Guest RAM in MiB (default 512), always a shared memfd backend. */
   memMiB?: number;
   /** Virtual CPUs (default 2). */
@@ -237,6 +248,12 @@ export interface GuestRunResult {
   /** QEMU's exit code; null when it was killed by a signal. */
   qemuExitCode: number | null;
   qemuSignal: NodeJS.Signals | null;
+  /**
+   * Console lines showing a guest kernel panic, BUG, Oops, WARNING, lockup or stall. Only what
+   * reached the console: with the default `quiet`, messages below KERN_WARNING are not there
+   * (use `dmesg: true` to get the whole log in guestLines).
+   */
+  kernelProblems: string[];
   /** True when the hard timeout killed QEMU. */
   timedOut: boolean;
   aborted: boolean;
@@ -260,6 +277,11 @@ export function guestArchivePath(path: string): string {
     return ['usr', first, ...rest].join('/');
   }
   return normalised;
+}
+
+/** Quotes a string for busybox sh: `echo ${shellQuote(text)}` prints text verbatim. */
+export function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", `'\\''`)}'`;
 }
 
 /** Builds the run-time archive: /test.sh and extra files plus their parent directories. */
@@ -328,6 +350,7 @@ export function qemuArguments(
   const qlaWord = qlaParamWord(options.qlaParams ?? {});
   if (qlaWord !== null) cmdline.push(qlaWord);
   if (options.loadQla === false) cmdline.push(CMDLINE_QLA_SKIP);
+  if (options.dmesg === true) cmdline.push(CMDLINE_DMESG);
   for (const word of options.kernelArgs ?? []) {
     if (/\s/.test(word) || word === '') throw new Error(`kernel argument ${JSON.stringify(word)} must be one word`);
     cmdline.push(word);
@@ -407,7 +430,13 @@ function runQemu(
   timeoutMs: number,
   options: RunGuestOptions,
 ): Promise<GuestRunResult> {
+  // Outer guard from coreutils: QEMU dies even if this Node process does (e.g. a killed
+  // test worker), a little after the harness's own timer would have killed it.
+  const guardSeconds = Math.ceil(timeoutMs / 1000) + PROCESS_GUARD_EXTRA_SECONDS;
   const command = [
+    'timeout',
+    `--kill-after=${PROCESS_GUARD_KILL_AFTER_SECONDS}`,
+    String(guardSeconds),
     environment.loader,
     '--library-path',
     environment.libraryDir,
@@ -482,7 +511,7 @@ function runQemu(
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
-      reject(new Error(`could not start QEMU (${command.slice(0, 5).join(' ')}): ${error.message}`));
+      reject(new Error(`could not start QEMU (${command.slice(0, 8).join(' ')}): ${error.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -496,6 +525,7 @@ function runQemu(
       }
       resolve({
         exitStatus,
+        kernelProblems: lines.filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
         output: lines.join('\n'),
         guestLines,
         qemuStderr: stderr,

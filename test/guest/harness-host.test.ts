@@ -123,6 +123,7 @@ describe('QEMU command line', () => {
         devices: ['/run/a.sock', { socket: '/run/b.sock', id: 'hba-b', properties: { 'x-msg-timeout': 9000 } }],
         qlaParams: { ql2xextended_error_logging: '0x40000000', ql2xenablemsix: 0, ql2xnvmeenable: false },
         loadQla: false,
+        dmesg: true,
         memMiB: 256,
         kernelArgs: ['loglevel=7'],
       },
@@ -147,6 +148,7 @@ describe('QEMU command line', () => {
     const append = valueAfter(args, '-append')[0] ?? '';
     expect(append.split(' ')).toContain('qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0,ql2xnvmeenable=0');
     expect(append.split(' ')).toContain('qla_skip');
+    expect(append.split(' ')).toContain('guest_dmesg');
     expect(append.split(' ').at(-1)).toBe('loglevel=7');
     expect(valueAfter(args, '-object')).toEqual(['memory-backend-memfd,id=mem,size=256M,share=on']);
     expect(valueAfter(args, '-accel')).toEqual(['tcg,thread=multi']);

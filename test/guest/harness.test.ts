@@ -7,7 +7,7 @@ import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { guestEnvironment, haveGuestEnvironment, runGuest } from '../../src/harness/guest.js';
+import { guestEnvironment, haveGuestEnvironment, runGuest, shellQuote } from '../../src/harness/guest.js';
 
 const haveGuest = haveGuestEnvironment();
 
@@ -15,12 +15,14 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
   it('runs a script in the guest, returns its output and exit status, with qla2xxx loaded', async () => {
     const environment = guestEnvironment();
     // The sum and the file round trip are computed in the guest; the test only knows the inputs.
+    const awkward = `it's "$HOME" \\ $(reboot) ;`;
     const script = [
       'echo "GUEST:KERNEL $(uname -r)"',
       'echo "GUEST:SUM $((6 * 7 + 1000))"',
       'echo "GUEST:QLA $(lsmod | awk \'$1 == "qla2xxx" { print "loaded" }\')"',
       'echo "GUEST:EXTRA $(tr a-z A-Z < /etc/npiv/greeting)"',
       'echo "GUEST:QLAPARAM $(cat /sys/module/qla2xxx/parameters/ql2xmaxlun)"',
+      `echo "GUEST:QUOTED $(printf '%s' ${shellQuote(awkward)} | wc -c)" ${shellQuote(awkward)}`,
       'exit 7',
       '',
     ].join('\n');
@@ -28,6 +30,7 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
       script,
       extraFiles: [{ path: '/etc/npiv/greeting', data: 'hello from the host\n' }],
       qlaParams: { ql2xmaxlun: 300 },
+      dmesg: true,
       timeoutMs: 240_000,
     });
     const context = `serial log:\n${run.output}\nqemu stderr:\n${run.qemuStderr}`;
@@ -39,7 +42,10 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     expect(run.guestLines).toContain('QLA loaded');
     expect(run.guestLines).toContain('EXTRA HELLO FROM THE HOST');
     expect(run.guestLines).toContain('QLAPARAM 300');
+    expect(run.guestLines).toContain(`QUOTED ${awkward.length} ${awkward}`);
     expect(run.guestLines).toContain('EXIT=7');
+    expect(run.guestLines.some((line) => /^DMESG .*QLogic Fibre Channel HBA Driver/.test(line)), context).toBe(true);
+    expect(run.kernelProblems, context).toEqual([]);
     // The q35 host bridge is always there and reported by /init.
     expect(run.guestLines.some((line) => /^PCI 0000:00:00\.0 0x8086:0x29c0 /.test(line))).toBe(true);
   });
@@ -59,6 +65,15 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     expect(run.guestLines).toContain('HANGING');
     expect(seen).toContain('GUEST:HANGING');
     expect(run.guestLines).toContain('INSMOD qla2xxx skipped');
+  });
+
+  it('reports a guest kernel panic as a kernel problem without an exit status', async () => {
+    const run = await runGuest({ script: 'echo GUEST:CRASHING\necho c > /proc/sysrq-trigger\nsleep 60\n', loadQla: false, timeoutMs: 120_000 });
+    const context = `serial log:\n${run.output}`;
+    expect(run.timedOut, context).toBe(false);
+    expect(run.guestLines).toContain('CRASHING');
+    expect(run.exitStatus, context).toBeNull();
+    expect(run.kernelProblems.some((line) => line.includes('Kernel panic')), context).toBe(true);
   });
 
   it('boots the no-firmware initramfs with working sg3-utils, fio, lspci and multipath tools', async () => {
