@@ -64,12 +64,18 @@ const SelectReport = { ALL_EXCEPT_WELL_KNOWN: 0x00, WELL_KNOWN_ONLY: 0x01, ALL: 
 const SSU_POWER_CONDITION_MASK = 0xf0;
 const SSU_LOEJ = 0x02;
 const SSU_START = 0x01;
+/**
+ * Commands one I_T nexus may have in flight; more end with TASK SET FULL (SAM-5 §5.3.1), which
+ * makes Linux lower its queue depth. Bounds what a runaway initiator can make the array hold.
+ */
+export const MAX_TASKS_PER_NEXUS = 256;
 /** CONTROL byte (last CDB byte): NACA(2). ACA is not supported. */
 const CONTROL_NACA = 0x04;
 
 export class DeviceServer {
   readonly ports: ScsiTargetPort[];
   private readonly tasks = new Set<Task>();
+  private readonly tasksPerNexus = new Map<NexusKey, number>();
   private readonly commands = new Map<number, CommandSpec>();
   private readonly serviceActions = new Map<number, Map<number, CommandSpec>>();
 
@@ -110,9 +116,12 @@ export class DeviceServer {
       if (lu && spec.mediaAccess && lu.stopped) {
         throw checkCondition(SenseKey.NOT_READY, Asc.LU_NOT_READY_INIT_REQUIRED, 'logical unit is stopped');
       }
+      const inFlight = this.tasksPerNexus.get(nexus) ?? 0;
+      if (inFlight >= MAX_TASKS_PER_NEXUS) return { status: Status.TASK_SET_FULL, sense: null, dataIn: null };
       const t: Task = { nexus, lu, tag: req.taskTag, aborted: false };
       task = t;
       this.tasks.add(t);
+      this.tasksPerNexus.set(nexus, inFlight + 1);
       const ctx: CommandContext = { req, cdb, device: lu?.device ?? NO_DEVICE, aborted: () => t.aborted, nexus, lu, port };
       const dataIn = await spec.run(ctx);
       if (t.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
@@ -120,11 +129,17 @@ export class DeviceServer {
     } catch (e) {
       if (e instanceof TaskAbortedError || task?.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
       if (e instanceof CommandError) {
+        this.log.debug({ opcode: req.cdb[0], status: e.status, nexus }, e.message);
         return { status: e.status, sense: e.senseData ? buildFixedSense(e.senseData) : null, dataIn: null };
       }
       return this.internalFailure(req, e);
     } finally {
-      if (task) this.tasks.delete(task);
+      if (task) {
+        this.tasks.delete(task);
+        const left = (this.tasksPerNexus.get(nexus) ?? 1) - 1;
+        if (left > 0) this.tasksPerNexus.set(nexus, left);
+        else this.tasksPerNexus.delete(nexus);
+      }
     }
   }
 

@@ -167,3 +167,25 @@ describe('unit attentions', () => {
     expect(s.key).toBe(0);
   });
 });
+
+describe('queue limits', () => {
+  it('commands beyond the per-nexus limit end with TASK SET FULL; other nexuses are unaffected', async () => {
+    const { MAX_TASKS_PER_NEXUS } = await import('../../../src/scsi/device-server.js');
+    const array = await makeArray();
+    try {
+      const h1 = new Host(HOST_1, array.ports[0]!);
+      const h2 = new Host(HOST_2, array.ports[0]!);
+      await h1.clearUnitAttentions(0);
+      await h2.clearUnitAttentions(1);
+      const flood = Array.from({ length: MAX_TASKS_PER_NEXUS + 3 }, (_, i) => h1.send(Cdb.read10(0, 1), { taskTag: i }));
+      const other = h2.send(Cdb.read10(0, 1), { lun: 1 });
+      const statuses = (await Promise.all(flood)).map((r) => r.status);
+      expect(statuses.filter((s) => s === Status.GOOD).length).toBe(MAX_TASKS_PER_NEXUS);
+      expect(statuses.filter((s) => s === Status.TASK_SET_FULL).length).toBe(3);
+      expect((await other).status).toBe(Status.GOOD);
+      expectGood(await h1.send(Cdb.read10(0, 1)));
+    } finally {
+      await array.close();
+    }
+  });
+});
