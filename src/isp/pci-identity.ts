@@ -36,6 +36,9 @@
  * PCI_IRQ_MSIX), vector 0 = qla24xx_msix_default, vector 1 = qla24xx_msix_rsp_q — then MSI with
  * one vector, then INTx. Revision 0x02 does NOT disable MSI-X for this device. The subsystem IDs
  * avoid the HP 0x7040/0x7041/0x1705 MSI quirk and the 0x0175/0x0240 RISC-semaphore path.
+ * Observed (QEMU 11.1.2 vfio-user-pci, Debian kernel 7.2.12, qla2xxx 10.02.10.100-k, this function
+ * with the placeholder register block): "Mem only adapter", "Bars=2", "port=0", "MSIX Count: 2",
+ * "Found an ISP2532", "MSI-X: Enabled (0x0, 0x0)", then the expected flash-read timeout.
  */
 import type { AccessSize, BarDescription, BarHandler } from '../pci/bar.js';
 import type { PciIdentity } from '../pci/config-space.js';
@@ -183,6 +186,9 @@ export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOpt
           }
         : {}),
     },
+    // QEMU arms an error-recovery eventfd when the device offers the ERR IRQ and warns
+    // ("Could not enable error recovery for the device") when it does not.
+    errIrq: true,
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
 }

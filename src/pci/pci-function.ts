@@ -36,6 +36,7 @@ import {
 } from './bar.js';
 import {
   CapabilityChainBuilder,
+  CapabilityLayoutError,
   walkCapabilities,
   type CapabilitySet,
   type MsixLayout,
@@ -137,7 +138,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
     this.msixTable = this.caps.msix ? new MsixTable(this.caps.msix.layout) : null;
     const walk = walkCapabilities((o) => this.config.regs.getU8(o));
     if (walk.error !== null || walk.found.length !== this.caps.chain.length) {
-      throw new Error(`capability chain self-check failed: ${walk.error ?? 'count mismatch'}`);
+      throw new CapabilityLayoutError(`capability chain self-check failed: ${walk.error ?? 'count mismatch'}`);
     }
     this.config.sealPowerOnImage();
   }
@@ -445,6 +446,8 @@ export class PciFunction implements VfioUserDevice, Resettable {
     const pmAfter = pm?.powerState() ?? PCI_PM_STATE_D0;
     if (pmAfter !== pmBefore) this.log.debug({ event: 'pci_power_state', from: pmBefore, to: pmAfter }, 'power state change');
     const modeAfter = this.interruptMode();
+    // A disabled MSI capability has nothing to deliver later (PCI 3.0 §6.8.1.3).
+    if (modeAfter !== 'msi') this.msiPending = 0;
     // An edge that happened while routed elsewhere must not be lost when the guest switches to messages.
     if (modeAfter !== modeBefore && this.line && this.lineDrivesMessages && (modeAfter === 'msi' || modeAfter === 'msix')) {
       this.notify(0);

@@ -264,6 +264,17 @@ describe('interrupt routing', () => {
     expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSI, vector: 0 }]);
   });
 
+  it('an MSI message held back is dropped when the OS disables MSI', () => {
+    const { fn, irq, setCommand, msiCtl } = setup();
+    irq.bind(IRQ_INDEX.MSI, 1);
+    msiCtl(R.PCI_MSI_FLAGS_ENABLE);
+    fn.notify(0); // no bus mastering: held
+    msiCtl(0);
+    msiCtl(R.PCI_MSI_FLAGS_ENABLE);
+    setCommand(R.PCI_COMMAND_MASTER);
+    expect(irq.fired).toEqual([]);
+  });
+
   it('MSI-X wins over MSI, MSI over INTx', () => {
     const { fn, irq, setCommand, msiCtl, msixCtl } = setup();
     irq.bind(IRQ_INDEX.INTX, 1);
