@@ -11,7 +11,9 @@
  * Send: messages are queued; the queue is written until the socket says EAGAIN or writes
  * short, then POLL_WRITABLE is added to the watch until the queue drains. A message's fds ride
  * with its first byte. The caller keeps ownership of the fds it sends (the kernel duplicates
- * them into the peer).
+ * them into the peer). Back-pressure: while more than QUEUE_HIGH_WATER bytes wait to be
+ * written (a peer that sends requests but does not read replies), input is not read until the
+ * queue drains below QUEUE_LOW_WATER.
  */
 import { POLL_DISCONNECT, POLL_READABLE, POLL_WRITABLE, type NativeShim, type PollHandle } from '../native/index.js';
 import { MessageFramer, type FramedMessage, type FramerOptions, type FramingError } from './framer.js';
@@ -35,6 +37,9 @@ export interface ChannelOptions {
 /** recvmsg calls per readable wake-up. */
 const READ_BUDGET = 64;
 const DEFAULT_RECV_BUFFER = 256 * 1024;
+/** Output queue size above which input is no longer read, and below which it resumes. */
+const QUEUE_HIGH_WATER = 8 << 20;
+const QUEUE_LOW_WATER = 1 << 20;
 /** How long closeAfterFlush waits for the peer to take queued output. */
 const CLOSE_LINGER_MS = 2000;
 
@@ -50,7 +55,12 @@ export class MessageChannel {
   private readonly recvBuffer: Uint8Array;
   private readonly queue: Outgoing[] = [];
   private watch: PollHandle | null = null;
-  private watchingWritable = false;
+  /** the POLL_* set the current watch was started with */
+  private watchedEvents = 0;
+  /** bytes in the queue not yet written */
+  private queued = 0;
+  /** reading stopped because the peer does not take our replies (back-pressure) */
+  private readPaused = false;
   private closing = false;
   private closed = false;
   private closeReason = 'closed';
@@ -62,7 +72,7 @@ export class MessageChannel {
     this.native = options.native;
     this.framer = new MessageFramer(options.framer);
     this.recvBuffer = new Uint8Array(options.recvBufferSize ?? DEFAULT_RECV_BUFFER);
-    this.rewatch();
+    this.updateWatch();
   }
 
   get isClosed(): boolean {
@@ -71,14 +81,23 @@ export class MessageChannel {
 
   /** Bytes queued but not yet written. */
   get queuedBytes(): number {
-    return this.queue.reduce((n, o) => n + o.bytes.length - o.written, 0);
+    return this.queued;
+  }
+
+  /** True while reading is paused because too much output is queued. */
+  get isReadPaused(): boolean {
+    return this.readPaused;
   }
 
   /** Queues one whole message; written as soon as the socket accepts it. */
   send(bytes: Uint8Array, fds: readonly number[] = []): void {
     if (this.closed || this.closing) return;
+    const idle = this.queue.length === 0;
     this.queue.push({ bytes, written: 0, fds });
-    this.flush();
+    this.queued += bytes.length;
+    // With output already pending we are waiting for POLL_WRITABLE; writing now would only EAGAIN.
+    if (idle) this.flush();
+    else this.updateBackPressure();
   }
 
   /** Stops reading, flushes what is queued, then closes. */
@@ -90,7 +109,7 @@ export class MessageChannel {
       this.close(reason);
       return;
     }
-    this.rewatch(); // writable only
+    this.updateWatch(); // writable only
     // A peer that never reads must not keep the connection (and its resources) alive.
     this.lingerTimer = setTimeout(() => this.close(`${reason} (output not drained)`), CLOSE_LINGER_MS);
     this.lingerTimer.unref();
@@ -104,6 +123,7 @@ export class MessageChannel {
     this.watch?.stop();
     this.watch = null;
     this.queue.length = 0;
+    this.queued = 0;
     for (const fd of this.framer.takePendingFds()) this.closeQuietly(fd);
     this.closeQuietly(this.fd);
     this.options.onClose(reason, error);
@@ -122,7 +142,7 @@ export class MessageChannel {
   }
 
   private readSome(): void {
-    for (let i = 0; i < READ_BUDGET && !this.closed && !this.closing; i++) {
+    for (let i = 0; i < READ_BUDGET && !this.closed && !this.closing && !this.readPaused; i++) {
       let r;
       try {
         r = this.native.recvmsg(this.fd, this.recvBuffer, 0, this.recvBuffer.length, this.options.framer.maxFdsPerMessage);
@@ -182,23 +202,41 @@ export class MessageChannel {
       }
       if (n === null) break; // EAGAIN: wait for POLL_WRITABLE
       head.written += n;
+      this.queued -= n;
       if (head.written < head.bytes.length) continue; // short write: try the rest
       this.queue.shift();
     }
     if (this.closed) return;
-    const wantWritable = this.queue.length > 0;
-    if (wantWritable !== this.watchingWritable) {
-      this.watchingWritable = wantWritable;
-      this.rewatch();
+    if (this.queue.length === 0 && this.closing) {
+      this.close(this.closeReason);
+      return;
     }
-    if (!wantWritable && this.closing) this.close(this.closeReason);
+    this.updateBackPressure();
+  }
+
+  /**
+   * Back-pressure with hysteresis: a peer that sends requests without reading the replies must
+   * not make the queue grow without bound. Also refreshes the watch (POLL_WRITABLE while queued).
+   */
+  private updateBackPressure(): void {
+    if (!this.readPaused && this.queued > QUEUE_HIGH_WATER) {
+      this.readPaused = true;
+      this.options.log.warn({ queued: this.queued }, 'vfio_user_peer_not_reading_pausing_input');
+    } else if (this.readPaused && this.queued <= QUEUE_LOW_WATER) {
+      this.readPaused = false;
+    }
+    this.updateWatch();
   }
 
   /** libuv allows one watch per fd: changing the event set means stop + start. */
-  private rewatch(): void {
+  private updateWatch(): void {
+    if (this.closed) return;
+    const reading = !this.closing && !this.readPaused;
+    const events = (reading ? POLL_READABLE | POLL_DISCONNECT : 0) | (this.queue.length > 0 ? POLL_WRITABLE : 0);
+    if (events === this.watchedEvents && (this.watch !== null || events === 0)) return;
     this.watch?.stop();
     this.watch = null;
-    const events = (this.closing ? 0 : POLL_READABLE | POLL_DISCONNECT) | (this.watchingWritable ? POLL_WRITABLE : 0);
+    this.watchedEvents = events;
     if (events === 0) return;
     try {
       this.watch = this.native.poll(this.fd, events, (ev, errno) => this.onPoll(ev, errno));

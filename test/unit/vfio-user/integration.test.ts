@@ -42,6 +42,8 @@ class FakeHba implements VfioUserDevice {
   readonly config = new Uint8Array(256);
   readonly bar0 = new Uint8Array(0x100);
   readonly scratch = new Uint8Array(SCRATCH.SIZE);
+  /** BAR2: plain memory, big enough for max_data_xfer_size transfers */
+  readonly bulk = new Uint8Array(2 << 20);
   ctx: DeviceContext | null = null;
   detaches = 0;
   resets = 0;
@@ -60,6 +62,7 @@ class FakeHba implements VfioUserDevice {
   regionInfo(index: number): RegionInfo {
     if (index === PCI_REGION.BAR0) return { size: this.bar0.length, readable: true, writable: true };
     if (index === PCI_REGION.BAR1) return { size: this.scratch.length, readable: true, writable: true };
+    if (index === PCI_REGION.BAR2) return { size: this.bulk.length, readable: true, writable: true };
     if (index === PCI_REGION.CONFIG) return { size: this.config.length, readable: true, writable: true };
     return { size: 0, readable: false, writable: false };
   }
@@ -81,6 +84,7 @@ class FakeHba implements VfioUserDevice {
   }
 
   private region(index: number): Uint8Array {
+    if (index === PCI_REGION.BAR2) return this.bulk;
     return index === PCI_REGION.BAR0 ? this.bar0 : index === PCI_REGION.BAR1 ? this.scratch : this.config;
   }
 
@@ -205,7 +209,7 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     await connected;
     expect(s.server).toMatchObject({ maxMsgFds: 16, maxDataXferSize: 1 << 20, pgsizes: 4096, writeMultiple: false });
     expect(s.deviceInfo).toMatchObject({ flags: 3, numRegions: 9, numIrqs: 5 });
-    expect(s.regions.map((r) => Number(r.size))).toEqual([0x100, 0x1000, 0, 0, 0, 0, 0, 256, 0]);
+    expect(s.regions.map((r) => Number(r.size))).toEqual([0x100, 0x1000, 2 << 20, 0, 0, 0, 0, 256, 0]);
     expect(s.regions[PCI_REGION.CONFIG]!.flags).toBe(3);
     expect(s.irqs.map((i) => i.count)).toEqual([1, 0, 2, 0, 1]);
     expect([...s.config]).toEqual([...h.device.config]);
@@ -314,6 +318,25 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
       flags: HEADER_FLAGS.TYPE_REPLY | HEADER_FLAGS.ERROR,
       error: ERRNO.EMSGSIZE,
     });
+  });
+
+  it('moves max_data_xfer_size transfers intact through the socket (short writes, EAGAIN)', async () => {
+    const client = newClient();
+    await client.version();
+    const data = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 2654435761) >>> 24);
+    // Several writes in flight at once, then reads that overlap them.
+    await Promise.all([
+      client.regionWrite(PCI_REGION.BAR2, 0, data),
+      client.regionWrite(PCI_REGION.BAR2, 1 << 20, data.subarray(0, 4096), true),
+      client.regionWrite(PCI_REGION.BAR2, (1 << 20) + 4096, data.subarray(4096)),
+    ]);
+    const [first, second] = await Promise.all([
+      client.regionRead(PCI_REGION.BAR2, 0, 1 << 20),
+      client.regionRead(PCI_REGION.BAR2, 1 << 20, 1 << 20),
+    ]);
+    expect(Buffer.from(first).equals(Buffer.from(data))).toBe(true);
+    expect(Buffer.from(second).equals(Buffer.from(data))).toBe(true);
+    await expect(client.regionRead(PCI_REGION.BAR2, 0, (1 << 20) + 1)).rejects.toMatchObject({ errno: ERRNO.E2BIG });
   });
 
   it('refuses a second concurrent client and keeps serving the first', async () => {
