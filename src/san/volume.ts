@@ -313,6 +313,8 @@ export class Volume {
   get blockCount(): number { return this.bytes / this.blockSize; }
   /** 32 hex digits of the NAA identifier: the unit serial number (VPD 80h). */
   get serial(): string { return Buffer.from(this.naa).toString('hex'); }
+  /** Memory volumes cannot keep reservations across a restart (they keep no data either). */
+  get persistsReservations(): boolean { return this.file !== null; }
   /** Where persistent reservation state is kept when APTPL is set; null for memory volumes. */
   get prStateFile(): string | null { return this.file === null ? null : `${this.file}.pr.json`; }
 

@@ -30,6 +30,8 @@ export interface BlockDevice {
   unmapBlocks(lba: number, count: number, opts?: IoOptions): Promise<void>;
   writeSameBlocks(lba: number, count: number, pattern: Uint8Array, opts?: IoOptions): Promise<void>;
   flush(): Promise<void>;
+  /** Whether savePrState keeps state across restarts (false for memory volumes): PTPL_C. */
+  readonly persistsReservations: boolean;
   savePrState(json: string | null): Promise<void>;
   loadPrState(): Promise<string | null>;
 }

@@ -16,7 +16,7 @@ export class LogicalUnit {
   stopped = false;
 
   private constructor(readonly device: BlockDevice) {
-    this.pr = new PersistentReservations(this.ua, (json) => device.savePrState(json));
+    this.pr = new PersistentReservations(this.ua, device.persistsReservations ? (json) => device.savePrState(json) : null);
   }
 
   static async create(device: BlockDevice): Promise<LogicalUnit> {

@@ -103,8 +103,11 @@ export class PersistentReservations {
 
   constructor(
     private readonly ua: UnitAttentions,
-    /** Stores the serialized state durably (null: forget it). Called only when APTPL is or was in effect. */
-    private readonly persist: (json: string | null) => Promise<void>,
+    /**
+     * Stores the serialized state durably (null: forget it); called only when APTPL is or was in
+     * effect. Absent: the store cannot persist (PTPL_C=0) and APTPL requests are refused.
+     */
+    private readonly persist: ((json: string | null) => Promise<void>) | null,
   ) {}
 
   // ---- access control (SPC-4 §5.12.1 Table 56 simplified to read/write classes) ---------------
@@ -140,6 +143,7 @@ export class PersistentReservations {
     const flags = dataOut[PARAM_FLAGS]!;
     if (flags & FLAG_SPEC_I_PT) throw invalidFieldInParameterList(PARAM_FLAGS, 3, 'SPEC_I_PT not supported');
     if (flags & FLAG_ALL_TG_PTS) throw invalidFieldInParameterList(PARAM_FLAGS, 2, 'ALL_TG_PTS not supported');
+    if ((flags & FLAG_APTPL) && !this.persist) throw invalidFieldInParameterList(PARAM_FLAGS, 0, 'APTPL: this volume cannot persist through power loss');
     const needsTypeScope = action === PrOutAction.RESERVE || action === PrOutAction.RELEASE
       || action === PrOutAction.PREEMPT || action === PrOutAction.PREEMPT_AND_ABORT;
     if (needsTypeScope) {
@@ -168,7 +172,7 @@ export class PersistentReservations {
         }
       }
     }
-    if (changed && (this.aptpl || wasAptpl)) await this.persist(this.aptpl ? this.serialize() : null);
+    if (changed && this.persist && (this.aptpl || wasAptpl)) await this.persist(this.aptpl ? this.serialize() : null);
     return result;
   }
 
@@ -327,7 +331,7 @@ export class PersistentReservations {
   private reportCapabilities(): Uint8Array {
     const out = new Uint8Array(CAPS_LENGTH);
     put16(out, 0, CAPS_LENGTH);
-    out[2] = CAPS_PTPL_C;
+    out[2] = this.persist ? CAPS_PTPL_C : 0;
     out[3] = CAPS_TMV | (this.aptpl ? CAPS_PTPL_A : 0);
     out[4] = TYPE_MASK_BYTE4;
     out[5] = TYPE_MASK_BYTE5;

@@ -198,6 +198,8 @@ describe('StorageArray', () => {
     expectGood(await h1.send(Cdb.prOut(0), { lun: 1, dataOut: prParams(0n, 0xabcn, { aptpl: true }) }));
     expectGood(await h2.send(Cdb.prOut(0), { lun: 1, dataOut: prParams(0n, 0xdefn, { aptpl: true }) }));
     expectGood(await h1.send(Cdb.prOut(1, 3), { lun: 1, dataOut: prParams(0xabcn, 0n) }));
+    const caps = expectGood(await h1.send(Cdb.prIn(2), { lun: 1 }));
+    expect([caps[2]! & 1, caps[3]! & 1]).toEqual([1, 1]); // PTPL_C, PTPL_A
     await array.close();
     array = await StorageArray.create(fileConfig(), { baseDir: dir });
     h1 = new Host(HOST_1, array.ports[0]!);

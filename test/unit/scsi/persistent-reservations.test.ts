@@ -266,14 +266,15 @@ describe('persistent reservations (two initiators)', () => {
   });
 
   describe('PERSISTENT RESERVE IN data', () => {
-    it('REPORT CAPABILITIES: PTPL_C, TMV, all six types, no SIP_C/ATP_C', async () => {
+    it('REPORT CAPABILITIES of a memory volume: TMV, all six types, no PTPL_C/SIP_C/ATP_C; APTPL refused', async () => {
       const d = await inData(h1, IN.REPORT_CAPABILITIES);
       expect(be16(d, 0)).toBe(8);
-      expect(d[2]).toBe(0x01);
+      expect(d[2]).toBe(0x00);
       expect(d[3]! & 0x81).toBe(0x80);
       expect([d[4], d[5]]).toEqual([0xea, 0x01]);
-      expectGood(await out(h1, SA.REGISTER, 0n, K1, 0, { aptpl: true }));
-      expect((await inData(h1, IN.REPORT_CAPABILITIES))[3]! & 1).toBe(1);
+      const s = expectCheck(await out(h1, SA.REGISTER, 0n, K1, 0, { aptpl: true }), 5, 0x26, 0);
+      expect(s.field).toEqual({ inCdb: false, byte: 20, bit: 0 });
+      expect(await keys(h1)).toEqual([]);
     });
 
     it('READ FULL STATUS lists each registration with its FC TransportID, relative port and R_HOLDER', async () => {
