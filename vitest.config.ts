@@ -14,6 +14,7 @@ export default defineConfig({
         test: {
           name: 'guest',
           include: ['test/guest/**/*.test.ts'],
+          globalSetup: ['test/guest/support/global-setup.ts'],
           // Real QEMU + real Linux guest under TCG: slow, one at a time, each run under its own timeout.
           testTimeout: 900_000,
           hookTimeout: 900_000,

@@ -1,10 +1,15 @@
 /**
- * npiv-hba command line. Subcommands are added by their modules; see README.md.
+ * npiv-hba command line: one subcommand per job, each in src/cli/<name>.ts.
  */
 import { Command } from 'commander';
+import { registerServeCommand } from './cli/serve.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
-  program.name('npiv-hba').description('Fibre Channel NPIV vports for KVM guests as emulated QLogic ISP2532 HBAs over vfio-user');
+  program
+    .name('npiv-hba')
+    .description('Fibre Channel NPIV vports for KVM guests as emulated QLogic ISP2532 HBAs over vfio-user')
+    .showHelpAfterError();
+  registerServeCommand(program);
   await program.parseAsync(argv);
 }
