@@ -38,7 +38,9 @@ export type FabricEvent =
   | { type: 'link-down' }
   | { type: 'link-up' }
   /** RSCN payload page: format 0 port, 1 area, 2 domain, 3 fabric; address = affected 24-bit ID. */
-  | { type: 'rscn'; format: number; address: number };
+  | { type: 'rscn'; format: number; address: number }
+  /** A remote port ended our session (LOGO/PRLO received, or it vanished). */
+  | { type: 'session-lost'; portId: number };
 
 export interface FcpCommand {
   /** 8-byte FCP LUN as sent (SAM LUN structure). */

@@ -71,6 +71,8 @@ export const WELL_KNOWN = {
 
 /** AEN 0x8014 global: mb1 = 0xFFFF, mb2 = 6 (not 7: logged out), mb3 = 0xFF (all VPs). */
 const PORT_UPDATE_GLOBAL = { handle: 0xffff, state: 0x0006, vp: 0x00ff } as const;
+/** AEN 0x8014 mb2 for a remote port that logged out. */
+const PDB_STATE_LOGGED_OUT = 0x0007;
 /** Link-up fires at the latest this long after INITIALIZE_FIRMWARE (isp25xx.md §2.3 rule). */
 const LINK_UP_DEFER_MS = 250;
 /** Retry period for a failed fabric login while the link is up. */
@@ -471,6 +473,15 @@ export class IspFirmware {
         this.link = 'armed';
         this.fireLinkUpIfArmed();
         return;
+      case 'session-lost': {
+        const l = this.loginByPortId(e.portId);
+        if (!l || this.link !== 'up') return;
+        for (const x of this.exchanges.matching(l.portId, null)) x.terminate(CompStatus.CS_PORT_LOGGED_OUT);
+        this.logins.delete(l.handle);
+        // PDB changed for that handle, new state "logged out": the driver deletes the session.
+        this.events.push(aen(MBA.PORT_UPDATE, l.handle, PDB_STATE_LOGGED_OUT, 0));
+        return;
+      }
       case 'rscn': {
         if (this.link !== 'up' || !this.fabricLogin) return;
         const a = e.address & 0xffffff;

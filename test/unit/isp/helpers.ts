@@ -253,11 +253,14 @@ export class Rig {
   responseUpdates = 0;
   rspOut = 0;
 
-  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null) {
+  /** Wait real time in settle() too (for fabrics doing socket I/O). */
+  realTime = false;
+
+  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null, port?: FabricPort) {
     this.fabric = fabric === undefined ? new FakeFabric(targets) : (fabric ?? new FakeFabric(targets));
     this.isp = new Isp2532({
       host: this.host,
-      fabric: fabric === null ? null : this.fabric,
+      fabric: port ?? (fabric === null ? null : this.fabric),
       wwpn: WWPN,
       wwnn: WWNN,
       scheduler: this.sched,
@@ -278,7 +281,7 @@ export class Rig {
   async settle(): Promise<void> {
     for (let i = 0; i < 20; i++) {
       this.sched.runDeferred();
-      await new Promise((r) => setImmediate(r));
+      await new Promise((r) => (this.realTime ? setTimeout(r, 2) : setImmediate(r)));
     }
   }
 

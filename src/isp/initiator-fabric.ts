@@ -1,0 +1,249 @@
+/**
+ * FabricPort over the SAN's N_Port initiator engine (src/san/initiator.ts): the emulated ISP2532
+ * firmware's logins, name-server CT, FCP exchanges and task management become real frames on
+ * the vport's link. Two ways in:
+ *   - own link: connect() opens a link per fabric login and the vport FLOGIs on it (its link is
+ *     the physical port); after link loss the link is re-probed and 'link-up' reported;
+ *   - NPIV: an already logged-in physical Initiator FDISCs the vport on its link.
+ * As real 24xx firmware does after FLOGI, the port registers for RSCNs (SCR).
+ */
+import { Initiator, ScsiAbortedError, type TaskManagement } from '../san/initiator.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../san/fc/nport.js';
+import { encodeCt } from '../san/fc/ct.js';
+import type { Link } from '../san/link.js';
+import type { TaskManagementFunction } from '../scsi/api.js';
+import { logger, type Logger } from '../util/log.js';
+import type {
+  AdiscResult,
+  ElsFailure,
+  FabricEvent,
+  FabricLoginResult,
+  FabricPort,
+  FcpCommand,
+  FcpResult,
+  PlogiResult,
+  PrliResult,
+} from './fabric-port.js';
+import { ctReject } from './iocb/ct.js';
+
+export interface InitiatorFabricOptions {
+  /** Opens the vport's own link to the fabric (FLOGI mode). */
+  connect?: () => Promise<Link>;
+  /** A logged-in physical port to FDISC through (NPIV mode). */
+  physical?: Initiator;
+  /** Link speed to report (Gbit/s); the emulated ISP2532 is an 8 Gb part. */
+  speedGbps?: number;
+  /** Period of link re-probes after a loss (own-link mode). */
+  reconnectMs?: number;
+  log?: Logger;
+}
+
+const DEFAULT_RECONNECT_MS = 2000;
+
+function elsFailure(e: unknown): ElsFailure {
+  if (e instanceof ElsRejectError) return { ok: false, kind: 'rejected', reason: e.rjt.reason, explanation: e.rjt.explanation };
+  return { ok: false, kind: 'no-response' };
+}
+
+export class InitiatorFabricPort implements FabricPort {
+  private port: Initiator | null = null;
+  private link: Link | null = null;
+  /** A link opened by a re-probe, kept for the next login. */
+  private spareLink: Link | null = null;
+  private linkUsable = true;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private readonly listeners = new Set<(e: FabricEvent) => void>();
+  private readonly inFlight = new Map<number, AbortController>();
+  private readonly log: Logger;
+  private closed = false;
+
+  constructor(private readonly o: InitiatorFabricOptions) {
+    if (!o.connect === !o.physical) throw new Error('InitiatorFabricPort needs exactly one of connect or physical');
+    this.log = o.log ?? logger('isp-fabric');
+  }
+
+  isLinkUp(): boolean {
+    if (this.o.physical) return this.o.physical.mux.isUp && this.o.physical.loggedIn;
+    return this.linkUsable;
+  }
+
+  async login(wwpn: bigint, wwnn: bigint): Promise<FabricLoginResult> {
+    await this.logout();
+    let port: Initiator;
+    if (this.o.physical) {
+      port = await this.o.physical.createVport({ wwpn, wwnn });
+    } else {
+      const link = this.spareLink ?? (await this.o.connect!());
+      this.spareLink = null;
+      this.link = link;
+      try {
+        port = await Initiator.overLink(link, { wwpn, wwnn });
+      } catch (e) {
+        this.link = null;
+        throw e;
+      }
+    }
+    this.port = port;
+    port.on('link-down', (reason) => this.onLinkDown(port, reason));
+    port.on('rscn', (pages) => {
+      if (this.port !== port) return;
+      for (const p of pages) this.emit({ type: 'rscn', format: p.addressFormat, address: p.affectedId });
+    });
+    port.on('session-lost', (s) => {
+      if (this.port === port) this.emit({ type: 'session-lost', portId: s.nportId });
+    });
+    await port.scr().catch((e) => this.log.warn({ event: 'fabric_err_scr', error: String(e) }, 'SCR failed'));
+    const f = port.fabric!;
+    return { portId: f.nportId, fabricPortName: f.fabricPortName, fabricName: f.fabricName, speedGbps: this.o.speedGbps ?? 8 };
+  }
+
+  async logout(): Promise<void> {
+    const port = this.port;
+    this.port = null;
+    for (const c of this.inFlight.values()) c.abort();
+    this.inFlight.clear();
+    if (!port) return;
+    await port.fabricLogout().catch(() => {});
+    if (this.link) {
+      this.link.close('vport logged out');
+      this.link = null;
+    }
+  }
+
+  /** Stops re-probing and closes everything (device teardown). */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    await this.logout();
+    this.spareLink?.close('closed');
+  }
+
+  private onLinkDown(port: Initiator, reason: string): void {
+    if (this.port !== port) return;
+    this.port = null;
+    this.link = null;
+    this.log.warn({ event: 'fabric_link_down', reason }, 'vport link down');
+    if (this.o.connect) {
+      this.linkUsable = false;
+      this.scheduleReprobe();
+    }
+    this.emit({ type: 'link-down' });
+  }
+
+  private scheduleReprobe(): void {
+    if (this.closed || this.reconnectTimer) return;
+    this.reconnectTimer = setTimeout(() => {
+      this.reconnectTimer = null;
+      this.o.connect!().then(
+        (link) => {
+          if (this.closed) return link.close('closed');
+          this.spareLink = link;
+          this.linkUsable = true;
+          this.emit({ type: 'link-up' });
+        },
+        () => this.scheduleReprobe(),
+      );
+    }, this.o.reconnectMs ?? DEFAULT_RECONNECT_MS);
+    this.reconnectTimer.unref?.();
+  }
+
+  private requirePort(): Initiator {
+    if (!this.port) throw new LinkDownError('not logged in to the fabric');
+    return this.port;
+  }
+
+  async plogi(portId: number): Promise<PlogiResult> {
+    try {
+      const s = await this.requirePort().plogi(portId);
+      return { ok: true, wwpn: s.wwpn, wwnn: s.wwnn, receiveDataSize: s.rxDataFieldSize };
+    } catch (e) {
+      return elsFailure(e);
+    }
+  }
+
+  async prli(portId: number): Promise<PrliResult> {
+    try {
+      return { ok: true, serviceParamWord3: await this.requirePort().prli(portId) };
+    } catch (e) {
+      return elsFailure(e);
+    }
+  }
+
+  async adisc(portId: number): Promise<AdiscResult> {
+    try {
+      const a = await this.requirePort().adisc(portId);
+      return { ok: true, wwpn: a.wwpn, wwnn: a.wwnn, portId: a.nportId };
+    } catch (e) {
+      return elsFailure(e);
+    }
+  }
+
+  async logo(portId: number): Promise<void> {
+    await this.port?.logo(portId).catch(() => {});
+  }
+
+  async prlo(portId: number): Promise<void> {
+    await this.port?.prlo(portId).catch(() => {});
+  }
+
+  async ct(serverPortId: number, request: Uint8Array, maxResponse: number): Promise<Uint8Array> {
+    try {
+      const iu = await this.requirePort().ct(serverPortId, request);
+      return encodeCt(iu).subarray(0, maxResponse);
+    } catch (e) {
+      if (e instanceof CtRejectError) return ctReject(request, e.reason, e.explanation);
+      throw e;
+    }
+  }
+
+  async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
+    const controller = new AbortController();
+    this.inFlight.set(c.taskTag, controller);
+    try {
+      const r = await this.requirePort().scsiCommand(portId, {
+        lun: c.lun,
+        cdb: c.cdb,
+        direction: c.direction,
+        expectedLength: c.expectedLength,
+        ...(c.dataOut ? { dataOut: c.dataOut } : {}),
+        signal: controller.signal,
+      });
+      const result: FcpResult = { scsiStatus: r.status, sense: r.sense, dataIn: c.direction === 'read' ? r.data : null };
+      if (c.direction === 'write' && r.residualUnder) result.transferred = Math.max(0, c.expectedLength - r.residual);
+      return result;
+    } catch (e) {
+      const transportError: FcpResult['transportError'] =
+        e instanceof ScsiAbortedError
+          ? 'aborted'
+          : e instanceof ExchangeTimeoutError
+            ? 'timeout'
+            : e instanceof LinkDownError
+              ? 'port-unavailable'
+              : 'logged-out';
+      return { scsiStatus: 0, sense: null, dataIn: null, transportError };
+    } finally {
+      if (this.inFlight.get(c.taskTag) === controller) this.inFlight.delete(c.taskTag);
+    }
+  }
+
+  async taskManagement(portId: number, lun: Uint8Array, fn: TaskManagementFunction): Promise<number> {
+    if (fn === 'abort-task') return 4; // FCP_RSP_INFO "function not supported": aborts use ABTS
+    return this.requirePort().taskManagement(portId, lun, fn as TaskManagement);
+  }
+
+  async abort(_portId: number, taskTag: number): Promise<boolean> {
+    const c = this.inFlight.get(taskTag);
+    if (!c) return false;
+    c.abort();
+    return true;
+  }
+
+  onEvent(listener: (event: FabricEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: FabricEvent): void {
+    for (const l of this.listeners) l(e);
+  }
+}
