@@ -97,26 +97,15 @@ export class MsixTable {
     return (BigInt(this.table.getU32(at + 4)) << 32n) | BigInt(this.table.getU32(at));
   }
 
-  /** Returns the vectors whose mask bit went from 1 to 0 with this write. */
-  writeTable(barOffset: number, size: 4 | 8, value: number | bigint): number[] {
-    const at = barOffset - this.layout.tableOffset;
-    const before = this.maskedVectorsIn(at, size);
+  /** Stores a guest write through the entry masks (reserved bits stay 0). */
+  writeTable(barOffset: number, size: 4 | 8, value: number | bigint): void {
     const bytes = new Uint8Array(size);
     let v = BigInt.asUintN(size * 8, typeof value === 'bigint' ? value : BigInt(value));
     for (let i = 0; i < size; i++) {
       bytes[i] = Number(v & 0xffn);
       v >>= 8n;
     }
-    this.table.write(at, bytes);
-    return before.filter((vector) => !this.vectorMasked(vector));
-  }
-
-  private maskedVectorsIn(at: number, size: number): number[] {
-    const first = Math.floor(at / PCI_MSIX_ENTRY_SIZE);
-    const last = Math.floor((at + size - 1) / PCI_MSIX_ENTRY_SIZE);
-    const out: number[] = [];
-    for (let v = first; v <= last; v++) if (this.vectorMasked(v)) out.push(v);
-    return out;
+    this.table.write(barOffset - this.layout.tableOffset, bytes);
   }
 
   readPba(barOffset: number, size: 4 | 8): number | bigint {
