@@ -16,6 +16,7 @@ import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, Status, type 
 import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
 import { modeSense } from './mode-pages.js';
 import { reportTargetPortGroups } from './alua.js';
+import { reportSupportedOperationCodes, type OperationDescriptor } from './supported-opcodes.js';
 import { readCapacity10, readCapacity16, readWrite, synchronizeCache, TaskAbortedError, unmap, writeSame, type IoContext } from './block-commands.js';
 import type { LogicalUnit } from './logical-unit.js';
 import { nexusKey, type NexusKey } from './nexus.js';
@@ -78,6 +79,7 @@ export class DeviceServer {
   private readonly tasksPerNexus = new Map<NexusKey, number>();
   private readonly commands = new Map<number, CommandSpec>();
   private readonly serviceActions = new Map<number, Map<number, CommandSpec>>();
+  private readonly operations: OperationDescriptor[] = [];
 
   constructor(
     private readonly mapping: LunMapping,
@@ -235,46 +237,59 @@ export class DeviceServer {
   }
 
   private buildCommandTable(): void {
-    const add = (op: number, spec: CommandSpec): void => { this.commands.set(op, spec); };
-    const addSa = (op: number, sa: number, spec: CommandSpec): void => {
+    /**
+     * One entry per operation: `usage` lists the CDB bytes after the opcode as CDB USAGE DATA
+     * (bits this device server looks at); the CONTROL byte (NACA checked) is appended.
+     */
+    const add = (op: number, sa: number | null, usage: number[], spec: CommandSpec): void => {
+      this.operations.push({ opcode: op, serviceAction: sa, usage: Uint8Array.from([op, ...usage, CONTROL_NACA]) });
+      if (sa === null) {
+        this.commands.set(op, spec);
+        return;
+      }
       const m = this.serviceActions.get(op) ?? new Map<number, CommandSpec>();
       m.set(sa, spec);
       this.serviceActions.set(op, m);
     };
-    const lu = { reportsUnitAttention: true, worksWithoutLu: false };
+    const lu = { reportsUnitAttention: true, worksWithoutLu: false, mediaAccess: false };
     const media = { ...lu, mediaAccess: true };
+    const targetWide = { reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false };
+    const ff = (n: number): number[] => new Array<number>(n).fill(0xff);
+    // READ/WRITE byte 1: RDPROTECT/WRPROTECT (checked) and FUA; DPO is accepted and ignored.
+    const RW_FLAGS = 0xe8;
 
-    add(Opcode.TEST_UNIT_READY, { name: 'TEST UNIT READY', access: 'none', ...media, run: () => null });
-    add(Opcode.INQUIRY, {
-      name: 'INQUIRY', access: 'none', reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false,
+    add(Opcode.TEST_UNIT_READY, null, [0, 0, 0, 0], { name: 'TEST UNIT READY', access: 'none', ...media, run: () => null });
+    add(Opcode.REQUEST_SENSE, null, [0x01, 0, 0, 0xff], { name: 'REQUEST SENSE', access: 'none', ...targetWide, run: (c) => this.requestSense(c) });
+    add(Opcode.INQUIRY, null, [0x03, 0xff, 0xff, 0xff], {
+      name: 'INQUIRY', access: 'none', ...targetWide,
       run: (c) => inquiry(c.cdb, { device: c.lu?.device ?? null, port: c.port, multiPort: this.portIdentities.length > 1, product: this.product }),
     });
-    add(Opcode.REPORT_LUNS, {
-      name: 'REPORT LUNS', access: 'none', reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false,
-      run: (c) => this.reportLuns(c),
-    });
-    add(Opcode.REQUEST_SENSE, {
-      name: 'REQUEST SENSE', access: 'none', reportsUnitAttention: false, worksWithoutLu: true, mediaAccess: false,
-      run: (c) => this.requestSense(c),
-    });
-    for (const op of [...READ_OPCODES]) add(op, { name: 'READ', access: 'read', ...media, run: readWrite });
-    for (const op of [...WRITE_OPCODES].filter((o) => !WRITE_SAME_OR_UNMAP.has(o))) add(op, { name: 'WRITE', access: 'write', ...media, run: readWrite });
-    add(Opcode.WRITE_SAME_10, { name: 'WRITE SAME(10)', access: 'write', ...media, run: writeSame });
-    add(Opcode.WRITE_SAME_16, { name: 'WRITE SAME(16)', access: 'write', ...media, run: writeSame });
-    add(Opcode.UNMAP, { name: 'UNMAP', access: 'write', ...media, run: unmap });
-    add(Opcode.SYNCHRONIZE_CACHE_10, { name: 'SYNCHRONIZE CACHE(10)', access: 'write', ...media, run: synchronizeCache });
-    add(Opcode.SYNCHRONIZE_CACHE_16, { name: 'SYNCHRONIZE CACHE(16)', access: 'write', ...media, run: synchronizeCache });
-    add(Opcode.READ_CAPACITY_10, { name: 'READ CAPACITY(10)', access: 'none', ...lu, mediaAccess: false, run: readCapacity10 });
-    addSa(Opcode.SERVICE_ACTION_IN_16, ServiceAction.READ_CAPACITY_16, { name: 'READ CAPACITY(16)', access: 'none', ...lu, mediaAccess: false, run: readCapacity16 });
-    add(Opcode.MODE_SENSE_6, { name: 'MODE SENSE(6)', access: 'read', ...lu, mediaAccess: false, run: (c) => modeSense(c.cdb, c.device) });
-    add(Opcode.MODE_SENSE_10, { name: 'MODE SENSE(10)', access: 'read', ...lu, mediaAccess: false, run: (c) => modeSense(c.cdb, c.device) });
-    add(Opcode.START_STOP_UNIT, { name: 'START STOP UNIT', access: 'write', ...lu, mediaAccess: false, run: (c) => this.startStopUnit(c) });
-    add(Opcode.PERSISTENT_RESERVE_IN, { name: 'PERSISTENT RESERVE IN', access: 'none', ...lu, mediaAccess: false, run: (c) => c.lu!.pr.in(c.cdb) });
-    add(Opcode.PERSISTENT_RESERVE_OUT, { name: 'PERSISTENT RESERVE OUT', access: 'none', ...lu, mediaAccess: false, run: (c) => this.persistentReserveOut(c) });
-    addSa(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_TARGET_PORT_GROUPS, {
-      name: 'REPORT TARGET PORT GROUPS', access: 'none', ...lu, mediaAccess: false,
-      run: (c) => reportTargetPortGroups(c.cdb, this.portIdentities),
-    });
+    add(Opcode.REPORT_LUNS, null, [0, 0xff, 0, 0, 0, ...ff(4), 0], { name: 'REPORT LUNS', access: 'none', ...targetWide, run: (c) => this.reportLuns(c) });
+    add(Opcode.READ_6, null, [0x1f, 0xff, 0xff, 0xff], { name: 'READ(6)', access: 'read', ...media, run: readWrite });
+    add(Opcode.WRITE_6, null, [0x1f, 0xff, 0xff, 0xff], { name: 'WRITE(6)', access: 'write', ...media, run: readWrite });
+    add(Opcode.READ_10, null, [RW_FLAGS, ...ff(4), 0, 0xff, 0xff], { name: 'READ(10)', access: 'read', ...media, run: readWrite });
+    add(Opcode.WRITE_10, null, [RW_FLAGS, ...ff(4), 0, 0xff, 0xff], { name: 'WRITE(10)', access: 'write', ...media, run: readWrite });
+    add(Opcode.READ_12, null, [RW_FLAGS, ...ff(8), 0], { name: 'READ(12)', access: 'read', ...media, run: readWrite });
+    add(Opcode.WRITE_12, null, [RW_FLAGS, ...ff(8), 0], { name: 'WRITE(12)', access: 'write', ...media, run: readWrite });
+    add(Opcode.READ_16, null, [RW_FLAGS, ...ff(12), 0], { name: 'READ(16)', access: 'read', ...media, run: readWrite });
+    add(Opcode.WRITE_16, null, [RW_FLAGS, ...ff(12), 0], { name: 'WRITE(16)', access: 'write', ...media, run: readWrite });
+    add(Opcode.WRITE_SAME_10, null, [0xf8, ...ff(4), 0, 0xff, 0xff], { name: 'WRITE SAME(10)', access: 'write', ...media, run: writeSame });
+    add(Opcode.WRITE_SAME_16, null, [0xf9, ...ff(12), 0], { name: 'WRITE SAME(16)', access: 'write', ...media, run: writeSame });
+    add(Opcode.UNMAP, null, [0x01, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'UNMAP', access: 'write', ...media, run: unmap });
+    add(Opcode.SYNCHRONIZE_CACHE_10, null, [0, ...ff(4), 0, 0xff, 0xff], { name: 'SYNCHRONIZE CACHE(10)', access: 'write', ...media, run: synchronizeCache });
+    add(Opcode.SYNCHRONIZE_CACHE_16, null, [0, ...ff(12), 0], { name: 'SYNCHRONIZE CACHE(16)', access: 'write', ...media, run: synchronizeCache });
+    add(Opcode.READ_CAPACITY_10, null, [0, ...ff(4), 0, 0, 0x01], { name: 'READ CAPACITY(10)', access: 'none', ...lu, run: readCapacity10 });
+    add(Opcode.SERVICE_ACTION_IN_16, ServiceAction.READ_CAPACITY_16, [0x1f, ...ff(12), 0x01],
+      { name: 'READ CAPACITY(16)', access: 'none', ...lu, run: readCapacity16 });
+    add(Opcode.MODE_SENSE_6, null, [0x08, 0xff, 0xff, 0xff], { name: 'MODE SENSE(6)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
+    add(Opcode.MODE_SENSE_10, null, [0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff], { name: 'MODE SENSE(10)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
+    add(Opcode.START_STOP_UNIT, null, [0, 0, 0, 0xf3], { name: 'START STOP UNIT', access: 'write', ...lu, run: (c) => this.startStopUnit(c) });
+    add(Opcode.PERSISTENT_RESERVE_IN, null, [0x1f, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'PERSISTENT RESERVE IN', access: 'none', ...lu, run: (c) => c.lu!.pr.in(c.cdb) });
+    add(Opcode.PERSISTENT_RESERVE_OUT, null, [0x1f, 0xff, 0, 0, ...ff(4)], { name: 'PERSISTENT RESERVE OUT', access: 'none', ...lu, run: (c) => this.persistentReserveOut(c) });
+    add(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_TARGET_PORT_GROUPS, [0xff, 0, 0, 0, 0, ...ff(4), 0],
+      { name: 'REPORT TARGET PORT GROUPS', access: 'none', ...lu, run: (c) => reportTargetPortGroups(c.cdb, this.portIdentities) });
+    add(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_SUPPORTED_OPERATION_CODES, [0x1f, 0x87, 0xff, 0xff, 0xff, ...ff(4), 0],
+      { name: 'REPORT SUPPORTED OPERATION CODES', access: 'none', ...lu, run: (c) => reportSupportedOperationCodes(c.cdb, this.operations) });
   }
 
   // ---- task management (SAM-5 §7) ---------------------------------------------------------------
@@ -337,8 +352,8 @@ class TargetPort implements ScsiTargetPort {
 }
 
 const READ_OPCODES = new Set<number>([Opcode.READ_6, Opcode.READ_10, Opcode.READ_12, Opcode.READ_16]);
-const WRITE_SAME_OR_UNMAP = new Set<number>([Opcode.WRITE_SAME_10, Opcode.WRITE_SAME_16, Opcode.UNMAP]);
-const WRITE_OPCODES = new Set<number>([Opcode.WRITE_6, Opcode.WRITE_10, Opcode.WRITE_12, Opcode.WRITE_16, ...WRITE_SAME_OR_UNMAP]);
+const WRITE_OPCODES = new Set<number>([Opcode.WRITE_6, Opcode.WRITE_10, Opcode.WRITE_12, Opcode.WRITE_16,
+  Opcode.WRITE_SAME_10, Opcode.WRITE_SAME_16, Opcode.UNMAP]);
 
 function luNotSupported(lun: number | null): CommandError {
   return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED,

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Status } from '../../../src/scsi/constants.js';
+import { Status, cdbLengthForOpcode } from '../../../src/scsi/constants.js';
 import { encodeLun } from '../../../src/scsi/cdb.js';
 import { parseFixedSense } from '../../../src/scsi/sense.js';
 import type { StorageArray } from '../../../src/san/array.js';
@@ -326,6 +326,47 @@ describe('SPC commands', () => {
       await h1.clearUnitAttentions();
       expectInvalidField(await h1.send(Cdb.startStop(true, 0x10)), 4, 7);
       expectInvalidField(await h1.send(Cdb.startStop(true, 0x02)), 4, 1);
+    });
+  });
+
+  describe('REPORT SUPPORTED OPERATION CODES', () => {
+    beforeEach(async () => { await h1.clearUnitAttentions(); });
+    const rsoc = (options: number, opcode = 0, sa = 0, alloc = 4096) =>
+      [0xa3, 0x0c, options, opcode, sa >> 8, sa & 0xff, (alloc >>> 24) & 0xff, (alloc >> 16) & 0xff, (alloc >> 8) & 0xff, alloc & 0xff, 0, 0];
+
+    it('lists every command with a CDB length that matches its opcode group', async () => {
+      const d = expectGood(await h1.send(rsoc(0)));
+      const n = be32(d, 0) / 8;
+      const ops = Array.from({ length: n }, (_, i) => {
+        const o = 4 + 8 * i;
+        return { op: d[o]!, sa: (d[o + 5]! & 1) ? be16(d, o + 2) : null, len: be16(d, o + 6) };
+      });
+      for (const o of ops) expect(o.len).toBe(cdbLengthForOpcode(o.op));
+      expect(ops).toContainEqual({ op: 0x93, sa: null, len: 16 });
+      expect(ops).toContainEqual({ op: 0x9e, sa: 0x10, len: 16 });
+      expect(ops).toContainEqual({ op: 0xa3, sa: 0x0a, len: 12 });
+      expect(ops.length).toBe(26);
+    });
+
+    it('one command: WRITE SAME(16) supported with its usage map, an unknown opcode not supported', async () => {
+      const ws = expectGood(await h1.send(rsoc(1, 0x93)));
+      expect(ws[1]! & 7).toBe(3);
+      expect(be16(ws, 2)).toBe(16);
+      expect(ws[4]).toBe(0x93);
+      expect(ws.length).toBe(20);
+      const rc16 = expectGood(await h1.send(rsoc(2, 0x9e, 0x10)));
+      expect([rc16[1]! & 7, rc16[4], rc16[5]! & 0x1f]).toEqual([3, 0x9e, 0x1f]);
+      const none = expectGood(await h1.send(rsoc(1, 0xc5)));
+      expect([none.length, none[1]! & 7]).toEqual([4, 1]);
+      const missingSa = expectGood(await h1.send(rsoc(2, 0x9e, 0x11)));
+      expect(missingSa[1]! & 7).toBe(1);
+    });
+
+    it('refuses RCTD, opcode-only for a service-action opcode and the reverse', async () => {
+      expectInvalidField(await h1.send(rsoc(0x80)), 2, 7);
+      expectInvalidField(await h1.send(rsoc(1, 0x9e)), 3, 7);
+      expectInvalidField(await h1.send(rsoc(2, 0x28)), 3, 7);
+      expectInvalidField(await h1.send(rsoc(5)), 2, 2);
     });
   });
 
