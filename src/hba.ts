@@ -67,6 +67,8 @@ export class VportHba {
       log: this.log.child({ layer: 'isp' }),
     });
     this.isp = isp;
+    // INTx <-> MSI <-> MSI-X switches happen in config space; the ISP's event latch must re-route.
+    this.pci.onInterruptModeChange(() => isp!.interruptRoutingChanged());
     this.server = new VfioUserServer({
       socketPath: o.socketPath,
       device: this.pci,

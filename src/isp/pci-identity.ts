@@ -186,9 +186,6 @@ export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOpt
           }
         : {}),
     },
-    // QEMU arms an error-recovery eventfd when the device offers the ERR IRQ and warns
-    // ("Could not enable error recovery for the device") when it does not.
-    errIrq: true,
     ...(opts.logger ? { logger: opts.logger } : {}),
   });
 }
