@@ -1,0 +1,101 @@
+/**
+ * `npiv-hba san`: run the simulated SAN, print an example configuration, or send it run-time
+ * changes.
+ *
+ *   npiv-hba san --config san.json --link /run/npiv-hba/san.sock [--pcap trace.pcap] [--control /run/npiv-hba/san-ctl.sock]
+ *   npiv-hba san --example > san.json
+ *   npiv-hba san ctl --control /run/npiv-hba/san-ctl.sock status
+ *   npiv-hba san ctl --control PATH add-volume array=array1 name=data size=2GiB file=data.img
+ *   npiv-hba san ctl --control PATH zone-create name=z2 'members=["c0:50:76:ff:e5:00:00:02","50:0a:09:81:00:00:00:01"]'
+ *
+ * `ctl` arguments are key=value; a value starting with [ or { (or null/true/false) is JSON, anything
+ * else is text (numbers such as lun=1 are converted by the SAN). The answer is printed as JSON on stdout; a failed command exits 1.
+ */
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ControlServer, controlRequest } from '../san/control.js';
+import { exampleSanConfig, loadSanConfig } from '../san/config.js';
+import { San } from '../san/san.js';
+import { logger } from '../util/log.js';
+
+interface SanCliOptions {
+  config?: string;
+  link?: string;
+  pcap?: string;
+  control?: string;
+  example?: boolean;
+}
+
+/** key=value words → request object. */
+export function parseCtlArguments(cmd: string, words: readonly string[]): Record<string, unknown> {
+  const req: Record<string, unknown> = { cmd };
+  for (const w of words) {
+    const eq = w.indexOf('=');
+    if (eq <= 0) throw new Error(`argument '${w}' is not key=value`);
+    const key = w.slice(0, eq);
+    const text = w.slice(eq + 1);
+    // Lists, objects and null are JSON; everything else stays text (the SAN coerces numbers).
+    const json = /^[[{]/.test(text) || text === 'null' || text === 'true' || text === 'false';
+    if (json) {
+      try {
+        req[key] = JSON.parse(text);
+      } catch (err) {
+        throw new Error(`argument '${key}': ${(err as Error).message}`);
+      }
+    } else {
+      req[key] = text;
+    }
+  }
+  return req;
+}
+
+export function registerSanCommand(program: Command): void {
+  const san = program
+    .command('san')
+    .description('run the simulated SAN (fabric + storage arrays) that HBAs attach to over a link socket')
+    .option('--config <file>', 'SAN configuration (JSON); see --example')
+    .option('--link <path>', 'Unix socket path for HBA links')
+    .option('--pcap <file>', 'record every frame through the switch (pcap, LINKTYPE_FC_2)')
+    .option('--control <path>', 'Unix socket for run-time changes (JSON lines; see `san ctl`)')
+    .option('--example', 'print a working example configuration and exit')
+    .action(async (opts: SanCliOptions) => {
+      if (opts.example) {
+        process.stdout.write(exampleSanConfig());
+        return;
+      }
+      if (!opts.config) throw new Error('--config <file> is required (or --example)');
+      if (!opts.link) throw new Error('--link <path> is required');
+      const config = loadSanConfig(opts.config);
+      const log = logger('san.cli');
+      const running = await San.start(config, {
+        linkPath: opts.link,
+        ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
+        baseDir: dirname(resolve(opts.config)),
+      });
+      const control = opts.control ? await ControlServer.listen(running, opts.control) : null;
+      log.info({ link: opts.link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM to stop');
+      await new Promise<void>((done) => {
+        const stop = (): void => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+          done();
+        };
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
+      });
+      await control?.close();
+      await running.close();
+    });
+
+  san
+    .command('ctl')
+    .description('send one command to a running SAN: status, add-volume, remove-volume, resize-volume, add-host-group, map-lun, unmap-lun, zone-create, zone-delete, zone-add-member, zone-remove-member, zoneset-create, zoneset-activate, zone-default, port-down, port-up')
+    .requiredOption('--control <path>', 'the SAN control socket')
+    .argument('<command>', 'control command')
+    .argument('[args...]', 'key=value arguments')
+    .action(async (command: string, args: string[], opts: { control: string }) => {
+      const res = await controlRequest(opts.control, parseCtlArguments(command, args));
+      process.stdout.write(JSON.stringify(res.ok ? (res.result ?? { ok: true }) : res, null, 2) + '\n');
+      if (!res.ok) throw new Error(res.error ?? 'control command failed');
+    });
+}

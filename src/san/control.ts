@@ -1,0 +1,245 @@
+/**
+ * Control interface of a running SAN: JSON lines over a Unix stream socket (`--control PATH`).
+ * Each request is one line `{"id"?: any, "cmd": "<command>", ...arguments}`; each answer is one
+ * line `{"id", "ok": true, "result": ...}` or `{"id", "ok": false, "error": "..."}`. Requests on
+ * one connection are answered in order. Lines longer than 64 KiB close the connection.
+ *
+ * Commands (arguments; WWNs as text):
+ *   status
+ *   add-volume        array, name, size, file?, blockSize?
+ *   remove-volume     array, name
+ *   resize-volume     array, name, size
+ *   add-host-group    array, name, initiators[]
+ *   map-lun           array, hostGroup, lun, volume
+ *   unmap-lun         array, hostGroup, lun
+ *   zone-create       name, members[]            (replaces a zone of that name)
+ *   zone-delete       name
+ *   zone-add-member   zone, wwpn
+ *   zone-remove-member zone, wwpn
+ *   zoneset-create    name, zones[]
+ *   zoneset-activate  name (null deactivates zoning)
+ *   zone-default      policy: "allow" | "deny"
+ *   port-down         wwpn   (array target port, or any logged-in port's link)
+ *   port-up           wwpn   (array target port)
+ * Every zoning command, when it succeeds, sends RSCNs to SCR-registered ports. Zones created at
+ * run time join the active zone set (an implicit "cfg" set is created and activated if none is).
+ */
+import { existsSync } from 'node:fs';
+import net from 'node:net';
+import { z } from 'zod';
+import { parseWwn } from '../util/wwn.js';
+import { type Logger, logger } from '../util/log.js';
+import { removeStaleSocket } from './link.js';
+import type { San } from './san.js';
+
+export const CONTROL_MAX_LINE = 64 * 1024;
+
+const Wwn = z.string().transform((t, ctx) => {
+  try {
+    return parseWwn(t);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+const Name = z.string().min(1);
+const Size = z.union([z.string().min(1), z.number().int().nonnegative()]);
+const Lun = z.coerce.number().int().min(0).max(16383);
+
+export const ControlRequestSchema = z.discriminatedUnion('cmd', [
+  z.object({ cmd: z.literal('status') }),
+  z.object({ cmd: z.literal('add-volume'), array: Name, name: Name, size: Size, file: z.string().min(1).optional(), blockSize: z.coerce.number().pipe(z.union([z.literal(512), z.literal(4096)])).optional() }),
+  z.object({ cmd: z.literal('remove-volume'), array: Name, name: Name }),
+  z.object({ cmd: z.literal('resize-volume'), array: Name, name: Name, size: Size }),
+  z.object({ cmd: z.literal('add-host-group'), array: Name, name: Name, initiators: z.array(Wwn) }),
+  z.object({ cmd: z.literal('map-lun'), array: Name, hostGroup: Name, lun: Lun, volume: Name }),
+  z.object({ cmd: z.literal('unmap-lun'), array: Name, hostGroup: Name, lun: Lun }),
+  z.object({ cmd: z.literal('zone-create'), name: Name, members: z.array(Wwn) }),
+  z.object({ cmd: z.literal('zone-delete'), name: Name }),
+  z.object({ cmd: z.literal('zone-add-member'), zone: Name, wwpn: Wwn }),
+  z.object({ cmd: z.literal('zone-remove-member'), zone: Name, wwpn: Wwn }),
+  z.object({ cmd: z.literal('zoneset-create'), name: Name, zones: z.array(Name) }),
+  z.object({ cmd: z.literal('zoneset-activate'), name: Name.nullable() }),
+  z.object({ cmd: z.literal('zone-default'), policy: z.enum(['allow', 'deny']) }),
+  z.object({ cmd: z.literal('port-down'), wwpn: Wwn }),
+  z.object({ cmd: z.literal('port-up'), wwpn: Wwn }),
+]);
+export type ControlRequest = z.output<typeof ControlRequestSchema>;
+export type ControlCommand = ControlRequest['cmd'];
+
+export interface ControlResponse {
+  id?: unknown;
+  ok: boolean;
+  result?: unknown;
+  error?: string;
+}
+
+/** Carry out one validated request against a SAN. */
+export async function executeControl(san: San, req: ControlRequest): Promise<unknown> {
+  switch (req.cmd) {
+    case 'status':
+      return san.status();
+    case 'add-volume': {
+      const spec: Parameters<San['addVolume']>[1] = { name: req.name, size: req.size };
+      if (req.file !== undefined) spec.file = req.file;
+      if (req.blockSize !== undefined) spec.blockSize = req.blockSize;
+      await san.addVolume(req.array, spec);
+      return null;
+    }
+    case 'remove-volume':
+      await san.removeVolume(req.array, req.name);
+      return null;
+    case 'resize-volume':
+      await san.resizeVolume(req.array, req.name, req.size);
+      return null;
+    case 'add-host-group':
+      san.addHostGroup(req.array, req.name, req.initiators);
+      return null;
+    case 'map-lun':
+      san.mapLun(req.array, req.hostGroup, req.lun, req.volume);
+      return null;
+    case 'unmap-lun':
+      san.unmapLun(req.array, req.hostGroup, req.lun);
+      return null;
+    case 'zone-create':
+      san.changeZoning((zn) => {
+        zn.setZone({ name: req.name, members: req.members });
+        const active = zn.activeZoneSet ?? 'cfg';
+        const current = zn.snapshot().zoneSets.find((s) => s.name === active)?.zones ?? [];
+        if (!current.includes(req.name)) zn.setZoneSet(active, [...current, req.name]);
+        if (zn.activeZoneSet === null) zn.activate(active);
+      });
+      return null;
+    case 'zone-delete':
+      san.changeZoning((zn) => zn.removeZone(req.name));
+      return null;
+    case 'zone-add-member':
+      san.changeZoning((zn) => zn.addZoneMember(req.zone, req.wwpn));
+      return null;
+    case 'zone-remove-member':
+      san.changeZoning((zn) => zn.removeZoneMember(req.zone, req.wwpn));
+      return null;
+    case 'zoneset-create':
+      san.changeZoning((zn) => zn.setZoneSet(req.name, req.zones));
+      return null;
+    case 'zoneset-activate':
+      san.changeZoning((zn) => zn.activate(req.name));
+      return null;
+    case 'zone-default':
+      san.changeZoning((zn) => zn.setDefaultZone(req.policy));
+      return null;
+    case 'port-down':
+      san.linkDown(req.wwpn);
+      return null;
+    case 'port-up':
+      await san.targetPortUp(req.wwpn);
+      return null;
+  }
+}
+
+/** Parse and run one request line; never throws (errors become `ok: false`). */
+export async function handleControlLine(san: San, line: string): Promise<ControlResponse> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return { ok: false, error: 'request is not valid JSON' };
+  }
+  const id = typeof raw === 'object' && raw !== null && 'id' in raw ? (raw as { id: unknown }).id : undefined;
+  const parsed = ControlRequestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ');
+    return { id, ok: false, error: msg };
+  }
+  try {
+    return { id, ok: true, result: await executeControl(san, parsed.data) };
+  } catch (err) {
+    return { id, ok: false, error: (err as Error).message };
+  }
+}
+
+/** JSON replacer: bigints (if any slip through) as decimal strings. */
+function jsonLine(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n';
+}
+
+export class ControlServer {
+  private constructor(
+    private readonly server: net.Server,
+    readonly path: string,
+  ) {}
+
+  static listen(san: San, path: string, log: Logger = logger('san.control')): Promise<ControlServer> {
+    removeStaleSocket(path);
+    return new Promise((resolve, reject) => {
+      const server = net.createServer((socket) => {
+        let buffered = '';
+        let chain = Promise.resolve();
+        socket.setEncoding('utf8');
+        socket.on('error', () => socket.destroy());
+        socket.on('data', (chunk: string) => {
+          buffered += chunk;
+          if (buffered.length > CONTROL_MAX_LINE && !buffered.includes('\n')) {
+            socket.end(jsonLine({ ok: false, error: `request line longer than ${CONTROL_MAX_LINE} bytes` }));
+            socket.destroy();
+            return;
+          }
+          let nl: number;
+          while ((nl = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, nl).trim();
+            buffered = buffered.slice(nl + 1);
+            if (!line) continue;
+            chain = chain.then(async () => {
+              const res = await handleControlLine(san, line);
+              if (!res.ok) log.warn({ error: res.error }, 'control request failed');
+              if (!socket.destroyed) socket.write(jsonLine(res));
+            });
+          }
+        });
+      });
+      server.once('error', reject);
+      server.listen(path, () => {
+        server.off('error', reject);
+        resolve(new ControlServer(server, path));
+      });
+    });
+  }
+
+  close(): Promise<void> {
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** Send one request to a control socket and wait for its answer (bounded by timeoutMs). */
+export function controlRequest(path: string, request: Record<string, unknown>, timeoutMs = 30_000): Promise<ControlResponse> {
+  if (!existsSync(path)) return Promise.reject(new Error(`no control socket at ${path}`));
+  return new Promise((resolve, reject) => {
+    const socket = net.createConnection({ path });
+    let buffered = '';
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`no answer from ${path} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    socket.setEncoding('utf8');
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    socket.on('connect', () => socket.write(jsonLine(request)));
+    socket.on('data', (chunk: string) => {
+      buffered += chunk;
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) {
+        if (buffered.length > 16 * 1024 * 1024) socket.destroy(new Error('control answer too long'));
+        return;
+      }
+      clearTimeout(timer);
+      socket.end();
+      try {
+        resolve(JSON.parse(buffered.slice(0, nl)) as ControlResponse);
+      } catch {
+        reject(new Error('control answer is not valid JSON'));
+      }
+    });
+  });
+}

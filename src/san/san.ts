@@ -1,0 +1,225 @@
+/**
+ * A whole simulated SAN assembled from a configuration: the fabric (switch, name server, zoning),
+ * the storage arrays (src/san/array.ts) with each target port attached in-process through an FC
+ * target port (src/san/target-port.ts), a link socket HBAs connect to, an optional pcap of every
+ * frame through the switch, and run-time changes (used by the control interface and tests).
+ */
+import { Fabric } from './fabric/switch.js';
+import { Zoning, type ZoningSnapshot } from './fabric/zoning.js';
+import { formatPortId } from './fc/frame.js';
+import { LinkListener, linkPair, type Link } from './link.js';
+import { PcapWriter } from './pcap.js';
+import { StorageArray } from './array.js';
+import type { SanConfig, ZoningConfig } from './config.js';
+import { FcTargetPort, type TargetPortOptions } from './target-port.js';
+import type { ScsiTargetPort } from '../scsi/api.js';
+import type { VolumeSpec } from './volume.js';
+import { type Logger, logger } from '../util/log.js';
+import { formatWwn } from '../util/wwn.js';
+
+export interface SanOptions {
+  /** Unix socket path HBAs connect their links to. */
+  linkPath?: string;
+  /** Record every frame entering or leaving the switch. */
+  pcapPath?: string;
+  /** Relative volume file paths resolve against this directory. */
+  baseDir?: string;
+  targetPortOptions?: TargetPortOptions;
+  log?: Logger;
+}
+
+interface TargetPortSlot {
+  array: StorageArray;
+  scsi: ScsiTargetPort;
+  link: Link | null;
+  port: FcTargetPort | null;
+}
+
+export interface SanStatus {
+  fabric: { name: string; domain: number; wwnn: string; stats: Fabric['stats'] };
+  logins: { nportId: string; wwpn: string; wwnn: string; physical: boolean; fPortArea: number; rscn: boolean }[];
+  targetPorts: { array: string; wwpn: string; up: boolean; nportId: string | null; sessions: { nportId: string; wwpn: string; fcp: boolean }[] }[];
+  arrays: { name: string; volumes: { name: string; bytes: number; file: string | null }[] }[];
+  zoning: ZoningSnapshot;
+}
+
+export function zoningFromConfig(cfg: ZoningConfig): Zoning {
+  const zoning = new Zoning(cfg.default);
+  for (const zone of cfg.zones) zoning.setZone({ name: zone.name, members: zone.members });
+  if (cfg.zoneSets) {
+    for (const set of cfg.zoneSets) zoning.setZoneSet(set.name, set.zones);
+    if (cfg.activeZoneSet) zoning.activate(cfg.activeZoneSet);
+  } else if (cfg.zones.length > 0) {
+    zoning.setZoneSet('cfg', cfg.zones.map((z) => z.name));
+    zoning.activate('cfg');
+  }
+  return zoning;
+}
+
+export class San {
+  readonly fabric: Fabric;
+  readonly arrays = new Map<string, StorageArray>();
+  private readonly targets = new Map<bigint, TargetPortSlot>();
+  private listener: LinkListener | null = null;
+  private pcap: PcapWriter | null = null;
+  private readonly log: Logger;
+  private closed = false;
+
+  private constructor(
+    config: SanConfig,
+    private readonly opts: SanOptions,
+  ) {
+    this.log = opts.log ?? logger('san', { fabric: config.fabric.name });
+    this.fabric = new Fabric({
+      name: config.fabric.name,
+      domain: config.fabric.domain,
+      ...(config.fabric.wwnn !== undefined ? { wwnn: config.fabric.wwnn } : {}),
+      zoning: zoningFromConfig(config.fabric.zoning),
+    });
+  }
+
+  static async start(config: SanConfig, opts: SanOptions = {}): Promise<San> {
+    const san = new San(config, opts);
+    try {
+      if (opts.pcapPath) {
+        const pcap = new PcapWriter(opts.pcapPath);
+        san.pcap = pcap;
+        san.fabric.observe((frame) => pcap.write(frame));
+      }
+      for (const a of config.arrays) {
+        const array = await StorageArray.create(a, opts.baseDir !== undefined ? { baseDir: opts.baseDir } : {});
+        san.arrays.set(a.name, array);
+        for (const scsi of array.ports) san.targets.set(scsi.wwpn, { array, scsi, link: null, port: null });
+      }
+      for (const wwpn of san.targets.keys()) await san.targetPortUp(wwpn);
+      if (opts.linkPath) san.listener = await LinkListener.listen(opts.linkPath, (link) => san.fabric.attach(link));
+    } catch (err) {
+      await san.close();
+      throw err;
+    }
+    san.log.info({ link: opts.linkPath, arrays: san.arrays.size, targetPorts: san.targets.size }, 'SAN up');
+    return san;
+  }
+
+  // ------------------------------------------------------------------------------ target ports
+
+  /** Attach an array target port to the fabric (FLOGI, name-server registration, SCR). */
+  async targetPortUp(wwpn: bigint): Promise<FcTargetPort> {
+    const slot = this.slot(wwpn);
+    if (slot.port && slot.link?.isUp) return slot.port;
+    const [fabricEnd, portEnd] = linkPair(`target ${formatWwn(wwpn)}`);
+    this.fabric.attach(fabricEnd);
+    slot.link = portEnd;
+    portEnd.once('down', () => {
+      if (slot.link === portEnd) {
+        slot.link = null;
+        slot.port = null;
+      }
+    });
+    slot.port = await FcTargetPort.start(portEnd, slot.scsi, { ...this.opts.targetPortOptions, symbolicName: `${slot.array.name} port ${slot.scsi.relativePortId}` });
+    this.log.info({ wwpn: formatWwn(wwpn), nportId: formatPortId(slot.port.nportId) }, 'target port up');
+    return slot.port;
+  }
+
+  /** Take an array target port's link down (initiators see it leave with an RSCN). */
+  targetPortDown(wwpn: bigint): void {
+    const slot = this.slot(wwpn);
+    slot.link?.close('target port taken down');
+    slot.link = null;
+    slot.port = null;
+  }
+
+  targetPort(wwpn: bigint): FcTargetPort | null {
+    return this.targets.get(wwpn)?.port ?? null;
+  }
+
+  private slot(wwpn: bigint): TargetPortSlot {
+    const slot = this.targets.get(wwpn);
+    if (!slot) throw new Error(`no array target port with WWPN ${formatWwn(wwpn)}`);
+    return slot;
+  }
+
+  /** Drop the link of any logged-in port (HBA or array); an HBA sees link down and may reconnect. */
+  linkDown(wwpn: bigint): void {
+    if (this.targets.has(wwpn)) return this.targetPortDown(wwpn);
+    if (!this.fabric.linkDown(wwpn)) throw new Error(`no port with WWPN ${formatWwn(wwpn)} is logged in`);
+  }
+
+  // ------------------------------------------------------------------------------ arrays
+
+  array(name: string): StorageArray {
+    const a = this.arrays.get(name);
+    if (!a) throw new Error(`no array named '${name}'`);
+    return a;
+  }
+
+  async addVolume(arrayName: string, spec: VolumeSpec): Promise<void> {
+    await this.array(arrayName).addVolume(spec);
+  }
+  async removeVolume(arrayName: string, volume: string): Promise<void> {
+    await this.array(arrayName).removeVolume(volume);
+  }
+  async resizeVolume(arrayName: string, volume: string, size: string | number): Promise<void> {
+    await this.array(arrayName).resizeVolume(volume, size);
+  }
+  mapLun(arrayName: string, hostGroup: string, lun: number, volume: string): void {
+    this.array(arrayName).mapLun(hostGroup, lun, volume);
+  }
+  unmapLun(arrayName: string, hostGroup: string, lun: number): void {
+    this.array(arrayName).unmapLun(hostGroup, lun);
+  }
+  addHostGroup(arrayName: string, name: string, initiators: bigint[]): void {
+    this.array(arrayName).addHostGroup(name, initiators);
+  }
+
+  // ------------------------------------------------------------------------------ zoning
+
+  /** Apply a zoning change and announce it (RSCN to every SCR-registered port). */
+  changeZoning(change: (zoning: Zoning) => void): void {
+    change(this.fabric.zoning);
+    this.fabric.zoningChanged();
+  }
+
+  // ------------------------------------------------------------------------------ status / shutdown
+
+  status(): SanStatus {
+    return {
+      fabric: { name: this.fabric.name, domain: this.fabric.domain, wwnn: formatWwn(this.fabric.wwnn), stats: { ...this.fabric.stats } },
+      logins: this.fabric.logins().map((l) => ({
+        nportId: formatPortId(l.nportId),
+        wwpn: formatWwn(l.wwpn),
+        wwnn: formatWwn(l.wwnn),
+        physical: l.physical,
+        fPortArea: l.port.area,
+        rscn: l.scr !== 0,
+      })),
+      targetPorts: [...this.targets.entries()].map(([wwpn, s]) => ({
+        array: s.array.name,
+        wwpn: formatWwn(wwpn),
+        up: s.port !== null,
+        nportId: s.port ? formatPortId(s.port.nportId) : null,
+        sessions: s.port
+          ? [...s.port.sessions.values()].filter((x) => x.nportId < 0xfffff0).map((x) => ({ nportId: formatPortId(x.nportId), wwpn: formatWwn(x.wwpn), fcp: x.fcpServiceParams !== null }))
+          : [],
+      })),
+      arrays: [...this.arrays.values()].map((a) => ({
+        name: a.name,
+        volumes: a.volumeNames().map((n) => {
+          const v = a.volume(n)!;
+          return { name: n, bytes: v.sizeBytes, file: v.file };
+        }),
+      })),
+      zoning: this.fabric.zoning.snapshot(),
+    };
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.listener?.close();
+    this.fabric.close();
+    for (const a of this.arrays.values()) await a.close();
+    this.pcap?.close();
+    this.log.info('SAN stopped');
+  }
+}
