@@ -261,9 +261,10 @@ export class PersistentReservations {
       if (r && holderKey === saKey) {
         removed = matching(saKey);
         this.removeAll(removed);
-        const changedTypeOrHolder = r.type !== type || r.holder !== me;
+        const typeChanged = r.type !== type;
         this.reservation = { holder: isAllRegistrants(type) ? null : me, type };
-        if (changedTypeOrHolder) {
+        // §5.12.11.4.3 f): only a change of type (or scope) is news to the registrants that stay.
+        if (typeChanged) {
           this.ua.establish(Asc.RESERVATIONS_RELEASED, [...this.registrations.keys()].filter((k) => k !== me));
         }
       } else {

@@ -219,6 +219,33 @@ describe('persistent reservations (two initiators)', () => {
       expect(await canWrite(h2)).toBe(Status.GOOD);
     });
 
+    it('PREEMPT that changes the type tells the registrants that stay RESERVATIONS RELEASED; same type does not', async () => {
+      const h2b = new Host(HOST_2, array.ports[1]!);
+      await h2b.clearUnitAttentions(LUN);
+      expectGood(await out(h1, SA.REGISTER, 0n, K1));
+      expectGood(await out(h2, SA.REGISTER, 0n, K2));
+      expectGood(await out(h2b, SA.REGISTER, 0n, 0x3333n));
+      expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.WE_RO));
+      expectGood(await out(h2, SA.PREEMPT, K2, K1, TYPE.WE_RO));
+      expectGood(await h2b.send(Cdb.tur(), { lun: LUN }));
+      expectGood(await out(h2b, SA.PREEMPT, 0x3333n, K2, TYPE.EA_RO));
+      expectCheck(await h1.send(Cdb.tur(), { lun: LUN }), 6, 0x2a, 0x05);
+      expectCheck(await h2.send(Cdb.tur(), { lun: LUN }), 6, 0x2a, 0x05);
+      expect(await keys(h2b)).toEqual([0x3333n]);
+    });
+
+    it('PREEMPT to a new type keeps other registrants, who get RESERVATIONS RELEASED', async () => {
+      const h2b = new Host(HOST_2, array.ports[1]!);
+      await h2b.clearUnitAttentions(LUN);
+      expectGood(await out(h1, SA.REGISTER, 0n, K1));
+      expectGood(await out(h2, SA.REGISTER, 0n, K2));
+      expectGood(await out(h2b, SA.REGISTER, 0n, 0x3333n));
+      expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.WE_RO));
+      expectGood(await out(h2, SA.PREEMPT, K2, K1, TYPE.EA_RO));
+      expectCheck(await h2b.send(Cdb.tur(), { lun: LUN }), 6, 0x2a, 0x04);
+      expectGood(await h2.send(Cdb.tur(), { lun: LUN }));
+    });
+
     it('PREEMPT of a non-holder key only removes those registrations', async () => {
       expectGood(await out(h1, SA.REGISTER, 0n, K1));
       expectGood(await out(h2, SA.REGISTER, 0n, K2));
