@@ -4,7 +4,7 @@
  * device, and message builders.
  */
 import { pino } from 'pino';
-import type { NativeShim, PollHandle } from '../../../src/native/index.js';
+import type { PollHandle } from '../../../src/native/index.js';
 import type { DeviceContext, IrqIndex, IrqInfo, RegionInfo, VfioUserDevice } from '../../../src/vfio-user/device-api.js';
 import { HEADER_FLAGS, encodeMessage, decodeHeader, HEADER, type MessageHeader } from '../../../src/vfio-user/protocol.js';
 import type { FramedMessage } from '../../../src/vfio-user/framer.js';

@@ -10,7 +10,6 @@ import type { FramedMessage, FramingError } from '../../../src/vfio-user/framer.
 import { COMMAND, encodeCommand, encodeErrorReply } from '../../../src/vfio-user/protocol.js';
 import { silentLog } from './helpers.js';
 
-type Recv = RecvResult | null | Error;
 
 class FakeSocket implements ChannelNative {
   readonly sent: { data: number[]; fds: number[] }[] = [];
