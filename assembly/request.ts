@@ -189,7 +189,10 @@ function decodeCmd7(entry: usize, count: u32, rec: usize, segStart: u32): u32 {
  * Returns the number of records written (≥ 0) or a negative EngineResult. Ctl.CONSUMED_ENTRIES
  * receives the entries consumed, Ctl.STOP_REASON why it stopped.
  *
- * The host must copy at least min(available, 255) entries so a whole first command is visible.
+ * The host copies min(available, budget) entries. Only a first command longer than that can
+ * extend past them: then nothing is consumed, the stop reason is NEED_COPY, and the host copies
+ * the missing entries of that command (its entry_count, read from the copy; the first ones are
+ * not fetched again) and calls again.
  */
 export function reqConsume(copied: i32, available: i32, budget: i32): i32 {
   if (ctlLoad32(Ctl.CONFIGURED) == 0) return EngineResult.ERR_NOT_CONFIGURED;
@@ -224,17 +227,17 @@ export function reqConsume(copied: i32, available: i32, budget: i32): i32 {
     } else if (count > published) {
       reason = Reason.ENTRY_COUNT_BEYOND_PRODUCER;
     } else if (type == <u32>EntryType.COMMAND_TYPE_7) {
+      size = count;
+      if (pos > 0 && pos + size > <u32>budget) {
+        stop = StopReason.BUDGET;
+        break;
+      }
       if (count > <u32>copied - pos) {
         stop = StopReason.NEED_COPY;
         break;
       }
-      size = count;
       if (segments + count * <u32>ContA64.DSDS_PER_ENTRY > <u32>Capacity.MAX_SEGMENTS) {
         stop = StopReason.RECORDS_FULL;
-        break;
-      }
-      if (pos > 0 && pos + size > <u32>budget) {
-        stop = StopReason.BUDGET;
         break;
       }
       reason = decodeCmd7(entry, count, rec, segments);
@@ -281,6 +284,8 @@ export function reqConsume(copied: i32, available: i32, budget: i32): i32 {
     records++;
     pos += size;
   }
+  // Everything copied was consumed but the producer published more: the budget limited the copy.
+  if (stop == StopReason.DRAINED && pos < <u32>available) stop = StopReason.BUDGET;
   ctlStore32(Ctl.CONSUMED_ENTRIES, pos);
   ctlStore32(Ctl.STOP_REASON, stop);
   ctlStore32(Ctl.SEGMENTS_USED, segments);

@@ -15,7 +15,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GuestMemory } from '../../vfio-user/device-api.js';
-import { IOCB_SIZE } from '../../../assembly/shared/iocb.js';
+import { IOCB_SIZE, IocbHeader } from '../../../assembly/shared/iocb.js';
 import {
   CONTROL_BASE,
   SCRATCH_BASE,
@@ -38,10 +38,12 @@ import {
   REJECT_REASONS,
   clampBudget,
   entriesToCopy,
+  entriesForLongFirstCommand,
   stagedSenseLength,
   validateRingConfig,
   validateStatus,
   type ConsumeResult,
+  type ConsumeStop,
   type DataDirection,
   type DataSegment,
   type FlushResult,
@@ -174,16 +176,25 @@ export class RingEngine implements RingCodec {
     const available = (reqIn - reqOut + length) % length;
     if (available === 0) return { newOut: reqOut, entries: [], stop: 'drained', fault: null };
 
-    const copied = entriesToCopy(available, limit);
-    try {
-      copyInEntries(mem, config.reqBase, length, reqOut, copied, this.bytes, SCRATCH_BASE);
-    } catch (error) {
-      return { newOut: reqOut, entries: [], stop: 'drained', fault: dmaFault(error, 'request ring') };
+    let copied = entriesToCopy(available, limit);
+    let records = 0;
+    let consumed = 0;
+    let stop: ConsumeStop = 'drained';
+    for (let pass = 0; pass < 2; pass++) {
+      // Pass 2 only when the first command is longer than the budget: fetch just its missing entries.
+      const from = pass === 0 ? 0 : copied;
+      if (pass === 1) copied = entriesForLongFirstCommand(available, this.bytes[SCRATCH_BASE + IocbHeader.ENTRY_COUNT]!);
+      try {
+        copyInEntries(mem, config.reqBase, length, (reqOut + from) % length, copied - from, this.bytes, SCRATCH_BASE + from * IOCB_SIZE);
+      } catch (error) {
+        return { newOut: reqOut, entries: [], stop: 'drained', fault: dmaFault(error, 'request ring') };
+      }
+      records = this.exports.reqConsume(copied, available, limit);
+      if (records < 0) throw new Error(`ring engine reqConsume failed (${records})`);
+      consumed = this.view.getUint32(CONTROL_BASE + Ctl.CONSUMED_ENTRIES, true);
+      stop = CONSUME_STOPS[this.view.getUint32(CONTROL_BASE + Ctl.STOP_REASON, true)] ?? 'drained';
+      if (stop !== 'need-copy' || consumed !== 0) break;
     }
-    const records = this.exports.reqConsume(copied, available, limit);
-    if (records < 0) throw new Error(`ring engine reqConsume failed (${records})`);
-    const consumed = this.view.getUint32(CONTROL_BASE + Ctl.CONSUMED_ENTRIES, true);
-    const stop = CONSUME_STOPS[this.view.getUint32(CONTROL_BASE + Ctl.STOP_REASON, true)] ?? 'drained';
     const entries: RequestEntry[] = new Array<RequestEntry>(records);
     for (let i = 0; i < records; i++) entries[i] = this.readRecord(RECORDS_BASE + i * Rec.SIZE);
     return { newOut: (reqOut + consumed) % length, entries, stop, fault: null };

@@ -31,6 +31,7 @@ import {
   REJECT_REASONS,
   clampBudget,
   entriesToCopy,
+  entriesForLongFirstCommand,
   stagedSenseLength,
   validateRingConfig,
   validateStatus,
@@ -161,13 +162,25 @@ export class TsRingBaseline implements RingCodec {
     const limit = clampBudget(budget);
     const available = (reqIn - reqOut + length) % length;
     if (available === 0) return { newOut: reqOut, entries: [], stop: 'drained', fault: null };
-    const copied = entriesToCopy(available, limit);
-    try {
-      copyInEntries(mem, config.reqBase, length, reqOut, copied, this.scratch, 0);
-    } catch (error) {
-      return { newOut: reqOut, entries: [], stop: 'drained', fault: dmaFault(error, 'request ring') };
+    let copied = entriesToCopy(available, limit);
+    let walked: { entries: RequestEntry[]; pos: number; stop: ConsumeStop } = { entries: [], pos: 0, stop: 'drained' };
+    for (let pass = 0; pass < 2; pass++) {
+      // Pass 2 only when the first command is longer than the budget: fetch just its missing entries.
+      const from = pass === 0 ? 0 : copied;
+      if (pass === 1) copied = entriesForLongFirstCommand(available, this.scratch[IocbHeader.ENTRY_COUNT]!);
+      try {
+        copyInEntries(mem, config.reqBase, length, (reqOut + from) % length, copied - from, this.scratch, from * IOCB_SIZE);
+      } catch (error) {
+        return { newOut: reqOut, entries: [], stop: 'drained', fault: dmaFault(error, 'request ring') };
+      }
+      walked = this.walk(copied, available, limit, config.limits);
+      if (walked.stop !== 'need-copy' || walked.pos !== 0) break;
     }
+    return { newOut: (reqOut + walked.pos) % length, entries: walked.entries, stop: walked.stop, fault: null };
+  }
 
+  /** The twin of reqConsume (assembly/request.ts) over the scratch copy. */
+  private walk(copied: number, available: number, limit: number, limits: RingLimits): { entries: RequestEntry[]; pos: number; stop: ConsumeStop } {
     const s = this.scratch;
     const v = this.scratchView;
     const entries: RequestEntry[] = [];
@@ -195,25 +208,25 @@ export class TsRingBaseline implements RingCodec {
       } else if (count > published) {
         reason = Reason.ENTRY_COUNT_BEYOND_PRODUCER;
       } else if (type === EntryType.COMMAND_TYPE_7) {
-        if (count > copied - pos) {
-          stop = 'need-copy';
-          break;
-        }
         size = count;
-        if (segments + count * ContA64.DSDS_PER_ENTRY > Capacity.MAX_SEGMENTS) {
-          stop = 'records-full';
-          break;
-        }
         if (pos > 0 && pos + size > limit) {
           stop = 'budget';
           break;
         }
-        const result = this.decodeCmd7(entry, count, config.limits);
+        if (count > copied - pos) {
+          stop = 'need-copy';
+          break;
+        }
+        if (segments + count * ContA64.DSDS_PER_ENTRY > Capacity.MAX_SEGMENTS) {
+          stop = 'records-full';
+          break;
+        }
+        const result = this.decodeCmd7(entry, count, limits);
         if (typeof result === 'number') reason = result;
         else decoded = result;
       } else if (RAW_REQUEST_TYPES.has(type)) {
         if (count !== 1) reason = Reason.ENTRY_COUNT_SINGLE;
-        else if (type !== EntryType.MARKER_TYPE) reason = this.checkHandle(v.getUint32(entry + IocbHeader.HANDLE, true), config.limits);
+        else if (type !== EntryType.MARKER_TYPE) reason = this.checkHandle(v.getUint32(entry + IocbHeader.HANDLE, true), limits);
         if (reason === Reason.NONE) {
           decoded = { kind: 'raw', type, handle: v.getUint32(entry + IocbHeader.HANDLE, true), bytes: s.slice(entry, entry + IOCB_SIZE) };
         }
@@ -244,7 +257,8 @@ export class TsRingBaseline implements RingCodec {
       }
       pos += size;
     }
-    return { newOut: (reqOut + pos) % length, entries, stop, fault: null };
+    if (stop === 'drained' && pos < available) stop = 'budget'; // only `limit` entries were copied
+    return { entries, pos, stop };
   }
 
   private decodeCmd7(entry: number, count: number, limits: RingLimits): RequestEntry | number {

@@ -248,9 +248,16 @@ export function clampBudget(budget: number): number {
   return Math.min(budget, Capacity.SCRATCH_ENTRIES);
 }
 
-/** Entries to copy in for one call: enough for a whole first command, at most one scratch area. */
+/**
+ * Entries to copy in for one call: the budget's worth. A first command longer than the budget is
+ * completed by a second copy of only its missing entries, up to this many in all.
+ */
 export function entriesToCopy(available: number, budget: number): number {
-  return Math.min(available, budget + IocbLimits.MAX_ENTRY_COUNT - 1, Capacity.SCRATCH_ENTRIES);
+  return Math.min(available, budget);
+}
+/** Entries to have in the scratch area for a first command of `entryCount` (copied-in) entries. */
+export function entriesForLongFirstCommand(available: number, entryCount: number): number {
+  return Math.min(available, entryCount, IocbLimits.MAX_ENTRY_COUNT, Capacity.SCRATCH_ENTRIES);
 }
 
 /** Host-side (not guest) input checks of a status description; throws RangeError. */

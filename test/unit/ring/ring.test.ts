@@ -134,6 +134,19 @@ describe.each(implementations())('budgets and wrap-around ($name)', ({ create })
     expect(result.newOut).toBe(6);
   });
 
+  it('fetches each entry of a command longer than the budget exactly once', () => {
+    const codec = create();
+    const fx = new RingFixture(16);
+    fx.configure(codec);
+    fx.startAt(13);
+    fx.push(buildCmd7({ handle: 1, direction: 'write', segments: segmentsOf(26) })); // 6 entries, wraps
+    fx.push(buildCmd7({ handle: 2 }));
+    const result = fx.consume(codec, 2);
+    expect(result.entries).toHaveLength(1);
+    expect(result.newOut).toBe((13 + 6) % 16);
+    expect(fx.mem.bytesRead).toBe(6 * ENTRY);
+  });
+
   it('handles the largest command (255 entries, 1271 segments) in one call', () => {
     const codec = create();
     const fx = new RingFixture(512);

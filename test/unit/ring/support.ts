@@ -37,6 +37,7 @@ export const QLA_SKIP_HANDLE = 0x0fffffff;
 export class ArrayGuestMemory implements GuestMemory {
   private readonly windows: { base: bigint; bytes: Uint8Array; writable: boolean }[] = [];
   reads = 0;
+  bytesRead = 0;
   writes = 0;
 
   map(base: bigint, size: number, writable = true): Uint8Array {
@@ -64,6 +65,7 @@ export class ArrayGuestMemory implements GuestMemory {
     if (dstOffset < 0 || length < 0 || dstOffset + length > dst.length) throw new RangeError('readInto destination range');
     const { bytes, offset } = this.find(address, length, 'read');
     this.reads++;
+    this.bytesRead += length;
     dst.set(bytes.subarray(offset, offset + length), dstOffset);
   }
 
