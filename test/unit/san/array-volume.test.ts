@@ -1,7 +1,7 @@
 import { mkdtemp, rm, stat, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StorageArray, type ArrayConfig } from '../../../src/san/array.js';
 import { FileBacking, MemoryBacking, RangeLock, Volume, deriveNaa6, ouiFromWwn, parseSize } from '../../../src/san/volume.js';
 import { Cdb, Host, HOST_1, HOST_2, expectGood, pattern, prParams, testConfig, be32, be64 } from '../scsi/helpers.js';
@@ -187,6 +187,64 @@ describe('StorageArray', () => {
     await h.clearUnitAttentions(0);
     expect(Buffer.from(expectGood(await h.send(Cdb.read10(77, 32)))).equals(Buffer.from(data))).toBe(true);
     await array.close();
+  });
+
+  it('SYNCHRONIZE CACHE and FUA writes reach the disk (fdatasync); plain writes do not wait for it', async () => {
+    const array = await StorageArray.create(fileConfig(), { baseDir: dir });
+    try {
+      const h = new Host(HOST_1, array.ports[0]!);
+      await h.clearUnitAttentions(0);
+      const backing = array.volume('vol0')!.backing;
+      const flush = vi.spyOn(backing, 'flush');
+      expectGood(await h.send(Cdb.write10(0, 1), { dataOut: pattern(512, 1) }));
+      expect(flush).toHaveBeenCalledTimes(0);
+      expectGood(await h.send(Cdb.write10(1, 1, 0x08), { dataOut: pattern(512, 2) }));
+      expect(flush).toHaveBeenCalledTimes(1);
+      expectGood(await h.send(Cdb.syncCache10()));
+      expect(flush).toHaveBeenCalledTimes(2);
+      expectGood(await h.send(Cdb.rw16(0x8a, 2n, 1, 0x08), { dataOut: pattern(512, 3) }));
+      expect(flush).toHaveBeenCalledTimes(3);
+    } finally {
+      await array.close();
+    }
+  });
+
+  it('a volume without write cache flushes every write and reports WCE=0', async () => {
+    const array = await StorageArray.create(testConfig({ volumes: [], hostGroups: [] }), { baseDir: dir });
+    try {
+      await array.addVolume({ name: 'wt', size: '1MiB', file: 'wt.img', writeCache: false });
+      array.addHostGroup('h', [HOST_1]);
+      array.mapLun('h', 0, 'wt');
+      const h = new Host(HOST_1, array.ports[0]!);
+      await h.clearUnitAttentions(0);
+      const flush = vi.spyOn(array.volume('wt')!.backing, 'flush');
+      expectGood(await h.send(Cdb.write10(0, 1), { dataOut: pattern(512, 1) }));
+      expect(flush).toHaveBeenCalledTimes(1);
+      const ms = expectGood(await h.send(Cdb.modeSense6(0x08, 255, { dbd: true })));
+      expect(ms[6]! & 0x04).toBe(0);
+    } finally {
+      await array.close();
+    }
+  });
+
+  it('a backing store failure ends the command with MEDIUM ERROR, and the array keeps serving', async () => {
+    const array = await StorageArray.create(fileConfig(), { baseDir: dir });
+    try {
+      const h = new Host(HOST_1, array.ports[0]!);
+      await h.clearUnitAttentions(0);
+      const backing = array.volume('vol0')!.backing;
+      vi.spyOn(backing, 'write').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+      vi.spyOn(backing, 'read').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+      const w = await h.send(Cdb.write10(0, 1), { dataOut: pattern(512, 1) });
+      expect(w.status).toBe(2);
+      expect([w.sense![2]! & 0xf, w.sense![12], w.sense![13]]).toEqual([3, 0x0c, 0x00]);
+      const r = await h.send(Cdb.read10(0, 1));
+      expect([r.sense![2]! & 0xf, r.sense![12], r.sense![13]]).toEqual([3, 0x11, 0x00]);
+      expectGood(await h.send(Cdb.write10(0, 1), { dataOut: pattern(512, 2) }));
+      expect(Buffer.from(expectGood(await h.send(Cdb.read10(0, 1)))).equals(Buffer.from(pattern(512, 2)))).toBe(true);
+    } finally {
+      await array.close();
+    }
   });
 
   it('persistent reservations with APTPL survive a restart; without APTPL they do not', async () => {
