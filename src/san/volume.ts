@@ -299,7 +299,7 @@ export class Volume {
   }
 
   static async open(spec: VolumeSpec, identity: VolumeIdentity): Promise<Volume> {
-    if (!/^[A-Za-z0-9._-]{1,64}$/.test(spec.name)) throw new Error(`invalid volume name '${spec.name}': use 1-64 of A-Z a-z 0-9 . _ -`);
+    if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(spec.name)) throw new Error(`invalid volume name ${JSON.stringify(spec.name)}: 1-64 characters, no control characters`);
     const blockSize = spec.blockSize ?? 512;
     if (!SUPPORTED_BLOCK_SIZES.includes(blockSize)) throw new Error(`volume '${spec.name}': block size ${String(blockSize)} not supported (512 or 4096)`);
     const bytes = parseSize(spec.size);

@@ -136,7 +136,8 @@ describe('file-backed volumes', () => {
     await expect(v.resize(1000)).rejects.toThrow(/multiple/);
     await v.close();
     await expect(Volume.open({ name: 'x', size: '1MiB', blockSize: 1024 as 512 }, ID)).rejects.toThrow(/block size/);
-    await expect(Volume.open({ name: 'bad/name', size: '1MiB' }, ID)).rejects.toThrow(/invalid volume name/);
+    await expect(Volume.open({ name: 'bad\nname', size: '1MiB' }, ID)).rejects.toThrow(/invalid volume name/);
+    await expect(Volume.open({ name: '', size: '1MiB' }, ID)).rejects.toThrow(/invalid volume name/);
     await expect(v.readBlocks(0, 1)).rejects.toThrow(/closed/);
   });
 
