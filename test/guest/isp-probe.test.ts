@@ -1,0 +1,124 @@
+/**
+ * Issue 4, real guest: the unmodified qla2xxx of the Debian guest kernel probes the emulated
+ * ISP2532 (in-process VportHba), loads firmware, brings the loop up, logs the vport in to the
+ * simulated fabric and discovers the array's zoned target ports and exactly the masked LUNs.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
+import { VportHba } from '../../src/hba.js';
+import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
+import { StorageArray } from '../../src/san/array.js';
+import { Fabric } from '../../src/san/fabric/switch.js';
+import { Zoning } from '../../src/san/fabric/zoning.js';
+import { LinkListener, connectLink, linkPair } from '../../src/san/link.js';
+import { FcTargetPort } from '../../src/san/target-port.js';
+
+const WWPN = 0x5001438001234567n;
+const WWNN = 0x5001438001234566n;
+const ARRAY_PORTS = [
+  { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n },
+  { wwpn: 0x500a098100000002n, wwnn: 0x500a098000000001n },
+];
+const hex = (w: bigint) => '0x' + w.toString(16).padStart(16, '0');
+
+describe('qla2xxx probes the emulated ISP2532 and discovers the SAN', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-'));
+  const socket = join(dir, 'vport0.sock');
+  const linkPath = join(dir, 'fabric.sock');
+  let run: GuestRunResult;
+  let hba: VportHba;
+  let fabricPort: InitiatorFabricPort;
+  let listener: LinkListener;
+  let fabric: Fabric;
+  let array: StorageArray;
+
+  beforeAll(async () => {
+    fabric = new Fabric({ name: 'test', domain: 1, zoning: new Zoning('allow') });
+    listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
+    array = await StorageArray.create({
+      name: 'array1',
+      ports: ARRAY_PORTS,
+      volumes: [
+        { name: 'v0', size: '64M' },
+        { name: 'v1', size: '32M' },
+        { name: 'other', size: '16M' },
+      ],
+      hostGroups: [
+        { name: 'vm1', initiators: [WWPN], luns: { '0': 'v0', '3': 'v1' } },
+        { name: 'vm2', initiators: [0x5001438009999999n], luns: { '0': 'other' } },
+      ],
+    });
+    for (const port of array.ports) {
+      const [fabricEnd, portEnd] = linkPair('array');
+      fabric.attach(fabricEnd);
+      await FcTargetPort.start(portEnd, port, {});
+    }
+    fabricPort = new InitiatorFabricPort({ connect: () => connectLink(linkPath) });
+    hba = new VportHba({ socketPath: socket, wwpn: WWPN, wwnn: WWNN, fabric: fabricPort });
+    hba.start();
+    run = await runGuest({
+      devices: [socket],
+      qlaParams: { ql2xextended_error_logging: '0x7fffffff' },
+      dmesg: true,
+      script: [
+        'h=/sys/class/fc_host/host0',
+        'wait_for $h/port_name 60 || exit 3',
+        'i=0; while [ "$(cat $h/port_state)" != Online ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
+        'sleep 5',
+        'for a in port_name node_name port_id port_state port_type fabric_name speed; do echo "GUEST:FC $a $(cat $h/$a)"; done',
+        'for r in /sys/class/fc_remote_ports/rport-*; do [ -e $r/port_name ] && echo "GUEST:RPORT $(cat $r/port_name) $(cat $r/port_id) $(cat $r/roles)"; done',
+        'for d in /sys/block/sd*; do [ -e $d ] && echo "GUEST:DISK $(basename $d) $(cat $d/size) $(basename $(readlink -f $d/device))"; done',
+        'exit 0',
+      ].join('\n'),
+      timeoutMs: 400_000,
+    });
+  });
+
+  afterAll(async () => {
+    hba?.close();
+    await fabricPort?.close();
+    fabric?.close();
+    await listener?.close();
+    await array?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('boots and runs the script', () => {
+    expect(run.timedOut, run.output.slice(-6000)).toBe(false);
+    expect(run.exitStatus, run.output.slice(-6000)).toBe(0);
+  });
+
+  it('dmesg: firmware ready, loop ready, no mailbox timeout', () => {
+    const dmesg = run.guestLines.filter((l) => l.startsWith('DMESG ')).join('\n');
+    expect(dmesg).not.toMatch(/[Mm]ailbox.*timeout|MBX.*tov|ISP abort/);
+    expect(dmesg).toMatch(/LOOP READY/);
+  });
+
+  it('fc_host shows the vport, fabric login and speed', () => {
+    const fc = new Map(run.guestLines.filter((l) => l.startsWith('FC ')).map((l) => [l.split(' ')[1]!, l.split(' ').slice(2).join(' ')]));
+    expect(fc.get('port_name')).toBe(hex(WWPN));
+    expect(fc.get('node_name')).toBe(hex(WWNN));
+    expect(fc.get('port_state')).toBe('Online');
+    expect(fc.get('port_type')).toMatch(/NPort \(fabric via point-to-point\)/);
+    expect(fc.get('port_id')).toMatch(/^0x01/);
+    expect(fc.get('fabric_name')).toMatch(/^0x[0-9a-f]{16}$/);
+    expect(fc.get('fabric_name')).not.toBe('0x0000000000000000');
+    expect(fc.get('speed')).toBe('8 Gbit');
+  });
+
+  it('fc_remote_ports lists both array ports as FCP targets', () => {
+    const rports = run.guestLines.filter((l) => l.startsWith('RPORT '));
+    for (const p of ARRAY_PORTS) expect(rports.some((r) => r.startsWith(`RPORT ${hex(p.wwpn)}`) && /FCP Target/.test(r))).toBe(true);
+  });
+
+  it('the guest sees exactly the masked LUNs (2 LUNs × 2 paths)', () => {
+    const disks = run.guestLines.filter((l) => l.startsWith('DISK '));
+    const luns = disks.map((d) => d.split(' ')[3]!.split(':')[3]).sort();
+    expect(luns).toEqual(['0', '0', '3', '3']);
+    const sizes = disks.map((d) => Number(d.split(' ')[2])).sort((a, b) => a - b);
+    expect(sizes).toEqual([65536, 65536, 131072, 131072]);
+  });
+});
