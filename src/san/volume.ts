@@ -323,6 +323,7 @@ export class Volume {
     const release = await this.lock.acquire(off, off + len, false);
     try {
       checkNotAborted(opts);
+      this.recheck(off, len);
       return await this.backing.read(off, len);
     } finally { release(); }
   }
@@ -334,6 +335,7 @@ export class Volume {
     const release = await this.lock.acquire(off, off + len, true);
     try {
       checkNotAborted(opts);
+      this.recheck(off, len);
       await this.backing.write(off, data);
       if (opts.fua || !this.writeCache) await this.backing.flush();
     } finally { release(); }
@@ -345,6 +347,7 @@ export class Volume {
     const release = await this.lock.acquire(off, off + len, true);
     try {
       checkNotAborted(opts);
+      this.recheck(off, len);
       await this.backing.zero(off, len);
       if (opts.fua || !this.writeCache) await this.backing.flush();
     } finally { release(); }
@@ -357,6 +360,7 @@ export class Volume {
     const release = await this.lock.acquire(off, off + len, true);
     try {
       checkNotAborted(opts);
+      this.recheck(off, len);
       const piece = Math.max(1, Math.floor(WRITE_SAME_PIECE_BYTES / this.blockSize)) * this.blockSize;
       const buf = new Uint8Array(Math.min(piece, len));
       for (let p = 0; p < buf.length; p += this.blockSize) buf.set(pattern, p);
@@ -424,6 +428,12 @@ export class Volume {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw e;
     }
+  }
+
+  /** After waiting for the range: a resize or close may have happened meanwhile. */
+  private recheck(off: number, len: number): void {
+    this.checkOpen();
+    if (off + len > this.bytes) throw new RangeError(`volume '${this.name}': bytes ${off}+${len} are past the end after a resize`);
   }
 
   private checkOpen(): void {

@@ -339,3 +339,17 @@ describe('StorageArray', () => {
     }), { baseDir: dir })).rejects.toThrow(/share backing file/);
   });
 });
+
+describe('volume resize races', () => {
+  it('a write queued behind a shrink that removes its blocks fails instead of re-growing the volume', async () => {
+    const v = await Volume.open({ name: 'v', size: '1MiB' }, ID);
+    const hold = v.writeBlocks(0, new Uint8Array(512)); // runs first
+    const shrink = v.resize('512KiB', { allowShrink: true });
+    const late = v.writeBlocks(2000, new Uint8Array(512));
+    await hold;
+    await shrink;
+    await expect(late).rejects.toThrow(/past the end/);
+    expect(v.sizeBytes).toBe(512 * 1024);
+    await v.close();
+  });
+});
