@@ -1,0 +1,379 @@
+/**
+ * `npiv-hba vport ...`: vport management in the manner of mdevctl — persistent definitions
+ * (define/undefine), running instances (start/stop), listing (list/show), the arguments that
+ * hand a vport to QEMU or libvirt (qemu-args/libvirt-xml) and the serve process's counters (stats).
+ * See docs/vports.md.
+ *
+ * Exit status: 0 success; 1 the operation was refused or failed; 2 the command line is wrong
+ * (unknown option, missing argument, malformed WWN/UUID/size). Messages go to stderr, results
+ * to stdout.
+ *
+ * registerVportCommand(program) adds the group to the main CLI (exit status via process.exitCode);
+ * runCli(argv, io) runs one vport command line in-process and returns its exit status (tests).
+ */
+import { Command, CommanderError } from 'commander';
+import { formatWwn } from '../util/wwn.js';
+import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '../vport/definition.js';
+import { EXIT_FAILURE, EXIT_USAGE, VportError, VportUsageError } from '../vport/errors.js';
+import { defineVport, undefineVport } from '../vport/manager.js';
+import { DEFAULT_LIBVIRT_CHASSIS, DEFAULT_QEMU_CHASSIS, formatShell, libvirtXml, parseChassis, parseMemorySize, qemuArguments } from '../vport/qemu.js';
+import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
+import { COUNTER_NAMES, readVportStats, StatsReadError, statsPathFor, type VportStats } from '../vport/stats.js';
+import { resolveConfigDir, resolveRunDir, VportStore } from '../vport/store.js';
+import type { RandomBits } from '../vport/wwn-gen.js';
+
+export interface TextSink {
+  write(text: string): unknown;
+}
+
+export interface VportCliIo {
+  stdout: TextSink;
+  stderr: TextSink;
+  env: NodeJS.ProcessEnv;
+  /** argv prefix that runs the npiv-hba CLI for `start` (default: this node + bin/npiv-hba.js) */
+  serveCommand?: string[];
+  /** random source for WWN generation (tests) */
+  random?: RandomBits;
+}
+
+interface DirOptions {
+  configDir?: string;
+  runDir?: string;
+}
+
+const PROGRAM = 'npiv-hba vport';
+
+function parseTimeout(text: string | undefined, what: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-9]{1,7}$/.test(text)) throw new VportUsageError(`invalid ${what} '${text}': expected milliseconds (0..9999999)`);
+  return Number(text);
+}
+
+function statusJson(status: VportStatus): object {
+  switch (status.status) {
+    case 'running':
+      return { status: 'running', pid: status.pid, startedAt: status.state.startedAt, log: status.state.log };
+    case 'stopped':
+      return { status: 'stopped', leftoverSocket: status.leftoverSocket };
+    case 'stale':
+      return { status: 'stale', pid: status.pid, reason: status.reason };
+  }
+}
+
+function vportJson(def: VportDefinition, status: VportStatus): object {
+  return {
+    uuid: def.uuid,
+    wwpn: formatWwn(def.wwpn),
+    wwnn: formatWwn(def.wwnn),
+    backend: def.backend,
+    socket: def.socket,
+    autostart: def.autostart,
+    ...statusJson(status),
+  };
+}
+
+function formatStats(def: VportDefinition, s: VportStats): string {
+  const c = s.counters;
+  return [
+    `vport ${def.uuid}  wwpn ${s.wwpn}  pid ${s.pid}  link ${s.link}`,
+    `updated ${s.updatedAt} (serving since ${s.startedAt})`,
+    `frames   tx ${c.framesTx}  rx ${c.framesRx}`,
+    `ios      started ${c.iosStarted}  completed ${c.iosCompleted}  failed ${c.iosFailed}`,
+    `bytes    read ${c.bytesRead}  written ${c.bytesWritten}`,
+    `errors   ${c.errors}`,
+    `link     up ${c.linkUp}  down ${c.linkDown}`,
+    `clients  connected ${c.clientConnects}  disconnected ${c.clientDisconnects}`,
+  ].join('\n') + '\n';
+}
+
+/** Adds the vport subcommands to `parent`; exit statuses are reported through `setExitCode`. */
+function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: number) => void, onCommanderExit: (err: CommanderError) => never): Command {
+  const out = (text: string) => io.stdout.write(text);
+  const note = (text: string) => io.stderr.write(`${PROGRAM}: ${text}\n`);
+  const fail = (err: unknown) => {
+    if (err instanceof VportError) {
+      note(err.message);
+      setExitCode(err.exitCode);
+    } else {
+      note(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+      setExitCode(EXIT_FAILURE);
+    }
+  };
+  const run =
+    <A extends unknown[]>(fn: (...args: A) => Promise<void> | void) =>
+    async (...args: A): Promise<void> => {
+      try {
+        await fn(...args);
+      } catch (err) {
+        fail(err);
+      }
+    };
+  const context = (opts: DirOptions) => {
+    const store = new VportStore(resolveConfigDir(opts.configDir, io.env));
+    return { store, runDir: resolveRunDir(opts.runDir, io.env) };
+  };
+  const withDirs = (cmd: Command) =>
+    cmd
+      .option('--config-dir <dir>', 'vport definitions directory (env NPIV_HBA_CONFIG_DIR, default /etc/npiv-hba/vports)')
+      .option('--run-dir <dir>', 'runtime state directory (env NPIV_HBA_RUN_DIR, default /run/npiv-hba)');
+
+  const vport = parent
+    .command('vport')
+    .description('manage NPIV vport HBAs: persistent definitions, serve processes, QEMU/libvirt arguments')
+    .configureOutput({ writeOut: out, writeErr: (t) => io.stderr.write(t) })
+    .exitOverride(onCommanderExit);
+
+  withDirs(vport.command('define'))
+    .description('define a vport (prints its UUID); WWPN/WWNN are generated from the NAA prefix when not given')
+    .option('--uuid <uuid>', 'UUID (default: random)')
+    .option('--wwpn <wwpn>', 'port name, e.g. 50:01:43:80:01:23:45:67 (default: generated)')
+    .option('--wwnn <wwnn>', 'node name (default: derived from the WWPN)')
+    .option('--naa-prefix <hex>', 'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001438)')
+    .option('--backend <backend>', "'none' (no cable) or 'san:LINKPATH' (the SAN's link socket)", 'none')
+    .option('--socket <path>', 'vfio-user socket path (default: <run-dir>/<uuid>.sock)')
+    .option('--autostart', 'start with `vport start --auto`', false)
+    .action(
+      run(async (opts: DirOptions & { uuid?: string; wwpn?: string; wwnn?: string; naaPrefix?: string; backend: string; socket?: string; autostart: boolean }) => {
+        const { store, runDir } = context(opts);
+        const def = await defineVport(
+          {
+            uuid: opts.uuid,
+            wwpn: opts.wwpn,
+            wwnn: opts.wwnn,
+            naaPrefix: opts.naaPrefix,
+            backend: parseBackend(opts.backend),
+            socket: opts.socket,
+            autostart: opts.autostart,
+          },
+          { store, runDir, env: io.env, ...(io.random ? { random: io.random } : {}) },
+        );
+        out(def.uuid + '\n');
+      }),
+    );
+
+  withDirs(vport.command('undefine'))
+    .description('remove a definition (refused while the vport runs, unless --force stops it)')
+    .argument('<uuid>')
+    .option('--force', 'stop the vport first if it runs', false)
+    .option('--timeout <ms>', 'with --force: wait this long after SIGTERM before SIGKILL')
+    .action(
+      run(async (uuidText: string, opts: DirOptions & { force: boolean; timeout?: string }) => {
+        const uuid = parseUuid(uuidText);
+        const timeoutMs = parseTimeout(opts.timeout, '--timeout');
+        const { store, runDir } = context(opts);
+        const result = await undefineVport(uuid, { store, runDir, force: opts.force, stop: { timeoutMs } });
+        for (const n of result.stopped?.notes ?? []) note(n);
+        if (result.stopped && result.stopped.outcome !== 'was-stale') note(`stopped vport ${uuid}`);
+      }),
+    );
+
+  withDirs(vport.command('start'))
+    .description('start a defined vport: a detached `npiv-hba serve` on its socket, ready when it answers VERSION')
+    .argument('[uuid]')
+    .option('--auto', 'start every vport defined with --autostart that is not running', false)
+    .option('--timeout <ms>', 'how long to wait for serve to answer on its socket')
+    .action(
+      run(async (uuidText: string | undefined, opts: DirOptions & { auto: boolean; timeout?: string }) => {
+        const timeoutMs = parseTimeout(opts.timeout, '--timeout');
+        if (opts.auto === (uuidText !== undefined)) throw new VportUsageError('give either a UUID or --auto');
+        const { store, runDir } = context(opts);
+        const startOne = async (def: VportDefinition) => {
+          const result = await startVport(def, runDir, { ...(io.serveCommand ? { serveCommand: io.serveCommand } : {}), timeoutMs, env: io.env });
+          for (const n of result.notes) note(n);
+          out(`started ${def.uuid} pid ${result.pid} socket ${def.socket}\n`);
+        };
+        if (uuidText !== undefined) {
+          await startOne(store.get(parseUuid(uuidText)));
+          return;
+        }
+        const { definitions, problems } = store.list();
+        for (const p of problems) note(`skipping invalid definition ${p.file}: ${p.message}`);
+        let failed = problems.length;
+        for (const def of definitions) {
+          if (!def.autostart || vportStatus(def, runDir).status === 'running') continue;
+          try {
+            await startOne(def);
+          } catch (err) {
+            failed++;
+            fail(err);
+          }
+        }
+        if (failed > 0) throw new VportError(`${failed} autostart vport(s) could not be started`);
+      }),
+    );
+
+  withDirs(vport.command('stop'))
+    .description('stop a running vport: SIGTERM, then SIGKILL after the timeout; stale state is cleaned up')
+    .argument('<uuid>')
+    .option('--timeout <ms>', 'wait this long after SIGTERM before SIGKILL')
+    .action(
+      run(async (uuidText: string, opts: DirOptions & { timeout?: string }) => {
+        const uuid = parseUuid(uuidText);
+        const timeoutMs = parseTimeout(opts.timeout, '--timeout');
+        const { store, runDir } = context(opts);
+        const result = await stopVport(store.get(uuid), runDir, { timeoutMs });
+        for (const n of result.notes) note(n);
+        out(result.outcome === 'was-stale' ? `${uuid} was not running (stale state cleaned up)\n` : `stopped ${uuid}\n`);
+      }),
+    );
+
+  withDirs(vport.command('list'))
+    .description('list defined vports: <uuid> <wwpn> <backend> auto|manual <status>')
+    .option('--defined', 'every defined vport (the default)', false)
+    .option('--running', 'only running vports', false)
+    .option('--json', 'JSON array instead of text', false)
+    .action(
+      run((opts: DirOptions & { defined: boolean; running: boolean; json: boolean }) => {
+        if (opts.defined && opts.running) throw new VportUsageError('--defined and --running exclude each other');
+        const { store, runDir } = context(opts);
+        const { definitions, problems } = store.list();
+        const rows = definitions.map((def) => ({ def, status: vportStatus(def, runDir) })).filter((r) => !opts.running || r.status.status === 'running');
+        if (opts.json) out(JSON.stringify(rows.map((r) => vportJson(r.def, r.status)), null, 2) + '\n');
+        else for (const { def, status } of rows) out(`${def.uuid} ${formatWwn(def.wwpn)} ${formatBackend(def.backend)} ${def.autostart ? 'auto' : 'manual'} ${describeStatus(status)}\n`);
+        if (problems.length > 0) {
+          for (const p of problems) note(`invalid definition ${p.file}: ${p.message}`);
+          setExitCode(EXIT_FAILURE);
+        }
+      }),
+    );
+
+  withDirs(vport.command('show'))
+    .description('show one vport: its definition and status')
+    .argument('<uuid>')
+    .option('--json', 'JSON object instead of text', false)
+    .action(
+      run((uuidText: string, opts: DirOptions & { json: boolean }) => {
+        const uuid = parseUuid(uuidText);
+        const { store, runDir } = context(opts);
+        const def = store.get(uuid);
+        const status = vportStatus(def, runDir);
+        if (opts.json) {
+          out(JSON.stringify(vportJson(def, status), null, 2) + '\n');
+          return;
+        }
+        out(
+          [
+            `uuid:       ${def.uuid}`,
+            `wwpn:       ${formatWwn(def.wwpn)}`,
+            `wwnn:       ${formatWwn(def.wwnn)}`,
+            `backend:    ${formatBackend(def.backend)}`,
+            `socket:     ${def.socket}`,
+            `autostart:  ${def.autostart ? 'yes' : 'no'}`,
+            `status:     ${describeStatus(status)}`,
+            `definition: ${store.definitionPath(def.uuid)}`,
+          ].join('\n') + '\n',
+        );
+      }),
+    );
+
+  withDirs(vport.command('qemu-args'))
+    .description('print the QEMU arguments that attach these vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)')
+    .argument('<uuid...>')
+    .option('--mem <size>', 'guest RAM size, with unit (K, M, G, T)', '512M')
+    .option('--index <n>', 'chassis number of the first root port (1..255)', String(DEFAULT_QEMU_CHASSIS))
+    .option('--devices-only', 'only the -device arguments (the VM sets up shared memory itself)', false)
+    .option('--lines', 'one raw argument per line instead of shell-quoted text', false)
+    .action(
+      run((uuidTexts: string[], opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean }) => {
+        const uuids = uuidTexts.map(parseUuid);
+        const memory = parseMemorySize(opts.mem);
+        const firstChassis = parseChassis(opts.index);
+        const { store } = context(opts);
+        const args = qemuArguments(uuids.map((u) => store.get(u)), { memory, firstChassis, devicesOnly: opts.devicesOnly });
+        out(opts.lines ? args.map((a) => a + '\n').join('') : formatShell(args));
+      }),
+    );
+
+  withDirs(vport.command('libvirt-xml'))
+    .description('print a libvirt <domain> fragment (shared memfd memoryBacking + qemu:commandline) for these vports')
+    .argument('<uuid...>')
+    .option('--index <n>', 'chassis number of the first root port (1..255)', String(DEFAULT_LIBVIRT_CHASSIS))
+    .action(
+      run((uuidTexts: string[], opts: DirOptions & { index: string }) => {
+        const uuids = uuidTexts.map(parseUuid);
+        const firstChassis = parseChassis(opts.index);
+        const { store } = context(opts);
+        out(libvirtXml(uuids.map((u) => store.get(u)), { firstChassis }));
+      }),
+    );
+
+  withDirs(vport.command('stats'))
+    .description('print the counters a running vport publishes (frames, I/Os, errors, link events)')
+    .argument('<uuid>')
+    .option('--json', 'the stats file as JSON', false)
+    .action(
+      run((uuidText: string, opts: DirOptions & { json: boolean }) => {
+        const uuid = parseUuid(uuidText);
+        const { store, runDir } = context(opts);
+        const def = store.get(uuid);
+        const status = vportStatus(def, runDir);
+        if (status.status !== 'running') throw new VportError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
+        let stats: VportStats | null;
+        try {
+          stats = readVportStats(def.socket);
+        } catch (err) {
+          if (err instanceof StatsReadError) throw new VportError(err.message);
+          throw err;
+        }
+        if (!stats) {
+          throw new VportError(
+            `vport ${uuid} runs (pid ${status.pid}) but publishes no counters: ${statsPathFor(def.socket)} does not exist (this serve does not write statistics)`,
+          );
+        }
+        if (stats.pid !== status.pid) {
+          throw new VportError(`${statsPathFor(def.socket)} was written by process ${stats.pid}, not by the running serve (pid ${status.pid}); the counters are stale`);
+        }
+        out(opts.json ? JSON.stringify(stats, null, 2) + '\n' : formatStats(def, stats));
+      }),
+    );
+
+  return vport;
+}
+
+function usageExitCode(err: CommanderError): number {
+  // help and --version were asked for; any other commander exit is a command-line mistake
+  if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.exitCode === 0) return 0;
+  return EXIT_USAGE;
+}
+
+/** Adds `vport` to the main CLI; failures set process.exitCode (1 refused/failed, 2 usage). */
+export function registerVportCommand(program: Command, io: Partial<VportCliIo> = {}): Command {
+  const fullIo: VportCliIo = { stdout: process.stdout, stderr: process.stderr, env: process.env, ...io };
+  return buildVportCommand(
+    program,
+    fullIo,
+    (code) => {
+      process.exitCode = code;
+    },
+    (err) => process.exit(usageExitCode(err)),
+  );
+}
+
+/**
+ * Runs `npiv-hba vport <argv...>` in-process (argv starts at the subcommand, e.g. ['list', '--json'])
+ * and resolves with the exit status it would have.
+ */
+export async function runCli(argv: readonly string[], io: VportCliIo): Promise<number> {
+  let exitCode = 0;
+  const program = new Command('npiv-hba');
+  program.configureOutput({ writeOut: (t) => io.stdout.write(t), writeErr: (t) => io.stderr.write(t) });
+  const onExit = (err: CommanderError): never => {
+    throw err;
+  };
+  program.exitOverride(onExit);
+  buildVportCommand(
+    program,
+    io,
+    (code) => {
+      exitCode = code;
+    },
+    onExit,
+  );
+  try {
+    await program.parseAsync(['vport', ...argv], { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) return usageExitCode(err);
+    throw err;
+  }
+  return exitCode;
+}

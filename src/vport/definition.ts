@@ -1,0 +1,138 @@
+/**
+ * A vport definition: the persistent description of one NPIV vport HBA, in the manner of an
+ * mdevctl device configuration (one JSON file per device, named by its UUID). The file format:
+ *
+ *   {
+ *     "version": 1,
+ *     "uuid": "7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50",
+ *     "wwpn": "50:01:43:80:01:23:45:67",
+ *     "wwnn": "50:01:43:80:01:23:45:66",
+ *     "backend": { "type": "san", "link": "/run/npiv-hba/san.sock" }   // or { "type": "none" }
+ *     "socket": "/run/npiv-hba/7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50.sock",
+ *     "autostart": false
+ *   }
+ *
+ * Files are written by this tool but may be edited by hand, so every read is validated (zod) and
+ * a bad file is reported by name, never half-trusted.
+ */
+import { isAbsolute, resolve } from 'node:path';
+import { z } from 'zod';
+import { formatWwn, parseWwn } from '../util/wwn.js';
+import { VportUsageError } from './errors.js';
+
+export const DEFINITION_FORMAT_VERSION = 1;
+
+/** sun_path is 108 bytes including the terminating NUL (linux/un.h). */
+export const UNIX_SOCKET_PATH_MAX = 107;
+
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+export type VportBackend = { type: 'none' } | { type: 'san'; link: string };
+
+export interface VportDefinition {
+  uuid: string;
+  wwpn: bigint;
+  wwnn: bigint;
+  backend: VportBackend;
+  /** vfio-user socket QEMU connects to (absolute path) */
+  socket: string;
+  /** start when `npiv-hba vport start --auto` runs (at boot) */
+  autostart: boolean;
+}
+
+/** Canonical (lower-case) UUID, or a usage error naming the input. */
+export function parseUuid(text: string): string {
+  const uuid = text.trim().toLowerCase();
+  if (!UUID_PATTERN.test(uuid)) {
+    throw new VportUsageError(`invalid UUID '${text}': expected 8-4-4-4-12 hex digits, e.g. 7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50`);
+  }
+  return uuid;
+}
+
+export function isUuid(text: string): boolean {
+  return UUID_PATTERN.test(text);
+}
+
+/** Checks a Unix socket path: absolute, fits sun_path, no control characters (they would break line-oriented output). */
+export function checkSocketPath(path: string, what: string): string {
+  if (!isAbsolute(path)) throw new VportUsageError(`${what} '${path}' must be an absolute path`);
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(path)) throw new VportUsageError(`${what} must not contain control characters`);
+  const bytes = Buffer.byteLength(path);
+  if (bytes > UNIX_SOCKET_PATH_MAX) {
+    throw new VportUsageError(`${what} '${path}' is ${bytes} bytes long; a Unix socket path holds at most ${UNIX_SOCKET_PATH_MAX}`);
+  }
+  return path;
+}
+
+/** `none` or `san:LINKPATH` (a relative LINKPATH is taken from cwd and stored absolute). */
+export function parseBackend(text: string, cwd: string = process.cwd()): VportBackend {
+  if (text === 'none') return { type: 'none' };
+  if (text.startsWith('san:') && text.length > 'san:'.length) {
+    return { type: 'san', link: checkSocketPath(resolve(cwd, text.slice('san:'.length)), 'SAN link path') };
+  }
+  throw new VportUsageError(`invalid backend '${text}': expected 'none' or 'san:LINKPATH' (the SAN's link socket)`);
+}
+
+export function formatBackend(backend: VportBackend): string {
+  return backend.type === 'none' ? 'none' : `san:${backend.link}`;
+}
+
+const WwnText = (what: string) =>
+  z.string().transform((text, ctx) => {
+    try {
+      return parseWwn(text, what);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const SocketPathText = (what: string) =>
+  z.string().transform((text, ctx) => {
+    try {
+      return checkSocketPath(text, what);
+    } catch (err) {
+      ctx.addIssue({ code: 'custom', message: (err as Error).message });
+      return z.NEVER;
+    }
+  });
+
+export const VportDefinitionFileSchema = z
+  .object({
+    version: z.literal(DEFINITION_FORMAT_VERSION),
+    uuid: z.string().regex(UUID_PATTERN, 'uuid must be a lower-case 8-4-4-4-12 UUID'),
+    wwpn: WwnText('WWPN'),
+    wwnn: WwnText('WWNN'),
+    backend: z.discriminatedUnion('type', [
+      z.object({ type: z.literal('none') }).strict(),
+      z.object({ type: z.literal('san'), link: SocketPathText('SAN link path') }).strict(),
+    ]),
+    socket: SocketPathText('socket path'),
+    autostart: z.boolean(),
+  })
+  .strict()
+  .refine((d) => d.wwpn !== d.wwnn, { message: 'wwpn and wwnn must differ' });
+
+export function definitionToJson(def: VportDefinition): object {
+  return {
+    version: DEFINITION_FORMAT_VERSION,
+    uuid: def.uuid,
+    wwpn: formatWwn(def.wwpn),
+    wwnn: formatWwn(def.wwnn),
+    backend: def.backend.type === 'none' ? { type: 'none' } : { type: 'san', link: def.backend.link },
+    socket: def.socket,
+    autostart: def.autostart,
+  };
+}
+
+/** Validates parsed JSON; throws an Error listing every problem (the caller adds the file name). */
+export function definitionFromJson(json: unknown): VportDefinition {
+  const result = VportDefinitionFileSchema.safeParse(json);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => (i.path.length ? `${i.path.join('.')}: ${i.message}` : i.message));
+    throw new Error(problems.join('; '));
+  }
+  const d = result.data;
+  return { uuid: d.uuid, wwpn: d.wwpn, wwnn: d.wwnn, backend: d.backend, socket: d.socket, autostart: d.autostart };
+}

@@ -1,0 +1,143 @@
+/**
+ * define / undefine: the rules that span definitions (unique UUID, WWPN, socket path) and the
+ * generation of what was not given (UUID, WWPN/WWNN, socket path).
+ */
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { formatWwn, parseWwn, WwnError } from '../util/wwn.js';
+import { checkSocketPath, parseUuid, type VportBackend, type VportDefinition } from './definition.js';
+import { VportError, VportUsageError } from './errors.js';
+import { forgetRuntime, stopVport, vportStatus, type StopOptions, type StopResult } from './runtime.js';
+import type { VportStore } from './store.js';
+import { cryptoRandomBits, DEFAULT_NAA_PREFIX, deriveWwnn, generateWwnPair, parseNaaPrefix, type RandomBits } from './wwn-gen.js';
+
+export const NAA_PREFIX_ENV = 'NPIV_HBA_NAA_PREFIX';
+
+export interface DefineRequest {
+  uuid?: string;
+  wwpn?: string;
+  wwnn?: string;
+  /** default: NPIV_HBA_NAA_PREFIX, else DEFAULT_NAA_PREFIX */
+  naaPrefix?: string;
+  backend: VportBackend;
+  socket?: string;
+  autostart: boolean;
+}
+
+export interface DefineContext {
+  store: VportStore;
+  runDir: string;
+  env?: NodeJS.ProcessEnv;
+  random?: RandomBits;
+}
+
+function parseWwnArg(text: string, what: string): bigint {
+  try {
+    return parseWwn(text, what);
+  } catch (err) {
+    if (err instanceof WwnError) throw new VportUsageError(err.message);
+    throw err;
+  }
+}
+
+/** Validates and stores a new definition; returns it. */
+export async function defineVport(req: DefineRequest, ctx: DefineContext): Promise<VportDefinition> {
+  // Everything that can be checked without the store is checked first (usage errors, exit 2).
+  const givenUuid = req.uuid === undefined ? undefined : parseUuid(req.uuid);
+  const givenWwpn = req.wwpn === undefined ? undefined : parseWwnArg(req.wwpn, 'WWPN');
+  const givenWwnn = req.wwnn === undefined ? undefined : parseWwnArg(req.wwnn, 'WWNN');
+  const prefix = parseNaaPrefix(req.naaPrefix ?? ctx.env?.[NAA_PREFIX_ENV] ?? DEFAULT_NAA_PREFIX);
+  const givenSocket = req.socket === undefined ? undefined : checkSocketPath(req.socket, 'socket path');
+  if (givenWwpn !== undefined && givenWwpn === givenWwnn) throw new VportUsageError('the WWPN and the WWNN must differ');
+
+  return ctx.store.withLock(() => {
+    const { definitions, problems } = ctx.store.list();
+    if (problems.length > 0) {
+      throw new VportError(
+        `cannot check the new vport against invalid definitions; fix or remove them first:\n` +
+          problems.map((p) => `  ${p.file}: ${p.message}`).join('\n'),
+      );
+    }
+    const uuid = givenUuid ?? freshUuid(definitions);
+    const existing = definitions.find((d) => d.uuid === uuid);
+    if (existing) throw new VportError(`vport ${uuid} is already defined (${ctx.store.definitionPath(uuid)})`);
+
+    const ownerOf = new Map<bigint, string>();
+    for (const d of definitions) {
+      ownerOf.set(d.wwpn, `vport ${d.uuid} (its WWPN)`);
+      if (!ownerOf.has(d.wwnn)) ownerOf.set(d.wwnn, `vport ${d.uuid} (its WWNN)`);
+    }
+    const wwpnsInUse = new Map(definitions.map((d) => [d.wwpn, d.uuid]));
+
+    let wwpn: bigint;
+    let wwnn: bigint;
+    if (givenWwpn !== undefined) {
+      const owner = ownerOf.get(givenWwpn);
+      if (owner) throw new VportError(`duplicate WWPN ${formatWwn(givenWwpn)}: already used by ${owner}`);
+      wwpn = givenWwpn;
+      if (givenWwnn !== undefined) {
+        wwnn = givenWwnn;
+      } else {
+        wwnn = deriveWwnn(wwpn);
+        const clash = ownerOf.get(wwnn);
+        if (clash || wwnn === wwpn) {
+          throw new VportError(`the WWNN derived from WWPN ${formatWwn(wwpn)} (${formatWwn(wwnn)}) is already used by ${clash}; give --wwnn`);
+        }
+      }
+    } else {
+      const inUse = new Set(ownerOf.keys());
+      if (givenWwnn !== undefined) inUse.add(givenWwnn);
+      const pair = generateWwnPair(prefix, inUse, ctx.random ?? cryptoRandomBits);
+      wwpn = pair.wwpn;
+      wwnn = givenWwnn ?? pair.wwnn;
+    }
+    // A WWNN may be shared by several ports of one node, but never be another port's WWPN.
+    const wwnnAsPort = wwpnsInUse.get(wwnn);
+    if (wwnnAsPort) throw new VportError(`WWNN ${formatWwn(wwnn)} is the WWPN of vport ${wwnnAsPort}`);
+
+    const socket = givenSocket ?? checkSocketPath(join(ctx.runDir, `${uuid}.sock`), 'socket path');
+    const socketOwner = definitions.find((d) => d.socket === socket);
+    if (socketOwner) throw new VportError(`socket path ${socket} is already used by vport ${socketOwner.uuid}`);
+    const linkOwner = definitions.find((d) => d.backend.type === 'san' && d.backend.link === socket);
+    if (linkOwner || (req.backend.type === 'san' && req.backend.link === socket)) {
+      throw new VportError(`socket path ${socket} is a SAN link socket, not a vfio-user socket`);
+    }
+    const sanSocketClash = req.backend.type === 'san' ? definitions.find((d) => d.socket === (req.backend as { link: string }).link) : undefined;
+    if (sanSocketClash) throw new VportError(`SAN link path ${(req.backend as { link: string }).link} is the vfio-user socket of vport ${sanSocketClash.uuid}`);
+
+    const def: VportDefinition = { uuid, wwpn, wwnn, backend: req.backend, socket, autostart: req.autostart };
+    ctx.store.create(def);
+    return def;
+  });
+}
+
+function freshUuid(definitions: readonly VportDefinition[]): string {
+  const taken = new Set(definitions.map((d) => d.uuid));
+  for (;;) {
+    const uuid = randomUUID();
+    if (!taken.has(uuid)) return uuid; // 122 random bits: one draw in practice
+  }
+}
+
+export interface UndefineResult {
+  stopped: StopResult | null;
+}
+
+/** Removes a definition; a running vport is refused unless `force`, which stops it first. */
+export async function undefineVport(
+  uuid: string,
+  ctx: { store: VportStore; runDir: string; force: boolean; stop?: StopOptions },
+): Promise<UndefineResult> {
+  const def = ctx.store.get(uuid);
+  const status = vportStatus(def, ctx.runDir);
+  let stopped: StopResult | null = null;
+  if (status.status === 'running') {
+    if (!ctx.force) throw new VportError(`vport ${uuid} is running (pid ${status.pid}); stop it first or use --force`);
+    stopped = await stopVport(def, ctx.runDir, ctx.stop);
+  } else if (status.status === 'stale') {
+    stopped = await stopVport(def, ctx.runDir, ctx.stop);
+  }
+  ctx.store.remove(uuid);
+  forgetRuntime(ctx.runDir, uuid);
+  return { stopped };
+}

@@ -1,0 +1,369 @@
+/**
+ * Running vports: each started vport is one detached `npiv-hba serve` process (one HBA, one socket,
+ * one process — a crash costs one VM one HBA). Its runtime state lives in the run directory:
+ *
+ *   <run-dir>/<uuid>.state.json   {"version":1,"uuid","pid","socket","startedAt","log"}
+ *   <run-dir>/<uuid>.log          serve's stdout and stderr (pino JSON lines)
+ *
+ * Status is derived, never trusted from the file alone: a recorded pid counts as running only if
+ * that process exists and its command line is a `serve` of this vport's socket (so a reused pid
+ * is never signalled). A state file whose process is gone, or a socket file nobody listens on, is
+ * stale: `start` and `stop` report it and clean it up.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { z } from 'zod';
+import { formatWwn } from '../util/wwn.js';
+import type { VportDefinition } from './definition.js';
+import { VportError } from './errors.js';
+import { describeProbe, probeUnixSocket, probeVfioUserServer } from './probe.js';
+
+export const STATE_FORMAT_VERSION = 1;
+const STATE_SUFFIX = '.state.json';
+const LOG_SUFFIX = '.log';
+/** how long `start` waits for serve to answer VERSION on its socket */
+export const DEFAULT_START_TIMEOUT_MS = 15_000;
+/** how long `stop` waits after SIGTERM before SIGKILL */
+export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
+const KILL_WAIT_MS = 2_000;
+const POLL_MS = 50;
+/** bytes of serve's log quoted when it dies during start */
+const LOG_TAIL_BYTES = 2048;
+
+const StateSchema = z
+  .object({
+    version: z.literal(STATE_FORMAT_VERSION),
+    uuid: z.string(),
+    pid: z.number().int().positive(),
+    socket: z.string(),
+    startedAt: z.string(),
+    log: z.string(),
+  })
+  .strict();
+export type RuntimeState = z.infer<typeof StateSchema>;
+
+export type VportStatus =
+  | { status: 'running'; pid: number; state: RuntimeState }
+  | { status: 'stopped'; leftoverSocket: boolean }
+  /** recorded as started, but the process is gone (or the pid now belongs to another program) */
+  | { status: 'stale'; pid: number; reason: string; state: RuntimeState };
+
+export function statePath(runDir: string, uuid: string): string {
+  return join(runDir, uuid + STATE_SUFFIX);
+}
+
+export function logPath(runDir: string, uuid: string): string {
+  return join(runDir, uuid + LOG_SUFFIX);
+}
+
+function errnoCode(err: unknown): string | undefined {
+  return (err as NodeJS.ErrnoException | null)?.code;
+}
+
+export function readState(runDir: string, uuid: string): RuntimeState | null {
+  const file = statePath(runDir, uuid);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return null;
+    throw err;
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (err) {
+    throw new VportError(`invalid runtime state ${file}: ${(err as Error).message}; remove it if no serve process runs for this vport`);
+  }
+  const parsed = StateSchema.safeParse(json);
+  if (!parsed.success || parsed.data.uuid !== uuid) {
+    throw new VportError(`invalid runtime state ${file}; remove it if no serve process runs for this vport`);
+  }
+  return parsed.data;
+}
+
+function writeState(runDir: string, state: RuntimeState): void {
+  const file = statePath(runDir, state.uuid);
+  const tmp = `${file}.tmp-${process.pid}`;
+  writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o644 });
+  renameSync(tmp, file);
+}
+
+function removeIfPresent(path: string): boolean {
+  try {
+    unlinkSync(path);
+    return true;
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return false;
+    throw err;
+  }
+}
+
+function isSocketFile(path: string): boolean {
+  try {
+    return lstatSync(path).isSocket();
+  } catch {
+    return false;
+  }
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errnoCode(err) === 'EPERM';
+  }
+}
+
+/** argv of a live process (Linux /proc); null when it is gone or a zombie (empty cmdline). */
+function processArgv(pid: number): string[] | null {
+  try {
+    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+    if (raw.length === 0) return null;
+    return raw.split('\0').filter((a) => a.length > 0);
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `pid` is (still) the serve process recorded for this socket. */
+function isServeOf(pid: number, socket: string): { alive: boolean; reason: string } {
+  if (!processExists(pid)) return { alive: false, reason: `process ${pid} is gone` };
+  const argv = processArgv(pid);
+  if (argv === null) {
+    // /proc unavailable or a zombie: only the pid's existence is known
+    return existsSync(`/proc/${pid}`) ? { alive: false, reason: `process ${pid} has exited` } : { alive: true, reason: '' };
+  }
+  const socketIndex = argv.indexOf('--socket');
+  if (!argv.includes('serve') || socketIndex < 0 || argv[socketIndex + 1] !== socket) {
+    return { alive: false, reason: `process ${pid} is gone (the pid now belongs to another program: ${argv.slice(0, 3).join(' ')})` };
+  }
+  return { alive: true, reason: '' };
+}
+
+export function vportStatus(def: VportDefinition, runDir: string): VportStatus {
+  const state = readState(runDir, def.uuid);
+  if (!state) return { status: 'stopped', leftoverSocket: isSocketFile(def.socket) };
+  const check = isServeOf(state.pid, state.socket);
+  if (check.alive) return { status: 'running', pid: state.pid, state };
+  return { status: 'stale', pid: state.pid, reason: check.reason, state };
+}
+
+export function describeStatus(status: VportStatus): string {
+  switch (status.status) {
+    case 'running':
+      return `running (pid ${status.pid})`;
+    case 'stopped':
+      return status.leftoverSocket ? 'stopped (a socket file is left at the socket path)' : 'stopped';
+    case 'stale':
+      return `stale (${status.reason})`;
+  }
+}
+
+/** Removes what a dead serve left behind: the state file and, if nobody listens on it, the socket. */
+async function cleanStale(def: VportDefinition, runDir: string, notes: string[]): Promise<void> {
+  const status = vportStatus(def, runDir);
+  if (status.status === 'running') return;
+  if (status.status === 'stale') {
+    removeIfPresent(statePath(runDir, def.uuid));
+    notes.push(`stale state of vport ${def.uuid} cleaned up: ${status.reason}`);
+  }
+  const probe = await probeUnixSocket(def.socket);
+  if (probe.state === 'refused') {
+    removeIfPresent(def.socket);
+    notes.push(`stale socket ${def.socket} removed (nothing listened on it)`);
+  }
+}
+
+// --- start -------------------------------------------------------------------------------
+
+/** The package root: the nearest directory above this module whose package.json names npiv-hba. */
+function packageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown };
+      if (manifest.name === 'npiv-hba') return dir;
+    } catch {
+      // no or unreadable package.json here: keep walking up
+    }
+    if (dirname(dir) === dir) throw new VportError(`cannot locate the npiv-hba package above ${start}`);
+  }
+}
+
+/** argv prefix that runs the npiv-hba CLI: this node binary + bin/npiv-hba.js. */
+export function defaultServeCommand(): string[] {
+  return [process.execPath, join(packageRoot(), 'bin', 'npiv-hba.js')];
+}
+
+export function serveArguments(def: VportDefinition): string[] {
+  const args = ['serve', '--socket', def.socket, '--wwpn', formatWwn(def.wwpn), '--wwnn', formatWwn(def.wwnn)];
+  if (def.backend.type === 'san') args.push('--san', def.backend.link);
+  return args;
+}
+
+export interface StartOptions {
+  /** argv prefix for the CLI (default: defaultServeCommand()); tests substitute a stand-in */
+  serveCommand?: string[];
+  timeoutMs?: number;
+  env?: NodeJS.ProcessEnv;
+}
+
+export interface StartResult {
+  pid: number;
+  /** things cleaned up or worth telling on the way (stale state, stale socket) */
+  notes: string[];
+}
+
+function logTail(file: string): string {
+  try {
+    const text = readFileSync(file, 'utf8');
+    const tail = text.length > LOG_TAIL_BYTES ? text.slice(-LOG_TAIL_BYTES) : text;
+    return tail.trim();
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * Starts `def` as a detached serve process and waits until it answers a vfio-user VERSION on its
+ * socket. Refuses when it already runs, when another process serves its socket path, or when its
+ * SAN link is unreachable; reports serve's own error if it exits first.
+ */
+export async function startVport(def: VportDefinition, runDir: string, options: StartOptions = {}): Promise<StartResult> {
+  const notes: string[] = [];
+  const current = vportStatus(def, runDir);
+  if (current.status === 'running') throw new VportError(`vport ${def.uuid} is already running (pid ${current.pid})`);
+  await cleanStale(def, runDir, notes);
+
+  const own = await probeUnixSocket(def.socket);
+  if (own.state === 'listening') {
+    throw new VportError(`socket ${def.socket} of vport ${def.uuid} is served by a process npiv-hba did not start; stop it first`);
+  }
+  if (own.state === 'not-a-socket') throw new VportError(`socket path ${def.socket} of vport ${def.uuid} exists and is not a socket`);
+
+  if (def.backend.type === 'san') {
+    const san = await probeUnixSocket(def.backend.link);
+    if (san.state !== 'listening') {
+      throw new VportError(`SAN unreachable for vport ${def.uuid}: link socket ${def.backend.link}: ${describeProbe(san)}`);
+    }
+  }
+
+  mkdirSync(runDir, { recursive: true, mode: 0o755 });
+  mkdirSync(dirname(def.socket), { recursive: true, mode: 0o755 });
+  const log = logPath(runDir, def.uuid);
+  const logFd = openSync(log, 'w', 0o644);
+  const [command, ...prefix] = options.serveCommand ?? defaultServeCommand();
+  if (!command) throw new VportError('empty serve command');
+  let child: ChildProcess;
+  try {
+    child = spawn(command, [...prefix, ...serveArguments(def)], {
+      detached: true, // own session: survives the CLI and the terminal that ran it
+      stdio: ['ignore', logFd, logFd],
+      env: options.env ?? process.env,
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  let exited: { code: number | null; signal: NodeJS.Signals | null } | null = null;
+  let spawnError: Error | null = null;
+  child.on('exit', (code, signal) => (exited = { code, signal }));
+  child.on('error', (err) => (spawnError = err));
+  child.unref();
+  await new Promise((resolve) => setImmediate(resolve));
+  if (spawnError || child.pid === undefined) {
+    throw new VportError(`could not run serve (${command}): ${(spawnError as Error | null)?.message ?? 'no pid'}`);
+  }
+  const pid = child.pid;
+  writeState(runDir, { version: STATE_FORMAT_VERSION, uuid: def.uuid, pid, socket: def.socket, startedAt: new Date().toISOString(), log });
+
+  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+  for (;;) {
+    if (exited) break;
+    if (isSocketFile(def.socket) && (await probeVfioUserServer(def.socket))) return { pid, notes };
+    if (Date.now() > deadline) {
+      child.kill('SIGKILL');
+      removeIfPresent(statePath(runDir, def.uuid));
+      const tail = logTail(log);
+      throw new VportError(
+        `vport ${def.uuid}: serve (pid ${pid}) did not answer on ${def.socket} within ${options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS} ms; killed it${tail ? `; its log:\n${tail}` : ''}`,
+      );
+    }
+    await sleep(POLL_MS);
+  }
+  removeIfPresent(statePath(runDir, def.uuid));
+  const how = exited as { code: number | null; signal: NodeJS.Signals | null };
+  const tail = logTail(log);
+  throw new VportError(
+    `vport ${def.uuid}: serve exited (${how.signal ? `signal ${how.signal}` : `status ${how.code}`}) before answering on ${def.socket}` +
+      (tail ? `; its output (${log}):\n${tail}` : `; it wrote nothing to ${log}`),
+  );
+}
+
+// --- stop --------------------------------------------------------------------------------
+
+export interface StopOptions {
+  timeoutMs?: number;
+}
+
+export interface StopResult {
+  /** how it ended: SIGTERM honoured, SIGKILL needed, or nothing was running (stale state cleaned) */
+  outcome: 'terminated' | 'killed' | 'was-stale';
+  notes: string[];
+}
+
+async function waitGone(pid: number, socket: string, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (!isServeOf(pid, socket).alive) return true;
+    if (Date.now() > deadline) return false;
+    await sleep(POLL_MS);
+  }
+}
+
+/** SIGTERM, wait, SIGKILL after the timeout; removes the state file and a socket left behind. */
+export async function stopVport(def: VportDefinition, runDir: string, options: StopOptions = {}): Promise<StopResult> {
+  const status = vportStatus(def, runDir);
+  const notes: string[] = [];
+  if (status.status !== 'running') {
+    await cleanStale(def, runDir, notes);
+    if (notes.length === 0) throw new VportError(`vport ${def.uuid} is not running`);
+    return { outcome: 'was-stale', notes };
+  }
+  const { pid, state } = status;
+  let outcome: StopResult['outcome'] = 'terminated';
+  try {
+    process.kill(pid, 'SIGTERM');
+  } catch (err) {
+    if (errnoCode(err) !== 'ESRCH') throw err;
+  }
+  if (!(await waitGone(pid, state.socket, options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS))) {
+    outcome = 'killed';
+    notes.push(`serve (pid ${pid}) ignored SIGTERM for ${options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS} ms; sent SIGKILL`);
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch (err) {
+      if (errnoCode(err) !== 'ESRCH') throw err;
+    }
+    if (!(await waitGone(pid, state.socket, KILL_WAIT_MS))) throw new VportError(`serve (pid ${pid}) survived SIGKILL`);
+  }
+  removeIfPresent(statePath(runDir, def.uuid));
+  if (isSocketFile(state.socket)) {
+    const probe = await probeUnixSocket(state.socket);
+    if (probe.state === 'refused') {
+      removeIfPresent(state.socket);
+      notes.push(`removed the socket ${state.socket} serve left behind`);
+    }
+  }
+  return { outcome, notes };
+}
+
+/** Removes a stopped vport's runtime leftovers (log file). */
+export function forgetRuntime(runDir: string, uuid: string): void {
+  removeIfPresent(logPath(runDir, uuid));
+  removeIfPresent(statePath(runDir, uuid));
+}
