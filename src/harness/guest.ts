@@ -45,7 +45,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { appendFile, copyFile, mkdtemp, rm } from 'node:fs/promises';
+import { appendFile, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { buildCpio, normaliseArchivePath, type CpioEntry } from './cpio.js';
@@ -235,6 +235,11 @@ export interface RunGuestOptions {
   signal?: AbortSignal;
   /** Cache directory override (default $NPIV_HBA_CACHE or /var/cache/npiv-hba). */
   cacheDir?: string;
+  /**
+   * Write the serial log, QEMU's stderr and command line to this file after the run. Without
+   * it, $NPIV_HBA_GUEST_LOG_DIR (if set) gets one guest-<time>-<pid>-<n>.log per run.
+   */
+  logFile?: string;
 }
 
 export interface GuestRunResult {
@@ -417,10 +422,43 @@ export async function runGuest(options: RunGuestOptions = {}): Promise<GuestRunR
     await waitForSockets(sockets, Math.min(options.socketWaitMs ?? DEFAULT_SOCKET_WAIT_MS, timeoutMs));
 
     const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
-    return await runQemu(environment, args, accel, remainingMs, options);
+    const result = await runQemu(environment, args, accel, remainingMs, options);
+    await writeRunLog(result, options.logFile);
+    return result;
   } finally {
     await rm(workDir, { recursive: true, force: true });
   }
+}
+
+let runLogCounter = 0;
+
+async function writeRunLog(result: GuestRunResult, logFile: string | undefined): Promise<void> {
+  const logDir = process.env.NPIV_HBA_GUEST_LOG_DIR;
+  let path = logFile;
+  if (path === undefined && logDir !== undefined && logDir !== '') {
+    await mkdir(logDir, { recursive: true });
+    path = join(logDir, `guest-${Date.now()}-${process.pid}-${++runLogCounter}.log`);
+  }
+  if (path === undefined) return;
+  const summary = {
+    exitStatus: result.exitStatus,
+    qemuExitCode: result.qemuExitCode,
+    qemuSignal: result.qemuSignal,
+    timedOut: result.timedOut,
+    aborted: result.aborted,
+    kernelProblems: result.kernelProblems.length,
+  };
+  await writeFile(
+    path,
+    [
+      `# command: ${result.command.map((arg) => shellQuote(arg)).join(' ')}`,
+      `# result: ${JSON.stringify(summary)}`,
+      '# ---- serial log ----',
+      result.output,
+      '# ---- qemu stderr ----',
+      result.qemuStderr,
+    ].join('\n'),
+  );
 }
 
 function runQemu(

@@ -2,7 +2,7 @@
  * Real QEMU + real Linux guest: the harness itself (no vfio-user device attached).
  * Needs the environment from `bash scripts/guest/prepare.sh`; skipped without it.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,20 +50,43 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     expect(run.guestLines.some((line) => /^PCI 0000:00:00\.0 0x8086:0x29c0 /.test(line))).toBe(true);
   });
 
-  it('kills a guest whose script hangs and reports the timeout', async () => {
-    const seen: string[] = [];
+  it('kills a guest that does not finish within the timeout and reports timedOut', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'npiv-hba-harness-'));
+    const logFile = join(dir, 'run.log');
     const run = await runGuest({
       script: 'echo GUEST:HANGING\nwhile :; do sleep 1; done\n',
       loadQla: false,
-      timeoutMs: 30_000,
-      onLine: (line) => seen.push(line),
+      timeoutMs: 40_000,
+      logFile,
     });
+    const log = await readFile(logFile, 'utf8');
+    await rm(dir, { recursive: true, force: true });
     expect(run.timedOut).toBe(true);
+    expect(run.aborted).toBe(false);
     expect(run.exitStatus).toBeNull();
     expect(run.output).not.toContain('GUEST:EXIT=');
-    // The script did start (streamed lines arrive before QEMU is killed).
-    expect(run.guestLines).toContain('HANGING');
+    expect(log).toContain('"timedOut":true');
+    expect(log).toContain('# ---- serial log ----');
+  });
+
+  it('streams lines while the guest runs and kills it when the caller aborts', async () => {
+    const seen: string[] = [];
+    const controller = new AbortController();
+    const run = await runGuest({
+      script: 'echo GUEST:HANGING\nwhile :; do sleep 1; done\n',
+      loadQla: false,
+      timeoutMs: 240_000,
+      signal: controller.signal,
+      onLine: (line) => {
+        seen.push(line);
+        if (line === 'GUEST:HANGING') controller.abort();
+      },
+    });
+    expect(run.aborted).toBe(true);
+    expect(run.timedOut).toBe(false);
+    expect(run.exitStatus).toBeNull();
     expect(seen).toContain('GUEST:HANGING');
+    expect(run.guestLines).toContain('HANGING');
     expect(run.guestLines).toContain('INSMOD qla2xxx skipped');
   });
 
