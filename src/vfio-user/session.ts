@@ -13,7 +13,9 @@
  *    fails negotiation, is answered with an error and the connection is closed (the spec: a
  *    client whose version is not accepted closes; a second VERSION later is just EINVAL).
  *  - DMA_MAP without an fd is accepted as a window with no backing, as the spec allows
- *    (QEMU sends ROM/firmware sections without an fd even when guest RAM is shared). A
+ *    (observed with QEMU 11.1.2 and memfd guest RAM with share=on: the BIOS ROM window at
+ *    0xfffc0000 and the read-only 0xc0000/0xe0000 sections arrive without an fd; refusing them
+ *    would make QEMU fail to start). A
  *    *writable* fd-less window means guest RAM is not shared: that is logged loudly once per
  *    connection, and every device DMA into such a window fails with a DmaError saying so.
  *    Message-based DMA (DMA_READ/DMA_WRITE) is not implemented.
