@@ -55,6 +55,17 @@ const FLAG_SPEC_I_PT = 0x08;
 const FLAG_ALL_TG_PTS = 0x04;
 const FLAG_APTPL = 0x01;
 
+// PERSISTENT RESERVE IN parameter data header (READ KEYS / READ RESERVATION / READ FULL STATUS):
+//   0-3 PRGENERATION | 4-7 ADDITIONAL LENGTH | 8.. keys (8 bytes each) or descriptors
+const PR_IN_GENERATION = 0;
+const PR_IN_ADDITIONAL_LENGTH = 4;
+const PR_IN_HEADER = 8;
+const KEY_LENGTH = 8;
+// READ RESERVATION descriptor (SPC-4 Table 190): 0-7 RESERVATION KEY | 8-11 obsolete | 13 SCOPE(7..4) TYPE(3..0) | 14-15 obsolete
+const RESERVATION_DESCRIPTOR = 16;
+const RES_KEY = 0;
+const RES_SCOPE_TYPE = 13;
+
 // READ FULL STATUS descriptor (SPC-4 Table 196): 0-7 key | 12: ALL_TG_PTS(1) R_HOLDER(0) | 13 SCOPE/TYPE
 //   | 18-19 RELATIVE TARGET PORT IDENTIFIER | 20-23 ADDITIONAL DESCRIPTOR LENGTH | 24.. TransportID
 const FULL_STATUS_HEADER = 24;
@@ -308,23 +319,23 @@ export class PersistentReservations {
 
   private readKeys(): Uint8Array {
     const regs = [...this.registrations.values()];
-    const out = new Uint8Array(8 + 8 * regs.length);
-    put32(out, 0, this.generation);
-    put32(out, 4, 8 * regs.length);
-    regs.forEach((r, i) => put64(out, 8 + 8 * i, r.key));
+    const out = new Uint8Array(PR_IN_HEADER + KEY_LENGTH * regs.length);
+    put32(out, PR_IN_GENERATION, this.generation);
+    put32(out, PR_IN_ADDITIONAL_LENGTH, KEY_LENGTH * regs.length);
+    regs.forEach((r, i) => put64(out, PR_IN_HEADER + KEY_LENGTH * i, r.key));
     return out;
   }
 
   private readReservation(): Uint8Array {
     const r = this.reservation;
-    const out = new Uint8Array(r ? 24 : 8);
-    put32(out, 0, this.generation);
+    const out = new Uint8Array(PR_IN_HEADER + (r ? RESERVATION_DESCRIPTOR : 0));
+    put32(out, PR_IN_GENERATION, this.generation);
     if (r) {
-      put32(out, 4, 16);
+      put32(out, PR_IN_ADDITIONAL_LENGTH, RESERVATION_DESCRIPTOR);
       // All-registrants reservations report key 0 (SPC-4 §6.15.3.3).
       const key = r.holder === null ? 0n : (this.registrations.get(r.holder)?.key ?? 0n);
-      put64(out, 8, key);
-      out[8 + 13] = (LU_SCOPE << 4) | r.type;
+      put64(out, PR_IN_HEADER + RES_KEY, key);
+      out[PR_IN_HEADER + RES_SCOPE_TYPE] = (LU_SCOPE << 4) | r.type;
     }
     return out;
   }
@@ -342,11 +353,11 @@ export class PersistentReservations {
   private readFullStatus(): Uint8Array {
     const regs = [...this.registrations.entries()];
     const descLength = FULL_STATUS_HEADER + FC_TRANSPORT_ID_LENGTH;
-    const out = new Uint8Array(8 + descLength * regs.length);
-    put32(out, 0, this.generation);
-    put32(out, 4, descLength * regs.length);
+    const out = new Uint8Array(PR_IN_HEADER + descLength * regs.length);
+    put32(out, PR_IN_GENERATION, this.generation);
+    put32(out, PR_IN_ADDITIONAL_LENGTH, descLength * regs.length);
     regs.forEach(([nk, reg], i) => {
-      const d = 8 + i * descLength;
+      const d = PR_IN_HEADER + i * descLength;
       put64(out, d, reg.key);
       if (this.isHolder(nk)) {
         out[d + FS_FLAGS] = R_HOLDER;
