@@ -2,6 +2,7 @@
  * npiv-hba command line: one subcommand per job, each in src/cli/<name>.ts.
  */
 import { Command } from 'commander';
+import { registerSanCommand } from './cli/san.js';
 import { registerServeCommand } from './cli/serve.js';
 
 export async function main(argv: string[]): Promise<void> {
@@ -11,5 +12,6 @@ export async function main(argv: string[]): Promise<void> {
     .description('Fibre Channel NPIV vports for KVM guests as emulated QLogic ISP2532 HBAs over vfio-user')
     .showHelpAfterError();
   registerServeCommand(program);
+  registerSanCommand(program);
   await program.parseAsync(argv);
 }

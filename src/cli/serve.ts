@@ -3,7 +3,11 @@
  * SIGINT, then stop cleanly and remove the socket.
  */
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
 import { VportHba } from '../hba.js';
+import { InitiatorFabricPort } from '../isp/initiator-fabric.js';
+import { connectLink } from '../san/link.js';
+import { PcapWriter } from '../san/pcap.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 
@@ -12,6 +16,8 @@ export interface ServeOptions {
   wwpn: string;
   wwnn: string;
   interrupts?: string;
+  san?: string;
+  pcap?: string;
   logLevel?: string;
 }
 
@@ -25,6 +31,8 @@ export function registerServeCommand(program: Command): void {
     .requiredOption('--wwpn <wwpn>', 'vport port name, e.g. 50:01:43:80:01:23:45:67')
     .requiredOption('--wwnn <wwnn>', 'vport node name')
     .option('--interrupts <kind>', `interrupt capabilities offered to the guest: ${INTERRUPT_CHOICES.join(', ')}`, 'msix')
+    .option('--san <path>', "link socket of a running `npiv-hba san`: the vport's cable to the fabric (without it the link stays down)")
+    .option('--pcap <file>', "record every frame on the vport's link (pcap, LINKTYPE_FC_2; needs --san)")
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error)')
     .action(async (opts: ServeOptions) => {
       await serve(opts);
@@ -39,12 +47,30 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (!(INTERRUPT_CHOICES as readonly string[]).includes(interrupts)) {
     throw new Error(`invalid --interrupts '${interrupts}': expected one of ${INTERRUPT_CHOICES.join(', ')}`);
   }
+  if (opts.pcap && !opts.san) throw new Error('--pcap records the SAN link: it needs --san');
   const log = logger('hba', { vport: formatWwn(wwpn) });
+  const sanPath = opts.san;
+  if (sanPath !== undefined && !existsSync(sanPath)) {
+    throw new Error(`SAN link socket ${sanPath} does not exist: start \`npiv-hba san --link ${sanPath}\` first`);
+  }
+  const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
+  const fabric =
+    sanPath === undefined
+      ? null
+      : new InitiatorFabricPort({
+          // One link per fabric login: the vport's own cable, FLOGI on it. Re-probed after a loss.
+          connect: async () => {
+            const link = await connectLink(sanPath);
+            pcap?.recordLink(link);
+            return link;
+          },
+          log: log.child({ layer: 'fabric' }),
+        });
   const hba = new VportHba({
     socketPath: opts.socket,
     wwpn,
     wwnn,
-    fabric: null,
+    fabric,
     interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
     log,
   });
@@ -56,7 +82,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       hba.close();
-      resolve();
+      void (fabric?.close() ?? Promise.resolve())
+        .catch((e: unknown) => log.warn({ event: 'fabric_close_failed', error: String(e) }, 'fabric close failed'))
+        .finally(() => {
+          pcap?.close();
+          resolve();
+        });
     };
     const onTerm = () => stop('SIGTERM');
     const onInt = () => stop('SIGINT');
