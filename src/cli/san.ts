@@ -18,7 +18,7 @@ import { exampleSanConfig, loadSanConfig } from '../san/config.js';
 import { San } from '../san/san.js';
 import { logger } from '../util/log.js';
 
-interface SanCliOptions {
+export interface SanCliOptions {
   config?: string;
   link?: string;
   pcap?: string;
@@ -49,6 +49,27 @@ export function parseCtlArguments(cmd: string, words: readonly string[]): Record
   return req;
 }
 
+/** Run a SAN until `stop` fires: link socket, optional pcap and control socket. */
+export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<void> {
+  if (!opts.config) throw new Error('--config <file> is required (or --example)');
+  if (!opts.link) throw new Error('--link <path> is required');
+  const config = loadSanConfig(opts.config);
+  const log = logger('san.cli');
+  const running = await San.start(config, {
+    linkPath: opts.link,
+    ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
+    baseDir: dirname(resolve(opts.config)),
+  });
+  try {
+    const control = opts.control ? await ControlServer.listen(running, opts.control) : null;
+    log.info({ link: opts.link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM to stop');
+    if (!stop.aborted) await new Promise<void>((done) => stop.addEventListener('abort', () => done(), { once: true }));
+    await control?.close();
+  } finally {
+    await running.close();
+  }
+}
+
 export function registerSanCommand(program: Command): void {
   const san = program
     .command('san')
@@ -63,38 +84,30 @@ export function registerSanCommand(program: Command): void {
         process.stdout.write(exampleSanConfig());
         return;
       }
-      if (!opts.config) throw new Error('--config <file> is required (or --example)');
-      if (!opts.link) throw new Error('--link <path> is required');
-      const config = loadSanConfig(opts.config);
-      const log = logger('san.cli');
-      const running = await San.start(config, {
-        linkPath: opts.link,
-        ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
-        baseDir: dirname(resolve(opts.config)),
-      });
-      const control = opts.control ? await ControlServer.listen(running, opts.control) : null;
-      log.info({ link: opts.link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM to stop');
-      await new Promise<void>((done) => {
-        const stop = (): void => {
-          process.off('SIGINT', stop);
-          process.off('SIGTERM', stop);
-          done();
-        };
-        process.on('SIGINT', stop);
-        process.on('SIGTERM', stop);
-      });
-      await control?.close();
-      await running.close();
+      const stop = new AbortController();
+      const onSignal = (): void => stop.abort();
+      process.once('SIGINT', onSignal);
+      process.once('SIGTERM', onSignal);
+      try {
+        await runSan(opts, stop.signal);
+      } finally {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+      }
     });
 
   san
     .command('ctl')
     .description('send one command to a running SAN: status, add-volume, remove-volume, resize-volume, add-host-group, map-lun, unmap-lun, zone-create, zone-delete, zone-add-member, zone-remove-member, zoneset-create, zoneset-activate, zone-default, port-down, port-up')
-    .requiredOption('--control <path>', 'the SAN control socket')
+    .option('--control <path>', 'the SAN control socket (required)')
     .argument('<command>', 'control command')
     .argument('[args...]', 'key=value arguments')
-    .action(async (command: string, args: string[], opts: { control: string }) => {
-      const res = await controlRequest(opts.control, parseCtlArguments(command, args));
+    .action(async (command: string, args: string[], opts: { control?: string }, cmd: Command) => {
+      // Unless the program enables positional options, `san` itself takes the --control given
+      // after `ctl`; look there too.
+      const path = opts.control ?? (cmd.parent?.opts() as SanCliOptions | undefined)?.control;
+      if (!path) throw new Error('san ctl: --control <path> is required');
+      const res = await controlRequest(path, parseCtlArguments(command, args));
       process.stdout.write(JSON.stringify(res.ok ? (res.result ?? { ok: true }) : res, null, 2) + '\n');
       if (!res.ok) throw new Error(res.error ?? 'control command failed');
     });
