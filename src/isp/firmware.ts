@@ -406,12 +406,25 @@ export class IspFirmware {
   /** LIP / link initialization requests: log in again from scratch. */
   restartLink(): void {
     if (this.risc !== 'initialized') return;
-    this.generation++;
-    this.logins.clear();
-    this.fabricLogin = null;
+    this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
     this.events.push(aen(MBA.LOOP_DOWN, 0, 0, 0));
     this.link = 'armed';
     this.fireLinkUpIfArmed();
+  }
+
+  /**
+   * The fabric session ends (link loss, LIP): outstanding commands complete with compStatus
+   * first (under the current generation), then logins and the fabric login are forgotten and
+   * late results of older exchanges are ignored.
+   */
+  private dropSession(compStatus: number): void {
+    for (const x of this.exchanges.all()) x.terminate(compStatus);
+    this.exchanges.clear();
+    this.generation++;
+    this.cancelLinkTimer?.();
+    this.cancelLinkTimer = null;
+    this.fabricLogin = null;
+    this.logins.clear();
   }
 
   private startFabricLogin(): void {
@@ -459,12 +472,7 @@ export class IspFirmware {
     switch (e.type) {
       case 'link-down':
         if (this.link === 'down') return;
-        // Fail outstanding commands first: they complete under the current generation.
-        for (const x of this.exchanges.all()) x.terminate(CompStatus.CS_PORT_UNAVAILABLE);
-        this.exchanges.clear();
-        this.generation++;
-        this.fabricLogin = null;
-        this.logins.clear();
+        this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
         this.link = 'down';
         this.events.push(aen(MBA.LOOP_DOWN, 0, 0, 0));
         return;
