@@ -1,14 +1,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FC4_FEATURE } from '../../../src/san/fc/ct.js';
+import { LinkDownError } from '../../../src/san/fc/nport.js';
 import { Initiator } from '../../../src/san/initiator.js';
 import { FakeScsiTarget, INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
-import { type TestSan, startTestSan } from './helpers.js';
+import { type TestSan, startTestSan, until } from './helpers.js';
 
 const HBA = { wwpn: 0x21000024ff000001n, wwnn: 0x20000024ff000001n };
 const VPORT = { wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n };
 const TGT = { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n };
 
-describe('initiator ↔ fabric ↔ target over real links', () => {
+describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over real links', () => {
   let san: TestSan;
   let disk: FakeScsiTarget;
   beforeEach(async () => {
@@ -111,5 +112,42 @@ describe('initiator ↔ fabric ↔ target over real links', () => {
     await hba.logo(t!.nportId);
     expect(disk.lost.map((n) => n.initiatorWwpn)).toEqual([HBA.wwpn]);
     hba.closeLink();
+  });
+});
+
+describe('link loss and logout as the target sees them', () => {
+  let san: TestSan;
+  let disk: FakeScsiTarget;
+  beforeEach(async () => {
+    san = await startTestSan();
+    disk = new FakeScsiTarget(TGT.wwpn, TGT.wwnn);
+    await san.addTarget(disk);
+  });
+  afterEach(async () => san.close());
+
+  it('an initiator whose link drops loses its nexus at the target (RSCN, then GPN_ID fails)', async () => {
+    const hba = await Initiator.connect(san.linkPath, HBA);
+    const [t] = await hba.discoverTargets();
+    await hba.plogi(t!.nportId);
+    await hba.prli(t!.nportId);
+    hba.closeLink();
+    await until(() => disk.lost.length === 1, 'nexus lost at the target');
+    expect(disk.lost[0]).toMatchObject({ initiatorWwpn: HBA.wwpn, targetWwpn: TGT.wwpn });
+  });
+
+  it('the fabric taking a link down fails the initiator\'s open exchanges and reports link down', async () => {
+    const hba = await Initiator.connect(san.linkPath, HBA);
+    const [t] = await hba.discoverTargets();
+    await hba.plogi(t!.nportId);
+    await hba.prli(t!.nportId);
+    disk.hang = true;
+    const pending = hba.scsiCommand(t!.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 });
+    const down = new Promise<string>((r) => hba.once('link-down', r));
+    await until(() => disk.requests.length > 0, 'command reached the target');
+    expect(san.fabric.linkDown(HBA.wwpn)).toBe(true);
+    expect(await down).toMatch(/peer closed|socket/);
+    await expect(pending).rejects.toBeInstanceOf(LinkDownError);
+    expect(hba.loggedIn).toBe(false);
+    expect(hba.sessions.size).toBe(0);
   });
 });
