@@ -85,7 +85,9 @@ export function readState(runDir: string, uuid: string): RuntimeState | null {
   return parsed.data;
 }
 
-function writeState(runDir: string, state: RuntimeState): void {
+/** Records a running serve process (start does this; exported for tools that adopt a process they started). */
+export function writeRuntimeState(runDir: string, state: RuntimeState): void {
+  mkdirSync(runDir, { recursive: true, mode: 0o755 });
   const file = statePath(runDir, state.uuid);
   const tmp = `${file}.tmp-${process.pid}`;
   writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o644 });
@@ -279,7 +281,7 @@ export async function startVport(def: VportDefinition, runDir: string, options: 
     throw new VportError(`could not run serve (${command}): ${(spawnError as Error | null)?.message ?? 'no pid'}`);
   }
   const pid = child.pid;
-  writeState(runDir, { version: STATE_FORMAT_VERSION, uuid: def.uuid, pid, socket: def.socket, startedAt: new Date().toISOString(), log });
+  writeRuntimeState(runDir, { version: STATE_FORMAT_VERSION, uuid: def.uuid, pid, socket: def.socket, startedAt: new Date().toISOString(), log });
 
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
   for (;;) {
