@@ -5,7 +5,7 @@
  * so the parser never reads guest memory twice (no TOCTOU).
  */
 import { DmaError, type GuestMemory } from '../../vfio-user/device-api.js';
-import { IOCB_SIZE } from '../../../assembly/shared/iocb.js';
+import { IOCB_SIZE, IocbHeader, RESPONSE_PROCESSED } from '../../../assembly/shared/iocb.js';
 import type { RingFault } from './types.js';
 
 /** Copies `count` entries starting at ring index `from` into dst[dstOffset..]. */
@@ -25,8 +25,14 @@ export function copyInEntries(
 
 /**
  * Writes `count` entries from a circular source of `srcCapacity` entries (starting at entry
- * `srcHead` of `src`) into the ring at index `to`. Returns the entries written before any
- * DmaError (then rethrown to the caller through `onFault`).
+ * `srcHead` of `src`) into the ring at index `to`. Returns the entries published and, on a
+ * DmaError, the fault.
+ *
+ * Older qla2xxx (≈ ≤ 4.14) read the response ring up to the first entry whose last dword is
+ * RESPONSE_PROCESSED and ignore rsp_q_in, possibly while entries are being written. So each run
+ * is written with its signature slots still saying "processed", and then every entry's real last
+ * dword is stored in ring order with one aligned 32-bit store: an entry becomes visible only
+ * whole, and never torn.
  */
 export function copyOutEntries(
   mem: GuestMemory,
@@ -39,6 +45,7 @@ export function copyOutEntries(
   srcCapacity: number,
   srcHead: number,
 ): { written: number; fault: RingFault | null } {
+  const srcView = new DataView(src.buffer, src.byteOffset, src.byteLength);
   let written = 0;
   let ringIndex = to;
   let srcIndex = srcHead;
@@ -46,8 +53,22 @@ export function copyOutEntries(
     while (written < count) {
       const chunk = Math.min(count - written, length - ringIndex, srcCapacity - srcIndex);
       const start = srcOffset + srcIndex * IOCB_SIZE;
-      mem.write(base + BigInt(ringIndex * IOCB_SIZE), src.subarray(start, start + chunk * IOCB_SIZE));
-      written += chunk;
+      const address = base + BigInt(ringIndex * IOCB_SIZE);
+      const signatures = new Array<number>(chunk);
+      for (let i = 0; i < chunk; i++) {
+        const at = start + i * IOCB_SIZE + IocbHeader.SIGNATURE;
+        signatures[i] = srcView.getUint32(at, true);
+        srcView.setUint32(at, RESPONSE_PROCESSED, true);
+      }
+      try {
+        mem.write(address, src.subarray(start, start + chunk * IOCB_SIZE));
+      } finally {
+        for (let i = 0; i < chunk; i++) srcView.setUint32(start + i * IOCB_SIZE + IocbHeader.SIGNATURE, signatures[i]!, true);
+      }
+      for (let i = 0; i < chunk; i++) {
+        storeDword(mem, address + BigInt(i * IOCB_SIZE + IocbHeader.SIGNATURE), signatures[i]!);
+        written++;
+      }
       ringIndex = (ringIndex + chunk) % length;
       srcIndex = (srcIndex + chunk) % srcCapacity;
     }
@@ -55,6 +76,15 @@ export function copyOutEntries(
     return { written, fault: dmaFault(error, 'response ring') };
   }
   return { written, fault: null };
+}
+
+const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
+
+/** One little-endian dword into guest memory, as a single 32-bit store when aligned. */
+function storeDword(mem: GuestMemory, address: bigint, value: number): void {
+  const view = mem.view(address, 4, 'write');
+  if (LITTLE_ENDIAN_HOST && (view.byteOffset & 3) === 0) new Uint32Array(view.buffer, view.byteOffset, 1)[0] = value;
+  else new DataView(view.buffer, view.byteOffset, 4).setUint32(0, value, true);
 }
 
 /** Turns a DmaError into a ring fault; anything else is a bug and propagates. */

@@ -5,6 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { RingConfigError, type RequestEntry, type RingCodec, type StatusType0 } from '../../../src/isp/ring/types.js';
 import { RingEngine } from '../../../src/isp/ring/engine.js';
+import type { GuestMemory } from '../../../src/vfio-user/device-api.js';
 import {
   ArrayGuestMemory,
   ENTRY,
@@ -237,6 +238,53 @@ describe.each(implementations())('response ring back-pressure ($name)', ({ creat
     const resumed = fx.consume(codec);
     expect(resumed.entries[0]).toMatchObject({ kind: 'error', reason: 'handle-index', responsePosted: true });
     expect(resumed.newOut).toBe(2);
+  });
+
+  it('publishes each response entry whole for drivers that only watch the signature', () => {
+    const codec = create();
+    const fx = new RingFixture(8, 8);
+    fx.configure(codec);
+    fx.rspIn = fx.rspOut = 6; // the run wraps: slots 6, 7, then 0, 1
+    const sense = new Uint8Array(96).map((_, i) => 0x40 + i);
+    codec.postStatus({ handle: 1, compStatus: 0, scsiStatus: 2, sense }); // 3 entries
+    codec.postStatus(good(2));
+    // An old qla2xxx (no rsp_q_in) scanning from rsp_q_out before every guest-memory operation.
+    const seen: Uint8Array[][] = [];
+    const scan = (): void => {
+      const entries: Uint8Array[] = [];
+      for (let i = 0, slot = 6; i < 8; i++, slot = (slot + 1) % 8) {
+        const entry = fx.rsp.slice(slot * ENTRY, (slot + 1) * ENTRY);
+        if (new DataView(entry.buffer).getUint32(60, true) === 0xdeaddead) break;
+        entries.push(entry);
+      }
+      seen.push(entries);
+    };
+    const spy: GuestMemory = {
+      read: (a, l) => fx.mem.read(a, l),
+      readInto: (a, d, o, l) => fx.mem.readInto(a, d, o, l),
+      isMapped: (a, l, acc) => fx.mem.isMapped(a, l, acc),
+      // A memcpy that stores the tail first, observed after every dword.
+      write: (a, d) => {
+        for (let off = d.length - 4; off >= 0; off -= 4) {
+          scan();
+          fx.mem.write(a + BigInt(off), d.subarray(off, off + 4));
+        }
+      },
+      view: (a, l, acc) => {
+        scan();
+        return fx.mem.view(a, l, acc);
+      },
+    };
+    expect(codec.flushResponses(spy, 6, 6)).toMatchObject({ written: 4, newIn: 2 });
+    scan();
+    const final = seen[seen.length - 1]!;
+    expect(final.map((e) => e[0])).toEqual([T_STATUS, T_STATUS_CONT, T_STATUS_CONT, T_STATUS]);
+    expect(seen.length).toBeGreaterThan(4);
+    for (const snapshot of seen) {
+      // Every entry visible at any moment is already complete and in order.
+      snapshot.forEach((entry, i) => expect(Array.from(entry)).toEqual(Array.from(final[i]!)));
+    }
+    expect(seen.map((s) => s.length)).toEqual([...seen.map((s) => s.length)].sort((a, b) => a - b));
   });
 
   it('turns an rsp_q_out outside the ring into a fault and keeps the entries', () => {
