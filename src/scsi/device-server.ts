@@ -46,8 +46,8 @@ interface CommandContext extends IoContext {
 
 interface CommandSpec {
   name: string;
-  /** How a persistent reservation held by another I_T nexus affects it (SPC-4 §5.12.1). */
-  access: Access;
+  /** How a persistent reservation held by another I_T nexus affects it (SPC-4 §5.12.1, Table 68). */
+  access: Access | ((cdb: Uint8Array) => Access);
   /** Whether a pending unit attention ends this command (not for INQUIRY, REPORT LUNS, REQUEST SENSE). */
   reportsUnitAttention: boolean;
   /** Answered by the target even when no logical unit is at this LUN. */
@@ -112,7 +112,8 @@ export class DeviceServer {
         const ua = lu.ua.take(nexus);
         if (ua) throw checkCondition(SenseKey.UNIT_ATTENTION, ua, `unit attention ${hexSense(ua)}`);
       }
-      if (lu && spec.access !== 'none' && lu.pr.conflicts(nexus, spec.access)) {
+      const access = typeof spec.access === 'function' ? spec.access(cdb) : spec.access;
+      if (lu && access !== 'none' && lu.pr.conflicts(nexus, access)) {
         return { status: Status.RESERVATION_CONFLICT, sense: null, dataIn: null };
       }
       if (lu && spec.mediaAccess && lu.stopped) {
@@ -283,7 +284,7 @@ export class DeviceServer {
       { name: 'READ CAPACITY(16)', access: 'none', ...lu, run: readCapacity16 });
     add(Opcode.MODE_SENSE_6, null, [0x08, 0xff, 0xff, 0xff], { name: 'MODE SENSE(6)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
     add(Opcode.MODE_SENSE_10, null, [0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff], { name: 'MODE SENSE(10)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
-    add(Opcode.START_STOP_UNIT, null, [0, 0, 0, 0xf3], { name: 'START STOP UNIT', access: 'write', ...lu, run: (c) => this.startStopUnit(c) });
+    add(Opcode.START_STOP_UNIT, null, [0, 0, 0, 0xf3], { name: 'START STOP UNIT', access: startStopAccess, ...lu, run: (c) => this.startStopUnit(c) });
     add(Opcode.PERSISTENT_RESERVE_IN, null, [0x1f, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'PERSISTENT RESERVE IN', access: 'none', ...lu, run: (c) => c.lu!.pr.in(c.cdb) });
     add(Opcode.PERSISTENT_RESERVE_OUT, null, [0x1f, 0xff, 0, 0, ...ff(4)], { name: 'PERSISTENT RESERVE OUT', access: 'none', ...lu, run: (c) => this.persistentReserveOut(c) });
     add(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_TARGET_PORT_GROUPS, [0xff, 0, 0, 0, 0, ...ff(4), 0],
@@ -354,6 +355,12 @@ class TargetPort implements ScsiTargetPort {
 const READ_OPCODES = new Set<number>([Opcode.READ_6, Opcode.READ_10, Opcode.READ_12, Opcode.READ_16]);
 const WRITE_OPCODES = new Set<number>([Opcode.WRITE_6, Opcode.WRITE_10, Opcode.WRITE_12, Opcode.WRITE_16,
   Opcode.WRITE_SAME_10, Opcode.WRITE_SAME_16, Opcode.UNMAP]);
+
+/** SPC-4 Table 68: START UNIT with POWER CONDITION 0 is allowed under any reservation; stopping conflicts like a write. */
+function startStopAccess(cdb: Uint8Array): Access {
+  const b = cdb[4]!;
+  return (b & SSU_START) !== 0 && (b & SSU_POWER_CONDITION_MASK) === 0 ? 'none' : 'write';
+}
 
 function luNotSupported(lun: number | null): CommandError {
   return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED,

@@ -119,6 +119,19 @@ describe('persistent reservations (two initiators)', () => {
       });
     }
 
+    it('START UNIT is allowed to anyone, STOP UNIT conflicts; MODE SENSE conflicts only under exclusive access', async () => {
+      expectGood(await out(h1, SA.REGISTER, 0n, K1));
+      expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.WE));
+      expectGood(await h2.send(Cdb.startStop(true), { lun: LUN }));
+      expect((await h2.send(Cdb.startStop(false), { lun: LUN })).status).toBe(Status.RESERVATION_CONFLICT);
+      expectGood(await h2.send(Cdb.modeSense6(0x08), { lun: LUN }));
+      expect((await h2.send(Cdb.syncCache10(), { lun: LUN })).status).toBe(Status.RESERVATION_CONFLICT);
+      expectGood(await out(h1, SA.RELEASE, K1, 0n, TYPE.WE));
+      expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.EA));
+      expect((await h2.send(Cdb.modeSense6(0x08), { lun: LUN })).status).toBe(Status.RESERVATION_CONFLICT);
+      expectGood(await h2.send(Cdb.startStop(true), { lun: LUN }));
+    });
+
     it('a conflicting command does not consume a pending unit attention', async () => {
       expectGood(await out(h1, SA.REGISTER, 0n, K1));
       expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.EA));
