@@ -97,6 +97,32 @@ describe('newc cpio writer', () => {
   });
 });
 
+describe('guest environment lookup', () => {
+  it('tells the user to run prepare.sh when the cache is missing or incomplete', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'npiv-hba-env-'));
+    try {
+      expect(haveGuestEnvironment(dir)).toBe(false);
+      expect(() => guestEnvironment(dir)).toThrow(/scripts\/guest\/prepare\.sh/);
+      await writeFile(join(dir, 'guest-env.json'), JSON.stringify({ rootfs: join(dir, 'rootfs') }));
+      expect(() => guestEnvironment(dir)).toThrow(/missing "vmlinuz".*prepare\.sh/);
+      await writeFile(
+        join(dir, 'guest-env.json'),
+        JSON.stringify({
+          rootfs: join(dir, 'rootfs'),
+          vmlinuz: join(dir, 'vmlinuz'),
+          vmlinux: null,
+          kernelRelease: '7.2.12+deb14-amd64',
+          initramfs: join(dir, 'initramfs.cpio'),
+          initramfsNoFirmware: join(dir, 'initramfs-nofw.cpio'),
+        }),
+      );
+      expect(() => guestEnvironment(dir)).toThrow(/vmlinuz is missing.*prepare\.sh/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('QEMU command line', () => {
   const environment: GuestEnvironment = {
     cacheDir: '/cache',
