@@ -75,6 +75,12 @@ export interface ScsiResult {
   residual: number;
   /** FCP_RSP_INFO response code when the target sent one. */
   responseCode: number | null;
+  /**
+   * Bytes actually moved, as counted here: highest read byte received, or write bytes sent. An
+   * HBA compares this with the target's residual (qla2xxx: firmware vs FCP residual) to detect
+   * dropped frames.
+   */
+  transferred: number;
   /** The OX_ID the command used (the task tag at the target). */
   oxId: number;
 }
@@ -319,10 +325,11 @@ export class Initiator extends NPort {
           }
           case R_CTL.COMMAND_STATUS: {
             const rsp = decodeFcpRsp(frame.payload);
-            if (rsp.residual > Math.max(expected, 0) && rsp.residualUnder) {
+            if (rsp.residualUnder && rsp.residual > expected) {
               return fail(new ProtocolError(`FCP_RSP under-run residual ${rsp.residual} exceeds FCP_DL ${expected}`));
             }
-            const received = readBuf ? readBuf.subarray(0, rsp.residualUnder ? expected - rsp.residual : Math.min(expected, Math.max(readBytes, expected))) : new Uint8Array(0);
+            // Under-run: the target says how much did not come; otherwise FCP_DL bytes were sent.
+            const received = readBuf ? readBuf.subarray(0, rsp.residualUnder ? expected - rsp.residual : expected) : new Uint8Array(0);
             finish();
             resolve({
               status: rsp.status,
@@ -332,6 +339,7 @@ export class Initiator extends NPort {
               residualOver: rsp.residualOver,
               residual: rsp.residual,
               responseCode: rsp.responseCode,
+              transferred: readBuf ? readBytes : writeOffset,
               oxId: ex.oxId,
             });
             return;

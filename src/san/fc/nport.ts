@@ -48,6 +48,7 @@ import {
   type RscnPage,
   type ServiceParameters,
   CSP_FEATURES,
+  SCR_FUNCTION,
   decodeAdisc,
   decodeEcho,
   decodeLogo,
@@ -63,6 +64,7 @@ import {
   encodeLsAcc,
   encodeLsRjt,
   encodeRnidReply,
+  encodeScr,
   encodeServiceParameters,
 } from './els.js';
 import {
@@ -79,7 +81,6 @@ import {
   decodeFrame,
   formatPortId,
 } from './frame.js';
-import { SCR_FUNCTION, encodeScr } from './els.js';
 import { SequenceAssembler, buildSequence } from './sequence.js';
 import type { Link } from '../link.js';
 import { type Logger, logger } from '../../util/log.js';

@@ -56,6 +56,8 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     expect(r.status).toBe(0);
     expect(r.residualUnder).toBe(false);
     expect(r.data).toEqual(data);
+    expect(r.transferred).toBe(data.length);
+    expect(w.transferred).toBe(data.length);
 
     // The SCSI layer saw the vport's WWPN as the initiator of the nexus.
     expect(disk.requests.every((q) => q.nexus.initiatorWwpn === VPORT.wwpn && q.nexus.targetWwpn === TGT.wwpn)).toBe(true);
