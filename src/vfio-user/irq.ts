@@ -48,6 +48,8 @@ export interface IrqTableOptions {
   watch: FdWatcher | null;
   /** a client eventfd masked/unmasked a vector (not called for setIrqs itself) */
   onChanged(index: IrqIndex): void;
+  /** why an fd is not usable as an eventfd (see fdinfo.ts), or null; absent = no check */
+  checkEventfd?: ((fd: number) => string | null) | null;
   log: Logger;
 }
 
@@ -158,6 +160,10 @@ export class IrqTable implements IrqSignaller {
       case IRQ_SET_FLAGS.DATA_EVENTFD:
         if (fds.length !== 0 && fds.length !== count) {
           throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: ${fds.length} fds for ${count} vectors (must be equal, or 0 to de-assign)`);
+        }
+        for (const fd of fds) {
+          const problem = this.options.checkEventfd?.(fd) ?? null;
+          if (problem !== null) throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: ${problem}`);
         }
         this.bindEventfds(index, line, action, start, count, fds);
         return;

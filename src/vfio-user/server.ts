@@ -21,6 +21,7 @@ import { MessageChannel } from './transport.js';
 import { DEFAULT_LIMITS, VfioUserSession, maxIncomingMessageSize, type ServerLimits } from './session.js';
 import { assertHostLittleEndian, encodeErrorReply, ERRNO } from './protocol.js';
 import type { FramingError } from './framer.js';
+import { eventfdProblem } from './fdinfo.js';
 import { logger, type Logger } from '../util/log.js';
 
 export interface VfioUserServerOptions {
@@ -174,6 +175,7 @@ export class VfioUserServer extends EventEmitter {
         this.native.poll(watchFd, POLL_READABLE, (_events, errno) => (errno !== 0 ? onError(errno) : onReadable())),
       log,
       limits: this.limits,
+      checkEventfd: eventfdProblem,
     });
     // Callbacks reach the channel through `ref`: the channel may call onClose from its constructor.
     const ref: { channel: MessageChannel | null } = { channel: null };

@@ -98,6 +98,8 @@ export interface SessionOptions {
   native: SessionNative;
   /** fd readiness for client MASK/UNMASK eventfds; null in tests without a loop */
   watch: FdWatcher | null;
+  /** rejects SET_IRQS fds that are not non-blocking eventfds (the server passes fdinfo.ts's check) */
+  checkEventfd?: ((fd: number) => string | null) | null;
   log: Logger;
   limits?: ServerLimits;
 }
@@ -129,6 +131,7 @@ export class VfioUserSession {
       irqInfo: (i) => this.device.irqInfo(i),
       native: this.native,
       watch: options.watch,
+      checkEventfd: options.checkEventfd ?? null,
       onChanged: (index) => this.notifyIrqsChanged(index),
       log: this.log,
     });

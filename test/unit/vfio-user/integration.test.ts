@@ -271,6 +271,13 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     await expect(
       client.request(COMMAND.DEVICE_SET_IRQS, new Uint8Array([20, 0, 0, 0, 0x24, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]), [efd]),
     ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
+    // A memfd where an eventfd belongs (writing it would scribble into the file): refused, and
+    // the INTx eventfd bound by startup() stays bound.
+    expect(h.server.session!.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
+    await expect(
+      client.setIrqs({ index: IRQ_INDEX.INTX, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, start: 0, count: 1, fds: [h.memfd] }),
+    ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
+    expect(h.server.session!.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
     // Still fine.
     expect((await client.getDeviceInfo()).numRegions).toBe(9);
     expect(h.server.clientConnected).toBe(true);

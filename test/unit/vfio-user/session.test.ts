@@ -390,6 +390,22 @@ describe('DEVICE_SET_IRQS', () => {
     expect(native.closed).toContain(resample);
   });
 
+  it('refuses fds that are not usable eventfds (pipe, file, blocking) before binding any', () => {
+    const good = native.fd();
+    const bad = native.fd();
+    session = new VfioUserSession({
+      device,
+      native,
+      watch: null,
+      log: silentLog,
+      checkEventfd: (fd) => (fd === bad ? `fd ${fd} is not an eventfd` : null),
+    });
+    negotiate();
+    fails(ERRNO.EINVAL, COMMAND.DEVICE_SET_IRQS, setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 0, 2), [good, bad]);
+    expect(native.open.size).toBe(0);
+    expect(session.irqs.boundVectors(MSIX)).toBe(0);
+  });
+
   it.each([
     ['index past num_irqs', () => [setIrqs(5, DATA_EVENTFD | ACTION_TRIGGER, 0, 1), [native.fd()]] as const],
     ['start+count past the vector count', () => [setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 3, 2), [native.fd(), native.fd()]] as const],
