@@ -138,7 +138,7 @@ export class StorageArray implements LunMapping {
     }
     const volume = await Volume.open(s, { arrayName: this.name, oui: this.oui });
     try {
-      const lu = await LogicalUnit.create(volume);
+      const lu = await LogicalUnit.create(volume, () => this.portIdentities);
       // Re-checked after the awaits: a concurrent addVolume of the same name may have won.
       if (this.volumes.has(spec.name)) throw new Error(`array '${this.name}': volume '${spec.name}' already exists`);
       this.volumes.set(spec.name, { volume, lu });

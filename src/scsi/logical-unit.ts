@@ -6,7 +6,7 @@
  */
 import type { BlockDevice } from './block-device.js';
 import { Asc } from './constants.js';
-import { PersistentReservations } from './persistent-reservations.js';
+import { PersistentReservations, type TargetPortRef } from './persistent-reservations.js';
 import { UnitAttentions } from './unit-attention.js';
 
 export class LogicalUnit {
@@ -15,12 +15,13 @@ export class LogicalUnit {
   /** START STOP UNIT with START=0 stops the unit: media access then reports NOT READY. */
   stopped = false;
 
-  private constructor(readonly device: BlockDevice) {
-    this.pr = new PersistentReservations(this.ua, device.persistsReservations ? (json) => device.savePrState(json) : null);
+  private constructor(readonly device: BlockDevice, targetPorts: (() => readonly TargetPortRef[]) | null) {
+    this.pr = new PersistentReservations(this.ua, device.persistsReservations ? (json) => device.savePrState(json) : null, targetPorts);
   }
 
-  static async create(device: BlockDevice): Promise<LogicalUnit> {
-    const lu = new LogicalUnit(device);
+  /** `targetPorts`: the array's ports, so that PR registrations can cover all of them (ALL_TG_PTS). */
+  static async create(device: BlockDevice, targetPorts: (() => readonly TargetPortRef[]) | null = null): Promise<LogicalUnit> {
+    const lu = new LogicalUnit(device, targetPorts);
     const saved = await device.loadPrState();
     if (saved !== null) {
       try {

@@ -3,7 +3,9 @@
  * reservation (LU scope), the PERSISTENT RESERVE IN/OUT service actions (§6.15, §6.16), the access
  * table of §5.12.1 (who may read / write under each reservation type) and APTPL persistence.
  * Not implemented (reported as such in REPORT CAPABILITIES and refused when asked for):
- * SPEC_I_PT, ALL_TG_PTS, REGISTER AND MOVE, REPLACE LOST RESERVATION, element scope.
+ * SPEC_I_PT, REGISTER AND MOVE, REPLACE LOST RESERVATION, element scope. ALL_TG_PTS registers an
+ * initiator on every target port of the array at once (each I_T nexus then has its own registration,
+ * so READ FULL STATUS lists one descriptor per port); it is honoured for new registrations only.
  */
 import type { ItNexus } from './api.js';
 import { be16, be32, be64, clampToAllocation, put16, put32, put64 } from './cdb.js';
@@ -84,6 +86,7 @@ export const PROTOCOL_ID_FC = 0x0;
 // REPORT CAPABILITIES (SPC-4 Table 193): 0-1 LENGTH(=8) | 2: CRH(4) SIP_C(3) ATP_C(2) PTPL_C(0)
 //   | 3: TMV(7) ALLOW COMMANDS(6..4) PTPL_A(0) | 4-5 PERSISTENT RESERVATION TYPE MASK
 const CAPS_LENGTH = 8;
+const CAPS_ATP_C = 0x04;
 const CAPS_PTPL_C = 0x01;
 const CAPS_TMV = 0x80;
 const CAPS_PTPL_A = 0x01;
@@ -91,6 +94,7 @@ const TYPE_MASK_BYTE4 = 0x80 /* WR_EX_AR */ | 0x40 /* EX_AC_RO */ | 0x20 /* WR_E
 const TYPE_MASK_BYTE5 = 0x01; /* EX_AC_AR */
 
 interface Registration { nexus: ItNexus; key: bigint; }
+export interface TargetPortRef { readonly wwpn: bigint; readonly relativePortId: number; }
 interface Reservation { /** null for all-registrants types: every registrant holds it. */ holder: NexusKey | null; type: number; }
 
 export type AccessKind = 'read' | 'write';
@@ -119,6 +123,8 @@ export class PersistentReservations {
      * effect. Absent: the store cannot persist (PTPL_C=0) and APTPL requests are refused.
      */
     private readonly persist: ((json: string | null) => Promise<void>) | null,
+    /** The array's target ports, for ALL_TG_PTS; absent: ALL_TG_PTS is refused (ATP_C=0). */
+    private readonly targetPorts: (() => readonly TargetPortRef[]) | null = null,
   ) {}
 
   // ---- access control (SPC-4 §5.12.1 Table 56 simplified to read/write classes) ---------------
@@ -153,7 +159,10 @@ export class PersistentReservations {
     const saKey = be64(dataOut, PARAM_SA_KEY);
     const flags = dataOut[PARAM_FLAGS]!;
     if (flags & FLAG_SPEC_I_PT) throw invalidFieldInParameterList(PARAM_FLAGS, 3, 'SPEC_I_PT not supported');
-    if (flags & FLAG_ALL_TG_PTS) throw invalidFieldInParameterList(PARAM_FLAGS, 2, 'ALL_TG_PTS not supported');
+    const isRegister = action === PrOutAction.REGISTER || action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY;
+    // ALL_TG_PTS only means something to the register service actions and is ignored by the others.
+    const allTgPts = isRegister && (flags & FLAG_ALL_TG_PTS) !== 0;
+    if (allTgPts && !this.targetPorts) throw invalidFieldInParameterList(PARAM_FLAGS, 2, 'ALL_TG_PTS not supported');
     if ((flags & FLAG_APTPL) && !this.persist) throw invalidFieldInParameterList(PARAM_FLAGS, 0, 'APTPL: this volume cannot persist through power loss');
     const needsTypeScope = action === PrOutAction.RESERVE || action === PrOutAction.RELEASE
       || action === PrOutAction.PREEMPT || action === PrOutAction.PREEMPT_AND_ABORT;
@@ -166,8 +175,8 @@ export class PersistentReservations {
     let changed = false;
     let result: PrOutResult = { abortNexuses: [] };
 
-    if (action === PrOutAction.REGISTER || action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY) {
-      changed = this.register(n, me, key, saKey, action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, (flags & FLAG_APTPL) !== 0);
+    if (isRegister) {
+      changed = this.register(n, me, key, saKey, action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, (flags & FLAG_APTPL) !== 0, allTgPts);
     } else {
       const reg = this.registrations.get(me);
       if (!reg) throw reservationConflict('I_T nexus is not registered');
@@ -187,12 +196,19 @@ export class PersistentReservations {
     return result;
   }
 
-  private register(n: ItNexus, me: NexusKey, key: bigint, saKey: bigint, ignoreExisting: boolean, aptpl: boolean): boolean {
+  private register(n: ItNexus, me: NexusKey, key: bigint, saKey: bigint, ignoreExisting: boolean, aptpl: boolean, allTgPts: boolean): boolean {
     const reg = this.registrations.get(me);
     if (!reg) {
       if (!ignoreExisting && key !== 0n) throw reservationConflict('unregistered I_T nexus sent a non-zero reservation key');
       if (saKey === 0n) return false; // registering key 0 is a no-op
       this.registrations.set(me, { nexus: { ...n }, key: saKey });
+      if (allTgPts) {
+        for (const p of this.targetPorts!()) {
+          const other: ItNexus = { initiatorWwpn: n.initiatorWwpn, targetWwpn: p.wwpn, relativeTargetPortId: p.relativePortId };
+          const k = nexusKey(other);
+          if (!this.registrations.has(k)) this.registrations.set(k, { nexus: other, key: saKey });
+        }
+      }
     } else {
       if (!ignoreExisting && reg.key !== key) throw reservationConflict('reservation key does not match the registered key');
       if (saKey === 0n) this.unregister(me);
@@ -343,7 +359,7 @@ export class PersistentReservations {
   private reportCapabilities(): Uint8Array {
     const out = new Uint8Array(CAPS_LENGTH);
     put16(out, 0, CAPS_LENGTH);
-    out[2] = this.persist ? CAPS_PTPL_C : 0;
+    out[2] = (this.persist ? CAPS_PTPL_C : 0) | (this.targetPorts ? CAPS_ATP_C : 0);
     out[3] = CAPS_TMV | (this.aptpl ? CAPS_PTPL_A : 0);
     out[4] = TYPE_MASK_BYTE4;
     out[5] = TYPE_MASK_BYTE5;

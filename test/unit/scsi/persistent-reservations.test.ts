@@ -71,6 +71,19 @@ describe('persistent reservations (two initiators)', () => {
       expect((await out(h1b, SA.RESERVE, K1, 0n, TYPE.WE)).status).toBe(Status.RESERVATION_CONFLICT);
     });
 
+    it('ALL_TG_PTS registers the initiator through every target port of the array', async () => {
+      expect((await inData(h1, IN.REPORT_CAPABILITIES))[2]! & 0x04).toBe(0x04); // ATP_C
+      expectGood(await out(h1, SA.REGISTER, 0n, K1, 0, { allTgPts: true }));
+      expect(await keys(h1)).toEqual([K1, K1]);
+      expectGood(await out(h1b, SA.RESERVE, K1, 0n, TYPE.EA)); // the other port's nexus is registered too
+      expect(await canWrite(h1)).toBe(Status.RESERVATION_CONFLICT); // but only h1b holds the reservation
+      const d = await inData(h1, IN.READ_FULL_STATUS);
+      expect([be16(d, 8 + 18), be16(d, 8 + 48 + 18)]).toEqual([1, 2]);
+      // unregistering is per nexus
+      expectGood(await out(h1, SA.REGISTER, K1, 0n));
+      expect(await keys(h1b)).toEqual([K1]);
+    });
+
     it('registrations survive a nexus loss (logout / link flap)', async () => {
       expectGood(await out(h1, SA.REGISTER, 0n, K1));
       expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.EA));
@@ -306,10 +319,10 @@ describe('persistent reservations (two initiators)', () => {
   });
 
   describe('PERSISTENT RESERVE IN data', () => {
-    it('REPORT CAPABILITIES of a memory volume: TMV, all six types, no PTPL_C/SIP_C/ATP_C; APTPL refused', async () => {
+    it('REPORT CAPABILITIES of a memory volume: ATP_C, TMV, all six types, no PTPL_C/SIP_C; APTPL refused', async () => {
       const d = await inData(h1, IN.REPORT_CAPABILITIES);
       expect(be16(d, 0)).toBe(8);
-      expect(d[2]).toBe(0x00);
+      expect(d[2]).toBe(0x04);
       expect(d[3]! & 0x81).toBe(0x80);
       expect([d[4], d[5]]).toEqual([0xea, 0x01]);
       const s = expectCheck(await out(h1, SA.REGISTER, 0n, K1, 0, { aptpl: true }), 5, 0x26, 0);
@@ -363,11 +376,9 @@ describe('persistent reservations (two initiators)', () => {
       expectCheck(await h1.send(Cdb.prOut(SA.REGISTER, 0, 0, 24), { lun: LUN, dataOut: new Uint8Array(10) }), 5, 0x1a, 0);
     });
 
-    it('unsupported SPEC_I_PT / ALL_TG_PTS are INVALID FIELD IN PARAMETER LIST at byte 20', async () => {
-      let s = expectCheck(await out(h1, SA.REGISTER, 0n, K1, 0, { specIPt: true }), 5, 0x26, 0);
+    it('unsupported SPEC_I_PT is INVALID FIELD IN PARAMETER LIST at byte 20 bit 3', async () => {
+      const s = expectCheck(await out(h1, SA.REGISTER, 0n, K1, 0, { specIPt: true }), 5, 0x26, 0);
       expect(s.field).toEqual({ inCdb: false, byte: 20, bit: 3 });
-      s = expectCheck(await out(h1, SA.REGISTER, 0n, K1, 0, { allTgPts: true }), 5, 0x26, 0);
-      expect(s.field).toEqual({ inCdb: false, byte: 20, bit: 2 });
     });
 
     it('bad type, scope and service actions point at the CDB field', async () => {
