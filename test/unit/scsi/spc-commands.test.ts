@@ -46,6 +46,12 @@ describe('SPC commands', () => {
       expect(expectGood(await s.send(Cdb.inquiry(36), { lun: 3 }))[0]).toBe(0x7f);
     });
 
+    it('VPD to an unmapped LUN: only the supported-pages page, with qualifier 3', async () => {
+      const d = expectGood(await h2.send(Cdb.inquiry(255, true, 0x00), { lun: 0 }));
+      expect([d[0], d[1], be16(d, 2), d[4]]).toEqual([0x7f, 0x00, 1, 0x00]);
+      expectInvalidField(await h2.send(Cdb.inquiry(255, true, 0x83), { lun: 0 }), 2, 7);
+    });
+
     it('rejects a page code without EVPD and the obsolete CMDDT bit with field pointers', async () => {
       expectInvalidField(await h1.send([0x12, 0, 0x80, 0, 255, 0]), 2, 7);
       expectInvalidField(await h1.send([0x12, 0x02, 0, 0, 255, 0]), 1, 1);
