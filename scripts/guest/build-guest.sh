@@ -58,6 +58,8 @@ library_closure() {
 }
 
 build_guest() {
+  # Host tools used below (module / kernel decompression); usually present already.
+  install_host_packages xz-utils zstd
   local work="$CACHE/.build-guest-$GKEY"
   rm -rf "$work"
   mkdir -p "$work"
@@ -83,7 +85,7 @@ build_guest() {
   fi
 
   # Merged-/usr layout like the rootfs, so library paths from ldd resolve either way.
-  mkdir -p "$stage"/{usr/bin,usr/sbin,usr/lib/modules,usr/lib64,proc,sys,dev,run,tmp,root,etc/multipath,mnt}
+  mkdir -p "$stage"/{usr/bin,usr/sbin,usr/lib/modules,usr/lib64,proc,sys,dev,run,tmp,root,etc/multipath/conf.d,mnt}
   ln -s usr/bin "$stage/bin"
   ln -s usr/sbin "$stage/sbin"
   ln -s usr/lib "$stage/lib"

@@ -25,7 +25,8 @@
  * script with busybox sh (`/test.sh`) and prints `GUEST:EXIT=<its status>` and powers off.
  * The script runs as root with stdout/stderr on the serial console. Available in the guest:
  * busybox, all sg3-utils tools (sg_inq, sg_readcap, sg_luns, sg_turs, ...), lsscsi, lspci,
- * fio, multipath/multipathd/kpartx/mpathpersist (DM_DISABLE_UDEV=1, no udev daemon),
+ * fio, multipath/multipathd/kpartx/mpathpersist (DM_DISABLE_UDEV=1; there is no udev daemon,
+ * so multipathd sees no uevents: run `multipath` or `multipathd reconfigure` after LUNs appear),
  * modules as /lib/modules/<name>.ko, and shell helpers from /lib/guest-functions.sh:
  *   load_qla [param=value ...]   insmod qla2xxx (use with `loadQla: false`)
  *   wait_for PATH [SECONDS]      poll for a file, status 1 on timeout
