@@ -5,14 +5,14 @@ import { join } from 'node:path';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
 import { LinkListener, linkPair } from '../../../src/san/link.js';
-import { FcTargetPort } from '../../../src/san/target-port.js';
+import { FcTargetPort, type TargetPortOptions } from '../../../src/san/target-port.js';
 import type { ScsiTargetPort } from '../../../src/scsi/api.js';
 
 export interface TestSan {
   fabric: Fabric;
   linkPath: string;
   dir: string;
-  addTarget(scsi: ScsiTargetPort): Promise<FcTargetPort>;
+  addTarget(scsi: ScsiTargetPort, opts?: TargetPortOptions): Promise<FcTargetPort>;
   close(): Promise<void>;
 }
 
@@ -26,10 +26,10 @@ export async function startTestSan(zoning = new Zoning('allow')): Promise<TestSa
     fabric,
     linkPath,
     dir,
-    async addTarget(scsi) {
+    async addTarget(scsi, opts = {}) {
       const [fabricEnd, portEnd] = linkPair('target');
       fabric.attach(fabricEnd);
-      const t = await FcTargetPort.start(portEnd, scsi, { exchangeTimeoutMs: 2000 });
+      const t = await FcTargetPort.start(portEnd, scsi, { exchangeTimeoutMs: 2000, ...opts });
       targets.push(t);
       return t;
     },
