@@ -32,7 +32,8 @@ export function copyInEntries(
  * RESPONSE_PROCESSED and ignore rsp_q_in, possibly while entries are being written. So each run
  * is written with its signature slots still saying "processed", and then every entry's real last
  * dword is stored in ring order with one aligned 32-bit store: an entry becomes visible only
- * whole, and never torn.
+ * whole, and never torn. The run goes through GuestMemory.view (the hot-path access), so the
+ * window lookup and bounds check happen once per run.
  */
 export function copyOutEntries(
   mem: GuestMemory,
@@ -53,22 +54,25 @@ export function copyOutEntries(
     while (written < count) {
       const chunk = Math.min(count - written, length - ringIndex, srcCapacity - srcIndex);
       const start = srcOffset + srcIndex * IOCB_SIZE;
-      const address = base + BigInt(ringIndex * IOCB_SIZE);
+      const bytes = chunk * IOCB_SIZE;
+      // One bounds-checked live view per run; used at once, never kept.
+      const live = mem.view(base + BigInt(ringIndex * IOCB_SIZE), bytes, 'write');
       const signatures = new Array<number>(chunk);
       for (let i = 0; i < chunk; i++) {
         const at = start + i * IOCB_SIZE + IocbHeader.SIGNATURE;
         signatures[i] = srcView.getUint32(at, true);
         srcView.setUint32(at, RESPONSE_PROCESSED, true);
       }
-      try {
-        mem.write(address, src.subarray(start, start + chunk * IOCB_SIZE));
-      } finally {
-        for (let i = 0; i < chunk; i++) srcView.setUint32(start + i * IOCB_SIZE + IocbHeader.SIGNATURE, signatures[i]!, true);
+      live.set(src.subarray(start, start + bytes));
+      for (let i = 0; i < chunk; i++) srcView.setUint32(start + i * IOCB_SIZE + IocbHeader.SIGNATURE, signatures[i]!, true);
+      if (LITTLE_ENDIAN_HOST && (live.byteOffset & 3) === 0) {
+        const words = new Uint32Array(live.buffer, live.byteOffset, bytes >>> 2);
+        for (let i = 0; i < chunk; i++) words[(i * IOCB_SIZE + IocbHeader.SIGNATURE) >>> 2] = signatures[i]!;
+      } else {
+        const dv = new DataView(live.buffer, live.byteOffset, bytes);
+        for (let i = 0; i < chunk; i++) dv.setUint32(i * IOCB_SIZE + IocbHeader.SIGNATURE, signatures[i]!, true);
       }
-      for (let i = 0; i < chunk; i++) {
-        storeDword(mem, address + BigInt(i * IOCB_SIZE + IocbHeader.SIGNATURE), signatures[i]!);
-        written++;
-      }
+      written += chunk;
       ringIndex = (ringIndex + chunk) % length;
       srcIndex = (srcIndex + chunk) % srcCapacity;
     }
@@ -79,13 +83,6 @@ export function copyOutEntries(
 }
 
 const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
-
-/** One little-endian dword into guest memory, as a single 32-bit store when aligned. */
-function storeDword(mem: GuestMemory, address: bigint, value: number): void {
-  const view = mem.view(address, 4, 'write');
-  if (LITTLE_ENDIAN_HOST && (view.byteOffset & 3) === 0) new Uint32Array(view.buffer, view.byteOffset, 1)[0] = value;
-  else new DataView(view.buffer, view.byteOffset, 4).setUint32(0, value, true);
-}
 
 /** Turns a DmaError into a ring fault; anything else is a bug and propagates. */
 export function dmaFault(error: unknown, what: string): RingFault {

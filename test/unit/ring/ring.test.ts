@@ -28,6 +28,19 @@ import {
 
 const good = (handle: number): StatusType0 => ({ handle, compStatus: 0, scsiStatus: 0 });
 
+/** A live guest view whose bulk copy stores the tail first, one dword at a time, observed after each. */
+class TailFirstBytes extends Uint8Array {
+  constructor(buffer: ArrayBuffer, byteOffset: number, length: number, private readonly observe: () => void) {
+    super(buffer, byteOffset, length);
+  }
+  override set(source: ArrayLike<number>, offset = 0): void {
+    for (let at = source.length - 4; at >= 0; at -= 4) {
+      this.observe();
+      for (let i = 0; i < 4; i++) this[offset + at + i] = source[at + i]!;
+    }
+  }
+}
+
 describe.each(implementations())('ring configuration and indices ($name)', ({ create }) => {
   it.each([
     ['request length 0', () => [REQ_BASE, 0, RSP_BASE, 16] as const],
@@ -272,7 +285,8 @@ describe.each(implementations())('response ring back-pressure ($name)', ({ creat
       },
       view: (a, l, acc) => {
         scan();
-        return fx.mem.view(a, l, acc);
+        const live = fx.mem.view(a, l, acc);
+        return new TailFirstBytes(live.buffer as ArrayBuffer, live.byteOffset, live.length, scan);
       },
     };
     expect(codec.flushResponses(spy, 6, 6)).toMatchObject({ written: 4, newIn: 2 });
