@@ -17,8 +17,9 @@ import { formatWwn, parseWwn } from '../util/wwn.js';
 import { FALLBACK_OUI, ouiFromWwn, Volume, type BlockSize, type VolumeSpec } from './volume.js';
 
 /**
- * The array part of the SAN configuration. Mirrors the parsed config type of src/san/config.ts;
- * WWNs may be given as text (parsed with src/util/wwn.ts) or already parsed.
+ * The array part of the SAN configuration: the parsed `ArrayConfig` of src/san/config.ts is
+ * accepted as is (test/unit/san/array-config.test.ts checks the types stay compatible); WWNs may
+ * also be given as text (parsed with src/util/wwn.ts), for callers that build arrays directly.
  */
 export interface ArrayConfig {
   name: string;
