@@ -43,7 +43,7 @@ import type { DataDirection } from '../scsi/api.js';
 export const DEFAULT_SCSI_TIMEOUT_MS = 30_000;
 /** Largest transfer one command may move (FCP_DL); bounds the read buffer we allocate. */
 export const MAX_TRANSFER_LENGTH = 64 * 1024 * 1024;
-/** How long to wait for BA_ACC after sending ABTS. */
+/** Longest wait for BA_ACC after sending ABTS (capped by the port's exchange timeout). */
 const ABTS_TIMEOUT_MS = 2_000;
 
 export interface TargetInfo {
@@ -271,7 +271,7 @@ export class Initiator extends NPort {
         this.sendAbts(dId, ex.oxId, ex.rxId);
         // The exchange stays open until BA_ACC/BA_RJT arrives (or a short deadline passes), so
         // late frames of the aborted exchange are not mistaken for a new one with the same OX_ID.
-        abtsTimer = setTimeout(() => fail(err), ABTS_TIMEOUT_MS);
+        abtsTimer = setTimeout(() => fail(err), Math.min(ABTS_TIMEOUT_MS, this.exchangeTimeoutMs));
         pendingAbortError = err;
       };
       let pendingAbortError: Error | null = null;
