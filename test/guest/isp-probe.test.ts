@@ -3,7 +3,7 @@
  * ISP2532 (in-process VportHba), loads firmware, brings the loop up, logs the vport in to the
  * simulated fabric and discovers the array's zoned target ports and exactly the masked LUNs.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -24,7 +24,7 @@ const ARRAY_PORTS = [
 ];
 const hex = (w: bigint) => '0x' + w.toString(16).padStart(16, '0');
 
-describe('qla2xxx probes the emulated ISP2532 and discovers the SAN', () => {
+describe('qla2xxx probes the emulated ISP2532, discovers the SAN, does I/O, survives LIP and reload', () => {
   const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-'));
   const socket = join(dir, 'vport0.sock');
   const linkPath = join(dir, 'fabric.sock');
@@ -71,10 +71,33 @@ describe('qla2xxx probes the emulated ISP2532 and discovers the SAN', () => {
         'for a in port_name node_name port_id port_state port_type fabric_name speed; do echo "GUEST:FC $a $(cat $h/$a)"; done',
         'for r in /sys/class/fc_remote_ports/rport-*; do [ -e $r/port_name ] && echo "GUEST:RPORT $(cat $r/port_name) $(cat $r/port_id) $(cat $r/roles)"; done',
         'for d in /sys/block/sd*; do [ -e $d ] && echo "GUEST:DISK $(basename $d) $(cat $d/size) $(basename $(readlink -f $d/device))"; done',
+        // fio with verify on the first disk.
+        'd=$(for x in /sys/block/sd*; do basename $x; break; done)',
+        'fio --name=v --filename=/dev/$d --rw=randwrite --bs=4k --size=4M --offset_increment=4M --numjobs=4 --direct=1 --ioengine=psync --verify=crc32c --do_verify=1 --group_reporting > /tmp/fio.out 2>&1',
+        'echo "GUEST:FIO $?"',
+        'grep -E "err=|verify|IOPS" /tmp/fio.out | sed "s/^/GUEST:FIOLOG /"',
+        // issue_lip: the loop goes down and comes back; I/O works again.
+        'echo 1 > $h/issue_lip; echo "GUEST:LIP $?"',
+        'sleep 2; i=0; while [ "$(cat $h/port_state)" != Online ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
+        'sleep 3',
+        'echo "GUEST:AFTER_LIP $(cat $h/port_state) $(ls -d /sys/block/sd* | wc -l)"',
+        'dd if=/dev/$d of=/dev/null bs=64k count=64 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_LIP $?"',
+        // rmmod and reload: a fresh probe of the same device.
+        'rmmod qla2xxx; echo "GUEST:RMMOD $?"',
+        'load_qla',
+        'i=0; while ! ls /sys/class/fc_host/host*/port_state >/dev/null 2>&1 && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
+        'h=$(ls -d /sys/class/fc_host/host* | head -n1)',
+        'i=0; while [ "$(cat $h/port_state)" != Online ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
+        'sleep 5',
+        'echo "GUEST:AFTER_RELOAD $(cat $h/port_state) $(cat $h/port_name) $(ls -d /sys/block/sd* | wc -l)"',
+        'd=$(for x in /sys/block/sd*; do basename $x; break; done)',
+        'fio --name=r --filename=/dev/$d --rw=randread --bs=4k --size=4M --offset_increment=4M --numjobs=4 --direct=1 --ioengine=psync --verify=crc32c --verify_only --group_reporting > /tmp/fio2.out 2>&1',
+        'echo "GUEST:FIO_AFTER_RELOAD $?"',
         'exit 0',
       ].join('\n'),
-      timeoutMs: 400_000,
+      timeoutMs: 600_000,
     });
+    if (process.env.NPIV_GUEST_LOG) writeFileSync(process.env.NPIV_GUEST_LOG, run.output);
   });
 
   afterAll(async () => {
@@ -120,5 +143,21 @@ describe('qla2xxx probes the emulated ISP2532 and discovers the SAN', () => {
     expect(luns).toEqual(['0', '0', '3', '3']);
     const sizes = disks.map((d) => Number(d.split(' ')[2])).sort((a, b) => a - b);
     expect(sizes).toEqual([65536, 65536, 131072, 131072]);
+  });
+
+  it('fio with verify passes on a masked LUN', () => {
+    expect(run.guestLines, run.guestLines.filter((l) => l.startsWith('FIOLOG')).join('\n')).toContain('FIO 0');
+  });
+
+  it('issue_lip: the port comes back Online with all disks and I/O works', () => {
+    expect(run.guestLines).toContain('LIP 0');
+    expect(run.guestLines).toContain('AFTER_LIP Online 4');
+    expect(run.guestLines).toContain('DD_AFTER_LIP 0');
+  });
+
+  it('rmmod and reload: a fresh probe finds the port, the disks and the data written before', () => {
+    expect(run.guestLines).toContain('RMMOD 0');
+    expect(run.guestLines).toContain(`AFTER_RELOAD Online ${hex(WWPN)} 4`);
+    expect(run.guestLines).toContain('FIO_AFTER_RELOAD 0');
   });
 });
