@@ -15,7 +15,7 @@
  * one message than maxFdsPerMessage. After one, the framer refuses all further input; the
  * owner closes the connection and closes takePendingFds().
  */
-import { HEADER, HEADER_FLAGS, decodeHeader, messageType, type MessageHeader } from './protocol.js';
+import { HEADER, HEADER_FLAGS, messageType, type MessageHeader } from './protocol.js';
 
 export interface FramedMessage {
   header: MessageHeader;
@@ -58,6 +58,8 @@ const INITIAL_CAPACITY = 4096;
 
 export class MessageFramer {
   private buffer: Uint8Array;
+  /** one DataView over `buffer`, reused for every header (no allocation per message) */
+  private bufferView: DataView;
   /** unconsumed bytes are buffer[start, end) */
   private start = 0;
   private end = 0;
@@ -70,6 +72,7 @@ export class MessageFramer {
   constructor(private readonly options: FramerOptions) {
     if (options.maxMessageSize < HEADER.SIZEOF) throw new RangeError('maxMessageSize below the header size');
     this.buffer = new Uint8Array(Math.min(INITIAL_CAPACITY, options.maxMessageSize));
+    this.bufferView = new DataView(this.buffer.buffer);
   }
 
   /** Feeds one received chunk with the fds that arrived with it. */
@@ -106,7 +109,7 @@ export class MessageFramer {
     for (;;) {
       const available = this.end - this.start;
       if (available >= HEADER.SIZEOF) {
-        const header = decodeHeader(this.buffer, this.start);
+        const header = this.headerAt(this.start);
         const bad = this.checkHeader(header);
         if (bad) return this.fail(bad);
         if (available >= header.size) {
@@ -140,6 +143,18 @@ export class MessageFramer {
       }
       return null;
     }
+  }
+
+  /** protocol.ts's decodeHeader, on the reused view (the caller checked 16 bytes are there). */
+  private headerAt(offset: number): MessageHeader {
+    const v = this.bufferView;
+    return {
+      id: v.getUint16(offset + HEADER.ID, true),
+      command: v.getUint16(offset + HEADER.COMMAND, true),
+      size: v.getUint32(offset + HEADER.SIZE, true),
+      flags: v.getUint32(offset + HEADER.FLAGS, true),
+      error: v.getUint32(offset + HEADER.ERROR, true),
+    };
   }
 
   private checkHeader(h: MessageHeader): FramingError | null {
@@ -186,6 +201,7 @@ export class MessageFramer {
         const grown = new Uint8Array(capacity);
         grown.set(this.buffer.subarray(this.start, this.end));
         this.buffer = grown;
+        this.bufferView = new DataView(grown.buffer);
       }
       this.start = 0;
       this.end = used;
