@@ -67,8 +67,9 @@ export function configure(
 ): i32 {
   const maxRing = <i32>IocbLimits.MAX_RING_ENTRIES;
   if (reqEntries < 1 || reqEntries > maxRing || rspEntries < 1 || rspEntries > maxRing) return EngineResult.ERR_INVALID;
-  if (maxHandleIndex < 1 || maxHandleIndex > 0xffff) return EngineResult.ERR_INVALID;
-  if (maxQueueId < 0 || maxQueueId > 0xffff || maxVpIndex < 0 || maxVpIndex > 0xff) return EngineResult.ERR_INVALID;
+  if (maxHandleIndex < 1 || maxHandleIndex > <i32>IocbLimits.MAX_HANDLE_INDEX) return EngineResult.ERR_INVALID;
+  if (maxQueueId < 0 || maxQueueId > <i32>IocbLimits.MAX_QUEUE_ID) return EngineResult.ERR_INVALID;
+  if (maxVpIndex < 0 || maxVpIndex > <i32>IocbLimits.MAX_VP_INDEX) return EngineResult.ERR_INVALID;
   ctlStore32(Ctl.REQ_ENTRIES, <u32>reqEntries);
   ctlStore32(Ctl.RSP_ENTRIES, <u32>rspEntries);
   ctlStore32(Ctl.MAX_HANDLE_INDEX, <u32>maxHandleIndex);

@@ -21,6 +21,7 @@ import {
   Cmd7Task,
   ContA64,
   IocbLimits,
+  PORT_ID_MASK,
 } from './shared/iocb';
 import {
   SCRATCH_BASE,
@@ -172,7 +173,7 @@ function decodeCmd7(entry: usize, count: u32, rec: usize, segStart: u32): u32 {
   store<u32>(rec + Rec.BYTE_COUNT, byteCount);
   copySwapped(rec + Rec.LUN, entry + Cmd7.LUN, <u32>Cmd7.LUN_SIZE >>> 2);
   copySwapped(rec + Rec.CDB, entry + Cmd7.FCP_CDB, <u32>Cmd7.FCP_CDB_SIZE >>> 2);
-  store<u32>(rec + Rec.PORT_ID, load<u32>(entry + Cmd7.PORT_ID) & 0xffffff);
+  store<u32>(rec + Rec.PORT_ID, load<u32>(entry + Cmd7.PORT_ID) & <u32>PORT_ID_MASK);
   store<u8>(rec + Rec.TASK_ATTRIBUTE, <u8>attribute);
   store<u8>(rec + Rec.PRIORITY, <u8>((task >>> <u32>Cmd7Task.PRIORITY_SHIFT) & <u32>Cmd7Task.PRIORITY_MASK));
   store<u32>(rec + Rec.SEG_START, segStart);

@@ -463,6 +463,9 @@ export const enum VpRptId {
   F1_BBCR = 56,
 }
 
+/** port_id[3] {al_pa, area, domain} read as a little-endian dword: the low 24 bits. */
+export const PORT_ID_MASK = 0x00ffffff;
+
 /** Limits of the 24xx/25xx interface relevant to ring parsing. */
 export const enum IocbLimits {
   /** entry_count is a u8. */
@@ -471,4 +474,10 @@ export const enum IocbLimits {
   MAX_NPORT_HANDLE = 0x7ff,
   /** Request/response ring lengths are u16 in the init control block. */
   MAX_RING_ENTRIES = 0xffff,
+  /** vp_index is a u8. */
+  MAX_VP_INDEX = 0xff,
+  /** The outstanding_cmds index is the handle's low 16 bits. */
+  MAX_HANDLE_INDEX = 0xffff,
+  /** The request-queue id is the handle's high 16 bits. */
+  MAX_QUEUE_ID = 0xffff,
 }

@@ -15,7 +15,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { GuestMemory } from '../../vfio-user/device-api.js';
-import { IOCB_SIZE, IocbHeader } from '../../../assembly/shared/iocb.js';
+import { IOCB_SIZE, IocbHeader, Cmd7 } from '../../../assembly/shared/iocb.js';
 import {
   CONTROL_BASE,
   SCRATCH_BASE,
@@ -221,8 +221,8 @@ export class RingEngine implements RingCodec {
         nportHandle: v.getUint16(rec + Rec.NPORT_HANDLE, true),
         portId: v.getUint32(rec + Rec.PORT_ID, true),
         vpIndex: b[rec + Rec.VP_INDEX]!,
-        lun: b.slice(rec + Rec.LUN, rec + Rec.LUN + 8),
-        cdb: b.slice(rec + Rec.CDB, rec + Rec.CDB + 16),
+        lun: b.slice(rec + Rec.LUN, rec + Rec.LUN + Cmd7.LUN_SIZE),
+        cdb: b.slice(rec + Rec.CDB, rec + Rec.CDB + Cmd7.FCP_CDB_SIZE),
         direction: DIRECTIONS[b[rec + Rec.DIRECTION]!] ?? 'none',
         totalBytes: v.getUint32(rec + Rec.BYTE_COUNT, true),
         taskAttribute: b[rec + Rec.TASK_ATTRIBUTE]!,

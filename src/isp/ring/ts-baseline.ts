@@ -25,6 +25,7 @@ import {
   ScsiStatusFlags,
   CompStatus,
   IocbLimits,
+  PORT_ID_MASK,
 } from '../../../assembly/shared/iocb.js';
 import { Capacity, Reason } from '../../../assembly/shared/ring-layout.js';
 import {
@@ -308,7 +309,7 @@ export class TsRingBaseline implements RingCodec {
       kind: 'command',
       handle,
       nportHandle,
-      portId: v.getUint32(entry + Cmd7.PORT_ID, true) & 0xffffff,
+      portId: v.getUint32(entry + Cmd7.PORT_ID, true) & PORT_ID_MASK,
       vpIndex,
       lun: unswap(s, entry + Cmd7.LUN, Cmd7.LUN_SIZE),
       cdb: unswap(s, entry + Cmd7.FCP_CDB, Cmd7.FCP_CDB_SIZE),

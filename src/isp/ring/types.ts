@@ -235,9 +235,9 @@ export function validateRingConfig(
   ring(reqBase, reqEntries, 'request');
   ring(rspBase, rspEntries, 'response');
   const merged: RingLimits = { ...DEFAULT_RING_LIMITS, ...limits };
-  checkInteger(merged.maxHandleIndex, 1, 0xffff, 'maxHandleIndex');
-  checkInteger(merged.maxQueueId, 0, 0xffff, 'maxQueueId');
-  checkInteger(merged.maxVpIndex, 0, 0xff, 'maxVpIndex');
+  checkInteger(merged.maxHandleIndex, 1, IocbLimits.MAX_HANDLE_INDEX, 'maxHandleIndex');
+  checkInteger(merged.maxQueueId, 0, IocbLimits.MAX_QUEUE_ID, 'maxQueueId');
+  checkInteger(merged.maxVpIndex, 0, IocbLimits.MAX_VP_INDEX, 'maxVpIndex');
   checkInteger(merged.maxTransferBytes, 0, 0xffffffff, 'maxTransferBytes');
   return { reqBase, reqEntries, rspBase, rspEntries, limits: merged };
 }
