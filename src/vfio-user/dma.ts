@@ -127,6 +127,11 @@ export class DmaWindowSet implements GuestMemory {
     }
   }
 
+  /**
+   * A live view of one window. A 'read' view of a read-only window (DMA_MAP without
+   * VFIO_DMA_MAP_FLAG_WRITE) covers pages mapped without PROT_WRITE: writing through it faults
+   * and kills the process, so a read view must never be written.
+   */
   view(address: bigint, length: number, access: Access): Uint8Array {
     const segments = this.resolve(address, checkLength(address, length), access);
     if (segments.length > 1) {

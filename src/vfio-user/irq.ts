@@ -39,6 +39,8 @@ interface IrqLine {
   readonly maskFd: (WatchedFd | null)[];
   readonly unmaskFd: (WatchedFd | null)[];
   readonly masked: boolean[];
+  /** number of non-null trigger entries (activeIndex() runs on every interrupt) */
+  bound: number;
 }
 
 export interface IrqTableOptions {
@@ -98,7 +100,7 @@ export class IrqTable implements IrqSignaller {
 
   boundVectors(index: IrqIndex): number {
     const line = this.lines.get(index);
-    return line ? line.trigger.reduce<number>((n, fd) => (fd === null ? n : n + 1), 0) : 0;
+    return line ? line.bound : 0;
   }
 
   /** True if the vector is masked (for tests and diagnostics). */
@@ -184,9 +186,10 @@ export class IrqTable implements IrqSignaller {
       const vector = start + i;
       const fd = fds.length > 0 ? fds[i]! : null;
       if (action === 'trigger') {
-        const old = line.trigger[vector];
+        const old = line.trigger[vector] ?? null;
         line.trigger[vector] = fd;
-        if (old !== null && old !== undefined && old !== fd) this.closeFd(old);
+        line.bound += (fd !== null ? 1 : 0) - (old !== null ? 1 : 0);
+        if (old !== null && old !== fd) this.closeFd(old);
       } else {
         const table = action === 'mask' ? line.maskFd : line.unmaskFd;
         const old = table[vector];
@@ -254,6 +257,7 @@ export class IrqTable implements IrqSignaller {
         maskFd: new Array<WatchedFd | null>(count).fill(null),
         unmaskFd: new Array<WatchedFd | null>(count).fill(null),
         masked: new Array<boolean>(count).fill(false),
+        bound: 0,
       };
       this.lines.set(index, line);
     }
@@ -275,6 +279,7 @@ export class IrqTable implements IrqSignaller {
       line.unmaskFd[v] = null;
       line.masked[v] = false;
     }
+    line.bound = 0;
   }
 
   private unwatch(w: WatchedFd): void {
