@@ -108,7 +108,7 @@ export class San {
     const slot = this.slot(wwpn);
     if (slot.port && slot.link?.isUp) return slot.port;
     const [fabricEnd, portEnd] = linkPair(`target ${formatWwn(wwpn)}`);
-    this.fabric.attach(fabricEnd);
+    if (!this.fabric.attach(fabricEnd)) throw new Error(`no free F_Port for target port ${formatWwn(wwpn)}`);
     slot.link = portEnd;
     portEnd.once('down', () => {
       if (slot.link === portEnd) {
@@ -116,7 +116,13 @@ export class San {
         slot.port = null;
       }
     });
-    slot.port = await FcTargetPort.start(portEnd, slot.scsi, { ...this.opts.targetPortOptions, symbolicName: `${slot.array.name} port ${slot.scsi.relativePortId}` });
+    try {
+      slot.port = await FcTargetPort.start(portEnd, slot.scsi, { ...this.opts.targetPortOptions, symbolicName: `${slot.array.name} port ${slot.scsi.relativePortId}` });
+    } catch (err) {
+      // E.g. an HBA already logged in with this WWPN: leave the port down, and say why.
+      portEnd.close('target port login failed');
+      throw new Error(`target port ${formatWwn(wwpn)} could not log in to the fabric: ${(err as Error).message}`);
+    }
     this.log.info({ wwpn: formatWwn(wwpn), nportId: formatPortId(slot.port.nportId) }, 'target port up');
     return slot.port;
   }

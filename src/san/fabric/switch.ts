@@ -140,13 +140,14 @@ export class Fabric {
     return () => this.observers.delete(observer);
   }
 
-  /** Attach a link to a free F_Port. */
-  attach(link: Link): FabricPort {
+  /** Attach a link to a free F_Port; with none free the link is closed (the peer sees link down). */
+  attach(link: Link): FabricPort | null {
     let area = 1;
     while (this.ports.has(area) && area <= MAX_AREA) area++;
     if (area > MAX_AREA) {
+      this.log.warn({ link: link.description }, 'no free F_Port; link refused');
       link.close('fabric has no free F_Port');
-      throw new RangeError('fabric has no free F_Port');
+      return null;
     }
     const port = new FabricPort(area, link, 0x20000005_1e000000n | (BigInt(area) << 8n) | BigInt(this.domain));
     this.ports.set(area, port);
@@ -280,6 +281,16 @@ export class Fabric {
   }
 
   private receive(port: FabricPort, bytes: Uint8Array): void {
+    try {
+      this.route(port, bytes);
+    } catch (err) {
+      // A frame must never take the switch down; whatever it was, it is dropped and logged.
+      this.stats.droppedMalformed++;
+      this.log.error({ area: port.area, err: (err as Error).message }, 'error handling a frame; dropped');
+    }
+  }
+
+  private route(port: FabricPort, bytes: Uint8Array): void {
     for (const o of this.observers) o(bytes);
     let frame: FcFrame;
     try {

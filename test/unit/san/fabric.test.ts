@@ -11,7 +11,7 @@ import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, encodeFrame } from '../../..
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError, NPort, NPortLink } from '../../../src/san/fc/nport.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
 import { Initiator } from '../../../src/san/initiator.js';
-import { connectLink, encodeLinkFrame } from '../../../src/san/link.js';
+import { connectLink, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
 import { FakeScsiTarget } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 
@@ -233,6 +233,20 @@ describe('hostile link input', () => {
     expect(san.fabric.findByWwpn(I1.wwpn)?.nportId).toBe(victim.nportId);
     s.destroy();
     victim.closeLink();
+  });
+
+  it('refuses links beyond its F_Ports by closing them, without throwing', async () => {
+    const ends = [];
+    for (let i = 0; i < 239; i++) {
+      const [fabricEnd, other] = linkPair();
+      expect(san.fabric.attach(fabricEnd)).not.toBeNull();
+      ends.push(other);
+    }
+    const [extra, peer] = linkPair();
+    const down = new Promise<string>((r) => peer.once('down', r));
+    expect(san.fabric.attach(extra)).toBeNull();
+    expect(await down).toMatch(/peer closed/);
+    for (const e of ends) e.close();
   });
 
   it('answers a truncated FLOGI with LS_RJT instead of logging it in', async () => {

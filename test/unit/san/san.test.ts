@@ -174,6 +174,18 @@ describe('SAN with real storage arrays', () => {
     host.closeLink();
   });
 
+  it('refuses to bring up a target port whose WWPN an HBA has taken, and keeps running', async () => {
+    expect(await controlRequest(controlPath, { cmd: 'port-down', wwpn: P2 })).toMatchObject({ ok: true });
+    const squatter = await Initiator.connect(linkPath, { wwpn: 0x500a098200000001n, wwnn: 0x500a098000000001n });
+    const up = await controlRequest(controlPath, { cmd: 'port-up', wwpn: P2 });
+    expect(up.ok).toBe(false);
+    expect(up.error).toMatch(/could not log in/);
+    squatter.closeLink();
+    await until(() => san.fabric.findByWwpn(0x500a098200000001n) === undefined, 'squatter gone');
+    expect(await controlRequest(controlPath, { cmd: 'port-up', wwpn: P2 })).toMatchObject({ ok: true });
+    expect(san.status().targetPorts.every((p) => p.up)).toBe(true);
+  });
+
   it('answers bad control requests with errors and survives hostile input', async () => {
     expect(await controlRequest(controlPath, { cmd: 'fly' })).toMatchObject({ ok: false });
     const missing = await controlRequest(controlPath, { cmd: 'add-volume', array: 'array1' });
