@@ -4,9 +4,10 @@
  *
  * Bytes arrive in arbitrary chunks (one chunk per recvmsg). Which message do received fds
  * belong to? Senders (QEMU, libvfio-user, our client) attach a message's fds to the sendmsg
- * that carries its first bytes, and Linux's unix_stream_read_generic() ends a read right after
- * the skb that carried fds. So the fds of a recvmsg always belong to the message holding the
- * LAST byte of that chunk — that is the rule applied here. Fds that would arrive for a message
+ * that carries its first bytes, and never put bytes of two messages into one sendmsg; Linux's
+ * unix_stream_read_generic() ends a read right after the skb that carried fds. So the fds of a
+ * recvmsg always belong to the message holding the LAST byte of that chunk — that is the rule
+ * applied here. Fds that would arrive for a message
  * that started in an earlier chunk are still attached to it; the dispatcher checks every
  * command's fd count and closes what it does not use.
  *
