@@ -11,7 +11,7 @@
  * stale: `start` and `stop` report it and clean it up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -121,7 +121,37 @@ function processExists(pid: number): boolean {
   }
 }
 
-/** argv of a live process (Linux /proc); null when it is gone or a zombie (empty cmdline). */
+/** Scheduler state letter of one task (`/proc/<pid>/task/<tid>/stat`, field 3), or null if gone. */
+function taskState(pid: number, tid: string): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+    return stat.charAt(stat.lastIndexOf(')') + 2) || null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * 'exiting' covers a thread-group leader that is already a zombie while other threads still run
+ * their exit: the process's files (its listening socket) are released only when the last goes.
+ */
+type ProcessState = 'absent' | 'zombie' | 'exiting' | 'live';
+
+function processState(pid: number): ProcessState {
+  if (!processExists(pid)) return 'absent';
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return existsSync(`/proc/${pid}`) ? 'zombie' : 'live'; // no /proc: only existence is known
+  }
+  const states = tids.map((tid) => taskState(pid, tid)).filter((s): s is string => s !== null);
+  const dead = (s: string) => s === 'Z' || s === 'X';
+  if (states.every(dead)) return 'zombie';
+  return dead(taskState(pid, String(pid)) ?? 'Z') ? 'exiting' : 'live';
+}
+
+/** argv of a live process (Linux /proc); null when unreadable. */
 function processArgv(pid: number): string[] | null {
   try {
     const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
@@ -134,12 +164,12 @@ function processArgv(pid: number): string[] | null {
 
 /** Whether `pid` is (still) the serve process recorded for this socket. */
 function isServeOf(pid: number, socket: string): { alive: boolean; reason: string } {
-  if (!processExists(pid)) return { alive: false, reason: `process ${pid} is gone` };
+  const state = processState(pid);
+  if (state === 'absent') return { alive: false, reason: `process ${pid} is gone` };
+  if (state === 'zombie') return { alive: false, reason: `process ${pid} has exited` };
+  if (state === 'exiting') return { alive: true, reason: '' }; // still holds its socket
   const argv = processArgv(pid);
-  if (argv === null) {
-    // /proc unavailable or a zombie: only the pid's existence is known
-    return existsSync(`/proc/${pid}`) ? { alive: false, reason: `process ${pid} has exited` } : { alive: true, reason: '' };
-  }
+  if (argv === null) return { alive: true, reason: '' }; // no /proc to tell: trust the pid
   const socketIndex = argv.indexOf('--socket');
   if (!argv.includes('serve') || socketIndex < 0 || argv[socketIndex + 1] !== socket) {
     return { alive: false, reason: `process ${pid} is gone (the pid now belongs to another program: ${argv.slice(0, 3).join(' ')})` };
