@@ -146,3 +146,57 @@ describe('mailbox commands of the probe timeline', () => {
     expect(rig.isp.queues.configured).toBe(false);
   });
 });
+
+describe('mailbox commands accepted without effect, and the direct-mailbox discovery forms', () => {
+  it.each([
+    [0x00, 'NOP (heartbeat)'],
+    [0x10, 'SERDES_PARAMS'],
+    [0x1a, 'PORT_PARAMS (iIDMA)'],
+    [0x27, 'TRACE_CONTROL'],
+    [0x38, 'SET_FIRMWARE_OPTION'],
+    [0x3b, 'LED_CONFIG'],
+    [0x59, 'SET_RNID_PARAMS'],
+  ])('0x%s %s → 0x4000 once the firmware runs', async (op) => {
+    const rig = await runningRig();
+    const r = await rig.mbox([op, 0x0500]);
+    expect(r.mb[0]).toBe(0x4000);
+    expect(r.hostStatus & 0xff).toBe(0x10);
+  });
+
+  it('0x6B/0x6D link statistics write zeroed counters to the DMA buffer', async () => {
+    const rig = new Rig();
+    await rig.bringUp();
+    rig.mem.write(SCRATCH, new Uint8Array(64).fill(0xee));
+    const r = await rig.mbox(mbWithDma(0x6d, SCRATCH, { 8: 16 }));
+    expect(r.mb[0]).toBe(0x4000);
+    expect(rig.mem.read(SCRATCH, 64).every((b) => b === 0)).toBe(true);
+    expect((await rig.mbox(mbWithDma(0x6b, 0x7000000000n, { 8: 16 }))).mb[0]).toBe(0x4005);
+  });
+
+  it('0x7C GET_ID_LIST reports no loop devices (F_Port topology)', async () => {
+    const rig = new Rig();
+    await rig.bringUp();
+    const r = await rig.mbox(mbWithDma(0x7c, SCRATCH));
+    expect([r.mb[0], r.mb[1]]).toEqual([0x4000, 0]);
+  });
+
+  it('direct 0x75 and 0x64: empty list before any login; not logged in → 0x400A; non-extended list refused', async () => {
+    const rig = new Rig();
+    await rig.bringUp();
+    const gnl = await rig.mbox(mbWithDma(0x75, SCRATCH, { 1: 0x000c, 8: 0x400 }));
+    expect([gnl.mb[0], gnl.mb[1]]).toEqual([0x4000, 0]);
+    expect((await rig.mbox(mbWithDma(0x64, SCRATCH, { 1: 0x10 }))).mb[0]).toBe(0x400a);
+    expect((await rig.mbox(mbWithDma(0x75, SCRATCH, { 1: 0, 8: 0x400 }))).mb[0]).toBe(0x4006);
+  });
+
+  it('0x5D DATA_RATE set requests are accepted; 0x20 while the fabric login is pending reports a loop transition', async () => {
+    const rig = await runningRig();
+    rig.fabric.login = () => new Promise(() => {}); // FLOGI never answered
+    await rig.mbox(rig.writeIcb());
+    expect((await rig.mbox([0x5d, 2, 4])).mb[0]).toBe(0x4000);
+    expect(rig.isp.firmware.link).toBe('logging-in');
+    const r = await rig.mbox([0x20]);
+    expect([r.mb[0], r.mb[1]]).toEqual([0x4005, 0x07]);
+    expect((await rig.mbox([0x69])).mb[1]).toBe(2); // FSTATE_WAIT_LOGIN
+  });
+});
