@@ -32,7 +32,7 @@ ROOTFS_PACKAGES=(
   qemu-system-x86 tiny-initramfs linux-image-amd64 busybox-static firmware-qlogic kmod
   pciutils sg3-utils fio multipath-tools tshark lsscsi
 )
-# Host packages (bookworm only). tar/xz/coreutils are essential on Debian already.
+# Host packages for the rootfs build (bookworm only; build-guest.sh also ensures xz-utils).
 HOST_PACKAGES=(mmdebstrap zstd)
 
 MMDEBSTRAP_TIMEOUT=1800 # seconds; a fresh build measured 1-1.5 min

@@ -33,9 +33,11 @@
  * Lines the script wants the test to see structurally should start with `GUEST:`; they are
  * returned (tag removed) in `guestLines`; `dmesg: true` adds the whole kernel log there as
  * `DMESG <line>` entries, and `kernelProblems` lists console lines showing a panic, Oops, BUG or
- * WARNING (a hostile device must never cause one). Use `shellQuote()` to embed host strings in
- * scripts. With `firmware: false` the initramfs carries no
- * ql2400/ql2500 firmware files, so qla2xxx loads firmware from the adapter's flash.
+ * WARNING (a hostile device must never cause one). The console (`output`) carries kernel
+ * messages of KERN_WARNING and worse, which includes qla2xxx's debug lines when enabled with
+ * ql2xextended_error_logging. Use `shellQuote()` to embed host strings in scripts. With
+ * `firmware: false` the initramfs carries no ql2400/ql2500 firmware files, so qla2xxx loads
+ * firmware from the adapter's flash. All options: RunGuestOptions below.
  *
  * Every run is wrapped in a hard timeout that kills QEMU (SIGTERM, then SIGKILL); a run never
  * throws because of what the guest does — inspect the result. Each device sits behind its own
@@ -76,6 +78,8 @@ const KERNEL_PROBLEM =
 const CMDLINE_QLA_PARAMS = 'qla_params=';
 const CMDLINE_QLA_SKIP = 'qla_skip';
 const CMDLINE_DMESG = 'guest_dmesg';
+/** Console messages with a level below this reach the serial log (5 = up to KERN_WARNING). */
+const CONSOLE_LOGLEVEL = 5;
 /** Top-level initramfs names that are symlinks into /usr (merged /usr); see guestArchivePath. */
 const MERGED_USR_LINKS = ['bin', 'sbin', 'lib', 'lib64'];
 
@@ -255,9 +259,8 @@ export interface GuestRunResult {
   qemuExitCode: number | null;
   qemuSignal: NodeJS.Signals | null;
   /**
-   * Console lines showing a guest kernel panic, BUG, Oops, WARNING, lockup or stall. Only what
-   * reached the console: with the default `quiet`, messages below KERN_WARNING are not there
-   * (use `dmesg: true` to get the whole log in guestLines).
+   * Console lines showing a guest kernel panic, BUG, Oops, WARNING, lockup or stall (the
+   * console gets KERN_WARNING and worse; `dmesg: true` puts the whole log into guestLines).
    */
   kernelProblems: string[];
   /** True when the hard timeout killed QEMU. */
@@ -352,7 +355,10 @@ export function qemuArguments(
 ): string[] {
   const memMiB = positiveInteger(options.memMiB ?? DEFAULT_MEM_MIB, 'memMiB');
   const smp = positiveInteger(options.smp ?? DEFAULT_SMP, 'smp');
-  const cmdline = ['console=ttyS0', 'panic=-1', 'quiet'];
+  // loglevel=5: the console shows KERN_WARNING and worse. That keeps boot quiet but includes
+  // WARNING splats (for kernelProblems) and qla2xxx's ql_dbg output, which it prints at warning
+  // level when enabled through ql2xextended_error_logging.
+  const cmdline = ['console=ttyS0', 'panic=-1', `loglevel=${CONSOLE_LOGLEVEL}`];
   const qlaWord = qlaParamWord(options.qlaParams ?? {});
   if (qlaWord !== null) cmdline.push(qlaWord);
   if (options.loadQla === false) cmdline.push(CMDLINE_QLA_SKIP);

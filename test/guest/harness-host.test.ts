@@ -175,6 +175,8 @@ describe('QEMU command line', () => {
     expect(append.split(' ')).toContain('qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0,ql2xnvmeenable=0');
     expect(append.split(' ')).toContain('qla_skip');
     expect(append.split(' ')).toContain('guest_dmesg');
+    // Default console level first (warnings and worse), so a caller's loglevel= later wins.
+    expect(append.split(' ').indexOf('loglevel=5')).toBeLessThan(append.split(' ').indexOf('loglevel=7'));
     expect(append.split(' ').at(-1)).toBe('loglevel=7');
     expect(valueAfter(args, '-object')).toEqual(['memory-backend-memfd,id=mem,size=256M,share=on']);
     expect(valueAfter(args, '-accel')).toEqual(['tcg,thread=multi']);
