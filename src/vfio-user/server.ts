@@ -16,7 +16,7 @@
 import { EventEmitter } from 'node:events';
 import { lstatSync, unlinkSync } from 'node:fs';
 import { native as defaultNative, NativeError, POLL_READABLE, type NativeShim, type PollHandle } from '../native/index.js';
-import type { VfioUserDevice } from './device-api.js';
+import { IRQ_INDEX, type VfioUserDevice } from './device-api.js';
 import { MessageChannel } from './transport.js';
 import { DEFAULT_LIMITS, VfioUserSession, maxIncomingMessageSize, type ServerLimits } from './session.js';
 import { assertHostLittleEndian, encodeErrorReply, ERRNO } from './protocol.js';
@@ -75,6 +75,15 @@ export class VfioUserServer extends EventEmitter {
   /** The live session (DMA windows, irq table) while a client is connected; for diagnostics and tests. */
   get session(): VfioUserSession | null {
     return this.client?.session ?? null;
+  }
+
+  /**
+   * Asks the client to release the device: writes the REQ eventfd, on which QEMU calls
+   * qdev_unplug() (a graceful hot-unplug request to the guest). False if no client is connected
+   * or it bound no REQ eventfd.
+   */
+  requestUnplug(): boolean {
+    return this.client?.session.irqs.trigger(IRQ_INDEX.REQ, 0) ?? false;
   }
 
   /** Binds and listens; throws if the path is served by a live server or is not a socket. */

@@ -346,6 +346,17 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     await expect(client.regionRead(PCI_REGION.BAR2, 0, (1 << 20) + 1)).rejects.toMatchObject({ errno: ERRNO.E2BIG });
   });
 
+  it('requests an unplug through the REQ eventfd QEMU bound', async () => {
+    const client = newClient();
+    expect(h.server.requestUnplug()).toBe(false); // nobody connected yet
+    await client.startup({ dma: [guestRamWindow()] });
+    expect(h.server.requestUnplug()).toBe(false); // no REQ eventfd bound
+    const req = client.createEventfd();
+    await client.setIrqs({ index: IRQ_INDEX.REQ, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, start: 0, count: 1, fds: [req] });
+    expect(h.server.requestUnplug()).toBe(true);
+    expect(native.eventfdRead(req)).toBe(1n);
+  });
+
   it('refuses a second concurrent client and keeps serving the first', async () => {
     const first = newClient();
     await first.version();
