@@ -1,5 +1,6 @@
 /**
- * Small memory helpers for the ring engine: control-block access and the dword byte swap
+ * Small memory helpers for the ring engine of the emulated QLogic ISP2532 (24xx/25xx firmware
+ * interface, Linux qla2xxx 10.02.x): control-block access and the dword byte swap
  * qla2xxx applies to CDB, LUN and sense bytes (host_to_fcp_swap). All addresses are fixed
  * by assembly/shared/ring-layout.ts; nothing here allocates.
  */

@@ -1,5 +1,6 @@
 /**
- * Moving ring entries between guest memory and a local buffer, undoing/applying the ring wrap:
+ * Moving 64-byte ISP24xx/25xx ring entries (emulated ISP2532, qla2xxx 10.02.x) between guest
+ * memory and a local buffer, undoing/applying the ring wrap:
  * at most two GuestMemory calls per direction per contiguous run. Every access goes through
  * GuestMemory, which bounds-checks it (DmaError); a copy-in happens once per entry per call,
  * so the parser never reads guest memory twice (no TOCTOU).
