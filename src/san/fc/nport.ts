@@ -357,6 +357,19 @@ export class NPort extends EventEmitter<NPortEvents> {
     return iu;
   }
 
+  /**
+   * ELS request whose reply payload (LS_ACC or LS_RJT) is returned as received, for pass-through
+   * of a guest's ELS IOCB. No session state is kept for what passes through this way.
+   */
+  async elsRaw(dId: number, payload: Uint8Array): Promise<Uint8Array> {
+    return (await this.exchange(dId, R_CTL.ELS_REQUEST, FC_TYPE.ELS, payload, false)).payload;
+  }
+
+  /** CT request whose reply CT_IU (FS_ACC or FS_RJT) is returned as received (guest CT pass-through). */
+  async ctRaw(dId: number, request: Uint8Array): Promise<Uint8Array> {
+    return (await this.exchange(dId, R_CTL.UNSOL_CONTROL, FC_TYPE.CT, request, false)).payload;
+  }
+
   private elsAccept(command: number, payload: Uint8Array): Uint8Array {
     if (payload.length < 4) throw new ProtocolError(`${elsCommandName(command)} reply is ${payload.length} bytes`);
     if (payload[0] === ELS.LS_RJT) throw new ElsRejectError(command, decodeLsRjt(payload));

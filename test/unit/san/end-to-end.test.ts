@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE } from '../../../src/san/fc/ct.js';
+import { FC4_FEATURE, NS, decodeNameList, encodeFtRequest, encodePortIdRequest, nameServerRequest } from '../../../src/san/fc/ct.js';
 import { LinkDownError } from '../../../src/san/fc/nport.js';
 import { Initiator } from '../../../src/san/initiator.js';
 import { FakeScsiTarget, INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
@@ -92,6 +92,18 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     disk.hang = false;
     const ok = await hba.scsiCommand(t!.nportId, { lun: 0, cdb: INQUIRY, direction: 'read', expectedLength: 36 });
     expect(ok.status).toBe(0);
+    hba.closeLink();
+  });
+
+  it('passes raw ELS and CT through for a guest (replies as received, rejects included)', async () => {
+    const hba = await Initiator.connect(san.linkPath, HBA);
+    const ct = await hba.ctRaw(0xfffffc, nameServerRequest(NS.GPN_FT, encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type: 8 })));
+    expect((ct[8]! << 8) | ct[9]!).toBe(0x8002);
+    expect(decodeNameList(ct.subarray(16)).map((e) => e.name)).toEqual([TGT.wwpn]);
+    const rej = await hba.ctRaw(0xfffffc, nameServerRequest(NS.GPN_ID, encodePortIdRequest(0x01ee00)));
+    expect((rej[8]! << 8) | rej[9]!).toBe(0x8001);
+    const els = await hba.elsRaw(0xfffffc, Uint8Array.of(0x7a, 0, 0, 0));
+    expect(els[0]).toBe(0x01); // LS_RJT, returned rather than thrown
     hba.closeLink();
   });
 
