@@ -1,6 +1,7 @@
 /**
- * Request side of the ring engine of the emulated QLogic ISP2532 (24xx/25xx firmware interface): walks the request entries the host copied into the scratch
- * area (ring order, wrap undone), validates every field the firmware model relies on, decodes
+ * Request side of the ring engine of the emulated QLogic ISP2532 (24xx/25xx firmware
+ * interface): walks the request entries the host copied into the scratch area (ring order,
+ * wrap undone), validates every field the firmware model relies on, decodes
  * Command Type 7 + Continuation Type 1 into records and a segment table, passes other known
  * single-entry IOCBs through as raw records, and turns malformed entries into error records
  * plus an error response (entry_status RF_* bits, original handle) queued for the driver.
