@@ -1,7 +1,8 @@
 /**
  * Response side of the ring engine of the emulated QLogic ISP2532 (24xx/25xx firmware
- * interface): a FIFO of encoded 64-byte response entries in WASM memory, Status Type 0 (+ Status Continuation) encoding, staging of host-built entries, and the flush
- * plan that respects the guest's response ring (back-pressure: never write more than
+ * interface): a FIFO of encoded 64-byte response entries in WASM memory, Status Type 0
+ * (+ Status Continuation) encoding, staging of host-built entries, and the flush plan that
+ * respects the guest's response ring (back-pressure: never write more than
  * (rsp_q_out - rsp_q_in - 1) mod length entries; the rest stay queued).
  *
  * Behavioural reference: qla2xxx qla2x00_status_entry, qla2x00_handle_sense,
