@@ -176,6 +176,7 @@ describe('QEMU command line', () => {
     expect(append.split(' ')).toContain('qla_skip');
     expect(append.split(' ')).toContain('guest_dmesg');
     // Default console level first (warnings and worse), so a caller's loglevel= later wins.
+    expect(append.split(' ')).toContain('loglevel=5');
     expect(append.split(' ').indexOf('loglevel=5')).toBeLessThan(append.split(' ').indexOf('loglevel=7'));
     expect(append.split(' ').at(-1)).toBe('loglevel=7');
     expect(valueAfter(args, '-object')).toEqual(['memory-backend-memfd,id=mem,size=256M,share=on']);
