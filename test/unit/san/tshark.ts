@@ -1,6 +1,7 @@
 /**
- * Finds a tshark to dissect captures with: the host's `tshark`, else the guest rootfs wrapper
- * scripts/guest/tshark.sh (same arguments). Returns null when neither is there.
+ * Finds a tshark to dissect captures with, in this order: $NPIV_HBA_TSHARK; the guest rootfs's
+ * tshark through scripts/guest/tshark.sh (Wireshark 4.6; usable once the rootfs cache is built);
+ * the host's `tshark` (Debian bookworm: Wireshark 4.0). Returns null when none runs.
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -9,19 +10,26 @@ import { fileURLToPath } from 'node:url';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
 
-export function findTshark(): string | null {
+function runs(cmd: string): boolean {
   try {
-    return execFileSync('sh', ['-c', 'command -v tshark'], { encoding: 'utf8' }).trim() || null;
+    execFileSync(cmd, ['-v'], { stdio: 'ignore', timeout: 30_000 });
+    return true;
   } catch {
-    // not on PATH
+    return false;
   }
+}
+
+export function findTshark(): string | null {
+  const override = process.env.NPIV_HBA_TSHARK;
+  if (override) return override;
   const wrapper = join(repoRoot, 'scripts', 'guest', 'tshark.sh');
   try {
     accessSync(wrapper, constants.X_OK);
-    return wrapper;
+    if (runs(wrapper)) return wrapper;
   } catch {
-    return null;
+    // no wrapper
   }
+  return runs('tshark') ? 'tshark' : null;
 }
 
 /** Run tshark with -T fields over a capture; one row per frame, each field's occurrences split on ','. */
