@@ -250,6 +250,8 @@ export interface RemoteSession {
 export interface NPortEvents {
   rscn: [pages: RscnPage[]];
   'link-down': [reason: string];
+  /** The fabric login ended without link loss: the physical port of this vport logged out or re-did FLOGI. */
+  'fabric-logout': [reason: string];
   /** A remote port logged out from us (LOGO received) or its session was dropped. */
   'session-lost': [session: RemoteSession];
 }
@@ -266,6 +268,8 @@ export class NPort extends EventEmitter<NPortEvents> {
   readonly rxDataFieldSize: number;
   nportId = 0;
   fabric: FabricParameters | null = null;
+  /** Logged in with FLOGI (the link's physical N_Port) rather than FDISC. */
+  physical = false;
   readonly sessions = new Map<number, RemoteSession>();
   protected readonly log: Logger;
   private readonly assembler = new SequenceAssembler(CT_MAX_IU);
@@ -300,6 +304,9 @@ export class NPort extends EventEmitter<NPortEvents> {
     const acc = decodeServiceParameters(payload);
     const assigned = reply.header.dId;
     if (assigned === 0 || assigned >= 0xfffff0) throw new ProtocolError(`fabric assigned an invalid N_Port ID ${formatPortId(assigned)}`);
+    // A FLOGI re-initialises the link at the fabric: every other login on it is gone there.
+    if (kind === 'flogi') this.endOtherLogins('the physical port logged in again (FLOGI)');
+    this.physical = kind === 'flogi';
     this.nportId = assigned;
     this.fabric = {
       nportId: assigned,
@@ -321,7 +328,17 @@ export class NPort extends EventEmitter<NPortEvents> {
     try {
       await this.els(WELL_KNOWN.F_PORT, encodeLogo({ nportId: this.nportId, wwpn: this.wwpn }));
     } finally {
+      if (this.physical) this.endOtherLogins('the physical port logged out of the fabric');
       this.forgetFabric();
+    }
+  }
+
+  /** The fabric dropped the other logins of this link; make the local N_Ports agree. */
+  private endOtherLogins(reason: string): void {
+    for (const p of [...this.mux.ports.values()]) {
+      if (p === this) continue;
+      p.forgetFabric();
+      p.emit('fabric-logout', reason);
     }
   }
 

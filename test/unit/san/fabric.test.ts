@@ -77,8 +77,11 @@ describe('fabric login and addressing', () => {
     const w = await a.createVport({ wwpn: 0xc000000000000002n, wwnn: 0xc000000000000000n });
     await v.fabricLogout();
     expect(san.fabric.logins().map((l) => l.wwpn)).toEqual([I1.wwpn, w.wwpn]);
+    const ended = new Promise<string>((r) => w.once('fabric-logout', r));
     await a.fabricLogout();
     expect(san.fabric.logins()).toEqual([]);
+    expect(await ended).toMatch(/physical port logged out/);
+    expect(w.loggedIn).toBe(false);
     // Log in again on the same link, then drop the link.
     await a.fabricLogin('flogi');
     await (await Initiator.overLink(await connectLink(san.linkPath), I2)).createVport(V1);
