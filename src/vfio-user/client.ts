@@ -154,6 +154,8 @@ interface Pending {
 }
 
 const PCI_INTERRUPT_PIN = 0x3d;
+/** proxy.c: max_send_fds when the server's VERSION reply has no max_msg_fds */
+const QEMU_DEFAULT_MAX_SEND_FDS = 8;
 const REGION_INFO_ARGSZ_MAX = 64 * 1024;
 
 export class VfioUserClient {
@@ -247,7 +249,9 @@ export class VfioUserClient {
       throw new VfioUserRequestError(COMMAND.VERSION, ERRNO.ENOTSUP, `incompatible server version ${v.major}.${v.minor}`);
     }
     const server = parseCapabilities(v.json);
-    if (v.json !== undefined && !/"max_msg_fds"/.test(v.json)) server.maxMsgFds = 8; // QEMU's default when absent
+    // QEMU assumes 8 (not the spec's 1) when the server leaves max_msg_fds out.
+    const announced = v.json === undefined ? undefined : (JSON.parse(v.json) as { capabilities?: { max_msg_fds?: unknown } }).capabilities?.max_msg_fds;
+    if (announced === undefined) server.maxMsgFds = QEMU_DEFAULT_MAX_SEND_FDS;
     if (
       server.maxMsgFds > QEMU_LIMITS.maxMsgFds ||
       server.maxDataXferSize > QEMU_LIMITS.maxDataXferSize ||

@@ -139,6 +139,15 @@ describe('VfioUserClient', () => {
     await expect(client.version()).rejects.toThrow(message);
   });
 
+  it.each([
+    ['no JSON', undefined, 8],
+    ['JSON without max_msg_fds', '{"capabilities":{}}', 8],
+    ['max_msg_fds 2', '{"capabilities":{"max_msg_fds":2}}', 2],
+  ])("takes the server's max_msg_fds like QEMU (%s)", async (_what, json, expected) => {
+    const { client } = pair((msg, server) => server.send(encodeReply(msg.header.id, msg.header.command, versionReply(json))));
+    expect((await client.version()).server.maxMsgFds).toBe(expected);
+  });
+
   it('times out a request the server never answers', async () => {
     const { client } = pair(() => undefined, 50);
     await expect(client.reset()).rejects.toMatchObject({ errno: ERRNO.ETIMEDOUT });
