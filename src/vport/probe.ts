@@ -4,6 +4,7 @@
  */
 import { lstatSync } from 'node:fs';
 import net from 'node:net';
+import { NativeError } from '../native/index.js';
 import { VfioUserClient } from '../vfio-user/client.js';
 
 export type SocketProbe =
@@ -70,14 +71,16 @@ export function describeProbe(probe: SocketProbe): string {
 /**
  * True when a vfio-user server at `path` answers VERSION the way QEMU's client expects — what
  * QEMU will do first when it attaches. The probe connection is then closed; the server accepts
- * the next client.
+ * the next client. A connect refused or a socket not there is `false`; anything else (the native
+ * shim not built, say) throws, so that it is not mistaken for "not ready yet".
  */
 export async function probeVfioUserServer(path: string, timeoutMs = CONNECT_TIMEOUT_MS): Promise<boolean> {
   let client: VfioUserClient;
   try {
     client = VfioUserClient.connect(path, { timeoutMs });
-  } catch {
-    return false;
+  } catch (err) {
+    if (err instanceof NativeError) return false;
+    throw err;
   }
   try {
     await client.version();

@@ -316,7 +316,15 @@ export async function startVport(def: VportDefinition, runDir: string, options: 
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
   for (;;) {
     if (exited) break;
-    if (isSocketFile(def.socket) && (await probeVfioUserServer(def.socket))) return { pid, notes };
+    let ready = false;
+    try {
+      ready = isSocketFile(def.socket) && (await probeVfioUserServer(def.socket));
+    } catch (err) {
+      child.kill('SIGKILL');
+      removeIfPresent(statePath(runDir, def.uuid));
+      throw new VportError(`vport ${def.uuid}: cannot check serve's socket ${def.socket} (killed serve, pid ${pid}): ${(err as Error).message}`);
+    }
+    if (ready) return { pid, notes };
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
       removeIfPresent(statePath(runDir, def.uuid));

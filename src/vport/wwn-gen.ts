@@ -19,7 +19,6 @@
  * space is full — the loop is bounded and generation never collides.
  */
 import { randomBytes } from 'node:crypto';
-import { formatWwn } from '../util/wwn.js';
 import { VportError, VportUsageError } from './errors.js';
 
 export const WWN_HEX_DIGITS = 16;
@@ -119,8 +118,4 @@ export function generateWwnPair(prefix: NaaPrefix, inUse: ReadonlySet<bigint>, r
   throw new VportError(
     `no free WWPN left under NAA prefix ${prefix.digits} (${space} names, all in use); choose a longer-tailed prefix or give --wwpn`,
   );
-}
-
-export function describePair(pair: { wwpn: bigint; wwnn: bigint }): string {
-  return `${formatWwn(pair.wwpn)} / ${formatWwn(pair.wwnn)}`;
 }

@@ -5,7 +5,8 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { runCli } from '../../../src/cli/vport.js';
+import { Command } from 'commander';
+import { registerVportCommand, runCli } from '../../../src/cli/vport.js';
 import { capture, tempDirs, type TempDirs } from '../vport/helpers.js';
 
 let dirs: TempDirs;
@@ -311,5 +312,28 @@ describe('usage', () => {
     const help = await cli('--help');
     expect(help.code).toBe(0);
     expect(help.stdout).toContain('qemu-args');
+  });
+});
+
+describe('registerVportCommand (the main CLI wiring)', () => {
+  it('adds the vport group to a program; a refused operation sets process.exitCode to 1', async () => {
+    const saved = process.exitCode;
+    try {
+      const ok = capture(env);
+      const p1 = new Command('npiv-hba');
+      registerVportCommand(p1, ok.io);
+      await p1.parseAsync(['vport', 'define', '--uuid', U1], { from: 'user' });
+      expect(ok.stdout()).toBe(`${U1}\n`);
+      expect(process.exitCode).toBe(saved);
+
+      const bad = capture(env);
+      const p2 = new Command('npiv-hba');
+      registerVportCommand(p2, bad.io);
+      await p2.parseAsync(['vport', 'define', '--uuid', U1], { from: 'user' });
+      expect(bad.stderr()).toContain(`vport ${U1} is already defined`);
+      expect(process.exitCode).toBe(1);
+    } finally {
+      process.exitCode = saved;
+    }
   });
 });
