@@ -5,7 +5,7 @@
  * ignoring SIGTERM). Every process a test starts is killed by pid afterwards.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -162,6 +162,19 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect(r.stderr).toContain(`stale socket ${socket} removed`);
     expect(existsSync(socket)).toBe(false);
     expect(existsSync(statePath(dirs.runDir, uuid))).toBe(false);
+  });
+
+  it('a socket file left at the path without any recorded process is shown, then removed by start', async () => {
+    const uuid = await define();
+    const socket = join(dirs.runDir, `${uuid}.sock`);
+    mkdirSync(dirs.runDir, { recursive: true });
+    staleSocketFile(socket);
+    expect((await cli(['show', uuid])).stdout).toContain('status:     stopped (a socket file is left at the socket path)');
+    const r = await cli(['start', uuid]);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(`npiv-hba vport: stale socket ${socket} removed (nothing listened on it)\n`);
+    expect(await probeVfioUserServer(socket)).toBe(true);
+    expect((await cli(['stop', uuid])).code).toBe(0);
   });
 
   it('a serve that ignores SIGTERM is killed after the timeout', async () => {
