@@ -428,3 +428,38 @@ describe('implementations agree', () => {
     for (const other of others) expect(other).toEqual(reference);
   });
 });
+
+describe.each(implementations())('hostile ring contents ($name)', ({ create }) => {
+  it('always makes progress, never consumes past the producer, and accounts for every entry', () => {
+    const next = lcg(0xbad5eed);
+    for (let trial = 0; trial < 150; trial++) {
+      const codec = create();
+      const length = 2 + (next() % 300);
+      const fx = new RingFixture(length, 8);
+      fx.configure(codec, { maxHandleIndex: 1 + (next() % 0xffff), maxVpIndex: next() % 3, maxTransferBytes: next() });
+      fx.req.set(new Uint8Array(length * ENTRY).map(() => next() & 0xff));
+      // Make headers look plausible often enough to reach the deeper checks.
+      for (let i = 0; i < length; i++) {
+        if (next() % 2) fx.req[i * ENTRY] = [T_CMD7, T_CONT_A64, T_LOGIO, T_MARKER][next() % 4]!;
+        if (next() % 2) fx.req[i * ENTRY + 1] = 1 + (next() % 4);
+      }
+      fx.reqOut = next() % length;
+      fx.reqIn = next() % length;
+      let remaining = (fx.reqIn - fx.reqOut + length) % length;
+      for (let calls = 0; remaining > 0; calls++) {
+        expect(calls).toBeLessThan(length + 1);
+        const before = fx.reqOut;
+        const result = fx.consume(codec, 1 + (next() % 40));
+        expect(result.fault).toBeNull();
+        const consumed = result.entries.reduce((n, e) => n + (e.kind === 'raw' ? 1 : e.entryCount), 0);
+        expect(consumed).toBeGreaterThan(0);
+        expect(consumed).toBeLessThanOrEqual(remaining);
+        expect(result.newOut).toBe((before + consumed) % length);
+        remaining -= consumed;
+        fx.flush(codec);
+        fx.drainResponses();
+      }
+      expect(fx.reqOut).toBe(fx.reqIn);
+    }
+  });
+});
