@@ -1,0 +1,103 @@
+/**
+ * Issue 4, real guest: SCSI error handling through the emulated ISP2532 — LUN reset and target
+ * reset (Task Management IOCBs, via sg_reset), and a command the target never answers, which the
+ * SCSI midlayer times out and qla2xxx aborts (Abort IO IOCB → ABTS on the link → CS_ABORTED).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
+import { VportHba } from '../../src/hba.js';
+import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
+import { Fabric } from '../../src/san/fabric/switch.js';
+import { Zoning } from '../../src/san/fabric/zoning.js';
+import { LinkListener, connectLink, linkPair } from '../../src/san/link.js';
+import { FcTargetPort } from '../../src/san/target-port.js';
+import { FakeScsiTarget } from '../unit/san/fake-scsi.js';
+
+const WWPN = 0x5001438001234567n;
+const WWNN = 0x5001438001234566n;
+/** How long the target stays silent once the guest announces the hang phase. */
+const HANG_MS = 7000;
+
+describe('qla2xxx error handling on the emulated ISP2532: TMFs and aborts', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-eh-'));
+  const socket = join(dir, 'vport0.sock');
+  const linkPath = join(dir, 'fabric.sock');
+  let run: GuestRunResult;
+  let hba: VportHba;
+  let fabricPort: InitiatorFabricPort;
+  let listener: LinkListener;
+  let fabric: Fabric;
+  const disk = new FakeScsiTarget(0x500a098100000001n, 0x500a098000000001n);
+
+  beforeAll(async () => {
+    fabric = new Fabric({ name: 'eh', domain: 1, zoning: new Zoning('allow') });
+    listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
+    const [fabricEnd, portEnd] = linkPair('target');
+    fabric.attach(fabricEnd);
+    await FcTargetPort.start(portEnd, disk, { exchangeTimeoutMs: 2000 });
+    fabricPort = new InitiatorFabricPort({ connect: () => connectLink(linkPath) });
+    hba = new VportHba({ socketPath: socket, wwpn: WWPN, wwnn: WWNN, fabric: fabricPort });
+    hba.start();
+    run = await runGuest({
+      devices: [socket],
+      qlaParams: { ql2xextended_error_logging: '0x7fffffff' },
+      dmesg: true,
+      onLine: (line) => {
+        if (line.includes('GUEST:HANG_NOW')) {
+          disk.hang = true;
+          setTimeout(() => (disk.hang = false), HANG_MS);
+        }
+      },
+      script: [
+        'h=/sys/class/fc_host/host0',
+        'wait_for $h/port_name 60 || exit 3',
+        'i=0; while [ ! -e /sys/block/sda ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
+        'echo 4 > /sys/block/sda/device/timeout',
+        'sg_reset -d /dev/sda; echo "GUEST:LUN_RESET $?"',
+        'sg_reset -t /dev/sda; echo "GUEST:TARGET_RESET $?"',
+        'sleep 2',
+        'dd if=/dev/sda of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_RESET $?"',
+        'echo "GUEST:HANG_NOW"; sleep 1',
+        'dd if=/dev/sda of=/dev/null bs=4k count=1 skip=100 iflag=direct 2>/dev/null; echo "GUEST:DD_HUNG $?"',
+        'sleep 2',
+        'dd if=/dev/sda of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_ABORT $?"',
+        'echo "GUEST:STATE $(cat $h/port_state)"',
+        'exit 0',
+      ].join('\n'),
+      timeoutMs: 400_000,
+    });
+  });
+
+  afterAll(async () => {
+    hba?.close();
+    await fabricPort?.close();
+    fabric?.close();
+    await listener?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('boots and runs the script', () => {
+    expect(run.exitStatus, run.output.slice(-6000)).toBe(0);
+  });
+
+  it('LUN reset and target reset reach the target as task management functions and succeed', () => {
+    expect(run.guestLines).toContain('LUN_RESET 0');
+    expect(run.guestLines).toContain('TARGET_RESET 0');
+    const fns = disk.tmfs.map((t) => t.fn);
+    expect(fns).toContain('lun-reset');
+    expect(fns).toContain('target-reset');
+    expect(run.guestLines).toContain('DD_AFTER_RESET 0');
+  });
+
+  it('a silent target: the timed-out command is aborted with ABTS and I/O recovers without an ISP abort', () => {
+    const dmesg = run.guestLines.filter((l) => l.startsWith('DMESG ')).join('\n');
+    expect(dmesg).toMatch(/Abort command issued/);
+    expect(disk.tmfs.some((t) => t.fn === 'abort-task')).toBe(true);
+    expect(dmesg).not.toMatch(/Performing ISP error recovery|[Mm]ailbox.*timeout/);
+    expect(run.guestLines).toContain('DD_AFTER_ABORT 0');
+    expect(run.guestLines).toContain('STATE Online');
+  });
+});
