@@ -4,6 +4,7 @@
  *
  *   <run-dir>/<uuid>.state.json   {"version":1,"uuid","pid","socket","startedAt","log"}
  *   <run-dir>/<uuid>.log          serve's stdout and stderr (pino JSON lines)
+ *   <run-dir>/<uuid>.lock         held during start and stop (two commands never race on one vport)
  *
  * Status is derived, never trusted from the file alone: a recorded pid counts as running only if
  * that process exists and its command line is a `serve` of this vport's socket (so a reused pid
@@ -19,11 +20,13 @@ import { z } from 'zod';
 import { formatWwn } from '../util/wwn.js';
 import type { VportDefinition } from './definition.js';
 import { VportError } from './errors.js';
+import { withLockFile } from './lock.js';
 import { describeProbe, probeUnixSocket, probeVfioUserServer } from './probe.js';
 
 export const STATE_FORMAT_VERSION = 1;
 const STATE_SUFFIX = '.state.json';
 const LOG_SUFFIX = '.log';
+const LOCK_SUFFIX = '.lock';
 /** how long `start` waits for serve to answer VERSION on its socket */
 export const DEFAULT_START_TIMEOUT_MS = 15_000;
 /** how long `stop` waits after SIGTERM before SIGKILL */
@@ -57,6 +60,11 @@ export function statePath(runDir: string, uuid: string): string {
 
 export function logPath(runDir: string, uuid: string): string {
   return join(runDir, uuid + LOG_SUFFIX);
+}
+
+/** held while a start or stop of this vport is in progress */
+export function lockPath(runDir: string, uuid: string): string {
+  return join(runDir, uuid + LOCK_SUFFIX);
 }
 
 function errnoCode(err: unknown): string | undefined {
@@ -266,7 +274,11 @@ function logTail(file: string): string {
  * socket. Refuses when it already runs, when another process serves its socket path, or when its
  * SAN link is unreachable; reports serve's own error if it exits first.
  */
-export async function startVport(def: VportDefinition, runDir: string, options: StartOptions = {}): Promise<StartResult> {
+export function startVport(def: VportDefinition, runDir: string, options: StartOptions = {}): Promise<StartResult> {
+  return withLockFile(lockPath(runDir, def.uuid), `vport ${def.uuid}`, () => startUnlocked(def, runDir, options));
+}
+
+async function startUnlocked(def: VportDefinition, runDir: string, options: StartOptions): Promise<StartResult> {
   const notes: string[] = [];
   const current = vportStatus(def, runDir);
   if (current.status === 'running') throw new VportError(`vport ${def.uuid} is already running (pid ${current.pid})`);
@@ -366,7 +378,11 @@ async function waitGone(pid: number, socket: string, ms: number): Promise<boolea
 }
 
 /** SIGTERM, wait, SIGKILL after the timeout; removes the state file and a socket left behind. */
-export async function stopVport(def: VportDefinition, runDir: string, options: StopOptions = {}): Promise<StopResult> {
+export function stopVport(def: VportDefinition, runDir: string, options: StopOptions = {}): Promise<StopResult> {
+  return withLockFile(lockPath(runDir, def.uuid), `vport ${def.uuid}`, () => stopUnlocked(def, runDir, options));
+}
+
+async function stopUnlocked(def: VportDefinition, runDir: string, options: StopOptions): Promise<StopResult> {
   const status = vportStatus(def, runDir);
   const notes: string[] = [];
   if (status.status !== 'running') {

@@ -9,9 +9,9 @@
  */
 import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { definitionFromJson, definitionToJson, isUuid, type VportDefinition } from './definition.js';
 import { VportError } from './errors.js';
+import { withLockFile } from './lock.js';
 
 export const DEFAULT_CONFIG_DIR = '/etc/npiv-hba/vports';
 export const DEFAULT_RUN_DIR = '/run/npiv-hba';
@@ -20,8 +20,6 @@ export const RUN_DIR_ENV = 'NPIV_HBA_RUN_DIR';
 
 const DEFINITION_SUFFIX = '.json';
 const LOCK_FILE = '.lock';
-const LOCK_WAIT_MS = 10_000;
-const LOCK_POLL_MS = 25;
 
 export interface DefinitionProblem {
   file: string;
@@ -123,39 +121,9 @@ export class VportStore {
     }
   }
 
-  /**
-   * Runs `fn` holding the store's lock file (created with O_EXCL, holding our pid). A lock left by a
-   * process that no longer exists is taken over; a live holder is waited for, up to LOCK_WAIT_MS.
-   */
-  async withLock<T>(fn: () => Promise<T> | T): Promise<T> {
-    mkdirSync(this.configDir, { recursive: true, mode: 0o755 });
-    const lock = join(this.configDir, LOCK_FILE);
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const fd = openSync(lock, 'wx', 0o644);
-        writeSync(fd, String(process.pid));
-        closeSync(fd);
-        break;
-      } catch (err) {
-        if (errnoCode(err) !== 'EEXIST') throw err;
-        if (lockHolderGone(lock)) {
-          try {
-            unlinkSync(lock);
-          } catch {
-            // another waiter removed it first
-          }
-          continue;
-        }
-        if (Date.now() > deadline) throw new VportError(`the config directory ${this.configDir} stays locked (${lock}); another npiv-hba is busy`);
-        await sleep(LOCK_POLL_MS);
-      }
-    }
-    try {
-      return await fn();
-    } finally {
-      unlinkSync(lock);
-    }
+  /** Runs `fn` holding the store's lock file, so that cross-definition checks and the write are one step. */
+  withLock<T>(fn: () => Promise<T> | T): Promise<T> {
+    return withLockFile(join(this.configDir, LOCK_FILE), `the config directory ${this.configDir}`, fn);
   }
 
   private readFile(file: string, expectedUuid: string): VportDefinition {
@@ -170,21 +138,5 @@ export class VportStore {
       throw new Error(`file name does not match its uuid ${def.uuid} (expected ${def.uuid}${DEFINITION_SUFFIX})`);
     }
     return def;
-  }
-}
-
-function lockHolderGone(lock: string): boolean {
-  let pid: number;
-  try {
-    pid = Number(readFileSync(lock, 'utf8'));
-  } catch {
-    return false; // being created or removed right now: wait
-  }
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return false;
-  } catch (err) {
-    return errnoCode(err) === 'ESRCH';
   }
 }

@@ -177,6 +177,19 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect((await cli(['stop', uuid])).code).toBe(0);
   });
 
+  it('two concurrent starts of one vport: one serve runs, the other start is refused', async () => {
+    const uuid = await define();
+    const [a, b] = await Promise.all([cli(['start', uuid]), cli(['start', uuid])]);
+    expect([a.code, b.code].sort()).toEqual([0, 1]);
+    const loser = a.code === 1 ? a : b;
+    const winner = a.code === 0 ? a : b;
+    const pid = Number(/pid (\d+)/.exec(winner.stdout)![1]);
+    expect(loser.stderr).toContain(`vport ${uuid} is already running (pid ${pid})`);
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', pid });
+    expect((await cli(['stop', uuid])).code).toBe(0);
+    expect(await reaped(pid)).toBe(true);
+  });
+
   it('a serve that ignores SIGTERM is killed after the timeout', async () => {
     const uuid = await define();
     const r = await cli(['start', uuid], stubbornServe());
