@@ -31,6 +31,7 @@ const SCRATCH = {
   DMA_ADDR_LO: 0x08,
   DMA_ADDR_HI: 0x0c,
   STATUS: 0x10, // 1 = done, 0xdead = DMA failed
+  INTX_ACK: 0x14, // write: lower the INTx line
   SIZE: 0x1000,
 } as const;
 const STATUS_DONE = 1;
@@ -49,6 +50,7 @@ class FakeHba implements VfioUserDevice {
   resets = 0;
   readonly irqsChangedCalls: IrqIndex[] = [];
   lastDmaError: string | null = null;
+  intxLevel = false;
 
   constructor() {
     const c = new DataView(this.config.buffer);
@@ -95,6 +97,7 @@ class FakeHba implements VfioUserDevice {
   regionWrite(index: number, offset: number, data: Uint8Array): void {
     this.region(index).set(data, offset);
     if (index === PCI_REGION.BAR1 && offset === SCRATCH.DOORBELL && data.length === 4) this.doorbell(data);
+    if (index === PCI_REGION.BAR1 && offset === SCRATCH.INTX_ACK) this.intxLevel = false;
   }
 
   private doorbell(data: Uint8Array): void {
@@ -111,11 +114,19 @@ class FakeHba implements VfioUserDevice {
       this.lastDmaError = err.message;
       regs.setUint32(SCRATCH.STATUS, STATUS_DMA_FAILED, true);
     }
-    this.ctx!.irq.trigger(IRQ_INDEX.MSIX, 0);
+    // MSI-X when QEMU bound it, else the level-triggered INTx line.
+    if (this.ctx!.irq.activeIndex() === IRQ_INDEX.MSIX) {
+      this.ctx!.irq.trigger(IRQ_INDEX.MSIX, 0);
+    } else {
+      this.intxLevel = true;
+      this.ctx!.irq.trigger(IRQ_INDEX.INTX, 0);
+    }
   }
 
   irqsChanged(index: IrqIndex): void {
     this.irqsChangedCalls.push(index);
+    // INTx is AUTOMASKED: after the client's unmask (QEMU's EOI) a still-high line fires again.
+    if (index === IRQ_INDEX.INTX && this.intxLevel) this.ctx?.irq.trigger(IRQ_INDEX.INTX, 0);
   }
 
   reset(): void {
@@ -253,6 +264,28 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     expect(session.memory.windows).toHaveLength(0);
     await client.reset();
     expect(h.device.resets).toBe(1);
+  });
+
+  it('delivers level-triggered INTx through its eventfd, re-raised after unmask while still asserted', async () => {
+    const client = newClient();
+    const s = await client.startup({ dma: [guestRamWindow()] }); // no MSI-X: INTx routing
+    const intx = s.intxEventfd!;
+    const unmask = () =>
+      client.setIrqs({ index: IRQ_INDEX.INTX, flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK, start: 0, count: 1 });
+    const raised = waitReadable(intx);
+    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(0), true);
+    await raised;
+    expect(native.eventfdRead(intx)).toBe(1n);
+    // Automasked: another doorbell while masked does not signal.
+    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(0));
+    expect(native.eventfdRead(intx)).toBeNull();
+    // EOI unmask with the line still high: signalled again before the reply arrives.
+    await unmask();
+    expect(native.eventfdRead(intx)).toBe(1n);
+    // The driver acknowledges (line low); the next unmask stays quiet.
+    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.INTX_ACK, u32le(1));
+    await unmask();
+    expect(native.eventfdRead(intx)).toBeNull();
   });
 
   it('answers malformed messages mid-stream with errors and stays usable', async () => {
