@@ -2,6 +2,7 @@
  * npiv-hba command line: one subcommand per job, each in src/cli/<name>.ts.
  */
 import { Command } from 'commander';
+import { registerLabCommand } from './cli/lab.js';
 import { registerSanCommand } from './cli/san.js';
 import { registerServeCommand } from './cli/serve.js';
 
@@ -13,5 +14,6 @@ export async function main(argv: string[]): Promise<void> {
     .showHelpAfterError();
   registerServeCommand(program);
   registerSanCommand(program);
+  registerLabCommand(program);
   await program.parseAsync(argv);
 }

@@ -1,0 +1,116 @@
+/**
+ * `npiv-hba lab`: the one-command lab. Prepares the guest environment if needed, starts the
+ * simulated SAN from the embedded example (or --config), one vport HBA per --vports/--wwpn, and a
+ * QEMU guest running the stock qla2xxx; prints a report of what the guest sees (fabric logins,
+ * targets, LUNs, a verified fio run) and shuts everything down. See docs/lab.md.
+ *
+ *   npiv-hba lab [--config FILE] [--vports N] [--wwpn W]... [--keep] [--json] [--work-dir DIR]
+ *
+ * Progress goes to stderr, the report (or --json) to stdout. Exit status 0 only when every vport
+ * logged in, saw at least one LUN and its verified I/O had no errors.
+ */
+import type { Command } from 'commander';
+import { LabUsageError, parseVportCount } from '../lab/config.js';
+import { LabStepError, runLab, type LabOptions } from '../lab/lab.js';
+import { ProgressDisplay, silentReporter } from '../lab/progress.js';
+import { formatLabReport, labReportJson, type LabReport } from '../lab/report.js';
+
+export interface LabCliOptions {
+  config?: string;
+  vports?: string;
+  wwpn?: string[];
+  keep?: boolean;
+  json?: boolean;
+  workDir?: string;
+  ioSize?: string;
+  timeout?: string;
+  quiet?: boolean;
+}
+
+function positiveInteger(text: string, option: string, max: number): number {
+  if (!/^\s*\d+\s*$/.test(text) || Number(text) < 1 || Number(text) > max) {
+    throw new LabUsageError(`invalid ${option} '${text}': expected a whole number from 1 to ${max}`);
+  }
+  return Number(text);
+}
+
+/** Command-line options → runLab options; usage errors (LabUsageError) before anything starts. */
+export function labOptionsFromCli(opts: LabCliOptions): LabOptions {
+  const options: LabOptions = {};
+  if (opts.config !== undefined) options.configFile = opts.config;
+  if (opts.vports !== undefined) options.vports = parseVportCount(opts.vports);
+  if (opts.wwpn !== undefined && opts.wwpn.length > 0) options.wwpns = opts.wwpn;
+  if (opts.keep) options.keep = true;
+  if (opts.workDir !== undefined) options.workDir = opts.workDir;
+  if (opts.ioSize !== undefined) options.ioMiB = positiveInteger(opts.ioSize, '--io-size', 4096);
+  if (opts.timeout !== undefined) options.guestTimeoutMs = positiveInteger(opts.timeout, '--timeout', 24 * 3600) * 1000;
+  if (opts.keep && opts.json) throw new LabUsageError('--keep attaches the guest console to the terminal: it cannot be combined with --json');
+  return options;
+}
+
+/** The JSON printed for a step failure (--json): same top-level shape as a report. */
+export function stepFailureJson(error: LabStepError): string {
+  return JSON.stringify({ ok: false, failures: [error.message], step: error.step, workDir: error.workDir, logs: error.logs }, null, 2) + '\n';
+}
+
+export function formatStepFailure(error: LabStepError): string {
+  const lines = [`npiv-hba lab: FAILED at step "${error.step}"`, `  ${error.message.split('\n').join('\n  ')}`];
+  const logs = Object.entries(error.logs);
+  if (logs.length > 0) {
+    lines.push('logs:');
+    for (const [name, path] of logs) lines.push(`  ${name.padEnd(10)} ${path}`);
+  }
+  return lines.join('\n') + '\n';
+}
+
+export async function lab(opts: LabCliOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const options = labOptionsFromCli(opts);
+  const reporter = opts.quiet ? silentReporter : new ProgressDisplay(process.stderr);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  let printed = false;
+  const print = (report: LabReport): void => {
+    printed = true;
+    out.write(opts.json ? labReportJson(report) : formatLabReport(report));
+  };
+  try {
+    const report = await runLab({ ...options, signal: stop.signal, onReport: print }, reporter);
+    if (!printed) print(report);
+    return report.ok ? 0 : 1;
+  } catch (err) {
+    if (err instanceof LabStepError) {
+      if (opts.json) out.write(stepFailureJson(err));
+      else process.stderr.write(formatStepFailure(err));
+      return 1;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+export function registerLabCommand(program: Command): void {
+  program
+    .command('lab')
+    .description('one-command lab: simulated SAN + vport HBAs + a QEMU guest running qla2xxx; reports logins, targets, LUNs and a verified I/O run')
+    .option('--config <file>', 'SAN configuration (JSON, see `san --example`); default: the embedded example with RAM-backed volumes')
+    .option('--vports <n>', 'number of vport HBAs (default 2; with --config: its host-group initiators)')
+    .option('--wwpn <wwpn>', 'a vport WWPN (repeatable); with --config the SAN must already admit it', collect, [] as string[])
+    .option('--keep', 'after the report, leave the guest running with its serial console on this terminal (Ctrl-A X quits)')
+    .option('--json', 'print the report as JSON')
+    .option('--work-dir <dir>', 'keep sockets, logs, the SAN config and pcap here (default: a temp dir, removed after a passing run)')
+    .option('--io-size <MiB>', 'MiB each vport writes and verifies with fio (default 32)')
+    .option('--timeout <seconds>', 'limit for the guest run, boot to results (default 420)')
+    .option('--quiet', 'no progress display on stderr')
+    .action(async (opts: LabCliOptions) => {
+      const status = await lab(opts);
+      if (status !== 0) process.exitCode = status;
+    });
+}

@@ -1,0 +1,338 @@
+/**
+ * `npiv-hba lab` as a library: prepares the guest environment, starts the simulated SAN
+ * (`npiv-hba san`, child process) and one `npiv-hba serve --san` per vport, boots the real QEMU
+ * + Linux guest (qla2xxx) with the lab's guest script, and builds the report (src/lab/report.ts)
+ * of what the guest saw: fabric logins, targets, LUNs and a verified fio run per vport.
+ * Everything it started is stopped again on every path (success, failure, abort), sockets are
+ * removed, and a temporary work dir is deleted — unless a step failed, when it stays so that the
+ * logs it names can be read.
+ *
+ * Every step has a timeout; a failing step throws LabStepError naming the step and the logs.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { chooseAccelerator, runGuest, type Accelerator } from '../harness/guest.js';
+import { controlRequest } from '../san/control.js';
+import type { SanStatus } from '../san/san.js';
+import { parseSize } from '../san/volume.js';
+import { formatWwn } from '../util/wwn.js';
+import { labSanSetup, type LabSanSetup } from './config.js';
+import { labGuestScript } from './guest-script.js';
+import { runInteractiveGuest } from './keep.js';
+import { ensureGuestEnvironment } from './prepare.js';
+import { projectRoot, startCliProcess, waitForSocket, type LabProcess } from './processes.js';
+import type { LabReporter } from './progress.js';
+import { buildLabReport, parseGuestLines, type LabReport, type LabSanSummary } from './report.js';
+
+export const LAB_DEFAULTS = {
+  prepareTimeoutMs: 45 * 60_000,
+  sanStartTimeoutMs: 20_000,
+  serveStartTimeoutMs: 20_000,
+  /** Boot + logins + LUN scan + fio under TCG, with room to spare. */
+  guestTimeoutMs: 420_000,
+  /** In-guest budget for the fabric logins, and again for the disks. */
+  guestWaitSeconds: 120,
+  guestSettleSeconds: 3,
+  statusTimeoutMs: 10_000,
+  ioMiB: 32,
+  ioBlockSize: 64 * 1024,
+  ioDepth: 16,
+  guestMemMiB: 512,
+} as const;
+
+/** Unix socket paths are limited to 107 bytes (sun_path). */
+const MAX_SOCKET_PATH = 107;
+
+export interface LabOptions {
+  /** User SAN configuration (JSON); default: the embedded example. */
+  configFile?: string;
+  vports?: number;
+  wwpns?: readonly string[];
+  /** After the report, leave the guest's console on the terminal (Ctrl-A X quits). */
+  keep?: boolean;
+  /** Keep everything here (created if needed, never deleted); default a temp dir. */
+  workDir?: string;
+  /** MiB each vport's verified fio run writes. */
+  ioMiB?: number;
+  /** Hard limit for the guest run (boot to results). */
+  guestTimeoutMs?: number;
+  cacheDir?: string;
+  accel?: Accelerator;
+  signal?: AbortSignal;
+  /** bin/npiv-hba.js used for the san/serve children (default: this project's). */
+  cliPath?: string;
+  /** Called with the report before --keep attaches the console (always called once a report exists). */
+  onReport?: (report: LabReport) => Promise<void> | void;
+}
+
+/** A step of the lab failed (not the guest's findings: those are in the report). */
+export class LabStepError extends Error {
+  constructor(
+    readonly step: string,
+    message: string,
+    readonly logs: Record<string, string>,
+    readonly workDir: string | null,
+  ) {
+    super(`${step}: ${message}`);
+    this.name = 'LabStepError';
+  }
+}
+
+interface Timings {
+  started: number;
+  steps: { step: string; seconds: number }[];
+}
+
+function checkSocketPath(path: string): void {
+  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
+    throw new Error(`socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --work-dir`);
+  }
+}
+
+function sanSummary(setup: LabSanSetup, status: SanStatus | null): LabSanSummary {
+  if (status) {
+    return {
+      source: setup.source,
+      fabric: status.fabric.name,
+      domain: status.fabric.domain,
+      logins: status.logins.map((l) => ({ nportId: l.nportId, wwpn: l.wwpn })),
+      arrays: status.arrays,
+    };
+  }
+  // The SAN could not be asked: describe it from the configuration.
+  return {
+    source: setup.source,
+    fabric: setup.config.fabric.name,
+    domain: setup.config.fabric.domain,
+    logins: [],
+    arrays: setup.config.arrays.map((a) => ({
+      name: a.name,
+      volumes: a.volumes.map((v) => ({ name: v.name, bytes: parseSize(v.size), file: v.file ?? null })),
+    })),
+  };
+}
+
+function isSanStatus(value: unknown): value is SanStatus {
+  const v = value as Partial<SanStatus> | null;
+  return typeof v === 'object' && v !== null && Array.isArray(v.logins) && Array.isArray(v.arrays) && typeof v.fabric === 'object';
+}
+
+export async function runLab(options: LabOptions, reporter: LabReporter): Promise<LabReport> {
+  // Usage problems first: nothing is started for a bad configuration or WWPN.
+  const setup = labSanSetup({
+    ...(options.configFile !== undefined ? { configFile: options.configFile } : {}),
+    ...(options.vports !== undefined ? { vports: options.vports } : {}),
+    ...(options.wwpns !== undefined ? { wwpns: options.wwpns } : {}),
+  });
+  const ioMiB = options.ioMiB ?? LAB_DEFAULTS.ioMiB;
+  if (!Number.isInteger(ioMiB) || ioMiB < 1 || ioMiB > 4096) throw new Error(`invalid I/O size ${ioMiB} MiB: expected 1..4096`);
+  const root = projectRoot();
+  const cli = options.cliPath ?? join(root, 'bin', 'npiv-hba.js');
+  const timings: Timings = { started: Date.now(), steps: [] };
+  const ownWorkDir = options.workDir === undefined;
+  const workDir = ownWorkDir ? await mkdtemp(join(tmpdir(), 'npiv-hba-lab-')) : resolve(options.workDir!);
+  if (!ownWorkDir) mkdirSync(workDir, { recursive: true });
+  const logs: Record<string, string> = {};
+  const processes: LabProcess[] = [];
+  const sockets: string[] = [];
+  let failed = true;
+  let current = 'setup';
+
+  const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
+    current = name;
+    reporter.step(name);
+    const t0 = Date.now();
+    try {
+      if (options.signal?.aborted) throw new Error('interrupted');
+      return await work();
+    } catch (err) {
+      if (err instanceof LabStepError) throw err;
+      const message = options.signal?.aborted ? 'interrupted (SIGINT/SIGTERM)' : (err as Error).message;
+      throw new LabStepError(name, message, { ...logs }, ownWorkDir ? workDir : options.workDir ?? null);
+    } finally {
+      timings.steps.push({ step: name, seconds: (Date.now() - t0) / 1000 });
+    }
+  };
+
+  try {
+    await step('guest environment', async () => {
+      logs.prepare = join(workDir, 'prepare.log');
+      const built = await ensureGuestEnvironment(
+        {
+          projectRoot: root,
+          logFile: logs.prepare,
+          timeoutMs: LAB_DEFAULTS.prepareTimeoutMs,
+          ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        },
+        reporter,
+      );
+      if (!built) delete logs.prepare;
+    });
+
+    const link = join(workDir, 'san.sock');
+    const control = join(workDir, 'san-ctl.sock');
+    await step('starting the SAN', async () => {
+      checkSocketPath(link);
+      checkSocketPath(control);
+      let configPath = setup.configFile === null ? join(workDir, 'san.json') : resolve(setup.configFile);
+      if (setup.configText !== null) await writeFile(configPath, setup.configText);
+      configPath = resolve(configPath);
+      logs.san = join(workDir, 'san.log');
+      sockets.push(link, control);
+      const san = startCliProcess({
+        name: 'npiv-hba san',
+        cli,
+        args: ['san', '--config', configPath, '--link', link, '--control', control, '--pcap', join(workDir, 'san.pcap')],
+        logFile: logs.san,
+        cwd: workDir,
+      });
+      processes.push(san);
+      await waitForSocket(san, link, LAB_DEFAULTS.sanStartTimeoutMs, options.signal);
+      await waitForSocket(san, control, LAB_DEFAULTS.sanStartTimeoutMs, options.signal);
+    });
+
+    const deviceSockets: string[] = [];
+    await step('starting the vport HBAs', async () => {
+      for (const [i, vport] of setup.vports.entries()) {
+        const socket = join(workDir, `vport${i + 1}.sock`);
+        checkSocketPath(socket);
+        const log = join(workDir, `vport${i + 1}.log`);
+        logs[`vport${i + 1}`] = log;
+        sockets.push(socket);
+        reporter.detail(`vport ${i + 1}: ${formatWwn(vport.wwpn)}`);
+        const serve = startCliProcess({
+          name: `npiv-hba serve (vport ${i + 1})`,
+          cli,
+          args: ['serve', '--socket', socket, '--wwpn', formatWwn(vport.wwpn), '--wwnn', formatWwn(vport.wwnn), '--san', link],
+          logFile: log,
+          cwd: workDir,
+        });
+        processes.push(serve);
+        deviceSockets.push(socket);
+      }
+      for (const [i, socket] of deviceSockets.entries()) {
+        await waitForSocket(processes[i + 1]!, socket, LAB_DEFAULTS.serveStartTimeoutMs, options.signal);
+      }
+    });
+
+    const script = labGuestScript({
+      vports: setup.vports.length,
+      waitSeconds: LAB_DEFAULTS.guestWaitSeconds,
+      settleSeconds: LAB_DEFAULTS.guestSettleSeconds,
+      ioBytes: ioMiB * 1024 * 1024,
+      ioBlockSize: LAB_DEFAULTS.ioBlockSize,
+      ioDepth: LAB_DEFAULTS.ioDepth,
+      keep: options.keep === true,
+    });
+    const accel = options.accel ?? chooseAccelerator();
+    const guestTimeoutMs = options.guestTimeoutMs ?? LAB_DEFAULTS.guestTimeoutMs;
+    logs.guest = join(workDir, 'guest.log');
+    const phaseNames: Record<string, string> = {
+      login: 'waiting for the fabric logins',
+      disks: 'waiting for the LUNs',
+      inventory: 'reading fc_host, rports and disks',
+      io: `verified I/O (fio, ${ioMiB} MiB per vport)`,
+      done: 'done',
+    };
+    const onLine = (line: string): void => {
+      const m = /^GUEST:LAB PHASE ([a-z]+)$/.exec(line);
+      if (m) reporter.detail(phaseNames[m[1]!] ?? m[1]!);
+      else if (line.startsWith('GUEST:BOOT ')) reporter.detail('guest kernel booted; loading qla2xxx');
+    };
+
+    const sanStatus = async (): Promise<SanStatus | null> => {
+      try {
+        const res = await controlRequest(control, { cmd: 'status' }, LAB_DEFAULTS.statusTimeoutMs);
+        return res.ok && isSanStatus(res.result) ? res.result : null;
+      } catch {
+        return null;
+      }
+    };
+    const finishReport = async (guestLines: string[], exitStatus: number | null, kernelProblems: string[], extraFailures: string[]): Promise<LabReport> => {
+      const status = await sanStatus();
+      const boot = guestLines.find((l) => l.startsWith('BOOT kernel='));
+      const report = buildLabReport({
+        vports: setup.vports,
+        observation: parseGuestLines(guestLines),
+        san: sanSummary(setup, status),
+        guest: { accel, kernel: boot ? (/kernel=(\S+)/.exec(boot)?.[1] ?? null) : null, exitStatus, kernelProblems },
+        timings: { totalSeconds: (Date.now() - timings.started) / 1000, steps: [...timings.steps] },
+        workDir,
+        logs: { ...logs },
+        failures: extraFailures,
+      });
+      // A passing run in a temp dir leaves nothing behind: no paths to point at.
+      if (ownWorkDir && report.ok) {
+        report.workDir = null;
+        report.logs = {};
+      }
+      return report;
+    };
+
+    let report: LabReport | null = null;
+    if (options.keep) {
+      const run = await step('guest (QEMU + Linux, qla2xxx)', async () => {
+        reporter.detail(`booting (${accel})`);
+        return runInteractiveGuest({
+          devices: deviceSockets,
+          script,
+          timeoutMs: guestTimeoutMs,
+          workDir,
+          logFile: logs.guest!,
+          accel,
+          onLine,
+          ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+          onResults: async (guestLines, kernelProblems) => {
+            reporter.finish();
+            report = await finishReport(guestLines, null, kernelProblems, []);
+            await options.onReport?.(report);
+            process.stderr.write('npiv-hba lab: guest console attached (shell exit or Ctrl-A X ends the lab)\n');
+          },
+        });
+      });
+      if (!run.reachedShell) {
+        if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted', { ...logs }, workDir);
+        const why = run.timedOut ? `no results within ${guestTimeoutMs / 1000} s` : `QEMU exited (${run.qemuExitCode}) before the results: ${run.qemuStderr.trim().slice(-500)}`;
+        throw new LabStepError('guest (QEMU + Linux, qla2xxx)', why, { ...logs }, workDir);
+      }
+      reporter.step('shutting down');
+    } else {
+      const run = await step('guest (QEMU + Linux, qla2xxx)', async () => {
+        reporter.detail(`booting (${accel})`);
+        return runGuest({
+          devices: deviceSockets,
+          script,
+          timeoutMs: guestTimeoutMs,
+          memMiB: LAB_DEFAULTS.guestMemMiB,
+          logFile: logs.guest!,
+          accel,
+          onLine,
+          ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
+          ...(options.signal !== undefined ? { signal: options.signal } : {}),
+        });
+      });
+      if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted', { ...logs }, workDir);
+      const extra: string[] = [];
+      if (run.timedOut) extra.push(`guest: no results within ${guestTimeoutMs / 1000} s (QEMU killed)`);
+      else if (run.exitStatus === null) extra.push(`guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished: ${run.qemuStderr.trim().slice(-500)}`);
+      else if (run.exitStatus !== 0) extra.push(`guest: script exit status ${run.exitStatus}`);
+      report = await finishReport(run.guestLines, run.exitStatus, run.kernelProblems, extra);
+      reporter.finish();
+      await options.onReport?.(report);
+    }
+    const final = report as LabReport | null;
+    if (final === null) throw new LabStepError(current, 'no report was produced', { ...logs }, workDir);
+    failed = !final.ok;
+    return final;
+  } finally {
+    reporter.finish();
+    // Reverse order: HBAs before the SAN they are linked to.
+    for (const proc of [...processes].reverse()) await proc.stop();
+    for (const socket of sockets) if (existsSync(socket)) await rm(socket, { force: true });
+    if (ownWorkDir && !failed) await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The lab's child processes: `npiv-hba san` and one `npiv-hba serve` per vport, started through
+ * the project's own CLI exactly as a user would, each logging into its own file in the work
+ * dir. Each has a start timeout (its socket must appear) and a stop that escalates from SIGTERM
+ * to SIGKILL.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const SOCKET_POLL_MS = 50;
+export const STOP_GRACE_MS = 5_000;
+const LOG_TAIL_CHARS = 2_000;
+
+/** Finds the project root (the directory holding bin/npiv-hba.js) above this module. */
+export function projectRoot(from: string = fileURLToPath(import.meta.url)): string {
+  let dir = dirname(from);
+  for (;;) {
+    if (existsSync(join(dir, 'bin', 'npiv-hba.js')) && existsSync(join(dir, 'package.json'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error(`cannot find the npiv-hba project (bin/npiv-hba.js) above ${from}`);
+    dir = parent;
+  }
+}
+
+export interface LabProcess {
+  name: string;
+  child: ChildProcess;
+  logFile: string;
+  /** Resolves with the exit code (null when killed by a signal) once the process has exited. */
+  exited: Promise<number | null>;
+  /** SIGTERM, SIGKILL after the grace period; resolves when it has exited. */
+  stop(): Promise<number | null>;
+  /** The end of its log, for error messages. */
+  logTail(): string;
+}
+
+export interface StartOptions {
+  name: string;
+  /** The CLI launcher (bin/npiv-hba.js). */
+  cli: string;
+  args: readonly string[];
+  logFile: string;
+  cwd: string;
+  env?: Record<string, string>;
+}
+
+export function startCliProcess(options: StartOptions): LabProcess {
+  // stdout and stderr both go to the log file: nothing the child prints reaches the lab's report.
+  const fd = openSync(options.logFile, 'a');
+  let child: ChildProcess;
+  try {
+    child = spawn(process.execPath, [options.cli, ...options.args], {
+      cwd: options.cwd,
+      stdio: ['ignore', fd, fd],
+      env: { ...process.env, ...options.env },
+    });
+  } finally {
+    closeSync(fd);
+  }
+  let exitCode: number | null | undefined;
+  const exited = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      exitCode = code;
+      resolve(code);
+    });
+    child.once('error', () => {
+      exitCode = null;
+      resolve(null);
+    });
+  });
+  return {
+    name: options.name,
+    child,
+    logFile: options.logFile,
+    exited,
+    async stop() {
+      if (exitCode === undefined && child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+      try {
+        return await exited;
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    logTail() {
+      try {
+        const text = readFileSync(options.logFile, 'utf8');
+        return text.slice(-LOG_TAIL_CHARS);
+      } catch {
+        return '';
+      }
+    },
+  };
+}
+
+/** Waits until the process has created `path`; throws naming the process when it dies or time runs out. */
+export async function waitForSocket(proc: LabProcess, path: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!existsSync(path)) {
+    if (signal?.aborted) throw new Error('interrupted');
+    if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
+      throw new Error(`${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) before creating ${path}; log ${proc.logFile}:\n${proc.logTail()}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${proc.name} did not create ${path} within ${timeoutMs / 1000} s; log ${proc.logFile}`);
+    await new Promise((resolve) => setTimeout(resolve, SOCKET_POLL_MS));
+  }
+}
