@@ -56,7 +56,8 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     const run = await runGuest({
       script: 'echo GUEST:HANGING\nwhile :; do sleep 1; done\n',
       loadQla: false,
-      timeoutMs: 40_000,
+      // Short: whether the guest is still booting or already in the loop, it must be killed.
+      timeoutMs: 15_000,
       logFile,
     });
     const log = await readFile(logFile, 'utf8');
