@@ -7,7 +7,8 @@
  * sees link down) instead of being trusted. In-process peers use `linkPair()`, which delivers
  * asynchronously so neither side re-enters the other.
  *
- * A link emits 'frame' (Uint8Array, owned by the listener) and, exactly once, 'down' (reason).
+ * A link emits 'frame' (a Uint8Array of its own, never reused by the link; listeners must not
+ * modify it) and, exactly once, 'down' (reason).
  * Taps see every frame sent ('tx') and received ('rx') — the pcap writer uses them.
  */
 import { EventEmitter } from 'node:events';
@@ -16,6 +17,8 @@ import net from 'node:net';
 import { FC_HEADER_SIZE, FC_MAX_FRAME } from './fc/frame.js';
 
 export const LINK_LENGTH_PREFIX = 4;
+/** Bytes queued for a socket peer beyond which the link is taken down (about 8000 full frames). */
+export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
 
 export type LinkDirection = 'tx' | 'rx';
 export type LinkTap = (direction: LinkDirection, frame: Uint8Array) => void;
@@ -136,6 +139,11 @@ export class SocketLink extends Link {
   }
 
   protected transmit(frame: Uint8Array): void {
+    // A peer that stops reading must not make this process buffer without bound.
+    if (this.socket.writableLength > MAX_UNREAD_BYTES) {
+      this.close(`peer is not reading (more than ${MAX_UNREAD_BYTES} bytes unread)`);
+      return;
+    }
     this.socket.write(encodeLinkFrame(frame));
   }
 

@@ -55,7 +55,8 @@ import {
   type FcHeader,
   R_CTL,
   WELL_KNOWN,
-  decodeFrame,
+  FC_HEADER_SIZE,
+  decodeFrameHeader,
   formatPortId,
   isWellKnownAddress,
   portId,
@@ -292,18 +293,19 @@ export class Fabric {
 
   private route(port: FabricPort, bytes: Uint8Array): void {
     for (const o of this.observers) o(bytes);
-    let frame: FcFrame;
+    let h: FcHeader;
     try {
-      frame = decodeFrame(bytes);
+      h = decodeFrameHeader(bytes);
     } catch (err) {
       this.stats.droppedMalformed++;
       this.log.warn({ area: port.area, err: (err as Error).message }, 'malformed frame discarded');
       return;
     }
-    const h = frame.header;
+    const payload = bytes.subarray(FC_HEADER_SIZE);
+    const frame: FcFrame = { header: h, payload };
     const isLoginRequest =
       h.rCtl === R_CTL.ELS_REQUEST && h.type === FC_TYPE.ELS && h.dId === WELL_KNOWN.F_PORT && h.sId === 0 &&
-      frame.payload.length >= 1 && (frame.payload[0] === ELS.FLOGI || frame.payload[0] === ELS.FDISC);
+      payload.length >= 1 && (payload[0] === ELS.FLOGI || payload[0] === ELS.FDISC);
     if (isLoginRequest) {
       this.handleLogin(port, frame);
       return;

@@ -163,15 +163,26 @@ export function encodeFrame(frame: FcFrame): Uint8Array {
   return out;
 }
 
-/** Parse a frame as received from a link. The payload is a copy (the sender's buffer is not trusted to stay put). */
-export function decodeFrame(buf: Uint8Array): FcFrame {
+/**
+ * Header of a frame as received from a link, with the frame-level checks (size, no optional
+ * headers). Enough for the switch to route a frame without touching its payload.
+ */
+export function decodeFrameHeader(buf: Uint8Array): FcHeader {
   requireLength(buf, FC_HEADER_SIZE, 'FC frame');
   requireAtMost(buf, FC_MAX_FRAME, 'FC frame');
   if (buf[OFF_DF_CTL] !== 0) {
     // Optional headers (ESP, network, association, device) are not supported by any peer here.
     throw new FcDecodeError(`FC frame: DF_CTL 0x${buf[OFF_DF_CTL]!.toString(16)} announces optional headers, which are not supported`);
   }
-  return { header: decodeHeader(buf), payload: buf.slice(FC_HEADER_SIZE) };
+  return decodeHeader(buf);
+}
+
+/**
+ * Parse a frame as received from a link. The payload is a view into `buf`, not a copy: links hand
+ * out a buffer of its own for every frame (src/san/link.ts), so nothing else writes to it.
+ */
+export function decodeFrame(buf: Uint8Array): FcFrame {
+  return { header: decodeFrameHeader(buf), payload: buf.subarray(FC_HEADER_SIZE) };
 }
 
 /** "0x010203" style text for logs. */

@@ -7,11 +7,12 @@ import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { FC4_FEATURE, FC4_TYPE_FCP, FS_RJT_REASON, NS, encodePortIdRequest, encodeRftId, nameServerRequest } from '../../../src/san/fc/ct.js';
 import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, encodeRnidRequest, decodeRnidReply, decodeEcho, encodeLogo } from '../../../src/san/fc/els.js';
-import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, encodeFrame } from '../../../src/san/fc/frame.js';
+import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/san/fc/frame.js';
+import * as els from '../../../src/san/fc/els.js';
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError, NPort, NPortLink } from '../../../src/san/fc/nport.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
 import { Initiator } from '../../../src/san/initiator.js';
-import { connectLink, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
+import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
 import { FakeScsiTarget } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 
@@ -218,6 +219,33 @@ describe('hostile link input', () => {
     await done;
     expect(await good.gpnId(good.nportId)).toBe(I1.wwpn);
     good.closeLink();
+  });
+
+  it('takes down the link of a peer that sends requests but never reads the replies', async () => {
+    const s = await rawSocket();
+    const decoder = new FrameStreamDecoder();
+    const login = new Promise<number>((resolve) => s.on('data', (d: Buffer) => {
+      for (const f of decoder.push(d)) resolve(decodeFrame(f).header.dId);
+    }));
+    const flogi = els.encodeServiceParameters(els.defaultServiceParameters(ELS.FLOGI, I1.wwpn, I1.wwnn, 2048));
+    const frame = (sId: number, oxId: number, payload: Uint8Array): Buffer =>
+      encodeLinkFrame(encodeFrame({ header: { rCtl: R_CTL.ELS_REQUEST, dId: WELL_KNOWN.F_PORT, csCtl: 0, sId, type: FC_TYPE.ELS, fCtl: F_CTL_REQUEST, seqId: 1, dfCtl: 0, seqCnt: 0, oxId, rxId: 0xffff, parameter: 0 }, payload }));
+    s.write(frame(0, 1, flogi));
+    const me = await login;
+    const fabricSide = san.fabric.findByWwpn(I1.wwpn)!.port.link;
+    const reason = new Promise<string>((r) => fabricSide.once('down', r));
+    s.removeAllListeners('data');
+    s.pause();
+    const done = closed(s);
+    const echo = encodeEcho(new Uint8Array(2000));
+    // About 20 MiB of ECHO replies that nobody reads.
+    for (let i = 0; i < 10_000 && !s.destroyed; i++) {
+      if (!s.write(frame(me, 2 + (i % 60000), echo))) await new Promise((r) => setTimeout(r, 0));
+    }
+    expect(await reason).toMatch(/not reading/);
+    expect(san.fabric.findByWwpn(I1.wwpn)).toBeUndefined();
+    s.destroy();
+    await done;
   });
 
   it('drops garbage frames and frames whose S_ID is not logged in on that link', async () => {
