@@ -8,7 +8,4 @@ set -euo pipefail
 # shellcheck source=rootfs-env.sh
 source "$(dirname "${BASH_SOURCE[0]}")/rootfs-env.sh"
 export QEMU_MODULE_DIR="$ROOTFS_LIBDIR/qemu"
-case "${1:-}" in
-  --version | -version | -h | --help) rootfs_exec /usr/bin/qemu-system-x86_64 "$@" ;;
-esac
 rootfs_exec /usr/bin/qemu-system-x86_64 -L "$ROOTFS/usr/share/qemu" -L "$ROOTFS/usr/share/seabios" "$@"
