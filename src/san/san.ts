@@ -6,7 +6,7 @@
  */
 import { Fabric } from './fabric/switch.js';
 import { Zoning, type ZoningSnapshot } from './fabric/zoning.js';
-import { formatPortId } from './fc/frame.js';
+import { formatPortId, isWellKnownAddress } from './fc/frame.js';
 import { LinkListener, linkPair, type Link } from './link.js';
 import { PcapWriter } from './pcap.js';
 import { StorageArray } from './array.js';
@@ -205,7 +205,7 @@ export class San {
         up: s.port !== null,
         nportId: s.port ? formatPortId(s.port.nportId) : null,
         sessions: s.port
-          ? [...s.port.sessions.values()].filter((x) => x.nportId < 0xfffff0).map((x) => ({ nportId: formatPortId(x.nportId), wwpn: formatWwn(x.wwpn), fcp: x.fcpServiceParams !== null }))
+          ? [...s.port.sessions.values()].filter((x) => !isWellKnownAddress(x.nportId)).map((x) => ({ nportId: formatPortId(x.nportId), wwpn: formatWwn(x.wwpn), fcp: x.fcpServiceParams !== null }))
           : [],
       })),
       arrays: [...this.arrays.values()].map((a) => ({

@@ -34,7 +34,7 @@ import {
   rscnPageCovers,
 } from './fc/els.js';
 import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from './fc/fcp.js';
-import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId } from './fc/frame.js';
+import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from './fc/frame.js';
 import { NPort, NPortLink, type NPortOptions, type RemoteSession } from './fc/nport.js';
 import { buildSequence } from './fc/sequence.js';
 import type { Link } from './link.js';
@@ -185,7 +185,7 @@ export class FcTargetPort extends NPort {
   /** After an RSCN, confirm that the initiators we have sessions with are still there. */
   private async verifySessions(pages: RscnPage[]): Promise<void> {
     for (const session of [...this.sessions.values()]) {
-      if (session.nportId >= 0xfffff0) continue;
+      if (isWellKnownAddress(session.nportId)) continue;
       if (!pages.some((p) => rscnPageCovers(p, session.nportId))) continue;
       let still = false;
       try {

@@ -74,6 +74,13 @@ const MAX_AREA = 0xef;
 const MAX_VPORTS_PER_LINK = 0xff;
 /** R_A_TOV advertised in the FLOGI LS_ACC, ms. */
 const R_A_TOV_MS = 10_000;
+/**
+ * Names of the switch and its ports: IEEE registered-style names under one OUI (00:05:1e), NAA 1
+ * for the switch (node) name with the domain in the low byte, NAA 2 for F_Port and well-known
+ * server port names with the port's area/domain or the well-known address in the low bytes.
+ */
+const SWITCH_NODE_NAME_BASE = 0x10000005_1e000000n;
+const SWITCH_PORT_NAME_BASE = 0x20000005_1e000000n;
 
 export interface FabricOptions {
   name: string;
@@ -129,7 +136,7 @@ export class Fabric {
     }
     this.name = opts.name;
     this.domain = opts.domain;
-    this.wwnn = opts.wwnn ?? (0x10000005_1e000000n | BigInt(opts.domain));
+    this.wwnn = opts.wwnn ?? (SWITCH_NODE_NAME_BASE | BigInt(opts.domain));
     this.zoning = opts.zoning ?? new Zoning('allow');
     this.log = opts.log ?? logger('fabric', { fabric: opts.name });
     this.nameServer = new NameServer((from, to) => this.visible(from, to));
@@ -150,7 +157,7 @@ export class Fabric {
       link.close('fabric has no free F_Port');
       return null;
     }
-    const port = new FabricPort(area, link, 0x20000005_1e000000n | (BigInt(area) << 8n) | BigInt(this.domain));
+    const port = new FabricPort(area, link, SWITCH_PORT_NAME_BASE | (BigInt(area) << 8n) | BigInt(this.domain));
     this.ports.set(area, port);
     link.on('frame', (bytes) => this.receive(port, bytes));
     link.on('down', (reason) => this.detach(port, reason));
@@ -434,8 +441,7 @@ export class Fabric {
         case ELS.PLOGI: {
           if (h.dId !== WELL_KNOWN.DIRECTORY_SERVER && h.dId !== WELL_KNOWN.FABRIC_CONTROLLER) break;
           decodeServiceParameters(frame.payload);
-          // The server's port name: the switch's NAA 2 name with the well-known address in it.
-          const serverWwpn = 0x20000005_1e000000n | BigInt(h.dId & 0xffffff);
+          const serverWwpn = SWITCH_PORT_NAME_BASE | BigInt(h.dId & 0xffffff);
           return acc(encodeServiceParameters(defaultServiceParameters(ELS.LS_ACC, serverWwpn, this.wwnn, FC_DEFAULT_RX_DATA_FIELD)));
         }
         case ELS.LOGO: {

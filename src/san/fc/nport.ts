@@ -20,6 +20,7 @@ import {
   CT_RESPONSE,
   type CtIu,
   FC4_TYPE_FCP,
+  FS_RJT_REASON,
   NS,
   type PortNameEntry,
   type PortObject,
@@ -80,6 +81,7 @@ import {
   WELL_KNOWN,
   decodeFrame,
   formatPortId,
+  isWellKnownAddress,
 } from './frame.js';
 import { SequenceAssembler, buildSequence } from './sequence.js';
 import type { Link } from '../link.js';
@@ -303,7 +305,7 @@ export class NPort extends EventEmitter<NPortEvents> {
     const payload = this.elsAccept(sp.command, reply.payload);
     const acc = decodeServiceParameters(payload);
     const assigned = reply.header.dId;
-    if (assigned === 0 || assigned >= 0xfffff0) throw new ProtocolError(`fabric assigned an invalid N_Port ID ${formatPortId(assigned)}`);
+    if (assigned === 0 || isWellKnownAddress(assigned)) throw new ProtocolError(`fabric assigned an invalid N_Port ID ${formatPortId(assigned)}`);
     // A FLOGI re-initialises the link at the fabric: every other login on it is gone there.
     if (kind === 'flogi') this.endOtherLogins('the physical port logged in again (FLOGI)');
     this.physical = kind === 'flogi';
@@ -544,7 +546,7 @@ export class NPort extends EventEmitter<NPortEvents> {
     try {
       return decode((await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(code, payload, 8192))).payload);
     } catch (err) {
-      if (err instanceof CtRejectError && err.reason === 0x09) return [];
+      if (err instanceof CtRejectError && err.reason === FS_RJT_REASON.UNABLE_TO_PERFORM) return [];
       throw err;
     }
   }
