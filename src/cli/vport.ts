@@ -57,6 +57,8 @@ function statusJson(status: VportStatus): object {
       return { status: 'stopped', leftoverSocket: status.leftoverSocket };
     case 'stale':
       return { status: 'stale', pid: status.pid, reason: status.reason };
+    case 'unknown':
+      return { status: 'unknown', reason: status.reason };
   }
 }
 

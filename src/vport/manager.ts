@@ -131,6 +131,7 @@ export async function undefineVport(
   const def = ctx.store.get(uuid);
   const status = vportStatus(def, ctx.runDir);
   let stopped: StopResult | null = null;
+  if (status.status === 'unknown') throw new VportError(`cannot tell whether vport ${uuid} runs: ${status.reason}`);
   if (status.status === 'running') {
     if (!ctx.force) throw new VportError(`vport ${uuid} is running (pid ${status.pid}); stop it first or use --force`);
     stopped = await stopVport(def, ctx.runDir, ctx.stop);

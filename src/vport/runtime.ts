@@ -52,7 +52,9 @@ export type VportStatus =
   | { status: 'running'; pid: number; state: RuntimeState }
   | { status: 'stopped'; leftoverSocket: boolean }
   /** recorded as started, but the process is gone (or the pid now belongs to another program) */
-  | { status: 'stale'; pid: number; reason: string; state: RuntimeState };
+  | { status: 'stale'; pid: number; reason: string; state: RuntimeState }
+  /** the state file cannot be read: whether serve runs is unknown, so nothing acts on it */
+  | { status: 'unknown'; reason: string };
 
 export function statePath(runDir: string, uuid: string): string {
   return join(runDir, uuid + STATE_SUFFIX);
@@ -186,7 +188,12 @@ function isServeOf(pid: number, socket: string): { alive: boolean; reason: strin
 }
 
 export function vportStatus(def: VportDefinition, runDir: string): VportStatus {
-  const state = readState(runDir, def.uuid);
+  let state: RuntimeState | null;
+  try {
+    state = readState(runDir, def.uuid);
+  } catch (err) {
+    return { status: 'unknown', reason: (err as Error).message };
+  }
   if (!state) return { status: 'stopped', leftoverSocket: isSocketFile(def.socket) };
   const check = isServeOf(state.pid, state.socket);
   if (check.alive) return { status: 'running', pid: state.pid, state };
@@ -201,13 +208,15 @@ export function describeStatus(status: VportStatus): string {
       return status.leftoverSocket ? 'stopped (a socket file is left at the socket path)' : 'stopped';
     case 'stale':
       return `stale (${status.reason})`;
+    case 'unknown':
+      return `unknown (${status.reason})`;
   }
 }
 
 /** Removes what a dead serve left behind: the state file and, if nobody listens on it, the socket. */
 async function cleanStale(def: VportDefinition, runDir: string, notes: string[]): Promise<void> {
   const status = vportStatus(def, runDir);
-  if (status.status === 'running') return;
+  if (status.status === 'running' || status.status === 'unknown') return;
   if (status.status === 'stale') {
     removeIfPresent(statePath(runDir, def.uuid));
     notes.push(`stale state of vport ${def.uuid} cleaned up: ${status.reason}`);
@@ -282,6 +291,7 @@ async function startUnlocked(def: VportDefinition, runDir: string, options: Star
   const notes: string[] = [];
   const current = vportStatus(def, runDir);
   if (current.status === 'running') throw new VportError(`vport ${def.uuid} is already running (pid ${current.pid})`);
+  if (current.status === 'unknown') throw new VportError(current.reason);
   await cleanStale(def, runDir, notes);
 
   const own = await probeUnixSocket(def.socket);
@@ -385,6 +395,7 @@ export function stopVport(def: VportDefinition, runDir: string, options: StopOpt
 async function stopUnlocked(def: VportDefinition, runDir: string, options: StopOptions): Promise<StopResult> {
   const status = vportStatus(def, runDir);
   const notes: string[] = [];
+  if (status.status === 'unknown') throw new VportError(status.reason);
   if (status.status !== 'running') {
     await cleanStale(def, runDir, notes);
     if (notes.length === 0) throw new VportError(`vport ${def.uuid} is not running`);

@@ -324,6 +324,22 @@ describe('start refusals and failures', () => {
   });
 });
 
+describe('unreadable runtime state', () => {
+  it('list/show say unknown; start, stop and undefine refuse to guess', async () => {
+    const uuid = await define();
+    mkdirSync(dirs.runDir, { recursive: true });
+    writeFileSync(statePath(dirs.runDir, uuid), '{"pid":');
+    expect((await cli(['list'])).stdout).toContain(`manual unknown (invalid runtime state ${statePath(dirs.runDir, uuid)}`);
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout).status).toBe('unknown');
+    for (const argv of [['start', uuid], ['stop', uuid], ['undefine', uuid]]) {
+      const r = await cli(argv);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain('remove it if no serve process runs for this vport');
+    }
+    expect((await cli(['show', uuid])).code).toBe(0); // still defined
+  });
+});
+
 describe('stats', () => {
   /** A stand-in serve process: its argv says `serve --socket <socket>`, which is what status checks. */
   function fakeRunning(uuid: string): number {
