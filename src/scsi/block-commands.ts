@@ -6,10 +6,10 @@
  */
 import type { ScsiRequest } from './api.js';
 import { be16, be32, be64, clampToAllocation, put32, put64 } from './cdb.js';
-import { Opcode } from './constants.js';
+import { Asc, Opcode, SenseKey, Status } from './constants.js';
 import { MAX_TRANSFER_BYTES, MAX_UNMAP_BYTES, MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BYTES, blocksFor, TaskAbortedError, type BlockDevice } from './block-device.js';
 export { TaskAbortedError } from './block-device.js';
-import { invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange, parameterListLengthError } from './sense.js';
+import { CommandError, invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange, parameterListLengthError } from './sense.js';
 import { isAllZero } from './zero.js';
 
 /** Where the LBA and transfer length sit in each READ/WRITE CDB form. */
@@ -84,6 +84,51 @@ export async function readWrite(ctx: IoContext): Promise<Uint8Array | null> {
   if (count === 0) return null;
   // A short FCP_DL on a read is an overrun the transport reports as a residual (FCP-4 §9.4.2).
   return dev.readBlocks(first, count, { aborted: ctx.aborted });
+}
+
+// VERIFY(10) (SBC-3 §5.31): 1 VRPROTECT(7..5) DPO(4) BYTCHK(2..1) | 2-5 LBA | 7-8 VERIFICATION LENGTH
+// VERIFY(16) (SBC-3 §5.33): 1 same | 2-9 LBA | 10-13 VERIFICATION LENGTH
+const VERIFY_BYTCHK_SHIFT = 1;
+const BytCheck = { MEDIUM_ONLY: 0, COMPARE: 1 } as const;
+/** Medium verification reads at most this much at a time. */
+const VERIFY_PIECE_BYTES = 1024 * 1024;
+
+/**
+ * BYTCHK 00b reads the range back (the medium is verified when it can be read); 01b compares the
+ * data-out with the medium and reports the first difference as MISCOMPARE with its offset.
+ */
+export async function verify(ctx: IoContext): Promise<null> {
+  const { cdb, device: dev, req } = ctx;
+  const sixteen = cdb[0] === Opcode.VERIFY_16;
+  const flags = cdb[1]!;
+  const lengthOffset = sixteen ? 10 : 7;
+  if (flags & PROTECT_MASK) throw invalidFieldInCdb(1, 7, 'protection information is not supported');
+  const bytchk = (flags >> VERIFY_BYTCHK_SHIFT) & 0x03;
+  if (bytchk !== BytCheck.MEDIUM_ONLY && bytchk !== BytCheck.COMPARE) throw invalidFieldInCdb(1, 2, `BYTCHK ${bytchk} not supported`);
+  const lba = sixteen ? be64(cdb, 2) : BigInt(be32(cdb, 2));
+  const count = sixteen ? be32(cdb, 10) : be16(cdb, 7);
+  if (count > blocksFor(MAX_TRANSFER_BYTES, dev.blockSize)) throw invalidFieldInCdb(lengthOffset, 7, `verification of ${count} blocks exceeds the maximum transfer length`);
+  const first = checkRange(dev, lba, BigInt(count));
+  const bytes = count * dev.blockSize;
+  if (bytchk === BytCheck.COMPARE) {
+    if (req.expectedLength !== bytes || (bytes > 0 && (!req.dataOut || req.dataOut.length < bytes))) {
+      throw invalidFieldInCdb(lengthOffset, 7, `VERIFY compares ${bytes} bytes but FCP_DL is ${req.expectedLength}`);
+    }
+  }
+  const piece = blocksFor(VERIFY_PIECE_BYTES, dev.blockSize);
+  for (let done = 0; done < count; done += piece) {
+    const n = Math.min(piece, count - done);
+    const medium = await dev.readBlocks(first + done, n, { aborted: ctx.aborted });
+    if (bytchk !== BytCheck.COMPARE) continue;
+    const base = done * dev.blockSize;
+    for (let i = 0; i < medium.length; i++) {
+      if (medium[i] !== req.dataOut![base + i]) {
+        throw new CommandError(Status.CHECK_CONDITION,
+          { key: SenseKey.MISCOMPARE, sense: Asc.MISCOMPARE_DURING_VERIFY, information: base + i }, `miscompare at byte ${base + i}`);
+      }
+    }
+  }
+  return null;
 }
 
 // READ CAPACITY(10) (SBC-3 §5.15): CDB 2-5 LOGICAL BLOCK ADDRESS, 8 PMI(0). Data: 0-3 RETURNED LBA, 4-7 BLOCK LENGTH.

@@ -24,6 +24,7 @@ export const SenseKey = {
   UNIT_ATTENTION: 0x6,
   DATA_PROTECT: 0x7,
   ABORTED_COMMAND: 0xb,
+  MISCOMPARE: 0xe,
 } as const;
 
 /** An additional sense code with its qualifier (SPC-4 Annex D). */
@@ -37,6 +38,7 @@ export const Asc = {
   UNRECOVERED_READ_ERROR: as(0x11, 0x00),
   PARAMETER_LIST_LENGTH_ERROR: as(0x1a, 0x00),
   INVALID_COMMAND_OPERATION_CODE: as(0x20, 0x00),
+  MISCOMPARE_DURING_VERIFY: as(0x1d, 0x00),
   LBA_OUT_OF_RANGE: as(0x21, 0x00),
   INVALID_FIELD_IN_CDB: as(0x24, 0x00),
   LOGICAL_UNIT_NOT_SUPPORTED: as(0x25, 0x00),
@@ -66,6 +68,7 @@ export const Opcode = {
   READ_CAPACITY_10: 0x25,
   READ_10: 0x28,
   WRITE_10: 0x2a,
+  VERIFY_10: 0x2f,
   SYNCHRONIZE_CACHE_10: 0x35,
   WRITE_SAME_10: 0x41,
   UNMAP: 0x42,
@@ -74,6 +77,7 @@ export const Opcode = {
   PERSISTENT_RESERVE_OUT: 0x5f,
   READ_16: 0x88,
   WRITE_16: 0x8a,
+  VERIFY_16: 0x8f,
   SYNCHRONIZE_CACHE_16: 0x91,
   WRITE_SAME_16: 0x93,
   SERVICE_ACTION_IN_16: 0x9e,

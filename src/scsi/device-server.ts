@@ -17,7 +17,7 @@ import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
 import { modeSense } from './mode-pages.js';
 import { reportTargetPortGroups } from './alua.js';
 import { reportSupportedOperationCodes, type OperationDescriptor } from './supported-opcodes.js';
-import { readCapacity10, readCapacity16, readWrite, synchronizeCache, TaskAbortedError, unmap, writeSame, type IoContext } from './block-commands.js';
+import { readCapacity10, readCapacity16, readWrite, synchronizeCache, TaskAbortedError, unmap, verify, writeSame, type IoContext } from './block-commands.js';
 import type { LogicalUnit } from './logical-unit.js';
 import { nexusKey, type NexusKey } from './nexus.js';
 import { buildFixedSense, checkCondition, CommandError, invalidFieldInCdb, invalidOpcode, type SenseData } from './sense.js';
@@ -274,6 +274,8 @@ export class DeviceServer {
     add(Opcode.WRITE_12, null, [RW_FLAGS, ...ff(8), 0], { name: 'WRITE(12)', access: 'write', ...media, run: readWrite });
     add(Opcode.READ_16, null, [RW_FLAGS, ...ff(12), 0], { name: 'READ(16)', access: 'read', ...media, run: readWrite });
     add(Opcode.WRITE_16, null, [RW_FLAGS, ...ff(12), 0], { name: 'WRITE(16)', access: 'write', ...media, run: readWrite });
+    add(Opcode.VERIFY_10, null, [0xe6, ...ff(4), 0, 0xff, 0xff], { name: 'VERIFY(10)', access: 'read', ...media, run: verify });
+    add(Opcode.VERIFY_16, null, [0xe6, ...ff(12), 0], { name: 'VERIFY(16)', access: 'read', ...media, run: verify });
     add(Opcode.WRITE_SAME_10, null, [0xf8, ...ff(4), 0, 0xff, 0xff], { name: 'WRITE SAME(10)', access: 'write', ...media, run: writeSame });
     add(Opcode.WRITE_SAME_16, null, [0xf9, ...ff(12), 0], { name: 'WRITE SAME(16)', access: 'write', ...media, run: writeSame });
     add(Opcode.UNMAP, null, [0x01, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'UNMAP', access: 'write', ...media, run: unmap });
@@ -352,7 +354,7 @@ class TargetPort implements ScsiTargetPort {
   nexusLost(nexus: ItNexus): void { this.server.nexusLost(nexus); }
 }
 
-const READ_OPCODES = new Set<number>([Opcode.READ_6, Opcode.READ_10, Opcode.READ_12, Opcode.READ_16]);
+const READ_OPCODES = new Set<number>([Opcode.READ_6, Opcode.READ_10, Opcode.READ_12, Opcode.READ_16, Opcode.VERIFY_10, Opcode.VERIFY_16]);
 const WRITE_OPCODES = new Set<number>([Opcode.WRITE_6, Opcode.WRITE_10, Opcode.WRITE_12, Opcode.WRITE_16,
   Opcode.WRITE_SAME_10, Opcode.WRITE_SAME_16, Opcode.UNMAP]);
 

@@ -15,7 +15,9 @@ import { Asc, SenseKey, Status, type AdditionalSense } from './constants.js';
 
 export const FIXED_SENSE_LENGTH = 18;
 const SENSE_RESPONSE_CODE_CURRENT = 0x70;
+const SENSE_VALID = 0x80;
 const OFF_SENSE_KEY = 2;
+const OFF_INFORMATION = 3;
 const OFF_ADDITIONAL_LENGTH = 7;
 const OFF_ASC = 12;
 const OFF_ASCQ = 13;
@@ -38,11 +40,17 @@ export interface SenseData {
   key: number;
   sense: AdditionalSense;
   field?: FieldPointer;
+  /** INFORMATION field (sets VALID), e.g. the offset of the first miscompare. */
+  information?: number;
 }
 
 export function buildFixedSense(s: SenseData): Uint8Array {
   const out = new Uint8Array(FIXED_SENSE_LENGTH);
   out[0] = SENSE_RESPONSE_CODE_CURRENT;
+  if (s.information !== undefined) {
+    out[0] |= SENSE_VALID;
+    new DataView(out.buffer).setUint32(OFF_INFORMATION, s.information >>> 0);
+  }
   out[OFF_SENSE_KEY] = s.key & 0x0f;
   out[OFF_ADDITIONAL_LENGTH] = FIXED_SENSE_LENGTH - (OFF_ADDITIONAL_LENGTH + 1);
   out[OFF_ASC] = s.sense.asc;
@@ -65,6 +73,7 @@ export function parseFixedSense(b: Uint8Array): SenseData {
   }
   const data: SenseData = { key: b[OFF_SENSE_KEY]! & 0x0f, sense: { asc: b[OFF_ASC]!, ascq: b[OFF_ASCQ]! } };
   const sks = b[OFF_SKS]!;
+  if (b[0]! & SENSE_VALID) data.information = new DataView(b.buffer, b.byteOffset, b.length).getUint32(OFF_INFORMATION);
   if (sks & SKSV) {
     data.field = { inCdb: (sks & SKS_CD_CDB) !== 0, byte: (b[OFF_FIELD_POINTER]! << 8) | b[OFF_FIELD_POINTER + 1]! };
     if (sks & SKS_BPV) data.field.bit = sks & 0x07;

@@ -80,6 +80,33 @@ describe('block I/O', () => {
     expectGood(await h.send([0x91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]));
   });
 
+  describe('VERIFY', () => {
+    const verify10 = (lba: number, blocks: number, bytchk = 0) =>
+      [0x2f, bytchk << 1, (lba >>> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0];
+
+    it('BYTCHK 0 verifies the medium is readable, with range checks', async () => {
+      expectGood(await h.send(verify10(0, 100), { direction: 'none', expectedLength: 0 }));
+      expectCheck(await h.send(verify10(BLOCKS - 1, 2), { direction: 'none', expectedLength: 0 }), 5, 0x21, 0);
+      const v16 = Cdb.rw16(0x8f, BigInt(BLOCKS - 4), 4);
+      expectGood(await h.send(v16, { direction: 'none', expectedLength: 0 }));
+    });
+
+    it('BYTCHK 1 compares data-out with the medium; a difference is MISCOMPARE with its offset', async () => {
+      const data = pattern(2048, 21);
+      expectGood(await h.send(Cdb.write10(40, 4), { dataOut: data }));
+      expectGood(await h.send(verify10(40, 4, 1), { dataOut: data }));
+      const changed = Uint8Array.from(data);
+      changed[1500] = changed[1500]! ^ 0xff;
+      const s = expectCheck(await h.send(verify10(40, 4, 1), { dataOut: changed }), 0xe, 0x1d, 0);
+      expect(s.information).toBe(1500);
+    });
+
+    it('refuses other BYTCHK values and a data-out that does not match the length', async () => {
+      expectInvalidField(await h.send(verify10(0, 1, 2), { dataOut: new Uint8Array(512) }), 1, 2);
+      expectInvalidField(await h.send(verify10(0, 2, 1), { dataOut: new Uint8Array(512) }), 7, 7);
+    });
+  });
+
   describe('WRITE SAME and UNMAP', () => {
     it('WRITE SAME(16) replicates one block', async () => {
       const block = pattern(512, 7);
