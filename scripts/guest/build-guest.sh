@@ -200,9 +200,15 @@ EOF
 
 if [ ! -e "$GUEST_STAMP" ]; then
   build_guest
-  # Older guest builds are cheap to redo; drop them (rootfs trees are kept: costly to rebuild).
+fi
+# Superseded guest builds are cheap to redo: mark them, and delete them once they have been
+# superseded for a while (a test that started a moment ago may still be copying its initramfs).
+# Rootfs trees are kept: they are costly to rebuild.
+if [ -w "$CACHE" ]; then
   for old in "$CACHE"/guest-*; do
-    [ "$old" = "$GUEST" ] || rm -rf "$old"
+    [ -d "$old" ] && [ "$old" != "$GUEST" ] || continue
+    [ -e "$old/.superseded" ] || touch "$old/.superseded"
+    if [ -n "$(find "$old/.superseded" -mmin +30 2>/dev/null)" ]; then rm -rf "$old"; fi
   done
 fi
 

@@ -1,5 +1,9 @@
 # Shell helpers available in the guest (installed as /lib/guest-functions.sh; /init sources it
-# and so does every /test.sh run). Busybox sh.
+# and so does every /test.sh run). Busybox sh. Waits poll every 0.2 s so a test does not lose
+# up to a second per wait; every wait has a limit in seconds (default 30).
+
+GUEST_POLL_SECONDS=0.2
+GUEST_POLLS_PER_SECOND=5
 
 # load_qla [param=value ...]: insmod the stock qla2xxx driver with the given module parameters.
 load_qla() {
@@ -10,13 +14,44 @@ load_qla() {
   return "$status"
 }
 
-# wait_for PATH [SECONDS]: poll until PATH exists (default 30 s); status 1 on timeout.
-wait_for() {
-  local path="$1" left="${2:-30}"
-  while [ ! -e "$path" ]; do
+# wait_until SECONDS COMMAND [ARGS...]: run COMMAND until it succeeds; status 1 on timeout.
+wait_until() {
+  local left=$(($1 * GUEST_POLLS_PER_SECOND))
+  shift
+  until "$@" >/dev/null 2>&1; do
     [ "$left" -le 0 ] && return 1
-    sleep 1
+    sleep "$GUEST_POLL_SECONDS"
     left=$((left - 1))
   done
   return 0
+}
+
+# wait_for PATH [SECONDS]: poll until PATH exists; status 1 on timeout.
+wait_for() {
+  wait_until "${2:-30}" test -e "$1"
+}
+
+# fc_host [N]: prints the sysfs directory of the Nth FC host (default the first), status 1 if none.
+fc_host() {
+  local index="${1:-0}" host
+  for host in /sys/class/fc_host/host*; do
+    [ -e "$host/port_state" ] || continue
+    if [ "$index" = 0 ]; then
+      echo "$host"
+      return 0
+    fi
+    index=$((index - 1))
+  done
+  return 1
+}
+
+_fc_host_online() {
+  local host
+  host="$(fc_host "$1")" || return 1
+  [ "$(cat "$host/port_state")" = Online ]
+}
+
+# wait_fc_online [N] [SECONDS]: wait until the Nth FC host (default 0) reports port_state Online.
+wait_fc_online() {
+  wait_until "${2:-30}" _fc_host_online "${1:-0}"
 }

@@ -29,7 +29,10 @@
  * so multipathd sees no uevents: run `multipath` or `multipathd reconfigure` after LUNs appear),
  * modules as /lib/modules/<name>.ko, and shell helpers from /lib/guest-functions.sh:
  *   load_qla [param=value ...]   insmod qla2xxx (use with `loadQla: false`)
- *   wait_for PATH [SECONDS]      poll for a file, status 1 on timeout
+ *   wait_for PATH [SECONDS]      poll for a file (every 0.2 s), status 1 on timeout (default 30 s)
+ *   wait_until SECONDS CMD...    poll until CMD succeeds, status 1 on timeout
+ *   fc_host [N]                  print the Nth FC host's sysfs directory (default 0)
+ *   wait_fc_online [N] [SECONDS] wait for that host's port_state to be Online
  * Lines the script wants the test to see structurally should start with `GUEST:`; they are
  * returned (tag removed) in `guestLines`; `dmesg: true` adds the whole kernel log there as
  * `DMESG <line>` entries, and `kernelProblems` lists console lines showing a panic, Oops, BUG or

@@ -110,6 +110,11 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
       'echo "GUEST:FIO-STATUS $? $(stat -c %s /tmp/fio.dat)"',
       'multipath -t >/dev/null 2>&1 && echo GUEST:MULTIPATH-CONFIG-OK',
       'multipath -ll >/tmp/mp.log 2>&1; echo "GUEST:MULTIPATH-LL-STATUS $?"',
+      '(sleep 1; touch /tmp/later) &',
+      'wait_for /tmp/later 10; echo "GUEST:WAIT-FOR-LATER $?"',
+      'wait_for /tmp/never 1; echo "GUEST:WAIT-FOR-NEVER $?"',
+      'fc_host; echo "GUEST:FC-HOST-STATUS $?"',
+      'wait_fc_online 0 1; echo "GUEST:FC-ONLINE-STATUS $?"',
       'exit 0',
       '',
     ].join('\n');
@@ -124,6 +129,10 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
       'FIO-STATUS 0 262144',
       'MULTIPATH-CONFIG-OK',
       'MULTIPATH-LL-STATUS 0',
+      'WAIT-FOR-LATER 0',
+      'WAIT-FOR-NEVER 1',
+      'FC-HOST-STATUS 1', // no HBA attached in this run
+      'FC-ONLINE-STATUS 1',
     ]) {
       expect(run.guestLines, context).toContain(expected);
     }
