@@ -17,6 +17,7 @@ import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '..
 import { EXIT_FAILURE, EXIT_USAGE, VportError, VportUsageError } from '../vport/errors.js';
 import { defineVport, undefineVport } from '../vport/manager.js';
 import { DEFAULT_LIBVIRT_CHASSIS, DEFAULT_QEMU_CHASSIS, formatShell, libvirtXml, parseChassis, parseMemorySize, qemuArguments } from '../vport/qemu.js';
+import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
 import { COUNTER_NAMES, readVportStats, StatsReadError, statsPathFor, type VportStats } from '../vport/stats.js';
 import { resolveConfigDir, resolveRunDir, VportStore } from '../vport/store.js';
@@ -86,6 +87,17 @@ function formatStats(def: VportDefinition, s: VportStats): string {
     `link     up ${c.linkUp}  down ${c.linkDown}`,
     `clients  connected ${c.clientConnects}  disconnected ${c.clientDisconnects}`,
   ].join('\n') + '\n';
+}
+
+/** Refuses unless `def` runs and its socket accepts connections (what QEMU needs at startup). */
+async function checkServing(def: VportDefinition, runDir: string): Promise<void> {
+  const status = vportStatus(def, runDir);
+  if (status.status !== 'running') {
+    throw new VportError(`vport ${def.uuid} is not running (${describeStatus(status)}): start it first, or use --no-check`);
+  }
+  const probe = await probeUnixSocket(def.socket);
+  if (probe.state === 'missing') throw new VportError(`socket ${def.socket} of vport ${def.uuid} is missing although serve (pid ${status.pid}) runs`);
+  if (probe.state !== 'listening') throw new VportError(`socket ${def.socket} of vport ${def.uuid} is stale: ${describeProbe(probe)}`);
 }
 
 /** Adds the vport subcommands to `parent`; exit statuses are reported through `setExitCode`. */
@@ -269,19 +281,23 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
     );
 
   withDirs(vport.command('qemu-args'))
-    .description('print the QEMU arguments that attach these vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)')
+    .description('print the QEMU arguments that attach these running vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)')
     .argument('<uuid...>')
     .option('--mem <size>', 'guest RAM size, with unit (K, M, G, T)', '512M')
     .option('--index <n>', 'chassis number of the first root port (1..255)', String(DEFAULT_QEMU_CHASSIS))
     .option('--devices-only', 'only the -device arguments (the VM sets up shared memory itself)', false)
     .option('--lines', 'one raw argument per line instead of shell-quoted text', false)
+    .option('--no-check', 'do not require the vports to be running with a live socket (arguments for later use)')
     .action(
-      run((uuidTexts: string[], opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean }) => {
+      run(async (uuidTexts: string[], opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean; check: boolean }) => {
         const uuids = uuidTexts.map(parseUuid);
         const memory = parseMemorySize(opts.mem);
         const firstChassis = parseChassis(opts.index);
-        const { store } = context(opts);
-        const args = qemuArguments(uuids.map((u) => store.get(u)), { memory, firstChassis, devicesOnly: opts.devicesOnly });
+        const { store, runDir } = context(opts);
+        const defs = uuids.map((u) => store.get(u));
+        // QEMU connects once, at startup, and exits if the socket is missing or dead: refuse now instead.
+        if (opts.check) for (const def of defs) await checkServing(def, runDir);
+        const args = qemuArguments(defs, { memory, firstChassis, devicesOnly: opts.devicesOnly });
         out(opts.lines ? args.map((a) => a + '\n').join('') : formatShell(args));
       }),
     );

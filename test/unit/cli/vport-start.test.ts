@@ -5,7 +5,7 @@
  * ignoring SIGTERM). Every process a test starts is killed by pid afterwards.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -140,6 +140,9 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect(await reaped(pid)).toBe(true);
     expect(isSocket(socket)).toBe(true); // SIGKILL leaves the socket file behind
     expect((await cli(['show', uuid])).stdout).toContain(`status:     stale (process ${pid}`);
+    const args = await cli(['qemu-args', uuid]);
+    expect(args.code).toBe(1);
+    expect(args.stderr).toContain(`vport ${uuid} is not running (stale (process ${pid}`);
 
     const again = await cli(['start', uuid]);
     expect(again.code, again.stderr).toBe(0);
@@ -188,6 +191,20 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', pid });
     expect((await cli(['stop', uuid])).code).toBe(0);
     expect(await reaped(pid)).toBe(true);
+  });
+
+  it('qemu-args checks that the vport serves: running → arguments; socket gone → refused as missing', async () => {
+    const uuid = await define();
+    const socket = join(dirs.runDir, `${uuid}.sock`);
+    const pid = Number(/pid (\d+)/.exec((await cli(['start', uuid])).stdout)![1]);
+    const ok = await cli(['qemu-args', uuid, '--lines', '--devices-only']);
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout.split('\n')[3]!).socket.path).toBe(socket);
+    unlinkSync(socket); // serve still runs, but QEMU could not connect
+    const missing = await cli(['qemu-args', uuid]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain(`socket ${socket} of vport ${uuid} is missing although serve (pid ${pid}) runs`);
+    expect((await cli(['stop', uuid])).code).toBe(0);
   });
 
   it('a serve that ignores SIGTERM is killed after the timeout', async () => {

@@ -248,7 +248,7 @@ describe('qemu-args and libvirt-xml', () => {
   });
 
   it('prints the exact shell-quoted arguments', async () => {
-    const r = await cli('qemu-args', U1, '--mem', '1G', '--index', '3');
+    const r = await cli('qemu-args', U1, '--mem', '1G', '--index', '3', '--no-check');
     expect(r.code).toBe(0);
     expect(r.stdout).toBe(
       [
@@ -262,7 +262,7 @@ describe('qemu-args and libvirt-xml', () => {
   });
 
   it('--lines: one raw argument per line, several vports each behind a root port', async () => {
-    const r = await cli('qemu-args', U1, U2, '--lines', '--devices-only');
+    const r = await cli('qemu-args', U1, U2, '--lines', '--devices-only', '--no-check');
     expect(r.stdout.split('\n')).toEqual([
       '-device',
       'pcie-root-port,id=rp-npiv-7d3c5e0a,chassis=1,slot=0',
@@ -281,6 +281,9 @@ describe('qemu-args and libvirt-xml', () => {
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(`no vport ${UNKNOWN} is defined`);
     expect(unknown.stdout).toBe('');
+    const notRunning = await cli('qemu-args', U1);
+    expect(notRunning.code).toBe(1);
+    expect(notRunning.stderr).toContain(`vport ${U1} is not running (stopped): start it first, or use --no-check`);
     const size = await cli('qemu-args', U1, '--mem', '512');
     expect(size.code).toBe(2);
     expect(size.stderr).toContain("invalid memory size '512'");
