@@ -3,7 +3,7 @@
  * reset (Task Management IOCBs, via sg_reset), and a command the target never answers, which the
  * SCSI midlayer times out and qla2xxx aborts (Abort IO IOCB → ABTS on the link → CS_ABORTED).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -65,10 +65,18 @@ describe('qla2xxx error handling on the emulated ISP2532: TMFs and aborts', () =
         'sleep 2',
         'dd if=/dev/sda of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_ABORT $?"',
         'echo "GUEST:STATE $(cat $h/port_state)"',
+        // The driver's ISP-abort path (sysfs reset 2 = "Issuing ISP reset"), twice in a row.
+        'for n in 1 2; do',
+        '  echo 2 > /sys/class/scsi_host/host0/device/reset; echo "GUEST:ISP_RESET$n $?"',
+        '  sleep 2; i=0; while [ "$(cat $h/port_state)" != Online ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
+        '  sleep 3',
+        '  dd if=/dev/sda of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_ISP_RESET$n $? $(cat $h/port_state)"',
+        'done',
         'exit 0',
       ].join('\n'),
       timeoutMs: 400_000,
     });
+    if (process.env.NPIV_GUEST_LOG) writeFileSync(process.env.NPIV_GUEST_LOG, run.output);
   });
 
   afterAll(async () => {
@@ -96,8 +104,20 @@ describe('qla2xxx error handling on the emulated ISP2532: TMFs and aborts', () =
     const dmesg = run.guestLines.filter((l) => l.startsWith('DMESG ')).join('\n');
     expect(dmesg).toMatch(/Abort command issued/);
     expect(disk.tmfs.some((t) => t.fn === 'abort-task')).toBe(true);
-    expect(dmesg).not.toMatch(/Performing ISP error recovery|[Mm]ailbox.*timeout/);
+    const beforeIspReset = dmesg.split(/Issuing ISP reset/)[0]!;
+    expect(beforeIspReset).not.toMatch(/Performing ISP error recovery/);
+    expect(dmesg).not.toMatch(/[Mm]ailbox.*timeout/);
     expect(run.guestLines).toContain('DD_AFTER_ABORT 0');
     expect(run.guestLines).toContain('STATE Online');
+  });
+
+  it('the ISP-abort path re-initializes the firmware cleanly, as many times as asked', () => {
+    const dmesg = run.guestLines.filter((l) => l.startsWith('DMESG ')).join('\n');
+    expect(run.guestLines).toContain('ISP_RESET1 0');
+    expect(run.guestLines).toContain('ISP_RESET2 0');
+    expect(run.guestLines).toContain('DD_AFTER_ISP_RESET1 0 Online');
+    expect(run.guestLines).toContain('DD_AFTER_ISP_RESET2 0 Online');
+    expect(dmesg.match(/Performing ISP error recovery/g)?.length ?? 0).toBeGreaterThanOrEqual(2);
+    expect(dmesg).not.toMatch(/ISP abort (failed|retry)|Adapter flags|[Mm]ailbox.*timeout/);
   });
 });
