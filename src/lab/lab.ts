@@ -98,6 +98,7 @@ function sanSummary(setup: LabSanSetup, status: SanStatus | null): LabSanSummary
       fabric: status.fabric.name,
       domain: status.fabric.domain,
       logins: status.logins.map((l) => ({ nportId: l.nportId, wwpn: l.wwpn })),
+      targetPorts: status.targetPorts.map((t) => t.wwpn),
       arrays: status.arrays,
     };
   }
@@ -107,6 +108,7 @@ function sanSummary(setup: LabSanSetup, status: SanStatus | null): LabSanSummary
     fabric: setup.config.fabric.name,
     domain: setup.config.fabric.domain,
     logins: [],
+    targetPorts: setup.config.arrays.flatMap((a) => a.ports.map((p) => formatWwn(p.wwpn))),
     arrays: setup.config.arrays.map((a) => ({
       name: a.name,
       volumes: a.volumes.map((v) => ({ name: v.name, bytes: parseSize(v.size), file: v.file ?? null })),
@@ -237,12 +239,6 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       io: `verified I/O (fio, ${ioMiB} MiB per vport)`,
       done: 'done',
     };
-    const onLine = (line: string): void => {
-      const m = /^GUEST:LAB PHASE ([a-z]+)$/.exec(line);
-      if (m) reporter.detail(phaseNames[m[1]!] ?? m[1]!);
-      else if (line.startsWith('GUEST:BOOT ')) reporter.detail('guest kernel booted; loading qla2xxx');
-    };
-
     const sanStatus = async (): Promise<SanStatus | null> => {
       try {
         const res = await controlRequest(control, { cmd: 'status' }, LAB_DEFAULTS.statusTimeoutMs);
@@ -251,8 +247,17 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         return null;
       }
     };
+    // The switch's view is taken while the guest is up (its vports log out when QEMU stops).
+    let statusWhileUp: Promise<SanStatus | null> | null = null;
+    const onLine = (line: string): void => {
+      const m = /^GUEST:LAB PHASE ([a-z]+)$/.exec(line);
+      if (m) {
+        reporter.detail(phaseNames[m[1]!] ?? m[1]!);
+        if (m[1] === 'inventory') statusWhileUp = sanStatus();
+      } else if (line.startsWith('GUEST:BOOT ')) reporter.detail('guest kernel booted; loading qla2xxx');
+    };
     const finishReport = async (guestLines: string[], exitStatus: number | null, kernelProblems: string[], extraFailures: string[]): Promise<LabReport> => {
-      const status = await sanStatus();
+      const status = (await (statusWhileUp ?? Promise.resolve(null))) ?? (await sanStatus());
       const boot = guestLines.find((l) => l.startsWith('BOOT kernel='));
       const report = buildLabReport({
         vports: setup.vports,

@@ -149,6 +149,8 @@ export interface LabTarget {
   portId: string;
   roles: string;
   state: string;
+  /** False when the SAN has no target port of this name (the guest lists a port that does not exist). */
+  inSan: boolean | null;
 }
 
 export interface LabLun {
@@ -201,6 +203,8 @@ export interface LabSanSummary {
   domain: number | null;
   /** N_Port logins the switch holds (from `san ctl status`), when it could be asked. */
   logins: { nportId: string; wwpn: string }[];
+  /** The arrays' target ports (WWPN, colon form), to check the guest's discoveries against. */
+  targetPorts: string[];
   arrays: { name: string; volumes: { name: string; bytes: number; file: string | null }[] }[];
 }
 
@@ -208,6 +212,8 @@ export interface LabReport {
   ok: boolean;
   /** The failing parts, named (empty when ok). */
   failures: string[];
+  /** Oddities that do not fail the run (e.g. a discovered target the SAN does not have). */
+  warnings: string[];
   san: LabSanSummary;
   vports: LabVportReport[];
   guest: { accel: string; kernel: string | null; exitStatus: number | null; kernelProblems: string[] };
@@ -225,14 +231,13 @@ export function formatSize(bytes: number): string {
   return `${bytes} B`;
 }
 
-/** sysfs 0x-prefixed WWN → canonical colon form; anything else is returned as given. */
-function sysfsWwn(text: string | undefined): string | null {
+/**
+ * sysfs WWN (printed as 0x%llx, so leading zeros are dropped) → canonical colon form; anything
+ * else is returned as given.
+ */
+export function sysfsWwn(text: string | undefined): string | null {
   if (text === undefined || text === '') return null;
-  try {
-    return formatWwn(parseWwn(text));
-  } catch {
-    return text;
-  }
+  return /^0x[0-9a-f]{1,16}$/i.test(text) ? formatWwn(BigInt(text)) : text;
 }
 
 function hostNumber(name: string): string | null {
@@ -291,6 +296,7 @@ export function buildLabReport(input: LabReportInput): LabReport {
       /* a host without a readable name matches no vport */
     }
   }
+  const sanTargets = new Set(input.san.targetPorts);
   const vports = input.vports.map((vport, index): LabVportReport => {
     const host = hostByWwpn.get(vport.wwpn) ?? null;
     const attrs = host ? obs.hosts.get(host)! : new Map<string, string>();
@@ -310,8 +316,10 @@ export function buildLabReport(input: LabReportInput): LabReport {
     const targets: LabTarget[] = [];
     for (const [rname, r] of obs.rports) {
       if (num === null || !rname.startsWith(`rport-${num}:`)) continue;
+      const wwpn = sysfsWwn(r.get('port_name')) ?? '?';
       targets.push({
-        wwpn: sysfsWwn(r.get('port_name')) ?? '?',
+        wwpn,
+        inSan: sanTargets.size > 0 ? sanTargets.has(wwpn) : null,
         wwnn: sysfsWwn(r.get('node_name')),
         portId: r.get('port_id') ?? '?',
         roles: r.get('roles') ?? '',
@@ -375,9 +383,16 @@ export function buildLabReport(input: LabReportInput): LabReport {
   const ids = vports.filter((v) => v.fabricLogin).map((v) => v.nportId);
   if (new Set(ids).size !== ids.length) failures.push('two vports got the same N_Port ID');
   if (input.guest.kernelProblems.length > 0) failures.push(`guest kernel reported a problem: ${input.guest.kernelProblems[0]}`);
+  const warnings: string[] = [];
+  for (const v of vports) {
+    for (const t of v.targets) {
+      if (t.inSan === false) warnings.push(`vport ${v.index}: the guest lists target ${t.wwpn} (N_Port ID ${t.portId}), which is not a target port of the SAN`);
+    }
+  }
   return {
     ok: failures.length === 0,
     failures,
+    warnings,
     san: input.san,
     vports,
     guest: input.guest,
@@ -426,7 +441,12 @@ export function formatLabReport(report: LabReport): string {
     out.push(field('speed', v.speed ?? '-'));
     out.push(`  targets discovered: ${v.targets.length}`);
     if (v.targets.length > 0) {
-      out.push(...formatTable(['WWPN', 'N_Port ID', 'roles', 'state'], v.targets.map((t) => [t.wwpn, t.portId, t.roles, t.state])));
+      out.push(
+        ...formatTable(
+          ['WWPN', 'N_Port ID', 'roles', 'state'],
+          v.targets.map((t) => [t.wwpn, t.portId, t.roles, t.inSan === false ? `${t.state} (not in the SAN!)` : t.state]),
+        ),
+      );
     }
     out.push(`  LUNs seen by the guest: ${v.luns.length}`);
     if (v.luns.length > 0) {
@@ -453,6 +473,11 @@ export function formatLabReport(report: LabReport): string {
   out.push(
     `total time: ${report.timings.totalSeconds.toFixed(1)} s (${report.timings.steps.map((s) => `${s.step} ${s.seconds.toFixed(1)} s`).join(', ')})`,
   );
+  if (report.warnings.length > 0) {
+    out.push('');
+    out.push('warnings:');
+    for (const w of report.warnings) out.push(`  - ${w}`);
+  }
   if (!report.ok) {
     out.push('');
     out.push('FAILED:');
