@@ -7,7 +7,10 @@
  * Known Wireshark quirks that are not errors (and are not asserted on): FDISC LS_ACC gets a
  * *warning* "No record of Exchange" (its request came from S_ID 0 and only FLOGI is special-cased);
  * GPN_FT/GNN_FT entries are shown with the name read 4 bytes early (FC-GS and qla2xxx put it at
- * entry offset 8); FCP data frames are not tied back to their command.
+ * entry offset 8); FCP_DATA / FCP_RSP frames are not tied back to their FCP_CMND ("<missing
+ * request>": the FC dissector keeps exchange state per direction of the S_ID/D_ID pair, so the
+ * responder's frames never find the originator's command — seen with Wireshark 4.0 and 4.6 for
+ * every combination of RX_ID, SEQ_ID and F_CTL tried; the headers themselves follow FC-FS).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
