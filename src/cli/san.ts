@@ -98,7 +98,7 @@ export function registerSanCommand(program: Command): void {
 
   san
     .command('ctl')
-    .description('send one command to a running SAN: status, add-volume, remove-volume, resize-volume, add-host-group, map-lun, unmap-lun, zone-create, zone-delete, zone-add-member, zone-remove-member, zoneset-create, zoneset-activate, zone-default, port-down, port-up')
+    .description('send one command to a running SAN: status, add-volume, remove-volume, resize-volume, add-host-group, map-lun, unmap-lun, zone-create, zone-delete, zone-add-member, zone-remove-member, zoneset-create, zoneset-activate, zone-default, port-down, port-up, link-down, link-up, fault-add, fault-list, fault-clear (see docs/living-san.md)')
     .option('--control <path>', 'the SAN control socket (required)')
     .argument('<command>', 'control command')
     .argument('[args...]', 'key=value arguments')

@@ -21,6 +21,11 @@
  *   zone-default      policy: "allow" | "deny"
  *   port-down         wwpn   (array target port, or any logged-in port's link)
  *   port-up           wwpn   (array target port)
+ *   link-down         wwpn   (HBA port: link dropped and held down until link-up; target port: port-down)
+ *   link-up           wwpn
+ *   fault-add         kind, ...FaultSpec fields (src/san/faults.ts; docs/living-san.md) → { id }
+ *   fault-list        → FaultInfo[]
+ *   fault-clear       id? (all when absent) → { removed }
  * Every zoning command, when it succeeds, sends RSCNs to SCR-registered ports. Zones created at
  * run time join the active zone set (an implicit "cfg" set is created and activated if none is).
  */
@@ -30,6 +35,7 @@ import { z } from 'zod';
 import { parseWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';
 import { removeStaleSocket } from './link.js';
+import { FAULT_KINDS, FRAME_CLASSES, type FaultSpec } from './faults.js';
 import type { San } from './san.js';
 
 export const CONTROL_MAX_LINE = 64 * 1024;
@@ -63,6 +69,30 @@ export const ControlRequestSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('zone-default'), policy: z.enum(['allow', 'deny']) }),
   z.object({ cmd: z.literal('port-down'), wwpn: Wwn }),
   z.object({ cmd: z.literal('port-up'), wwpn: Wwn }),
+  z.object({ cmd: z.literal('link-down'), wwpn: Wwn }),
+  z.object({ cmd: z.literal('link-up'), wwpn: Wwn }),
+  z.object({
+    cmd: z.literal('fault-add'),
+    kind: z.enum(FAULT_KINDS),
+    wwpn: Wwn.optional(),
+    direction: z.enum(['from', 'to', 'both']).optional(),
+    frames: z.enum(FRAME_CLASSES).optional(),
+    probability: z.coerce.number().min(0).max(1).optional(),
+    count: z.coerce.number().int().positive().optional(),
+    delayMs: z.coerce.number().int().nonnegative().optional(),
+    latencyMs: z.coerce.number().int().nonnegative().optional(),
+    logins: z.union([z.array(z.enum(['flogi', 'fdisc', 'plogi'])), z.enum(['flogi', 'fdisc', 'plogi']).transform((l) => [l])]).optional(),
+    lun: Lun.optional(),
+    lba: z.coerce.number().int().nonnegative().optional(),
+    blocks: z.coerce.number().int().positive().optional(),
+    op: z.enum(['read', 'write', 'both']).optional(),
+    intervalMs: z.coerce.number().int().nonnegative().optional(),
+    cycles: z.coerce.number().int().positive().optional(),
+    downMs: z.coerce.number().int().nonnegative().optional(),
+    upMs: z.coerce.number().int().nonnegative().optional(),
+  }),
+  z.object({ cmd: z.literal('fault-list') }),
+  z.object({ cmd: z.literal('fault-clear'), id: z.coerce.number().int().positive().optional() }),
 ]);
 export type ControlRequest = z.output<typeof ControlRequestSchema>;
 export type ControlCommand = ControlRequest['cmd'];
@@ -134,6 +164,21 @@ export async function executeControl(san: San, req: ControlRequest): Promise<unk
     case 'port-up':
       await san.targetPortUp(req.wwpn);
       return null;
+    case 'link-down':
+      san.holdLinkDown(req.wwpn);
+      return null;
+    case 'link-up':
+      await san.linkUp(req.wwpn);
+      return null;
+    case 'fault-add': {
+      const { cmd: _cmd, ...fields } = req;
+      const spec = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as unknown as FaultSpec;
+      return { id: san.faults.add(spec) };
+    }
+    case 'fault-list':
+      return san.faults.list();
+    case 'fault-clear':
+      return { removed: san.faults.clear(req.id) };
   }
 }
 
@@ -164,10 +209,17 @@ function jsonLine(value: unknown): string {
 }
 
 export class ControlServer {
+  private readonly sockets = new Set<net.Socket>();
+
   private constructor(
     private readonly server: net.Server,
     readonly path: string,
-  ) {}
+  ) {
+    server.on('connection', (socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+    });
+  }
 
   static listen(san: San, path: string, log: Logger = logger('san.control')): Promise<ControlServer> {
     removeStaleSocket(path);
@@ -205,8 +257,11 @@ export class ControlServer {
     });
   }
 
+  /** Stop listening and hang up on clients still connected. */
   close(): Promise<void> {
-    return new Promise((resolve) => this.server.close(() => resolve()));
+    const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    return closed;
   }
 }
 

@@ -5,6 +5,7 @@
  * frame through the switch, and run-time changes (used by the control interface and tests).
  */
 import { Fabric } from './fabric/switch.js';
+import { FaultInjector } from './faults.js';
 import { Zoning, type ZoningSnapshot } from './fabric/zoning.js';
 import { formatPortId, isWellKnownAddress } from './fc/frame.js';
 import { LinkListener, linkPair, type Link } from './link.js';
@@ -59,6 +60,8 @@ export function zoningFromConfig(cfg: ZoningConfig): Zoning {
 export class San {
   readonly fabric: Fabric;
   readonly arrays = new Map<string, StorageArray>();
+  /** Run-time fault injection and administratively held-down links (src/san/faults.ts). */
+  readonly faults: FaultInjector;
   private readonly targets = new Map<bigint, TargetPortSlot>();
   private listener: LinkListener | null = null;
   private pcap: PcapWriter | null = null;
@@ -76,6 +79,15 @@ export class San {
       ...(config.fabric.wwnn !== undefined ? { wwnn: config.fabric.wwnn } : {}),
       zoning: zoningFromConfig(config.fabric.zoning),
     });
+    this.faults = new FaultInjector({
+      wwpnOf: (id) => this.fabric.logins().find((l) => l.nportId === id)?.wwpn,
+      rscn: () => this.fabric.zoningChanged(),
+      portDown: (wwpn) => this.holdLinkDown(wwpn),
+      portUp: async (wwpn) => {
+        if (this.targets.has(wwpn)) await this.targetPortUp(wwpn);
+        else this.faults.release(wwpn);
+      },
+    });
   }
 
   static async start(config: SanConfig, opts: SanOptions = {}): Promise<San> {
@@ -92,7 +104,7 @@ export class San {
         for (const scsi of array.ports) san.targets.set(scsi.wwpn, { array, scsi, link: null, port: null });
       }
       for (const wwpn of san.targets.keys()) await san.targetPortUp(wwpn);
-      if (opts.linkPath) san.listener = await LinkListener.listen(opts.linkPath, (link) => san.fabric.attach(link));
+      if (opts.linkPath) san.listener = await LinkListener.listen(opts.linkPath, (link) => san.fabric.attach(san.faults.wrap(link)));
     } catch (err) {
       await san.close();
       throw err;
@@ -108,7 +120,7 @@ export class San {
     const slot = this.slot(wwpn);
     if (slot.port && slot.link?.isUp) return slot.port;
     const [fabricEnd, portEnd] = linkPair(`target ${formatWwn(wwpn)}`);
-    if (!this.fabric.attach(fabricEnd)) throw new Error(`no free F_Port for target port ${formatWwn(wwpn)}`);
+    if (!this.fabric.attach(this.faults.wrap(fabricEnd))) throw new Error(`no free F_Port for target port ${formatWwn(wwpn)}`);
     slot.link = portEnd;
     portEnd.once('down', () => {
       if (slot.link === portEnd) {
@@ -149,6 +161,25 @@ export class San {
   linkDown(wwpn: bigint): void {
     if (this.targets.has(wwpn)) return this.targetPortDown(wwpn);
     if (!this.fabric.linkDown(wwpn)) throw new Error(`no port with WWPN ${formatWwn(wwpn)} is logged in`);
+  }
+
+  /**
+   * Administrative link down: an array target port goes down; an HBA port's link drops and stays
+   * down (its FLOGI finds no light) until linkUp.
+   */
+  holdLinkDown(wwpn: bigint): void {
+    if (this.targets.has(wwpn)) return this.targetPortDown(wwpn);
+    this.faults.holdDown(wwpn);
+    this.fabric.linkDown(wwpn);
+  }
+
+  /** Undo holdLinkDown: a target port logs in again; an HBA port may log in on its next attempt. */
+  async linkUp(wwpn: bigint): Promise<void> {
+    if (this.targets.has(wwpn)) {
+      await this.targetPortUp(wwpn);
+      return;
+    }
+    if (!this.faults.release(wwpn)) throw new Error(`port ${formatWwn(wwpn)} is not held down`);
   }
 
   // ------------------------------------------------------------------------------ arrays
@@ -222,8 +253,11 @@ export class San {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.listener?.close();
+    this.faults.close();
+    // Stop accepting, then drop every link (server.close() only completes once they are gone).
+    const listenerClosed = this.listener?.close();
     this.fabric.close();
+    await listenerClosed;
     for (const a of this.arrays.values()) await a.close();
     this.pcap?.close();
     this.log.info('SAN stopped');
