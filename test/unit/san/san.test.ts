@@ -186,6 +186,18 @@ describe('SAN with real storage arrays', () => {
     expect(san.status().targetPorts.every((p) => p.up)).toBe(true);
   });
 
+  it('shuts down promptly with HBAs and control clients still connected', async () => {
+    const host = await Initiator.connect(linkPath, HOST);
+    const down = new Promise<string>((r) => host.once('link-down', r));
+    const idle = net.createConnection({ path: controlPath });
+    await new Promise((r) => idle.once('connect', r));
+    const hungUp = new Promise((r) => idle.once('close', r));
+    await control.close();
+    await san.close();
+    expect(await down).toMatch(/peer closed|socket/);
+    await hungUp;
+  });
+
   it('answers bad control requests with errors and survives hostile input', async () => {
     expect(await controlRequest(controlPath, { cmd: 'fly' })).toMatchObject({ ok: false });
     const missing = await controlRequest(controlPath, { cmd: 'add-volume', array: 'array1' });
