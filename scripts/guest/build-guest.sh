@@ -205,6 +205,7 @@ fi
 # superseded for a while (a test that started a moment ago may still be copying its initramfs).
 # Rootfs trees are kept: they are costly to rebuild.
 if [ -w "$CACHE" ]; then
+  rm -f "$GUEST/.superseded"
   for old in "$CACHE"/guest-*; do
     [ -d "$old" ] && [ "$old" != "$GUEST" ] || continue
     [ -e "$old/.superseded" ] || touch "$old/.superseded"

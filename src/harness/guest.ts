@@ -326,7 +326,7 @@ function qlaParamWord(params: Readonly<Record<string, string | number | boolean>
   for (const [name, value] of Object.entries(params)) {
     const text = typeof value === 'boolean' ? (value ? '1' : '0') : String(value);
     if (!/^[A-Za-z0-9_]+$/.test(name)) throw new Error(`invalid qla2xxx parameter name ${JSON.stringify(name)}`);
-    if (!/^[A-Za-z0-9_.:x+-]+$/.test(text)) {
+    if (!/^[A-Za-z0-9_.:+-]+$/.test(text)) {
       throw new Error(`qla2xxx parameter ${name}: value ${JSON.stringify(text)} cannot go on the kernel command line`);
     }
     words.push(`${name}=${text}`);
