@@ -285,7 +285,7 @@ export interface VolumeIdentity { arrayName: string; oui: number; }
 export class Volume {
   readonly naa: Uint8Array;
   readonly blockSize: BlockSize;
-  readonly writeCache: boolean;
+  private wce: boolean;
   private bytes: number;
   private readonly lock = new RangeLock();
   private closed = false;
@@ -294,7 +294,7 @@ export class Volume {
     writeCache: boolean, identity: VolumeIdentity, readonly file: string | null) {
     this.bytes = bytes;
     this.blockSize = blockSize;
-    this.writeCache = writeCache;
+    this.wce = writeCache;
     this.naa = deriveNaa6(identity.oui, identity.arrayName, name);
   }
 
@@ -310,6 +310,18 @@ export class Volume {
   }
 
   get sizeBytes(): number { return this.bytes; }
+  get writeCache(): boolean { return this.wce; }
+
+  /**
+   * Turning the write cache off: later writes flush before completing (the flag is read after each
+   * write lands, so writes already in flight flush too) and one flush covers everything before.
+   */
+  async setWriteCache(enabled: boolean): Promise<void> {
+    this.checkOpen();
+    const wasOn = this.wce;
+    this.wce = enabled;
+    if (wasOn && !enabled) await this.backing.flush();
+  }
   get blockCount(): number { return this.bytes / this.blockSize; }
   /** 32 hex digits of the NAA identifier: the unit serial number (VPD 80h). */
   get serial(): string { return Buffer.from(this.naa).toString('hex'); }

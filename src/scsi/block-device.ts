@@ -24,7 +24,10 @@ export interface BlockDevice {
   readonly serial: string;
   readonly blockSize: number;
   readonly blockCount: number;
+  /** Write cache enabled (WCE): false → every write is on stable storage before it completes. */
   readonly writeCache: boolean;
+  /** Changes WCE; turning the cache off first makes everything written so far durable. */
+  setWriteCache(enabled: boolean): Promise<void>;
   readBlocks(lba: number, count: number, opts?: IoOptions): Promise<Uint8Array>;
   writeBlocks(lba: number, data: Uint8Array, opts?: IoOptions): Promise<void>;
   unmapBlocks(lba: number, count: number, opts?: IoOptions): Promise<void>;

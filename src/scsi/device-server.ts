@@ -14,7 +14,7 @@ import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort, TaskManagement
 import { be32, clampToAllocation, decodeLun, encodeLun, put32 } from './cdb.js';
 import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, Status, type AdditionalSense } from './constants.js';
 import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
-import { modeSense } from './mode-pages.js';
+import { modeSelect, modeSense } from './mode-pages.js';
 import { reportTargetPortGroups } from './alua.js';
 import { reportSupportedOperationCodes, type OperationDescriptor } from './supported-opcodes.js';
 import { readCapacity10, readCapacity16, readWrite, synchronizeCache, TaskAbortedError, unmap, verify, writeSame, type IoContext } from './block-commands.js';
@@ -227,6 +227,14 @@ export class DeviceServer {
     return null;
   }
 
+  /** A change of mode parameters is news to every other I_T nexus (SPC-4 §7.5.1: MODE PARAMETERS CHANGED). */
+  private async modeSelect(ctx: CommandContext): Promise<null> {
+    const lu = ctx.lu!;
+    const { changed } = await modeSelect(ctx.cdb, ctx.req.dataOut, lu.device);
+    if (changed) lu.ua.establishForAll(Asc.MODE_PARAMETERS_CHANGED, ctx.nexus);
+    return null;
+  }
+
   private async persistentReserveOut(ctx: CommandContext): Promise<null> {
     const lu = ctx.lu!;
     const { abortNexuses } = await lu.pr.out(ctx.req.nexus, ctx.cdb, ctx.req.dataOut);
@@ -286,6 +294,8 @@ export class DeviceServer {
       { name: 'READ CAPACITY(16)', access: 'none', ...lu, run: readCapacity16 });
     add(Opcode.MODE_SENSE_6, null, [0x08, 0xff, 0xff, 0xff], { name: 'MODE SENSE(6)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
     add(Opcode.MODE_SENSE_10, null, [0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff], { name: 'MODE SENSE(10)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
+    add(Opcode.MODE_SELECT_6, null, [0x11, 0, 0, 0xff], { name: 'MODE SELECT(6)', access: 'write', ...lu, run: (c) => this.modeSelect(c) });
+    add(Opcode.MODE_SELECT_10, null, [0x11, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'MODE SELECT(10)', access: 'write', ...lu, run: (c) => this.modeSelect(c) });
     add(Opcode.START_STOP_UNIT, null, [0, 0, 0, 0xf3], { name: 'START STOP UNIT', access: startStopAccess, ...lu, run: (c) => this.startStopUnit(c) });
     add(Opcode.PERSISTENT_RESERVE_IN, null, [0x1f, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'PERSISTENT RESERVE IN', access: 'none', ...lu, run: (c) => c.lu!.pr.in(c.cdb) });
     add(Opcode.PERSISTENT_RESERVE_OUT, null, [0x1f, 0xff, 0, 0, ...ff(4)], { name: 'PERSISTENT RESERVE OUT', access: 'none', ...lu, run: (c) => this.persistentReserveOut(c) });

@@ -1,11 +1,12 @@
 /**
- * MODE SENSE(6) / MODE SENSE(10) (SPC-4 §6.11, §6.12) with the pages a Linux disk asks for:
+ * MODE SENSE(6/10) and MODE SELECT(6/10) (SPC-4 §6.9-§6.12) with the pages a Linux disk uses:
  * 01h read-write error recovery, 08h caching (SBC-3 §6.4.5), 0Ah control (SPC-4 §7.5.8), 3Fh all.
- * Nothing is changeable (MODE SELECT is not implemented), so the changeable-values mask is zero.
+ * The one changeable parameter is WCE in the caching page (what sd's cache_type attribute sets);
+ * saved pages are not implemented, so a changed WCE lasts until the array restarts.
  */
-import { be16, clampToAllocation, put16, put32, put64 } from './cdb.js';
+import { be16, be32, be64, clampToAllocation, put16, put32, put64 } from './cdb.js';
 import { Asc, Opcode, SenseKey } from './constants.js';
-import { checkCondition, invalidFieldInCdb } from './sense.js';
+import { checkCondition, invalidFieldInCdb, invalidFieldInParameterList, parameterListLengthError } from './sense.js';
 import type { BlockDevice } from './block-device.js';
 
 // MODE SENSE CDB: 1 LLBAA(4, 10-byte only) DBD(3) | 2 PC(7..6) PAGE CODE(5..0) | 3 SUBPAGE CODE
@@ -32,13 +33,16 @@ function page(code: number, length: number, fill?: (p: Uint8Array) => void): Uin
   return p;
 }
 
+/** Caching page byte 2: WCE(2) RCD(0) — the write cache is the host page cache; reads are cached too. */
+const CACHING_FLAGS = 2;
+const CACHING_WCE = 0x04;
+
 function buildPage(code: number, dev: BlockDevice, changeable: boolean): Uint8Array {
   switch (code) {
     case ModePage.READ_WRITE_ERROR_RECOVERY:
       return page(code, 0x0a);
     case ModePage.CACHING:
-      // byte 2: WCE(2) RCD(0) — the write cache is the host page cache; reads are cached too.
-      return page(code, 0x12, (p) => { if (!changeable && dev.writeCache) p[2] = 0x04; });
+      return page(code, 0x12, (p) => { if (changeable || dev.writeCache) p[CACHING_FLAGS] = CACHING_WCE; });
     case ModePage.CONTROL:
       // byte 2: TST=000b (one task set) D_SENSE=0 (fixed sense); byte 3: QUEUE ALGORITHM MODIFIER=1 (unrestricted);
       // byte 5: TAS(6)=1 — aborted tasks of other nexuses end with TASK ABORTED status; 8-9 BUSY TIMEOUT PERIOD (unlimited).
@@ -111,4 +115,73 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   let off = headerLength + descriptor.length;
   for (const p of pages) { out.set(p, off); off += p.length; }
   return clampToAllocation(out, alloc);
+}
+
+// MODE SELECT CDB: 1 PF(4) SP(0) | 4 PARAMETER LIST LENGTH (6-byte) or 7-8 (10-byte).
+const SELECT_PF = 0x10;
+const SELECT_SP = 0x01;
+const PAGE_SPF = 0x40;
+/** Bound on pages in one MODE SELECT parameter list (it is at most 64 KiB anyway). */
+const MAX_SELECT_PAGES = 64;
+
+export interface ModeSelectResult { /** Whether any current value changed (others are told MODE PARAMETERS CHANGED). */ changed: boolean; }
+
+/**
+ * Applies a MODE SELECT parameter list. Every page must have its full length and differ from the
+ * current values only in changeable bits; the block descriptor, if present, must describe the
+ * volume as it is. Nothing is applied unless the whole list is valid.
+ */
+export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: BlockDevice): Promise<ModeSelectResult> {
+  const ten = cdb[0] === Opcode.MODE_SELECT_10;
+  const flags = cdb[CDB_FLAGS]!;
+  const length = ten ? be16(cdb, 7) : cdb[4]!;
+  if (!(flags & SELECT_PF)) throw invalidFieldInCdb(CDB_FLAGS, 4, 'only page-format mode parameters are supported (PF=1)');
+  if (flags & SELECT_SP) throw invalidFieldInCdb(CDB_FLAGS, 0, 'saving mode pages is not supported');
+  if (length === 0) return { changed: false };
+  if (!data || data.length < length) throw parameterListLengthError('MODE SELECT data shorter than the parameter list length');
+  const list = data.subarray(0, length);
+  const headerLength = ten ? 8 : 4;
+  if (list.length < headerLength) throw parameterListLengthError('MODE SELECT parameter list shorter than its header');
+  const longLba = ten && (list[4]! & 0x01) !== 0;
+  const descriptorLength = ten ? be16(list, 6) : list[3]!;
+  const expectedDescriptor = longLba ? 16 : 8;
+  if (descriptorLength !== 0 && descriptorLength !== expectedDescriptor) {
+    throw invalidFieldInParameterList(ten ? 6 : 3, 7, `block descriptor length ${descriptorLength}`);
+  }
+  if (headerLength + descriptorLength > list.length) throw parameterListLengthError('block descriptor runs past the parameter list');
+  if (descriptorLength) {
+    const d = headerLength;
+    const blocks = longLba ? be64(list, d) : BigInt(be32(list, d));
+    const blockLength = longLba ? be32(list, d + 12) : ((list[d + 5]! << 16) | be16(list, d + 6));
+    const shortMax = BigInt(Math.min(dev.blockCount, 0xffffffff));
+    if (blocks !== 0n && blocks !== (longLba ? BigInt(dev.blockCount) : shortMax)) {
+      throw invalidFieldInParameterList(d, 7, 'changing the number of blocks is not supported');
+    }
+    if (blockLength !== dev.blockSize) throw invalidFieldInParameterList(d + (longLba ? 12 : 5), 7, 'changing the block length is not supported');
+  }
+  let wce: boolean | null = null;
+  let off = headerLength + descriptorLength;
+  for (let n = 0; off < list.length; n++) {
+    if (n >= MAX_SELECT_PAGES) throw invalidFieldInParameterList(off, 7, 'too many mode pages');
+    if (off + 2 > list.length) throw parameterListLengthError('mode page header runs past the parameter list');
+    const code = list[off]! & 0x3f;
+    if (list[off]! & PAGE_SPF) throw invalidFieldInParameterList(off, 6, 'mode subpages are not supported');
+    if (!(ALL_PAGES as number[]).includes(code)) throw invalidFieldInParameterList(off, 5, `mode page 0x${code.toString(16)} not supported`);
+    const current = buildPage(code, dev, false);
+    const mask = buildPage(code, dev, true);
+    if (list[off + 1] !== current[1]) throw invalidFieldInParameterList(off + 1, 7, `mode page 0x${code.toString(16)} length ${list[off + 1]!}`);
+    if (off + current.length > list.length) throw parameterListLengthError(`mode page 0x${code.toString(16)} runs past the parameter list`);
+    const sent = list.subarray(off, off + current.length);
+    // Byte 0's PS bit is reserved in MODE SELECT data and ignored; parameters start at byte 2.
+    for (let i = 2; i < current.length; i++) {
+      if (((sent[i]! ^ current[i]!) & ~mask[i]!) !== 0) {
+        throw invalidFieldInParameterList(off + i, 7, `mode page 0x${code.toString(16)} byte ${i} is not changeable`);
+      }
+    }
+    if (code === ModePage.CACHING) wce = (sent[CACHING_FLAGS]! & CACHING_WCE) !== 0;
+    off += current.length;
+  }
+  if (wce === null || wce === dev.writeCache) return { changed: false };
+  await dev.setWriteCache(wce);
+  return { changed: true };
 }

@@ -1,4 +1,4 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { Status, cdbLengthForOpcode } from '../../../src/scsi/constants.js';
 import { encodeLun } from '../../../src/scsi/cdb.js';
 import { parseFixedSense } from '../../../src/scsi/sense.js';
@@ -200,7 +200,7 @@ describe('SPC commands', () => {
     beforeEach(async () => { await h1.clearUnitAttentions(); });
 
     it('unsupported opcodes of every CDB group fail with INVALID COMMAND OPERATION CODE', async () => {
-      for (const op of [0x04, 0x15, 0x3b, 0x7f, 0x8e, 0xa3 /* MAINTENANCE IN is per-SA */, 0xbe, 0xe0]) {
+      for (const op of [0x04, 0x16, 0x3b, 0x7f, 0x8e, 0xa3 /* MAINTENANCE IN is per-SA */, 0xbe, 0xe0]) {
         const r = await h1.send([op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
         if (op === 0xa3) { expectInvalidField(r, 1, 4); continue; }
         expectCheck(r, 5, 0x20, 0);
@@ -272,9 +272,11 @@ describe('SPC commands', () => {
       expect(d[6]! & 0x04).toBe(0x04);
     });
 
-    it('(6) changeable values are all zero (nothing can be changed)', async () => {
+    it('(6) changeable values: only WCE in the caching page, nothing in the others', async () => {
       const d = expectGood(await h1.send(Cdb.modeSense6(0x08, 255, { dbd: true, pc: 1 })));
-      expect(d.subarray(6).every((b) => b === 0)).toBe(true);
+      expect([...d.subarray(6)]).toEqual([0x04, ...new Array<number>(d.length - 7).fill(0)]);
+      const c = expectGood(await h1.send(Cdb.modeSense6(0x0a, 255, { dbd: true, pc: 1 })));
+      expect(c.subarray(6).every((b) => b === 0)).toBe(true);
     });
 
     it('(10) control page with a long LBA block descriptor: TAS set, fixed sense', async () => {
@@ -299,6 +301,77 @@ describe('SPC commands', () => {
 
     it('truncates to the allocation length', async () => {
       expect(expectGood(await h1.send(Cdb.modeSense6(0x3f, 4))).length).toBe(4);
+    });
+  });
+
+  describe('MODE SELECT', () => {
+    beforeEach(async () => {
+      await h1.clearUnitAttentions(1);
+      await h2.clearUnitAttentions(1);
+    });
+    const select6 = (list: Uint8Array, flags = 0x10) => h1.send([0x15, flags, 0, 0, list.length, 0], { lun: 1, dataOut: list });
+    /** What sd's cache_type store does: read the caching page, edit it, send it back with a zero header. */
+    async function cachingPageList(h: Host): Promise<Uint8Array> {
+      const d = expectGood(await h.send(Cdb.modeSense6(0x08, 255, { dbd: true }), { lun: 1 }));
+      const list = new Uint8Array(d.length);
+      list.set(d.subarray(4), 4);
+      list[4] = list[4]! & 0x7f;
+      return list;
+    }
+
+    it('the changeable mask shows WCE; clearing it turns the write cache off and tells the other nexuses (2A/01)', async () => {
+      const mask = expectGood(await h1.send(Cdb.modeSense6(0x08, 255, { dbd: true, pc: 1 }), { lun: 1 }));
+      expect(mask[6]).toBe(0x04);
+      const list = await cachingPageList(h1);
+      list[6] = list[6]! & ~0x04;
+      const flush = vi.spyOn(array.volume('shared')!.backing, 'flush');
+      expectGood(await select6(list));
+      expect(array.volume('shared')!.writeCache).toBe(false);
+      expect(flush).toHaveBeenCalledTimes(1); // what was cached is made durable first
+      expectGood(await h1.send(Cdb.write10(0, 1), { lun: 1, dataOut: new Uint8Array(512) }));
+      expect(flush).toHaveBeenCalledTimes(2); // and every write is now written through
+      expect(expectGood(await h1.send(Cdb.modeSense6(0x08, 255, { dbd: true }), { lun: 1 }))[6]! & 0x04).toBe(0);
+      expectGood(await h1.send(Cdb.tur(), { lun: 1 }));
+      expectCheck(await h2.send(Cdb.tur(), { lun: 1 }), 6, 0x2a, 0x01);
+      // and back on, through MODE SELECT(10) with a short block descriptor describing the volume as it is
+      const on = new Uint8Array(8 + 8 + 20);
+      new DataView(on.buffer).setUint16(6, 8);
+      new DataView(on.buffer).setUint32(8, 16384);
+      new DataView(on.buffer).setUint16(14, 512);
+      on.set(list.subarray(4), 16);
+      on[18] = on[18]! | 0x04;
+      expectGood(await h1.send([0x55, 0x10, 0, 0, 0, 0, 0, 0, on.length, 0], { lun: 1, dataOut: on }));
+      expect(array.volume('shared')!.writeCache).toBe(true);
+    });
+
+    it('the same values again change nothing and raise no unit attention', async () => {
+      expectGood(await select6(await cachingPageList(h1)));
+      expectGood(await h2.send(Cdb.tur(), { lun: 1 }));
+    });
+
+    it('refuses changes to other bits, unknown pages, bad lengths and descriptors, PF=0 and SP=1', async () => {
+      const list = await cachingPageList(h1);
+      const rcd = Uint8Array.from(list);
+      rcd[6] = rcd[6]! | 0x01;
+      let s = expectCheck(await select6(rcd), 5, 0x26, 0);
+      expect(s.field).toEqual({ inCdb: false, byte: 6, bit: 7 });
+      const badLength = Uint8Array.from(list);
+      badLength[5] = 0x10;
+      s = expectCheck(await select6(badLength), 5, 0x26, 0);
+      expect(s.field).toEqual({ inCdb: false, byte: 5, bit: 7 });
+      const unknown = Uint8Array.from(list);
+      unknown[4] = 0x1c;
+      expectCheck(await select6(unknown), 5, 0x26, 0);
+      expectCheck(await select6(list.subarray(0, 12)), 5, 0x1a, 0);
+      const withDescriptor = new Uint8Array(4 + 8 + list.length - 4);
+      withDescriptor[3] = 8;
+      withDescriptor[4 + 6] = 0x10; // block length 4096 instead of 512
+      withDescriptor.set(list.subarray(4), 12);
+      s = expectCheck(await select6(withDescriptor), 5, 0x26, 0);
+      expect(s.field).toEqual({ inCdb: false, byte: 9, bit: 7 });
+      expectInvalidField(await select6(list, 0x00), 1, 4);
+      expectInvalidField(await select6(list, 0x11), 1, 0);
+      expect(array.volume('shared')!.writeCache).toBe(true);
     });
   });
 
@@ -351,7 +424,7 @@ describe('SPC commands', () => {
       expect(ops).toContainEqual({ op: 0x93, sa: null, len: 16 });
       expect(ops).toContainEqual({ op: 0x9e, sa: 0x10, len: 16 });
       expect(ops).toContainEqual({ op: 0xa3, sa: 0x0a, len: 12 });
-      expect(ops.length).toBe(28);
+      expect(ops.length).toBe(30);
     });
 
     it('one command: WRITE SAME(16) supported with its usage map, an unknown opcode not supported', async () => {
