@@ -139,6 +139,17 @@ describe('FC target port', () => {
     expect(disk.requests).toHaveLength(0);
   });
 
+  it('a LOGO from the target ends the initiator\'s session there ("session-lost") and the nexus here', async () => {
+    await hba.plogi(tid);
+    await hba.prli(tid);
+    const lost = new Promise<bigint>((r) => hba.once('session-lost', (s) => r(s.wwpn)));
+    await target.logo(hba.nportId);
+    expect(await lost).toBe(TGT.wwpn);
+    expect(hba.sessions.has(tid)).toBe(false);
+    expect(disk.lost.map((n) => n.initiatorWwpn)).toEqual([HBA.wwpn]);
+    await expect(hba.scsiCommand(tid, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 })).rejects.toThrow(/image pair/);
+  });
+
   it('rejects ABTS for an exchange it does not have (BA_RJT)', async () => {
     await hba.plogi(tid);
     hba.sendAbts(tid, 0x4242, FC_XID_UNKNOWN);
