@@ -50,6 +50,18 @@ Napi::Value FdSize(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(status.st_size));
 }
 
+// F_GET_SEALS: the seals of a memfd (F_SEAL_SHRINK etc.), or -1 when the file cannot carry
+// seals at all (EINVAL: not a memfd / shmem file). A DMA window over an unsealed file can be
+// truncated by the client under a live mapping; touching it then raises SIGBUS.
+Napi::Value FdSeals(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  int seals = fcntl(fd, F_GET_SEALS);
+  if (seals >= 0) return Napi::Number::New(env, seals);
+  if (errno == EINVAL) return Napi::Number::New(env, -1);
+  ThrowErrno(env, "fcntl", errno);
+}
+
 Napi::Value EventFd(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   auto initval = static_cast<unsigned int>(ArgInteger(info, 0, "initval", 0, kMaxEventfdInitval));
@@ -93,6 +105,7 @@ void RegisterFd(Napi::Env env, Napi::Object exports) {
   exports.Set("close", Napi::Function::New(env, Close, "close"));
   exports.Set("isOpen", Napi::Function::New(env, IsOpen, "isOpen"));
   exports.Set("fdSize", Napi::Function::New(env, FdSize, "fdSize"));
+  exports.Set("fdSeals", Napi::Function::New(env, FdSeals, "fdSeals"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
   exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead, "eventfdRead"));

@@ -9,6 +9,7 @@
 //
 // munmap() detaches the ArrayBuffer before unmapping, so no JS view can reach the
 // unmapped range (its byteLength becomes 0).
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -153,9 +154,12 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   std::string name = ArgCString(info, 0, "name", kMaxMemfdName);
   int64_t size = ArgInteger(info, 1, "size", 0, kMaxSafeInteger);
 
-  FdGuard fd(memfd_create(name.c_str(), MFD_CLOEXEC));
+  FdGuard fd(memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (fd.get() < 0) ThrowErrno(env, "memfd_create", errno);
   if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) ThrowErrno(env, "ftruncate", errno);
+  // Sealed like QEMU's memory-backend-memfd (seal=on): the size can never change, so a mapping
+  // of it can never lose pages under a reader.
+  if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) ThrowErrno(env, "fcntl", errno);
   return Napi::Number::New(env, fd.release());
 }
 

@@ -43,6 +43,11 @@ export interface PollHandle {
   stop(): void;
 }
 
+/** linux/fcntl.h seal bits (fcntl F_GET_SEALS / F_ADD_SEALS). */
+export const F_SEAL_SEAL = 0x0001;
+export const F_SEAL_SHRINK = 0x0002;
+export const F_SEAL_GROW = 0x0004;
+
 export const POLL_READABLE = 1;
 export const POLL_WRITABLE = 2;
 export const POLL_DISCONNECT = 4;
@@ -83,7 +88,7 @@ export interface NativeShim {
   eventfdWrite(fd: number, value: bigint): void;
   /** read(2) of an eventfd counter; null when the counter is 0 (EAGAIN). */
   eventfdRead(fd: number): bigint | null;
-  /** memfd_create(name, MFD_CLOEXEC) + ftruncate(size), for tests and shared guest RAM. */
+  /** memfd_create + ftruncate(size), sealed against resizing (F_SEAL_SHRINK|GROW|SEAL) like QEMU's memfd backend. */
   memfdCreate(name: string, size: number): number;
   /**
    * uv_poll on fd; callback(events) with POLL_* bits, or (0, errno) on a poll error (the
@@ -96,6 +101,8 @@ export interface NativeShim {
   close(fd: number): void;
   /** fstat size of a file descriptor (st_size). */
   fdSize(fd: number): number;
+  /** fcntl(F_GET_SEALS): the file's seal bits (F_SEAL_*), or null when it cannot carry seals (not a memfd). */
+  fdSeals(fd: number): number | null;
   /** fcntl(F_GETFD) succeeds — the fd is open in this process. */
   isOpen(fd: number): boolean;
 }
@@ -205,5 +212,9 @@ export const native: NativeShim = {
   poll: (fd, events, callback) => call(() => addon().poll(fd, events, callback)),
   close: (fd) => call(() => addon().close(fd)),
   fdSize: (fd) => call(() => addon().fdSize(fd)),
+  fdSeals: (fd) => call(() => {
+    const seals = addon().fdSeals(fd) as number;
+    return seals < 0 ? null : seals;
+  }),
   isOpen: (fd) => call(() => addon().isOpen(fd)),
 };

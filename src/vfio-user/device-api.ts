@@ -21,8 +21,9 @@ export class DmaError extends Error {
 
 /**
  * Guest-physical memory as QEMU shared it with DMA_MAP. Device models use only this to
- * reach guest memory. Every call is bounds-checked: the range must lie wholly inside
- * one window with the needed permission, else DmaError (never a partial access).
+ * reach guest memory. Every call is bounds-checked: every byte of the range must be mapped
+ * with the needed permission (read/write/readInto may span directly adjacent windows; view()
+ * must lie inside one window), else DmaError — never a partial access.
  */
 export interface GuestMemory {
   /** Copies guest bytes into a new buffer (copy-in: no double fetch). */

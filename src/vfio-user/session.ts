@@ -64,10 +64,10 @@ import {
   encodeVersion,
 } from './protocol.js';
 import type { FramedMessage } from './framer.js';
-import type { NativeShim } from '../native/index.js';
+import { F_SEAL_SHRINK, type NativeShim } from '../native/index.js';
 import type { Logger } from '../util/log.js';
 
-export type SessionNative = Pick<NativeShim, 'mmap' | 'munmap' | 'close' | 'eventfdWrite' | 'eventfdRead' | 'fdSize'>;
+export type SessionNative = Pick<NativeShim, 'mmap' | 'munmap' | 'close' | 'eventfdWrite' | 'eventfdRead' | 'fdSize' | 'fdSeals'>;
 
 /** What the server announces and enforces. */
 export interface ServerLimits extends ServerCapabilities {}
@@ -115,6 +115,7 @@ export class VfioUserSession {
   private attached = false;
   private ended = false;
   private warnedUnsharedRam = false;
+  private warnedUnsealable = false;
   private peer: PeerCapabilities | null = null;
   private readonly device: VfioUserDevice;
   private readonly native: SessionNative;
@@ -315,6 +316,36 @@ export class VfioUserSession {
     }
   }
 
+  /**
+   * The size check above holds only if the file cannot shrink later: a memfd must carry
+   * F_SEAL_SHRINK (QEMU's memory-backend-memfd seals by default). A file that cannot carry seals
+   * (a shm or hugetlbfs file) is accepted with a warning, since its owner could still truncate it.
+   */
+  private checkShrinkSeal(fd: number): void {
+    let seals: number | null;
+    try {
+      seals = this.native.fdSeals(fd);
+    } catch (err) {
+      throw new ProtocolError(errnoOf(err, ERRNO.EBADF), `DMA_MAP fd seals cannot be read: ${(err as Error).message}`);
+    }
+    if (seals === null) {
+      if (!this.warnedUnsealable) {
+        this.warnedUnsealable = true;
+        this.log.warn(
+          { event: 'vfio_user_dma_unsealable' },
+          'DMA_MAP fd is a file that cannot be sealed: truncating it while mapped would crash this server (prefer memory-backend-memfd)',
+        );
+      }
+      return;
+    }
+    if ((seals & F_SEAL_SHRINK) === 0) {
+      throw new ProtocolError(
+        ERRNO.EPERM,
+        'DMA_MAP memfd is not sealed against shrinking (F_SEAL_SHRINK): use memory-backend-memfd with its default seal=on',
+      );
+    }
+  }
+
   private mapFd(fd: number, offset: bigint, size: bigint, readable: boolean, writable: boolean): ArrayBuffer {
     const page = BigInt(this.limits.pgsizes & -this.limits.pgsizes);
     if (offset % page !== 0n) throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP file offset 0x${offset.toString(16)} is not page aligned`);
@@ -332,6 +363,7 @@ export class VfioUserSession {
         `DMA_MAP range [0x${offset.toString(16)}, +0x${size.toString(16)}) runs past the end of its file (${fileSize} bytes)`,
       );
     }
+    this.checkShrinkSeal(fd);
     const prot = (readable ? MMAP_PROT_READ : 0) | (writable ? MMAP_PROT_WRITE : 0);
     try {
       return this.native.mmap(fd, Number(size), offset, prot);

@@ -2,11 +2,13 @@
  * Native shim: memfd_create, mmap(MAP_SHARED) as a zero-copy ArrayBuffer, munmap, fdSize.
  */
 import { spawnSync } from 'node:child_process';
-import { openSync, writeSync } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { native, nativeAddonPath, NativeError } from '../../../src/native/index.js';
+import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, native, nativeAddonPath, NativeError } from '../../../src/native/index.js';
 import { FdTracker, fdFlags, memfdMappingCount, O_CLOEXEC } from './helpers.js';
 
 const fds = new FdTracker();
@@ -144,5 +146,29 @@ describe('mmap / munmap', () => {
     expect(child.stderr).toBe('');
     expect(child.status).toBe(0);
     expect(JSON.parse(child.stdout)).toEqual({ before: 1, after: 0 });
+  });
+});
+
+describe('memfd seals', () => {
+  it('memfdCreate seals the size like QEMU (F_SEAL_SHRINK|GROW|SEAL) and fdSeals reports it', () => {
+    const fd = native.memfdCreate('sealed', 8192);
+    try {
+      expect(native.fdSeals(fd)).toBe(F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+      expect(() => ftruncateSync(fd, 4096)).toThrow(/EPERM/);
+      expect(native.fdSize(fd)).toBe(8192);
+    } finally {
+      native.close(fd);
+    }
+  });
+
+  it('fdSeals is null for a file that cannot carry seals', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'seals-'));
+    const fd = openSync(join(dir, 'f'), 'w+');
+    try {
+      expect(native.fdSeals(fd)).toBeNull();
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

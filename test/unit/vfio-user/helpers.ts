@@ -9,6 +9,7 @@ import type { DeviceContext, IrqIndex, IrqInfo, RegionInfo, VfioUserDevice } fro
 import { HEADER_FLAGS, encodeMessage, decodeHeader, HEADER, type MessageHeader } from '../../../src/vfio-user/protocol.js';
 import type { FramedMessage } from '../../../src/vfio-user/framer.js';
 import type { SessionNative } from '../../../src/vfio-user/session.js';
+import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK } from '../../../src/native/index.js';
 
 export const silentLog = pino({ level: 'silent' });
 
@@ -23,6 +24,8 @@ export class FakeNative implements SessionNative {
   readonly munmapped: ArrayBuffer[] = [];
   /** st_size reported for an fd (default: large enough) */
   readonly sizes = new Map<number, number>();
+  /** F_GET_SEALS answer per fd (default: sealed like QEMU's memfd backend); null = cannot carry seals */
+  readonly seals = new Map<number, number | null>();
   /** make the next mmap fail with this errno */
   failMmapErrno: number | null = null;
 
@@ -43,6 +46,12 @@ export class FakeNative implements SessionNative {
   fdSize(fd: number): number {
     if (!this.open.has(fd)) throw Object.assign(new Error('EBADF'), { errno: 9 });
     return this.sizes.get(fd) ?? 0;
+  }
+
+  fdSeals(fd: number): number | null {
+    if (!this.open.has(fd)) throw Object.assign(new Error('EBADF'), { errno: 9 });
+    const seals = this.seals.get(fd);
+    return seals === undefined ? F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL : seals;
   }
 
   mmap(fd: number, length: number, offset: bigint, prot: number): ArrayBuffer {
