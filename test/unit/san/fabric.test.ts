@@ -16,8 +16,8 @@ import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../.
 import { FakeScsiTarget } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 
-const I1 = { wwpn: 0x2100000000000001n, wwnn: 0x2000000000000001n, exchangeTimeoutMs: 500 };
-const I2 = { wwpn: 0x2100000000000002n, wwnn: 0x2000000000000002n, exchangeTimeoutMs: 500 };
+const I1 = { wwpn: 0x2100000000000001n, wwnn: 0x2000000000000001n, exchangeTimeoutMs: 1000 };
+const I2 = { wwpn: 0x2100000000000002n, wwnn: 0x2000000000000002n, exchangeTimeoutMs: 1000 };
 const V1 = { wwpn: 0xc000000000000001n, wwnn: 0xc000000000000000n };
 const T1 = { wwpn: 0x5000000000000001n, wwnn: 0x5000000000000000n };
 
@@ -65,7 +65,7 @@ describe('fabric login and addressing', () => {
 
   it('refuses FDISC on a link without FLOGI', async () => {
     const link = await connectLink(san.linkPath);
-    const port = new NPort(new NPortLink(link), { ...V1, exchangeTimeoutMs: 500 });
+    const port = new NPort(new NPortLink(link), { ...V1, exchangeTimeoutMs: 1000 });
     const err = await port.fabricLogin('fdisc').catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ElsRejectError);
     expect(san.fabric.logins()).toHaveLength(0);
@@ -282,7 +282,7 @@ describe('hostile link input', () => {
 
   it('answers a truncated FLOGI with LS_RJT instead of logging it in', async () => {
     const link = await connectLink(san.linkPath);
-    const port = new NPort(new NPortLink(link), { ...I1, exchangeTimeoutMs: 500 });
+    const port = new NPort(new NPortLink(link), { ...I1, exchangeTimeoutMs: 1000 });
     const reply = new Promise<Uint8Array>((resolve) => link.on('frame', (f) => resolve(f)));
     link.send(
       encodeFrame({

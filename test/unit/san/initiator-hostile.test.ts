@@ -85,7 +85,7 @@ describe('initiator against a hostile target', () => {
     san.fabric.attach(fabricEnd);
     evil = new EvilTarget(new NPortLink(portEnd), { wwpn: 0x5000000000000badn, wwnn: 0x5000000000000ba0n });
     await evil.fabricLogin('flogi');
-    hba = await Initiator.connect(san.linkPath, { wwpn: 0x2100000000000001n, wwnn: 0x2000000000000001n, exchangeTimeoutMs: 300 });
+    hba = await Initiator.connect(san.linkPath, { wwpn: 0x2100000000000001n, wwnn: 0x2000000000000001n, exchangeTimeoutMs: 1000 });
     await hba.plogi(evil.nportId);
     await hba.prli(evil.nportId);
   });
