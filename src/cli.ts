@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { registerLabCommand } from './cli/lab.js';
 import { registerSanCommand } from './cli/san.js';
 import { registerServeCommand } from './cli/serve.js';
+import { registerVportCommand } from './cli/vport.js';
 
 export async function main(argv: string[]): Promise<void> {
   const program = new Command();
@@ -15,5 +16,6 @@ export async function main(argv: string[]): Promise<void> {
   registerServeCommand(program);
   registerSanCommand(program);
   registerLabCommand(program);
+  registerVportCommand(program);
   await program.parseAsync(argv);
 }
