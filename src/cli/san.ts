@@ -9,7 +9,10 @@
  *   npiv-hba san ctl --control PATH zone-create name=z2 'members=["c0:50:76:ff:e5:00:00:02","50:0a:09:81:00:00:00:01"]'
  *
  * `ctl` arguments are key=value; a value starting with [ or { (or null/true/false) is JSON, anything
- * else is text (numbers such as lun=1 are converted by the SAN). The answer is printed as JSON on stdout; a failed command exits 1.
+ * else is text (numbers such as lun=1 are converted by the SAN). The answer is printed as JSON on
+ * stdout; a failed command exits 1. Commands and their arguments: src/san/control.ts.
+ * `port-down WWPN` takes an array port or any HBA's link down; an array port comes back with
+ * `port-up`, an HBA link when the HBA reconnects.
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
