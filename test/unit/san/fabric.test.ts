@@ -320,6 +320,26 @@ describe('name server edge cases', () => {
     b.closeLink();
   });
 
+  it('answers a name-server query longer than one frame with a multi-frame sequence', async () => {
+    const a = await Initiator.connect(san.linkPath, I1);
+    const frames: number[] = [];
+    a.mux.link.on('frame', (f) => {
+      const h = decodeFrame(f).header;
+      if (h.sId === WELL_KNOWN.DIRECTORY_SERVER && h.type === FC_TYPE.CT) frames.push(h.seqCnt);
+    });
+    const vports: Initiator[] = [];
+    for (let i = 0; i < 150; i++) {
+      const v = await a.createVport({ wwpn: 0xc000000000001000n + BigInt(i), wwnn: 0xc000000000000000n });
+      await v.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: v.nportId, fc4Types: [FC4_TYPE_FCP] })));
+      vports.push(v);
+    }
+    frames.length = 0;
+    const list = await a.gpnFt(); // 150 × 16 bytes + CT header: two frames
+    expect(list.map((e) => e.name)).toEqual(vports.map((v) => v.wwpn));
+    expect(frames).toEqual([0, 1]);
+    a.closeLink();
+  });
+
   it('truncates list answers to the requested maximum size and reports the residual', async () => {
     const a = await Initiator.connect(san.linkPath, I1);
     for (let i = 0; i < 3; i++) await a.createVport({ wwpn: 0xc000000000000010n + BigInt(i), wwnn: 0xc000000000000000n });
