@@ -74,6 +74,22 @@ describe('FC target port', () => {
     expect(target.openExchanges).toBe(0);
   });
 
+  it('sends read data in frames no larger than the initiator\'s receive data field size', async () => {
+    const small = await Initiator.connect(san.linkPath, { wwpn: 0x2100000000000002n, wwnn: 0x2000000000000002n, rxDataFieldSize: 1024 });
+    const sizes: number[] = [];
+    small.mux.link.on('frame', (f) => {
+      const frame = decodeFrame(f);
+      if (frame.header.rCtl === R_CTL.DEVICE_DATA_SOLICITED) sizes.push(frame.payload.length);
+    });
+    await small.plogi(tid);
+    await small.prli(tid);
+    disk.disk.fill(0x5a, 0, 8192);
+    const r = await small.scsiCommand(tid, { lun: 0, cdb: read10(0, 16), direction: 'read', expectedLength: 8192 });
+    expect(r.data.every((b) => b === 0x5a)).toBe(true);
+    expect(sizes).toEqual(new Array(8).fill(1024));
+    small.closeLink();
+  });
+
   it('sends LOGO to a port that sends FCP_CMND without logging in, PRLO without an image pair', async () => {
     const cmd = encodeFcpCmnd({ lun: lunField(0), crn: 0, taskAttribute: 0, taskManagement: 0, read: true, write: false, cdb: cdb16(read10(0, 1)), dataLength: 512 });
     rawCommand(cmd, 0x7001);
