@@ -8,6 +8,8 @@ import { VportHba } from '../hba.js';
 import { InitiatorFabricPort } from '../isp/initiator-fabric.js';
 import { connectLink } from '../san/link.js';
 import { PcapWriter } from '../san/pcap.js';
+import { countingFabricPort } from '../vport/counting-fabric.js';
+import { VportStatsWriter } from '../vport/stats.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 
@@ -54,7 +56,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
     throw new Error(`SAN link socket ${sanPath} does not exist: start \`npiv-hba san --link ${sanPath}\` first`);
   }
   const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
-  const fabric =
+  // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second).
+  const stats = new VportStatsWriter({ socketPath: opts.socket, wwpn });
+  const initiator =
     sanPath === undefined
       ? null
       : new InitiatorFabricPort({
@@ -62,10 +66,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
           connect: async () => {
             const link = await connectLink(sanPath);
             pcap?.recordLink(link);
+            link.addTap((direction) => stats.count(direction === 'tx' ? 'framesTx' : 'framesRx'));
             return link;
           },
           log: log.child({ layer: 'fabric' }),
         });
+  if (initiator === null) stats.setLink('down');
+  const fabric = initiator === null ? null : countingFabricPort(initiator, stats);
   const hba = new VportHba({
     socketPath: opts.socket,
     wwpn,
@@ -74,6 +81,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
     interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
     log,
   });
+  hba.server.on('connect', () => stats.count('clientConnects'));
+  hba.server.on('disconnect', () => stats.count('clientDisconnects'));
   hba.start();
   log.info({ event: 'listening', socket: opts.socket, wwpn: formatWwn(wwpn), wwnn: formatWwn(wwnn) }, 'vfio-user server listening');
   await new Promise<void>((resolve) => {
@@ -82,10 +91,11 @@ export async function serve(opts: ServeOptions): Promise<void> {
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       hba.close();
-      void (fabric?.close() ?? Promise.resolve())
+      void (initiator?.close() ?? Promise.resolve())
         .catch((e: unknown) => log.warn({ event: 'fabric_close_failed', error: String(e) }, 'fabric close failed'))
         .finally(() => {
           pcap?.close();
+          stats.close();
           resolve();
         });
     };

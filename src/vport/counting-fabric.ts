@@ -1,0 +1,56 @@
+/**
+ * A FabricPort that counts what passes through it for `npiv-hba vport stats`: the guest's SCSI
+ * commands and their outcome, data moved each way, and link events. It changes nothing: every call
+ * is forwarded and its result returned as is.
+ */
+import type { FabricEvent, FabricPort, FcpCommand, FcpResult } from '../isp/fabric-port.js';
+import type { VportStatsWriter } from './stats.js';
+
+const SAM_STAT_GOOD = 0x00;
+
+export function countingFabricPort(inner: FabricPort, stats: VportStatsWriter): FabricPort {
+  inner.onEvent((e: FabricEvent) => {
+    if (e.type === 'link-up') stats.setLink('up');
+    else if (e.type === 'link-down') stats.setLink('down');
+  });
+  return {
+    isLinkUp: () => inner.isLinkUp(),
+    async login(wwpn, wwnn) {
+      const result = await inner.login(wwpn, wwnn);
+      stats.setLink('up');
+      return result;
+    },
+    logout: () => inner.logout(),
+    plogi: (id) => inner.plogi(id),
+    prli: (id) => inner.prli(id),
+    adisc: (id) => inner.adisc(id),
+    logo: (id) => inner.logo(id),
+    prlo: (id) => inner.prlo(id),
+    ct: (id, request, max) => inner.ct(id, request, max),
+    async fcp(portId: number, command: FcpCommand): Promise<FcpResult> {
+      stats.count('iosStarted');
+      let result: FcpResult;
+      try {
+        result = await inner.fcp(portId, command);
+      } catch (err) {
+        stats.count('iosFailed');
+        stats.count('errors');
+        throw err;
+      }
+      if (result.transportError !== undefined) {
+        stats.count('iosFailed');
+        stats.count('errors');
+        return result;
+      }
+      stats.count(result.scsiStatus === SAM_STAT_GOOD ? 'iosCompleted' : 'iosFailed');
+      if (command.direction === 'read' && result.dataIn) stats.count('bytesRead', result.dataIn.length);
+      if (command.direction === 'write' && command.dataOut) {
+        stats.count('bytesWritten', result.transferred ?? command.dataOut.length);
+      }
+      return result;
+    },
+    taskManagement: (id, lun, fn) => inner.taskManagement(id, lun, fn),
+    abort: (id, tag) => inner.abort(id, tag),
+    onEvent: (listener) => inner.onEvent(listener),
+  };
+}
