@@ -6,12 +6,13 @@
  * not vfio-user cost.
  *
  * Needs build/ring.wasm (`npm run build:wasm`). It is TypeScript, so it runs compiled (by the
- * project's bench runner, or by hand: tsc it with the project's compiler options into an output
- * tree whose root holds the package.json and build/). Results: bench/results/raw/ring-*.json.
+ * project's bench runner: `npm run bench -- --only ring`, or directly: `node bench/run.js --only ring`).
+ * Raw benny output: bench/results/raw/ring-*.json; the runner's summary: bench/results/ring-latest.json.
  * First measurement on the shared 2-core dev machine (noisy): 64 × 1 DSD ≈ equal (≈ 9k batches/s
  * each); 32 × 8 DSDs WASM ≈ 3× faster; 8 × 64 DSDs WASM ≈ 2.2× faster.
  */
 import { suite, add, cycle, complete, save } from 'benny';
+import { pathToFileURL } from 'node:url';
 import { DmaError, type GuestMemory } from '../src/vfio-user/device-api.js';
 import { RingEngine } from '../src/isp/ring/engine.js';
 import { TsRingBaseline } from '../src/isp/ring/ts-baseline.js';
@@ -83,13 +84,13 @@ function writeCommand(ring: DataView, at: number, handle: number, dsds: number):
   return entries;
 }
 
-interface Workload {
+export interface Workload {
   name: string;
   commands: number;
   dsds: number;
 }
 
-const workloads: Workload[] = [
+export const ringWorkloads: Workload[] = [
   { name: '64 × 4 KiB reads (1 DSD)', commands: 64, dsds: 1 },
   { name: '32 × 32 KiB reads (8 DSDs, 3 entries)', commands: 32, dsds: 8 },
   { name: '8 × 256 KiB reads (64 DSDs, 14 entries)', commands: 8, dsds: 64 },
@@ -116,13 +117,56 @@ function prepare(work: Workload, codec: RingCodec): () => void {
   };
 }
 
-for (const work of workloads) {
-  await suite(
-    `ring codec: ${work.name}`,
-    add('AssemblyScript RingEngine', () => prepare(work, new RingEngine())),
-    add('TypeScript baseline', () => prepare(work, new TsRingBaseline())),
-    cycle(),
-    complete(),
-    save({ file: `ring-${work.commands}x${work.dsds}`, folder: 'bench/results/raw', format: 'json' }),
-  );
+export const RING_CASES = { wasm: 'AssemblyScript RingEngine', ts: 'TypeScript baseline' } as const;
+
+export interface RingCaseResult {
+  workload: string;
+  commands: number;
+  dsds: number;
+  implementation: string;
+  /** consumed+completed batches per second */
+  batchesPerSecond: number;
+  /** commands (IOCB chains) per second = batches/s × commands per batch */
+  commandsPerSecond: number;
+  /** relative margin of error, percent */
+  marginPercent: number;
+  samples: number;
 }
+
+export interface RingBenchOptions {
+  /** benny/benchmark.js maxTime per case, seconds (default 5) */
+  maxTimeSeconds?: number;
+  /** folder for benny's raw JSON (default bench/results/raw) */
+  rawFolder?: string;
+}
+
+/** Runs every workload with both codecs in the same process, one benny suite per workload. */
+export async function runRingBench(options: RingBenchOptions = {}): Promise<RingCaseResult[]> {
+  const caseOptions = { maxTime: options.maxTimeSeconds ?? 5 };
+  const out: RingCaseResult[] = [];
+  for (const work of ringWorkloads) {
+    const summary = await suite(
+      `ring codec: ${work.name}`,
+      add(RING_CASES.wasm, () => prepare(work, new RingEngine()), caseOptions),
+      add(RING_CASES.ts, () => prepare(work, new TsRingBaseline()), caseOptions),
+      cycle(),
+      complete(),
+      save({ file: `ring-${work.commands}x${work.dsds}`, folder: options.rawFolder ?? 'bench/results/raw', format: 'json' }),
+    );
+    for (const r of summary.results) {
+      out.push({
+        workload: work.name,
+        commands: work.commands,
+        dsds: work.dsds,
+        implementation: r.name,
+        batchesPerSecond: r.ops,
+        commandsPerSecond: r.ops * work.commands,
+        marginPercent: r.margin,
+        samples: r.samples,
+      });
+    }
+  }
+  return out;
+}
+
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) await runRingBench();

@@ -1,0 +1,101 @@
+/**
+ * The processes a benchmark measures: the SAN and `npiv-hba serve`, started through the CLI of
+ * the compiled benchmark tree (cli-launcher), plus /proc readings of their CPU time and memory.
+ */
+import { writeFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { startCliProcess, waitForSocket, type LabProcess } from '../../src/lab/processes.js';
+import { formatWwn } from '../../src/util/wwn.js';
+
+const START_TIMEOUT_MS = 20_000;
+/** USER_HZ of /proc/<pid>/stat utime/stime on Linux x86-64. */
+const CLOCK_TICKS_PER_SECOND = 100;
+/** /proc/<pid>/stat: fields after the ")" of comm; utime and stime are fields 14 and 15 (1-based). */
+const STAT_UTIME_AFTER_COMM = 11;
+
+export const CLI_LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), 'cli-launcher.js');
+
+export interface BenchVolume {
+  name: string;
+  sizeMiB: number;
+}
+
+export interface SanSetup {
+  workDir: string;
+  initiators: bigint[];
+  targetWwpn: bigint;
+  targetWwnn: bigint;
+  volumes: BenchVolume[];
+}
+
+/** A SAN configuration: one array, RAM volumes (no file), every initiator mapped to every LUN, zoning open. */
+export function sanConfig(s: SanSetup): unknown {
+  const luns: Record<string, string> = {};
+  s.volumes.forEach((v, i) => (luns[String(i)] = v.name));
+  return {
+    fabric: { name: 'bench', domain: 1, zoning: { default: 'allow', zones: [] } },
+    arrays: [
+      {
+        name: 'array1',
+        ports: [{ wwpn: formatWwn(s.targetWwpn), wwnn: formatWwn(s.targetWwnn) }],
+        volumes: s.volumes.map((v) => ({ name: v.name, size: `${v.sizeMiB}MiB` })),
+        hostGroups: [{ name: 'hosts', initiators: s.initiators.map((w) => formatWwn(w)), luns }],
+      },
+    ],
+  };
+}
+
+export async function startSan(s: SanSetup): Promise<{ proc: LabProcess; link: string; control: string }> {
+  const config = join(s.workDir, 'san.json');
+  writeFileSync(config, JSON.stringify(sanConfig(s), null, 2));
+  const link = join(s.workDir, 'san.sock');
+  const control = join(s.workDir, 'san-control.sock');
+  const proc = startCliProcess({
+    name: 'san',
+    cli: CLI_LAUNCHER,
+    args: ['san', '--config', config, '--link', link, '--control', control],
+    logFile: join(s.workDir, 'san.log'),
+    cwd: s.workDir,
+    env: { NPIV_HBA_LOG_LEVEL: 'warn' },
+  });
+  await waitForSocket(proc, link, START_TIMEOUT_MS);
+  await waitForSocket(proc, control, START_TIMEOUT_MS);
+  return { proc, link, control };
+}
+
+export async function startServe(workDir: string, name: string, sanLink: string | null, wwpn: bigint, wwnn: bigint): Promise<{ proc: LabProcess; socket: string }> {
+  const socket = join(workDir, `${name}.sock`);
+  const args = ['serve', '--socket', socket, '--wwpn', formatWwn(wwpn), '--wwnn', formatWwn(wwnn)];
+  if (sanLink) args.push('--san', sanLink);
+  const proc = startCliProcess({ name, cli: CLI_LAUNCHER, args, logFile: join(workDir, `${name}.log`), cwd: workDir, env: { NPIV_HBA_LOG_LEVEL: 'warn' } });
+  await waitForSocket(proc, socket, START_TIMEOUT_MS);
+  return { proc, socket };
+}
+
+/** Parses utime+stime (ms) out of a /proc/<pid>/stat line. */
+export function parseProcStatCpuMs(stat: string): number {
+  const close = stat.lastIndexOf(')');
+  if (close < 0) throw new Error('malformed /proc stat line');
+  const fields = stat.slice(close + 2).trim().split(/\s+/);
+  const utime = Number(fields[STAT_UTIME_AFTER_COMM]);
+  const stime = Number(fields[STAT_UTIME_AFTER_COMM + 1]);
+  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('malformed /proc stat line');
+  return ((utime + stime) * 1000) / CLOCK_TICKS_PER_SECOND;
+}
+
+/** Parses VmRSS (KiB) out of /proc/<pid>/status. */
+export function parseProcStatusRssKiB(status: string): number {
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!m) throw new Error('no VmRSS in /proc status');
+  return Number(m[1]);
+}
+
+export async function cpuTimeMs(pid: number): Promise<number> {
+  return parseProcStatCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
+}
+
+export async function rssKiB(pid: number): Promise<number> {
+  return parseProcStatusRssKiB(await readFile(`/proc/${pid}/status`, 'utf8'));
+}

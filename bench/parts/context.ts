@@ -1,0 +1,18 @@
+/** What every benchmark part gets from the runner and gives back to it. */
+export interface PartContext {
+  /** shorter runs (smoke test of the tooling; figures not for publication) */
+  quick: boolean;
+  /** seconds per measured workload where a part runs timed workloads */
+  seconds: number;
+  /** scratch directory for sockets, configs, logs and backing files */
+  workDir: string;
+  log(message: string): void;
+}
+
+export interface PartOutput<T> {
+  data: T;
+  /** exact external commands this part ran (besides `npm run bench`) */
+  commands: string[];
+  bottleneck: string;
+  notes: string[];
+}

@@ -1,0 +1,372 @@
+/**
+ * Part 3 — end to end, in ONE real-guest run (QEMU 11 + the Debian guest kernel of
+ * scripts/guest/, TCG unless hardware KVM is loaded): fio 4 KiB random read/write at QD1 and
+ * QD32 and 128 KiB sequential read, each time-based, against equal RAM-backed volumes through
+ *   (a) npiv-hba: vfio-user-pci → the production VportHba (run in this process with counters,
+ *       see bench/lib/counting-hba.ts) → `npiv-hba san` (RAM volume), driver qla2xxx;
+ *   (b) QEMU's megasas (emulated LSI MegaRAID SAS 1078) + scsi-hd on a /dev/shm file, megaraid_sas;
+ *   (c) QEMU's virtio-scsi-pci + scsi-hd on a /dev/shm file, virtio_scsi;
+ * then (d) fio on the host against a /dev/shm backing file of the same size (the limit).
+ * While each guest job runs, the counters of the npiv-hba path (vfio-user accesses, interrupts,
+ * DMA, SAN frames, CPU of the HBA / SAN / QEMU processes) are sampled at its start and end
+ * markers for the profile part.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomFillSync } from 'node:crypto';
+import { guestEnvironment, runGuest } from '../../src/harness/guest.js';
+import { Initiator } from '../../src/san/initiator.js';
+import { startSan, cpuTimeMs } from '../lib/procs.js';
+import { startCountingHba, diffCounters, type HbaCounters } from '../lib/counting-hba.js';
+import { framesForwarded } from '../lib/san-control.js';
+import { parseFioJson, type FioFigures } from '../lib/fio.js';
+import { ratio } from '../lib/stats.js';
+import { renderBarChart } from '../lib/svg.js';
+import { saveChart } from '../lib/results.js';
+import { EMU_WWNN, EMU_WWPN, TARGET_WWNN, TARGET_WWPN } from './emulator.js';
+import type { PartContext, PartOutput } from './context.js';
+
+export const E2E_VOLUME_MIB = 128;
+const PRECONDITION_WWPN = 0xc050_76ff_e500_00ffn;
+const PRECONDITION_CHUNK = 1024 * 1024;
+const RAM_DIR = '/dev/shm';
+const BOOT_BUDGET_MS = 300_000;
+const PER_JOB_OVERHEAD_MS = 15_000;
+
+export interface FioJob {
+  name: string;
+  rw: 'randread' | 'randwrite' | 'read';
+  bs: string;
+  iodepth: number;
+}
+
+export const FIO_JOBS: FioJob[] = [
+  { name: 'randread-4k-qd1', rw: 'randread', bs: '4k', iodepth: 1 },
+  { name: 'randwrite-4k-qd1', rw: 'randwrite', bs: '4k', iodepth: 1 },
+  { name: 'randread-4k-qd32', rw: 'randread', bs: '4k', iodepth: 32 },
+  { name: 'randwrite-4k-qd32', rw: 'randwrite', bs: '4k', iodepth: 32 },
+  { name: 'seqread-128k-qd8', rw: 'read', bs: '128k', iodepth: 8 },
+];
+
+export const PATHS = ['npiv-hba', 'megasas', 'virtio-scsi', 'host'] as const;
+export type PathName = (typeof PATHS)[number];
+/** The guest driver (scsi_host proc_name) behind each guest path. */
+const GUEST_DRIVER: Record<Exclude<PathName, 'host'>, string> = { 'npiv-hba': 'qla2xxx', megasas: 'megaraid_sas', 'virtio-scsi': 'virtio_scsi' };
+const EXTRA_MODULES = ['kernel/drivers/scsi/megaraid/megaraid_sas.ko.xz', 'kernel/drivers/scsi/virtio_scsi.ko.xz'];
+
+export interface JobSample {
+  /** seconds between the guest's start and end markers */
+  wallSeconds: number;
+  hbaCpuMs: number;
+  sanCpuMs: number;
+  qemuCpuMs: number | null;
+  sanFrames: number | null;
+  counters: HbaCounters;
+}
+
+export interface E2eRow {
+  job: string;
+  results: Record<PathName, FioFigures | null>;
+  /** IOPS ratio of each path to npiv-hba (path ÷ npiv-hba) */
+  iopsRatioToNpiv: Record<PathName, number | null>;
+}
+
+export interface E2eData {
+  volumeMiB: number;
+  runtimeSeconds: number;
+  accelerator: string;
+  rows: E2eRow[];
+  /** per guest path and job: what the processes did while it ran */
+  samples: Record<string, Record<string, JobSample>>;
+  guestExitStatus: number | null;
+  problems: string[];
+}
+
+export function guestScript(runtimeSeconds: number, jobs: readonly FioJob[]): string {
+  const jobLines = jobs.map((j) => `  run_job "$1" "$2" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`).join('\n');
+  return `
+for m in megaraid_sas virtio_scsi; do insmod /lib/modules/bench-$m.ko || echo "GUEST:PROBLEM insmod $m failed"; done
+# find_disk DRIVER: the first sd disk whose SCSI host is driven by DRIVER
+find_disk() {
+  for b in /sys/block/sd*; do
+    [ -e "$b/device" ] || continue
+    hn=$(readlink -f "$b/device" | sed -n 's#.*/host\\([0-9]*\\)/.*#\\1#p')
+    [ -n "$hn" ] || continue
+    if [ "$(cat /sys/class/scsi_host/host$hn/proc_name 2>/dev/null)" = "$1" ]; then echo "\${b##*/}"; return 0; fi
+  done
+  return 1
+}
+run_job() {
+  echo "GUEST:FIO-START $1 $3"
+  fio --name=$3 --filename=/dev/$2 --rw=$4 --bs=$5 --iodepth=$6 --ioengine=libaio --direct=1 \\
+      --time_based --runtime=${runtimeSeconds} --norandommap --randrepeat=0 --group_reporting \\
+      --output-format=json --output=/tmp/fio.json > /tmp/fio.log 2>&1
+  st=$?
+  echo "GUEST:FIO-END $1 $3 $st"
+  echo "GUEST:FIO-JSON $1 $3 $(tr -d '\\n\\t' < /tmp/fio.json)"
+  [ $st -eq 0 ] || { echo "GUEST:PROBLEM fio $1 $3 status $st: $(tr '\\n' ' ' < /tmp/fio.log | cut -c1-300)"; }
+}
+run_all() {
+${jobLines}
+}
+for pair in npiv-hba:qla2xxx megasas:megaraid_sas virtio-scsi:virtio_scsi; do
+  label=\${pair%%:*}; drv=\${pair#*:}
+  if wait_until 120 find_disk $drv >/dev/null; then
+    d=$(find_disk $drv)
+    echo "GUEST:DISK $label $d $(cat /sys/block/$d/size)"
+    run_all $label $d
+  else
+    echo "GUEST:PROBLEM no disk behind $drv"
+  fi
+done
+exit 0
+`;
+}
+
+function fillFile(path: string, mib: number): void {
+  const fd = openSync(path, 'w');
+  try {
+    const chunk = new Uint8Array(PRECONDITION_CHUNK);
+    for (let i = 0; i < mib; i++) {
+      randomFillSync(chunk);
+      writeSync(fd, chunk);
+    }
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Writes the whole SAN volume once (non-zero data), so reads hit allocated memory like the peers' files. */
+async function preconditionSanVolume(link: string): Promise<void> {
+  const host = await Initiator.connect(link, { wwpn: PRECONDITION_WWPN, wwnn: PRECONDITION_WWPN - 1n, exchangeTimeoutMs: 30_000 });
+  try {
+    const [t] = await host.discoverTargets();
+    if (!t) throw new Error('precondition: the SAN lists no target');
+    await host.plogi(t.nportId);
+    await host.prli(t.nportId);
+    const data = new Uint8Array(PRECONDITION_CHUNK);
+    const blocks = PRECONDITION_CHUNK / 512;
+    for (let i = 0; i < E2E_VOLUME_MIB; i++) {
+      randomFillSync(data);
+      const cdb = new Uint8Array(10);
+      cdb[0] = 0x2a;
+      new DataView(cdb.buffer).setUint32(2, i * blocks, false);
+      new DataView(cdb.buffer).setUint16(7, blocks, false);
+      const r = await host.scsiCommand(t.nportId, { lun: 0, cdb, direction: 'write', dataOut: data });
+      if (r.status !== 0) throw new Error(`precondition WRITE status ${r.status}`);
+    }
+  } finally {
+    host.closeLink('precondition done');
+  }
+}
+
+/** The QEMU process serving our socket (its command line names the socket). */
+function findQemuPid(socketPath: string): number | null {
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+      if (cmd.includes('qemu-system') && cmd.includes(socketPath)) return Number(entry);
+    } catch {
+      // gone or not ours
+    }
+  }
+  return null;
+}
+
+function hostFio(file: string, job: FioJob, runtimeSeconds: number): { command: string[]; figures: FioFigures | null; error: string | null } {
+  // tmpfs has no O_DIRECT: the host limit is buffered I/O on RAM (page cache = the backing store).
+  const command = [
+    'fio', `--name=${job.name}`, `--filename=${file}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.iodepth}`,
+    '--ioengine=libaio', '--direct=0', '--time_based', `--runtime=${runtimeSeconds}`, '--norandommap', '--randrepeat=0',
+    '--group_reporting', '--output-format=json',
+  ];
+  const r = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: (runtimeSeconds + 30) * 1000 });
+  if (r.status !== 0) return { command, figures: null, error: `host fio ${job.name}: ${r.error?.message ?? r.stderr.slice(0, 300)}` };
+  try {
+    return { command, figures: parseFioJson(r.stdout, job.rw), error: null };
+  } catch (err) {
+    return { command, figures: null, error: `host fio ${job.name}: ${(err as Error).message}` };
+  }
+}
+
+export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>> {
+  const env = guestEnvironment();
+  const runtime = ctx.seconds;
+  const jobs = ctx.quick ? FIO_JOBS.slice(0, 1) : FIO_JOBS;
+  const problems: string[] = [];
+  const shm = mkdtempSync(join(existsSync(RAM_DIR) ? RAM_DIR : ctx.workDir, 'npiv-bench-'));
+  const files = { megasas: join(shm, 'megasas.img'), virtio: join(shm, 'virtio-scsi.img'), host: join(shm, 'host.img') };
+  for (const f of Object.values(files)) fillFile(f, E2E_VOLUME_MIB);
+
+  // Guest modules for the peers (the base initramfs loads only the FC stack).
+  const modulesDir = join(env.rootfs, 'usr/lib/modules', env.kernelRelease);
+  const extraFiles = EXTRA_MODULES.map((rel) => {
+    const xz = spawnSync('xz', ['-dc', join(modulesDir, rel)], { maxBuffer: 64 * 1024 * 1024 });
+    if (xz.status !== 0) throw new Error(`cannot decompress ${rel}: ${xz.stderr.toString()}`);
+    const name = rel.split('/').pop()!.replace('.ko.xz', '');
+    return { path: `/lib/modules/bench-${name}.ko`, data: new Uint8Array(xz.stdout) };
+  });
+
+  const san = await startSan({
+    workDir: ctx.workDir,
+    initiators: [EMU_WWPN, PRECONDITION_WWPN],
+    targetWwpn: TARGET_WWPN,
+    targetWwnn: TARGET_WWNN,
+    volumes: [{ name: 'e2e', sizeMiB: E2E_VOLUME_MIB }],
+  });
+  const socket = join(ctx.workDir, 'vport0.sock');
+  let hba: ReturnType<typeof startCountingHba> | null = null;
+  const samples: Record<string, Record<string, JobSample>> = {};
+  const fio: Record<string, Record<string, FioFigures | null>> = {};
+  const qemuArgs = [
+    '-drive', `file=${files.megasas},format=raw,if=none,id=dmeg,cache=writeback`,
+    '-device', 'megasas,id=meg0',
+    '-device', 'scsi-hd,drive=dmeg,bus=meg0.0',
+    '-drive', `file=${files.virtio},format=raw,if=none,id=dvio,cache=writeback`,
+    '-device', 'virtio-scsi-pci,id=vscsi0',
+    '-device', 'scsi-hd,drive=dvio,bus=vscsi0.0',
+  ];
+  let guestExitStatus: number | null = null;
+  let guestCommand: string[] = [];
+  try {
+    ctx.log('e2e: preconditioning the SAN volume');
+    await preconditionSanVolume(san.link);
+    hba = startCountingHba(socket, san.link, EMU_WWPN, EMU_WWNN);
+    const sanPid = san.proc.child.pid!;
+    let qemuPid: number | null = null;
+    interface Mark { at: number; cpu: NodeJS.CpuUsage; counters: HbaCounters; san: Promise<number>; frames: Promise<number | null>; qemu: Promise<number | null> }
+    const starts = new Map<string, Mark>();
+    const pending: Promise<void>[] = [];
+    const mark = (): Mark => ({
+      at: performance.now(),
+      cpu: process.cpuUsage(),
+      counters: { ...hba!.counters },
+      san: cpuTimeMs(sanPid),
+      frames: framesForwarded(san.control).catch(() => null),
+      qemu: qemuPid === null ? Promise.resolve(null) : cpuTimeMs(qemuPid).catch(() => null),
+    });
+    const onLine = (line: string): void => {
+      const m = /GUEST:FIO-(START|END|JSON) (\S+) (\S+)(?: (.*))?$/.exec(line);
+      if (!m) return;
+      const [, kind, path, job, rest] = m as unknown as [string, string, string, string, string | undefined];
+      const key = `${path} ${job}`;
+      if (kind === 'START') {
+        qemuPid ??= findQemuPid(socket);
+        starts.set(key, mark());
+        ctx.log(`e2e: ${path} ${job} …`);
+      } else if (kind === 'END') {
+        const s = starts.get(key);
+        if (!s) return;
+        const e = mark();
+        pending.push(
+          (async () => {
+            const [s0, s1, f0, f1, q0, q1] = await Promise.all([s.san, e.san, s.frames, e.frames, s.qemu, e.qemu]);
+            const cpu = process.cpuUsage(s.cpu);
+            (samples[path] ??= {})[job] = {
+              wallSeconds: (e.at - s.at) / 1000,
+              hbaCpuMs: (cpu.user + cpu.system) / 1000,
+              sanCpuMs: s1 - s0,
+              qemuCpuMs: q0 !== null && q1 !== null ? q1 - q0 : null,
+              sanFrames: f0 !== null && f1 !== null ? f1 - f0 : null,
+              counters: diffCounters(e.counters, s.counters),
+            };
+          })().catch((err: unknown) => void problems.push(`sampling ${key}: ${String(err)}`)),
+        );
+      } else if (kind === 'JSON') {
+        const rw = FIO_JOBS.find((j) => j.name === job)?.rw ?? 'read';
+        try {
+          (fio[path] ??= {})[job] = parseFioJson(rest ?? '', rw);
+          const f = fio[path]![job]!;
+          ctx.log(`e2e: ${path} ${job}: ${f.iops.toFixed(0)} IOPS, p50 ${f.clatP50Us.toFixed(0)} µs, p99 ${f.clatP99Us.toFixed(0)} µs`);
+        } catch (err) {
+          (fio[path] ??= {})[job] = null;
+          problems.push(`fio JSON of ${key}: ${(err as Error).message}`);
+        }
+      }
+    };
+    const timeoutMs = BOOT_BUDGET_MS + 3 * jobs.length * (runtime * 1000 + PER_JOB_OVERHEAD_MS);
+    ctx.log(`e2e: booting the guest (timeout ${(timeoutMs / 1000).toFixed(0)} s)`);
+    const run = await runGuest({
+      devices: [socket],
+      script: guestScript(runtime, jobs),
+      extraFiles,
+      qemuArgs,
+      memMiB: 1024,
+      timeoutMs,
+      onLine,
+      logFile: join(ctx.workDir, 'guest.log'),
+    });
+    await Promise.all(pending);
+    guestExitStatus = run.exitStatus;
+    guestCommand = run.command;
+    for (const l of run.guestLines) if (l.startsWith('PROBLEM')) problems.push(l);
+    if (run.timedOut) problems.push('the guest run timed out');
+    if (run.kernelProblems.length) problems.push(...run.kernelProblems.slice(0, 5).map((p) => `guest kernel: ${p}`));
+  } finally {
+    await hba?.close();
+    await san.proc.stop();
+  }
+
+  ctx.log('e2e: host fio on the backing file (the limit)');
+  const hostCommands: string[] = [];
+  for (const job of jobs) {
+    const r = hostFio(files.host, job, runtime);
+    hostCommands.push(r.command.join(' ').replace(shm, '/dev/shm/<dir>'));
+    (fio.host ??= {})[job.name] = r.figures;
+    if (r.error) problems.push(r.error);
+  }
+  rmSync(shm, { recursive: true, force: true });
+
+  const rows: E2eRow[] = jobs.map((j) => {
+    const results = Object.fromEntries(PATHS.map((p) => [p, fio[p]?.[j.name] ?? null])) as Record<PathName, FioFigures | null>;
+    const npiv = results['npiv-hba']?.iops ?? null;
+    const iopsRatioToNpiv = Object.fromEntries(PATHS.map((p) => [p, ratio(results[p]?.iops, npiv)])) as Record<PathName, number | null>;
+    return { job: j.name, results, iopsRatioToNpiv };
+  });
+  saveChart(
+    'e2e',
+    renderBarChart({
+      title: 'End to end: fio in one guest run (host fio = the limit)',
+      unit: 'IOPS',
+      series: [...PATHS],
+      groups: rows.map((r) => ({ label: r.job, values: PATHS.map((p) => r.results[p]?.iops ?? null) })),
+      log: true,
+    }),
+  );
+  const data: E2eData = { volumeMiB: E2E_VOLUME_MIB, runtimeSeconds: runtime, accelerator: guestCommand.includes('kvm') ? 'kvm' : 'tcg', rows, samples, guestExitStatus, problems };
+  return {
+    data,
+    commands: [
+      'node bench/run.js --only e2e',
+      `QEMU (via src/harness/guest.ts runGuest): ${guestCommand.join(' ').replaceAll(ctx.workDir, '<work>').replace(shm, '/dev/shm/<dir>')}`,
+      `guest, per path and job: fio --name=<job> --filename=/dev/<disk> --rw=<rw> --bs=<bs> --iodepth=<qd> --ioengine=libaio --direct=1 --time_based --runtime=${runtime} --norandommap --randrepeat=0 --group_reporting --output-format=json`,
+      ...hostCommands,
+    ],
+    bottleneck: e2eBottleneck(data),
+    notes: [
+      `Volumes: ${E2E_VOLUME_MIB} MiB each, written once with random data before the run (SAN RAM volume over FCP; megasas/virtio-scsi/host files in /dev/shm).`,
+      'The npiv-hba HBA runs inside the benchmark process (production VportHba with counters) instead of a separate `npiv-hba serve`, so the profile can count its vfio-user accesses, interrupts and DMA.',
+      'Host fio uses buffered I/O (tmpfs has no O_DIRECT): it measures the memory path the peers end in.',
+      ...problems.map((p) => `problem: ${p}`),
+    ],
+  };
+}
+
+export function e2eBottleneck(d: E2eData): string {
+  const qd1 = d.samples['npiv-hba']?.['randread-4k-qd1'];
+  const row = d.rows.find((r) => r.job === 'randread-4k-qd1');
+  const iops = row?.results['npiv-hba']?.iops;
+  if (!qd1 || !iops) return 'not measured (the npiv-hba QD1 job did not run)';
+  const ios = iops * qd1.wallSeconds;
+  const qemuUs = qd1.qemuCpuMs !== null ? (qd1.qemuCpuMs * 1000) / ios : null;
+  const hbaUs = (qd1.hbaCpuMs * 1000) / ios;
+  const sanUs = (qd1.sanCpuMs * 1000) / ios;
+  const virtio = row.iopsRatioToNpiv['virtio-scsi'];
+  return (
+    `Under ${d.accelerator.toUpperCase()} the guest side dominates: per 4k QD1 read QEMU+guest burn ${qemuUs === null ? '?' : qemuUs.toFixed(0)} µs of CPU ` +
+    `against ${hbaUs.toFixed(0)} µs in the HBA process and ${sanUs.toFixed(0)} µs in the SAN; qla2xxx's MMIO-heavy I/O path ` +
+    `(each register access a vfio-user message, each interrupt an eventfd) is the cost the peers do not pay (virtio-scsi ${virtio === null ? '?' : virtio.toFixed(2)}× npiv-hba).`
+  );
+}
