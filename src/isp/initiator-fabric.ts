@@ -56,6 +56,7 @@ export class InitiatorFabricPort implements FabricPort {
   private readonly inFlight = new Map<number, AbortController>();
   private readonly log: Logger;
   private closed = false;
+  private loginSeq = 0;
 
   constructor(private readonly o: InitiatorFabricOptions) {
     if (!o.connect === !o.physical) throw new Error('InitiatorFabricPort needs exactly one of connect or physical');
@@ -68,22 +69,30 @@ export class InitiatorFabricPort implements FabricPort {
   }
 
   async login(wwpn: bigint, wwnn: bigint): Promise<FabricLoginResult> {
+    // A newer login (firmware reset during FLOGI) supersedes this one.
+    const seq = ++this.loginSeq;
     await this.logout();
     let port: Initiator;
+    let link: Link | null = null;
     if (this.o.physical) {
       port = await this.o.physical.createVport({ wwpn, wwnn });
     } else {
-      const link = this.spareLink ?? (await this.o.connect!());
+      link = this.spareLink ?? (await this.o.connect!());
       this.spareLink = null;
-      this.link = link;
       try {
         port = await Initiator.overLink(link, { wwpn, wwnn });
       } catch (e) {
-        this.link = null;
+        link.close('fabric login failed');
         throw e;
       }
     }
+    if (seq !== this.loginSeq) {
+      await port.fabricLogout().catch(() => {});
+      link?.close('superseded by a newer login');
+      throw new Error('fabric login superseded by a newer one');
+    }
     this.port = port;
+    this.link = link;
     port.on('link-down', (reason) => this.onLinkDown(port, reason));
     port.on('rscn', (pages) => {
       if (this.port !== port) return;
@@ -98,16 +107,16 @@ export class InitiatorFabricPort implements FabricPort {
   }
 
   async logout(): Promise<void> {
+    // Detach first: a login may start while this logout is still waiting for the fabric, and
+    // must not see (or lose) the old port and link.
     const port = this.port;
+    const link = this.link;
     this.port = null;
+    this.link = null;
     for (const c of this.inFlight.values()) c.abort();
     this.inFlight.clear();
-    if (!port) return;
-    await port.fabricLogout().catch(() => {});
-    if (this.link) {
-      this.link.close('vport logged out');
-      this.link = null;
-    }
+    if (port) await port.fabricLogout().catch(() => {});
+    link?.close('vport logged out');
   }
 
   /** Stops re-probing and closes everything (device teardown). */

@@ -103,6 +103,15 @@ const ok = (values: Record<number, number> = {}) => mailboxReply(MBS.COMMAND_COM
 const DUMP_RAM_MAX_DWORDS = 0x10000;
 /** Firmware memory size reported by 0x08 (mb4 LSW, mb5 MSW): ≥ 0x100000 keeps fw-dump allocation sane. */
 const FW_MEMORY_SIZE = 0x0013ffff;
+/**
+ * MBC 0x08 mb6 firmware attributes. BIT2 (multi-ID / NPIV capable) is set as on real 25xx
+ * firmware: it makes qla2xxx initialize with MID_INITIALIZE_FIRMWARE (0x48), which — unlike 0x60
+ * — is on the driver's list of commands allowed while an ISP abort is active (qla_mbx.c
+ * rom_cmds); with 0x60 every ISP-abort re-init fails ("aborted with timeout since ISP Abort is
+ * pending"). Guest-side vport creation still fails cleanly: MBC 0x20 reports a switch without
+ * FLOGI_MID_SUPPORT. BIT4 (T10 PI) and BIT6 (multiqueue) stay clear.
+ */
+const FW_ATTRIBUTES = 1 << 2;
 /** Exchange / IOCB resource counts reported by 0x42 (non-zero, else the driver throttles to 0). */
 export const RESOURCE_COUNT = 2048;
 /** 2 × R_A_TOV in 100 ms units (R_A_TOV = 10 s). */
@@ -173,7 +182,7 @@ function getFirmwareVersion(): MailboxReply {
     3: v.subminor,
     4: FW_MEMORY_SIZE & 0xffff,
     5: FW_MEMORY_SIZE >>> 16,
-    6: v.attributes, // BIT2 (NPIV), BIT4 (T10 PI), BIT6 (MQ) clear on purpose
+    6: FW_ATTRIBUTES,
   });
 }
 

@@ -65,9 +65,10 @@ describe('qla2xxx error handling on the emulated ISP2532: TMFs and aborts', () =
         'sleep 2',
         'dd if=/dev/sda of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_ABORT $?"',
         'echo "GUEST:STATE $(cat $h/port_state)"',
-        // The driver's ISP-abort path (sysfs reset 2 = "Issuing ISP reset"), twice in a row.
+        // The driver's ISP-abort path, twice in a row: the sysfs "reset" attribute parses decimal
+        // and 0x2025c (131676) means "Issuing ISP reset" (qla2x00_sysfs_write_reset).
         'for n in 1 2; do',
-        '  echo 2 > /sys/class/scsi_host/host0/device/reset; echo "GUEST:ISP_RESET$n $?"',
+        '  echo 131676 > /sys/class/scsi_host/host0/device/reset; echo "GUEST:ISP_RESET$n $?"',
         '  sleep 2; i=0; while [ "$(cat $h/port_state)" != Online ] && [ $i -lt 60 ]; do sleep 1; i=$((i+1)); done',
         '  sleep 3',
         '  dd if=/dev/sda of=/dev/null bs=4k count=8 iflag=direct 2>/dev/null; echo "GUEST:DD_AFTER_ISP_RESET$n $? $(cat $h/port_state)"',

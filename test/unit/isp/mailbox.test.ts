@@ -56,13 +56,14 @@ describe('mailbox commands of the probe timeline', () => {
     expect((await rig.mbox(mbWithDma(0x0b, 0x7000000000n, { 4: 0, 5: 16 }))).mb[0]).toBe(0x4005);
   });
 
-  it('0x08 reports version, ≥1 MiB firmware memory and no NPIV/DIF/MQ attributes', async () => {
+  it('0x08 reports version, ≥1 MiB firmware memory, multi-ID (for MID init) and no DIF/MQ attributes', async () => {
     const rig = await runningRig();
     const r = await rig.mbox([0x08]);
     expect(r.mb[0]).toBe(0x4000);
     expect(r.mb[1]).toBe(8);
     expect((r.mb[5]! << 16) | r.mb[4]!).toBeGreaterThanOrEqual(0x100000);
-    expect(r.mb[6]! & ((1 << 2) | (1 << 4) | (1 << 6))).toBe(0);
+    expect(r.mb[6]! & (1 << 2)).toBe(1 << 2);
+    expect(r.mb[6]! & ((1 << 4) | (1 << 6))).toBe(0);
     expect([r.mb[15], r.mb[16], r.mb[17]]).toEqual([0, 0, 0]);
   });
 
@@ -92,6 +93,15 @@ describe('mailbox commands of the probe timeline', () => {
     expect(rig.isp.firmware.icb?.responseQueueLength).toBe(RSP_LEN);
     expect(rig.isp.firmware.icb?.portName).toBe(WWPN);
     expect(rig.isp.queues.configured).toBe(true);
+  });
+
+  it('0x48 MID_INITIALIZE_FIRMWARE (used because of the multi-ID attribute) initializes like 0x60 and arms link-up', async () => {
+    const rig = await runningRig();
+    const mb = rig.writeIcb();
+    mb[0] = 0x48;
+    expect((await rig.mbox(mb)).mb[0]).toBe(0x4000);
+    expect(rig.isp.firmware.icb?.requestQueueLength).toBe(REQ_LEN);
+    expect(rig.isp.firmware.link).toBe('armed');
   });
 
   it('0x60 refuses a hostile ICB (zero-length ring, misaligned ring, unmapped ICB) with an error', async () => {
