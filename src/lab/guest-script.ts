@@ -9,8 +9,18 @@
  *   LAB WAIT <what> <count> <seconds>          how many hosts came Online / had disks, and when
  *   LAB ATTR <kind> <name> <attribute> <value> kind: host (fc_host), rport, disk; value may have spaces
  *   LAB FIO <host> <disk> <offset> <status> <json>   fio's --output-format=json output on one line
- *   LAB SHELL                                  --keep: an interactive shell follows on the console
+ *   LAB SHELL                                  --keep: the results are complete
+ *
+ * With --keep the LAB lines go to the second serial port (/dev/ttyS1, a file on the host) instead
+ * of the console: the console then runs through QEMU's monitor multiplexer (`mon:stdio`), which
+ * can drop output under load, and the results must arrive whole. The console gets
+ * `GUEST:LAB CONSOLE` once the results are written, then the interactive shell.
  */
+
+/** Where --keep's LAB lines go in the guest (QEMU's second -serial). */
+export const KEEP_RESULTS_TTY = '/dev/ttyS1';
+/** Console line after which the guest's shell owns the console (--keep). */
+export const KEEP_CONSOLE_MARKER = 'GUEST:LAB CONSOLE';
 
 export interface LabGuestScriptOptions {
   /** fc_hosts to wait for (one per vport). */
@@ -54,7 +64,12 @@ IO_BS=${bs}
 IO_DEPTH=${depth}
 KEEP=${options.keep ? 1 : 0}
 
-lab() { echo "GUEST:LAB $*"; }
+if [ "$KEEP" = 1 ]; then
+  # Each write opens and closes the port: close waits until the UART has sent everything.
+  lab() { echo "GUEST:LAB $*" > ${KEEP_RESULTS_TTY}; }
+else
+  lab() { echo "GUEST:LAB $*"; }
+fi
 
 online_hosts() {
   n=0
@@ -159,6 +174,7 @@ fi
 lab PHASE done
 if [ "$KEEP" = 1 ]; then
   lab SHELL
+  echo "${KEEP_CONSOLE_MARKER}"
   echo "npiv-hba lab: guest shell (exit or Ctrl-D powers the guest off; Ctrl-A X quits QEMU)"
   setsid cttyhack sh -l
 fi

@@ -4,11 +4,13 @@
  * itself, with the argument list from src/harness/guest.ts (`qemuArguments`, through the
  * rootfs's loader exactly as runGuest does) and the serial port switched from `stdio` to
  * `mon:stdio` (Ctrl-A X quits, Ctrl-A C reaches the monitor); stdin is inherited so QEMU owns
- * the terminal. Until the guest prints `LAB SHELL` its output is only collected (like runGuest);
- * then `onResults` prints the report and the console is passed through to stdout.
+ * the terminal. The guest writes its results to a second serial port backed by a file (the mux
+ * can drop console output when its reader lags; a file cannot); when the console shows
+ * KEEP_CONSOLE_MARKER the file is complete, `onResults` prints the report, and from then on the
+ * console is passed through to stdout. Before that, console output is only collected.
  */
 import { spawn } from 'node:child_process';
-import { appendFile, copyFile, writeFile } from 'node:fs/promises';
+import { appendFile, copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import {
   GUEST_TAG,
@@ -19,11 +21,17 @@ import {
   shellQuote,
   type Accelerator,
 } from '../harness/guest.js';
+import { KEEP_CONSOLE_MARKER } from './guest-script.js';
 
 const KILL_GRACE_MS = 2_000;
 const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
-/** The line after which the guest's shell owns the console (src/lab/guest-script.ts). */
+/** The results file's last line (src/lab/guest-script.ts). */
 const SHELL_LINE = `${GUEST_TAG}LAB SHELL`;
+/** The results reach the file before the marker reaches the console; allow for a slow flush. */
+const RESULTS_WAIT_MS = 5_000;
+const RESULTS_POLL_MS = 100;
+/** How often the results file is read for progress lines (LAB PHASE) while the guest works. */
+const PROGRESS_POLL_MS = 500;
 const EXIT_LINE = /^GUEST:EXIT=(\d+)\s*$/;
 /** A subset of runGuest's kernel-problem patterns (the console carries KERN_WARNING and worse). */
 const KERNEL_PROBLEM = /Kernel panic|BUG: |Oops|WARNING: |general protection fault|kernel BUG at/;
@@ -40,7 +48,7 @@ export interface InteractiveGuestOptions {
   accel?: Accelerator;
   signal?: AbortSignal;
   onLine?: (line: string) => void;
-  /** Called once with the GUEST: lines (tag removed) when the guest reaches its shell. */
+  /** Called once with the GUEST: lines (console and results, tag removed) when the guest reaches its shell. */
   onResults: (guestLines: string[], kernelProblems: string[]) => Promise<void> | void;
   /** Where the console goes after the results (default process.stdout). */
   console?: NodeJS.WritableStream;
@@ -73,11 +81,17 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
   const environment = guestEnvironment(options.cacheDir);
   const accel = options.accel ?? chooseAccelerator();
   const initrd = join(options.workDir, 'initrd-keep.cpio');
+  const resultsFile = join(options.workDir, 'guest-results.log');
+  // QEMU's option syntax treats a comma as a separator.
+  if (resultsFile.includes(',')) throw new Error(`work dir ${options.workDir} contains a comma, which QEMU's -serial file: cannot take`);
+  await writeFile(resultsFile, '');
   await copyFile(environment.initramfs, initrd);
   await appendFile(initrd, buildOverlayArchive(options.script, []));
-  const args = interactiveQemuArguments(qemuArguments(environment, initrd, { devices: options.devices }, accel));
+  const args = interactiveQemuArguments(
+    qemuArguments(environment, initrd, { devices: options.devices, qemuArgs: ['-serial', `file:${resultsFile}`] }, accel),
+  );
   const command = [environment.loader, '--library-path', environment.libraryDir, '--argv0', basename(environment.qemuBinary), environment.qemuBinary, ...args];
-  const output = options.console ?? process.stdout;
+  const terminal = options.console ?? process.stdout;
 
   const result = await new Promise<InteractiveGuestResult>((resolve, reject) => {
     const [program, ...programArgs] = command as [string, ...string[]];
@@ -97,6 +111,21 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
     let timedOut = false;
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
+
+    // Progress: hand the results file's new lines to onLine as they arrive.
+    let progressOffset = 0;
+    let progressPartial = '';
+    const progressTimer = setInterval(() => {
+      void readFile(resultsFile)
+        .then((data) => {
+          if (data.length <= progressOffset) return;
+          const pieces = (progressPartial + data.subarray(progressOffset).toString('utf8')).split('\n');
+          progressOffset = data.length;
+          progressPartial = pieces.pop() ?? '';
+          for (const piece of pieces) options.onLine?.(piece.replace(/\r$/, ''));
+        })
+        .catch(() => undefined);
+    }, PROGRESS_POLL_MS);
 
     const kill = (): void => {
       if (child.exitCode !== null || child.signalCode !== null) return;
@@ -124,9 +153,21 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
       options.onLine?.(line);
     };
 
+    /** The guest's results: the file's GUEST: lines once it ends with LAB SHELL (null: not yet). */
+    const readResults = async (): Promise<string[] | null> => {
+      const deadline = Date.now() + RESULTS_WAIT_MS;
+      for (;;) {
+        const text = await readFile(resultsFile, 'utf8').catch(() => '');
+        const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
+        if (lines.includes(SHELL_LINE)) return lines.filter((l) => l.startsWith(GUEST_TAG)).map((l) => l.slice(GUEST_TAG.length));
+        if (Date.now() > deadline) return null;
+        await new Promise((r) => setTimeout(r, RESULTS_POLL_MS));
+      }
+    };
+
     child.stdout.on('data', (chunk: Buffer) => {
       if (passThrough) {
-        output.write(chunk);
+        terminal.write(chunk);
         return;
       }
       const pieces = (partial + chunk.toString('utf8')).split('\n');
@@ -134,17 +175,22 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
       for (let i = 0; i < pieces.length; i++) {
         const piece = pieces[i]!;
         take(piece);
-        if (piece.replace(/\r$/, '') === SHELL_LINE && !reachedShell) {
+        if (piece.replace(/\r$/, '') === KEEP_CONSOLE_MARKER && !reachedShell) {
           reachedShell = true;
           clearTimeout(timer);
+          clearInterval(progressTimer);
           const rest = pieces.slice(i + 1).join('\n') + (i + 1 < pieces.length ? '\n' : '') + partial;
           partial = '';
           child.stdout.pause();
-          void Promise.resolve(options.onResults([...guestLines], [...kernelProblems]))
+          void readResults()
+            .then(async (results) => {
+              // Without complete results the report shows what is missing (and fails).
+              await options.onResults([...guestLines, ...(results ?? [])], [...kernelProblems]);
+            })
             .catch(() => undefined)
             .finally(() => {
               passThrough = true;
-              if (rest !== '') output.write(rest);
+              if (rest !== '') terminal.write(rest);
               child.stdout.resume();
             });
           return;
@@ -157,11 +203,13 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
     });
     child.on('error', (error) => {
       clearTimeout(timer);
+      clearInterval(progressTimer);
       options.signal?.removeEventListener('abort', onAbort);
       reject(new Error(`could not start QEMU: ${error.message}`));
     });
     child.on('close', (code) => {
       clearTimeout(timer);
+      clearInterval(progressTimer);
       if (killTimer) clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
       if (partial !== '' && !passThrough) take(partial);
@@ -173,9 +221,12 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
       resolve({ reachedShell, guestLines, kernelProblems, exitStatus, timedOut, aborted, qemuExitCode: code, qemuStderr: stderr, output: lines.join('\n'), accel });
     });
   });
+  await rm(initrd, { force: true });
+  const results = await readFile(resultsFile, 'utf8').catch(() => '');
+  await rm(resultsFile, { force: true });
   await writeFile(
     options.logFile,
-    [`# command: ${command.map((a) => shellQuote(a)).join(' ')}`, '# ---- serial log (up to LAB SHELL; the rest went to the terminal) ----', result.output, '# ---- qemu stderr ----', result.qemuStderr].join('\n'),
+    [`# command: ${command.map((a) => shellQuote(a)).join(' ')}`, '# ---- console (up to the shell; the rest went to the terminal) ----', result.output, '# ---- results (second serial port) ----', results, '# ---- qemu stderr ----', result.qemuStderr].join('\n'),
   );
   return result;
 }

@@ -18,6 +18,7 @@ import { controlRequest } from '../san/control.js';
 import type { SanStatus } from '../san/san.js';
 import { parseSize } from '../san/volume.js';
 import { formatWwn } from '../util/wwn.js';
+import { statsPathFor } from '../vport/stats.js';
 import { labSanSetup, type LabSanSetup } from './config.js';
 import { labGuestScript } from './guest-script.js';
 import { runInteractiveGuest } from './keep.js';
@@ -337,7 +338,10 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
     reporter.finish();
     // Reverse order: HBAs before the SAN they are linked to.
     for (const proc of [...processes].reverse()) await proc.stop();
-    for (const socket of sockets) if (existsSync(socket)) await rm(socket, { force: true });
+    // Sockets, and the counters file serve keeps next to each (src/vport/stats.ts).
+    for (const socket of sockets) {
+      for (const path of [socket, statsPathFor(socket)]) if (existsSync(path)) await rm(path, { force: true });
+    }
     if (ownWorkDir && !failed) await rm(workDir, { recursive: true, force: true });
   }
 }
