@@ -88,8 +88,12 @@ export function rng(seed: number): Rng {
   };
 }
 
-/** Runs `body`; on failure re-throws with the seed in the message so the case can be replayed. */
-export async function withSeed<T>(seed: number, body: (r: Rng) => Promise<T>): Promise<T> {
+/**
+ * Runs `body` with a PRNG; on failure re-throws with the seed in the message so the case can be
+ * replayed (HOSTILE_SEED=0x... in the environment overrides every test's default seed).
+ */
+export async function withSeed<T>(defaultSeed: number, body: (r: Rng) => Promise<T>): Promise<T> {
+  const seed = process.env.HOSTILE_SEED ? Number(process.env.HOSTILE_SEED) >>> 0 : defaultSeed;
   try {
     return await body(rng(seed));
   } catch (err) {
@@ -229,6 +233,9 @@ const ICB_FW_OPTIONS_2 = 0x6006;
 export const NPORT_HANDLE_SNS = 0x7fc;
 const SNS_PORT_ID = 0xfffffc;
 export const TARGET_NPORT_HANDLE = 0x81;
+/** Handles are (queue 0 << 16) | index, index 1..2047 (the firmware's exchange count): discovery uses the top two. */
+export const MAX_HANDLE_INDEX = 2047;
+const DISCOVERY_HANDLE = MAX_HANDLE_INDEX - 1;
 const LOGIO_PLOGI_THEN_PRLI = 0x10;
 const LOGIO_SNS_FLAGS = 0x10 | 0x20;
 const CT_GPN_FT = 0x0172;
@@ -551,7 +558,7 @@ export class GuestMachine {
     ctReq.set([1, 0, 0, 0, 0xfc, 0x02, 0, 0, CT_GPN_FT >> 8, CT_GPN_FT & 0xff, maxWords >> 8, maxWords & 0xff]);
     ctReq[19] = CT_FC4_FCP;
     this.ram.set(ctReq, LAYOUT.CT_REQUEST);
-    const ct = newEntry(EntryType.CT_IOCB_TYPE, 0x7001);
+    const ct = newEntry(EntryType.CT_IOCB_TYPE, DISCOVERY_HANDLE);
     ct.dv.setUint16(Ct.NPORT_HANDLE, NPORT_HANDLE_SNS, true);
     ct.dv.setUint16(Ct.CMD_DSD_COUNT, 1, true);
     ct.dv.setUint16(Ct.RSP_DSD_COUNT, 1, true);
@@ -562,10 +569,11 @@ export class GuestMachine {
     ct.dv.setBigUint64(Ct.DSD1 + Dsd64.ADDRESS, this.addr(LAYOUT.CT_RESPONSE), true);
     ct.dv.setUint32(Ct.DSD1 + Dsd64.LENGTH, LAYOUT.CT_RESPONSE_SIZE, true);
     const ctDone = await this.iocb(ct.bytes);
+    if (ctDone[IocbHeader.ENTRY_STATUS] !== 0) throw new Error(`GPN_FT entry_status 0x${ctDone[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
     const ctStatus = new DataView(ctDone.buffer).getUint16(Ct.COMP_STATUS, true);
     if (ctStatus !== 0) throw new Error(`GPN_FT status 0x${ctStatus.toString(16)}`);
     const list = this.ram.slice(LAYOUT.CT_RESPONSE, LAYOUT.CT_RESPONSE + LAYOUT.CT_RESPONSE_SIZE);
-    if (new DataView(list.buffer).getUint16(8, false) !== CT_ACCEPT) throw new Error('GPN_FT rejected');
+    if (new DataView(list.buffer).getUint16(8, false) !== CT_ACCEPT) throw new Error(`GPN_FT rejected: ${Buffer.from(list.subarray(0, 16)).toString("hex")}`);
     let target = 0;
     for (let o = 16; o + GPN_FT_ENTRY_SIZE <= list.length; o += GPN_FT_ENTRY_SIZE) {
       const id = (list[o + 1]! << 16) | (list[o + 2]! << 8) | list[o + 3]!;
@@ -577,11 +585,12 @@ export class GuestMachine {
     }
     if (target === 0) throw new Error('GPN_FT listed no FCP port');
 
-    const login = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, 0x7002);
+    const login = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, DISCOVERY_HANDLE + 1);
     login.dv.setUint16(Logio.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
     login.dv.setUint16(Logio.CONTROL_FLAGS, LOGIO_PLOGI_THEN_PRLI, true);
     writePortIdLe(login.dv, Logio.PORT_ID, target);
     const done = await this.iocb(login.bytes);
+    if (done[IocbHeader.ENTRY_STATUS] !== 0) throw new Error(`PLOGI entry_status 0x${done[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
     const status = new DataView(done.buffer).getUint16(Logio.COMP_STATUS, true);
     if (status !== 0) throw new Error(`PLOGI to ${target.toString(16)} status 0x${status.toString(16)}`);
     this.targetPortId = target;
