@@ -152,8 +152,9 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       return await work();
     } catch (err) {
       if (err instanceof LabStepError) throw err;
-      const message = options.signal?.aborted ? 'interrupted (SIGINT/SIGTERM)' : (err as Error).message;
-      throw new LabStepError(name, message, { ...logs }, ownWorkDir ? workDir : options.workDir ?? null);
+      // An interrupted run in a temp dir is cleaned up completely: no logs to point at.
+      if (options.signal?.aborted) throw new LabStepError(name, 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
+      throw new LabStepError(name, (err as Error).message, { ...logs }, workDir);
     } finally {
       timings.steps.push({ step: name, seconds: (Date.now() - t0) / 1000 });
     }
@@ -301,7 +302,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         });
       });
       if (!run.reachedShell) {
-        if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted', { ...logs }, workDir);
+        if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
         const why = run.timedOut ? `no results within ${guestTimeoutMs / 1000} s` : `QEMU exited (${run.qemuExitCode}) before the results: ${run.qemuStderr.trim().slice(-500)}`;
         throw new LabStepError('guest (QEMU + Linux, qla2xxx)', why, { ...logs }, workDir);
       }
@@ -321,7 +322,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
           ...(options.signal !== undefined ? { signal: options.signal } : {}),
         });
       });
-      if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted', { ...logs }, workDir);
+      if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
       const extra: string[] = [];
       if (run.timedOut) extra.push(`guest: no results within ${guestTimeoutMs / 1000} s (QEMU killed)`);
       else if (run.exitStatus === null) extra.push(`guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished: ${run.qemuStderr.trim().slice(-500)}`);
@@ -342,6 +343,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
     for (const socket of sockets) {
       for (const path of [socket, statsPathFor(socket)]) if (existsSync(path)) await rm(path, { force: true });
     }
-    if (ownWorkDir && !failed) await rm(workDir, { recursive: true, force: true });
+    // A failed run keeps its temp dir so that the logs named in the error can be read.
+    if (ownWorkDir && (!failed || options.signal?.aborted)) await rm(workDir, { recursive: true, force: true });
   }
 }
