@@ -280,7 +280,7 @@ class RingFuzzer {
     // Keep the one real session: no logout/abort/TMF aimed at the target's N_Port handle or port id.
     const nportOffset = type === EntryType.LOGINOUT_PORT_IOCB_TYPE || type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE ? Logio.NPORT_HANDLE : 8;
     if (dv.getUint16(nportOffset, true) === TARGET_NPORT_HANDLE) dv.setUint16(nportOffset, 0x7ff, true);
-    if ((dv.getUint32(48, true) & 0xffffff) === this.g.targetPortId) bytes[48] ^= 0x55;
+    if ((dv.getUint32(48, true) & 0xffffff) === this.g.targetPortId) bytes[48] = bytes[48]! ^ 0x55;
     return { kind: type === EntryType.MARKER_TYPE ? 'marker' : 'junk', what: `random type 0x${type.toString(16)}`, handle, entries: [bytes] };
   }
 
