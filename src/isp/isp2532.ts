@@ -4,10 +4,11 @@
  * flash with NVRAM/VPD and a generated firmware image, request/response rings and the fabric
  * side through a FabricPort. Behavioural reference: isp25xx.md and drivers/scsi/qla2xxx.
  *
- * Usage (PCI side, src/isp/pci-identity.ts):
- *   const isp = new Isp2532({ host, fabric, wwpn, wwnn });
- *   bar1 handler = { read: (o, s) => isp.mmioRead(o, s), write: (o, s, v) => isp.mmioWrite(o, s, v) }
- *   on FLR / DEVICE_RESET: isp.reset(); on interrupt routing change: isp.interruptRoutingChanged()
+ * Usage (PCI side, src/isp/pci-identity.ts; SAN side, src/isp/initiator-fabric.ts):
+ *   const fabric = new InitiatorFabricPort({ connect: () => connectLink(fabricSocketPath) });
+ *   const isp = new Isp2532({ host: ispHostOf(pciFunction), fabric, wwpn, wwnn });
+ *   BAR1 handler: isp.barHandler() (or mmioRead/mmioWrite); FLR / DEVICE_RESET: isp.reset();
+ *   interrupt routing change: isp.interruptRoutingChanged(); teardown: await fabric.close()
  */
 import type { AccessSize, BarHandler } from '../pci/bar.js';
 import { logger, type Logger } from '../util/log.js';
