@@ -13,7 +13,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { machineInfo } from './lib/machine.js';
-import { PARTS, savePart, type PartName } from './lib/results.js';
+import { setLogLevel } from '../src/util/log.js';
+import { savePart, type PartName } from './lib/results.js';
+import { parseBenchArgs } from './lib/args.js';
 import { writeReport } from './lib/report.js';
 import type { PartContext, PartOutput } from './parts/context.js';
 import { runRingPart } from './parts/ring.js';
@@ -38,49 +40,10 @@ const RUNNERS: Record<PartName, (ctx: PartContext) => Promise<PartOutput<unknown
   profile: runProfilePart,
 };
 
-export interface BenchArgs {
-  parts: PartName[];
-  quick: boolean;
-  seconds: number;
-  reportOnly: boolean;
-}
-
-function partList(text: string, flag: string): PartName[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (!(PARTS as readonly string[]).includes(n)) throw new Error(`${flag}: unknown part "${n}" (parts: ${PARTS.join(', ')})`);
-  return names as PartName[];
-}
-
-export function parseBenchArgs(argv: readonly string[]): BenchArgs {
-  let parts: PartName[] = [...PARTS];
-  let quick = false;
-  let seconds = 10;
-  let reportOnly = false;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = (): string => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    if (a === '--only') parts = partList(value(), a);
-    else if (a === '--skip') {
-      const skip = partList(value(), a);
-      parts = parts.filter((p) => !skip.includes(p));
-    } else if (a === '--quick') quick = true;
-    else if (a === '--seconds') {
-      seconds = Number(value());
-      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new Error('--seconds must be a number in (0, 600]');
-    } else if (a === '--report-only') reportOnly = true;
-    else throw new Error(`unknown argument ${a} (see bench/main.ts)`);
-  }
-  // The profile reads the emulator's and e2e results: run it after them.
-  parts.sort((x, y) => PARTS.indexOf(x) - PARTS.indexOf(y));
-  return { parts, quick, seconds: quick ? Math.min(seconds, 2) : seconds, reportOnly };
-}
-
 async function main(): Promise<void> {
   const args = parseBenchArgs(process.argv.slice(2));
+  // The in-process HBA and SAN initiators log through pino: keep the benchmark output readable.
+  setLogLevel(process.env.NPIV_HBA_LOG_LEVEL ?? 'warn');
   const log = (m: string) => console.log(`[bench ${new Date().toISOString().slice(11, 19)}] ${m}`);
   const failures: string[] = [];
   if (!args.reportOnly) {

@@ -30,6 +30,7 @@ import type { PartContext, PartOutput } from './context.js';
 export const E2E_VOLUME_MIB = 128;
 const PRECONDITION_WWPN = 0xc050_76ff_e500_00ffn;
 const PRECONDITION_CHUNK = 1024 * 1024;
+const UNIT_ATTENTION_RETRIES = 4;
 const RAM_DIR = '/dev/shm';
 const BOOT_BUDGET_MS = 300_000;
 const PER_JOB_OVERHEAD_MS = 15_000;
@@ -145,6 +146,11 @@ async function preconditionSanVolume(link: string): Promise<void> {
     if (!t) throw new Error('precondition: the SAN lists no target');
     await host.plogi(t.nportId);
     await host.prli(t.nportId);
+    // The first commands of a new I_T nexus get UNIT ATTENTION (power on / reset): consume them.
+    for (let i = 0; i < UNIT_ATTENTION_RETRIES; i++) {
+      const tur = await host.scsiCommand(t.nportId, { lun: 0, cdb: new Uint8Array(6), direction: 'none' });
+      if (tur.status === 0) break;
+    }
     const data = new Uint8Array(PRECONDITION_CHUNK);
     const blocks = PRECONDITION_CHUNK / 512;
     for (let i = 0; i < E2E_VOLUME_MIB; i++) {

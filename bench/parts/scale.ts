@@ -8,8 +8,11 @@
  *   - name-server query time (GPN_FT for FCP) with 2,048 registered ports (8 links × 256).
  */
 import { readFile } from 'node:fs/promises';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { Initiator } from '../../src/san/initiator.js';
-import { FC4_FEATURE } from '../../src/san/fc/ct.js';
+import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/san/fc/ct.js';
+import { WELL_KNOWN } from '../../src/san/fc/frame.js';
 import { startSan, startServe, rssKiB } from '../lib/procs.js';
 import { summarizeLatency, type LatencySummary } from '../lib/stats.js';
 import { renderBarChart } from '../lib/svg.js';
@@ -55,8 +58,11 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
   for (let l = 0; l < NAME_SERVER_LINKS; l++) for (let i = 0; i <= VPORTS_PER_PORT; i++) initiators.push(scaleWwpn(l, i));
   const san = await startSan({ workDir: ctx.workDir, initiators, targetWwpn: TARGET_WWPN, targetWwnn: TARGET_WWNN, volumes: [{ name: 'scale', sizeMiB: 16 }] });
   const physicals: Initiator[] = [];
+  const nsDir = join(ctx.workDir, 'name-server');
+  mkdirSync(nsDir);
+  let nsSan: Awaited<ReturnType<typeof startSan>> | null = null;
   try {
-    // 255 vports through one physical port.
+    // 255 vports through one physical port, each subscribed to RSCNs (SCR) as qla2xxx does.
     const phys = await Initiator.connect(san.link, { wwpn: scaleWwpn(0, 0), wwnn: scaleWwnn(0), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
     physicals.push(phys);
     const t0 = performance.now();
@@ -80,10 +86,15 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     const allDiscoveredMs = performance.now() - t0;
     ctx.log(`scale: all discovered after ${allDiscoveredMs.toFixed(0)} ms`);
 
-    // 2,048 registered ports: seven more links with a physical port and 255 vports each.
-    await phys.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
-    for (let l = 1; l < NAME_SERVER_LINKS; l++) {
-      const p = await Initiator.connect(san.link, { wwpn: scaleWwpn(l, 0), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
+    for (const p of physicals) p.closeLink('discovery measured');
+    physicals.length = 0;
+
+    // 2,048 registered ports, on a fresh SAN: 8 links with a physical port and 255 vports each,
+    // registered without SCR (with SCR, each login would RSCN every subscribed port: the
+    // measure would be the RSCN storm, not the name server).
+    nsSan = await startSan({ workDir: nsDir, initiators, targetWwpn: TARGET_WWPN, targetWwnn: TARGET_WWNN, volumes: [{ name: 'scale', sizeMiB: 16 }] });
+    for (let l = 0; l < NAME_SERVER_LINKS; l++) {
+      const p = await Initiator.connect(nsSan.link, { wwpn: scaleWwpn(l, 0), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
       physicals.push(p);
       await p.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
       await Promise.all(
@@ -93,18 +104,23 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
         }),
       );
     }
+    const querier = physicals[0]!;
+    const ftRequest = encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type: FC4_TYPE_FCP });
     const queries = ctx.quick ? 10 : 100;
     const times: number[] = [];
     let entriesReturned = 0;
     for (let q = 0; q < queries; q++) {
       const s = performance.now();
-      const list = await phys.gpnFt();
+      // Initiator.gpnFt() asks for at most 8 KiB (511 entries); ask for the whole list, as a large fabric needs.
+      const list = decodeNameList((await querier.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_FT, ftRequest, CT_MAX_IU))).payload);
       times.push((performance.now() - s) * 1000);
       entriesReturned = list.length;
     }
     ctx.log(`scale: GPN_FT over ${entriesReturned} entries, p50 ${summarizeLatency(times).p50Us.toFixed(0)} µs`);
     for (const p of physicals) p.closeLink('benchmark done');
     physicals.length = 0;
+    await nsSan.proc.stop();
+    nsSan = null;
 
     // Idle HBA processes.
     const serves = [];
@@ -146,6 +162,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     }
   } finally {
     for (const p of physicals) p.closeLink('benchmark done');
+    await nsSan?.proc.stop();
     await san.proc.stop();
   }
 }

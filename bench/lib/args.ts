@@ -1,0 +1,43 @@
+/** Command-line flags of `npm run bench` (see bench/main.ts). */
+import { PARTS, type PartName } from './results.js';
+
+export interface BenchArgs {
+  parts: PartName[];
+  quick: boolean;
+  seconds: number;
+  reportOnly: boolean;
+}
+
+function partList(text: string, flag: string): PartName[] {
+  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
+  for (const n of names) if (!(PARTS as readonly string[]).includes(n)) throw new Error(`${flag}: unknown part "${n}" (parts: ${PARTS.join(', ')})`);
+  return names as PartName[];
+}
+
+export function parseBenchArgs(argv: readonly string[]): BenchArgs {
+  let parts: PartName[] = [...PARTS];
+  let quick = false;
+  let seconds = 10;
+  let reportOnly = false;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const value = (): string => {
+      const v = argv[++i];
+      if (v === undefined) throw new Error(`${a} needs a value`);
+      return v;
+    };
+    if (a === '--only') parts = partList(value(), a);
+    else if (a === '--skip') {
+      const skip = partList(value(), a);
+      parts = parts.filter((p) => !skip.includes(p));
+    } else if (a === '--quick') quick = true;
+    else if (a === '--seconds') {
+      seconds = Number(value());
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new Error('--seconds must be a number in (0, 600]');
+    } else if (a === '--report-only') reportOnly = true;
+    else throw new Error(`unknown argument ${a} (see bench/main.ts)`);
+  }
+  // The profile reads the emulator's and e2e results: run it after them.
+  parts.sort((x, y) => PARTS.indexOf(x) - PARTS.indexOf(y));
+  return { parts, quick, seconds: quick ? Math.min(seconds, 2) : seconds, reportOnly };
+}

@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import { barLength, escapeXml, renderBarChart } from '../../../bench/lib/svg.js';
+import { markdownTable } from '../../../bench/lib/report.js';
+import { parseBenchArgs } from '../../../bench/lib/args.js';
+import { ringSpeedups } from '../../../bench/parts/ring.js';
+import { profileRows } from '../../../bench/parts/profile.js';
+import { emulatorBottleneck, type EmulatorCase } from '../../../bench/parts/emulator.js';
+import { guestScript, FIO_JOBS, type E2eData } from '../../../bench/parts/e2e.js';
+import { zeroCounters } from '../../../bench/lib/counting-hba.js';
+
+describe('SVG bar charts', () => {
+  it('scales bars linearly or by decades and escapes labels', () => {
+    expect(barLength(50, 100, 400)).toBe(200);
+    expect(barLength(0, 100, 400)).toBe(0);
+    expect(barLength(100, 100, 400, true)).toBe(400);
+    expect(barLength(1, 10_000, 400, true)).toBe(0); // four decades below the top sits at the axis
+    expect(barLength(100, 10_000, 400, true)).toBe(200);
+    expect(escapeXml('a<b & "c"')).toBe('a&lt;b &amp; &quot;c&quot;');
+    const svg = renderBarChart({ title: 'T <1>', unit: 'IOPS', series: ['x', 'y'], groups: [{ label: 'g', values: [10, null] }, { label: 'h', values: [5, 20] }] });
+    expect(svg.startsWith('<svg xmlns="http://www.w3.org/2000/svg"')).toBe(true);
+    expect(svg).toContain('T &lt;1&gt;');
+    expect(svg.match(/<rect x="250"/g)).toHaveLength(3); // three measured bars
+    expect(svg).toContain('y: not measured');
+    expect(svg).not.toMatch(/https?:\/\/(?!www\.w3\.org)/); // nothing fetched from elsewhere
+  });
+});
+
+describe('report pieces', () => {
+  it('markdown tables escape pipes', () => {
+    expect(markdownTable(['a', 'b'], [['1', 'x|y']])).toBe('| a | b |\n| --- | --- |\n| 1 | x\\|y |');
+  });
+
+  it('parses the runner flags', () => {
+    expect(parseBenchArgs([]).parts).toEqual(['ring', 'emulator', 'e2e', 'scale', 'profile']);
+    expect(parseBenchArgs(['--only', 'profile,ring']).parts).toEqual(['ring', 'profile']);
+    expect(parseBenchArgs(['--skip', 'e2e', '--seconds', '15'])).toMatchObject({ parts: ['ring', 'emulator', 'scale', 'profile'], seconds: 15 });
+    expect(parseBenchArgs(['--quick', '--seconds', '15']).seconds).toBe(2);
+    expect(() => parseBenchArgs(['--only', 'disk'])).toThrow(/unknown part "disk"/);
+    expect(() => parseBenchArgs(['--seconds'])).toThrow(/needs a value/);
+    expect(() => parseBenchArgs(['--seconds', '-1'])).toThrow();
+    expect(() => parseBenchArgs(['--fast'])).toThrow(/unknown argument/);
+  });
+
+  it('ring speed-ups pair the two implementations per workload', () => {
+    const c = (workload: string, implementation: string, commandsPerSecond: number) => ({ workload, implementation, commandsPerSecond, commands: 1, dsds: 1, batchesPerSecond: commandsPerSecond, marginPercent: 1, samples: 5 });
+    const s = ringSpeedups([c('w1', 'AssemblyScript RingEngine', 300), c('w1', 'TypeScript baseline', 100), c('w2', 'AssemblyScript RingEngine', 50)]);
+    expect(s).toEqual([{ workload: 'w1', wasmOverTs: 3 }]);
+  });
+
+  it('names the process with the most CPU per I/O at QD32', () => {
+    const base = { ios: 1, errors: 0, errorSamples: [], seconds: 1, iops: 1, latency: { count: 1, meanUs: 1, p50Us: 1, p99Us: 1, maxUs: 1 }, roundTripsPerIo: 1, postedWritesPerIo: 1, interruptsPerIo: 1, interruptWakeupsPerIo: 1 };
+    const cases: EmulatorCase[] = [
+      { ...base, workload: '4k randread QD1', serveCpuUsPerIo: 1, sanCpuUsPerIo: 900, driverCpuUsPerIo: 1 },
+      { ...base, workload: '4k randread QD32', serveCpuUsPerIo: 30, sanCpuUsPerIo: 10, driverCpuUsPerIo: 20 },
+    ];
+    expect(emulatorBottleneck(cases)).toMatch(/npiv-hba serve .* 30\.0 µs .* \(50% of 60\.0 µs/);
+    expect(emulatorBottleneck(cases.slice(0, 1))).toBe('not measured');
+  });
+
+  it('profile rows divide the sampled counters by the I/Os fio reported', () => {
+    const counters = { ...zeroCounters(), bar1Reads: 300, bar1Writes: 500, interrupts: 100, dmaReads: 200, dmaReadBytes: 409_600 };
+    const fio = { iops: 10, bandwidthMiBs: 0.04, clatP50Us: 1, clatP99Us: 2, latMeanUs: 1, ios: 100, runtimeMs: 10_000 };
+    const data: E2eData = {
+      volumeMiB: 1,
+      runtimeSeconds: 10,
+      accelerator: 'tcg',
+      guestExitStatus: 0,
+      problems: [],
+      rows: [{ job: 'randread-4k-qd1', results: { 'npiv-hba': fio, megasas: null, 'virtio-scsi': null, host: null }, iopsRatioToNpiv: { 'npiv-hba': 1, megasas: null, 'virtio-scsi': null, host: null } }],
+      samples: { 'npiv-hba': { 'randread-4k-qd1': { wallSeconds: 10, hbaCpuMs: 50, sanCpuMs: 20, qemuCpuMs: null, sanFrames: 400, counters } } },
+    };
+    const [r] = profileRows(data);
+    expect(r).toMatchObject({ ios: 100, vfioUserMessagesPerIo: 8, roundTripsPerIo: 3, registerWritesPerIo: 5, interruptsPerIo: 1, dmaAccessesPerIo: 2, dmaBytesPerIo: 4096, sanFramesPerIo: 4, hbaCpuUsPerIo: 500, sanCpuUsPerIo: 200, qemuCpuUsPerIo: null });
+    data.rows[0]!.results['npiv-hba'] = null;
+    expect(profileRows(data)).toEqual([]);
+  });
+
+  it('the guest script runs every job against each path and reports it in tagged lines', () => {
+    const script = guestScript(7, FIO_JOBS);
+    for (const j of FIO_JOBS) expect(script).toContain(`run_job "$1" "$2" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`);
+    expect(script).toContain('--runtime=7');
+    expect(script).toContain('for pair in npiv-hba:qla2xxx megasas:megaraid_sas virtio-scsi:virtio_scsi');
+    expect(script).toMatch(/GUEST:FIO-START .*GUEST:FIO-END .*GUEST:FIO-JSON/s);
+  });
+});
