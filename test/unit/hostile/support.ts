@@ -111,6 +111,11 @@ export interface LogRecord {
   [key: string]: unknown;
 }
 
+/**
+ * Error-level records that are deliberate advice to the operator about a peer's configuration,
+ * not a server failure (session.ts: a DMA window without an fd means QEMU's RAM is not shared).
+ */
+const OPERATOR_DIAGNOSTICS = [/^DMA_MAP of writable guest memory without a file descriptor/];
 /** pino levels: 50 = error, 60 = fatal. */
 const PINO_ERROR = 50;
 
@@ -123,7 +128,9 @@ export class LogCapture {
   }
   /** Records saying the server failed: error/fatal level, or anything mentioning an uncaught exception. */
   failures(): LogRecord[] {
-    return this.records.filter((r) => r.level >= PINO_ERROR || /uncaught|crash/i.test(JSON.stringify(r)));
+    return this.records.filter(
+      (r) => (r.level >= PINO_ERROR || /uncaught|crash/i.test(JSON.stringify(r))) && !OPERATOR_DIAGNOSTICS.some((d) => d.test(r.msg ?? '')),
+    );
   }
 }
 
