@@ -44,6 +44,8 @@ export interface InteractiveGuestOptions {
   /** Directory for the initrd (the lab's work dir). */
   workDir: string;
   logFile: string;
+  /** Extra guest kernel command-line words. */
+  kernelArgs?: readonly string[];
   cacheDir?: string;
   accel?: Accelerator;
   signal?: AbortSignal;
@@ -88,7 +90,7 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
   await copyFile(environment.initramfs, initrd);
   await appendFile(initrd, buildOverlayArchive(options.script, []));
   const args = interactiveQemuArguments(
-    qemuArguments(environment, initrd, { devices: options.devices, qemuArgs: ['-serial', `file:${resultsFile}`] }, accel),
+    qemuArguments(environment, initrd, { devices: options.devices, kernelArgs: options.kernelArgs ?? [], qemuArgs: ['-serial', `file:${resultsFile}`] }, accel),
   );
   const command = [environment.loader, '--library-path', environment.libraryDir, '--argv0', basename(environment.qemuBinary), environment.qemuBinary, ...args];
   const terminal = options.console ?? process.stdout;

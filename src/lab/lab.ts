@@ -23,7 +23,7 @@ import { labSanSetup, type LabSanSetup } from './config.js';
 import { labGuestScript } from './guest-script.js';
 import { runInteractiveGuest } from './keep.js';
 import { ensureGuestEnvironment } from './prepare.js';
-import { projectRoot, startCliProcess, waitForSocket, type LabProcess } from './processes.js';
+import { claimSocketPath, projectRoot, startCliProcess, waitForSocket, type LabProcess } from './processes.js';
 import type { LabReporter } from './progress.js';
 import { buildLabReport, parseGuestLines, type LabReport, type LabSanSummary } from './report.js';
 
@@ -42,6 +42,12 @@ export const LAB_DEFAULTS = {
   ioDepth: 16,
   guestMemMiB: 512,
 } as const;
+
+/**
+ * Guest kernel words: under TCG on a busy host the boot-time IO-APIC timer check can time out
+ * and panic ("IO-APIC + timer doesn't work"); no_timer_check skips it, as is usual for VMs.
+ */
+const LAB_KERNEL_ARGS = ['no_timer_check'];
 
 /** Unix socket paths are limited to 107 bytes (sun_path). */
 const MAX_SOCKET_PATH = 107;
@@ -185,6 +191,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       if (setup.configText !== null) await writeFile(configPath, setup.configText);
       configPath = resolve(configPath);
       logs.san = join(workDir, 'san.log');
+      for (const path of [link, control]) await claimSocketPath(path);
       sockets.push(link, control);
       const san = startCliProcess({
         name: 'npiv-hba san',
@@ -205,6 +212,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         checkSocketPath(socket);
         const log = join(workDir, `vport${i + 1}.log`);
         logs[`vport${i + 1}`] = log;
+        await claimSocketPath(socket);
         sockets.push(socket);
         reporter.detail(`vport ${i + 1}: ${formatWwn(vport.wwpn)}`);
         const serve = startCliProcess({
@@ -288,6 +296,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
           script,
           timeoutMs: guestTimeoutMs,
           workDir,
+          kernelArgs: LAB_KERNEL_ARGS,
           logFile: logs.guest!,
           accel,
           onLine,
@@ -315,6 +324,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
           script,
           timeoutMs: guestTimeoutMs,
           memMiB: LAB_DEFAULTS.guestMemMiB,
+          kernelArgs: LAB_KERNEL_ARGS,
           logFile: logs.guest!,
           accel,
           onLine,
@@ -325,7 +335,10 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
       const extra: string[] = [];
       if (run.timedOut) extra.push(`guest: no results within ${guestTimeoutMs / 1000} s (QEMU killed)`);
-      else if (run.exitStatus === null) extra.push(`guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished: ${run.qemuStderr.trim().slice(-500)}`);
+      else if (run.exitStatus === null) {
+        const stderr = run.qemuStderr.trim().slice(-500);
+        extra.push(`guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished${stderr ? `: ${stderr}` : ''}`);
+      }
       else if (run.exitStatus !== 0) extra.push(`guest: script exit status ${run.exitStatus}`);
       report = await finishReport(run.guestLines, run.exitStatus, run.kernelProblems, extra);
       reporter.finish();

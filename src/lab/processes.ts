@@ -6,8 +6,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 
 const SOCKET_POLL_MS = 50;
 export const STOP_GRACE_MS = 5_000;
@@ -106,4 +108,19 @@ export async function waitForSocket(proc: LabProcess, path: string, timeoutMs: n
     if (Date.now() > deadline) throw new Error(`${proc.name} did not create ${path} within ${timeoutMs / 1000} s; log ${proc.logFile}`);
     await new Promise((resolve) => setTimeout(resolve, SOCKET_POLL_MS));
   }
+}
+
+/**
+ * Makes `path` free for a new socket: a socket left behind by a process that is gone is removed;
+ * one a live process listens on, or a file that is not a socket, is an error (another lab may be
+ * using the same --work-dir).
+ */
+export async function claimSocketPath(path: string): Promise<void> {
+  const probe = await probeUnixSocket(path);
+  if (probe.state === 'missing') return;
+  if (probe.state === 'refused') {
+    await rm(path, { force: true });
+    return;
+  }
+  throw new Error(`${path} is in use (${describeProbe(probe)}): is another lab running in this work dir?`);
 }

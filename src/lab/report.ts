@@ -379,10 +379,11 @@ export function buildLabReport(input: LabReportInput): LabReport {
     };
   });
   const failures = [...(input.failures ?? [])];
+  // A guest kernel problem usually explains everything after it: list it first.
+  if (input.guest.kernelProblems.length > 0) failures.push(`guest kernel reported a problem: ${input.guest.kernelProblems[0]}`);
   for (const v of vports) for (const p of v.problems) failures.push(`vport ${v.index} (${v.wwpn}): ${p}`);
   const ids = vports.filter((v) => v.fabricLogin).map((v) => v.nportId);
   if (new Set(ids).size !== ids.length) failures.push('two vports got the same N_Port ID');
-  if (input.guest.kernelProblems.length > 0) failures.push(`guest kernel reported a problem: ${input.guest.kernelProblems[0]}`);
   const warnings: string[] = [];
   for (const v of vports) {
     for (const t of v.targets) {

@@ -1,9 +1,10 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { interactiveQemuArguments } from '../../../src/lab/keep.js';
-import { projectRoot, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
+import { claimSocketPath, projectRoot, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-proc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,6 +22,9 @@ process.on('SIGTERM', () => { console.log('stopping'); process.exit(0); });
 setInterval(() => {}, 1000);
 `,
 );
+
+/** Listens on argv[2] until killed (SIGKILL leaves the socket file behind). */
+writeFileSync(join(dir, 'holder.mjs'), "import net from 'node:net'; net.createServer().listen(process.argv[2]);\n");
 
 describe('lab child processes', () => {
   it('finds the project root', () => {
@@ -70,5 +74,35 @@ describe('--keep QEMU arguments', () => {
     expect(interactiveQemuArguments(args)).toEqual(['-m', '512', '-serial', 'mon:stdio', '-kernel', 'k']);
     expect(args[3]).toBe('stdio');
     expect(() => interactiveQemuArguments(['-serial', 'pty'])).toThrow(/no longer has `-serial stdio`/);
+  });
+});
+
+describe('socket paths in a reused work dir', () => {
+  it('removes a stale socket, refuses a live one and a non-socket file', async () => {
+    await expect(claimSocketPath(join(dir, 'none.sock'))).resolves.toBeUndefined();
+
+    const live = join(dir, 'live.sock');
+    const server = net.createServer();
+    await new Promise<void>((r) => server.listen(live, r));
+    try {
+      await expect(claimSocketPath(live)).rejects.toThrow(/live\.sock is in use \(a process is listening\)/);
+      expect(existsSync(live)).toBe(true);
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+
+    // A socket file whose server is gone: a listener killed with SIGKILL cannot unlink it.
+    const stale = join(dir, 'stale.sock');
+    const holder = startCliProcess({ name: 'holder', cli: join(dir, 'holder.mjs'), args: [stale], logFile: join(dir, 'holder.log'), cwd: dir });
+    await waitForSocket(holder, stale, 5_000);
+    holder.child.kill('SIGKILL');
+    await holder.exited;
+    expect(existsSync(stale)).toBe(true);
+    await claimSocketPath(stale);
+    expect(existsSync(stale)).toBe(false);
+
+    const plain = join(dir, 'plain.sock');
+    writeFileSync(plain, 'x');
+    await expect(claimSocketPath(plain)).rejects.toThrow(/plain\.sock is in use/);
   });
 });
