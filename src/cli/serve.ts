@@ -3,12 +3,12 @@
  * SIGINT, then stop cleanly and remove the socket.
  */
 import type { Command } from 'commander';
-import { existsSync } from 'node:fs';
 import { VportHba } from '../hba.js';
 import { InitiatorFabricPort } from '../isp/initiator-fabric.js';
 import { connectLink } from '../san/link.js';
 import { PcapWriter } from '../san/pcap.js';
 import { countingFabricPort } from '../vport/counting-fabric.js';
+import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
 import { logger, setLogLevel } from '../util/log.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
@@ -52,8 +52,21 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (opts.pcap && !opts.san) throw new Error('--pcap records the SAN link: it needs --san');
   const log = logger('hba', { vport: formatWwn(wwpn) });
   const sanPath = opts.san;
-  if (sanPath !== undefined && !existsSync(sanPath)) {
-    throw new Error(`SAN link socket ${sanPath} does not exist: start \`npiv-hba san --link ${sanPath}\` first`);
+  if (sanPath !== undefined) {
+    // Checked up front: links are otherwise only opened when the guest's firmware logs in, and a
+    // SAN that is not there would then show up as nothing but a link that never comes up.
+    const probe = await probeUnixSocket(sanPath);
+    if (probe.state === 'missing') {
+      throw new Error(`SAN link socket ${sanPath} does not exist: start \`npiv-hba san --link ${sanPath}\` first`);
+    }
+    if (probe.state !== 'listening') {
+      throw new Error(`SAN link socket ${sanPath}: ${describeProbe(probe)}; is \`npiv-hba san --link ${sanPath}\` running?`);
+    }
+  }
+  // Before anything is written next to it: a live server's stats file and capture are left alone
+  // (VfioUserServer.start() checks again when it binds).
+  if ((await probeUnixSocket(opts.socket)).state === 'listening') {
+    throw new Error(`another vfio-user server is already listening on ${opts.socket}`);
   }
   const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
   // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second).
@@ -83,9 +96,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   });
   hba.server.on('connect', () => stats.count('clientConnects'));
   hba.server.on('disconnect', () => stats.count('clientDisconnects'));
-  hba.start();
-  log.info({ event: 'listening', socket: opts.socket, wwpn: formatWwn(wwpn), wwnn: formatWwn(wwnn) }, 'vfio-user server listening');
-  await new Promise<void>((resolve) => {
+  await new Promise<void>((resolve, reject) => {
     const stop = (signal: string) => {
       log.info({ event: 'stopping', signal }, 'stopping');
       process.off('SIGTERM', onTerm);
@@ -101,7 +112,20 @@ export async function serve(opts: ServeOptions): Promise<void> {
     };
     const onTerm = () => stop('SIGTERM');
     const onInt = () => stop('SIGINT');
+    // Handlers go in before the socket appears: whoever waits for the socket may signal at once.
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    try {
+      hba.start();
+    } catch (err) {
+      process.off('SIGTERM', onTerm);
+      process.off('SIGINT', onInt);
+      pcap?.close();
+      stats.close({ remove: true });
+      void initiator?.close().catch(() => {});
+      reject(err);
+      return;
+    }
+    log.info({ event: 'listening', socket: opts.socket, wwpn: formatWwn(wwpn), wwnn: formatWwn(wwnn) }, 'vfio-user server listening');
   });
 }
