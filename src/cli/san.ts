@@ -20,6 +20,7 @@ import { ControlServer, controlRequest } from '../san/control.js';
 import { exampleSanConfig, loadSanConfig } from '../san/config.js';
 import { San } from '../san/san.js';
 import { logger } from '../util/log.js';
+import { probeUnixSocket } from '../vport/probe.js';
 
 export interface SanCliOptions {
   config?: string;
@@ -57,6 +58,12 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
   if (!opts.config) throw new Error('--config <file> is required (or --example)');
   if (!opts.link) throw new Error('--link <path> is required');
   const config = loadSanConfig(opts.config);
+  // Starting would unlink a socket file and listen in its place: never do that to a live SAN.
+  for (const [option, path] of [['--link', opts.link], ['--control', opts.control]] as const) {
+    if (path !== undefined && (await probeUnixSocket(path)).state === 'listening') {
+      throw new Error(`${option} ${path}: another process is already listening there (a running \`npiv-hba san\`?)`);
+    }
+  }
   const log = logger('san.cli');
   const running = await San.start(config, {
     linkPath: opts.link,
@@ -110,7 +117,12 @@ export function registerSanCommand(program: Command): void {
       // after `ctl`; look there too.
       const path = opts.control ?? (cmd.parent?.opts() as SanCliOptions | undefined)?.control;
       if (!path) throw new Error('san ctl: --control <path> is required');
-      const res = await controlRequest(path, parseCtlArguments(command, args));
+      const request = parseCtlArguments(command, args);
+      const res = await controlRequest(path, request).catch((err: NodeJS.ErrnoException) => {
+        const why = err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ENOTSOCK' ? 'not a socket' : null;
+        if (why) throw new Error(`cannot reach the SAN control socket ${path}: ${why} (is \`npiv-hba san --control ${path}\` running?)`);
+        throw err;
+      });
       process.stdout.write(JSON.stringify(res.ok ? (res.result ?? { ok: true }) : res, null, 2) + '\n');
       if (!res.ok) throw new Error(res.error ?? 'control command failed');
     });
