@@ -47,6 +47,9 @@ const CHANGES: Record<string, Record<string, unknown>> = {
   'zone-remove': { cmd: 'zone-remove-member', zone: 'z1', wwpn: TP_2 },
   'target-down': { cmd: 'port-down', wwpn: TP_1 },
   'target-up': { cmd: 'port-up', wwpn: TP_1 },
+  // Fault injection: MEDIUM ERROR on LBAs 2048..2055 of LUN 0 (the 4 KiB block 256).
+  'scsi-error': { cmd: 'fault-add', kind: 'scsi-error', lun: 0, lba: 2048, blocks: 8 },
+  'scsi-clear': { cmd: 'fault-clear' },
 };
 
 const GUEST_SCRIPT = `
@@ -55,17 +58,16 @@ disks() { ls -d /sys/block/sd* 2>/dev/null | wc -l; }
 lun_disk() { for d in /sys/block/sd*; do case "$(basename $(readlink -f $d/device))" in *:$1) echo \${d##*/}; return;; esac; done; }
 rports_online() { n=0; for r in /sys/class/fc_remote_ports/rport-*; do [ "$(cat $r/port_state 2>/dev/null)" = Online ] && n=$((n+1)); done; echo $n; }
 rport_state() { for r in /sys/class/fc_remote_ports/rport-*; do [ "$(cat $r/port_name 2>/dev/null)" = "$1" ] && { cat $r/port_state; return; }; done; echo absent; }
-# wait_ua DISK TEXT KERNEL_TEXT: TEST UNIT READY (through the disk's sg node) until the unit attention
-# with TEXT shows; the UA is reported once, so if the kernel's own I/O met it first, its log says so.
+# wait_ua DISK TEXT KERNEL_TEXT: a direct read of the disk until the kernel logs the unit attention
+# (the target reports it once, on the next command; the kernel logs KERNEL_TEXT and retries).
 wait_ua() {
-  sg=/dev/$(ls /sys/block/$1/device/scsi_generic); before=$(dmesg | grep -ci "$3"); i=0
+  before=$(dmesg | grep -ci "$3"); i=0
   while [ $i -lt 60 ]; do
-    sg_turs -v $sg > /tmp/tur 2>&1
-    grep -qi "$2" /tmp/tur && { say "UA $2 sg_turs"; return 0; }
-    [ "$(dmesg | grep -ci "$3")" -gt "$before" ] && { say "UA $2 kernel"; return 0; }
+    dd if=/dev/$1 of=/dev/null bs=4k count=1 iflag=direct 2>/dev/null
+    [ "$(dmesg | grep -ci "$3")" -gt "$before" ] && { say "UA $2"; return 0; }
     sleep 0.5; i=$((i+1))
   done
-  say "NO_UA $2 $1 $(tr '\\n' ' ' < /tmp/tur)"; return 1
+  say "NO_UA $2 $1"; return 1
 }
 settle() { t=0; while [ "$(eval "$1")" != "$2" ] && [ $t -lt $3 ]; do sleep 1; t=$((t+1)); done; }
 
@@ -120,6 +122,17 @@ say "REQ target-up"
 settle "rport_state ${sysfsWwn(TP_1)}" Online 90
 sleep 2
 dd if=/dev/$D0 of=/dev/null bs=64k count=16 iflag=direct 2>/dev/null; say "AFTER_TARGET_UP tp1=$(rport_state ${sysfsWwn(TP_1)}) dd=$?"
+say "REQ scsi-error"
+rd() { dd if=/dev/$D0 of=/dev/null bs=4k skip=$1 count=1 iflag=direct 2>/dev/null; }
+i=0; while [ $i -lt 30 ] && rd 256; do sleep 1; i=$((i+1)); done
+rd 256; r_in=$?; rd 512; r_out=$?
+head -c 4096 /dev/urandom > /tmp/blk4k
+dd if=/tmp/blk4k of=/dev/$D0 bs=4k seek=256 count=1 oflag=direct 2>/dev/null; w_in=$?
+say "SCSI_ERROR read_in=$r_in read_out=$r_out write_in=$w_in medium_logged=$(dmesg | grep -ci 'Medium Error') unrecovered=$(dmesg | grep -ci 'Unrecovered read error') write_error=$(dmesg | grep -ci 'Write error')"
+say "REQ scsi-clear"
+i=0; while [ $i -lt 30 ] && ! rd 256; do sleep 1; i=$((i+1)); done
+dd if=/tmp/blk4k of=/dev/$D0 bs=4k seek=256 count=1 oflag=direct 2>/dev/null; w_in=$?
+dd if=/dev/$D0 bs=4k skip=256 count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/blk4k; say "SCSI_CLEARED write_in=$w_in readback_same=$?"
 say "DMESG_COUNTS lunchange=$(dmesg | grep -ci 'LUN assignments on this target have changed') capchange=$(dmesg | grep -ci 'capacity data has changed') rscn=$(dmesg | grep -ci 'RSCN')"
 exit 0
 `;
@@ -200,6 +213,11 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   it('zoning change: RSCN → discovery adds, then removes, the second target port', () => {
     expect(line('AFTER_ZONE_ADD ')).toBe('AFTER_ZONE_ADD rports=2 tp2=Online disks=2');
     expect(line('AFTER_ZONE_REMOVE ')).toMatch(/^AFTER_ZONE_REMOVE rports=1 tp2=(Blocked|Not Present)$/);
+  });
+
+  it('fault injection: MEDIUM ERROR on an LBA range fails reads and writes there only, until cleared', () => {
+    expect(line('SCSI_ERROR ')).toMatch(/^SCSI_ERROR read_in=[1-9]\d* read_out=0 write_in=[1-9]\d* medium_logged=[1-9]\d* unrecovered=[1-9]\d* write_error=[1-9]\d*$/);
+    expect(line('SCSI_CLEARED ')).toBe('SCSI_CLEARED write_in=0 readback_same=0');
   });
 
   it('a target port leaving and returning: the rport goes and comes back Online with working I/O', () => {

@@ -180,6 +180,8 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
   const events: string[] = [];
   const figures: Figures = { failovers: 0, fioIoErrors: 0, verifyFailures: 0 };
   const ctlFailures: string[] = [];
+  /** hits of each injected fault, by kind, as fault-list reported them before fault-clear. */
+  const faultHits: Record<string, number> = {};
   let cliLinkDown = { status: -1, out: '' };
 
   const ctl = async (cmd: string, args: Record<string, unknown> = {}) => {
@@ -221,6 +223,7 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
     await sleep(40_000);
     const list = await ctl('fault-list');
     events.push(`faults: ${JSON.stringify(list.result)}`);
+    for (const f of (list.result ?? []) as { spec: { kind: string }; hits: number }[]) faultHits[f.spec.kind] = f.hits;
     await ctl('fault-clear');
   }
 
@@ -272,6 +275,7 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
         `  path failovers done      ${figures.failovers}`,
         `  fio I/O errors           ${figures.fioIoErrors}`,
         `  fio verify failures      ${figures.verifyFailures}`,
+        `  faults fired             ${Object.entries(faultHits).map(([k, n]) => `${k}=${n}`).join(' ')}`,
       ].join('\n'),
     );
   });
@@ -319,6 +323,14 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
     for (const d of lines('FIO_DONE ')) expect(d).toMatch(/nonzero_exits=0$/);
     expect(lines('AFTER_FAULTS ')[0]).toBe('AFTER_FAULTS 2 4 4');
     expect(figures.failovers).toBeGreaterThanOrEqual(2 * FLAPS_PER_PATH);
+  });
+
+  it('the injected faults really fired while fio ran', () => {
+    expect(faultHits['drop']).toBe(2);
+    expect(faultHits['corrupt']).toBe(2);
+    expect(faultHits['rscn-storm']).toBe(20);
+    expect(faultHits['slow-target']).toBeGreaterThan(0);
+    expect(faultHits['delay']).toBeGreaterThan(0);
   });
 
   it('a target port gone past dev_loss_tmo loses its rports and disks; I/O continues on the other path; it all comes back', () => {
