@@ -29,6 +29,11 @@ export interface LabGuestScriptOptions {
   waitSeconds: number;
   /** Seconds the disk count must stay unchanged before the LUN scan counts as finished. */
   settleSeconds: number;
+  /**
+   * A host that is Online but still has no remote port after this many seconds of the disk wait
+   * is not waited for (zoned away from every target: it will get no disks).
+   */
+  rportGraceSeconds: number;
   /** Bytes each vport's fio job writes and verifies. */
   ioBytes: number;
   /** fio block size in bytes. */
@@ -53,6 +58,7 @@ export function labGuestScript(options: LabGuestScriptOptions): string {
   const vports = positive(options.vports, 'vports');
   const wait = positive(options.waitSeconds, 'waitSeconds');
   const settle = positive(options.settleSeconds, 'settleSeconds');
+  const rportGrace = positive(options.rportGraceSeconds, 'rportGraceSeconds');
   const ioBytes = positive(options.ioBytes, 'ioBytes');
   const bs = positive(options.ioBlockSize, 'ioBlockSize');
   const depth = positive(options.ioDepth, 'ioDepth');
@@ -64,6 +70,7 @@ export function labGuestScript(options: LabGuestScriptOptions): string {
 VPORTS=${vports}
 WAIT=${wait}
 SETTLE=${settle}
+RPORT_GRACE=${rportGrace}
 IO_BYTES=${ioBytes}
 IO_BS=${bs}
 IO_DEPTH=${depth}
@@ -102,6 +109,18 @@ hosts_with_disks() {
   echo $#
 }
 
+hosts_with_rports() {
+  seen=" "
+  for r in $SYS/class/fc_remote_ports/rport-*; do
+    [ -e "$r/port_name" ] || continue
+    n=\${r##*/rport-}
+    h=\${n%%:*}
+    case "$seen" in *" $h "*) ;; *) seen="$seen$h " ;; esac
+  done
+  set -- $seen
+  echo $#
+}
+
 disk_count() { ls -d $SYS/block/sd* 2>/dev/null | wc -l; }
 
 lab PHASE login
@@ -111,7 +130,14 @@ lab WAIT online "$(online_hosts)" $t
 
 lab PHASE disks
 t=0
-while [ "$(hosts_with_disks)" -lt "$(online_hosts)" ] && [ $t -lt "$WAIT" ]; do sleep 1; t=$((t + 1)); done
+# Every host with a remote port should get disks; a host without one gets RPORT_GRACE seconds.
+while [ $t -lt "$WAIT" ]; do
+  r=$(hosts_with_rports)
+  if [ "$(hosts_with_disks)" -ge "$r" ]; then
+    [ "$r" -ge "$(online_hosts)" ] || [ $t -ge "$RPORT_GRACE" ] && break
+  fi
+  sleep 1; t=$((t + 1))
+done
 # The LUN scan goes on after the first disk: wait until the count holds still.
 last=-1; still=0
 while [ $still -lt "$SETTLE" ] && [ $t -lt "$WAIT" ]; do

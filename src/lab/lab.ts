@@ -36,6 +36,7 @@ export const LAB_DEFAULTS = {
   /** In-guest budget for the fabric logins, and again for the disks. */
   guestWaitSeconds: 120,
   guestSettleSeconds: 3,
+  guestRportGraceSeconds: 20,
   statusTimeoutMs: 10_000,
   ioMiB: 32,
   ioBlockSize: 64 * 1024,
@@ -234,6 +235,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       vports: setup.vports.length,
       waitSeconds: LAB_DEFAULTS.guestWaitSeconds,
       settleSeconds: LAB_DEFAULTS.guestSettleSeconds,
+      rportGraceSeconds: LAB_DEFAULTS.guestRportGraceSeconds,
       ioBytes: ioMiB * 1024 * 1024,
       ioBlockSize: LAB_DEFAULTS.ioBlockSize,
       ioDepth: LAB_DEFAULTS.ioDepth,

@@ -29,7 +29,7 @@ interface FakeDisk {
 }
 
 /** A sysfs tree with two fc_hosts (the lab's vports 1 and 2), one rport each and the given disks. */
-function fakeTree(name: string, host1State: string, disks: FakeDisk[]): { sys: string; dev: string; work: string; bin: string } {
+function fakeTree(name: string, host1State: string, disks: FakeDisk[], host1Rport = true): { sys: string; dev: string; work: string; bin: string } {
   const base = join(root, name);
   const sys = join(base, 'sys');
   const [v1, v2] = labVports(2);
@@ -46,6 +46,7 @@ function fakeTree(name: string, host1State: string, disks: FakeDisk[]): { sys: s
     put(join(dir, 'port_type'), 'NPort (fabric via point-to-point)');
     put(join(dir, 'fabric_name'), '0x100000051e000001');
     put(join(dir, 'speed'), '8 Gbit');
+    if (h.n === 1 && !host1Rport) continue;
     const rport = join(sys, 'class', 'fc_remote_ports', `rport-${h.n}:0-0`);
     put(join(rport, 'port_name'), '0x500a098100000001');
     put(join(rport, 'node_name'), '0x500a098000000001');
@@ -85,7 +86,7 @@ printf '{\\n "jobs" : [\\n  { "jobname" : "%s", "error" : 0, "total_err" : 0, "j
 }
 
 function runScript(tree: ReturnType<typeof fakeTree>, waitSeconds: number): string[] {
-  const script = labGuestScript({ vports: 2, waitSeconds, settleSeconds: 1, ioBytes: IO_BYTES, ioBlockSize: 65536, ioDepth: 16, keep: false, paths: tree });
+  const script = labGuestScript({ vports: 2, waitSeconds, settleSeconds: 1, rportGraceSeconds: 1, ioBytes: IO_BYTES, ioBlockSize: 65536, ioDepth: 16, keep: false, paths: tree });
   const path = join(tree.work, 'test.sh');
   writeFileSync(path, script);
   const out = execFileSync('sh', [path], { env: { ...process.env, PATH: `${tree.bin}:${process.env.PATH ?? ''}` }, encoding: 'utf8', timeout: 60_000 });
@@ -136,6 +137,19 @@ describe('lab guest script on a fake sysfs', () => {
     expect(report.ok).toBe(false);
     expect(report.failures).toContain('vport 2 (c0:50:76:ff:e5:00:00:02): fabric login failed (port_state Linkdown, port_id 0x010400)');
     expect(report.vports[0]!.problems).toEqual([]);
+  });
+
+  it('an Online vport zoned away from every target is not waited for beyond the grace period', () => {
+    const tree = fakeTree('zoned-away', 'Online', [{ name: 'sda', hctl: '0:0:0:0', bytes: 64 * MIB }], false);
+    const lines = runScript(tree, 30);
+    expect(lines).toContain('LAB WAIT online 2 0');
+    // Grace of 1 s, then 2 s for the disk count to hold still: far below the 30 s budget.
+    expect(lines).toContain('LAB WAIT disks 1 3');
+    const report = buildLabReport({ vports: labVports(2), observation: parseGuestLines(lines), san: SAN, guest: GUEST, timings: { totalSeconds: 1, steps: [] }, workDir: null, logs: {} });
+    expect(report.failures).toEqual([
+      'vport 2 (c0:50:76:ff:e5:00:00:02): no target ports discovered',
+      'vport 2 (c0:50:76:ff:e5:00:00:02): the guest sees no LUN',
+    ]);
   });
 
   it('a disk too small for its region falls back to offset 0', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { labGuestScript, type LabGuestScriptOptions } from '../../../src/lab/guest-script.js';
 
-const BASE: LabGuestScriptOptions = { vports: 2, waitSeconds: 60, settleSeconds: 3, ioBytes: 32 * 2 ** 20, ioBlockSize: 65536, ioDepth: 16, keep: false };
+const BASE: LabGuestScriptOptions = { vports: 2, waitSeconds: 60, settleSeconds: 3, rportGraceSeconds: 20, ioBytes: 32 * 2 ** 20, ioBlockSize: 65536, ioDepth: 16, keep: false };
 const dir = mkdtempSync(join(tmpdir(), 'lab-script-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
