@@ -19,7 +19,9 @@ import { San } from '../../../src/san/san.js';
 import {
   Cmd7,
   ContA64,
+  Ct,
   Dsd64,
+  Els,
   EntryType,
   IOCB_SIZE,
   IocbHeader,
@@ -281,7 +283,51 @@ class RingFuzzer {
     const nportOffset = type === EntryType.LOGINOUT_PORT_IOCB_TYPE || type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE ? Logio.NPORT_HANDLE : 8;
     if (dv.getUint16(nportOffset, true) === TARGET_NPORT_HANDLE) dv.setUint16(nportOffset, 0x7ff, true);
     if ((dv.getUint32(48, true) & 0xffffff) === this.g.targetPortId) bytes[48] = bytes[48]! ^ 0x55;
+    // Pass-through IOCBs with buffers inside RAM (random payloads) get past the DMA checks to the fabric.
+    if ((type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE) && r.chance(0.6)) this.passThroughBuffers(bytes, type);
     return { kind: type === EntryType.MARKER_TYPE ? 'marker' : 'junk', what: `random type 0x${type.toString(16)}`, handle, entries: [bytes] };
+  }
+
+  private fuzzCursor = 0;
+
+  /** Points a CT/ELS pass-through's one command and one response DSD at random payloads in the fuzz area. */
+  private passThroughBuffers(bytes: Uint8Array, type: number): void {
+    const r = this.r;
+    const dv = new DataView(bytes.buffer);
+    const cmdLength = 1 + r.int(r.chance(0.8) ? 256 : 0x2000);
+    const rspLength = 1 + r.int(r.chance(0.8) ? 1024 : 0x10000);
+    const span = cmdLength + rspLength;
+    if (this.fuzzCursor + span > RAM.SIZE - LAYOUT.FUZZ) this.fuzzCursor = 0;
+    const cmdAt = LAYOUT.FUZZ + this.fuzzCursor;
+    const rspAt = cmdAt + cmdLength;
+    this.fuzzCursor += span;
+    const payload = r.bytes(cmdLength);
+    if (type === EntryType.CT_IOCB_TYPE) {
+      payload.set([1, 0, 0, 0, r.pick([0xfc, 0xfa, r.int(256)]), r.pick([0x02, 0x01, r.int(256)])].slice(0, cmdLength)); // CT preamble: GS type / subtype
+      dv.setUint16(Ct.NPORT_HANDLE, r.chance(0.8) ? NPORT_HANDLE_SNS : r.int(0x800), true);
+      dv.setUint16(Ct.CMD_DSD_COUNT, 1, true);
+      dv.setUint16(Ct.RSP_DSD_COUNT, 1, true);
+      dv.setUint32(Ct.CMD_BYTE_COUNT, cmdLength, true);
+      dv.setUint32(Ct.RSP_BYTE_COUNT, rspLength, true);
+      dv.setBigUint64(Ct.DSD0 + Dsd64.ADDRESS, this.g.addr(cmdAt), true);
+      dv.setUint32(Ct.DSD0 + Dsd64.LENGTH, cmdLength, true);
+      dv.setBigUint64(Ct.DSD1 + Dsd64.ADDRESS, this.g.addr(rspAt), true);
+      dv.setUint32(Ct.DSD1 + Dsd64.LENGTH, rspLength, true);
+    } else {
+      // Harmless ELS opcodes (RLS, ECHO, RRQ, ADISC, RNID) or unknown ones: never LOGO/PRLO aimed at the target.
+      payload[0] = r.pick([0x0f, 0x10, 0x12, 0x52, 0x78, 0xee, 0x00]);
+      dv.setUint16(Els.NPORT_HANDLE, r.chance(0.5) ? TARGET_NPORT_HANDLE : r.int(0x800), true);
+      bytes[Els.OPCODE] = payload[0]!;
+      dv.setUint16(Els.TX_DSD_COUNT, 1, true);
+      dv.setUint16(Els.RX_DSD_COUNT, 1, true);
+      dv.setUint32(Els.TX_BYTE_COUNT, cmdLength, true);
+      dv.setUint32(Els.RX_BYTE_COUNT, rspLength, true);
+      dv.setBigUint64(Els.TX_ADDRESS, this.g.addr(cmdAt), true);
+      dv.setUint32(Els.TX_LEN, cmdLength, true);
+      dv.setBigUint64(Els.RX_ADDRESS, this.g.addr(rspAt), true);
+      dv.setUint32(Els.RX_LEN, rspLength, true);
+    }
+    this.g.ram.set(payload, cmdAt);
   }
 
   /** A continuation entry on its own (no handle: nothing for the driver to match). */
@@ -440,7 +486,14 @@ describe('hostile guest: request ring through vfio-user, cabled to a SAN', () =>
       // Unsolicited firmware entries (VP report ID) carry no guest handle; anything else must match one.
       for (const c of f.unmatched) if (c[0] !== EntryType.VP_RPT_ID_IOCB_TYPE) problems.push(`completion for a handle nobody posted: ${describeCompletion(c)}`);
       if (process.env.HOSTILE_DEBUG) {
-        console.log('ring fuzz', { goods: goodOk, malformedAnswered, unmatched: f.unmatched.length });
+        const junkOutcomes: Record<string, number> = {};
+        for (const [h, it] of f.items) {
+          if (it.kind !== 'junk') continue;
+          const c = f.seen.get(h)?.[0];
+          const key = `${it.what} -> ${c ? `es ${c[3]} cs ${new DataView(c.buffer, c.byteOffset).getUint16(8, true).toString(16)}` : 'none'}`;
+          junkOutcomes[key] = (junkOutcomes[key] ?? 0) + 1;
+        }
+        console.log('ring fuzz', { goods: goodOk, malformedAnswered, unmatched: f.unmatched.length, junkOutcomes });
       }
       expect(problems).toEqual([]);
       const goods = [...f.items.values()].filter((it) => it.kind === 'good').length;

@@ -320,7 +320,8 @@ export class GuestMachine {
 
   private constructor(
     readonly client: VfioUserClient,
-    private readonly memfd: number,
+    /** the memfd behind guest RAM (for tests that re-map it) */
+    readonly memfd: number,
     private readonly ramBuffer: ArrayBuffer,
   ) {
     this.ram = new Uint8Array(ramBuffer);
