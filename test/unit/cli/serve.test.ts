@@ -16,7 +16,9 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { serve, type ServeOptions } from '../../../src/cli/serve.js';
 import { native } from '../../../src/native/index.js';
-import { LinkListener, type Link } from '../../../src/san/link.js';
+import { runSan } from '../../../src/cli/san.js';
+import { exampleSanConfig } from '../../../src/san/config.js';
+import { controlRequest } from '../../../src/san/control.js';
 import { LINKTYPE_FC_2 } from '../../../src/san/pcap.js';
 import { VfioUserClient } from '../../../src/vfio-user/client.js';
 import { DEVICE_FLAGS, PCI_NUM_IRQS, PCI_NUM_REGIONS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
@@ -207,17 +209,32 @@ describe('npiv-hba serve: running', () => {
 });
 
 describe('npiv-hba serve --san', () => {
-  let listener: LinkListener | undefined;
-  const links: Link[] = [];
+  let stopSan: AbortController | undefined;
+  let sanDone: Promise<void> | undefined;
   afterEach(async () => {
-    for (const l of links.splice(0)) l.close('test done');
-    await listener?.close();
-    listener = undefined;
+    stopSan?.abort();
+    await sanDone;
+    stopSan = undefined;
+    sanDone = undefined;
   });
 
-  it('with a listening SAN link socket: serves, and --pcap starts a pcap file (LINKTYPE_FC_2)', async () => {
+  /** A real SAN (the `san` command's runSan, in this process) on dir/san.sock. */
+  async function startSan(): Promise<string> {
+    const config = join(dir, 'san.json');
+    // The example with RAM volumes only: nothing to write to disk.
+    const example = JSON.parse(exampleSanConfig()) as { arrays: { volumes: { file?: string }[] }[] };
+    for (const v of example.arrays[0]!.volumes) delete v.file;
+    writeFileSync(config, JSON.stringify(example));
     const link = join(dir, 'san.sock');
-    listener = await LinkListener.listen(link, (l) => links.push(l));
+    const control = join(dir, 'ctl.sock');
+    stopSan = new AbortController();
+    sanDone = runSan({ config, link, control }, stopSan.signal);
+    await waitFor(() => existsSync(control), 'SAN up');
+    return link;
+  }
+
+  it('with a running SAN: serves, and --pcap starts a pcap file (LINKTYPE_FC_2)', async () => {
+    const link = await startSan();
     const socket = join(dir, 'v.sock');
     const pcap = join(dir, 'v.pcap');
     const p = started(startCli(serveArgs(socket, '--san', link, '--pcap', pcap)));
@@ -231,6 +248,9 @@ describe('npiv-hba serve --san', () => {
     p.proc.kill('SIGTERM');
     expect(await p.exit).toBe(0);
     expect(existsSync(socket)).toBe(false);
+    // The SAN is unaffected by the vport's start-up check and stop.
+    const status = await controlRequest(join(dir, 'ctl.sock'), { cmd: 'status' });
+    expect(status.ok).toBe(true);
   });
 
   it('a missing SAN link socket: clear error, exit 1, no vfio-user socket', async () => {
