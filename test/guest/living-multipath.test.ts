@@ -240,6 +240,8 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
     }
     const host: Promise<void>[] = [];
     run = await runGuest({
+        // Under a loaded TCG host the boot-time IO-APIC timer check can misfire and panic.
+        kernelArgs: ['no_timer_check'],
       devices: [sockA, sockB],
       qlaParams: { ql2xextended_error_logging: '0x1e400000' },
       dmesg: true,
