@@ -6,35 +6,15 @@
  * or be logged at error level, and the device must come back to a working state (probe, login,
  * WRITE + READ with intact data).
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REG } from '../../../src/isp/registers.js';
-import { parseSanConfig } from '../../../src/san/config.js';
-import { San } from '../../../src/san/san.js';
 import { IocbHeader, Sts24 } from '../../../assembly/shared/iocb.js';
-import { BLOCK, GuestMachine, LAYOUT, RAM, VPORT, ioEntry, sleep, startHba, type HbaUnderTest } from './support.js';
+import { BLOCK, GuestMachine, LAYOUT, RAM, VPORT, ioEntry, sleep, startHba, startRamSan, type HbaUnderTest, type TestSan } from './support.js';
 
-const TARGET = { wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' };
 const IN_FLIGHT = 24;
 const BLOCKS = 16;
 /** Time for in-flight fabric exchanges to finish after the rug was pulled. */
 const AFTERMATH_MS = 300;
-
-function sanConfig() {
-  return parseSanConfig({
-    fabric: { name: 'hostile', domain: 1, zoning: { default: 'allow', zones: [] } },
-    arrays: [
-      {
-        name: 'array1',
-        ports: [TARGET],
-        volumes: [{ name: 'ram', size: '1MiB' }],
-        hostGroups: [{ name: 'h', initiators: ['c0:50:76:ff:e5:00:01:01'], luns: { '0': 'ram' } }],
-      },
-    ],
-  });
-}
 
 /** Queues IN_FLIGHT READs (each into its own data slot) and rings the doorbell once. */
 function startReads(g: GuestMachine, firstHandle: number): void {
@@ -64,15 +44,12 @@ async function roundTrip(g: GuestMachine, handle: number, lba: number, seed: num
 }
 
 describe('hostile timing: the rug pulled with commands in flight', () => {
-  let dir: string;
-  let san: San;
+  let san: TestSan;
   let hut: HbaUnderTest;
   let guest: GuestMachine;
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'npiv-hostile-life-'));
-    const linkPath = join(dir, 'link.sock');
-    san = await San.start(sanConfig(), { linkPath, targetPortOptions: { exchangeTimeoutMs: 2000 } });
-    hut = startHba({ sanLink: linkPath, wwpn: VPORT.wwpn, wwnn: VPORT.wwnn });
+    san = await startRamSan();
+    hut = startHba({ sanLink: san.linkPath, wwpn: VPORT.wwpn, wwnn: VPORT.wwnn });
     guest = await GuestMachine.attach(hut.socketPath);
     await guest.probe();
     await guest.discover();
@@ -82,7 +59,6 @@ describe('hostile timing: the rug pulled with commands in flight', () => {
     guest.close();
     await hut.close();
     await san.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('DMA_UNMAP of all guest RAM mid-I/O: no crash, no late write, works again after re-map and re-init', async () => {

@@ -10,12 +10,7 @@
  * and consumer index chaos; afterwards a WRITE + READ round-trips data intact.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { REG } from '../../../src/isp/registers.js';
-import { parseSanConfig } from '../../../src/san/config.js';
-import { San } from '../../../src/san/san.js';
 import {
   Cmd7,
   ContA64,
@@ -45,13 +40,15 @@ import {
   newEntry,
   sleep,
   startHba,
+  startRamSan,
+  SAN_VOLUME_BLOCKS,
   withSeed,
   type HbaUnderTest,
+  type TestSan,
   type Rng,
 } from './support.js';
 
-const TARGET = { wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' };
-const VOLUME_BLOCKS = 2048; // 1 MiB
+
 const ROUNDS = 40;
 const MAX_ITEMS_PER_ROUND = 16;
 /** Per-item data slot in the guest's DATA area (16 blocks). */
@@ -75,20 +72,6 @@ interface Item {
   what: string;
   handle: number;
   entries: Uint8Array[];
-}
-
-function sanConfig() {
-  return parseSanConfig({
-    fabric: { name: 'hostile', domain: 1, zoning: { default: 'allow', zones: [] } },
-    arrays: [
-      {
-        name: 'array1',
-        ports: [TARGET],
-        volumes: [{ name: 'ram', size: '1MiB' }],
-        hostGroups: [{ name: 'h', initiators: ['c0:50:76:ff:e5:00:01:01'], luns: { '0': 'ram' } }],
-      },
-    ],
-  });
 }
 
 /** A DSD address outside guest RAM, straddling its end, or wrapping 2^64. */
@@ -166,7 +149,7 @@ class RingFuzzer {
     const r = this.r;
     const handle = this.handle();
     const blocks = 1 + r.int(MAX_BLOCKS);
-    const lba = r.int(VOLUME_BLOCKS - blocks);
+    const lba = r.int(SAN_VOLUME_BLOCKS - blocks);
     const direction = r.chance(0.5) ? 'read' : 'write';
     const address = this.g.addr(LAYOUT.DATA + slot * SLOT);
     const cmd = ioEntry(handle, direction, lba, blocks, address, this.g.targetPortId);
@@ -182,7 +165,7 @@ class RingFuzzer {
     const bytes = blocks * BLOCK;
     const direction = r.chance(0.5) ? 'read' : 'write';
     const address = this.g.addr(LAYOUT.DATA + slot * SLOT);
-    const cmd = ioEntry(handle, direction, r.int(VOLUME_BLOCKS - blocks), blocks, address, this.g.targetPortId);
+    const cmd = ioEntry(handle, direction, r.int(SAN_VOLUME_BLOCKS - blocks), blocks, address, this.g.targetPortId);
     const dv = new DataView(cmd.buffer);
     let entries = [cmd];
     const variant = r.int(13);
@@ -434,15 +417,12 @@ async function roundTripData(g: GuestMachine, handleBase: number, lba: number, b
 }
 
 describe('hostile guest: request ring through vfio-user, cabled to a SAN', () => {
-  let dir: string;
-  let san: San;
+  let san: TestSan;
   let hut: HbaUnderTest;
   let guest: GuestMachine;
   beforeEach(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'npiv-hostile-san-'));
-    const linkPath = join(dir, 'link.sock');
-    san = await San.start(sanConfig(), { linkPath, targetPortOptions: { exchangeTimeoutMs: 2000 } });
-    hut = startHba({ sanLink: linkPath, wwpn: VPORT.wwpn, wwnn: VPORT.wwnn });
+    san = await startRamSan();
+    hut = startHba({ sanLink: san.linkPath, wwpn: VPORT.wwpn, wwnn: VPORT.wwnn });
     guest = await GuestMachine.attach(hut.socketPath);
     await guest.probe();
     await guest.discover();
@@ -451,7 +431,6 @@ describe('hostile guest: request ring through vfio-user, cabled to a SAN', () =>
     guest.close();
     await hut.close();
     await san.close();
-    rmSync(dir, { recursive: true, force: true });
   });
 
   it('answers good commands once and malformed ones with errors, stays inside its rings, survives index chaos', async () => {

@@ -32,7 +32,9 @@ import type { FabricPort } from '../../../src/isp/fabric-port.js';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
 import { HCCRX, REG } from '../../../src/isp/registers.js';
 import { native } from '../../../src/native/index.js';
+import { parseSanConfig } from '../../../src/san/config.js';
 import { connectLink } from '../../../src/san/link.js';
+import { San } from '../../../src/san/san.js';
 import { VfioUserClient } from '../../../src/vfio-user/client.js';
 import { PCI_REGION } from '../../../src/vfio-user/protocol.js';
 import {
@@ -169,6 +171,48 @@ export function startHba(o: { sanLink?: string; wwpn?: bigint; wwnn?: bigint } =
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+// --- an in-process SAN ---------------------------------------------------------------------
+
+export const SAN_TARGET = { wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' };
+/** The RAM volume behind LUN 0 of the target: 1 MiB = 2048 blocks of 512 bytes. */
+export const SAN_VOLUME_BLOCKS = 2048;
+
+export interface TestSan {
+  san: San;
+  linkPath: string;
+  close(): Promise<void>;
+}
+
+/** One fabric (zoning: allow), one array with one target port and a RAM volume as LUN 0 for VPORT. */
+export async function startRamSan(): Promise<TestSan> {
+  const dir = mkdtempSync(join(tmpdir(), 'npiv-hostile-san-'));
+  const linkPath = join(dir, 'link.sock');
+  const config = parseSanConfig({
+    fabric: { name: 'hostile', domain: 1, zoning: { default: 'allow', zones: [] } },
+    arrays: [
+      {
+        name: 'array1',
+        ports: [SAN_TARGET],
+        volumes: [{ name: 'ram', size: '1MiB' }],
+        hostGroups: [{ name: 'h', initiators: [formatWwnColons(VPORT.wwpn)], luns: { '0': 'ram' } }],
+      },
+    ],
+  });
+  const san = await San.start(config, { linkPath, targetPortOptions: { exchangeTimeoutMs: 2000 } });
+  return {
+    san,
+    linkPath,
+    async close() {
+      await san.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function formatWwnColons(w: bigint): string {
+  return w.toString(16).padStart(16, '0').replace(/(..)(?!$)/g, '$1:');
 }
 
 // --- the guest ------------------------------------------------------------------------------
