@@ -14,6 +14,8 @@ import { ElsRejectError } from '../../../src/san/fc/nport.js';
 import { Initiator, type ScsiResult } from '../../../src/san/initiator.js';
 import { San } from '../../../src/san/san.js';
 import { parseWwn } from '../../../src/util/wwn.js';
+import { linkPair } from '../../../src/san/link.js';
+import { encodeHeader, FC_HEADER_SIZE } from '../../../src/san/fc/frame.js';
 import { read10, write10 } from './fake-scsi.js';
 import { until } from './helpers.js';
 
@@ -195,6 +197,37 @@ describe('FaultInjector pieces', () => {
     expect(inj.clear()).toBe(64);
     inj.add({ kind: 'drop', probability: 1 });
     expect(inj.pick(['drop'], h)).not.toBeNull();
+    inj.close();
+  });
+
+  it('delayed frames on one link keep their order; a closed wrapper closes the port side', async () => {
+    const A = 0x010100;
+    const B = 0x010200;
+    const inj = new FaultInjector(
+      { wwpnOf: (id) => (id === A ? 1n : id === B ? 2n : undefined), rscn: () => {}, portDown: () => {}, portUp: async () => {} },
+      (() => {
+        let i = 0;
+        return () => (i++ % 2 === 0 ? 0 : 0.99); // every other frame delayed
+      })(),
+    );
+    inj.add({ kind: 'delay', wwpn: 2n, direction: 'to', delayMs: 15, probability: 0.5 });
+    const [switchEnd, portEnd] = linkPair('t');
+    const wrapped = inj.wrap(switchEnd);
+    const got: number[] = [];
+    portEnd.on('frame', (f) => got.push(f[FC_HEADER_SIZE]!));
+    for (let n = 0; n < 20; n++) {
+      const f = new Uint8Array(FC_HEADER_SIZE + 4);
+      encodeHeader({ rCtl: 1, dId: B, csCtl: 0, sId: A, type: 8, fCtl: 0, seqId: 0, dfCtl: 0, seqCnt: n, oxId: n, rxId: 0xffff, parameter: 0 }, f);
+      f[FC_HEADER_SIZE] = n;
+      wrapped.send(f);
+    }
+    await until(() => got.length === 20, 'all frames delivered');
+    expect(got).toEqual([...Array(20).keys()]);
+    expect(inj.list()[0]!.hits).toBe(10);
+    let down = false;
+    portEnd.on('down', () => (down = true));
+    wrapped.close('test');
+    await until(() => down, 'port side down');
     inj.close();
   });
 });
