@@ -98,6 +98,15 @@ export interface IspFirmwareOptions {
   events: EventFifo;
   fabric: FabricPort | null;
   trace: IspTrace;
+  /**
+   * List the current logins in PORT_NODE_NAME_LIST (0x75, GNL) answers, as real firmware does.
+   * Default false: qla2xxx 10.02.x (qla24xx_async_gnl_sp_done) compares each entry's name as a
+   * host-order u64 with the wire-order fcport name, so on little-endian guests every listed
+   * login looks unknown and is posted as a new session under the byte-reversed WWPN; its PLOGI
+   * then collides (port ID used) and invalidates the real session. With an empty list the
+   * driver simply logs in with COND_PLOGI, which completes at once for an existing login.
+   */
+  reportLoginsInPortList?: boolean;
 }
 
 export class IspFirmware {
@@ -120,6 +129,7 @@ export class IspFirmware {
   private readonly scheduler: IspScheduler;
   readonly fabric: FabricPort | null;
   private readonly trace: IspTrace;
+  private readonly reportLoginsInPortList: boolean;
 
   constructor(o: IspFirmwareOptions) {
     this.host = o.host;
@@ -128,6 +138,7 @@ export class IspFirmware {
     this.events = o.events;
     this.fabric = o.fabric;
     this.trace = o.trace;
+    this.reportLoginsInPortList = o.reportLoginsInPortList ?? false;
     this.fabric?.onEvent((e) => this.onFabricEvent(e));
   }
 
@@ -537,7 +548,9 @@ export class IspFirmware {
       this.guestError('mbox_err_gnl_format', { options });
       return { status: MBS.COMMAND_PARAMETER_ERROR, bytes: 0 };
     }
-    const entries = [...this.logins.values()].filter((l) => l.handle <= NPH.LAST_HANDLE);
+    const entries = this.reportLoginsInPortList
+      ? [...this.logins.values()].filter((l) => l.handle <= NPH.LAST_HANDLE)
+      : [];
     const fit = Math.min(entries.length, Math.floor(bufferSize / GNL_ENTRY_SIZE));
     const buf = new Uint8Array(fit * GNL_ENTRY_SIZE);
     for (let i = 0; i < fit; i++) {

@@ -42,6 +42,8 @@ export interface Isp2532Options {
   log?: Logger;
   /** Ring codec; default the AssemblyScript RingEngine (build/ring.wasm). */
   codec?: RingCodec;
+  /** See IspFirmwareOptions.reportLoginsInPortList (default false, for the qla2xxx GNL bug). */
+  reportLoginsInPortList?: boolean;
 }
 
 /** The WASM ring engine, or its TypeScript twin when the WASM build is missing (logged). */
@@ -91,6 +93,7 @@ export class Isp2532 {
       events: this.events,
       fabric: o.fabric,
       trace,
+      ...(o.reportLoginsInPortList !== undefined ? { reportLoginsInPortList: o.reportLoginsInPortList } : {}),
     });
     this.queues = new IspQueues(o.host, scheduler, this.events, o.codec ?? defaultCodec(this.log), {
       command: (c) => this.firmware.onCommand(c),

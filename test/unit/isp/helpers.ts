@@ -256,7 +256,7 @@ export class Rig {
   /** Wait real time in settle() too (for fabrics doing socket I/O). */
   realTime = false;
 
-  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null, port?: FabricPort) {
+  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null, port?: FabricPort, reportLoginsInPortList?: boolean) {
     this.fabric = fabric === undefined ? new FakeFabric(targets) : (fabric ?? new FakeFabric(targets));
     this.isp = new Isp2532({
       host: this.host,
@@ -264,6 +264,7 @@ export class Rig {
       wwpn: WWPN,
       wwnn: WWNN,
       scheduler: this.sched,
+      ...(reportLoginsInPortList !== undefined ? { reportLoginsInPortList } : {}),
     });
   }
 

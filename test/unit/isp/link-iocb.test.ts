@@ -151,8 +151,21 @@ describe('management IOCBs on the request ring', () => {
     expect([le16(dup!, 8), le32(dup!, 20), le32(dup!, 24)]).toEqual([0x31, 0x1a, 0x10]);
   });
 
-  it('MBX IOCB GNL lists the login; GPDB returns state 6 (PRLI complete), WWPN and word 3', async () => {
+  it('MBX IOCB GNL returns an empty list by default (qla2xxx GNL name-compare bug)', async () => {
     const rig = new Rig([TARGET]);
+    await rig.bringUp();
+    rig.takeResponses();
+    await ringRoundTrip(rig, logio(1, 0x10, 0x10, TARGET.portId));
+    const gnl = mbWithDma(0x75, SCRATCH, { 1: 0x000c, 8: 0x400 });
+    const [g] = await ringRoundTrip(
+      rig,
+      entry(0x39, 9, (dv) => gnl.slice(0, 28).forEach((v, i) => dv.setUint16(8 + 2 * i, v, true))),
+    );
+    expect([le16(g!, 8), le16(g!, 10)]).toEqual([0x4000, 0]);
+  });
+
+  it('MBX IOCB GNL (logins reported) lists the login; GPDB returns state 6 (PRLI complete), WWPN and word 3', async () => {
+    const rig = new Rig([TARGET], undefined, undefined, true);
     await rig.bringUp();
     rig.takeResponses();
     await ringRoundTrip(rig, logio(1, 0x10, 0x10, TARGET.portId));
