@@ -107,6 +107,10 @@ export interface FaultHost {
 export const FAULT_LIMITS = { maxFaults: 64, maxDelayMs: 60_000, maxRscnStorm: 10_000, maxFlapCycles: 1000, maxIntervalMs: 600_000 } as const;
 /** An exchange abandoned after a drop is forgotten after this long even if its last frame never passes. */
 const ABANDONED_EXCHANGE_TTL_MS = 120_000;
+/** Abandoned exchanges remembered per link; the oldest is forgotten beyond this. */
+const MAX_ABANDONED_EXCHANGES = 4096;
+/** Frames held back per link; beyond this a delayed frame is discarded, as by a switch out of buffers. */
+const MAX_DELAYED_FRAMES = 8192;
 /** FCP_RSP byte that carries the flags (FCP-4 Table 29). */
 const FCP_RSP_OFF_FLAGS = 10;
 /** FCP_XFER_RDY: BURST_LEN at bytes 4..7. */
@@ -560,12 +564,17 @@ class FaultyLink extends Link {
     if (h.type === FC_TYPE.BLS || h.fCtl & F_CTL.LAST_SEQ) return; // nothing follows
     const now = Date.now();
     for (const [k, until] of this.abandoned) if (until < now) this.abandoned.delete(k);
+    if (this.abandoned.size >= MAX_ABANDONED_EXCHANGES) this.abandoned.delete(this.abandoned.keys().next().value!);
     this.abandoned.set(exchangeKey(h), now + ABANDONED_EXCHANGE_TTL_MS);
   }
 
   private enqueue(frame: Uint8Array, delayMs: number): void {
     if (delayMs === 0 && this.queue.length === 0) {
       this.inner.send(frame);
+      return;
+    }
+    if (this.queue.length >= MAX_DELAYED_FRAMES) {
+      this.abandon(decodeFrameHeader(frame));
       return;
     }
     const last = this.queue.length ? this.queue[this.queue.length - 1]!.at : 0;
