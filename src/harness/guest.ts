@@ -361,7 +361,9 @@ export function qemuArguments(
   // loglevel=5: the console shows KERN_WARNING and worse. That keeps boot quiet but includes
   // WARNING splats (for kernelProblems) and qla2xxx's ql_dbg output, which it prints at warning
   // level when enabled through ql2xextended_error_logging.
-  const cmdline = ['console=ttyS0', 'panic=-1', `loglevel=${CONSOLE_LOGLEVEL}`];
+  // no_timer_check: under TCG on a loaded host the IO-APIC timer check can time out and panic the
+  // guest ("IO-APIC + timer doesn't work"); VMs usually skip it.
+  const cmdline = ['console=ttyS0', 'panic=-1', `loglevel=${CONSOLE_LOGLEVEL}`, 'no_timer_check'];
   const qlaWord = qlaParamWord(options.qlaParams ?? {});
   if (qlaWord !== null) cmdline.push(qlaWord);
   if (options.loadQla === false) cmdline.push(CMDLINE_QLA_SKIP);
