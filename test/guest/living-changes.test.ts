@@ -215,6 +215,8 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   it('zoning change: RSCN → discovery adds, then removes, the second target port', () => {
     expect(line('AFTER_ZONE_ADD ')).toBe('AFTER_ZONE_ADD rports=2 tp2=Online disks=2');
     expect(line('AFTER_ZONE_REMOVE ')).toMatch(/^AFTER_ZONE_REMOVE rports=1 tp2=(Blocked|Not Present)$/);
+    // The driver logged the RSCN-driven port updates (AEN 0x8015: "RSCN database changed").
+    expect(line('DMESG_COUNTS ')).toMatch(/ rscn=[1-9]\d*$/);
   });
 
   it('fault injection: MEDIUM ERROR on an LBA range fails reads and writes there only, until cleared', () => {
