@@ -8,7 +8,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAILBOX_COMMANDS, MBS } from '../../../src/isp/mailbox.js';
-import { GuestMachine, LAYOUT, MBC, MBS_COMMAND_COMPLETE, RAM, RSP_ENTRIES, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
+import { GuestMachine, LAYOUT, MBC, MBS_COMMAND_COMPLETE, RAM, RSP_ENTRIES, startHba, startRamSan, withSeed, type HbaUnderTest, type Rng } from './support.js';
 
 const KNOWN_STATUSES = new Set<number>(Object.values(MBS));
 const UNKNOWN_OPCODES = [0x01, 0x7f, 0x80, 0xff, 0x4000, 0xffff];
@@ -72,6 +72,22 @@ function writeHostileIcb(g: GuestMachine, r: Rng, at: number): void {
   g.ram.set(icb.subarray(0, Math.min(128, room)), at);
 }
 
+/** Login/Logout IOCB (for MBC 0x54) at `at`: random flags and handles, port ids of real, well-known or absent ports. */
+function writeLoginIocb(g: GuestMachine, r: Rng, at: number, portIds: number[]): void {
+  const e = r.bytes(64);
+  e[0] = r.chance(0.8) ? 0x52 : r.pick([0x29, 0x53, 0x14, 0x33, r.int(256)]);
+  e[1] = r.chance(0.9) ? 1 : r.int(256);
+  e[3] = 0;
+  const dv = new DataView(e.buffer);
+  dv.setUint16(12, r.pick([0x00, 0x01, 0x10, 0x30, 0x08, 0x18, r.int(0x10000)]), true); // control flags: PLOGI, LOGO, PRLI, ...
+  dv.setUint16(10, r.chance(0.7) ? 0x80 + r.int(0x20) : r.int(0x10000), true); // N_Port handle, often the target's (0x81)
+  const id = r.pick(portIds);
+  e[16] = id & 0xff;
+  e[17] = (id >> 8) & 0xff;
+  e[18] = (id >> 16) & 0xff;
+  if (at + 64 <= RAM.SIZE) g.ram.set(e, at);
+}
+
 describe('hostile guest: mailbox commands through vfio-user', () => {
   let hut: HbaUnderTest;
   let guest: GuestMachine;
@@ -130,5 +146,47 @@ describe('hostile guest: mailbox commands through vfio-user', () => {
       expect(guest.canaryDamage(DEVICE_WRITABLE)).toEqual([]);
       expect(hut.logs.failures()).toEqual([]);
     });
+  });
+
+  it('completes random mailbox commands on a cabled HBA (fabric logins via MBC 0x54, port database, ID list)', async () => {
+    const san = await startRamSan();
+    const cabled = startHba({ sanLink: san.linkPath });
+    const g = await GuestMachine.attach(cabled.socketPath);
+    try {
+      await withSeed(0x5eed0012, async (r) => {
+        await g.probe();
+        const target = await g.discover();
+        // Only ports that exist: the switch discards frames for absent D_IDs silently (class 3), so
+        // a login to one completes only after the full exchange timeout (10 s) — bounded, but too
+        // slow for a fuzz loop.
+        const portIds = [target, 0xfffffc, 0xfffffe, 0xfffffd, 0xfffffa];
+        // Commands that bounce the link are left out here: each costs a full fabric re-login.
+        const linkBouncing = new Set([0x14, 0x48, 0x60, 0x02, 0x0b, 0x62, 0x6c, 0x72]);
+        const opcodes = [...MAILBOX_COMMANDS.map((c) => c.opcode).filter((op) => !linkBouncing.has(op)), 0x54, 0x54, 0x54, 0x64, 0x64, 0x7c];
+        let completed = 0;
+        for (let i = 0; i < 300; i++) {
+          const op = r.pick(opcodes);
+          const mb = Array.from({ length: 12 }, () => r.int(0x10000));
+          mb[0] = op;
+          const at = LAYOUT.FUZZ + r.int(RAM.SIZE - LAYOUT.FUZZ - 0x10000);
+          setDmaAddress(mb, r.chance(0.85) ? RAM.BASE + BigInt(at & ~3) : hostileAddress(r));
+          if (op === 0x54) writeLoginIocb(g, r, at & ~3, portIds);
+          if (op === 0x64 && r.chance(0.5)) mb[1] = r.pick([0x81, 0x7fc, 0x7fe, 0x800, 0xffff]);
+          const res = await g.mailbox(mb);
+          if (!KNOWN_STATUSES.has(res.mb[0]!)) throw new Error(`iteration ${i}: [${mb.map((v) => v.toString(16))}] -> mb0 0x${res.mb[0]!.toString(16)}`);
+          if (res.mb[0] === MBS_COMMAND_COMPLETE) completed++;
+        }
+        expect(completed).toBeGreaterThan(30);
+        expect(g.canaryDamage(DEVICE_WRITABLE)).toEqual([]);
+        expect(cabled.logs.failures()).toEqual([]);
+        // Still a working initiator: a fresh probe and discovery.
+        await g.probe();
+        expect(await g.discover()).toBe(target);
+      });
+    } finally {
+      g.close();
+      await cabled.close();
+      await san.close();
+    }
   });
 });
