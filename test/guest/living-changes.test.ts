@@ -39,7 +39,7 @@ const SAN_CONFIG = {
 };
 
 /** Host-side change for each REQ line the guest prints. */
-const CHANGES: Record<string, Record<string, unknown>> = {
+const CHANGES: Record<string, Record<string, unknown> | Record<string, unknown>[]> = {
   'map-lun': { cmd: 'map-lun', array: 'array1', hostGroup: 'vm', lun: 1, volume: 'v1' },
   resize: { cmd: 'resize-volume', array: 'array1', name: 'v0', size: '48MiB' },
   'unmap-lun': { cmd: 'unmap-lun', array: 'array1', hostGroup: 'vm', lun: 1 },
@@ -50,6 +50,11 @@ const CHANGES: Record<string, Record<string, unknown>> = {
   // Fault injection: MEDIUM ERROR on LBAs 2048..2055 of LUN 0 (the 4 KiB block 256).
   'scsi-error': { cmd: 'fault-add', kind: 'scsi-error', lun: 0, lba: 2048, blocks: 8 },
   'scsi-clear': { cmd: 'fault-clear' },
+  // The array port flaps once while the vport's next two PLOGIs are rejected: the driver retries.
+  'flap-reject': [
+    { cmd: 'fault-add', kind: 'reject-login', wwpn: HBA.wwpn, direction: 'from', logins: ['plogi'], count: 2 },
+    { cmd: 'fault-add', kind: 'port-flap', wwpn: TP_1, cycles: 1, downMs: 3000, upMs: 1000 },
+  ],
 };
 
 const GUEST_SCRIPT = `
@@ -133,6 +138,12 @@ say "REQ scsi-clear"
 i=0; while [ $i -lt 30 ] && ! rd 256; do sleep 1; i=$((i+1)); done
 dd if=/tmp/blk4k of=/dev/$D0 bs=4k seek=256 count=1 oflag=direct 2>/dev/null; w_in=$?
 dd if=/dev/$D0 bs=4k skip=256 count=1 iflag=direct 2>/dev/null | cmp -s - /tmp/blk4k; say "SCSI_CLEARED write_in=$w_in readback_same=$?"
+say "REQ flap-reject"
+t=0; while [ "$(rport_state ${sysfsWwn(TP_1)})" = Online ] && [ $t -lt 60 ]; do sleep 0.5; t=$((t+1)); done
+say "FLAP_DOWN tp1=$(rport_state ${sysfsWwn(TP_1)})"
+settle "rport_state ${sysfsWwn(TP_1)}" Online 120
+sleep 1
+dd if=/dev/$D0 of=/dev/null bs=64k count=16 iflag=direct 2>/dev/null; say "FLAP_BACK tp1=$(rport_state ${sysfsWwn(TP_1)}) dd=$?"
 say "DMESG_COUNTS lunchange=$(dmesg | grep -ci 'LUN assignments on this target have changed') capchange=$(dmesg | grep -ci 'capacity data has changed') rscn=$(dmesg | grep -ci 'RSCN')"
 exit 0
 `;
@@ -144,6 +155,7 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   const sock = join(dir, 'vport.sock');
   const procs: ProjectProcess[] = [];
   const ctlResults: string[] = [];
+  const faultHits: Record<string, number> = {};
   let run: GuestRunResult;
 
   beforeAll(async () => {
@@ -169,14 +181,20 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
         const change = m ? CHANGES[m[1]!] : undefined;
         if (!change) return;
         pending.push(
-          controlRequest(ctlPath, change).then(
-            (r) => void ctlResults.push(`${m![1]} ${r.ok ? 'ok' : r.error}`),
-            (e: unknown) => void ctlResults.push(`${m![1]} ${String(e)}`),
-          ),
+          (async () => {
+            const errors: string[] = [];
+            for (const req of Array.isArray(change) ? change : [change]) {
+              const r = await controlRequest(ctlPath, req).catch((e: unknown) => ({ ok: false, error: String(e) }));
+              if (!r.ok) errors.push(r.error ?? 'failed');
+            }
+            ctlResults.push(`${m![1]} ${errors.length ? errors.join('; ') : 'ok'}`);
+          })(),
         );
       },
     });
     await Promise.all(pending);
+    const list = await controlRequest(ctlPath, { cmd: 'fault-list' });
+    for (const f of (list.result ?? []) as { spec: { kind: string }; hits: number }[]) faultHits[f.spec.kind] = f.hits;
     writeFileSync(join(tmpdir(), 'npiv-living-changes.log'), run.output + '\n--- san\n' + san.log().slice(-100_000));
     const fio = run.guestLines.find((l) => l.startsWith('FIO ')) ?? 'FIO missing';
     console.log(['living SAN — run-time SAN changes', `  changes applied          ${ctlResults.length}`, `  ${fio}`].join('\n'));
@@ -222,6 +240,13 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   it('fault injection: MEDIUM ERROR on an LBA range fails reads and writes there only, until cleared', () => {
     expect(line('SCSI_ERROR ')).toMatch(/^SCSI_ERROR read_in=[1-9]\d* read_out=0 write_in=[1-9]\d* medium_logged=[1-9]\d* unrecovered=[1-9]\d* write_error=[1-9]\d*$/);
     expect(line('SCSI_CLEARED ')).toBe('SCSI_CLEARED write_in=0 readback_same=0');
+  });
+
+  it('fault injection: a port flap while PLOGIs are rejected; the driver retries and the rport returns', () => {
+    expect(line('FLAP_DOWN ')).toMatch(/^FLAP_DOWN tp1=(Blocked|Not Present)$/);
+    expect(line('FLAP_BACK ')).toBe('FLAP_BACK tp1=Online dd=0');
+    expect(faultHits['reject-login']).toBe(2);
+    expect(faultHits['port-flap']).toBe(1);
   });
 
   it('a target port leaving and returning: the rport goes and comes back Online with working I/O', () => {
