@@ -4,13 +4,13 @@
  */
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadPart, resultsDir, type PartResult } from './results.js';
+import { loadPart, resultsDir, savePart, type PartResult } from './results.js';
 import { formatNumber as n, formatRatio } from './stats.js';
-import type { RingData } from '../parts/ring.js';
-import type { EmulatorData } from '../parts/emulator.js';
-import type { E2eData, PathName } from '../parts/e2e.js';
-import type { ScaleData } from '../parts/scale.js';
-import type { ProfileData } from '../parts/profile.js';
+import { ringBottleneck, type RingData } from '../parts/ring.js';
+import { emulatorBottleneck, type EmulatorData } from '../parts/emulator.js';
+import { e2eBottleneck, type E2eData, type PathName } from '../parts/e2e.js';
+import { scaleBottleneck, type ScaleData } from '../parts/scale.js';
+import { profileBottleneck, type ProfileData } from '../parts/profile.js';
 
 export function markdownTable(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
@@ -156,12 +156,20 @@ function profileSection(p: PartResult<ProfileData>): string[] {
   ];
 }
 
+/** Re-derives a part's bottleneck sentence from its data (so wording fixes reach old results) and saves it. */
+function refreshed<T>(p: PartResult<T> | null, derive: (data: T) => string): PartResult<T> | null {
+  if (!p) return null;
+  const bottleneck = derive(p.data);
+  if (bottleneck !== p.bottleneck) savePart({ ...p, bottleneck });
+  return { ...p, bottleneck };
+}
+
 export function writeReport(): string {
-  const ring = loadPart<RingData>('ring');
-  const emulator = loadPart<EmulatorData>('emulator');
-  const e2e = loadPart<E2eData>('e2e');
-  const scale = loadPart<ScaleData>('scale');
-  const profile = loadPart<ProfileData>('profile');
+  const ring = refreshed(loadPart<RingData>('ring'), ringBottleneck);
+  const emulator = refreshed(loadPart<EmulatorData>('emulator'), (d) => emulatorBottleneck(d.cases));
+  const e2e = refreshed(loadPart<E2eData>('e2e'), e2eBottleneck);
+  const scale = refreshed(loadPart<ScaleData>('scale'), scaleBottleneck);
+  const profile = refreshed(loadPart<ProfileData>('profile'), (d) => profileBottleneck(d.e2e));
   const present = [ring, emulator, e2e, scale, profile].filter((x): x is PartResult<never> => x !== null);
   const lines: string[] = [
     '# npiv-hba benchmark report',

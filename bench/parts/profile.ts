@@ -90,16 +90,20 @@ export function profileBottleneck(rows: readonly PathProfileRow[]): string {
   const qd1 = rows.find((r) => r.job === 'randread-4k-qd1') ?? rows[0];
   if (!qd1) return 'not measured (no end-to-end samples of the npiv-hba path)';
   const parts = [
-    { who: 'QEMU + the TCG guest (qla2xxx, block layer, fio)', us: qd1.qemuCpuUsPerIo ?? 0 },
-    { who: 'the HBA process', us: qd1.hbaCpuUsPerIo },
-    { who: 'the SAN process', us: qd1.sanCpuUsPerIo },
+    { key: 'qemu', who: 'QEMU + the TCG guest (qla2xxx, block layer, fio)', us: qd1.qemuCpuUsPerIo ?? 0 },
+    { key: 'hba', who: 'the HBA', us: qd1.hbaCpuUsPerIo },
+    { key: 'san', who: 'the SAN process', us: qd1.sanCpuUsPerIo },
   ].sort((a, b) => b.us - a.us);
   const top = parts[0]!;
+  const next: Record<string, string> = {
+    qemu: 'fewer guest exits per I/O: each register access is a vfio-user message plus a TCG/KVM exit, so answer the hot reads (HOST_STATUS) from state the guest can see without a round trip, or coalesce interrupts',
+    hba: 'less work per I/O in the HBA process: fewer event-loop wake-ups and syscalls per I/O (batch doorbell handling, write frames in one sendmsg)',
+    san: 'less work per I/O in the SAN process (frame handling, SCSI target)',
+  };
   return (
     `${qd1.job}: ${qd1.vfioUserMessagesPerIo.toFixed(1)} vfio-user messages (${qd1.roundTripsPerIo.toFixed(1)} synchronous reads), ` +
     `${qd1.interruptsPerIo.toFixed(2)} interrupts, ${qd1.dmaAccessesPerIo.toFixed(1)} DMA accesses and ${qd1.sanFramesPerIo === null ? '?' : qd1.sanFramesPerIo.toFixed(1)} switched FC frames per I/O; ` +
-    `the largest CPU cost per I/O is ${top.who} (${top.us.toFixed(0)} µs). Next optimisation: fewer MMIO exits per I/O ` +
-    `(each costs a vfio-user round trip plus a TCG/KVM exit) — e.g. answer HOST_STATUS/RSP_Q reads from a shadow, or coalesce interrupts.`
+    `the largest CPU cost per I/O is ${top.who} (${top.us.toFixed(0)} µs). Next optimisation: ${next[top.key]}.`
   );
 }
 

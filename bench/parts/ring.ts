@@ -41,17 +41,23 @@ export async function runRingPart(ctx: PartContext): Promise<PartOutput<RingData
       })),
     }),
   );
-  const single = speedups[0];
-  const worstUs = Math.max(...cases.map((c) => 1e6 / c.commandsPerSecond));
-  const best = speedups.reduce((a, b) => (b.wasmOverTs > a.wasmOverTs ? b : a), speedups[0] ?? { workload: '', wasmOverTs: 0 });
   return {
     data: { cases, speedups },
     commands: ['node bench/run.js --only ring'],
-    bottleneck:
-      `Per-entry fixed cost: with 1 DSD per command the JS↔WASM call and the copy-in/copy-out dominate ` +
-      `(WASM/TS ${single ? single.wasmOverTs.toFixed(2) : '?'}×); WASM pulls ahead as DSD lists grow ` +
-      `(${best.wasmOverTs.toFixed(2)}× on ${best.workload}). The slowest case costs ${worstUs.toFixed(2)} µs per command, ` +
-      `which is small next to a vfio-user round trip (see the emulator part).`,
+    bottleneck: ringBottleneck({ cases, speedups }),
     notes: ['Guest memory is a plain ArrayBuffer here: codec cost only, no vfio-user, no SAN.'],
   };
+}
+
+export function ringBottleneck(d: RingData): string {
+  const single = d.speedups[0];
+  if (!single || d.cases.length === 0) return 'not measured';
+  const best = d.speedups.reduce((a, b) => (b.wasmOverTs > a.wasmOverTs ? b : a), single);
+  const worstUs = Math.max(...d.cases.map((c) => 1e6 / c.commandsPerSecond));
+  return (
+    `Per-entry fixed cost: with 1 DSD per command the JS↔WASM call and the copy-in/copy-out dominate ` +
+    `(WASM/TS ${single.wasmOverTs.toFixed(2)}× on ${single.workload}); WASM pulls ahead as DSD lists grow ` +
+    `(${best.wasmOverTs.toFixed(2)}× on ${best.workload}). The slowest case costs ${worstUs.toFixed(2)} µs per command, ` +
+    `small next to one vfio-user round trip (see the emulator part).`
+  );
 }

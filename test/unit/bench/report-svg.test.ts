@@ -64,7 +64,7 @@ describe('report pieces', () => {
       volumeMiB: 1,
       runtimeSeconds: 10,
       accelerator: 'tcg',
-      guestExitStatus: 0,
+      guestExitStatus: { "npiv-hba": 0 },
       problems: [],
       rows: [{ job: 'randread-4k-qd1', results: { 'npiv-hba': fio, megasas: null, 'virtio-scsi': null, host: null }, iopsRatioToNpiv: { 'npiv-hba': 1, megasas: null, 'virtio-scsi': null, host: null } }],
       samples: { 'npiv-hba': { 'randread-4k-qd1': { wallSeconds: 10, hbaCpuMs: 50, sanCpuMs: 20, qemuCpuMs: null, sanFrames: 400, counters } } },
@@ -75,11 +75,16 @@ describe('report pieces', () => {
     expect(profileRows(data)).toEqual([]);
   });
 
-  it('the guest script runs every job against each path and reports it in tagged lines', () => {
-    const script = guestScript(7, FIO_JOBS);
-    for (const j of FIO_JOBS) expect(script).toContain(`run_job "$1" "$2" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`);
+  it('the guest script loads the driver of its path, finds its disk and runs every job in tagged lines', () => {
+    const script = guestScript(7, FIO_JOBS, 'megasas');
+    for (const j of FIO_JOBS) expect(script).toContain(`run_job megasas "$d" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`);
     expect(script).toContain('--runtime=7');
-    expect(script).toContain('for pair in npiv-hba:qla2xxx megasas:megaraid_sas virtio-scsi:virtio_scsi');
+    expect(script).toContain('insmod /lib/modules/bench-megaraid_sas.ko');
+    expect(script).toContain('wait_until 120 find_disk megaraid_sas');
+    expect(script).toContain("sed -n 's#.*/host\\([0-9]*\\)/.*#\\1#p'");
     expect(script).toMatch(/GUEST:FIO-START .*GUEST:FIO-END .*GUEST:FIO-JSON/s);
+    const npiv = guestScript(7, FIO_JOBS.slice(0, 1), 'npiv-hba');
+    expect(npiv).not.toContain('insmod'); // qla2xxx is loaded at boot by the harness
+    expect(npiv).toContain('find_disk qla2xxx');
   });
 });
