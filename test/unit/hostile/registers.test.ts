@@ -7,10 +7,13 @@
  * after DEVICE_RESET the qla2xxx probe sequence must work again.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { REG } from '../../../src/isp/registers.js';
+import { HCCRX, REG } from '../../../src/isp/registers.js';
+import { ISP2532_CAP_MSIX, ISP2532_MSIX_PBA_OFFSET, ISP2532_MSIX_TABLE_OFFSET } from '../../../src/isp/pci-identity.js';
+import { native } from '../../../src/native/index.js';
 import { VfioUserRequestError } from '../../../src/vfio-user/client.js';
-import { ERRNO, PCI_REGION } from '../../../src/vfio-user/protocol.js';
-import { GuestMachine, LAYOUT, MBC, MBS_COMMAND_COMPLETE, REQ_ENTRIES, RSP_ENTRIES, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
+import { ERRNO, IRQ_SET_FLAGS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
+import { IRQ_INDEX } from '../../../src/vfio-user/device-api.js';
+import { GuestMachine, HSRX_RISC_INT, LAYOUT, MBC, MBS_COMMAND_COMPLETE, REQ_ENTRIES, RSP_ENTRIES, sleep, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
 
 const NAMED_OFFSETS = Object.entries(REG)
   .filter(([name]) => name !== 'SIZE')
@@ -19,6 +22,11 @@ const WIDTHS = [1, 2, 4, 8] as const;
 /** Widths no CPU issues for one MMIO access; the server must refuse them, not misbehave. */
 const ODD_WIDTHS = [0, 3, 5, 16, 4096];
 const PCI_CONFIG_SIZE = 4096;
+/** MSI-X capability: Message Control at +2; Enable is bit 15 (high byte 0x80). */
+const MSIX_FLAGS = 2;
+const MSIX_ENABLE_HI = 0x80;
+/** ICTRL ICRX_EN_RISC_INT. */
+const ICTRL_ENABLE_RISC_INT = 0x8;
 /** Errnos that mean the server is gone or stuck rather than refusing an access. */
 const FATAL_ERRNOS: number[] = [ERRNO.ETIMEDOUT, ERRNO.ENOTCONN];
 
@@ -134,4 +142,82 @@ describe('hostile guest: registers through vfio-user', () => {
       expect(hut.logs.failures()).toEqual([]);
     });
   });
+
+  it.each(['msix', 'intx'] as const)(
+    'raises interrupts through random register, config and MSI-X table traffic, then delivers them cleanly after DEVICE_RESET (%s)',
+    async (mode) => {
+      guest.close();
+      await hut.close();
+      hut = startHba({ interrupts: mode });
+      guest = await GuestMachine.attach(hut.socketPath);
+      const eventfds = mode === 'msix' ? guest.msixEventfds : guest.intxEventfd === null ? [] : [guest.intxEventfd];
+      expect(eventfds.length).toBeGreaterThan(0);
+      const enableInterrupts = async (): Promise<void> => {
+        if (mode === 'msix') await guest.client.regionWrite(PCI_REGION.CONFIG, ISP2532_CAP_MSIX + MSIX_FLAGS, new Uint8Array([0, MSIX_ENABLE_HI]));
+        guest.w32(REG.ICTRL, ICTRL_ENABLE_RISC_INT);
+      };
+      const drainEventfds = (): number => eventfds.reduce((n, fd) => n + Number(native.eventfdRead(fd) ?? 0n), 0);
+      // INTx is automasked after each trigger (VFIO semantics); QEMU unmasks it at the guest's EOI.
+      const unmaskIntx = async (): Promise<void> => {
+        if (mode === 'intx') await guest.client.setIrqs({ index: IRQ_INDEX.INTX, flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK, start: 0, count: 1 });
+      };
+      await withSeed(0x5eed0011, async (r) => {
+        await guest.probe({ expectLink: false });
+        await enableInterrupts();
+        const client = guest.client;
+        let fuzzInterrupts = 0;
+        for (let i = 0; i < 2500; i++) {
+          const k = r.int(10);
+          if (k < 3) {
+            // A mailbox command, not waited for: its completion raises the interrupt.
+            guest.w16(REG.MAILBOX0, r.pick([MBC.GET_FIRMWARE_STATE, 0x08, 0x20, r.int(0x80)]));
+            guest.w32(REG.HCCR, HCCRX.SET_HOST_INT << 28);
+          } else if (k < 5) {
+            const hs = await guest.r32(REG.HOST_STATUS);
+            if (hs & HSRX_RISC_INT) guest.w32(REG.HCCR, HCCRX.CLR_RISC_INT << 28);
+          } else if (k < 8) {
+            // MSI-X table entries (address, data, vector control) and the PBA.
+            const base = r.chance(0.8) ? ISP2532_MSIX_TABLE_OFFSET + r.int(32 * 16) : ISP2532_MSIX_PBA_OFFSET + r.int(16);
+            const width = r.pick([1, 2, 4, 8]);
+            if (r.chance(0.7)) await client.regionWrite(PCI_REGION.BAR1, base, r.bytes(width), true);
+            else await expectAnswered(client.regionRead(PCI_REGION.BAR1, base, width), width, `MSI-X read ${base.toString(16)}`);
+          } else if (k < 9) {
+            // Interrupt-related config: command register (INTx disable), MSI and MSI-X control words.
+            const offset = r.pick([0x04, 0x05, ISP2532_CAP_MSIX + MSIX_FLAGS, ISP2532_CAP_MSIX + MSIX_FLAGS + 1, 0x88 + 2, 0x88 + 4, 0x88 + 8, 0x3c]);
+            await expectAnswered(client.regionWrite(PCI_REGION.CONFIG, offset, r.bytes(r.pick([1, 2]))), null, 'config write');
+          } else {
+            guest.w32(r.pick([REG.ICTRL, REG.HCCR, REG.CTRL_STATUS]), r.u32());
+          }
+          if (i % 100 === 0) {
+            const n = drainEventfds();
+            fuzzInterrupts += n;
+            if (n > 0) await unmaskIntx();
+          }
+        }
+        await guest.r32(REG.HOST_STATUS);
+        expect(fuzzInterrupts).toBeGreaterThan(0);
+        expect(hut.logs.failures()).toEqual([]);
+
+        // After DEVICE_RESET: a clean probe, then one interrupt-driven mailbox.
+        await client.reset();
+        await guest.enableDevice();
+        await guest.probe({ expectLink: false });
+        drainEventfds();
+        await unmaskIntx();
+        await enableInterrupts();
+        guest.w16(REG.MAILBOX0, MBC.GET_FIRMWARE_STATE);
+        guest.w32(REG.HCCR, HCCRX.SET_HOST_INT << 28);
+        let signalled = 0;
+        for (let i = 0; i < 2000 && signalled === 0; i++) {
+          signalled = drainEventfds();
+          if (!signalled) await sleep(1);
+        }
+        expect(signalled).toBeGreaterThan(0);
+        const hs = await guest.r32(REG.HOST_STATUS);
+        expect(hs & HSRX_RISC_INT).toBe(HSRX_RISC_INT);
+        expect(hs >>> 16).toBe(MBS_COMMAND_COMPLETE);
+        expect(hut.logs.failures()).toEqual([]);
+      });
+    },
+  );
 });

@@ -30,6 +30,7 @@ import { pino, type Logger } from 'pino';
 import { VportHba } from '../../../src/hba.js';
 import type { FabricPort } from '../../../src/isp/fabric-port.js';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
+import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
 import { HCCRX, REG } from '../../../src/isp/registers.js';
 import { native } from '../../../src/native/index.js';
 import { parseSanConfig } from '../../../src/san/config.js';
@@ -149,7 +150,7 @@ export interface HbaUnderTest {
 }
 
 /** A VportHba on a fresh socket; with `sanLink`, cabled to that SAN link socket (as `serve --san`). */
-export function startHba(o: { sanLink?: string; wwpn?: bigint; wwnn?: bigint } = {}): HbaUnderTest {
+export function startHba(o: { sanLink?: string; wwpn?: bigint; wwnn?: bigint; interrupts?: Isp2532Interrupts } = {}): HbaUnderTest {
   const dir = mkdtempSync(join(tmpdir(), 'npiv-hostile-'));
   const socketPath = join(dir, 'vport.sock');
   const logs = new LogCapture();
@@ -158,7 +159,14 @@ export function startHba(o: { sanLink?: string; wwpn?: bigint; wwnn?: bigint } =
     sanLink === undefined
       ? null
       : new InitiatorFabricPort({ connect: () => connectLink(sanLink), log: logs.logger.child({ layer: 'fabric' }) });
-  const hba = new VportHba({ socketPath, wwpn: o.wwpn ?? VPORT.wwpn, wwnn: o.wwnn ?? VPORT.wwnn, fabric, log: logs.logger });
+  const hba = new VportHba({
+    socketPath,
+    wwpn: o.wwpn ?? VPORT.wwpn,
+    wwnn: o.wwnn ?? VPORT.wwnn,
+    fabric,
+    log: logs.logger,
+    ...(o.interrupts ? { interrupts: o.interrupts } : {}),
+  });
   hba.start();
   return {
     hba,
@@ -360,6 +368,9 @@ export class GuestMachine {
   targetPortId = 0;
   /** region sizes reported at attach (index = vfio region index) */
   regionSizes: number[] = [];
+  /** eventfds bound at attach (owned by the client) */
+  intxEventfd: number | null = null;
+  msixEventfds: number[] = [];
   private closed = false;
 
   private constructor(
@@ -382,6 +393,8 @@ export class GuestMachine {
       for (let i = 0; i < RAM.SIZE; i++) g.ram[i] = canaryByte(i);
       const s = await client.startup({ dma: [{ address: RAM.BASE, size: BigInt(RAM.SIZE), fd: memfd, offset: 0n }], msixVectors: o.msixVectors ?? 2 });
       g.regionSizes = s.regions.map((r) => Number(r.size));
+      g.intxEventfd = s.intxEventfd;
+      g.msixEventfds = s.msixEventfds;
       await g.enableDevice();
     } catch (err) {
       g.close();
