@@ -8,10 +8,13 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REG } from '../../../src/isp/registers.js';
-import { IocbHeader, Sts24 } from '../../../assembly/shared/iocb.js';
-import { BLOCK, GuestMachine, LAYOUT, RAM, VPORT, ioEntry, sleep, startHba, startRamSan, type HbaUnderTest, type TestSan } from './support.js';
+import { IOCB_SIZE, IocbHeader, Sts24 } from '../../../assembly/shared/iocb.js';
+import { BLOCK, GuestMachine, LAYOUT, RAM, RSP_ENTRIES, VPORT, ioEntry, sleep, startHba, startRamSan, type HbaUnderTest, type TestSan } from './support.js';
 
 const IN_FLIGHT = 24;
+/** init_cb_24xx request/response ring base addresses (qla_fw.h). */
+const ICB_REQ_Q_ADDRESS = 44;
+const ICB_RSP_Q_ADDRESS = 52;
 const BLOCKS = 16;
 /** Time for in-flight fabric exchanges to finish after the rug was pulled. */
 const AFTERMATH_MS = 300;
@@ -106,6 +109,22 @@ describe('hostile timing: the rug pulled with commands in flight', () => {
     await guest.probe();
     await guest.discover();
     await roundTrip(guest, 0x200, 1200, 4);
+    expect(hut.logs.failures()).toEqual([]);
+  });
+
+  it('INITIALIZE_FIRMWARE with new rings mid-I/O (no reset first): the old response ring is never written again', async () => {
+    startReads(guest, 0x100);
+    // Move both rings into the fuzz area: the device must forget the old ones at once.
+    const newReq = LAYOUT.FUZZ;
+    const newRsp = LAYOUT.FUZZ + 0x10000;
+    const icb = new DataView(guest.ram.buffer, LAYOUT.ICB, 128);
+    icb.setBigUint64(ICB_REQ_Q_ADDRESS, guest.addr(newReq), true);
+    icb.setBigUint64(ICB_RSP_Q_ADDRESS, guest.addr(newRsp), true);
+    const init = await guest.mailbox(guest.dmaMailbox(0x60, guest.addr(LAYOUT.ICB)));
+    guest.fillCanary(LAYOUT.RSP_RING, LAYOUT.RSP_RING + RSP_ENTRIES * IOCB_SIZE);
+    await sleep(AFTERMATH_MS);
+    expect([0x4000, 0x4005, 0x4006]).toContain(init.mb[0]);
+    expect(guest.canaryDamage([[0, LAYOUT.RSP_RING], [LAYOUT.RSP_RING + RSP_ENTRIES * IOCB_SIZE, RAM.SIZE]])).toEqual([]);
     expect(hut.logs.failures()).toEqual([]);
   });
 });
