@@ -8,6 +8,8 @@
  *   npm run bench -- --quick               short runs to check the tooling (not for publication)
  *   npm run bench -- --seconds 10          seconds per timed workload (default 10)
  *   npm run bench -- --report-only         rewrite REPORT.md from the saved JSON
+ *   npm run bench -- --only e2e --e2e-paths npiv-hba   re-run some e2e paths, keep the others
+ *   npm run bench -- --e2e-hba process     e2e npiv-hba HBA as an `npiv-hba serve` process
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -53,7 +55,7 @@ async function main(): Promise<void> {
       log(`part ${part}: ${TITLES[part]}`);
       try {
         const machine = machineInfo();
-        const out = await RUNNERS[part]({ quick: args.quick, seconds: args.seconds, workDir, log });
+        const out = await RUNNERS[part]({ quick: args.quick, seconds: args.seconds, workDir, log, e2eHba: args.e2eHba, ...(args.e2ePaths ? { e2ePaths: args.e2ePaths } : {}) });
         const file = savePart({
           part,
           title: TITLES[part],

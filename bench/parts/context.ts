@@ -7,6 +7,10 @@ export interface PartContext {
   /** scratch directory for sockets, configs, logs and backing files */
   workDir: string;
   log(message: string): void;
+  /** e2e: run only these paths (the others are carried over from the previous e2e result) */
+  e2ePaths?: ('npiv-hba' | 'megasas' | 'virtio-scsi' | 'host')[];
+  /** e2e: the HBA in this process with counters (default) or as an `npiv-hba serve` process */
+  e2eHba?: 'in-process' | 'process';
 }
 
 export interface PartOutput<T> {

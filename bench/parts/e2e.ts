@@ -18,13 +18,13 @@ import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { guestEnvironment, runGuest } from '../../src/harness/guest.js';
 import { Initiator } from '../../src/san/initiator.js';
-import { startSan, cpuTimeMs } from '../lib/procs.js';
-import { startCountingHba, diffCounters, type HbaCounters } from '../lib/counting-hba.js';
+import { startSan, startServe, cpuTimeMs } from '../lib/procs.js';
+import { startCountingHba, diffCounters, zeroCounters, type HbaCounters } from '../lib/counting-hba.js';
 import { framesForwarded } from '../lib/san-control.js';
 import { parseFioJson, type FioFigures } from '../lib/fio.js';
 import { ratio } from '../lib/stats.js';
 import { renderBarChart } from '../lib/svg.js';
-import { resultsDir, saveChart } from '../lib/results.js';
+import { loadPart, resultsDir, saveChart } from '../lib/results.js';
 import { EMU_WWNN, EMU_WWPN, TARGET_WWNN, TARGET_WWPN } from './emulator.js';
 import type { PartContext, PartOutput } from './context.js';
 
@@ -227,6 +227,8 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   });
   const socket = join(ctx.workDir, 'vport0.sock');
   let hba: ReturnType<typeof startCountingHba> | null = null;
+  let serve: Awaited<ReturnType<typeof startServe>> | null = null;
+  const selected = new Set<PathName>(ctx.e2ePaths ?? PATHS);
   const samples: Record<string, Record<string, JobSample>> = {};
   const fio: Record<string, Record<string, FioFigures | null>> = {};
   const guests: { path: GuestPath; marker: string; qemuArgs: string[] }[] = [
@@ -247,17 +249,24 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   try {
     ctx.log('e2e: preconditioning the SAN volume');
     await preconditionSanVolume(san.link);
-    hba = startCountingHba(socket, san.link, EMU_WWPN, EMU_WWNN);
+    if (ctx.e2eHba === 'process') serve = await startServe(ctx.workDir, 'vport0', san.link, EMU_WWPN, EMU_WWNN);
+    else hba = startCountingHba(socket, san.link, EMU_WWPN, EMU_WWNN);
     const sanPid = san.proc.child.pid!;
+    const hbaCpuMs = async (): Promise<number> => {
+      if (serve) return cpuTimeMs(serve.proc.child.pid!);
+      const u = process.cpuUsage();
+      return (u.user + u.system) / 1000;
+    };
     let qemuPid: number | null = null;
     let qemuMarker = socket;
-    interface Mark { at: number; cpu: NodeJS.CpuUsage; counters: HbaCounters; san: Promise<number>; frames: Promise<number | null>; qemu: Promise<number | null> }
+    interface Mark { at: number; cpu: Promise<number>; counters: HbaCounters; san: Promise<number>; frames: Promise<number | null>; qemu: Promise<number | null> }
     const starts = new Map<string, Mark>();
     const pending: Promise<void>[] = [];
     const mark = (): Mark => ({
       at: performance.now(),
-      cpu: process.cpuUsage(),
-      counters: { ...hba!.counters },
+      cpu: hbaCpuMs(),
+      // Device-boundary counters exist only for the in-process HBA (zeros with a serve process).
+      counters: hba ? { ...hba.counters } : zeroCounters(),
       san: cpuTimeMs(sanPid),
       frames: framesForwarded(san.control).catch(() => null),
       qemu: qemuPid === null ? Promise.resolve(null) : cpuTimeMs(qemuPid).catch(() => null),
@@ -280,11 +289,10 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
         const e = mark();
         pending.push(
           (async () => {
-            const [s0, s1, f0, f1, q0, q1] = await Promise.all([s.san, e.san, s.frames, e.frames, s.qemu, e.qemu]);
-            const cpu = process.cpuUsage(s.cpu);
+            const [s0, s1, f0, f1, q0, q1, c0, c1] = await Promise.all([s.san, e.san, s.frames, e.frames, s.qemu, e.qemu, s.cpu, e.cpu]);
             (samples[path] ??= {})[job] = {
               wallSeconds: (e.at - s.at) / 1000,
-              hbaCpuMs: (cpu.user + cpu.system) / 1000,
+              hbaCpuMs: c1 - c0,
               sanCpuMs: s1 - s0,
               qemuCpuMs: q0 !== null && q1 !== null ? q1 - q0 : null,
               sanFrames: f0 !== null && f1 !== null ? f1 - f0 : null,
@@ -306,7 +314,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     };
     // One boot per guest path: with all three controllers in one guest, loading the third driver
     // left both vCPUs spinning with no console output under TCG (twice, in either load order).
-    for (const g of guests) {
+    for (const g of guests.filter((x) => selected.has(x.path))) {
       qemuPid = null;
       qemuMarker = g.marker;
       const timeoutMs = BOOT_BUDGET_MS + jobs.length * (runtime * 1000 + PER_JOB_OVERHEAD_MS);
@@ -332,12 +340,13 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     }
   } finally {
     await hba?.close();
+    await serve?.proc.stop();
     await san.proc.stop();
   }
 
   ctx.log('e2e: host fio on the backing file (the limit)');
   const hostCommands: string[] = [];
-  for (const job of jobs) {
+  for (const job of selected.has('host') ? jobs : []) {
     const r = hostFio(files.host, job, runtime);
     hostCommands.push(r.command.join(' ').replace(shm, '/dev/shm/<dir>'));
     (fio.host ??= {})[job.name] = r.figures;
@@ -345,6 +354,18 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   }
   rmSync(shm, { recursive: true, force: true });
 
+  // A subset run (--e2e-paths) keeps the other paths' figures from the previous e2e result.
+  const previous = selected.size < PATHS.length ? loadPart<E2eData>('e2e') : null;
+  const carried: string[] = [];
+  if (previous) {
+    for (const p of PATHS) {
+      if (selected.has(p)) continue;
+      for (const r of previous.data.rows) (fio[p] ??= {})[r.job] = r.results[p];
+      if (previous.data.samples[p]) samples[p] = previous.data.samples[p]!;
+      if (previous.data.guestExitStatus[p] !== undefined) guestExitStatus[p] = previous.data.guestExitStatus[p]!;
+      carried.push(p);
+    }
+  }
   const rows: E2eRow[] = jobs.map((j) => {
     const results = Object.fromEntries(PATHS.map((p) => [p, fio[p]?.[j.name] ?? null])) as Record<PathName, FioFigures | null>;
     const npiv = results['npiv-hba']?.iops ?? null;
@@ -373,7 +394,10 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     bottleneck: e2eBottleneck(data),
     notes: [
       `Volumes: ${E2E_VOLUME_MIB} MiB each, written once with random data before the run (SAN RAM volume over FCP; megasas/virtio-scsi/host files in /dev/shm).`,
-      'The npiv-hba HBA runs inside the benchmark process (production VportHba with counters) instead of a separate `npiv-hba serve`, so the profile can count its vfio-user accesses, interrupts and DMA.',
+      ctx.e2eHba === 'process'
+        ? 'The npiv-hba HBA ran as its own `npiv-hba serve` process (--e2e-hba process): CPU from /proc, no device-boundary counters.'
+        : 'The npiv-hba HBA runs inside the benchmark process (production VportHba with counters) instead of a separate `npiv-hba serve`, so the profile can count its vfio-user accesses, interrupts and DMA.',
+      ...(previous ? [`Paths ${carried.join(', ')} carried over from the e2e run of ${previous.machine.date} (this run: ${[...selected].join(', ')}).`] : []),
       'Host fio uses buffered I/O (tmpfs has no O_DIRECT): it measures the memory path the peers end in.',
       ...problems.map((p) => `problem: ${p}`),
     ],

@@ -39,6 +39,10 @@ describe('report pieces', () => {
     expect(() => parseBenchArgs(['--seconds'])).toThrow(/needs a value/);
     expect(() => parseBenchArgs(['--seconds', '-1'])).toThrow();
     expect(() => parseBenchArgs(['--fast'])).toThrow(/unknown argument/);
+    expect(parseBenchArgs([]).e2eHba).toBe('in-process');
+    expect(parseBenchArgs(['--e2e-paths', 'npiv-hba,host', '--e2e-hba', 'process'])).toMatchObject({ e2ePaths: ['npiv-hba', 'host'], e2eHba: 'process' });
+    expect(() => parseBenchArgs(['--e2e-paths', 'nvme'])).toThrow(/unknown path "nvme"/);
+    expect(() => parseBenchArgs(['--e2e-hba', 'thread'])).toThrow(/in-process or process/);
   });
 
   it('ring speed-ups pair the two implementations per workload', () => {
