@@ -40,7 +40,8 @@ export interface SanStatus {
   fabric: { name: string; domain: number; wwnn: string; stats: Fabric['stats'] };
   logins: { nportId: string; wwpn: string; wwnn: string; physical: boolean; fPortArea: number; rscn: boolean }[];
   targetPorts: { array: string; wwpn: string; up: boolean; nportId: string | null; sessions: { nportId: string; wwpn: string; fcp: boolean }[] }[];
-  arrays: { name: string; volumes: { name: string; bytes: number; file: string | null }[] }[];
+  /** naa: the NAA-6 designator of VPD page 0x83 as lower-case hex (what Linux shows as wwid naa.<hex>). */
+  arrays: { name: string; volumes: { name: string; bytes: number; file: string | null; naa: string }[] }[];
   zoning: ZoningSnapshot;
 }
 
@@ -243,7 +244,7 @@ export class San {
         name: a.name,
         volumes: a.volumeNames().map((n) => {
           const v = a.volume(n)!;
-          return { name: n, bytes: v.sizeBytes, file: v.file };
+          return { name: n, bytes: v.sizeBytes, file: v.file, naa: Buffer.from(v.naa).toString('hex') };
         }),
       })),
       zoning: this.fabric.zoning.snapshot(),
