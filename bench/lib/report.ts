@@ -160,8 +160,8 @@ function profileSection(p: PartResult<ProfileData>): string[] {
 function refreshed<T>(p: PartResult<T> | null, derive: (data: T) => string): PartResult<T> | null {
   if (!p) return null;
   const bottleneck = derive(p.data);
-  if (bottleneck !== p.bottleneck) savePart({ ...p, bottleneck });
-  return { ...p, bottleneck };
+  savePart({ ...p, bottleneck });
+  return loadPart<T>(p.part);
 }
 
 export function writeReport(): string {

@@ -46,9 +46,18 @@ export function resultsDir(): string {
   return dir;
 }
 
+/** Machine-specific paths out of saved text: scratch directories and the checkout's location. */
+export function sanitizePaths(text: string, root: string = projectRoot()): string {
+  return text
+    .replaceAll(root + '/', '')
+    .replace(/\/tmp\/npiv-hba-guest-[A-Za-z0-9]+/g, '<tmp>')
+    .replace(/\/tmp\/npiv-bench-[A-Za-z0-9-]+/g, '<work>');
+}
+
 export function savePart<T>(result: PartResult<T>): string {
   const file = join(resultsDir(), `${result.part}-latest.json`);
-  writeFileSync(file, JSON.stringify(result, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
+  const clean = { ...result, commands: result.commands.map((c) => sanitizePaths(c)) };
+  writeFileSync(file, JSON.stringify(clean, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v), 2) + '\n');
   return file;
 }
 

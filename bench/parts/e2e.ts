@@ -36,6 +36,8 @@ const RAM_DIR = '/dev/shm';
 /** Boot, module loads and disk discovery; generous because the TCG guest shares 2 cores with everything else. */
 const BOOT_BUDGET_MS = 420_000;
 const PER_JOB_OVERHEAD_MS = 15_000;
+/** Guest RAM: the harness default, as in the project's guest tests. */
+const GUEST_MEM_MIB = 512;
 
 export interface FioJob {
   name: string;
@@ -325,7 +327,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
         extraFiles: g.path === 'npiv-hba' ? [] : peerModule(g.path),
         qemuArgs: g.qemuArgs,
         loadQla: g.path === 'npiv-hba',
-        memMiB: 1024,
+        memMiB: GUEST_MEM_MIB,
         timeoutMs,
         onLine,
         // Kept after the run (bench/results/raw is not committed) for post-mortems.
@@ -336,6 +338,9 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       guestCommands.push(run.command.join(' '));
       for (const l of run.guestLines) if (l.startsWith('PROBLEM')) problems.push(`${g.path}: ${l}`);
       if (run.timedOut) problems.push(`${g.path}: the guest run timed out`);
+      if (!fio[g.path] || Object.keys(fio[g.path]!).length === 0) {
+        problems.push(`${g.path}: no fio result (guest exit status ${run.exitStatus ?? 'none'}; serial log in bench/results/raw/e2e-guest-${g.path}.log)`);
+      }
       if (run.kernelProblems.length) problems.push(...run.kernelProblems.slice(0, 5).map((p) => `${g.path}: guest kernel: ${p}`));
     }
   } finally {

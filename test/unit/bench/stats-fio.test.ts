@@ -84,3 +84,12 @@ describe('bench SAN configuration', () => {
     expect(cfg.fabric.zoning.default).toBe('allow');
   });
 });
+
+describe('saved commands', () => {
+  it('carry no machine-specific paths', async () => {
+    const { sanitizePaths } = await import('../../../bench/lib/results.js');
+    expect(sanitizePaths('node /srv/x/bench/run.js -initrd /tmp/npiv-hba-guest-AbC123/initrd.cpio --socket /tmp/npiv-bench-e2e-Xy9/vport0.sock', '/srv/x')).toBe(
+      'node bench/run.js -initrd <tmp>/initrd.cpio --socket <work>/vport0.sock',
+    );
+  });
+});
