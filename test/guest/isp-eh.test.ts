@@ -3,46 +3,24 @@
  * reset (Task Management IOCBs, via sg_reset), and a command the target never answers, which the
  * SCSI midlayer times out and qla2xxx aborts (Abort IO IOCB → ABTS on the link → CS_ABORTED).
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
-import { VportHba } from '../../src/hba.js';
-import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
-import { Fabric } from '../../src/san/fabric/switch.js';
-import { Zoning } from '../../src/san/fabric/zoning.js';
-import { LinkListener, connectLink, linkPair } from '../../src/san/link.js';
-import { FcTargetPort } from '../../src/san/target-port.js';
 import { FakeScsiTarget } from '../unit/san/fake-scsi.js';
+import { startIspRig, type IspRig } from './support/rig.js';
 
-const WWPN = 0x5001438001234567n;
-const WWNN = 0x5001438001234566n;
 /** How long the target stays silent once the guest announces the hang phase. */
 const HANG_MS = 7000;
 
 describe('qla2xxx error handling on the emulated ISP2532: TMFs and aborts', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-eh-'));
-  const socket = join(dir, 'vport0.sock');
-  const linkPath = join(dir, 'fabric.sock');
   let run: GuestRunResult;
-  let hba: VportHba;
-  let fabricPort: InitiatorFabricPort;
-  let listener: LinkListener;
-  let fabric: Fabric;
+  let rig: IspRig;
   const disk = new FakeScsiTarget(0x500a098100000001n, 0x500a098000000001n);
 
   beforeAll(async () => {
-    fabric = new Fabric({ name: 'eh', domain: 1, zoning: new Zoning('allow') });
-    listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
-    const [fabricEnd, portEnd] = linkPair('target');
-    fabric.attach(fabricEnd);
-    await FcTargetPort.start(portEnd, disk, { exchangeTimeoutMs: 2000 });
-    fabricPort = new InitiatorFabricPort({ connect: () => connectLink(linkPath) });
-    hba = new VportHba({ socketPath: socket, wwpn: WWPN, wwnn: WWNN, fabric: fabricPort });
-    hba.start();
+    rig = await startIspRig({ name: 'eh', targets: [{ port: disk, options: { exchangeTimeoutMs: 2000 } }] });
     run = await runGuest({
-      devices: [socket],
+      devices: [rig.socket],
       qlaParams: { ql2xextended_error_logging: '0x7fffffff' },
       dmesg: true,
       onLine: (line) => {
@@ -81,11 +59,7 @@ describe('qla2xxx error handling on the emulated ISP2532: TMFs and aborts', () =
   });
 
   afterAll(async () => {
-    hba?.close();
-    await fabricPort?.close();
-    fabric?.close();
-    await listener?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('boots and runs the script', () => {

@@ -3,22 +3,10 @@
  * choose — MSI (ql2xenablemsix=2) and INTx (ql2xenablemsix=0, and a device offering no MSI/MSI-X
  * capability at all). MSI-X (the default) is covered by isp-probe.test.ts.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
-import { VportHba } from '../../src/hba.js';
-import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
 import type { Isp2532Interrupts } from '../../src/isp/pci-identity.js';
-import { StorageArray } from '../../src/san/array.js';
-import { Fabric } from '../../src/san/fabric/switch.js';
-import { Zoning } from '../../src/san/fabric/zoning.js';
-import { LinkListener, connectLink, linkPair } from '../../src/san/link.js';
-import { FcTargetPort } from '../../src/san/target-port.js';
-
-const WWPN = 0x5001438001234567n;
-const WWNN = 0x5001438001234566n;
+import { VPORT_WWPN as WWPN, startIspRig, type IspRig } from './support/rig.js';
 
 interface Variant {
   name: string;
@@ -36,33 +24,22 @@ const VARIANTS: Variant[] = [
 
 for (const v of VARIANTS) {
   describe(`qla2xxx on the emulated ISP2532 with ${v.name}`, () => {
-    const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-irq-'));
-    const socket = join(dir, 'vport0.sock');
-    const linkPath = join(dir, 'fabric.sock');
     let run: GuestRunResult;
-    let hba: VportHba;
-    let fabricPort: InitiatorFabricPort;
-    let listener: LinkListener;
-    let fabric: Fabric;
-    let array: StorageArray;
+    let rig: IspRig;
 
     beforeAll(async () => {
-      fabric = new Fabric({ name: 'irq', domain: 1, zoning: new Zoning('allow') });
-      listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
-      array = await StorageArray.create({
-        name: 'array1',
-        ports: [{ wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n }],
-        volumes: [{ name: 'v0', size: '16M' }],
-        hostGroups: [{ name: 'vm1', initiators: [WWPN], luns: { '0': 'v0' } }],
+      rig = await startIspRig({
+        name: 'irq',
+        array: {
+          name: 'array1',
+          ports: [{ wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n }],
+          volumes: [{ name: 'v0', size: '16M' }],
+          hostGroups: [{ name: 'vm1', initiators: [WWPN], luns: { '0': 'v0' } }],
+        },
+        interrupts: v.offered,
       });
-      const [fabricEnd, portEnd] = linkPair('array');
-      fabric.attach(fabricEnd);
-      await FcTargetPort.start(portEnd, array.ports[0]!, {});
-      fabricPort = new InitiatorFabricPort({ connect: () => connectLink(linkPath) });
-      hba = new VportHba({ socketPath: socket, wwpn: WWPN, wwnn: WWNN, fabric: fabricPort, interrupts: v.offered });
-      hba.start();
       run = await runGuest({
-        devices: [socket],
+        devices: [rig.socket],
         qlaParams: { ql2xenablemsix: v.enablemsix, ql2xextended_error_logging: '0x40000000' },
         dmesg: true,
         script: [
@@ -82,12 +59,7 @@ for (const v of VARIANTS) {
     });
 
     afterAll(async () => {
-      hba?.close();
-      await fabricPort?.close();
-      fabric?.close();
-      await listener?.close();
-      await array?.close();
-      rmSync(dir, { recursive: true, force: true });
+      await rig?.close();
     });
 
     it('uses the expected interrupt mode, comes Online and moves data intact', () => {

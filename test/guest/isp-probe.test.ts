@@ -3,64 +3,39 @@
  * ISP2532 (in-process VportHba), loads firmware, brings the loop up, logs the vport in to the
  * simulated fabric and discovers the array's zoned target ports and exactly the masked LUNs.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
-import { VportHba } from '../../src/hba.js';
-import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
-import { StorageArray } from '../../src/san/array.js';
-import { Fabric } from '../../src/san/fabric/switch.js';
-import { Zoning } from '../../src/san/fabric/zoning.js';
-import { LinkListener, connectLink, linkPair } from '../../src/san/link.js';
-import { FcTargetPort } from '../../src/san/target-port.js';
+import { VPORT_WWNN as WWNN, VPORT_WWPN as WWPN, startIspRig, sysfsWwn as hex, type IspRig } from './support/rig.js';
 
-const WWPN = 0x5001438001234567n;
-const WWNN = 0x5001438001234566n;
 const ARRAY_PORTS = [
   { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n },
   { wwpn: 0x500a098100000002n, wwnn: 0x500a098000000001n },
 ];
-const hex = (w: bigint) => '0x' + w.toString(16).padStart(16, '0');
 
 describe('qla2xxx probes the emulated ISP2532, discovers the SAN, does I/O, survives LIP and reload', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-'));
-  const socket = join(dir, 'vport0.sock');
-  const linkPath = join(dir, 'fabric.sock');
   let run: GuestRunResult;
-  let hba: VportHba;
-  let fabricPort: InitiatorFabricPort;
-  let listener: LinkListener;
-  let fabric: Fabric;
-  let array: StorageArray;
+  let rig: IspRig;
 
   beforeAll(async () => {
-    fabric = new Fabric({ name: 'test', domain: 1, zoning: new Zoning('allow') });
-    listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
-    array = await StorageArray.create({
-      name: 'array1',
-      ports: ARRAY_PORTS,
-      volumes: [
-        { name: 'v0', size: '64M' },
-        { name: 'v1', size: '32M' },
-        { name: 'other', size: '16M' },
-      ],
-      hostGroups: [
-        { name: 'vm1', initiators: [WWPN], luns: { '0': 'v0', '3': 'v1' } },
-        { name: 'vm2', initiators: [0x5001438009999999n], luns: { '0': 'other' } },
-      ],
+    rig = await startIspRig({
+      name: 'probe',
+      array: {
+        name: 'array1',
+        ports: ARRAY_PORTS,
+        volumes: [
+          { name: 'v0', size: '64M' },
+          { name: 'v1', size: '32M' },
+          { name: 'other', size: '16M' },
+        ],
+        hostGroups: [
+          { name: 'vm1', initiators: [WWPN], luns: { '0': 'v0', '3': 'v1' } },
+          { name: 'vm2', initiators: [0x5001438009999999n], luns: { '0': 'other' } },
+        ],
+      },
     });
-    for (const port of array.ports) {
-      const [fabricEnd, portEnd] = linkPair('array');
-      fabric.attach(fabricEnd);
-      await FcTargetPort.start(portEnd, port, {});
-    }
-    fabricPort = new InitiatorFabricPort({ connect: () => connectLink(linkPath) });
-    hba = new VportHba({ socketPath: socket, wwpn: WWPN, wwnn: WWNN, fabric: fabricPort });
-    hba.start();
     run = await runGuest({
-      devices: [socket],
+      devices: [rig.socket],
       qlaParams: { ql2xextended_error_logging: '0x7fffffff' },
       dmesg: true,
       script: [
@@ -101,12 +76,7 @@ describe('qla2xxx probes the emulated ISP2532, discovers the SAN, does I/O, surv
   });
 
   afterAll(async () => {
-    hba?.close();
-    await fabricPort?.close();
-    fabric?.close();
-    await listener?.close();
-    await array?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('boots and runs the script', () => {

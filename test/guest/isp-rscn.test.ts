@@ -3,63 +3,38 @@
  * RSCN; the emulated ISP2532 turns it into AEN 0x8015 and qla2xxx rescans, logs in to the new port
  * and attaches its LUN — the same path as a target appearing behind a real switch.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
-import { VportHba } from '../../src/hba.js';
-import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
-import { StorageArray } from '../../src/san/array.js';
-import { Fabric } from '../../src/san/fabric/switch.js';
-import { Zoning } from '../../src/san/fabric/zoning.js';
-import { LinkListener, connectLink, linkPair } from '../../src/san/link.js';
-import { FcTargetPort } from '../../src/san/target-port.js';
+import { VPORT_WWPN as WWPN, startIspRig, sysfsWwn as hex, type IspRig } from './support/rig.js';
 
-const WWPN = 0x5001438001234567n;
-const WWNN = 0x5001438001234566n;
 const PORTS = [
   { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n },
   { wwpn: 0x500a098100000002n, wwnn: 0x500a098000000001n },
 ];
-const hex = (w: bigint) => '0x' + w.toString(16).padStart(16, '0');
 
 describe('a target port joining the fabric is discovered through RSCN', () => {
-  const dir = mkdtempSync(join(tmpdir(), 'npiv-isp-rscn-'));
-  const socket = join(dir, 'vport0.sock');
-  const linkPath = join(dir, 'fabric.sock');
   let run: GuestRunResult;
-  let hba: VportHba;
-  let fabricPort: InitiatorFabricPort;
-  let listener: LinkListener;
-  let fabric: Fabric;
-  let array: StorageArray;
-
-  const attach = async (i: number) => {
-    const [fabricEnd, portEnd] = linkPair(`array port ${i}`);
-    fabric.attach(fabricEnd);
-    await FcTargetPort.start(portEnd, array.ports[i]!, {});
-  };
+  let rig: IspRig;
 
   beforeAll(async () => {
-    fabric = new Fabric({ name: 'rscn', domain: 1, zoning: new Zoning('allow') });
-    listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
-    array = await StorageArray.create({
-      name: 'array1',
-      ports: PORTS,
-      volumes: [{ name: 'v0', size: '16M' }],
-      hostGroups: [{ name: 'vm1', initiators: [WWPN], luns: { '0': 'v0' } }],
+    rig = await startIspRig({
+      name: 'rscn',
+      array: {
+        name: 'array1',
+        ports: PORTS,
+        volumes: [{ name: 'v0', size: '16M' }],
+        hostGroups: [{ name: 'vm1', initiators: [WWPN], luns: { '0': 'v0' } }],
+      },
+      // Port 1 joins only when the guest asks (GUEST:ADD_PORT), to trigger the RSCN.
+      attachArrayPorts: [0],
     });
-    await attach(0);
-    fabricPort = new InitiatorFabricPort({ connect: () => connectLink(linkPath) });
-    hba = new VportHba({ socketPath: socket, wwpn: WWPN, wwnn: WWNN, fabric: fabricPort });
-    hba.start();
     run = await runGuest({
-      devices: [socket],
+      devices: [rig.socket],
       qlaParams: { ql2xextended_error_logging: '0x12000000' },
       dmesg: true,
       onLine: (line) => {
-        if (line.includes('GUEST:ADD_PORT')) void attach(1);
+        if (line.includes('GUEST:ADD_PORT')) void rig.attachArrayPort(1);
       },
       script: [
         'h=/sys/class/fc_host/host0',
@@ -80,12 +55,7 @@ describe('a target port joining the fabric is discovered through RSCN', () => {
   });
 
   afterAll(async () => {
-    hba?.close();
-    await fabricPort?.close();
-    fabric?.close();
-    await listener?.close();
-    await array?.close();
-    rmSync(dir, { recursive: true, force: true });
+    await rig?.close();
   });
 
   it('starts with one target port and its LUN', () => {
