@@ -88,6 +88,8 @@ export interface E2eData {
   rows: E2eRow[];
   /** per guest path and job: what the processes did while it ran */
   samples: Record<string, Record<string, JobSample>>;
+  /** per path: when its figures were measured (paths carried over by --e2e-paths keep their date) */
+  measuredAt?: Record<string, string>;
   /** per guest path: the script's exit status (null: it never finished) */
   guestExitStatus: Record<string, number | null>;
   problems: string[];
@@ -249,8 +251,11 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   const guestExitStatus: Record<string, number | null> = {};
   const guestCommands: string[] = [];
   try {
-    ctx.log('e2e: preconditioning the SAN volume');
-    await preconditionSanVolume(san.link);
+    // NPIV_BENCH_PRECONDITION=0 skips it (the SAN volume then reads never-written chunks as zeros).
+    if (process.env.NPIV_BENCH_PRECONDITION !== '0') {
+      ctx.log('e2e: preconditioning the SAN volume');
+      await preconditionSanVolume(san.link);
+    } else problems.push('the SAN volume was not preconditioned (NPIV_BENCH_PRECONDITION=0): npiv-hba reads of never-written blocks are served as zeros');
     if (ctx.e2eHba === 'process') serve = await startServe(ctx.workDir, 'vport0', san.link, EMU_WWPN, EMU_WWNN);
     else hba = startCountingHba(socket, san.link, EMU_WWPN, EMU_WWNN);
     const sanPid = san.proc.child.pid!;
@@ -362,6 +367,8 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   // A subset run (--e2e-paths) keeps the other paths' figures from the previous e2e result.
   const previous = selected.size < PATHS.length ? loadPart<E2eData>('e2e') : null;
   const carried: string[] = [];
+  const now = new Date().toISOString();
+  const measuredAt: Record<string, string> = Object.fromEntries([...selected].map((p) => [p, now]));
   if (previous) {
     for (const p of PATHS) {
       if (selected.has(p)) continue;
@@ -369,6 +376,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       if (previous.data.samples[p]) samples[p] = previous.data.samples[p]!;
       if (previous.data.guestExitStatus[p] !== undefined) guestExitStatus[p] = previous.data.guestExitStatus[p]!;
       carried.push(p);
+      measuredAt[p] = previous.data.measuredAt?.[p] ?? previous.machine.date;
     }
   }
   const rows: E2eRow[] = jobs.map((j) => {
@@ -387,7 +395,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       log: true,
     }),
   );
-  const data: E2eData = { volumeMiB: E2E_VOLUME_MIB, runtimeSeconds: runtime, accelerator: guestCommands.some((c) => c.includes('-accel kvm')) ? 'kvm' : 'tcg', rows, samples, guestExitStatus, problems };
+  const data: E2eData = { measuredAt, volumeMiB: E2E_VOLUME_MIB, runtimeSeconds: runtime, accelerator: guestCommands.some((c) => c.includes('-accel kvm')) ? 'kvm' : 'tcg', rows, samples, guestExitStatus, problems };
   return {
     data,
     commands: [
@@ -402,7 +410,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       ctx.e2eHba === 'process'
         ? 'The npiv-hba HBA ran as its own `npiv-hba serve` process (--e2e-hba process): CPU from /proc, no device-boundary counters.'
         : 'The npiv-hba HBA runs inside the benchmark process (production VportHba with counters) instead of a separate `npiv-hba serve`, so the profile can count its vfio-user accesses, interrupts and DMA.',
-      ...(previous ? [`Paths ${carried.join(', ')} carried over from the e2e run of ${previous.machine.date} (this run: ${[...selected].join(', ')}).`] : []),
+      ...(previous ? [`Paths ${carried.map((p) => `${p} (measured ${measuredAt[p]})`).join(', ')} carried over from earlier e2e runs (this run: ${[...selected].join(', ')}).`] : []),
       'Host fio uses buffered I/O (tmpfs has no O_DIRECT): it measures the memory path the peers end in.',
       ...problems.map((p) => `problem: ${p}`),
     ],
