@@ -76,7 +76,8 @@ export async function startIspRig(o: IspRigOptions): Promise<IspRig> {
     fabric.attach(fabricEnd);
     return FcTargetPort.start(portEnd, port, options);
   };
-  const attachArrayPort = (i: number): Promise<FcTargetPort> => {
+  // async so that a bad index rejects the promise (callers in onLine handlers `void` it).
+  const attachArrayPort = async (i: number): Promise<FcTargetPort> => {
     const port = array?.ports[i];
     if (!port) throw new Error(`rig ${o.name}: the array has no port ${i}`);
     return attachTargetPort(port);
