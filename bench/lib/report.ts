@@ -169,7 +169,7 @@ export function writeReport(): string {
   const emulator = refreshed(loadPart<EmulatorData>('emulator'), (d) => emulatorBottleneck(d.cases));
   const e2e = refreshed(loadPart<E2eData>('e2e'), e2eBottleneck);
   const scale = refreshed(loadPart<ScaleData>('scale'), scaleBottleneck);
-  const profile = refreshed(loadPart<ProfileData>('profile'), (d) => profileBottleneck(d.e2e));
+  const profile = refreshed(loadPart<ProfileData>('profile'), (d) => profileBottleneck(d.e2e, d.emulator));
   const present = [ring, emulator, e2e, scale, profile].filter((x): x is PartResult<never> => x !== null);
   const lines: string[] = [
     '# npiv-hba benchmark report',

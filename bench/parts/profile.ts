@@ -86,9 +86,17 @@ export function profileRows(e2e: E2eData): PathProfileRow[] {
   return rows;
 }
 
-export function profileBottleneck(rows: readonly PathProfileRow[]): string {
+export function profileBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['emulator'] = []): string {
   const qd1 = rows.find((r) => r.job === 'randread-4k-qd1') ?? rows[0];
-  if (!qd1) return 'not measured (no end-to-end samples of the npiv-hba path)';
+  if (!qd1) {
+    const e = emulator.find((r) => r.job.includes('QD1'));
+    if (!e) return 'not measured (no end-to-end samples of the npiv-hba path)';
+    return (
+      `No real-guest samples of the npiv-hba path (see the e2e problems). From the driver model at ${e.job}: ${e.roundTripsPerIo.toFixed(1)} synchronous vfio-user reads, ` +
+      `${e.postedWritesPerIo.toFixed(1)} posted register writes and ${e.interruptsPerIo.toFixed(2)} interrupts per I/O, and CPU per I/O of ${e.serveCpuUsPerIo.toFixed(0)} µs in serve, ` +
+      `${e.sanCpuUsPerIo.toFixed(0)} µs in the SAN, ${e.driverCpuUsPerIo.toFixed(0)} µs in the QEMU stand-in: at QD1 the HBA process's fixed per-I/O cost (event-loop wake-ups and syscalls: socket messages, eventfd, link frames) is the next thing to cut.`
+    );
+  }
   const parts = [
     { key: 'qemu', who: 'QEMU + the TCG guest (qla2xxx, block layer, fio)', us: qd1.qemuCpuUsPerIo ?? 0 },
     { key: 'hba', who: 'the HBA', us: qd1.hbaCpuUsPerIo },
@@ -124,7 +132,7 @@ export async function runProfilePart(_ctx: PartContext): Promise<PartOutput<Prof
   return {
     data: { e2e: rows, emulator, copies: DATA_COPIES },
     commands: ['node bench/run.js --only profile   (reads e2e-latest.json and emulator-latest.json)'],
-    bottleneck: profileBottleneck(rows),
+    bottleneck: profileBottleneck(rows, emulator),
     notes: [
       `Sources: e2e run of ${e2e?.machine.date ?? 'n/a'}, emulator run of ${emu?.machine.date ?? 'n/a'}.`,
       'vfio-user messages and DMA are counted at the device boundary of the production VportHba; SAN frames from the switch counters (fabric.stats.forwarded) over the SAN control socket; CPU from /proc.',
