@@ -18,6 +18,8 @@ const run = (cmd, args) => {
 };
 
 if (!existsSync(join(root, 'build', 'ring.wasm'))) run('npm', ['run', 'build:wasm']);
+// The guest environment for the end-to-end part, and host fio for its limit path.
+run('bash', [join(root, 'scripts', 'guest', 'prepare.sh'), '--with-bench']);
 if (!existsSync(join(root, 'native', 'build', 'Release', 'npiv_native.node'))) {
   console.error('bench: the native shim is not built; run `npm ci` (or `npx node-gyp rebuild --directory=native`) first');
   process.exit(1);

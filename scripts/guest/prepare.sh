@@ -34,6 +34,15 @@ ROOTFS_PACKAGES=(
 )
 # Host packages for the rootfs build (bookworm only; build-guest.sh also ensures xz-utils).
 HOST_PACKAGES=(mmdebstrap zstd)
+# `--with-bench` (npm run bench): host fio measures the limit path (fio on the backing file).
+BENCH_HOST_PACKAGES=(fio)
+WITH_BENCH=0
+for arg in "$@"; do
+  case "$arg" in
+    --with-bench) WITH_BENCH=1 ;;
+    *) printf '[guest-prepare] ERROR: unknown argument %s (known: --with-bench)\n' "$arg" >&2; exit 2 ;;
+  esac
+done
 
 MMDEBSTRAP_TIMEOUT=1800 # seconds; a fresh build measured 1-1.5 min
 RESTORE_TIMEOUT=600
@@ -125,6 +134,7 @@ if [ ! -e "$ROOTFS_STAMP" ]; then
   fi
 fi
 log "rootfs ready: $ROOTFS"
+if [ "$WITH_BENCH" -eq 1 ]; then install_host_packages "${BENCH_HOST_PACKAGES[@]}"; fi
 
 # ---- guest kernel + initramfs ------------------------------------------------------------
 # shellcheck source=build-guest.sh
