@@ -53,14 +53,8 @@ export class VportHba {
       logger: this.log.child({ layer: 'pci' }),
       ...(o.interrupts ? { interrupts: o.interrupts } : {}),
     });
-    const host = ispHostOf(this.pci);
     isp = new Isp2532({
-      host: {
-        memory: host.memory,
-        interruptMode: host.interruptMode,
-        setIntx: host.setIntx,
-        sendMessage: host.sendMessage,
-      },
+      host: ispHostOf(this.pci),
       fabric: o.fabric,
       wwpn: o.wwpn,
       wwnn: o.wwnn,
