@@ -1,8 +1,8 @@
 /**
- * Part 3 — end to end, one real-guest boot per path, back to back in one benchmark run (QEMU 11 +
- * the Debian guest kernel of scripts/guest/, TCG unless hardware KVM is loaded; all three
- * controllers in ONE guest hung the guest, see the loop below): fio 4 KiB random read/write at QD1 and
- * QD32 and 128 KiB sequential read, each time-based, against equal RAM-backed volumes through
+ * Part 3 — end to end, in one real-guest run (QEMU 11 + the Debian guest kernel of scripts/guest/,
+ * TCG unless hardware KVM is loaded): one guest carries all three controllers, and fio runs 4 KiB
+ * random read/write at QD1 and QD32 and 128 KiB sequential read, each time-based, job by job on
+ * every path in turn, against equal RAM-backed volumes through
  *   (a) npiv-hba: vfio-user-pci → the production VportHba (run in this process with counters,
  *       see bench/lib/counting-hba.ts) → `npiv-hba san` (RAM volume), driver qla2xxx;
  *   (b) QEMU's megasas (emulated LSI MegaRAID SAS 1078) + scsi-hd on a /dev/shm file, megaraid_sas;
@@ -56,7 +56,7 @@ export const FIO_JOBS: FioJob[] = [
 
 export const PATHS = ['npiv-hba', 'megasas', 'virtio-scsi', 'host'] as const;
 export type PathName = (typeof PATHS)[number];
-/** The guest driver (scsi_host proc_name) behind each guest path. */
+/** The guest driver bound to the device under each guest path's SCSI host. */
 const GUEST_DRIVER: Record<Exclude<PathName, 'host'>, string> = { 'npiv-hba': 'qla2xxx', megasas: 'megaraid_sas', 'virtio-scsi': 'virtio_scsi' };
 /** Modules of the peers' guest drivers (the base initramfs carries the FC stack only). */
 const PEER_MODULES: Record<Exclude<GuestPath, 'npiv-hba'>, string> = {
@@ -97,19 +97,43 @@ export interface E2eData {
 
 export type GuestPath = Exclude<PathName, 'host'>;
 
-/** The script of one guest boot: load the path's driver, find its disk, run every fio job on it. */
-export function guestScript(runtimeSeconds: number, jobs: readonly FioJob[], path: GuestPath): string {
-  const jobLines = jobs.map((j) => `run_job ${path} "$d" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`).join('\n');
-  const driver = GUEST_DRIVER[path];
-  const load = path === 'npiv-hba' ? '' : `echo "GUEST:STAGE insmod ${driver}"\ninsmod /lib/modules/bench-${driver}.ko || echo "GUEST:PROBLEM insmod ${driver} failed"\n`;
+/** The shell variable holding a path's disk name in the guest script. */
+const diskVar = (path: GuestPath): string => `disk_${path.replace(/-/g, '_')}`;
+
+/**
+ * The script of the benchmark guest: load the peers' drivers, find every path's disk, then run
+ * each fio job on every path in turn (job by job, so the paths are measured side by side under
+ * the same machine load).
+ */
+export function guestScript(runtimeSeconds: number, jobs: readonly FioJob[], paths: readonly GuestPath[]): string {
+  // qla2xxx is loaded at boot by the harness; the peers' modules ride in the initramfs.
+  const loads = paths
+    .filter((p) => p !== 'npiv-hba')
+    .map((p) => `echo "GUEST:STAGE insmod ${GUEST_DRIVER[p]}"\ninsmod /lib/modules/bench-${GUEST_DRIVER[p]}.ko || echo "GUEST:PROBLEM insmod ${GUEST_DRIVER[p]} failed"`)
+    .join('\n');
+  const waits = paths
+    .map(
+      (p) => `echo "GUEST:STAGE waiting for the ${p} disk"
+wait_until 120 find_disk ${GUEST_DRIVER[p]} >/dev/null || {
+  echo "GUEST:PROBLEM no disk behind ${GUEST_DRIVER[p]}; sd disks: $(for b in /sys/block/sd*; do echo "$b=$(readlink -f $b/device)"; done | tr '\\n' ' ')"
+  exit 1
+}
+${diskVar(p)}=$(find_disk ${GUEST_DRIVER[p]})
+echo "GUEST:DISK ${p} $${diskVar(p)} $(cat /sys/block/$${diskVar(p)}/size)"`,
+    )
+    .join('\n');
+  const jobLines = jobs.flatMap((j) => paths.map((p) => `run_job ${p} "$${diskVar(p)}" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`)).join('\n');
   return `
-${load}# find_disk DRIVER: the first sd disk whose SCSI host is driven by DRIVER
+${loads}
+# find_disk DRIVER: the first sd disk whose SCSI host sits on a device bound to DRIVER (the
+# host's parent: the PCI function, or the virtio device). Not the host's proc_name: qla2xxx
+# leaves it unset.
 find_disk() {
-  for b in /sys/block/sd*; do
+  for b in \${SYSFS:-/sys}/block/sd*; do
     [ -e "$b/device" ] || continue
-    hn=$(readlink -f "$b/device" | sed -n 's#.*/host\\([0-9]*\\)/.*#\\1#p')
-    [ -n "$hn" ] || continue
-    if [ "$(cat /sys/class/scsi_host/host$hn/proc_name 2>/dev/null)" = "$1" ]; then echo "\${b##*/}"; return 0; fi
+    parent=$(readlink -f "$b/device" | sed -n 's#^\\(.*\\)/host[0-9]*/.*#\\1#p')
+    [ -n "$parent" ] || continue
+    if [ "$(basename "$(readlink -f "$parent/driver")")" = "$1" ]; then echo "\${b##*/}"; return 0; fi
   done
   return 1
 }
@@ -123,10 +147,7 @@ run_job() {
   echo "GUEST:FIO-JSON $1 $3 $(tr -d '\\n\\t' < /tmp/fio.json)"
   [ $st -eq 0 ] || { echo "GUEST:PROBLEM fio $1 $3 status $st: $(tr '\\n' ' ' < /tmp/fio.log | cut -c1-300)"; }
 }
-echo "GUEST:STAGE waiting for the ${path} disk"
-wait_until 120 find_disk ${driver} >/dev/null || { echo "GUEST:PROBLEM no disk behind ${driver}"; exit 1; }
-d=$(find_disk ${driver})
-echo "GUEST:DISK ${path} $d $(cat /sys/block/$d/size)"
+${waits}
 ${jobLines}
 exit 0
 `;
@@ -319,34 +340,37 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
         }
       }
     };
-    // One boot per guest path: with all three controllers in one guest, loading the third driver
-    // left both vCPUs spinning with no console output under TCG (twice, in either load order).
-    for (const g of guests.filter((x) => selected.has(x.path))) {
+    // One guest carries every selected controller: the paths run job by job in the same boot.
+    const chosen = guests.filter((x) => selected.has(x.path));
+    if (chosen.length > 0) {
+      const paths = chosen.map((g) => g.path);
       qemuPid = null;
-      qemuMarker = g.marker;
-      const timeoutMs = BOOT_BUDGET_MS + jobs.length * (runtime * 1000 + PER_JOB_OVERHEAD_MS);
-      ctx.log(`e2e: booting the guest for ${g.path} (timeout ${(timeoutMs / 1000).toFixed(0)} s)`);
+      qemuMarker = chosen[0]!.marker;
+      const timeoutMs = BOOT_BUDGET_MS + paths.length * jobs.length * (runtime * 1000 + PER_JOB_OVERHEAD_MS);
+      ctx.log(`e2e: booting one guest with ${paths.join(', ')} (timeout ${(timeoutMs / 1000).toFixed(0)} s)`);
       const run = await runGuest({
-        devices: g.path === 'npiv-hba' ? [socket] : [],
-        script: guestScript(runtime, jobs, g.path),
-        extraFiles: g.path === 'npiv-hba' ? [] : peerModule(g.path),
-        qemuArgs: g.qemuArgs,
-        loadQla: g.path === 'npiv-hba',
+        devices: paths.includes('npiv-hba') ? [socket] : [],
+        script: guestScript(runtime, jobs, paths),
+        extraFiles: chosen.flatMap((g) => (g.path === 'npiv-hba' ? [] : peerModule(g.path))),
+        qemuArgs: chosen.flatMap((g) => g.qemuArgs),
+        loadQla: paths.includes('npiv-hba'),
         memMiB: GUEST_MEM_MIB,
         timeoutMs,
         onLine,
         // Kept after the run (bench/results/raw is not committed) for post-mortems.
-        logFile: join(resultsDir(), 'raw', `e2e-guest-${g.path}.log`),
+        logFile: join(resultsDir(), 'raw', 'e2e-guest.log'),
       });
       await Promise.all(pending);
-      guestExitStatus[g.path] = run.exitStatus;
       guestCommands.push(run.command.join(' '));
-      for (const l of run.guestLines) if (l.startsWith('PROBLEM')) problems.push(`${g.path}: ${l}`);
-      if (run.timedOut) problems.push(`${g.path}: the guest run timed out`);
-      if (!fio[g.path] || Object.keys(fio[g.path]!).length === 0) {
-        problems.push(`${g.path}: no fio result (guest exit status ${run.exitStatus ?? 'none'}; serial log in bench/results/raw/e2e-guest-${g.path}.log)`);
+      for (const l of run.guestLines) if (l.startsWith('PROBLEM')) problems.push(l);
+      if (run.timedOut) problems.push('the guest run timed out');
+      for (const p of paths) {
+        guestExitStatus[p] = run.exitStatus;
+        if (!fio[p] || Object.keys(fio[p]!).length === 0) {
+          problems.push(`${p}: no fio result (guest exit status ${run.exitStatus ?? 'none'}; serial log in bench/results/raw/e2e-guest.log)`);
+        }
       }
-      if (run.kernelProblems.length) problems.push(...run.kernelProblems.slice(0, 5).map((p) => `${g.path}: guest kernel: ${p}`));
+      if (run.kernelProblems.length) problems.push(...run.kernelProblems.slice(0, 5).map((p) => `guest kernel: ${p}`));
     }
   } finally {
     await hba?.close();

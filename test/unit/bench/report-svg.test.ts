@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { barLength, escapeXml, renderBarChart } from '../../../bench/lib/svg.js';
 import { markdownTable } from '../../../bench/lib/report.js';
 import { parseBenchArgs } from '../../../bench/lib/args.js';
@@ -79,16 +83,57 @@ describe('report pieces', () => {
     expect(profileRows(data)).toEqual([]);
   });
 
-  it('the guest script loads the driver of its path, finds its disk and runs every job in tagged lines', () => {
-    const script = guestScript(7, FIO_JOBS, 'megasas');
-    for (const j of FIO_JOBS) expect(script).toContain(`run_job megasas "$d" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`);
+  it('the guest script loads the peers\' drivers, finds every disk and runs each job on every path in turn', () => {
+    const script = guestScript(7, FIO_JOBS, ['npiv-hba', 'megasas', 'virtio-scsi']);
     expect(script).toContain('--runtime=7');
     expect(script).toContain('insmod /lib/modules/bench-megaraid_sas.ko');
-    expect(script).toContain('wait_until 120 find_disk megaraid_sas');
-    expect(script).toContain("sed -n 's#.*/host\\([0-9]*\\)/.*#\\1#p'");
+    expect(script).toContain('insmod /lib/modules/bench-virtio_scsi.ko');
+    expect(script).not.toContain('bench-qla2xxx'); // qla2xxx is loaded at boot by the harness
+    for (const d of ['qla2xxx', 'megaraid_sas', 'virtio_scsi']) expect(script).toContain(`wait_until 120 find_disk ${d}`);
+    expect(script).toContain('disk_virtio_scsi=$(find_disk virtio_scsi)');
+    const runs = script.split('\n').filter((l) => l.startsWith('run_job '));
+    // job by job, every path in turn
+    expect(runs.slice(0, 3)).toEqual([
+      `run_job npiv-hba "$disk_npiv_hba" randread-4k-qd1 randread 4k 1`,
+      `run_job megasas "$disk_megasas" randread-4k-qd1 randread 4k 1`,
+      `run_job virtio-scsi "$disk_virtio_scsi" randread-4k-qd1 randread 4k 1`,
+    ]);
+    expect(runs).toHaveLength(FIO_JOBS.length * 3);
     expect(script).toMatch(/GUEST:FIO-START .*GUEST:FIO-END .*GUEST:FIO-JSON/s);
-    const npiv = guestScript(7, FIO_JOBS.slice(0, 1), 'npiv-hba');
-    expect(npiv).not.toContain('insmod'); // qla2xxx is loaded at boot by the harness
+    const npiv = guestScript(7, FIO_JOBS.slice(0, 1), ['npiv-hba']);
+    expect(npiv).not.toContain('insmod');
     expect(npiv).toContain('find_disk qla2xxx');
+  });
+
+  it('find_disk picks the disk by the driver bound under its SCSI host (qla2xxx has no proc_name)', () => {
+    const script = guestScript(7, FIO_JOBS.slice(0, 1), ['npiv-hba']);
+    const fn = /^find_disk\(\) \{\n[\s\S]*?\n\}\n/m.exec(script)?.[0];
+    expect(fn).toBeDefined();
+    const sys = mkdtempSync(join(tmpdir(), 'find-disk-'));
+    try {
+      // sda behind a virtio-scsi host (parent virtio0), sdb behind a qla2xxx host (parent the PCI function).
+      const disk = (name: string, hostParent: string, driver: string, bus: string) => {
+        const dev = join(sys, 'devices', hostParent, 'host3', 'rport-3:0-0', 'target3:0:0', '3:0:0:0');
+        mkdirSync(dev, { recursive: true });
+        mkdirSync(join(sys, 'bus', bus, 'drivers', driver), { recursive: true });
+        symlinkSync(join(sys, 'bus', bus, 'drivers', driver), join(sys, 'devices', hostParent, 'driver'));
+        mkdirSync(join(sys, 'block', name), { recursive: true });
+        symlinkSync(dev, join(sys, 'block', name, 'device'));
+      };
+      disk('sda', 'pci0000:00/0000:00:02.0/virtio0', 'virtio_scsi', 'virtio');
+      disk('sdb', 'pci0000:00/0000:00:01.0/0000:01:00.0', 'qla2xxx', 'pci');
+      const run = (driver: string) => {
+        try {
+          return execFileSync('sh', ['-c', `${fn}\nfind_disk ${driver}`], { env: { ...process.env, SYSFS: sys }, encoding: 'utf8' }).trim();
+        } catch {
+          return null;
+        }
+      };
+      expect(run('qla2xxx')).toBe('sdb');
+      expect(run('virtio_scsi')).toBe('sda');
+      expect(run('megaraid_sas')).toBeNull();
+    } finally {
+      rmSync(sys, { recursive: true, force: true });
+    }
   });
 });
