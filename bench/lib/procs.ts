@@ -28,6 +28,8 @@ export interface SanSetup {
   targetWwpn: bigint;
   targetWwnn: bigint;
   volumes: BenchVolume[];
+  /** Node.js options for the SAN process (e.g. --cpu-prof). */
+  nodeArgs?: string[];
 }
 
 /** A SAN configuration: one array, RAM volumes (no file), every initiator mapped to every LUN, zoning open. */
@@ -59,17 +61,25 @@ export async function startSan(s: SanSetup): Promise<{ proc: LabProcess; link: s
     logFile: join(s.workDir, 'san.log'),
     cwd: s.workDir,
     env: { NPIV_HBA_LOG_LEVEL: 'warn' },
+    ...(s.nodeArgs ? { nodeArgs: s.nodeArgs } : {}),
   });
   await waitForSocket(proc, link, START_TIMEOUT_MS);
   await waitForSocket(proc, control, START_TIMEOUT_MS);
   return { proc, link, control };
 }
 
-export async function startServe(workDir: string, name: string, sanLink: string | null, wwpn: bigint, wwnn: bigint): Promise<{ proc: LabProcess; socket: string }> {
+export async function startServe(
+  workDir: string,
+  name: string,
+  sanLink: string | null,
+  wwpn: bigint,
+  wwnn: bigint,
+  nodeArgs?: string[],
+): Promise<{ proc: LabProcess; socket: string }> {
   const socket = join(workDir, `${name}.sock`);
   const args = ['serve', '--socket', socket, '--wwpn', formatWwn(wwpn), '--wwnn', formatWwn(wwnn)];
   if (sanLink) args.push('--san', sanLink);
-  const proc = startCliProcess({ name, cli: CLI_LAUNCHER, args, logFile: join(workDir, `${name}.log`), cwd: workDir, env: { NPIV_HBA_LOG_LEVEL: 'warn' } });
+  const proc = startCliProcess({ name, cli: CLI_LAUNCHER, args, logFile: join(workDir, `${name}.log`), cwd: workDir, env: { NPIV_HBA_LOG_LEVEL: 'warn' }, ...(nodeArgs ? { nodeArgs } : {}) });
   await waitForSocket(proc, socket, START_TIMEOUT_MS);
   return { proc, socket };
 }

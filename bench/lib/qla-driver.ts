@@ -271,7 +271,7 @@ export class QlaDriverModel {
   private startPolling(): void {
     const tick = () => {
       if (this.closed || this.pollTimer === null) return;
-      this.pump().finally(() => {
+      this.pumpSafely().finally(() => {
         if (this.pollTimer !== null) this.pollTimer = setTimeout(tick, POLL_INTERVAL_MS);
       });
     };
@@ -290,7 +290,17 @@ export class QlaDriverModel {
       if (n === null) return;
       this.counters.interruptWakeups++;
       this.counters.interrupts += Number(n);
-      void this.pump();
+      void this.pumpSafely();
+    });
+  }
+
+  /**
+   * pump() from an event handler: a register read cut off by close() is expected (the reply
+   * never comes); any other failure is a bug and still surfaces as an uncaught error.
+   */
+  private pumpSafely(): Promise<void> {
+    return this.pump().catch((err: unknown) => {
+      if (!this.closed) queueMicrotask(() => { throw err; });
     });
   }
 

@@ -10,7 +10,7 @@ import { ringBottleneck, type RingData } from '../parts/ring.js';
 import { emulatorBottleneck, type EmulatorData } from '../parts/emulator.js';
 import { e2eBottleneck, type E2eData, type PathName } from '../parts/e2e.js';
 import { scaleBottleneck, type ScaleData } from '../parts/scale.js';
-import { profileBottleneck, type ProfileData } from '../parts/profile.js';
+import { profileBottleneck, type Hotspot, type ProfileData } from '../parts/profile.js';
 
 export function markdownTable(header: string[], rows: string[][]): string {
   const line = (cells: string[]) => `| ${cells.map((c) => c.replaceAll('|', '\\|')).join(' | ')} |`;
@@ -152,8 +152,30 @@ function profileSection(p: PartResult<ProfileData>): string[] {
     'Data copies of the payload on the npiv-hba path (from the code):',
     '',
     ...p.data.copies.flatMap((c) => [`- ${c.direction}:`, ...c.steps.map((s, i) => `  ${i + 1}. ${s}`)]),
+    ...hotspotLines(p.data.hotspots ?? []),
     ...partFooter(p),
   ];
+}
+
+const pct = (share: number): string => `${(share * 100).toFixed(1)}%`;
+
+/** Sampled CPU profiles: per workload, self time by module and the hottest functions of each process. */
+function hotspotLines(hotspots: readonly Hotspot[]): string[] {
+  if (hotspots.length === 0) return [];
+  const lines = ['', 'Sampled CPU profiles (V8 --cpu-prof) of the two Node.js processes, self time of each timed workload:', ''];
+  for (const workload of [...new Set(hotspots.map((h) => h.workload))]) {
+    for (const h of hotspots.filter((x) => x.workload === workload)) {
+      lines.push(
+        `**${h.process}, ${workload}** (${n(h.iops)} IOPS under the profiler, ${n(h.busyUsPerIo)} µs sampled CPU per I/O):`,
+        '',
+        markdownTable(['module', 'share', 'µs/IO'], h.modules.slice(0, 8).map((m) => [m.name, pct(m.share), n(m.us / Math.max(1, h.ios))])),
+        '',
+        markdownTable(['function (self time)', 'share'], h.functions.slice(0, 8).map((f) => [f.name, pct(f.share)])),
+        '',
+      );
+    }
+  }
+  return lines;
 }
 
 /** Re-derives a part's bottleneck sentence from its data (so wording fixes reach old results) and saves it. */
@@ -169,7 +191,7 @@ export function writeReport(): string {
   const emulator = refreshed(loadPart<EmulatorData>('emulator'), (d) => emulatorBottleneck(d.cases));
   const e2e = refreshed(loadPart<E2eData>('e2e'), e2eBottleneck);
   const scale = refreshed(loadPart<ScaleData>('scale'), scaleBottleneck);
-  const profile = refreshed(loadPart<ProfileData>('profile'), (d) => profileBottleneck(d.e2e, d.emulator));
+  const profile = refreshed(loadPart<ProfileData>('profile'), (d) => profileBottleneck(d.e2e, d.emulator, d.hotspots));
   const present = [ring, emulator, e2e, scale, profile].filter((x): x is PartResult<never> => x !== null);
   const lines: string[] = [
     '# npiv-hba benchmark report',

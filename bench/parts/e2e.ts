@@ -195,18 +195,26 @@ async function preconditionSanVolume(link: string): Promise<void> {
   }
 }
 
-/** The QEMU process whose command line names `marker` (our socket or a peer's backing file). */
+/**
+ * The QEMU process whose command line names `marker` (our socket or a peer's backing file). The
+ * harness starts QEMU under `timeout`, whose command line names the marker too: of the matches,
+ * take the one whose parent is also a match (QEMU itself), else the only one.
+ */
 function findQemuPid(marker: string): number | null {
+  const matches = new Map<number, number>(); // pid → parent pid
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (cmd.includes('qemu-system') && cmd.includes(marker)) return Number(entry);
+      if (!cmd.includes('qemu-system') || !cmd.includes(marker)) continue;
+      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+      matches.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
     } catch {
       // gone or not ours
     }
   }
-  return null;
+  for (const [pid, ppid] of matches) if (matches.has(ppid)) return pid;
+  return matches.size === 1 ? [...matches.keys()][0]! : null;
 }
 
 function hostFio(file: string, job: FioJob, runtimeSeconds: number): { command: string[]; figures: FioFigures | null; error: string | null } {

@@ -5,8 +5,18 @@
  * FC frames through the SAN switch per I/O, and CPU per I/O of each process on the path. The
  * data copies are those of the code path (listed with their source), checked against the DMA
  * byte counts.
+ * It then measures where the CPU goes inside the two Node.js processes of the path: the
+ * emulator set-up (driver model → `npiv-hba serve` → `npiv-hba san`) runs again with both
+ * processes under V8's sampling profiler (--cpu-prof), and the samples of each timed workload
+ * are summed into self time per project module and per function.
  */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { loadPart } from '../lib/results.js';
+import { QlaDriverModel } from '../lib/qla-driver.js';
+import { startSan, startServe } from '../lib/procs.js';
+import { loadProfileFrom, summarizeProfile, type SelfTime } from '../lib/cpu-profile.js';
+import { EMU_WWNN, EMU_WWPN, TARGET_WWNN, TARGET_WWPN } from './emulator.js';
 import type { E2eData } from './e2e.js';
 import type { EmulatorData } from './emulator.js';
 import type { PartContext, PartOutput } from './context.js';
@@ -31,6 +41,77 @@ export interface ProfileData {
   e2e: PathProfileRow[];
   emulator: { job: string; roundTripsPerIo: number; postedWritesPerIo: number; interruptsPerIo: number; serveCpuUsPerIo: number; sanCpuUsPerIo: number; driverCpuUsPerIo: number }[];
   copies: { direction: string; steps: string[] }[];
+  /** sampled CPU profiles of serve and the SAN per workload (absent in results made before them) */
+  hotspots?: Hotspot[];
+}
+
+export interface Hotspot {
+  workload: string;
+  process: 'npiv-hba serve' | 'npiv-hba san';
+  ios: number;
+  iops: number;
+  /** sampled non-idle time per I/O, µs */
+  busyUsPerIo: number;
+  modules: SelfTime[];
+  functions: SelfTime[];
+}
+
+const HOTSPOT_VOLUME_MIB = 64;
+const HOTSPOT_WARMUP_MS = 1000;
+const HOTSPOT_WORKLOADS = [
+  { name: '4k randread QD1', direction: 'read' as const, queueDepth: 1 },
+  { name: '4k randwrite QD32', direction: 'write' as const, queueDepth: 32 },
+];
+
+/** The emulator set-up under --cpu-prof: one summary per process and workload. */
+async function measureHotspots(ctx: PartContext): Promise<Hotspot[]> {
+  const dirs = { serve: join(ctx.workDir, 'prof-serve'), san: join(ctx.workDir, 'prof-san') };
+  for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
+  const prof = (dir: string) => ['--cpu-prof', `--cpu-prof-dir=${dir}`];
+  const san = await startSan({
+    workDir: ctx.workDir,
+    initiators: [EMU_WWPN],
+    targetWwpn: TARGET_WWPN,
+    targetWwnn: TARGET_WWNN,
+    volumes: [{ name: 'profiled', sizeMiB: HOTSPOT_VOLUME_MIB }],
+    nodeArgs: prof(dirs.san),
+  });
+  const windows: { workload: string; startUs: number; endUs: number; ios: number; iops: number }[] = [];
+  let driver: QlaDriverModel | null = null;
+  try {
+    const serve = await startServe(ctx.workDir, 'profiled-vport', san.link, EMU_WWPN, EMU_WWNN, prof(dirs.serve));
+    try {
+      driver = await QlaDriverModel.attach(serve.socket);
+      await driver.probe(EMU_WWPN, EMU_WWNN);
+      await driver.discover();
+      for (const w of HOTSPOT_WORKLOADS) {
+        const base = { direction: w.direction, blockSize: 4096, queueDepth: w.queueDepth, lbaCount: (HOTSPOT_VOLUME_MIB * 2 ** 20) / 512 };
+        await driver.runIo({ ...base, durationMs: ctx.quick ? 200 : HOTSPOT_WARMUP_MS });
+        const startUs = Number(process.hrtime.bigint() / 1000n);
+        const r = await driver.runIo({ ...base, durationMs: ctx.seconds * 1000 });
+        const endUs = Number(process.hrtime.bigint() / 1000n);
+        if (r.errors) throw new Error(`profiled ${w.name}: ${r.errors} failed I/Os (${r.errorSamples.join(' ')})`);
+        windows.push({ workload: w.name, startUs, endUs, ios: r.ios, iops: r.ios / (r.elapsedMs / 1000) });
+        ctx.log(`profile: ${w.name} under --cpu-prof: ${windows.at(-1)!.iops.toFixed(0)} IOPS`);
+      }
+    } finally {
+      driver?.close();
+      // A clean exit (SIGTERM → graceful stop) is what makes Node write the .cpuprofile.
+      const code = await serve.proc.stop();
+      if (code !== 0) throw new Error(`profiled serve exited with ${code}: ${serve.proc.logTail()}`);
+    }
+  } finally {
+    await san.proc.stop();
+  }
+  const out: Hotspot[] = [];
+  for (const [process, dir] of [['npiv-hba serve', dirs.serve], ['npiv-hba san', dirs.san]] as const) {
+    const profile = loadProfileFrom(dir);
+    for (const w of windows) {
+      const s = summarizeProfile(profile, 10, { startUs: w.startUs, endUs: w.endUs });
+      out.push({ workload: w.workload, process, ios: w.ios, iops: w.iops, busyUsPerIo: s.busyUs / Math.max(1, w.ios), modules: s.modules, functions: s.functions });
+    }
+  }
+  return out;
 }
 
 /** Data copies of one 4 KiB FCP I/O on the npiv-hba path, from the code (not measured). */
@@ -86,7 +167,23 @@ export function profileRows(e2e: E2eData): PathProfileRow[] {
   return rows;
 }
 
-export function profileBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['emulator'] = []): string {
+/** One sentence on the hottest module and function of each process at 4k QD1 (the latency case). */
+export function hotspotSentence(hotspots: readonly Hotspot[]): string {
+  const qd1 = hotspots.filter((h) => h.workload.includes('QD1'));
+  if (qd1.length === 0) return '';
+  const parts = qd1.map((h) => {
+    const m = h.modules[0];
+    const f = h.functions[0];
+    return `${h.process} ${m ? `${m.name} ${(m.share * 100).toFixed(0)}%` : '?'}${f ? ` (hottest function ${f.name}, ${(f.share * 100).toFixed(0)}%)` : ''}`;
+  });
+  return ` Sampled profiles at ${qd1[0]!.workload}, largest self-time share per process: ${parts.join('; ')}.`;
+}
+
+export function profileBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['emulator'] = [], hotspots: readonly Hotspot[] = []): string {
+  return pathBottleneck(rows, emulator) + hotspotSentence(hotspots);
+}
+
+function pathBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['emulator']): string {
   const qd1 = rows.find((r) => r.job === 'randread-4k-qd1') ?? rows[0];
   if (!qd1) {
     const e = emulator.find((r) => r.job.includes('QD1'));
@@ -115,7 +212,7 @@ export function profileBottleneck(rows: readonly PathProfileRow[], emulator: Pro
   );
 }
 
-export async function runProfilePart(_ctx: PartContext): Promise<PartOutput<ProfileData>> {
+export async function runProfilePart(ctx: PartContext): Promise<PartOutput<ProfileData>> {
   const e2e = loadPart<E2eData>('e2e');
   const emu = loadPart<EmulatorData>('emulator');
   if (!e2e && !emu) throw new Error('profile: needs bench/results/e2e-latest.json or emulator-latest.json (run those parts first)');
@@ -129,13 +226,20 @@ export async function runProfilePart(_ctx: PartContext): Promise<PartOutput<Prof
     sanCpuUsPerIo: c.sanCpuUsPerIo,
     driverCpuUsPerIo: c.driverCpuUsPerIo,
   }));
+  ctx.log('profile: the emulator set-up again, serve and SAN under the V8 sampling profiler');
+  const hotspots = await measureHotspots(ctx);
   return {
-    data: { e2e: rows, emulator, copies: DATA_COPIES },
-    commands: ['node bench/run.js --only profile   (reads e2e-latest.json and emulator-latest.json)'],
-    bottleneck: profileBottleneck(rows, emulator),
+    data: { e2e: rows, emulator, copies: DATA_COPIES, hotspots },
+    commands: [
+      'node bench/run.js --only profile   (reads e2e-latest.json and emulator-latest.json)',
+      'node --cpu-prof --cpu-prof-dir=<work>/prof-san bench/.out/bench/lib/cli-launcher.js san --config <work>/san.json --link <work>/san.sock --control <work>/san-control.sock',
+      `node --cpu-prof --cpu-prof-dir=<work>/prof-serve bench/.out/bench/lib/cli-launcher.js serve --socket <work>/profiled-vport.sock --wwpn ${EMU_WWPN.toString(16)} --wwnn ${EMU_WWNN.toString(16)} --san <work>/san.sock`,
+    ],
+    bottleneck: profileBottleneck(rows, emulator, hotspots),
     notes: [
       `Sources: e2e run of ${e2e?.machine.date ?? 'n/a'}, emulator run of ${emu?.machine.date ?? 'n/a'}.`,
       'vfio-user messages and DMA are counted at the device boundary of the production VportHba; SAN frames from the switch counters (fabric.stats.forwarded) over the SAN control socket; CPU from /proc.',
+      'Hotspots: V8 samples (--cpu-prof, about one per millisecond of CPU) inside each timed workload only; the profiler itself slows the processes, so compare shares, not absolute IOPS.',
     ],
   };
 }

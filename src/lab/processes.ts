@@ -46,6 +46,8 @@ export interface StartOptions {
   logFile: string;
   cwd: string;
   env?: Record<string, string>;
+  /** Node.js options before the CLI path (e.g. --cpu-prof for the benchmarks). */
+  nodeArgs?: readonly string[];
 }
 
 export function startCliProcess(options: StartOptions): LabProcess {
@@ -53,7 +55,7 @@ export function startCliProcess(options: StartOptions): LabProcess {
   const fd = openSync(options.logFile, 'a');
   let child: ChildProcess;
   try {
-    child = spawn(process.execPath, [options.cli, ...options.args], {
+    child = spawn(process.execPath, [...(options.nodeArgs ?? []), options.cli, ...options.args], {
       cwd: options.cwd,
       stdio: ['ignore', fd, fd],
       env: { ...process.env, ...options.env },
