@@ -5,14 +5,9 @@
  * Without dist/ (npm ci builds it; `npm run build:ts` in a dev loop) every test here fails.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { CLI, requireBuiltCli } from './support.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(REPO, 'bin', 'npiv-hba.js');
-const BUILT = join(REPO, 'dist', 'src', 'cli.js');
 const SUBCOMMANDS = ['serve', 'san', 'lab', 'vport'];
 
 function runCli(...args: string[]): Promise<{ code: number | string; stdout: string; stderr: string }> {
@@ -32,9 +27,7 @@ function listedCommands(help: string): string[] {
   return [...section.matchAll(/^ {2}([a-z][a-z-]*)/gm)].map((m) => m[1]!);
 }
 
-beforeAll(() => {
-  if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: build the CLI first (npm run build, or npm run build:ts)`);
-});
+requireBuiltCli();
 
 describe('npiv-hba (top level)', () => {
   it('--help lists serve, san, lab and vport and exits 0', async () => {

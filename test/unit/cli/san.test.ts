@@ -8,74 +8,13 @@
  *
  * Without dist/ (npm ci builds it; `npm run build:ts` in a dev loop) every test here fails.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
 import { runSan } from '../../../src/cli/san.js';
-import { native } from '../../../src/native/index.js';
 import { ConfigError, exampleSanConfig } from '../../../src/san/config.js';
 import { LINKTYPE_FC_2 } from '../../../src/san/pcap.js';
-
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const CLI = join(REPO, 'bin', 'npiv-hba.js');
-const BUILT = join(REPO, 'dist', 'src', 'cli.js');
-/** Upper bound for a child process to reach a state; not a speed goal. */
-const WAIT_MS = 20_000;
-
-// pcap classic format (see src/san/pcap.ts): 24-byte global header, 16-byte record headers.
-const PCAP_MAGIC_USEC = 0xa1b2c3d4;
-const PCAP_GLOBAL_HEADER = 24;
-const PCAP_RECORD_HEADER = 16;
-// FC-2 frame header (FC-FS-3): R_CTL at 0, D_ID at 1..3; payload after 24 bytes.
-const FC_HEADER = 24;
-const R_CTL_ELS_REQUEST = 0x22;
-const FABRIC_F_PORT_ID = 0xfffffe;
-const ELS_FLOGI = 0x04;
-
-interface CliProcess {
-  proc: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** exit code, or the name of the signal that killed it */
-  exit: Promise<number | string>;
-}
-
-function startCli(args: string[], cwd?: string): CliProcess {
-  const proc = spawn(process.execPath, [CLI, ...args], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, NPIV_HBA_LOG_LEVEL: 'warn' },
-    ...(cwd ? { cwd } : {}),
-  });
-  let out = '';
-  let err = '';
-  proc.stdout!.setEncoding('utf8').on('data', (t: string) => (out += t));
-  proc.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
-  const exit = new Promise<number | string>((done) => proc.once('close', (code, signal) => done(code ?? signal ?? 'unknown')));
-  return { proc, stdout: () => out, stderr: () => err, exit };
-}
-
-async function runCli(...args: string[]): Promise<{ code: number | string; stdout: string; stderr: string }> {
-  const p = startCli(args);
-  const code = await p.exit;
-  return { code, stdout: p.stdout(), stderr: p.stderr() };
-}
-
-async function waitFor(cond: () => boolean, what: string, p?: CliProcess): Promise<void> {
-  const deadline = Date.now() + WAIT_MS;
-  while (!cond()) {
-    if (p && p.proc.exitCode !== null) throw new Error(`${what}: the process exited (${p.proc.exitCode}): ${p.stderr()}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${WAIT_MS} ms${p ? `; stderr: ${p.stderr()}` : ''}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-function staleSocket(path: string): void {
-  native.close(native.unixListen(path, 1));
-  expect(lstatSync(path).isSocket()).toBe(true);
-}
+import { FC2, PCAP, cliSandbox, staleSocket, waitFor } from './support.js';
 
 interface PcapRecord {
   frame: Buffer;
@@ -84,54 +23,41 @@ interface PcapRecord {
 /** Parses a whole classic pcap file; throws on any inconsistency. */
 function readPcap(file: string): { linkType: number; snapLen: number; records: PcapRecord[] } {
   const b = readFileSync(file);
-  if (b.length < PCAP_GLOBAL_HEADER) throw new Error(`pcap ${file} is shorter than its header`);
-  expect(b.readUInt32LE(0)).toBe(PCAP_MAGIC_USEC);
+  if (b.length < PCAP.GLOBAL_HEADER) throw new Error(`pcap ${file} is shorter than its header`);
+  expect(b.readUInt32LE(0)).toBe(PCAP.MAGIC_USEC);
   expect([b.readUInt16LE(4), b.readUInt16LE(6)]).toEqual([2, 4]);
   const snapLen = b.readUInt32LE(16);
   const records: PcapRecord[] = [];
-  let at = PCAP_GLOBAL_HEADER;
+  let at = PCAP.GLOBAL_HEADER;
   while (at < b.length) {
-    if (at + PCAP_RECORD_HEADER > b.length) throw new Error(`truncated record header at ${at}`);
+    if (at + PCAP.RECORD_HEADER > b.length) throw new Error(`truncated record header at ${at}`);
     const incl = b.readUInt32LE(at + 8);
     const orig = b.readUInt32LE(at + 12);
-    if (incl !== orig || incl > snapLen || at + PCAP_RECORD_HEADER + incl > b.length) throw new Error(`bad record at ${at}`);
-    records.push({ frame: b.subarray(at + PCAP_RECORD_HEADER, at + PCAP_RECORD_HEADER + incl) });
-    at += PCAP_RECORD_HEADER + incl;
+    if (incl !== orig || incl > snapLen || at + PCAP.RECORD_HEADER + incl > b.length) throw new Error(`bad record at ${at}`);
+    records.push({ frame: b.subarray(at + PCAP.RECORD_HEADER, at + PCAP.RECORD_HEADER + incl) });
+    at += PCAP.RECORD_HEADER + incl;
   }
   return { linkType: b.readUInt32LE(20), snapLen, records };
 }
 
-beforeAll(() => {
-  if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: build the CLI first (npm run build, or npm run build:ts)`);
-});
-
-let dir: string;
-const children: CliProcess[] = [];
-beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'sanc-'));
-});
-afterEach(() => {
-  for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
-  rmSync(dir, { recursive: true, force: true });
-});
+const sandbox = cliSandbox('sanc-');
 
 describe('npiv-hba san: a running SAN from the example configuration', () => {
   it('--example is accepted by --config; ctl commands change it; SIGTERM exits 0; --pcap is a valid FC-2 capture', async () => {
-    const example = await runCli('san', '--example');
+    const example = await sandbox.run(['san', '--example']);
     expect(example.code).toBe(0);
-    const cfg = join(dir, 'san.json');
+    const cfg = join(sandbox.dir, 'san.json');
     writeFileSync(cfg, example.stdout);
-    const link = join(dir, 'l.sock');
-    const control = join(dir, 'c.sock');
-    const pcap = join(dir, 'san.pcap');
-    const san = startCli(['san', '--config', cfg, '--link', link, '--control', control, '--pcap', pcap]);
-    children.push(san);
+    const link = join(sandbox.dir, 'l.sock');
+    const control = join(sandbox.dir, 'c.sock');
+    const pcap = join(sandbox.dir, 'san.pcap');
+    const san = sandbox.start(['san', '--config', cfg, '--link', link, '--control', control, '--pcap', pcap]);
     await waitFor(() => existsSync(control), 'control socket appears', san);
     expect(lstatSync(link).isSocket()).toBe(true);
     // File-backed volumes are placed next to the configuration file.
-    expect(existsSync(join(dir, 'array1-boot.img'))).toBe(true);
+    expect(existsSync(join(sandbox.dir, 'array1-boot.img'))).toBe(true);
 
-    const ctl = (...args: string[]) => runCli('san', 'ctl', '--control', control, ...args);
+    const ctl = (...args: string[]) => sandbox.run(['san', 'ctl', '--control', control, ...args]);
     const status = await ctl('status');
     expect(status.code).toBe(0);
     const s = JSON.parse(status.stdout);
@@ -180,7 +106,7 @@ describe('npiv-hba san: a running SAN from the example configuration', () => {
       ctl('map-lun', 'array=array1', 'lun=1'),
       ctl('zone-default', 'policy=maybe'),
       ctl('map-lun', 'array=array1', 'hostGroup=host2', 'lun=6', 'volume=nope'),
-      runCli('san', '--config', cfg, '--link', link),
+      sandbox.run(['san', '--config', cfg, '--link', link]),
     ]);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toMatch(/cmd: .*'status'/);
@@ -206,18 +132,17 @@ describe('npiv-hba san: a running SAN from the example configuration', () => {
     // The array's target ports log in to the fabric at start: the first frame is a FLOGI to the F_Port.
     expect(capture.records.length).toBeGreaterThan(0);
     const first = capture.records[0]!.frame;
-    expect(first.length).toBeGreaterThan(FC_HEADER);
-    expect(first[0]).toBe(R_CTL_ELS_REQUEST);
-    expect(first.readUIntBE(1, 3)).toBe(FABRIC_F_PORT_ID);
-    expect(first[FC_HEADER]).toBe(ELS_FLOGI);
+    expect(first.length).toBeGreaterThan(FC2.HEADER);
+    expect(first[0]).toBe(FC2.R_CTL_ELS_REQUEST);
+    expect(first.readUIntBE(1, 3)).toBe(FC2.FABRIC_F_PORT_ID);
+    expect(first[FC2.HEADER]).toBe(FC2.ELS_FLOGI);
   }, 120_000);
 
   it('SIGINT stops it with exit 0 and removes the control socket', async () => {
-    const cfg = join(dir, 'san.json');
+    const cfg = join(sandbox.dir, 'san.json');
     writeFileSync(cfg, JSON.stringify({ fabric: { name: 'f', domain: 2 }, arrays: [] }));
-    const control = join(dir, 'c.sock');
-    const san = startCli(['san', '--config', cfg, '--link', join(dir, 'l.sock'), '--control', control]);
-    children.push(san);
+    const control = join(sandbox.dir, 'c.sock');
+    const san = sandbox.start(['san', '--config', cfg, '--link', join(sandbox.dir, 'l.sock'), '--control', control]);
     await waitFor(() => existsSync(control), 'control socket appears', san);
     san.proc.kill('SIGINT');
     expect(await san.exit).toBe(0);
@@ -226,30 +151,30 @@ describe('npiv-hba san: a running SAN from the example configuration', () => {
 });
 
 describe('npiv-hba san: configuration errors', () => {
-  const link = () => join(dir, 'l.sock');
+  const link = () => join(sandbox.dir, 'l.sock');
   const run = (config: string) => runSan({ config, link: link() }, AbortSignal.abort());
 
   it('a missing file exits 1 naming it (built CLI)', async () => {
-    const missing = join(dir, 'nope.json');
-    const r = await runCli('san', '--config', missing, '--link', link());
+    const missing = join(sandbox.dir, 'nope.json');
+    const r = await sandbox.run(['san', '--config', missing, '--link', link()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`cannot read SAN configuration ${missing}`);
     expect(existsSync(link())).toBe(false);
   });
 
   it('a field error exits 1 naming the field and the bad value (built CLI)', async () => {
-    const cfg = join(dir, 'san.json');
+    const cfg = join(sandbox.dir, 'san.json');
     const json = JSON.parse(exampleSanConfig());
     json.arrays[0].ports[1].wwpn = '50:0a:09:82:00:00:00';
     writeFileSync(cfg, JSON.stringify(json));
-    const r = await runCli('san', '--config', cfg, '--link', link());
+    const r = await sandbox.run(['san', '--config', cfg, '--link', link()]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("arrays[0].ports[1].wwpn: invalid WWN '50:0a:09:82:00:00:00'");
     expect(existsSync(link())).toBe(false);
   });
 
   it('invalid JSON is refused with the file named', async () => {
-    const cfg = join(dir, 'bad.json');
+    const cfg = join(sandbox.dir, 'bad.json');
     writeFileSync(cfg, '{ "fabric": ');
     await expect(run(cfg)).rejects.toThrow(`SAN configuration ${cfg} is not valid JSON`);
   });
@@ -268,7 +193,7 @@ describe('npiv-hba san: configuration errors', () => {
     for (const [field, mutate] of cases) {
       const config = JSON.parse(exampleSanConfig());
       mutate(config);
-      const cfg = join(dir, 'case.json');
+      const cfg = join(sandbox.dir, 'case.json');
       writeFileSync(cfg, JSON.stringify(config));
       const err = await run(cfg).then(
         () => null,
@@ -283,31 +208,31 @@ describe('npiv-hba san: configuration errors', () => {
   it('an unknown field is refused, not ignored', async () => {
     const config = JSON.parse(exampleSanConfig());
     config.arrays[0].volumes[0].sizee = '1GiB';
-    const cfg = join(dir, 'typo.json');
+    const cfg = join(sandbox.dir, 'typo.json');
     writeFileSync(cfg, JSON.stringify(config));
     await expect(run(cfg)).rejects.toThrow(/arrays\[0\]\.volumes\[0\].*sizee/);
   });
 
   it('without --config or --link: exit 1 naming the missing option', async () => {
-    const none = await runCli('san');
+    const none = await sandbox.run(['san']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('--config <file> is required (or --example)');
-    await expect(runSan({ config: join(dir, 'x.json') }, AbortSignal.abort())).rejects.toThrow('--link <path> is required');
+    await expect(runSan({ config: join(sandbox.dir, 'x.json') }, AbortSignal.abort())).rejects.toThrow('--link <path> is required');
   });
 });
 
 describe('npiv-hba san ctl: errors before a SAN answers', () => {
   it('no --control: exit 1 saying it is required', async () => {
-    const r = await runCli('san', 'ctl', 'status');
+    const r = await sandbox.run(['san', 'ctl', 'status']);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('--control <path> is required');
   });
 
   it('an argument that is not key=value, or bad JSON in a list argument: exit 1 naming it', async () => {
-    const control = join(dir, 'c.sock');
+    const control = join(sandbox.dir, 'c.sock');
     const [notKv, badJson] = await Promise.all([
-      runCli('san', 'ctl', '--control', control, 'add-volume', 'array1'),
-      runCli('san', 'ctl', '--control', control, 'zone-create', 'name=z', 'members=["c0:50:76:ff:e5:00:00:02",'),
+      sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array1']),
+      sandbox.run(['san', 'ctl', '--control', control, 'zone-create', 'name=z', 'members=["c0:50:76:ff:e5:00:00:02",']),
     ]);
     expect(notKv.code).toBe(1);
     expect(notKv.stderr).toContain("argument 'array1' is not key=value");
@@ -316,10 +241,10 @@ describe('npiv-hba san ctl: errors before a SAN answers', () => {
   });
 
   it('an unreachable control socket: missing, or nobody listening — exit 1 naming the path', async () => {
-    const missing = join(dir, 'none.sock');
-    const stale = join(dir, 'stale.sock');
+    const missing = join(sandbox.dir, 'none.sock');
+    const stale = join(sandbox.dir, 'stale.sock');
     staleSocket(stale);
-    const [a, b] = await Promise.all([runCli('san', 'ctl', '--control', missing, 'status'), runCli('san', 'ctl', '--control', stale, 'status')]);
+    const [a, b] = await Promise.all([sandbox.run(['san', 'ctl', '--control', missing, 'status']), sandbox.run(['san', 'ctl', '--control', stale, 'status'])]);
     expect(a.code).toBe(1);
     expect(a.stderr).toContain(`no control socket at ${missing}`);
     expect(b.code).toBe(1);
