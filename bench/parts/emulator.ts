@@ -59,14 +59,13 @@ export interface EmulatorData {
   cases: EmulatorCase[];
 }
 
+/** The emulator's SAN: one array port, one RAM volume mapped to the emulated vport. */
+export function startEmulatorSan(workDir: string, volume: { name: string; sizeMiB: number }, nodeArgs?: string[]): ReturnType<typeof startSan> {
+  return startSan({ workDir, initiators: [EMU_WWPN], targetWwpn: TARGET_WWPN, targetWwnn: TARGET_WWNN, volumes: [volume], ...(nodeArgs ? { nodeArgs } : {}) });
+}
+
 export async function runEmulatorPart(ctx: PartContext): Promise<PartOutput<EmulatorData>> {
-  const san = await startSan({
-    workDir: ctx.workDir,
-    initiators: [EMU_WWPN],
-    targetWwpn: TARGET_WWPN,
-    targetWwnn: TARGET_WWNN,
-    volumes: [{ name: 'bench', sizeMiB: VOLUME_MIB }],
-  });
+  const san = await startEmulatorSan(ctx.workDir, { name: 'bench', sizeMiB: VOLUME_MIB });
   const serve = await startServe(ctx.workDir, 'emu-vport', san.link, EMU_WWPN, EMU_WWNN);
   let driver: QlaDriverModel | null = null;
   const cases: EmulatorCase[] = [];

@@ -14,9 +14,9 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPart } from '../lib/results.js';
 import { QlaDriverModel } from '../lib/qla-driver.js';
-import { startSan, startServe } from '../lib/procs.js';
+import { startServe } from '../lib/procs.js';
 import { loadProfileFrom, summarizeProfile, type SelfTime } from '../lib/cpu-profile.js';
-import { EMU_WWNN, EMU_WWPN, TARGET_WWNN, TARGET_WWPN } from './emulator.js';
+import { EMU_WWNN, EMU_WWPN, startEmulatorSan } from './emulator.js';
 import type { E2eData } from './e2e.js';
 import type { EmulatorData } from './emulator.js';
 import type { PartContext, PartOutput } from './context.js';
@@ -68,14 +68,7 @@ async function measureHotspots(ctx: PartContext): Promise<Hotspot[]> {
   const dirs = { serve: join(ctx.workDir, 'prof-serve'), san: join(ctx.workDir, 'prof-san') };
   for (const d of Object.values(dirs)) mkdirSync(d, { recursive: true });
   const prof = (dir: string) => ['--cpu-prof', `--cpu-prof-dir=${dir}`];
-  const san = await startSan({
-    workDir: ctx.workDir,
-    initiators: [EMU_WWPN],
-    targetWwpn: TARGET_WWPN,
-    targetWwnn: TARGET_WWNN,
-    volumes: [{ name: 'profiled', sizeMiB: HOTSPOT_VOLUME_MIB }],
-    nodeArgs: prof(dirs.san),
-  });
+  const san = await startEmulatorSan(ctx.workDir, { name: 'profiled', sizeMiB: HOTSPOT_VOLUME_MIB }, prof(dirs.san));
   const windows: { workload: string; startUs: number; endUs: number; ios: number; iops: number }[] = [];
   let driver: QlaDriverModel | null = null;
   try {
