@@ -14,6 +14,8 @@ export interface FioFigures {
   latMeanUs: number;
   ios: number;
   runtimeMs: number;
+  /** fio's own CPU (usr+sys) per I/O, µs (absent in results saved before it was recorded) */
+  cpuUsPerIo?: number;
 }
 
 const P50 = '50.000000';
@@ -48,13 +50,21 @@ export function parseFioJson(text: string, rw: string): FioFigures {
   const clat = obj(side.clat_ns, 'clat_ns');
   const pct = obj(clat.percentile, 'clat_ns.percentile');
   const lat = obj(side.lat_ns, 'lat_ns');
-  return {
+  const figures = {
     iops: num(side.iops, 'iops'),
     bandwidthMiBs: num(side.bw, 'bw') / 1024,
     clatP50Us: num(pct[P50], 'p50') / 1000,
     clatP99Us: num(pct[P99], 'p99') / 1000,
     latMeanUs: num(lat.mean, 'lat_ns.mean') / 1000,
-    ios: num(side.total_ios, 'total_ios'),
-    runtimeMs: num(side.runtime, 'runtime'),
+  };
+  const ios = num(side.total_ios, 'total_ios');
+  const runtimeMs = num(side.runtime, 'runtime');
+  // usr_cpu / sys_cpu: percent of one CPU over the job's run time
+  const cpuPercent = num(job.usr_cpu, 'usr_cpu') + num(job.sys_cpu, 'sys_cpu');
+  return {
+    ...figures,
+    ios,
+    runtimeMs,
+    cpuUsPerIo: ios > 0 ? ((cpuPercent / 100) * runtimeMs * 1000) / ios : 0,
   };
 }

@@ -9,7 +9,7 @@ import { parseBenchArgs } from '../../../bench/lib/args.js';
 import { ringSpeedups } from '../../../bench/parts/ring.js';
 import { profileRows } from '../../../bench/parts/profile.js';
 import { emulatorBottleneck, type EmulatorCase } from '../../../bench/parts/emulator.js';
-import { guestScript, FIO_JOBS, type E2eData } from '../../../bench/parts/e2e.js';
+import { e2eBottleneck, guestScript, FIO_JOBS, type E2eData } from '../../../bench/parts/e2e.js';
 import { zeroCounters } from '../../../bench/lib/counting-hba.js';
 
 describe('SVG bar charts', () => {
@@ -63,6 +63,34 @@ describe('report pieces', () => {
     ];
     expect(emulatorBottleneck(cases)).toMatch(/npiv-hba serve .* 30\.0 µs .* \(50% of 60\.0 µs/);
     expect(emulatorBottleneck(cases.slice(0, 1))).toBe('not measured');
+  });
+
+  it('the e2e bottleneck names, per path, where the CPU of a 4k QD1 read goes', () => {
+    const fio = (iops: number, p50: number, cpuUsPerIo?: number) => ({ iops, bandwidthMiBs: 1, clatP50Us: p50, clatP99Us: 2 * p50, latMeanUs: p50, ios: iops * 10, runtimeMs: 10_000, ...(cpuUsPerIo === undefined ? {} : { cpuUsPerIo }) });
+    const sample = (qemuCpuMs: number, hbaCpuMs = 0, sanCpuMs = 0) => ({ wallSeconds: 10, hbaCpuMs, sanCpuMs, qemuCpuMs, sanFrames: null, counters: zeroCounters() });
+    const data: E2eData = {
+      volumeMiB: 1,
+      runtimeSeconds: 10,
+      accelerator: 'tcg',
+      guestExitStatus: {},
+      problems: [],
+      rows: [
+        {
+          job: 'randread-4k-qd1',
+          results: { 'npiv-hba': fio(500, 1100), megasas: fio(2000, 170), 'virtio-scsi': fio(1500, 180), host: fio(250_000, 0.7, 1.5) },
+          iopsRatioToNpiv: { 'npiv-hba': 1, megasas: 4, 'virtio-scsi': 3, host: 500 },
+        },
+      ],
+      // npiv-hba: 5000 I/Os; QEMU 2000 ms → 400 µs, HBA 3500 ms → 700 µs, SAN 2000 ms → 400 µs
+      samples: { 'npiv-hba': { 'randread-4k-qd1': sample(2000, 3500, 2000) }, megasas: { 'randread-4k-qd1': sample(6000) } },
+    };
+    const text = e2eBottleneck(data);
+    expect(text).toMatch(/^\(a\) npiv-hba at 4k QD1 read \(1100 µs p50\): the HBA .* \(700 µs; QEMU \+ the TCG guest .* 400 µs, the SAN process 400 µs\)/);
+    expect(text).toContain('(b) megasas (4.00× the IOPS, 170 µs p50): one process, QEMU, 300 µs of CPU per I/O');
+    expect(text).toContain('(c) virtio-scsi (3.00× the IOPS, 180 µs p50): one process, QEMU —'); // no sample: no CPU figure
+    expect(text).toContain("(d) host fio (500.00×): fio's own CPU (1.50 µs per I/O)");
+    data.samples = {};
+    expect(e2eBottleneck(data)).toMatch(/^not measured/);
   });
 
   it('profile rows divide the sampled counters by the I/Os fio reported', () => {

@@ -39,6 +39,8 @@ const FIO = {
     {
       jobname: 'randread-4k-qd1',
       error: 0,
+      usr_cpu: 12.5,
+      sys_cpu: 8.125,
       read: { iops: 412.5, bw: 1650, total_ios: 4125, runtime: 10000, clat_ns: { percentile: { '50.000000': 2_000_000, '99.000000': 9_500_000 } }, lat_ns: { mean: 2_400_000 } },
       write: { iops: 0, bw: 0, total_ios: 0, runtime: 0, clat_ns: { percentile: { '50.000000': 0, '99.000000': 0 } }, lat_ns: { mean: 0 } },
     },
@@ -48,7 +50,8 @@ const FIO = {
 describe('fio JSON', () => {
   it('takes the side the job ran, in µs and MiB/s, skipping text before the object', () => {
     const f = parseFioJson(`note: both iodepth >= 1 and synchronous I/O engine\n${JSON.stringify(FIO)}`, 'randread');
-    expect(f).toEqual({ iops: 412.5, bandwidthMiBs: 1650 / 1024, clatP50Us: 2000, clatP99Us: 9500, latMeanUs: 2400, ios: 4125, runtimeMs: 10000 });
+    // 20.625% of one CPU over 10 s = 2.0625 s for 4125 I/Os = 500 µs each
+    expect(f).toEqual({ iops: 412.5, bandwidthMiBs: 1650 / 1024, clatP50Us: 2000, clatP99Us: 9500, latMeanUs: 2400, ios: 4125, runtimeMs: 10000, cpuUsPerIo: 500 });
     expect(parseFioJson(JSON.stringify(FIO), 'randwrite').iops).toBe(0);
   });
 
@@ -59,6 +62,9 @@ describe('fio JSON', () => {
     const broken = structuredClone(FIO);
     delete (broken.jobs[0]!.read.clat_ns.percentile as Record<string, number>)['99.000000'];
     expect(() => parseFioJson(JSON.stringify(broken), 'read')).toThrow(/p99/);
+    const noCpu = structuredClone(FIO) as { jobs: Record<string, unknown>[] };
+    delete noCpu.jobs[0]!.usr_cpu;
+    expect(() => parseFioJson(JSON.stringify(noCpu), 'read')).toThrow(/usr_cpu/);
     expect(() => parseFioJson('{"jobs":[{"read":', 'read')).toThrow(/fio JSON/);
   });
 });
