@@ -60,7 +60,7 @@ async function main(): Promise<void> {
           part,
           title: TITLES[part],
           machine,
-          commands: [`npm run bench -- ${process.argv.slice(2).join(' ')}`.trim(), ...out.commands],
+          commands: [process.argv.length > 2 ? `npm run bench -- ${process.argv.slice(2).join(' ')}` : 'npm run bench', ...out.commands],
           durationSeconds: Math.round((Date.now() - started) / 100) / 10,
           data: out.data,
           bottleneck: out.bottleneck,

@@ -15,6 +15,7 @@ import { join } from 'node:path';
 export interface CpuProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 
 export interface CpuProfile {
@@ -68,11 +69,31 @@ export function moduleOf(url: string, functionName: string): string {
   return url.replace(/^file:\/\//, '').split('/').slice(-2).join('/');
 }
 
-function frameName(n: CpuProfileNode): string {
+/** Where a frame's code lives: the path below src/ or bench/ (e.g. src/native/index.js), else the file name. */
+function fileOf(url: string): string {
+  const m = /^.*\/((?:src|bench)\/.*)$/.exec(url.replace(/\/bench\/\.out\//, '/'));
+  return m ? m[1]! : (url.split('/').pop() ?? url);
+}
+
+/**
+ * A readable name for a frame. Anonymous closures (e.g. the `() => addon().recvmsg(…)` wrapper
+ * of the native shim, whose self time is the native call) are named after their first two named
+ * callers, so the table says which API they serve.
+ */
+function frameName(n: CpuProfileNode, parentOf: Map<number, CpuProfileNode>): string {
   const f = n.callFrame;
   if (!f.url) return PSEUDO[f.functionName] ?? f.functionName;
-  const file = f.url.split('/').pop() ?? f.url;
-  return `${f.functionName || '(anonymous)'} ${file}:${f.lineNumber + 1}`;
+  let name = f.functionName;
+  if (!name) {
+    // the first two named callers, innermost first: "(anonymous in call ← recvmsg)"
+    const callers: string[] = [];
+    let p = parentOf.get(n.id);
+    for (let hops = 0; p && callers.length < 2 && hops < 8; hops++, p = parentOf.get(p.id)) {
+      if (p.callFrame.functionName && p.callFrame.url) callers.push(p.callFrame.functionName);
+    }
+    name = callers.length ? `(anonymous in ${callers.join(' ← ')})` : '(anonymous)';
+  }
+  return `${name} ${fileOf(f.url)}:${f.lineNumber + 1}`;
 }
 
 /**
@@ -82,6 +103,8 @@ function frameName(n: CpuProfileNode): string {
  */
 export function summarizeProfile(profile: CpuProfile, top = 12, window?: { startUs: number; endUs: number }): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, CpuProfileNode>();
+  for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n);
   const selfUs = new Map<number, number>();
   const n = Math.min(profile.samples.length, profile.timeDeltas.length);
   let t = profile.startTime;
@@ -100,7 +123,7 @@ export function summarizeProfile(profile: CpuProfile, top = 12, window?: { start
     if (!node) continue;
     if (node.callFrame.functionName === '(idle)' && !node.callFrame.url) continue;
     busy += us;
-    const fn = frameName(node);
+    const fn = frameName(node, parentOf);
     functions.set(fn, (functions.get(fn) ?? 0) + us);
     const mod = moduleOf(node.callFrame.url, node.callFrame.functionName);
     modules.set(mod, (modules.get(mod) ?? 0) + us);

@@ -474,6 +474,17 @@ export function e2eBottleneck(d: E2eData): string {
       shares.slice(1).map((s) => `${s.who} ${s.us.toFixed(0)} µs`).join(', ') +
       '): every I/O crosses three processes (QEMU → vfio-user → HBA → FC link → SAN and back), each an event-loop wake-up on a shared CPU',
   ];
+  // Large transfers: the payload travels as 2 KiB FC frames, each handled by the HBA and the SAN.
+  const seq = d.rows.find((r) => r.job === 'seqread-128k-qd8');
+  const seqFio = seq?.results['npiv-hba'];
+  const seqSample = d.samples['npiv-hba']?.['seqread-128k-qd8'];
+  if (seq && seqFio && seqFio.ios > 0 && seqSample?.sanFrames) {
+    const framesPerIo = seqSample.sanFrames / seqFio.ios;
+    const usPerFrame = ((seqSample.hbaCpuMs + seqSample.sanCpuMs) * 1000) / seqSample.sanFrames;
+    clauses[0] +=
+      `; at 128k sequential read (${fmt(seq.iopsRatioToNpiv.megasas)} behind megasas) the cost is per FC frame: ` +
+      `${framesPerIo.toFixed(1)} frames per I/O at ${usPerFrame.toFixed(0)} µs of HBA+SAN CPU each`;
+  }
   for (const [path, label] of [['megasas', '(b) megasas'], ['virtio-scsi', '(c) virtio-scsi']] as const) {
     const f = row.results[path];
     const q = f && f.ios > 0 ? perIo(d.samples[path]?.[job]?.qemuCpuMs, f.ios) : null;

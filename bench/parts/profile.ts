@@ -194,7 +194,7 @@ function pathBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['
   ].sort((a, b) => b.us - a.us);
   const top = parts[0]!;
   const next: Record<string, string> = {
-    qemu: 'fewer guest exits per I/O: each register access is a vfio-user message plus a TCG/KVM exit, so answer the hot reads (HOST_STATUS) from state the guest can see without a round trip, or coalesce interrupts',
+    qemu: 'fewer vfio-user messages per I/O: each register access is a guest exit plus a socket round trip through QEMU, so serve the read-mostly registers (HOST_STATUS) from a shared-memory (sparse mmap) part of BAR1 that QEMU maps without trapping, and coalesce interrupts at queue depth',
     hba: 'less work per I/O in the HBA process: fewer event-loop wake-ups and syscalls per I/O (batch doorbell handling, write frames in one sendmsg)',
     san: 'less work per I/O in the SAN process (frame handling, SCSI target)',
   };

@@ -13,11 +13,14 @@ function profile(): CpuProfile {
       frame(4, 'encodeLinkFrame', 'file:///x/bench/.out/src/san/link.js', 9),
       frame(5, '(garbage collector)', ''),
       frame(6, 'onStreamRead', 'node:internal/stream_base_commons', 100),
+      { ...frame(7, 'recvmsg', 'file:///x/dist/src/native/index.js', 113), children: [8] },
+      { ...frame(8, 'call', 'file:///x/dist/src/native/index.js', 40), children: [9] },
+      frame(9, '', 'file:///x/dist/src/native/index.js', 113),
     ],
     startTime: 10_000,
     endTime: 18_000,
-    samples: [2, 3, 3, 4, 5, 6, 3, 2],
-    timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000],
+    samples: [2, 3, 3, 4, 5, 6, 3, 2, 9],
+    timeDeltas: [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 500],
   };
 }
 
@@ -25,13 +28,16 @@ describe('CPU profile summaries', () => {
   it('sums self time per function and module, leaving idle out of the busy time', () => {
     const s = summarizeProfile(profile());
     expect(s.wallUs).toBe(8000);
-    expect(s.busyUs).toBe(6000);
-    expect(s.functions[0]).toEqual({ name: 'handleDoorbell engine.js:42', us: 3000, share: 0.5 });
+    expect(s.busyUs).toBe(6500);
+    expect(s.functions[0]).toEqual({ name: 'handleDoorbell src/isp/ring/engine.js:42', us: 3000, share: 3000 / 6500 });
+    // an anonymous closure is named after its first two named callers
+    expect(s.functions.at(-1)).toEqual({ name: '(anonymous in call ← recvmsg) src/native/index.js:114', us: 500, share: 500 / 6500 });
     expect(s.modules.map((m) => [m.name, m.us])).toEqual([
       ['src/isp/ring', 3000],
       ['src/san', 1000],
       ['garbage collection', 1000],
       ['Node.js internals (streams, net, timers)', 1000],
+      ['src/native', 500],
     ]);
   });
 
@@ -40,7 +46,7 @@ describe('CPU profile summaries', () => {
     const s = summarizeProfile(profile(), 10, { startUs: 13_000, endUs: 15_500 });
     expect(s.busyUs).toBe(3000);
     expect(s.wallUs).toBe(2500);
-    expect(s.functions.map((f) => f.name)).toEqual(['handleDoorbell engine.js:42', 'encodeLinkFrame link.js:10', 'garbage collection']);
+    expect(s.functions.map((f) => f.name)).toEqual(['handleDoorbell src/isp/ring/engine.js:42', 'encodeLinkFrame src/san/link.js:10', 'garbage collection']);
     expect(() => summarizeProfile(profile(), 10, { startUs: 30_000, endUs: 40_000 })).toThrow(/does not cover/);
   });
 

@@ -89,6 +89,14 @@ describe('report pieces', () => {
     expect(text).toContain('(b) megasas (4.00× the IOPS, 170 µs p50): one process, QEMU, 300 µs of CPU per I/O');
     expect(text).toContain('(c) virtio-scsi (3.00× the IOPS, 180 µs p50): one process, QEMU —'); // no sample: no CPU figure
     expect(text).toContain("(d) host fio (500.00×): fio's own CPU (1.50 µs per I/O)");
+    // 128k: 10 I/Os, 660 frames, HBA 33 ms + SAN 33 ms → 66 frames per I/O at 100 µs each
+    data.rows.push({
+      job: 'seqread-128k-qd8',
+      results: { 'npiv-hba': fio(1, 60_000), megasas: fio(12, 14_000), 'virtio-scsi': null, host: null },
+      iopsRatioToNpiv: { 'npiv-hba': 1, megasas: 12, 'virtio-scsi': null, host: null },
+    });
+    data.samples['npiv-hba']!['seqread-128k-qd8'] = { ...sample(0, 33, 33), sanFrames: 660 };
+    expect(e2eBottleneck(data)).toContain('at 128k sequential read (12.00× behind megasas) the cost is per FC frame: 66.0 frames per I/O at 100 µs of HBA+SAN CPU each');
     data.samples = {};
     expect(e2eBottleneck(data)).toMatch(/^not measured/);
   });
