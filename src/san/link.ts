@@ -161,6 +161,12 @@ export class SocketLink extends Link {
   }
 
   protected shutdown(): void {
+    // Frames sent earlier in this turn (a LOGO before closing, say) still leave: hand them to
+    // the socket before it is destroyed, as an uncorked write would have done.
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
     this.socket.destroy();
   }
 }
