@@ -153,11 +153,24 @@ say "TARGET_GONE disks=$(disk_count) t=$t"
 for r in /sys/class/fc_remote_ports/rport-$HB:*; do [ -e $r/port_state ] && say "GONE_RPORT \${r##*/} $(cat $r/port_name) $(cat $r/port_state)"; done
 dd if=/dev/mapper/$(maps | head -n1) of=/dev/null bs=64k count=32 iflag=direct 2>/dev/null; say "DD_ONE_PATH $?"
 say "PHASE target-back"
-t=0; while [ "$(disk_count)" -lt 4 ] && [ $t -lt 90 ]; do sleep 1; t=$((t+1)); done
+# The HBA must log in to the returning target by itself (RSCN, GPN_FT, PLOGI, PRLI): RPORT_BACK.
+# Its LUNs then come from the FC transport's scan. qla2xxx (10.02.x) registers the rport before it
+# marks the fcport ONLINE, and a port that had gone DEAD past dev_loss_tmo answers commands in
+# that window with DID_NO_CONNECT ("Returning DNC"): when a slow TCG vCPU is preempted there, the
+# scan's INQUIRY fails and is not retried. An administrator rescans the host; so does this script
+# after 20 s, and says so (rescan=1).
+rport_b_online() { for r in /sys/class/fc_remote_ports/rport-$HB:*; do [ "$(cat $r/port_name 2>/dev/null)" = "${sysfsWwn(TP_2)}" ] && [ "$(cat $r/port_state 2>/dev/null)" = Online ] && return 0; done; return 1; }
+t=0; while ! rport_b_online && [ $t -lt 90 ]; do sleep 1; t=$((t+1)); done
+say "RPORT_BACK online=$(rport_b_online && echo 1 || echo 0) t=$t"
+t=0; rescan=0
+while [ "$(disk_count)" -lt 4 ] && [ $t -lt 90 ]; do
+  if [ $rescan = 0 ] && [ $t -ge 20 ]; then echo "- - -" > /sys/class/scsi_host/host$HB/scan; rescan=1; fi
+  sleep 1; t=$((t+1))
+done
 sleep 2
 udev_db
 multipathd reconfigure >/dev/null 2>&1; sleep 6
-say "TARGET_BACK disks=$(disk_count) active=$(active_paths) t=$t"
+say "TARGET_BACK disks=$(disk_count) active=$(active_paths) t=$t rescan=$rescan"
 
 kill $WATCH 2>/dev/null
 say "DMESG_COUNTS loopdown=$(dmesg | grep -ci 'LOOP DOWN') loopup=$(dmesg | grep -ci 'LOOP UP') failpath=$(dmesg | grep -ci 'Failing path') reinstate=$(dmesg | grep -ci 'reinstat')"
@@ -280,6 +293,7 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
         `  fio I/O errors           ${figures.fioIoErrors}`,
         `  fio verify failures      ${figures.verifyFailures}`,
         `  faults fired             ${Object.entries(faultHits).map(([k, n]) => `${k}=${n}`).join(' ')}`,
+        `  target back              ${run.guestLines.find((l) => l.startsWith('RPORT_BACK ')) ?? '?'}; ${run.guestLines.find((l) => l.startsWith('TARGET_BACK ')) ?? '?'}`,
       ].join('\n'),
     );
   });
@@ -346,6 +360,8 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
   it('a target port gone past dev_loss_tmo loses its rports and disks; I/O continues on the other path; it all comes back', () => {
     expect(lines('TARGET_GONE ')[0]).toMatch(/^TARGET_GONE disks=2 /);
     expect(lines('DD_ONE_PATH ')[0]).toBe('DD_ONE_PATH 0');
+    // the device side: the HBA logged in to the returning target without help, within 90 s
+    expect(lines('RPORT_BACK ')[0]).toMatch(/^RPORT_BACK online=1 /);
     expect(lines('TARGET_BACK ')[0]).toMatch(/^TARGET_BACK disks=4 active=4 /);
   });
 });
