@@ -292,6 +292,26 @@ export function guestArchivePath(path: string): string {
 }
 
 /** Quotes a string for busybox sh: `echo ${shellQuote(text)}` prints text verbatim. */
+/** A kernel console timestamp, "[   36.661339] ". */
+const KERNEL_TIMESTAMP = /\[\s*\d+\.\d{6}\] /;
+
+/**
+ * The guest script and the kernel share the serial console, so a printk can land inside a line
+ * the script is writing: "GUEST:ISP_RESET1 0[   36.661339] qla2xxx …" or "[ 3.1] sd …GUEST:X 1".
+ * Splits such a line back into its parts: a tagged line ends where a kernel timestamp starts
+ * (except the one a "GUEST:DMESG" line quotes first), and a tag inside a line starts a new one.
+ */
+export function splitSerialLine(line: string): string[] {
+  const tagAt = line.indexOf(GUEST_TAG, 1);
+  if (tagAt > 0) return [line.slice(0, tagAt), ...splitSerialLine(line.slice(tagAt))].filter((p) => p.length > 0);
+  if (!line.startsWith(GUEST_TAG)) return [line];
+  const bodyStart = line.startsWith(`${GUEST_TAG}DMESG `) ? line.indexOf(']', GUEST_TAG.length) + 1 || GUEST_TAG.length : GUEST_TAG.length;
+  const m = KERNEL_TIMESTAMP.exec(line.slice(bodyStart));
+  if (!m) return [line];
+  const at = bodyStart + m.index;
+  return [line.slice(0, at), line.slice(at)];
+}
+
 export function shellQuote(text: string): string {
   return `'${text.replaceAll("'", `'\\''`)}'`;
 }
@@ -521,8 +541,10 @@ function runQemu(
       }
       outputChars += line.length + 1;
       lines.push(line);
-      if (line.startsWith(GUEST_TAG)) guestLines.push(line.slice(GUEST_TAG.length));
-      options.onLine?.(line);
+      for (const piece of splitSerialLine(line)) {
+        if (piece.startsWith(GUEST_TAG)) guestLines.push(piece.slice(GUEST_TAG.length));
+        options.onLine?.(piece);
+      }
     };
 
     child.stdout.setEncoding('utf8');
@@ -575,7 +597,7 @@ function runQemu(
       }
       resolve({
         exitStatus,
-        kernelProblems: lines.filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
+        kernelProblems: lines.flatMap(splitSerialLine).filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
         output: lines.join('\n'),
         guestLines,
         qemuStderr: stderr,
