@@ -12,6 +12,9 @@
 #                        qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0
 #   qla_skip             do not load qla2xxx (the test script loads it itself, see below)
 #   guest_dmesg          print the kernel log as "GUEST:DMESG <line>" after the test script
+#   guest_out=/dev/hvc0  print everything (init's lines, the script's output) to this tty
+#                        instead of the console, so kernel messages on the console cannot
+#                        land inside a line the harness parses
 #
 # For test scripts: modules are at /lib/modules/<name>.ko, load order in /lib/modules/order;
 # `load_qla [params...]` (defined in /lib/guest-functions.sh, sourced before /test.sh) loads
@@ -31,6 +34,16 @@ mount -t tmpfs tmpfs /run
 mount -t tmpfs tmpfs /tmp
 mount -t tmpfs tmpfs /dev/shm
 mkdir -p /run/multipath /etc/multipath /root
+
+guest_out=""
+for word in $(cat /proc/cmdline); do
+  case "$word" in guest_out=/dev/*) guest_out="${word#guest_out=}" ;; esac
+done
+if [ -n "$guest_out" ] && [ -c "$guest_out" ]; then
+  # Raw output: no \n -> \r\n translation and no flow control stalls on a port nobody types on.
+  stty -F "$guest_out" raw -echo 2>/dev/null
+  exec >"$guest_out" 2>&1
+fi
 
 qla_params=""
 qla_skip=0
@@ -78,7 +91,14 @@ else
 fi
 [ "$print_dmesg" = 1 ] && dmesg | sed 's/^/GUEST:DMESG /'
 sync
-echo "GUEST:EXIT=$status"
+if [ -n "$guest_out" ]; then
+  # Let go of the port first: the last close of a tty waits until its output has drained, so
+  # the EXIT line leaves the UART before poweroff.
+  exec >/dev/console 2>&1
+  echo "GUEST:EXIT=$status" >"$guest_out"
+else
+  echo "GUEST:EXIT=$status"
+fi
 poweroff -f
 # poweroff -f does not return; if it ever fails, a panic with panic=-1 ends QEMU (-no-reboot).
 exit "$status"

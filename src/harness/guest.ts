@@ -23,7 +23,9 @@
  * FC/NVMe-FC transport and qla2xxx (with `qlaParams`); prints one `GUEST:PCI <bdf>
  * <vendor>:<device> subsys=.. class=.. irq=.. driver=..` line per PCI function; then runs the
  * script with busybox sh (`/test.sh`) and prints `GUEST:EXIT=<its status>` and powers off.
- * The script runs as root with stdout/stderr on the serial console. Available in the guest:
+ * The script runs as root with stdout/stderr on the guest's second serial port (ttyS1), which
+ * carries nothing else: kernel messages go to the console (ttyS0), so a printk can never land
+ * inside a script line. `output` holds both streams, line by line, in arrival order. Available in the guest:
  * busybox, all sg3-utils tools (sg_inq, sg_readcap, sg_luns, sg_turs, ...), lsscsi, lspci,
  * fio, multipath/multipathd/kpartx/mpathpersist (DM_DISABLE_UDEV=1; there is no udev daemon,
  * so multipathd sees no uevents: run `multipath` or `multipathd reconfigure` after LUNs appear),
@@ -50,10 +52,12 @@
  * this kernel), otherwise multi-threaded TCG.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { appendFile, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StringDecoder } from 'node:string_decoder';
 import { buildCpio, normaliseArchivePath, type CpioEntry } from './cpio.js';
 
 /** Default cache directory, shared with scripts/guest/prepare.sh. */
@@ -81,6 +85,13 @@ const KERNEL_PROBLEM =
 const CMDLINE_QLA_PARAMS = 'qla_params=';
 const CMDLINE_QLA_SKIP = 'qla_skip';
 const CMDLINE_DMESG = 'guest_dmesg';
+/** Kernel command-line word naming the tty init and the script print to (scripts/guest/init.sh). */
+const CMDLINE_SCRIPT_OUTPUT = 'guest_out';
+/** A virtio console: init's and the script's output, kept apart from the kernel's console. */
+const SCRIPT_TTY = '/dev/hvc0';
+const SCRIPT_CHARDEV = 'guestout';
+/** How often the harness reads what QEMU appended to the script port's file. */
+const SCRIPT_POLL_MS = 25;
 /** Console messages with a level below this reach the serial log (5 = up to KERN_WARNING). */
 const CONSOLE_LOGLEVEL = 5;
 /** Top-level initramfs names that are symlinks into /usr (merged /usr); see guestArchivePath. */
@@ -296,8 +307,8 @@ export function guestArchivePath(path: string): string {
 const KERNEL_TIMESTAMP = /\[\s*\d+\.\d{6}\] /;
 
 /**
- * The guest script and the kernel share the serial console, so a printk can land inside a line
- * the script is writing: "GUEST:ISP_RESET1 0[   36.661339] qla2xxx …" or "[ 3.1] sd …GUEST:X 1".
+ * When the guest script and the kernel share the serial console (lab --keep's guest, which has
+ * no script port), a printk can land inside a line the script is writing: "GUEST:ISP_RESET1 0[   36.661339] qla2xxx …" or "[ 3.1] sd …GUEST:X 1".
  * Splits such a line back into its parts: a tagged line ends where a kernel timestamp starts
  * (except the one a "GUEST:DMESG" line quotes first), and a tag inside a line starts a new one.
  */
@@ -375,6 +386,7 @@ export function qemuArguments(
   initrd: string,
   options: RunGuestOptions,
   accel: Accelerator,
+  scriptOutputFile?: string,
 ): string[] {
   const memMiB = positiveInteger(options.memMiB ?? DEFAULT_MEM_MIB, 'memMiB');
   const smp = positiveInteger(options.smp ?? DEFAULT_SMP, 'smp');
@@ -388,6 +400,7 @@ export function qemuArguments(
   if (qlaWord !== null) cmdline.push(qlaWord);
   if (options.loadQla === false) cmdline.push(CMDLINE_QLA_SKIP);
   if (options.dmesg === true) cmdline.push(CMDLINE_DMESG);
+  if (scriptOutputFile !== undefined) cmdline.push(`${CMDLINE_SCRIPT_OUTPUT}=${SCRIPT_TTY}`);
   for (const word of options.kernelArgs ?? []) {
     if (/\s/.test(word) || word === '') throw new Error(`kernel argument ${JSON.stringify(word)} must be one word`);
     cmdline.push(word);
@@ -425,6 +438,19 @@ export function qemuArguments(
       }),
     );
   });
+  if (scriptOutputFile !== undefined) {
+    if (scriptOutputFile.includes(',')) throw new Error(`script output file ${scriptOutputFile} contains a comma, which QEMU's -chardev cannot take`);
+    // A virtio console (hvc0) carries only what init and the script print, so no printk can
+    // land inside one of their lines. Not a second UART: under a console flood the guest lost
+    // characters of its lines (test/guest/harness.test.ts), while virtio-serial is flow
+    // controlled end to end. It sits on the root bus after the HBAs' root ports, so their
+    // slots and bus numbers stay as they were.
+    args.push(
+      '-device', 'virtio-serial-pci,id=guestserial,bus=pcie.0',
+      '-chardev', `file,id=${SCRIPT_CHARDEV},path=${scriptOutputFile}`,
+      '-device', `virtconsole,chardev=${SCRIPT_CHARDEV},bus=guestserial.0`,
+    );
+  }
   args.push(...(options.qemuArgs ?? []));
   return args;
 }
@@ -449,12 +475,14 @@ export async function runGuest(options: RunGuestOptions = {}): Promise<GuestRunR
     await copyFile(base, initrd);
     await appendFile(initrd, buildOverlayArchive(options.script, options.extraFiles ?? []));
 
-    const args = qemuArguments(environment, initrd, options, accel);
+    const scriptOutput = join(workDir, 'script.out');
+    await writeFile(scriptOutput, '', { mode: 0o600 });
+    const args = qemuArguments(environment, initrd, options, accel, scriptOutput);
     const sockets = (options.devices ?? []).map((device) => (typeof device === 'string' ? device : device.socket));
     await waitForSockets(sockets, Math.min(options.socketWaitMs ?? DEFAULT_SOCKET_WAIT_MS, timeoutMs));
 
     const remainingMs = Math.max(1, timeoutMs - (Date.now() - started));
-    const result = await runQemu(environment, args, accel, remainingMs, options);
+    const result = await runQemu(environment, args, accel, remainingMs, options, scriptOutput);
     await writeRunLog(result, options.logFile);
     return result;
   } finally {
@@ -499,6 +527,7 @@ function runQemu(
   accel: Accelerator,
   timeoutMs: number,
   options: RunGuestOptions,
+  scriptOutputFile: string,
 ): Promise<GuestRunResult> {
   // Outer guard from coreutils: QEMU dies even if this Node process does (e.g. a killed
   // test worker), a little after the harness's own timer would have killed it.
@@ -524,16 +553,19 @@ function runQemu(
     });
 
     const lines: string[] = [];
+    const consoleLines: string[] = [];
     const guestLines: string[] = [];
     let outputChars = 0;
     let outputTruncated = false;
-    let partial = '';
     let stderr = '';
     let timedOut = false;
     let aborted = false;
     let killTimer: NodeJS.Timeout | undefined;
 
-    const takeLine = (raw: string): void => {
+    // Console lines (ttyS0) may still hold a script line when init printed to the console
+    // (lab --keep's guest, or an init without the script port), so they are split; lines from
+    // the script port are whole by construction.
+    const takeLine = (raw: string, fromConsole: boolean): void => {
       const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
       if (outputChars + line.length + 1 > MAX_OUTPUT_CHARS) {
         outputTruncated = true;
@@ -541,25 +573,53 @@ function runQemu(
       }
       outputChars += line.length + 1;
       lines.push(line);
-      for (const piece of splitSerialLine(line)) {
+      if (fromConsole) consoleLines.push(line);
+      for (const piece of fromConsole ? splitSerialLine(line) : [line]) {
         if (piece.startsWith(GUEST_TAG)) guestLines.push(piece.slice(GUEST_TAG.length));
         options.onLine?.(piece);
       }
     };
-
-    child.stdout.setEncoding('utf8');
-    child.stdout.on('data', (chunk: string) => {
-      const pieces = (partial + chunk).split('\n');
-      partial = pieces.pop() ?? '';
-      for (const piece of pieces) takeLine(piece);
-      // A line without a terminator that keeps growing is still bounded by the output limit.
-      if (partial.length > MAX_OUTPUT_CHARS) {
-        takeLine(partial);
-        partial = '';
+    const lineReader = (fromConsole: boolean) => {
+      let partial = '';
+      return {
+        data: (chunk: string): void => {
+          const pieces = (partial + chunk).split('\n');
+          partial = pieces.pop() ?? '';
+          for (const piece of pieces) takeLine(piece, fromConsole);
+          // A line without a terminator that keeps growing is still bounded by the output limit.
+          if (partial.length > MAX_OUTPUT_CHARS) {
+            takeLine(partial, fromConsole);
+            partial = '';
+          }
+        },
+        flush: (): void => {
+          if (partial !== '') takeLine(partial, fromConsole);
+          partial = '';
+        },
+      };
+    };
+    const consoleReader = lineReader(true);
+    const scriptReader = lineReader(false);
+    // The script port's file, read as it grows (and once more when QEMU has exited).
+    const scriptFd = openSync(scriptOutputFile, 'r');
+    const scriptDecoder = new StringDecoder('utf8');
+    const scriptChunk = Buffer.alloc(64 * 1024);
+    const readScriptOutput = (): void => {
+      for (;;) {
+        const n = readSync(scriptFd, scriptChunk, 0, scriptChunk.length, null);
+        if (n <= 0) return;
+        scriptReader.data(scriptDecoder.write(scriptChunk.subarray(0, n)));
       }
-    });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => {
+    };
+    const scriptPoll = setInterval(readScriptOutput, SCRIPT_POLL_MS);
+
+    const consoleStream = child.stdio[1] as Readable;
+    consoleStream.setEncoding('utf8');
+    consoleStream.on('data', consoleReader.data);
+
+    const stderrStream = child.stdio[2] as Readable;
+    stderrStream.setEncoding('utf8');
+    stderrStream.on('data', (chunk: string) => {
       if (stderr.length < MAX_OUTPUT_CHARS) stderr += chunk;
     });
 
@@ -583,13 +643,19 @@ function runQemu(
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
+      clearInterval(scriptPoll);
+      closeSync(scriptFd);
       reject(new Error(`could not start QEMU (${command.slice(0, 8).join(' ')}): ${error.message}`));
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (killTimer) clearTimeout(killTimer);
       options.signal?.removeEventListener('abort', onAbort);
-      if (partial !== '') takeLine(partial);
+      clearInterval(scriptPoll);
+      readScriptOutput();
+      closeSync(scriptFd);
+      consoleReader.flush();
+      scriptReader.flush();
       let exitStatus: number | null = null;
       for (const line of lines) {
         const match = EXIT_LINE.exec(line);
@@ -597,7 +663,7 @@ function runQemu(
       }
       resolve({
         exitStatus,
-        kernelProblems: lines.flatMap(splitSerialLine).filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
+        kernelProblems: consoleLines.flatMap(splitSerialLine).filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
         output: lines.join('\n'),
         guestLines,
         qemuStderr: stderr,

@@ -70,6 +70,32 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     expect(log).toContain('# ---- serial log ----');
   });
 
+  it('keeps every script line whole while the kernel floods the console', async () => {
+    // A printk used to land inside a line the script was writing ("GUEST:ISP_RESET2[ 45.7] …"
+    // then " 0" three lines later), which made guest tests fail now and then. The script now
+    // has its own serial port; this floods the console with kernel messages while the script
+    // prints numbered lines and checks that every one arrives intact and in order.
+    const lines = 400;
+    const payload = 'abcdefghijklmnopqrstuvwxyz0123456789';
+    const script = [
+      '(i=0; while [ ! -e /tmp/stop ]; do echo "<4>npiv-hba flood $i with a long enough body to take a while on the wire" > /dev/kmsg; i=$((i+1)); done) &',
+      'sleep 1',
+      `i=1; while [ $i -le ${lines} ]; do echo "GUEST:LINE $i ${payload}"; i=$((i+1)); done`,
+      'touch /tmp/stop; wait',
+      'echo "GUEST:FLOOD $(dmesg | grep -c "npiv-hba flood")"',
+      'exit 0',
+      '',
+    ].join('\n');
+    const run = await runGuest({ script, loadQla: false, kernelArgs: ['printk.devkmsg=on'], timeoutMs: 240_000 });
+    expect(run.exitStatus, run.output.slice(-4000)).toBe(0);
+    const numbered = run.guestLines.filter((line) => line.startsWith('LINE '));
+    expect(numbered).toEqual(Array.from({ length: lines }, (_, i) => `LINE ${i + 1} ${payload}`));
+    // The flood really ran alongside and reached the console.
+    const flood = Number(run.guestLines.find((line) => line.startsWith('FLOOD '))?.slice('FLOOD '.length));
+    expect(flood).toBeGreaterThan(50);
+    expect(run.output).toMatch(/\] npiv-hba flood \d+/);
+  });
+
   it('streams lines while the guest runs and kills it when the caller aborts', async () => {
     const seen: string[] = [];
     const controller = new AbortController();
