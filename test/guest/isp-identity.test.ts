@@ -129,6 +129,9 @@ describe('qla2xxx on the emulated ISP2532 logs in with the configured names only
     expect(dmesg).not.toMatch(/Inconsistent NVRAM/);
   });
 
+  // The decisive check: qla2xxx does not refresh fc_host's port_name after an ISP abort, so a
+  // port that fell back to another name (an NVRAM wiped by the rewrite makes qla24xx_nvram_config
+  // use its default WWPN) still shows the old one in sysfs — but not on the wire.
   it('every fabric login (boot and both ISP aborts) used the configured names', () => {
     expect(flogis.length).toBeGreaterThanOrEqual(3);
     expect(flogis.filter((f) => f.wwpn !== WWPN || f.wwnn !== WWNN)).toEqual([]);
