@@ -6,6 +6,7 @@
  */
 import { Isp2532 } from './isp/isp2532.js';
 import type { FabricPort } from './isp/fabric-port.js';
+import type { PortIdentity } from './isp/identity.js';
 import { createIsp2532Function, ispHostOf, type Isp2532Interrupts } from './isp/pci-identity.js';
 import type { AccessSize, BarHandler } from './pci/bar.js';
 import type { PciFunction } from './pci/pci-function.js';
@@ -15,8 +16,11 @@ import { formatWwn } from './util/wwn.js';
 
 export interface VportHbaOptions {
   socketPath: string;
+  /** The only names the vport logs in with; the guest cannot change them (src/isp/identity.ts). */
   wwpn: bigint;
   wwnn: bigint;
+  /** Names a future guest-created NPIV vport may use (none by default). */
+  npivGrants?: readonly PortIdentity[];
   /** The vport's link to the SAN; null = no cable (the link stays down, as with an unplugged port). */
   fabric: FabricPort | null;
   /** Interrupt capabilities offered to the guest (default: MSI + MSI-X, like the real board). */
@@ -58,6 +62,7 @@ export class VportHba {
       fabric: o.fabric,
       wwpn: o.wwpn,
       wwnn: o.wwnn,
+      ...(o.npivGrants ? { npivGrants: o.npivGrants } : {}),
       log: this.log.child({ layer: 'isp' }),
     });
     this.isp = isp;

@@ -9,6 +9,13 @@
  *   reset ──CLR_RISC_RESET / soft reset──▶ rom ──EXECUTE_FIRMWARE──▶ running ──INIT_FW──▶ initialized
  *   initialized: link armed → (next mailbox | ictrl enable | timer) → fabric login → AEN 0x8011,
  *   RIDA, AEN 0x8014 (global) → link up
+ *
+ * Identity: the fabric login uses the host-configured names (IdentityPolicy), never the port and
+ * node names in the guest's init control block. A guest that writes other names there is not
+ * refused — qla2xxx treats a failed INITIALIZE_FIRMWARE as fatal (qla2x00_init_rings →
+ * "Init Firmware **** FAILED ****", probe or ISP abort fails, the board is disabled), so a refusal
+ * would only turn a misconfigured guest into a dead HBA — the names are ignored, as on a port
+ * whose WWPN the fabric assigns, and a rate-limited warning is logged (docs/security-identity.md).
  */
 import { CompStatus, EntryType, IOCB_SIZE, IocbHeader, VpRptId } from '../../assembly/shared/iocb.js';
 import {
@@ -35,6 +42,8 @@ import { EventFifo, INTR_TYPE, MAILBOX_COUNT } from './events.js';
 import type { FabricEvent, FabricLoginResult, FabricPort } from './fabric-port.js';
 import type { FlashStore } from './flash.js';
 import type { IspHost, IspScheduler } from './host.js';
+import type { IdentityPolicy, PortIdentity } from './identity.js';
+import { WarnLimiter } from './warn-limit.js';
 import { ICB_SIZE, parseInitControlBlock, RING_ENTRY_SIZE, type InitControlBlock } from './init-cb.js';
 import { FSTATE, mailboxCommand, mailboxReply, MBS, RESOURCE_COUNT } from './mailbox.js';
 import { executeCommand } from './iocb/fcp.js';
@@ -77,6 +86,8 @@ const PDB_STATE_LOGGED_OUT = 0x0007;
 const LINK_UP_DEFER_MS = 250;
 /** Retry period for a failed fabric login while the link is up. */
 const FABRIC_LOGIN_RETRY_MS = 2000;
+/** At most one "ICB names ignored" warning per this period (a guest may re-initialize in a loop). */
+const IDENTITY_WARN_PERIOD_MS = 60_000;
 
 export interface RemoteLogin {
   handle: number;
@@ -97,7 +108,11 @@ export interface IspFirmwareOptions {
   flash: FlashStore;
   events: EventFifo;
   fabric: FabricPort | null;
+  /** The names the port may log in with (host configuration). */
+  identity: IdentityPolicy;
   trace: IspTrace;
+  /** Clock of the warning rate limit (default Date.now). */
+  now?: () => number;
   /**
    * List the current logins in PORT_NODE_NAME_LIST (0x75, GNL) answers, as real firmware does.
    * Default false: qla2xxx 10.02.x (qla24xx_async_gnl_sp_done) compares each entry's name as a
@@ -117,6 +132,8 @@ export class IspFirmware {
   link: LinkPhase = 'down';
   firmwareLoaded = false;
   icb: InitControlBlock | null = null;
+  /** The names the current initialization logs in with (set by INITIALIZE_FIRMWARE). */
+  loginIdentity: PortIdentity | null = null;
   fabricLogin: FabricLoginResult | null = null;
   readonly logins = new Map<number, RemoteLogin>();
   /** Outstanding FCP commands by IOCB handle (for Abort IO / TMF / link loss). */
@@ -128,8 +145,10 @@ export class IspFirmware {
   private readonly host: IspHost;
   private readonly scheduler: IspScheduler;
   readonly fabric: FabricPort | null;
+  readonly identity: IdentityPolicy;
   private readonly trace: IspTrace;
   private readonly reportLoginsInPortList: boolean;
+  private readonly identityWarnings: WarnLimiter;
 
   constructor(o: IspFirmwareOptions) {
     this.host = o.host;
@@ -137,6 +156,8 @@ export class IspFirmware {
     this.flash = o.flash;
     this.events = o.events;
     this.fabric = o.fabric;
+    this.identity = o.identity;
+    this.identityWarnings = new WarnLimiter(IDENTITY_WARN_PERIOD_MS, o.now);
     this.trace = o.trace;
     this.reportLoginsInPortList = o.reportLoginsInPortList ?? false;
     this.fabric?.onEvent((e) => this.onFabricEvent(e));
@@ -224,6 +245,7 @@ export class IspFirmware {
     this.mailboxBusy = false;
     this.firmwareLoaded = false;
     this.icb = null;
+    this.loginIdentity = null;
     if (this.fabricLogin && this.fabric) {
       this.fabric.logout().catch((e) => this.trace('fabric_err_logout', { error: String(e) }));
     }
@@ -264,6 +286,7 @@ export class IspFirmware {
     this.logins.clear();
     this.fabricLogin = null;
     this.icb = icb;
+    this.loginIdentity = null;
     try {
       this.queues.configure(
         {
@@ -287,10 +310,31 @@ export class IspFirmware {
         this.guestError('mbox_err_init_fw_ring_unmapped', { address: addr.toString(16), entries: len });
       }
     }
+    const identity = this.resolveIdentity(icb, midInit);
+    this.loginIdentity = identity;
     this.risc = 'initialized';
     this.armLinkUp();
-    this.trace('fw_initialized', { wwpn: formatWwn(icb.portName), wwnn: formatWwn(icb.nodeName), midInit });
+    this.trace('fw_initialized', { wwpn: formatWwn(identity.wwpn), wwnn: formatWwn(identity.wwnn), midInit });
     return MBS.COMMAND_COMPLETE;
+  }
+
+  /** The login names for an ICB: always the configured ones; other ICB names are warned about. */
+  private resolveIdentity(icb: InitControlBlock, midInit: boolean): PortIdentity {
+    const login = this.identity.physicalLogin({ wwpn: icb.portName, wwnn: icb.nodeName });
+    if (login.overridden) {
+      const suppressed = this.identityWarnings.admit();
+      if (suppressed !== null) {
+        this.guestError('identity_icb_names_ignored', {
+          icbWwpn: formatWwn(icb.portName),
+          icbWwnn: formatWwn(icb.nodeName),
+          wwpn: formatWwn(login.identity.wwpn),
+          wwnn: formatWwn(login.identity.wwnn),
+          midInit,
+          suppressed,
+        });
+      }
+    }
+    return login.identity;
   }
 
   // ---- mailbox ----------------------------------------------------------------------------
@@ -439,8 +483,8 @@ export class IspFirmware {
   }
 
   private startFabricLogin(): void {
-    const icb = this.icb;
-    if (!icb) return;
+    const id = this.loginIdentity;
+    if (!id) return;
     if (!this.fabric || !this.fabric.isLinkUp()) {
       this.link = 'down';
       this.trace('link_down_no_fabric', {});
@@ -448,7 +492,7 @@ export class IspFirmware {
     }
     this.link = 'logging-in';
     const gen = this.generation;
-    this.fabric.login(icb.portName, icb.nodeName).then(
+    this.fabric.login(id.wwpn, id.wwnn).then(
       (result) => {
         if (gen !== this.generation) return;
         this.fabricLogin = result;

@@ -10,12 +10,22 @@
  *   byte 0x120000  VPD of PCI function 0 (512 bytes)
  *   byte 0x120200  NVRAM of PCI function 0 (struct nvram_24xx, 512 bytes)
  * Absent ROM images, FLT and FDT make the driver use its 25xx defaults (isp25xx.md §3.2).
+ *
+ * The 64 KiB sector holding VPD and NVRAM (the driver's flt_region_vpd_nvram) is host-owned: it is
+ * built from the host configuration (the vport's names) and the guest cannot erase or program it,
+ * as with a flash part whose block-protect bits cover that sector. qla2xxx's NVRAM update
+ * (qla2x00_sysfs_write_nvram → qla25xx_write_nvram_data) then leaves the names intact, so every
+ * later boot reads the configured names again (docs/security-identity.md). The rest of the flash
+ * stays writable.
  */
 import { buildNvram, buildVpd, NVRAM_SIZE, type NvramOptions } from './nvram.js';
+import { WarnLimiter } from './warn-limit.js';
 
 export const FLASH_SIZE_2532 = 0x200000;
 export const FLASH_LAYOUT = {
   FIRMWARE: 0x080000,
+  /** Start of the VPD/NVRAM sector (25xx default flt_region_vpd_nvram, byte address). */
+  VPD_NVRAM_SECTOR: 0x120000,
   VPD_FUNC0: 0x120000,
   NVRAM_FUNC0: 0x120200,
 } as const;
@@ -47,7 +57,20 @@ const FLASH_DEVICE_ID = 0x15;
 const FLASH_JEDEC = 0x00152020;
 /** Opcode of the 64 KiB sector erase used by the driver's flash update path (0xD8). */
 const FLASH_CMD_SECTOR_ERASE = 0xd8;
-const FLASH_SECTOR_SIZE = 0x10000;
+export const FLASH_SECTOR_SIZE = 0x10000;
+
+/** A byte range [start, end) of the flash. */
+export interface FlashRange {
+  start: number;
+  end: number;
+}
+
+/** Sectors only the host writes: VPD and NVRAM, i.e. the vport's names (see the header). */
+export const HOST_OWNED_FLASH: readonly FlashRange[] = [
+  { start: FLASH_LAYOUT.VPD_NVRAM_SECTOR, end: FLASH_LAYOUT.VPD_NVRAM_SECTOR + FLASH_SECTOR_SIZE },
+];
+/** At most one "write to a host-owned sector dropped" warning per period (an NVRAM update is ~16k dwords). */
+const HOST_OWNED_WARN_PERIOD_MS = 60_000;
 
 /** Firmware image header (big-endian dwords, qla24xx_load_risc_flash / FA_RISC_CODE_SEGMENTS). */
 export const FW_SEGMENT = {
@@ -114,14 +137,37 @@ export type FlashTrace = (event: string, detail: Record<string, unknown>) => voi
  * The flash as the register window sees it. Reads of unmapped window addresses return
  * 0xFFFFFFFF (erased); every access is bounds-checked against the image.
  */
+export interface FlashStoreOptions {
+  /** Ranges the guest can neither erase nor program (default none). */
+  hostOwned?: readonly FlashRange[];
+  /** Clock of the warning rate limit (default Date.now). */
+  now?: () => number;
+}
+
 export class FlashStore {
   private writeProtected = true;
+  private readonly hostOwned: readonly FlashRange[];
+  private readonly hostOwnedWarnings: WarnLimiter;
 
   constructor(
     readonly image: Uint8Array,
     private readonly trace: FlashTrace = () => {},
+    o: FlashStoreOptions = {},
   ) {
     if (image.length % 4 !== 0) throw new Error('flash image size must be a multiple of 4');
+    this.hostOwned = o.hostOwned ?? [];
+    this.hostOwnedWarnings = new WarnLimiter(HOST_OWNED_WARN_PERIOD_MS, o.now);
+  }
+
+  /** True when [start, end) overlaps a host-owned range. */
+  isHostOwned(start: number, end: number): boolean {
+    return this.hostOwned.some((r) => start < r.end && end > r.start);
+  }
+
+  /** A guest write or erase of a host-owned range: dropped, with a rate-limited warning. */
+  private dropHostOwned(op: 'program' | 'erase', byteAddress: number): void {
+    const suppressed = this.hostOwnedWarnings.admit();
+    if (suppressed !== null) this.trace('flash_err_host_owned', { guestError: true, op, byteAddress, suppressed });
   }
 
   get sizeBytes(): number {
@@ -156,8 +202,12 @@ export class FlashStore {
         this.trace('flash_err_write_protected', { address });
         return;
       }
-      // NOR programming can only clear bits; an erase sets them again.
       const off = dword * 4;
+      if (this.isHostOwned(off, off + 4)) {
+        this.dropHostOwned('program', off);
+        return;
+      }
+      // NOR programming can only clear bits; an erase sets them again.
       const cur = this.readDword(off);
       new DataView(this.image.buffer, this.image.byteOffset).setUint32(off, (cur & data) >>> 0, true);
       return;
@@ -199,7 +249,9 @@ export class FlashStore {
         // as ((a & 0xff) << 16) | (a & 0xff00) | ((a >> 16) & 0xff)); undo it.
         const addr = ((data & 0xff) << 16) | (data & 0xff00) | ((data >>> 16) & 0xff);
         const start = addr & ~(FLASH_SECTOR_SIZE - 1);
-        if (!this.writeProtected && start + FLASH_SECTOR_SIZE <= this.image.length) {
+        if (!this.writeProtected && this.isHostOwned(start, start + FLASH_SECTOR_SIZE)) {
+          this.dropHostOwned('erase', start);
+        } else if (!this.writeProtected && start + FLASH_SECTOR_SIZE <= this.image.length) {
           this.image.fill(0xff, start, start + FLASH_SECTOR_SIZE);
         } else {
           this.trace('flash_err_erase_refused', { addr, writeProtected: this.writeProtected });

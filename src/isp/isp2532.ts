@@ -9,6 +9,9 @@
  *   const isp = new Isp2532({ host: ispHostOf(pciFunction), fabric, wwpn, wwnn });
  *   BAR1 handler: isp.barHandler() (or mmioRead/mmioWrite); FLR / DEVICE_RESET: isp.reset();
  *   interrupt routing change: isp.interruptRoutingChanged(); teardown: await fabric.close()
+ *
+ * The configured wwpn/wwnn are the only names the port logs in with (src/isp/identity.ts); the
+ * flash's VPD/NVRAM sector that carries them to the guest is host-owned (src/isp/flash.ts).
  */
 import type { AccessSize, BarHandler } from '../pci/bar.js';
 import { logger, type Logger } from '../util/log.js';
@@ -16,8 +19,9 @@ import { formatWwn } from '../util/wwn.js';
 import { EventFifo, MAILBOX_COUNT } from './events.js';
 import type { FabricPort } from './fabric-port.js';
 import { IspFirmware } from './firmware.js';
-import { buildFlashImage, FlashStore } from './flash.js';
+import { buildFlashImage, FlashStore, HOST_OWNED_FLASH } from './flash.js';
 import { nodeScheduler, type IspHost, type IspScheduler } from './host.js';
+import { IdentityPolicy, type PortIdentity } from './identity.js';
 import { IspQueues } from './queues.js';
 import { IspRegisterFile } from './registers.js';
 import { RingEngine } from './ring/engine.js';
@@ -33,6 +37,11 @@ export interface Isp2532Options {
   fabric: FabricPort | null;
   wwpn: bigint;
   wwnn: bigint;
+  /**
+   * Further names a future guest-created NPIV vport may log in with (IdentityPolicy.vportLogin);
+   * default none. The guest cannot add to them.
+   */
+  npivGrants?: readonly PortIdentity[];
   scheduler?: IspScheduler;
   /** Model name in NVRAM/VPD (default "QLE2562"). */
   model?: string;
@@ -57,6 +66,7 @@ function defaultCodec(log: Logger): RingCodec {
 }
 
 export class Isp2532 {
+  readonly identity: IdentityPolicy;
   readonly flash: FlashStore;
   readonly events: EventFifo;
   readonly firmware: IspFirmware;
@@ -72,10 +82,11 @@ export class Isp2532 {
     };
     const scheduler = o.scheduler ?? nodeScheduler;
     const model = o.model ?? 'QLE2562';
+    this.identity = new IdentityPolicy({ wwpn: o.wwpn, wwnn: o.wwnn }, o.npivGrants ?? []);
     this.flash = new FlashStore(
       buildFlashImage({
-        wwpn: o.wwpn,
-        wwnn: o.wwnn,
+        wwpn: this.identity.base.wwpn,
+        wwnn: this.identity.base.wwnn,
         model,
         description: `QLogic 8Gb Fibre Channel Adapter (emulated ${model})`,
         serialNumber: o.serialNumber ?? `NPIV${o.wwpn.toString(16).slice(-8).toUpperCase()}`,
@@ -83,6 +94,7 @@ export class Isp2532 {
         subsystemDeviceId: o.subsystemDeviceId ?? 0x015d,
       }),
       trace,
+      { hostOwned: HOST_OWNED_FLASH },
     );
     const outbound = new Uint16Array(MAILBOX_COUNT);
     this.events = new EventFifo(o.host, outbound, trace);
@@ -92,6 +104,7 @@ export class Isp2532 {
       flash: this.flash,
       events: this.events,
       fabric: o.fabric,
+      identity: this.identity,
       trace,
       ...(o.reportLoginsInPortList !== undefined ? { reportLoginsInPortList: o.reportLoginsInPortList } : {}),
     });

@@ -43,7 +43,7 @@ export const REG = {
 } as const;
 
 /** flash_addr BIT31: FARX_DATA_FLAG. */
-const FARX_DATA_FLAG = 0x80000000;
+export const FARX_DATA_FLAG = 0x80000000;
 
 /** ctrl_status bits (CSRX_*). */
 export const CSRX = {

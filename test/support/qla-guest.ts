@@ -14,6 +14,10 @@
  *   I/O       Command Type 7 with one DSD into guest RAM (ioEntry), queued at the request ring's
  *             producer index, doorbell = posted REQ_Q_IN write; responses reaped by signature,
  *             then a posted RSP_Q_OUT write
+ *   flash     dword reads and writes through FLASH_ADDR/FLASH_DATA (qla24xx_read_flash_dword,
+ *             qla24xx_write_flash_dword), the NVRAM port/node names as qla24xx_nvram_config reads
+ *             them, and an NVRAM update as qla24xx_write_flash_data does it (unprotect, sector
+ *             erase, program, protect)
  *
  * Mailbox commands and IOCBs complete by polling HOST_STATUS here (qla24xx_intr_handler's order:
  * HOST_STATUS, mailboxes or AEN, CLR_RISC_INT); a subclass that turns interrupts on overrides
@@ -29,7 +33,9 @@
  *   + 0x010000  request ring  (reqEntries)
  *   + 0x020000  response ring (rspEntries)
  */
-import { HCCRX, REG } from '../../src/isp/registers.js';
+import { FARX_DATA_FLAG, HCCRX, REG } from '../../src/isp/registers.js';
+import { FLASH_CONF, FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW } from '../../src/isp/flash.js';
+import { NVRAM } from '../../src/isp/nvram.js';
 import { native } from '../../src/native/index.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
 import { PCI_REGION } from '../../src/vfio-user/protocol.js';
@@ -73,6 +79,13 @@ export const ICTRL_EN_RISC_INT = 0x8;
 const MAILBOXES = 32;
 /** qla24xx_reset_risc's CTRL_STATUS write (DMA shutdown + ISP reset + burst setting). */
 const CTRL_STATUS_RESET = 0x10031;
+
+/** Flash sector erase opcode the driver uses for this part (no FDT: its 25xx default). */
+const FLASH_SECTOR_ERASE = 0xd8;
+/** qla24xx_protect_flash's write-protect value (any non-zero value protects). */
+const FLASH_PROTECT_ALL = 0x9c;
+/** Poll budget of one flash cycle (qla24xx_read_flash_dword polls 30000 × 10 µs). */
+const FLASH_POLLS = 100;
 
 /** Mailbox commands (qla_def.h MBC_*). */
 export const MBC = {
@@ -464,6 +477,64 @@ export class QlaGuest {
     icb.setBigUint64(ICB.REQ_Q_ADDRESS, this.addr(QLA_LAYOUT.REQ_RING), true);
     icb.setBigUint64(ICB.RSP_Q_ADDRESS, this.addr(QLA_LAYOUT.RSP_RING), true);
     icb.setUint32(ICB.FIRMWARE_OPTIONS_2, ICB_FW_OPTIONS_2, true);
+  }
+
+  // --- flash and NVRAM -----------------------------------------------------------------------
+
+  /** One dword through the flash window: address cycle, wait for FARX_DATA_FLAG, read flash_data. */
+  async flashReadDword(windowAddress: number): Promise<number> {
+    this.w32(REG.FLASH_ADDR, windowAddress & ~FARX_DATA_FLAG);
+    for (let i = 0; i < FLASH_POLLS; i++) {
+      if ((await this.r32(REG.FLASH_ADDR)) & FARX_DATA_FLAG) return (await this.r32(REG.FLASH_DATA)) >>> 0;
+    }
+    throw new TimeoutError(`flash read of 0x${windowAddress.toString(16)} never completed`);
+  }
+
+  /** One dword write cycle (or flash-config command): flash_data, then the address with bit 31. */
+  async flashWriteDword(windowAddress: number, data: number): Promise<void> {
+    this.w32(REG.FLASH_DATA, data);
+    this.w32(REG.FLASH_ADDR, (windowAddress | FARX_DATA_FLAG) >>> 0);
+    for (let i = 0; i < FLASH_POLLS; i++) if (!((await this.r32(REG.FLASH_ADDR)) & FARX_DATA_FLAG)) return;
+    throw new TimeoutError(`flash write of 0x${windowAddress.toString(16)} never completed`);
+  }
+
+  /** `length` bytes of flash from byte address `start` (dword aligned). */
+  async flashRead(start: number, length: number): Promise<Uint8Array> {
+    const out = new Uint8Array(length);
+    const dv = new DataView(out.buffer);
+    for (let off = 0; off < length; off += 4) dv.setUint32(off, await this.flashReadDword(FLASH_WINDOW.DATA + (start + off) / 4), true);
+    return out;
+  }
+
+  /**
+   * Rewrites flash from byte address `start` as qla24xx_write_flash_data does: unprotect, erase
+   * each 64 KiB sector the data starts, program the dwords, protect again. `data` is dword aligned.
+   */
+  async flashWrite(start: number, data: Uint8Array): Promise<void> {
+    const dv = new DataView(data.buffer, data.byteOffset, data.byteLength);
+    await this.flashWriteDword(FLASH_WINDOW.CONF + FLASH_CONF.WRITE_PROTECT, 0);
+    for (let off = 0; off < data.length; off += 4) {
+      const a = start + off;
+      if (off === 0 || a % FLASH_SECTOR_SIZE === 0) {
+        const s = a & ~(FLASH_SECTOR_SIZE - 1);
+        // The erase command carries the sector's byte address in flash byte order (qla24xx_erase_sector).
+        await this.flashWriteDword(FLASH_WINDOW.CONF + FLASH_CONF.COMMAND_BASE + FLASH_SECTOR_ERASE, (s & 0xff00) | ((s << 16) & 0xff0000) | ((s >> 16) & 0xff));
+      }
+      await this.flashWriteDword(FLASH_WINDOW.DATA + a / 4, dv.getUint32(off, true));
+    }
+    await this.flashWriteDword(FLASH_WINDOW.CONF + FLASH_CONF.WRITE_PROTECT, FLASH_PROTECT_ALL);
+  }
+
+  /** The function-0 NVRAM block (struct nvram_24xx). */
+  readNvram(): Promise<Uint8Array> {
+    return this.flashRead(FLASH_LAYOUT.NVRAM_FUNC0, NVRAM.CHECKSUM + 4);
+  }
+
+  /** The port and node names qla24xx_nvram_config takes from NVRAM into the ICB. */
+  async readNvramNames(): Promise<{ wwpn: bigint; wwnn: bigint }> {
+    const nv = await this.readNvram();
+    const dv = new DataView(nv.buffer);
+    return { wwpn: dv.getBigUint64(NVRAM.PORT_NAME, false), wwnn: dv.getBigUint64(NVRAM.NODE_NAME, false) };
   }
 
   // --- rings ---------------------------------------------------------------------------------

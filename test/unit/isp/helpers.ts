@@ -17,6 +17,7 @@ import type {
   PrliResult,
 } from '../../../src/isp/fabric-port.js';
 import { Isp2532 } from '../../../src/isp/isp2532.js';
+import type { Logger } from '../../../src/util/log.js';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
 import type { TaskManagementFunction } from '../../../src/scsi/api.js';
 
@@ -144,8 +145,11 @@ export class FakeFabric implements FabricPort {
   isLinkUp() {
     return this.linkUp;
   }
-  async login(wwpn: bigint): Promise<FabricLoginResult> {
+  /** The names of every login request, in order. */
+  loginNames: { wwpn: bigint; wwnn: bigint }[] = [];
+  async login(wwpn: bigint, wwnn: bigint): Promise<FabricLoginResult> {
     this.calls.push(`login ${wwpn.toString(16)}`);
+    this.loginNames.push({ wwpn, wwnn });
     return this.loginResult;
   }
   async logout() {
@@ -256,7 +260,7 @@ export class Rig {
   /** Wait real time in settle() too (for fabrics doing socket I/O). */
   realTime = false;
 
-  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null, port?: FabricPort, reportLoginsInPortList?: boolean) {
+  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null, port?: FabricPort, reportLoginsInPortList?: boolean, log?: Logger) {
     this.fabric = fabric === undefined ? new FakeFabric(targets) : (fabric ?? new FakeFabric(targets));
     this.isp = new Isp2532({
       host: this.host,
@@ -265,6 +269,7 @@ export class Rig {
       wwnn: WWNN,
       scheduler: this.sched,
       ...(reportLoginsInPortList !== undefined ? { reportLoginsInPortList } : {}),
+      ...(log ? { log } : {}),
     });
   }
 
