@@ -5,7 +5,7 @@
  * through an eventfd, DMA_UNMAP, error replies mid-stream, a garbage header, reconnects and
  * socket-file handling.
  */
-import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -426,6 +426,23 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     // And a client that drops right after the reply starts, then reconnects.
     const dropped = await runChildClient(h.path, versionMessage(), 300);
     expect(dropped).toEqual({ replied: 300, hungUp: 0, connectErrors: [], bytes: expect.any(Number) });
+  });
+
+  it('refuses DMA_MAP of a regular file (it cannot be sealed against shrinking) with EPERM, and keeps serving', async () => {
+    const file = join(dir, `ram${socketCounter}.img`);
+    writeFileSync(file, Buffer.alloc(RAM_SIZE));
+    const fd = openSync(file, 'r+');
+    try {
+      const client = newClient();
+      await client.version();
+      await expect(client.dmaMap({ address: 0n, size: BigInt(RAM_SIZE), fd, offset: 0n })).rejects.toMatchObject({ errno: ERRNO.EPERM });
+      // Had it been mapped, this truncation would turn the next DMA into SIGBUS.
+      ftruncateSync(fd, 0);
+      expect(h.server.session?.memory.windows).toHaveLength(0);
+      expect((await client.getDeviceInfo()).numIrqs).toBe(5);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('refuses commands before VERSION and closes', async () => {
