@@ -367,12 +367,12 @@ export function netSocketFd(socket: net.Socket): number | null {
  * connected client socket: the listener as of its listen()) must be this uid, root or one of
  * `allowedUids`. Throws a message naming the option that would allow it.
  */
-export function checkListenerCred(cred: PeerCred, path: string, allowedUids: readonly number[], option: string, self: number = selfUid()): void {
+export function checkListenerCred(cred: PeerCred, path: string, allowedUids: readonly number[], option?: string, self: number = selfUid()): void {
   if (cred.uid === self || cred.uid === 0 || allowedUids.includes(cred.uid)) return;
   throw new Error(
     `refusing to use ${path}: it is served by uid ${cred.uid} (pid ${cred.pid}), not by uid ${self}` +
       `${allowedUids.length > 0 ? `, ${allowedUids.map((u) => `uid ${u}`).join(', ')}` : ''} or root; ` +
-      `another user may have put a socket there (if that user is intended, pass ${option} ${cred.uid})`,
+      `another user may have put a socket there${option ? ` (if that user is intended, pass ${option} ${cred.uid})` : ''}`,
   );
 }
 
@@ -380,7 +380,7 @@ export function checkListenerCred(cred: PeerCred, path: string, allowedUids: rea
 export function verifySocketServer(
   path: string,
   allowedUids: readonly number[],
-  option: string,
+  option: string | undefined,
   shim: Pick<NativeShim, 'unixConnect' | 'peerCred' | 'close'> = defaultNative,
 ): void {
   const fd = shim.unixConnect(path);
