@@ -14,7 +14,7 @@ import { VfioUserServer } from '../../../src/vfio-user/server.js';
 import { COMMAND, PROTOCOL_MAJOR, PROTOCOL_MINOR, encodeCommand, encodeVersion } from '../../../src/vfio-user/protocol.js';
 import type { SocketAccess } from '../../../src/util/private-socket.js';
 import { RecordingDevice } from './helpers.js';
-import { runChildClient } from './child-client.js';
+import { runChildClient } from '../../support/child-client.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const isRoot = process.getuid?.() === 0;

@@ -34,7 +34,7 @@ import {
   encodeDmaMap,
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
-import { runChildClient } from './child-client.js';
+import { runChildClient } from '../../support/child-client.js';
 
 // --- the fake device ------------------------------------------------------------------------
 
