@@ -16,7 +16,7 @@ import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
 import { logger, setLogLevel } from '../util/log.js';
-import { checkSocketPathLength, parseGroup, parseUser, verifySocketServer, type SocketAccess } from '../util/private-socket.js';
+import { checkSocketPathLength, parseGroup, parseUser, prepareSocketDirectory, verifySocketServer, type SocketAccess } from '../util/private-socket.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 
 export interface ServeOptions {
@@ -90,6 +90,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if ((await probeUnixSocket(opts.socket)).state === 'listening') {
     throw new Error(`another vfio-user server is already listening on ${opts.socket}`);
   }
+  // The socket's directory first (created private, or refused when others can write it): the stats
+  // file is written next to the socket before the socket exists.
+  prepareSocketDirectory(opts.socket, access);
   const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
   // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second).
   const stats = new VportStatsWriter({ socketPath: opts.socket, wwpn });
