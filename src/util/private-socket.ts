@@ -37,7 +37,8 @@ export interface SocketAccess {
 export type SocketNative = Pick<NativeShim, 'unixListenPrivate' | 'unixConnect' | 'peerCred' | 'close'>;
 
 export function selfUid(): number {
-  return process.getuid?.() ?? 0;
+  // SO_PEERCRED reports effective ids; compare like with like.
+  return process.geteuid?.() ?? 0;
 }
 
 /** Refuses a socket path that does not fit sun_path, naming the option it came from. */
