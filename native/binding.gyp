@@ -7,6 +7,7 @@
       'sources': [
         'src/addon.cc',
         'src/common.cc',
+        'src/cred.cc',
         'src/fd.cc',
         'src/mem.cc',
         'src/poll.cc',

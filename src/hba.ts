@@ -12,6 +12,7 @@ import type { AccessSize, BarHandler } from './pci/bar.js';
 import type { PciFunction } from './pci/pci-function.js';
 import { VfioUserServer } from './vfio-user/server.js';
 import { logger, type Logger } from './util/log.js';
+import type { SocketAccess } from './util/private-socket.js';
 import { formatWwn } from './util/wwn.js';
 
 export interface VportHbaOptions {
@@ -25,6 +26,8 @@ export interface VportHbaOptions {
   fabric: FabricPort | null;
   /** Interrupt capabilities offered to the guest (default: MSI + MSI-X, like the real board). */
   interrupts?: Isp2532Interrupts;
+  /** who besides this uid and root may connect to the socket (serve --socket-owner/--socket-group) */
+  socketAccess?: SocketAccess;
   log?: Logger;
 }
 
@@ -72,6 +75,7 @@ export class VportHba {
       socketPath: o.socketPath,
       device: this.pci,
       log: this.log.child({ layer: 'vfio-user' }),
+      ...(o.socketAccess ? { access: o.socketAccess } : {}),
     });
   }
 

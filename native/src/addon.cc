@@ -1,6 +1,7 @@
 // npiv_native: module entry point. Each concern registers its own functions:
 // fd.cc (close, isOpen, fdSize, eventfd*), mem.cc (mmap, munmap, memfdCreate),
-// poll.cc (poll), sock.cc (unix sockets, recvmsg/sendmsg with SCM_RIGHTS).
+// poll.cc (poll), sock.cc (unix sockets, recvmsg/sendmsg with SCM_RIGHTS),
+// cred.cc (peer credentials, user and group lookups).
 #include "common.h"
 
 namespace npiv {
@@ -10,6 +11,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterMem(env, exports);
   RegisterPoll(env, exports);
   RegisterSock(env, exports);
+  RegisterCred(env, exports);
   return exports;
 }
 

@@ -48,6 +48,7 @@ void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterMem(Napi::Env env, Napi::Object exports);
 void RegisterPoll(Napi::Env env, Napi::Object exports);
 void RegisterSock(Napi::Env env, Napi::Object exports);
+void RegisterCred(Napi::Env env, Napi::Object exports);
 
 // Closes an fd on scope exit unless released; for cleanup on error paths.
 class FdGuard {

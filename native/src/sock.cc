@@ -1,13 +1,19 @@
 // npiv_native: AF_UNIX stream sockets with SCM_RIGHTS fd passing (Linux socket(7), unix(7)).
 // Every socket created here is non-blocking and close-on-exec; received fds are
 // close-on-exec (MSG_CMSG_CLOEXEC). Nothing here blocks: EAGAIN is reported as null.
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <climits>
 #include <cstring>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "common.h"
@@ -58,6 +64,99 @@ Napi::Value UnixListen(const Napi::CallbackInfo& info) {
   }
   if (listen(fd.get(), backlog) != 0) ThrowErrno(env, "listen", errno, Quoted(address));
   return Napi::Number::New(env, fd.release());
+}
+
+// (uid_t)-1 / (gid_t)-1 mean "leave unchanged" to fchownat(2); the JS side passes -1.
+constexpr int64_t kMaxId = int64_t{UINT32_MAX} - 1;
+
+// Removes the private temporary directory (and the socket bound in it, unless it was renamed
+// away) when UnixListenPrivate returns or throws.
+class TempSocketDir {
+ public:
+  explicit TempSocketDir(std::string path) : path_(std::move(path)) {}
+  ~TempSocketDir() {
+    if (bound_) unlink((path_ + "/s").c_str());
+    rmdir(path_.c_str());
+  }
+  TempSocketDir(const TempSocketDir&) = delete;
+  TempSocketDir& operator=(const TempSocketDir&) = delete;
+  const std::string& path() const { return path_; }
+  void setBound(bool bound) { bound_ = bound; }
+
+ private:
+  std::string path_;
+  bool bound_ = false;
+};
+
+// Listens on `path` with the socket file's mode (and owner) set before the path exists:
+// bind(2) creates the file with the process umask, so the socket is bound inside a fresh
+// mkdtemp(3) directory (mode 0700: nobody else can reach it), chmod/chown'ed there, then
+// renamed into place with RENAME_NOREPLACE (rename(2)), so the final path never has a wider
+// mode and an existing file there is never replaced. The bind goes through /proc/self/fd/N/s
+// so that the temporary path always fits sun_path, however long the directory name is.
+Napi::Value UnixListenPrivate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  sockaddr_un address{};
+  std::string path = ArgCString(info, 0, "path", sizeof address.sun_path - 1);
+  int backlog = static_cast<int>(ArgInteger(info, 1, "backlog", 0, kMaxBacklog));
+  auto mode = static_cast<mode_t>(ArgInteger(info, 2, "mode", 0, 0777));
+  auto uid = static_cast<uid_t>(ArgInteger(info, 3, "uid", -1, kMaxId));
+  auto gid = static_cast<gid_t>(ArgInteger(info, 4, "gid", -1, kMaxId));
+  const std::string quoted = "'" + path + "'";
+
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (name.empty() || name == "." || name == "..") {
+    ThrowRangeError(env, "argument 1 (path) must name a file, not a directory: " + quoted);
+  }
+  std::vector<char> pattern(dir.begin(), dir.end());
+  const char suffix[] = "/.npiv-sock-XXXXXX";
+  pattern.insert(pattern.end(), suffix, suffix + sizeof suffix);  // includes the NUL
+  if (mkdtemp(pattern.data()) == nullptr) ThrowErrno(env, "mkdtemp", errno, "in '" + dir + "'");
+  TempSocketDir temp(pattern.data());
+
+  FdGuard dirFd(open(temp.path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (dirFd.get() < 0) ThrowErrno(env, "open", errno, "'" + temp.path() + "'");
+  std::string viaProc = "/proc/self/fd/" + std::to_string(dirFd.get()) + "/s";
+  address.sun_family = AF_UNIX;
+  std::memcpy(address.sun_path, viaProc.data(), viaProc.size());
+  auto length = static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + viaProc.size() + 1);
+
+  FdGuard fd(socket(AF_UNIX, SOCK_STREAM | kSocketFlags, 0));
+  if (fd.get() < 0) ThrowErrno(env, "socket", errno);
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&address), length) != 0) {
+    ThrowErrno(env, "bind", errno, "(temporary socket for " + quoted + ")");
+  }
+  temp.setBound(true);
+  if (fchmodat(dirFd.get(), "s", mode, 0) != 0) ThrowErrno(env, "fchmodat", errno, quoted);
+  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) &&
+      fchownat(dirFd.get(), "s", uid, gid, AT_SYMLINK_NOFOLLOW) != 0) {
+    ThrowErrno(env, "fchownat", errno, quoted);
+  }
+  if (listen(fd.get(), backlog) != 0) ThrowErrno(env, "listen", errno, quoted);
+  if (renameat2(dirFd.get(), "s", AT_FDCWD, path.c_str(), RENAME_NOREPLACE) != 0) {
+    ThrowErrno(env, "renameat2", errno, quoted);
+  }
+  temp.setBound(false);
+  return Napi::Number::New(env, fd.release());
+}
+
+// True when the peer of a connected stream socket has hung up (POLLHUP/POLLRDHUP, poll(2)),
+// without reading anything: the vfio-user server asks this of its current client when a new
+// connection arrives, since the hang-up may not have reached its poll callback yet.
+Napi::Value SocketHungUp(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  pollfd entry{fd, POLLRDHUP, 0};
+  int ready = -1;
+  for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
+    ready = poll(&entry, 1, 0);
+    if (ready >= 0 || errno != EINTR) break;
+  }
+  if (ready < 0) ThrowErrno(env, "poll", errno);
+  if (entry.revents & POLLNVAL) ThrowErrno(env, "poll", EBADF, "(fd " + std::to_string(fd) + ")");
+  return Napi::Boolean::New(env, (entry.revents & (POLLHUP | POLLRDHUP | POLLERR)) != 0);
 }
 
 Napi::Value UnixAccept(const Napi::CallbackInfo& info) {
@@ -236,6 +335,8 @@ Napi::Value SendMsg(const Napi::CallbackInfo& info) {
 
 void RegisterSock(Napi::Env env, Napi::Object exports) {
   exports.Set("unixListen", Napi::Function::New(env, UnixListen, "unixListen"));
+  exports.Set("unixListenPrivate", Napi::Function::New(env, UnixListenPrivate, "unixListenPrivate"));
+  exports.Set("socketHungUp", Napi::Function::New(env, SocketHungUp, "socketHungUp"));
   exports.Set("unixAccept", Napi::Function::New(env, UnixAccept, "unixAccept"));
   exports.Set("unixConnect", Napi::Function::New(env, UnixConnect, "unixConnect"));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair, "socketPair"));

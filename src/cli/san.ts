@@ -13,13 +13,19 @@
  * stdout; a failed command exits 1. Commands and their arguments: src/san/control.ts.
  * `port-down WWPN` takes an array port or any HBA's link down; an array port comes back with
  * `port-up`, an HBA link when the HBA reconnects.
+ *
+ * Local users: both sockets are 0600 in a directory others cannot write; links are accepted from
+ * this uid, root, --socket-owner and --socket-group members (at most --max-links-per-uid each), the
+ * control socket from this uid, root and --control-group members (docs/security-hostside.md).
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ControlServer, controlRequest } from '../san/control.js';
+import { ControlServer, controlRequest, DEFAULT_MAX_CONTROL_PER_UID, type ControlListenOptions } from '../san/control.js';
 import { exampleSanConfig, loadSanConfig } from '../san/config.js';
+import { DEFAULT_MAX_LINKS_PER_UID } from '../san/link.js';
 import { San } from '../san/san.js';
 import { logger } from '../util/log.js';
+import { checkSocketPathLength, parseGroup, parseUser, type SocketAccess } from '../util/private-socket.js';
 import { probeUnixSocket } from '../vport/probe.js';
 
 export interface SanCliOptions {
@@ -27,7 +33,20 @@ export interface SanCliOptions {
   link?: string;
   pcap?: string;
   control?: string;
+  socketGroup?: string;
+  socketOwner?: string;
+  controlGroup?: string;
+  maxLinksPerUid?: string;
+  maxControlPerUid?: string;
   example?: boolean;
+}
+
+/** A per-uid connection cap: a whole number 1..65536. */
+function parseCap(text: string | undefined, option: string, fallback: number): number {
+  if (text === undefined) return fallback;
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isSafeInteger(n) || n < 1 || n > 65536) throw new Error(`invalid ${option} '${text}': expected a whole number 1..65536`);
+  return n;
 }
 
 /** key=value words → request object. */
@@ -57,6 +76,20 @@ export function parseCtlArguments(cmd: string, words: readonly string[]): Record
 export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<void> {
   if (!opts.config) throw new Error('--config <file> is required (or --example)');
   if (!opts.link) throw new Error('--link <path> is required');
+  checkSocketPathLength(opts.link, '--link');
+  if (opts.control !== undefined) {
+    checkSocketPathLength(opts.control, '--control');
+    if (resolve(opts.control) === resolve(opts.link)) throw new Error(`--link and --control must be different sockets (both are ${opts.link})`);
+  }
+  const linkAccess: SocketAccess = {
+    ...(opts.socketGroup !== undefined ? { group: parseGroup(opts.socketGroup, '--socket-group') } : {}),
+    ...(opts.socketOwner !== undefined ? { owner: parseUser(opts.socketOwner, '--socket-owner') } : {}),
+  };
+  const controlOptions: ControlListenOptions = {
+    ...(opts.controlGroup !== undefined ? { access: { group: parseGroup(opts.controlGroup, '--control-group') } } : {}),
+    maxPerUid: parseCap(opts.maxControlPerUid, '--max-control-per-uid', DEFAULT_MAX_CONTROL_PER_UID),
+  };
+  const maxLinksPerUid = parseCap(opts.maxLinksPerUid, '--max-links-per-uid', DEFAULT_MAX_LINKS_PER_UID);
   const config = loadSanConfig(opts.config);
   // Starting would unlink a socket file and listen in its place: never do that to a live SAN.
   for (const [option, path] of [['--link', opts.link], ['--control', opts.control]] as const) {
@@ -67,12 +100,13 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
   const log = logger('san.cli');
   const running = await San.start(config, {
     linkPath: opts.link,
+    linkAccess: { access: linkAccess, maxPerUid: maxLinksPerUid },
     ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
     baseDir: dirname(resolve(opts.config)),
   });
   try {
-    const control = opts.control ? await ControlServer.listen(running, opts.control) : null;
-    log.info({ link: opts.link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM to stop');
+    const control = opts.control ? await ControlServer.listen(running, opts.control, undefined, controlOptions) : null;
+    log.info({ link: opts.link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM/SIGHUP to stop');
     if (!stop.aborted) await new Promise<void>((done) => stop.addEventListener('abort', () => done(), { once: true }));
     await control?.close();
   } finally {
@@ -86,8 +120,13 @@ export function registerSanCommand(program: Command): void {
     .description('run the simulated SAN (fabric + storage arrays) that HBAs attach to over a link socket')
     .option('--config <file>', 'SAN configuration (JSON); see --example')
     .option('--link <path>', 'Unix socket path for HBA links')
-    .option('--pcap <file>', 'record every frame through the switch (pcap, LINKTYPE_FC_2)')
+    .option('--pcap <file>', 'record every frame through the switch (pcap, LINKTYPE_FC_2); holds disk data, created 0600')
     .option('--control <path>', 'Unix socket for run-time changes (JSON lines; see `san ctl`)')
+    .option('--socket-group <group>', 'group (name or gid) whose members may connect links: the link socket becomes 0660 and group-owned')
+    .option('--socket-owner <user>', 'user (name or uid) `serve` runs as, if not this one: may connect links, owns the link socket file')
+    .option('--control-group <group>', 'group (name or gid) whose members may use the control socket (0660)')
+    .option('--max-links-per-uid <n>', `simultaneous links one uid may hold (default ${DEFAULT_MAX_LINKS_PER_UID})`)
+    .option('--max-control-per-uid <n>', `simultaneous control connections one uid may hold (default ${DEFAULT_MAX_CONTROL_PER_UID})`)
     .option('--example', 'print a working example configuration and exit')
     .action(async (opts: SanCliOptions) => {
       if (opts.example) {
@@ -96,13 +135,16 @@ export function registerSanCommand(program: Command): void {
       }
       const stop = new AbortController();
       const onSignal = (): void => stop.abort();
+      // SIGHUP too: its default action would end the process and leave both sockets behind.
       process.once('SIGINT', onSignal);
       process.once('SIGTERM', onSignal);
+      process.once('SIGHUP', onSignal);
       try {
         await runSan(opts, stop.signal);
       } finally {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);
+        process.off('SIGHUP', onSignal);
       }
     });
 

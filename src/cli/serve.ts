@@ -1,6 +1,11 @@
 /**
- * `npiv-hba serve`: serve one vport HBA (an emulated ISP2532) on a vfio-user socket until SIGTERM or
- * SIGINT, then stop cleanly and remove the socket.
+ * `npiv-hba serve`: serve one vport HBA (an emulated ISP2532) on a vfio-user socket until SIGTERM,
+ * SIGINT or SIGHUP, then stop cleanly and remove the socket.
+ *
+ * Local users: the socket is 0600 (0660 with --socket-group) in a directory others cannot write,
+ * and only this uid, root, --socket-owner and --socket-group members may connect; the SAN at --san
+ * must be run by this uid, root or --san-owner before a frame is sent to it
+ * (docs/security-hostside.md).
  */
 import type { Command } from 'commander';
 import { VportHba } from '../hba.js';
@@ -11,6 +16,7 @@ import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
 import { logger, setLogLevel } from '../util/log.js';
+import { checkSocketPathLength, parseGroup, parseUser, prepareSocketDirectory, verifySocketServer, type SocketAccess } from '../util/private-socket.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 
 export interface ServeOptions {
@@ -20,6 +26,9 @@ export interface ServeOptions {
   interrupts?: string;
   san?: string;
   pcap?: string;
+  socketGroup?: string;
+  socketOwner?: string;
+  sanOwner?: string;
   logLevel?: string;
 }
 
@@ -34,7 +43,10 @@ export function registerServeCommand(program: Command): void {
     .requiredOption('--wwnn <wwnn>', 'vport node name')
     .option('--interrupts <kind>', `interrupt capabilities offered to the guest: ${INTERRUPT_CHOICES.join(', ')}`, 'msix')
     .option('--san <path>', "link socket of a running `npiv-hba san`: the vport's cable to the fabric (without it the link stays down)")
-    .option('--pcap <file>', "record every frame on the vport's link (pcap, LINKTYPE_FC_2; needs --san)")
+    .option('--pcap <file>', "record every frame on the vport's link (pcap, LINKTYPE_FC_2; needs --san); holds disk data, created 0600")
+    .option('--socket-group <group>', 'group (name or gid) whose members may connect: the socket becomes 0660 and group-owned')
+    .option('--socket-owner <user>', 'user (name or uid) QEMU runs as, if not this one (e.g. libvirt-qemu): may connect, owns the socket file')
+    .option('--san-owner <user>', 'user (name or uid) the SAN at --san may run as besides this one and root')
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error)')
     .action(async (opts: ServeOptions) => {
       await serve(opts);
@@ -50,6 +62,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
     throw new Error(`invalid --interrupts '${interrupts}': expected one of ${INTERRUPT_CHOICES.join(', ')}`);
   }
   if (opts.pcap && !opts.san) throw new Error('--pcap records the SAN link: it needs --san');
+  checkSocketPathLength(opts.socket, '--socket');
+  if (opts.san !== undefined) checkSocketPathLength(opts.san, '--san');
+  const access: SocketAccess = {
+    ...(opts.socketGroup !== undefined ? { group: parseGroup(opts.socketGroup, '--socket-group') } : {}),
+    ...(opts.socketOwner !== undefined ? { owner: parseUser(opts.socketOwner, '--socket-owner') } : {}),
+  };
+  const sanOwners = opts.sanOwner !== undefined ? [parseUser(opts.sanOwner, '--san-owner')] : [];
   const log = logger('hba', { vport: formatWwn(wwpn) });
   const sanPath = opts.san;
   if (sanPath !== undefined) {
@@ -62,12 +81,18 @@ export async function serve(opts: ServeOptions): Promise<void> {
     if (probe.state !== 'listening') {
       throw new Error(`SAN link socket ${sanPath}: ${describeProbe(probe)}; is \`npiv-hba san --link ${sanPath}\` running?`);
     }
+    // A socket another local user put at that path would get the vport's FLOGI and answer it:
+    // who listens is checked now (nothing is sent) and again on every link (connectLink).
+    verifySocketServer(sanPath, sanOwners, '--san-owner');
   }
   // Before anything is written next to it: a live server's stats file and capture are left alone
   // (VfioUserServer.start() checks again when it binds).
   if ((await probeUnixSocket(opts.socket)).state === 'listening') {
     throw new Error(`another vfio-user server is already listening on ${opts.socket}`);
   }
+  // The socket's directory first (created private, or refused when others can write it): the stats
+  // file is written next to the socket before the socket exists.
+  prepareSocketDirectory(opts.socket, access);
   const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
   // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second).
   const stats = new VportStatsWriter({ socketPath: opts.socket, wwpn });
@@ -77,7 +102,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       : new InitiatorFabricPort({
           // One link per fabric login: the vport's own cable, FLOGI on it. Re-probed after a loss.
           connect: async () => {
-            const link = await connectLink(sanPath);
+            const link = await connectLink(sanPath, { allowedUids: sanOwners, ownerOption: '--san-owner' });
             pcap?.recordLink(link);
             link.addTap((direction) => stats.count(direction === 'tx' ? 'framesTx' : 'framesRx'));
             return link;
@@ -92,6 +117,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     wwnn,
     fabric,
     interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
+    socketAccess: access,
     log,
   });
   hba.server.on('connect', () => stats.count('clientConnects'));
@@ -101,6 +127,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       log.info({ event: 'stopping', signal }, 'stopping');
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
       hba.close();
       void (initiator?.close() ?? Promise.resolve())
         .catch((e: unknown) => log.warn({ event: 'fabric_close_failed', error: String(e) }, 'fabric close failed'))
@@ -112,14 +139,18 @@ export async function serve(opts: ServeOptions): Promise<void> {
     };
     const onTerm = () => stop('SIGTERM');
     const onInt = () => stop('SIGINT');
+    // SIGHUP (a closed terminal or session) would otherwise end the process without removing the socket.
+    const onHup = () => stop('SIGHUP');
     // Handlers go in before the socket appears: whoever waits for the socket may signal at once.
     process.on('SIGTERM', onTerm);
     process.on('SIGINT', onInt);
+    process.on('SIGHUP', onHup);
     try {
       hba.start();
     } catch (err) {
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
+      process.off('SIGHUP', onHup);
       pcap?.close();
       stats.close({ remove: true });
       void initiator?.close().catch(() => {});

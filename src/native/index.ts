@@ -34,6 +34,16 @@ export interface RecvResult {
   ctrunc: boolean;
 }
 
+/** SO_PEERCRED (+ SO_PEERGROUPS) of a connected Unix socket: the peer process as of connect()/listen(). */
+export interface PeerCred {
+  pid: number;
+  uid: number;
+  /** effective gid */
+  gid: number;
+  /** supplementary groups (empty on kernels before 4.13, which lack SO_PEERGROUPS) */
+  groups: number[];
+}
+
 export interface PollHandle {
   /**
    * Stops watching; idempotent, and safe from inside the callback. Does not close the fd
@@ -55,6 +65,20 @@ export const POLL_DISCONNECT = 4;
 export interface NativeShim {
   /** socket(AF_UNIX, SOCK_STREAM)+bind+listen at path (an existing socket file is NOT removed). */
   unixListen(path: string, backlog: number): number;
+  /**
+   * Like unixListen, but the socket file gets `mode` (and owner uid/gid; -1 = unchanged) before it
+   * appears at `path`: bound in a private mkdtemp directory next to it, chmod/chown'ed, then renamed
+   * into place without replacing anything (an existing path throws EEXIST). Never umask-dependent.
+   */
+  unixListenPrivate(path: string, backlog: number, mode: number, uid: number, gid: number): number;
+  /** The peer of this connected stream socket has hung up (poll POLLHUP/POLLRDHUP; reads nothing). */
+  socketHungUp(fd: number): boolean;
+  /** getsockopt SO_PEERCRED/SO_PEERGROUPS: who connected (or, on a client socket, who listens). */
+  peerCred(fd: number): PeerCred;
+  /** getpwnam_r: the uid and primary gid of a user name, or null when there is no such user. */
+  lookupUser(name: string): { uid: number; gid: number } | null;
+  /** getgrnam_r: the gid of a group name, or null when there is no such group. */
+  lookupGroup(name: string): number | null;
   /** accept4 on a listening fd; null when no connection is pending (EAGAIN). */
   unixAccept(listenFd: number): number | null;
   /** Blocking-free connect to a Unix stream socket path (connect on a non-blocking socket; ECONNREFUSED/ENOENT throw). */
@@ -198,6 +222,11 @@ function addon(): NativeShim {
 /** The shim. Every method loads the addon on first use and throws NativeError for syscall failures. */
 export const native: NativeShim = {
   unixListen: (path, backlog) => call(() => addon().unixListen(path, backlog)),
+  unixListenPrivate: (path, backlog, mode, uid, gid) => call(() => addon().unixListenPrivate(path, backlog, mode, uid, gid)),
+  socketHungUp: (fd) => call(() => addon().socketHungUp(fd)),
+  peerCred: (fd) => call(() => addon().peerCred(fd)),
+  lookupUser: (name) => call(() => addon().lookupUser(name)),
+  lookupGroup: (name) => call(() => addon().lookupGroup(name)),
   unixAccept: (listenFd) => call(() => addon().unixAccept(listenFd)),
   unixConnect: (path) => call(() => addon().unixConnect(path)),
   socketPair: () => call(() => addon().socketPair()),

@@ -32,9 +32,10 @@
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { z } from 'zod';
+import { native } from '../native/index.js';
 import { parseWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';
-import { removeStaleSocket } from './link.js';
+import { checkListenerCred, ConnectionGate, listenPrivate, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
 import { FAULT_KINDS, FRAME_CLASSES, type FaultSpec } from './faults.js';
 import type { San } from './san.js';
 
@@ -208,11 +209,22 @@ function jsonLine(value: unknown): string {
   return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v)) + '\n';
 }
 
+/** Simultaneous control connections one uid may hold by default (`san ctl` opens one per command). */
+export const DEFAULT_MAX_CONTROL_PER_UID = 8;
+
+export interface ControlListenOptions {
+  /** who besides this uid and root may connect (san --control-group); default: nobody else */
+  access?: SocketAccess;
+  /** simultaneous connections per uid (default DEFAULT_MAX_CONTROL_PER_UID) */
+  maxPerUid?: number;
+}
+
 export class ControlServer {
   private readonly sockets = new Set<net.Socket>();
 
   private constructor(
     private readonly server: net.Server,
+    private readonly socketFile: PrivateSocket,
     readonly path: string,
   ) {
     server.on('connection', (socket) => {
@@ -221,10 +233,25 @@ export class ControlServer {
     });
   }
 
-  static listen(san: San, path: string, log: Logger = logger('san.control')): Promise<ControlServer> {
-    removeStaleSocket(path);
+  static listen(san: San, path: string, log: Logger = logger('san.control'), options: ControlListenOptions = {}): Promise<ControlServer> {
+    // Private socket, peer check and per-uid cap: src/util/private-socket.ts.
+    const gate = new ConnectionGate({
+      access: options.access ?? {},
+      maxPerUid: options.maxPerUid ?? DEFAULT_MAX_CONTROL_PER_UID,
+      what: 'SAN control',
+      log,
+    });
+    const socketFile = listenPrivate(path, { ...(options.access ? { access: options.access } : {}), log });
     return new Promise((resolve, reject) => {
-      const server = net.createServer((socket) => {
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+        const fd = netSocketFd(socket);
+        const peer = fd === null ? null : gate.admit(fd);
+        if (peer === null) {
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => gate.release(peer.uid));
+        socket.resume();
         let buffered = '';
         let chain = Promise.resolve();
         socket.setEncoding('utf8');
@@ -249,16 +276,21 @@ export class ControlServer {
           }
         });
       });
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve(new ControlServer(server, path));
+      server.once('error', (err) => {
+        socketFile.unlink();
+        reject(err);
+      });
+      server.listen({ fd: socketFile.fd }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => log.warn({ err }, 'control listener error'));
+        resolve(new ControlServer(server, socketFile, path));
       });
     });
   }
 
-  /** Stop listening and hang up on clients still connected. */
+  /** Stop listening, remove the socket file and hang up on clients still connected. */
   close(): Promise<void> {
+    this.socketFile.unlink();
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.sockets) s.destroy();
     return closed;
@@ -280,7 +312,20 @@ export function controlRequest(path: string, request: Record<string, unknown>, t
       clearTimeout(timer);
       reject(err);
     });
-    socket.on('connect', () => socket.write(jsonLine(request)));
+    socket.on('connect', () => {
+      // Nothing is sent to a control socket another local user put in place.
+      try {
+        const fd = netSocketFd(socket);
+        if (fd === null) throw new Error(`${path}: the socket's fd is not available to check who listens`);
+        checkListenerCred(native.peerCred(fd), path, []);
+      } catch (err) {
+        clearTimeout(timer);
+        socket.destroy();
+        reject(err as Error);
+        return;
+      }
+      socket.write(jsonLine(request));
+    });
     socket.on('data', (chunk: string) => {
       buffered += chunk;
       const nl = buffered.indexOf('\n');

@@ -10,10 +10,14 @@
  * A link emits 'frame' (a Uint8Array of its own, never reused by the link; listeners must not
  * modify it) and, exactly once, 'down' (reason).
  * Taps see every frame sent ('tx') and received ('rx') — the pcap writer uses them.
+ *
+ * Who may connect, and whom a port connects to: docs/security-hostside.md.
  */
 import { EventEmitter } from 'node:events';
-import { existsSync, lstatSync, unlinkSync } from 'node:fs';
 import net from 'node:net';
+import { native } from '../native/index.js';
+import { logger, type Logger } from '../util/log.js';
+import { checkListenerCred, ConnectionGate, listenPrivate, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
 import { FC_HEADER_SIZE, FC_MAX_FRAME } from './fc/frame.js';
 
 export const LINK_LENGTH_PREFIX = 4;
@@ -210,45 +214,100 @@ export function linkPair(description = 'memory link'): [Link, Link] {
   return [a, b];
 }
 
-/** Connect to a fabric's link socket. */
-export function connectLink(path: string): Promise<SocketLink> {
+export interface ConnectLinkOptions {
+  /** uids besides this one and root that may run the fabric at `path` (serve --san-owner) */
+  allowedUids?: readonly number[];
+  /** the option that would allow another uid, for the error message */
+  ownerOption?: string;
+}
+
+/**
+ * Connect to a fabric's link socket. Before the link is handed out (so before any frame is sent)
+ * the listener's credentials are checked: a path squatted by another local user must not receive
+ * the port's FLOGI, nor answer it.
+ */
+export function connectLink(path: string, options: ConnectLinkOptions = {}): Promise<SocketLink> {
   return new Promise((resolve, reject) => {
     const socket = net.createConnection({ path });
     const onError = (err: Error): void => reject(err);
     socket.once('error', onError);
     socket.once('connect', () => {
       socket.off('error', onError);
+      try {
+        const fd = netSocketFd(socket);
+        if (fd === null) throw new Error(`link to ${path}: the socket's fd is not available to check who listens`);
+        checkListenerCred(native.peerCred(fd), path, options.allowedUids ?? [], options.ownerOption ?? '--san-owner');
+      } catch (err) {
+        socket.destroy();
+        reject(err as Error);
+        return;
+      }
       resolve(new SocketLink(socket, `link to ${path}`));
     });
   });
 }
 
-/** Listening side: each accepted connection becomes a SocketLink handed to onLink. */
+/** Simultaneous links one uid may hold by default (serve processes of one user; a bound on what one user can make the SAN hold). */
+export const DEFAULT_MAX_LINKS_PER_UID = 64;
+
+export interface LinkListenerOptions {
+  /** who besides this uid and root may connect (san --socket-group / --socket-owner) */
+  access?: SocketAccess;
+  /** simultaneous links per uid (default DEFAULT_MAX_LINKS_PER_UID) */
+  maxPerUid?: number;
+  log?: Logger;
+}
+
+/**
+ * Listening side: each accepted connection becomes a SocketLink handed to onLink — once its peer
+ * passed the checks (src/util/private-socket.ts): allowed uid/gid (SO_PEERCRED) and under the
+ * per-uid cap. A refused peer is closed before a byte of it is read.
+ */
 export class LinkListener {
   private constructor(
     private readonly server: net.Server,
+    private readonly socketFile: PrivateSocket,
     readonly path: string,
   ) {}
 
-  static listen(path: string, onLink: (link: SocketLink) => void): Promise<LinkListener> {
-    removeStaleSocket(path);
+  static listen(path: string, onLink: (link: SocketLink) => void, options: LinkListenerOptions = {}): Promise<LinkListener> {
+    const log = options.log ?? logger('san.link', { socket: path });
+    const gate = new ConnectionGate({
+      access: options.access ?? {},
+      maxPerUid: options.maxPerUid ?? DEFAULT_MAX_LINKS_PER_UID,
+      what: 'SAN link',
+      log,
+    });
+    const socketFile = listenPrivate(path, { ...(options.access ? { access: options.access } : {}), log });
     return new Promise((resolve, reject) => {
       let n = 0;
-      const server = net.createServer((socket) => onLink(new SocketLink(socket, `link ${++n} on ${path}`)));
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolve(new LinkListener(server, path));
+      const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+        const fd = netSocketFd(socket);
+        const peer = fd === null ? null : gate.admit(fd);
+        if (peer === null) {
+          socket.destroy();
+          return;
+        }
+        socket.once('close', () => gate.release(peer.uid));
+        const link = new SocketLink(socket, `link ${++n} on ${path}`);
+        socket.resume();
+        onLink(link);
+      });
+      server.once('error', (err) => {
+        socketFile.unlink();
+        reject(err);
+      });
+      server.listen({ fd: socketFile.fd }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => log.warn({ err }, 'link listener error'));
+        resolve(new LinkListener(server, socketFile, path));
       });
     });
   }
 
+  /** Stops listening (links already up stay up) and removes the socket file. */
   close(): Promise<void> {
+    this.socketFile.unlink();
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
-}
-
-/** A socket file left by a previous run would make listen() fail with EADDRINUSE; anything else is kept. */
-export function removeStaleSocket(path: string): void {
-  if (existsSync(path) && lstatSync(path).isSocket()) unlinkSync(path);
 }

@@ -5,8 +5,12 @@
  *
  * Global header (24 bytes, little-endian): magic 0xa1b2c3d4 | version 2.4 | thiszone 0 |
  * sigfigs 0 | snaplen | network. Record header (16 bytes): ts_sec | ts_usec | incl_len | orig_len.
+ *
+ * A capture holds the data of every I/O (disk contents): the file is created 0600 and never
+ * through a symlink (src/util/private-file.ts).
  */
-import { closeSync, openSync, writeSync } from 'node:fs';
+import { closeSync, writeSync } from 'node:fs';
+import { createPrivateFile } from '../util/private-file.js';
 import { FC_MAX_FRAME } from './fc/frame.js';
 import type { Link } from './link.js';
 
@@ -19,7 +23,7 @@ export class PcapWriter {
   private fd: number | null;
 
   constructor(readonly path: string) {
-    this.fd = openSync(path, 'w');
+    this.fd = createPrivateFile(path, 'capture file');
     const h = Buffer.alloc(PCAP_GLOBAL_HEADER);
     h.writeUInt32LE(PCAP_MAGIC, 0);
     h.writeUInt16LE(2, 4);

@@ -8,7 +8,7 @@ import { Fabric } from './fabric/switch.js';
 import { FaultInjector } from './faults.js';
 import { Zoning, type ZoningSnapshot } from './fabric/zoning.js';
 import { formatPortId, isWellKnownAddress } from './fc/frame.js';
-import { LinkListener, linkPair, type Link } from './link.js';
+import { LinkListener, linkPair, type Link, type LinkListenerOptions } from './link.js';
 import { PcapWriter } from './pcap.js';
 import { StorageArray } from './array.js';
 import type { SanConfig, ZoningConfig } from './config.js';
@@ -21,6 +21,8 @@ import { formatWwn } from '../util/wwn.js';
 export interface SanOptions {
   /** Unix socket path HBAs connect their links to. */
   linkPath?: string;
+  /** Who may connect to linkPath and how many links per uid (default: this uid and root, 64). */
+  linkAccess?: Omit<LinkListenerOptions, 'log'>;
   /** Record every frame entering or leaving the switch. */
   pcapPath?: string;
   /** Relative volume file paths resolve against this directory. */
@@ -105,7 +107,9 @@ export class San {
         for (const scsi of array.ports) san.targets.set(scsi.wwpn, { array, scsi, link: null, port: null });
       }
       for (const wwpn of san.targets.keys()) await san.targetPortUp(wwpn);
-      if (opts.linkPath) san.listener = await LinkListener.listen(opts.linkPath, (link) => san.fabric.attach(san.faults.wrap(link)));
+      if (opts.linkPath) {
+        san.listener = await LinkListener.listen(opts.linkPath, (link) => san.fabric.attach(san.faults.wrap(link)), opts.linkAccess);
+      }
     } catch (err) {
       await san.close();
       throw err;

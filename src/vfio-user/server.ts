@@ -4,9 +4,16 @@
  *
  * Lifecycle:
  *  - start(): refuses if another server is live on the path; removes a stale socket file
- *    (one nobody listens on); never removes anything that is not a socket.
+ *    (one nobody listens on); never removes anything that is not a socket. The socket file is
+ *    0600 (0660 with a socket group) from the start, in a directory other users cannot write
+ *    (src/util/private-socket.ts).
+ *  - every accepted connection's SO_PEERCRED must be this uid, root, or the configured socket
+ *    owner/group: anyone else is closed before a byte is read (a local user must not attach
+ *    before QEMU and drive the HBA with its own memory).
  *  - one client at a time: a second connection while one is served is closed at once with a
- *    warning (QEMU then fails fast with "server closed socket" instead of timing out).
+ *    warning (QEMU then fails fast with "server closed socket" instead of timing out) — unless
+ *    the served client has already hung up and its hang-up is merely not processed yet: that
+ *    client is dropped and the newcomer served (an immediate reconnect is not a second client).
  *  - client disconnect (spec "Client disconnection"): the device is detached, every DMA window
  *    unmapped and every irq fd closed; device state is kept; the next client is accepted.
  *  - close(): stops listening, drops the client, removes the socket file.
@@ -14,8 +21,7 @@
  * Events: 'connect' (), 'disconnect' (reason: string), 'error' (err: Error) for accept failures.
  */
 import { EventEmitter } from 'node:events';
-import { lstatSync, unlinkSync } from 'node:fs';
-import { native as defaultNative, NativeError, POLL_READABLE, type NativeShim, type PollHandle } from '../native/index.js';
+import { native as defaultNative, POLL_READABLE, type NativeShim, type PollHandle } from '../native/index.js';
 import { IRQ_INDEX, type VfioUserDevice } from './device-api.js';
 import { MessageChannel } from './transport.js';
 import { DEFAULT_LIMITS, VfioUserSession, maxIncomingMessageSize, type ServerLimits } from './session.js';
@@ -23,6 +29,7 @@ import { assertHostLittleEndian, encodeErrorReply, ERRNO } from './protocol.js';
 import type { FramingError } from './framer.js';
 import { eventfdProblem } from './fdinfo.js';
 import { logger, type Logger } from '../util/log.js';
+import { ConnectionGate, listenPrivate, RateLimitedLog, SocketInUseError, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
 
 export interface VfioUserServerOptions {
   socketPath: string;
@@ -32,9 +39,12 @@ export interface VfioUserServerOptions {
   log?: Logger;
   /** listen(2) backlog */
   backlog?: number;
+  /** who besides this uid and root may connect (serve --socket-owner / --socket-group) */
+  access?: SocketAccess;
 }
 
 interface Client {
+  fd: number;
   channel: MessageChannel;
   session: VfioUserSession;
 }
@@ -49,7 +59,11 @@ export class VfioUserServer extends EventEmitter {
   private readonly limits: ServerLimits;
   private readonly log: Logger;
   private readonly backlog: number;
+  private readonly access: SocketAccess;
+  private readonly gate: ConnectionGate;
+  private readonly secondClientLog: RateLimitedLog;
   private listenFd: number | null = null;
+  private socketFile: PrivateSocket | null = null;
   private listenWatch: PollHandle | null = null;
   private client: Client | null = null;
 
@@ -62,6 +76,10 @@ export class VfioUserServer extends EventEmitter {
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.log = options.log ?? logger('vfio-user', { socket: options.socketPath });
     this.backlog = options.backlog ?? 4;
+    this.access = options.access ?? {};
+    // One client at a time is enforced below; the gate only checks who connects.
+    this.gate = new ConnectionGate({ access: this.access, maxPerUid: Infinity, what: 'vfio-user', log: this.log, native: this.native });
+    this.secondClientLog = new RateLimitedLog(this.log);
   }
 
   get listening(): boolean {
@@ -89,8 +107,17 @@ export class VfioUserServer extends EventEmitter {
   /** Binds and listens; throws if the path is served by a live server or is not a socket. */
   start(): void {
     if (this.listenFd !== null) throw new Error(`vfio-user server already listening on ${this.socketPath}`);
-    this.removeStaleSocket();
-    const fd = this.native.unixListen(this.socketPath, this.backlog);
+    let socketFile: PrivateSocket;
+    try {
+      socketFile = listenPrivate(this.socketPath, { access: this.access, backlog: this.backlog, native: this.native, log: this.log });
+    } catch (err) {
+      if (err instanceof SocketInUseError) {
+        throw new Error(`another vfio-user server is already listening on ${this.socketPath}`, { cause: err });
+      }
+      throw err;
+    }
+    const fd = socketFile.fd;
+    this.socketFile = socketFile;
     this.listenFd = fd;
     try {
       this.listenWatch = this.native.poll(fd, POLL_READABLE, (_events, errno) => this.onListenReadable(errno));
@@ -109,42 +136,14 @@ export class VfioUserServer extends EventEmitter {
 
   // --- internals ------------------------------------------------------------------------
 
-  private removeStaleSocket(): void {
-    let isSocket: boolean;
-    try {
-      isSocket = lstatSync(this.socketPath).isSocket();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
-      throw err;
-    }
-    if (!isSocket) throw new Error(`refusing to replace ${this.socketPath}: it exists and is not a socket`);
-    let probe: number;
-    try {
-      probe = this.native.unixConnect(this.socketPath);
-    } catch (err) {
-      if (err instanceof NativeError && (err.code === 'ECONNREFUSED' || err.code === 'ENOENT')) {
-        this.log.info({ socket: this.socketPath }, 'vfio_user_removing_stale_socket');
-        unlinkSync(this.socketPath);
-        return;
-      }
-      // EAGAIN (backlog full) and anything else: someone may be there; do not touch it.
-      throw new Error(`cannot tell whether ${this.socketPath} is in use: ${(err as Error).message}`, { cause: err });
-    }
-    this.native.close(probe);
-    throw new Error(`another vfio-user server is already listening on ${this.socketPath}`);
-  }
-
   private stopListening(): void {
     this.listenWatch?.stop();
     this.listenWatch = null;
     if (this.listenFd !== null) {
       this.native.close(this.listenFd);
       this.listenFd = null;
-      try {
-        unlinkSync(this.socketPath);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') this.log.warn({ err }, 'vfio_user_socket_unlink_failed');
-      }
+      this.socketFile?.unlink();
+      this.socketFile = null;
     }
   }
 
@@ -166,17 +165,38 @@ export class VfioUserServer extends EventEmitter {
         return;
       }
       if (fd === null) return;
-      if (this.client) {
-        this.log.warn('vfio_user_second_client_refused: one client at a time');
+      // Before anything is read: a peer that is not allowed never reaches a session.
+      const peer = this.gate.admit(fd);
+      if (peer === null) {
         this.native.close(fd);
         continue;
       }
-      this.serve(fd);
+      // The old client's hang-up and this connection can become ready in the same loop turn, and
+      // this callback may run first: a client that is gone is not "another client".
+      if (this.client && this.clientHungUp(this.client)) {
+        this.client.channel.close('peer closed the connection');
+      }
+      if (this.client) {
+        this.secondClientLog.warn({ event: 'vfio_user_second_client_refused' }, 'vfio_user_second_client_refused: one client at a time');
+        this.gate.release(peer.uid);
+        this.native.close(fd);
+        continue;
+      }
+      this.serve(fd, peer.uid);
     }
   }
 
-  private serve(fd: number): void {
-    const log = this.log.child({ conn: fd });
+  private clientHungUp(client: Client): boolean {
+    try {
+      return this.native.socketHungUp(client.fd);
+    } catch (err) {
+      this.log.warn({ err }, 'vfio_user_client_state_unknown');
+      return false;
+    }
+  }
+
+  private serve(fd: number, uid: number): void {
+    const log = this.log.child({ conn: fd, uid });
     const session = new VfioUserSession({
       device: this.device,
       native: this.native,
@@ -209,6 +229,7 @@ export class VfioUserServer extends EventEmitter {
         }
       },
       onClose: (reason, error) => {
+        this.gate.release(uid);
         session.end();
         if (this.client?.session === session) this.client = null;
         log.info({ reason, err: error ?? undefined }, 'vfio_user_client_disconnected');
@@ -216,7 +237,7 @@ export class VfioUserServer extends EventEmitter {
       },
     });
     ref.channel = channel;
-    const client: Client = { session, channel };
+    const client: Client = { fd, session, channel };
     // The channel may already have closed (poll failure) inside its constructor.
     if (!client.channel.isClosed) {
       this.client = client;

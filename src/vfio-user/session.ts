@@ -115,7 +115,6 @@ export class VfioUserSession {
   private attached = false;
   private ended = false;
   private warnedUnsharedRam = false;
-  private warnedUnsealable = false;
   private peer: PeerCapabilities | null = null;
   private readonly device: VfioUserDevice;
   private readonly native: SessionNative;
@@ -317,9 +316,11 @@ export class VfioUserSession {
   }
 
   /**
-   * The size check above holds only if the file cannot shrink later: a memfd must carry
-   * F_SEAL_SHRINK (QEMU's memory-backend-memfd seals by default). A file that cannot carry seals
-   * (a shm or hugetlbfs file) is accepted with a warning, since its owner could still truncate it.
+   * The size check above holds only if the file cannot shrink later: the fd must carry
+   * F_SEAL_SHRINK (fcntl(2) "File Sealing"; QEMU's memory-backend-memfd seals by default). A file
+   * that cannot carry seals (a regular file: F_GET_SEALS fails with EINVAL) or that is not sealed
+   * is refused with EPERM: its owner could truncate it under the mapping, and the next DMA access
+   * would kill this server with SIGBUS.
    */
   private checkShrinkSeal(fd: number): void {
     let seals: number | null;
@@ -329,14 +330,11 @@ export class VfioUserSession {
       throw new ProtocolError(errnoOf(err, ERRNO.EBADF), `DMA_MAP fd seals cannot be read: ${(err as Error).message}`);
     }
     if (seals === null) {
-      if (!this.warnedUnsealable) {
-        this.warnedUnsealable = true;
-        this.log.warn(
-          { event: 'vfio_user_dma_unsealable' },
-          'DMA_MAP fd is a file that cannot be sealed: truncating it while mapped would crash this server (prefer memory-backend-memfd)',
-        );
-      }
-      return;
+      throw new ProtocolError(
+        ERRNO.EPERM,
+        'DMA_MAP fd is a file that cannot be sealed against shrinking (not a memfd): truncating it while mapped would crash ' +
+          'this server; use memory-backend-memfd (share=on, seal=on)',
+      );
     }
     if ((seals & F_SEAL_SHRINK) === 0) {
       throw new ProtocolError(

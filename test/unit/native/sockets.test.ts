@@ -2,7 +2,7 @@
  * Native shim: AF_UNIX stream sockets and SCM_RIGHTS fd passing, over real sockets.
  */
 import { constants as osConstants } from 'node:os';
-import { mkdtempSync, rmSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -285,5 +285,66 @@ describe('unixListen / unixConnect / unixAccept', () => {
   it('throws for accept on a non-listening socket', () => {
     const [a] = pair();
     expectNativeError(() => native.unixAccept(a), 'EINVAL', 'accept4');
+  });
+});
+
+describe('unixListenPrivate / peerCred / socketHungUp / lookups', () => {
+  it('creates the socket file with the given mode whatever the umask, and refuses an existing path', () => {
+    const path = join(dir, 'private.sock');
+    const old = process.umask(0);
+    let listenFd: number;
+    try {
+      listenFd = fds.add(native.unixListenPrivate(path, 4, 0o600, -1, -1));
+    } finally {
+      process.umask(old);
+    }
+    expect(statSync(path).mode & 0o777).toBe(0o600);
+    expect(fdFlags(listenFd) & O_NONBLOCK).toBe(O_NONBLOCK);
+    // Nothing left of the temporary directory it was bound in.
+    expect(readdirSync(dir).filter((n) => n.startsWith('.npiv-sock-'))).toEqual([]);
+    expectNativeError(() => native.unixListenPrivate(path, 4, 0o600, -1, -1), 'EEXIST', 'renameat2');
+    expect(readdirSync(dir).filter((n) => n.startsWith('.npiv-sock-'))).toEqual([]);
+    rmSync(path);
+  });
+
+  it('binds paths whose directory is too long for a temporary sun_path of its own', () => {
+    const deep = join(dir, 'd'.repeat(107 - dir.length - 8));
+    mkdirSync(deep);
+    const path = join(deep, 'x.sock');
+    expect(Buffer.byteLength(path)).toBeLessThanOrEqual(107);
+    fds.add(native.unixListenPrivate(path, 4, 0o640, -1, -1));
+    expect(statSync(path).mode & 0o777).toBe(0o640);
+    fds.add(native.unixConnect(path));
+    rmSync(deep, { recursive: true });
+  });
+
+  it('peerCred reports this process on both ends of a connection', () => {
+    const path = join(dir, 'cred.sock');
+    const listenFd = fds.add(native.unixListenPrivate(path, 4, 0o600, -1, -1));
+    const client = fds.add(native.unixConnect(path));
+    const server = fds.add(native.unixAccept(listenFd)!);
+    for (const fd of [client, server]) {
+      const cred = native.peerCred(fd);
+      expect(cred).toMatchObject({ pid: process.pid, uid: process.getuid!(), gid: process.getgid!() });
+      expect(Array.isArray(cred.groups)).toBe(true);
+    }
+    expectNativeError(() => native.peerCred(fds.add(native.eventfd(0))), 'ENOTSOCK', 'getsockopt');
+    rmSync(path);
+  });
+
+  it('socketHungUp turns true once the peer closes, without consuming data', () => {
+    const [a, b] = pair();
+    native.sendmsg(b, encoder.encode('x'), []);
+    expect(native.socketHungUp(a)).toBe(false);
+    fds.close(b);
+    expect(native.socketHungUp(a)).toBe(true);
+    expect(native.recvmsg(a, new Uint8Array(4), 0, 4, 0)!.bytes).toBe(1);
+  });
+
+  it('lookupUser / lookupGroup resolve names and answer null for unknown ones', () => {
+    expect(native.lookupUser('root')).toEqual({ uid: 0, gid: 0 });
+    expect(native.lookupGroup('root')).toBe(0);
+    expect(native.lookupUser('no-such-user-npiv')).toBeNull();
+    expect(native.lookupGroup('no-such-group-npiv')).toBeNull();
   });
 });

@@ -5,7 +5,7 @@
  * through an eventfd, DMA_UNMAP, error replies mid-stream, a garbage header, reconnects and
  * socket-file handling.
  */
-import { mkdtempSync, readdirSync, rmSync, existsSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -21,7 +21,20 @@ import {
 } from '../../../src/vfio-user/device-api.js';
 import { VfioUserServer } from '../../../src/vfio-user/server.js';
 import { VfioUserClient, VfioUserRequestError } from '../../../src/vfio-user/client.js';
-import { COMMAND, ERRNO, HEADER_FLAGS, IRQ_SET_FLAGS, PCI_REGION, decodeHeader, encodeCommand, encodeDmaMap } from '../../../src/vfio-user/protocol.js';
+import {
+  COMMAND,
+  ERRNO,
+  HEADER_FLAGS,
+  IRQ_SET_FLAGS,
+  PCI_REGION,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  decodeHeader,
+  encodeCommand,
+  encodeDmaMap,
+  encodeVersion,
+} from '../../../src/vfio-user/protocol.js';
+import { runChildClient } from '../../support/child-client.js';
 
 // --- the fake device ------------------------------------------------------------------------
 
@@ -141,6 +154,11 @@ const RAM_SIZE = 0x20_0000;
 const dir = mkdtempSync(join(tmpdir(), 'npiv-vfio-user-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 let socketCounter = 0;
+
+/** QEMU's first message: VERSION 0.0 with no capabilities. */
+function versionMessage(): Uint8Array {
+  return encodeCommand(1, COMMAND.VERSION, encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json: undefined }));
+}
 
 function u32le(v: number): Uint8Array {
   const b = new Uint8Array(4);
@@ -397,6 +415,34 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     await second.closed();
     expect(second.isClosed).toBe(true);
     expect((await first.getDeviceInfo()).numIrqs).toBe(5);
+  });
+
+  it('accepts an immediate reconnect after the client vanished, 300 times in a row (not a "second client")', async () => {
+    // Another process, like `vport start` then QEMU: a probe connects and hangs up, and the client
+    // dials at once, so both connections can wait in the backlog and be accepted in one wake-up,
+    // before the probe's hang-up has been processed.
+    const probed = await runChildClient(h.path, versionMessage(), 300, { probeFirst: true });
+    expect(probed).toEqual({ replied: 300, hungUp: 0, connectErrors: [], bytes: expect.any(Number) });
+    // And a client that drops right after the reply starts, then reconnects.
+    const dropped = await runChildClient(h.path, versionMessage(), 300);
+    expect(dropped).toEqual({ replied: 300, hungUp: 0, connectErrors: [], bytes: expect.any(Number) });
+  });
+
+  it('refuses DMA_MAP of a regular file (it cannot be sealed against shrinking) with EPERM, and keeps serving', async () => {
+    const file = join(dir, `ram${socketCounter}.img`);
+    writeFileSync(file, Buffer.alloc(RAM_SIZE));
+    const fd = openSync(file, 'r+');
+    try {
+      const client = newClient();
+      await client.version();
+      await expect(client.dmaMap({ address: 0n, size: BigInt(RAM_SIZE), fd, offset: 0n })).rejects.toMatchObject({ errno: ERRNO.EPERM });
+      // Had it been mapped, this truncation would turn the next DMA into SIGBUS.
+      ftruncateSync(fd, 0);
+      expect(h.server.session?.memory.windows).toHaveLength(0);
+      expect((await client.getDeviceInfo()).numIrqs).toBe(5);
+    } finally {
+      closeSync(fd);
+    }
   });
 
   it('refuses commands before VERSION and closes', async () => {

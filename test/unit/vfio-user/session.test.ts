@@ -219,6 +219,12 @@ describe('DMA_MAP / DMA_UNMAP', () => {
     return fd;
   }
 
+  function unsealableFd(): number {
+    const fd = native.fd();
+    native.seals.set(fd, null);
+    return fd;
+  }
+
   it('mmaps the fd at its offset with the window permissions, then closes the fd', () => {
     const fd = native.fd(0x40000);
     ok(COMMAND.DMA_MAP, dmaMap(0x100000n, 0x20000n, 3, 0x10000n), [fd]);
@@ -263,6 +269,7 @@ describe('DMA_MAP / DMA_UNMAP', () => {
     ['unaligned file offset', () => [dmaMap(0n, 0x1000n, 3, 0x10n), [native.fd()]] as const, ERRNO.EINVAL],
     ['range past the end of the file (would SIGBUS)', () => [dmaMap(0n, 0x2000n, 3, 0x1000n), [native.fd(0x2000)]] as const, ERRNO.EINVAL],
     ['an unsealed memfd (could shrink under the mapping)', () => [dmaMap(0n, 0x1000n), [unsealedFd(F_SEAL_SEAL)]] as const, ERRNO.EPERM],
+    ['a file that cannot carry seals (a regular file: its owner could truncate it)', () => [dmaMap(0n, 0x1000n), [unsealableFd()]] as const, ERRNO.EPERM],
     ['short payload', () => [dmaMap(0n, 0x1000n).subarray(0, 24), [native.fd()]] as const, ERRNO.EINVAL],
     ['wrong argsz', () => [encodeDmaMap({ argsz: 8, flags: 3, offset: 0n, address: 0n, size: 0x1000n }), [native.fd()]] as const, ERRNO.EINVAL],
   ])('refuses %s and closes every fd', (_what, make, errno) => {
@@ -271,13 +278,6 @@ describe('DMA_MAP / DMA_UNMAP', () => {
     expect(native.mmaps).toHaveLength(0);
     expect(native.open.size).toBe(0);
     expect(session.memory.windows).toHaveLength(0);
-  });
-
-  it('maps a file that cannot carry seals (shm/hugetlbfs file backend) with a warning', () => {
-    const fd = native.fd();
-    native.seals.set(fd, null);
-    ok(COMMAND.DMA_MAP, dmaMap(0n, 0x1000n), [fd]);
-    expect(native.mmaps).toHaveLength(1);
   });
 
   it('passes the mmap errno through', () => {
