@@ -6,7 +6,8 @@
  *
  * Commands (arguments; WWNs as text):
  *   status
- *   add-volume        array, name, size, file?, blockSize?
+ *   add-volume        array, name, size, file?, adopt?, blockSize?
+ *                     (file: inside the SAN's data directory only; an existing file only with adopt=true)
  *   remove-volume     array, name
  *   resize-volume     array, name, size
  *   add-host-group    array, name, initiators[]
@@ -54,7 +55,7 @@ const Lun = z.coerce.number().int().min(0).max(16383);
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('status') }),
-  z.object({ cmd: z.literal('add-volume'), array: Name, name: Name, size: Size, file: z.string().min(1).optional(), blockSize: z.coerce.number().pipe(z.union([z.literal(512), z.literal(4096)])).optional() }),
+  z.object({ cmd: z.literal('add-volume'), array: Name, name: Name, size: Size, file: z.string().min(1).optional(), adopt: z.boolean().optional(), blockSize: z.coerce.number().pipe(z.union([z.literal(512), z.literal(4096)])).optional() }),
   z.object({ cmd: z.literal('remove-volume'), array: Name, name: Name }),
   z.object({ cmd: z.literal('resize-volume'), array: Name, name: Name, size: Size }),
   z.object({ cmd: z.literal('add-host-group'), array: Name, name: Name, initiators: z.array(Wwn) }),
@@ -113,14 +114,14 @@ export async function executeControl(san: San, req: ControlRequest): Promise<unk
       const spec: Parameters<San['addVolume']>[1] = { name: req.name, size: req.size };
       if (req.file !== undefined) spec.file = req.file;
       if (req.blockSize !== undefined) spec.blockSize = req.blockSize;
-      await san.addVolume(req.array, spec);
+      await san.addVolume(req.array, spec, { origin: 'control', existing: req.adopt ? 'adopt' : 'create' });
       return null;
     }
     case 'remove-volume':
       await san.removeVolume(req.array, req.name);
       return null;
     case 'resize-volume':
-      await san.resizeVolume(req.array, req.name, req.size);
+      await san.resizeVolume(req.array, req.name, req.size, 'control');
       return null;
     case 'add-host-group':
       san.addHostGroup(req.array, req.name, req.initiators);
