@@ -29,6 +29,8 @@ export interface SanOptions {
   /** The data directory for volume files; overrides the configuration's dataDir. */
   dataDir?: string;
   targetPortOptions?: TargetPortOptions;
+  /** How long a link may stay without a fabric login (default R_A_TOV, 10 s); for tests. */
+  loginTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -84,6 +86,7 @@ export class San {
       domain: config.fabric.domain,
       ...(config.fabric.wwnn !== undefined ? { wwnn: config.fabric.wwnn } : {}),
       zoning: zoningFromConfig(config.fabric.zoning),
+      ...(opts.loginTimeoutMs !== undefined ? { loginTimeoutMs: opts.loginTimeoutMs } : {}),
     });
     this.faults = new FaultInjector({
       wwpnOf: (id) => this.fabric.logins().find((l) => l.nportId === id)?.wwpn,
@@ -128,7 +131,8 @@ export class San {
     const slot = this.slot(wwpn);
     if (slot.port && slot.link?.isUp) return slot.port;
     const [fabricEnd, portEnd] = linkPair(`target ${formatWwn(wwpn)}`);
-    if (!this.fabric.attach(this.faults.wrap(fabricEnd))) throw new Error(`no free F_Port for target port ${formatWwn(wwpn)}`);
+    // Its FLOGI (in FcTargetPort.start) takes an F_Port, or is rejected when none is free.
+    this.fabric.attach(this.faults.wrap(fabricEnd));
     slot.link = portEnd;
     portEnd.once('down', () => {
       if (slot.link === portEnd) {
