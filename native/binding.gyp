@@ -12,6 +12,7 @@
         'src/mem.cc',
         'src/poll.cc',
         'src/sock.cc',
+        'src/lock.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

@@ -6,12 +6,15 @@
 
 namespace npiv {
 
+void RegisterLock(Napi::Env env, Napi::Object exports);  // lock.cc
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFd(env, exports);
   RegisterMem(env, exports);
   RegisterPoll(env, exports);
   RegisterSock(env, exports);
   RegisterCred(env, exports);
+  RegisterLock(env, exports);
   return exports;
 }
 

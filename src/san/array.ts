@@ -14,7 +14,10 @@ import { LogicalUnit } from '../scsi/logical-unit.js';
 import { nexusKey } from '../scsi/nexus.js';
 import { logger, type Logger } from '../util/log.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
-import { FALLBACK_OUI, ouiFromWwn, Volume, type BlockSize, type VolumeSpec } from './volume.js';
+import {
+  FALLBACK_OUI, checkMemoryCapacity, ouiFromWwn, parseSize, resolveInDataDir, Volume,
+  type BlockSize, type ExistingFilePolicy, type VolumeOpenOptions, type VolumeSpec,
+} from './volume.js';
 
 /**
  * The array part of the SAN configuration: the parsed `ArrayConfig` of src/san/config.ts is
@@ -24,13 +27,19 @@ import { FALLBACK_OUI, ouiFromWwn, Volume, type BlockSize, type VolumeSpec } fro
 export interface ArrayConfig {
   name: string;
   ports: { wwpn: string | bigint; wwnn: string | bigint }[];
-  volumes: { name: string; size: string | number; file?: string | undefined; blockSize?: BlockSize | undefined }[];
+  volumes: { name: string; size: string | number; file?: string | undefined; blockSize?: BlockSize | undefined; existing?: ExistingFilePolicy | undefined }[];
   hostGroups: { name: string; initiators: (string | bigint)[]; luns: Record<string, string> }[];
 }
 
 export interface StorageArrayOptions {
   /** Relative backing-file paths are resolved against this directory (default: the working directory). */
   baseDir?: string;
+  /**
+   * The data directory (a real path, see prepareDataDir): when set, every backing file must be
+   * inside it and relative paths are taken from it; without one, only the configuration (not the
+   * control socket) may name backing files.
+   */
+  dataDir?: string | null;
   product?: ProductIdentity;
   log?: Logger;
 }
@@ -47,6 +56,20 @@ interface HostGroup {
 }
 
 interface VolumeEntry { volume: Volume; lu: LogicalUnit; }
+
+/**
+ * Who asks for a volume. The configuration file is the administrator's: its volumes may adopt
+ * existing files (default) and, without a data directory, live anywhere; RAM volumes beyond the
+ * host's memory are only warned about. The control socket is confined: files only inside the data
+ * directory, new unless it says adopt, and RAM volumes beyond the host's memory are refused.
+ */
+export interface VolumeRequest {
+  origin: 'config' | 'control';
+  /** Default: 'adopt' for the configuration, 'create' for the control socket. */
+  existing?: ExistingFilePolicy | undefined;
+}
+
+const FROM_CONFIG: VolumeRequest = { origin: 'config' };
 
 const asWwn = (v: string | bigint, what: string): bigint => (typeof v === 'bigint' ? v : parseWwn(v, what));
 
@@ -68,7 +91,8 @@ export class StorageArray implements LunMapping {
   private readonly log: Logger;
   private closed = false;
 
-  private constructor(readonly name: string, ports: PortIdentity[], private readonly baseDir: string, product: ProductIdentity, log: Logger) {
+  private constructor(readonly name: string, ports: PortIdentity[], private readonly baseDir: string, private readonly dataDir: string | null,
+    product: ProductIdentity, log: Logger) {
     this.portIdentities = ports;
     this.log = log;
     const first = ports[0];
@@ -88,13 +112,13 @@ export class StorageArray implements LunMapping {
       return { wwpn, wwnn: asWwn(p.wwnn, `array '${config.name}' port WWNN`), relativePortId: i + 1 };
     });
     const log = opts.log ?? logger('san.array', { array: config.name });
-    const array = new StorageArray(config.name, ports, opts.baseDir ?? process.cwd(), opts.product ?? DEFAULT_PRODUCT, log);
+    const array = new StorageArray(config.name, ports, opts.baseDir ?? process.cwd(), opts.dataDir ?? null, opts.product ?? DEFAULT_PRODUCT, log);
     try {
       for (const v of config.volumes) {
         const spec: VolumeSpec = { name: v.name, size: v.size };
         if (v.file !== undefined) spec.file = v.file;
         if (v.blockSize !== undefined) spec.blockSize = v.blockSize;
-        await array.addVolume(spec);
+        await array.addVolume(spec, { origin: 'config', existing: v.existing });
       }
       for (const g of config.hostGroups) {
         array.addHostGroup(g.name, g.initiators.map((i) => asWwn(i, `host group '${g.name}' initiator`)));
@@ -129,15 +153,30 @@ export class StorageArray implements LunMapping {
   logicalUnit(volumeName: string): LogicalUnit | undefined { return this.volumes.get(volumeName)?.lu; }
 
   // ---- run-time changes -------------------------------------------------------------------------
-  async addVolume(spec: VolumeSpec): Promise<Volume> {
+  async addVolume(spec: VolumeSpec, request: VolumeRequest = FROM_CONFIG): Promise<Volume> {
     this.checkOpen();
     if (this.volumes.has(spec.name)) throw new Error(`array '${this.name}': volume '${spec.name}' already exists`);
     const s: VolumeSpec = { ...spec };
-    if (s.file !== undefined) s.file = path.resolve(this.baseDir, s.file);
+    const open: VolumeOpenOptions = { existing: request.existing ?? (request.origin === 'config' ? 'adopt' : 'create') };
+    if (s.file !== undefined) {
+      if (this.dataDir !== null) {
+        s.file = resolveInDataDir(this.dataDir, s.file);
+        open.noFollow = true;
+      } else if (request.origin === 'control') {
+        throw new Error(`volume '${s.name}': this SAN has no data directory, so the control socket cannot name backing files; ` +
+          'set "dataDir" in the SAN configuration and restart it, or leave out file= for a RAM volume');
+      } else {
+        s.file = path.resolve(this.baseDir, s.file);
+      }
+    } else {
+      const bytes = parseSizeOrZero(s.size);
+      const warning = checkMemoryCapacity(s.name, bytes, request.origin === 'control' ? 'refuse' : 'warn');
+      if (warning) this.log.warn({ volume: s.name, bytes }, warning);
+    }
     for (const e of this.volumes.values()) {
       if (s.file !== undefined && e.volume.file === s.file) throw new Error(`array '${this.name}': volumes '${e.volume.name}' and '${s.name}' share backing file ${s.file}`);
     }
-    const volume = await Volume.open(s, { arrayName: this.name, oui: this.oui });
+    const volume = await Volume.open(s, { arrayName: this.name, oui: this.oui }, open);
     try {
       const lu = await LogicalUnit.create(volume, () => this.portIdentities);
       // Re-checked after the awaits: a concurrent addVolume of the same name may have won.
@@ -165,10 +204,17 @@ export class StorageArray implements LunMapping {
   }
 
   /** Grows (or, with allowShrink, shrinks) a volume; every nexus that knows it gets CAPACITY DATA HAS CHANGED. */
-  async resizeVolume(name: string, size: string | number, opts: { allowShrink?: boolean } = {}): Promise<void> {
+  async resizeVolume(name: string, size: string | number, opts: { allowShrink?: boolean; origin?: VolumeRequest['origin'] } = {}): Promise<void> {
     this.checkOpen();
     const entry = this.volumes.get(name);
     if (!entry) throw new Error(`array '${this.name}': no volume '${name}'`);
+    if (entry.volume.file === null) {
+      const growth = parseSizeOrZero(size) - entry.volume.sizeBytes;
+      if (growth > 0) {
+        const warning = checkMemoryCapacity(name, growth, opts.origin === 'control' ? 'refuse' : 'warn');
+        if (warning) this.log.warn({ volume: name, bytes: parseSizeOrZero(size) }, warning);
+      }
+    }
     await entry.volume.resize(size, opts);
     entry.lu.capacityChanged();
     this.log.info({ volume: name, bytes: entry.volume.sizeBytes }, 'volume resized');
@@ -246,3 +292,8 @@ export class StorageArray implements LunMapping {
 }
 
 const EMPTY_UNITS: ReadonlyMap<number, LogicalUnit> = new Map();
+
+/** A size for the memory check; an invalid one counts as 0 here and is reported by Volume itself. */
+function parseSizeOrZero(size: string | number): number {
+  try { return parseSize(size); } catch { return 0; }
+}

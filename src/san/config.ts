@@ -4,13 +4,20 @@
  * every error names the field it is about ("arrays[0].ports[1].wwpn: invalid WWPN ...").
  *
  *   {
+ *     "dataDir"?: "volumes",
  *     "fabric": { "name": "fabric-a", "domain": 1,
  *                 "zoning": { "default": "deny", "zones": [{ "name": "z1", "members": [wwpn, ...] }],
  *                             "zoneSets"?: [{ "name": "cfg", "zones": ["z1"] }], "activeZoneSet"?: "cfg" } },
  *     "arrays": [{ "name": "array1", "ports": [{ "wwpn": "...", "wwnn": "..." }],
- *                  "volumes": [{ "name": "vol0", "size": "1GiB", "file"?: "vol0.img", "blockSize"?: 512 }],
+ *                  "volumes": [{ "name": "vol0", "size": "1GiB", "file"?: "vol0.img", "existing"?: "adopt" | "create", "blockSize"?: 512 }],
  *                  "hostGroups": [{ "name": "hosts", "initiators": [wwpn, ...], "luns": { "0": "vol0" } }] }]
  *   }
+ *
+ * Volume files: with "dataDir" (relative to this file's directory) every volume file must lie in
+ * it (relative names are taken from it) and the control socket may add volumes there; without
+ * it, files may be named anywhere (relative to this file's directory) but only here, not over the
+ * control socket. "existing": "adopt" (the default here) uses a file that exists, "create"
+ * refuses one.
  *
  * Zoning: without "zoneSets" every zone listed is active (an implicit zone set "cfg"); with an
  * empty zone list only the default-zone policy applies. WWNs are text as src/util/wwn.ts accepts.
@@ -70,6 +77,7 @@ export const VolumeSchema = z.strictObject({
   name: Name,
   size: Size,
   file: z.string().min(1).optional(),
+  existing: z.enum(['adopt', 'create']).optional(),
   blockSize: z
     .number()
     .refine((b): b is 512 | 4096 => (SUPPORTED_BLOCK_SIZES as readonly number[]).includes(b), { message: `block size must be one of ${SUPPORTED_BLOCK_SIZES.join(', ')}` })
@@ -91,6 +99,8 @@ export const ArraySchema = z.strictObject({
 
 export const SanConfigSchema = z
   .strictObject({
+    /** Where volume files live; relative to the configuration file's directory. */
+    dataDir: z.string().min(1).optional(),
     fabric: FabricSchema,
     arrays: z.array(ArraySchema),
   })

@@ -2,11 +2,16 @@
  * Control interface of a running SAN: JSON lines over a Unix stream socket (`--control PATH`).
  * Each request is one line `{"id"?: any, "cmd": "<command>", ...arguments}`; each answer is one
  * line `{"id", "ok": true, "result": ...}` or `{"id", "ok": false, "error": "..."}`. Requests on
- * one connection are answered in order. Lines longer than 64 KiB close the connection.
+ * one connection are answered in order, one at a time. Lines longer than 64 KiB close the connection.
+ * A client that does not read its answers is not served further: while more than
+ * CONTROL_OUTPUT_HIGH_WATER bytes of answers wait for it, its requests are not read (backpressure);
+ * past CONTROL_OUTPUT_HARD_LIMIT, or with answers waiting and none taken for CONTROL_STALL_MS, the
+ * connection is closed.
  *
  * Commands (arguments; WWNs as text):
  *   status
- *   add-volume        array, name, size, file?, blockSize?
+ *   add-volume        array, name, size, file?, adopt?, blockSize?
+ *                     (file: inside the SAN's data directory only; an existing file only with adopt=true)
  *   remove-volume     array, name
  *   resize-volume     array, name, size
  *   add-host-group    array, name, initiators[]
@@ -40,6 +45,22 @@ import { FAULT_KINDS, FRAME_CLASSES, type FaultSpec } from './faults.js';
 import type { San } from './san.js';
 
 export const CONTROL_MAX_LINE = 64 * 1024;
+/** Unread answer bytes above which a connection's requests are no longer read. */
+export const CONTROL_OUTPUT_HIGH_WATER = 1024 * 1024;
+/** Unread answer bytes past which the connection is closed. */
+export const CONTROL_OUTPUT_HARD_LIMIT = 16 * 1024 * 1024;
+/** A connection with answers waiting that takes none of them for this long is closed. */
+export const CONTROL_STALL_MS = 30_000;
+
+export interface ControlLimits { highWater: number; hardLimit: number; stallMs: number; }
+const controlLimits: ControlLimits = { highWater: CONTROL_OUTPUT_HIGH_WATER, hardLimit: CONTROL_OUTPUT_HARD_LIMIT, stallMs: CONTROL_STALL_MS };
+
+/** Change the control connections' output bounds (tests); returns the previous ones. */
+export function setControlLimits(next: Partial<ControlLimits>): ControlLimits {
+  const prev = { ...controlLimits };
+  Object.assign(controlLimits, next);
+  return prev;
+}
 
 const Wwn = z.string().transform((t, ctx) => {
   try {
@@ -55,7 +76,7 @@ const Lun = z.coerce.number().int().min(0).max(16383);
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('status') }),
-  z.object({ cmd: z.literal('add-volume'), array: Name, name: Name, size: Size, file: z.string().min(1).optional(), blockSize: z.coerce.number().pipe(z.union([z.literal(512), z.literal(4096)])).optional() }),
+  z.object({ cmd: z.literal('add-volume'), array: Name, name: Name, size: Size, file: z.string().min(1).optional(), adopt: z.boolean().optional(), blockSize: z.coerce.number().pipe(z.union([z.literal(512), z.literal(4096)])).optional() }),
   z.object({ cmd: z.literal('remove-volume'), array: Name, name: Name }),
   z.object({ cmd: z.literal('resize-volume'), array: Name, name: Name, size: Size }),
   z.object({ cmd: z.literal('add-host-group'), array: Name, name: Name, initiators: z.array(Wwn) }),
@@ -114,14 +135,14 @@ export async function executeControl(san: San, req: ControlRequest): Promise<unk
       const spec: Parameters<San['addVolume']>[1] = { name: req.name, size: req.size };
       if (req.file !== undefined) spec.file = req.file;
       if (req.blockSize !== undefined) spec.blockSize = req.blockSize;
-      await san.addVolume(req.array, spec);
+      await san.addVolume(req.array, spec, { origin: 'control', existing: req.adopt ? 'adopt' : 'create' });
       return null;
     }
     case 'remove-volume':
       await san.removeVolume(req.array, req.name);
       return null;
     case 'resize-volume':
-      await san.resizeVolume(req.array, req.name, req.size);
+      await san.resizeVolume(req.array, req.name, req.size, 'control');
       return null;
     case 'add-host-group':
       san.addHostGroup(req.array, req.name, req.initiators);
@@ -251,30 +272,8 @@ export class ControlServer {
           return;
         }
         socket.once('close', () => gate.release(peer.uid));
+        serveControlConnection(san, socket, log);
         socket.resume();
-        let buffered = '';
-        let chain = Promise.resolve();
-        socket.setEncoding('utf8');
-        socket.on('error', () => socket.destroy());
-        socket.on('data', (chunk: string) => {
-          buffered += chunk;
-          if (buffered.length > CONTROL_MAX_LINE && !buffered.includes('\n')) {
-            socket.end(jsonLine({ ok: false, error: `request line longer than ${CONTROL_MAX_LINE} bytes` }));
-            socket.destroy();
-            return;
-          }
-          let nl: number;
-          while ((nl = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, nl).trim();
-            buffered = buffered.slice(nl + 1);
-            if (!line) continue;
-            chain = chain.then(async () => {
-              const res = await handleControlLine(san, line);
-              if (!res.ok) log.warn({ error: res.error }, 'control request failed');
-              if (!socket.destroyed) socket.write(jsonLine(res));
-            });
-          }
-        });
       });
       server.once('error', (err) => {
         socketFile.unlink();
@@ -288,6 +287,13 @@ export class ControlServer {
     });
   }
 
+  /** Answer bytes queued for all connected clients (what backpressure bounds). */
+  queuedOutputBytes(): number {
+    let n = 0;
+    for (const s of this.sockets) n += s.destroyed ? 0 : s.writableLength;
+    return n;
+  }
+
   /** Stop listening, remove the socket file and hang up on clients still connected. */
   close(): Promise<void> {
     this.socketFile.unlink();
@@ -295,6 +301,90 @@ export class ControlServer {
     for (const s of this.sockets) s.destroy();
     return closed;
   }
+}
+
+/**
+ * One control connection: requests are taken one line at a time and answered in order. Input is
+ * read only while the answers already queued stay under the high-water mark and at most one
+ * line's worth of unprocessed input is held, so neither a flood of requests nor a client that
+ * does not read can make this process buffer without bound.
+ */
+export function serveControlConnection(san: San, socket: net.Socket, log: Logger): void {
+  let buffered = '';
+  let busy = false;
+  let stallTimer: NodeJS.Timeout | null = null;
+  /** socket.bytesWritten minus what is still queued: bytes the client has taken. */
+  const taken = (): number => socket.bytesWritten - socket.writableLength;
+  socket.setEncoding('utf8');
+  socket.on('error', () => socket.destroy());
+  socket.on('close', () => {
+    if (stallTimer) clearTimeout(stallTimer);
+    stallTimer = null;
+  });
+  socket.on('drain', () => pump());
+
+  const fail = (message: string): void => {
+    socket.end(jsonLine({ ok: false, error: message }));
+    socket.destroy();
+  };
+
+  /** Closes a client whose answers pile up without it taking any. */
+  const watchStall = (): void => {
+    if (stallTimer || socket.destroyed || socket.writableLength === 0) return;
+    const before = taken();
+    stallTimer = setTimeout(() => {
+      stallTimer = null;
+      if (socket.destroyed || socket.writableLength === 0) return;
+      if (taken() === before) {
+        log.warn({ unread: socket.writableLength, ms: controlLimits.stallMs }, 'control client is not reading its answers; connection closed');
+        socket.destroy();
+        return;
+      }
+      watchStall();
+    }, controlLimits.stallMs);
+    stallTimer.unref?.();
+  };
+
+  const readable = (): boolean => socket.writableLength <= controlLimits.highWater && buffered.length <= CONTROL_MAX_LINE;
+
+  const pump = (): void => {
+    // One request at a time; the loop is bounded by the complete lines buffered (at most 64 KiB).
+    while (!busy && !socket.destroyed && socket.writableLength <= controlLimits.highWater) {
+      const nl = buffered.indexOf('\n');
+      if (nl < 0) break;
+      const line = buffered.slice(0, nl).trim();
+      buffered = buffered.slice(nl + 1);
+      if (line.length > CONTROL_MAX_LINE) return fail(`request line longer than ${CONTROL_MAX_LINE} bytes`);
+      if (!line) continue;
+      busy = true;
+      void handleControlLine(san, line).then((res) => {
+        busy = false;
+        if (!res.ok) log.warn({ error: res.error }, 'control request failed');
+        if (socket.destroyed) return;
+        socket.write(jsonLine(res));
+        if (socket.writableLength > controlLimits.hardLimit) {
+          log.warn({ unread: socket.writableLength }, 'control client is not reading its answers; connection closed');
+          socket.destroy();
+          return;
+        }
+        watchStall();
+        pump();
+      });
+    }
+    if (socket.destroyed) return;
+    if (readable()) socket.resume();
+    else {
+      socket.pause();
+      watchStall();
+    }
+  };
+
+  socket.on('data', (chunk: string) => {
+    buffered += chunk;
+    const partial = buffered.length - (buffered.lastIndexOf('\n') + 1);
+    if (partial > CONTROL_MAX_LINE) return fail(`request line longer than ${CONTROL_MAX_LINE} bytes`);
+    pump();
+  });
 }
 
 /** Send one request to a control socket and wait for its answer (bounded by timeoutMs). */

@@ -11,7 +11,11 @@
  * modify it) and, exactly once, 'down' (reason).
  * Taps see every frame sent ('tx') and received ('rx') — the pcap writer uses them.
  *
- * Who may connect, and whom a port connects to: docs/security-hostside.md.
+ * Output to socket peers is bounded, since a peer can send requests and never read the answers:
+ * per link (MAX_UNREAD_BYTES), for all socket links together (OUTPUT_BUDGET_BYTES: past it the
+ * link with the most unread output is dropped), and in time (a link whose queued output makes no
+ * progress for STALL_MS is dropped, so a peer that stops reading and sending frees its memory).
+ * Who may connect, and whom a port connects to: docs/security.md.
  */
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
@@ -21,8 +25,89 @@ import { checkListenerCred, ConnectionGate, listenPrivate, netSocketFd, type Pri
 import { FC_HEADER_SIZE, FC_MAX_FRAME } from './fc/frame.js';
 
 export const LINK_LENGTH_PREFIX = 4;
-/** Bytes queued for a socket peer beyond which the link is taken down (about 8000 full frames). */
+/** Bytes queued for a socket peer beyond which the link is taken down (two largest transfers). */
 export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+/** Bytes queued for all socket peers together; past it the link with the most unread output goes. */
+export const OUTPUT_BUDGET_BYTES = 64 * 1024 * 1024;
+/** A link whose queued output has not moved for this long is taken down (R_A_TOV). */
+export const STALL_MS = 10_000;
+
+export interface LinkOutputLimits {
+  perLinkBytes: number;
+  totalBytes: number;
+  stallMs: number;
+}
+
+const limits: LinkOutputLimits = { perLinkBytes: MAX_UNREAD_BYTES, totalBytes: OUTPUT_BUDGET_BYTES, stallMs: STALL_MS };
+
+/** Change the output bounds of socket links (tests; a SAN with unusual memory); returns the previous ones. */
+export function setLinkOutputLimits(next: Partial<LinkOutputLimits>): LinkOutputLimits {
+  const prev = { ...limits };
+  Object.assign(limits, next);
+  return prev;
+}
+
+/**
+ * The output of every socket link in this process. Each link's share is its socket's
+ * writableLength as last seen (after a write, after its turn's writev, 0 on 'drain'); the sum can
+ * only overstate what is queued, so it is recomputed exactly before anyone is dropped.
+ */
+class OutputBudget {
+  private readonly links = new Set<SocketLink>();
+  private total = 0;
+  private evictionScheduled = false;
+
+  add(link: SocketLink): void { this.links.add(link); }
+
+  remove(link: SocketLink): void {
+    if (this.links.delete(link)) this.total -= link.accounted;
+    link.accounted = 0;
+  }
+
+  update(link: SocketLink, queued: number): void {
+    if (!this.links.has(link)) return;
+    this.total += queued - link.accounted;
+    link.accounted = queued;
+    if (this.total > limits.totalBytes && !this.evictionScheduled) {
+      // Not from inside this send: the fabric may be in the middle of routing a frame.
+      this.evictionScheduled = true;
+      process.nextTick(() => this.evict());
+    }
+  }
+
+  /** Bytes queued for socket peers in this process (exact). */
+  queuedBytes(): number {
+    let sum = 0;
+    for (const l of this.links) sum += l.queuedBytes;
+    return sum;
+  }
+
+  private evict(): void {
+    this.evictionScheduled = false;
+    let sum = 0;
+    for (const l of this.links) {
+      l.accounted = l.queuedBytes;
+      sum += l.accounted;
+    }
+    this.total = sum;
+    // Bounded: every round closes (and so removes) one link.
+    while (this.total > limits.totalBytes && this.links.size > 0) {
+      let worst: SocketLink | null = null;
+      for (const l of this.links) if (!worst || l.accounted > worst.accounted) worst = l;
+      if (!worst || worst.accounted === 0) break;
+      const queued = worst.accounted;
+      worst.close(`peer is not reading: ${queued} bytes unread while all links together had more than ${limits.totalBytes}`);
+      this.remove(worst); // close() removes it too; this keeps the loop finite regardless
+    }
+  }
+}
+
+const outputBudget = new OutputBudget();
+
+/** Bytes currently queued for socket link peers in this process. */
+export function linkOutputQueued(): number {
+  return outputBudget.queuedBytes();
+}
 
 export type LinkDirection = 'tx' | 'rx';
 export type LinkTap = (direction: LinkDirection, frame: Uint8Array) => void;
@@ -121,16 +206,29 @@ export class SocketLink extends Link {
   private readonly decoder = new FrameStreamDecoder();
   /** Frames sent in one turn of the event loop leave in one writev (see transmit). */
   private corked = false;
+  /** This link's share of the output budget as last recorded (OutputBudget's bookkeeping). */
+  accounted = 0;
+  /** Bytes handed to the socket so far, and how many of them had left at the last stall check. */
+  private written = 0;
+  private flushedAtCheck = 0;
+  private stallTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly socket: net.Socket,
     description = 'socket link',
   ) {
     super(description);
+    outputBudget.add(this);
     socket.on('data', (chunk) => this.onData(chunk));
     socket.on('error', (err) => this.close(`socket error: ${err.message}`));
     socket.on('close', () => this.close('peer closed the link'));
     socket.on('end', () => this.close('peer closed the link'));
+    socket.on('drain', () => outputBudget.update(this, this.queuedBytes));
+  }
+
+  /** Bytes written to this link that the peer has not taken yet (still in this process). */
+  get queuedBytes(): number {
+    return this.socket.destroyed ? 0 : this.socket.writableLength;
   }
 
   private onData(chunk: Buffer): void {
@@ -146,8 +244,8 @@ export class SocketLink extends Link {
 
   protected transmit(frame: Uint8Array): void {
     // A peer that stops reading must not make this process buffer without bound.
-    if (this.socket.writableLength > MAX_UNREAD_BYTES) {
-      this.close(`peer is not reading (more than ${MAX_UNREAD_BYTES} bytes unread)`);
+    if (this.socket.writableLength > limits.perLinkBytes) {
+      this.close(`peer is not reading (more than ${limits.perLinkBytes} bytes unread)`);
       return;
     }
     // A sequence (FCP_DATA frames + FCP_RSP, a CT response…) is sent frame by frame in one turn:
@@ -159,12 +257,43 @@ export class SocketLink extends Link {
       process.nextTick(() => {
         this.corked = false;
         this.socket.uncork();
+        this.afterWrite();
       });
     }
-    this.socket.write(encodeLinkFrame(frame));
+    const bytes = encodeLinkFrame(frame);
+    this.written += bytes.length;
+    this.socket.write(bytes);
+    outputBudget.update(this, this.queuedBytes);
+  }
+
+  /** After a turn's frames left: record what is still queued, and watch it for progress. */
+  private afterWrite(): void {
+    if (!this.isUp) return;
+    const queued = this.queuedBytes;
+    outputBudget.update(this, queued);
+    if (queued > 0 && this.stallTimer === null) this.armStallCheck();
+  }
+
+  private armStallCheck(): void {
+    this.flushedAtCheck = this.written - this.queuedBytes;
+    this.stallTimer = setTimeout(() => {
+      this.stallTimer = null;
+      if (!this.isUp) return;
+      const queued = this.queuedBytes;
+      outputBudget.update(this, queued);
+      if (queued === 0) return;
+      if (this.written - queued > this.flushedAtCheck) {
+        this.armStallCheck(); // the peer is reading, slowly
+        return;
+      }
+      this.close(`peer is not reading: ${queued} bytes unread for ${limits.stallMs} ms`);
+    }, limits.stallMs);
+    this.stallTimer.unref?.();
   }
 
   protected shutdown(): void {
+    if (this.stallTimer) clearTimeout(this.stallTimer);
+    this.stallTimer = null;
     // Frames sent earlier in this turn (a LOGO before closing, say) still leave: hand them to
     // the socket before it is destroyed, as an uncorked write would have done.
     if (this.corked) {
@@ -172,6 +301,7 @@ export class SocketLink extends Link {
       this.socket.uncork();
     }
     this.socket.destroy();
+    outputBudget.remove(this);
   }
 }
 
@@ -247,8 +377,13 @@ export function connectLink(path: string, options: ConnectLinkOptions = {}): Pro
   });
 }
 
-/** Simultaneous links one uid may hold by default (serve processes of one user; a bound on what one user can make the SAN hold). */
-export const DEFAULT_MAX_LINKS_PER_UID = 64;
+/**
+ * Simultaneous links one uid may hold by default: a bound on the sockets one user can make the SAN
+ * hold, set above what a user who behaves can reach (every F_Port logged in plus the switch's queue
+ * of links waiting for a login, whose oldest it closes first), so all vports of one host may run as
+ * one user and idle connections of that user cannot lock its own HBAs out.
+ */
+export const DEFAULT_MAX_LINKS_PER_UID = 512;
 
 export interface LinkListenerOptions {
   /** who besides this uid and root may connect (san --socket-group / --socket-owner) */

@@ -4,17 +4,18 @@
  * target port (src/san/target-port.ts), a link socket HBAs connect to, an optional pcap of every
  * frame through the switch, and run-time changes (used by the control interface and tests).
  */
+import * as path from 'node:path';
 import { Fabric } from './fabric/switch.js';
 import { FaultInjector } from './faults.js';
 import { Zoning, type ZoningSnapshot } from './fabric/zoning.js';
 import { formatPortId, isWellKnownAddress } from './fc/frame.js';
 import { LinkListener, linkPair, type Link, type LinkListenerOptions } from './link.js';
 import { PcapWriter } from './pcap.js';
-import { StorageArray } from './array.js';
+import { StorageArray, type VolumeRequest } from './array.js';
 import type { SanConfig, ZoningConfig } from './config.js';
 import { FcTargetPort, type TargetPortOptions } from './target-port.js';
 import type { ScsiTargetPort } from '../scsi/api.js';
-import type { VolumeSpec } from './volume.js';
+import { prepareDataDir, type VolumeSpec } from './volume.js';
 import { type Logger, logger } from '../util/log.js';
 import { formatWwn } from '../util/wwn.js';
 
@@ -25,9 +26,13 @@ export interface SanOptions {
   linkAccess?: Omit<LinkListenerOptions, 'log'>;
   /** Record every frame entering or leaving the switch. */
   pcapPath?: string;
-  /** Relative volume file paths resolve against this directory. */
+  /** Relative volume file paths (and a relative dataDir) resolve against this directory. */
   baseDir?: string;
+  /** The data directory for volume files; overrides the configuration's dataDir. */
+  dataDir?: string;
   targetPortOptions?: TargetPortOptions;
+  /** How long a link may stay without a fabric login (default R_A_TOV, 10 s); for tests. */
+  loginTimeoutMs?: number;
   log?: Logger;
 }
 
@@ -70,6 +75,8 @@ export class San {
   private pcap: PcapWriter | null = null;
   private readonly log: Logger;
   private closed = false;
+  /** Real path of the data directory, null when none is configured. */
+  dataDir: string | null = null;
 
   private constructor(
     config: SanConfig,
@@ -81,6 +88,7 @@ export class San {
       domain: config.fabric.domain,
       ...(config.fabric.wwnn !== undefined ? { wwnn: config.fabric.wwnn } : {}),
       zoning: zoningFromConfig(config.fabric.zoning),
+      ...(opts.loginTimeoutMs !== undefined ? { loginTimeoutMs: opts.loginTimeoutMs } : {}),
     });
     this.faults = new FaultInjector({
       wwpnOf: (id) => this.fabric.logins().find((l) => l.nportId === id)?.wwpn,
@@ -101,8 +109,10 @@ export class San {
         san.pcap = pcap;
         san.fabric.observe((frame) => pcap.write(frame));
       }
+      const dataDir = opts.dataDir ?? (config.dataDir !== undefined ? path.resolve(opts.baseDir ?? process.cwd(), config.dataDir) : undefined);
+      if (dataDir !== undefined) san.dataDir = prepareDataDir(dataDir);
       for (const a of config.arrays) {
-        const array = await StorageArray.create(a, opts.baseDir !== undefined ? { baseDir: opts.baseDir } : {});
+        const array = await StorageArray.create(a, { ...(opts.baseDir !== undefined ? { baseDir: opts.baseDir } : {}), dataDir: san.dataDir });
         san.arrays.set(a.name, array);
         for (const scsi of array.ports) san.targets.set(scsi.wwpn, { array, scsi, link: null, port: null });
       }
@@ -125,7 +135,8 @@ export class San {
     const slot = this.slot(wwpn);
     if (slot.port && slot.link?.isUp) return slot.port;
     const [fabricEnd, portEnd] = linkPair(`target ${formatWwn(wwpn)}`);
-    if (!this.fabric.attach(this.faults.wrap(fabricEnd))) throw new Error(`no free F_Port for target port ${formatWwn(wwpn)}`);
+    // Its FLOGI (in FcTargetPort.start) takes an F_Port, or is rejected when none is free.
+    this.fabric.attach(this.faults.wrap(fabricEnd));
     slot.link = portEnd;
     portEnd.once('down', () => {
       if (slot.link === portEnd) {
@@ -195,14 +206,14 @@ export class San {
     return a;
   }
 
-  async addVolume(arrayName: string, spec: VolumeSpec): Promise<void> {
-    await this.array(arrayName).addVolume(spec);
+  async addVolume(arrayName: string, spec: VolumeSpec, request?: VolumeRequest): Promise<void> {
+    await this.array(arrayName).addVolume(spec, request);
   }
   async removeVolume(arrayName: string, volume: string): Promise<void> {
     await this.array(arrayName).removeVolume(volume);
   }
-  async resizeVolume(arrayName: string, volume: string, size: string | number): Promise<void> {
-    await this.array(arrayName).resizeVolume(volume, size);
+  async resizeVolume(arrayName: string, volume: string, size: string | number, origin: VolumeRequest['origin'] = 'config'): Promise<void> {
+    await this.array(arrayName).resizeVolume(volume, size, { origin });
   }
   mapLun(arrayName: string, hostGroup: string, lun: number, volume: string): void {
     this.array(arrayName).mapLun(hostGroup, lun, volume);

@@ -10,10 +10,19 @@
  *    stay holes and a discard of an empty volume allocates nothing.
  * Identity: a NAA-6 (IEEE Registered Extended) identifier derived from the array's OUI and the
  * array + volume names, so it is stable across restarts.
+ *
+ * Backing files are hostile ground: whoever names one (the control socket) may not be the host's
+ * administrator. With a data directory, a file must lie inside it (real path, no '..', the last
+ * component opened with O_NOFOLLOW); an existing file is used only when the caller says 'adopt';
+ * and every open file is locked (flock LOCK_EX|LOCK_NB) so two SANs never write one image.
+ * Next to a file volume live its saved state: `<file>.pr.json` (reservations with APTPL) and
+ * `<file>.settings.json` (saved mode parameters: the write cache setting).
  */
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { constants as fsc, mkdirSync, promises as fsp, realpathSync, statSync } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { tryLockExclusive } from '../native/lock.js';
 import { isAllZero } from '../scsi/zero.js';
 import { TaskAbortedError, type IoOptions } from '../scsi/block-device.js';
 
@@ -110,14 +119,49 @@ export interface BackingStore {
   close(): Promise<void>;
 }
 
+/** Capacity of every open memory volume in this process (what initiators could make it allocate). */
+let memoryCapacity = 0;
+export function memoryVolumesCapacity(): number { return memoryCapacity; }
+
+/**
+ * Checks that memory volumes of `extraBytes` more capacity fit this host: beyond os.totalmem()
+ * initiators writing them would exhaust it. Returns a warning (more than free memory now) or null;
+ * throws when refusing, or — with policy 'warn' — returns the warning instead.
+ */
+export function checkMemoryCapacity(volume: string, extraBytes: number, policy: 'refuse' | 'warn'): string | null {
+  const total = memoryCapacity + extraBytes;
+  const hostTotal = os.totalmem();
+  if (total > hostTotal) {
+    const msg = `RAM volume '${volume}': memory volumes would total ${formatBytes(total)}, more than this host's ${formatBytes(hostTotal)} of memory; ` +
+      'give the volume a backing file (file=... in the data directory) or a smaller size';
+    if (policy === 'refuse') throw new Error(msg);
+    return msg;
+  }
+  const free = os.freemem();
+  if (total > free) return `RAM volume '${volume}': memory volumes total ${formatBytes(total)}, more than the ${formatBytes(free)} free now; filling them may exhaust the host's memory`;
+  return null;
+}
+
+function formatBytes(n: number): string {
+  const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  return u === 0 ? `${n} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]!}`;
+}
+
 /** Sparse in-memory store: fixed-size chunks allocated on first non-zero write. */
 export class MemoryBacking implements BackingStore {
   readonly kind = 'memory' as const;
   static readonly CHUNK = 64 * 1024;
   private readonly chunks = new Map<number, Uint8Array>();
   private size: number;
+  private open = true;
 
-  constructor(bytes: number) { this.size = bytes; }
+  constructor(bytes: number) {
+    this.size = bytes;
+    memoryCapacity += bytes;
+  }
 
   /** Number of allocated chunks (to show that unmap deallocates). */
   get allocatedChunks(): number { return this.chunks.size; }
@@ -161,10 +205,15 @@ export class MemoryBacking implements BackingStore {
       const last = this.chunks.get(Math.floor(bytes / MemoryBacking.CHUNK));
       if (tail !== 0 && last) last.fill(0, tail);
     }
+    if (this.open) memoryCapacity += bytes - this.size;
     this.size = bytes;
   }
 
-  async close(): Promise<void> { this.chunks.clear(); }
+  async close(): Promise<void> {
+    this.chunks.clear();
+    if (this.open) memoryCapacity -= this.size;
+    this.open = false;
+  }
 
   private forEachChunk(offset: number, length: number, fn: (chunk: number, inChunk: number, pos: number, n: number) => void): void {
     let pos = 0;
@@ -188,26 +237,48 @@ export class FileBacking implements BackingStore {
   private constructor(readonly file: string, private fh: import('node:fs/promises').FileHandle | null) {}
 
   /**
-   * Opens (creating if absent) a backing file of exactly `bytes` bytes. An existing smaller file is
-   * extended sparsely; an existing larger one is refused — shrinking would destroy data.
+   * Opens a backing file of exactly `bytes` bytes, locked (flock LOCK_EX|LOCK_NB) for as long as it
+   * is open. A missing file is created (mode 0600, sparse). An existing one is used only with
+   * existing 'adopt' — and then extended sparsely if smaller; a larger one is refused, since
+   * shrinking would destroy data. With noFollow the last path component must not be a symlink.
    */
-  static async open(file: string, bytes: number): Promise<FileBacking> {
+  static async open(file: string, bytes: number, opts: { existing?: ExistingFilePolicy; noFollow?: boolean } = {}): Promise<FileBacking> {
+    const existing = opts.existing ?? 'adopt';
+    const nofollow = opts.noFollow ? fsc.O_NOFOLLOW : 0;
     let fh: import('node:fs/promises').FileHandle;
+    let created = false;
+    const createNew = async (): Promise<import('node:fs/promises').FileHandle> => {
+      const h = await fsp.open(file, fsc.O_RDWR | fsc.O_CREAT | fsc.O_EXCL | nofollow, 0o600);
+      created = true;
+      return h;
+    };
     try {
-      fh = await fsp.open(file, 'r+');
+      if (existing === 'create') {
+        fh = await createNew();
+      } else {
+        try {
+          fh = await fsp.open(file, fsc.O_RDWR | nofollow);
+        } catch (e) {
+          if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+          fh = await createNew();
+        }
+      }
     } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-      fh = await fsp.open(file, 'wx+', 0o600);
+      throw backingOpenError(file, e as NodeJS.ErrnoException);
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new Error(`backing file '${file}' is not a regular file`);
+      if (!st.isFile()) throw new Error(`backing file '${file}' is not a regular file; a volume needs a regular file (or no file: a RAM volume)`);
+      if (!tryLockExclusive(fh.fd)) {
+        throw new Error(`backing file '${file}' is locked by another process (another \`npiv-hba san\` using this image?); stop it, or give this volume another file`);
+      }
       if (st.size > bytes) {
         throw new Error(`backing file '${file}' holds ${st.size} bytes, more than the configured ${bytes}; refusing to shrink it (data would be lost)`);
       }
       if (st.size < bytes) await fh.truncate(bytes);
     } catch (e) {
       await fh.close();
+      if (created) await fsp.rm(file, { force: true });
       throw e;
     }
     return new FileBacking(file, fh);
@@ -268,6 +339,98 @@ export class FileBacking implements BackingStore {
   }
 }
 
+function backingOpenError(file: string, e: NodeJS.ErrnoException): Error {
+  switch (e.code) {
+    case 'EEXIST':
+      return new Error(`backing file '${file}' already exists; to use its contents as this volume say so explicitly (adopt=true on the control socket, "existing": "adopt" in the configuration), or choose a new file name`);
+    case 'ELOOP':
+      return new Error(`backing file '${file}' is a symbolic link; volume files in the data directory must be regular files named directly`);
+    case 'ENOENT':
+      return new Error(`backing file '${file}': its directory does not exist; create it first`);
+    case 'EACCES':
+    case 'EPERM':
+      return new Error(`backing file '${file}': permission denied (${e.code}); the SAN's user must be able to read and write it`);
+    default:
+      return new Error(`backing file '${file}': ${e.message}`);
+  }
+}
+
+// ---- where backing files may live -----------------------------------------------------------
+/** 'adopt': an existing file is used as the volume (grown to its size); 'create': it must be new. */
+export type ExistingFilePolicy = 'adopt' | 'create';
+
+/** Names of the files kept next to a volume file; no volume may use one as its own file. */
+const SIDECAR_SUFFIXES = ['.pr.json', '.settings.json', '.tmp'];
+
+/**
+ * The data directory: created (0700) if absent, returned as its real path (symlinks resolved once,
+ * here, by the administrator's choice).
+ */
+export function prepareDataDir(dir: string): string {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const real = realpathSync(dir);
+  if (!statSync(real).isDirectory()) throw new Error(`data directory ${dir} is not a directory`);
+  return real;
+}
+
+/**
+ * Where the volume file `file` is inside the data directory `dataDir` (a real path, see
+ * prepareDataDir): relative names are taken from it; absolute ones must already point into it.
+ * Refused: '..' components, and any path whose directory resolves (through symlinks) outside it.
+ * The last component is checked by O_NOFOLLOW when the file is opened.
+ */
+export function resolveInDataDir(dataDir: string, file: string): string {
+  const hint = `volume files must be inside the data directory ${dataDir} (a name such as 'data.img' or 'sub/data.img')`;
+  if (file.includes('\0')) throw new Error(`backing file name contains a NUL byte; ${hint}`);
+  if (file.split(/[\\/]+/).includes('..')) throw new Error(`backing file '${file}' contains '..'; ${hint}`);
+  const candidate = path.resolve(dataDir, file);
+  const base = path.basename(candidate);
+  if (base === '' || candidate === dataDir) throw new Error(`backing file '${file}' names the data directory itself; ${hint}`);
+  if (SIDECAR_SUFFIXES.some((sfx) => base.endsWith(sfx))) {
+    throw new Error(`backing file '${file}': names ending in ${SIDECAR_SUFFIXES.join(', ')} are reserved for the files kept next to volumes`);
+  }
+  let parent: string;
+  try {
+    parent = realpathSync(path.dirname(candidate));
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`backing file '${file}': directory ${path.dirname(candidate)} does not exist; ${hint}`);
+    throw new Error(`backing file '${file}': ${(e as Error).message}`);
+  }
+  if (parent !== dataDir && !parent.startsWith(dataDir + path.sep)) throw new Error(`backing file '${file}' is outside the data directory; ${hint}`);
+  return path.join(parent, base);
+}
+
+/** Durable replacement of a small file next to a volume: temporary file, fdatasync, rename, directory fsync; never through a symlink. */
+async function replaceFileDurably(file: string, text: string): Promise<void> {
+  const tmp = `${file}.tmp`;
+  await fsp.rm(tmp, { force: true });
+  const fh = await fsp.open(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
+  try {
+    await fh.writeFile(text);
+    await fh.datasync();
+  } finally { await fh.close(); }
+  await fsp.rename(tmp, file);
+  await syncDirectory(path.dirname(file));
+}
+
+/** The contents of a small file next to a volume, or null when absent; never through a symlink. */
+async function readSidecar(file: string): Promise<string | null> {
+  let fh: import('node:fs/promises').FileHandle;
+  try {
+    fh = await fsp.open(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw e;
+  }
+  try {
+    // These files are a few hundred bytes; a huge one is not ours.
+    if ((await fh.stat()).size > SIDECAR_MAX_BYTES) throw new Error(`${file} is larger than ${SIDECAR_MAX_BYTES} bytes; it is not a file this SAN wrote`);
+    return await fh.readFile('utf8');
+  } finally { await fh.close(); }
+}
+
+const SIDECAR_MAX_BYTES = 1024 * 1024;
+
 // ---- volume -----------------------------------------------------------------------------------
 export interface VolumeSpec {
   name: string;
@@ -276,9 +439,23 @@ export interface VolumeSpec {
   /** Backing file; absent → memory backing. */
   file?: string;
   blockSize?: BlockSize;
-  /** Write cache reported in the caching mode page; false → every write is followed by fdatasync. */
+  /**
+   * Write cache at open when the volume has no saved setting (`<file>.settings.json`): reported in
+   * the caching mode page; false → every write is followed by fdatasync.
+   */
   writeCache?: boolean;
 }
+
+export interface VolumeOpenOptions {
+  /** What to do when the backing file exists (default 'adopt'). */
+  existing?: ExistingFilePolicy;
+  /** Refuse a symlink as the backing file (set for files in a data directory). */
+  noFollow?: boolean;
+}
+
+/** Saved mode parameters of a file volume, in `<file>.settings.json`. */
+const SettingsSchemaVersion = 1;
+interface SavedSettings { version: typeof SettingsSchemaVersion; writeCache: boolean; }
 
 export interface VolumeIdentity { arrayName: string; oui: number; }
 
@@ -286,6 +463,7 @@ export class Volume {
   readonly naa: Uint8Array;
   readonly blockSize: BlockSize;
   private wce: boolean;
+  private savedWce: boolean;
   private bytes: number;
   private readonly lock = new RangeLock();
   private closed = false;
@@ -295,32 +473,52 @@ export class Volume {
     this.bytes = bytes;
     this.blockSize = blockSize;
     this.wce = writeCache;
+    this.savedWce = writeCache;
     this.naa = deriveNaa6(identity.oui, identity.arrayName, name);
   }
 
-  static async open(spec: VolumeSpec, identity: VolumeIdentity): Promise<Volume> {
+  static async open(spec: VolumeSpec, identity: VolumeIdentity, opts: VolumeOpenOptions = {}): Promise<Volume> {
     if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(spec.name)) throw new Error(`invalid volume name ${JSON.stringify(spec.name)}: 1-64 characters, no control characters`);
     const blockSize = spec.blockSize ?? 512;
     if (!SUPPORTED_BLOCK_SIZES.includes(blockSize)) throw new Error(`volume '${spec.name}': block size ${String(blockSize)} not supported (512 or 4096)`);
     const bytes = parseSize(spec.size);
     checkVolumeBytes(spec.name, bytes, blockSize);
     const file = spec.file === undefined ? null : path.resolve(spec.file);
-    const backing = file === null ? new MemoryBacking(bytes) : await FileBacking.open(file, bytes);
-    return new Volume(spec.name, backing, bytes, blockSize, spec.writeCache ?? true, identity, file);
+    const backing = file === null ? new MemoryBacking(bytes) : await FileBacking.open(file, bytes, opts);
+    let writeCache = spec.writeCache ?? true;
+    try {
+      // Power-on: the current mode parameters are the saved ones (SPC-4 §7.5.1).
+      if (file !== null) writeCache = (await loadSettings(settingsFile(file)))?.writeCache ?? writeCache;
+    } catch (e) {
+      await backing.close();
+      throw e;
+    }
+    return new Volume(spec.name, backing, bytes, blockSize, writeCache, identity, file);
   }
 
   get sizeBytes(): number { return this.bytes; }
   get writeCache(): boolean { return this.wce; }
+  /** The write cache setting a restart comes back with (MODE SENSE saved values). */
+  get savedWriteCache(): boolean { return this.savedWce; }
+  /** Only file volumes can keep mode parameters across a restart (memory volumes keep nothing). */
+  get savesModePages(): boolean { return this.file !== null; }
 
   /**
    * Turning the write cache off: later writes flush before completing (the flag is read after each
    * write lands, so writes already in flight flush too) and one flush covers everything before.
+   * With save, the setting is also written durably next to the file, so a restart keeps it.
    */
-  async setWriteCache(enabled: boolean): Promise<void> {
+  async setWriteCache(enabled: boolean, save = false): Promise<void> {
     this.checkOpen();
+    if (save && this.file === null) throw new Error(`volume '${this.name}' is in memory and cannot save mode parameters`);
     const wasOn = this.wce;
     this.wce = enabled;
     if (wasOn && !enabled) await this.backing.flush();
+    if (save && this.file !== null && this.savedWce !== enabled) {
+      const settings: SavedSettings = { version: SettingsSchemaVersion, writeCache: enabled };
+      await replaceFileDurably(settingsFile(this.file), JSON.stringify(settings) + '\n');
+      this.savedWce = enabled;
+    }
   }
   get blockCount(): number { return this.bytes / this.blockSize; }
   /** 32 hex digits of the NAA identifier: the unit serial number (VPD 80h). */
@@ -421,25 +619,13 @@ export class Volume {
       await syncDirectory(path.dirname(file));
       return;
     }
-    const tmp = `${file}.tmp`;
-    const fh = await fsp.open(tmp, 'w', 0o600);
-    try {
-      await fh.writeFile(json);
-      await fh.datasync();
-    } finally { await fh.close(); }
-    await fsp.rename(tmp, file);
-    await syncDirectory(path.dirname(file));
+    await replaceFileDurably(file, json);
   }
 
   async loadPrState(): Promise<string | null> {
     const file = this.prStateFile;
     if (file === null) return null;
-    try {
-      return await fsp.readFile(file, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw e;
-    }
+    return readSidecar(file);
   }
 
   /** After waiting for the range: a resize or close may have happened meanwhile. */
@@ -472,6 +658,23 @@ function checkVolumeBytes(name: string, bytes: number, blockSize: number): void 
   if (bytes <= 0 || bytes % blockSize !== 0) {
     throw new Error(`volume '${name}': size ${bytes} must be a positive multiple of the ${blockSize}-byte block size`);
   }
+}
+
+function settingsFile(file: string): string { return `${file}.settings.json`; }
+
+/** The saved settings of a file volume; null when none were saved. A damaged file is an error, not a silent default. */
+async function loadSettings(file: string): Promise<SavedSettings | null> {
+  const text = await readSidecar(file);
+  if (text === null) return null;
+  let v: unknown;
+  try { v = JSON.parse(text); } catch (e) {
+    throw new Error(`saved volume settings ${file} are not valid JSON (${(e as Error).message}); fix or remove the file (the write cache then starts enabled)`);
+  }
+  const o = v as Partial<SavedSettings> | null;
+  if (typeof o !== 'object' || o === null || o.version !== SettingsSchemaVersion || typeof o.writeCache !== 'boolean') {
+    throw new Error(`saved volume settings ${file} are not in the expected form {"version":1,"writeCache":true|false}; fix or remove the file (the write cache then starts enabled)`);
+  }
+  return { version: o.version, writeCache: o.writeCache };
 }
 
 async function syncDirectory(dir: string): Promise<void> {

@@ -26,8 +26,15 @@ export interface BlockDevice {
   readonly blockCount: number;
   /** Write cache enabled (WCE): false → every write is on stable storage before it completes. */
   readonly writeCache: boolean;
-  /** Changes WCE; turning the cache off first makes everything written so far durable. */
-  setWriteCache(enabled: boolean): Promise<void>;
+  /** The saved WCE: what the device comes back with after a restart. */
+  readonly savedWriteCache: boolean;
+  /** Whether mode parameters can be saved (MODE SELECT SP=1, MODE SENSE saved values). */
+  readonly savesModePages: boolean;
+  /**
+   * Changes WCE; turning the cache off first makes everything written so far durable. With save
+   * (only when savesModePages) the value is also made the saved one, durably, before resolving.
+   */
+  setWriteCache(enabled: boolean, save?: boolean): Promise<void>;
   readBlocks(lba: number, count: number, opts?: IoOptions): Promise<Uint8Array>;
   writeBlocks(lba: number, data: Uint8Array, opts?: IoOptions): Promise<void>;
   unmapBlocks(lba: number, count: number, opts?: IoOptions): Promise<void>;

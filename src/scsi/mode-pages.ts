@@ -1,8 +1,11 @@
 /**
  * MODE SENSE(6/10) and MODE SELECT(6/10) (SPC-4 §6.9-§6.12) with the pages a Linux disk uses:
  * 01h read-write error recovery, 08h caching (SBC-3 §6.4.5), 0Ah control (SPC-4 §7.5.8), 3Fh all.
- * The one changeable parameter is WCE in the caching page (what sd's cache_type attribute sets);
- * saved pages are not implemented, so a changed WCE lasts until the array restarts.
+ * The one changeable parameter is WCE in the caching page (what sd's cache_type attribute sets).
+ * Volumes that keep state (file-backed) have saved values: the caching page reports PS=1, so sd
+ * sends its cache_type change with SP=1 and it survives a restart of the array; MODE SELECT with
+ * SP=0 changes the current value only, which a restart resets to the saved one (as on a disk).
+ * Volumes in memory keep nothing: PS=0, and SP=1 or saved values are refused.
  */
 import { be16, be32, be64, clampToAllocation, put16, put32, put64 } from './cdb.js';
 import { Asc, Opcode, SenseKey } from './constants.js';
@@ -32,17 +35,27 @@ function page(code: number, length: number, fill?: (p: Uint8Array) => void): Uin
   fill?.(p);
   return p;
 }
+const PAGE_PS = 0x80;
 
 /** Caching page byte 2: WCE(2) RCD(0) — the write cache is the host page cache; reads are cached too. */
 const CACHING_FLAGS = 2;
 const CACHING_WCE = 0x04;
+/** The write cache is on unless an initiator turns it off. */
+const DEFAULT_WCE = true;
 
-function buildPage(code: number, dev: BlockDevice, changeable: boolean): Uint8Array {
+type PageValues = 'current' | 'changeable' | 'default' | 'saved';
+
+function buildPage(code: number, dev: BlockDevice, values: PageValues): Uint8Array {
+  const changeable = values === 'changeable';
   switch (code) {
     case ModePage.READ_WRITE_ERROR_RECOVERY:
       return page(code, 0x0a);
     case ModePage.CACHING:
-      return page(code, 0x12, (p) => { if (changeable || dev.writeCache) p[CACHING_FLAGS] = CACHING_WCE; });
+      return page(code, 0x12, (p) => {
+        if (dev.savesModePages) p[0] = p[0]! | PAGE_PS;
+        const wce = { current: dev.writeCache, changeable: true, default: DEFAULT_WCE, saved: dev.savedWriteCache }[values];
+        if (wce) p[CACHING_FLAGS] = CACHING_WCE;
+      });
     case ModePage.CONTROL:
       // byte 2: TST=000b (one task set) D_SENSE=0 (fixed sense); byte 3: QUEUE ALGORITHM MODIFIER=1 (unrestricted);
       // byte 5: TAS(6)=1 — aborted tasks of other nexuses end with TASK ABORTED status; 8-9 BUSY TIMEOUT PERIOD (unlimited).
@@ -66,8 +79,8 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   const code = cdb[CDB_PAGE]! & 0x3f;
   const subpage = cdb[CDB_SUBPAGE]!;
   const alloc = ten ? be16(cdb, 7) : cdb[4]!;
-  if (pc === PageControl.SAVED) {
-    throw checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, 'saved mode parameters not supported');
+  if (pc === PageControl.SAVED && !dev.savesModePages) {
+    throw checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, 'saved mode parameters not supported (the volume is in memory)');
   }
   let codes: number[];
   if (code === ModePage.ALL) {
@@ -78,7 +91,8 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
     if (subpage !== 0) throw invalidFieldInCdb(CDB_SUBPAGE, 7, `mode subpage 0x${subpage.toString(16)} not supported`);
     codes = [code];
   }
-  const pages = codes.map((c) => buildPage(c, dev, pc === PageControl.CHANGEABLE));
+  const values: PageValues = (['current', 'changeable', 'default', 'saved'] as const)[pc]!;
+  const pages = codes.map((c) => buildPage(c, dev, values));
 
   // Block descriptor (SPC-4 §7.5.5): short = 0-3 NUMBER OF LOGICAL BLOCKS, 5-7 LOGICAL BLOCK LENGTH;
   // long (LLBAA, 10-byte CDB only) = 0-7 NUMBER OF LOGICAL BLOCKS, 12-15 LOGICAL BLOCK LENGTH.
@@ -136,7 +150,8 @@ export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: 
   const flags = cdb[CDB_FLAGS]!;
   const length = ten ? be16(cdb, 7) : cdb[4]!;
   if (!(flags & SELECT_PF)) throw invalidFieldInCdb(CDB_FLAGS, 4, 'only page-format mode parameters are supported (PF=1)');
-  if (flags & SELECT_SP) throw invalidFieldInCdb(CDB_FLAGS, 0, 'saving mode pages is not supported');
+  const save = (flags & SELECT_SP) !== 0;
+  if (save && !dev.savesModePages) throw invalidFieldInCdb(CDB_FLAGS, 0, 'saving mode pages is not supported (the volume is in memory)');
   if (length === 0) return { changed: false };
   if (!data || data.length < length) throw parameterListLengthError('MODE SELECT data shorter than the parameter list length');
   const list = data.subarray(0, length);
@@ -167,8 +182,8 @@ export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: 
     const code = list[off]! & 0x3f;
     if (list[off]! & PAGE_SPF) throw invalidFieldInParameterList(off, 6, 'mode subpages are not supported');
     if (!(ALL_PAGES as number[]).includes(code)) throw invalidFieldInParameterList(off, 5, `mode page 0x${code.toString(16)} not supported`);
-    const current = buildPage(code, dev, false);
-    const mask = buildPage(code, dev, true);
+    const current = buildPage(code, dev, 'current');
+    const mask = buildPage(code, dev, 'changeable');
     if (list[off + 1] !== current[1]) throw invalidFieldInParameterList(off + 1, 7, `mode page 0x${code.toString(16)} length ${list[off + 1]!}`);
     if (off + current.length > list.length) throw parameterListLengthError(`mode page 0x${code.toString(16)} runs past the parameter list`);
     const sent = list.subarray(off, off + current.length);
@@ -181,7 +196,9 @@ export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: 
     if (code === ModePage.CACHING) wce = (sent[CACHING_FLAGS]! & CACHING_WCE) !== 0;
     off += current.length;
   }
-  if (wce === null || wce === dev.writeCache) return { changed: false };
-  await dev.setWriteCache(wce);
-  return { changed: true };
+  if (wce === null) return { changed: false };
+  const changed = wce !== dev.writeCache;
+  // With SP=1 the value is saved even when the current one already matches (an earlier SP=0 change).
+  if (changed || (save && wce !== dev.savedWriteCache)) await dev.setWriteCache(wce, save);
+  return { changed };
 }

@@ -9,7 +9,9 @@
  * Status is derived, never trusted from the file alone: a recorded pid counts as running only if
  * that process exists and its command line is a `serve` of this vport's socket (so a reused pid
  * is never signalled). A state file whose process is gone, or a socket file nobody listens on, is
- * stale: `start` and `stop` report it and clean it up.
+ * stale: `start` and `stop` report it and clean it up. A corrupt state file (a crash or a full
+ * disk while it was written) names no pid: the serve process of this vport's socket is looked for
+ * among the running processes instead; without one the file is stale like any other.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
@@ -51,10 +53,16 @@ export type RuntimeState = z.infer<typeof StateSchema>;
 export type VportStatus =
   | { status: 'running'; pid: number; state: RuntimeState }
   | { status: 'stopped'; leftoverSocket: boolean }
-  /** recorded as started, but the process is gone (or the pid now belongs to another program) */
-  | { status: 'stale'; pid: number; reason: string; state: RuntimeState }
-  /** the state file cannot be read: whether serve runs is unknown, so nothing acts on it */
+  /**
+   * recorded as started, but the process is gone (or the pid now belongs to another program);
+   * pid null: the state file is corrupt and no serve process of the vport's socket runs
+   */
+  | { status: 'stale'; pid: number | null; reason: string }
+  /** the state file cannot be read (permissions, I/O): whether serve runs is unknown, so nothing acts on it */
   | { status: 'unknown'; reason: string };
+
+/** The state file exists but is not a state file this program wrote (truncated, garbage). */
+export class CorruptStateError extends VportError {}
 
 export function statePath(runDir: string, uuid: string): string {
   return join(runDir, uuid + STATE_SUFFIX);
@@ -86,11 +94,11 @@ export function readState(runDir: string, uuid: string): RuntimeState | null {
   try {
     json = JSON.parse(text);
   } catch (err) {
-    throw new VportError(`invalid runtime state ${file}: ${(err as Error).message}; remove it if no serve process runs for this vport`);
+    throw new CorruptStateError(`invalid runtime state ${file}: ${(err as Error).message}`);
   }
   const parsed = StateSchema.safeParse(json);
   if (!parsed.success || parsed.data.uuid !== uuid) {
-    throw new VportError(`invalid runtime state ${file}; remove it if no serve process runs for this vport`);
+    throw new CorruptStateError(`invalid runtime state ${file}: not a state record of vport ${uuid}`);
   }
   return parsed.data;
 }
@@ -187,17 +195,48 @@ function isServeOf(pid: number, socket: string): { alive: boolean; reason: strin
   return { alive: true, reason: '' };
 }
 
+/** Most processes looked at when searching for a vport's serve process (a bound on /proc walks). */
+const MAX_PROCESSES_SCANNED = 1 << 16;
+
+/** The pid of a live `serve` of `socket` other than this process, or null (none, or no /proc). */
+function findServeProcess(socket: string): number | null {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return null;
+  }
+  let scanned = 0;
+  for (const name of entries) {
+    if (!/^\d+$/.test(name)) continue;
+    if (++scanned > MAX_PROCESSES_SCANNED) break;
+    const pid = Number(name);
+    if (pid === process.pid) continue;
+    const argv = processArgv(pid);
+    if (argv === null) continue;
+    const i = argv.indexOf('--socket');
+    if (argv.includes('serve') && i >= 0 && argv[i + 1] === socket && isServeOf(pid, socket).alive) return pid;
+  }
+  return null;
+}
+
 export function vportStatus(def: VportDefinition, runDir: string): VportStatus {
   let state: RuntimeState | null;
   try {
     state = readState(runDir, def.uuid);
   } catch (err) {
-    return { status: 'unknown', reason: (err as Error).message };
+    if (!(err instanceof CorruptStateError)) return { status: 'unknown', reason: `${(err as Error).message}; fix its permissions, or remove it if no serve process runs for this vport` };
+    // No pid to trust: whether serve runs is decided by the processes that exist.
+    const pid = findServeProcess(def.socket);
+    if (pid !== null) {
+      return { status: 'running', pid, state: { version: STATE_FORMAT_VERSION, uuid: def.uuid, pid, socket: def.socket, startedAt: '', log: logPath(runDir, def.uuid) } };
+    }
+    return { status: 'stale', pid: null, reason: `${err.message}; no serve process of ${def.socket} runs` };
   }
   if (!state) return { status: 'stopped', leftoverSocket: isSocketFile(def.socket) };
   const check = isServeOf(state.pid, state.socket);
   if (check.alive) return { status: 'running', pid: state.pid, state };
-  return { status: 'stale', pid: state.pid, reason: check.reason, state };
+  return { status: 'stale', pid: state.pid, reason: check.reason };
 }
 
 export function describeStatus(status: VportStatus): string {
@@ -293,7 +332,16 @@ async function startUnlocked(def: VportDefinition, runDir: string, options: Star
   if (current.status === 'running') throw new VportError(`vport ${def.uuid} is already running (pid ${current.pid})`);
   if (current.status === 'unknown') throw new VportError(current.reason);
   await cleanStale(def, runDir, notes);
+  try {
+    return await startClean(def, runDir, options, notes);
+  } catch (err) {
+    // What was cleaned up is worth telling even when the start then fails.
+    if (notes.length === 0 || !(err instanceof VportError)) throw err;
+    throw new VportError(`${notes.join('; ')}; then: ${err.message}`);
+  }
+}
 
+async function startClean(def: VportDefinition, runDir: string, options: StartOptions, notes: string[]): Promise<StartResult> {
   const own = await probeUnixSocket(def.socket);
   if (own.state === 'listening') {
     throw new VportError(`socket ${def.socket} of vport ${def.uuid} is served by a process npiv-hba did not start; stop it first`);

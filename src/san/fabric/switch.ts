@@ -3,8 +3,13 @@
  * physical N_Port of a link, FDISC for its NPIV vports — FC-LS-3 §4.2.11/§4.2.12), the name server,
  * zoning, RSCN (FC-LS-3 §4.2.28) to ports registered with SCR, and frame forwarding.
  *
- * Addresses: domain from the config, area = the F_Port the link is attached to (1..239), port
- * (AL_PA byte) 0x00 for the FLOGI login and 0x01.. for FDISC logins on the same link.
+ * Addresses: domain from the config, area = the F_Port the link was given at its FLOGI (1..239),
+ * port (AL_PA byte) 0x00 for the FLOGI login and 0x01.. for FDISC logins on the same link.
+ *
+ * A link takes an F_Port only when its FLOGI is accepted, and gives it back when its last login
+ * goes: connections that never log in cannot use up the switch's fixed number of ports. A link
+ * with no login for R_A_TOV (at attach, or after its logins went) is closed, and at most
+ * MAX_PENDING_LINKS links wait for a login at once (the oldest is closed first).
  * Well-known addresses served here: F_Port 0xFFFFFE (FLOGI/FDISC/LOGO), directory 0xFFFFFC
  * (PLOGI, name-server CT), fabric controller 0xFFFFFD (SCR, RSCN); the management server
  * 0xFFFFFA is not provided and answers LS_RJT / FS_RJT.
@@ -72,8 +77,10 @@ import { Zoning } from './zoning.js';
 const MAX_AREA = 0xef;
 /** NPIV logins per link (AL_PA byte 0x01..0xFF). */
 const MAX_VPORTS_PER_LINK = 0xff;
-/** R_A_TOV advertised in the FLOGI LS_ACC, ms. */
-const R_A_TOV_MS = 10_000;
+/** R_A_TOV advertised in the FLOGI LS_ACC, ms; also how long a link may go without a fabric login. */
+export const R_A_TOV_MS = 10_000;
+/** Links waiting for their FLOGI at one time; beyond it the oldest waiting link is closed. */
+export const MAX_PENDING_LINKS = 256;
 /**
  * Names of the switch and its ports: IEEE registered-style names under one OUI (00:05:1e), NAA 1
  * for the switch (node) name with the domain in the low byte, NAA 2 for F_Port and well-known
@@ -89,6 +96,17 @@ export interface FabricOptions {
   wwnn?: bigint;
   zoning?: Zoning;
   log?: Logger;
+  /** How long a link may stay without a fabric login before it is closed (default R_A_TOV_MS). */
+  loginTimeoutMs?: number;
+  /** Links waiting for a login at once (default MAX_PENDING_LINKS). */
+  maxPendingLinks?: number;
+}
+
+/** One attached link: its F_Port once logged in (null before the FLOGI), and the login timer. */
+interface Attachment {
+  readonly link: Link;
+  port: FabricPort | null;
+  timer: NodeJS.Timeout | null;
 }
 
 export interface FabricLogin {
@@ -121,6 +139,11 @@ export class Fabric {
   readonly zoning: Zoning;
   readonly nameServer: NameServer;
   private readonly ports = new Map<number, FabricPort>();
+  private readonly attachments = new Set<Attachment>();
+  /** Attachments without an F_Port, oldest first (Set keeps insertion order). */
+  private readonly pending = new Set<Attachment>();
+  private readonly loginTimeoutMs: number;
+  private readonly maxPendingLinks: number;
   private readonly byId = new Map<number, FabricLogin>();
   private readonly assembler = new SequenceAssembler(CT_MAX_IU);
   private readonly log: Logger;
@@ -128,7 +151,7 @@ export class Fabric {
   private nextOxId = 0;
   private seqId = 0;
   /** Counters, for tests and the control interface. */
-  readonly stats = { forwarded: 0, droppedZoning: 0, droppedUnknown: 0, droppedSpoofed: 0, droppedMalformed: 0, rscnSent: 0 };
+  readonly stats = { forwarded: 0, droppedZoning: 0, droppedUnknown: 0, droppedSpoofed: 0, droppedMalformed: 0, rscnSent: 0, loginTimeouts: 0, pendingEvicted: 0 };
 
   constructor(opts: FabricOptions) {
     if (!Number.isInteger(opts.domain) || opts.domain < 1 || opts.domain > 239) {
@@ -139,6 +162,8 @@ export class Fabric {
     this.wwnn = opts.wwnn ?? (SWITCH_NODE_NAME_BASE | BigInt(opts.domain));
     this.zoning = opts.zoning ?? new Zoning('allow');
     this.log = opts.log ?? logger('fabric', { fabric: opts.name });
+    this.loginTimeoutMs = opts.loginTimeoutMs ?? R_A_TOV_MS;
+    this.maxPendingLinks = opts.maxPendingLinks ?? MAX_PENDING_LINKS;
     this.nameServer = new NameServer((from, to) => this.visible(from, to));
   }
 
@@ -148,21 +173,22 @@ export class Fabric {
     return () => this.observers.delete(observer);
   }
 
-  /** Attach a link to a free F_Port; with none free the link is closed (the peer sees link down). */
-  attach(link: Link): FabricPort | null {
-    let area = 1;
-    while (this.ports.has(area) && area <= MAX_AREA) area++;
-    if (area > MAX_AREA) {
-      this.log.warn({ link: link.description }, 'no free F_Port; link refused');
-      link.close('fabric has no free F_Port');
-      return null;
-    }
-    const port = new FabricPort(area, link, SWITCH_PORT_NAME_BASE | (BigInt(area) << 8n) | BigInt(this.domain));
-    this.ports.set(area, port);
-    link.on('frame', (bytes) => this.receive(port, bytes));
-    link.on('down', (reason) => this.detach(port, reason));
-    this.log.info({ area, link: link.description }, 'link attached');
-    return port;
+  /**
+   * Attach a link. It gets an F_Port (area) when its FLOGI is accepted; until then only a FLOGI is
+   * answered, and without one within the login timeout the link is closed.
+   */
+  attach(link: Link): void {
+    const a: Attachment = { link, port: null, timer: null };
+    this.attachments.add(a);
+    link.on('frame', (bytes) => this.receive(a, bytes));
+    link.on('down', (reason) => this.detach(a, reason));
+    this.awaitLogin(a);
+    this.log.info({ link: link.description }, 'link attached');
+  }
+
+  /** Links attached and not (or no longer) logged in. */
+  get pendingLinks(): number {
+    return this.pending.size;
   }
 
   /** Logins currently known, ordered by N_Port ID. */
@@ -193,7 +219,7 @@ export class Fabric {
 
   /** Detach every link (SAN shutdown). */
   close(): void {
-    for (const port of [...this.ports.values()]) port.link.close('fabric shut down');
+    for (const a of [...this.attachments]) a.link.close('fabric shut down');
   }
 
   // -------------------------------------------------------------------------------------------
@@ -206,9 +232,53 @@ export class Fabric {
     return this.zoning.canCommunicate(a.wwpn, b.wwpn);
   }
 
-  private detach(port: FabricPort, reason: string): void {
-    if (this.ports.get(port.area) !== port) return;
-    this.ports.delete(port.area);
+  /** Start (or restart) the wait for a login; the oldest waiting link goes when too many wait. */
+  private awaitLogin(a: Attachment): void {
+    if (!a.link.isUp) return;
+    this.pending.add(a);
+    a.timer = setTimeout(() => {
+      this.stats.loginTimeouts++;
+      this.log.warn({ link: a.link.description, ms: this.loginTimeoutMs }, 'no fabric login within R_A_TOV; link closed');
+      a.link.close(`no fabric login within ${this.loginTimeoutMs} ms`);
+    }, this.loginTimeoutMs);
+    a.timer.unref?.();
+    while (this.pending.size > this.maxPendingLinks) {
+      const oldest = this.pending.values().next().value!;
+      this.stats.pendingEvicted++;
+      this.log.warn({ link: oldest.link.description, pending: this.pending.size }, 'too many links waiting for a fabric login; oldest closed');
+      oldest.link.close('too many links waiting for a fabric login');
+    }
+  }
+
+  private loggedIn(a: Attachment, port: FabricPort): void {
+    a.port = port;
+    this.ports.set(port.area, port);
+    this.pending.delete(a);
+    if (a.timer) clearTimeout(a.timer);
+    a.timer = null;
+  }
+
+  /** The link's last login went (LOGO): its F_Port is free again and the link must log in anew. */
+  private loggedOut(a: Attachment): void {
+    const port = a.port;
+    if (!port || port.logins.size > 0) return;
+    a.port = null;
+    if (this.ports.get(port.area) === port) this.ports.delete(port.area);
+    this.awaitLogin(a);
+  }
+
+  private detach(a: Attachment, reason: string): void {
+    if (!this.attachments.delete(a)) return;
+    this.pending.delete(a);
+    if (a.timer) clearTimeout(a.timer);
+    a.timer = null;
+    const port = a.port;
+    a.port = null;
+    if (!port) {
+      this.log.info({ link: a.link.description, reason }, 'link detached before logging in');
+      return;
+    }
+    if (this.ports.get(port.area) === port) this.ports.delete(port.area);
     const gone = [...port.logins.values()];
     for (const l of gone) this.removeLogin(l);
     this.log.info({ area: port.area, reason, logins: gone.length }, 'link detached');
@@ -260,7 +330,7 @@ export class Fabric {
     return this.seqId;
   }
 
-  private transmit(port: FabricPort, t: Omit<FcHeader, 'seqCnt' | 'parameter'>, payload: Uint8Array, maxDataField: number): void {
+  private transmit(port: { readonly link: Link }, t: Omit<FcHeader, 'seqCnt' | 'parameter'>, payload: Uint8Array, maxDataField: number): void {
     for (const frame of buildSequence(t, payload, maxDataField)) {
       for (const o of this.observers) o(frame);
       port.link.send(frame);
@@ -268,7 +338,7 @@ export class Fabric {
   }
 
   /** Reply on the exchange `req` opened, from the address it was sent to. */
-  private reply(port: FabricPort, req: FcHeader, rCtl: number, payload: Uint8Array, maxDataField = FC_DEFAULT_RX_DATA_FIELD): void {
+  private reply(port: { readonly link: Link }, req: FcHeader, rCtl: number, payload: Uint8Array, maxDataField = FC_DEFAULT_RX_DATA_FIELD): void {
     this.transmit(
       port,
       {
@@ -288,24 +358,24 @@ export class Fabric {
     );
   }
 
-  private receive(port: FabricPort, bytes: Uint8Array): void {
+  private receive(a: Attachment, bytes: Uint8Array): void {
     try {
-      this.route(port, bytes);
+      this.route(a, bytes);
     } catch (err) {
       // A frame must never take the switch down; whatever it was, it is dropped and logged.
       this.stats.droppedMalformed++;
-      this.log.error({ area: port.area, err: (err as Error).message }, 'error handling a frame; dropped');
+      this.log.error({ area: a.port?.area, err: (err as Error).message }, 'error handling a frame; dropped');
     }
   }
 
-  private route(port: FabricPort, bytes: Uint8Array): void {
+  private route(a: Attachment, bytes: Uint8Array): void {
     for (const o of this.observers) o(bytes);
     let h: FcHeader;
     try {
       h = decodeFrameHeader(bytes);
     } catch (err) {
       this.stats.droppedMalformed++;
-      this.log.warn({ area: port.area, err: (err as Error).message }, 'malformed frame discarded');
+      this.log.warn({ area: a.port?.area, err: (err as Error).message }, 'malformed frame discarded');
       return;
     }
     const payload = bytes.subarray(FC_HEADER_SIZE);
@@ -314,17 +384,18 @@ export class Fabric {
       h.rCtl === R_CTL.ELS_REQUEST && h.type === FC_TYPE.ELS && h.dId === WELL_KNOWN.F_PORT && h.sId === 0 &&
       payload.length >= 1 && (payload[0] === ELS.FLOGI || payload[0] === ELS.FDISC);
     if (isLoginRequest) {
-      this.handleLogin(port, frame);
+      this.handleLogin(a, frame);
       return;
     }
-    const from = port.logins.get(h.sId);
-    if (!from) {
+    const port = a.port;
+    const from = port?.logins.get(h.sId);
+    if (!port || !from) {
       this.stats.droppedSpoofed++;
-      this.log.debug({ area: port.area, sId: formatPortId(h.sId) }, 'frame from an S_ID not logged in on this link discarded');
+      this.log.debug({ area: port?.area, sId: formatPortId(h.sId) }, 'frame from an S_ID not logged in on this link discarded');
       return;
     }
     if (isWellKnownAddress(h.dId)) {
-      this.handleService(port, from, frame);
+      this.handleService(a, port, from, frame);
       return;
     }
     const to = this.byId.get(h.dId);
@@ -340,10 +411,10 @@ export class Fabric {
     to.port.link.send(bytes);
   }
 
-  private handleLogin(port: FabricPort, frame: FcFrame): void {
+  private handleLogin(a: Attachment, frame: FcFrame): void {
     const h = frame.header;
     const rjt = (reason: number, explanation: number): void =>
-      this.reply(port, h, R_CTL.ELS_REPLY, encodeLsRjt({ reason, explanation }));
+      this.reply(a, h, R_CTL.ELS_REPLY, encodeLsRjt({ reason, explanation }));
     let sp;
     try {
       sp = decodeServiceParameters(frame.payload);
@@ -358,10 +429,11 @@ export class Fabric {
       return rjt(LS_RJT_REASON.PROTOCOL_ERROR, LS_RJT_EXPLANATION.INVALID_COMMON_SERVICE_PARAMS);
     }
     let physical: FabricLogin | undefined;
-    for (const l of port.logins.values()) if (l.physical) physical = l;
-    if (isFlogi && port.logins.size > 0) {
+    for (const l of a.port?.logins.values() ?? []) if (l.physical) physical = l;
+    if (isFlogi && a.port && a.port.logins.size > 0) {
       // A new FLOGI on a link re-initialises it: everything it had logged in goes (FC-LS-3 §4.2.11).
-      const gone = [...port.logins.values()];
+      // The link keeps its F_Port.
+      const gone = [...a.port.logins.values()];
       for (const l of gone) this.removeLogin(l);
       this.announce(gone);
       physical = undefined;
@@ -374,6 +446,18 @@ export class Fabric {
     if (duplicate) {
       this.log.warn({ wwpn: formatWwn(sp.wwpn), existing: formatPortId(duplicate.nportId) }, 'login with a WWPN already logged in rejected');
       return rjt(LS_RJT_REASON.LOGICAL_ERROR, LS_RJT_EXPLANATION.INVALID_PORT_NAME);
+    }
+    let port = a.port;
+    if (!port) {
+      // The F_Port is taken only now, for a login that is otherwise accepted.
+      let area = 1;
+      while (this.ports.has(area) && area <= MAX_AREA) area++;
+      if (area > MAX_AREA) {
+        this.log.warn({ link: a.link.description, wwpn: formatWwn(sp.wwpn) }, 'no free F_Port; FLOGI rejected');
+        return rjt(LS_RJT_REASON.UNABLE_TO_PERFORM, LS_RJT_EXPLANATION.INSUFFICIENT_RESOURCES);
+      }
+      port = new FabricPort(area, a.link, SWITCH_PORT_NAME_BASE | (BigInt(area) << 8n) | BigInt(this.domain));
+      this.loggedIn(a, port);
     }
     let alpa = 0;
     if (!isFlogi) {
@@ -405,7 +489,7 @@ export class Fabric {
     this.announce([login]);
   }
 
-  private handleService(port: FabricPort, from: FabricLogin, frame: FcFrame): void {
+  private handleService(a: Attachment, port: FabricPort, from: FabricLogin, frame: FcFrame): void {
     const h = frame.header;
     // Replies (our RSCNs being accepted) and BLS answers to fabric-originated exchanges end here.
     if (h.fCtl & F_CTL.EX_CTX) return;
@@ -414,7 +498,7 @@ export class Fabric {
       return;
     }
     if (h.type === FC_TYPE.ELS && h.rCtl === R_CTL.ELS_REQUEST) {
-      this.handleServiceEls(port, from, frame);
+      this.handleServiceEls(a, port, from, frame);
       return;
     }
     if (h.type === FC_TYPE.CT && h.rCtl === R_CTL.UNSOL_CONTROL) {
@@ -425,7 +509,7 @@ export class Fabric {
     this.stats.droppedUnknown++;
   }
 
-  private handleServiceEls(port: FabricPort, from: FabricLogin, frame: FcFrame): void {
+  private handleServiceEls(a: Attachment, port: FabricPort, from: FabricLogin, frame: FcFrame): void {
     const h = frame.header;
     const acc = (payload: Uint8Array = encodeLsAcc()): void => this.reply(port, h, R_CTL.ELS_REPLY, payload, from.rxDataFieldSize);
     const rjt = (reason: number, explanation: number = LS_RJT_EXPLANATION.NONE): void =>
@@ -453,6 +537,7 @@ export class Fabric {
             for (const l of gone) this.removeLogin(l);
             this.log.info({ nportId: formatPortId(from.nportId), removed: gone.length }, 'fabric logout');
             this.announce(gone);
+            this.loggedOut(a);
             return;
           }
           return acc(); // logout from a server: nothing kept per session

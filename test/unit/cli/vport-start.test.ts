@@ -341,19 +341,46 @@ describe('start refusals and failures', () => {
   });
 });
 
-describe('unreadable runtime state', () => {
-  it('list/show say unknown; start, stop and undefine refuse to guess', async () => {
+describe('corrupt runtime state', () => {
+  it('with no serve running: list/show say stale; stop and start clean it up and go on', async () => {
     const uuid = await define();
+    const state = statePath(dirs.runDir, uuid);
     mkdirSync(dirs.runDir, { recursive: true });
-    writeFileSync(statePath(dirs.runDir, uuid), '{"pid":');
-    expect((await cli(['list'])).stdout).toContain(`manual unknown (invalid runtime state ${statePath(dirs.runDir, uuid)}`);
-    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout).status).toBe('unknown');
-    for (const argv of [['start', uuid], ['stop', uuid], ['undefine', uuid]]) {
-      const r = await cli(argv);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toContain('remove it if no serve process runs for this vport');
-    }
-    expect((await cli(['show', uuid])).code).toBe(0); // still defined
+    writeFileSync(state, '{"pid":');
+    expect((await cli(['list'])).stdout).toContain(`manual stale (invalid runtime state ${state}`);
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'stale', pid: null });
+
+    const stop = await cli(['stop', uuid]);
+    expect(stop.code).toBe(0);
+    expect(stop.stdout).toContain('was not running (stale state cleaned up)');
+    expect(stop.stderr).toContain(`stale state of vport ${uuid} cleaned up: invalid runtime state ${state}`);
+    expect(existsSync(state)).toBe(false);
+
+    // start is not blocked either: it cleans up and gets as far as running serve (a stand-in that fails).
+    writeFileSync(state, '\0\0\0garbage');
+    const dies = script('dies.mjs', `process.stderr.write("serve stand-in ran\\n");\nprocess.exit(3);\n`);
+    const start = await cli(['start', uuid], dies);
+    expect(start.code).toBe(1);
+    expect(start.stderr).toContain(`stale state of vport ${uuid} cleaned up`);
+    expect(start.stderr).toContain('serve stand-in ran');
+  });
+
+  it('with its serve still running: found by its command line, shown running, and stop ends it', async () => {
+    const uuid = await define();
+    const socket = join(dirs.runDir, `${uuid}.sock`);
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', 'serve', '--socket', socket], { stdio: 'ignore' });
+    children.push(child);
+    mkdirSync(dirs.runDir, { recursive: true });
+    writeFileSync(statePath(dirs.runDir, uuid), '{"version":1,"uuid":"not this one"}');
+    await new Promise((r) => setTimeout(r, 100)); // its command line is in /proc once it has exec'd
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', pid: child.pid });
+    const again = await cli(['start', uuid]);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toContain(`already running (pid ${child.pid})`);
+    const stop = await cli(['stop', uuid]);
+    expect(stop).toMatchObject({ code: 0, stdout: `stopped ${uuid}\n` });
+    expect(await reaped(child.pid!)).toBe(true);
+    expect(existsSync(statePath(dirs.runDir, uuid))).toBe(false);
   });
 });
 

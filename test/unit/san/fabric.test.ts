@@ -10,6 +10,7 @@ import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, enco
 import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/san/fc/frame.js';
 import * as els from '../../../src/san/fc/els.js';
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError, NPort, NPortLink } from '../../../src/san/fc/nport.js';
+import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
 import { Initiator } from '../../../src/san/initiator.js';
 import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
@@ -266,18 +267,31 @@ describe('hostile link input', () => {
     victim.closeLink();
   });
 
-  it('refuses links beyond its F_Ports by closing them, without throwing', async () => {
-    const ends = [];
+  it('gives F_Ports at FLOGI: idle links take none, and a FLOGI beyond the last free one is rejected', async () => {
+    // 300 links that never log in: more than the switch has F_Ports.
+    const idle = Array.from({ length: 300 }, () => linkPair());
+    for (const [fabricEnd] of idle) san.fabric.attach(fabricEnd);
+    const hbas: Initiator[] = [];
     for (let i = 0; i < 239; i++) {
-      const [fabricEnd, other] = linkPair();
-      expect(san.fabric.attach(fabricEnd)).not.toBeNull();
-      ends.push(other);
+      const [fabricEnd, end] = linkPair();
+      san.fabric.attach(fabricEnd);
+      hbas.push(await Initiator.overLink(end, { wwpn: 0x2100000000001000n + BigInt(i), wwnn: I1.wwnn }));
     }
-    const [extra, peer] = linkPair();
-    const down = new Promise<string>((r) => peer.once('down', r));
-    expect(san.fabric.attach(extra)).toBeNull();
-    expect(await down).toMatch(/peer closed/);
-    for (const e of ends) e.close();
+    expect(new Set(hbas.map((h) => h.nportId >> 8)).size).toBe(239);
+    const [fabricEnd, end] = linkPair();
+    san.fabric.attach(fabricEnd);
+    const err = await Initiator.overLink(end, { ...I2, exchangeTimeoutMs: 1000 }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ElsRejectError);
+    expect((err as ElsRejectError).rjt.reason).toBe(LS_RJT_REASON.UNABLE_TO_PERFORM);
+    // One HBA logs out: its F_Port is free for the next FLOGI.
+    const freed = hbas[0]!.nportId >> 8;
+    await hbas[0]!.fabricLogout();
+    const [fabricEnd2, end2] = linkPair();
+    san.fabric.attach(fabricEnd2);
+    const late = await Initiator.overLink(end2, I2);
+    expect(late.nportId >> 8).toBe(freed);
+    for (const h of [...hbas, late]) h.closeLink();
+    for (const [, other] of idle) other.close();
   });
 
   it('answers a truncated FLOGI with LS_RJT instead of logging it in', async () => {
@@ -349,5 +363,67 @@ describe('name server edge cases', () => {
     expect(iu.header.maxOrResidualWords).toBe(2);
     expect(iu.payload[4]! & 0x80).toBe(0); // the list is incomplete: no last-entry mark
     a.closeLink();
+  });
+});
+
+describe('links that never log in', () => {
+  it('are closed after the login timeout, while a link that logs in stays', async () => {
+    const fabric = new Fabric({ name: 't', domain: 1, loginTimeoutMs: 100 });
+    try {
+      const [idleFabric, idle] = linkPair();
+      const idleDown = new Promise<string>((r) => idle.once('down', r));
+      fabric.attach(idleFabric);
+      const [hbaFabric, hbaEnd] = linkPair();
+      fabric.attach(hbaFabric);
+      const hba = await Initiator.overLink(hbaEnd, I1);
+      expect(fabric.pendingLinks).toBe(1);
+      expect(await idleDown).toMatch(/peer closed/);
+      expect(fabric.stats.loginTimeouts).toBe(1);
+      expect(fabric.pendingLinks).toBe(0);
+      // A physical LOGO gives the F_Port back and the link must log in again in time.
+      await new Promise((r) => setTimeout(r, 150));
+      expect(hbaEnd.isUp).toBe(true);
+      const hbaDown = new Promise<string>((r) => hbaEnd.once('down', r));
+      await hba.fabricLogout();
+      expect(await hbaDown).toMatch(/peer closed/);
+      expect(fabric.stats.loginTimeouts).toBe(2);
+    } finally {
+      fabric.close();
+    }
+  });
+
+  it('are bounded in number: beyond the limit the oldest waiting link is closed', async () => {
+    const fabric = new Fabric({ name: 't', domain: 1, maxPendingLinks: 4 });
+    try {
+      const ends = Array.from({ length: 6 }, () => linkPair());
+      const downs = ends.map(([, e]) => new Promise<string>((r) => e.once('down', r)));
+      for (const [f] of ends) fabric.attach(f);
+      await Promise.all(downs.slice(0, 2));
+      expect(fabric.pendingLinks).toBe(4);
+      expect(fabric.stats.pendingEvicted).toBe(2);
+      expect(ends.slice(2).every(([, e]) => e.isUp)).toBe(true);
+      for (const [, e] of ends) e.close();
+    } finally {
+      fabric.close();
+    }
+  });
+
+  it('over the real socket: 300 idle connections do not lock an HBA out', async () => {
+    const san = await startTestSan();
+    const idle: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 300; i++) {
+        const s = net.createConnection({ path: san.linkPath });
+        s.on('error', () => {});
+        idle.push(s);
+        await new Promise((r) => s.once('connect', r));
+      }
+      const hba = await Initiator.connect(san.linkPath, I1);
+      expect(hba.loggedIn).toBe(true);
+      hba.closeLink();
+    } finally {
+      for (const s of idle) s.destroy();
+      await san.close();
+    }
   });
 });

@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VportError } from '../../../src/vport/errors.js';
 import { defineVport } from '../../../src/vport/manager.js';
+import { withLockFile } from '../../../src/vport/lock.js';
 import { VportStore } from '../../../src/vport/store.js';
 import { tempDirs, type TempDirs } from './helpers.js';
 
@@ -27,7 +28,9 @@ describe('VportStore and defineVport', () => {
       expect(String((r as PromiseRejectedResult).reason.message)).toContain('duplicate WWPN');
     }
     expect(store.list().definitions).toHaveLength(1);
-    expect(existsSync(join(dirs.configDir, '.lock'))).toBe(false);
+    // The lock file stays (flock), free: the next define takes it at once.
+    expect(existsSync(join(dirs.configDir, '.lock'))).toBe(true);
+    expect(await withLockFile(join(dirs.configDir, '.lock'), 'store', () => 'free', 0)).toBe('free');
   });
 
   it('concurrent generated defines get pairwise distinct names', async () => {
@@ -39,9 +42,9 @@ describe('VportStore and defineVport', () => {
     expect(store.list().definitions).toHaveLength(12);
   });
 
-  it('a lock left by a dead process is taken over', async () => {
+  it('a lock file left by a dead process (or a reused pid) does not block', async () => {
     await defineVport({ backend: { type: 'none' }, autostart: false }, ctx());
-    writeFileSync(join(dirs.configDir, '.lock'), '999999999'); // no such pid
+    writeFileSync(join(dirs.configDir, '.lock'), String(process.pid)); // a live pid: flock, not the pid, decides
     const def = await defineVport({ backend: { type: 'none' }, autostart: false }, ctx());
     expect(store.get(def.uuid).wwpn).toBe(def.wwpn);
   });
@@ -49,7 +52,7 @@ describe('VportStore and defineVport', () => {
   it('create is exclusive and leaves no temporary files', async () => {
     const def = await defineVport({ backend: { type: 'none' }, autostart: false }, ctx());
     expect(() => store.create(def)).toThrow(/already defined/);
-    expect(readdirSync(dirs.configDir).sort()).toEqual([`${def.uuid}.json`]);
+    expect(readdirSync(dirs.configDir).sort()).toEqual(['.lock', `${def.uuid}.json`]);
   });
 
   it('remove of an unknown UUID and get of an unknown UUID are errors', () => {
