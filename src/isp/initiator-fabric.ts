@@ -147,6 +147,11 @@ export class InitiatorFabricPort implements FabricPort {
         (link) => {
           if (this.closed) return link.close('closed');
           this.spareLink = link;
+          // The switch closes a link that does not log in within R_A_TOV (the guest may keep
+          // its firmware down longer): forget it then, and the next login connects afresh.
+          link.once('down', () => {
+            if (this.spareLink === link) this.spareLink = null;
+          });
           this.linkUsable = true;
           this.emit({ type: 'link-up' });
         },
