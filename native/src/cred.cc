@@ -1,7 +1,7 @@
 // npiv_native: who is at the other end of a Unix socket, and user/group names to ids.
 // SO_PEERCRED / SO_PEERGROUPS: socket(7), unix(7); getpwnam_r(3), getgrnam_r(3).
 // The servers check every accepted connection against the uids/gids allowed to use them, and
-// `serve` checks who runs the SAN before it sends it a frame (docs/security-hostside.md).
+// `serve` checks who runs the SAN before it sends it a frame (docs/security.md).
 #include <grp.h>
 #include <pwd.h>
 #include <sys/socket.h>

@@ -16,7 +16,7 @@
  *
  * Local users: both sockets are 0600 in a directory others cannot write; links are accepted from
  * this uid, root, --socket-owner and --socket-group members (at most --max-links-per-uid each), the
- * control socket from this uid, root and --control-group members (docs/security-hostside.md).
+ * control socket from this uid, root and --control-group members (docs/security.md).
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';

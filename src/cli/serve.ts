@@ -5,7 +5,7 @@
  * Local users: the socket is 0600 (0660 with --socket-group) in a directory others cannot write,
  * and only this uid, root, --socket-owner and --socket-group members may connect; the SAN at --san
  * must be run by this uid, root or --san-owner before a frame is sent to it
- * (docs/security-hostside.md).
+ * (docs/security.md).
  */
 import type { Command } from 'commander';
 import { VportHba } from '../hba.js';

@@ -15,7 +15,7 @@
  * refused — qla2xxx treats a failed INITIALIZE_FIRMWARE as fatal (qla2x00_init_rings →
  * "Init Firmware **** FAILED ****", probe or ISP abort fails, the board is disabled), so a refusal
  * would only turn a misconfigured guest into a dead HBA — the names are ignored, as on a port
- * whose WWPN the fabric assigns, and a rate-limited warning is logged (docs/security-identity.md).
+ * whose WWPN the fabric assigns, and a rate-limited warning is logged (docs/security.md).
  */
 import { CompStatus, EntryType, IOCB_SIZE, IocbHeader, VpRptId } from '../../assembly/shared/iocb.js';
 import {

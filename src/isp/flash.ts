@@ -15,7 +15,7 @@
  * built from the host configuration (the vport's names) and the guest cannot erase or program it,
  * as with a flash part whose block-protect bits cover that sector. qla2xxx's NVRAM update
  * (qla2x00_sysfs_write_nvram → qla25xx_write_nvram_data) then leaves the names intact, so every
- * later boot reads the configured names again (docs/security-identity.md). The rest of the flash
+ * later boot reads the configured names again (docs/security.md). The rest of the flash
  * stays writable.
  */
 import { buildNvram, buildVpd, NVRAM_SIZE, type NvramOptions } from './nvram.js';

@@ -10,7 +10,7 @@
  *                          in the ICB are ignored, as on an HBA whose fabric assigns its WWPN
  *   NPIV vports (vp ≥ 1)   may log in (FDISC) only with a pair the host granted; none by default
  *
- * The guest cannot widen the set: it is fixed when the HBA is built. See docs/security-identity.md.
+ * The guest cannot widen the set: it is fixed when the HBA is built. See docs/security.md.
  */
 import { formatWwn } from '../util/wwn.js';
 

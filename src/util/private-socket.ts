@@ -1,5 +1,5 @@
 /**
- * Unix sockets closed to other local users (docs/security-hostside.md).
+ * Unix sockets closed to other local users (docs/security.md).
  *
  * Listening side (vfio-user socket, SAN link socket, SAN control socket):
  *  - the socket's directory is created if missing (0700; 0750 and group-owned with a socket

@@ -1,5 +1,5 @@
 /**
- * Issue 11 point 1, real guest: the host pins the vport's identity (docs/security-identity.md).
+ * Issue 11 point 1, real guest: the host pins the vport's identity (docs/security.md).
  * The unmodified qla2xxx reads its names from the emulated NVRAM and logs in with the configured
  * WWPN/WWNN. Then, as root in the guest, it rewrites the NVRAM through the driver's own sysfs
  * `nvram` attribute with another vport's names (qla2x00_sysfs_write_nvram: checksum fixed up by

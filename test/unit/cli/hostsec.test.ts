@@ -1,6 +1,6 @@
 /**
  * `serve` and `san` (built CLI, child processes) against other local users
- * (docs/security-hostside.md): sockets 0600 in private directories whatever the umask, SIGHUP
+ * (docs/security.md): sockets 0600 in private directories whatever the umask, SIGHUP
  * stopping both without leaving a socket behind, a `--san` path squatted by another user refused
  * before any frame is sent, and socket path options checked up front.
  *

@@ -1,5 +1,5 @@
 /**
- * Hostile guest vs. the host-pinned identity (docs/security-identity.md), end to end: two real
+ * Hostile guest vs. the host-pinned identity (docs/security.md), end to end: two real
  * VportHba on one in-process SAN, each masked to its own LUN by WWPN. The attacker's guest writes
  * the victim vport's names into its init control block, and rewrites its NVRAM with them through
  * the flash window. Checked: every FLOGI the fabric sees from the attacker carries the attacker's

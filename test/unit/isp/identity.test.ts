@@ -1,5 +1,5 @@
 /**
- * The host pins the vport's identity (src/isp/identity.ts, docs/security-identity.md): the
+ * The host pins the vport's identity (src/isp/identity.ts, docs/security.md): the
  * IdentityPolicy itself, the firmware's fabric login with ICB names that differ from the
  * configuration, the rate limit of the resulting warning, and the host-owned VPD/NVRAM sector.
  */

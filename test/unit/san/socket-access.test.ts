@@ -1,5 +1,5 @@
 /**
- * Who may use the SAN's sockets (docs/security-hostside.md): a link or control connection from a
+ * Who may use the SAN's sockets (docs/security.md): a link or control connection from a
  * uid that is not allowed is closed before a byte is read (shown with a client running as `nobody`
  * in another process, the file mode loosened so that only the SO_PEERCRED check stands in the
  * way), one uid cannot hold more than its cap of connections, and a port or `san ctl` never sends

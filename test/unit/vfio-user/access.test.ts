@@ -1,5 +1,5 @@
 /**
- * Who may use the vfio-user socket (docs/security-hostside.md): the socket file's mode does not
+ * Who may use the vfio-user socket (docs/security.md): the socket file's mode does not
  * follow the umask, its directory is created private and refused when others can write to it, and
  * a connection from a uid that is not allowed is closed before anything it sent is read — shown
  * with a client running as `nobody` in another process.
