@@ -1,7 +1,8 @@
 /** Worker-thread entry: builds one target and runs the loop (or one replay) for the runner (run.ts). */
 import { parentPort, workerData } from 'node:worker_threads';
 import { readFileSync } from 'node:fs';
-import { fuzzLoop, replay } from './engine/loop.js';
+import { BlockCoverage } from './engine/coverage.js';
+import { fuzzLoop, projectCode, replay } from './engine/loop.js';
 import { targetInfo } from './targets/index.js';
 
 interface Job {
@@ -14,6 +15,7 @@ interface Job {
 }
 
 const job = workerData as Job;
+const coverage = job.replayFile ? null : new BlockCoverage(projectCode);
 const target = await targetInfo(job.target).create();
 if (job.replayFile) {
   const result = await replay(target, new Uint8Array(readFileSync(job.replayFile)));
@@ -21,6 +23,7 @@ if (job.replayFile) {
 } else {
   await fuzzLoop({
     target,
+    coverage: coverage!,
     seconds: job.seconds,
     seed: job.seed,
     outDir: job.outDir,

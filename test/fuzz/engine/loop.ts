@@ -15,6 +15,7 @@ import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 
 import { join } from 'node:path';
 import { BlockCoverage } from './coverage.js';
 import { Mutator, Prng } from './mutate.js';
+import { captureRootLog } from './root-log.js';
 import { FuzzFinding, type FindingKind, type FuzzTarget } from './target.js';
 
 /** Layout of the shared control block: Int32 words, then the current input. */
@@ -23,6 +24,8 @@ export const SHARED_INPUT_OFFSET = CTL.WORDS * 4;
 
 export interface LoopOptions {
   target: FuzzTarget;
+  /** started before the target was built, so that V8 instruments all of its code */
+  coverage: BlockCoverage;
   seconds: number;
   seed: number;
   outDir: string;
@@ -69,7 +72,7 @@ export async function fuzzLoop(o: LoopOptions): Promise<LoopStats> {
   const findingsDir = join(o.outDir, 'findings', target.name);
   mkdirSync(corpusDir, { recursive: true });
 
-  const cov = new BlockCoverage(projectCode);
+  const cov = o.coverage;
   const covered = new Set<number>();
   const corpus: Entry[] = [];
   const signatures = new Set<string>();
@@ -105,6 +108,16 @@ export async function fuzzLoop(o: LoopOptions): Promise<LoopStats> {
     stats.savedFindings.push(`${file}.bin`);
   };
 
+  // Errors thrown from callbacks the input scheduled (timers, immediates, rejected promises) are
+  // findings too; they are charged to the input running when they surface.
+  let escaped: unknown = null;
+  const onEscape = (err: unknown): void => {
+    escaped ??= err;
+  };
+  process.on('uncaughtException', onEscape);
+  process.on('unhandledRejection', onEscape);
+  const rootLogFailures = captureRootLog();
+
   /** Runs one input; true if it was a finding. */
   const exec = async (input: Uint8Array): Promise<boolean> => {
     sharedInput.set(input.subarray(0, Math.min(input.length, sharedInput.length)));
@@ -115,8 +128,12 @@ export async function fuzzLoop(o: LoopOptions): Promise<LoopStats> {
     try {
       const pending = target.run(input);
       if (pending) await pending;
+      if (escaped !== null) throw escaped;
+      if (rootLogFailures.length > 0) throw new FuzzFinding('crash', `error-level log: ${rootLogFailures.join('\n')}`);
       return false;
     } catch (err) {
+      escaped = null;
+      rootLogFailures.length = 0;
       record(input, err);
       return true;
     } finally {
