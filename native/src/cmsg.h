@@ -20,7 +20,9 @@ inline std::vector<int> ReceivedFds(msghdr* message) {
     if (header->cmsg_len < CMSG_LEN(0)) break;
     const char* data = reinterpret_cast<const char*>(CMSG_DATA(header));
     size_t payload = header->cmsg_len - CMSG_LEN(0);
-    if (data + payload > controlEnd) payload = static_cast<size_t>(controlEnd - data);
+    // Compare lengths, not pointers: data + payload can wrap for a cmsg_len near 2^64.
+    const size_t room = static_cast<size_t>(controlEnd - data);
+    if (payload > room) payload = room;
     for (size_t i = 0; i + sizeof(int) <= payload; i += sizeof(int)) {
       int fd;
       std::memcpy(&fd, data + i, sizeof fd);
