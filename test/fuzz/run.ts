@@ -8,11 +8,17 @@
  * .bin + .txt with the error); the growing corpus to DIR/corpus/TARGET/ (DIR defaults to fuzz-out/,
  * which git ignores). Exits 1 when anything was found, 2 on bad usage.
  */
+import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { CTL, SHARED_INPUT_OFFSET, sha1, type LoopStats } from './engine/loop.js';
 import { TARGETS, targetInfo } from './targets/index.js';
+
+/** Targets outside this process: libFuzzer binaries built and run by a script. */
+const NATIVE = ['native-cmsg'] as const;
+const ALL = [...TARGETS.map((t) => t.name), ...NATIVE];
 
 interface Args {
   seconds: number;
@@ -23,7 +29,7 @@ interface Args {
 }
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run fuzz -- [--seconds N] [--target NAME]... [--seed N] [--out DIR] [--replay FILE]\ntargets: ${TARGETS.map((t) => t.name).join(', ')}`);
+  console.error(`${message}\nusage: npm run fuzz -- [--seconds N] [--target NAME]... [--seed N] [--out DIR] [--replay FILE]\ntargets: ${ALL.join(', ')}`);
   process.exit(2);
 }
 
@@ -40,8 +46,9 @@ function parseArgs(argv: string[]): Args {
     else usage(`unknown argument ${flag}`);
   }
   if (!(a.seconds > 0)) usage('--seconds must be positive');
-  for (const t of a.targets) if (!TARGETS.some((x) => x.name === t)) usage(`unknown target ${t}`);
-  if (a.targets.length === 0) a.targets = TARGETS.map((t) => t.name);
+  for (const t of a.targets) if (!ALL.includes(t)) usage(`unknown target ${t}`);
+  if (a.targets.length === 0) a.targets = [...ALL];
+  if (a.replay && a.targets.some((t) => (NATIVE as readonly string[]).includes(t))) usage('--replay is for the JS targets (native: build/fuzz/cmsg_fuzz FILE)');
   if (a.replay && a.targets.length !== 1) usage('--replay needs exactly one --target');
   return a;
 }
@@ -117,6 +124,26 @@ function line(s: LoopStats, hangs: number): string {
   );
 }
 
+/** test/fuzz/native/run.sh: libFuzzer's own statistics, and its exit status (3: clang missing, skipped). */
+function runNative(seconds: number, outDir: string): { line: string; failed: boolean } {
+  const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fuzz', 'native', 'run.sh');
+  const r = spawnSync('bash', [script, String(Math.round(seconds)), outDir], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const text = r.stdout + r.stderr;
+  if (r.status === 3) {
+    console.log(text.trim());
+    return { line: 'native-cmsg: skipped (clang++ not installed)', failed: false };
+  }
+  const stat = (name: string): string => new RegExp(`stat::${name}:\\s+(\\d+)`).exec(text)?.[1] ?? '?';
+  const cov = [...text.matchAll(/cov: (\d+) ft: (\d+) corp: (\d+)/g)].pop();
+  const crashed = r.status !== 0;
+  const line =
+    `native-cmsg: ${stat('number_of_executed_units')} execs in ${seconds} s (${stat('average_exec_per_sec')}/s), ` +
+    `edges covered ${cov?.[1] ?? '?'}, features ${cov?.[2] ?? '?'}, corpus ${cov?.[3] ?? '?'}, new-coverage inputs ${stat('new_units_added')}, ` +
+    (crashed ? `FINDING (libFuzzer exit ${r.status}):\n${text.split('\n').filter((l) => /ERROR|SUMMARY|runtime error|artifact_prefix|Test unit written/.test(l)).join('\n')}` : 'crashes 0, out-of-bounds 0, hangs 0');
+  console.log(line);
+  return { line: line.split('\n')[0]!, failed: crashed };
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const outDir = resolve(args.outDir);
@@ -131,6 +158,12 @@ async function main(): Promise<void> {
   let failed = false;
   const summary: string[] = [];
   for (const [k, target] of args.targets.entries()) {
+    if (target === 'native-cmsg') {
+      const text = runNative(args.seconds, outDir);
+      summary.push(text.line);
+      failed ||= text.failed;
+      continue;
+    }
     const end = Date.now() + args.seconds * 1000;
     const total: LoopStats = {
       target, execs: 0, elapsedMs: 0, corpus: 0, blocksCovered: 0, blocksKnown: 0, newCoverage: 0,
