@@ -6,7 +6,8 @@ export default defineConfig({
       {
         test: {
           name: 'unit',
-          include: ['test/unit/**/*.test.ts'],
+          // Property tests (fast-check) run with the unit tests; the fuzz targets (test/fuzz/) do not.
+          include: ['test/unit/**/*.test.ts', 'test/property/**/*.test.ts'],
           testTimeout: 30_000,
         },
       },

@@ -16,6 +16,7 @@
 #include <utility>
 #include <vector>
 
+#include "cmsg.h"
 #include "common.h"
 
 namespace npiv {
@@ -199,27 +200,6 @@ Napi::Value SocketPair(const Napi::CallbackInfo& info) {
   pair.Set(uint32_t{0}, Napi::Number::New(env, fds[0]));
   pair.Set(uint32_t{1}, Napi::Number::New(env, fds[1]));
   return pair;
-}
-
-// Collects the fds of every SCM_RIGHTS message in a received control buffer,
-// trusting no length beyond what fits inside the buffer itself.
-std::vector<int> ReceivedFds(msghdr* message) {
-  std::vector<int> fds;
-  const char* controlEnd = static_cast<const char*>(message->msg_control) + message->msg_controllen;
-  for (cmsghdr* header = CMSG_FIRSTHDR(message); header != nullptr;
-       header = CMSG_NXTHDR(message, header)) {
-    if (header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS) continue;
-    if (header->cmsg_len < CMSG_LEN(0)) break;
-    const char* data = reinterpret_cast<const char*>(CMSG_DATA(header));
-    size_t payload = header->cmsg_len - CMSG_LEN(0);
-    if (data + payload > controlEnd) payload = static_cast<size_t>(controlEnd - data);
-    for (size_t i = 0; i + sizeof(int) <= payload; i += sizeof(int)) {
-      int fd;
-      std::memcpy(&fd, data + i, sizeof fd);
-      fds.push_back(fd);
-    }
-  }
-  return fds;
 }
 
 Napi::Value RecvMsg(const Napi::CallbackInfo& info) {

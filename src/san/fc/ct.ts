@@ -317,11 +317,19 @@ function encodeSymbolicName(name: string): Uint8Array {
   return b;
 }
 
+// Strict: a replacement character for each bad byte would take 3 bytes when the name is sent
+// again, so a 255-byte name could no longer fit its field. BOM kept for the same reason.
+const symbolicNameDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
 function decodeSymbolicName(p: Uint8Array, off: number, what: string): string {
   requireLength(p, off + 1, what);
   const len = p[off]!;
   requireLength(p, off + 1 + len, what);
-  return new TextDecoder('utf-8', { fatal: false }).decode(p.subarray(off + 1, off + 1 + len));
+  try {
+    return symbolicNameDecoder.decode(p.subarray(off + 1, off + 1 + len));
+  } catch {
+    throw new FcDecodeError(`${what}: symbolic name is not UTF-8`);
+  }
 }
 
 /** RSNN_NN: {node name, length, symbolic node name}. */
