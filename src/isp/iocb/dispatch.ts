@@ -44,7 +44,8 @@ export async function handleIocb(ctx: IocbContext, entry: Uint8Array, path: Iocb
       return handleElsPassThrough(ctx, entry);
     case EntryType.VP_CTRL_IOCB_TYPE:
     case EntryType.VP_CONFIG_IOCB_TYPE:
-      // NPIV inside the guest is not offered (fw_attributes BIT2 clear).
+      // No VP is configurable yet: fw_attributes BIT2 is set, but MBC 0x20 reports no
+      // FLOGI_MID_SUPPORT, so guest vport creation fails cleanly (mailbox.ts FW_ATTRIBUTES).
       return declined(entry, EntryStatus.RF_INV_E_TYPE);
     default:
       ctx.guestError('iocb_err_type', { type });
