@@ -277,7 +277,7 @@ describe('mailbox commands against a fake context', () => {
       return MBS.COMMAND_COMPLETE;
     }
   }
-  const mailboxContext = (): MailboxContext & { firmware: Controls; port: FakePort } => {
+  const mailboxContext = (): FakeContext & MailboxContext & { firmware: Controls } => {
     const ctx = new FakeContext();
     return Object.assign(ctx, { flash: { readBytes: () => null }, firmware: new Controls() });
   };
