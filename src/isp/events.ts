@@ -32,6 +32,16 @@ export interface IspEvent {
   mailboxes: Uint16Array | null;
 }
 
+/** An async event (INTR_TYPE.ASYNC_EVENT): mb0 = MBA_* code, then mb1..mb3 (qla2x00_async_event). */
+export function asyncEvent(code: number, mb1: number, mb2: number, mb3: number): IspEvent {
+  const mb = new Uint16Array(MAILBOX_COUNT);
+  mb[0] = code;
+  mb[1] = mb1;
+  mb[2] = mb2;
+  mb[3] = mb3;
+  return { type: INTR_TYPE.ASYNC_EVENT, mailboxes: mb };
+}
+
 /** Upper bound on queued events: a driver that never acknowledges cannot grow memory without limit. */
 const EVENT_FIFO_LIMIT = 256;
 

@@ -4,73 +4,43 @@
  * inputs and minimum outputs follow qla2xxx 10.02.x qla_mbx.c as summarized in isp25xx.md §3.6/§9.4.
  *
  * DMA addresses arrive in mb2 (bits 31:16), mb3 (15:0), mb6 (63:48), mb7 (47:32).
+ *
+ * Handlers see a MailboxContext — the IOCB handlers' context (iocb/context.ts) plus flash and the
+ * RISC controls — not the firmware object, so each can be run against a fake.
  */
-import { EMULATED_FW_VERSION, FLASH_WINDOW } from './flash.js';
+import { EMULATED_FW_VERSION, FLASH_WINDOW, type FlashStore } from './flash.js';
 import { MAILBOX_COUNT } from './events.js';
-import type { IspFirmware } from './firmware.js';
+import { MBC, MBS } from './fw-constants.js';
+import type { IocbContext } from './iocb/context.js';
+import { writePortDatabase, writePortList } from './port-database.js';
 
-/** Mailbox status codes (qla_def.h MBS_*). */
-export const MBS = {
-  COMMAND_COMPLETE: 0x4000,
-  INVALID_COMMAND: 0x4001,
-  HOST_INTERFACE_ERROR: 0x4002,
-  TEST_FAILED: 0x4003,
-  COMMAND_ERROR: 0x4005,
-  COMMAND_PARAMETER_ERROR: 0x4006,
-  PORT_ID_USED: 0x4007,
-  LOOP_ID_USED: 0x4008,
-  ALL_IDS_IN_USE: 0x4009,
-  NOT_LOGGED_IN: 0x400a,
-  LINK_DOWN_ERROR: 0x400b,
-} as const;
+// The codes live in fw-constants.ts (shared with the IOCB handlers); mailbox users import them here too.
+export { FSTATE, MBC, MBS } from './fw-constants.js';
 
-/** Mailbox command codes (qla_def.h MBC_*). */
-export const MBC = {
-  NOP: 0x00,
-  EXECUTE_FIRMWARE: 0x02,
-  MAILBOX_REGISTER_TEST: 0x06,
-  VERIFY_CHECKSUM: 0x07,
-  GET_FIRMWARE_VERSION: 0x08,
-  LOAD_RISC_RAM_EXTENDED: 0x0b,
-  DUMP_RISC_RAM_EXTENDED: 0x0c,
-  SERDES_PARAMS: 0x10,
-  STOP_FIRMWARE: 0x14,
-  PORT_PARAMS: 0x1a,
-  GET_ADAPTER_LOOP_ID: 0x20,
-  GET_RETRY_COUNT: 0x22,
-  TRACE_CONTROL: 0x27,
-  READ_SFP: 0x31,
-  SET_FIRMWARE_OPTION: 0x38,
-  LED_CONFIG: 0x3b,
-  GET_RESOURCE_COUNTS: 0x42,
-  MID_INITIALIZE_FIRMWARE: 0x48,
-  IOCB_COMMAND_A64: 0x54,
-  SET_RNID_PARAMS: 0x59,
-  GET_RNID_PARAMS: 0x5a,
-  DATA_RATE: 0x5d,
-  INITIALIZE_FIRMWARE: 0x60,
-  INITIATE_LIP: 0x62,
-  GET_PORT_DATABASE: 0x64,
-  GET_FIRMWARE_STATE: 0x69,
-  GET_PORT_NAME: 0x6a,
-  GET_LINK_STATUS: 0x6b,
-  LIP_RESET: 0x6c,
-  GET_STATISTICS: 0x6d,
-  LINK_INITIALIZATION: 0x72,
-  PORT_NODE_NAME_LIST: 0x75,
-  GET_ID_LIST: 0x7c,
-} as const;
+/** The RISC controls a mailbox command may use; IspFirmware implements them. */
+export interface FirmwareControl {
+  /** LOAD_RISC_RAM_EXTENDED delivered an image (checked readable, then discarded). */
+  firmwareImageLoaded(): void;
+  startFirmware(): void;
+  stopFirmware(): void;
+  /** INITIALIZE_FIRMWARE / MID_INITIALIZE_FIRMWARE with the ICB at icbAddress; returns an MBS code. */
+  initializeFirmware(icbAddress: bigint, midInit: boolean): number;
+  /** MBC 0x69 mb1 (FSTATE_*). */
+  firmwareState(): number;
+  /** LIP / LINK_INITIALIZATION. */
+  restartLink(): void;
+  /** MBC 0x54: run the IOCB at address, completion written back in place; returns an MBS code. */
+  executeIocbInPlace(address: bigint): Promise<number>;
+}
 
-/** Firmware states reported by MBC 0x69 mb1 (qla_def.h FSTATE_*). */
-export const FSTATE = {
-  CONFIG_WAIT: 0,
-  WAIT_LOGIN: 2,
-  READY: 3,
-  LOSS_OF_SYNC: 4,
-} as const;
+/** What a mailbox command sees: the IOCB handlers' context plus flash and the RISC controls. */
+export interface MailboxContext extends IocbContext {
+  readonly flash: Pick<FlashStore, 'readBytes'>;
+  readonly firmware: FirmwareControl;
+}
 
 export type MailboxReply = Uint16Array;
-export type MailboxHandler = (fw: IspFirmware, mb: Uint16Array) => MailboxReply | Promise<MailboxReply>;
+export type MailboxHandler = (ctx: MailboxContext, mb: Uint16Array) => MailboxReply | Promise<MailboxReply>;
 
 export interface MailboxCommand {
   opcode: number;
@@ -126,51 +96,51 @@ const SFP_NOT_PRESENT = 0x22;
 /** MBC 0x20 failure sub-code: loop transition in progress (driver retries). */
 const ADAPTER_ID_LOOP_TRANSITION = 0x07;
 
-function mailboxRegisterTest(_fw: IspFirmware, mb: Uint16Array): MailboxReply {
+function mailboxRegisterTest(_ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   const values: Record<number, number> = {};
   for (let i = 1; i <= 7; i++) values[i] = mb[i]!;
   return ok(values);
 }
 
-function dumpRiscRamExtended(fw: IspFirmware, mb: Uint16Array): MailboxReply {
+function dumpRiscRamExtended(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   const riscAddress = ((mb[8]! << 16) | mb[1]!) >>> 0;
   const dwords = ((mb[4]! << 16) | mb[5]!) >>> 0;
   const dma = mailboxDmaAddress(mb);
   if (dwords === 0 || dwords > DUMP_RAM_MAX_DWORDS) {
-    fw.guestError('mbox_err_dump_ram_length', { dwords });
+    ctx.guestError('mbox_err_dump_ram_length', { dwords });
     return mailboxReply(MBS.COMMAND_PARAMETER_ERROR);
   }
   let data: Uint8Array | null;
   const flashDword = riscAddress - FLASH_WINDOW.DATA;
   if (riscAddress >= FLASH_WINDOW.DATA && riscAddress < FLASH_WINDOW.CONF) {
     // qla25xx_read_optrom_data: RISC address 0x7FF00000 + dword reads flash.
-    data = fw.flash.readBytes(flashDword * 4, dwords * 4);
+    data = ctx.flash.readBytes(flashDword * 4, dwords * 4);
     if (!data) {
-      fw.guestError('mbox_err_dump_ram_flash_range', { riscAddress, dwords });
+      ctx.guestError('mbox_err_dump_ram_flash_range', { riscAddress, dwords });
       return mailboxReply(MBS.COMMAND_PARAMETER_ERROR);
     }
   } else {
     // RISC RAM is not modelled: firmware-dump reads return zeros.
     data = new Uint8Array(dwords * 4);
   }
-  if (!fw.dmaWrite(dma, data)) return mailboxReply(MBS.COMMAND_ERROR);
+  if (!ctx.dma.write(dma, data)) return mailboxReply(MBS.COMMAND_ERROR);
   return ok();
 }
 
-function loadRiscRamExtended(fw: IspFirmware, mb: Uint16Array): MailboxReply {
+function loadRiscRamExtended(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   const dwords = ((mb[4]! << 16) | mb[5]!) >>> 0;
   const dma = mailboxDmaAddress(mb);
   // The payload is vendor firmware code we neither need nor run: check it is readable, discard it.
-  if (dwords === 0 || !fw.dmaReadable(dma, dwords * 4)) {
-    fw.guestError('mbox_err_load_ram', { dwords, dma: dma.toString(16) });
+  if (dwords === 0 || !ctx.dma.readable(dma, dwords * 4)) {
+    ctx.guestError('mbox_err_load_ram', { dwords, dma: dma.toString(16) });
     return mailboxReply(MBS.COMMAND_ERROR);
   }
-  fw.firmwareLoaded = true;
+  ctx.firmware.firmwareImageLoaded();
   return ok();
 }
 
-function executeFirmware(fw: IspFirmware): MailboxReply {
-  fw.startFirmware();
+function executeFirmware(ctx: MailboxContext): MailboxReply {
+  ctx.firmware.startFirmware();
   return ok({ 1: RESOURCE_COUNT });
 }
 
@@ -194,21 +164,21 @@ function readSfp(): MailboxReply {
   return mailboxReply(MBS.COMMAND_ERROR, { 1: SFP_NOT_PRESENT });
 }
 
-function initializeFirmware(fw: IspFirmware, mb: Uint16Array): MailboxReply {
-  const status = fw.initializeFirmware(mailboxDmaAddress(mb), mb[0] === MBC.MID_INITIALIZE_FIRMWARE);
+function initializeFirmware(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
+  const status = ctx.firmware.initializeFirmware(mailboxDmaAddress(mb), mb[0] === MBC.MID_INITIALIZE_FIRMWARE);
   return mailboxReply(status);
 }
 
-function getFirmwareState(fw: IspFirmware): MailboxReply {
-  return ok({ 1: fw.firmwareState() });
+function getFirmwareState(ctx: MailboxContext): MailboxReply {
+  return ok({ 1: ctx.firmware.firmwareState() });
 }
 
 function getRetryCount(): MailboxReply {
   return ok({ 1: RETRY_COUNT, 3: RETRY_R_A_TOV });
 }
 
-function getAdapterId(fw: IspFirmware, mb: Uint16Array): MailboxReply {
-  const link = fw.fabricLogin;
+function getAdapterId(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
+  const link = ctx.port.fabricLogin;
   if (!link) return mailboxReply(MBS.COMMAND_ERROR, { 1: ADAPTER_ID_LOOP_TRANSITION });
   const id = link.portId;
   return ok({
@@ -221,29 +191,29 @@ function getAdapterId(fw: IspFirmware, mb: Uint16Array): MailboxReply {
   });
 }
 
-function dataRate(fw: IspFirmware, mb: Uint16Array): MailboxReply {
+function dataRate(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   if (mb[1] !== 0) return ok(); // set-speed requests are accepted: the link speed is the SAN's.
-  return ok({ 1: fw.speedCode() });
+  return ok({ 1: ctx.port.speedCode() });
 }
 
-function getPortName(fw: IspFirmware, mb: Uint16Array): MailboxReply {
+function getPortName(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   const wantNodeName = (mb[10]! & 1) !== 0;
-  const name = fw.portNameOf(mb[1]!, wantNodeName);
+  const name = ctx.port.portNameOf(mb[1]!, wantNodeName);
   if (name === null) return mailboxReply(MBS.COMMAND_ERROR);
   const w = (shift: bigint) => Number((name >> shift) & 0xffffn);
   return ok({ 2: w(48n), 3: w(32n), 6: w(16n), 7: w(0n) });
 }
 
-async function iocbCommand(fw: IspFirmware, mb: Uint16Array): Promise<MailboxReply> {
-  return mailboxReply(await fw.executeIocbInPlace(mailboxDmaAddress(mb)));
+async function iocbCommand(ctx: MailboxContext, mb: Uint16Array): Promise<MailboxReply> {
+  return mailboxReply(await ctx.firmware.executeIocbInPlace(mailboxDmaAddress(mb)));
 }
 
-function getPortDatabase(fw: IspFirmware, mb: Uint16Array): MailboxReply {
-  return mailboxReply(fw.writePortDatabase(mb[1]!, mailboxDmaAddress(mb)));
+function getPortDatabase(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
+  return mailboxReply(writePortDatabase(ctx, mb[1]!, mailboxDmaAddress(mb)));
 }
 
-function portNodeNameList(fw: IspFirmware, mb: Uint16Array): MailboxReply {
-  const r = fw.writePortList(mb[1]!, mailboxDmaAddress(mb), mb[8]!);
+function portNodeNameList(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
+  const r = writePortList(ctx, mb[1]!, mailboxDmaAddress(mb), mb[8]!);
   return mailboxReply(r.status, { 1: r.bytes });
 }
 
@@ -251,20 +221,20 @@ function getIdList(): MailboxReply {
   return ok({ 1: 0 });
 }
 
-function stopFirmware(fw: IspFirmware): MailboxReply {
-  fw.stopFirmware();
+function stopFirmware(ctx: MailboxContext): MailboxReply {
+  ctx.firmware.stopFirmware();
   return ok();
 }
 
-function relink(fw: IspFirmware): MailboxReply {
-  fw.restartLink();
+function relink(ctx: MailboxContext): MailboxReply {
+  ctx.firmware.restartLink();
   return ok();
 }
 
-function statistics(fw: IspFirmware, mb: Uint16Array): MailboxReply {
+function statistics(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   // Link statistics: a zeroed buffer (no errors on an emulated link). mb8: dword count (FWI2).
   const dwords = Math.min(mb[8]! || 0x40, 0x100);
-  return fw.dmaWrite(mailboxDmaAddress(mb), new Uint8Array(dwords * 4)) ? ok() : mailboxReply(MBS.COMMAND_ERROR);
+  return ctx.dma.write(mailboxDmaAddress(mb), new Uint8Array(dwords * 4)) ? ok() : mailboxReply(MBS.COMMAND_ERROR);
 }
 
 const accept: MailboxHandler = () => ok();

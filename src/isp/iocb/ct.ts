@@ -6,7 +6,8 @@
  * Request and response buffers may be the same DMA buffer: the request is read whole first.
  */
 import { CompStatus, Ct, Dsd64, EntryStatus } from '../../../assembly/shared/iocb.js';
-import { NPH, WELL_KNOWN, type IspFirmware } from '../firmware.js';
+import { NPH, WELL_KNOWN } from '../fw-constants.js';
+import type { IocbContext } from './context.js';
 import { declined, echo, view } from './common.js';
 
 /** CT IU preamble (FC-GS): 16 bytes; response code at 8 (BE), reason 13, explanation 14. */
@@ -45,7 +46,7 @@ export function ctReject(request: Uint8Array, reason: number, explanation = 0): 
   return r;
 }
 
-export async function handleCtPassThrough(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+export async function handleCtPassThrough(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
   const dv = view(request);
   const handle = dv.getUint16(Ct.NPORT_HANDLE, true);
   const cmdDsds = dv.getUint16(Ct.CMD_DSD_COUNT, true);
@@ -66,35 +67,35 @@ export async function handleCtPassThrough(fw: IspFirmware, request: Uint8Array):
     rspBytes > CT_MAX_BYTES ||
     rspBytes > rspLen
   ) {
-    fw.guestError('ct_err_descriptor', { cmdDsds, rspDsds, cmdBytes, reqLen, rspBytes, rspLen });
+    ctx.guestError('ct_err_descriptor', { cmdDsds, rspDsds, cmdBytes, reqLen, rspBytes, rspLen });
     return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
-  const ct = fw.dmaRead(reqAddr, cmdBytes);
+  const ct = ctx.dma.read(reqAddr, cmdBytes);
   if (!ct) return declined(request, EntryStatus.RF_INV_E_PARAM);
-  if (!fw.dmaReadable(rspAddr, rspBytes)) {
-    fw.guestError('ct_err_response_unmapped', { rspAddr: rspAddr.toString(16), rspBytes });
+  if (!ctx.dma.readable(rspAddr, rspBytes)) {
+    ctx.guestError('ct_err_response_unmapped', { rspAddr: rspAddr.toString(16), rspBytes });
     return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
 
   let response: Uint8Array;
   if (handle === NPH.SNS) {
-    const ns = fw.logins.get(NPH.SNS);
-    if (!ns || !fw.fabric || fw.link !== 'up') return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
-    const gen = fw.generation;
+    const ns = ctx.port.logins.get(NPH.SNS);
+    if (!ns || !ctx.port.fabric || ctx.port.phase !== 'up') return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
+    const gen = ctx.port.generation;
     try {
-      response = await fw.fabric.ct(WELL_KNOWN.NAME_SERVER, ct, rspBytes);
+      response = await ctx.port.fabric.ct(WELL_KNOWN.NAME_SERVER, ct, rspBytes);
     } catch (e) {
-      fw.traceEvent('ct_err_fabric', { error: String(e) });
+      ctx.trace('ct_err_fabric', { error: String(e) });
       return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
     }
-    if (gen !== fw.generation) return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
+    if (gen !== ctx.port.generation) return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
   } else if (handle === NPH.MGMT_SERVER) {
     response = ctReject(ct, CT_REASON_NOT_SUPPORTED);
   } else {
-    fw.guestError('ct_err_handle', { handle });
+    ctx.guestError('ct_err_handle', { handle });
     return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
   }
   const out = response.subarray(0, Math.min(response.length, rspBytes));
-  if (!fw.dmaWrite(rspAddr, out)) return declined(request, EntryStatus.RF_INV_E_PARAM);
+  if (!ctx.dma.write(rspAddr, out)) return declined(request, EntryStatus.RF_INV_E_PARAM);
   return completion(request, CompStatus.CS_COMPLETE, out.length);
 }

@@ -8,20 +8,20 @@ import { CompStatus, Els, EntryStatus } from '../../../assembly/shared/iocb.js';
 import {
   ELS_OPCODE_LOGO,
 } from '../../../assembly/shared/iocb-mgmt.js';
-import type { IspFirmware } from '../firmware.js';
+import type { IocbContext } from './context.js';
 import { declined, echo, readPortIdLe, view } from './common.js';
 
-export async function handleElsPassThrough(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+export async function handleElsPassThrough(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
   const opcode = request[Els.OPCODE]!;
   if (opcode !== ELS_OPCODE_LOGO) {
-    fw.traceEvent('els_unsupported', { opcode });
+    ctx.trace('els_unsupported', { opcode });
     return declined(request, EntryStatus.RF_INV_E_TYPE);
   }
   const dv = view(request);
   const nportHandle = dv.getUint16(Els.NPORT_HANDLE, true);
   const dId = readPortIdLe(request, Els.D_ID);
-  fw.logins.delete(nportHandle);
-  if (fw.fabric && fw.link === 'up') await fw.fabric.logo(dId).catch(() => {});
+  ctx.port.logins.remove(nportHandle);
+  if (ctx.port.fabric && ctx.port.phase === 'up') await ctx.port.fabric.logo(dId).catch(() => {});
   const c = echo(request);
   const cv = view(c);
   cv.setUint16(Els.COMP_STATUS, CompStatus.CS_COMPLETE, true);

@@ -15,7 +15,7 @@
 import { CompStatus } from '../../../assembly/shared/iocb.js';
 import type { GuestMemory } from '../../vfio-user/device-api.js';
 import type { FcpResult } from '../fabric-port.js';
-import type { IspFirmware } from '../firmware.js';
+import type { IocbContext } from './context.js';
 import type { CommandRequest, DataSegment, StatusType0 } from '../ring/types.js';
 
 const SAM_CHECK_CONDITION = 0x02;
@@ -67,49 +67,49 @@ function scatter(mem: GuestMemory, segments: DataSegment[], data: Uint8Array): b
 }
 
 /** Runs one command; the completion is posted on the response ring by the caller's queues. */
-export function executeCommand(fw: IspFirmware, cmd: CommandRequest): void {
+export function executeCommand(ctx: IocbContext, cmd: CommandRequest): void {
   const status = (compStatus: number, extra: Partial<StatusType0> = {}): StatusType0 => ({
     handle: cmd.handle,
     compStatus,
     scsiStatus: 0,
     ...extra,
   });
-  const login = fw.logins.get(cmd.nportHandle);
-  const fabric = fw.fabric;
-  if (fw.link !== 'up' || !fabric) {
-    fw.queues.postStatus(status(CompStatus.CS_PORT_UNAVAILABLE));
+  const login = ctx.port.logins.get(cmd.nportHandle);
+  const fabric = ctx.port.fabric;
+  if (ctx.port.phase !== 'up' || !fabric) {
+    ctx.postStatus(status(CompStatus.CS_PORT_UNAVAILABLE));
     return;
   }
   if (!login || !login.prliComplete || login.portId !== cmd.portId) {
-    fw.queues.postStatus(status(CompStatus.CS_PORT_LOGGED_OUT));
+    ctx.postStatus(status(CompStatus.CS_PORT_LOGGED_OUT));
     return;
   }
-  const mem = fw.hostMemory();
+  const mem = ctx.dma.memory();
   if (!mem) {
-    fw.queues.postStatus(status(CompStatus.CS_DMA));
+    ctx.postStatus(status(CompStatus.CS_DMA));
     return;
   }
   let dataOut: Uint8Array | null = null;
   if (cmd.direction === 'write') {
     dataOut = gather(mem, cmd.segments, cmd.totalBytes);
     if (!dataOut) {
-      fw.guestError('fcp_err_write_dma', { handle: cmd.handle });
-      fw.queues.postStatus(status(CompStatus.CS_DMA));
+      ctx.guestError('fcp_err_write_dma', { handle: cmd.handle });
+      ctx.postStatus(status(CompStatus.CS_DMA));
       return;
     }
   }
 
-  const gen = fw.generation;
+  const gen = ctx.port.generation;
   let done = false;
   const complete = (s: StatusType0): boolean => {
-    if (done || gen !== fw.generation) return false;
+    if (done || gen !== ctx.port.generation) return false;
     done = true;
-    fw.exchanges.remove(cmd.handle);
-    fw.queues.postStatus(s);
+    ctx.exchanges.remove(cmd.handle);
+    ctx.postStatus(s);
     return true;
   };
   if (
-    !fw.exchanges.add({
+    !ctx.exchanges.add({
       handle: cmd.handle,
       nportHandle: cmd.nportHandle,
       portId: cmd.portId,
@@ -119,7 +119,7 @@ export function executeCommand(fw: IspFirmware, cmd: CommandRequest): void {
     })
   ) {
     // The driver reused a handle that is still outstanding: refuse the newcomer only.
-    fw.guestError('fcp_err_handle_in_use', { handle: cmd.handle });
+    ctx.guestError('fcp_err_handle_in_use', { handle: cmd.handle });
     return;
   }
 
@@ -134,7 +134,7 @@ export function executeCommand(fw: IspFirmware, cmd: CommandRequest): void {
     })
     .then(
       (r) => {
-        if (done || gen !== fw.generation) return;
+        if (done || gen !== ctx.port.generation) return;
         if (r.transportError) {
           complete(status(transportStatus(r.transportError)));
           return;
@@ -142,9 +142,9 @@ export function executeCommand(fw: IspFirmware, cmd: CommandRequest): void {
         let moved: number;
         if (cmd.direction === 'read') {
           const data = r.dataIn ? r.dataIn.subarray(0, cmd.totalBytes) : new Uint8Array(0);
-          const m = fw.hostMemory();
+          const m = ctx.dma.memory();
           if (!m || !scatter(m, cmd.segments, data)) {
-            fw.guestError('fcp_err_read_dma', { handle: cmd.handle });
+            ctx.guestError('fcp_err_read_dma', { handle: cmd.handle });
             complete(status(CompStatus.CS_DMA));
             return;
           }
@@ -165,7 +165,7 @@ export function executeCommand(fw: IspFirmware, cmd: CommandRequest): void {
         );
       },
       (e) => {
-        fw.traceEvent('fcp_err_exchange', { handle: cmd.handle, error: String(e) });
+        ctx.trace('fcp_err_exchange', { handle: cmd.handle, error: String(e) });
         complete(status(CompStatus.CS_TIMEOUT));
       },
     );

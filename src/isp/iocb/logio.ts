@@ -26,8 +26,9 @@ import {
   LSC_SCODE_NPORT_USED,
   LSC_SCODE_PORTID_USED,
 } from '../../../assembly/shared/iocb-mgmt.js';
-import type { ElsFailure } from '../fabric-port.js';
-import type { IspFirmware, RemoteLogin } from '../firmware.js';
+import type { ElsFailure, FabricPort } from '../fabric-port.js';
+import type { RemoteLogin } from '../login-table.js';
+import type { IocbContext } from './context.js';
 import { echo, readPortIdLe, view } from './common.js';
 
 /** PRLI word 3 bits passed to io_parameter[0]: target/initiator function, confirmed completion.
@@ -46,7 +47,7 @@ function logioResult(request: Uint8Array, comp: number, params: number[] = []): 
   return c;
 }
 
-const success = (request: Uint8Array, l: RemoteLogin | null) => {
+const success = (request: Uint8Array, l: Readonly<RemoteLogin> | null) => {
   const params: number[] = [];
   params[0] = l ? l.prliWord3 & PRLI_WORD3_REPORTED : 0;
   params[LIO_CLASS3_VALID_INDEX] = CLASS3_VALID;
@@ -60,33 +61,33 @@ function elsFailure(request: Uint8Array, f: ElsFailure): Uint8Array {
   return failure(request, LSC_SCODE_CMD_FAILED);
 }
 
-export async function handleLoginLogout(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+export async function handleLoginLogout(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
   const dv = view(request);
   const nportHandle = dv.getUint16(Logio.NPORT_HANDLE, true);
   const flags = dv.getUint16(Logio.CONTROL_FLAGS, true);
   const portId = readPortIdLe(request, Logio.PORT_ID);
   const command = flags & LCF_COMMAND_MASK;
   if (nportHandle > IocbLimits.MAX_NPORT_HANDLE) {
-    fw.guestError('logio_err_handle', { nportHandle });
+    ctx.guestError('logio_err_handle', { nportHandle });
     return failure(request, LSC_SCODE_CMD_PARAM_ERR);
   }
-  const fabric = fw.fabric;
-  if (fw.link !== 'up' || !fabric) {
+  const fabric = ctx.port.fabric;
+  if (ctx.port.phase !== 'up' || !fabric) {
     // LOGO/PRLO with the link down still frees the handle, as firmware does.
     if (command === LCF_COMMAND_LOGO) {
-      fw.logins.delete(nportHandle);
+      ctx.port.logins.remove(nportHandle);
       return success(request, null);
     }
     return failure(request, LSC_SCODE_NOLINK);
   }
-  const gen = fw.generation;
-  const stale = () => gen !== fw.generation;
+  const gen = ctx.port.generation;
+  const stale = () => gen !== ctx.port.generation;
 
   switch (command) {
     case LCF_COMMAND_PLOGI: {
-      const existing = fw.logins.get(nportHandle);
+      const existing = ctx.port.logins.get(nportHandle);
       if (existing && existing.portId !== portId) return failure(request, LSC_SCODE_NPORT_USED, existing.portId);
-      const other = fw.loginByPortId(portId);
+      const other = ctx.port.logins.byPortId(portId);
       if (other && other.handle !== nportHandle) return failure(request, LSC_SCODE_PORTID_USED, other.handle);
       if (existing && flags & LCF_COND_PLOGI && (existing.prliComplete || flags & LCF_SKIP_PRLI)) {
         return success(request, existing);
@@ -94,74 +95,62 @@ export async function handleLoginLogout(fw: IspFirmware, request: Uint8Array): P
       const plogi = await fabric.plogi(portId);
       if (stale()) return failure(request, LSC_SCODE_NOLINK);
       if (!plogi.ok) {
-        fw.logins.delete(nportHandle);
+        ctx.port.logins.remove(nportHandle);
         return elsFailure(request, plogi);
       }
-      const login: RemoteLogin = {
-        handle: nportHandle,
-        portId,
-        wwpn: plogi.wwpn,
-        wwnn: plogi.wwnn,
-        receiveDataSize: plogi.receiveDataSize,
-        prliWord3: 0,
-        prliComplete: false,
-      };
-      fw.logins.set(nportHandle, login);
-      if (!(flags & LCF_SKIP_PRLI)) await doPrli(fw, login);
+      const login = ctx.port.logins.recordPlogi(nportHandle, portId, plogi);
+      if (!(flags & LCF_SKIP_PRLI)) await doPrli(ctx, fabric, login);
       if (stale()) return failure(request, LSC_SCODE_NOLINK);
       return success(request, login);
     }
     case LCF_COMMAND_PRLI: {
-      const login = fw.logins.get(nportHandle);
+      const login = ctx.port.logins.get(nportHandle);
       if (!login || login.portId !== portId) return failure(request, LSC_SCODE_NOT_LOGGED_IN);
       if (flags & LCF_NVME_PRLI) return failure(request, LSC_SCODE_CMD_FAILED); // no FC-NVMe
-      const f = await doPrli(fw, login);
+      const f = await doPrli(ctx, fabric, login);
       if (stale()) return failure(request, LSC_SCODE_NOLINK);
       return f ? elsFailure(request, f) : success(request, login);
     }
     case LCF_COMMAND_ADISC:
     case LCF_COMMAND_PDISC: {
-      const login = fw.logins.get(nportHandle);
+      const login = ctx.port.logins.get(nportHandle);
       if (!login || login.portId !== portId) return failure(request, LSC_SCODE_NOT_LOGGED_IN);
       const r = await fabric.adisc(portId);
       if (stale()) return failure(request, LSC_SCODE_NOLINK);
       if (!r.ok) return elsFailure(request, r);
       if (r.wwpn !== login.wwpn) {
         // The port at this address is not the one we logged in with: the login is void.
-        fw.logins.delete(nportHandle);
+        ctx.port.logins.remove(nportHandle);
         return failure(request, LSC_SCODE_NOT_LOGGED_IN);
       }
       return success(request, login);
     }
     case LCF_COMMAND_LOGO: {
-      const login = fw.logins.get(nportHandle);
-      fw.logins.delete(nportHandle);
+      const login = ctx.port.logins.get(nportHandle);
+      ctx.port.logins.remove(nportHandle);
       if (login && !(flags & LCF_IMPL_LOGO)) await fabric.logo(login.portId).catch(() => {});
       return success(request, null);
     }
     case LCF_COMMAND_PRLO:
     case LCF_COMMAND_TPRLO: {
-      const login = fw.logins.get(nportHandle);
+      const login = ctx.port.logins.get(nportHandle);
       if (!login) return failure(request, LSC_SCODE_NOT_LOGGED_IN);
-      login.prliComplete = false;
-      login.prliWord3 = 0;
+      ctx.port.logins.prliEnded(login);
       if (!(flags & LCF_IMPL_LOGO)) await fabric.prlo(login.portId).catch(() => {});
       return success(request, login);
     }
     default:
-      fw.guestError('logio_err_command', { command, flags });
+      ctx.guestError('logio_err_command', { command, flags });
       return failure(request, LSC_SCODE_CMD_PARAM_ERR);
   }
 }
 
-async function doPrli(fw: IspFirmware, login: RemoteLogin): Promise<ElsFailure | null> {
-  const r = await fw.fabric!.prli(login.portId);
+async function doPrli(ctx: IocbContext, fabric: FabricPort, login: Readonly<RemoteLogin>): Promise<ElsFailure | null> {
+  const r = await fabric.prli(login.portId);
   if (!r.ok) {
-    login.prliComplete = false;
-    login.prliWord3 = 0;
+    ctx.port.logins.prliEnded(login);
     return r;
   }
-  login.prliComplete = true;
-  login.prliWord3 = r.serviceParamWord3;
+  ctx.port.logins.prliAccepted(login, r.serviceParamWord3);
   return null;
 }

@@ -5,27 +5,29 @@
  * answer 0x4001 in mb[0].
  */
 import { MbxIocb } from '../../../assembly/shared/iocb.js';
-import type { IspFirmware } from '../firmware.js';
-import { MBC, MBS, mailboxDmaAddress } from '../mailbox.js';
+import type { IocbContext } from './context.js';
+import { MBC, MBS } from '../fw-constants.js';
+import { mailboxDmaAddress } from '../mailbox.js';
+import { writePortDatabase, writePortList } from '../port-database.js';
 import { echo, view } from './common.js';
 
-export function handleMailboxIocb(fw: IspFirmware, request: Uint8Array): Uint8Array {
+export function handleMailboxIocb(ctx: IocbContext, request: Uint8Array): Uint8Array {
   const dv = view(request);
   const mb = new Uint16Array(MbxIocb.MB_COUNT);
   for (let i = 0; i < MbxIocb.MB_COUNT; i++) mb[i] = dv.getUint16(MbxIocb.MB + 2 * i, true);
   const out = new Uint16Array(MbxIocb.MB_COUNT);
   switch (mb[0]) {
     case MBC.PORT_NODE_NAME_LIST: {
-      const r = fw.writePortList(mb[1]!, mailboxDmaAddress(mb), mb[8]!);
+      const r = writePortList(ctx, mb[1]!, mailboxDmaAddress(mb), mb[8]!);
       out[0] = r.status;
       out[1] = r.bytes;
       break;
     }
     case MBC.GET_PORT_DATABASE:
-      out[0] = fw.writePortDatabase(mb[1]!, mailboxDmaAddress(mb));
+      out[0] = writePortDatabase(ctx, mb[1]!, mailboxDmaAddress(mb));
       break;
     default:
-      fw.traceEvent('mbx_iocb_unhandled', { opcode: mb[0] });
+      ctx.trace('mbx_iocb_unhandled', { opcode: mb[0] });
       out[0] = MBS.INVALID_COMMAND;
   }
   const c = echo(request);

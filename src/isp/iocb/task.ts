@@ -12,7 +12,7 @@ import {
   FCP_RSP_INFO_LEN,
 } from '../../../assembly/shared/iocb-mgmt.js';
 import type { TaskManagementFunction } from '../../scsi/api.js';
-import type { IspFirmware } from '../firmware.js';
+import type { IocbContext } from './context.js';
 import { declined, echo, fcpSwap, handleOf, view } from './common.js';
 
 /** FCP_RSP_INFO RSP_CODE "task management function failed". */
@@ -24,14 +24,14 @@ export function handleMarker(request: Uint8Array): Uint8Array | null {
   return handleOf(request) === Handle.QLA_SKIP_HANDLE ? null : echo(request);
 }
 
-export async function handleAbort(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+export async function handleAbort(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
   const victimHandle = view(request).getUint32(Abort.HANDLE_TO_ABORT, true);
-  const victim = fw.exchanges.get(victimHandle);
+  const victim = ctx.exchanges.get(victimHandle);
   let comp = CompStatus.CS_IOCB_ERROR;
   if (victim) {
-    if (fw.fabric) await fw.fabric.abort(victim.portId, victim.taskTag).catch(() => false);
+    if (ctx.port.fabric) await ctx.port.fabric.abort(victim.portId, victim.taskTag).catch(() => false);
     if (victim.terminate(CompStatus.CS_ABORTED)) comp = CompStatus.CS_COMPLETE;
-    fw.exchanges.remove(victimHandle);
+    ctx.exchanges.remove(victimHandle);
   }
   const c = echo(request);
   view(c).setUint16(Abort.COMP_STATUS, comp, true);
@@ -74,35 +74,35 @@ function tmfStatus(request: Uint8Array, comp: number, rspCode: number | null): U
   return c;
 }
 
-export async function handleTaskManagement(fw: IspFirmware, request: Uint8Array): Promise<Uint8Array> {
+export async function handleTaskManagement(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
   const dv = view(request);
   const nportHandle = dv.getUint16(TskMgmt.NPORT_HANDLE, true);
   const flags = dv.getUint32(TskMgmt.CONTROL_FLAGS, true);
   const fn = tmfFunction(flags);
   if (!fn) {
-    fw.guestError('tmf_err_flags', { flags });
+    ctx.guestError('tmf_err_flags', { flags });
     return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
-  const login = fw.logins.get(nportHandle);
-  if (!login || !login.prliComplete || !fw.fabric || fw.link !== 'up') {
+  const login = ctx.port.logins.get(nportHandle);
+  if (!login || !login.prliComplete || !ctx.port.fabric || ctx.port.phase !== 'up') {
     return tmfStatus(request, CompStatus.CS_PORT_LOGGED_OUT, null);
   }
   const lun = fcpSwap(request.subarray(TskMgmt.LUN, TskMgmt.LUN + 8));
   const lunScoped = fn !== 'target-reset';
-  const gen = fw.generation;
+  const gen = ctx.port.generation;
   let rspCode: number;
   try {
-    rspCode = await fw.fabric.taskManagement(login.portId, lun, fn);
+    rspCode = await ctx.port.fabric.taskManagement(login.portId, lun, fn);
   } catch (e) {
-    fw.traceEvent('tmf_err_fabric', { error: String(e) });
+    ctx.trace('tmf_err_fabric', { error: String(e) });
     rspCode = RSP_CODE_TMF_FAILED;
   }
-  if (gen !== fw.generation) return tmfStatus(request, CompStatus.CS_PORT_LOGGED_OUT, null);
+  if (gen !== ctx.port.generation) return tmfStatus(request, CompStatus.CS_PORT_LOGGED_OUT, null);
   if (rspCode === 0 && fn !== 'clear-aca') {
     // The target dropped the affected tasks: complete them before the TMF itself.
-    for (const x of fw.exchanges.matching(login.portId, lunScoped ? lun : null)) {
+    for (const x of ctx.exchanges.matching(login.portId, lunScoped ? lun : null)) {
       x.terminate(CompStatus.CS_ABORTED);
-      fw.exchanges.remove(x.handle);
+      ctx.exchanges.remove(x.handle);
     }
   }
   return tmfStatus(request, CompStatus.CS_COMPLETE, rspCode);

@@ -1,0 +1,268 @@
+/**
+ * The link and fabric-login state machine of one N_Port of the emulated ISP2532 firmware: what
+ * ISP24xx/25xx firmware does between INITIALIZE_FIRMWARE and "link up", and again after a link
+ * loss or a LIP, as qla2xxx 10.02.x sees it (qla2x00_async_event for AEN 0x8011/0x8012/0x8014/
+ * 0x8015, qla24xx_report_id_acquisition for the Report ID Acquisition entry, qla2x00_fw_ready for
+ * the firmware state; isp25xx.md §3.7).
+ *
+ *   down ──arm (INIT_FW)──▶ armed ──fire (next mailbox │ ictrl enable │ 250 ms timer)──▶ logging-in
+ *   logging-in ──FLOGI/FDISC accepted──▶ up: AEN 0x8011, RIDA (0x32, N_Port ID), AEN 0x8014 global
+ *   logging-in ──refused──▶ failed ──2 s──▶ armed          (no fabric / no light ──▶ down)
+ *   up ──link loss──▶ down: exchanges complete CS_PORT_UNAVAILABLE, AEN 0x8012; light ──▶ armed
+ *   LIP / LINK_INITIALIZATION: as link loss, then armed at once
+ *
+ * The session owns the port's fabric login (its N_Port ID), its N_Port handle table and the
+ * generation counter that invalidates work begun under an ended session. RISC state is the
+ * firmware's: it feeds fabric events here only while initialized, and resets the session with
+ * the RISC.
+ */
+import { CompStatus, EntryType, IOCB_SIZE, IocbHeader, VpRptId } from '../../assembly/shared/iocb.js';
+import { RIDA_F1_FLAGS_TOPO_F, RIDA_FORMAT_FABRIC } from '../../assembly/shared/iocb-mgmt.js';
+import { wwnToBytes } from '../util/wwn.js';
+import { asyncEvent, type IspEvent } from './events.js';
+import type { FabricEvent, FabricLoginResult, FabricPort } from './fabric-port.js';
+import { MBA, NPH } from './fw-constants.js';
+import type { IspScheduler } from './host.js';
+import type { PortIdentity } from './identity.js';
+import type { ExchangeTable } from './iocb/exchanges.js';
+import type { IspTrace, LinkPhase, PortSession } from './iocb/context.js';
+import { LoginTable } from './login-table.js';
+
+/** AEN 0x8014 global: mb1 = 0xFFFF, mb2 = 6 (not 7: logged out), mb3 = 0xFF (all VPs). */
+const PORT_UPDATE_GLOBAL = { handle: 0xffff, state: 0x0006, vp: 0x00ff } as const;
+/** AEN 0x8014 mb2 for a remote port that logged out. */
+const PDB_STATE_LOGGED_OUT = 0x0007;
+/** Link-up fires at the latest this long after INITIALIZE_FIRMWARE (isp25xx.md §2.3 rule). */
+const LINK_UP_DEFER_MS = 250;
+/** Retry period for a failed fabric login while the link is up. */
+const FABRIC_LOGIN_RETRY_MS = 2000;
+
+export interface FabricSessionOptions {
+  vpIndex: number;
+  fabric: FabricPort | null;
+  scheduler: IspScheduler;
+  /** Where async events (AENs) go: the RISC→host event FIFO. */
+  events: { push(event: IspEvent): void };
+  /** The firmware's outstanding FCP commands: a session that ends completes them. */
+  exchanges: ExchangeTable;
+  /** Posts a host-built entry on the response ring and flushes it at once (RIDA). */
+  postResponse(entry: Uint8Array): void;
+  trace: IspTrace;
+}
+
+export class FabricSession implements PortSession {
+  readonly vpIndex: number;
+  readonly fabric: FabricPort | null;
+  readonly logins = new LoginTable();
+  private phaseNow: LinkPhase = 'down';
+  private login: FabricLoginResult | null = null;
+  /** The names the port logs in with (set when the firmware arms the link). */
+  private names: PortIdentity | null = null;
+  private gen = 0;
+  private cancelTimer: (() => void) | null = null;
+  private readonly o: FabricSessionOptions;
+
+  constructor(o: FabricSessionOptions) {
+    this.o = o;
+    this.vpIndex = o.vpIndex;
+    this.fabric = o.fabric;
+  }
+
+  get phase(): LinkPhase {
+    return this.phaseNow;
+  }
+
+  get fabricLogin(): FabricLoginResult | null {
+    return this.login;
+  }
+
+  get identity(): PortIdentity | null {
+    return this.names;
+  }
+
+  get generation(): number {
+    return this.gen;
+  }
+
+  /** RISC reset or STOP_FIRMWARE: the session ends without AENs; the fabric login is logged out. */
+  reset(): void {
+    this.gen++;
+    this.stopTimer();
+    this.names = null;
+    if (this.login && this.fabric) {
+      this.fabric.logout().catch((e) => this.o.trace('fabric_err_logout', { error: String(e) }));
+    }
+    this.login = null;
+    this.phaseNow = 'down';
+    this.logins.clear();
+  }
+
+  /**
+   * (Re-)initialization starts: the previous session is dropped, as real firmware does on a new
+   * INITIALIZE_FIRMWARE; the phase stays until arm() (a refused init leaves it as it was).
+   */
+  beginInitialization(): void {
+    this.gen++;
+    this.stopTimer();
+    this.logins.clear();
+    this.login = null;
+    this.names = null;
+  }
+
+  /** Initialization succeeded: log in with names once the link-up fires (see fireIfArmed). */
+  arm(names: PortIdentity): void {
+    this.names = names;
+    this.phaseNow = 'armed';
+    this.cancelTimer = this.o.scheduler.after(LINK_UP_DEFER_MS, () => this.fireIfArmed());
+  }
+
+  /** Called on a mailbox command, on ictrl interrupt enable, and by the arm timer. */
+  fireIfArmed(): void {
+    if (this.phaseNow !== 'armed') return;
+    this.stopTimer();
+    this.startFabricLogin();
+  }
+
+  /** LIP / link initialization requests (the firmware is initialized): log in again from scratch. */
+  restart(): void {
+    this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
+    this.o.events.push(asyncEvent(MBA.LOOP_DOWN, 0, 0, 0));
+    this.phaseNow = 'armed';
+    this.fireIfArmed();
+  }
+
+  /** A link or fabric notification while the firmware is initialized. */
+  onFabricEvent(e: FabricEvent): void {
+    switch (e.type) {
+      case 'link-down':
+        if (this.phaseNow === 'down') return;
+        this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
+        this.phaseNow = 'down';
+        this.o.events.push(asyncEvent(MBA.LOOP_DOWN, 0, 0, 0));
+        return;
+      case 'link-up':
+        if (this.phaseNow !== 'down' && this.phaseNow !== 'failed') return;
+        this.phaseNow = 'armed';
+        this.fireIfArmed();
+        return;
+      case 'session-lost': {
+        const l = this.logins.byPortId(e.portId);
+        if (!l || this.phaseNow !== 'up') return;
+        for (const x of this.o.exchanges.matching(l.portId, null)) x.terminate(CompStatus.CS_PORT_LOGGED_OUT);
+        this.logins.remove(l.handle);
+        // PDB changed for that handle, new state "logged out": the driver deletes the session.
+        this.o.events.push(asyncEvent(MBA.PORT_UPDATE, l.handle, PDB_STATE_LOGGED_OUT, 0));
+        return;
+      }
+      case 'rscn': {
+        if (this.phaseNow !== 'up' || !this.login) return;
+        const a = e.address & 0xffffff;
+        if (a === this.login.portId) return;
+        this.o.events.push(asyncEvent(MBA.RSCN_UPDATE, ((e.format & 3) << 8) | (a >>> 16), a & 0xffff, 0));
+        return;
+      }
+    }
+  }
+
+  /** MBC 0x5D / AEN 0x8011 speed code (0 1G, 1 2G, 3 4G, 4 8G, 5 16G; 7 unknown). */
+  speedCode(): number {
+    switch (this.login?.speedGbps) {
+      case 1:
+        return 0;
+      case 2:
+        return 1;
+      case 4:
+        return 3;
+      case 8:
+        return 4;
+      case 16:
+        return 5;
+      default:
+        return 7;
+    }
+  }
+
+  portNameOf(handle: number, nodeName: boolean): bigint | null {
+    if (handle === NPH.F_PORT && this.login) {
+      return nodeName ? this.login.fabricName : this.login.fabricPortName;
+    }
+    const l = this.logins.get(handle);
+    if (l) return nodeName ? l.wwnn : l.wwpn;
+    return null;
+  }
+
+  private stopTimer(): void {
+    this.cancelTimer?.();
+    this.cancelTimer = null;
+  }
+
+  /**
+   * The fabric session ends (link loss, LIP): outstanding commands complete with compStatus
+   * first (under the current generation), then logins and the fabric login are forgotten and
+   * late results of older exchanges are ignored.
+   */
+  private dropSession(compStatus: number): void {
+    for (const x of this.o.exchanges.all()) x.terminate(compStatus);
+    this.o.exchanges.clear();
+    this.gen++;
+    this.stopTimer();
+    this.login = null;
+    this.logins.clear();
+  }
+
+  private startFabricLogin(): void {
+    const id = this.names;
+    if (!id) return;
+    if (!this.fabric || !this.fabric.isLinkUp()) {
+      this.phaseNow = 'down';
+      this.o.trace('link_down_no_fabric', {});
+      return;
+    }
+    this.phaseNow = 'logging-in';
+    const gen = this.gen;
+    this.fabric.login(id.wwpn, id.wwnn).then(
+      (result) => {
+        if (gen !== this.gen) return;
+        this.login = result;
+        this.phaseNow = 'up';
+        this.announceLinkUp(result);
+      },
+      (e) => {
+        if (gen !== this.gen) return;
+        this.phaseNow = 'failed';
+        this.o.trace('fabric_err_login', { error: String(e) });
+        this.cancelTimer = this.o.scheduler.after(FABRIC_LOGIN_RETRY_MS, () => {
+          if (gen === this.gen && this.phaseNow === 'failed') {
+            this.phaseNow = 'armed';
+            this.fireIfArmed();
+          }
+        });
+      },
+    );
+  }
+
+  /** AEN 0x8011 → Report ID Acquisition on the response ring → AEN 0x8014 global (§3.7). */
+  private announceLinkUp(r: FabricLoginResult): void {
+    this.o.trace('link_up', { portId: r.portId.toString(16), speedGbps: r.speedGbps });
+    this.o.events.push(asyncEvent(MBA.LOOP_UP, this.speedCode(), 0, 0));
+    this.o.postResponse(buildReportIdAcquisition(r));
+    this.o.events.push(
+      asyncEvent(MBA.PORT_UPDATE, PORT_UPDATE_GLOBAL.handle, PORT_UPDATE_GLOBAL.state, PORT_UPDATE_GLOBAL.vp),
+    );
+  }
+}
+
+/** Report ID Acquisition (0x32), format 1 (fabric), F_Port topology. */
+export function buildReportIdAcquisition(r: FabricLoginResult): Uint8Array {
+  const e = new Uint8Array(IOCB_SIZE);
+  e[0] = EntryType.VP_RPT_ID_IOCB_TYPE;
+  e[IocbHeader.ENTRY_COUNT] = 1;
+  e[VpRptId.PORT_ID] = r.portId & 0xff;
+  e[VpRptId.PORT_ID + 1] = (r.portId >>> 8) & 0xff;
+  e[VpRptId.PORT_ID + 2] = (r.portId >>> 16) & 0xff;
+  e[VpRptId.FORMAT] = RIDA_FORMAT_FABRIC;
+  e[VpRptId.F1_FLAGS] = RIDA_F1_FLAGS_TOPO_F;
+  e.set(wwnToBytes(r.fabricPortName), VpRptId.F1_PORT_NAME);
+  e.set(wwnToBytes(r.fabricName), VpRptId.F1_NODE_NAME);
+  return e;
+}

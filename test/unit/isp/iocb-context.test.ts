@@ -1,0 +1,313 @@
+/**
+ * The IOCB handlers and mailbox commands against a fake context (src/isp/iocb/context.ts), with no
+ * firmware, register file or rings behind them: a handler sees only guest memory, the exchange
+ * table, a status sink and the addressed N_Port (fabric, login table, session phase/generation).
+ */
+import { describe, expect, it } from 'vitest';
+import { CompStatus, Ct, Dsd64, EntryType, IOCB_SIZE, IocbHeader, Logio } from '../../../assembly/shared/iocb.js';
+import {
+  LCF_COMMAND_LOGO,
+  LCF_COMMAND_PLOGI,
+  LSC_SCODE_NOLINK,
+  LSC_SCODE_PORTID_USED,
+} from '../../../assembly/shared/iocb-mgmt.js';
+import type { FabricLoginResult, PlogiResult } from '../../../src/isp/fabric-port.js';
+import { MBC, MBS, NPH, WELL_KNOWN } from '../../../src/isp/fw-constants.js';
+import { GuestDma } from '../../../src/isp/guest-dma.js';
+import type { IocbContext, LinkPhase, PortSession } from '../../../src/isp/iocb/context.js';
+import { CT_REJECT, handleCtPassThrough } from '../../../src/isp/iocb/ct.js';
+import { ExchangeTable } from '../../../src/isp/iocb/exchanges.js';
+import { executeCommand } from '../../../src/isp/iocb/fcp.js';
+import { handleLoginLogout } from '../../../src/isp/iocb/logio.js';
+import { LoginTable } from '../../../src/isp/login-table.js';
+import { mailboxCommand, type FirmwareControl, type MailboxContext } from '../../../src/isp/mailbox.js';
+import type { CommandRequest, StatusType0 } from '../../../src/isp/ring/types.js';
+import { ArrayMemory, ctAccept, FakeFabric, le16, le32, MEM_BASE, MEM_SIZE, SCRATCH } from './helpers.js';
+
+const TARGET = { portId: 0x010400, wwpn: 0x500a098000000001n, wwnn: 0x500a098000000000n };
+const FABRIC_LOGIN: FabricLoginResult = {
+  portId: 0x010203,
+  fabricPortName: 0x2001000dec000001n,
+  fabricName: 0x1001000dec000001n,
+  speedGbps: 8,
+};
+
+/** A port whose phase and generation the test sets, as the fabric session would. */
+class FakePort implements PortSession {
+  readonly vpIndex = 0;
+  readonly logins = new LoginTable();
+  phase: LinkPhase = 'up';
+  fabricLogin: FabricLoginResult | null = FABRIC_LOGIN;
+  generation = 0;
+  constructor(readonly fabric: FakeFabric | null) {}
+  speedCode(): number {
+    return 4;
+  }
+  portNameOf(handle: number, nodeName: boolean): bigint | null {
+    const l = this.logins.get(handle);
+    return l ? (nodeName ? l.wwnn : l.wwpn) : null;
+  }
+}
+
+class FakeContext implements IocbContext {
+  readonly memory = new ArrayMemory(MEM_BASE, MEM_SIZE);
+  readonly guestErrors: string[] = [];
+  readonly traces: string[] = [];
+  readonly statuses: StatusType0[] = [];
+  readonly dma = new GuestDma({ memory: () => this.memory }, (event) => this.guestErrors.push(event));
+  readonly exchanges = new ExchangeTable();
+  readonly reportLoginsInPortList = false;
+  readonly fabric = new FakeFabric([TARGET]);
+  readonly port = new FakePort(this.fabric);
+  postStatus(status: StatusType0): void {
+    this.statuses.push(status);
+  }
+  guestError(event: string): void {
+    this.guestErrors.push(event);
+  }
+  trace(event: string): void {
+    this.traces.push(event);
+  }
+}
+
+function logio(nportHandle: number, flags: number, portId: number): Uint8Array {
+  const e = new Uint8Array(IOCB_SIZE);
+  const dv = new DataView(e.buffer);
+  e[IocbHeader.ENTRY_TYPE] = EntryType.LOGINOUT_PORT_IOCB_TYPE;
+  e[IocbHeader.ENTRY_COUNT] = 1;
+  dv.setUint32(IocbHeader.HANDLE, 0x1234, true);
+  dv.setUint16(Logio.NPORT_HANDLE, nportHandle, true);
+  dv.setUint16(Logio.CONTROL_FLAGS, flags, true);
+  e[Logio.PORT_ID] = portId & 0xff; // al_pa, area, domain
+  e[Logio.PORT_ID + 1] = (portId >>> 8) & 0xff;
+  e[Logio.PORT_ID + 2] = portId >>> 16;
+  return e;
+}
+
+const ioParameter = (c: Uint8Array, i: number) => le32(c, Logio.IO_PARAMETER + 4 * i);
+
+describe('Login/Logout IOCB against a fake context', () => {
+  it('PLOGI+PRLI records the login in the port table and reports the PRLI word 3', async () => {
+    const ctx = new FakeContext();
+    const c = await handleLoginLogout(ctx, logio(0x81, LCF_COMMAND_PLOGI, TARGET.portId));
+    expect(le16(c, Logio.COMP_STATUS)).toBe(CompStatus.CS_COMPLETE);
+    expect(ioParameter(c, 0)).toBe(0x12); // FakeFabric's PRLI word 3, masked to the reported bits
+    expect(ctx.fabric.calls).toEqual(['plogi 10400', 'prli 10400']);
+    const login = ctx.port.logins.get(0x81);
+    expect(login).toMatchObject({ portId: TARGET.portId, wwpn: TARGET.wwpn, prliComplete: true, prliWord3: 0x12 });
+    expect(ctx.port.logins.portDatabase(0x81)).not.toBeNull();
+  });
+
+  it('refuses a PLOGI to a port ID another handle holds, without touching the fabric', async () => {
+    const ctx = new FakeContext();
+    ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    const c = await handleLoginLogout(ctx, logio(0x82, LCF_COMMAND_PLOGI, TARGET.portId));
+    expect(le16(c, Logio.COMP_STATUS)).toBe(CompStatus.CS_IOCB_ERROR);
+    expect([ioParameter(c, 0), ioParameter(c, 1)]).toEqual([LSC_SCODE_PORTID_USED, 0x81]);
+    expect(ctx.fabric.calls).toEqual([]);
+    expect(ctx.port.logins.has(0x82)).toBe(false);
+  });
+
+  it('with the link down: PLOGI fails "no link", LOGO still frees the handle', async () => {
+    const ctx = new FakeContext();
+    ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    ctx.port.phase = 'down';
+    const plogi = await handleLoginLogout(ctx, logio(0x82, LCF_COMMAND_PLOGI, 0x010500));
+    expect(ioParameter(plogi, 0)).toBe(LSC_SCODE_NOLINK);
+    const logo = await handleLoginLogout(ctx, logio(0x81, LCF_COMMAND_LOGO, TARGET.portId));
+    expect(le16(logo, Logio.COMP_STATUS)).toBe(CompStatus.CS_COMPLETE);
+    expect(ctx.port.logins.size).toBe(0);
+    expect(ctx.fabric.calls).toEqual([]);
+  });
+
+  it('a session that ends while the PLOGI is on the wire fails it "no link"', async () => {
+    const ctx = new FakeContext();
+    const plogi = ctx.fabric.plogi.bind(ctx.fabric);
+    ctx.fabric.plogi = async (portId: number): Promise<PlogiResult> => {
+      const r = await plogi(portId);
+      ctx.port.generation++; // link loss or reset meanwhile
+      return r;
+    };
+    const c = await handleLoginLogout(ctx, logio(0x81, LCF_COMMAND_PLOGI, TARGET.portId));
+    expect(ioParameter(c, 0)).toBe(LSC_SCODE_NOLINK);
+    expect(ctx.fabric.calls).toEqual(['plogi 10400']); // no PRLI for a stale session
+  });
+});
+
+const CT_REQ = SCRATCH;
+const CT_RSP = SCRATCH + 0x1000n;
+
+function ctIocb(nportHandle: number, cmdBytes: number, rspBytes: number): Uint8Array {
+  const e = new Uint8Array(IOCB_SIZE);
+  const dv = new DataView(e.buffer);
+  e[IocbHeader.ENTRY_TYPE] = EntryType.CT_IOCB_TYPE;
+  e[IocbHeader.ENTRY_COUNT] = 1;
+  dv.setUint16(Ct.NPORT_HANDLE, nportHandle, true);
+  dv.setUint16(Ct.CMD_DSD_COUNT, 1, true);
+  dv.setUint16(Ct.RSP_DSD_COUNT, 1, true);
+  dv.setUint32(Ct.CMD_BYTE_COUNT, cmdBytes, true);
+  dv.setUint32(Ct.RSP_BYTE_COUNT, rspBytes, true);
+  dv.setBigUint64(Ct.DSD0 + Dsd64.ADDRESS, CT_REQ, true);
+  dv.setUint32(Ct.DSD0 + Dsd64.LENGTH, cmdBytes, true);
+  dv.setBigUint64(Ct.DSD1 + Dsd64.ADDRESS, CT_RSP, true);
+  dv.setUint32(Ct.DSD1 + Dsd64.LENGTH, rspBytes, true);
+  return e;
+}
+
+/** A name-server GID_FT request IU (FC-GS preamble + FC-4 type 8). */
+function gidFt(): Uint8Array {
+  const r = new Uint8Array(20);
+  r[0] = 1; // revision
+  r[4] = 0xfc; // directory service
+  r[5] = 0x02; // name server
+  r[8] = 0x01; // GID_FT
+  r[9] = 0x71;
+  r[19] = 0x08;
+  return r;
+}
+
+describe('CT Pass-Through IOCB against a fake context', () => {
+  it('carries a name-server request over the port fabric and writes the response to guest memory', async () => {
+    const ctx = new FakeContext();
+    ctx.port.logins.recordPlogi(NPH.SNS, WELL_KNOWN.NAME_SERVER, { wwpn: 1n, wwnn: 1n, receiveDataSize: 2048 });
+    ctx.fabric.ctResponse = ctAccept(new Uint8Array([0x80, 0x01, 0x04, 0x00]));
+    ctx.memory.write(CT_REQ, gidFt());
+    const c = await handleCtPassThrough(ctx, ctIocb(NPH.SNS, 20, 256));
+    expect(le16(c, Ct.COMP_STATUS)).toBe(CompStatus.CS_COMPLETE);
+    expect(le32(c, Ct.RSP_BYTE_COUNT)).toBe(20);
+    expect(ctx.fabric.calls).toEqual([`ct ${WELL_KNOWN.NAME_SERVER.toString(16)}`]);
+    expect(Array.from(ctx.fabric.ctRequests[0]!)).toEqual(Array.from(gidFt()));
+    expect(Array.from(ctx.memory.read(CT_RSP, 20))).toEqual(Array.from(ctx.fabric.ctResponse));
+  });
+
+  it('without a name-server login the request is "port logged out" and never reaches the fabric', async () => {
+    const ctx = new FakeContext();
+    ctx.memory.write(CT_REQ, gidFt());
+    const c = await handleCtPassThrough(ctx, ctIocb(NPH.SNS, 20, 256));
+    expect(le16(c, Ct.COMP_STATUS)).toBe(CompStatus.CS_PORT_LOGGED_OUT);
+    expect(ctx.fabric.calls).toEqual([]);
+  });
+
+  it('answers the management server itself with a CT reject', async () => {
+    const ctx = new FakeContext();
+    ctx.memory.write(CT_REQ, gidFt());
+    const c = await handleCtPassThrough(ctx, ctIocb(NPH.MGMT_SERVER, 20, 256));
+    expect(le16(c, Ct.COMP_STATUS)).toBe(CompStatus.CS_COMPLETE);
+    const rsp = ctx.memory.read(CT_RSP, 16);
+    expect((rsp[8]! << 8) | rsp[9]!).toBe(CT_REJECT);
+    expect(ctx.fabric.calls).toEqual([]);
+  });
+
+  it('declines a response buffer outside guest memory before any exchange', async () => {
+    const ctx = new FakeContext();
+    ctx.port.logins.recordPlogi(NPH.SNS, WELL_KNOWN.NAME_SERVER, { wwpn: 1n, wwnn: 1n, receiveDataSize: 2048 });
+    const e = ctIocb(NPH.SNS, 20, 256);
+    new DataView(e.buffer).setBigUint64(Ct.DSD1 + Dsd64.ADDRESS, MEM_BASE + BigInt(MEM_SIZE), true);
+    const c = await handleCtPassThrough(ctx, e);
+    expect(c[IocbHeader.ENTRY_STATUS]).not.toBe(0);
+    expect(ctx.guestErrors).toContain('ct_err_response_unmapped');
+    expect(ctx.fabric.calls).toEqual([]);
+  });
+});
+
+describe('FCP command path against a fake context', () => {
+  const DATA = SCRATCH + 0x2000n;
+  const read = (nportHandle: number): CommandRequest => ({
+    kind: 'command',
+    handle: 7,
+    nportHandle,
+    portId: TARGET.portId,
+    vpIndex: 0,
+    lun: new Uint8Array(8),
+    cdb: new Uint8Array([0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+    direction: 'read',
+    totalBytes: 512,
+    taskAttribute: 0,
+    priority: 0,
+    segments: [{ address: DATA, length: 512 }],
+    entryCount: 1,
+  });
+
+  it('a handle without a process login completes "port logged out"; nothing goes to the target', () => {
+    const ctx = new FakeContext();
+    ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    executeCommand(ctx, read(0x81));
+    expect(ctx.statuses).toEqual([{ handle: 7, compStatus: CompStatus.CS_PORT_LOGGED_OUT, scsiStatus: 0 }]);
+    expect(ctx.fabric.fcpCommands).toEqual([]);
+  });
+
+  it('a READ lands in the guest segments and completes once; the exchange is gone', async () => {
+    const ctx = new FakeContext();
+    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    ctx.port.logins.prliAccepted(l, 0x12);
+    const data = new Uint8Array(512).map((_, i) => i & 0xff);
+    ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: data });
+    executeCommand(ctx, read(0x81));
+    expect(ctx.exchanges.size).toBe(1);
+    await new Promise((r) => setImmediate(r));
+    expect(ctx.statuses).toEqual([{ handle: 7, compStatus: CompStatus.CS_COMPLETE, scsiStatus: 0 }]);
+    expect(Array.from(ctx.memory.read(DATA, 512))).toEqual(Array.from(data));
+    expect(ctx.exchanges.size).toBe(0);
+  });
+});
+
+describe('mailbox commands against a fake context', () => {
+  class Controls implements FirmwareControl {
+    calls: string[] = [];
+    firmwareImageLoaded() {
+      this.calls.push('loaded');
+    }
+    startFirmware() {
+      this.calls.push('start');
+    }
+    stopFirmware() {
+      this.calls.push('stop');
+    }
+    initializeFirmware() {
+      this.calls.push('init');
+      return MBS.COMMAND_COMPLETE;
+    }
+    firmwareState() {
+      return 3;
+    }
+    restartLink() {
+      this.calls.push('lip');
+    }
+    async executeIocbInPlace() {
+      return MBS.COMMAND_COMPLETE;
+    }
+  }
+  const mailboxContext = (): FakeContext & MailboxContext & { firmware: Controls } => {
+    const ctx = new FakeContext();
+    return Object.assign(ctx, { flash: { readBytes: () => null }, firmware: new Controls() });
+  };
+
+  it('GET_ADAPTER_ID reports the N_Port ID of the port’s fabric login, "loop transition" before it', () => {
+    const ctx = mailboxContext();
+    const mb = new Uint16Array(32);
+    mb[0] = MBC.GET_ADAPTER_LOOP_ID;
+    const r = mailboxCommand(MBC.GET_ADAPTER_LOOP_ID)!.handler(ctx, mb) as Uint16Array;
+    expect(r[0]).toBe(MBS.COMMAND_COMPLETE);
+    expect((r[3]! << 16) | r[2]!).toBe(FABRIC_LOGIN.portId);
+    ctx.port.fabricLogin = null; // link not up yet: the driver retries on "loop transition"
+    expect((mailboxCommand(MBC.GET_ADAPTER_LOOP_ID)!.handler(ctx, mb) as Uint16Array)[0]).toBe(MBS.COMMAND_ERROR);
+  });
+
+  it('LIP goes to the RISC controls, GET_PORT_DATABASE to the port login table', () => {
+    const ctx = mailboxContext();
+    const lip = new Uint16Array(32);
+    lip[0] = MBC.INITIATE_LIP;
+    mailboxCommand(MBC.INITIATE_LIP)!.handler(ctx, lip);
+    expect(ctx.firmware.calls).toEqual(['lip']);
+    const gpdb = new Uint16Array(32);
+    gpdb[0] = MBC.GET_PORT_DATABASE;
+    gpdb[1] = 0x81;
+    gpdb[2] = Number((SCRATCH >> 16n) & 0xffffn);
+    gpdb[3] = Number(SCRATCH & 0xffffn);
+    expect((mailboxCommand(MBC.GET_PORT_DATABASE)!.handler(ctx, gpdb) as Uint16Array)[0]).toBe(MBS.NOT_LOGGED_IN);
+    ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    expect((mailboxCommand(MBC.GET_PORT_DATABASE)!.handler(ctx, gpdb) as Uint16Array)[0]).toBe(MBS.COMMAND_COMPLETE);
+    const pdb = ctx.port.logins.portDatabase(0x81)!;
+    expect(Array.from(ctx.memory.read(SCRATCH, pdb.length))).toEqual(Array.from(pdb));
+  });
+});
