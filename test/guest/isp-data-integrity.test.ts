@@ -35,7 +35,10 @@ ${JOBS.map(
 echo "GUEST:FIO ${j.name} rc=$? $(cut -d';' -f5 /tmp/${j.name}.out | head -1)"`,
 ).join('\n')}
 sync
-echo "GUEST:SHA256 $(sha256sum /dev/sda | cut -d' ' -f1)"
+sum=$(sha256sum /dev/sda 2>/tmp/sha.err); rc=$?
+echo "GUEST:SHA256 \${sum%% *} rc=$rc $(head -c 300 /tmp/sha.err | tr '\\n' ' ')"
+# A failed read is evidence to keep: the kernel's view of it.
+[ "$rc" = 0 ] || dmesg | tail -80 | sed 's/^/GUEST:DMESG /'
 exit 0
 `;
 
@@ -95,7 +98,9 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
   it('the guest view of the LUN and the backing file are byte-identical', async () => {
     const line = run.guestLines.find((l) => l.startsWith('SHA256 '));
     expect(line, run.output.slice(-2000)).toBeDefined();
-    const guestSha = line!.split(' ')[1];
+    const [, guestSha, status] = line!.split(' ');
+    const evidence = [line, ...run.guestLines.filter((l) => l.startsWith('DMESG '))].join('\n');
+    expect(status, evidence).toBe('rc=0');
     expect(guestSha).toMatch(/^[0-9a-f]{64}$/);
     expect(await sha256File(backing)).toBe(guestSha);
   });
