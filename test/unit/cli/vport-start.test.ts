@@ -249,7 +249,7 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     }
   });
 
-  it('a vport defined with --socket-group is served on a 0660 socket owned by that group', async () => {
+  it('a vport defined with --socket-group is served on a 0660 socket (stats file 0640) owned by that group', async () => {
     // root may give a socket to any group; anyone else only to a group of its own
     const gid = process.getuid?.() === 0 ? NOGROUP : (process.getgroups?.().find((g) => g !== process.getegid?.()) ?? process.getegid!());
     const uuid = await define('--socket-group', String(gid));
@@ -261,6 +261,9 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect(argv[argv.indexOf('--socket-group') + 1]).toBe(String(gid));
     expect(statSync(socket).mode & 0o7777).toBe(0o660);
     expect(statSync(socket).gid).toBe(gid);
+    // the counters are readable by that group (vport stats), by nobody else
+    expect(statSync(`${socket}.stats.json`).mode & 0o7777).toBe(0o640);
+    expect(statSync(`${socket}.stats.json`).gid).toBe(gid);
     expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', socketGroup: String(gid) });
     expect((await cli(['stop', uuid])).code).toBe(0);
   });
