@@ -2,7 +2,7 @@
  * `npiv-hba san`: run the simulated SAN, print an example configuration, or send it run-time
  * changes.
  *
- *   npiv-hba san --config san.json --link /run/npiv-hba/san.sock [--pcap trace.pcap] [--control /run/npiv-hba/san-ctl.sock]
+ *   npiv-hba san --config san.json --link /run/npiv-hba/san.sock [--pcap trace.pcap] [--control /run/npiv-hba/san-ctl.sock] [--data-dir DIR]
  *   npiv-hba san --example > san.json
  *   npiv-hba san ctl --control /run/npiv-hba/san-ctl.sock status
  *   npiv-hba san ctl --control PATH add-volume array=array1 name=data size=2GiB file=data.img
@@ -33,6 +33,7 @@ export interface SanCliOptions {
   link?: string;
   pcap?: string;
   control?: string;
+  dataDir?: string;
   socketGroup?: string;
   socketOwner?: string;
   controlGroup?: string;
@@ -76,6 +77,7 @@ export function parseCtlArguments(cmd: string, words: readonly string[]): Record
 export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<void> {
   if (!opts.config) throw new Error('--config <file> is required (or --example)');
   if (!opts.link) throw new Error('--link <path> is required');
+  if (opts.dataDir === '') throw new Error('--data-dir: the directory path is empty');
   checkSocketPathLength(opts.link, '--link');
   if (opts.control !== undefined) {
     checkSocketPathLength(opts.control, '--control');
@@ -102,6 +104,9 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
     linkPath: opts.link,
     linkAccess: { access: linkAccess, maxPerUid: maxLinksPerUid },
     ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
+    // Like any path on the command line, relative to the working directory (the configuration's
+    // "dataDir" is relative to the configuration file).
+    ...(opts.dataDir !== undefined ? { dataDir: resolve(opts.dataDir) } : {}),
     baseDir: dirname(resolve(opts.config)),
   });
   try {
@@ -122,6 +127,7 @@ export function registerSanCommand(program: Command): void {
     .option('--link <path>', 'Unix socket path for HBA links')
     .option('--pcap <file>', 'record every frame through the switch (pcap, LINKTYPE_FC_2); holds disk data, created 0600')
     .option('--control <path>', 'Unix socket for run-time changes (JSON lines; see `san ctl`)')
+    .option('--data-dir <dir>', 'data directory for volume files (overrides "dataDir" in --config): every volume file must be inside it, and `san ctl add-volume file=...` may create files only there')
     .option('--socket-group <group>', 'group (name or gid) whose members may connect links: the link socket becomes 0660 and group-owned')
     .option('--socket-owner <user>', 'user (name or uid) `serve` runs as, if not this one: may connect links, owns the link socket file')
     .option('--control-group <group>', 'group (name or gid) whose members may use the control socket (0660)')

@@ -94,8 +94,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
   // file is written next to the socket before the socket exists.
   prepareSocketDirectory(opts.socket, access);
   const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
-  // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second).
-  const stats = new VportStatsWriter({ socketPath: opts.socket, wwpn });
+  // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second):
+  // private, readable by the socket group too.
+  const stats = new VportStatsWriter({ socketPath: opts.socket, wwpn, log, ...(access.group !== undefined ? { group: access.group } : {}) });
   const initiator =
     sanPath === undefined
       ? null

@@ -44,6 +44,29 @@ interface DirOptions {
 
 const PROGRAM = 'npiv-hba vport';
 
+interface DefineOptions {
+  uuid?: string;
+  wwpn?: string;
+  wwnn?: string;
+  naaPrefix?: string;
+  backend: string;
+  socket?: string;
+  autostart: boolean;
+  socketOwner?: string;
+  socketGroup?: string;
+  sanOwner?: string;
+}
+
+/** The `show` line for the socket access options, or null when none is set. */
+function accessLine(def: VportDefinition): string | null {
+  const parts = [
+    def.socketOwner !== undefined ? `socket owner ${def.socketOwner}` : null,
+    def.socketGroup !== undefined ? `socket group ${def.socketGroup}` : null,
+    def.sanOwner !== undefined ? `SAN owner ${def.sanOwner}` : null,
+  ].filter((p): p is string => p !== null);
+  return parts.length > 0 ? `access:     ${parts.join(', ')}` : null;
+}
+
 function parseTimeout(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
   if (!/^[0-9]{1,7}$/.test(text)) throw new VportUsageError(`invalid ${what} '${text}': expected milliseconds (0..9999999)`);
@@ -71,6 +94,10 @@ function vportJson(def: VportDefinition, status: VportStatus): object {
     backend: def.backend,
     socket: def.socket,
     autostart: def.autostart,
+    // null when unset, so that every entry of `list --json` has the same keys
+    socketOwner: def.socketOwner ?? null,
+    socketGroup: def.socketGroup ?? null,
+    sanOwner: def.sanOwner ?? null,
     ...statusJson(status),
   };
 }
@@ -146,8 +173,11 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
     .option('--backend <backend>', "'none' (no cable) or 'san:LINKPATH' (the SAN's link socket)", 'none')
     .option('--socket <path>', 'vfio-user socket path (default: <run-dir>/<uuid>.sock)')
     .option('--autostart', 'start with `vport start --auto`', false)
+    .option('--socket-owner <user>', 'serve --socket-owner: user (name or uid) QEMU runs as, if not the one running serve; may connect and owns the socket')
+    .option('--socket-group <group>', 'serve --socket-group: group (name or gid) whose members may connect; the socket becomes 0660')
+    .option('--san-owner <user>', 'serve --san-owner: user (name or uid) the SAN at the san: backend may run as, besides this one and root')
     .action(
-      run(async (opts: DirOptions & { uuid?: string; wwpn?: string; wwnn?: string; naaPrefix?: string; backend: string; socket?: string; autostart: boolean }) => {
+      run(async (opts: DirOptions & DefineOptions) => {
         const { store, runDir } = context(opts);
         const def = await defineVport(
           {
@@ -158,6 +188,9 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
             backend: parseBackend(opts.backend),
             socket: opts.socket,
             autostart: opts.autostart,
+            socketOwner: opts.socketOwner,
+            socketGroup: opts.socketGroup,
+            sanOwner: opts.sanOwner,
           },
           { store, runDir, env: io.env, ...(io.random ? { random: io.random } : {}) },
         );
@@ -272,10 +305,13 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
             `wwnn:       ${formatWwn(def.wwnn)}`,
             `backend:    ${formatBackend(def.backend)}`,
             `socket:     ${def.socket}`,
+            accessLine(def),
             `autostart:  ${def.autostart ? 'yes' : 'no'}`,
             `status:     ${describeStatus(status)}`,
             `definition: ${store.definitionPath(def.uuid)}`,
-          ].join('\n') + '\n',
+          ]
+            .filter((line): line is string => line !== null)
+            .join('\n') + '\n',
         );
       }),
     );

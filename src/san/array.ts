@@ -164,7 +164,7 @@ export class StorageArray implements LunMapping {
         open.noFollow = true;
       } else if (request.origin === 'control') {
         throw new Error(`volume '${s.name}': this SAN has no data directory, so the control socket cannot name backing files; ` +
-          'set "dataDir" in the SAN configuration and restart it, or leave out file= for a RAM volume');
+          'restart the SAN with --data-dir DIR (or "dataDir" in its configuration), or leave out file= for a RAM volume');
       } else {
         s.file = path.resolve(this.baseDir, s.file);
       }

@@ -17,6 +17,9 @@
  *  - client disconnect (spec "Client disconnection"): the device is detached, every DMA window
  *    unmapped and every irq fd closed; device state is kept; the next client is accepted.
  *  - close(): stops listening, drops the client, removes the socket file.
+ *  - warnings a client can trigger at will (a failed command, a framing error) are logged at most
+ *    5 per kind per 10 s for all clients together, then counted: a client looping a bad command
+ *    still gets every error reply, but cannot turn the log into an unbounded synchronous write.
  *
  * Events: 'connect' (), 'disconnect' (reason: string), 'error' (err: Error) for accept failures.
  */
@@ -30,6 +33,7 @@ import type { FramingError } from './framer.js';
 import { eventfdProblem } from './fdinfo.js';
 import { logger, type Logger } from '../util/log.js';
 import { ConnectionGate, listenPrivate, RateLimitedLog, SocketInUseError, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
+import { RateLimitedWarnings } from '../util/warn-limit.js';
 
 export interface VfioUserServerOptions {
   socketPath: string;
@@ -62,6 +66,8 @@ export class VfioUserServer extends EventEmitter {
   private readonly access: SocketAccess;
   private readonly gate: ConnectionGate;
   private readonly secondClientLog: RateLimitedLog;
+  /** failed commands and framing errors, for all clients: a client may loop them, or reconnect to */
+  private readonly warnings: RateLimitedWarnings;
   private listenFd: number | null = null;
   private socketFile: PrivateSocket | null = null;
   private listenWatch: PollHandle | null = null;
@@ -80,6 +86,7 @@ export class VfioUserServer extends EventEmitter {
     // One client at a time is enforced below; the gate only checks who connects.
     this.gate = new ConnectionGate({ access: this.access, maxPerUid: Infinity, what: 'vfio-user', log: this.log, native: this.native });
     this.secondClientLog = new RateLimitedLog(this.log);
+    this.warnings = new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
   }
 
   get listening(): boolean {
@@ -132,6 +139,7 @@ export class VfioUserServer extends EventEmitter {
   close(): void {
     if (this.client) this.client.channel.close('server shutting down');
     this.stopListening();
+    this.warnings.close();
   }
 
   // --- internals ------------------------------------------------------------------------
@@ -205,6 +213,7 @@ export class VfioUserServer extends EventEmitter {
       log,
       limits: this.limits,
       checkEventfd: eventfdProblem,
+      warnings: this.warnings,
     });
     // Callbacks reach the channel through `ref`: the channel may call onClose from its constructor.
     const ref: { channel: MessageChannel | null } = { channel: null };
@@ -223,7 +232,7 @@ export class VfioUserServer extends EventEmitter {
         if (result.close) ref.channel?.closeAfterFlush('protocol error before negotiation');
       },
       onFramingError: (error: FramingError) => {
-        log.warn({ kind: error.kind, reason: error.message }, 'vfio_user_framing_error');
+        this.warnings.warn('vfio_user_framing_error', { kind: error.kind, reason: error.message }, log);
         if (error.kind === 'size-too-large' && error.header) {
           ref.channel?.send(encodeErrorReply(error.header.id, error.header.command, ERRNO.EMSGSIZE));
         }

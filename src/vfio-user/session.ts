@@ -66,6 +66,7 @@ import {
 import type { FramedMessage } from './framer.js';
 import { F_SEAL_SHRINK, type NativeShim } from '../native/index.js';
 import type { Logger } from '../util/log.js';
+import { RateLimitedWarnings } from '../util/warn-limit.js';
 
 export type SessionNative = Pick<NativeShim, 'mmap' | 'munmap' | 'close' | 'eventfdWrite' | 'eventfdRead' | 'fdSize' | 'fdSeals'>;
 
@@ -102,6 +103,12 @@ export interface SessionOptions {
   checkEventfd?: ((fd: number) => string | null) | null;
   log: Logger;
   limits?: ServerLimits;
+  /**
+   * Limits the lines logged for failed commands: a client can send a bad command in a loop. The
+   * server passes one for all its sessions, so reconnecting does not reset the limit; without
+   * it the session has its own.
+   */
+  warnings?: RateLimitedWarnings;
 }
 
 const MMAP_PROT_READ = 1;
@@ -119,11 +126,15 @@ export class VfioUserSession {
   private readonly device: VfioUserDevice;
   private readonly native: SessionNative;
   private readonly log: Logger;
+  private readonly warnings: RateLimitedWarnings;
+  private readonly ownWarnings: boolean;
 
   constructor(options: SessionOptions) {
     this.device = options.device;
     this.native = options.native;
     this.log = options.log;
+    this.ownWarnings = options.warnings === undefined;
+    this.warnings = options.warnings ?? new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.memory = new DmaWindowSet(this.limits.maxDmaMaps);
     this.irqs = new IrqTable({
@@ -215,8 +226,9 @@ export class VfioUserSession {
       if (!fdsTaken) this.closeFds(fds);
       const errno = err instanceof ProtocolError ? err.errno : ERRNO.EIO;
       const context = { id: header.id, cmd: commandName(header.command), errno, noReply };
-      if (err instanceof ProtocolError) this.log.warn({ ...context, reason: err.message }, 'vfio_user_cmd_failed');
-      else this.log.error({ ...context, err }, 'vfio_user_cmd_crashed');
+      // The reply below goes out for every command; the log line only within the rate limit.
+      if (err instanceof ProtocolError) this.warnings.warn('vfio_user_cmd_failed', { ...context, reason: err.message }, this.log);
+      else this.warnings.error('vfio_user_cmd_crashed', { ...context, err }, this.log);
       if (noReply) return { reply: null, close: closeAfter };
       return { reply: encodeErrorReply(header.id, header.command, errno), close: closeAfter };
     }
@@ -226,6 +238,7 @@ export class VfioUserSession {
   end(): void {
     if (this.ended) return;
     this.ended = true;
+    if (this.ownWarnings) this.warnings.close();
     if (this.attached) {
       this.attached = false;
       try {

@@ -9,8 +9,14 @@
  *     "wwnn": "50:01:43:80:01:23:45:66",
  *     "backend": { "type": "san", "link": "/run/npiv-hba/san.sock" }   // or { "type": "none" }
  *     "socket": "/run/npiv-hba/7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50.sock",
- *     "autostart": false
+ *     "autostart": false,
+ *     "socketOwner": "libvirt-qemu",   // optional: serve --socket-owner
+ *     "socketGroup": "kvm",            // optional: serve --socket-group
+ *     "sanOwner": "npiv-san"           // optional: serve --san-owner (san backend only)
  *   }
+ *
+ * The three access fields hold a user or group as given (a name, or a numeric id): a name is
+ * resolved by serve each time the vport starts. Files written before they existed stay valid.
  *
  * Files are written by this tool but may be edited by hand, so every read is validated (zod) and
  * a bad file is reported by name, never half-trusted.
@@ -38,6 +44,33 @@ export interface VportDefinition {
   socket: string;
   /** start when `npiv-hba vport start --auto` runs (at boot) */
   autostart: boolean;
+  /** serve --socket-owner: the user (name or uid) QEMU runs as, if not the one running serve */
+  socketOwner?: string;
+  /** serve --socket-group: the group (name or gid) whose members may connect to the socket */
+  socketGroup?: string;
+  /** serve --san-owner: the user (name or uid) the SAN at the backend's link may run as */
+  sanOwner?: string;
+}
+
+/** The definition fields that become serve options, with the option each one is passed as. */
+export const ACCESS_OPTIONS = [
+  { field: 'socketOwner', option: '--socket-owner' },
+  { field: 'socketGroup', option: '--socket-group' },
+  { field: 'sanOwner', option: '--san-owner' },
+] as const;
+
+/**
+ * A user or group name, or a numeric id, as passed to serve: it becomes one argv word, so nothing
+ * that commander could read as an option (a leading '-') and no whitespace or control characters.
+ */
+const ACCOUNT_PATTERN = /^[A-Za-z0-9_.][A-Za-z0-9_.@-]{0,255}\$?$/;
+
+/** Checks the form of a user or group given for `option`; whether it exists is checked by the caller. */
+export function checkAccountName(text: string, option: string): string {
+  if (!ACCOUNT_PATTERN.test(text)) {
+    throw new VportUsageError(`invalid ${option} '${text}': expected a user or group name, or a numeric id`);
+  }
+  return text;
 }
 
 /** Canonical (lower-case) UUID, or a usage error naming the input. */
@@ -98,6 +131,9 @@ const SocketPathText = (what: string) =>
     }
   });
 
+const AccountText = (option: string) =>
+  z.string().refine((text) => ACCOUNT_PATTERN.test(text), { message: `expected a user or group name, or a numeric id (serve ${option})` });
+
 export const VportDefinitionFileSchema = z
   .object({
     version: z.literal(DEFINITION_FORMAT_VERSION),
@@ -110,9 +146,13 @@ export const VportDefinitionFileSchema = z
     ]),
     socket: SocketPathText('socket path'),
     autostart: z.boolean(),
+    socketOwner: AccountText('--socket-owner').optional(),
+    socketGroup: AccountText('--socket-group').optional(),
+    sanOwner: AccountText('--san-owner').optional(),
   })
   .strict()
-  .refine((d) => d.wwpn !== d.wwnn, { message: 'wwpn and wwnn must differ' });
+  .refine((d) => d.wwpn !== d.wwnn, { message: 'wwpn and wwnn must differ' })
+  .refine((d) => d.sanOwner === undefined || d.backend.type === 'san', { message: 'sanOwner needs a san backend', path: ['sanOwner'] });
 
 export function definitionToJson(def: VportDefinition): object {
   return {
@@ -123,6 +163,10 @@ export function definitionToJson(def: VportDefinition): object {
     backend: def.backend.type === 'none' ? { type: 'none' } : { type: 'san', link: def.backend.link },
     socket: def.socket,
     autostart: def.autostart,
+    // Written only when set: a definition without them reads the same as before they existed.
+    ...(def.socketOwner !== undefined ? { socketOwner: def.socketOwner } : {}),
+    ...(def.socketGroup !== undefined ? { socketGroup: def.socketGroup } : {}),
+    ...(def.sanOwner !== undefined ? { sanOwner: def.sanOwner } : {}),
   };
 }
 
@@ -134,5 +178,15 @@ export function definitionFromJson(json: unknown): VportDefinition {
     throw new Error(problems.join('; '));
   }
   const d = result.data;
-  return { uuid: d.uuid, wwpn: d.wwpn, wwnn: d.wwnn, backend: d.backend, socket: d.socket, autostart: d.autostart };
+  return {
+    uuid: d.uuid,
+    wwpn: d.wwpn,
+    wwnn: d.wwnn,
+    backend: d.backend,
+    socket: d.socket,
+    autostart: d.autostart,
+    ...(d.socketOwner !== undefined ? { socketOwner: d.socketOwner } : {}),
+    ...(d.socketGroup !== undefined ? { socketGroup: d.socketGroup } : {}),
+    ...(d.sanOwner !== undefined ? { sanOwner: d.sanOwner } : {}),
+  };
 }

@@ -4,8 +4,9 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { parseGroup, parseUser } from '../util/private-socket.js';
 import { formatWwn, parseWwn, WwnError } from '../util/wwn.js';
-import { checkSocketPath, parseUuid, type VportBackend, type VportDefinition } from './definition.js';
+import { checkAccountName, checkSocketPath, parseUuid, type VportBackend, type VportDefinition } from './definition.js';
 import { VportError, VportUsageError } from './errors.js';
 import { forgetRuntime, stopVport, vportStatus, type StopOptions, type StopResult } from './runtime.js';
 import type { VportStore } from './store.js';
@@ -22,6 +23,12 @@ export interface DefineRequest {
   backend: VportBackend;
   socket?: string;
   autostart: boolean;
+  /** serve --socket-owner (user name or uid) */
+  socketOwner?: string;
+  /** serve --socket-group (group name or gid) */
+  socketGroup?: string;
+  /** serve --san-owner (user name or uid); only with a san backend */
+  sanOwner?: string;
 }
 
 export interface DefineContext {
@@ -40,6 +47,22 @@ function parseWwnArg(text: string, what: string): bigint {
   }
 }
 
+/**
+ * A user or group for a serve access option, checked as serve will check it at start (so a typo
+ * fails now, not at the next boot): the name must exist, an id is taken as it is.
+ */
+function checkAccount(text: string | undefined, option: string, kind: 'user' | 'group'): string | undefined {
+  if (text === undefined) return undefined;
+  const spec = checkAccountName(text.trim(), option);
+  try {
+    if (kind === 'user') parseUser(spec, option);
+    else parseGroup(spec, option);
+  } catch (err) {
+    throw new VportUsageError((err as Error).message);
+  }
+  return spec;
+}
+
 /** Validates and stores a new definition; returns it. */
 export async function defineVport(req: DefineRequest, ctx: DefineContext): Promise<VportDefinition> {
   // Everything that can be checked without the store is checked first (usage errors, exit 2).
@@ -49,6 +72,14 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
   const prefix = parseNaaPrefix(req.naaPrefix ?? ctx.env?.[NAA_PREFIX_ENV] ?? DEFAULT_NAA_PREFIX);
   const givenSocket = req.socket === undefined ? undefined : checkSocketPath(req.socket, 'socket path');
   if (givenWwpn !== undefined && givenWwpn === givenWwnn) throw new VportUsageError('the WWPN and the WWNN must differ');
+  if (req.sanOwner !== undefined && req.backend.type !== 'san') {
+    throw new VportUsageError('--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH');
+  }
+  const access = {
+    socketOwner: checkAccount(req.socketOwner, '--socket-owner', 'user'),
+    socketGroup: checkAccount(req.socketGroup, '--socket-group', 'group'),
+    sanOwner: checkAccount(req.sanOwner, '--san-owner', 'user'),
+  };
 
   return ctx.store.withLock(() => {
     const { definitions, problems } = ctx.store.list();
@@ -105,7 +136,17 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
     const sanSocketClash = req.backend.type === 'san' ? definitions.find((d) => d.socket === (req.backend as { link: string }).link) : undefined;
     if (sanSocketClash) throw new VportError(`SAN link path ${(req.backend as { link: string }).link} is the vfio-user socket of vport ${sanSocketClash.uuid}`);
 
-    const def: VportDefinition = { uuid, wwpn, wwnn, backend: req.backend, socket, autostart: req.autostart };
+    const def: VportDefinition = {
+      uuid,
+      wwpn,
+      wwnn,
+      backend: req.backend,
+      socket,
+      autostart: req.autostart,
+      ...(access.socketOwner !== undefined ? { socketOwner: access.socketOwner } : {}),
+      ...(access.socketGroup !== undefined ? { socketGroup: access.socketGroup } : {}),
+      ...(access.sanOwner !== undefined ? { sanOwner: access.sanOwner } : {}),
+    };
     ctx.store.create(def);
     return def;
   });

@@ -20,7 +20,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { formatWwn } from '../util/wwn.js';
-import type { VportDefinition } from './definition.js';
+import { ACCESS_OPTIONS, type VportDefinition } from './definition.js';
 import { VportError } from './errors.js';
 import { withLockFile } from './lock.js';
 import { describeProbe, probeUnixSocket, probeVfioUserServer } from './probe.js';
@@ -291,6 +291,10 @@ export function defaultServeCommand(): string[] {
 export function serveArguments(def: VportDefinition): string[] {
   const args = ['serve', '--socket', def.socket, '--wwpn', formatWwn(def.wwpn), '--wwnn', formatWwn(def.wwnn)];
   if (def.backend.type === 'san') args.push('--san', def.backend.link);
+  for (const { field, option } of ACCESS_OPTIONS) {
+    const value = def[field];
+    if (value !== undefined) args.push(option, value);
+  }
   return args;
 }
 

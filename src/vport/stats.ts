@@ -5,6 +5,10 @@
  *  - File: `<socket>.stats.json` next to the vport's vfio-user socket (statsPathFor()).
  *  - Written atomically (temporary file in the same directory, then rename), so a reader sees a
  *    whole old or a whole new file, never a torn one.
+ *  - Private: mode 0600, or 0640 and owned by the socket's group (serve --socket-group), so that
+ *    members of that group can run `vport stats`. The counters tell how busy a VM's disks are, and
+ *    the temporary file is created O_EXCL|O_NOFOLLOW under a random name, so nobody can plant a
+ *    symlink that makes serve (often root) overwrite another file (src/util/private-file.ts).
  *  - Written at most once per `minIntervalMs` (1 s by default): counting is a plain field increment
  *    on the hot path; a timer flushes. close() writes a final snapshot with `running: false`.
  *  - Content: {"version":1,"pid","wwpn","startedAt","updatedAt","running","link","counters":{...}}
@@ -15,8 +19,10 @@
  *    stats.count('framesTx'); stats.count('bytesRead', n); stats.setLink('up');
  *    ... on shutdown: stats.close();
  */
-import { readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { readFileSync, unlinkSync } from 'node:fs';
 import { z } from 'zod';
+import type { Logger } from '../util/log.js';
+import { writePrivateFileAtomic } from '../util/private-file.js';
 import { formatWwn } from '../util/wwn.js';
 
 export const STATS_FORMAT_VERSION = 1;
@@ -72,6 +78,10 @@ export interface VportStatsWriterOptions {
   socketPath: string;
   wwpn: bigint;
   minIntervalMs?: number;
+  /** the socket's group (serve --socket-group): may read the file (0640) */
+  group?: number;
+  /** where a failed background write is reported (the first write, in the constructor, throws instead) */
+  log?: Logger;
   /** clock for updatedAt/startedAt (tests) */
   now?: () => Date;
 }
@@ -83,6 +93,10 @@ export class VportStatsWriter {
   private readonly wwpn: string;
   private readonly startedAt: string;
   private readonly minIntervalMs: number;
+  private readonly group: number | undefined;
+  private readonly log: Logger | undefined;
+  /** a background write failed and no write succeeded since: report the next failure only once */
+  private failing = false;
   private readonly now: () => Date;
   private lastWrite = 0;
   private timer: NodeJS.Timeout | null = null;
@@ -92,6 +106,8 @@ export class VportStatsWriter {
     this.path = statsPathFor(options.socketPath);
     this.wwpn = formatWwn(options.wwpn);
     this.minIntervalMs = options.minIntervalMs ?? DEFAULT_STATS_INTERVAL_MS;
+    this.group = options.group;
+    this.log = options.log;
     this.now = options.now ?? (() => new Date());
     this.startedAt = this.now().toISOString();
     this.flush();
@@ -131,9 +147,10 @@ export class VportStatsWriter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    const tmp = `${this.path}.tmp-${process.pid}`;
-    writeFileSync(tmp, JSON.stringify(this.snapshot()) + '\n', { mode: 0o644 });
-    renameSync(tmp, this.path);
+    writePrivateFileAtomic(this.path, JSON.stringify(this.snapshot()) + '\n', {
+      what: 'statistics file',
+      ...(this.group !== undefined ? { group: this.group } : {}),
+    });
     this.lastWrite = Date.now();
   }
 
@@ -151,7 +168,21 @@ export class VportStatsWriter {
       }
       return;
     }
-    this.flush();
+    this.flushInBackground();
+  }
+
+  /**
+   * flush() for the timer and close(): statistics must never take the HBA down, so a failure is
+   * logged (once until a write succeeds again) and the next write tries again.
+   */
+  private flushInBackground(): void {
+    try {
+      this.flush();
+      this.failing = false;
+    } catch (err) {
+      if (!this.failing) this.log?.warn({ event: 'stats_write_failed', file: this.path, reason: (err as Error).message }, 'stats_write_failed');
+      this.failing = true;
+    }
   }
 
   private schedule(): void {
@@ -159,7 +190,7 @@ export class VportStatsWriter {
     const wait = Math.max(0, this.lastWrite + this.minIntervalMs - Date.now());
     this.timer = setTimeout(() => {
       this.timer = null;
-      this.flush();
+      this.flushInBackground();
     }, wait);
     this.timer.unref(); // statistics never keep the process alive
   }

@@ -1,6 +1,6 @@
 /**
  * `serve` and `san` (built CLI, child processes) against other local users
- * (docs/security.md): sockets 0600 in private directories whatever the umask, SIGHUP
+ * (docs/security.md): sockets and the stats file 0600 in private directories whatever the umask, SIGHUP
  * stopping both without leaving a socket behind, a `--san` path squatted by another user refused
  * before any frame is sent, and socket path options checked up front.
  *
@@ -48,6 +48,7 @@ describe('sockets of serve and san', () => {
     await waitFor(() => existsSync(socket), 'vfio-user socket', serve);
     expect([mode(link), mode(control), mode(socket)]).toEqual([0o600, 0o600, 0o600]);
     expect([mode(join(sandbox.dir, 'run')), mode(join(sandbox.dir, 'vm'))]).toEqual([0o700, 0o700]);
+    expect(mode(`${socket}.stats.json`)).toBe(0o600); // the counters are private too
 
     serve.proc.kill('SIGHUP');
     san.proc.kill('SIGHUP');

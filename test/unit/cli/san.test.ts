@@ -8,7 +8,7 @@
  *
  * Without dist/ (npm ci builds it; `npm run build:ts` in a dev loop) every test here fails.
  */
-import { existsSync, lstatSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSan } from '../../../src/cli/san.js';
@@ -147,6 +147,53 @@ describe('npiv-hba san: a running SAN from the example configuration', () => {
     san.proc.kill('SIGINT');
     expect(await san.exit).toBe(0);
     expect(existsSync(control)).toBe(false);
+  });
+});
+
+describe('npiv-hba san --data-dir', () => {
+  /** One array with a port and no volumes; "dataDir" in the file when `configDataDir` is given. */
+  function config(configDataDir?: string): string {
+    const cfg = join(sandbox.dir, 'san.json');
+    const array = { name: 'array1', ports: [{ wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' }], volumes: [], hostGroups: [] };
+    writeFileSync(cfg, JSON.stringify({ ...(configDataDir ? { dataDir: configDataDir } : {}), fabric: { name: 'f', domain: 2 }, arrays: [array] }));
+    return cfg;
+  }
+
+  it('confines ctl add-volume file= to the directory, overriding "dataDir" in the configuration', async () => {
+    const data = join(sandbox.dir, 'vols');
+    const control = join(sandbox.dir, 'c.sock');
+    const san = sandbox.start(['san', '--config', config('from-config'), '--link', join(sandbox.dir, 'l.sock'), '--control', control, '--data-dir', data]);
+    await waitFor(() => existsSync(control), 'control socket appears', san);
+    expect(statSync(data).mode & 0o7777).toBe(0o700); // created private
+    const ctl = (...args: string[]) => sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array=array1', 'size=1MiB', ...args]);
+
+    const inside = await ctl('name=a', 'file=a.img');
+    expect([inside.code, inside.stderr]).toEqual([0, '']);
+    expect(statSync(join(data, 'a.img')).size).toBe(1024 * 1024);
+    expect(existsSync(join(sandbox.dir, 'from-config'))).toBe(false); // the flag won over the file
+
+    const outside = join(sandbox.dir, 'outside.img');
+    const [absolute, dotdot] = await Promise.all([ctl('name=b', `file=${outside}`), ctl('name=c', 'file=../escape.img')]);
+    expect(absolute.code).toBe(1);
+    expect(absolute.stderr).toContain(`backing file '${outside}' is outside the data directory`);
+    expect(dotdot.code).toBe(1);
+    expect(dotdot.stderr).toContain("backing file '../escape.img' contains '..'");
+    expect([existsSync(outside), existsSync(join(sandbox.dir, 'escape.img'))]).toEqual([false, false]);
+
+    san.proc.kill('SIGTERM');
+    expect(await san.exit).toBe(0);
+  });
+
+  it('without it (and without "dataDir") ctl add-volume file= is refused, saying how to allow it', async () => {
+    const control = join(sandbox.dir, 'c.sock');
+    const san = sandbox.start(['san', '--config', config(), '--link', join(sandbox.dir, 'l.sock'), '--control', control]);
+    await waitFor(() => existsSync(control), 'control socket appears', san);
+    const r = await sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array=array1', 'name=a', 'size=1MiB', 'file=a.img']);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('restart the SAN with --data-dir DIR');
+    expect(existsSync(join(sandbox.dir, 'a.img'))).toBe(false);
+    san.proc.kill('SIGTERM');
+    expect(await san.exit).toBe(0);
   });
 });
 

@@ -5,7 +5,7 @@
  * ignoring SIGTERM). Every process a test starts is killed by pid afterwards.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, lstatSync, mkdirSync, readFileSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,9 @@ import { probeVfioUserServer } from '../../../src/vport/probe.js';
 import { STATE_FORMAT_VERSION, statePath, writeRuntimeState } from '../../../src/vport/runtime.js';
 import { statsPathFor, VportStatsWriter } from '../../../src/vport/stats.js';
 import { BUILT_CLI, capture, haveBuiltCli, tempDirs, type TempDirs } from '../vport/helpers.js';
+
+/** gid of nogroup (Debian) / nobody (Fedora): a group the test user is not in */
+const NOGROUP = 65534;
 
 let dirs: TempDirs;
 let env: NodeJS.ProcessEnv;
@@ -244,6 +247,25 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     } finally {
       await listener.close();
     }
+  });
+
+  it('a vport defined with --socket-group is served on a 0660 socket (stats file 0640) owned by that group', async () => {
+    // root may give a socket to any group; anyone else only to a group of its own
+    const gid = process.getuid?.() === 0 ? NOGROUP : (process.getgroups?.().find((g) => g !== process.getegid?.()) ?? process.getegid!());
+    const uuid = await define('--socket-group', String(gid));
+    const socket = join(dirs.runDir, `${uuid}.sock`);
+    const r = await cli(['start', uuid]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    const pid = Number(/pid (\d+)/.exec(r.stdout)![1]);
+    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    expect(argv[argv.indexOf('--socket-group') + 1]).toBe(String(gid));
+    expect(statSync(socket).mode & 0o7777).toBe(0o660);
+    expect(statSync(socket).gid).toBe(gid);
+    // the counters are readable by that group (vport stats), by nobody else
+    expect(statSync(`${socket}.stats.json`).mode & 0o7777).toBe(0o640);
+    expect(statSync(`${socket}.stats.json`).gid).toBe(gid);
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', socketGroup: String(gid) });
+    expect((await cli(['stop', uuid])).code).toBe(0);
   });
 
   it('start --auto starts only autostart vports that are not running', async () => {

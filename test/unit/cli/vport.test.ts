@@ -130,12 +130,45 @@ describe('define', () => {
     [['--socket', 'relative.sock'], 'must be an absolute path'],
     [['--socket', '/' + 'x'.repeat(120)], 'at most 107'],
     [['--bogus'], "unknown option '--bogus'"],
+    [['--socket-group', 'no-such-group-npiv'], "--socket-group 'no-such-group-npiv': no such group"],
+    [['--socket-owner', 'no-such-user-npiv'], "--socket-owner 'no-such-user-npiv': no such user"],
+    [['--socket-owner', '-x'], "invalid --socket-owner '-x'"],
+    [['--backend', 'san:/run/s.sock', '--san-owner', 'no-such-user-npiv'], "--san-owner 'no-such-user-npiv': no such user"],
+    [['--san-owner', '0'], '--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH'],
   ])('refuses malformed arguments %j with exit 2', async (argv, message) => {
     const r = await cli('define', ...argv);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain(message);
     expect(r.stdout).toBe('');
     expect(existsSync(dirs.configDir) ? (await cli('list')).stdout : '').toBe('');
+  });
+
+  it('stores the socket access options; show and list --json print them', async () => {
+    const link = join(dirs.root, 'san.sock');
+    await define('--uuid', U1, '--socket-owner', 'root', '--socket-group', '0', '--san-owner', '0', '--backend', `san:${link}`);
+    const file = JSON.parse(readFileSync(join(dirs.configDir, `${U1}.json`), 'utf8'));
+    expect(file).toMatchObject({ socketOwner: 'root', socketGroup: '0', sanOwner: '0' });
+    expect(await showJson(U1)).toMatchObject({ socketOwner: 'root', socketGroup: '0', sanOwner: '0' });
+    expect((await cli('show', U1)).stdout).toContain('access:     socket owner root, socket group 0, SAN owner 0\n');
+    await define('--uuid', U2);
+    const list = JSON.parse((await cli('list', '--json')).stdout);
+    expect(list.map((v: { socketOwner: unknown; socketGroup: unknown; sanOwner: unknown }) => [v.socketOwner, v.socketGroup, v.sanOwner])).toEqual([
+      [null, null, null],
+      ['root', '0', '0'],
+    ]);
+    expect((await cli('show', U2)).stdout).not.toContain('access:');
+  });
+
+  it('a definition file written before the access options existed still reads; a bad hand-edited one is named', async () => {
+    mkdirSync(dirs.configDir, { recursive: true });
+    const old = { version: 1, uuid: U1, wwpn: '50:01:43:80:01:23:45:67', wwnn: '50:01:43:80:01:23:45:66', backend: { type: 'none' }, socket: '/run/a.sock', autostart: false };
+    writeFileSync(join(dirs.configDir, `${U1}.json`), JSON.stringify(old));
+    expect(await showJson(U1)).toMatchObject({ uuid: U1, socketOwner: null, socketGroup: null, sanOwner: null });
+    writeFileSync(join(dirs.configDir, `${U1}.json`), JSON.stringify({ ...old, socketGroup: '--x', sanOwner: 'root' }));
+    const r = await cli('show', U1);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('socketGroup: expected a user or group name, or a numeric id (serve --socket-group)');
+    expect(r.stderr).toContain('sanOwner: sanOwner needs a san backend');
   });
 
   it('refuses to define while an invalid definition makes duplicate checks impossible', async () => {

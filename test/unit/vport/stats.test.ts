@@ -1,4 +1,5 @@
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { lstatSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync, writeFileSync } from 'node:fs';
+import { pino } from 'pino';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { COUNTER_NAMES, readVportStats, StatsReadError, statsPathFor, VportStatsWriter } from '../../../src/vport/stats.js';
@@ -64,7 +65,7 @@ describe('VportStatsWriter', () => {
     expect(readVportStats(socket)).toMatchObject({ running: false, counters: { errors: 3 } });
     w.count('errors'); // ignored after close: nothing scheduled
     expect(readVportStats(socket)!.counters.errors).toBe(3);
-    expect(readdirSync(dirs.root).filter((f) => f.includes('.tmp-'))).toEqual([]);
+    expect(readdirSync(dirs.root).filter((f) => f.includes('.tmp'))).toEqual([]);
     const w2 = new VportStatsWriter({ socketPath: socket, wwpn: 1n });
     w2.close({ remove: true });
     expect(readVportStats(socket)).toBeNull();
@@ -75,6 +76,73 @@ describe('VportStatsWriter', () => {
     expect(() => w.count('framesTx', -1)).toThrow(RangeError);
     expect(() => w.count('framesTx', 0.5)).toThrow(RangeError);
     w.close({ remove: true });
+  });
+});
+
+describe('the stats file is private', () => {
+  const mode = (path: string) => statSync(path).mode & 0o7777;
+  const isRoot = process.getuid?.() === 0;
+
+  it('is 0600 under umask 000, at the first write and after a timer flush', () => {
+    vi.useFakeTimers();
+    const old = process.umask(0);
+    try {
+      const w = new VportStatsWriter({ socketPath: socket, wwpn: 1n, minIntervalMs: 10 });
+      expect(mode(statsPathFor(socket))).toBe(0o600);
+      w.count('framesTx');
+      vi.advanceTimersByTime(10);
+      expect(onDisk().counters.framesTx).toBe(1);
+      expect(mode(statsPathFor(socket))).toBe(0o600);
+      w.close();
+      expect(mode(statsPathFor(socket))).toBe(0o600);
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  it('with the socket group: 0640 and owned by that group', () => {
+    // root may give the file to any group (nogroup, 65534); anyone else to its own group
+    const gid = isRoot ? 65534 : process.getegid!();
+    const old = process.umask(0);
+    try {
+      const w = new VportStatsWriter({ socketPath: socket, wwpn: 1n, group: gid });
+      expect(mode(statsPathFor(socket))).toBe(0o640);
+      expect(statSync(statsPathFor(socket)).gid).toBe(gid);
+      w.close();
+    } finally {
+      process.umask(old);
+    }
+  });
+
+  it('a symlink planted at the stats path is refused at start and never written through', () => {
+    const target = join(dirs.root, 'victim');
+    writeFileSync(target, 'precious\n');
+    symlinkSync(target, statsPathFor(socket));
+    expect(() => new VportStatsWriter({ socketPath: socket, wwpn: 1n })).toThrow(/refusing to write the statistics file .*: it is a symbolic link/);
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+  });
+
+  it('a symlink planted while serve runs is not followed: the write is skipped with one warning, serve goes on', () => {
+    vi.useFakeTimers();
+    const lines: { event?: string; reason?: string }[] = [];
+    const log = pino({ level: 'warn', base: null }, { write: (line: string) => void lines.push(JSON.parse(line)) });
+    const target = join(dirs.root, 'victim');
+    writeFileSync(target, 'precious\n');
+    const w = new VportStatsWriter({ socketPath: socket, wwpn: 1n, minIntervalMs: 10, log });
+    unlinkSync(statsPathFor(socket));
+    symlinkSync(target, statsPathFor(socket));
+    // and at the temporary name the writer used to use
+    symlinkSync(target, `${statsPathFor(socket)}.tmp-${process.pid}`);
+    for (let i = 0; i < 3; i++) {
+      w.count('framesTx');
+      vi.advanceTimersByTime(10);
+    }
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
+    expect(lstatSync(statsPathFor(socket)).isSymbolicLink()).toBe(true);
+    expect(lines.filter((l) => l.event === 'stats_write_failed')).toHaveLength(1);
+    expect(lines[0]!.reason).toContain('symbolic link');
+    expect(() => w.close()).not.toThrow();
+    expect(readFileSync(target, 'utf8')).toBe('precious\n');
   });
 });
 
