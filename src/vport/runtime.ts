@@ -14,11 +14,12 @@
  * among the running processes instead; without one the file is stale like any other.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { writePrivateFileAtomic } from '../util/private-file.js';
 import { formatWwn } from '../util/wwn.js';
 import { ACCESS_OPTIONS, type VportDefinition } from './definition.js';
 import { VportError } from './errors.js';
@@ -107,9 +108,8 @@ export function readState(runDir: string, uuid: string): RuntimeState | null {
 export function writeRuntimeState(runDir: string, state: RuntimeState): void {
   mkdirSync(runDir, { recursive: true, mode: 0o755 });
   const file = statePath(runDir, state.uuid);
-  const tmp = `${file}.tmp-${process.pid}`;
-  writeFileSync(tmp, JSON.stringify(state) + '\n', { mode: 0o644 });
-  renameSync(tmp, file);
+  // A fresh random temporary name, never through a symlink, renamed over the state file.
+  writePrivateFileAtomic(file, JSON.stringify(state) + '\n', { what: 'vport state file' });
 }
 
 function removeIfPresent(path: string): boolean {
@@ -360,7 +360,8 @@ async function startClean(def: VportDefinition, runDir: string, options: StartOp
   }
 
   mkdirSync(runDir, { recursive: true, mode: 0o755 });
-  mkdirSync(dirname(def.socket), { recursive: true, mode: 0o755 });
+  // The socket's directory is serve's to create: privately (0700, 0750 with a socket group), and
+  // it refuses one that other users could write to (docs/security.md).
   const log = logPath(runDir, def.uuid);
   const logFd = openSync(log, 'w', 0o644);
   const [command, ...prefix] = options.serveCommand ?? defaultServeCommand();

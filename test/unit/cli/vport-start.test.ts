@@ -249,6 +249,16 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     }
   });
 
+  it('the socket directory is created by serve, privately, not by vport start with the umask mode', async () => {
+    const socket = join(dirs.runDir, 'private-sockets', 'vm1.sock');
+    const uuid = await define('--socket', socket);
+    const r = await cli(['start', uuid]);
+    expect([r.code, r.stderr]).toEqual([0, '']);
+    expect(statSync(join(dirs.runDir, 'private-sockets')).mode & 0o7777).toBe(0o700);
+    expect(statSync(socket).mode & 0o7777).toBe(0o600);
+    expect((await cli(['stop', uuid])).code).toBe(0);
+  });
+
   it('a vport defined with --socket-group is served on a 0660 socket (stats file 0640) owned by that group', async () => {
     // root may give a socket to any group; anyone else only to a group of its own
     const gid = process.getuid?.() === 0 ? NOGROUP : (process.getgroups?.().find((g) => g !== process.getegid?.()) ?? process.getegid!());
