@@ -3,8 +3,10 @@
  * the entry points of the request ring (commands, other IOCBs, ring faults). No vendor firmware is
  * needed or executed; loads by mailbox are accepted and discarded.
  *
- * Modelled on what qla2xxx 10.02.x (ISP25xx path) needs — isp25xx.md §3 (bring-up), §3.7
- * (link-up and discovery), §9.3–§9.5 (event, mailbox and ring rules).
+ * Modelled on what qla2xxx 10.02.x (ISP25xx path) needs: bring-up by qla2x00_initialize_adapter
+ * (qla24xx_reset_risc, qla24xx_load_risc, qla2x00_init_rings), link-up and discovery as
+ * qla2x00_async_event and qla2x00_fw_ready see them, and the mailbox and ring protocols of
+ * qla2x00_mailbox_command and qla24xx_process_response_queue.
  *
  *   reset ──CLR_RISC_RESET / soft reset──▶ rom ──EXECUTE_FIRMWARE──▶ running ──INIT_FW──▶ initialized
  *   initialized: the port's fabric session (fabric-session.ts) arms the link and logs in
@@ -149,7 +151,7 @@ export class IspFirmware implements FirmwareControl {
 
   // ---- RISC state -------------------------------------------------------------------------
 
-  /** ctrl_status SOFT_RESET: everything back to ROM state (isp25xx.md §2.1). */
+  /** ctrl_status SOFT_RESET: everything back to ROM state (qla24xx_reset_risc). */
   softReset(): void {
     this.risc = 'rom';
     this.resetFirmwareState();

@@ -2,7 +2,7 @@
  * The emulated QLogic ISP2532 (QLE2562-like, one port = one NPIV vport) as an unmodified Linux
  * qla2xxx 10.02.x drives it: BAR1 register file, mailbox firmware, event latch and interrupts,
  * flash with NVRAM/VPD and a generated firmware image, request/response rings and the fabric
- * side through a FabricPort. Behavioural reference: isp25xx.md and drivers/scsi/qla2xxx.
+ * side through a FabricPort. Behavioural reference: drivers/scsi/qla2xxx.
  *
  * Usage (PCI side, src/isp/pci-identity.ts; SAN side, src/isp/initiator-fabric.ts):
  *   const fabric = new InitiatorFabricPort({ connect: () => connectLink(fabricSocketPath) });

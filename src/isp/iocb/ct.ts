@@ -1,6 +1,6 @@
 /**
  * CT Pass-Through IOCB (0x29) of the emulated ISP2532 firmware (qla2xxx 10.02.x qla24xx_ct_iocb /
- * qla24xx_prep_ms_iocb; isp25xx.md §4.10). Name-server requests (handle 0x7FC) are carried to the
+ * qla24xx_prep_ms_iocb; FC-GS-7 CT_IU). Name-server requests (handle 0x7FC) are carried to the
  * fabric's directory server over the link; the management server (0x7EF: FDMI, GPSC) gets a clean
  * CT reject built here ("command not supported"), which makes the driver drop FDMI and GPSC.
  * Request and response buffers may be the same DMA buffer: the request is read whole first.

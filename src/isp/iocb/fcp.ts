@@ -3,7 +3,7 @@
  * codec (CDB/LUN in SAM order, validated data segments) is carried to the target as an FCP
  * exchange through the FabricPort, data is moved between the guest's segments and the exchange,
  * and the result becomes a Status Type 0 as qla2xxx 10.02.x qla2x00_status_entry reads it
- * (isp25xx.md §4.2, §4.3, §9.5).
+ * (qla24xx_start_scsi builds the command).
  *
  *   not logged in / PRLI not done   → CS_PORT_LOGGED_OUT (link up) or CS_PORT_UNAVAILABLE (down)
  *   fewer bytes than FCP_DL         → CS_DATA_UNDERRUN + residual (firmware-computed)
