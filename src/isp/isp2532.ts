@@ -7,13 +7,13 @@
  * Usage (PCI side, src/isp/pci-identity.ts; SAN side, src/isp/initiator-fabric.ts):
  *   const fabric = new InitiatorFabricPort({ connect: () => connectLink(fabricSocketPath) });
  *   const isp = new Isp2532({ host: ispHostOf(pciFunction), fabric, wwpn, wwnn });
- *   BAR1 handler: isp.barHandler() (or mmioRead/mmioWrite); FLR / DEVICE_RESET: isp.reset();
+ *   BAR1: isp.mmioRead/mmioWrite (src/hba.ts binds them late, splitting 8-byte accesses);
+ *   FLR / DEVICE_RESET: isp.reset();
  *   interrupt routing change: isp.interruptRoutingChanged(); teardown: await fabric.close()
  *
  * The configured wwpn/wwnn are the only names the port logs in with (src/isp/identity.ts); the
  * flash's VPD/NVRAM sector that carries them to the guest is host-owned (src/isp/flash.ts).
  */
-import type { AccessSize, BarHandler } from '../pci/bar.js';
 import { logger, type Logger } from '../util/log.js';
 import { formatWwn } from '../util/wwn.js';
 import { EventFifo, MAILBOX_COUNT } from './events.js';
@@ -27,9 +27,6 @@ import { IspRegisterFile } from './registers.js';
 import { RingEngine } from './ring/engine.js';
 import { TsRingBaseline } from './ring/ts-baseline.js';
 import type { RingCodec } from './ring/types.js';
-
-/** BAR1 size of a real QLE2562 (registers occupy the first 0x100 bytes). */
-export const ISP2532_BAR1_SIZE = 0x4000;
 
 export interface Isp2532Options {
   host: IspHost;
@@ -124,26 +121,6 @@ export class Isp2532 {
 
   mmioWrite(offset: number, size: number, value: number): void {
     this.registers.write(offset, size, value);
-  }
-
-  /** BAR1 as a src/pci BarHandler (8-byte accesses split into two dword accesses). */
-  barHandler(): BarHandler {
-    return {
-      read: (offset: number, size: AccessSize): number | bigint => {
-        if (size !== 8) return this.mmioRead(offset, size);
-        return BigInt(this.mmioRead(offset, 4)) | (BigInt(this.mmioRead(offset + 4, 4)) << 32n);
-      },
-      write: (offset: number, size: AccessSize, value: number | bigint): void => {
-        if (size !== 8) {
-          this.mmioWrite(offset, size, Number(value));
-          return;
-        }
-        const v = BigInt.asUintN(64, BigInt(value));
-        this.mmioWrite(offset, 4, Number(v & 0xffffffffn));
-        this.mmioWrite(offset + 4, 4, Number(v >> 32n));
-      },
-      resetEnter: () => this.reset(),
-    };
   }
 
   /** Function-level reset (DEVICE_RESET / FLR). */
