@@ -13,14 +13,10 @@ import { declined, echo, view } from './common.js';
 /** CT IU preamble (FC-GS): 16 bytes; response code at 8 (BE), reason 13, explanation 14. */
 export const CT_IU = {
   PREAMBLE_SIZE: 16,
-  REVISION: 0,
-  GS_TYPE: 4,
-  GS_SUBTYPE: 5,
   COMMAND_RESPONSE: 8,
   REASON_CODE: 13,
   EXPLANATION: 14,
 } as const;
-export const CT_ACCEPT = 0x8002;
 export const CT_REJECT = 0x8001;
 /** CT reject reason "command not supported" (the driver disables GPSC on 0x0B). */
 export const CT_REASON_NOT_SUPPORTED = 0x0b;
