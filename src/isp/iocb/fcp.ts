@@ -50,9 +50,19 @@ function gather(mem: GuestMemory, segments: DataSegment[], total: number): Uint8
   return out;
 }
 
-/** Scatters read data into the guest's segments; false on a DMA error. */
+/**
+ * Scatters read data into the guest's segments; false on a DMA error. Every segment is checked
+ * before the first byte is written, so a fault in segment k leaves segments below k untouched.
+ */
 function scatter(mem: GuestMemory, segments: DataSegment[], data: Uint8Array): boolean {
   let at = 0;
+  for (const s of segments) {
+    if (at >= data.length) break;
+    const n = Math.min(s.length, data.length - at);
+    if (!mem.isMapped(s.address, n, 'write')) return false;
+    at += n;
+  }
+  at = 0;
   try {
     for (const s of segments) {
       if (at >= data.length) break;

@@ -252,6 +252,18 @@ describe('FCP command path against a fake context', () => {
     expect(Array.from(ctx.memory.read(DATA, 512))).toEqual(Array.from(data));
     expect(ctx.exchanges.size).toBe(0);
   });
+
+  it('a READ whose second segment is unmapped completes CS_DMA and writes nothing, not even the first segment', async () => {
+    const ctx = new FakeContext();
+    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    ctx.port.logins.prliAccepted(l, 0x12);
+    ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: new Uint8Array(512).fill(0xa5) });
+    const cmd = { ...read(0x81), segments: [{ address: DATA, length: 256 }, { address: 0x7f0000000n, length: 256 }] };
+    executeCommand(ctx, cmd);
+    await new Promise((r) => setImmediate(r));
+    expect(ctx.statuses).toEqual([{ handle: 7, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
+    expect(ctx.memory.read(DATA, 256).every((b) => b === 0)).toBe(true);
+  });
 });
 
 describe('mailbox commands against a fake context', () => {
