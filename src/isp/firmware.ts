@@ -75,6 +75,7 @@ export interface IspFirmwareOptions {
 export class IspFirmware implements FirmwareControl {
   readonly flash: FlashStore;
   readonly events: EventFifo;
+  /** Attached by attachQueues() right after construction (the queues call back into this object). */
   queues!: IspQueues;
   risc: RiscState = 'rom';
   firmwareLoaded = false;
@@ -178,7 +179,7 @@ export class IspFirmware implements FirmwareControl {
     this.icb = null;
     // Outstanding commands are not completed on reset: the driver aborts them itself (§9.7).
     this.exchanges.clear();
-    this.queues?.reset();
+    this.queues.reset();
   }
 
   firmwareImageLoaded(): void {
