@@ -20,6 +20,7 @@ import { EventFifo, MAILBOX_COUNT } from './events.js';
 import type { FabricPort } from './fabric-port.js';
 import { IspFirmware } from './firmware.js';
 import { buildFlashImage, FlashStore, HOST_OWNED_FLASH } from './flash.js';
+import { RateLimitedWarnings } from './guest-error-log.js';
 import { nodeScheduler, type IspHost, type IspScheduler } from './host.js';
 import { IdentityPolicy, type PortIdentity } from './identity.js';
 import { IspQueues } from './queues.js';
@@ -50,6 +51,8 @@ export interface Isp2532Options {
   codec?: RingCodec;
   /** See IspFirmwareOptions.reportLoginsInPortList (default false, for the qla2xxx GNL bug). */
   reportLoginsInPortList?: boolean;
+  /** Clock of the warning rate limits (default Date.now). */
+  now?: () => number;
 }
 
 /** The WASM ring engine, or its TypeScript twin when the WASM build is missing (logged). */
@@ -73,8 +76,11 @@ export class Isp2532 {
 
   constructor(o: Isp2532Options) {
     this.log = o.log ?? logger('isp2532', { wwpn: formatWwn(o.wwpn) });
+    // Errors (most of them guest-triggered) are warnings, rate-limited per event name so that a
+    // guest looping an invalid command cannot flood the log; the rest is debug tracing.
+    const warnings = new RateLimitedWarnings(this.log, undefined, o.now);
     const trace = (event: string, detail: Record<string, unknown>) => {
-      if (detail.guestError || event.includes('_err_')) this.log.warn({ event, ...detail }, event);
+      if (detail.guestError || event.includes('_err_')) warnings.warn(event, detail);
       else this.log.debug({ event, ...detail }, event);
     };
     const scheduler = o.scheduler ?? nodeScheduler;
@@ -91,7 +97,7 @@ export class Isp2532 {
         subsystemDeviceId: o.subsystemDeviceId ?? 0x015d,
       }),
       trace,
-      { hostOwned: HOST_OWNED_FLASH },
+      { hostOwned: HOST_OWNED_FLASH, ...(o.now ? { now: o.now } : {}) },
     );
     const outbound = new Uint16Array(MAILBOX_COUNT);
     this.events = new EventFifo(o.host, outbound, trace);
@@ -103,6 +109,7 @@ export class Isp2532 {
       fabric: o.fabric,
       identity: this.identity,
       trace,
+      ...(o.now ? { now: o.now } : {}),
       ...(o.reportLoginsInPortList !== undefined ? { reportLoginsInPortList: o.reportLoginsInPortList } : {}),
     });
     this.queues = new IspQueues(o.host, scheduler, this.events, o.codec ?? defaultCodec(this.log), {
