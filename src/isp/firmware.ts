@@ -33,7 +33,7 @@ import { GuestDma } from './guest-dma.js';
 import type { IspHost, IspScheduler } from './host.js';
 import type { IdentityPolicy, PortIdentity } from './identity.js';
 import { WarnLimiter } from './warn-limit.js';
-import { ICB_SIZE, parseInitControlBlock, RING_ENTRY_SIZE, type InitControlBlock } from './init-cb.js';
+import { ICB_SIZE, parseInitControlBlock, type InitControlBlock } from './init-cb.js';
 import { mailboxCommand, mailboxReply, RESOURCE_COUNT, type FirmwareControl, type MailboxContext } from './mailbox.js';
 import { executeCommand } from './iocb/fcp.js';
 import type { IspTrace, LinkPhase } from './iocb/context.js';
@@ -230,7 +230,7 @@ export class IspFirmware implements FirmwareControl {
       [icb.requestQueueAddress, icb.requestQueueLength],
       [icb.responseQueueAddress, icb.responseQueueLength],
     ] as const) {
-      if (!this.dma.readable(addr, len * RING_ENTRY_SIZE)) {
+      if (!this.dma.readable(addr, len * IOCB_SIZE)) {
         this.guestError('mbox_err_init_fw_ring_unmapped', { address: addr.toString(16), entries: len });
       }
     }

@@ -32,7 +32,6 @@ const FO1_INITIATOR_DISABLE = 1 << 5;
 /** Ring sizes the firmware accepts (the driver uses 2048 / 512; real firmware caps at 0x8000). */
 export const RING_MIN_ENTRIES = 2;
 export const RING_MAX_ENTRIES = 0x8000;
-export const RING_ENTRY_SIZE = 64;
 
 export interface InitControlBlock {
   version: number;
