@@ -2,7 +2,7 @@
  * Ring engine: the hot command-queue path of the emulated QLogic ISP2532 (24xx/25xx firmware
  * interface as driven by Linux qla2xxx 10.02.x), compiled to build/ring.wasm.
  *
- * Build notes (asconfig.json, owned by the project lead): the engine needs the stub runtime,
+ * Build notes (asconfig.json): the engine needs the stub runtime,
  * raw bindings and initialMemory ≥ 2 pages (LAYOUT_END = 0x19400 bytes); it never allocates
  * and never grows memory, so a maximumMemory equal to initialMemory would also be fine. It
  * makes no use of asserts or exceptions: guest input is reported through return codes and

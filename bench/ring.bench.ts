@@ -1,5 +1,5 @@
 /**
- * Ring codec benchmark (issue 7): the AssemblyScript RingEngine against its plain-TypeScript twin
+ * Ring codec benchmark: the AssemblyScript RingEngine against its plain-TypeScript twin
  * on realistic qla2xxx traffic — request batches of Command Type 7 (+ continuations) and the
  * matching Status Type 0 completions flushed to the response ring. Guest memory is a plain
  * ArrayBuffer window, so the numbers are codec cost (copy-in, validate, decode, encode, copy-out),

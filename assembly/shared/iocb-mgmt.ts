@@ -1,6 +1,6 @@
 /**
  * Field values and DMA structures of the ISP24xx/25xx management IOCBs that the firmware model
- * handles in TypeScript (qla2xxx 10.02.x qla_def.h / qla_fw.h; isp25xx.md §4.7–§4.12, Appendix B).
+ * handles in TypeScript (qla2xxx 10.02.x qla_def.h / qla_fw.h).
  * The entry layouts themselves (Logio, Ct, Els, MbxIocb, Marker, TskMgmt, Abort, VpRptId, Sts24 …)
  * are in iocb.ts and are not repeated here; this file only adds what they do not define.
  *

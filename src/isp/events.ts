@@ -1,6 +1,6 @@
 /**
  * RISC→host event FIFO of an ISP24xx/25xx with the host_status latch and CLR_RISC_INT
- * acknowledge (isp25xx.md §2.3, §9.3; qla2xxx 10.02.x qla24xx_intr_handler / qla24xx_msix_default).
+ * acknowledge (qla2xxx 10.02.x qla24xx_intr_handler / qla24xx_msix_default).
  *
  * Only the head event is latched: its mailbox values are visible in the outbound mailbox
  * registers and host_status = mb0 << 16 | HSRX_RISC_INT | type. hccr CLR_RISC_INT pops it and

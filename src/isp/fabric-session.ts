@@ -3,7 +3,7 @@
  * ISP24xx/25xx firmware does between INITIALIZE_FIRMWARE and "link up", and again after a link
  * loss or a LIP, as qla2xxx 10.02.x sees it (qla2x00_async_event for AEN 0x8011/0x8012/0x8014/
  * 0x8015, qla24xx_report_id_acquisition for the Report ID Acquisition entry, qla2x00_fw_ready for
- * the firmware state; isp25xx.md §3.7).
+ * the firmware state).
  *
  *   down ──arm (INIT_FW)──▶ armed ──fire (next mailbox │ ictrl enable │ 250 ms timer)──▶ logging-in
  *   logging-in ──FLOGI/FDISC accepted──▶ up: AEN 0x8011, RIDA (0x32, N_Port ID), AEN 0x8014 global
@@ -32,7 +32,11 @@ import { LoginTable } from './login-table.js';
 const PORT_UPDATE_GLOBAL = { handle: 0xffff, state: 0x0006, vp: 0x00ff } as const;
 /** AEN 0x8014 mb2 for a remote port that logged out. */
 const PDB_STATE_LOGGED_OUT = 0x0007;
-/** Link-up fires at the latest this long after INITIALIZE_FIRMWARE (isp25xx.md §2.3 rule). */
+/**
+ * Link-up fires at the latest this long after INITIALIZE_FIRMWARE. It is held back at first because
+ * AENs latched with the 0x60 completion are lost: qla2x00_mailbox_command polls once more after it,
+ * before qla2x00_init_rings sets fw_started, and qla2x00_async_event drops events until then.
+ */
 const LINK_UP_DEFER_MS = 250;
 /** Retry period for a failed fabric login while the link is up. */
 const FABRIC_LOGIN_RETRY_MS = 2000;

@@ -3,8 +3,10 @@
  * the entry points of the request ring (commands, other IOCBs, ring faults). No vendor firmware is
  * needed or executed; loads by mailbox are accepted and discarded.
  *
- * Modelled on what qla2xxx 10.02.x (ISP25xx path) needs — isp25xx.md §3 (bring-up), §3.7
- * (link-up and discovery), §9.3–§9.5 (event, mailbox and ring rules).
+ * Modelled on what qla2xxx 10.02.x (ISP25xx path) needs: bring-up by qla2x00_initialize_adapter
+ * (qla24xx_reset_risc, qla24xx_load_risc, qla2x00_init_rings), link-up and discovery as
+ * qla2x00_async_event and qla2x00_fw_ready see them, and the mailbox and ring protocols of
+ * qla2x00_mailbox_command and qla24xx_process_response_queue.
  *
  *   reset ──CLR_RISC_RESET / soft reset──▶ rom ──EXECUTE_FIRMWARE──▶ running ──INIT_FW──▶ initialized
  *   initialized: the port's fabric session (fabric-session.ts) arms the link and logs in
@@ -31,7 +33,7 @@ import { GuestDma } from './guest-dma.js';
 import type { IspHost, IspScheduler } from './host.js';
 import type { IdentityPolicy, PortIdentity } from './identity.js';
 import { WarnLimiter } from './warn-limit.js';
-import { ICB_SIZE, parseInitControlBlock, RING_ENTRY_SIZE, type InitControlBlock } from './init-cb.js';
+import { ICB_SIZE, parseInitControlBlock, type InitControlBlock } from './init-cb.js';
 import { mailboxCommand, mailboxReply, RESOURCE_COUNT, type FirmwareControl, type MailboxContext } from './mailbox.js';
 import { executeCommand } from './iocb/fcp.js';
 import type { IspTrace, LinkPhase } from './iocb/context.js';
@@ -73,6 +75,7 @@ export interface IspFirmwareOptions {
 export class IspFirmware implements FirmwareControl {
   readonly flash: FlashStore;
   readonly events: EventFifo;
+  /** Attached by attachQueues() right after construction (the queues call back into this object). */
   queues!: IspQueues;
   risc: RiscState = 'rom';
   firmwareLoaded = false;
@@ -149,7 +152,7 @@ export class IspFirmware implements FirmwareControl {
 
   // ---- RISC state -------------------------------------------------------------------------
 
-  /** ctrl_status SOFT_RESET: everything back to ROM state (isp25xx.md §2.1). */
+  /** ctrl_status SOFT_RESET: everything back to ROM state (qla24xx_reset_risc). */
   softReset(): void {
     this.risc = 'rom';
     this.resetFirmwareState();
@@ -176,7 +179,7 @@ export class IspFirmware implements FirmwareControl {
     this.icb = null;
     // Outstanding commands are not completed on reset: the driver aborts them itself (§9.7).
     this.exchanges.clear();
-    this.queues?.reset();
+    this.queues.reset();
   }
 
   firmwareImageLoaded(): void {
@@ -227,7 +230,7 @@ export class IspFirmware implements FirmwareControl {
       [icb.requestQueueAddress, icb.requestQueueLength],
       [icb.responseQueueAddress, icb.responseQueueLength],
     ] as const) {
-      if (!this.dma.readable(addr, len * RING_ENTRY_SIZE)) {
+      if (!this.dma.readable(addr, len * IOCB_SIZE)) {
         this.guestError('mbox_err_init_fw_ring_unmapped', { address: addr.toString(16), entries: len });
       }
     }

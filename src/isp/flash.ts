@@ -9,7 +9,8 @@
  *                  the guest lacks ql2500_fw.bin. No vendor firmware is included or executed.
  *   byte 0x120000  VPD of PCI function 0 (512 bytes)
  *   byte 0x120200  NVRAM of PCI function 0 (struct nvram_24xx, 512 bytes)
- * Absent ROM images, FLT and FDT make the driver use its 25xx defaults (isp25xx.md §3.2).
+ * Absent ROM images, FLT and FDT make the driver use its 25xx defaults (qla_sup.c
+ * qla2xxx_find_flt_start / qla2xxx_get_flt_info / qla2xxx_get_fdt_info fall back to them).
  *
  * The 64 KiB sector holding VPD and NVRAM (the driver's flt_region_vpd_nvram) is host-owned: it is
  * built from the host configuration (the vport's names) and the guest cannot erase or program it,

@@ -76,12 +76,15 @@ export const MBA = {
   RSCN_UPDATE: 0x8015,
 } as const;
 
-/** Well-known N_Port handles (qla_def.h NPH_*). */
+/**
+ * Well-known N_Port handles (qla_def.h NPH_*, the generation where the management server is
+ * 0x7ef: handles the driver may give remote ports end at NPH_LAST_HANDLE 0x7ee, below it).
+ */
 export const NPH = {
   MGMT_SERVER: 0x7ef,
   SNS: 0x7fc,
   F_PORT: 0x7fe,
-  LAST_HANDLE: 0x7ef,
+  LAST_HANDLE: 0x7ee,
 } as const;
 
 /** The fabric addresses behind those handles (FC-FS well-known addresses). */

@@ -20,7 +20,10 @@ export interface IspHost {
   sendMessage(vector: number): void;
 }
 
-/** Deferred work: MMIO handlers never do ring or fabric work inline (isp25xx.md §5.1). */
+/**
+ * Deferred work: MMIO handlers never do ring or fabric work inline; the register access returns
+ * first, so neither the vCPU nor the socket loop waits on that work.
+ */
 export interface IspScheduler {
   /** Runs fn soon, after the current register access has returned. */
   defer(fn: () => void): void;

@@ -1,6 +1,7 @@
 /**
  * Initialization control block (struct init_cb_24xx, 128 bytes) as INITIALIZE_FIRMWARE (0x60)
- * and MID_INITIALIZE_FIRMWARE (0x48) pass it by DMA (qla2xxx 10.02.x qla_fw.h; isp25xx.md §3.5).
+ * and MID_INITIALIZE_FIRMWARE (0x48) pass it by DMA (qla2xxx 10.02.x qla_fw.h,
+ * filled by qla24xx_config_rings / qla24xx_nvram_config).
  *
  *   0 version u16 | 4 frame_payload_size u16 | 12 port_name[8] | 20 node_name[8]
  *   36 response_q_length u16 | 38 request_q_length u16
@@ -31,7 +32,6 @@ const FO1_INITIATOR_DISABLE = 1 << 5;
 /** Ring sizes the firmware accepts (the driver uses 2048 / 512; real firmware caps at 0x8000). */
 export const RING_MIN_ENTRIES = 2;
 export const RING_MAX_ENTRIES = 0x8000;
-export const RING_ENTRY_SIZE = 64;
 
 export interface InitControlBlock {
   version: number;

@@ -2,24 +2,25 @@
  * The emulated QLogic ISP2532 (QLE2562-like, one port = one NPIV vport) as an unmodified Linux
  * qla2xxx 10.02.x drives it: BAR1 register file, mailbox firmware, event latch and interrupts,
  * flash with NVRAM/VPD and a generated firmware image, request/response rings and the fabric
- * side through a FabricPort. Behavioural reference: isp25xx.md and drivers/scsi/qla2xxx.
+ * side through a FabricPort. Behavioural reference: drivers/scsi/qla2xxx.
  *
  * Usage (PCI side, src/isp/pci-identity.ts; SAN side, src/isp/initiator-fabric.ts):
  *   const fabric = new InitiatorFabricPort({ connect: () => connectLink(fabricSocketPath) });
  *   const isp = new Isp2532({ host: ispHostOf(pciFunction), fabric, wwpn, wwnn });
- *   BAR1 handler: isp.barHandler() (or mmioRead/mmioWrite); FLR / DEVICE_RESET: isp.reset();
+ *   BAR1: isp.mmioRead/mmioWrite (src/hba.ts binds them late, splitting 8-byte accesses);
+ *   FLR / DEVICE_RESET: isp.reset();
  *   interrupt routing change: isp.interruptRoutingChanged(); teardown: await fabric.close()
  *
  * The configured wwpn/wwnn are the only names the port logs in with (src/isp/identity.ts); the
  * flash's VPD/NVRAM sector that carries them to the guest is host-owned (src/isp/flash.ts).
  */
-import type { AccessSize, BarHandler } from '../pci/bar.js';
 import { logger, type Logger } from '../util/log.js';
 import { formatWwn } from '../util/wwn.js';
 import { EventFifo, MAILBOX_COUNT } from './events.js';
 import type { FabricPort } from './fabric-port.js';
 import { IspFirmware } from './firmware.js';
 import { buildFlashImage, FlashStore, HOST_OWNED_FLASH } from './flash.js';
+import { RateLimitedWarnings } from './guest-error-log.js';
 import { nodeScheduler, type IspHost, type IspScheduler } from './host.js';
 import { IdentityPolicy, type PortIdentity } from './identity.js';
 import { IspQueues } from './queues.js';
@@ -27,9 +28,6 @@ import { IspRegisterFile } from './registers.js';
 import { RingEngine } from './ring/engine.js';
 import { TsRingBaseline } from './ring/ts-baseline.js';
 import type { RingCodec } from './ring/types.js';
-
-/** BAR1 size of a real QLE2562 (registers occupy the first 0x100 bytes). */
-export const ISP2532_BAR1_SIZE = 0x4000;
 
 export interface Isp2532Options {
   host: IspHost;
@@ -53,6 +51,8 @@ export interface Isp2532Options {
   codec?: RingCodec;
   /** See IspFirmwareOptions.reportLoginsInPortList (default false, for the qla2xxx GNL bug). */
   reportLoginsInPortList?: boolean;
+  /** Clock of the warning rate limits (default Date.now). */
+  now?: () => number;
 }
 
 /** The WASM ring engine, or its TypeScript twin when the WASM build is missing (logged). */
@@ -76,8 +76,11 @@ export class Isp2532 {
 
   constructor(o: Isp2532Options) {
     this.log = o.log ?? logger('isp2532', { wwpn: formatWwn(o.wwpn) });
+    // Errors (most of them guest-triggered) are warnings, rate-limited per event name so that a
+    // guest looping an invalid command cannot flood the log; the rest is debug tracing.
+    const warnings = new RateLimitedWarnings(this.log, undefined, o.now);
     const trace = (event: string, detail: Record<string, unknown>) => {
-      if (detail.guestError || event.includes('_err_')) this.log.warn({ event, ...detail }, event);
+      if (detail.guestError || event.includes('_err_')) warnings.warn(event, detail);
       else this.log.debug({ event, ...detail }, event);
     };
     const scheduler = o.scheduler ?? nodeScheduler;
@@ -94,7 +97,7 @@ export class Isp2532 {
         subsystemDeviceId: o.subsystemDeviceId ?? 0x015d,
       }),
       trace,
-      { hostOwned: HOST_OWNED_FLASH },
+      { hostOwned: HOST_OWNED_FLASH, ...(o.now ? { now: o.now } : {}) },
     );
     const outbound = new Uint16Array(MAILBOX_COUNT);
     this.events = new EventFifo(o.host, outbound, trace);
@@ -106,6 +109,7 @@ export class Isp2532 {
       fabric: o.fabric,
       identity: this.identity,
       trace,
+      ...(o.now ? { now: o.now } : {}),
       ...(o.reportLoginsInPortList !== undefined ? { reportLoginsInPortList: o.reportLoginsInPortList } : {}),
     });
     this.queues = new IspQueues(o.host, scheduler, this.events, o.codec ?? defaultCodec(this.log), {
@@ -124,26 +128,6 @@ export class Isp2532 {
 
   mmioWrite(offset: number, size: number, value: number): void {
     this.registers.write(offset, size, value);
-  }
-
-  /** BAR1 as a src/pci BarHandler (8-byte accesses split into two dword accesses). */
-  barHandler(): BarHandler {
-    return {
-      read: (offset: number, size: AccessSize): number | bigint => {
-        if (size !== 8) return this.mmioRead(offset, size);
-        return BigInt(this.mmioRead(offset, 4)) | (BigInt(this.mmioRead(offset + 4, 4)) << 32n);
-      },
-      write: (offset: number, size: AccessSize, value: number | bigint): void => {
-        if (size !== 8) {
-          this.mmioWrite(offset, size, Number(value));
-          return;
-        }
-        const v = BigInt.asUintN(64, BigInt(value));
-        this.mmioWrite(offset, 4, Number(v & 0xffffffffn));
-        this.mmioWrite(offset + 4, 4, Number(v >> 32n));
-      },
-      resetEnter: () => this.reset(),
-    };
   }
 
   /** Function-level reset (DEVICE_RESET / FLR). */

@@ -29,6 +29,7 @@ import {
 } from '../../assembly/shared/iocb-mgmt.js';
 import { wwnToBytes } from '../util/wwn.js';
 import { NPH } from './fw-constants.js';
+import { writePortIdLe } from './iocb/common.js';
 
 export interface RemoteLogin {
   handle: number;
@@ -144,10 +145,7 @@ export class LoginTable {
       const pdb = this.portDatabase(entries[i]!.handle)!;
       const e = pdb.subarray(0, GNL_ENTRY_SIZE);
       // The driver's main GNL path reads port_id as al_pa, area, domain.
-      const id = entries[i]!.portId;
-      e[PDB_PORT_ID] = id & 0xff;
-      e[PDB_PORT_ID + 1] = (id >>> 8) & 0xff;
-      e[PDB_PORT_ID + 2] = (id >>> 16) & 0xff;
+      writePortIdLe(e, PDB_PORT_ID, entries[i]!.portId);
       buf.set(e, i * GNL_ENTRY_SIZE);
     }
     return buf;

@@ -1,7 +1,9 @@
 /**
  * Mailbox command dispatcher of the emulated ISP2532 firmware: one table row per command
  * {opcode, name, handler}, everything else → 0x4001 MBS_INVALID_COMMAND (logged). Commands,
- * inputs and minimum outputs follow qla2xxx 10.02.x qla_mbx.c as summarized in isp25xx.md §3.6/§9.4.
+ * inputs and minimum outputs follow what qla2xxx 10.02.x qla_mbx.c sends and reads back
+ * (qla2x00_mailbox_command and its per-command wrappers: qla2x00_execute_fw,
+ * qla2x00_get_fw_version, qla2x00_init_firmware, qla2x00_get_firmware_state, …).
  *
  * DMA addresses arrive in mb2 (bits 31:16), mb3 (15:0), mb6 (63:48), mb7 (47:32).
  *

@@ -2,7 +2,7 @@
  * NVRAM (struct nvram_24xx, 512 bytes) and VPD of an ISP2532 port 0, as validated by
  * qla2xxx 10.02.x qla24xx_nvram_config(): 32-bit LE sum of all 128 dwords == 0, id "ISP ",
  * nvram_version >= 1. The vport's WWPN/WWNN reach the guest only through this block
- * (isp25xx.md §3.3). Field offsets from qla_fw.h (Appendix B).
+ * (qla24xx_nvram_config copies them into the init control block). Field offsets from qla_fw.h.
  */
 import { wwnToBytes } from '../util/wwn.js';
 

@@ -1,7 +1,8 @@
 /**
  * PCI identity of the emulated QLogic ISP2532 (QLE2562-class 8 Gb FC HBA) as the Linux qla2xxx
  * driver (10.02.x; upstream drivers/scsi/qla2xxx/) probes it, and the factory that builds its
- * PciFunction. Behavioural reference: isp25xx.md §1.1–1.4 and §9.1.
+ * PciFunction (qla2xxx_pci_tbl, qla2x00_set_isp_flags, qla2x00_iospace_config,
+ * qla2x00_request_irqs).
  *
  * Identity: 1077:2532 rev 0x02, subsystem 1077:015D (QLE2562), class 0x0C0400 (Fibre Channel),
  * interrupt pin A. The pin matters: qla2x00_set_isp_flags() derives port_no = pin - 1 on 25xx,
@@ -101,7 +102,8 @@ export interface Isp2532FunctionOptions {
   name?: string;
   /**
    * Which interrupt capabilities to offer: 'msix' = MSI + MSI-X (default, like the board),
-   * 'msi' = MSI only, 'intx' = neither (isp25xx.md §1.3's simplest robust setup).
+   * 'msi' = MSI only, 'intx' = neither (qla2x00_request_irqs then
+   * falls back to INTx, the simplest setup).
    */
   interrupts?: Isp2532Interrupts;
   /** MSI-X table size, QLA_BASE_VECTORS..ISP2532_MSIX_MAX_VECTORS; default 32. */

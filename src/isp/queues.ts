@@ -1,5 +1,5 @@
 /**
- * Request and response rings of an ISP24xx/25xx single-queue port (isp25xx.md §5; qla2xxx 10.02.x
+ * Request and response rings of an ISP24xx/25xx single-queue port (qla2xxx 10.02.x
  * qla2x00_start_iocbs / qla24xx_process_response_queue): the firmware side of req_q_in/req_q_out
  * and rsp_q_in/rsp_q_out, driving the ring codec (src/isp/ring/: the AssemblyScript RingEngine,
  * or its TypeScript twin) that copies entries in once, validates and decodes them, and encodes

@@ -1,6 +1,7 @@
 /**
  * BAR1 register file of the emulated QLogic ISP2532 (struct device_reg_24xx, 256 bytes at the
- * start of a 16 KiB MMIO BAR) as qla2xxx 10.02.x drives it (isp25xx.md §2, §9.2).
+ * start of a 16 KiB MMIO BAR) as qla2xxx 10.02.x drives it (qla24xx_reset_risc,
+ * qla2x00_mailbox_command, qla24xx_intr_handler, qla24xx_enable_intrs).
  *
  * Mailboxes are two arrays at the same offsets: writes land in the inbound (host→RISC) set,
  * reads return the outbound (RISC→host) set. Every access is width/alignment checked; an access
@@ -295,7 +296,8 @@ export class IspRegisterFile {
     this.ictrl = value & ICRX_EN_RISC_INT;
     const enabled = (this.ictrl & ICRX_EN_RISC_INT) !== 0;
     this.events.setInterruptsEnabled(enabled);
-    // On 24xx the first event after INITIALIZE_FIRMWARE may be this enable (isp25xx.md §2.3).
+    // On 24xx the first event after INITIALIZE_FIRMWARE may be this enable (qla2x00_probe_one →
+    // qla24xx_enable_intrs): the armed link-up fires here (fabric-session.ts LINK_UP_DEFER_MS).
     if (enabled) this.fw.fireLinkUpIfArmed();
   }
 

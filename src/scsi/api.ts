@@ -3,7 +3,10 @@
  * semantics (src/scsi/**). Modelled on SAM-5 / SPC-4 / SBC-3 as carried by FCP-4.
  */
 
-/** I_T nexus: the initiator port name + the target port it came in on (SPC-4 §4.6.?). */
+/**
+ * I_T nexus (SAM-5): the initiator port name + the target port it came in on; SPC-4 keys
+ * reservations and unit attentions by it.
+ */
 export interface ItNexus { initiatorWwpn: bigint; targetWwpn: bigint; relativeTargetPortId: number; }
 export type DataDirection = 'none' | 'read' | 'write';
 export interface ScsiRequest {

@@ -6,9 +6,6 @@
 export function be16(b: Uint8Array, off: number): number {
   return (b[off]! << 8) | b[off + 1]!;
 }
-export function be24(b: Uint8Array, off: number): number {
-  return (b[off]! << 16) | (b[off + 1]! << 8) | b[off + 2]!;
-}
 export function be32(b: Uint8Array, off: number): number {
   return ((b[off]! << 24) >>> 0) + ((b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!);
 }

@@ -1,6 +1,6 @@
 /**
  * CT Pass-Through IOCB (0x29) of the emulated ISP2532 firmware (qla2xxx 10.02.x qla24xx_ct_iocb /
- * qla24xx_prep_ms_iocb; isp25xx.md §4.10). Name-server requests (handle 0x7FC) are carried to the
+ * qla24xx_prep_ms_iocb; FC-GS-7 CT_IU). Name-server requests (handle 0x7FC) are carried to the
  * fabric's directory server over the link; the management server (0x7EF: FDMI, GPSC) gets a clean
  * CT reject built here ("command not supported"), which makes the driver drop FDMI and GPSC.
  * Request and response buffers may be the same DMA buffer: the request is read whole first.
@@ -13,14 +13,10 @@ import { declined, echo, view } from './common.js';
 /** CT IU preamble (FC-GS): 16 bytes; response code at 8 (BE), reason 13, explanation 14. */
 export const CT_IU = {
   PREAMBLE_SIZE: 16,
-  REVISION: 0,
-  GS_TYPE: 4,
-  GS_SUBTYPE: 5,
   COMMAND_RESPONSE: 8,
   REASON_CODE: 13,
   EXPLANATION: 14,
 } as const;
-export const CT_ACCEPT = 0x8002;
 export const CT_REJECT = 0x8001;
 /** CT reject reason "command not supported" (the driver disables GPSC on 0x0B). */
 export const CT_REASON_NOT_SUPPORTED = 0x0b;

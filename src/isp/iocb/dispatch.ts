@@ -1,5 +1,5 @@
 /**
- * Request-entry dispatcher of the emulated ISP2532 firmware (isp25xx.md §9.5): one handler per
+ * Request-entry dispatcher of the emulated ISP2532 firmware: one handler per
  * IOCB type; unknown types and malformed entries are echoed with entry_status set, which
  * qla2xxx 10.02.x qla2x00_error_entry turns into DID_ERROR for the command with that handle.
  */

@@ -1,6 +1,6 @@
 /**
  * ELS Pass-Through IOCB (0x53) of the emulated ISP2532 firmware (qla2xxx 10.02.x
- * qla24xx_els_logo_iocb / qla24xx_els_iocb; isp25xx.md §4.11). On the initiator path the driver
+ * qla24xx_els_logo_iocb / qla24xx_els_iocb). On the initiator path the driver
  * only sends an explicit LOGO this way; it is carried out on the link. Other ELS pass-through
  * uses (bsg, N2N PLOGI, EDC/RDF) are declined with entry_status EntryStatus.RF_INV_E_TYPE.
  */

@@ -1,7 +1,7 @@
 /**
  * Outstanding FCP exchanges of the emulated ISP2532 firmware (as qla2xxx 10.02.x uses them),
  * keyed by the 32-bit IOCB handle the driver chose, so that Abort IO and Task Management IOCBs
- * can find and complete them (isp25xx.md §4.5, §4.6, §9.1 "exchange table").
+ * can find and complete them (qla24xx_abort_iocb, qla24xx_tm_iocb).
  */
 export interface ActiveExchange {
   handle: number;

@@ -3,7 +3,7 @@
  * codec (CDB/LUN in SAM order, validated data segments) is carried to the target as an FCP
  * exchange through the FabricPort, data is moved between the guest's segments and the exchange,
  * and the result becomes a Status Type 0 as qla2xxx 10.02.x qla2x00_status_entry reads it
- * (isp25xx.md §4.2, §4.3, §9.5).
+ * (qla24xx_start_scsi builds the command).
  *
  *   not logged in / PRLI not done   → CS_PORT_LOGGED_OUT (link up) or CS_PORT_UNAVAILABLE (down)
  *   fewer bytes than FCP_DL         → CS_DATA_UNDERRUN + residual (firmware-computed)
@@ -50,9 +50,19 @@ function gather(mem: GuestMemory, segments: DataSegment[], total: number): Uint8
   return out;
 }
 
-/** Scatters read data into the guest's segments; false on a DMA error. */
+/**
+ * Scatters read data into the guest's segments; false on a DMA error. Every segment is checked
+ * before the first byte is written, so a fault in segment k leaves segments below k untouched.
+ */
 function scatter(mem: GuestMemory, segments: DataSegment[], data: Uint8Array): boolean {
   let at = 0;
+  for (const s of segments) {
+    if (at >= data.length) break;
+    const n = Math.min(s.length, data.length - at);
+    if (!mem.isMapped(s.address, n, 'write')) return false;
+    at += n;
+  }
+  at = 0;
   try {
     for (const s of segments) {
       if (at >= data.length) break;

@@ -1,7 +1,7 @@
 /**
  * Login/Logout Port IOCB (0x52) of the emulated ISP2532 firmware: PLOGI(+PRLI), PRLI, ADISC/PDISC,
  * LOGO, PRLO carried out as real ELS exchanges through the FabricPort, and the N_Port handle table
- * kept the way qla2xxx 10.02.x qla24xx_logio_entry / qla24xx_login_fabric read it (isp25xx.md §4.7).
+ * kept the way qla2xxx 10.02.x qla24xx_logio_entry / qla24xx_login_fabric read it.
  */
 import { CompStatus, IocbLimits, Logio } from '../../../assembly/shared/iocb.js';
 import {

@@ -1,6 +1,6 @@
 /**
  * Mailbox IOCB (0x39): a mailbox command carried on the request ring (qla2xxx 10.02.x
- * qla2x00_mb_iocb / qla24xx_mbx_iocb_entry; isp25xx.md §4.8). The async discovery path sends
+ * qla2x00_mb_iocb / qla24xx_mbx_iocb_entry). The async discovery path sends
  * PORT_NODE_NAME_LIST (0x75, GNL) and GET_PORT_DATABASE (0x64, GPDB) this way; other commands
  * answer 0x4001 in mb[0].
  */

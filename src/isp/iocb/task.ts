@@ -1,7 +1,7 @@
 /**
  * Marker (0x04), Abort IO (0x33) and Task Management (0x14) IOCBs of the emulated ISP2532
  * firmware (qla2xxx 10.02.x qla_marker_iocb_entry, qla24xx_abort_iocb_entry,
- * qla24xx_tm_iocb_entry; isp25xx.md §4.4–§4.6).
+ * qla24xx_tm_iocb_entry).
  *
  * Abort: the victim completes first with CompStatus.CS_ABORTED (0x05), then the Abort entry with comp 0;
  * an unknown or already completed victim gives comp 0x31. TMF: every affected outstanding command

@@ -2,9 +2,11 @@
  * TsRingBaseline: a plain-TypeScript twin of the AssemblyScript ring engine (assembly/request.ts,
  * assembly/response.ts) for the emulated ISP2532 (24xx/25xx firmware interface, qla2xxx 10.02.x).
  *
- * Kept ONLY as the baseline of the ring benchmark (issue 7): same inputs, same outputs, same
- * validation order and limits, so the unit tests can run both against the same vectors and
- * prove they agree. The device model uses RingEngine. Keep the two in step when either changes.
+ * Three uses: the device model's fallback codec when build/ring.wasm cannot be loaded
+ * (Isp2532's defaultCodec logs a warning and runs on this), the differential oracle of the
+ * unit, property and fuzz tests, and the baseline of the ring benchmark (bench/ring.bench.ts).
+ * Same inputs, same outputs, same validation order and limits as RingEngine, so the tests can
+ * run both against the same vectors and prove they agree. Keep the two in step when either changes.
  */
 import type { GuestMemory } from '../../vfio-user/device-api.js';
 import {

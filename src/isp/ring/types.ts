@@ -1,7 +1,7 @@
 /**
  * Public types of the request/response ring codec of the emulated ISP2532 (24xx/25xx firmware
  * interface, Linux qla2xxx 10.02.x), shared by the WASM-backed RingEngine (engine.ts) and its
- * plain-TypeScript benchmark twin (ts-baseline.ts), plus the validation both apply to
+ * plain-TypeScript twin (ts-baseline.ts: fallback codec, test oracle, benchmark baseline), plus the validation both apply to
  * host-side inputs (ring configuration, status descriptions).
  */
 import type { GuestMemory } from '../../vfio-user/device-api.js';

@@ -260,7 +260,14 @@ export class Rig {
   /** Wait real time in settle() too (for fabrics doing socket I/O). */
   realTime = false;
 
-  constructor(targets: FakeTarget[] = [], fabric?: FakeFabric | null, port?: FabricPort, reportLoginsInPortList?: boolean, log?: Logger) {
+  constructor(
+    targets: FakeTarget[] = [],
+    fabric?: FakeFabric | null,
+    port?: FabricPort,
+    reportLoginsInPortList?: boolean,
+    log?: Logger,
+    now?: () => number,
+  ) {
     this.fabric = fabric === undefined ? new FakeFabric(targets) : (fabric ?? new FakeFabric(targets));
     this.isp = new Isp2532({
       host: this.host,
@@ -270,6 +277,7 @@ export class Rig {
       scheduler: this.sched,
       ...(reportLoginsInPortList !== undefined ? { reportLoginsInPortList } : {}),
       ...(log ? { log } : {}),
+      ...(now ? { now } : {}),
     });
   }
 

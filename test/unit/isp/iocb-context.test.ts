@@ -6,10 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { CompStatus, Ct, Dsd64, EntryType, IOCB_SIZE, IocbHeader, Logio } from '../../../assembly/shared/iocb.js';
 import {
+  GNL_ENTRY_SIZE,
   LCF_COMMAND_LOGO,
   LCF_COMMAND_PLOGI,
   LSC_SCODE_NOLINK,
   LSC_SCODE_PORTID_USED,
+  PDB_NPORT_HANDLE,
+  PDB_PORT_ID,
 } from '../../../assembly/shared/iocb-mgmt.js';
 import type { FabricLoginResult, PlogiResult } from '../../../src/isp/fabric-port.js';
 import { MBC, MBS, NPH, WELL_KNOWN } from '../../../src/isp/fw-constants.js';
@@ -249,6 +252,18 @@ describe('FCP command path against a fake context', () => {
     expect(Array.from(ctx.memory.read(DATA, 512))).toEqual(Array.from(data));
     expect(ctx.exchanges.size).toBe(0);
   });
+
+  it('a READ whose second segment is unmapped completes CS_DMA and writes nothing, not even the first segment', async () => {
+    const ctx = new FakeContext();
+    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    ctx.port.logins.prliAccepted(l, 0x12);
+    ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: new Uint8Array(512).fill(0xa5) });
+    const cmd = { ...read(0x81), segments: [{ address: DATA, length: 256 }, { address: 0x7f0000000n, length: 256 }] };
+    executeCommand(ctx, cmd);
+    await new Promise((r) => setImmediate(r));
+    expect(ctx.statuses).toEqual([{ handle: 7, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
+    expect(ctx.memory.read(DATA, 256).every((b) => b === 0)).toBe(true);
+  });
 });
 
 describe('mailbox commands against a fake context', () => {
@@ -309,5 +324,20 @@ describe('mailbox commands against a fake context', () => {
     expect((mailboxCommand(MBC.GET_PORT_DATABASE)!.handler(ctx, gpdb) as Uint16Array)[0]).toBe(MBS.COMMAND_COMPLETE);
     const pdb = ctx.port.logins.portDatabase(0x81)!;
     expect(Array.from(ctx.memory.read(SCRATCH, pdb.length))).toEqual(Array.from(pdb));
+  });
+});
+
+describe('LoginTable name list (GNL)', () => {
+  it('lists remote-port handles up to NPH_LAST_HANDLE, not the well-known ones from the management server up', () => {
+    const t = new LoginTable();
+    const accept = { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 };
+    t.recordPlogi(NPH.LAST_HANDLE, TARGET.portId, accept);
+    t.recordPlogi(NPH.MGMT_SERVER, WELL_KNOWN.MGMT_SERVER, accept);
+    t.recordPlogi(NPH.SNS, WELL_KNOWN.NAME_SERVER, accept);
+    const list = t.nameList(4096);
+    expect(list.length).toBe(GNL_ENTRY_SIZE);
+    expect(le16(list, PDB_NPORT_HANDLE)).toBe(NPH.LAST_HANDLE);
+    // The GNL entry's port ID is al_pa, area, domain (little-endian), unlike the port database.
+    expect(list[PDB_PORT_ID]! | (list[PDB_PORT_ID + 1]! << 8) | (list[PDB_PORT_ID + 2]! << 16)).toBe(TARGET.portId);
   });
 });
