@@ -10,9 +10,9 @@
 import { readFile } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Initiator } from '../../src/san/initiator.js';
-import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/san/fc/ct.js';
-import { WELL_KNOWN } from '../../src/san/fc/frame.js';
+import { Initiator } from '../../src/fc/initiator.js';
+import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/fc/ct.js';
+import { WELL_KNOWN } from '../../src/fc/frame.js';
 import { startSan, startServe, rssKiB } from '../lib/procs.js';
 import { summarizeLatency, type LatencySummary } from '../lib/stats.js';
 import { renderBarChart } from '../lib/svg.js';

@@ -7,10 +7,10 @@
  *   - NPIV: an already logged-in physical Initiator FDISCs the vport on its link.
  * As real 24xx firmware does after FLOGI, the port registers for RSCNs (SCR).
  */
-import { Initiator, ScsiAbortedError, type TaskManagement } from '../san/initiator.js';
-import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../san/fc/nport.js';
-import { encodeCt } from '../san/fc/ct.js';
-import type { Link } from '../san/link.js';
+import { Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiator.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../fc/nport/port.js';
+import { encodeCt } from '../fc/ct.js';
+import type { Link } from '../fc/link.js';
 import type { TaskManagementFunction } from '../scsi/api.js';
 import { logger, type Logger } from '../util/log.js';
 import type {

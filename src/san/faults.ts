@@ -33,8 +33,8 @@
  *   rscn-storm    `count` RSCNs to every SCR-registered port, `intervalMs` apart.
  *   port-flap     take a port's link down and up `cycles` times (`downMs`, `upMs`).
  */
-import { decodeServiceParameters, ELS, encodeLsRjt, LS_RJT_EXPLANATION, LS_RJT_REASON } from './fc/els.js';
-import { encodeFcpRsp, FCP_CDB_SIZE, FCP_LUN_SIZE, FCP_RSP_FLAGS, decodeFcpCmnd } from './fc/fcp.js';
+import { decodeServiceParameters, ELS, encodeLsRjt, LS_RJT_EXPLANATION, LS_RJT_REASON } from '../fc/els.js';
+import { encodeFcpRsp, FCP_CDB_SIZE, FCP_LUN_SIZE, FCP_RSP_FLAGS, decodeFcpCmnd } from '../fc/fcp.js';
 import {
   F_CTL,
   F_CTL_REPLY,
@@ -46,8 +46,8 @@ import {
   decodeFrameHeader,
   encodeHeader,
   isWellKnownAddress,
-} from './fc/frame.js';
-import { Link } from './link.js';
+} from '../fc/frame.js';
+import { Link } from '../fc/link.js';
 import { Asc, Opcode, SenseKey, Status } from '../scsi/constants.js';
 import { buildFixedSense } from '../scsi/sense.js';
 import { formatWwn } from '../util/wwn.js';

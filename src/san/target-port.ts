@@ -17,9 +17,9 @@
  * number of open exchanges (TASK SET FULL beyond), write data only at the expected relative offset,
  * and a deadline for write data to arrive.
  */
-import { BA_RJT_EXPLANATION, BA_RJT_REASON, encodeBaAcc, encodeBaRjt } from './fc/bls.js';
-import { FcDecodeError } from './fc/bytes.js';
-import { FC4_FEATURE, FC4_TYPE_FCP } from './fc/ct.js';
+import { BA_RJT_EXPLANATION, BA_RJT_REASON, encodeBaAcc, encodeBaRjt } from '../fc/bls.js';
+import { FcDecodeError } from '../fc/bytes.js';
+import { FC4_FEATURE, FC4_TYPE_FCP } from '../fc/ct.js';
 import {
   ELS,
   FCP_SPP,
@@ -32,12 +32,12 @@ import {
   encodeLogo,
   encodeProcessLogin,
   rscnPageCovers,
-} from './fc/els.js';
-import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from './fc/fcp.js';
-import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from './fc/frame.js';
-import { NPort, NPortLink, type NPortOptions, type RemoteSession } from './fc/nport.js';
-import { buildSequence } from './fc/sequence.js';
-import type { Link } from './link.js';
+} from '../fc/els.js';
+import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from '../fc/fcp.js';
+import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from '../fc/frame.js';
+import { NPort, NPortLink, type NPortOptions, type RemoteSession } from '../fc/nport/port.js';
+import { buildSequence } from '../fc/sequence.js';
+import type { Link } from '../fc/link.js';
 import type { DataDirection, ItNexus, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from '../scsi/api.js';
 import { formatWwn } from '../util/wwn.js';
 

@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE, NS, decodeNameList, encodeFtRequest, encodePortIdRequest, nameServerRequest } from '../../../src/san/fc/ct.js';
-import { LinkDownError } from '../../../src/san/fc/nport.js';
-import { Initiator } from '../../../src/san/initiator.js';
+import { FC4_FEATURE, NS, decodeNameList, encodeFtRequest, encodePortIdRequest, nameServerRequest } from '../../../src/fc/ct.js';
+import { LinkDownError } from '../../../src/fc/nport/port.js';
+import { Initiator } from '../../../src/fc/initiator.js';
 import { FakeScsiTarget, INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 

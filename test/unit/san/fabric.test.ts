@@ -5,15 +5,15 @@
  */
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE, FC4_TYPE_FCP, FS_RJT_REASON, NS, encodePortIdRequest, encodeRftId, nameServerRequest } from '../../../src/san/fc/ct.js';
-import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, encodeRnidRequest, decodeRnidReply, decodeEcho, encodeLogo } from '../../../src/san/fc/els.js';
-import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/san/fc/frame.js';
-import * as els from '../../../src/san/fc/els.js';
-import { CtRejectError, ElsRejectError, ExchangeTimeoutError, NPort, NPortLink } from '../../../src/san/fc/nport.js';
+import { FC4_FEATURE, FC4_TYPE_FCP, FS_RJT_REASON, NS, encodePortIdRequest, encodeRftId, nameServerRequest } from '../../../src/fc/ct.js';
+import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, encodeRnidRequest, decodeRnidReply, decodeEcho, encodeLogo } from '../../../src/fc/els.js';
+import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/fc/frame.js';
+import * as els from '../../../src/fc/els.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError, NPort, NPortLink } from '../../../src/fc/nport/port.js';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
-import { Initiator } from '../../../src/san/initiator.js';
-import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
+import { Initiator } from '../../../src/fc/initiator.js';
+import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../../../src/fc/link.js';
 import { FakeScsiTarget } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 

@@ -11,8 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE } from '../../../src/san/fc/ct.js';
-import { Initiator, type ScsiResult } from '../../../src/san/initiator.js';
+import { FC4_FEATURE } from '../../../src/fc/ct.js';
+import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { read10, write10 } from './fake-scsi.js';
 import { until } from './helpers.js';
 

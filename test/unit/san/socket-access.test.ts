@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSanConfig } from '../../../src/san/config.js';
 import { ControlServer, controlRequest } from '../../../src/san/control.js';
-import { encodeLinkFrame, LinkListener, connectLink, type SocketLink } from '../../../src/san/link.js';
+import { encodeLinkFrame, LinkListener, connectLink, type SocketLink } from '../../../src/fc/link.js';
 import { San } from '../../../src/san/san.js';
 import { runChildClient } from '../../support/child-client.js';
 import { startChildListener } from '../../support/child-listener.js';

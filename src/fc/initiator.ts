@@ -14,8 +14,8 @@
  * on expiry the exchange is aborted with ABTS and the promise rejects. Events: 'rscn' (pages),
  * 'link-down' (reason), 'session-lost' (a target logged us out).
  */
-import { FC4_FEATURE, FC4_TYPE_FCP } from './fc/ct.js';
-import { ELS, FCP_SPP, PRLI_FLAGS, PRLI_RESPONSE, decodeProcessLogin, encodeProcessLogin } from './fc/els.js';
+import { FC4_FEATURE, FC4_TYPE_FCP } from './ct.js';
+import { ELS, FCP_SPP, PRLI_FLAGS, PRLI_RESPONSE, decodeProcessLogin, encodeProcessLogin } from './els.js';
 import {
   FCP_CDB_SIZE,
   FCP_LUN_SIZE,
@@ -24,8 +24,8 @@ import {
   decodeFcpRsp,
   decodeXferRdy,
   encodeFcpCmnd,
-} from './fc/fcp.js';
-import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, formatPortId } from './fc/frame.js';
+} from './fcp.js';
+import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, formatPortId } from './frame.js';
 import {
   ExchangeTimeoutError,
   LinkDownError,
@@ -34,8 +34,8 @@ import {
   type NPortOptions,
   ProtocolError,
   type RemoteSession,
-} from './fc/nport.js';
-import { buildSequence } from './fc/sequence.js';
+} from './nport/port.js';
+import { buildSequence } from './sequence.js';
 import { type Link, connectLink } from './link.js';
 import type { DataDirection } from '../scsi/api.js';
 

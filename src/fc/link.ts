@@ -22,7 +22,7 @@ import net from 'node:net';
 import { native } from '../native/index.js';
 import { logger, type Logger } from '../util/log.js';
 import { checkListenerCred, ConnectionGate, listenPrivate, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
-import { FC_HEADER_SIZE, FC_MAX_FRAME } from './fc/frame.js';
+import { FC_HEADER_SIZE, FC_MAX_FRAME } from './frame.js';
 
 export const LINK_LENGTH_PREFIX = 4;
 /** Bytes queued for a socket peer beyond which the link is taken down (two largest transfers). */

@@ -13,8 +13,8 @@
  * reassembled under a byte budget.
  */
 import { EventEmitter } from 'node:events';
-import { encodeBaAcc } from './bls.js';
-import { FcDecodeError } from './bytes.js';
+import { encodeBaAcc } from '../bls.js';
+import { FcDecodeError } from '../bytes.js';
 import {
   CT_MAX_IU,
   CT_RESPONSE,
@@ -40,7 +40,7 @@ import {
   fc4FeaturesOf,
   nameServerRequest,
   PORT_TYPE,
-} from './ct.js';
+} from '../ct.js';
 import {
   ELS,
   LS_RJT_EXPLANATION,
@@ -67,7 +67,7 @@ import {
   encodeRnidReply,
   encodeScr,
   encodeServiceParameters,
-} from './els.js';
+} from '../els.js';
 import {
   F_CTL,
   F_CTL_REPLY,
@@ -82,8 +82,8 @@ import {
   decodeFrame,
   formatPortId,
   isWellKnownAddress,
-} from './frame.js';
-import { SequenceAssembler, buildSequence } from './sequence.js';
+} from '../frame.js';
+import { SequenceAssembler, buildSequence } from '../sequence.js';
 import type { Link } from '../link.js';
 import { type Logger, logger } from '../../util/log.js';
 import { formatWwn } from '../../util/wwn.js';
