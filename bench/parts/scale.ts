@@ -74,7 +74,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     const found = await Promise.all(
       vports.map(async (v) => {
         await v.scr();
-        await v.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+        await v.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
         const targets = await v.discoverTargets();
         const t = targets.find((x) => x.wwpn === TARGET_WWPN);
         if (!t) return false;
@@ -96,11 +96,11 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     for (let l = 0; l < NAME_SERVER_LINKS; l++) {
       const p = await Initiator.connect(nsSan.link, { wwpn: scaleWwpn(l, 0), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
       physicals.push(p);
-      await p.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+      await p.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
       await Promise.all(
         Array.from({ length: VPORTS_PER_PORT }, async (_, i) => {
           const v = await p.createVport({ wwpn: scaleWwpn(l, i + 1), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
-          await v.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+          await v.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
         }),
       );
     }
@@ -111,7 +111,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     let entriesReturned = 0;
     for (let q = 0; q < queries; q++) {
       const s = performance.now();
-      // Initiator.gpnFt() asks for at most 8 KiB (511 entries); ask for the whole list, as a large fabric needs.
+      // NameServerClient.gpnFt() asks for at most 8 KiB (511 entries); ask for the whole list, as a large fabric needs.
       const list = decodeNameList((await querier.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_FT, ftRequest, CT_MAX_IU))).payload);
       times.push((performance.now() - s) * 1000);
       entriesReturned = list.length;

@@ -6,7 +6,7 @@
  * Usage:
  *   const hba = await Initiator.connect(linkPath, { wwpn, wwnn });   // FLOGI on a new link
  *   const vport = await hba.createVport({ wwpn, wwnn });               // FDISC on the same link
- *   await vport.scr(); await vport.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+ *   await vport.scr(); await vport.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
  *   for (const t of await vport.discoverTargets()) { await vport.plogi(t.nportId); await vport.prli(t.nportId); }
  *   const r = await vport.scsiCommand(t.nportId, { lun: 0, cdb, direction: 'read', expectedLength: 36 });
  *
@@ -26,15 +26,9 @@ import {
   encodeFcpCmnd,
 } from './fcp.js';
 import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, formatPortId } from './frame.js';
-import {
-  ExchangeTimeoutError,
-  LinkDownError,
-  NPort,
-  NPortLink,
-  type NPortOptions,
-  ProtocolError,
-  type RemoteSession,
-} from './nport/port.js';
+import { ExchangeTimeoutError, LinkDownError, ProtocolError } from './nport/errors.js';
+import { NPortLink } from './nport/exchange-manager.js';
+import { NPort, type NPortOptions, type RemoteSession } from './nport/port.js';
 import { buildSequence } from './sequence.js';
 import { type Link, connectLink } from './link.js';
 import type { DataDirection } from '../scsi/api.js';
@@ -148,12 +142,12 @@ export class Initiator extends NPort {
 
   /** GPN_FT + GNN_FT for FCP: the FCP ports this port may see (itself excluded), with names. */
   async discoverTargets(): Promise<TargetInfo[]> {
-    const ports = await this.gpnFt(FC4_TYPE_FCP);
-    const nodes = new Map((await this.gnnFt(FC4_TYPE_FCP)).map((e) => [e.nportId, e.name]));
+    const ports = await this.nameServer.gpnFt(FC4_TYPE_FCP);
+    const nodes = new Map((await this.nameServer.gnnFt(FC4_TYPE_FCP)).map((e) => [e.nportId, e.name]));
     const out: TargetInfo[] = [];
     for (const p of ports) {
       if (p.nportId === this.nportId || p.name === 0n) continue;
-      const features = await this.gffIdFcp(p.nportId).catch(() => FC4_FEATURE.TARGET);
+      const features = await this.nameServer.gffIdFcp(p.nportId).catch(() => FC4_FEATURE.TARGET);
       if (!(features & FC4_FEATURE.TARGET)) continue;
       out.push({ nportId: p.nportId, wwpn: p.name, wwnn: nodes.get(p.nportId) ?? 0n });
     }

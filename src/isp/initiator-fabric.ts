@@ -8,7 +8,7 @@
  * As real 24xx firmware does after FLOGI, the port registers for RSCNs (SCR).
  */
 import { Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiator.js';
-import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../fc/nport/port.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../fc/nport/errors.js';
 import { encodeCt } from '../fc/ct.js';
 import type { Link } from '../fc/link.js';
 import type { TaskManagementFunction } from '../scsi/api.js';

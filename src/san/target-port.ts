@@ -35,7 +35,8 @@ import {
 } from '../fc/els.js';
 import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from '../fc/fcp.js';
 import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from '../fc/frame.js';
-import { NPort, NPortLink, type NPortOptions, type RemoteSession } from '../fc/nport/port.js';
+import { NPortLink } from '../fc/nport/exchange-manager.js';
+import { NPort, type NPortOptions, type RemoteSession } from '../fc/nport/port.js';
 import { buildSequence } from '../fc/sequence.js';
 import type { Link } from '../fc/link.js';
 import type { DataDirection, ItNexus, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from '../scsi/api.js';
@@ -94,7 +95,7 @@ export class FcTargetPort extends NPort {
   private readonly symbolicName: string;
 
   constructor(
-    mux: NPortLink,
+    mux: NPortLink<NPort>,
     readonly scsi: ScsiTargetPort,
     opts: TargetPortOptions = {},
   ) {
@@ -110,7 +111,7 @@ export class FcTargetPort extends NPort {
   static async start(link: Link, scsi: ScsiTargetPort, opts: TargetPortOptions = {}): Promise<FcTargetPort> {
     const port = new FcTargetPort(new NPortLink(link), scsi, opts);
     await port.fabricLogin('flogi');
-    await port.registerWithNameServer({ fcpFeatures: FC4_FEATURE.TARGET, symbolicNodeName: port.symbolicName, symbolicPortName: port.symbolicName });
+    await port.nameServer.register({ fcpFeatures: FC4_FEATURE.TARGET, symbolicNodeName: port.symbolicName, symbolicPortName: port.symbolicName });
     await port.scr();
     return port;
   }
@@ -189,7 +190,7 @@ export class FcTargetPort extends NPort {
       if (!pages.some((p) => rscnPageCovers(p, session.nportId))) continue;
       let still = false;
       try {
-        still = (await this.gpnId(session.nportId)) === session.wwpn;
+        still = (await this.nameServer.gpnId(session.nportId)) === session.wwpn;
       } catch {
         still = false;
       }

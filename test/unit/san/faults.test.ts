@@ -10,7 +10,7 @@ import { ControlServer, controlRequest } from '../../../src/san/control.js';
 import { parseSanConfig } from '../../../src/san/config.js';
 import { FC4_FEATURE } from '../../../src/fc/ct.js';
 import { cdbBlockRange, FaultInjector } from '../../../src/san/faults.js';
-import { ElsRejectError } from '../../../src/fc/nport/port.js';
+import { ElsRejectError } from '../../../src/fc/nport/errors.js';
 import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { San } from '../../../src/san/san.js';
 import { parseWwn } from '../../../src/util/wwn.js';
@@ -68,7 +68,7 @@ describe('fault injection through the control socket', () => {
   async function loggedIn(): Promise<{ host: Initiator; target: number }> {
     const host = await Initiator.connect(linkPath, HOST);
     await host.scr();
-    await host.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+    await host.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
     const [t] = await host.discoverTargets();
     await host.plogi(t!.nportId);
     await host.prli(t!.nportId);

@@ -38,7 +38,7 @@ async function withUnitAttentionRetry(run: () => Promise<ScsiResult>): Promise<S
 
 async function lunZero(link: string): Promise<{ hba: Initiator; target: number }> {
   const hba = await Initiator.connect(link, HOST);
-  await hba.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+  await hba.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
   const [t] = await hba.discoverTargets();
   await hba.plogi(t!.nportId);
   await hba.prli(t!.nportId);

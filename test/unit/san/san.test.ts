@@ -61,7 +61,7 @@ async function command(i: Initiator, t: number, cmd: Parameters<Initiator['scsiC
 
 async function loginToTargets(i: Initiator): Promise<number[]> {
   await i.scr();
-  await i.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+  await i.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
   const targets = await i.discoverTargets();
   for (const t of targets) {
     await i.plogi(t.nportId);
@@ -168,7 +168,7 @@ describe('SAN with real storage arrays', () => {
     // A second host in a zone created at run time sees the array.
     expect(await controlRequest(controlPath, { cmd: 'zone-create', name: 'z2', members: ['c0:50:76:ff:e5:00:00:02', P1] })).toMatchObject({ ok: true });
     const other = await Initiator.connect(linkPath, OTHER);
-    await other.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+    await other.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
     expect((await other.discoverTargets()).map((x) => x.wwpn)).toEqual([0x500a098100000001n]);
     other.closeLink();
     host.closeLink();
