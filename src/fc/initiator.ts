@@ -31,7 +31,7 @@ import { NPortLink } from './nport/exchange-manager.js';
 import { NPort, type NPortOptions, type RemoteSession } from './nport/port.js';
 import { buildSequence } from './sequence.js';
 import { type Link, connectLink } from './link.js';
-import type { DataDirection } from '../scsi/api.js';
+import type { DataDirection, TaskManagementFunction } from '../scsi/sam.js';
 
 /** Default deadline for one SCSI command exchange. */
 export const DEFAULT_SCSI_TIMEOUT_MS = 30_000;
@@ -79,7 +79,8 @@ export interface ScsiResult {
   oxId: number;
 }
 
-export type TaskManagement = 'abort-task-set' | 'clear-task-set' | 'lun-reset' | 'target-reset' | 'clear-aca';
+/** The task management functions FCP_CMND carries; ABORT TASK is an ABTS of the command's exchange (FCP-4). */
+export type TaskManagement = Exclude<TaskManagementFunction, 'abort-task'>;
 const TMF_FLAGS: Record<TaskManagement, number> = {
   'abort-task-set': FCP_TMF.ABORT_TASK_SET,
   'clear-task-set': FCP_TMF.CLEAR_TASK_SET,

@@ -6,7 +6,7 @@
  * carried out on the vport's link by the implementation. Port IDs are 24-bit N_Port IDs
  * (domain << 16 | area << 8 | al_pa); names are 64-bit WWNs.
  */
-import type { TaskManagementFunction } from '../scsi/api.js';
+import type { DataDirection, TaskManagementFunction } from '../scsi/sam.js';
 
 export interface FabricLoginResult {
   /** N_Port ID the fabric assigned (FLOGI/FDISC LS_ACC D_ID). */
@@ -48,7 +48,7 @@ export interface FcpCommand {
   lun: Uint8Array;
   /** 16-byte CDB. */
   cdb: Uint8Array;
-  direction: 'none' | 'read' | 'write';
+  direction: DataDirection;
   /** FCP_DL. */
   expectedLength: number;
   /** Write data (length <= expectedLength), gathered from the guest's data segments. */

@@ -11,7 +11,7 @@ import { Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiato
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../fc/nport/errors.js';
 import { encodeCt } from '../fc/ct.js';
 import type { Link } from '../fc/link.js';
-import type { TaskManagementFunction } from '../scsi/api.js';
+import type { TaskManagementFunction } from '../scsi/sam.js';
 import { logger, type Logger } from '../util/log.js';
 import type {
   AdiscResult,

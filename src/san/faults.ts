@@ -48,7 +48,8 @@ import {
   isWellKnownAddress,
 } from '../fc/frame.js';
 import { Link } from '../fc/link.js';
-import { Asc, Opcode, SenseKey, Status } from '../scsi/constants.js';
+import { Asc, Opcode, SenseKey } from '../scsi/constants.js';
+import { Status } from '../scsi/sam.js';
 import { buildFixedSense } from '../scsi/sense.js';
 import { formatWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';

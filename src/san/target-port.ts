@@ -39,11 +39,9 @@ import { NPortLink } from '../fc/nport/exchange-manager.js';
 import { NPort, type NPortOptions, type RemoteSession } from '../fc/nport/port.js';
 import { buildSequence } from '../fc/sequence.js';
 import type { Link } from '../fc/link.js';
-import type { DataDirection, ItNexus, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from '../scsi/api.js';
+import type { ItNexus, ScsiResponse, ScsiTargetPort } from '../scsi/api.js';
+import { type DataDirection, Status, type TaskManagementFunction } from '../scsi/sam.js';
 import { formatWwn } from '../util/wwn.js';
-
-/** SAM status codes used by the transport itself. */
-const SAM_STATUS = { GOOD: 0x00, CHECK_CONDITION: 0x02, BUSY: 0x08, TASK_SET_FULL: 0x28 } as const;
 
 export interface TargetPortOptions extends Omit<NPortOptions, 'wwpn' | 'wwnn'> {
   symbolicName?: string;
@@ -230,7 +228,7 @@ export class FcTargetPort extends NPort {
     const noResidual = { retryDelay: 0, residualOver: false, residualUnder: false, residual: 0 };
     if (this.exchanges.has(key)) {
       // OX_ID reuse while the exchange is open: the initiator is confused; refuse this command.
-      respond({ ...noResidual, status: SAM_STATUS.BUSY, responseCode: null, sense: null });
+      respond({ ...noResidual, status: Status.BUSY, responseCode: null, sense: null });
       return;
     }
     let cmd: FcpCmnd;
@@ -238,20 +236,20 @@ export class FcTargetPort extends NPort {
       cmd = decodeFcpCmnd(frame.payload);
     } catch (err) {
       if (!(err instanceof FcDecodeError)) throw err;
-      respond({ ...noResidual, status: SAM_STATUS.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
+      respond({ ...noResidual, status: Status.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
       return;
     }
     const nexus = this.nexusFor(session);
     if (cmd.taskManagement !== 0) {
-      void this.runTaskManagement(nexus, cmd, (code) => respond({ ...noResidual, status: SAM_STATUS.GOOD, responseCode: code, sense: null }));
+      void this.runTaskManagement(nexus, cmd, (code) => respond({ ...noResidual, status: Status.GOOD, responseCode: code, sense: null }));
       return;
     }
     if ((cmd.read && cmd.write) || cmd.dataLength > this.maxTransferLength) {
-      respond({ ...noResidual, status: SAM_STATUS.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
+      respond({ ...noResidual, status: Status.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
       return;
     }
     if (this.exchanges.size >= this.maxExchanges) {
-      respond({ ...noResidual, status: SAM_STATUS.TASK_SET_FULL, responseCode: null, sense: null });
+      respond({ ...noResidual, status: Status.TASK_SET_FULL, responseCode: null, sense: null });
       return;
     }
     const ex: TargetExchange = {
@@ -311,7 +309,7 @@ export class FcTargetPort extends NPort {
       clearTimeout(ex.timer);
       this.exchanges.delete(key);
       this.sendRsp(ex.initiator, ex.oxId, ex.rxId, {
-        status: SAM_STATUS.GOOD,
+        status: Status.GOOD,
         retryDelay: 0,
         residualOver: false,
         residualUnder: false,
@@ -347,7 +345,7 @@ export class FcTargetPort extends NPort {
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message, oxId: ex.oxId }, 'SCSI execution failed');
-      resp = { status: SAM_STATUS.CHECK_CONDITION, sense: fixedSense(0x4, 0x44, 0x00), dataIn: null };
+      resp = { status: Status.CHECK_CONDITION, sense: fixedSense(0x4, 0x44, 0x00), dataIn: null };
     }
     if (ex.aborted || this.exchanges.get(key) !== ex) return;
     this.exchanges.delete(key);
