@@ -153,7 +153,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
         commands: ['node bench/run.js --only scale', 'node bench/.out/bench/lib/cli-launcher.js san --config <work>/san.json --link <work>/san.sock', 'node bench/.out/bench/lib/cli-launcher.js serve --socket <work>/idleN.sock --wwpn … --wwnn … --san <work>/san.sock (×4)'],
         bottleneck: scaleBottleneck(data),
         notes: [
-          'The vports are the SAN initiator engine (src/san/initiator.ts) in the benchmark process, i.e. what each HBA process runs for its fabric side; the 255 HBA processes themselves are not started (see idle memory for their cost).',
+          'The vports are the N_Port initiator engine (src/fc/initiator.ts) in the benchmark process, i.e. what each HBA process runs for its fabric side; the 255 HBA processes themselves are not started (see idle memory for their cost).',
           'Zoning is open (default allow), so every GPN_FT lists every registered FCP port.',
         ],
       };

@@ -1,7 +1,7 @@
 /**
  * FabricPort: the narrow seam between the emulated ISP2532 firmware (firmware.ts; the behaviour
  * qla2xxx 10.02.x expects of 24xx/25xx firmware, isp25xx.md §3.7) and the SAN
- * side (src/san/initiator.ts, an N_Port initiator engine over a link). The firmware turns the
+ * side (src/fc/initiator.ts, an N_Port initiator engine over a link). The firmware turns the
  * guest's mailbox commands and IOCBs into these calls; every ELS/CT/FCP exchange named here is
  * carried out on the vport's link by the implementation. Port IDs are 24-bit N_Port IDs
  * (domain << 16 | area << 8 | al_pa); names are 64-bit WWNs.

@@ -1,5 +1,5 @@
 /**
- * FabricPort over the SAN's N_Port initiator engine (src/san/initiator.ts): the emulated ISP2532
+ * FabricPort over the N_Port initiator engine (src/fc/initiator.ts): the emulated ISP2532
  * firmware's logins, name-server CT, FCP exchanges and task management become real frames on
  * the vport's link. Two ways in:
  *   - own link: connect() opens a link per fabric login and the vport FLOGIs on it (its link is

@@ -2,7 +2,7 @@
  * Fault injection for driver testing: a run-time switchable set of faults applied where links
  * meet the simulated switch (src/san/fabric/switch.ts), plus the administrative "link held down"
  * state of HBA ports. Models FC-2 frame delivery over the project's link format (no SOF/EOF/CRC,
- * see src/san/link.ts); FCP per FCP-4, ELS per FC-LS-3, sense data per SPC-4.
+ * see src/fc/link.ts); FCP per FCP-4, ELS per FC-LS-3, sense data per SPC-4.
  *
  * Every link the switch serves is wrapped (`FaultInjector.wrap`) before it is attached:
  *

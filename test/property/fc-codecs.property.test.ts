@@ -1,5 +1,5 @@
 /**
- * FC-2 frame, ELS, CT (name server), FCP and BLS codecs (src/san/fc/*): each round-trips its
+ * FC-2 frame, ELS, CT (name server), FCP and BLS codecs (src/fc/*): each round-trips its
  * values; decodes arbitrary bytes to a value or an FcDecodeError (never a TypeError/RangeError);
  * and what it decoded re-encodes to something that decodes to the same value. Multi-frame
  * sequences reassemble to their payload.
