@@ -12,7 +12,7 @@
  */
 import { VportHba } from '../../src/hba.js';
 import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
-import { connectLink } from '../../src/san/link.js';
+import { connectLink } from '../../src/fc/link.js';
 import { PCI_REGION } from '../../src/vfio-user/protocol.js';
 import type { DeviceContext, GuestMemory, IrqSignaller } from '../../src/vfio-user/device-api.js';
 import { logger } from '../../src/util/log.js';

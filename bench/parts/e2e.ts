@@ -17,7 +17,7 @@ import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, wri
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { guestEnvironment, runGuest } from '../../src/harness/guest.js';
-import { Initiator } from '../../src/san/initiator.js';
+import { Initiator } from '../../src/fc/initiator.js';
 import { startSan, startServe, cpuTimeMs } from '../lib/procs.js';
 import { startCountingHba, diffCounters, zeroCounters, type HbaCounters } from '../lib/counting-hba.js';
 import { framesForwarded } from '../lib/san-control.js';

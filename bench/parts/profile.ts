@@ -113,10 +113,10 @@ export const DATA_COPIES: ProfileData['copies'] = [
     direction: 'write (guest → volume)',
     steps: [
       'guest RAM → HBA buffer: gather() readInto per DSD (src/isp/iocb/fcp.ts)',
-      'FCP_DATA frame → link buffer with length prefix: encodeLinkFrame (src/san/link.ts)',
+      'FCP_DATA frame → link buffer with length prefix: encodeLinkFrame (src/fc/link.ts)',
       'kernel: Unix socket send + receive (HBA process → SAN process)',
-      'SAN link reassembly: frame copied out of the receive buffer (LinkFramer.push, src/san/link.ts)',
-      'switch → in-process target port: MemoryLinkEnd.transmit frame.slice() (src/san/link.ts)',
+      'SAN link reassembly: frame copied out of the receive buffer (LinkFramer.push, src/fc/link.ts)',
+      'switch → in-process target port: MemoryLinkEnd.transmit frame.slice() (src/fc/link.ts)',
       'target: payload into the RAM volume chunk (MemoryBacking.write, src/san/volume.ts)',
     ],
   },

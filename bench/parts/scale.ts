@@ -10,9 +10,9 @@
 import { readFile } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Initiator } from '../../src/san/initiator.js';
-import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/san/fc/ct.js';
-import { WELL_KNOWN } from '../../src/san/fc/frame.js';
+import { Initiator } from '../../src/fc/initiator.js';
+import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/fc/ct.js';
+import { WELL_KNOWN } from '../../src/fc/frame.js';
 import { startSan, startServe, rssKiB } from '../lib/procs.js';
 import { summarizeLatency, type LatencySummary } from '../lib/stats.js';
 import { renderBarChart } from '../lib/svg.js';
@@ -74,7 +74,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     const found = await Promise.all(
       vports.map(async (v) => {
         await v.scr();
-        await v.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+        await v.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
         const targets = await v.discoverTargets();
         const t = targets.find((x) => x.wwpn === TARGET_WWPN);
         if (!t) return false;
@@ -96,11 +96,11 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     for (let l = 0; l < NAME_SERVER_LINKS; l++) {
       const p = await Initiator.connect(nsSan.link, { wwpn: scaleWwpn(l, 0), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
       physicals.push(p);
-      await p.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+      await p.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
       await Promise.all(
         Array.from({ length: VPORTS_PER_PORT }, async (_, i) => {
           const v = await p.createVport({ wwpn: scaleWwpn(l, i + 1), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
-          await v.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+          await v.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
         }),
       );
     }
@@ -111,7 +111,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     let entriesReturned = 0;
     for (let q = 0; q < queries; q++) {
       const s = performance.now();
-      // Initiator.gpnFt() asks for at most 8 KiB (511 entries); ask for the whole list, as a large fabric needs.
+      // NameServerClient.gpnFt() asks for at most 8 KiB (511 entries); ask for the whole list, as a large fabric needs.
       const list = decodeNameList((await querier.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_FT, ftRequest, CT_MAX_IU))).payload);
       times.push((performance.now() - s) * 1000);
       entriesReturned = list.length;
@@ -153,7 +153,7 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
         commands: ['node bench/run.js --only scale', 'node bench/.out/bench/lib/cli-launcher.js san --config <work>/san.json --link <work>/san.sock', 'node bench/.out/bench/lib/cli-launcher.js serve --socket <work>/idleN.sock --wwpn … --wwnn … --san <work>/san.sock (×4)'],
         bottleneck: scaleBottleneck(data),
         notes: [
-          'The vports are the SAN initiator engine (src/san/initiator.ts) in the benchmark process, i.e. what each HBA process runs for its fabric side; the 255 HBA processes themselves are not started (see idle memory for their cost).',
+          'The vports are the N_Port initiator engine (src/fc/initiator.ts) in the benchmark process, i.e. what each HBA process runs for its fabric side; the 255 HBA processes themselves are not started (see idle memory for their cost).',
           'Zoning is open (default allow), so every GPN_FT lists every registered FCP port.',
         ],
       };

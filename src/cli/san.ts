@@ -22,7 +22,7 @@ import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ControlServer, controlRequest, DEFAULT_MAX_CONTROL_PER_UID, type ControlListenOptions } from '../san/control.js';
 import { exampleSanConfig, loadSanConfig } from '../san/config.js';
-import { DEFAULT_MAX_LINKS_PER_UID } from '../san/link.js';
+import { DEFAULT_MAX_LINKS_PER_UID } from '../san/link-listener.js';
 import { San } from '../san/san.js';
 import { logger } from '../util/log.js';
 import { checkSocketPathLength, parseGroup, parseUser, type SocketAccess } from '../util/private-socket.js';

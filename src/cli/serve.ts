@@ -10,8 +10,8 @@
 import type { Command } from 'commander';
 import { VportHba } from '../hba.js';
 import { InitiatorFabricPort } from '../isp/initiator-fabric.js';
-import { connectLink } from '../san/link.js';
-import { PcapWriter } from '../san/pcap.js';
+import { connectLink } from '../fc/link.js';
+import { PcapWriter } from '../fc/pcap.js';
 import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';

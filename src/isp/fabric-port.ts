@@ -1,12 +1,12 @@
 /**
  * FabricPort: the narrow seam between the emulated ISP2532 firmware (firmware.ts; the behaviour
  * qla2xxx 10.02.x expects of 24xx/25xx firmware: fabric-session.ts) and the SAN
- * side (src/san/initiator.ts, an N_Port initiator engine over a link). The firmware turns the
+ * side (src/fc/initiator.ts, an N_Port initiator engine over a link). The firmware turns the
  * guest's mailbox commands and IOCBs into these calls; every ELS/CT/FCP exchange named here is
  * carried out on the vport's link by the implementation. Port IDs are 24-bit N_Port IDs
  * (domain << 16 | area << 8 | al_pa); names are 64-bit WWNs.
  */
-import type { TaskManagementFunction } from '../scsi/api.js';
+import type { DataDirection, TaskManagementFunction } from '../scsi/sam.js';
 
 export interface FabricLoginResult {
   /** N_Port ID the fabric assigned (FLOGI/FDISC LS_ACC D_ID). */
@@ -48,7 +48,7 @@ export interface FcpCommand {
   lun: Uint8Array;
   /** 16-byte CDB. */
   cdb: Uint8Array;
-  direction: 'none' | 'read' | 'write';
+  direction: DataDirection;
   /** FCP_DL. */
   expectedLength: number;
   /** Write data (length <= expectedLength), gathered from the guest's data segments. */

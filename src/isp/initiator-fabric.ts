@@ -1,5 +1,5 @@
 /**
- * FabricPort over the SAN's N_Port initiator engine (src/san/initiator.ts): the emulated ISP2532
+ * FabricPort over the N_Port initiator engine (src/fc/initiator.ts): the emulated ISP2532
  * firmware's logins, name-server CT, FCP exchanges and task management become real frames on
  * the vport's link. Two ways in:
  *   - own link: connect() opens a link per fabric login and the vport FLOGIs on it (its link is
@@ -7,11 +7,11 @@
  *   - NPIV: an already logged-in physical Initiator FDISCs the vport on its link.
  * As real 24xx firmware does after FLOGI, the port registers for RSCNs (SCR).
  */
-import { Initiator, ScsiAbortedError, type TaskManagement } from '../san/initiator.js';
-import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../san/fc/nport.js';
-import { encodeCt } from '../san/fc/ct.js';
-import type { Link } from '../san/link.js';
-import type { TaskManagementFunction } from '../scsi/api.js';
+import { Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiator.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../fc/nport/errors.js';
+import { encodeCt } from '../fc/ct.js';
+import type { Link } from '../fc/link.js';
+import type { TaskManagementFunction } from '../scsi/sam.js';
 import { logger, type Logger } from '../util/log.js';
 import type {
   AdiscResult,

@@ -2,7 +2,7 @@
  * Fault injection for driver testing: a run-time switchable set of faults applied where links
  * meet the simulated switch (src/san/fabric/switch.ts), plus the administrative "link held down"
  * state of HBA ports. Models FC-2 frame delivery over the project's link format (no SOF/EOF/CRC,
- * see src/san/link.ts); FCP per FCP-4, ELS per FC-LS-3, sense data per SPC-4.
+ * see src/fc/link.ts); FCP per FCP-4, ELS per FC-LS-3, sense data per SPC-4.
  *
  * Every link the switch serves is wrapped (`FaultInjector.wrap`) before it is attached:
  *
@@ -33,8 +33,8 @@
  *   rscn-storm    `count` RSCNs to every SCR-registered port, `intervalMs` apart.
  *   port-flap     take a port's link down and up `cycles` times (`downMs`, `upMs`).
  */
-import { decodeServiceParameters, ELS, encodeLsRjt, LS_RJT_EXPLANATION, LS_RJT_REASON } from './fc/els.js';
-import { encodeFcpRsp, FCP_CDB_SIZE, FCP_LUN_SIZE, FCP_RSP_FLAGS, decodeFcpCmnd } from './fc/fcp.js';
+import { decodeServiceParameters, ELS, encodeLsRjt, LS_RJT_EXPLANATION, LS_RJT_REASON } from '../fc/els.js';
+import { encodeFcpRsp, FCP_CDB_SIZE, FCP_LUN_SIZE, FCP_RSP_FLAGS, decodeFcpCmnd } from '../fc/fcp.js';
 import {
   F_CTL,
   F_CTL_REPLY,
@@ -46,9 +46,10 @@ import {
   decodeFrameHeader,
   encodeHeader,
   isWellKnownAddress,
-} from './fc/frame.js';
-import { Link } from './link.js';
-import { Asc, Opcode, SenseKey, Status } from '../scsi/constants.js';
+} from '../fc/frame.js';
+import { Link } from '../fc/link.js';
+import { Asc, Opcode, SenseKey } from '../scsi/constants.js';
+import { Status } from '../scsi/sam.js';
 import { buildFixedSense } from '../scsi/sense.js';
 import { formatWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';

@@ -17,9 +17,9 @@
  * number of open exchanges (TASK SET FULL beyond), write data only at the expected relative offset,
  * and a deadline for write data to arrive.
  */
-import { BA_RJT_EXPLANATION, BA_RJT_REASON, encodeBaAcc, encodeBaRjt } from './fc/bls.js';
-import { FcDecodeError } from './fc/bytes.js';
-import { FC4_FEATURE, FC4_TYPE_FCP } from './fc/ct.js';
+import { BA_RJT_EXPLANATION, BA_RJT_REASON, encodeBaAcc, encodeBaRjt } from '../fc/bls.js';
+import { FcDecodeError } from '../fc/bytes.js';
+import { FC4_FEATURE, FC4_TYPE_FCP } from '../fc/ct.js';
 import {
   ELS,
   FCP_SPP,
@@ -32,17 +32,16 @@ import {
   encodeLogo,
   encodeProcessLogin,
   rscnPageCovers,
-} from './fc/els.js';
-import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from './fc/fcp.js';
-import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from './fc/frame.js';
-import { NPort, NPortLink, type NPortOptions, type RemoteSession } from './fc/nport.js';
-import { buildSequence } from './fc/sequence.js';
-import type { Link } from './link.js';
-import type { DataDirection, ItNexus, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from '../scsi/api.js';
+} from '../fc/els.js';
+import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from '../fc/fcp.js';
+import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from '../fc/frame.js';
+import { NPortLink } from '../fc/nport/exchange-manager.js';
+import { NPort, type NPortOptions, type RemoteSession } from '../fc/nport/port.js';
+import { buildSequence } from '../fc/sequence.js';
+import type { Link } from '../fc/link.js';
+import type { ItNexus, ScsiResponse, ScsiTargetPort } from '../scsi/api.js';
+import { type DataDirection, Status, type TaskManagementFunction } from '../scsi/sam.js';
 import { formatWwn } from '../util/wwn.js';
-
-/** SAM status codes used by the transport itself. */
-const SAM_STATUS = { GOOD: 0x00, CHECK_CONDITION: 0x02, BUSY: 0x08, TASK_SET_FULL: 0x28 } as const;
 
 export interface TargetPortOptions extends Omit<NPortOptions, 'wwpn' | 'wwnn'> {
   symbolicName?: string;
@@ -94,7 +93,7 @@ export class FcTargetPort extends NPort {
   private readonly symbolicName: string;
 
   constructor(
-    mux: NPortLink,
+    mux: NPortLink<NPort>,
     readonly scsi: ScsiTargetPort,
     opts: TargetPortOptions = {},
   ) {
@@ -110,7 +109,7 @@ export class FcTargetPort extends NPort {
   static async start(link: Link, scsi: ScsiTargetPort, opts: TargetPortOptions = {}): Promise<FcTargetPort> {
     const port = new FcTargetPort(new NPortLink(link), scsi, opts);
     await port.fabricLogin('flogi');
-    await port.registerWithNameServer({ fcpFeatures: FC4_FEATURE.TARGET, symbolicNodeName: port.symbolicName, symbolicPortName: port.symbolicName });
+    await port.nameServer.register({ fcpFeatures: FC4_FEATURE.TARGET, symbolicNodeName: port.symbolicName, symbolicPortName: port.symbolicName });
     await port.scr();
     return port;
   }
@@ -189,7 +188,7 @@ export class FcTargetPort extends NPort {
       if (!pages.some((p) => rscnPageCovers(p, session.nportId))) continue;
       let still = false;
       try {
-        still = (await this.gpnId(session.nportId)) === session.wwpn;
+        still = (await this.nameServer.gpnId(session.nportId)) === session.wwpn;
       } catch {
         still = false;
       }
@@ -229,7 +228,7 @@ export class FcTargetPort extends NPort {
     const noResidual = { retryDelay: 0, residualOver: false, residualUnder: false, residual: 0 };
     if (this.exchanges.has(key)) {
       // OX_ID reuse while the exchange is open: the initiator is confused; refuse this command.
-      respond({ ...noResidual, status: SAM_STATUS.BUSY, responseCode: null, sense: null });
+      respond({ ...noResidual, status: Status.BUSY, responseCode: null, sense: null });
       return;
     }
     let cmd: FcpCmnd;
@@ -237,20 +236,20 @@ export class FcTargetPort extends NPort {
       cmd = decodeFcpCmnd(frame.payload);
     } catch (err) {
       if (!(err instanceof FcDecodeError)) throw err;
-      respond({ ...noResidual, status: SAM_STATUS.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
+      respond({ ...noResidual, status: Status.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
       return;
     }
     const nexus = this.nexusFor(session);
     if (cmd.taskManagement !== 0) {
-      void this.runTaskManagement(nexus, cmd, (code) => respond({ ...noResidual, status: SAM_STATUS.GOOD, responseCode: code, sense: null }));
+      void this.runTaskManagement(nexus, cmd, (code) => respond({ ...noResidual, status: Status.GOOD, responseCode: code, sense: null }));
       return;
     }
     if ((cmd.read && cmd.write) || cmd.dataLength > this.maxTransferLength) {
-      respond({ ...noResidual, status: SAM_STATUS.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
+      respond({ ...noResidual, status: Status.GOOD, responseCode: FCP_RSP_CODE.INVALID_FIELDS, sense: null });
       return;
     }
     if (this.exchanges.size >= this.maxExchanges) {
-      respond({ ...noResidual, status: SAM_STATUS.TASK_SET_FULL, responseCode: null, sense: null });
+      respond({ ...noResidual, status: Status.TASK_SET_FULL, responseCode: null, sense: null });
       return;
     }
     const ex: TargetExchange = {
@@ -310,7 +309,7 @@ export class FcTargetPort extends NPort {
       clearTimeout(ex.timer);
       this.exchanges.delete(key);
       this.sendRsp(ex.initiator, ex.oxId, ex.rxId, {
-        status: SAM_STATUS.GOOD,
+        status: Status.GOOD,
         retryDelay: 0,
         residualOver: false,
         residualUnder: false,
@@ -346,7 +345,7 @@ export class FcTargetPort extends NPort {
       });
     } catch (err) {
       this.log.error({ err: (err as Error).message, oxId: ex.oxId }, 'SCSI execution failed');
-      resp = { status: SAM_STATUS.CHECK_CONDITION, sense: fixedSense(0x4, 0x44, 0x00), dataIn: null };
+      resp = { status: Status.CHECK_CONDITION, sense: fixedSense(0x4, 0x44, 0x00), dataIn: null };
     }
     if (ex.aborted || this.exchanges.get(key) !== ex) return;
     this.exchanges.delete(key);

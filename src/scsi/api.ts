@@ -2,13 +2,13 @@
  * Contract between the FC transport (target-port.ts, owned by the fabric side) and the SCSI target
  * semantics (src/scsi/**). Modelled on SAM-5 / SPC-4 / SBC-3 as carried by FCP-4.
  */
+import type { DataDirection, TaskManagementFunction } from './sam.js';
 
 /**
  * I_T nexus (SAM-5): the initiator port name + the target port it came in on; SPC-4 keys
  * reservations and unit attentions by it.
  */
 export interface ItNexus { initiatorWwpn: bigint; targetWwpn: bigint; relativeTargetPortId: number; }
-export type DataDirection = 'none' | 'read' | 'write';
 export interface ScsiRequest {
   nexus: ItNexus;
   lun: Uint8Array;            // 8-byte FCP LUN field as sent (SAM LUN structure)
@@ -23,7 +23,6 @@ export interface ScsiResponse {
   sense: Uint8Array | null;   // fixed-format sense data when status is CHECK CONDITION
   dataIn: Uint8Array | null;  // read data (the transport truncates to expectedLength and reports residuals)
 }
-export type TaskManagementFunction = 'abort-task' | 'abort-task-set' | 'clear-task-set' | 'lun-reset' | 'target-reset' | 'clear-aca';
 /** One target port's view of an array. */
 export interface ScsiTargetPort {
   readonly wwpn: bigint; readonly wwnn: bigint; readonly relativePortId: number;

@@ -6,7 +6,8 @@
  */
 import type { ScsiRequest } from './api.js';
 import { be16, be32, be64, clampToAllocation, put32, put64 } from './cdb.js';
-import { Asc, Opcode, SenseKey, Status } from './constants.js';
+import { Asc, Opcode, SenseKey } from './constants.js';
+import { Status } from './sam.js';
 import { MAX_TRANSFER_BYTES, MAX_UNMAP_BYTES, MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BYTES, blocksFor, TaskAbortedError, type BlockDevice } from './block-device.js';
 export { TaskAbortedError } from './block-device.js';
 import { CommandError, invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange, parameterListLengthError } from './sense.js';

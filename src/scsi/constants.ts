@@ -1,18 +1,8 @@
 /**
- * SCSI numbers used by the simulated storage array's device server: SAM-5 status codes, SPC-4 /
- * SBC-3 operation codes, sense keys and additional sense codes. Every number the target emits or
- * checks is named here once.
+ * SCSI numbers used by the simulated storage array's device server: SPC-4 / SBC-3 operation codes,
+ * sense keys and additional sense codes. Every number the target emits or checks is named here
+ * once; the SAM-5 status codes both ends share are in sam.ts.
  */
-
-/** SAM-5 §5.3 status codes. */
-export const Status = {
-  GOOD: 0x00,
-  CHECK_CONDITION: 0x02,
-  BUSY: 0x08,
-  RESERVATION_CONFLICT: 0x18,
-  TASK_SET_FULL: 0x28,
-  TASK_ABORTED: 0x40,
-} as const;
 
 /** SPC-4 §4.5.6 sense keys. */
 export const SenseKey = {

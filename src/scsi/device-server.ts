@@ -10,9 +10,10 @@
  * Aborted tasks end with TASK ABORTED status (the control mode page reports TAS=1); the
  * transport decides whether that status is sent.
  */
-import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from './api.js';
+import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort } from './api.js';
 import { be32, clampToAllocation, decodeLun, encodeLun, put32 } from './cdb.js';
-import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, Status, type AdditionalSense } from './constants.js';
+import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, type AdditionalSense } from './constants.js';
+import { Status, type TaskManagementFunction } from './sam.js';
 import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
 import { modeSelect, modeSense } from './mode-pages.js';
 import { reportTargetPortGroups } from './alua.js';

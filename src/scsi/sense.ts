@@ -11,7 +11,8 @@
  *   byte 15   SKSV(7) | C/D(6) | BPV(3) | BIT POINTER(2..0)   -- sense-key specific, field pointer form
  *   bytes 16-17 FIELD POINTER (byte offset into the CDB or parameter list)
  */
-import { Asc, SenseKey, Status, type AdditionalSense } from './constants.js';
+import { Asc, SenseKey, type AdditionalSense } from './constants.js';
+import { Status } from './sam.js';
 
 export const FIXED_SENSE_LENGTH = 18;
 const SENSE_RESPONSE_CODE_CURRENT = 0x70;

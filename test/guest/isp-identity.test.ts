@@ -10,8 +10,8 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
-import { decodeServiceParameters, ELS } from '../../src/san/fc/els.js';
-import { decodeFrameHeader, FC_HEADER_SIZE, R_CTL } from '../../src/san/fc/frame.js';
+import { decodeServiceParameters, ELS } from '../../src/fc/els.js';
+import { decodeFrameHeader, FC_HEADER_SIZE, R_CTL } from '../../src/fc/frame.js';
 import { NVRAM } from '../../src/isp/nvram.js';
 import { VPORT_WWNN as WWNN, VPORT_WWPN as WWPN, startIspRig, sysfsWwn as hex, type IspRig } from './support/rig.js';
 

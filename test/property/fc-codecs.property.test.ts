@@ -1,18 +1,18 @@
 /**
- * FC-2 frame, ELS, CT (name server), FCP and BLS codecs (src/san/fc/*): each round-trips its
+ * FC-2 frame, ELS, CT (name server), FCP and BLS codecs (src/fc/*): each round-trips its
  * values; decodes arbitrary bytes to a value or an FcDecodeError (never a TypeError/RangeError);
  * and what it decoded re-encodes to something that decodes to the same value. Multi-frame
  * sequences reassemble to their payload.
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { FcDecodeError } from '../../src/san/fc/bytes.js';
-import { decodeBaAcc, decodeBaRjt, encodeBaAcc, encodeBaRjt } from '../../src/san/fc/bls.js';
-import * as ct from '../../src/san/fc/ct.js';
-import * as els from '../../src/san/fc/els.js';
-import { decodeFcpCmnd, decodeFcpRsp, decodeXferRdy, encodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from '../../src/san/fc/fcp.js';
-import { FC_MAX_PAYLOAD, F_CTL, decodeFrame, decodeHeader, encodeFrame, encodeHeader } from '../../src/san/fc/frame.js';
-import { SequenceAssembler, buildSequence } from '../../src/san/fc/sequence.js';
+import { FcDecodeError } from '../../src/fc/bytes.js';
+import { decodeBaAcc, decodeBaRjt, encodeBaAcc, encodeBaRjt } from '../../src/fc/bls.js';
+import * as ct from '../../src/fc/ct.js';
+import * as els from '../../src/fc/els.js';
+import { decodeFcpCmnd, decodeFcpRsp, decodeXferRdy, encodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from '../../src/fc/fcp.js';
+import { FC_MAX_PAYLOAD, F_CTL, decodeFrame, decodeHeader, encodeFrame, encodeHeader } from '../../src/fc/frame.js';
+import { SequenceAssembler, buildSequence } from '../../src/fc/sequence.js';
 import { RUNS, bytes, decodesOrRejects, u16, u24, u32, u64, u8 } from './support.js';
 
 const { ELS } = els;

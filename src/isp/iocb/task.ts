@@ -11,7 +11,7 @@ import { Abort, IocbHeader, CompStatus, EntryStatus, EntryType, Handle, ScsiStat
 import {
   FCP_RSP_INFO_LEN,
 } from '../../../assembly/shared/iocb-mgmt.js';
-import type { TaskManagementFunction } from '../../scsi/api.js';
+import type { TaskManagementFunction } from '../../scsi/sam.js';
 import type { IocbContext } from './context.js';
 import { declined, echo, fcpSwap, handleOf, view } from './common.js';
 

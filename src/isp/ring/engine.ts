@@ -44,7 +44,6 @@ import {
   validateStatus,
   type ConsumeResult,
   type ConsumeStop,
-  type DataDirection,
   type DataSegment,
   type FlushResult,
   type RequestEntry,
@@ -54,6 +53,7 @@ import {
   type StatusType0,
 } from './types.js';
 import { copyInEntries, copyOutEntries, dmaFault, isRingIndex } from './guest-ring.js';
+import type { DataDirection } from '../../scsi/sam.js';
 
 /**
  * The slice of the WebAssembly JS API used here. The project's lib setting (ES2022, no DOM)

@@ -40,7 +40,6 @@ import {
   validateStatus,
   type ConsumeResult,
   type ConsumeStop,
-  type DataDirection,
   type DataSegment,
   type FlushResult,
   type RequestEntry,
@@ -50,6 +49,7 @@ import {
   type StatusType0,
 } from './types.js';
 import { copyInEntries, copyOutEntries, dmaFault, isRingIndex } from './guest-ring.js';
+import type { DataDirection } from '../../scsi/sam.js';
 
 const U64_MAX = (1n << 64n) - 1n;
 const RAW_REQUEST_TYPES = new Set<number>([

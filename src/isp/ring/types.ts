@@ -7,8 +7,7 @@
 import type { GuestMemory } from '../../vfio-user/device-api.js';
 import { IocbLimits, IOCB_SIZE, MAX_SENSE_BYTES } from '../../../assembly/shared/iocb.js';
 import { Capacity, Reason } from '../../../assembly/shared/ring-layout.js';
-
-export type DataDirection = 'none' | 'write' | 'read';
+import type { DataDirection } from '../../scsi/sam.js';
 
 /** One data segment descriptor (dsd64) of a command, validated: length > 0, no 2^64 wrap. */
 export interface DataSegment {

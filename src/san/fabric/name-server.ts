@@ -8,7 +8,7 @@
  * An N_Port may register only objects of its own port (its N_Port ID, its node name); anything else
  * is answered with FS_RJT "logical error / access denied".
  */
-import { FcDecodeError } from '../fc/bytes.js';
+import { FcDecodeError } from '../../fc/bytes.js';
 import {
   CLASS_OF_SERVICE_3,
 
@@ -37,7 +37,7 @@ import {
   encodeNameList,
   encodePortObject,
   fc4TypesBitmap,
-} from '../fc/ct.js';
+} from '../../fc/ct.js';
 
 export interface NameServerEntry {
   nportId: number;

@@ -23,9 +23,9 @@
  *  - a link going down or a LOGO to 0xFFFFFE removes the logins (a physical port's LOGO also
  *    removes its vports) and RSCNs the ports that could see them.
  */
-import { FcDecodeError } from '../fc/bytes.js';
-import { encodeBaAcc } from '../fc/bls.js';
-import { CT_MAX_IU, FS_RJT_REASON, GS_TYPE, ctReject, decodeCt } from '../fc/ct.js';
+import { FcDecodeError } from '../../fc/bytes.js';
+import { encodeBaAcc } from '../../fc/bls.js';
+import { CT_MAX_IU, FS_RJT_REASON, GS_TYPE, ctReject, decodeCt } from '../../fc/ct.js';
 import {
   CSP_FEATURES,
   ELS,
@@ -48,7 +48,7 @@ import {
   encodeRscn,
   encodeServiceParameters,
   elsCommandName,
-} from '../fc/els.js';
+} from '../../fc/els.js';
 import {
   F_CTL,
   F_CTL_REPLY,
@@ -65,9 +65,9 @@ import {
   formatPortId,
   isWellKnownAddress,
   portId,
-} from '../fc/frame.js';
-import { SequenceAssembler, buildSequence } from '../fc/sequence.js';
-import type { Link } from '../link.js';
+} from '../../fc/frame.js';
+import { SequenceAssembler, buildSequence } from '../../fc/sequence.js';
+import type { Link } from '../../fc/link.js';
 import { formatWwn } from '../../util/wwn.js';
 import { type Logger, logger } from '../../util/log.js';
 import { NameServer } from './name-server.js';

@@ -14,9 +14,9 @@
  * at error level, and the array's target port is still up and logged in to the fabric.
  */
 import { parseSanConfig } from '../../../src/san/config.js';
-import { FC_HEADER_SIZE, FC_MAX_FRAME } from '../../../src/san/fc/frame.js';
-import { Initiator } from '../../../src/san/initiator.js';
-import { linkPair, type Link } from '../../../src/san/link.js';
+import { FC_HEADER_SIZE, FC_MAX_FRAME } from '../../../src/fc/frame.js';
+import { Initiator } from '../../../src/fc/initiator.js';
+import { linkPair, type Link } from '../../../src/fc/link.js';
 import { San } from '../../../src/san/san.js';
 import { LogCapture } from '../../unit/hostile/support.js';
 import { FuzzFinding, be16, u8, type FuzzTarget } from '../engine/target.js';

@@ -14,7 +14,8 @@ import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
 import { StorageArray, type ArrayConfig } from '../../../src/san/array.js';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
-import { LinkListener, connectLink, linkPair } from '../../../src/san/link.js';
+import { connectLink, linkPair } from '../../../src/fc/link.js';
+import { LinkListener } from '../../../src/san/link-listener.js';
 import { FcTargetPort, type TargetPortOptions } from '../../../src/san/target-port.js';
 import type { ScsiTargetPort } from '../../../src/scsi/api.js';
 

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { runSan } from '../../../src/cli/san.js';
 import { ConfigError, exampleSanConfig } from '../../../src/san/config.js';
-import { LINKTYPE_FC_2 } from '../../../src/san/pcap.js';
+import { LINKTYPE_FC_2 } from '../../../src/fc/pcap.js';
 import { FC2, PCAP, cliSandbox, staleSocket, waitFor } from './support.js';
 
 interface PcapRecord {

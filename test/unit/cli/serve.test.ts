@@ -15,7 +15,7 @@ import { serve, type ServeOptions } from '../../../src/cli/serve.js';
 import { runSan } from '../../../src/cli/san.js';
 import { exampleSanConfig } from '../../../src/san/config.js';
 import { controlRequest } from '../../../src/san/control.js';
-import { LINKTYPE_FC_2 } from '../../../src/san/pcap.js';
+import { LINKTYPE_FC_2 } from '../../../src/fc/pcap.js';
 import { VfioUserClient } from '../../../src/vfio-user/client.js';
 import { DEVICE_FLAGS, PCI_NUM_IRQS, PCI_NUM_REGIONS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
 import { readVportStats } from '../../../src/vport/stats.js';

@@ -19,7 +19,7 @@ export const BUILT = join(REPO, 'dist', 'src', 'cli.js');
 /** Upper bound for a child process to reach a state; not a speed goal. */
 export const WAIT_MS = 20_000;
 
-/** pcap classic format (see src/san/pcap.ts): 24-byte global header, 16-byte record headers. */
+/** pcap classic format (see src/fc/pcap.ts): 24-byte global header, 16-byte record headers. */
 export const PCAP = { MAGIC_USEC: 0xa1b2c3d4, GLOBAL_HEADER: 24, RECORD_HEADER: 16 } as const;
 /** FC-2 frame header (FC-FS-3): R_CTL at 0, D_ID at 1..3, payload after HEADER bytes; and the FLOGI to the F_Port a capture starts with. */
 export const FC2 = { HEADER: 24, R_CTL_ELS_REQUEST: 0x22, FABRIC_F_PORT_ID: 0xfffffe, ELS_FLOGI: 0x04 } as const;

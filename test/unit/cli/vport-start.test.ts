@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../../src/cli/vport.js';
 import { native } from '../../../src/native/index.js';
-import { LinkListener } from '../../../src/san/link.js';
+import { LinkListener } from '../../../src/san/link-listener.js';
 import { probeVfioUserServer } from '../../../src/vport/probe.js';
 import { STATE_FORMAT_VERSION, statePath, writeRuntimeState } from '../../../src/vport/runtime.js';
 import { statsPathFor, VportStatsWriter } from '../../../src/vport/stats.js';

@@ -3,12 +3,12 @@
  * Decoders must either return or throw FcDecodeError — nothing else — whatever bytes they get.
  */
 import { describe, expect, it } from 'vitest';
-import { BA_ACC_SIZE, decodeBaAcc, decodeBaRjt, encodeBaAcc, encodeBaRjt } from '../../../src/san/fc/bls.js';
-import { FcDecodeError } from '../../../src/san/fc/bytes.js';
-import * as ct from '../../../src/san/fc/ct.js';
-import * as els from '../../../src/san/fc/els.js';
-import * as fcp from '../../../src/san/fc/fcp.js';
-import { FC_HEADER_SIZE, FC_MAX_FRAME, type FcHeader, decodeFrame, decodeHeader, encodeFrame, encodeHeader } from '../../../src/san/fc/frame.js';
+import { BA_ACC_SIZE, decodeBaAcc, decodeBaRjt, encodeBaAcc, encodeBaRjt } from '../../../src/fc/bls.js';
+import { FcDecodeError } from '../../../src/fc/bytes.js';
+import * as ct from '../../../src/fc/ct.js';
+import * as els from '../../../src/fc/els.js';
+import * as fcp from '../../../src/fc/fcp.js';
+import { FC_HEADER_SIZE, FC_MAX_FRAME, type FcHeader, decodeFrame, decodeHeader, encodeFrame, encodeHeader } from '../../../src/fc/frame.js';
 
 const header: FcHeader = {
   rCtl: 0x22, dId: 0xfffffe, csCtl: 0x00, sId: 0x010203, type: 0x01, fCtl: 0x290000,

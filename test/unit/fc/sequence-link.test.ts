@@ -3,11 +3,11 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { F_CTL, F_CTL_REQUEST, type FcHeader, decodeFrame } from '../../../src/san/fc/frame.js';
-import { SequenceAssembler, buildSequence } from '../../../src/san/fc/sequence.js';
+import { F_CTL, F_CTL_REQUEST, type FcHeader, decodeFrame } from '../../../src/fc/frame.js';
+import { SequenceAssembler, buildSequence } from '../../../src/fc/sequence.js';
 import { Zoning, ZoningError } from '../../../src/san/fabric/zoning.js';
-import { FrameStreamDecoder, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
-import { LINKTYPE_FC_2, PcapWriter } from '../../../src/san/pcap.js';
+import { FrameStreamDecoder, encodeLinkFrame, linkPair } from '../../../src/fc/link.js';
+import { LINKTYPE_FC_2, PcapWriter } from '../../../src/fc/pcap.js';
 
 const t: Omit<FcHeader, 'seqCnt' | 'parameter'> = {
   rCtl: 0x02, dId: 0xfffffc, csCtl: 0, sId: 0x010100, type: 0x20, fCtl: F_CTL_REQUEST, seqId: 5, dfCtl: 0, oxId: 7, rxId: 0xffff,

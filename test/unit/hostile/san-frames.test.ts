@@ -14,9 +14,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { parseSanConfig } from '../../../src/san/config.js';
-import { FC_HEADER_SIZE, FC_MAX_FRAME, FC_TYPE, F_CTL, R_CTL, WELL_KNOWN } from '../../../src/san/fc/frame.js';
-import { Initiator } from '../../../src/san/initiator.js';
-import { LINK_LENGTH_PREFIX } from '../../../src/san/link.js';
+import { FC_HEADER_SIZE, FC_MAX_FRAME, FC_TYPE, F_CTL, R_CTL, WELL_KNOWN } from '../../../src/fc/frame.js';
+import { Initiator } from '../../../src/fc/initiator.js';
+import { LINK_LENGTH_PREFIX } from '../../../src/fc/link.js';
 import { San } from '../../../src/san/san.js';
 import { LogCapture, sleep, withSeed, type Rng } from './support.js';
 

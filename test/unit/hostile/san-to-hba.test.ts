@@ -9,9 +9,9 @@
  * works after the storm.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { encodeFcpRsp, encodeXferRdy } from '../../../src/san/fc/fcp.js';
-import { FC_HEADER_SIZE, FC_TYPE, F_CTL, R_CTL, encodeFrame, type FcHeader } from '../../../src/san/fc/frame.js';
-import { Initiator } from '../../../src/san/initiator.js';
+import { encodeFcpRsp, encodeXferRdy } from '../../../src/fc/fcp.js';
+import { FC_HEADER_SIZE, FC_TYPE, F_CTL, R_CTL, encodeFrame, type FcHeader } from '../../../src/fc/frame.js';
+import { Initiator } from '../../../src/fc/initiator.js';
 import { IocbHeader, IOCB_SIZE, Sts24 } from '../../../assembly/shared/iocb.js';
 import {
   BLOCK,

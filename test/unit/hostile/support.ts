@@ -34,7 +34,7 @@ import type { FabricPort } from '../../../src/isp/fabric-port.js';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
 import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
 import { parseSanConfig } from '../../../src/san/config.js';
-import { connectLink } from '../../../src/san/link.js';
+import { connectLink } from '../../../src/fc/link.js';
 import { San } from '../../../src/san/san.js';
 import { QLA_LAYOUT, QlaGuest, sleep, type QlaGuestOptions, type QlaGuestParts } from '../../support/qla-guest.js';
 

@@ -19,7 +19,7 @@ import type {
 import { Isp2532 } from '../../../src/isp/isp2532.js';
 import type { Logger } from '../../../src/util/log.js';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
-import type { TaskManagementFunction } from '../../../src/scsi/api.js';
+import type { TaskManagementFunction } from '../../../src/scsi/sam.js';
 
 export class ArrayMemory implements GuestMemory {
   readonly bytes: Uint8Array;

@@ -5,7 +5,7 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
-import { connectLink } from '../../../src/san/link.js';
+import { connectLink } from '../../../src/fc/link.js';
 import { FakeScsiTarget } from '../san/fake-scsi.js';
 import { startTestSan, type TestSan } from '../san/helpers.js';
 import { le16, le32, mbWithDma, Rig, SCRATCH, WWPN } from './helpers.js';

@@ -12,7 +12,8 @@ import type { FabricEvent } from '../../../src/isp/fabric-port.js';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
-import { connectLink, LinkListener } from '../../../src/san/link.js';
+import { connectLink } from '../../../src/fc/link.js';
+import { LinkListener } from '../../../src/san/link-listener.js';
 import { until } from '../san/helpers.js';
 
 const WWPN = 0xc05076ffe5000001n;

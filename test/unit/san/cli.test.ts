@@ -5,7 +5,7 @@ import { Command } from 'commander';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseCtlArguments, registerSanCommand, runSan } from '../../../src/cli/san.js';
 import { exampleSanConfig, parseSanConfig } from '../../../src/san/config.js';
-import { Initiator } from '../../../src/san/initiator.js';
+import { Initiator } from '../../../src/fc/initiator.js';
 import { until } from './helpers.js';
 
 function program(): Command {

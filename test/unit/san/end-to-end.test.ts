@@ -1,7 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE, NS, decodeNameList, encodeFtRequest, encodePortIdRequest, nameServerRequest } from '../../../src/san/fc/ct.js';
-import { LinkDownError } from '../../../src/san/fc/nport.js';
-import { Initiator } from '../../../src/san/initiator.js';
+import { FC4_FEATURE, NS, decodeNameList, encodeFtRequest, encodePortIdRequest, nameServerRequest } from '../../../src/fc/ct.js';
+import { LinkDownError } from '../../../src/fc/nport/errors.js';
+import { Initiator } from '../../../src/fc/initiator.js';
 import { FakeScsiTarget, INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 
@@ -27,7 +27,7 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     expect(vport.nportId).not.toBe(hba.nportId);
     expect(vport.nportId >> 8).toBe(hba.nportId >> 8); // same F_Port area, next AL_PA
     await vport.scr();
-    await vport.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR, symbolicNodeName: 'test host' });
+    await vport.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR, symbolicNodeName: 'test host' });
 
     const targets = await vport.discoverTargets();
     expect(targets.map((t) => t.wwpn)).toEqual([TGT.wwpn]);

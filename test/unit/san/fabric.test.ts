@@ -5,15 +5,17 @@
  */
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE, FC4_TYPE_FCP, FS_RJT_REASON, NS, encodePortIdRequest, encodeRftId, nameServerRequest } from '../../../src/san/fc/ct.js';
-import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, encodeRnidRequest, decodeRnidReply, decodeEcho, encodeLogo } from '../../../src/san/fc/els.js';
-import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/san/fc/frame.js';
-import * as els from '../../../src/san/fc/els.js';
-import { CtRejectError, ElsRejectError, ExchangeTimeoutError, NPort, NPortLink } from '../../../src/san/fc/nport.js';
+import { FC4_FEATURE, FC4_TYPE_FCP, FS_RJT_REASON, NS, encodePortIdRequest, encodeRftId, nameServerRequest } from '../../../src/fc/ct.js';
+import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, encodeRnidRequest, decodeRnidReply, decodeEcho, encodeLogo } from '../../../src/fc/els.js';
+import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/fc/frame.js';
+import * as els from '../../../src/fc/els.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError } from '../../../src/fc/nport/errors.js';
+import { NPortLink } from '../../../src/fc/nport/exchange-manager.js';
+import { NPort } from '../../../src/fc/nport/port.js';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
-import { Initiator } from '../../../src/san/initiator.js';
-import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../../../src/san/link.js';
+import { Initiator } from '../../../src/fc/initiator.js';
+import { FrameStreamDecoder, connectLink, encodeLinkFrame, linkPair } from '../../../src/fc/link.js';
 import { FakeScsiTarget } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';
 
@@ -43,10 +45,10 @@ describe('fabric login and addressing', () => {
       [0x010200, I2.wwpn, true],
     ]);
     // Implicit registration: every login is in the name server with its names.
-    expect(await b.gpnId(v.nportId)).toBe(V1.wwpn);
-    expect(await b.gnnId(v.nportId)).toBe(V1.wwnn);
-    expect(await b.gfpnId(v.nportId)).toBe(await b.gfpnId(a.nportId)); // same F_Port
-    expect((await b.gidPt()).sort()).toEqual([0x010100, 0x010101, 0x010200]);
+    expect(await b.nameServer.gpnId(v.nportId)).toBe(V1.wwpn);
+    expect(await b.nameServer.gnnId(v.nportId)).toBe(V1.wwnn);
+    expect(await b.nameServer.gfpnId(v.nportId)).toBe(await b.nameServer.gfpnId(a.nportId)); // same F_Port
+    expect((await b.nameServer.gidPt()).sort()).toEqual([0x010100, 0x010101, 0x010200]);
     a.closeLink();
     b.closeLink();
   });
@@ -131,15 +133,15 @@ describe('zoning', () => {
     const a = await Initiator.connect(san.linkPath, I1);
     const b = await Initiator.connect(san.linkPath, I2);
     await b.scr();
-    await a.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
-    await b.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+    await a.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
+    await b.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
     const target = san.fabric.findByWwpn(T1.wwpn)!.nportId;
 
     expect((await a.discoverTargets()).map((t) => t.wwpn)).toEqual([T1.wwpn]);
     expect(await b.discoverTargets()).toEqual([]);
     // b sees only itself; a (zoned with the target only) is hidden from b.
-    expect(await b.gidFt()).toEqual([b.nportId]);
-    const hidden = await b.gpnId(target).catch((e: unknown) => e);
+    expect(await b.nameServer.gidFt()).toEqual([b.nportId]);
+    const hidden = await b.nameServer.gpnId(target).catch((e: unknown) => e);
     expect(hidden).toBeInstanceOf(CtRejectError);
     // Frames from b to the target are discarded by the switch (hard zoning): PLOGI times out.
     const before = san.fabric.stats.droppedZoning;
@@ -182,7 +184,7 @@ describe('RSCN', () => {
     expect(san.fabric.linkDown(T1.wwpn)).toBe(true);
     await until(() => events.length > count, 'RSCN for the target leaving');
     expect(events.at(-1)!.map((p) => p.affectedId)).toEqual([target]);
-    await expect(watcher.gpnId(target)).rejects.toBeInstanceOf(CtRejectError);
+    await expect(watcher.nameServer.gpnId(target)).rejects.toBeInstanceOf(CtRejectError);
     expect(quietGot).toBe(0);
     watcher.closeLink();
     quiet.closeLink();
@@ -218,7 +220,7 @@ describe('hostile link input', () => {
     s.write(prefix);
     s.write(Buffer.alloc(32));
     await done;
-    expect(await good.gpnId(good.nportId)).toBe(I1.wwpn);
+    expect(await good.nameServer.gpnId(good.nportId)).toBe(I1.wwpn);
     good.closeLink();
   });
 
@@ -348,7 +350,7 @@ describe('name server edge cases', () => {
       vports.push(v);
     }
     frames.length = 0;
-    const list = await a.gpnFt(); // 150 × 16 bytes + CT header: two frames
+    const list = await a.nameServer.gpnFt(); // 150 × 16 bytes + CT header: two frames
     expect(list.map((e) => e.name)).toEqual(vports.map((v) => v.wwpn));
     expect(frames).toEqual([0, 1]);
     a.closeLink();

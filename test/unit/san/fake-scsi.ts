@@ -3,7 +3,8 @@
  * READ CAPACITY(10), READ(10) and WRITE(10); anything else is CHECK CONDITION / ILLEGAL REQUEST.
  * It records nexus losses and task management calls so tests can assert on them.
  */
-import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort, TaskManagementFunction } from '../../../src/scsi/api.js';
+import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort } from '../../../src/scsi/api.js';
+import type { TaskManagementFunction } from '../../../src/scsi/sam.js';
 
 const BLOCK = 512;
 

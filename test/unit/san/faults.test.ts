@@ -8,14 +8,14 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ControlServer, controlRequest } from '../../../src/san/control.js';
 import { parseSanConfig } from '../../../src/san/config.js';
-import { FC4_FEATURE } from '../../../src/san/fc/ct.js';
+import { FC4_FEATURE } from '../../../src/fc/ct.js';
 import { cdbBlockRange, FaultInjector } from '../../../src/san/faults.js';
-import { ElsRejectError } from '../../../src/san/fc/nport.js';
-import { Initiator, type ScsiResult } from '../../../src/san/initiator.js';
+import { ElsRejectError } from '../../../src/fc/nport/errors.js';
+import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { San } from '../../../src/san/san.js';
 import { parseWwn } from '../../../src/util/wwn.js';
-import { linkPair } from '../../../src/san/link.js';
-import { encodeHeader, FC_HEADER_SIZE } from '../../../src/san/fc/frame.js';
+import { linkPair } from '../../../src/fc/link.js';
+import { encodeHeader, FC_HEADER_SIZE } from '../../../src/fc/frame.js';
 import { read10, write10 } from './fake-scsi.js';
 import { until } from './helpers.js';
 
@@ -68,7 +68,7 @@ describe('fault injection through the control socket', () => {
   async function loggedIn(): Promise<{ host: Initiator; target: number }> {
     const host = await Initiator.connect(linkPath, HOST);
     await host.scr();
-    await host.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+    await host.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
     const [t] = await host.discoverTargets();
     await host.plogi(t!.nportId);
     await host.prli(t!.nportId);

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
-import { LinkListener, linkPair } from '../../../src/san/link.js';
+import { linkPair } from '../../../src/fc/link.js';
+import { LinkListener } from '../../../src/san/link-listener.js';
 import { FcTargetPort, type TargetPortOptions } from '../../../src/san/target-port.js';
 import type { ScsiTargetPort } from '../../../src/scsi/api.js';
 

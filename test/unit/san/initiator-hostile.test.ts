@@ -5,14 +5,16 @@
  * reply is wrong) — never crash, hang, or write outside the caller's buffer.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_TYPE_FCP } from '../../../src/san/fc/ct.js';
-import { ELS, FCP_SPP, PRLI_FLAGS, PRLI_RESPONSE, encodeProcessLogin } from '../../../src/san/fc/els.js';
-import { encodeFcpRsp, encodeXferRdy } from '../../../src/san/fc/fcp.js';
-import { F_CTL, FC_TYPE, type FcFrame, R_CTL } from '../../../src/san/fc/frame.js';
-import { ExchangeTimeoutError, NPort, NPortLink, ProtocolError } from '../../../src/san/fc/nport.js';
-import { buildSequence } from '../../../src/san/fc/sequence.js';
-import { Initiator } from '../../../src/san/initiator.js';
-import { linkPair } from '../../../src/san/link.js';
+import { FC4_TYPE_FCP } from '../../../src/fc/ct.js';
+import { ELS, FCP_SPP, PRLI_FLAGS, PRLI_RESPONSE, encodeProcessLogin } from '../../../src/fc/els.js';
+import { encodeFcpRsp, encodeXferRdy } from '../../../src/fc/fcp.js';
+import { F_CTL, FC_TYPE, type FcFrame, R_CTL } from '../../../src/fc/frame.js';
+import { ExchangeTimeoutError, ProtocolError } from '../../../src/fc/nport/errors.js';
+import { NPortLink } from '../../../src/fc/nport/exchange-manager.js';
+import { NPort } from '../../../src/fc/nport/port.js';
+import { buildSequence } from '../../../src/fc/sequence.js';
+import { Initiator } from '../../../src/fc/initiator.js';
+import { linkPair } from '../../../src/fc/link.js';
 import { read10, write10 } from './fake-scsi.js';
 import { type TestSan, startTestSan } from './helpers.js';
 

@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC_MAX_FRAME } from '../../../src/san/fc/frame.js';
-import { LinkListener, linkOutputQueued, setLinkOutputLimits, type LinkOutputLimits, type SocketLink } from '../../../src/san/link.js';
+import { FC_MAX_FRAME } from '../../../src/fc/frame.js';
+import { linkOutputQueued, setLinkOutputLimits, type LinkOutputLimits, type SocketLink } from '../../../src/fc/link.js';
+import { LinkListener } from '../../../src/san/link-listener.js';
 
 const FRAME = new Uint8Array(FC_MAX_FRAME).fill(0x5a);
 

@@ -2,8 +2,9 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { LinkListener, connectLink, linkPair, type Link, type SocketLink } from '../../../src/san/link.js';
-import { FC_HEADER_SIZE } from '../../../src/san/fc/frame.js';
+import { connectLink, linkPair, type Link, type SocketLink } from '../../../src/fc/link.js';
+import { LinkListener } from '../../../src/san/link-listener.js';
+import { FC_HEADER_SIZE } from '../../../src/fc/frame.js';
 
 /** A frame of `size` bytes whose every byte is `tag` (the link does not parse headers). */
 const frame = (tag: number, size = FC_HEADER_SIZE + 8) => new Uint8Array(size).fill(tag);

@@ -6,8 +6,8 @@
  * uncaught exception in the SAN), and GSPN_ID answered with a wrong length byte.
  */
 import { describe, expect, it } from 'vitest';
-import { FcDecodeError } from '../../../src/san/fc/bytes.js';
-import { CT_RESPONSE, NS, decodeCt, decodePortObject, decodeRspnId, decodeRsnnNn, encodePortIdRequest, nameServerRequest } from '../../../src/san/fc/ct.js';
+import { FcDecodeError } from '../../../src/fc/bytes.js';
+import { CT_RESPONSE, NS, decodeCt, decodePortObject, decodeRspnId, decodeRsnnNn, encodePortIdRequest, nameServerRequest } from '../../../src/fc/ct.js';
 import { NameServer } from '../../../src/san/fabric/name-server.js';
 
 const A = 0x010100;

@@ -6,7 +6,7 @@ import { chmodSync, lstatSync, mkdtempSync, readFileSync, readdirSync, rmSync, s
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { LINKTYPE_FC_2, PcapWriter } from '../../../src/san/pcap.js';
+import { LINKTYPE_FC_2, PcapWriter } from '../../../src/fc/pcap.js';
 
 let dir: string;
 beforeEach(() => {

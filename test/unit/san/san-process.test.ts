@@ -11,8 +11,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE } from '../../../src/san/fc/ct.js';
-import { Initiator, type ScsiResult } from '../../../src/san/initiator.js';
+import { FC4_FEATURE } from '../../../src/fc/ct.js';
+import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { read10, write10 } from './fake-scsi.js';
 import { until } from './helpers.js';
 
@@ -38,7 +38,7 @@ async function withUnitAttentionRetry(run: () => Promise<ScsiResult>): Promise<S
 
 async function lunZero(link: string): Promise<{ hba: Initiator; target: number }> {
   const hba = await Initiator.connect(link, HOST);
-  await hba.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+  await hba.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
   const [t] = await hba.discoverTargets();
   await hba.plogi(t!.nportId);
   await hba.prli(t!.nportId);

@@ -10,9 +10,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ControlServer, controlRequest } from '../../../src/san/control.js';
 import { type SanConfig, parseSanConfig } from '../../../src/san/config.js';
-import { FC4_FEATURE } from '../../../src/san/fc/ct.js';
-import type { RscnPage } from '../../../src/san/fc/els.js';
-import { Initiator, type ScsiResult } from '../../../src/san/initiator.js';
+import { FC4_FEATURE } from '../../../src/fc/ct.js';
+import type { RscnPage } from '../../../src/fc/els.js';
+import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { San } from '../../../src/san/san.js';
 import { INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
 import { until } from './helpers.js';
@@ -61,7 +61,7 @@ async function command(i: Initiator, t: number, cmd: Parameters<Initiator['scsiC
 
 async function loginToTargets(i: Initiator): Promise<number[]> {
   await i.scr();
-  await i.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+  await i.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
   const targets = await i.discoverTargets();
   for (const t of targets) {
     await i.plogi(t.nportId);
@@ -168,7 +168,7 @@ describe('SAN with real storage arrays', () => {
     // A second host in a zone created at run time sees the array.
     expect(await controlRequest(controlPath, { cmd: 'zone-create', name: 'z2', members: ['c0:50:76:ff:e5:00:00:02', P1] })).toMatchObject({ ok: true });
     const other = await Initiator.connect(linkPath, OTHER);
-    await other.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+    await other.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
     expect((await other.discoverTargets()).map((x) => x.wwpn)).toEqual([0x500a098100000001n]);
     other.closeLink();
     host.closeLink();

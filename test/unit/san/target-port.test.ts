@@ -4,11 +4,11 @@
  * without a session) without crashing or leaking exchanges.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ELS } from '../../../src/san/fc/els.js';
-import { FCP_RSP_CODE, decodeFcpRsp, decodeXferRdy, encodeFcpCmnd } from '../../../src/san/fc/fcp.js';
-import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, decodeFrame } from '../../../src/san/fc/frame.js';
-import { buildSequence } from '../../../src/san/fc/sequence.js';
-import { Initiator, lunField } from '../../../src/san/initiator.js';
+import { ELS } from '../../../src/fc/els.js';
+import { FCP_RSP_CODE, decodeFcpRsp, decodeXferRdy, encodeFcpCmnd } from '../../../src/fc/fcp.js';
+import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, decodeFrame } from '../../../src/fc/frame.js';
+import { buildSequence } from '../../../src/fc/sequence.js';
+import { Initiator, lunField } from '../../../src/fc/initiator.js';
 import type { FcTargetPort } from '../../../src/san/target-port.js';
 import { FakeScsiTarget, read10, write10 } from './fake-scsi.js';
 import { type TestSan, startTestSan, until } from './helpers.js';

@@ -1,8 +1,8 @@
 /** Shared helpers for the SCSI target tests: a small array, request builders, sense decoding. */
 import { expect } from 'vitest';
-import type { ItNexus, ScsiResponse, ScsiTargetPort, DataDirection } from '../../../src/scsi/api.js';
+import type { ItNexus, ScsiResponse, ScsiTargetPort } from '../../../src/scsi/api.js';
 import { encodeLun } from '../../../src/scsi/cdb.js';
-import { Status } from '../../../src/scsi/constants.js';
+import { type DataDirection, Status } from '../../../src/scsi/sam.js';
 import { parseFixedSense, type SenseData } from '../../../src/scsi/sense.js';
 import { StorageArray, type ArrayConfig } from '../../../src/san/array.js';
 

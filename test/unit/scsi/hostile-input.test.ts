@@ -3,7 +3,7 @@
  * every command ends with a well-formed response and the array keeps working.
  */
 import { describe, expect, it } from 'vitest';
-import { Status } from '../../../src/scsi/constants.js';
+import { Status } from '../../../src/scsi/sam.js';
 import { FIXED_SENSE_LENGTH, parseFixedSense } from '../../../src/scsi/sense.js';
 import { MAX_TRANSFER_BYTES } from '../../../src/scsi/block-device.js';
 import { Cdb, Host, HOST_1, HOST_2, expectGood, makeArray, pattern } from './helpers.js';

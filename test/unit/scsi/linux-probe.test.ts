@@ -3,7 +3,7 @@
  * replayed against the array: every step must succeed the way the midlayer expects.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Status } from '../../../src/scsi/constants.js';
+import { Status } from '../../../src/scsi/sam.js';
 import { decodeLun } from '../../../src/scsi/cdb.js';
 import { parseFixedSense } from '../../../src/scsi/sense.js';
 import type { StorageArray } from '../../../src/san/array.js';

@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Status } from '../../../src/scsi/constants.js';
+import { Status } from '../../../src/scsi/sam.js';
 import type { StorageArray } from '../../../src/san/array.js';
 import { Cdb, Host, HOST_1, HOST_2, PORT_A, be16, be32, be64, expectCheck, expectGood, makeArray, prParams, pattern } from './helpers.js';
 

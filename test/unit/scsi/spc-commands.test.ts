@@ -1,5 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { Status, cdbLengthForOpcode } from '../../../src/scsi/constants.js';
+import { cdbLengthForOpcode } from '../../../src/scsi/constants.js';
+import { Status } from '../../../src/scsi/sam.js';
 import { encodeLun } from '../../../src/scsi/cdb.js';
 import { parseFixedSense } from '../../../src/scsi/sense.js';
 import type { StorageArray } from '../../../src/san/array.js';

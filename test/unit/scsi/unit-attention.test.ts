@@ -1,5 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { Status } from '../../../src/scsi/constants.js';
+import { Status } from '../../../src/scsi/sam.js';
 import { encodeLun } from '../../../src/scsi/cdb.js';
 import { parseFixedSense } from '../../../src/scsi/sense.js';
 import { TmfResponse } from '../../../src/scsi/device-server.js';

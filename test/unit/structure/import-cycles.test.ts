@@ -9,6 +9,11 @@
  * one strongly connected component). ALLOWED_CYCLES lists the cyclic edges that exist today
  * outside src/isp; the test fails on any cyclic edge not listed (a new cycle) and on any listed
  * edge that is no longer cyclic (delete it: the list only shrinks). src/isp may have none.
+
+ *
+ * The same graph checks the layering of the FC stack (issue 12): src/fc is the N_Port side both the
+ * HBA (src/isp) and the simulated SAN (src/san) build on, so it imports neither of them, and the
+ * HBA does not import the simulator.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -166,6 +171,40 @@ function cycleThrough(graph: Graph, a: string, b: string): string {
 
 const edgeName = ([a, b]: readonly [string, string]) => `${a} -> ${b}`;
 
+/**
+ * A layering rule: no module under `from` imports a module under any of `forbidden`; with
+ * `onlyFrom`, every import of a module under `from` lands under one of those paths.
+ */
+interface LayerRule {
+  from: string;
+  forbidden?: readonly string[];
+  onlyFrom?: readonly string[];
+}
+
+const LAYER_RULES: readonly LayerRule[] = [
+  // The HBA runs the FC stack, not the simulator.
+  { from: 'src/isp/', forbidden: ['src/san/'] },
+  // The FC stack (wire formats, links, the N_Port engine) sits below both of its users, and needs
+  // nothing but itself, the utilities, the native shim (peer credentials of a link socket) and
+  // the SAM vocabulary it shares with SCSI targets.
+  { from: 'src/fc/', forbidden: ['src/san/', 'src/isp/'], onlyFrom: ['src/fc/', 'src/util/', 'src/native/', 'src/scsi/sam.ts'] },
+];
+
+/** The imports that break a rule, as "importer -> imported". */
+function layerViolations(graph: Graph, rules: readonly LayerRule[]): string[] {
+  const under = (file: string, prefixes: readonly string[]) => prefixes.some((p) => (p.endsWith('/') ? file.startsWith(p) : file === p));
+  const out: string[] = [];
+  for (const [a, targets] of graph) {
+    for (const rule of rules) {
+      if (!a.startsWith(rule.from)) continue;
+      for (const b of targets) {
+        if ((rule.forbidden && under(b, rule.forbidden)) || (rule.onlyFrom && !under(b, rule.onlyFrom))) out.push(`${a} -> ${b}`);
+      }
+    }
+  }
+  return [...new Set(out)].sort();
+}
+
 describe('import graph of src/', () => {
   it('finds the cyclic edges of a graph, self-imports included', () => {
     const g: Graph = new Map([
@@ -207,5 +246,22 @@ describe('import graph of src/', () => {
 
   it('allows no cycle in src/isp', () => {
     expect(ALLOWED_CYCLES.filter(([a, b]) => a.startsWith('src/isp/') || b.startsWith('src/isp/'))).toEqual([]);
+  });
+});
+
+describe('layering of src/', () => {
+  it('finds the imports that break a rule', () => {
+    const g: Graph = new Map([
+      ['src/fc/a.ts', new Set(['src/fc/b.ts', 'src/util/log.ts', 'src/san/x.ts', 'src/scsi/sam.ts', 'src/scsi/api.ts'])],
+      ['src/isp/c.ts', new Set(['src/fc/a.ts', 'src/san/x.ts'])],
+      ['src/san/x.ts', new Set(['src/fc/a.ts', 'src/isp/c.ts'])],
+    ]);
+    expect(layerViolations(g, LAYER_RULES)).toEqual(['src/fc/a.ts -> src/san/x.ts', 'src/fc/a.ts -> src/scsi/api.ts', 'src/isp/c.ts -> src/san/x.ts']);
+  });
+
+  it('src/isp does not import src/san; src/fc imports neither src/san nor src/isp', () => {
+    const { graph } = importGraph();
+    expect([...graph.keys()].filter((f) => f.startsWith('src/fc/')).length).toBeGreaterThan(10);
+    expect(layerViolations(graph, LAYER_RULES), 'imports across the FC stack\'s layering').toEqual([]);
   });
 });

@@ -69,8 +69,8 @@ import { CT_IU } from '../../../src/isp/iocb/ct.js';
 import { NVRAM, NVRAM_SIZE, VPD_SIZE } from '../../../src/isp/nvram.js';
 import { ISP2532_REGISTER_BAR_SIZE } from '../../../src/isp/pci-identity.js';
 import { REG } from '../../../src/isp/registers.js';
-import { CT_HEADER_SIZE } from '../../../src/san/fc/ct.js';
-import { encodeHeader, FC_HEADER_SIZE } from '../../../src/san/fc/frame.js';
+import { CT_HEADER_SIZE } from '../../../src/fc/ct.js';
+import { encodeHeader, FC_HEADER_SIZE } from '../../../src/fc/frame.js';
 import {
   DEVICE_INFO,
   DMA_MAP,

@@ -179,7 +179,7 @@ export function decodeFrameHeader(buf: Uint8Array): FcHeader {
 
 /**
  * Parse a frame as received from a link. The payload is a view into `buf`, not a copy: links hand
- * out a buffer of its own for every frame (src/san/link.ts), so nothing else writes to it.
+ * out a buffer of its own for every frame (src/fc/link.ts), so nothing else writes to it.
  */
 export function decodeFrame(buf: Uint8Array): FcFrame {
   return { header: decodeFrameHeader(buf), payload: buf.subarray(FC_HEADER_SIZE) };

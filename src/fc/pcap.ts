@@ -11,7 +11,7 @@
  */
 import { closeSync, writeSync } from 'node:fs';
 import { createPrivateFile } from '../util/private-file.js';
-import { FC_MAX_FRAME } from './fc/frame.js';
+import { FC_MAX_FRAME } from './frame.js';
 import type { Link } from './link.js';
 
 export const LINKTYPE_FC_2 = 224;

@@ -1,51 +1,23 @@
 /**
- * N_Port engine shared by the initiator (src/san/initiator.ts) and the array target ports
- * (src/san/target-port.ts): fabric login (FLOGI / FDISC), originated exchanges with OX_ID
- * allocation and per-exchange timeouts, ELS and CT request/reply, ABTS, PLOGI sessions with remote
- * N_Ports, and the ELS every N_Port must answer (RSCN, ECHO, RNID, ADISC, LOGO, PLOGI).
- *
- * One `NPortLink` carries one link: its physical N_Port (FLOGI) and any NPIV vports (FDISC). Frames
- * sent by an exchange responder (F_CTL EX_CTX set) are routed by OX_ID to the exchange we
- * originated; all other frames are routed by D_ID to the N_Port addressed.
+ * N_Port engine shared by the initiator (src/fc/initiator.ts) and the array target ports
+ * (src/san/target-port.ts): fabric login (FLOGI / FDISC), ELS and CT request/reply with
+ * per-exchange timeouts, ABTS, PLOGI sessions with remote N_Ports, and the ELS every N_Port must
+ * answer (RSCN, ECHO, RNID, ADISC, LOGO, PLOGI). Its exchanges go through the link's exchange
+ * manager (exchange-manager.ts); its name-server queries through `nameServer`
+ * (name-server-client.ts).
  *
  * Nothing a peer sends is trusted: malformed frames are dropped, replies whose S_ID does not match
  * the exchange's peer are ignored, every originated exchange has a deadline, and sequences are
  * reassembled under a byte budget.
  */
 import { EventEmitter } from 'node:events';
-import { encodeBaAcc } from './bls.js';
-import { FcDecodeError } from './bytes.js';
-import {
-  CT_MAX_IU,
-  CT_RESPONSE,
-  type CtIu,
-  FC4_TYPE_FCP,
-  FS_RJT_REASON,
-  NS,
-  type PortNameEntry,
-  type PortObject,
-  decodeCt,
-  decodeIdList,
-  decodeName,
-  decodeNameList,
-  decodePortObject,
-  encodeFtRequest,
-  encodePortIdRequest,
-  encodePtRequest,
-  encodeRffId,
-  encodeRftId,
-  encodeRnnId,
-  encodeRsnnNn,
-  encodeRspnId,
-  fc4FeaturesOf,
-  nameServerRequest,
-  PORT_TYPE,
-} from './ct.js';
+import { encodeBaAcc } from '../bls.js';
+import { FcDecodeError } from '../bytes.js';
+import { CT_MAX_IU, CT_RESPONSE, type CtIu, decodeCt } from '../ct.js';
 import {
   ELS,
   LS_RJT_EXPLANATION,
   LS_RJT_REASON,
-  type LsRjt,
   type RscnPage,
   type ServiceParameters,
   CSP_FEATURES,
@@ -67,7 +39,7 @@ import {
   encodeRnidReply,
   encodeScr,
   encodeServiceParameters,
-} from './els.js';
+} from '../els.js';
 import {
   F_CTL,
   F_CTL_REPLY,
@@ -79,144 +51,18 @@ import {
   type FcHeader,
   R_CTL,
   WELL_KNOWN,
-  decodeFrame,
   formatPortId,
   isWellKnownAddress,
-} from './frame.js';
-import { SequenceAssembler, buildSequence } from './sequence.js';
-import type { Link } from '../link.js';
+} from '../frame.js';
+import { SequenceAssembler, buildSequence } from '../sequence.js';
 import { type Logger, logger } from '../../util/log.js';
 import { formatWwn } from '../../util/wwn.js';
+import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError, ProtocolError } from './errors.js';
+import type { NPortLink } from './exchange-manager.js';
+import { NameServerClient } from './name-server-client.js';
 
 /** Default deadline for an ELS/CT exchange (2 × R_A_TOV would be 20 s; peers here answer at once). */
 export const DEFAULT_EXCHANGE_TIMEOUT_MS = 10_000;
-
-export class ExchangeTimeoutError extends Error {
-  constructor(what: string, ms: number) {
-    super(`${what}: no reply within ${ms} ms`);
-    this.name = 'ExchangeTimeoutError';
-  }
-}
-export class LinkDownError extends Error {
-  constructor(reason: string) {
-    super(`link down: ${reason}`);
-    this.name = 'LinkDownError';
-  }
-}
-export class ElsRejectError extends Error {
-  constructor(
-    readonly command: number,
-    readonly rjt: LsRjt,
-  ) {
-    super(`${elsCommandName(command)} rejected: LS_RJT reason 0x${rjt.reason.toString(16)} explanation 0x${rjt.explanation.toString(16)}`);
-    this.name = 'ElsRejectError';
-  }
-}
-export class CtRejectError extends Error {
-  constructor(
-    readonly command: number,
-    readonly reason: number,
-    readonly explanation: number,
-  ) {
-    super(`CT 0x${command.toString(16)} rejected: FS_RJT reason 0x${reason.toString(16)} explanation 0x${explanation.toString(16)}`);
-    this.name = 'CtRejectError';
-  }
-}
-export class ProtocolError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ProtocolError';
-  }
-}
-
-/** An exchange this N_Port originated; frames from the responder are handed to onFrame. */
-export interface OriginatedExchange {
-  readonly oxId: number;
-  readonly peer: number;
-  /** RX_ID learned from the responder's first frame. */
-  rxId: number;
-  onFrame(frame: FcFrame): void;
-  onFail(err: Error): void;
-}
-
-export class NPortLink {
-  readonly ports = new Map<number, NPort>();
-  private readonly exchanges = new Map<number, OriginatedExchange & { owner: NPort; loginPending: boolean }>();
-  private nextOxId = 1;
-  readonly log: Logger;
-
-  constructor(readonly link: Link, log?: Logger) {
-    this.log = log ?? logger('nport-link', { link: link.description });
-    link.on('frame', (bytes) => this.receive(bytes));
-    link.on('down', (reason) => this.linkDown(reason));
-  }
-
-  get isUp(): boolean {
-    return this.link.isUp;
-  }
-
-  /** Register an originated exchange under a fresh OX_ID. */
-  openExchange(owner: NPort, peer: number, loginPending: boolean, make: (oxId: number) => OriginatedExchange): OriginatedExchange {
-    if (this.exchanges.size >= FC_XID_UNKNOWN - 1) throw new ProtocolError('no free OX_ID');
-    while (this.exchanges.has(this.nextOxId) || this.nextOxId === FC_XID_UNKNOWN) this.nextOxId = (this.nextOxId + 1) & 0xffff;
-    const ex = make(this.nextOxId);
-    this.nextOxId = (this.nextOxId + 1) & 0xffff;
-    this.exchanges.set(ex.oxId, Object.assign(ex, { owner, loginPending }));
-    return ex;
-  }
-
-  closeExchange(oxId: number): void {
-    this.exchanges.delete(oxId);
-  }
-
-  send(frames: readonly Uint8Array[]): boolean {
-    for (const f of frames) if (!this.link.send(f)) return false;
-    return true;
-  }
-
-  close(reason = 'closed locally'): void {
-    this.link.close(reason);
-  }
-
-  private receive(bytes: Uint8Array): void {
-    let frame: FcFrame;
-    try {
-      frame = decodeFrame(bytes);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'malformed frame discarded');
-      return;
-    }
-    const h = frame.header;
-    if (h.fCtl & F_CTL.EX_CTX) {
-      const ex = this.exchanges.get(h.oxId);
-      if (!ex) return;
-      const toUs = ex.loginPending ? true : h.dId === ex.owner.nportId;
-      if (!toUs || h.sId !== ex.peer) return;
-      try {
-        ex.onFrame(frame);
-      } catch (err) {
-        ex.onFail(err as Error);
-      }
-      return;
-    }
-    const port = this.ports.get(h.dId);
-    if (!port) return;
-    try {
-      port.receiveUnsolicited(frame);
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message, dId: formatPortId(h.dId) }, 'error handling a frame');
-    }
-  }
-
-  private linkDown(reason: string): void {
-    const exchanges = [...this.exchanges.values()];
-    this.exchanges.clear();
-    for (const ex of exchanges) ex.onFail(new LinkDownError(reason));
-    const ports = [...this.ports.values()];
-    this.ports.clear();
-    for (const p of ports) p.linkLost(reason);
-  }
-}
 
 export interface NPortOptions {
   wwpn: bigint;
@@ -273,13 +119,15 @@ export class NPort extends EventEmitter<NPortEvents> {
   /** Logged in with FLOGI (the link's physical N_Port) rather than FDISC. */
   physical = false;
   readonly sessions = new Map<number, RemoteSession>();
+  /** Registration with, and queries of, the directory server (through this port's CT exchanges). */
+  readonly nameServer = new NameServerClient(this);
   protected readonly log: Logger;
   private readonly assembler = new SequenceAssembler(CT_MAX_IU);
   private seqId = 0;
   private rxIdNext = 1;
 
   constructor(
-    readonly mux: NPortLink,
+    readonly mux: NPortLink<NPort>,
     opts: NPortOptions,
   ) {
     super();
@@ -489,66 +337,11 @@ export class NPort extends EventEmitter<NPortEvents> {
     this.reply(req, R_CTL.ELS_REPLY, payload);
   }
 
-  // ----------------------------------------------------------------------------- directory client
+  // ----------------------------------------------------------------------------- fabric services
 
   /** Register for RSCNs with the fabric controller (SCR, full registration by default). */
   async scr(fn: number = SCR_FUNCTION.FULL): Promise<void> {
     await this.els(WELL_KNOWN.FABRIC_CONTROLLER, encodeScr(fn));
-  }
-
-  /**
-   * Log in to the directory server and register as qla2xxx does: RFT_ID (FCP), RFF_ID (the FCP
-   * features: initiator and/or target), RNN_ID, RSNN_NN and RSPN_ID.
-   */
-  async registerWithNameServer(opts: { fcpFeatures: number; symbolicNodeName?: string; symbolicPortName?: string }): Promise<void> {
-    if (!this.sessions.has(WELL_KNOWN.DIRECTORY_SERVER)) await this.plogi(WELL_KNOWN.DIRECTORY_SERVER);
-    const ns = WELL_KNOWN.DIRECTORY_SERVER;
-    await this.ct(ns, nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: this.nportId, fc4Types: [FC4_TYPE_FCP] })));
-    await this.ct(ns, nameServerRequest(NS.RFF_ID, encodeRffId({ nportId: this.nportId, features: opts.fcpFeatures, fc4Type: FC4_TYPE_FCP })));
-    await this.ct(ns, nameServerRequest(NS.RNN_ID, encodeRnnId({ nportId: this.nportId, wwnn: this.wwnn })));
-    if (opts.symbolicNodeName) await this.ct(ns, nameServerRequest(NS.RSNN_NN, encodeRsnnNn({ wwnn: this.wwnn, name: opts.symbolicNodeName })));
-    if (opts.symbolicPortName) await this.ct(ns, nameServerRequest(NS.RSPN_ID, encodeRspnId({ nportId: this.nportId, name: opts.symbolicPortName })));
-  }
-
-  /** GID_FT: N_Port IDs registered for an FC-4 type (FCP by default). */
-  async gidFt(fc4Type: number = FC4_TYPE_FCP): Promise<number[]> {
-    return this.listQuery(NS.GID_FT, encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type }), decodeIdList);
-  }
-  async gpnFt(fc4Type: number = FC4_TYPE_FCP): Promise<PortNameEntry[]> {
-    return this.listQuery(NS.GPN_FT, encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type }), decodeNameList);
-  }
-  async gnnFt(fc4Type: number = FC4_TYPE_FCP): Promise<PortNameEntry[]> {
-    return this.listQuery(NS.GNN_FT, encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type }), decodeNameList);
-  }
-  async gidPt(portType: number = PORT_TYPE.NX_PORT): Promise<number[]> {
-    return this.listQuery(NS.GID_PT, encodePtRequest({ portType, domainScope: 0, areaScope: 0 }), decodeIdList);
-  }
-  async gpnId(id: number): Promise<bigint> {
-    return decodeName((await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_ID, encodePortIdRequest(id)))).payload);
-  }
-  async gnnId(id: number): Promise<bigint> {
-    return decodeName((await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GNN_ID, encodePortIdRequest(id)))).payload);
-  }
-  async gfpnId(id: number): Promise<bigint> {
-    return decodeName((await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GFPN_ID, encodePortIdRequest(id)))).payload);
-  }
-  /** GFF_ID: the FCP feature bits of a port (FC4_FEATURE.TARGET / INITIATOR). */
-  async gffIdFcp(id: number): Promise<number> {
-    const iu = await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GFF_ID, encodePortIdRequest(id)));
-    return fc4FeaturesOf(iu.payload, FC4_TYPE_FCP);
-  }
-  async gaNxt(after: number): Promise<PortObject> {
-    return decodePortObject((await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GA_NXT, encodePortIdRequest(after)))).payload);
-  }
-
-  /** List queries: an FS_RJT "nothing registered" is an empty list, as qla2xxx treats it. */
-  private async listQuery<T>(code: number, payload: Uint8Array, decode: (p: Uint8Array) => T[]): Promise<T[]> {
-    try {
-      return decode((await this.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(code, payload, 8192))).payload);
-    } catch (err) {
-      if (err instanceof CtRejectError && err.reason === FS_RJT_REASON.UNABLE_TO_PERFORM) return [];
-      throw err;
-    }
   }
 
   // ----------------------------------------------------------------------------- sessions

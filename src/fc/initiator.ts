@@ -6,7 +6,7 @@
  * Usage:
  *   const hba = await Initiator.connect(linkPath, { wwpn, wwnn });   // FLOGI on a new link
  *   const vport = await hba.createVport({ wwpn, wwnn });               // FDISC on the same link
- *   await vport.scr(); await vport.registerWithNameServer({ fcpFeatures: FC4_FEATURE.INITIATOR });
+ *   await vport.scr(); await vport.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
  *   for (const t of await vport.discoverTargets()) { await vport.plogi(t.nportId); await vport.prli(t.nportId); }
  *   const r = await vport.scsiCommand(t.nportId, { lun: 0, cdb, direction: 'read', expectedLength: 36 });
  *
@@ -14,8 +14,8 @@
  * on expiry the exchange is aborted with ABTS and the promise rejects. Events: 'rscn' (pages),
  * 'link-down' (reason), 'session-lost' (a target logged us out).
  */
-import { FC4_FEATURE, FC4_TYPE_FCP } from './fc/ct.js';
-import { ELS, FCP_SPP, PRLI_FLAGS, PRLI_RESPONSE, decodeProcessLogin, encodeProcessLogin } from './fc/els.js';
+import { FC4_FEATURE, FC4_TYPE_FCP } from './ct.js';
+import { ELS, FCP_SPP, PRLI_FLAGS, PRLI_RESPONSE, decodeProcessLogin, encodeProcessLogin } from './els.js';
 import {
   FCP_CDB_SIZE,
   FCP_LUN_SIZE,
@@ -24,20 +24,14 @@ import {
   decodeFcpRsp,
   decodeXferRdy,
   encodeFcpCmnd,
-} from './fc/fcp.js';
-import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, formatPortId } from './fc/frame.js';
-import {
-  ExchangeTimeoutError,
-  LinkDownError,
-  NPort,
-  NPortLink,
-  type NPortOptions,
-  ProtocolError,
-  type RemoteSession,
-} from './fc/nport.js';
-import { buildSequence } from './fc/sequence.js';
+} from './fcp.js';
+import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, formatPortId } from './frame.js';
+import { ExchangeTimeoutError, LinkDownError, ProtocolError } from './nport/errors.js';
+import { NPortLink } from './nport/exchange-manager.js';
+import { NPort, type NPortOptions, type RemoteSession } from './nport/port.js';
+import { buildSequence } from './sequence.js';
 import { type Link, connectLink } from './link.js';
-import type { DataDirection } from '../scsi/api.js';
+import type { DataDirection, TaskManagementFunction } from '../scsi/sam.js';
 
 /** Default deadline for one SCSI command exchange. */
 export const DEFAULT_SCSI_TIMEOUT_MS = 30_000;
@@ -85,7 +79,8 @@ export interface ScsiResult {
   oxId: number;
 }
 
-export type TaskManagement = 'abort-task-set' | 'clear-task-set' | 'lun-reset' | 'target-reset' | 'clear-aca';
+/** The task management functions FCP_CMND carries; ABORT TASK is an ABTS of the command's exchange (FCP-4). */
+export type TaskManagement = Exclude<TaskManagementFunction, 'abort-task'>;
 const TMF_FLAGS: Record<TaskManagement, number> = {
   'abort-task-set': FCP_TMF.ABORT_TASK_SET,
   'clear-task-set': FCP_TMF.CLEAR_TASK_SET,
@@ -148,12 +143,12 @@ export class Initiator extends NPort {
 
   /** GPN_FT + GNN_FT for FCP: the FCP ports this port may see (itself excluded), with names. */
   async discoverTargets(): Promise<TargetInfo[]> {
-    const ports = await this.gpnFt(FC4_TYPE_FCP);
-    const nodes = new Map((await this.gnnFt(FC4_TYPE_FCP)).map((e) => [e.nportId, e.name]));
+    const ports = await this.nameServer.gpnFt(FC4_TYPE_FCP);
+    const nodes = new Map((await this.nameServer.gnnFt(FC4_TYPE_FCP)).map((e) => [e.nportId, e.name]));
     const out: TargetInfo[] = [];
     for (const p of ports) {
       if (p.nportId === this.nportId || p.name === 0n) continue;
-      const features = await this.gffIdFcp(p.nportId).catch(() => FC4_FEATURE.TARGET);
+      const features = await this.nameServer.gffIdFcp(p.nportId).catch(() => FC4_FEATURE.TARGET);
       if (!(features & FC4_FEATURE.TARGET)) continue;
       out.push({ nportId: p.nportId, wwpn: p.name, wwnn: nodes.get(p.nportId) ?? 0n });
     }
