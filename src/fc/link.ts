@@ -24,10 +24,16 @@ import { checkListenerCred, netSocketFd } from '../util/private-socket.js';
 import { FC_HEADER_SIZE, FC_MAX_FRAME } from './frame.js';
 
 export const LINK_LENGTH_PREFIX = 4;
-/** Bytes queued for a socket peer beyond which the link is taken down (two largest transfers). */
-export const MAX_UNREAD_BYTES = 16 * 1024 * 1024;
+/**
+ * Bytes queued for one socket peer beyond which the link is taken down at once. Queued output is
+ * data the peer asked for: a reading initiator may have many READs of up to 8 MiB outstanding
+ * (Linux readahead alone issues two when a LUN reports an 8 MiB optimal transfer length), so this
+ * is a ceiling against abuse, not flow control; a peer that stops reading is dropped by the stall
+ * check long before a healthy one nears it. 16 MiB here dropped a guest's sequential read.
+ */
+export const MAX_UNREAD_BYTES = 512 * 1024 * 1024;
 /** Bytes queued for all socket peers together; past it the link with the most unread output goes. */
-export const OUTPUT_BUDGET_BYTES = 64 * 1024 * 1024;
+export const OUTPUT_BUDGET_BYTES = 1024 * 1024 * 1024;
 /** A link whose queued output has not moved for this long is taken down (R_A_TOV). */
 export const STALL_MS = 10_000;
 

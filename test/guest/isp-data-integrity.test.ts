@@ -57,6 +57,7 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
   const backing = join(dir, 'data.img');
   const procs: ProjectProcess[] = [];
   let run: GuestRunResult;
+  let procLogs = '';
 
   beforeAll(async () => {
     const config = {
@@ -82,6 +83,7 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
     run = await runGuest({ devices: [socket], script: GUEST_SCRIPT, timeoutMs: 900_000, memMiB: 768 });
     // Stop serve, then the SAN (which flushes and closes the volume), before reading the file.
     for (const p of procs.reverse()) expect(await p.stop()).toBe(0);
+    procLogs = procs.map((p) => p.log()).join('\n');
   });
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -99,7 +101,9 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
     const line = run.guestLines.find((l) => l.startsWith('SHA256 '));
     expect(line, run.output.slice(-2000)).toBeDefined();
     const [, guestSha, status] = line!.split(' ');
-    const evidence = [line, ...run.guestLines.filter((l) => l.startsWith('DMESG '))].join('\n');
+    // The kernel's view of a failed read, and why serve or the SAN dropped a link if they did.
+    const linkEvents = procLogs.split('\n').filter((l) => /link (detached|down)|not reading|no fabric login|fabric_link_down/.test(l));
+    const evidence = [line, ...run.guestLines.filter((l) => l.startsWith('DMESG ')), ...linkEvents.slice(0, 40)].join('\n');
     expect(status, evidence).toBe('rc=0');
     expect(guestSha).toMatch(/^[0-9a-f]{64}$/);
     expect(await sha256File(backing)).toBe(guestSha);

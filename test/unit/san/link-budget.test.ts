@@ -72,6 +72,34 @@ describe('socket link output bounds', () => {
     for (const r of reasons.values()) expect(r).toMatch(/peer is not reading/);
   });
 
+  it('a peer that reads keeps its link with more than 16 MiB outstanding (two 8 MiB READs and more)', async () => {
+    // A sequential read in a guest had two 8 MiB READs in flight; the SAN queued their data faster
+    // than serve took it and dropped the link at 16 MiB ("peer is not reading"), so the guest's
+    // read failed. The peer here reads steadily, only slower than the SAN sends.
+    saved = setLinkOutputLimits({});
+    const before = accepted.length;
+    const c = net.createConnection({ path: listener.path });
+    clients.push(c);
+    await new Promise((r) => c.once('connect', r));
+    for (let i = 0; accepted.length === before && i < 400; i++) await new Promise((r) => setTimeout(r, 5));
+    const link = accepted[accepted.length - 1]!;
+    let down: string | null = null;
+    link.once('down', (r) => (down = r));
+    let received = 0;
+    c.on('data', (d: Buffer) => {
+      received += d.length;
+      c.pause();
+      setTimeout(() => c.resume(), 1);
+    });
+    const frames = Math.ceil((24 << 20) / FRAME.length); // 24 MiB of data frames in one burst
+    for (let k = 0; k < frames; k++) link.send(FRAME);
+    await turn();
+    expect(link.queuedBytes).toBeGreaterThan(16 << 20);
+    for (let i = 0; received < frames * (FRAME.length + 4) && i < 3000; i++) await new Promise((r) => setTimeout(r, 5));
+    expect(down).toBeNull();
+    expect(received).toBe(frames * (FRAME.length + 4));
+  });
+
   it('a peer that stops reading is dropped after the stall time even when nothing more is sent', async () => {
     saved = setLinkOutputLimits({ stallMs: 150 });
     const deaf = await deafPeer();
