@@ -40,7 +40,7 @@ import { z } from 'zod';
 import { native } from '../native/index.js';
 import { parseWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';
-import { checkListenerCred, ConnectionGate, listenPrivate, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
+import { checkListenerCred, listenGated, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
 import { FAULT_KINDS, FRAME_CLASSES, type FaultSpec } from './faults.js';
 import type { San } from './san.js';
 
@@ -256,35 +256,11 @@ export class ControlServer {
 
   static listen(san: San, path: string, log: Logger = logger('san.control'), options: ControlListenOptions = {}): Promise<ControlServer> {
     // Private socket, peer check and per-uid cap: src/util/private-socket.ts.
-    const gate = new ConnectionGate({
-      access: options.access ?? {},
-      maxPerUid: options.maxPerUid ?? DEFAULT_MAX_CONTROL_PER_UID,
-      what: 'SAN control',
-      log,
-    });
-    const socketFile = listenPrivate(path, { ...(options.access ? { access: options.access } : {}), log });
-    return new Promise((resolve, reject) => {
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => {
-        const fd = netSocketFd(socket);
-        const peer = fd === null ? null : gate.admit(fd);
-        if (peer === null) {
-          socket.destroy();
-          return;
-        }
-        socket.once('close', () => gate.release(peer.uid));
-        serveControlConnection(san, socket, log);
-        socket.resume();
-      });
-      server.once('error', (err) => {
-        socketFile.unlink();
-        reject(err);
-      });
-      server.listen({ fd: socketFile.fd }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => log.warn({ err }, 'control listener error'));
-        resolve(new ControlServer(server, socketFile, path));
-      });
-    });
+    return listenGated(
+      path,
+      { ...(options.access ? { access: options.access } : {}), maxPerUid: options.maxPerUid ?? DEFAULT_MAX_CONTROL_PER_UID, what: 'SAN control', log },
+      (socket) => serveControlConnection(san, socket, log),
+    ).then(({ server, socketFile }) => new ControlServer(server, socketFile, path));
   }
 
   /** Answer bytes queued for all connected clients (what backpressure bounds). */

@@ -3,10 +3,10 @@
  * the access policy for them (who may connect, how many links one uid may hold). The links
  * themselves, and the connecting side an HBA uses, are src/fc/link.ts.
  */
-import net from 'node:net';
+import type net from 'node:net';
 import { SocketLink } from '../fc/link.js';
 import { logger, type Logger } from '../util/log.js';
-import { ConnectionGate, listenPrivate, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
+import { listenGated, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
 
 /**
  * Simultaneous links one uid may hold by default: a bound on the sockets one user can make the SAN
@@ -38,37 +38,12 @@ export class LinkListener {
 
   static listen(path: string, onLink: (link: SocketLink) => void, options: LinkListenerOptions = {}): Promise<LinkListener> {
     const log = options.log ?? logger('san.link', { socket: path });
-    const gate = new ConnectionGate({
-      access: options.access ?? {},
-      maxPerUid: options.maxPerUid ?? DEFAULT_MAX_LINKS_PER_UID,
-      what: 'SAN link',
-      log,
-    });
-    const socketFile = listenPrivate(path, { ...(options.access ? { access: options.access } : {}), log });
-    return new Promise((resolve, reject) => {
-      let n = 0;
-      const server = net.createServer({ pauseOnConnect: true }, (socket) => {
-        const fd = netSocketFd(socket);
-        const peer = fd === null ? null : gate.admit(fd);
-        if (peer === null) {
-          socket.destroy();
-          return;
-        }
-        socket.once('close', () => gate.release(peer.uid));
-        const link = new SocketLink(socket, `link ${++n} on ${path}`);
-        socket.resume();
-        onLink(link);
-      });
-      server.once('error', (err) => {
-        socketFile.unlink();
-        reject(err);
-      });
-      server.listen({ fd: socketFile.fd }, () => {
-        server.removeAllListeners('error');
-        server.on('error', (err) => log.warn({ err }, 'link listener error'));
-        resolve(new LinkListener(server, socketFile, path));
-      });
-    });
+    let n = 0;
+    return listenGated(
+      path,
+      { ...(options.access ? { access: options.access } : {}), maxPerUid: options.maxPerUid ?? DEFAULT_MAX_LINKS_PER_UID, what: 'SAN link', log },
+      (socket) => onLink(new SocketLink(socket, `link ${++n} on ${path}`)),
+    ).then(({ server, socketFile }) => new LinkListener(server, socketFile, path));
   }
 
   /** Stops listening (links already up stay up) and removes the socket file. */

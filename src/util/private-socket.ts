@@ -18,7 +18,7 @@
  * root, or an explicitly allowed uid — a socket path squatted by another user gets nothing.
  */
 import { chmodSync, chownSync, lstatSync, mkdirSync, realpathSync, statSync, unlinkSync, type Stats } from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { native as defaultNative, NativeError, type NativeShim, type PeerCred } from '../native/index.js';
 import type { Logger } from './log.js';
@@ -361,6 +361,44 @@ export function netSocketFd(socket: net.Socket): number | null {
   const handle = (socket as unknown as { _handle?: { fd?: unknown } | null })._handle;
   const fd = handle?.fd;
   return typeof fd === 'number' && fd >= 0 ? fd : null;
+}
+
+export type GatedServerOptions = Omit<ConnectionGateOptions, 'access'> & { access?: SocketAccess };
+
+/**
+ * A net.Server on a private socket (listenPrivate) that hands a connection to `onConnection` only
+ * once its peer passed the gate (allowed uid/gid by SO_PEERCRED, under the per-uid cap); a refused
+ * peer is closed before a byte of it is read. Resolves when listening.
+ */
+export function listenGated(
+  path: string,
+  options: GatedServerOptions,
+  onConnection: (socket: net.Socket) => void,
+): Promise<{ server: net.Server; socketFile: PrivateSocket }> {
+  const gate = new ConnectionGate({ ...options, access: options.access ?? {} });
+  const socketFile = listenPrivate(path, { ...(options.access ? { access: options.access } : {}), log: options.log });
+  return new Promise((resolve, reject) => {
+    const server = net.createServer({ pauseOnConnect: true }, (socket) => {
+      const fd = netSocketFd(socket);
+      const peer = fd === null ? null : gate.admit(fd);
+      if (peer === null) {
+        socket.destroy();
+        return;
+      }
+      socket.once('close', () => gate.release(peer.uid));
+      onConnection(socket);
+      socket.resume();
+    });
+    server.once('error', (err) => {
+      socketFile.unlink();
+      reject(err);
+    });
+    server.listen({ fd: socketFile.fd }, () => {
+      server.removeAllListeners('error');
+      server.on('error', (err) => options.log.warn({ err }, `${options.what} listener error`));
+      resolve({ server, socketFile });
+    });
+  });
 }
 
 /**
