@@ -5,7 +5,7 @@
  * and a failure is a guest error the caller turns into a firmware status (MBS_COMMAND_ERROR,
  * entry_status, CS_DMA) — never an exception that escapes to the register access.
  */
-import type { GuestMemory } from '../vfio-user/device-api.js';
+import type { GuestMemory } from '../device/guest-memory.js';
 import type { IspHost } from './host.js';
 
 export type GuestErrorSink = (event: string, detail: Record<string, unknown>) => void;

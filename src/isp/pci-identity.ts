@@ -43,14 +43,14 @@
  */
 import type { AccessSize, BarDescription, BarHandler } from '../pci/bar.js';
 import type { PciIdentity } from '../pci/config-space.js';
-import { PciFunction, type InterruptMode } from '../pci/pci-function.js';
+import { PciFunction } from '../pci/pci-function.js';
 import {
   PCI_EXP_LNK_SPEED_5_0GT,
   PCI_INTERRUPT_PIN_INTA,
   PCI_MSIX_ENTRY_SIZE,
 } from '../pci/regs.js';
 import { logger as makeLogger, type Logger } from '../util/log.js';
-import type { GuestMemory } from '../vfio-user/device-api.js';
+import type { IspHost } from './host.js';
 
 export const PCI_VENDOR_ID_QLOGIC = 0x1077;
 export const PCI_DEVICE_ID_QLOGIC_ISP2532 = 0x2532;
@@ -193,18 +193,10 @@ export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOpt
 }
 
 /**
- * The ISP model's view of its PCI function (structurally the IspHost of src/isp/host.ts):
- * guest memory, the enabled interrupt mechanism, the INTx line (no message conversion) and
- * MSI/MSI-X messages.
+ * The ISP model's view of its PCI function: guest memory, the enabled interrupt mechanism, the
+ * INTx line (no message conversion) and MSI/MSI-X messages.
  */
-export interface IspPciHost {
-  memory(): GuestMemory | null;
-  interruptMode(): InterruptMode;
-  setIntx(asserted: boolean): void;
-  sendMessage(vector: number): void;
-}
-
-export function ispHostOf(fn: PciFunction): IspPciHost {
+export function ispHostOf(fn: PciFunction): IspHost {
   return {
     memory: () => fn.memory(),
     interruptMode: () => fn.interruptMode(),

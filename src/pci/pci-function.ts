@@ -60,17 +60,9 @@ import {
   VFIO_PCI_NUM_REGIONS,
 } from './regs.js';
 import { logger as makeLogger, type Logger } from '../util/log.js';
-import {
-  IRQ_INDEX,
-  type DeviceContext,
-  type GuestMemory,
-  type IrqIndex,
-  type IrqInfo,
-  type RegionInfo,
-  type VfioUserDevice,
-} from '../vfio-user/device-api.js';
-
-export type InterruptMode = 'msix' | 'msi' | 'intx' | 'none';
+import type { GuestMemory } from '../device/guest-memory.js';
+import { IRQ_INDEX, type InterruptMode, type IrqIndex, type IrqInfo } from '../device/interrupts.js';
+import type { DeviceContext, RegionInfo } from '../device/context.js';
 
 export interface PciCapabilityOptions {
   /** Power Management capability (D0/D3hot). */
@@ -102,7 +94,11 @@ export interface PciFunctionDescription {
 /** How many INTx re-triggers / message attempts one event may cause is bounded by the table size. */
 const MSI_MAX_VECTORS = 32;
 
-export class PciFunction implements VfioUserDevice, Resettable {
+/**
+ * Shaped as the region/IRQ device a transport serves (src/vfio-user/device-api.ts VfioUserDevice);
+ * the compiler checks that where the server is given one, so this module never imports a transport.
+ */
+export class PciFunction implements Resettable {
   readonly numRegions = VFIO_PCI_NUM_REGIONS;
   readonly numIrqs = VFIO_PCI_NUM_IRQS;
   readonly name: string;
@@ -144,7 +140,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
   }
 
   // ---------------------------------------------------------------------------------------
-  // VfioUserDevice
+  // Regions and IRQs, as a transport serves them
   // ---------------------------------------------------------------------------------------
 
   regionInfo(index: number): RegionInfo {

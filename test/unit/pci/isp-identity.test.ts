@@ -13,7 +13,7 @@ import {
 } from '../../../src/isp/pci-identity.js';
 import { walkCapabilities } from '../../../src/pci/capabilities.js';
 import * as R from '../../../src/pci/regs.js';
-import { IRQ_INDEX } from '../../../src/vfio-user/device-api.js';
+import { IRQ_INDEX } from '../../../src/device/interrupts.js';
 import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
 
 const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;

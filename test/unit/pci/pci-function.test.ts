@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as R from '../../../src/pci/regs.js';
-import { IRQ_INDEX } from '../../../src/vfio-user/device-api.js';
+import { IRQ_INDEX } from '../../../src/device/interrupts.js';
 import { IO_BAR, makeFunction, MEM32_BAR, MEM64_BAR, MSIX_BAR, MSIX_PBA_OFFSET, MSIX_VECTORS } from './fixture.js';
 import { FakeIrq, fakeContext, le, prng, u16, u32 } from './helpers.js';
 
