@@ -28,6 +28,7 @@ import { IspRegisterFile } from './registers.js';
 import { RingEngine } from './ring/engine.js';
 import { TsRingBaseline } from './ring/ts-baseline.js';
 import type { RingCodec } from './ring/types.js';
+import type { Trace } from '../device/trace.js';
 
 export interface Isp2532Options {
   host: IspHost;
@@ -79,7 +80,7 @@ export class Isp2532 {
     // Errors (most of them guest-triggered) are warnings, rate-limited per event name so that a
     // guest looping an invalid command cannot flood the log; the rest is debug tracing.
     const warnings = new RateLimitedWarnings(this.log, undefined, o.now);
-    const trace = (event: string, detail: Record<string, unknown>) => {
+    const trace: Trace = (event, detail) => {
       if (detail.guestError || event.includes('_err_')) warnings.warn(event, detail);
       else this.log.debug({ event, ...detail }, event);
     };
