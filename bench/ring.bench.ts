@@ -13,7 +13,7 @@
  */
 import { suite, add, cycle, complete, save } from 'benny';
 import { pathToFileURL } from 'node:url';
-import { DmaError, type GuestMemory } from '../src/vfio-user/device-api.js';
+import { DmaError, type GuestMemory } from '../src/device/guest-memory.js';
 import { RingEngine } from '../src/isp/ring/engine.js';
 import { TsRingBaseline } from '../src/isp/ring/ts-baseline.js';
 import type { RingCodec } from '../src/isp/ring/types.js';

@@ -7,8 +7,7 @@
 import { Isp2532 } from './isp/isp2532.js';
 import type { FabricPort } from './isp/fabric-port.js';
 import type { PortIdentity } from './isp/identity.js';
-import { createIsp2532Function, ispHostOf, type Isp2532Interrupts } from './isp/pci-identity.js';
-import type { AccessSize, BarHandler } from './pci/bar.js';
+import { bindIsp2532Registers, createIsp2532Function, ispHostOf, type Isp2532Interrupts } from './isp/pci-identity.js';
 import type { PciFunction } from './pci/pci-function.js';
 import { VfioUserServer } from './vfio-user/server.js';
 import { logger, type Logger } from './util/log.js';
@@ -39,28 +38,17 @@ export class VportHba {
 
   constructor(o: VportHbaOptions) {
     this.log = o.log ?? logger('hba', { vport: formatWwn(o.wwpn) });
-    // The register file needs the PCI function (interrupts, guest memory) and the PCI function
-    // needs the register file (BAR1): bind BAR1 late through this forwarding handler.
-    let isp: Isp2532 | undefined;
-    const bar1: BarHandler = {
-      read: (offset: number, size: AccessSize) => (size === 8 ? readWide(isp!, offset) : isp!.mmioRead(offset, size)),
-      write: (offset: number, size: AccessSize, value: number | bigint) => {
-        if (size === 8) {
-          const v = BigInt(value);
-          isp!.mmioWrite(offset, 4, Number(v & 0xffffffffn));
-          isp!.mmioWrite(offset + 4, 4, Number(v >> 32n));
-        } else {
-          isp!.mmioWrite(offset, size, Number(value));
-        }
-      },
-      resetEnter: () => isp!.reset(),
-    };
-    this.pci = createIsp2532Function(bar1, {
+    // Built in phases, as libvfio-user does (vfu_setup_region … vfu_realize_ctx), so that nothing
+    // is used before it exists: the ISP needs the PCI function (guest memory, interrupts) and the
+    // function needs the ISP's registers behind BAR1.
+    // 1. Declare the PCI function: identity, BAR kinds and sizes, interrupt capabilities.
+    this.pci = createIsp2532Function({
       name: formatWwn(o.wwpn),
       logger: this.log.child({ layer: 'pci' }),
       ...(o.interrupts ? { interrupts: o.interrupts } : {}),
     });
-    isp = new Isp2532({
+    // 2. The device model, on the function's guest memory and interrupt lines.
+    this.isp = new Isp2532({
       host: ispHostOf(this.pci),
       fabric: o.fabric,
       wwpn: o.wwpn,
@@ -68,9 +56,12 @@ export class VportHba {
       ...(o.npivGrants ? { npivGrants: o.npivGrants } : {}),
       log: this.log.child({ layer: 'isp' }),
     });
-    this.isp = isp;
-    // INTx <-> MSI <-> MSI-X switches happen in config space; the ISP's event latch must re-route.
-    this.pci.onInterruptModeChange(() => isp!.interruptRoutingChanged());
+    // 3. Bind: the registers behind the BARs; INTx <-> MSI <-> MSI-X switches happen in config
+    //    space, and the ISP's event latch must re-route.
+    bindIsp2532Registers(this.pci, this.isp.barHandler());
+    this.pci.onInterruptModeChange(() => this.isp.interruptRoutingChanged());
+    // 4. Realize; only a realized function is served.
+    this.pci.realize();
     this.server = new VfioUserServer({
       socketPath: o.socketPath,
       device: this.pci,
@@ -88,9 +79,3 @@ export class VportHba {
   }
 }
 
-/** The ISP register file is 32 bits wide; an 8-byte access is two dword accesses, low first. */
-function readWide(isp: Isp2532, offset: number): bigint {
-  const lo = BigInt(isp.mmioRead(offset, 4) >>> 0);
-  const hi = BigInt(isp.mmioRead(offset + 4, 4) >>> 0);
-  return (hi << 32n) | lo;
-}

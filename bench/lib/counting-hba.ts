@@ -14,7 +14,9 @@ import { VportHba } from '../../src/hba.js';
 import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
 import { connectLink } from '../../src/fc/link.js';
 import { PCI_REGION } from '../../src/vfio-user/protocol.js';
-import type { DeviceContext, GuestMemory, IrqSignaller } from '../../src/vfio-user/device-api.js';
+import type { GuestMemory } from '../../src/device/guest-memory.js';
+import type { IrqSignaller } from '../../src/device/interrupts.js';
+import type { DeviceContext } from '../../src/device/context.js';
 import { logger } from '../../src/util/log.js';
 
 export interface HbaCounters {

@@ -8,6 +8,7 @@
  * because qla2xxx completes every probe-time mailbox command by polling host_status.
  */
 import type { IspHost } from './host.js';
+import type { Trace } from '../device/trace.js';
 
 export const HOST_STATUS = {
   RISC_INT: 0x8000, // HSRX_RISC_INT
@@ -45,8 +46,6 @@ export function asyncEvent(code: number, mb1: number, mb2: number, mb3: number):
 /** Upper bound on queued events: a driver that never acknowledges cannot grow memory without limit. */
 const EVENT_FIFO_LIMIT = 256;
 
-export type EventTrace = (event: string, detail: Record<string, unknown>) => void;
-
 export class EventFifo {
   private readonly queue: IspEvent[] = [];
   private latched: IspEvent | null = null;
@@ -58,7 +57,7 @@ export class EventFifo {
     private readonly host: IspHost,
     /** Receives the latched event's mailboxes (the outbound register array). */
     private readonly outbound: Uint16Array,
-    private readonly trace: EventTrace = () => {},
+    private readonly trace: Trace = () => {},
   ) {}
 
   get pending(): number {

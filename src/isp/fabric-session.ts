@@ -25,8 +25,9 @@ import { MBA, NPH } from './fw-constants.js';
 import type { IspScheduler } from './host.js';
 import type { PortIdentity } from './identity.js';
 import type { ExchangeTable } from './iocb/exchanges.js';
-import type { IspTrace, LinkPhase, PortSession } from './iocb/context.js';
+import type { LinkPhase, PortSession } from './iocb/context.js';
 import { LoginTable } from './login-table.js';
+import type { Trace } from '../device/trace.js';
 
 /** AEN 0x8014 global: mb1 = 0xFFFF, mb2 = 6 (not 7: logged out), mb3 = 0xFF (all VPs). */
 const PORT_UPDATE_GLOBAL = { handle: 0xffff, state: 0x0006, vp: 0x00ff } as const;
@@ -51,7 +52,7 @@ export interface FabricSessionOptions {
   exchanges: ExchangeTable;
   /** Posts a host-built entry on the response ring and flushes it at once (RIDA). */
   postResponse(entry: Uint8Array): void;
-  trace: IspTrace;
+  trace: Trace;
 }
 
 export class FabricSession implements PortSession {

@@ -36,12 +36,13 @@ import { WarnLimiter } from './warn-limit.js';
 import { ICB_SIZE, parseInitControlBlock, type InitControlBlock } from './init-cb.js';
 import { mailboxCommand, mailboxReply, RESOURCE_COUNT, type FirmwareControl, type MailboxContext } from './mailbox.js';
 import { executeCommand } from './iocb/fcp.js';
-import type { IspTrace, LinkPhase } from './iocb/context.js';
+import type { LinkPhase } from './iocb/context.js';
 import type { CommandRequest, RingFault } from './ring/types.js';
 import type { IspQueues } from './queues.js';
 import { handleIocb } from './iocb/dispatch.js';
 import { ExchangeTable } from './iocb/exchanges.js';
 import type { LoginTable } from './login-table.js';
+import type { Trace } from '../device/trace.js';
 
 export type RiscState = 'reset' | 'rom' | 'running' | 'initialized';
 
@@ -58,7 +59,7 @@ export interface IspFirmwareOptions {
   fabric: FabricPort | null;
   /** The names the port may log in with (host configuration). */
   identity: IdentityPolicy;
-  trace: IspTrace;
+  trace: Trace;
   /** Clock of the warning rate limit (default Date.now). */
   now?: () => number;
   /**
@@ -87,7 +88,7 @@ export class IspFirmware implements FirmwareControl {
   readonly identity: IdentityPolicy;
   private mailboxBusy = false;
   private readonly dma: GuestDma;
-  private readonly trace: IspTrace;
+  private readonly trace: Trace;
   private readonly identityWarnings: WarnLimiter;
   /** What the mailbox commands and IOCB handlers see of this firmware. */
   private readonly context: MailboxContext;

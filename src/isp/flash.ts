@@ -21,6 +21,7 @@
  */
 import { buildNvram, buildVpd, NVRAM_SIZE, type NvramOptions } from './nvram.js';
 import { WarnLimiter } from './warn-limit.js';
+import type { Trace } from '../device/trace.js';
 
 export const FLASH_SIZE_2532 = 0x200000;
 export const FLASH_LAYOUT = {
@@ -132,8 +133,6 @@ export function buildFlashImage(o: FlashOptions): Uint8Array {
   return flash;
 }
 
-export type FlashTrace = (event: string, detail: Record<string, unknown>) => void;
-
 /**
  * The flash as the register window sees it. Reads of unmapped window addresses return
  * 0xFFFFFFFF (erased); every access is bounds-checked against the image.
@@ -152,7 +151,7 @@ export class FlashStore {
 
   constructor(
     readonly image: Uint8Array,
-    private readonly trace: FlashTrace = () => {},
+    private readonly trace: Trace = () => {},
     o: FlashStoreOptions = {},
   ) {
     if (image.length % 4 !== 0) throw new Error('flash image size must be a multiple of 4');

@@ -5,10 +5,9 @@
  * and a failure is a guest error the caller turns into a firmware status (MBS_COMMAND_ERROR,
  * entry_status, CS_DMA) — never an exception that escapes to the register access.
  */
-import type { GuestMemory } from '../vfio-user/device-api.js';
+import type { GuestMemory } from '../device/guest-memory.js';
 import type { IspHost } from './host.js';
-
-export type GuestErrorSink = (event: string, detail: Record<string, unknown>) => void;
+import type { Trace } from '../device/trace.js';
 
 /** The firmware's DMA engine as its command handlers use it. */
 export interface IspDma {
@@ -25,7 +24,7 @@ export interface IspDma {
 export class GuestDma implements IspDma {
   constructor(
     private readonly host: Pick<IspHost, 'memory'>,
-    private readonly guestError: GuestErrorSink,
+    private readonly guestError: Trace,
   ) {}
 
   memory(): GuestMemory | null {

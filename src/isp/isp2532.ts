@@ -6,14 +6,17 @@
  *
  * Usage (PCI side, src/isp/pci-identity.ts; SAN side, src/isp/initiator-fabric.ts):
  *   const fabric = new InitiatorFabricPort({ connect: () => connectLink(fabricSocketPath) });
- *   const isp = new Isp2532({ host: ispHostOf(pciFunction), fabric, wwpn, wwnn });
- *   BAR1: isp.mmioRead/mmioWrite (src/hba.ts binds them late, splitting 8-byte accesses);
- *   FLR / DEVICE_RESET: isp.reset();
+ *   const pci = createIsp2532Function(); // declares BARs and IRQs
+ *   const isp = new Isp2532({ host: ispHostOf(pci), fabric, wwpn, wwnn });
+ *   bindIsp2532Registers(pci, isp.barHandler()); // BAR1, aliased by BAR0
+ *   pci.realize(); // then hand it to the server (src/hba.ts)
+ *   FLR / DEVICE_RESET: isp.reset() (through the BAR handler's reset phase);
  *   interrupt routing change: isp.interruptRoutingChanged(); teardown: await fabric.close()
  *
  * The configured wwpn/wwnn are the only names the port logs in with (src/isp/identity.ts); the
  * flash's VPD/NVRAM sector that carries them to the guest is host-owned (src/isp/flash.ts).
  */
+import type { AccessSize, BarHandler } from '../pci/bar.js';
 import { logger, type Logger } from '../util/log.js';
 import { formatWwn } from '../util/wwn.js';
 import { EventFifo, MAILBOX_COUNT } from './events.js';
@@ -28,6 +31,7 @@ import { IspRegisterFile } from './registers.js';
 import { RingEngine } from './ring/engine.js';
 import { TsRingBaseline } from './ring/ts-baseline.js';
 import type { RingCodec } from './ring/types.js';
+import type { Trace } from '../device/trace.js';
 
 export interface Isp2532Options {
   host: IspHost;
@@ -79,7 +83,7 @@ export class Isp2532 {
     // Errors (most of them guest-triggered) are warnings, rate-limited per event name so that a
     // guest looping an invalid command cannot flood the log; the rest is debug tracing.
     const warnings = new RateLimitedWarnings(this.log, undefined, o.now);
-    const trace = (event: string, detail: Record<string, unknown>) => {
+    const trace: Trace = (event, detail) => {
       if (detail.guestError || event.includes('_err_')) warnings.warn(event, detail);
       else this.log.debug({ event, ...detail }, event);
     };
@@ -128,6 +132,32 @@ export class Isp2532 {
 
   mmioWrite(offset: number, size: number, value: number): void {
     this.registers.write(offset, size, value);
+  }
+
+  /**
+   * BAR1's register model for the PCI function (bindIsp2532Registers). The register file is
+   * 32 bits wide: an 8-byte access is two dword accesses, low dword first. The whole ISP resets
+   * in the function reset's enter phase.
+   */
+  barHandler(): BarHandler {
+    return {
+      read: (offset: number, size: AccessSize) => {
+        if (size !== 8) return this.mmioRead(offset, size);
+        const lo = BigInt(this.mmioRead(offset, 4) >>> 0);
+        const hi = BigInt(this.mmioRead(offset + 4, 4) >>> 0);
+        return (hi << 32n) | lo;
+      },
+      write: (offset: number, size: AccessSize, value: number | bigint) => {
+        if (size !== 8) {
+          this.mmioWrite(offset, size, Number(value));
+          return;
+        }
+        const v = BigInt(value);
+        this.mmioWrite(offset, 4, Number(v & 0xffffffffn));
+        this.mmioWrite(offset + 4, 4, Number(v >> 32n));
+      },
+      resetEnter: () => this.reset(),
+    };
   }
 
   /** Function-level reset (DEVICE_RESET / FLR). */

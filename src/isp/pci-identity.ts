@@ -15,8 +15,8 @@
  *    register block as BAR1 (registers 0x00–0xFF aliased), so no second register model exists.
  *  - BAR1 (+BAR2): 64-bit non-prefetchable memory, 16 KiB. The driver requires IORESOURCE_MEM on
  *    BAR1 ("Region #1 not an MMIO resource") and at least MIN_IOBASE_LEN = 0x100 bytes, and
- *    ioremaps exactly 0x100 bytes: struct device_reg_24xx. The BarHandler passed in serves BAR1
- *    except the MSI-X table and PBA, which PciFunction serves.
+ *    ioremaps exactly 0x100 bytes: struct device_reg_24xx. The BarHandler bound by
+ *    bindIsp2532Registers() serves BAR1 except the MSI-X table and PBA, which PciFunction serves.
  *  - No BAR3 (25xx multiqueue registers): the driver maps it only when the firmware reports
  *    fw_attributes BIT_6, still 0 at iospace time; without it the driver stays single-queue with
  *    msix_count = QLA_BASE_VECTORS = 2. No expansion ROM.
@@ -43,14 +43,14 @@
  */
 import type { AccessSize, BarDescription, BarHandler } from '../pci/bar.js';
 import type { PciIdentity } from '../pci/config-space.js';
-import { PciFunction, type InterruptMode } from '../pci/pci-function.js';
+import { PciFunction } from '../pci/pci-function.js';
 import {
   PCI_EXP_LNK_SPEED_5_0GT,
   PCI_INTERRUPT_PIN_INTA,
   PCI_MSIX_ENTRY_SIZE,
 } from '../pci/regs.js';
 import { logger as makeLogger, type Logger } from '../util/log.js';
-import type { GuestMemory } from '../vfio-user/device-api.js';
+import type { IspHost } from './host.js';
 
 export const PCI_VENDOR_ID_QLOGIC = 0x1077;
 export const PCI_DEVICE_ID_QLOGIC_ISP2532 = 0x2532;
@@ -108,8 +108,6 @@ export interface Isp2532FunctionOptions {
   interrupts?: Isp2532Interrupts;
   /** MSI-X table size, QLA_BASE_VECTORS..ISP2532_MSIX_MAX_VECTORS; default 32. */
   msixVectors?: number;
-  /** BAR0 I/O window handler; default: alias of BAR1's register block. */
-  bar0?: BarHandler;
   logger?: Logger;
 }
 
@@ -151,7 +149,12 @@ export function ioAliasOf(registers: BarHandler): BarHandler {
   };
 }
 
-export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOptions = {}): PciFunction {
+/**
+ * Declares the ISP2532's PCI function: identity, BAR kinds and sizes, capabilities. The register
+ * model is bound afterwards with bindIsp2532Registers() (it needs the function's guest memory and
+ * interrupts), then the caller realizes the function.
+ */
+export function createIsp2532Function(opts: Isp2532FunctionOptions = {}): PciFunction {
   const interrupts = opts.interrupts ?? 'msix';
   const vectors = opts.msixVectors ?? ISP2532_MSIX_DEFAULT_VECTORS;
   if (!Number.isInteger(vectors) || vectors < QLA_BASE_VECTORS || vectors > ISP2532_MSIX_MAX_VECTORS) {
@@ -159,8 +162,8 @@ export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOpt
   }
   const name = opts.name ?? 'isp2532';
   const bars = new Map<number, BarDescription>([
-    [ISP2532_IO_BAR, { kind: 'io', size: ISP2532_IO_BAR_SIZE, handler: opts.bar0 ?? ioAliasOf(bar1) }],
-    [ISP2532_REGISTER_BAR, { kind: 'mem64', size: ISP2532_REGISTER_BAR_SIZE, handler: bar1 }],
+    [ISP2532_IO_BAR, { kind: 'io', size: ISP2532_IO_BAR_SIZE }],
+    [ISP2532_REGISTER_BAR, { kind: 'mem64', size: ISP2532_REGISTER_BAR_SIZE }],
   ]);
   return new PciFunction({
     name,
@@ -192,19 +195,17 @@ export function createIsp2532Function(bar1: BarHandler, opts: Isp2532FunctionOpt
   });
 }
 
-/**
- * The ISP model's view of its PCI function (structurally the IspHost of src/isp/host.ts):
- * guest memory, the enabled interrupt mechanism, the INTx line (no message conversion) and
- * MSI/MSI-X messages.
- */
-export interface IspPciHost {
-  memory(): GuestMemory | null;
-  interruptMode(): InterruptMode;
-  setIntx(asserted: boolean): void;
-  sendMessage(vector: number): void;
+/** Binds the register block: BAR1 (except the MSI-X table and PBA), aliased by the BAR0 I/O window. */
+export function bindIsp2532Registers(fn: PciFunction, registers: BarHandler): void {
+  fn.bindBar(ISP2532_REGISTER_BAR, registers);
+  fn.bindBar(ISP2532_IO_BAR, ioAliasOf(registers));
 }
 
-export function ispHostOf(fn: PciFunction): IspPciHost {
+/**
+ * The ISP model's view of its PCI function: guest memory, the enabled interrupt mechanism, the
+ * INTx line (no message conversion) and MSI/MSI-X messages.
+ */
+export function ispHostOf(fn: PciFunction): IspHost {
   return {
     memory: () => fn.memory(),
     interruptMode: () => fn.interruptMode(),

@@ -15,6 +15,7 @@
 import type { EventFifo } from './events.js';
 import type { IspHost, IspScheduler } from './host.js';
 import type { CommandRequest, RingCodec, RingFault, RingLimits, StatusType0 } from './ring/types.js';
+import type { Trace } from '../device/trace.js';
 
 export interface RingGeometry {
   requestAddress: bigint;
@@ -31,8 +32,6 @@ export interface QueueHandlers {
   /** A DMA or index fault on a ring: the firmware reports it to the driver (AEN 0x8003/0x8004). */
   fault(ring: 'request' | 'response', fault: RingFault): void;
 }
-
-export type RingTrace = (event: string, detail: Record<string, unknown>) => void;
 
 /** Completions that do not fit the codec's FIFO wait here; beyond this they are dropped. */
 const RESPONSE_BACKLOG_LIMIT = 65536;
@@ -57,7 +56,7 @@ export class IspQueues {
     private readonly events: EventFifo,
     private readonly codec: RingCodec,
     private readonly handlers: QueueHandlers,
-    private readonly trace: RingTrace = () => {},
+    private readonly trace: Trace = () => {},
   ) {}
 
   get configured(): boolean {

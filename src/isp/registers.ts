@@ -11,6 +11,7 @@ import { EventFifo, HOST_STATUS, MAILBOX_COUNT } from './events.js';
 import type { FlashStore } from './flash.js';
 import type { IspFirmware } from './firmware.js';
 import type { IspQueues } from './queues.js';
+import type { Trace } from '../device/trace.js';
 
 /** device_reg_24xx offsets (qla_fw.h). */
 export const REG = {
@@ -77,8 +78,6 @@ export const HCCRX = {
 const ROM_SIGNATURE_MB1 = 0x4953;
 const ROM_SIGNATURE_MB2 = 0x5020;
 
-export type RegisterTrace = (event: string, detail: Record<string, unknown>) => void;
-
 export class IspRegisterFile {
   readonly inbound = new Uint16Array(MAILBOX_COUNT);
   readonly outbound: Uint16Array;
@@ -96,7 +95,7 @@ export class IspRegisterFile {
     private readonly queues: IspQueues,
     private readonly flash: FlashStore,
     outbound: Uint16Array,
-    private readonly trace: RegisterTrace = () => {},
+    private readonly trace: Trace = () => {},
   ) {
     this.outbound = outbound;
   }

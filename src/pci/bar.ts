@@ -41,7 +41,11 @@ export interface BarDescription {
   /** Power of two; I/O 4..256 bytes, memory at least 16 bytes (≤ 2 GiB for mem32). */
   size: number;
   prefetchable?: boolean;
-  handler: BarHandler;
+  /**
+   * The register model; may be left out when the BAR is declared and bound later with
+   * PciFunction.bindBar() (the model often needs the function first: guest memory, interrupts).
+   */
+  handler?: BarHandler;
 }
 
 export class BarConfigError extends Error {

@@ -20,6 +20,13 @@
  * and the AUTOMASKED contract requires the re-trigger. The status register's interrupt bit
  * mirrors the line.
  *
+ * Construction has two phases, as libvfio-user's vfu_setup_region() … vfu_realize_ctx(): the
+ * constructor declares regions and IRQs (BAR kinds and sizes, capabilities); bindBar() attaches
+ * the register model of each BAR that was declared without one; realize() checks that every BAR
+ * has its model and opens the function to a transport. Before realize() attach() throws (a host
+ * configuration error) and region accesses are refused (logged err_*, answered like an absent
+ * region), so no access can reach a BAR whose model does not exist yet.
+ *
  * Guest-controlled input never throws: bad widths/alignments, accesses to absent regions, and
  * accesses while in D3hot are traced (pino debug, event names ub_*) and ignored, reads answering
  * all-ones as an unclaimed PCI read would. A throwing BarHandler is logged as err_* and treated
@@ -27,6 +34,7 @@
  */
 import {
   allOnes,
+  BarConfigError,
   barAcceptsWidth,
   decodeLe,
   encodeLe,
@@ -60,17 +68,9 @@ import {
   VFIO_PCI_NUM_REGIONS,
 } from './regs.js';
 import { logger as makeLogger, type Logger } from '../util/log.js';
-import {
-  IRQ_INDEX,
-  type DeviceContext,
-  type GuestMemory,
-  type IrqIndex,
-  type IrqInfo,
-  type RegionInfo,
-  type VfioUserDevice,
-} from '../vfio-user/device-api.js';
-
-export type InterruptMode = 'msix' | 'msi' | 'intx' | 'none';
+import type { GuestMemory } from '../device/guest-memory.js';
+import { IRQ_INDEX, type InterruptMode, type IrqIndex, type IrqInfo } from '../device/interrupts.js';
+import type { DeviceContext, RegionInfo } from '../device/context.js';
 
 export interface PciCapabilityOptions {
   /** Power Management capability (D0/D3hot). */
@@ -102,7 +102,11 @@ export interface PciFunctionDescription {
 /** How many INTx re-triggers / message attempts one event may cause is bounded by the table size. */
 const MSI_MAX_VECTORS = 32;
 
-export class PciFunction implements VfioUserDevice, Resettable {
+/**
+ * Shaped as the region/IRQ device a transport serves (src/vfio-user/device-api.ts VfioUserDevice);
+ * the compiler checks that where the server is given one, so this module never imports a transport.
+ */
+export class PciFunction implements Resettable {
   readonly numRegions = VFIO_PCI_NUM_REGIONS;
   readonly numIrqs = VFIO_PCI_NUM_IRQS;
   readonly name: string;
@@ -122,6 +126,9 @@ export class PciFunction implements VfioUserDevice, Resettable {
   /** MSI vectors with a message waiting (bit per vector). */
   private msiPending = 0;
   private readonly modeListeners: ((mode: InterruptMode) => void)[] = [];
+  /** Register model per BAR index: from the description, or bound with bindBar(). */
+  private readonly handlers = new Map<number, BarHandler>();
+  private realized = false;
 
   constructor(desc: PciFunctionDescription) {
     this.name = desc.name;
@@ -141,10 +148,35 @@ export class PciFunction implements VfioUserDevice, Resettable {
       throw new CapabilityLayoutError(`capability chain self-check failed: ${walk.error ?? 'count mismatch'}`);
     }
     this.config.sealPowerOnImage();
+    for (const [index, bar] of desc.bars) if (bar.handler) this.handlers.set(index, bar.handler);
   }
 
   // ---------------------------------------------------------------------------------------
-  // VfioUserDevice
+  // Binding and realize (host configuration: errors throw)
+  // ---------------------------------------------------------------------------------------
+
+  /** Binds the register model of a BAR declared without one. */
+  bindBar(index: number, handler: BarHandler): void {
+    if (this.realized) throw new BarConfigError(`${this.name}: BAR${index} bound after realize()`);
+    if (!this.config.bars.has(index)) throw new BarConfigError(`${this.name}: BAR${index} is not declared`);
+    if (this.handlers.has(index)) throw new BarConfigError(`${this.name}: BAR${index} is already bound`);
+    this.handlers.set(index, handler);
+  }
+
+  /** Ends construction: every declared BAR must have its register model. */
+  realize(): void {
+    if (this.realized) throw new BarConfigError(`${this.name}: realize() called twice`);
+    const unbound = [...this.config.bars.keys()].filter((i) => !this.handlers.has(i));
+    if (unbound.length) throw new BarConfigError(`${this.name}: BAR${unbound.join(', BAR')} declared but never bound`);
+    this.realized = true;
+  }
+
+  isRealized(): boolean {
+    return this.realized;
+  }
+
+  // ---------------------------------------------------------------------------------------
+  // Regions and IRQs, as a transport serves them
   // ---------------------------------------------------------------------------------------
 
   regionInfo(index: number): RegionInfo {
@@ -176,6 +208,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
   }
 
   attach(ctx: DeviceContext): void {
+    if (!this.realized) throw new BarConfigError(`${this.name}: attached before realize()`);
     this.ctx = ctx;
   }
 
@@ -187,6 +220,10 @@ export class PciFunction implements VfioUserDevice, Resettable {
     if (!Number.isInteger(length) || length < 0 || !Number.isInteger(offset) || offset < 0) {
       this.trace('ub_region_read_args', { region: index, offset, length });
       return new Uint8Array(0);
+    }
+    if (!this.realized) {
+      this.log.error({ event: 'err_region_read_unrealized', region: index, offset, length }, 'region read before realize()');
+      return allOnes(length);
     }
     if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
       if (!this.config.regs.contains(offset, length)) {
@@ -205,7 +242,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
     const msix = this.msixTable;
     if (msix !== null && msix.overlaps(index, offset, size)) return this.msixRead(msix, index, offset, size);
     try {
-      return encodeLe(bar.handler.read(offset, size), size);
+      return encodeLe(this.handlers.get(index)!.read(offset, size), size);
     } catch (err) {
       this.log.error({ event: 'err_bar_handler_threw', region: index, offset, length, err }, 'BAR read handler threw');
       return allOnes(length);
@@ -216,6 +253,10 @@ export class PciFunction implements VfioUserDevice, Resettable {
     const length = data.length;
     if (!Number.isInteger(offset) || offset < 0) {
       this.trace('ub_region_write_args', { region: index, offset, length });
+      return;
+    }
+    if (!this.realized) {
+      this.log.error({ event: 'err_region_write_unrealized', region: index, offset, length }, 'region write before realize()');
       return;
     }
     if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -240,7 +281,7 @@ export class PciFunction implements VfioUserDevice, Resettable {
       return;
     }
     try {
-      bar.handler.write(offset, size, size === 8 ? value : Number(value));
+      this.handlers.get(index)!.write(offset, size, size === 8 ? value : Number(value));
     } catch (err) {
       this.log.error({ event: 'err_bar_handler_threw', region: index, offset, length, err }, 'BAR write handler threw');
     }
@@ -267,9 +308,8 @@ export class PciFunction implements VfioUserDevice, Resettable {
   }
 
   private runReset(type: ResetType): void {
-    const handlers = new Set<BarHandler>();
-    for (const bar of this.config.bars.values()) handlers.add(bar.handler);
-    runResetPhases([this, ...handlers], type);
+    // A set: one model may serve several BARs (an I/O alias) and must reset once.
+    runResetPhases([this, ...new Set(this.handlers.values())], type);
   }
 
   // ---- Resettable (the function's own state) ----

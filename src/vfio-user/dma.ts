@@ -11,7 +11,7 @@
  * contiguous in IOVA space (QEMU splits guest RAM into several windows; a buffer may straddle
  * a split); copies are then done piecewise. view() cannot straddle (one mapping per view).
  */
-import { DmaError, type GuestMemory } from './device-api.js';
+import { DmaError, type GuestMemory } from '../device/guest-memory.js';
 import { ERRNO, ProtocolError } from './protocol.js';
 
 const U64_LIMIT = 1n << 64n;

@@ -17,7 +17,7 @@
  * a stored fd is closed when it is replaced, de-assigned, or on release().
  */
 import type { NativeShim, PollHandle } from '../native/index.js';
-import { IRQ_INDEX, type IrqIndex, type IrqInfo, type IrqSignaller } from './device-api.js';
+import { IRQ_INDEX, type IrqIndex, type IrqInfo, type IrqSignaller } from '../device/interrupts.js';
 import { ERRNO, IRQ_INFO_FLAGS, IRQ_SET, IRQ_SET_FLAGS, ProtocolError, type IrqSetPayload } from './protocol.js';
 import type { Logger } from '../util/log.js';
 

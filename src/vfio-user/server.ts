@@ -25,7 +25,8 @@
  */
 import { EventEmitter } from 'node:events';
 import { native as defaultNative, POLL_READABLE, type NativeShim, type PollHandle } from '../native/index.js';
-import { IRQ_INDEX, type VfioUserDevice } from './device-api.js';
+import { IRQ_INDEX } from '../device/interrupts.js';
+import type { VfioUserDevice } from './device-api.js';
 import { MessageChannel } from './transport.js';
 import { DEFAULT_LIMITS, VfioUserSession, maxIncomingMessageSize, type ServerLimits } from './session.js';
 import { assertHostLittleEndian, encodeErrorReply, ERRNO } from './protocol.js';

@@ -23,7 +23,8 @@
  *    other unsupported command; the connection stays up.
  *  - Fds on a command that takes none are closed and the command fails with EINVAL.
  */
-import { IRQ_INDEX, type IrqIndex, type VfioUserDevice } from './device-api.js';
+import { IRQ_INDEX, type IrqIndex } from '../device/interrupts.js';
+import type { VfioUserDevice } from './device-api.js';
 import { DmaWindowSet, type DmaWindow } from './dma.js';
 import { IrqTable, type FdWatcher } from './irq.js';
 import { formatCapabilities, parseCapabilities, type PeerCapabilities, type ServerCapabilities } from './capabilities.js';

@@ -21,8 +21,6 @@ import type { ExchangeTable } from './exchanges.js';
 /** Link and fabric-login state of one N_Port (fabric-session.ts drives it). */
 export type LinkPhase = 'down' | 'armed' | 'logging-in' | 'up' | 'failed';
 
-export type IspTrace = (event: string, detail: Record<string, unknown>) => void;
-
 /** One N_Port of the HBA (one VP index), as the handlers see it. */
 export interface PortSession {
   readonly vpIndex: number;

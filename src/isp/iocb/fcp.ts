@@ -13,7 +13,7 @@
  * An exchange terminated by Abort IO, a TMF or link loss completes once, with that status.
  */
 import { CompStatus } from '../../../assembly/shared/iocb.js';
-import type { GuestMemory } from '../../vfio-user/device-api.js';
+import type { GuestMemory } from '../../device/guest-memory.js';
 import type { FcpResult } from '../fabric-port.js';
 import type { IocbContext } from './context.js';
 import type { CommandRequest, DataSegment, StatusType0 } from '../ring/types.js';

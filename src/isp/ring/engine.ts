@@ -14,7 +14,7 @@
 import { readFileSync, existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { GuestMemory } from '../../vfio-user/device-api.js';
+import type { GuestMemory } from '../../device/guest-memory.js';
 import { IOCB_SIZE, IocbHeader, Cmd7 } from '../../../assembly/shared/iocb.js';
 import {
   CONTROL_BASE,

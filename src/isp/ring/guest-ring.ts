@@ -5,7 +5,7 @@
  * GuestMemory, which bounds-checks it (DmaError); a copy-in happens once per entry per call,
  * so the parser never reads guest memory twice (no TOCTOU).
  */
-import { DmaError, type GuestMemory } from '../../vfio-user/device-api.js';
+import { DmaError, type GuestMemory } from '../../device/guest-memory.js';
 import { IOCB_SIZE, IocbHeader, RESPONSE_PROCESSED } from '../../../assembly/shared/iocb.js';
 import type { RingFault } from './types.js';
 

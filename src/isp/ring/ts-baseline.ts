@@ -8,7 +8,7 @@
  * Same inputs, same outputs, same validation order and limits as RingEngine, so the tests can
  * run both against the same vectors and prove they agree. Keep the two in step when either changes.
  */
-import type { GuestMemory } from '../../vfio-user/device-api.js';
+import type { GuestMemory } from '../../device/guest-memory.js';
 import {
   IOCB_SIZE,
   RESPONSE_PROCESSED,

@@ -4,7 +4,7 @@
  * plain-TypeScript twin (ts-baseline.ts: fallback codec, test oracle, benchmark baseline), plus the validation both apply to
  * host-side inputs (ring configuration, status descriptions).
  */
-import type { GuestMemory } from '../../vfio-user/device-api.js';
+import type { GuestMemory } from '../../device/guest-memory.js';
 import { IocbLimits, IOCB_SIZE, MAX_SENSE_BYTES } from '../../../assembly/shared/iocb.js';
 import { Capacity, Reason } from '../../../assembly/shared/ring-layout.js';
 import type { DataDirection } from '../../scsi/sam.js';

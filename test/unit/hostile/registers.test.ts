@@ -12,7 +12,7 @@ import { ISP2532_CAP_MSIX, ISP2532_MSIX_PBA_OFFSET, ISP2532_MSIX_TABLE_OFFSET } 
 import { native } from '../../../src/native/index.js';
 import { VfioUserRequestError } from '../../../src/vfio-user/client.js';
 import { ERRNO, IRQ_SET_FLAGS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
-import { IRQ_INDEX } from '../../../src/vfio-user/device-api.js';
+import { IRQ_INDEX } from '../../../src/device/interrupts.js';
 import { GuestMachine, HSRX_RISC_INT, LAYOUT, MBC, MBS_COMMAND_COMPLETE, REQ_ENTRIES, RSP_ENTRIES, sleep, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
 
 const NAMED_OFFSETS = Object.entries(REG)

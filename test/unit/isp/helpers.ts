@@ -4,8 +4,9 @@
  * mailbox protocol through the register file (write inbound mailboxes, SET_HOST_INT, poll
  * host_status, read outbound, CLR_RISC_INT).
  */
-import { DmaError, type GuestMemory } from '../../../src/vfio-user/device-api.js';
-import type { IspHost, IspInterruptMode, IspScheduler } from '../../../src/isp/host.js';
+import { DmaError, type GuestMemory } from '../../../src/device/guest-memory.js';
+import type { IspHost, IspScheduler } from '../../../src/isp/host.js';
+import type { InterruptMode } from '../../../src/device/interrupts.js';
 import type {
   AdiscResult,
   FabricEvent,
@@ -102,7 +103,7 @@ export class ManualScheduler implements IspScheduler {
 }
 
 export class FakeHost implements IspHost {
-  mode: IspInterruptMode = 'intx';
+  mode: InterruptMode = 'intx';
   intx = false;
   intxChanges = 0;
   messages: number[] = [];

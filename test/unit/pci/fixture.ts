@@ -42,5 +42,6 @@ export function makeFunction(caps: Partial<PciCapabilityOptions> = {}, opts: { w
     : {};
   const rec = recordingLogger();
   const fn = new PciFunction({ name: 'test', identity: TEST_IDENTITY, bars, capabilities: { ...all, ...caps }, logger: rec.log });
+  fn.realize();
   return { fn, io, mem32, mem64, msixBar, rec };
 }

@@ -2,7 +2,9 @@
 import type { Logger } from '../../../src/util/log.js';
 import type { AccessSize, BarHandler } from '../../../src/pci/bar.js';
 import type { ResetType } from '../../../src/pci/reset.js';
-import { IRQ_INDEX, type DeviceContext, type GuestMemory, type IrqIndex, type IrqSignaller } from '../../../src/vfio-user/device-api.js';
+import type { GuestMemory } from '../../../src/device/guest-memory.js';
+import { IRQ_INDEX, type IrqIndex, type IrqSignaller } from '../../../src/device/interrupts.js';
+import type { DeviceContext } from '../../../src/device/context.js';
 
 /** Records triggers; vectors are "bound" per index as a test sets them (like SET_IRQS would). */
 export class FakeIrq implements IrqSignaller {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  bindIsp2532Registers,
   createIsp2532Function,
   ISP2532_CAP_MSI,
   ISP2532_CAP_MSIX,
@@ -13,14 +14,16 @@ import {
 } from '../../../src/isp/pci-identity.js';
 import { walkCapabilities } from '../../../src/pci/capabilities.js';
 import * as R from '../../../src/pci/regs.js';
-import { IRQ_INDEX } from '../../../src/vfio-user/device-api.js';
+import { IRQ_INDEX } from '../../../src/device/interrupts.js';
 import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
 
 const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
 
-function isp(opts: Parameters<typeof createIsp2532Function>[1] = {}) {
+function isp(opts: Parameters<typeof createIsp2532Function>[0] = {}) {
   const bar1 = new RecordingBar(0x4000);
-  const fn = createIsp2532Function(bar1, opts);
+  const fn = createIsp2532Function(opts);
+  bindIsp2532Registers(fn, bar1);
+  fn.realize();
   const cfg = fn.regionRead(CFG, 0, 4096);
   return { fn, bar1, cfg };
 }
@@ -112,7 +115,9 @@ describe('ISP2532 PCI identity', () => {
   it('the placeholder register block reads 0 and traces every access', () => {
     const rec = recordingLogger();
     const block = unimplementedRegisterBlock(rec.log);
-    const fn = createIsp2532Function(block);
+    const fn = createIsp2532Function();
+    bindIsp2532Registers(fn, block);
+    fn.realize();
     expect(u32(fn.regionRead(1, 0x44, 4))).toBe(0);
     fn.regionWrite(1, 0x48, le(0x10000000, 4));
     expect([...fn.regionRead(1, 8, 8)]).toEqual([0, 0, 0, 0, 0, 0, 0, 0]);

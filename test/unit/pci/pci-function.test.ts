@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { BarConfigError } from '../../../src/pci/bar.js';
+import { PciFunction } from '../../../src/pci/pci-function.js';
 import * as R from '../../../src/pci/regs.js';
-import { IRQ_INDEX } from '../../../src/vfio-user/device-api.js';
-import { IO_BAR, makeFunction, MEM32_BAR, MEM64_BAR, MSIX_BAR, MSIX_PBA_OFFSET, MSIX_VECTORS } from './fixture.js';
-import { FakeIrq, fakeContext, le, prng, u16, u32 } from './helpers.js';
+import { IRQ_INDEX } from '../../../src/device/interrupts.js';
+import { IO_BAR, makeFunction, MEM32_BAR, TEST_IDENTITY, MEM64_BAR, MSIX_BAR, MSIX_PBA_OFFSET, MSIX_VECTORS } from './fixture.js';
+import { FakeIrq, fakeContext, le, prng, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
 
 const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
 
@@ -50,6 +52,64 @@ describe('region and IRQ info', () => {
     expect(fn.irqInfo(IRQ_INDEX.ERR).count).toBe(0);
     expect(fn.irqInfo(IRQ_INDEX.MSI).count).toBe(0);
     expect(fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(0);
+  });
+});
+
+describe('declare, bind, realize', () => {
+  /** BAR0 declared with its model, BAR1 declared without: bound later. */
+  function declared() {
+    const rec = recordingLogger();
+    const bar0 = new RecordingBar(32);
+    const bar1 = new RecordingBar(4096);
+    const fn = new PciFunction({
+      name: 'phased',
+      identity: TEST_IDENTITY,
+      bars: new Map([
+        [0, { kind: 'io' as const, size: 32, handler: bar0 }],
+        [1, { kind: 'mem32' as const, size: 4096 }],
+      ]),
+      capabilities: {},
+      logger: rec.log,
+    });
+    return { fn, bar0, bar1, rec };
+  }
+
+  it('realize() refuses a BAR declared but never bound; bindBar() completes it', () => {
+    const { fn, bar1 } = declared();
+    expect(() => fn.realize()).toThrow(BarConfigError);
+    expect(fn.isRealized()).toBe(false);
+    fn.bindBar(1, bar1);
+    fn.realize();
+    expect(fn.isRealized()).toBe(true);
+    fn.attach(fakeContext(new FakeIrq()));
+    fn.regionWrite(1, 8, le(0x1234, 4));
+    expect(bar1.calls).toEqual([{ op: 'write', offset: 8, size: 4, value: 0x1234 }]);
+  });
+
+  it('bindBar() refuses an undeclared BAR, a second binding and a binding after realize()', () => {
+    const { fn, bar1 } = declared();
+    expect(() => fn.bindBar(2, bar1)).toThrow(BarConfigError);
+    expect(() => fn.bindBar(0, bar1)).toThrow(BarConfigError);
+    fn.bindBar(1, bar1);
+    fn.realize();
+    expect(() => fn.realize()).toThrow(BarConfigError);
+    expect(() => fn.bindBar(1, bar1)).toThrow(BarConfigError);
+  });
+
+  it('before realize() no transport attaches and no region access reaches a model', () => {
+    const { fn, bar0, rec } = declared();
+    expect(() => fn.attach(fakeContext(new FakeIrq()))).toThrow(BarConfigError);
+    expect([...fn.regionRead(0, 0, 4)]).toEqual([0xff, 0xff, 0xff, 0xff]);
+    expect([...fn.regionRead(CFG, 0, 2)]).toEqual([0xff, 0xff]);
+    fn.regionWrite(0, 0, le(1, 4));
+    fn.regionWrite(CFG, R.PCI_COMMAND, le(R.PCI_COMMAND_MASTER, 2));
+    expect(bar0.calls).toEqual([]);
+    expect(rec.events()).toEqual([
+      'err_region_read_unrealized',
+      'err_region_read_unrealized',
+      'err_region_write_unrealized',
+      'err_region_write_unrealized',
+    ]);
   });
 });
 

@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { RingConfigError, type RequestEntry, type RingCodec, type StatusType0 } from '../../../src/isp/ring/types.js';
 import { RingEngine } from '../../../src/isp/ring/engine.js';
-import type { GuestMemory } from '../../../src/vfio-user/device-api.js';
+import type { GuestMemory } from '../../../src/device/guest-memory.js';
 import {
   ArrayGuestMemory,
   ENTRY,

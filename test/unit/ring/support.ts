@@ -8,7 +8,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DmaError, type GuestMemory } from '../../../src/vfio-user/device-api.js';
+import { DmaError, type GuestMemory } from '../../../src/device/guest-memory.js';
 import { RingEngine, packageRoot } from '../../../src/isp/ring/engine.js';
 import { TsRingBaseline } from '../../../src/isp/ring/ts-baseline.js';
 import type { RingCodec } from '../../../src/isp/ring/types.js';

@@ -13,7 +13,8 @@
  *
  * The same graph checks the layering of the FC stack (issue 12): src/fc is the N_Port side both the
  * HBA (src/isp) and the simulated SAN (src/san) build on, so it imports neither of them, and the
- * HBA does not import the simulator.
+ * HBA does not import the simulator. Likewise the device contract (src/device: guest memory, DMA
+ * errors, interrupt signalling) keeps the device models (src/pci, src/isp) free of the transport.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -188,6 +189,12 @@ const LAYER_RULES: readonly LayerRule[] = [
   // nothing but itself, the utilities, the native shim (peer credentials of a link socket) and
   // the SAM vocabulary it shares with SCSI targets.
   { from: 'src/fc/', forbidden: ['src/san/', 'src/isp/'], onlyFrom: ['src/fc/', 'src/util/', 'src/native/', 'src/scsi/sam.ts'] },
+  // The device models reach guest memory and interrupts through src/device, never through the
+  // transport that happens to host them (vfio-user today; a test rig or another transport tomorrow).
+  { from: 'src/pci/', forbidden: ['src/vfio-user/', 'src/isp/'] },
+  { from: 'src/isp/', forbidden: ['src/vfio-user/'] },
+  // The contract itself depends on nothing.
+  { from: 'src/device/', onlyFrom: ['src/device/'] },
 ];
 
 /** The imports that break a rule, as "importer -> imported". */
@@ -253,15 +260,25 @@ describe('layering of src/', () => {
   it('finds the imports that break a rule', () => {
     const g: Graph = new Map([
       ['src/fc/a.ts', new Set(['src/fc/b.ts', 'src/util/log.ts', 'src/san/x.ts', 'src/scsi/sam.ts', 'src/scsi/api.ts'])],
-      ['src/isp/c.ts', new Set(['src/fc/a.ts', 'src/san/x.ts'])],
+      ['src/isp/c.ts', new Set(['src/fc/a.ts', 'src/san/x.ts', 'src/device/g.ts', 'src/vfio-user/v.ts'])],
       ['src/san/x.ts', new Set(['src/fc/a.ts', 'src/isp/c.ts'])],
+      ['src/pci/p.ts', new Set(['src/device/g.ts', 'src/vfio-user/v.ts'])],
+      ['src/device/g.ts', new Set(['src/device/h.ts', 'src/util/log.ts'])],
     ]);
-    expect(layerViolations(g, LAYER_RULES)).toEqual(['src/fc/a.ts -> src/san/x.ts', 'src/fc/a.ts -> src/scsi/api.ts', 'src/isp/c.ts -> src/san/x.ts']);
+    expect(layerViolations(g, LAYER_RULES)).toEqual([
+      'src/device/g.ts -> src/util/log.ts',
+      'src/fc/a.ts -> src/san/x.ts',
+      'src/fc/a.ts -> src/scsi/api.ts',
+      'src/isp/c.ts -> src/san/x.ts',
+      'src/isp/c.ts -> src/vfio-user/v.ts',
+      'src/pci/p.ts -> src/vfio-user/v.ts',
+    ]);
   });
 
-  it('src/isp does not import src/san; src/fc imports neither src/san nor src/isp', () => {
+  it('src/isp does not import src/san; src/fc imports neither src/san nor src/isp; src/pci and src/isp do not import src/vfio-user', () => {
     const { graph } = importGraph();
     expect([...graph.keys()].filter((f) => f.startsWith('src/fc/')).length).toBeGreaterThan(10);
+    expect([...graph.keys()].filter((f) => f.startsWith('src/device/')).length).toBeGreaterThan(0);
     expect(layerViolations(graph, LAYER_RULES), 'imports across the FC stack\'s layering').toEqual([]);
   });
 });

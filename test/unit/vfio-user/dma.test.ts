@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { DmaError } from '../../../src/vfio-user/device-api.js';
+import { DmaError } from '../../../src/device/guest-memory.js';
 import { DmaWindowSet, type DmaWindow } from '../../../src/vfio-user/dma.js';
 import { ERRNO, ProtocolError } from '../../../src/vfio-user/protocol.js';
 

@@ -5,7 +5,9 @@
  */
 import { pino } from 'pino';
 import type { PollHandle } from '../../../src/native/index.js';
-import type { DeviceContext, IrqIndex, IrqInfo, RegionInfo, VfioUserDevice } from '../../../src/vfio-user/device-api.js';
+import type { IrqIndex, IrqInfo } from '../../../src/device/interrupts.js';
+import type { DeviceContext, RegionInfo } from '../../../src/device/context.js';
+import type { VfioUserDevice } from '../../../src/vfio-user/device-api.js';
 import { HEADER_FLAGS, encodeMessage, decodeHeader, HEADER, type MessageHeader } from '../../../src/vfio-user/protocol.js';
 import type { FramedMessage } from '../../../src/vfio-user/framer.js';
 import type { SessionNative } from '../../../src/vfio-user/session.js';

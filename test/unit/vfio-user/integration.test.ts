@@ -10,15 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native, POLL_READABLE } from '../../../src/native/index.js';
-import {
-  DmaError,
-  IRQ_INDEX,
-  type DeviceContext,
-  type IrqIndex,
-  type IrqInfo,
-  type RegionInfo,
-  type VfioUserDevice,
-} from '../../../src/vfio-user/device-api.js';
+import { DmaError } from '../../../src/device/guest-memory.js';
+import { IRQ_INDEX, type IrqIndex, type IrqInfo } from '../../../src/device/interrupts.js';
+import type { DeviceContext, RegionInfo } from '../../../src/device/context.js';
+import type { VfioUserDevice } from '../../../src/vfio-user/device-api.js';
 import { VfioUserServer } from '../../../src/vfio-user/server.js';
 import { VfioUserClient, VfioUserRequestError } from '../../../src/vfio-user/client.js';
 import {

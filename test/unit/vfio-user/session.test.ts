@@ -4,7 +4,7 @@
  * wiring and the No_reply rule.
  */
 import { beforeEach, describe, expect, it } from 'vitest';
-import { DmaError } from '../../../src/vfio-user/device-api.js';
+import { DmaError } from '../../../src/device/guest-memory.js';
 import { VfioUserSession } from '../../../src/vfio-user/session.js';
 import { F_SEAL_SEAL } from '../../../src/native/index.js';
 import {
