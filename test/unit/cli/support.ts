@@ -8,12 +8,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { native } from '../../../src/native/index.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const REPO = packageRoot();
 export const CLI = join(REPO, 'bin', 'npiv-hba.js');
 export const BUILT = join(REPO, 'dist', 'src', 'cli.js');
 /** Upper bound for a child process to reach a state; not a speed goal. */

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { interactiveQemuArguments } from '../../../src/lab/keep.js';
-import { claimSocketPath, projectRoot, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
+import { claimSocketPath, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-proc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,7 +29,7 @@ writeFileSync(join(dir, 'holder.mjs'), "import net from 'node:net'; net.createSe
 
 describe('lab child processes', () => {
   it('finds the project root', () => {
-    expect(existsSync(join(projectRoot(), 'bin', 'npiv-hba.js'))).toBe(true);
+    expect(existsSync(join(packageRoot(), 'bin', 'npiv-hba.js'))).toBe(true);
   });
 
   it('waits for the socket, logs to its file, stops on SIGTERM', async () => {

@@ -9,7 +9,8 @@ import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { DmaError, type GuestMemory } from '../../../src/vfio-user/device-api.js';
-import { RingEngine, packageRoot } from '../../../src/isp/ring/engine.js';
+import { RingEngine } from '../../../src/isp/ring/engine.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 import { TsRingBaseline } from '../../../src/isp/ring/ts-baseline.js';
 import type { RingCodec } from '../../../src/isp/ring/types.js';
 
