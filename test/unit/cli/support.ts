@@ -1,7 +1,8 @@
 /**
  * Scaffolding for the tests that drive the built CLI (bin/npiv-hba.js → dist/) as child
  * processes: the paths, the pcap and FC-2 offsets their capture checks read, a check that dist/
- * exists before any test runs, starting a CLI process with its output captured, waiting for a
+ * exists before any test runs (the unit project's global setup, test/support/build-dist.ts,
+ * rebuilds it when src/ is newer), starting a CLI process with its output captured, waiting for a
  * state with a bound, a stale socket file, and a per-test sandbox (a fresh temporary directory,
  * and every process started through it SIGKILLed after the test if it is still running).
  */
