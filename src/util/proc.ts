@@ -128,3 +128,8 @@ export async function pssKiB(pid: number): Promise<number> {
   if (!m) throw new Error('no Pss in smaps_rollup');
   return Number(m[1]);
 }
+
+/** How many file descriptors this process has open (/proc/self/fd; the listing's own fd included). */
+export function openFdCount(): number {
+  return readdirSync('/proc/self/fd').length;
+}
