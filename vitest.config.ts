@@ -8,6 +8,8 @@ export default defineConfig({
           name: 'unit',
           // Property tests (fast-check) run with the unit tests; the fuzz targets (test/fuzz/) do not.
           include: ['test/unit/**/*.test.ts', 'test/property/**/*.test.ts'],
+          // The CLI tests spawn bin/npiv-hba.js (dist/): rebuild dist/ first when src/ is newer.
+          globalSetup: ['test/support/build-dist.ts'],
           testTimeout: 30_000,
         },
       },

@@ -1,19 +1,15 @@
 /**
  * The processes a benchmark measures: the SAN and `npiv-hba serve`, started through the CLI of
- * the compiled benchmark tree (cli-launcher), plus /proc readings of their CPU time and memory.
+ * the compiled benchmark tree (cli-launcher); their CPU time and memory are read with
+ * src/util/proc.ts.
  */
 import { writeFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startCliProcess, waitForSocket, type LabProcess } from '../../src/lab/processes.js';
 import { formatWwn } from '../../src/util/wwn.js';
 
 const START_TIMEOUT_MS = 20_000;
-/** USER_HZ of /proc/<pid>/stat utime/stime on Linux x86-64. */
-const CLOCK_TICKS_PER_SECOND = 100;
-/** /proc/<pid>/stat: fields after the ")" of comm; utime and stime are fields 14 and 15 (1-based). */
-const STAT_UTIME_AFTER_COMM = 11;
 
 export const CLI_LAUNCHER = join(dirname(fileURLToPath(import.meta.url)), 'cli-launcher.js');
 
@@ -82,30 +78,4 @@ export async function startServe(
   const proc = startCliProcess({ name, cli: CLI_LAUNCHER, args, logFile: join(workDir, `${name}.log`), cwd: workDir, env: { NPIV_HBA_LOG_LEVEL: 'warn' }, ...(nodeArgs ? { nodeArgs } : {}) });
   await waitForSocket(proc, socket, START_TIMEOUT_MS);
   return { proc, socket };
-}
-
-/** Parses utime+stime (ms) out of a /proc/<pid>/stat line. */
-export function parseProcStatCpuMs(stat: string): number {
-  const close = stat.lastIndexOf(')');
-  if (close < 0) throw new Error('malformed /proc stat line');
-  const fields = stat.slice(close + 2).trim().split(/\s+/);
-  const utime = Number(fields[STAT_UTIME_AFTER_COMM]);
-  const stime = Number(fields[STAT_UTIME_AFTER_COMM + 1]);
-  if (!Number.isFinite(utime) || !Number.isFinite(stime)) throw new Error('malformed /proc stat line');
-  return ((utime + stime) * 1000) / CLOCK_TICKS_PER_SECOND;
-}
-
-/** Parses VmRSS (KiB) out of /proc/<pid>/status. */
-export function parseProcStatusRssKiB(status: string): number {
-  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-  if (!m) throw new Error('no VmRSS in /proc status');
-  return Number(m[1]);
-}
-
-export async function cpuTimeMs(pid: number): Promise<number> {
-  return parseProcStatCpuMs(await readFile(`/proc/${pid}/stat`, 'utf8'));
-}
-
-export async function rssKiB(pid: number): Promise<number> {
-  return parseProcStatusRssKiB(await readFile(`/proc/${pid}/status`, 'utf8'));
 }

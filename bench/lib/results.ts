@@ -3,8 +3,8 @@
  * commands that produced them) and bench/results/<chart>.svg, under the project root.
  */
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../src/util/package-root.js';
 import type { MachineInfo } from './machine.js';
 
 export const PARTS = ['ring', 'emulator', 'e2e', 'scale', 'profile'] as const;
@@ -23,31 +23,14 @@ export interface PartResult<T = unknown> {
   notes: string[];
 }
 
-export function projectRoot(from: string = fileURLToPath(import.meta.url)): string {
-  let dir = dirname(from);
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'npiv-hba') return dir;
-      } catch {
-        // not ours; keep walking up
-      }
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`no npiv-hba package.json above ${from}`);
-    dir = parent;
-  }
-}
-
 export function resultsDir(): string {
-  const dir = join(projectRoot(), 'bench', 'results');
+  const dir = join(packageRoot(), 'bench', 'results');
   mkdirSync(dir, { recursive: true });
   return dir;
 }
 
 /** Machine-specific paths out of saved text: scratch directories and the checkout's location. */
-export function sanitizePaths(text: string, root: string = projectRoot()): string {
+export function sanitizePaths(text: string, root: string = packageRoot()): string {
   return text
     .replaceAll(root + '/', '')
     .replace(/\/tmp\/npiv-hba-guest-[A-Za-z0-9]+/g, '<tmp>')

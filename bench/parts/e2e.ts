@@ -13,12 +13,13 @@
  * markers for the profile part.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, readdirSync, readFileSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
+import { closeSync, existsSync, openSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { guestEnvironment, runGuest } from '../../src/harness/guest.js';
 import { Initiator } from '../../src/fc/initiator.js';
-import { startSan, startServe, cpuTimeMs } from '../lib/procs.js';
+import { cpuTimeMs, listPids, parentPid, processArgv } from '../../src/util/proc.js';
+import { startSan, startServe } from '../lib/procs.js';
 import { startCountingHba, diffCounters, zeroCounters, type HbaCounters } from '../lib/counting-hba.js';
 import { framesForwarded } from '../lib/san-control.js';
 import { parseFioJson, type FioFigures } from '../lib/fio.js';
@@ -202,16 +203,11 @@ async function preconditionSanVolume(link: string): Promise<void> {
  */
 function findQemuPid(marker: string): number | null {
   const matches = new Map<number, number>(); // pid → parent pid
-  for (const entry of readdirSync('/proc')) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const cmd = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
-      if (!cmd.includes('qemu-system') || !cmd.includes(marker)) continue;
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      matches.set(Number(entry), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      // gone or not ours
-    }
+  for (const pid of listPids() ?? []) {
+    const cmd = processArgv(pid)?.join('\0');
+    if (cmd === undefined || !cmd.includes('qemu-system') || !cmd.includes(marker)) continue;
+    const ppid = parentPid(pid);
+    if (ppid !== null) matches.set(pid, ppid); // else gone meanwhile
   }
   for (const [pid, ppid] of matches) if (matches.has(ppid)) return pid;
   return matches.size === 1 ? [...matches.keys()][0]! : null;

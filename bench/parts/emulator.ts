@@ -6,7 +6,8 @@
  * interrupts per I/O.
  */
 import { QlaDriverModel } from '../lib/qla-driver.js';
-import { startSan, startServe, cpuTimeMs } from '../lib/procs.js';
+import { cpuTimeMs } from '../../src/util/proc.js';
+import { startSan, startServe } from '../lib/procs.js';
 import { summarizeLatency, type LatencySummary } from '../lib/stats.js';
 import { renderBarChart } from '../lib/svg.js';
 import { saveChart } from '../lib/results.js';

@@ -7,13 +7,13 @@
  *   - memory of idle `npiv-hba serve` processes (RSS and PSS, cabled to the SAN, no guest);
  *   - name-server query time (GPN_FT for FCP) with 2,048 registered ports (8 links × 256).
  */
-import { readFile } from 'node:fs/promises';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Initiator } from '../../src/fc/initiator.js';
 import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/fc/ct.js';
 import { WELL_KNOWN } from '../../src/fc/frame.js';
-import { startSan, startServe, rssKiB } from '../lib/procs.js';
+import { pssKiB, rssKiB } from '../../src/util/proc.js';
+import { startSan, startServe } from '../lib/procs.js';
 import { summarizeLatency, type LatencySummary } from '../lib/stats.js';
 import { renderBarChart } from '../lib/svg.js';
 import { saveChart } from '../lib/results.js';
@@ -44,13 +44,6 @@ export interface ScaleData {
   vportsThatFoundTheTarget: number;
   idleHba: { processes: number; rssMiB: number[]; pssMiB: number[]; meanRssMiB: number; meanPssMiB: number };
   nameServer: { registeredPorts: number; entriesReturned: number; queries: number; gpnFt: LatencySummary };
-}
-
-async function pssKiB(pid: number): Promise<number> {
-  const text = await readFile(`/proc/${pid}/smaps_rollup`, 'utf8');
-  const m = /^Pss:\s+(\d+)\s+kB/m.exec(text);
-  if (!m) throw new Error('no Pss in smaps_rollup');
-  return Number(m[1]);
 }
 
 export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleData>> {

@@ -23,7 +23,7 @@
  * FC/NVMe-FC transport and qla2xxx (with `qlaParams`); prints one `GUEST:PCI <bdf>
  * <vendor>:<device> subsys=.. class=.. irq=.. driver=..` line per PCI function; then runs the
  * script with busybox sh (`/test.sh`) and prints `GUEST:EXIT=<its status>` and powers off.
- * The script runs as root with stdout/stderr on the guest's second serial port (ttyS1), which
+ * The script runs as root with stdout/stderr on a virtio console (hvc0, read from a file), which
  * carries nothing else: kernel messages go to the console (ttyS0), so a printk can never land
  * inside a script line. `output` holds both streams, line by line, in arrival order. Available in the guest:
  * busybox, all sg3-utils tools (sg_inq, sg_readcap, sg_luns, sg_turs, ...), lsscsi, lspci,
@@ -51,14 +51,13 @@
  * Accelerator: KVM only when kvm_intel or kvm_amd is loaded (a /dev/kvm from kvm_pvm cannot run
  * this kernel), otherwise multi-threaded TCG.
  */
-import { spawn } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync, readSync } from 'node:fs';
 import { appendFile, copyFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { buildCpio, normaliseArchivePath, type CpioEntry } from './cpio.js';
+import { launchQemu } from './qemu-process.js';
 
 /** Default cache directory, shared with scripts/guest/prepare.sh. */
 export const DEFAULT_CACHE_DIR = '/var/cache/npiv-hba';
@@ -70,9 +69,6 @@ export const GUEST_TAG = 'GUEST:';
 const DEFAULT_MEM_MIB = 512;
 const DEFAULT_SMP = 2;
 const DEFAULT_TIMEOUT_MS = 180_000;
-const KILL_GRACE_MS = 2_000;
-const PROCESS_GUARD_EXTRA_SECONDS = 15;
-const PROCESS_GUARD_KILL_AFTER_SECONDS = 5;
 const DEFAULT_SOCKET_WAIT_MS = 5_000;
 const SOCKET_POLL_MS = 50;
 /** Serial output kept in memory per run; the rest is counted but dropped. */
@@ -380,14 +376,28 @@ async function waitForSockets(paths: readonly string[], waitMs: number): Promise
   }
 }
 
+/**
+ * Where the guest's output goes. runGuest: the console on stdio and init's and the script's
+ * output on a virtio console written to `scriptOutputFile`. lab --keep: the console on stdio
+ * multiplexed with the monitor (`consoleMonitor`: Ctrl-A X quits, Ctrl-A C reaches the monitor)
+ * for the user's terminal, and the results on a second serial port written to
+ * `resultsSerialFile`.
+ */
+export interface GuestOutputPorts {
+  scriptOutputFile?: string;
+  consoleMonitor?: boolean;
+  resultsSerialFile?: string;
+}
+
 /** Builds the QEMU argument list (without the loader prefix). Exported for inspection in tests. */
 export function qemuArguments(
   environment: GuestEnvironment,
   initrd: string,
   options: RunGuestOptions,
   accel: Accelerator,
-  scriptOutputFile?: string,
+  ports: GuestOutputPorts = {},
 ): string[] {
+  const { scriptOutputFile, resultsSerialFile } = ports;
   const memMiB = positiveInteger(options.memMiB ?? DEFAULT_MEM_MIB, 'memMiB');
   const smp = positiveInteger(options.smp ?? DEFAULT_SMP, 'smp');
   // loglevel=5: the console shows KERN_WARNING and worse. That keeps boot quiet but includes
@@ -418,7 +428,7 @@ export function qemuArguments(
     '-display', 'none',
     '-nodefaults',
     '-no-reboot',
-    '-serial', 'stdio',
+    '-serial', ports.consoleMonitor === true ? 'mon:stdio' : 'stdio',
     '-kernel', environment.kernel,
     '-initrd', initrd,
     '-append', cmdline.join(' '),
@@ -451,6 +461,11 @@ export function qemuArguments(
       '-device', `virtconsole,chardev=${SCRIPT_CHARDEV},bus=guestserial.0`,
     );
   }
+  if (resultsSerialFile !== undefined) {
+    // QEMU's option syntax treats a comma as a separator.
+    if (resultsSerialFile.includes(',')) throw new Error(`results file ${resultsSerialFile} contains a comma, which QEMU's -serial file: cannot take`);
+    args.push('-serial', `file:${resultsSerialFile}`);
+  }
   args.push(...(options.qemuArgs ?? []));
   return args;
 }
@@ -477,7 +492,7 @@ export async function runGuest(options: RunGuestOptions = {}): Promise<GuestRunR
 
     const scriptOutput = join(workDir, 'script.out');
     await writeFile(scriptOutput, '', { mode: 0o600 });
-    const args = qemuArguments(environment, initrd, options, accel, scriptOutput);
+    const args = qemuArguments(environment, initrd, options, accel, { scriptOutputFile: scriptOutput });
     const sockets = (options.devices ?? []).map((device) => (typeof device === 'string' ? device : device.socket));
     await waitForSockets(sockets, Math.min(options.socketWaitMs ?? DEFAULT_SOCKET_WAIT_MS, timeoutMs));
 
@@ -529,38 +544,22 @@ function runQemu(
   options: RunGuestOptions,
   scriptOutputFile: string,
 ): Promise<GuestRunResult> {
-  // Outer guard from coreutils: QEMU dies even if this Node process does (e.g. a killed
-  // test worker), a little after the harness's own timer would have killed it.
-  const guardSeconds = Math.ceil(timeoutMs / 1000) + PROCESS_GUARD_EXTRA_SECONDS;
-  const command = [
-    'timeout',
-    `--kill-after=${PROCESS_GUARD_KILL_AFTER_SECONDS}`,
-    String(guardSeconds),
-    environment.loader,
-    '--library-path',
-    environment.libraryDir,
-    '--argv0',
-    basename(environment.qemuBinary),
-    environment.qemuBinary,
-    ...args,
-  ];
+  // The process guard: QEMU dies even if this Node process does (e.g. a killed test worker).
+  const qemu = launchQemu(environment, {
+    args,
+    timeoutMs,
+    processGuard: true,
+    stdin: 'ignore',
+    maxStderrChars: MAX_OUTPUT_CHARS,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const { child, command } = qemu;
   return new Promise((resolve, reject) => {
-    const [program, ...programArgs] = command as [string, ...string[]];
-    const child = spawn(program, programArgs, {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, QEMU_MODULE_DIR: environment.qemuModuleDir },
-      cwd: dirname(environment.kernel),
-    });
-
     const lines: string[] = [];
     const consoleLines: string[] = [];
     const guestLines: string[] = [];
     let outputChars = 0;
     let outputTruncated = false;
-    let stderr = '';
-    let timedOut = false;
-    let aborted = false;
-    let killTimer: NodeJS.Timeout | undefined;
 
     // Console lines (ttyS0) may still hold a script line when init printed to the console
     // (lab --keep's guest, or an init without the script port), so they are split; lines from
@@ -613,44 +612,10 @@ function runQemu(
     };
     const scriptPoll = setInterval(readScriptOutput, SCRIPT_POLL_MS);
 
-    const consoleStream = child.stdio[1] as Readable;
-    consoleStream.setEncoding('utf8');
-    consoleStream.on('data', consoleReader.data);
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', consoleReader.data);
 
-    const stderrStream = child.stdio[2] as Readable;
-    stderrStream.setEncoding('utf8');
-    stderrStream.on('data', (chunk: string) => {
-      if (stderr.length < MAX_OUTPUT_CHARS) stderr += chunk;
-    });
-
-    const kill = (): void => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, timeoutMs);
-    const onAbort = (): void => {
-      aborted = true;
-      kill();
-    };
-    if (options.signal?.aborted) onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
-
-    child.on('error', (error) => {
-      clearTimeout(timer);
-      if (killTimer) clearTimeout(killTimer);
-      options.signal?.removeEventListener('abort', onAbort);
-      clearInterval(scriptPoll);
-      closeSync(scriptFd);
-      reject(new Error(`could not start QEMU (${command.slice(0, 8).join(' ')}): ${error.message}`));
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      if (killTimer) clearTimeout(killTimer);
-      options.signal?.removeEventListener('abort', onAbort);
+    qemu.exited.then(({ code, signal, timedOut, aborted, stderr }) => {
       clearInterval(scriptPoll);
       readScriptOutput();
       closeSync(scriptFd);
@@ -675,6 +640,10 @@ function runQemu(
         command,
         accel,
       });
+    }, (error: unknown) => {
+      clearInterval(scriptPoll);
+      closeSync(scriptFd);
+      reject(error);
     });
   });
 }

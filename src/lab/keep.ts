@@ -1,17 +1,17 @@
 /**
  * `npiv-hba lab --keep`: the same guest as runGuest boots, but with its serial console on the
- * user's terminal once the results are in. runGuest has no interactive mode, so this runs QEMU
- * itself, with the argument list from src/harness/guest.ts (`qemuArguments`, through the
- * rootfs's loader exactly as runGuest does) and the serial port switched from `stdio` to
- * `mon:stdio` (Ctrl-A X quits, Ctrl-A C reaches the monitor); stdin is inherited so QEMU owns
- * the terminal. The guest writes its results to a second serial port backed by a file (the mux
+ * user's terminal once the results are in. runGuest has no interactive mode, so this reads
+ * QEMU's output itself, but builds the arguments (`qemuArguments`) and starts QEMU
+ * (`launchQemu`) as runGuest does, with these differences: the serial port is `mon:stdio`
+ * (Ctrl-A X quits, Ctrl-A C reaches the monitor), stdin is inherited so QEMU owns the terminal,
+ * there is no script virtio console and no `timeout` guard (the interactive part has no
+ * deadline). The guest writes its results to a second serial port backed by a file (the mux
  * can drop console output when its reader lags; a file cannot); when the console shows
  * KEEP_CONSOLE_MARKER the file is complete, `onResults` prints the report, and from then on the
  * console is passed through to stdout. Before that, console output is only collected.
  */
-import { spawn } from 'node:child_process';
 import { appendFile, copyFile, readFile, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import {
   GUEST_TAG,
   buildOverlayArchive,
@@ -21,9 +21,9 @@ import {
   shellQuote,
   type Accelerator,
 } from '../harness/guest.js';
+import { launchQemu } from '../harness/qemu-process.js';
 import { KEEP_CONSOLE_MARKER } from './guest-script.js';
 
-const KILL_GRACE_MS = 2_000;
 const MAX_OUTPUT_CHARS = 16 * 1024 * 1024;
 /** The results file's last line (src/lab/guest-script.ts). */
 const SHELL_LINE = `${GUEST_TAG}LAB SHELL`;
@@ -70,15 +70,6 @@ export interface InteractiveGuestResult {
   accel: Accelerator;
 }
 
-/** runGuest's QEMU arguments with the serial port multiplexed with the monitor on stdio. */
-export function interactiveQemuArguments(args: readonly string[]): string[] {
-  const out = [...args];
-  const at = out.findIndex((arg, i) => arg === '-serial' && out[i + 1] === 'stdio');
-  if (at < 0) throw new Error('qemuArguments no longer has `-serial stdio`: src/lab/keep.ts needs updating');
-  out[at + 1] = 'mon:stdio';
-  return out;
-}
-
 export async function runInteractiveGuest(options: InteractiveGuestOptions): Promise<InteractiveGuestResult> {
   const environment = guestEnvironment(options.cacheDir);
   const accel = options.accel ?? chooseAccelerator();
@@ -89,30 +80,29 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
   await writeFile(resultsFile, '');
   await copyFile(environment.initramfs, initrd);
   await appendFile(initrd, buildOverlayArchive(options.script, []));
-  const args = interactiveQemuArguments(
-    qemuArguments(environment, initrd, { devices: options.devices, kernelArgs: options.kernelArgs ?? [], qemuArgs: ['-serial', `file:${resultsFile}`] }, accel),
-  );
-  const command = [environment.loader, '--library-path', environment.libraryDir, '--argv0', basename(environment.qemuBinary), environment.qemuBinary, ...args];
+  const args = qemuArguments(environment, initrd, { devices: options.devices, kernelArgs: options.kernelArgs ?? [] }, accel, {
+    consoleMonitor: true,
+    resultsSerialFile: resultsFile,
+  });
   const terminal = options.console ?? process.stdout;
+  const qemu = launchQemu(environment, {
+    args,
+    timeoutMs: options.timeoutMs,
+    processGuard: false,
+    stdin: 'inherit',
+    maxStderrChars: MAX_OUTPUT_CHARS,
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  const { child, command } = qemu;
 
   const result = await new Promise<InteractiveGuestResult>((resolve, reject) => {
-    const [program, ...programArgs] = command as [string, ...string[]];
-    const child = spawn(program, programArgs, {
-      stdio: ['inherit', 'pipe', 'pipe'],
-      env: { ...process.env, QEMU_MODULE_DIR: environment.qemuModuleDir },
-      cwd: dirname(environment.kernel),
-    });
     const lines: string[] = [];
     const guestLines: string[] = [];
     const kernelProblems: string[] = [];
     let kept = 0;
     let partial = '';
-    let stderr = '';
     let reachedShell = false;
     let passThrough = false;
-    let timedOut = false;
-    let aborted = false;
-    let killTimer: NodeJS.Timeout | undefined;
 
     // Progress: hand the results file's new lines to onLine as they arrive.
     let progressOffset = 0;
@@ -128,22 +118,6 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
         })
         .catch(() => undefined);
     }, PROGRESS_POLL_MS);
-
-    const kill = (): void => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      killTimer = setTimeout(() => child.kill('SIGKILL'), KILL_GRACE_MS);
-    };
-    const timer = setTimeout(() => {
-      timedOut = true;
-      kill();
-    }, options.timeoutMs);
-    const onAbort = (): void => {
-      aborted = true;
-      kill();
-    };
-    if (options.signal?.aborted) onAbort();
-    options.signal?.addEventListener('abort', onAbort, { once: true });
 
     const take = (raw: string): void => {
       const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw;
@@ -179,7 +153,7 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
         take(piece);
         if (piece.replace(/\r$/, '') === KEEP_CONSOLE_MARKER && !reachedShell) {
           reachedShell = true;
-          clearTimeout(timer);
+          qemu.clearDeadline();
           clearInterval(progressTimer);
           const rest = pieces.slice(i + 1).join('\n') + (i + 1 < pieces.length ? '\n' : '') + partial;
           partial = '';
@@ -199,21 +173,8 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
         }
       }
     });
-    child.stderr.setEncoding('utf8');
-    child.stderr.on('data', (chunk: string) => {
-      if (stderr.length < MAX_OUTPUT_CHARS) stderr += chunk;
-    });
-    child.on('error', (error) => {
-      clearTimeout(timer);
+    qemu.exited.then(({ code, timedOut, aborted, stderr }) => {
       clearInterval(progressTimer);
-      options.signal?.removeEventListener('abort', onAbort);
-      reject(new Error(`could not start QEMU: ${error.message}`));
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      clearInterval(progressTimer);
-      if (killTimer) clearTimeout(killTimer);
-      options.signal?.removeEventListener('abort', onAbort);
       if (partial !== '' && !passThrough) take(partial);
       let exitStatus: number | null = null;
       for (const line of lines) {
@@ -221,6 +182,9 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
         if (m?.[1] !== undefined) exitStatus = Number(m[1]);
       }
       resolve({ reachedShell, guestLines, kernelProblems, exitStatus, timedOut, aborted, qemuExitCode: code, qemuStderr: stderr, output: lines.join('\n'), accel });
+    }, (error: unknown) => {
+      clearInterval(progressTimer);
+      reject(error);
     });
   });
   await rm(initrd, { force: true });

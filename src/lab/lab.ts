@@ -17,13 +17,14 @@ import { chooseAccelerator, runGuest, type Accelerator } from '../harness/guest.
 import { controlRequest } from '../san/control.js';
 import type { SanStatus } from '../san/san.js';
 import { parseSize } from '../san/volume.js';
+import { packageRoot } from '../util/package-root.js';
 import { formatWwn } from '../util/wwn.js';
 import { statsPathFor } from '../vport/stats.js';
 import { labSanSetup, type LabSanSetup } from './config.js';
 import { labGuestScript } from './guest-script.js';
 import { runInteractiveGuest } from './keep.js';
 import { ensureGuestEnvironment } from './prepare.js';
-import { claimSocketPath, projectRoot, startCliProcess, waitForSocket, type LabProcess } from './processes.js';
+import { claimSocketPath, startCliProcess, waitForSocket, type LabProcess } from './processes.js';
 import type { LabReporter } from './progress.js';
 import { buildLabReport, parseGuestLines, type LabReport, type LabSanSummary } from './report.js';
 
@@ -138,7 +139,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
   });
   const ioMiB = options.ioMiB ?? LAB_DEFAULTS.ioMiB;
   if (!Number.isInteger(ioMiB) || ioMiB < 1 || ioMiB > 4096) throw new Error(`invalid I/O size ${ioMiB} MiB: expected 1..4096`);
-  const root = projectRoot();
+  const root = packageRoot();
   const cli = options.cliPath ?? join(root, 'bin', 'npiv-hba.js');
   const timings: Timings = { started: Date.now(), steps: [] };
   const ownWorkDir = options.workDir === undefined;

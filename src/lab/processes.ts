@@ -7,24 +7,12 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 
 const SOCKET_POLL_MS = 50;
 export const STOP_GRACE_MS = 5_000;
 const LOG_TAIL_CHARS = 2_000;
-
-/** Finds the project root (the directory holding bin/npiv-hba.js) above this module. */
-export function projectRoot(from: string = fileURLToPath(import.meta.url)): string {
-  let dir = dirname(from);
-  for (;;) {
-    if (existsSync(join(dir, 'bin', 'npiv-hba.js')) && existsSync(join(dir, 'package.json'))) return dir;
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the npiv-hba project (bin/npiv-hba.js) above ${from}`);
-    dir = parent;
-  }
-}
 
 export interface LabProcess {
   name: string;

@@ -19,11 +19,10 @@
  * The addon is loaded on first use, so importing this module never fails; a missing
  * build is reported (with the command that fixes it) by the first call.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { getSystemErrorName } from 'node:util';
+import { packageRoot } from '../util/package-root.js';
 
 export interface RecvResult {
   /** Bytes read into the buffer; 0 means the peer closed the connection. */
@@ -174,31 +173,11 @@ function call<T>(operation: () => T): T {
   }
 }
 
-const PACKAGE_NAME = 'npiv-hba';
 const ADDON_RELATIVE_PATH = ['native', 'build', 'Release', 'npiv_native.node'] as const;
-
-/**
- * The package root: the nearest directory above this module whose package.json is ours.
- * Works from src/native/ (vitest) and from dist/src/native/ (after tsc) alike.
- */
-function findPackageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      try {
-        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === PACKAGE_NAME) return dir;
-      } catch {
-        // unreadable or not JSON: not our package root, keep walking up
-      }
-    }
-    if (dirname(dir) === dir) throw new Error(`npiv native shim: no ${PACKAGE_NAME} package.json above ${start}`);
-  }
-}
 
 /** Absolute path of the compiled addon. */
 export function nativeAddonPath(): string {
-  return join(findPackageRoot(), ...ADDON_RELATIVE_PATH);
+  return join(packageRoot(), ...ADDON_RELATIVE_PATH);
 }
 
 let binding: NativeShim | undefined;

@@ -14,12 +14,13 @@
  * among the running processes instead; without one the file is stale like any other.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { closeSync, lstatSync, mkdirSync, openSync, readFileSync, unlinkSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
+import { packageRoot } from '../util/package-root.js';
 import { writePrivateFileAtomic } from '../util/private-file.js';
+import { listPids, processArgv, processState } from '../util/proc.js';
 import { formatWwn } from '../util/wwn.js';
 import { ACCESS_OPTIONS, type VportDefinition } from './definition.js';
 import { VportError } from './errors.js';
@@ -130,56 +131,6 @@ function isSocketFile(path: string): boolean {
   }
 }
 
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return errnoCode(err) === 'EPERM';
-  }
-}
-
-/** Scheduler state letter of one task (`/proc/<pid>/task/<tid>/stat`, field 3), or null if gone. */
-function taskState(pid: number, tid: string): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
-    return stat.charAt(stat.lastIndexOf(')') + 2) || null;
-  } catch {
-    return null;
-  }
-}
-
-/**
- * 'exiting' covers a thread-group leader that is already a zombie while other threads still run
- * their exit: the process's files (its listening socket) are released only when the last goes.
- */
-type ProcessState = 'absent' | 'zombie' | 'exiting' | 'live';
-
-function processState(pid: number): ProcessState {
-  if (!processExists(pid)) return 'absent';
-  let tids: string[];
-  try {
-    tids = readdirSync(`/proc/${pid}/task`);
-  } catch {
-    return existsSync(`/proc/${pid}`) ? 'zombie' : 'live'; // no /proc: only existence is known
-  }
-  const states = tids.map((tid) => taskState(pid, tid)).filter((s): s is string => s !== null);
-  const dead = (s: string) => s === 'Z' || s === 'X';
-  if (states.every(dead)) return 'zombie';
-  return dead(taskState(pid, String(pid)) ?? 'Z') ? 'exiting' : 'live';
-}
-
-/** argv of a live process (Linux /proc); null when unreadable. */
-function processArgv(pid: number): string[] | null {
-  try {
-    const raw = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (raw.length === 0) return null;
-    return raw.split('\0').filter((a) => a.length > 0);
-  } catch {
-    return null;
-  }
-}
-
 /** Whether `pid` is (still) the serve process recorded for this socket. */
 function isServeOf(pid: number, socket: string): { alive: boolean; reason: string } {
   const state = processState(pid);
@@ -200,17 +151,11 @@ const MAX_PROCESSES_SCANNED = 1 << 16;
 
 /** The pid of a live `serve` of `socket` other than this process, or null (none, or no /proc). */
 function findServeProcess(socket: string): number | null {
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return null;
-  }
+  const pids = listPids();
+  if (pids === null) return null;
   let scanned = 0;
-  for (const name of entries) {
-    if (!/^\d+$/.test(name)) continue;
+  for (const pid of pids) {
     if (++scanned > MAX_PROCESSES_SCANNED) break;
-    const pid = Number(name);
     if (pid === process.pid) continue;
     const argv = processArgv(pid);
     if (argv === null) continue;
@@ -269,23 +214,15 @@ async function cleanStale(def: VportDefinition, runDir: string, notes: string[])
 
 // --- start -------------------------------------------------------------------------------
 
-/** The package root: the nearest directory above this module whose package.json names npiv-hba. */
-function packageRoot(): string {
-  const start = dirname(fileURLToPath(import.meta.url));
-  for (let dir = start; ; dir = dirname(dir)) {
-    try {
-      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown };
-      if (manifest.name === 'npiv-hba') return dir;
-    } catch {
-      // no or unreadable package.json here: keep walking up
-    }
-    if (dirname(dir) === dir) throw new VportError(`cannot locate the npiv-hba package above ${start}`);
-  }
-}
-
 /** argv prefix that runs the npiv-hba CLI: this node binary + bin/npiv-hba.js. */
 export function defaultServeCommand(): string[] {
-  return [process.execPath, join(packageRoot(), 'bin', 'npiv-hba.js')];
+  let root: string;
+  try {
+    root = packageRoot();
+  } catch (err) {
+    throw new VportError((err as Error).message);
+  }
+  return [process.execPath, join(root, 'bin', 'npiv-hba.js')];
 }
 
 export function serveArguments(def: VportDefinition): string[] {

@@ -12,9 +12,9 @@
  * invalid host-side input (RangeError / RingConfigError).
  */
 import { readFileSync, existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { GuestMemory } from '../../device/guest-memory.js';
+import { packageRoot } from '../../util/package-root.js';
 import { IOCB_SIZE, IocbHeader, Cmd7 } from '../../../assembly/shared/iocb.js';
 import {
   CONTROL_BASE,
@@ -80,23 +80,7 @@ interface RingExports {
   rspFlushCommit(entries: number): number;
 }
 
-const PACKAGE_NAME = 'npiv-hba';
 const DIRECTIONS: Record<number, DataDirection> = { [Direction.NONE]: 'none', [Direction.WRITE]: 'write', [Direction.READ]: 'read' };
-
-/** The package root, found from this module's location (works from src/ and dist/src/). */
-export function packageRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest)) {
-      const parsed = JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown };
-      if (parsed.name === PACKAGE_NAME) return dir;
-    }
-    const parent = dirname(dir);
-    if (parent === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package root above ${fileURLToPath(import.meta.url)}`);
-    dir = parent;
-  }
-}
 
 /** Path of the release build of the engine. */
 export function defaultWasmPath(): string {

@@ -3,9 +3,9 @@
  * test never runs stale JavaScript.
  */
 import { execFileSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../../../src/util/package-root.js';
 
 export default function setup(): void {
-  const root = fileURLToPath(new URL('../../..', import.meta.url));
+  const root = packageRoot();
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 }

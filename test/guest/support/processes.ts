@@ -4,10 +4,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-export const PROJECT_ROOT = fileURLToPath(new URL('../../..', import.meta.url));
-const CLI = fileURLToPath(new URL('../../../bin/npiv-hba.js', import.meta.url));
+export const PROJECT_ROOT = packageRoot();
+const CLI = join(PROJECT_ROOT, 'bin', 'npiv-hba.js');
 
 export interface ProjectProcess {
   child: ChildProcess;

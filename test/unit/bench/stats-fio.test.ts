@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { formatNumber, formatRatio, percentile, ratio, summarizeLatency } from '../../../bench/lib/stats.js';
 import { parseFioJson } from '../../../bench/lib/fio.js';
-import { parseProcStatCpuMs, parseProcStatusRssKiB, sanConfig } from '../../../bench/lib/procs.js';
+import { sanConfig } from '../../../bench/lib/procs.js';
+import { parseProcStatCpuMs, parseProcStatusRssKiB } from '../../../src/util/proc.js';
 import { parseSanConfig } from '../../../src/san/config.js';
 
 describe('bench statistics', () => {

@@ -6,16 +6,16 @@
  * The command tree is built in-process the way src/cli.ts builds it.
  */
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { registerLabCommand } from '../../../src/cli/lab.js';
 import { registerSanCommand } from '../../../src/cli/san.js';
 import { registerServeCommand } from '../../../src/cli/serve.js';
 import { registerVportCommand } from '../../../src/cli/vport.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const REPO = packageRoot();
 const DOCS = ['cli.md', 'config.md', 'troubleshooting.md', 'architecture.md'];
 const readDoc = (name: string): string => readFileSync(join(REPO, 'docs', name), 'utf8');
 

@@ -1,19 +1,20 @@
 /**
  * Scaffolding for the tests that drive the built CLI (bin/npiv-hba.js → dist/) as child
  * processes: the paths, the pcap and FC-2 offsets their capture checks read, a check that dist/
- * exists before any test runs, starting a CLI process with its output captured, waiting for a
+ * exists before any test runs (the unit project's global setup, test/support/build-dist.ts,
+ * rebuilds it when src/ is newer), starting a CLI process with its output captured, waiting for a
  * state with a bound, a stale socket file, and a per-test sandbox (a fresh temporary directory,
  * and every process started through it SIGKILLed after the test if it is still running).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, lstatSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, expect } from 'vitest';
 import { native } from '../../../src/native/index.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const REPO = packageRoot();
 export const CLI = join(REPO, 'bin', 'npiv-hba.js');
 export const BUILT = join(REPO, 'dist', 'src', 'cli.js');
 /** Upper bound for a child process to reach a state; not a speed goal. */

@@ -13,6 +13,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { runCli } from '../../../src/cli/vport.js';
 import { native } from '../../../src/native/index.js';
 import { LinkListener } from '../../../src/san/link-listener.js';
+import { processArgv } from '../../../src/util/proc.js';
 import { probeVfioUserServer } from '../../../src/vport/probe.js';
 import { STATE_FORMAT_VERSION, statePath, writeRuntimeState } from '../../../src/vport/runtime.js';
 import { statsPathFor, VportStatsWriter } from '../../../src/vport/stats.js';
@@ -241,7 +242,7 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
       const pid = Number(/pid (\d+)/.exec(r.stdout)![1]);
-      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      const argv = processArgv(pid)!;
       expect(argv[argv.indexOf('--san') + 1]).toBe(link);
       expect((await cli(['stop', uuid])).code).toBe(0);
     } finally {
@@ -267,7 +268,7 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     const r = await cli(['start', uuid]);
     expect([r.code, r.stderr]).toEqual([0, '']);
     const pid = Number(/pid (\d+)/.exec(r.stdout)![1]);
-    const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+    const argv = processArgv(pid)!;
     expect(argv[argv.indexOf('--socket-group') + 1]).toBe(String(gid));
     expect(statSync(socket).mode & 0o7777).toBe(0o660);
     expect(statSync(socket).gid).toBe(gid);

@@ -9,28 +9,16 @@ import * as ct from '../../../src/fc/ct.js';
 import * as els from '../../../src/fc/els.js';
 import * as fcp from '../../../src/fc/fcp.js';
 import { FC_HEADER_SIZE, FC_MAX_FRAME, type FcHeader, decodeFrame, decodeHeader, encodeFrame, encodeHeader } from '../../../src/fc/frame.js';
+import { rng } from '../../support/rng.js';
 
 const header: FcHeader = {
   rCtl: 0x22, dId: 0xfffffe, csCtl: 0x00, sId: 0x010203, type: 0x01, fCtl: 0x290000,
   seqId: 0x17, dfCtl: 0, seqCnt: 0x1234, oxId: 0xbeef, rxId: 0xffff, parameter: 0xdeadbeef,
 };
 
-/** Deterministic pseudo-random bytes (xorshift), so failures reproduce. */
-function garbage(seed: number, length: number): Uint8Array {
-  let x = seed || 1;
-  const out = new Uint8Array(length);
-  for (let i = 0; i < length; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    out[i] = x & 0xff;
-  }
-  return out;
-}
-
 function expectOnlyDecodeErrors(decode: (b: Uint8Array) => unknown): void {
   for (let seed = 1; seed <= 300; seed++) {
-    const b = garbage(seed, seed % 200);
+    const b = rng(seed).bytes(seed % 200);
     try {
       decode(b);
     } catch (err) {

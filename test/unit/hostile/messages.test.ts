@@ -7,7 +7,6 @@
  * nothing is logged at error level; fds sent to the server are released; and afterwards a new
  * client attaches the QEMU way and the driver probe works.
  */
-import { readdirSync } from 'node:fs';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native } from '../../../src/native/index.js';
 import { VfioUserClient, VfioUserRequestError } from '../../../src/vfio-user/client.js';
@@ -28,6 +27,7 @@ import {
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
 import { MBC, MBS_COMMAND_COMPLETE, attachWhenFree, sleep, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
+import { openFdCount } from '../../../src/util/proc.js';
 
 const ROUNDS = 60;
 const MAX_MESSAGES_PER_ROUND = 40;
@@ -38,10 +38,6 @@ const PAGE = 4096n;
 const MAX_FDS_PER_MESSAGE = 20;
 /** Slack for fds the test runner itself may open meanwhile. */
 const FD_SLACK = 8;
-
-function openFdCount(): number {
-  return readdirSync('/proc/self/fd').length;
-}
 
 /** A payload for `command` with plausible structure and random fields. */
 function plausiblePayload(r: Rng, command: number): Uint8Array {

@@ -3,7 +3,7 @@
  * ISP2532 model + PCI function + vfio-user server) on a real Unix socket, attached through the
  * in-repo vfio-user client the way QEMU >= 10.1 attaches, with a memfd as guest RAM.
  *
- *  - `rng(seed)`: a deterministic xorshift32 PRNG, so every failure is reproducible from its seed.
+ *  - `rng(seed)`, `withSeed`: the tests' seeded PRNG (test/support/rng.ts), re-exported here.
  *  - `LogCapture`: a pino logger into memory; the tests assert that no error-level record (a
  *    handler that threw, "crashed", "uncaught") was logged by the server.
  *  - `startHba()`: a VportHba on a temporary socket, optionally cabled to a SAN link socket.
@@ -59,59 +59,7 @@ export {
 
 // --- deterministic randomness ------------------------------------------------------------
 
-export interface Rng {
-  readonly seed: number;
-  /** uniform u32 */
-  u32(): number;
-  /** uniform integer in [0, n) */
-  int(n: number): number;
-  pick<T>(items: readonly T[]): T;
-  chance(p: number): boolean;
-  bytes(n: number): Uint8Array;
-  /** a random u64 as bigint */
-  u64(): bigint;
-}
-
-/** xorshift32; the seed is printed by the tests on failure. */
-export function rng(seed: number): Rng {
-  let x = seed >>> 0 || 1;
-  const u32 = (): number => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-  return {
-    seed,
-    u32,
-    int: (n) => (n <= 1 ? 0 : u32() % n),
-    pick: (items) => items[u32() % items.length]!,
-    chance: (p) => u32() / 0x1_0000_0000 < p,
-    bytes: (n) => {
-      const b = new Uint8Array(n);
-      for (let i = 0; i < n; i++) b[i] = u32() & 0xff;
-      return b;
-    },
-    u64: () => (BigInt(u32()) << 32n) | BigInt(u32()),
-  };
-}
-
-/**
- * Runs `body` with a PRNG; on failure re-throws with the seed in the message so the case can be
- * replayed (HOSTILE_SEED=0x... in the environment overrides every test's default seed).
- */
-export async function withSeed<T>(defaultSeed: number, body: (r: Rng) => Promise<T>): Promise<T> {
-  const seed = process.env.HOSTILE_SEED ? Number(process.env.HOSTILE_SEED) >>> 0 : defaultSeed;
-  try {
-    return await body(rng(seed));
-  } catch (err) {
-    const e = err as Error;
-    e.message = `[seed 0x${seed.toString(16)}] ${e.message}`;
-    throw e;
-  }
-}
+export { rng, withSeed, type Rng } from '../../support/rng.js';
 
 // --- log capture ---------------------------------------------------------------------------
 

@@ -4,7 +4,6 @@
  * mailbox protocol through the register file (write inbound mailboxes, SET_HOST_INT, poll
  * host_status, read outbound, CLR_RISC_INT).
  */
-import { DmaError, type GuestMemory } from '../../../src/device/guest-memory.js';
 import type { IspHost, IspScheduler } from '../../../src/isp/host.js';
 import type { InterruptMode } from '../../../src/device/interrupts.js';
 import type {
@@ -21,54 +20,7 @@ import { Isp2532 } from '../../../src/isp/isp2532.js';
 import type { Logger } from '../../../src/util/log.js';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
 import type { TaskManagementFunction } from '../../../src/scsi/sam.js';
-
-export class ArrayMemory implements GuestMemory {
-  readonly bytes: Uint8Array;
-  constructor(
-    readonly base: bigint,
-    size: number,
-  ) {
-    this.bytes = new Uint8Array(size);
-  }
-  private off(address: bigint, length: number): number {
-    if (length < 0 || address < this.base || address + BigInt(length) > this.base + BigInt(this.bytes.length)) {
-      throw new DmaError('unmapped', address, length);
-    }
-    return Number(address - this.base);
-  }
-  read(address: bigint, length: number): Uint8Array {
-    const o = this.off(address, length);
-    return this.bytes.slice(o, o + length);
-  }
-  readInto(address: bigint, dst: Uint8Array, dstOffset = 0, length = dst.length - dstOffset): void {
-    const o = this.off(address, length);
-    dst.set(this.bytes.subarray(o, o + length), dstOffset);
-  }
-  write(address: bigint, data: Uint8Array): void {
-    const o = this.off(address, data.length);
-    this.bytes.set(data, o);
-  }
-  isMapped(address: bigint, length: number): boolean {
-    try {
-      this.off(address, length);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-  view(address: bigint, length: number): Uint8Array {
-    const o = this.off(address, length);
-    return this.bytes.subarray(o, o + length);
-  }
-  u16(address: bigint): number {
-    const o = this.off(address, 2);
-    return this.bytes[o]! | (this.bytes[o + 1]! << 8);
-  }
-  u32(address: bigint): number {
-    const o = this.off(address, 4);
-    return new DataView(this.bytes.buffer).getUint32(o, true);
-  }
-}
+import { ArrayGuestMemory } from '../../support/guest-memory.js';
 
 export class ManualScheduler implements IspScheduler {
   private deferred: (() => void)[] = [];
@@ -107,7 +59,7 @@ export class FakeHost implements IspHost {
   intx = false;
   intxChanges = 0;
   messages: number[] = [];
-  constructor(public mem: ArrayMemory | null) {}
+  constructor(public mem: ArrayGuestMemory | null) {}
   memory() {
     return this.mem;
   }
@@ -248,7 +200,7 @@ export interface MailboxResult {
 
 /** The device plus a minimal qla2xxx-like driver for it. */
 export class Rig {
-  readonly mem = new ArrayMemory(MEM_BASE, MEM_SIZE);
+  readonly mem = new ArrayGuestMemory(MEM_BASE, MEM_SIZE);
   readonly host = new FakeHost(this.mem);
   readonly sched = new ManualScheduler();
   readonly fabric: FakeFabric;

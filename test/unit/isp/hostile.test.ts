@@ -7,25 +7,13 @@ import { describe, expect, it } from 'vitest';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
 import { MAILBOX_COMMANDS } from '../../../src/isp/mailbox.js';
 import { MEM_BASE, MEM_SIZE, REQ_RING, REQ_LEN, Rig } from './helpers.js';
-
-/** Deterministic xorshift32 so a failure reproduces. */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13;
-    x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    x >>>= 0;
-    return x;
-  };
-}
+import { rng } from '../../support/rng.js';
 
 describe('hostile guest input', () => {
   it('survives 20000 random BAR1 accesses, then recovers with a soft reset', async () => {
     const rig = new Rig();
     await rig.bringUp();
-    const r = rng(0x1234);
+    const r = rng(0x1234).u32;
     const sizes = [1, 2, 4, 3, 8];
     for (let i = 0; i < 20000; i++) {
       const size = sizes[r() % sizes.length]!;
@@ -48,7 +36,7 @@ describe('hostile guest input', () => {
   it('answers every mailbox command with random operands (no throw, no hang)', async () => {
     const rig = new Rig();
     await rig.bringUp();
-    const r = rng(0xbeef);
+    const r = rng(0xbeef).u32;
     const opcodes = [...MAILBOX_COMMANDS.map((c) => c.opcode), 0x7f, 0xffff, 0x4000];
     for (const op of opcodes) {
       if (op === 0x14 || op === 0x60 || op === 0x48) continue; // these legitimately change state; covered elsewhere
@@ -72,7 +60,7 @@ describe('hostile guest input', () => {
     const rig = new Rig();
     await rig.bringUp();
     rig.takeResponses();
-    const r = rng(0xfeed);
+    const r = rng(0xfeed).u32;
     const junk = new Uint8Array(REQ_LEN * 64).map(() => r() & 0xff);
     for (let i = 0; i < REQ_LEN; i++) {
       // Mostly plausible types so the handlers, not just the type check, see garbage.

@@ -25,7 +25,8 @@ import { handleLoginLogout } from '../../../src/isp/iocb/logio.js';
 import { LoginTable } from '../../../src/isp/login-table.js';
 import { mailboxCommand, type FirmwareControl, type MailboxContext } from '../../../src/isp/mailbox.js';
 import type { CommandRequest, StatusType0 } from '../../../src/isp/ring/types.js';
-import { ArrayMemory, ctAccept, FakeFabric, le16, le32, MEM_BASE, MEM_SIZE, SCRATCH } from './helpers.js';
+import { ctAccept, FakeFabric, le16, le32, MEM_BASE, MEM_SIZE, SCRATCH } from './helpers.js';
+import { ArrayGuestMemory } from '../../support/guest-memory.js';
 
 const TARGET = { portId: 0x010400, wwpn: 0x500a098000000001n, wwnn: 0x500a098000000000n };
 const FABRIC_LOGIN: FabricLoginResult = {
@@ -53,7 +54,7 @@ class FakePort implements PortSession {
 }
 
 class FakeContext implements IocbContext {
-  readonly memory = new ArrayMemory(MEM_BASE, MEM_SIZE);
+  readonly memory = new ArrayGuestMemory(MEM_BASE, MEM_SIZE);
   readonly guestErrors: string[] = [];
   readonly traces: string[] = [];
   readonly statuses: StatusType0[] = [];

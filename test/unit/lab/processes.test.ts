@@ -3,8 +3,9 @@ import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { interactiveQemuArguments } from '../../../src/lab/keep.js';
-import { claimSocketPath, projectRoot, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
+import { qemuArguments, type GuestEnvironment } from '../../../src/harness/guest.js';
+import { claimSocketPath, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-proc-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -28,7 +29,7 @@ writeFileSync(join(dir, 'holder.mjs'), "import net from 'node:net'; net.createSe
 
 describe('lab child processes', () => {
   it('finds the project root', () => {
-    expect(existsSync(join(projectRoot(), 'bin', 'npiv-hba.js'))).toBe(true);
+    expect(existsSync(join(packageRoot(), 'bin', 'npiv-hba.js'))).toBe(true);
   });
 
   it('waits for the socket, logs to its file, stops on SIGTERM', async () => {
@@ -69,40 +70,32 @@ describe('lab child processes', () => {
 });
 
 describe('--keep QEMU arguments', () => {
+  const environment: GuestEnvironment = {
+    cacheDir: '/c',
+    rootfs: '/c/rootfs',
+    kernelRelease: 'k',
+    kernel: '/c/vmlinux',
+    vmlinuz: '/c/vmlinuz',
+    initramfs: '/c/initramfs.cpio',
+    initramfsNoFirmware: '/c/initramfs-nofw.cpio',
+    loader: '/c/ld.so',
+    libraryDir: '/c/lib',
+    qemuBinary: '/c/qemu-system-x86_64',
+    qemuDataDirs: ['/c/share/qemu'],
+    qemuModuleDir: '/c/lib/qemu',
+  };
+
   it('switches the serial port to mon:stdio and nothing else', () => {
-    const args = ['-m', '512', '-serial', 'stdio', '-kernel', 'k'];
-    expect(interactiveQemuArguments(args)).toEqual(['-m', '512', '-serial', 'mon:stdio', '-kernel', 'k']);
-    expect(args[3]).toBe('stdio');
-    expect(() => interactiveQemuArguments(['-serial', 'pty'])).toThrow(/no longer has `-serial stdio`/);
+    const args = qemuArguments(environment, '/i', { devices: ['/s.sock'] }, 'tcg');
+    const keep = qemuArguments(environment, '/i', { devices: ['/s.sock'] }, 'tcg', { consoleMonitor: true });
+    const at = args.findIndex((arg, i) => arg === '-serial' && args[i + 1] === 'stdio');
+    expect(at).toBeGreaterThan(0);
+    expect(keep).toEqual([...args.slice(0, at + 1), 'mon:stdio', ...args.slice(at + 2)]);
   });
-});
 
-describe('socket paths in a reused work dir', () => {
-  it('removes a stale socket, refuses a live one and a non-socket file', async () => {
-    await expect(claimSocketPath(join(dir, 'none.sock'))).resolves.toBeUndefined();
-
-    const live = join(dir, 'live.sock');
-    const server = net.createServer();
-    await new Promise<void>((r) => server.listen(live, r));
-    try {
-      await expect(claimSocketPath(live)).rejects.toThrow(/live\.sock is in use \(a process is listening\)/);
-      expect(existsSync(live)).toBe(true);
-    } finally {
-      await new Promise<void>((r) => server.close(() => r()));
-    }
-
-    // A socket file whose server is gone: a listener killed with SIGKILL cannot unlink it.
-    const stale = join(dir, 'stale.sock');
-    const holder = startCliProcess({ name: 'holder', cli: join(dir, 'holder.mjs'), args: [stale], logFile: join(dir, 'holder.log'), cwd: dir });
-    await waitForSocket(holder, stale, 5_000);
-    holder.child.kill('SIGKILL');
-    await holder.exited;
-    expect(existsSync(stale)).toBe(true);
-    await claimSocketPath(stale);
-    expect(existsSync(stale)).toBe(false);
-
-    const plain = join(dir, 'plain.sock');
-    writeFileSync(plain, 'x');
-    await expect(claimSocketPath(plain)).rejects.toThrow(/plain\.sock is in use/);
+  it('puts the results on a second serial port, a file, after everything else', () => {
+    const args = qemuArguments(environment, '/i', {}, 'tcg', { consoleMonitor: true });
+    expect(qemuArguments(environment, '/i', {}, 'tcg', { consoleMonitor: true, resultsSerialFile: '/w/r.log' })).toEqual([...args, '-serial', 'file:/w/r.log']);
+    expect(() => qemuArguments(environment, '/i', {}, 'tcg', { resultsSerialFile: '/w,x/r.log' })).toThrow(/comma/);
   });
 });

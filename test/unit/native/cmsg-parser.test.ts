@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../../src/isp/ring/engine.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
 const root = packageRoot();
 let dir: string;

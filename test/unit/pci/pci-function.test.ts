@@ -4,7 +4,8 @@ import { PciFunction } from '../../../src/pci/pci-function.js';
 import * as R from '../../../src/pci/regs.js';
 import { IRQ_INDEX } from '../../../src/device/interrupts.js';
 import { IO_BAR, makeFunction, MEM32_BAR, TEST_IDENTITY, MEM64_BAR, MSIX_BAR, MSIX_PBA_OFFSET, MSIX_VECTORS } from './fixture.js';
-import { FakeIrq, fakeContext, le, prng, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
+import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
+import { mulberry32 } from '../../support/rng.js';
 
 const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
 
@@ -196,7 +197,7 @@ describe('BAR dispatch', () => {
 
   it('random region accesses of any shape never throw', () => {
     const { fn } = setup();
-    const rnd = prng(42);
+    const rnd = mulberry32(42);
     for (let i = 0; i < 5000; i++) {
       const region = Math.floor(rnd() * 10);
       const size = fn.regionInfo(region).size || 64;

@@ -24,6 +24,7 @@ import {
   implementations,
   segmentsOf,
 } from './support.js';
+import { rng } from '../../support/rng.js';
 
 interface Case {
   name: string;
@@ -360,12 +361,7 @@ describe.each(implementations())('rejected request IOCBs ($name)', ({ create }) 
     const codec = create();
     const fx = new RingFixture(64, 64);
     fx.configure(codec);
-    let seed = 12345;
-    const random = (): number => {
-      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
-      return seed & 0xff;
-    };
-    const garbage = new Uint8Array(63 * ENTRY).map(() => random());
+    const garbage = rng(12345).bytes(63 * ENTRY);
     // Bias some entries towards interesting types.
     for (let i = 0; i < 63; i += 3) garbage[i * ENTRY] = [T_CMD7, T_CONT_A64, T_LOGIO][i % 9 === 0 ? 0 : i % 2]!;
     fx.push(garbage);

@@ -25,6 +25,7 @@ import {
   implementations,
   segmentsOf,
 } from './support.js';
+import { rng } from '../../support/rng.js';
 
 const good = (handle: number): StatusType0 => ({ handle, compStatus: 0, scsiStatus: 0 });
 
@@ -341,15 +342,6 @@ describe('RingEngine loading', () => {
   });
 });
 
-/** Deterministic pseudo-random source for the agreement test. */
-function lcg(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s;
-  };
-}
-
 /** A mix of valid and corrupted IOCBs, built once so every implementation sees the same bytes. */
 function randomBatch(next: () => number, maxEntries: number): Uint8Array {
   const parts: Uint8Array[] = [];
@@ -406,7 +398,7 @@ describe('implementations agree', () => {
       const codec: RingCodec = create();
       const fx = new RingFixture(61, 23);
       fx.configure(codec, { maxHandleIndex: 256, maxTransferBytes: 1 << 20 });
-      const next = lcg(0x5eed);
+      const next = rng(0x5eed).u32;
       const trace: { entries: RequestEntry[]; newOut: number; stop: string; rsp: number[][]; flush: unknown }[] = [];
       for (let round = 0; round < 400; round++) {
         const free = (fx.reqOut - fx.reqIn - 1 + fx.reqEntries) % fx.reqEntries;
@@ -431,7 +423,7 @@ describe('implementations agree', () => {
 
 describe.each(implementations())('hostile ring contents ($name)', ({ create }) => {
   it('always makes progress, never consumes past the producer, and accounts for every entry', () => {
-    const next = lcg(0xbad5eed);
+    const next = rng(0xbad5eed).u32;
     for (let trial = 0; trial < 150; trial++) {
       const codec = create();
       const length = 2 + (next() % 300);

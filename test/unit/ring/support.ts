@@ -1,5 +1,5 @@
 /**
- * Test support for the ring codecs: a GuestMemory over plain ArrayBuffers, IOCB builders that
+ * Test support for the ring codecs: the fake guest memory (test/support/guest-memory.ts), IOCB builders that
  * follow what qla2xxx writes (qla24xx_start_scsi / qla24xx_build_scsi_iocbs /
  * qla2x00_prep_cont_type1_iocb, int_to_scsilun + host_to_fcp_swap), a ring fixture, a Status
  * Type 0 reader that follows qla2x00_status_entry / qla2x00_status_cont_entry, and the list of
@@ -8,10 +8,14 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DmaError, type GuestMemory } from '../../../src/device/guest-memory.js';
-import { RingEngine, packageRoot } from '../../../src/isp/ring/engine.js';
+import { RingEngine } from '../../../src/isp/ring/engine.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 import { TsRingBaseline } from '../../../src/isp/ring/ts-baseline.js';
 import type { RingCodec } from '../../../src/isp/ring/types.js';
+import { ArrayGuestMemory } from '../../support/guest-memory.js';
+
+/** The tests' fake guest memory, re-exported for the ring tests and fuzz target that import it from here. */
+export { ArrayGuestMemory };
 
 // Literal layout values in this file are deliberately NOT imported from assembly/shared: the
 // fixtures are independent hand-built bytes that check the shared layout, not reuse it.
@@ -32,63 +36,6 @@ export const RF_INV_E_PARAM = 0x08;
 export const RF_INV_E_COUNT = 0x10;
 export const RF_INV_E_ORDER = 0x20;
 export const QLA_SKIP_HANDLE = 0x0fffffff;
-
-/** Guest memory made of windows over ArrayBuffers; any access not inside one window → DmaError. */
-export class ArrayGuestMemory implements GuestMemory {
-  private readonly windows: { base: bigint; bytes: Uint8Array; writable: boolean }[] = [];
-  reads = 0;
-  bytesRead = 0;
-  writes = 0;
-
-  map(base: bigint, size: number, writable = true): Uint8Array {
-    const bytes = new Uint8Array(size);
-    this.windows.push({ base, bytes, writable });
-    return bytes;
-  }
-
-  private find(address: bigint, length: number, access: 'read' | 'write'): { bytes: Uint8Array; offset: number } {
-    for (const w of this.windows) {
-      if (address >= w.base && address + BigInt(length) <= w.base + BigInt(w.bytes.length) && (access === 'read' || w.writable)) {
-        return { bytes: w.bytes, offset: Number(address - w.base) };
-      }
-    }
-    throw new DmaError(`${access} of ${length} bytes at 0x${address.toString(16)} outside guest memory`, address, length);
-  }
-
-  read(address: bigint, length: number): Uint8Array {
-    const { bytes, offset } = this.find(address, length, 'read');
-    this.reads++;
-    return bytes.slice(offset, offset + length);
-  }
-
-  readInto(address: bigint, dst: Uint8Array, dstOffset = 0, length = dst.length - dstOffset): void {
-    if (dstOffset < 0 || length < 0 || dstOffset + length > dst.length) throw new RangeError('readInto destination range');
-    const { bytes, offset } = this.find(address, length, 'read');
-    this.reads++;
-    this.bytesRead += length;
-    dst.set(bytes.subarray(offset, offset + length), dstOffset);
-  }
-
-  write(address: bigint, data: Uint8Array): void {
-    const { bytes, offset } = this.find(address, data.length, 'write');
-    this.writes++;
-    bytes.set(data, offset);
-  }
-
-  isMapped(address: bigint, length: number, access: 'read' | 'write'): boolean {
-    try {
-      this.find(address, length, access);
-      return true;
-    } catch {
-      return false;
-    }
-  }
-
-  view(address: bigint, length: number, access: 'read' | 'write'): Uint8Array {
-    const { bytes, offset } = this.find(address, length, access);
-    return bytes.subarray(offset, offset + length);
-  }
-}
 
 /** int_to_scsilun(): two bytes per level, most significant byte first. */
 export function intToScsiLun(lun: number): Uint8Array {

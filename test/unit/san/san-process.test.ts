@@ -7,16 +7,16 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { FC4_FEATURE } from '../../../src/fc/ct.js';
 import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { read10, write10 } from './fake-scsi.js';
 import { until } from './helpers.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const repoRoot = packageRoot();
 const cli = join(repoRoot, 'bin', 'npiv-hba.js');
 const built = existsSync(join(repoRoot, 'dist', 'src', 'cli', 'san.js'));
 const HOST = { wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n };

@@ -5,10 +5,10 @@
  */
 import { execFileSync } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+const repoRoot = packageRoot();
 
 function runs(cmd: string): boolean {
   try {

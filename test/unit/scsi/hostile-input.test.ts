@@ -7,24 +7,17 @@ import { Status } from '../../../src/scsi/sam.js';
 import { FIXED_SENSE_LENGTH, parseFixedSense } from '../../../src/scsi/sense.js';
 import { MAX_TRANSFER_BYTES } from '../../../src/scsi/block-device.js';
 import { Cdb, Host, HOST_1, HOST_2, expectGood, makeArray, pattern } from './helpers.js';
+import { rng } from '../../support/rng.js';
 
 const OPCODES = [0x00, 0x03, 0x08, 0x0a, 0x12, 0x15, 0x1a, 0x1b, 0x25, 0x28, 0x2a, 0x2f, 0x35, 0x41, 0x42, 0x55, 0x5a, 0x5e, 0x5f, 0x88, 0x8a, 0x8f, 0x91, 0x93, 0x9e, 0xa0, 0xa3, 0xa8, 0xaa];
 const STATUSES = new Set<number>([Status.GOOD, Status.CHECK_CONDITION, Status.RESERVATION_CONFLICT, Status.TASK_SET_FULL, Status.TASK_ABORTED]);
-
-function rng(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
-    return x / 0x100000000;
-  };
-}
 
 describe('hostile input', () => {
   it('3000 random commands all end in well-formed responses', async () => {
     const array = await makeArray();
     try {
       const hosts = [new Host(HOST_1, array.ports[0]!), new Host(HOST_2, array.ports[1]!)];
-      const rand = rng(0xc0ffee);
+      const rand = rng(0xc0ffee).float;
       const byte = (): number => Math.floor(rand() * 256);
       for (let i = 0; i < 3000; i++) {
         const cdb = Uint8Array.from({ length: 16 }, byte);

@@ -19,22 +19,11 @@ import {
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
 import { FakeNative, FakeWatcher, RecordingDevice, command, silentLog } from './helpers.js';
-
-/** mulberry32: small, seeded, good enough to pick test cases. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../support/rng.js';
 
 describe('dispatcher under random hostile messages', () => {
   it.each([1, 2, 3, 4, 5])('seed %i: never throws, replies are well formed, no fd leaks', (seed) => {
-    const rand = rng(seed);
+    const rand = mulberry32(seed);
     const int = (n: number) => Math.floor(rand() * n);
     const bytes = (n: number) => Uint8Array.from({ length: n }, () => int(256));
     const native = new FakeNative();
@@ -117,7 +106,7 @@ describe('dispatcher under random hostile messages', () => {
 
 describe('framer under random streams', () => {
   it.each([11, 12, 13])('seed %i: never throws; stops at the first bad header; no fd lost', (seed) => {
-    const rand = rng(seed);
+    const rand = mulberry32(seed);
     const int = (n: number) => Math.floor(rand() * n);
     let totalDelivered = 0;
     for (let round = 0; round < 200; round++) {

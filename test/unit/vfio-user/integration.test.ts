@@ -5,7 +5,7 @@
  * through an eventfd, DMA_UNMAP, error replies mid-stream, a garbage header, reconnects and
  * socket-file handling.
  */
-import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -30,6 +30,7 @@ import {
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
 import { runChildClient } from '../../support/child-client.js';
+import { openFdCount } from '../../../src/util/proc.js';
 
 // --- the fake device ------------------------------------------------------------------------
 
@@ -173,10 +174,6 @@ function waitReadable(fd: number): Promise<void> {
 
 function once(server: VfioUserServer, event: 'connect' | 'disconnect'): Promise<unknown> {
   return new Promise((resolve) => server.once(event, resolve));
-}
-
-function openFdCount(): number {
-  return readdirSync('/proc/self/fd').length;
 }
 
 interface Harness {

@@ -1,11 +1,11 @@
 /** Shared fixtures for the vport tests: temporary config/run directories and captured CLI output. */
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { VportCliIo } from '../../../src/cli/vport.js';
+import { packageRoot } from '../../../src/util/package-root.js';
 
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const PACKAGE_ROOT = packageRoot();
 /** `start` runs the built CLI (bin/npiv-hba.js imports dist/src/cli.js). */
 export const BUILT_CLI = join(PACKAGE_ROOT, 'dist', 'src', 'cli.js');
 export const haveBuiltCli = existsSync(BUILT_CLI);
