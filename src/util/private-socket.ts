@@ -22,6 +22,7 @@ import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { native as defaultNative, NativeError, type NativeShim, type PeerCred } from '../native/index.js';
 import type { Logger } from './log.js';
+import { WarnLimiter } from './warn-limit.js';
 
 /** sun_path is 108 bytes including the terminating NUL (unix(7), linux/un.h). */
 export const UNIX_PATH_MAX = 107;
@@ -265,31 +266,21 @@ export function listenPrivate(path: string, options: ListenPrivateOptions = {}):
 
 /** At most `burst` lines per `windowMs`; the next line after a quiet spell says how many were dropped. */
 export class RateLimitedLog {
-  private windowStart = 0;
-  private inWindow = 0;
-  private suppressed = 0;
+  private readonly limiter: WarnLimiter;
 
   constructor(
     private readonly log: Logger,
-    private readonly burst = 5,
-    private readonly windowMs = 10_000,
-    private readonly now: () => number = Date.now,
-  ) {}
+    burst = 5,
+    windowMs = 10_000,
+    now: () => number = Date.now,
+  ) {
+    this.limiter = new WarnLimiter(windowMs, now, burst);
+  }
 
   warn(fields: Record<string, unknown>, message: string): void {
-    const t = this.now();
-    if (t - this.windowStart >= this.windowMs) {
-      this.windowStart = t;
-      this.inWindow = 0;
-    }
-    if (this.inWindow >= this.burst) {
-      this.suppressed++;
-      return;
-    }
-    this.inWindow++;
-    const extra = this.suppressed > 0 ? { suppressed: this.suppressed } : {};
-    this.suppressed = 0;
-    this.log.warn({ ...fields, ...extra }, message);
+    const suppressed = this.limiter.admit();
+    if (suppressed === null) return;
+    this.log.warn({ ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, message);
   }
 }
 
