@@ -55,12 +55,22 @@ async function main(): Promise<void> {
       log(`part ${part}: ${TITLES[part]}`);
       try {
         const machine = machineInfo();
-        const out = await RUNNERS[part]({ quick: args.quick, seconds: args.seconds, workDir, log, e2eHba: args.e2eHba, ...(args.e2ePaths ? { e2ePaths: args.e2ePaths } : {}) });
+        const out = await RUNNERS[part]({
+          quick: args.quick,
+          seconds: args.seconds,
+          workDir,
+          log,
+          e2eHba: args.e2eHba,
+          ...(args.e2ePaths ? { e2ePaths: args.e2ePaths } : {}),
+        });
         const file = savePart({
           part,
           title: TITLES[part],
           machine,
-          commands: [process.argv.length > 2 ? `npm run bench -- ${process.argv.slice(2).join(' ')}` : 'npm run bench', ...out.commands],
+          commands: [
+            process.argv.length > 2 ? `npm run bench -- ${process.argv.slice(2).join(' ')}` : 'npm run bench',
+            ...out.commands,
+          ],
           durationSeconds: Math.round((Date.now() - started) / 100) / 10,
           data: out.data,
           bottleneck: out.bottleneck,

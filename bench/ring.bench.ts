@@ -151,7 +151,11 @@ export async function runRingBench(options: RingBenchOptions = {}): Promise<Ring
       add(RING_CASES.ts, () => prepare(work, new TsRingBaseline()), caseOptions),
       cycle(),
       complete(),
-      save({ file: `ring-${work.commands}x${work.dsds}`, folder: options.rawFolder ?? 'bench/results/raw', format: 'json' }),
+      save({
+        file: `ring-${work.commands}x${work.dsds}`,
+        folder: options.rawFolder ?? 'bench/results/raw',
+        format: 'json',
+      }),
     );
     for (const r of summary.results) {
       out.push({

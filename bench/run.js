@@ -28,7 +28,15 @@ Before running it builds what the benchmarks load and prepares the guest environ
 `;
 
 /** Flags and whether each takes a value; bench/lib/args.ts checks the values themselves. */
-const FLAGS = { '--only': true, '--skip': true, '--quick': false, '--seconds': true, '--report-only': false, '--e2e-paths': true, '--e2e-hba': true };
+const FLAGS = {
+  '--only': true,
+  '--skip': true,
+  '--quick': false,
+  '--seconds': true,
+  '--report-only': false,
+  '--e2e-paths': true,
+  '--e2e-hba': true,
+};
 
 function usageError(message) {
   process.stderr.write(`bench: ${message}\n\n${USAGE}`);
@@ -48,7 +56,11 @@ for (let i = 0; i < argv.length; i++) {
     const v = argv[++i];
     if (v === undefined || v.startsWith('--')) usageError(`${a} needs a value`);
     if (a === '--only' || a === '--skip') {
-      for (const p of v.split(',').map((s) => s.trim()).filter(Boolean)) if (!PARTS.includes(p)) usageError(`${a}: unknown part "${p}" (parts: ${PARTS.join(', ')})`);
+      for (const p of v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean))
+        if (!PARTS.includes(p)) usageError(`${a}: unknown part "${p}" (parts: ${PARTS.join(', ')})`);
     }
   }
   if (a === '--report-only') reportOnly = true;
@@ -68,11 +80,17 @@ if (!reportOnly) {
   // The guest environment for the end-to-end part, and host fio for its limit path.
   run('bash', [join(root, 'scripts', 'guest', 'prepare.sh'), '--with-bench']);
   if (!existsSync(join(root, 'native', 'build', 'Release', 'npiv_native.node'))) {
-    console.error('bench: the native shim is not built; run `npm ci` (or `npx node-gyp rebuild --directory=native`) first');
+    console.error(
+      'bench: the native shim is not built; run `npm ci` (or `npx node-gyp rebuild --directory=native`) first',
+    );
     process.exit(1);
   }
 }
-run(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'bench', 'tsconfig.json')]);
+run(process.execPath, [
+  join(root, 'node_modules', 'typescript', 'bin', 'tsc'),
+  '-p',
+  join(root, 'bench', 'tsconfig.json'),
+]);
 const main = join(root, 'bench', '.out', 'bench', 'main.js');
 const r = spawnSync(process.execPath, [main, ...argv], { cwd: root, stdio: 'inherit' });
 process.exit(r.status ?? 1);

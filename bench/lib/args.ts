@@ -13,8 +13,13 @@ export interface BenchArgs {
 const E2E_PATHS = ['npiv-hba', 'megasas', 'virtio-scsi', 'host'] as const;
 
 function partList(text: string, flag: string): PartName[] {
-  const names = text.split(',').map((s) => s.trim()).filter(Boolean);
-  for (const n of names) if (!(PARTS as readonly string[]).includes(n)) throw new Error(`${flag}: unknown part "${n}" (parts: ${PARTS.join(', ')})`);
+  const names = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const n of names)
+    if (!(PARTS as readonly string[]).includes(n))
+      throw new Error(`${flag}: unknown part "${n}" (parts: ${PARTS.join(', ')})`);
   return names as PartName[];
 }
 
@@ -39,20 +44,32 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
     } else if (a === '--quick') quick = true;
     else if (a === '--seconds') {
       seconds = Number(value());
-      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600) throw new Error('--seconds must be a number in (0, 600]');
+      if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
+        throw new Error('--seconds must be a number in (0, 600]');
     } else if (a === '--report-only') reportOnly = true;
     else if (a === '--e2e-paths') {
-      const names = value().split(',').map((x) => x.trim()).filter(Boolean);
-      for (const n of names) if (!(E2E_PATHS as readonly string[]).includes(n)) throw new Error(`--e2e-paths: unknown path "${n}" (${E2E_PATHS.join(', ')})`);
+      const names = value()
+        .split(',')
+        .map((x) => x.trim())
+        .filter(Boolean);
+      for (const n of names)
+        if (!(E2E_PATHS as readonly string[]).includes(n))
+          throw new Error(`--e2e-paths: unknown path "${n}" (${E2E_PATHS.join(', ')})`);
       e2ePaths = names as (typeof E2E_PATHS)[number][];
     } else if (a === '--e2e-hba') {
       const v = value();
       if (v !== 'in-process' && v !== 'process') throw new Error('--e2e-hba must be in-process or process');
       e2eHba = v;
-    }
-    else throw new Error(`unknown argument ${a} (see bench/main.ts)`);
+    } else throw new Error(`unknown argument ${a} (see bench/main.ts)`);
   }
   // The profile reads the emulator's and e2e results: run it after them.
   parts.sort((x, y) => PARTS.indexOf(x) - PARTS.indexOf(y));
-  return { parts, quick, seconds: quick ? Math.min(seconds, 2) : seconds, reportOnly, e2eHba, ...(e2ePaths ? { e2ePaths } : {}) };
+  return {
+    parts,
+    quick,
+    seconds: quick ? Math.min(seconds, 2) : seconds,
+    reportOnly,
+    e2eHba,
+    ...(e2ePaths ? { e2ePaths } : {}),
+  };
 }

@@ -35,7 +35,20 @@ export interface HbaCounters {
 }
 
 export function zeroCounters(): HbaCounters {
-  return { bar1Reads: 0, bar1Writes: 0, configReads: 0, configWrites: 0, otherRegionAccesses: 0, interrupts: 0, dmaReads: 0, dmaReadBytes: 0, dmaWrites: 0, dmaWriteBytes: 0, dmaViews: 0, dmaViewBytes: 0 };
+  return {
+    bar1Reads: 0,
+    bar1Writes: 0,
+    configReads: 0,
+    configWrites: 0,
+    otherRegionAccesses: 0,
+    interrupts: 0,
+    dmaReads: 0,
+    dmaReadBytes: 0,
+    dmaWrites: 0,
+    dmaWriteBytes: 0,
+    dmaViews: 0,
+    dmaViewBytes: 0,
+  };
 }
 
 export function diffCounters(after: HbaCounters, before: HbaCounters): HbaCounters {
@@ -111,7 +124,8 @@ export function startCountingHba(socketPath: string, sanLink: string, wwpn: bigi
     else counters.otherRegionAccesses++;
     regionWrite(index, offset, data);
   };
-  pci.attach = (ctx: DeviceContext) => attach({ memory: countingMemory(ctx.memory, counters), irq: countingIrq(ctx.irq, counters) });
+  pci.attach = (ctx: DeviceContext) =>
+    attach({ memory: countingMemory(ctx.memory, counters), irq: countingIrq(ctx.irq, counters) });
   hba.start();
   return {
     hba,

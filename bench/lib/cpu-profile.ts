@@ -66,7 +66,11 @@ export function moduleOf(url: string, functionName: string): string {
     if (m) return m[1] ? `${root}/${m[1]}` : root;
   }
   if (url.startsWith('wasm://')) return 'WebAssembly ring engine';
-  return url.replace(/^file:\/\//, '').split('/').slice(-2).join('/');
+  return url
+    .replace(/^file:\/\//, '')
+    .split('/')
+    .slice(-2)
+    .join('/');
 }
 
 /** Where a frame's code lives: the path below src/ or bench/ (e.g. src/native/index.js), else the file name. */
@@ -101,7 +105,11 @@ function frameName(n: CpuProfileNode, parentOf: Map<number, CpuProfileNode>): st
  * profile timestamps and of process.hrtime on Linux) only the samples inside it count, so
  * start-up and teardown stay out of the figures.
  */
-export function summarizeProfile(profile: CpuProfile, top = 12, window?: { startUs: number; endUs: number }): ProfileSummary {
+export function summarizeProfile(
+  profile: CpuProfile,
+  top = 12,
+  window?: { startUs: number; endUs: number },
+): ProfileSummary {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
   const parentOf = new Map<number, CpuProfileNode>();
   for (const n of profile.nodes) for (const c of n.children ?? []) parentOf.set(c, n);
@@ -133,7 +141,9 @@ export function summarizeProfile(profile: CpuProfile, top = 12, window?: { start
       .sort((a, b) => b[1] - a[1])
       .slice(0, limit)
       .map(([name, us]) => ({ name, us, share: busy > 0 ? us / busy : 0 }));
-  const wallUs = window ? Math.min(window.endUs, profile.endTime) - Math.max(window.startUs, profile.startTime) : profile.endTime - profile.startTime;
+  const wallUs = window
+    ? Math.min(window.endUs, profile.endTime) - Math.max(window.startUs, profile.startTime)
+    : profile.endTime - profile.startTime;
   if (wallUs <= 0) throw new Error('the profile does not cover the measured window');
   return { wallUs, busyUs: busy, functions: rank(functions, top), modules: rank(modules, top) };
 }

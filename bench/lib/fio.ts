@@ -22,7 +22,8 @@ const P50 = '50.000000';
 const P99 = '99.000000';
 
 function num(value: unknown, what: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw new Error(`fio JSON: ${what} missing or not a number`);
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw new Error(`fio JSON: ${what} missing or not a number`);
   return value;
 }
 

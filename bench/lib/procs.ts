@@ -75,7 +75,15 @@ export async function startServe(
   const socket = join(workDir, `${name}.sock`);
   const args = ['serve', '--socket', socket, '--wwpn', formatWwn(wwpn), '--wwnn', formatWwn(wwnn)];
   if (sanLink) args.push('--san', sanLink);
-  const proc = startCliProcess({ name, cli: CLI_LAUNCHER, args, logFile: join(workDir, `${name}.log`), cwd: workDir, env: { NPIV_HBA_LOG_LEVEL: 'warn' }, ...(nodeArgs ? { nodeArgs } : {}) });
+  const proc = startCliProcess({
+    name,
+    cli: CLI_LAUNCHER,
+    args,
+    logFile: join(workDir, `${name}.log`),
+    cwd: workDir,
+    env: { NPIV_HBA_LOG_LEVEL: 'warn' },
+    ...(nodeArgs ? { nodeArgs } : {}),
+  });
   await waitForSocket(proc, socket, START_TIMEOUT_MS);
   return { proc, socket };
 }

@@ -105,7 +105,15 @@ export class QlaDriverModel extends QlaGuest {
   static async attach(socketPath: string): Promise<QlaDriverModel> {
     const model = await QlaGuest.connect(
       socketPath,
-      { memfdName: 'bench-guest-ram', ramBase: 0n, ramSize: GUEST.RAM_SIZE, reqEntries: REQ_ENTRIES, rspEntries: RSP_ENTRIES, timeoutMs: TIMEOUT_MS, msixVectors: 2 },
+      {
+        memfdName: 'bench-guest-ram',
+        ramBase: 0n,
+        ramSize: GUEST.RAM_SIZE,
+        reqEntries: REQ_ENTRIES,
+        rspEntries: RSP_ENTRIES,
+        timeoutMs: TIMEOUT_MS,
+        msixVectors: 2,
+      },
       (parts) => new QlaDriverModel(parts),
     );
     try {
@@ -155,7 +163,10 @@ export class QlaDriverModel extends QlaGuest {
    */
   private pumpSafely(): Promise<void> {
     return this.pump().catch((err: unknown) => {
-      if (!this.closed) queueMicrotask(() => { throw err; });
+      if (!this.closed)
+        queueMicrotask(() => {
+          throw err;
+        });
     });
   }
 
@@ -231,7 +242,10 @@ export class QlaDriverModel extends QlaGuest {
     this.doorbell();
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new TimeoutError(`IOCB type 0x${entry[IocbHeader.ENTRY_TYPE]!.toString(16)} timed out`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new TimeoutError(`IOCB type 0x${entry[IocbHeader.ENTRY_TYPE]!.toString(16)} timed out`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([done, timeout]);
@@ -264,7 +278,8 @@ export class QlaDriverModel extends QlaGuest {
 
   /** Random I/O at a fixed queue depth for a fixed time; every command re-posted on completion. */
   async runIo(o: IoRunOptions): Promise<IoRunResult> {
-    if (o.queueDepth < 1 || o.queueDepth > MAX_QUEUE_DEPTH) throw new RangeError(`queue depth ${o.queueDepth} outside 1..${MAX_QUEUE_DEPTH}`);
+    if (o.queueDepth < 1 || o.queueDepth > MAX_QUEUE_DEPTH)
+      throw new RangeError(`queue depth ${o.queueDepth} outside 1..${MAX_QUEUE_DEPTH}`);
     if (o.blockSize % BLOCK !== 0 || o.blockSize > GUEST.DATA_SLOT) throw new RangeError(`block size ${o.blockSize}`);
     const before = { ...this.counters };
     const latencies: number[] = [];
@@ -280,7 +295,14 @@ export class QlaDriverModel extends QlaGuest {
       const issue = (slot: number): void => {
         const lba = Math.floor(Math.random() * span) * blocks;
         const handle = this.allocateHandle();
-        const bytes = ioEntry(handle, o.direction, lba, blocks, this.addr(GUEST.DATA + slot * GUEST.DATA_SLOT), this.targetPortId);
+        const bytes = ioEntry(
+          handle,
+          o.direction,
+          lba,
+          blocks,
+          this.addr(GUEST.DATA + slot * GUEST.DATA_SLOT),
+          this.targetPortId,
+        );
         const t0 = process.hrtime.bigint();
         inFlight++;
         this.queueEntry(bytes, handle).then((entry) => {
@@ -292,7 +314,10 @@ export class QlaDriverModel extends QlaGuest {
           const scsi = dv.getUint16(Sts24.SCSI_STATUS, true);
           if (entry[IocbHeader.ENTRY_TYPE] !== EntryType.STATUS_TYPE || comp !== 0 || (scsi & 0xff) !== 0) {
             errors++;
-            if (errorSamples.length < 5) errorSamples.push(`${entry[IocbHeader.ENTRY_TYPE]!.toString(16)}/${comp.toString(16)}/${scsi.toString(16)}`);
+            if (errorSamples.length < 5)
+              errorSamples.push(
+                `${entry[IocbHeader.ENTRY_TYPE]!.toString(16)}/${comp.toString(16)}/${scsi.toString(16)}`,
+              );
           }
           ios++;
           latencies.push(us);
@@ -306,7 +331,8 @@ export class QlaDriverModel extends QlaGuest {
       for (let slot = 0; slot < o.queueDepth; slot++) issue(slot);
       this.doorbell();
       setTimeout(() => {
-        if (inFlight > 0) reject(new Error(`${inFlight} commands still outstanding ${this.timeoutMs} ms after the run`));
+        if (inFlight > 0)
+          reject(new Error(`${inFlight} commands still outstanding ${this.timeoutMs} ms after the run`));
       }, o.durationMs + this.timeoutMs).unref();
     });
     const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;

@@ -58,9 +58,24 @@ function ringSection(p: PartResult<RingData>): string[] {
     const wasm = cs.find((c) => c.implementation.startsWith('AssemblyScript'));
     const ts = cs.find((c) => c.implementation.startsWith('TypeScript'));
     const s = p.data.speedups.find((x) => x.workload === w);
-    return [w, n(wasm?.commandsPerSecond), n(ts?.commandsPerSecond), s ? `${s.wasmOverTs.toFixed(2)}×` : '—', `±${n(wasm?.marginPercent)}% / ±${n(ts?.marginPercent)}%`];
+    return [
+      w,
+      n(wasm?.commandsPerSecond),
+      n(ts?.commandsPerSecond),
+      s ? `${s.wasmOverTs.toFixed(2)}×` : '—',
+      `±${n(wasm?.marginPercent)}% / ±${n(ts?.marginPercent)}%`,
+    ];
   });
-  return [...partHeader(p), markdownTable(['workload (one doorbell batch)', 'AssemblyScript cmds/s', 'TypeScript cmds/s', 'WASM ÷ TS', 'margin'], rows), '', chart('ring'), ...partFooter(p)];
+  return [
+    ...partHeader(p),
+    markdownTable(
+      ['workload (one doorbell batch)', 'AssemblyScript cmds/s', 'TypeScript cmds/s', 'WASM ÷ TS', 'margin'],
+      rows,
+    ),
+    '',
+    chart('ring'),
+    ...partFooter(p),
+  ];
 }
 
 function emulatorSection(p: PartResult<EmulatorData>): string[] {
@@ -79,7 +94,22 @@ function emulatorSection(p: PartResult<EmulatorData>): string[] {
   ]);
   return [
     ...partHeader(p),
-    markdownTable(['workload', 'IOPS', 'p50 µs', 'p99 µs', 'serve CPU µs/IO', 'SAN CPU µs/IO', 'driver CPU µs/IO', 'round trips/IO', 'posted writes/IO', 'interrupts/IO', 'errors'], rows),
+    markdownTable(
+      [
+        'workload',
+        'IOPS',
+        'p50 µs',
+        'p99 µs',
+        'serve CPU µs/IO',
+        'SAN CPU µs/IO',
+        'driver CPU µs/IO',
+        'round trips/IO',
+        'posted writes/IO',
+        'interrupts/IO',
+        'errors',
+      ],
+      rows,
+    ),
     '',
     chart('emulator'),
     chart('emulator-cpu'),
@@ -87,12 +117,25 @@ function emulatorSection(p: PartResult<EmulatorData>): string[] {
   ];
 }
 
-const PATH_LABEL: Record<PathName, string> = { 'npiv-hba': '(a) npiv-hba', megasas: '(b) megasas', 'virtio-scsi': '(c) virtio-scsi', host: '(d) host fio (limit)' };
+const PATH_LABEL: Record<PathName, string> = {
+  'npiv-hba': '(a) npiv-hba',
+  megasas: '(b) megasas',
+  'virtio-scsi': '(c) virtio-scsi',
+  host: '(d) host fio (limit)',
+};
 
 function e2eSection(p: PartResult<E2eData>): string[] {
   const paths = Object.keys(PATH_LABEL) as PathName[];
-  const iopsRows = p.data.rows.map((r) => [r.job, ...paths.map((x) => (x === 'npiv-hba' ? n(r.results[x]?.iops) : `${n(r.results[x]?.iops)} (${formatRatio(r.iopsRatioToNpiv[x])})`))]);
-  const latRows = p.data.rows.map((r) => [r.job, ...paths.map((x) => `${n(r.results[x]?.clatP50Us)} / ${n(r.results[x]?.clatP99Us)}`)]);
+  const iopsRows = p.data.rows.map((r) => [
+    r.job,
+    ...paths.map((x) =>
+      x === 'npiv-hba' ? n(r.results[x]?.iops) : `${n(r.results[x]?.iops)} (${formatRatio(r.iopsRatioToNpiv[x])})`,
+    ),
+  ]);
+  const latRows = p.data.rows.map((r) => [
+    r.job,
+    ...paths.map((x) => `${n(r.results[x]?.clatP50Us)} / ${n(r.results[x]?.clatP99Us)}`),
+  ]);
   const bwRows = p.data.rows.map((r) => [r.job, ...paths.map((x) => n(r.results[x]?.bandwidthMiBs))]);
   return [
     ...partHeader(p),
@@ -117,9 +160,18 @@ function scaleSection(p: PartResult<ScaleData>): string[] {
   const d = p.data;
   const rows = [
     [`${d.vports} vports FDISC'd through one physical port: all logged in`, `${n(d.allLoggedInMs)} ms`],
-    [`… all registered, discovered the target, PLOGI+PRLI done (${d.vportsThatFoundTheTarget}/${d.vports} found it)`, `${n(d.allDiscoveredMs)} ms`],
-    [`idle \`npiv-hba serve\` process, cabled, no guest (mean of ${d.idleHba.processes})`, `${n(d.idleHba.meanRssMiB)} MiB RSS, ${n(d.idleHba.meanPssMiB)} MiB PSS`],
-    [`name server GPN_FT (FCP) with ${n(d.nameServer.registeredPorts)} registered ports (${n(d.nameServer.entriesReturned)} entries returned), ${d.nameServer.queries} queries`, `p50 ${n(d.nameServer.gpnFt.p50Us)} µs, p99 ${n(d.nameServer.gpnFt.p99Us)} µs`],
+    [
+      `… all registered, discovered the target, PLOGI+PRLI done (${d.vportsThatFoundTheTarget}/${d.vports} found it)`,
+      `${n(d.allDiscoveredMs)} ms`,
+    ],
+    [
+      `idle \`npiv-hba serve\` process, cabled, no guest (mean of ${d.idleHba.processes})`,
+      `${n(d.idleHba.meanRssMiB)} MiB RSS, ${n(d.idleHba.meanPssMiB)} MiB PSS`,
+    ],
+    [
+      `name server GPN_FT (FCP) with ${n(d.nameServer.registeredPorts)} registered ports (${n(d.nameServer.entriesReturned)} entries returned), ${d.nameServer.queries} queries`,
+      `p50 ${n(d.nameServer.gpnFt.p50Us)} µs, p99 ${n(d.nameServer.gpnFt.p99Us)} µs`,
+    ],
   ];
   return [...partHeader(p), markdownTable(['measure', 'result'], rows), '', chart('scale'), ...partFooter(p)];
 }
@@ -138,16 +190,42 @@ function profileSection(p: PartResult<ProfileData>): string[] {
     n(r.hbaCpuUsPerIo),
     n(r.sanCpuUsPerIo),
   ]);
-  const emu = p.data.emulator.map((r) => [r.job, n(r.roundTripsPerIo), n(r.postedWritesPerIo), n(r.interruptsPerIo), n(r.driverCpuUsPerIo), n(r.serveCpuUsPerIo), n(r.sanCpuUsPerIo)]);
+  const emu = p.data.emulator.map((r) => [
+    r.job,
+    n(r.roundTripsPerIo),
+    n(r.postedWritesPerIo),
+    n(r.interruptsPerIo),
+    n(r.driverCpuUsPerIo),
+    n(r.serveCpuUsPerIo),
+    n(r.sanCpuUsPerIo),
+  ]);
   return [
     ...partHeader(p),
     'Real guest (qla2xxx under QEMU), per I/O on the npiv-hba path:',
     '',
-    markdownTable(['fio job', 'vfio-user msgs', 'sync reads (round trips)', 'register writes', 'interrupts', 'DMA accesses', 'DMA bytes', 'SAN frames switched', 'QEMU+guest CPU µs', 'HBA CPU µs', 'SAN CPU µs'], rows),
+    markdownTable(
+      [
+        'fio job',
+        'vfio-user msgs',
+        'sync reads (round trips)',
+        'register writes',
+        'interrupts',
+        'DMA accesses',
+        'DMA bytes',
+        'SAN frames switched',
+        'QEMU+guest CPU µs',
+        'HBA CPU µs',
+        'SAN CPU µs',
+      ],
+      rows,
+    ),
     '',
     'QEMU-like driver model (emulator part), per I/O:',
     '',
-    markdownTable(['workload', 'round trips', 'posted writes', 'interrupts', 'driver CPU µs', 'serve CPU µs', 'SAN CPU µs'], emu),
+    markdownTable(
+      ['workload', 'round trips', 'posted writes', 'interrupts', 'driver CPU µs', 'serve CPU µs', 'SAN CPU µs'],
+      emu,
+    ),
     '',
     'Data copies of the payload on the npiv-hba path (from the code):',
     '',
@@ -162,15 +240,25 @@ const pct = (share: number): string => `${(share * 100).toFixed(1)}%`;
 /** Sampled CPU profiles: per workload, self time by module and the hottest functions of each process. */
 function hotspotLines(hotspots: readonly Hotspot[]): string[] {
   if (hotspots.length === 0) return [];
-  const lines = ['', 'Sampled CPU profiles (V8 --cpu-prof) of the two Node.js processes, self time of each timed workload:', ''];
+  const lines = [
+    '',
+    'Sampled CPU profiles (V8 --cpu-prof) of the two Node.js processes, self time of each timed workload:',
+    '',
+  ];
   for (const workload of [...new Set(hotspots.map((h) => h.workload))]) {
     for (const h of hotspots.filter((x) => x.workload === workload)) {
       lines.push(
         `**${h.process}, ${workload}** (${n(h.iops)} IOPS under the profiler, ${n(h.busyUsPerIo)} µs sampled CPU per I/O):`,
         '',
-        markdownTable(['module', 'share', 'µs/IO'], h.modules.slice(0, 8).map((m) => [m.name, pct(m.share), n(m.us / Math.max(1, h.ios))])),
+        markdownTable(
+          ['module', 'share', 'µs/IO'],
+          h.modules.slice(0, 8).map((m) => [m.name, pct(m.share), n(m.us / Math.max(1, h.ios))]),
+        ),
         '',
-        markdownTable(['function (self time)', 'share'], h.functions.slice(0, 8).map((f) => [f.name, pct(f.share)])),
+        markdownTable(
+          ['function (self time)', 'share'],
+          h.functions.slice(0, 8).map((f) => [f.name, pct(f.share)]),
+        ),
         '',
       );
     }
@@ -213,8 +301,11 @@ export function writeReport(): string {
   if (e2e) lines.push(...e2eSection(e2e));
   if (scale) lines.push(...scaleSection(scale));
   if (profile) lines.push(...profileSection(profile));
-  const missing = (['ring', 'emulator', 'e2e', 'scale', 'profile'] as const).filter((k) => !{ ring, emulator, e2e, scale, profile }[k]);
-  if (missing.length) lines.push(`_Not yet measured: ${missing.join(', ')} (run \`npm run bench -- --only ${missing.join(',')}\`)._`, '');
+  const missing = (['ring', 'emulator', 'e2e', 'scale', 'profile'] as const).filter(
+    (k) => !{ ring, emulator, e2e, scale, profile }[k],
+  );
+  if (missing.length)
+    lines.push(`_Not yet measured: ${missing.join(', ')} (run \`npm run bench -- --only ${missing.join(',')}\`)._`, '');
   const file = join(resultsDir(), 'REPORT.md');
   writeFileSync(file, lines.join('\n'));
   return file;

@@ -30,7 +30,10 @@ const TOP = 56;
 const LEGEND_ROW = 20;
 
 export function escapeXml(text: string): string {
-  return text.replace(/[<>&"']/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!);
+  return text.replace(
+    /[<>&"']/g,
+    (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;', "'": '&apos;' })[c]!,
+  );
 }
 
 function short(value: number): string {
@@ -58,10 +61,14 @@ export function renderBarChart(chart: BarChart): string {
   const legendHeight = LEGEND_ROW * Math.ceil(chart.series.length / 3);
   const height = TOP + legendHeight + chart.groups.reduce((h, g) => h + groupHeight(g.values.length), 0) + 20;
   const out: string[] = [];
-  out.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`);
+  out.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${WIDTH}" height="${height}" viewBox="0 0 ${WIDTH} ${height}" font-family="sans-serif" font-size="12">`,
+  );
   out.push(`<rect width="100%" height="100%" fill="#ffffff"/>`);
   out.push(`<text x="10" y="22" font-size="16" font-weight="bold">${escapeXml(chart.title)}</text>`);
-  out.push(`<text x="10" y="42" fill="#555">${escapeXml(chart.unit)}${chart.log ? ' (log scale)' : ''}; longer is better unless the unit says otherwise</text>`);
+  out.push(
+    `<text x="10" y="42" fill="#555">${escapeXml(chart.unit)}${chart.log ? ' (log scale)' : ''}; longer is better unless the unit says otherwise</text>`,
+  );
   chart.series.forEach((name, i) => {
     const x = 10 + (i % 3) * 280;
     const y = TOP + Math.floor(i / 3) * LEGEND_ROW;
@@ -74,11 +81,15 @@ export function renderBarChart(chart: BarChart): string {
     group.values.forEach((value, i) => {
       const by = y + i * (BAR_HEIGHT + BAR_GAP);
       if (value === null || !Number.isFinite(value)) {
-        out.push(`<text x="${LABEL_WIDTH}" y="${by + BAR_HEIGHT - 4}" fill="#999">${escapeXml(chart.series[i] ?? '')}: not measured</text>`);
+        out.push(
+          `<text x="${LABEL_WIDTH}" y="${by + BAR_HEIGHT - 4}" fill="#999">${escapeXml(chart.series[i] ?? '')}: not measured</text>`,
+        );
         return;
       }
       const w = Math.max(1, barLength(value, max, span, chart.log));
-      out.push(`<rect x="${LABEL_WIDTH}" y="${by}" width="${w.toFixed(1)}" height="${BAR_HEIGHT}" fill="${PALETTE[i % PALETTE.length]}"><title>${escapeXml(`${chart.series[i] ?? ''}: ${value}`)}</title></rect>`);
+      out.push(
+        `<rect x="${LABEL_WIDTH}" y="${by}" width="${w.toFixed(1)}" height="${BAR_HEIGHT}" fill="${PALETTE[i % PALETTE.length]}"><title>${escapeXml(`${chart.series[i] ?? ''}: ${value}`)}</title></rect>`,
+      );
       out.push(`<text x="${(LABEL_WIDTH + w + 6).toFixed(1)}" y="${by + BAR_HEIGHT - 4}">${short(value)}</text>`);
     });
     y += groupHeight(group.values.length);

@@ -58,7 +58,11 @@ export const FIO_JOBS: FioJob[] = [
 export const PATHS = ['npiv-hba', 'megasas', 'virtio-scsi', 'host'] as const;
 export type PathName = (typeof PATHS)[number];
 /** The guest driver bound to the device under each guest path's SCSI host. */
-const GUEST_DRIVER: Record<Exclude<PathName, 'host'>, string> = { 'npiv-hba': 'qla2xxx', megasas: 'megaraid_sas', 'virtio-scsi': 'virtio_scsi' };
+const GUEST_DRIVER: Record<Exclude<PathName, 'host'>, string> = {
+  'npiv-hba': 'qla2xxx',
+  megasas: 'megaraid_sas',
+  'virtio-scsi': 'virtio_scsi',
+};
 /** Modules of the peers' guest drivers (the base initramfs carries the FC stack only). */
 const PEER_MODULES: Record<Exclude<GuestPath, 'npiv-hba'>, string> = {
   megasas: 'kernel/drivers/scsi/megaraid/megaraid_sas.ko.xz',
@@ -110,7 +114,10 @@ export function guestScript(runtimeSeconds: number, jobs: readonly FioJob[], pat
   // qla2xxx is loaded at boot by the harness; the peers' modules ride in the initramfs.
   const loads = paths
     .filter((p) => p !== 'npiv-hba')
-    .map((p) => `echo "GUEST:STAGE insmod ${GUEST_DRIVER[p]}"\ninsmod /lib/modules/bench-${GUEST_DRIVER[p]}.ko || echo "GUEST:PROBLEM insmod ${GUEST_DRIVER[p]} failed"`)
+    .map(
+      (p) =>
+        `echo "GUEST:STAGE insmod ${GUEST_DRIVER[p]}"\ninsmod /lib/modules/bench-${GUEST_DRIVER[p]}.ko || echo "GUEST:PROBLEM insmod ${GUEST_DRIVER[p]} failed"`,
+    )
     .join('\n');
   const waits = paths
     .map(
@@ -123,7 +130,9 @@ ${diskVar(p)}=$(find_disk ${GUEST_DRIVER[p]})
 echo "GUEST:DISK ${p} $${diskVar(p)} $(cat /sys/block/$${diskVar(p)}/size)"`,
     )
     .join('\n');
-  const jobLines = jobs.flatMap((j) => paths.map((p) => `run_job ${p} "$${diskVar(p)}" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`)).join('\n');
+  const jobLines = jobs
+    .flatMap((j) => paths.map((p) => `run_job ${p} "$${diskVar(p)}" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`))
+    .join('\n');
   return `
 ${loads}
 # find_disk DRIVER: the first sd disk whose SCSI host sits on a device bound to DRIVER (the
@@ -169,7 +178,11 @@ function fillFile(path: string, mib: number): void {
 
 /** Writes the whole SAN volume once (non-zero data), so reads hit allocated memory like the peers' files. */
 async function preconditionSanVolume(link: string): Promise<void> {
-  const host = await Initiator.connect(link, { wwpn: PRECONDITION_WWPN, wwnn: PRECONDITION_WWPN - 1n, exchangeTimeoutMs: 30_000 });
+  const host = await Initiator.connect(link, {
+    wwpn: PRECONDITION_WWPN,
+    wwnn: PRECONDITION_WWPN - 1n,
+    exchangeTimeoutMs: 30_000,
+  });
   try {
     const [t] = await host.discoverTargets();
     if (!t) throw new Error('precondition: the SAN lists no target');
@@ -213,15 +226,31 @@ function findQemuPid(marker: string): number | null {
   return matches.size === 1 ? [...matches.keys()][0]! : null;
 }
 
-function hostFio(file: string, job: FioJob, runtimeSeconds: number): { command: string[]; figures: FioFigures | null; error: string | null } {
+function hostFio(
+  file: string,
+  job: FioJob,
+  runtimeSeconds: number,
+): { command: string[]; figures: FioFigures | null; error: string | null } {
   // tmpfs has no O_DIRECT: the host limit is buffered I/O on RAM (page cache = the backing store).
   const command = [
-    'fio', `--name=${job.name}`, `--filename=${file}`, `--rw=${job.rw}`, `--bs=${job.bs}`, `--iodepth=${job.iodepth}`,
-    '--ioengine=libaio', '--direct=0', '--time_based', `--runtime=${runtimeSeconds}`, '--norandommap', '--randrepeat=0',
-    '--group_reporting', '--output-format=json',
+    'fio',
+    `--name=${job.name}`,
+    `--filename=${file}`,
+    `--rw=${job.rw}`,
+    `--bs=${job.bs}`,
+    `--iodepth=${job.iodepth}`,
+    '--ioengine=libaio',
+    '--direct=0',
+    '--time_based',
+    `--runtime=${runtimeSeconds}`,
+    '--norandommap',
+    '--randrepeat=0',
+    '--group_reporting',
+    '--output-format=json',
   ];
   const r = spawnSync(command[0]!, command.slice(1), { encoding: 'utf8', timeout: (runtimeSeconds + 30) * 1000 });
-  if (r.status !== 0) return { command, figures: null, error: `host fio ${job.name}: ${r.error?.message ?? r.stderr.slice(0, 300)}` };
+  if (r.status !== 0)
+    return { command, figures: null, error: `host fio ${job.name}: ${r.error?.message ?? r.stderr.slice(0, 300)}` };
   try {
     return { command, figures: parseFioJson(r.stdout, job.rw), error: null };
   } catch (err) {
@@ -235,7 +264,11 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   const jobs = ctx.quick ? FIO_JOBS.slice(0, 1) : FIO_JOBS;
   const problems: string[] = [];
   const shm = mkdtempSync(join(existsSync(RAM_DIR) ? RAM_DIR : ctx.workDir, 'npiv-bench-'));
-  const files = { megasas: join(shm, 'megasas.img'), virtio: join(shm, 'virtio-scsi.img'), host: join(shm, 'host.img') };
+  const files = {
+    megasas: join(shm, 'megasas.img'),
+    virtio: join(shm, 'virtio-scsi.img'),
+    host: join(shm, 'host.img'),
+  };
   for (const f of Object.values(files)) fillFile(f, E2E_VOLUME_MIB);
 
   // Guest modules for the peers (the base initramfs loads only the FC stack).
@@ -265,12 +298,26 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     {
       path: 'megasas',
       marker: files.megasas,
-      qemuArgs: ['-drive', `file=${files.megasas},format=raw,if=none,id=dmeg,cache=writeback`, '-device', 'megasas,id=meg0', '-device', 'scsi-hd,drive=dmeg,bus=meg0.0'],
+      qemuArgs: [
+        '-drive',
+        `file=${files.megasas},format=raw,if=none,id=dmeg,cache=writeback`,
+        '-device',
+        'megasas,id=meg0',
+        '-device',
+        'scsi-hd,drive=dmeg,bus=meg0.0',
+      ],
     },
     {
       path: 'virtio-scsi',
       marker: files.virtio,
-      qemuArgs: ['-drive', `file=${files.virtio},format=raw,if=none,id=dvio,cache=writeback`, '-device', 'virtio-scsi-pci,id=vscsi0', '-device', 'scsi-hd,drive=dvio,bus=vscsi0.0'],
+      qemuArgs: [
+        '-drive',
+        `file=${files.virtio},format=raw,if=none,id=dvio,cache=writeback`,
+        '-device',
+        'virtio-scsi-pci,id=vscsi0',
+        '-device',
+        'scsi-hd,drive=dvio,bus=vscsi0.0',
+      ],
     },
   ];
   const guestExitStatus: Record<string, number | null> = {};
@@ -280,7 +327,10 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     if (process.env.NPIV_BENCH_PRECONDITION !== '0') {
       ctx.log('e2e: preconditioning the SAN volume');
       await preconditionSanVolume(san.link);
-    } else problems.push('the SAN volume was not preconditioned (NPIV_BENCH_PRECONDITION=0): npiv-hba reads of never-written blocks are served as zeros');
+    } else
+      problems.push(
+        'the SAN volume was not preconditioned (NPIV_BENCH_PRECONDITION=0): npiv-hba reads of never-written blocks are served as zeros',
+      );
     if (ctx.e2eHba === 'process') serve = await startServe(ctx.workDir, 'vport0', san.link, EMU_WWPN, EMU_WWNN);
     else hba = startCountingHba(socket, san.link, EMU_WWPN, EMU_WWNN);
     const sanPid = san.proc.child.pid!;
@@ -291,7 +341,14 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     };
     let qemuPid: number | null = null;
     let qemuMarker = socket;
-    interface Mark { at: number; cpu: Promise<number>; counters: HbaCounters; san: Promise<number>; frames: Promise<number | null>; qemu: Promise<number | null> }
+    interface Mark {
+      at: number;
+      cpu: Promise<number>;
+      counters: HbaCounters;
+      san: Promise<number>;
+      frames: Promise<number | null>;
+      qemu: Promise<number | null>;
+    }
     const starts = new Map<string, Mark>();
     const pending: Promise<void>[] = [];
     const mark = (): Mark => ({
@@ -306,7 +363,8 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     const onLine = (line: string): void => {
       const m = /GUEST:FIO-(START|END|JSON) (\S+) (\S+)(?: (.*))?$/.exec(line);
       if (!m) {
-        if (line.includes('GUEST:STAGE') || line.includes('GUEST:PROBLEM') || line.includes('GUEST:DISK')) ctx.log(`e2e: ${line.slice(line.indexOf('GUEST:') + 6)}`);
+        if (line.includes('GUEST:STAGE') || line.includes('GUEST:PROBLEM') || line.includes('GUEST:DISK'))
+          ctx.log(`e2e: ${line.slice(line.indexOf('GUEST:') + 6)}`);
         return;
       }
       const [, kind, path, job, rest] = m as unknown as [string, string, string, string, string | undefined];
@@ -321,7 +379,16 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
         const e = mark();
         pending.push(
           (async () => {
-            const [s0, s1, f0, f1, q0, q1, c0, c1] = await Promise.all([s.san, e.san, s.frames, e.frames, s.qemu, e.qemu, s.cpu, e.cpu]);
+            const [s0, s1, f0, f1, q0, q1, c0, c1] = await Promise.all([
+              s.san,
+              e.san,
+              s.frames,
+              e.frames,
+              s.qemu,
+              e.qemu,
+              s.cpu,
+              e.cpu,
+            ]);
             (samples[path] ??= {})[job] = {
               wallSeconds: (e.at - s.at) / 1000,
               hbaCpuMs: c1 - c0,
@@ -337,7 +404,9 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
         try {
           (fio[path] ??= {})[job] = parseFioJson(rest ?? '', rw);
           const f = fio[path]![job]!;
-          ctx.log(`e2e: ${path} ${job}: ${f.iops.toFixed(0)} IOPS, p50 ${f.clatP50Us.toFixed(0)} µs, p99 ${f.clatP99Us.toFixed(0)} µs`);
+          ctx.log(
+            `e2e: ${path} ${job}: ${f.iops.toFixed(0)} IOPS, p50 ${f.clatP50Us.toFixed(0)} µs, p99 ${f.clatP99Us.toFixed(0)} µs`,
+          );
         } catch (err) {
           (fio[path] ??= {})[job] = null;
           problems.push(`fio JSON of ${key}: ${(err as Error).message}`);
@@ -371,7 +440,9 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       for (const p of paths) {
         guestExitStatus[p] = run.exitStatus;
         if (!fio[p] || Object.keys(fio[p]!).length === 0) {
-          problems.push(`${p}: no fio result (guest exit status ${run.exitStatus ?? 'none'}; serial log in bench/results/raw/e2e-guest.log)`);
+          problems.push(
+            `${p}: no fio result (guest exit status ${run.exitStatus ?? 'none'}; serial log in bench/results/raw/e2e-guest.log)`,
+          );
         }
       }
       if (run.kernelProblems.length) problems.push(...run.kernelProblems.slice(0, 5).map((p) => `guest kernel: ${p}`));
@@ -408,9 +479,15 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     }
   }
   const rows: E2eRow[] = jobs.map((j) => {
-    const results = Object.fromEntries(PATHS.map((p) => [p, fio[p]?.[j.name] ?? null])) as Record<PathName, FioFigures | null>;
+    const results = Object.fromEntries(PATHS.map((p) => [p, fio[p]?.[j.name] ?? null])) as Record<
+      PathName,
+      FioFigures | null
+    >;
     const npiv = results['npiv-hba']?.iops ?? null;
-    const iopsRatioToNpiv = Object.fromEntries(PATHS.map((p) => [p, ratio(results[p]?.iops, npiv)])) as Record<PathName, number | null>;
+    const iopsRatioToNpiv = Object.fromEntries(PATHS.map((p) => [p, ratio(results[p]?.iops, npiv)])) as Record<
+      PathName,
+      number | null
+    >;
     return { job: j.name, results, iopsRatioToNpiv };
   });
   saveChart(
@@ -423,12 +500,24 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       log: true,
     }),
   );
-  const data: E2eData = { measuredAt, volumeMiB: E2E_VOLUME_MIB, runtimeSeconds: runtime, accelerator: guestCommands.some((c) => c.includes('-accel kvm')) ? 'kvm' : 'tcg', rows, samples, guestExitStatus, problems };
+  const data: E2eData = {
+    measuredAt,
+    volumeMiB: E2E_VOLUME_MIB,
+    runtimeSeconds: runtime,
+    accelerator: guestCommands.some((c) => c.includes('-accel kvm')) ? 'kvm' : 'tcg',
+    rows,
+    samples,
+    guestExitStatus,
+    problems,
+  };
   return {
     data,
     commands: [
       'node bench/run.js --only e2e',
-      ...guestCommands.map((c) => `QEMU (via src/harness/guest.ts runGuest): ${c.replaceAll(ctx.workDir, '<work>').replaceAll(shm, '/dev/shm/<dir>')}`),
+      ...guestCommands.map(
+        (c) =>
+          `QEMU (via src/harness/guest.ts runGuest): ${c.replaceAll(ctx.workDir, '<work>').replaceAll(shm, '/dev/shm/<dir>')}`,
+      ),
       `guest, per path and job: fio --name=<job> --filename=/dev/<disk> --rw=<rw> --bs=<bs> --iodepth=<qd> --ioengine=libaio --direct=1 --time_based --runtime=${runtime} --norandommap --randrepeat=0 --group_reporting --output-format=json`,
       ...hostCommands,
     ],
@@ -438,7 +527,11 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       ctx.e2eHba === 'process'
         ? 'The npiv-hba HBA ran as its own `npiv-hba serve` process (--e2e-hba process): CPU from /proc, no device-boundary counters.'
         : 'The npiv-hba HBA runs inside the benchmark process (production VportHba with counters) instead of a separate `npiv-hba serve`, so the profile can count its vfio-user accesses, interrupts and DMA.',
-      ...(previous ? [`Paths ${carried.map((p) => `${p} (measured ${measuredAt[p]})`).join(', ')} carried over from earlier e2e runs (this run: ${[...selected].join(', ')}).`] : []),
+      ...(previous
+        ? [
+            `Paths ${carried.map((p) => `${p} (measured ${measuredAt[p]})`).join(', ')} carried over from earlier e2e runs (this run: ${[...selected].join(', ')}).`,
+          ]
+        : []),
       'Host fio uses buffered I/O (tmpfs has no O_DIRECT): it measures the memory path the peers end in.',
       ...problems.map((p) => `problem: ${p}`),
     ],
@@ -457,17 +550,23 @@ export function e2eBottleneck(d: E2eData): string {
   const fio = row?.results['npiv-hba'];
   const sample = d.samples['npiv-hba']?.[job];
   if (!row || !sample || !fio || fio.ios <= 0) return 'not measured (the npiv-hba 4k QD1 read job did not run)';
-  const perIo = (ms: number | null | undefined, ios: number) => (ms === null || ms === undefined ? null : (ms * 1000) / ios);
+  const perIo = (ms: number | null | undefined, ios: number) =>
+    ms === null || ms === undefined ? null : (ms * 1000) / ios;
   const shares = [
     { who: 'QEMU + the TCG guest (qla2xxx, block layer, fio)', us: perIo(sample.qemuCpuMs, fio.ios) },
     { who: 'the HBA (vfio-user server, ISP model, FCP initiator)', us: perIo(sample.hbaCpuMs, fio.ios) },
     { who: 'the SAN process', us: perIo(sample.sanCpuMs, fio.ios) },
-  ].filter((s): s is { who: string; us: number } => s.us !== null).sort((a, b) => b.us - a.us);
+  ]
+    .filter((s): s is { who: string; us: number } => s.us !== null)
+    .sort((a, b) => b.us - a.us);
   const top = shares[0]!;
   const fmt = (r: number | null | undefined) => (r === null || r === undefined ? '?' : `${r.toFixed(2)}×`);
   const clauses = [
     `(a) npiv-hba at 4k QD1 read (${fio.clatP50Us.toFixed(0)} µs p50): ${top.who} uses the most CPU per I/O (${top.us.toFixed(0)} µs; ` +
-      shares.slice(1).map((s) => `${s.who} ${s.us.toFixed(0)} µs`).join(', ') +
+      shares
+        .slice(1)
+        .map((s) => `${s.who} ${s.us.toFixed(0)} µs`)
+        .join(', ') +
       '): every I/O crosses three processes (QEMU → vfio-user → HBA → FC link → SAN and back), each an event-loop wake-up on a shared CPU',
   ];
   // Large transfers: the payload travels as 2 KiB FC frames, each handled by the HBA and the SAN.
@@ -481,7 +580,10 @@ export function e2eBottleneck(d: E2eData): string {
       `; at 128k sequential read (${fmt(seq.iopsRatioToNpiv.megasas)} behind megasas) the cost is per FC frame: ` +
       `${framesPerIo.toFixed(1)} frames per I/O at ${usPerFrame.toFixed(0)} µs of HBA+SAN CPU each`;
   }
-  for (const [path, label] of [['megasas', '(b) megasas'], ['virtio-scsi', '(c) virtio-scsi']] as const) {
+  for (const [path, label] of [
+    ['megasas', '(b) megasas'],
+    ['virtio-scsi', '(c) virtio-scsi'],
+  ] as const) {
     const f = row.results[path];
     const q = f && f.ios > 0 ? perIo(d.samples[path]?.[job]?.qemuCpuMs, f.ios) : null;
     if (!f) continue;

@@ -61,8 +61,19 @@ export interface EmulatorData {
 }
 
 /** The emulator's SAN: one array port, one RAM volume mapped to the emulated vport. */
-export function startEmulatorSan(workDir: string, volume: { name: string; sizeMiB: number }, nodeArgs?: string[]): ReturnType<typeof startSan> {
-  return startSan({ workDir, initiators: [EMU_WWPN], targetWwpn: TARGET_WWPN, targetWwnn: TARGET_WWNN, volumes: [volume], ...(nodeArgs ? { nodeArgs } : {}) });
+export function startEmulatorSan(
+  workDir: string,
+  volume: { name: string; sizeMiB: number },
+  nodeArgs?: string[],
+): ReturnType<typeof startSan> {
+  return startSan({
+    workDir,
+    initiators: [EMU_WWPN],
+    targetWwpn: TARGET_WWPN,
+    targetWwnn: TARGET_WWNN,
+    volumes: [volume],
+    ...(nodeArgs ? { nodeArgs } : {}),
+  });
 }
 
 export async function runEmulatorPart(ctx: PartContext): Promise<PartOutput<EmulatorData>> {
@@ -78,7 +89,12 @@ export async function runEmulatorPart(ctx: PartContext): Promise<PartOutput<Emul
     const servePid = serve.proc.child.pid!;
     const sanPid = san.proc.child.pid!;
     for (const w of EMULATOR_WORKLOADS) {
-      const base = { direction: w.direction, blockSize: w.blockSize, queueDepth: w.queueDepth, lbaCount: (VOLUME_MIB * 2 ** 20) / 512 };
+      const base = {
+        direction: w.direction,
+        blockSize: w.blockSize,
+        queueDepth: w.queueDepth,
+        lbaCount: (VOLUME_MIB * 2 ** 20) / 512,
+      };
       await driver.runIo({ ...base, durationMs: ctx.quick ? 200 : WARMUP_MS });
       const serveCpu0 = await cpuTimeMs(servePid);
       const sanCpu0 = await cpuTimeMs(sanPid);
@@ -104,7 +120,9 @@ export async function runEmulatorPart(ctx: PartContext): Promise<PartOutput<Emul
         interruptsPerIo: r.counters.interrupts / n,
         interruptWakeupsPerIo: r.counters.interruptWakeups / n,
       };
-      ctx.log(`emulator: ${w.name}: ${c.iops.toFixed(0)} IOPS, p50 ${c.latency.p50Us.toFixed(0)} µs, p99 ${c.latency.p99Us.toFixed(0)} µs, serve CPU ${c.serveCpuUsPerIo.toFixed(1)} µs/IO, errors ${c.errors}${c.errors ? ` (${c.errorSamples.join(' ')})` : ''}`);
+      ctx.log(
+        `emulator: ${w.name}: ${c.iops.toFixed(0)} IOPS, p50 ${c.latency.p50Us.toFixed(0)} µs, p99 ${c.latency.p99Us.toFixed(0)} µs, serve CPU ${c.serveCpuUsPerIo.toFixed(1)} µs/IO, errors ${c.errors}${c.errors ? ` (${c.errorSamples.join(' ')})` : ''}`,
+      );
       cases.push(c);
     }
   } finally {
@@ -127,7 +145,10 @@ export async function runEmulatorPart(ctx: PartContext): Promise<PartOutput<Emul
       title: 'Emulator only: CPU time per I/O by process',
       unit: 'µs of CPU per I/O (shorter is better)',
       series: ['npiv-hba serve', 'SAN process', 'driver model (QEMU stand-in)'],
-      groups: cases.map((c) => ({ label: c.workload, values: [c.serveCpuUsPerIo, c.sanCpuUsPerIo, c.driverCpuUsPerIo] })),
+      groups: cases.map((c) => ({
+        label: c.workload,
+        values: [c.serveCpuUsPerIo, c.sanCpuUsPerIo, c.driverCpuUsPerIo],
+      })),
     }),
   );
   return {

@@ -39,7 +39,15 @@ export interface PathProfileRow {
 
 export interface ProfileData {
   e2e: PathProfileRow[];
-  emulator: { job: string; roundTripsPerIo: number; postedWritesPerIo: number; interruptsPerIo: number; serveCpuUsPerIo: number; sanCpuUsPerIo: number; driverCpuUsPerIo: number }[];
+  emulator: {
+    job: string;
+    roundTripsPerIo: number;
+    postedWritesPerIo: number;
+    interruptsPerIo: number;
+    serveCpuUsPerIo: number;
+    sanCpuUsPerIo: number;
+    driverCpuUsPerIo: number;
+  }[];
   copies: { direction: string; steps: string[] }[];
   /** sampled CPU profiles of serve and the SAN per workload (absent in results made before them) */
   hotspots?: Hotspot[];
@@ -78,7 +86,12 @@ async function measureHotspots(ctx: PartContext): Promise<Hotspot[]> {
       await driver.probe(EMU_WWPN, EMU_WWNN);
       await driver.discover();
       for (const w of HOTSPOT_WORKLOADS) {
-        const base = { direction: w.direction, blockSize: 4096, queueDepth: w.queueDepth, lbaCount: (HOTSPOT_VOLUME_MIB * 2 ** 20) / 512 };
+        const base = {
+          direction: w.direction,
+          blockSize: 4096,
+          queueDepth: w.queueDepth,
+          lbaCount: (HOTSPOT_VOLUME_MIB * 2 ** 20) / 512,
+        };
         await driver.runIo({ ...base, durationMs: ctx.quick ? 200 : HOTSPOT_WARMUP_MS });
         const startUs = Number(process.hrtime.bigint() / 1000n);
         const r = await driver.runIo({ ...base, durationMs: ctx.seconds * 1000 });
@@ -97,11 +110,22 @@ async function measureHotspots(ctx: PartContext): Promise<Hotspot[]> {
     await san.proc.stop();
   }
   const out: Hotspot[] = [];
-  for (const [process, dir] of [['npiv-hba serve', dirs.serve], ['npiv-hba san', dirs.san]] as const) {
+  for (const [process, dir] of [
+    ['npiv-hba serve', dirs.serve],
+    ['npiv-hba san', dirs.san],
+  ] as const) {
     const profile = loadProfileFrom(dir);
     for (const w of windows) {
       const s = summarizeProfile(profile, 10, { startUs: w.startUs, endUs: w.endUs });
-      out.push({ workload: w.workload, process, ios: w.ios, iops: w.iops, busyUsPerIo: s.busyUs / Math.max(1, w.ios), modules: s.modules, functions: s.functions });
+      out.push({
+        workload: w.workload,
+        process,
+        ios: w.ios,
+        iops: w.iops,
+        busyUsPerIo: s.busyUs / Math.max(1, w.ios),
+        modules: s.modules,
+        functions: s.functions,
+      });
     }
   }
   return out;
@@ -172,7 +196,11 @@ export function hotspotSentence(hotspots: readonly Hotspot[]): string {
   return ` Sampled profiles at ${qd1[0]!.workload}, largest self-time share per process: ${parts.join('; ')}.`;
 }
 
-export function profileBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['emulator'] = [], hotspots: readonly Hotspot[] = []): string {
+export function profileBottleneck(
+  rows: readonly PathProfileRow[],
+  emulator: ProfileData['emulator'] = [],
+  hotspots: readonly Hotspot[] = [],
+): string {
   return pathBottleneck(rows, emulator) + hotspotSentence(hotspots);
 }
 
@@ -208,7 +236,8 @@ function pathBottleneck(rows: readonly PathProfileRow[], emulator: ProfileData['
 export async function runProfilePart(ctx: PartContext): Promise<PartOutput<ProfileData>> {
   const e2e = loadPart<E2eData>('e2e');
   const emu = loadPart<EmulatorData>('emulator');
-  if (!e2e && !emu) throw new Error('profile: needs bench/results/e2e-latest.json or emulator-latest.json (run those parts first)');
+  if (!e2e && !emu)
+    throw new Error('profile: needs bench/results/e2e-latest.json or emulator-latest.json (run those parts first)');
   const rows = e2e ? profileRows(e2e.data) : [];
   const emulator = (emu?.data.cases ?? []).map((c) => ({
     job: c.workload,

@@ -20,7 +20,8 @@ export function ringSpeedups(cases: readonly RingCaseResult[]): RingData['speedu
   for (const w of workloads) {
     const wasm = cases.find((c) => c.workload === w && c.implementation === RING_CASES.wasm);
     const ts = cases.find((c) => c.workload === w && c.implementation === RING_CASES.ts);
-    if (wasm && ts && ts.commandsPerSecond > 0) out.push({ workload: w, wasmOverTs: wasm.commandsPerSecond / ts.commandsPerSecond });
+    if (wasm && ts && ts.commandsPerSecond > 0)
+      out.push({ workload: w, wasmOverTs: wasm.commandsPerSecond / ts.commandsPerSecond });
   }
   return out;
 }
@@ -37,7 +38,9 @@ export async function runRingPart(ctx: PartContext): Promise<PartOutput<RingData
       series: [RING_CASES.wasm, RING_CASES.ts],
       groups: workloads.map((w) => ({
         label: w,
-        values: [RING_CASES.wasm, RING_CASES.ts].map((impl) => cases.find((c) => c.workload === w && c.implementation === impl)?.commandsPerSecond ?? null),
+        values: [RING_CASES.wasm, RING_CASES.ts].map(
+          (impl) => cases.find((c) => c.workload === w && c.implementation === impl)?.commandsPerSecond ?? null,
+        ),
       })),
     }),
   );

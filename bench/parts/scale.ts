@@ -10,7 +10,15 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Initiator } from '../../src/fc/initiator.js';
-import { CT_MAX_IU, FC4_FEATURE, FC4_TYPE_FCP, NS, decodeNameList, encodeFtRequest, nameServerRequest } from '../../src/fc/ct.js';
+import {
+  CT_MAX_IU,
+  FC4_FEATURE,
+  FC4_TYPE_FCP,
+  NS,
+  decodeNameList,
+  encodeFtRequest,
+  nameServerRequest,
+} from '../../src/fc/ct.js';
 import { WELL_KNOWN } from '../../src/fc/frame.js';
 import { pssKiB, rssKiB } from '../../src/util/proc.js';
 import { startSan, startServe } from '../lib/procs.js';
@@ -48,19 +56,32 @@ export interface ScaleData {
 
 export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleData>> {
   const initiators: bigint[] = [];
-  for (let l = 0; l < NAME_SERVER_LINKS; l++) for (let i = 0; i <= VPORTS_PER_PORT; i++) initiators.push(scaleWwpn(l, i));
-  const san = await startSan({ workDir: ctx.workDir, initiators, targetWwpn: TARGET_WWPN, targetWwnn: TARGET_WWNN, volumes: [{ name: 'scale', sizeMiB: 16 }] });
+  for (let l = 0; l < NAME_SERVER_LINKS; l++)
+    for (let i = 0; i <= VPORTS_PER_PORT; i++) initiators.push(scaleWwpn(l, i));
+  const san = await startSan({
+    workDir: ctx.workDir,
+    initiators,
+    targetWwpn: TARGET_WWPN,
+    targetWwnn: TARGET_WWNN,
+    volumes: [{ name: 'scale', sizeMiB: 16 }],
+  });
   const physicals: Initiator[] = [];
   const nsDir = join(ctx.workDir, 'name-server');
   mkdirSync(nsDir);
   let nsSan: Awaited<ReturnType<typeof startSan>> | null = null;
   try {
     // 255 vports through one physical port, each subscribed to RSCNs (SCR) as qla2xxx does.
-    const phys = await Initiator.connect(san.link, { wwpn: scaleWwpn(0, 0), wwnn: scaleWwnn(0), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
+    const phys = await Initiator.connect(san.link, {
+      wwpn: scaleWwpn(0, 0),
+      wwnn: scaleWwnn(0),
+      exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS,
+    });
     physicals.push(phys);
     const t0 = performance.now();
     const vports = await Promise.all(
-      Array.from({ length: VPORTS_PER_PORT }, (_, i) => phys.createVport({ wwpn: scaleWwpn(0, i + 1), wwnn: scaleWwnn(0), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS })),
+      Array.from({ length: VPORTS_PER_PORT }, (_, i) =>
+        phys.createVport({ wwpn: scaleWwpn(0, i + 1), wwnn: scaleWwnn(0), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS }),
+      ),
     );
     const allLoggedInMs = performance.now() - t0;
     ctx.log(`scale: ${vports.length} vports logged in after ${allLoggedInMs.toFixed(0)} ms`);
@@ -85,14 +106,28 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     // 2,048 registered ports, on a fresh SAN: 8 links with a physical port and 255 vports each,
     // registered without SCR (with SCR, each login would RSCN every subscribed port: the
     // measure would be the RSCN storm, not the name server).
-    nsSan = await startSan({ workDir: nsDir, initiators, targetWwpn: TARGET_WWPN, targetWwnn: TARGET_WWNN, volumes: [{ name: 'scale', sizeMiB: 16 }] });
+    nsSan = await startSan({
+      workDir: nsDir,
+      initiators,
+      targetWwpn: TARGET_WWPN,
+      targetWwnn: TARGET_WWNN,
+      volumes: [{ name: 'scale', sizeMiB: 16 }],
+    });
     for (let l = 0; l < NAME_SERVER_LINKS; l++) {
-      const p = await Initiator.connect(nsSan.link, { wwpn: scaleWwpn(l, 0), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
+      const p = await Initiator.connect(nsSan.link, {
+        wwpn: scaleWwpn(l, 0),
+        wwnn: scaleWwnn(l),
+        exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS,
+      });
       physicals.push(p);
       await p.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
       await Promise.all(
         Array.from({ length: VPORTS_PER_PORT }, async (_, i) => {
-          const v = await p.createVport({ wwpn: scaleWwpn(l, i + 1), wwnn: scaleWwnn(l), exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS });
+          const v = await p.createVport({
+            wwpn: scaleWwpn(l, i + 1),
+            wwnn: scaleWwnn(l),
+            exchangeTimeoutMs: EXCHANGE_TIMEOUT_MS,
+          });
           await v.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
         }),
       );
@@ -105,7 +140,9 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     for (let q = 0; q < queries; q++) {
       const s = performance.now();
       // NameServerClient.gpnFt() asks for at most 8 KiB (511 entries); ask for the whole list, as a large fabric needs.
-      const list = decodeNameList((await querier.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_FT, ftRequest, CT_MAX_IU))).payload);
+      const list = decodeNameList(
+        (await querier.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_FT, ftRequest, CT_MAX_IU))).payload,
+      );
       times.push((performance.now() - s) * 1000);
       entriesReturned = list.length;
     }
@@ -118,7 +155,8 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
     // Idle HBA processes.
     const serves = [];
     try {
-      for (let i = 0; i < IDLE_HBAS; i++) serves.push(await startServe(ctx.workDir, `idle${i}`, san.link, scaleWwpn(9, i), scaleWwnn(9)));
+      for (let i = 0; i < IDLE_HBAS; i++)
+        serves.push(await startServe(ctx.workDir, `idle${i}`, san.link, scaleWwpn(9, i), scaleWwnn(9)));
       await new Promise((r) => setTimeout(r, IDLE_SETTLE_MS));
       const rss = await Promise.all(serves.map((s) => rssKiB(s.proc.child.pid!)));
       const pss = await Promise.all(serves.map((s) => pssKiB(s.proc.child.pid!)));
@@ -129,7 +167,13 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
         allLoggedInMs,
         allDiscoveredMs,
         vportsThatFoundTheTarget: found.filter(Boolean).length,
-        idleHba: { processes: IDLE_HBAS, rssMiB: rss.map(mib), pssMiB: pss.map(mib), meanRssMiB: mib(mean(rss)), meanPssMiB: mib(mean(pss)) },
+        idleHba: {
+          processes: IDLE_HBAS,
+          rssMiB: rss.map(mib),
+          pssMiB: pss.map(mib),
+          meanRssMiB: mib(mean(rss)),
+          meanPssMiB: mib(mean(pss)),
+        },
         nameServer: { registeredPorts: NAME_SERVER_PORTS, entriesReturned, queries, gpnFt: summarizeLatency(times) },
       };
       saveChart(
@@ -143,7 +187,11 @@ export async function runScalePart(ctx: PartContext): Promise<PartOutput<ScaleDa
       );
       return {
         data,
-        commands: ['node bench/run.js --only scale', 'node bench/.out/bench/lib/cli-launcher.js san --config <work>/san.json --link <work>/san.sock', 'node bench/.out/bench/lib/cli-launcher.js serve --socket <work>/idleN.sock --wwpn … --wwnn … --san <work>/san.sock (×4)'],
+        commands: [
+          'node bench/run.js --only scale',
+          'node bench/.out/bench/lib/cli-launcher.js san --config <work>/san.json --link <work>/san.sock',
+          'node bench/.out/bench/lib/cli-launcher.js serve --socket <work>/idleN.sock --wwpn … --wwnn … --san <work>/san.sock (×4)',
+        ],
         bottleneck: scaleBottleneck(data),
         notes: [
           'The vports are the N_Port initiator engine (src/fc/initiator.ts) in the benchmark process, i.e. what each HBA process runs for its fabric side; the 255 HBA processes themselves are not started (see idle memory for their cost).',

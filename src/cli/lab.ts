@@ -44,13 +44,20 @@ export function labOptionsFromCli(opts: LabCliOptions): LabOptions {
   if (opts.workDir !== undefined) options.workDir = opts.workDir;
   if (opts.ioSize !== undefined) options.ioMiB = positiveInteger(opts.ioSize, '--io-size', 4096);
   if (opts.timeout !== undefined) options.guestTimeoutMs = positiveInteger(opts.timeout, '--timeout', 24 * 3600) * 1000;
-  if (opts.keep && opts.json) throw new LabUsageError('--keep attaches the guest console to the terminal: it cannot be combined with --json');
+  if (opts.keep && opts.json)
+    throw new LabUsageError('--keep attaches the guest console to the terminal: it cannot be combined with --json');
   return options;
 }
 
 /** The JSON printed for a step failure (--json): same top-level shape as a report. */
 export function stepFailureJson(error: LabStepError): string {
-  return JSON.stringify({ ok: false, failures: [error.message], step: error.step, workDir: error.workDir, logs: error.logs }, null, 2) + '\n';
+  return (
+    JSON.stringify(
+      { ok: false, failures: [error.message], step: error.step, workDir: error.workDir, logs: error.logs },
+      null,
+      2,
+    ) + '\n'
+  );
 }
 
 export function formatStepFailure(error: LabStepError): string {
@@ -99,13 +106,29 @@ function collect(value: string, previous: string[]): string[] {
 export function registerLabCommand(program: Command): void {
   program
     .command('lab')
-    .description('one-command lab: simulated SAN + vport HBAs + a QEMU guest running qla2xxx; reports logins, targets, LUNs and a verified I/O run')
-    .option('--config <file>', 'SAN configuration (JSON, see `san --example`); default: the embedded example with RAM-backed volumes')
+    .description(
+      'one-command lab: simulated SAN + vport HBAs + a QEMU guest running qla2xxx; reports logins, targets, LUNs and a verified I/O run',
+    )
+    .option(
+      '--config <file>',
+      'SAN configuration (JSON, see `san --example`); default: the embedded example with RAM-backed volumes',
+    )
     .option('--vports <n>', 'number of vport HBAs (default 2; with --config: its host-group initiators)')
-    .option('--wwpn <wwpn>', 'a vport WWPN (repeatable); with --config the SAN must already admit it', collect, [] as string[])
-    .option('--keep', 'after the report, leave the guest running with its serial console on this terminal (Ctrl-A X quits)')
+    .option(
+      '--wwpn <wwpn>',
+      'a vport WWPN (repeatable); with --config the SAN must already admit it',
+      collect,
+      [] as string[],
+    )
+    .option(
+      '--keep',
+      'after the report, leave the guest running with its serial console on this terminal (Ctrl-A X quits)',
+    )
     .option('--json', 'print the report as JSON')
-    .option('--work-dir <dir>', 'keep sockets, logs, the SAN config and pcap here (default: a temp dir, removed after a passing run)')
+    .option(
+      '--work-dir <dir>',
+      'keep sockets, logs, the SAN config and pcap here (default: a temp dir, removed after a passing run)',
+    )
     .option('--io-size <MiB>', 'MiB each vport writes and verifies with fio (default 32)')
     .option('--timeout <seconds>', 'limit for the guest run, boot to results (default 420)')
     .option('--quiet', 'no progress display on stderr')

@@ -20,7 +20,12 @@
  */
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
-import { ControlServer, controlRequest, DEFAULT_MAX_CONTROL_PER_UID, type ControlListenOptions } from '../san/control.js';
+import {
+  ControlServer,
+  controlRequest,
+  DEFAULT_MAX_CONTROL_PER_UID,
+  type ControlListenOptions,
+} from '../san/control.js';
 import { exampleSanConfig, loadSanConfig } from '../san/config.js';
 import { DEFAULT_MAX_LINKS_PER_UID } from '../san/link-listener.js';
 import { San } from '../san/san.js';
@@ -46,7 +51,8 @@ export interface SanCliOptions {
 function parseCap(text: string | undefined, option: string, fallback: number): number {
   if (text === undefined) return fallback;
   const n = /^\d+$/.test(text) ? Number(text) : NaN;
-  if (!Number.isSafeInteger(n) || n < 1 || n > 65536) throw new Error(`invalid ${option} '${text}': expected a whole number 1..65536`);
+  if (!Number.isSafeInteger(n) || n < 1 || n > 65536)
+    throw new Error(`invalid ${option} '${text}': expected a whole number 1..65536`);
   return n;
 }
 
@@ -81,7 +87,8 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
   checkSocketPathLength(opts.link, '--link');
   if (opts.control !== undefined) {
     checkSocketPathLength(opts.control, '--control');
-    if (resolve(opts.control) === resolve(opts.link)) throw new Error(`--link and --control must be different sockets (both are ${opts.link})`);
+    if (resolve(opts.control) === resolve(opts.link))
+      throw new Error(`--link and --control must be different sockets (both are ${opts.link})`);
   }
   const linkAccess: SocketAccess = {
     ...(opts.socketGroup !== undefined ? { group: parseGroup(opts.socketGroup, '--socket-group') } : {}),
@@ -94,7 +101,10 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
   const maxLinksPerUid = parseCap(opts.maxLinksPerUid, '--max-links-per-uid', DEFAULT_MAX_LINKS_PER_UID);
   const config = loadSanConfig(opts.config);
   // Starting would unlink a socket file and listen in its place: never do that to a live SAN.
-  for (const [option, path] of [['--link', opts.link], ['--control', opts.control]] as const) {
+  for (const [option, path] of [
+    ['--link', opts.link],
+    ['--control', opts.control],
+  ] as const) {
     if (path !== undefined && (await probeUnixSocket(path)).state === 'listening') {
       throw new Error(`${option} ${path}: another process is already listening there (a running \`npiv-hba san\`?)`);
     }
@@ -125,14 +135,29 @@ export function registerSanCommand(program: Command): void {
     .description('run the simulated SAN (fabric + storage arrays) that HBAs attach to over a link socket')
     .option('--config <file>', 'SAN configuration (JSON); see --example')
     .option('--link <path>', 'Unix socket path for HBA links')
-    .option('--pcap <file>', 'record every frame through the switch (pcap, LINKTYPE_FC_2); holds disk data, created 0600')
+    .option(
+      '--pcap <file>',
+      'record every frame through the switch (pcap, LINKTYPE_FC_2); holds disk data, created 0600',
+    )
     .option('--control <path>', 'Unix socket for run-time changes (JSON lines; see `san ctl`)')
-    .option('--data-dir <dir>', 'data directory for volume files (overrides "dataDir" in --config): every volume file must be inside it, and `san ctl add-volume file=...` may create files only there')
-    .option('--socket-group <group>', 'group (name or gid) whose members may connect links: the link socket becomes 0660 and group-owned')
-    .option('--socket-owner <user>', 'user (name or uid) `serve` runs as, if not this one: may connect links, owns the link socket file')
+    .option(
+      '--data-dir <dir>',
+      'data directory for volume files (overrides "dataDir" in --config): every volume file must be inside it, and `san ctl add-volume file=...` may create files only there',
+    )
+    .option(
+      '--socket-group <group>',
+      'group (name or gid) whose members may connect links: the link socket becomes 0660 and group-owned',
+    )
+    .option(
+      '--socket-owner <user>',
+      'user (name or uid) `serve` runs as, if not this one: may connect links, owns the link socket file',
+    )
     .option('--control-group <group>', 'group (name or gid) whose members may use the control socket (0660)')
     .option('--max-links-per-uid <n>', `simultaneous links one uid may hold (default ${DEFAULT_MAX_LINKS_PER_UID})`)
-    .option('--max-control-per-uid <n>', `simultaneous control connections one uid may hold (default ${DEFAULT_MAX_CONTROL_PER_UID})`)
+    .option(
+      '--max-control-per-uid <n>',
+      `simultaneous control connections one uid may hold (default ${DEFAULT_MAX_CONTROL_PER_UID})`,
+    )
     .option('--example', 'print a working example configuration and exit')
     .action(async (opts: SanCliOptions) => {
       if (opts.example) {
@@ -156,7 +181,9 @@ export function registerSanCommand(program: Command): void {
 
   san
     .command('ctl')
-    .description('send one command to a running SAN: status, add-volume, remove-volume, resize-volume, add-host-group, map-lun, unmap-lun, zone-create, zone-delete, zone-add-member, zone-remove-member, zoneset-create, zoneset-activate, zone-default, port-down, port-up, link-down, link-up, fault-add, fault-list, fault-clear (see docs/living-san.md)')
+    .description(
+      'send one command to a running SAN: status, add-volume, remove-volume, resize-volume, add-host-group, map-lun, unmap-lun, zone-create, zone-delete, zone-add-member, zone-remove-member, zoneset-create, zoneset-activate, zone-default, port-down, port-up, link-down, link-up, fault-add, fault-list, fault-clear (see docs/living-san.md)',
+    )
     .option('--control <path>', 'the SAN control socket (required)')
     .argument('<command>', 'control command')
     .argument('[args...]', 'key=value arguments')
@@ -167,8 +194,12 @@ export function registerSanCommand(program: Command): void {
       if (!path) throw new Error('san ctl: --control <path> is required');
       const request = parseCtlArguments(command, args);
       const res = await controlRequest(path, request).catch((err: NodeJS.ErrnoException) => {
-        const why = err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ENOTSOCK' ? 'not a socket' : null;
-        if (why) throw new Error(`cannot reach the SAN control socket ${path}: ${why} (is \`npiv-hba san --control ${path}\` running?)`);
+        const why =
+          err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ENOTSOCK' ? 'not a socket' : null;
+        if (why)
+          throw new Error(
+            `cannot reach the SAN control socket ${path}: ${why} (is \`npiv-hba san --control ${path}\` running?)`,
+          );
         throw err;
       });
       process.stdout.write(JSON.stringify(res.ok ? (res.result ?? { ok: true }) : res, null, 2) + '\n');

@@ -16,7 +16,14 @@ import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
 import { logger, setLogLevel } from '../util/log.js';
-import { checkSocketPathLength, parseGroup, parseUser, prepareSocketDirectory, verifySocketServer, type SocketAccess } from '../util/private-socket.js';
+import {
+  checkSocketPathLength,
+  parseGroup,
+  parseUser,
+  prepareSocketDirectory,
+  verifySocketServer,
+  type SocketAccess,
+} from '../util/private-socket.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 
 export interface ServeOptions {
@@ -41,11 +48,27 @@ export function registerServeCommand(program: Command): void {
     .requiredOption('--socket <path>', 'Unix socket path QEMU connects to')
     .requiredOption('--wwpn <wwpn>', 'vport port name, e.g. 50:01:43:80:01:23:45:67')
     .requiredOption('--wwnn <wwnn>', 'vport node name')
-    .option('--interrupts <kind>', `interrupt capabilities offered to the guest: ${INTERRUPT_CHOICES.join(', ')}`, 'msix')
-    .option('--san <path>', "link socket of a running `npiv-hba san`: the vport's cable to the fabric (without it the link stays down)")
-    .option('--pcap <file>', "record every frame on the vport's link (pcap, LINKTYPE_FC_2; needs --san); holds disk data, created 0600")
-    .option('--socket-group <group>', 'group (name or gid) whose members may connect: the socket becomes 0660 and group-owned')
-    .option('--socket-owner <user>', 'user (name or uid) QEMU runs as, if not this one (e.g. libvirt-qemu): may connect, owns the socket file')
+    .option(
+      '--interrupts <kind>',
+      `interrupt capabilities offered to the guest: ${INTERRUPT_CHOICES.join(', ')}`,
+      'msix',
+    )
+    .option(
+      '--san <path>',
+      "link socket of a running `npiv-hba san`: the vport's cable to the fabric (without it the link stays down)",
+    )
+    .option(
+      '--pcap <file>',
+      "record every frame on the vport's link (pcap, LINKTYPE_FC_2; needs --san); holds disk data, created 0600",
+    )
+    .option(
+      '--socket-group <group>',
+      'group (name or gid) whose members may connect: the socket becomes 0660 and group-owned',
+    )
+    .option(
+      '--socket-owner <user>',
+      'user (name or uid) QEMU runs as, if not this one (e.g. libvirt-qemu): may connect, owns the socket file',
+    )
     .option('--san-owner <user>', 'user (name or uid) the SAN at --san may run as besides this one and root')
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error)')
     .action(async (opts: ServeOptions) => {
@@ -79,7 +102,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
       throw new Error(`SAN link socket ${sanPath} does not exist: start \`npiv-hba san --link ${sanPath}\` first`);
     }
     if (probe.state !== 'listening') {
-      throw new Error(`SAN link socket ${sanPath}: ${describeProbe(probe)}; is \`npiv-hba san --link ${sanPath}\` running?`);
+      throw new Error(
+        `SAN link socket ${sanPath}: ${describeProbe(probe)}; is \`npiv-hba san --link ${sanPath}\` running?`,
+      );
     }
     // A socket another local user put at that path would get the vport's FLOGI and answer it:
     // who listens is checked now (nothing is sent) and again on every link (connectLink).
@@ -96,7 +121,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
   const pcap = opts.pcap ? new PcapWriter(opts.pcap) : null;
   // Counters for `npiv-hba vport stats`, in <socket>.stats.json (at most one write a second):
   // private, readable by the socket group too.
-  const stats = new VportStatsWriter({ socketPath: opts.socket, wwpn, log, ...(access.group !== undefined ? { group: access.group } : {}) });
+  const stats = new VportStatsWriter({
+    socketPath: opts.socket,
+    wwpn,
+    log,
+    ...(access.group !== undefined ? { group: access.group } : {}),
+  });
   const initiator =
     sanPath === undefined
       ? null
@@ -158,6 +188,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
       reject(err);
       return;
     }
-    log.info({ event: 'listening', socket: opts.socket, wwpn: formatWwn(wwpn), wwnn: formatWwn(wwnn) }, 'vfio-user server listening');
+    log.info(
+      { event: 'listening', socket: opts.socket, wwpn: formatWwn(wwpn), wwnn: formatWwn(wwnn) },
+      'vfio-user server listening',
+    );
   });
 }

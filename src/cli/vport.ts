@@ -16,7 +16,15 @@ import { formatWwn } from '../util/wwn.js';
 import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '../vport/definition.js';
 import { EXIT_FAILURE, EXIT_USAGE, VportError, VportUsageError } from '../vport/errors.js';
 import { defineVport, undefineVport } from '../vport/manager.js';
-import { DEFAULT_LIBVIRT_CHASSIS, DEFAULT_QEMU_CHASSIS, formatShell, libvirtXml, parseChassis, parseMemorySize, qemuArguments } from '../vport/qemu.js';
+import {
+  DEFAULT_LIBVIRT_CHASSIS,
+  DEFAULT_QEMU_CHASSIS,
+  formatShell,
+  libvirtXml,
+  parseChassis,
+  parseMemorySize,
+  qemuArguments,
+} from '../vport/qemu.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
 import { COUNTER_NAMES, readVportStats, StatsReadError, statsPathFor, type VportStats } from '../vport/stats.js';
@@ -69,7 +77,8 @@ function accessLine(def: VportDefinition): string | null {
 
 function parseTimeout(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]{1,7}$/.test(text)) throw new VportUsageError(`invalid ${what} '${text}': expected milliseconds (0..9999999)`);
+  if (!/^[0-9]{1,7}$/.test(text))
+    throw new VportUsageError(`invalid ${what} '${text}': expected milliseconds (0..9999999)`);
   return Number(text);
 }
 
@@ -104,31 +113,44 @@ function vportJson(def: VportDefinition, status: VportStatus): object {
 
 function formatStats(def: VportDefinition, s: VportStats): string {
   const c = s.counters;
-  return [
-    `vport ${def.uuid}  wwpn ${s.wwpn}  pid ${s.pid}  link ${s.link}`,
-    `updated ${s.updatedAt} (serving since ${s.startedAt})`,
-    `frames   tx ${c.framesTx}  rx ${c.framesRx}`,
-    `ios      started ${c.iosStarted}  completed ${c.iosCompleted}  failed ${c.iosFailed}`,
-    `bytes    read ${c.bytesRead}  written ${c.bytesWritten}`,
-    `errors   ${c.errors}`,
-    `link     up ${c.linkUp}  down ${c.linkDown}`,
-    `clients  connected ${c.clientConnects}  disconnected ${c.clientDisconnects}`,
-  ].join('\n') + '\n';
+  return (
+    [
+      `vport ${def.uuid}  wwpn ${s.wwpn}  pid ${s.pid}  link ${s.link}`,
+      `updated ${s.updatedAt} (serving since ${s.startedAt})`,
+      `frames   tx ${c.framesTx}  rx ${c.framesRx}`,
+      `ios      started ${c.iosStarted}  completed ${c.iosCompleted}  failed ${c.iosFailed}`,
+      `bytes    read ${c.bytesRead}  written ${c.bytesWritten}`,
+      `errors   ${c.errors}`,
+      `link     up ${c.linkUp}  down ${c.linkDown}`,
+      `clients  connected ${c.clientConnects}  disconnected ${c.clientDisconnects}`,
+    ].join('\n') + '\n'
+  );
 }
 
 /** Refuses unless `def` runs and its socket accepts connections (what QEMU needs at startup). */
 async function checkServing(def: VportDefinition, runDir: string): Promise<void> {
   const status = vportStatus(def, runDir);
   if (status.status !== 'running') {
-    throw new VportError(`vport ${def.uuid} is not running (${describeStatus(status)}): start it first, or use --no-check`);
+    throw new VportError(
+      `vport ${def.uuid} is not running (${describeStatus(status)}): start it first, or use --no-check`,
+    );
   }
   const probe = await probeUnixSocket(def.socket);
-  if (probe.state === 'missing') throw new VportError(`socket ${def.socket} of vport ${def.uuid} is missing although serve (pid ${status.pid}) runs`);
-  if (probe.state !== 'listening') throw new VportError(`socket ${def.socket} of vport ${def.uuid} is stale: ${describeProbe(probe)}`);
+  if (probe.state === 'missing')
+    throw new VportError(
+      `socket ${def.socket} of vport ${def.uuid} is missing although serve (pid ${status.pid}) runs`,
+    );
+  if (probe.state !== 'listening')
+    throw new VportError(`socket ${def.socket} of vport ${def.uuid} is stale: ${describeProbe(probe)}`);
 }
 
 /** Adds the vport subcommands to `parent`; exit statuses are reported through `setExitCode`. */
-function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: number) => void, onCommanderExit: (err: CommanderError) => never): Command {
+function buildVportCommand(
+  parent: Command,
+  io: VportCliIo,
+  setExitCode: (code: number) => void,
+  onCommanderExit: (err: CommanderError) => never,
+): Command {
   const out = (text: string) => io.stdout.write(text);
   const note = (text: string) => io.stderr.write(`${PROGRAM}: ${text}\n`);
   const fail = (err: unknown) => {
@@ -155,7 +177,10 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
   };
   const withDirs = (cmd: Command) =>
     cmd
-      .option('--config-dir <dir>', 'vport definitions directory (env NPIV_HBA_CONFIG_DIR, default /etc/npiv-hba/vports)')
+      .option(
+        '--config-dir <dir>',
+        'vport definitions directory (env NPIV_HBA_CONFIG_DIR, default /etc/npiv-hba/vports)',
+      )
       .option('--run-dir <dir>', 'runtime state directory (env NPIV_HBA_RUN_DIR, default /run/npiv-hba)');
 
   const vport = parent
@@ -169,13 +194,25 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
     .option('--uuid <uuid>', 'UUID (default: random)')
     .option('--wwpn <wwpn>', 'port name, e.g. 50:01:43:80:01:23:45:67 (default: generated)')
     .option('--wwnn <wwnn>', 'node name (default: derived from the WWPN)')
-    .option('--naa-prefix <hex>', 'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001438)')
+    .option(
+      '--naa-prefix <hex>',
+      'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001438)',
+    )
     .option('--backend <backend>', "'none' (no cable) or 'san:LINKPATH' (the SAN's link socket)", 'none')
     .option('--socket <path>', 'vfio-user socket path (default: <run-dir>/<uuid>.sock)')
     .option('--autostart', 'start with `vport start --auto`', false)
-    .option('--socket-owner <user>', 'serve --socket-owner: user (name or uid) QEMU runs as, if not the one running serve; may connect and owns the socket')
-    .option('--socket-group <group>', 'serve --socket-group: group (name or gid) whose members may connect; the socket becomes 0660')
-    .option('--san-owner <user>', 'serve --san-owner: user (name or uid) the SAN at the san: backend may run as, besides this one and root')
+    .option(
+      '--socket-owner <user>',
+      'serve --socket-owner: user (name or uid) QEMU runs as, if not the one running serve; may connect and owns the socket',
+    )
+    .option(
+      '--socket-group <group>',
+      'serve --socket-group: group (name or gid) whose members may connect; the socket becomes 0660',
+    )
+    .option(
+      '--san-owner <user>',
+      'serve --san-owner: user (name or uid) the SAN at the san: backend may run as, besides this one and root',
+    )
     .action(
       run(async (opts: DirOptions & DefineOptions) => {
         const { store, runDir } = context(opts);
@@ -225,7 +262,11 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
         if (opts.auto === (uuidText !== undefined)) throw new VportUsageError('give either a UUID or --auto');
         const { store, runDir } = context(opts);
         const startOne = async (def: VportDefinition) => {
-          const result = await startVport(def, runDir, { ...(io.serveCommand ? { serveCommand: io.serveCommand } : {}), timeoutMs, env: io.env });
+          const result = await startVport(def, runDir, {
+            ...(io.serveCommand ? { serveCommand: io.serveCommand } : {}),
+            timeoutMs,
+            env: io.env,
+          });
           for (const n of result.notes) note(n);
           out(`started ${def.uuid} pid ${result.pid} socket ${def.socket}\n`);
         };
@@ -260,7 +301,9 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
         const { store, runDir } = context(opts);
         const result = await stopVport(store.get(uuid), runDir, { timeoutMs });
         for (const n of result.notes) note(n);
-        out(result.outcome === 'was-stale' ? `${uuid} was not running (stale state cleaned up)\n` : `stopped ${uuid}\n`);
+        out(
+          result.outcome === 'was-stale' ? `${uuid} was not running (stale state cleaned up)\n` : `stopped ${uuid}\n`,
+        );
       }),
     );
 
@@ -274,9 +317,22 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
         if (opts.defined && opts.running) throw new VportUsageError('--defined and --running exclude each other');
         const { store, runDir } = context(opts);
         const { definitions, problems } = store.list();
-        const rows = definitions.map((def) => ({ def, status: vportStatus(def, runDir) })).filter((r) => !opts.running || r.status.status === 'running');
-        if (opts.json) out(JSON.stringify(rows.map((r) => vportJson(r.def, r.status)), null, 2) + '\n');
-        else for (const { def, status } of rows) out(`${def.uuid} ${formatWwn(def.wwpn)} ${formatBackend(def.backend)} ${def.autostart ? 'auto' : 'manual'} ${describeStatus(status)}\n`);
+        const rows = definitions
+          .map((def) => ({ def, status: vportStatus(def, runDir) }))
+          .filter((r) => !opts.running || r.status.status === 'running');
+        if (opts.json)
+          out(
+            JSON.stringify(
+              rows.map((r) => vportJson(r.def, r.status)),
+              null,
+              2,
+            ) + '\n',
+          );
+        else
+          for (const { def, status } of rows)
+            out(
+              `${def.uuid} ${formatWwn(def.wwpn)} ${formatBackend(def.backend)} ${def.autostart ? 'auto' : 'manual'} ${describeStatus(status)}\n`,
+            );
         if (problems.length > 0) {
           for (const p of problems) note(`invalid definition ${p.file}: ${p.message}`);
           setExitCode(EXIT_FAILURE);
@@ -317,7 +373,9 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
     );
 
   withDirs(vport.command('qemu-args'))
-    .description('print the QEMU arguments that attach these running vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)')
+    .description(
+      'print the QEMU arguments that attach these running vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)',
+    )
     .argument('<uuid...>')
     .option('--mem <size>', 'guest RAM size, with unit (K, M, G, T)', '512M')
     .option('--index <n>', 'chassis number of the first root port (1..255)', String(DEFAULT_QEMU_CHASSIS))
@@ -325,17 +383,22 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
     .option('--lines', 'one raw argument per line instead of shell-quoted text', false)
     .option('--no-check', 'do not require the vports to be running with a live socket (arguments for later use)')
     .action(
-      run(async (uuidTexts: string[], opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean; check: boolean }) => {
-        const uuids = uuidTexts.map(parseUuid);
-        const memory = parseMemorySize(opts.mem);
-        const firstChassis = parseChassis(opts.index);
-        const { store, runDir } = context(opts);
-        const defs = uuids.map((u) => store.get(u));
-        // QEMU connects once, at startup, and exits if the socket is missing or dead: refuse now instead.
-        if (opts.check) for (const def of defs) await checkServing(def, runDir);
-        const args = qemuArguments(defs, { memory, firstChassis, devicesOnly: opts.devicesOnly });
-        out(opts.lines ? args.map((a) => a + '\n').join('') : formatShell(args));
-      }),
+      run(
+        async (
+          uuidTexts: string[],
+          opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean; check: boolean },
+        ) => {
+          const uuids = uuidTexts.map(parseUuid);
+          const memory = parseMemorySize(opts.mem);
+          const firstChassis = parseChassis(opts.index);
+          const { store, runDir } = context(opts);
+          const defs = uuids.map((u) => store.get(u));
+          // QEMU connects once, at startup, and exits if the socket is missing or dead: refuse now instead.
+          if (opts.check) for (const def of defs) await checkServing(def, runDir);
+          const args = qemuArguments(defs, { memory, firstChassis, devicesOnly: opts.devicesOnly });
+          out(opts.lines ? args.map((a) => a + '\n').join('') : formatShell(args));
+        },
+      ),
     );
 
   withDirs(vport.command('libvirt-xml'))
@@ -347,7 +410,12 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
         const uuids = uuidTexts.map(parseUuid);
         const firstChassis = parseChassis(opts.index);
         const { store } = context(opts);
-        out(libvirtXml(uuids.map((u) => store.get(u)), { firstChassis }));
+        out(
+          libvirtXml(
+            uuids.map((u) => store.get(u)),
+            { firstChassis },
+          ),
+        );
       }),
     );
 
@@ -361,7 +429,8 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
         const { store, runDir } = context(opts);
         const def = store.get(uuid);
         const status = vportStatus(def, runDir);
-        if (status.status !== 'running') throw new VportError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
+        if (status.status !== 'running')
+          throw new VportError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
         let stats: VportStats | null;
         try {
           stats = readVportStats(def.socket);
@@ -375,7 +444,9 @@ function buildVportCommand(parent: Command, io: VportCliIo, setExitCode: (code: 
           );
         }
         if (stats.pid !== status.pid) {
-          throw new VportError(`${statsPathFor(def.socket)} was written by process ${stats.pid}, not by the running serve (pid ${status.pid}); the counters are stale`);
+          throw new VportError(
+            `${statsPathFor(def.socket)} was written by process ${stats.pid}, not by the running serve (pid ${status.pid}); the counters are stale`,
+          );
         }
         out(opts.json ? JSON.stringify(stats, null, 2) + '\n' : formatStats(def, stats));
       }),

@@ -11,7 +11,13 @@ export const BA_ACC_SIZE = 12;
 export const BA_RJT_SIZE = 4;
 export const BA_SEQ_ID_VALID = 0x80;
 
-export const BA_RJT_REASON = { INVALID_COMMAND: 0x01, LOGICAL_ERROR: 0x03, LOGICAL_BUSY: 0x05, PROTOCOL_ERROR: 0x07, UNABLE_TO_PERFORM: 0x09 } as const;
+export const BA_RJT_REASON = {
+  INVALID_COMMAND: 0x01,
+  LOGICAL_ERROR: 0x03,
+  LOGICAL_BUSY: 0x05,
+  PROTOCOL_ERROR: 0x07,
+  UNABLE_TO_PERFORM: 0x09,
+} as const;
 export const BA_RJT_EXPLANATION = { NONE: 0x00, INVALID_OX_ID_RX_ID: 0x03, SEQUENCE_ABORTED: 0x05 } as const;
 
 export interface BaAcc {

@@ -146,7 +146,8 @@ export function decodeCt(buf: Uint8Array): CtIu {
 }
 
 export function nameServerRequest(code: number, payload: Uint8Array, maxResponseBytes = 0): Uint8Array {
-  const words = maxResponseBytes === 0 ? 0 : Math.min(0xffff, Math.max(0, Math.floor((maxResponseBytes - CT_HEADER_SIZE) / 4)));
+  const words =
+    maxResponseBytes === 0 ? 0 : Math.min(0xffff, Math.max(0, Math.floor((maxResponseBytes - CT_HEADER_SIZE) / 4)));
   return encodeCt({
     header: {
       gsType: GS_TYPE.DIRECTORY,
@@ -165,12 +166,23 @@ export function nameServerRequest(code: number, payload: Uint8Array, maxResponse
 
 export function ctAccept(request: CtHeader, payload: Uint8Array, residualWords = 0): Uint8Array {
   return encodeCt({
-    header: { ...request, code: CT_RESPONSE.FS_ACC, maxOrResidualWords: residualWords, reason: 0, explanation: 0, vendor: 0 },
+    header: {
+      ...request,
+      code: CT_RESPONSE.FS_ACC,
+      maxOrResidualWords: residualWords,
+      reason: 0,
+      explanation: 0,
+      vendor: 0,
+    },
     payload,
   });
 }
 
-export function ctReject(request: Pick<CtHeader, 'gsType' | 'gsSubtype' | 'options'>, reason: number, explanation = 0): Uint8Array {
+export function ctReject(
+  request: Pick<CtHeader, 'gsType' | 'gsSubtype' | 'options'>,
+  reason: number,
+  explanation = 0,
+): Uint8Array {
   return encodeCt({
     header: {
       gsType: request.gsType,
@@ -310,7 +322,8 @@ export const SYMBOLIC_NAME_MAX = 255;
 
 function encodeSymbolicName(name: string): Uint8Array {
   const bytes = new TextEncoder().encode(name);
-  if (bytes.length > SYMBOLIC_NAME_MAX) throw new RangeError(`symbolic name of ${bytes.length} bytes exceeds ${SYMBOLIC_NAME_MAX}`);
+  if (bytes.length > SYMBOLIC_NAME_MAX)
+    throw new RangeError(`symbolic name of ${bytes.length} bytes exceeds ${SYMBOLIC_NAME_MAX}`);
   const b = new Uint8Array(1 + bytes.length);
   b[0] = bytes.length;
   b.set(bytes, 1);

@@ -273,7 +273,8 @@ export function decodeProcessLogin(payload: Uint8Array): ProcessLogin {
   if (len < PRLI_HEADER + PRLI_PAGE_LENGTH || (len - PRLI_HEADER) % PRLI_PAGE_LENGTH !== 0) {
     throw new FcDecodeError(`PRLI/PRLO: payload length ${len} is not 4 + 16 × pages`);
   }
-  if (len > payload.length) throw new FcDecodeError(`PRLI/PRLO: payload length ${len} exceeds the ${payload.length} bytes received`);
+  if (len > payload.length)
+    throw new FcDecodeError(`PRLI/PRLO: payload length ${len} exceeds the ${payload.length} bytes received`);
   const count = (len - PRLI_HEADER) / PRLI_PAGE_LENGTH;
   if (count > PRLI_MAX_PAGES) throw new FcDecodeError(`PRLI/PRLO: ${count} pages, at most ${PRLI_MAX_PAGES}`);
   const pages: PrliPage[] = [];
@@ -336,7 +337,8 @@ export function encodeAdisc(a: Adisc): Uint8Array {
 export function decodeAdisc(payload: Uint8Array): Adisc {
   requireLength(payload, ADISC_SIZE, 'ADISC');
   const command = payload[0]!;
-  if (command !== ELS.ADISC && command !== ELS.LS_ACC) throw new FcDecodeError(`ADISC: command 0x${command.toString(16)}`);
+  if (command !== ELS.ADISC && command !== ELS.LS_ACC)
+    throw new FcDecodeError(`ADISC: command 0x${command.toString(16)}`);
   return {
     command,
     hardAddress: getU24(payload, 5),
@@ -389,7 +391,8 @@ export interface RscnPage {
   affectedId: number;
 }
 export function encodeRscn(pages: readonly RscnPage[]): Uint8Array {
-  if (pages.length === 0 || pages.length > RSCN_MAX_PAGES) throw new RangeError(`RSCN needs 1..${RSCN_MAX_PAGES} pages`);
+  if (pages.length === 0 || pages.length > RSCN_MAX_PAGES)
+    throw new RangeError(`RSCN needs 1..${RSCN_MAX_PAGES} pages`);
   const len = 4 + RSCN_PAGE_LENGTH * pages.length;
   const b = new Uint8Array(len);
   b[0] = ELS.RSCN;
@@ -412,7 +415,11 @@ export function decodeRscn(payload: Uint8Array): RscnPage[] {
   }
   const pages: RscnPage[] = [];
   for (let o = 4; o < len; o += RSCN_PAGE_LENGTH) {
-    pages.push({ addressFormat: payload[o]! & 0x3, eventQualifier: (payload[o]! >> 2) & 0xf, affectedId: getU24(payload, o + 1) });
+    pages.push({
+      addressFormat: payload[o]! & 0x3,
+      eventQualifier: (payload[o]! >> 2) & 0xf,
+      affectedId: getU24(payload, o + 1),
+    });
   }
   return pages;
 }
@@ -435,7 +442,8 @@ export function rscnPageCovers(page: RscnPage, id: number): boolean {
 // ECHO (FC-LS-3 §4.2.8): command word followed by data that the LS_ACC returns unchanged.
 // ---------------------------------------------------------------------------------------------
 export function encodeEcho(data: Uint8Array, command: number = ELS.ECHO): Uint8Array {
-  if (4 + data.length > FC_MAX_PAYLOAD) throw new RangeError(`ECHO data of ${data.length} bytes does not fit one frame`);
+  if (4 + data.length > FC_MAX_PAYLOAD)
+    throw new RangeError(`ECHO data of ${data.length} bytes does not fit one frame`);
   const b = new Uint8Array(4 + data.length);
   b[0] = command;
   b.set(data, 4);
@@ -443,7 +451,8 @@ export function encodeEcho(data: Uint8Array, command: number = ELS.ECHO): Uint8A
 }
 export function decodeEcho(payload: Uint8Array): Uint8Array {
   requireLength(payload, 4, 'ECHO');
-  if (payload[0] !== ELS.ECHO && payload[0] !== ELS.LS_ACC) throw new FcDecodeError(`ECHO: command 0x${payload[0]!.toString(16)}`);
+  if (payload[0] !== ELS.ECHO && payload[0] !== ELS.LS_ACC)
+    throw new FcDecodeError(`ECHO: command 0x${payload[0]!.toString(16)}`);
   return payload.slice(4);
 }
 
@@ -489,7 +498,8 @@ export function decodeRnidReply(payload: Uint8Array): RnidReply {
   requireLength(payload, 8, 'RNID LS_ACC');
   const common = payload[5]!;
   const specific = payload[7]!;
-  if (common !== 0 && common !== RNID_COMMON_DATA_LENGTH) throw new FcDecodeError(`RNID LS_ACC: common data length ${common}`);
+  if (common !== 0 && common !== RNID_COMMON_DATA_LENGTH)
+    throw new FcDecodeError(`RNID LS_ACC: common data length ${common}`);
   requireLength(payload, 8 + common + specific, 'RNID LS_ACC');
   return {
     format: payload[4]!,

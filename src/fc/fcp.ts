@@ -133,7 +133,8 @@ export interface FcpRsp {
 export function encodeFcpRsp(r: FcpRsp): Uint8Array {
   if (r.residualOver && r.residualUnder) throw new RangeError('FCP_RSP cannot report both over- and under-run');
   const sense = r.sense ?? new Uint8Array(0);
-  if (sense.length > FCP_MAX_SENSE) throw new RangeError(`sense data of ${sense.length} bytes exceeds ${FCP_MAX_SENSE}`);
+  if (sense.length > FCP_MAX_SENSE)
+    throw new RangeError(`sense data of ${sense.length} bytes exceeds ${FCP_MAX_SENSE}`);
   const rspLen = r.responseCode === null ? 0 : FCP_RSP_INFO_SIZE;
   const b = new Uint8Array(FCP_RSP_HEADER_SIZE + rspLen + sense.length);
   putU16(b, 8, r.retryDelay);
@@ -160,7 +161,8 @@ export function decodeFcpRsp(p: Uint8Array): FcpRsp {
   if (over && under) throw new FcDecodeError('FCP_RSP: both FCP_RESID_OVER and FCP_RESID_UNDER are set');
   const rspLen = flags & FCP_RSP_FLAGS.RSP_LEN_VALID ? getU32(p, 20) : 0;
   const snsLen = flags & FCP_RSP_FLAGS.SNS_LEN_VALID ? getU32(p, 16) : 0;
-  if (rspLen !== 0 && rspLen !== 4 && rspLen !== 8) throw new FcDecodeError(`FCP_RSP: FCP_RSP_LEN ${rspLen} is not 0, 4 or 8`);
+  if (rspLen !== 0 && rspLen !== 4 && rspLen !== 8)
+    throw new FcDecodeError(`FCP_RSP: FCP_RSP_LEN ${rspLen} is not 0, 4 or 8`);
   if (snsLen > FCP_MAX_SENSE) throw new FcDecodeError(`FCP_RSP: FCP_SNS_LEN ${snsLen} exceeds ${FCP_MAX_SENSE}`);
   requireLength(p, FCP_RSP_HEADER_SIZE + rspLen + snsLen, 'FCP_RSP');
   return {

@@ -11,7 +11,17 @@
  *  word 4  |<----- OX_ID ----->|<------ RX_ID ------>|
  *  word 5  |<--------------- Parameter ------------->|
  */
-import { FcDecodeError, getU16, getU24, getU32, putU16, putU24, putU32, requireAtMost, requireLength } from './bytes.js';
+import {
+  FcDecodeError,
+  getU16,
+  getU24,
+  getU32,
+  putU16,
+  putU24,
+  putU32,
+  requireAtMost,
+  requireLength,
+} from './bytes.js';
 
 export const FC_HEADER_SIZE = 24;
 /** Largest FC-2 data field (FC-FS-3 §8: 2112 bytes). */
@@ -172,7 +182,9 @@ export function decodeFrameHeader(buf: Uint8Array): FcHeader {
   requireAtMost(buf, FC_MAX_FRAME, 'FC frame');
   if (buf[OFF_DF_CTL] !== 0) {
     // Optional headers (ESP, network, association, device) are not supported by any peer here.
-    throw new FcDecodeError(`FC frame: DF_CTL 0x${buf[OFF_DF_CTL]!.toString(16)} announces optional headers, which are not supported`);
+    throw new FcDecodeError(
+      `FC frame: DF_CTL 0x${buf[OFF_DF_CTL]!.toString(16)} announces optional headers, which are not supported`,
+    );
   }
   return decodeHeader(buf);
 }

@@ -191,7 +191,10 @@ export class Initiator extends NPort {
     const session = this.requireSession(dId);
     await this.els(
       dId,
-      encodeProcessLogin({ command: ELS.PRLO, pages: [{ type: FC4_TYPE_FCP, typeExtension: 0, flags: 0, originatorPa: 0, responderPa: 0, serviceParams: 0 }] }),
+      encodeProcessLogin({
+        command: ELS.PRLO,
+        pages: [{ type: FC4_TYPE_FCP, typeExtension: 0, flags: 0, originatorPa: 0, responderPa: 0, serviceParams: 0 }],
+      }),
     );
     session.fcpServiceParams = null;
   }
@@ -204,7 +207,8 @@ export class Initiator extends NPort {
       direction: 'none',
       tmf: TMF_FLAGS[fn],
     });
-    if (r.responseCode === null) throw new ProtocolError('FCP_RSP to a task management function carries no response code');
+    if (r.responseCode === null)
+      throw new ProtocolError('FCP_RSP to a task management function carries no response code');
     return r.responseCode;
   }
 
@@ -227,13 +231,15 @@ export class Initiator extends NPort {
     if (!(session.fcpServiceParams & FCP_SPP.TARGET_FUNCTION)) {
       return Promise.reject(new ProtocolError(`${formatPortId(dId)} did not offer the FCP target function`));
     }
-    if (cmd.cdb.length > FCP_CDB_SIZE) return Promise.reject(new RangeError('CDBs longer than 16 bytes are not supported'));
+    if (cmd.cdb.length > FCP_CDB_SIZE)
+      return Promise.reject(new RangeError('CDBs longer than 16 bytes are not supported'));
     const dataOut = cmd.direction === 'write' ? (cmd.dataOut ?? new Uint8Array(0)) : null;
     const expected = cmd.expectedLength ?? dataOut?.length ?? 0;
     if (!Number.isInteger(expected) || expected < 0 || expected > MAX_TRANSFER_LENGTH) {
       return Promise.reject(new RangeError(`expected length ${expected} is outside 0..${MAX_TRANSFER_LENGTH}`));
     }
-    if (dataOut && dataOut.length < expected) return Promise.reject(new RangeError('write data is shorter than the expected length'));
+    if (dataOut && dataOut.length < expected)
+      return Promise.reject(new RangeError('write data is shorter than the expected length'));
     const cdb = new Uint8Array(FCP_CDB_SIZE);
     cdb.set(cmd.cdb);
     const lun = typeof cmd.lun === 'number' ? lunField(cmd.lun) : cmd.lun;
@@ -276,7 +282,8 @@ export class Initiator extends NPort {
         const h = frame.header;
         if (ex.rxId === FC_XID_UNKNOWN && h.rxId !== FC_XID_UNKNOWN) ex.rxId = h.rxId;
         if (aborting) {
-          if (h.type === FC_TYPE.BLS && (h.rCtl === R_CTL.BLS_BA_ACC || h.rCtl === R_CTL.BLS_BA_RJT)) fail(pendingAbortError!);
+          if (h.type === FC_TYPE.BLS && (h.rCtl === R_CTL.BLS_BA_ACC || h.rCtl === R_CTL.BLS_BA_RJT))
+            fail(pendingAbortError!);
           return;
         }
         if (h.type !== FC_TYPE.FCP) return;
@@ -292,8 +299,16 @@ export class Initiator extends NPort {
           case R_CTL.DATA_DESCRIPTOR: {
             if (!dataOut) return abort(new ProtocolError('target sent FCP_XFER_RDY on a command without write data'));
             const x = decodeXferRdy(frame.payload);
-            if (x.relativeOffset !== writeOffset || x.burstLength === 0 || x.relativeOffset + x.burstLength > expected) {
-              return abort(new ProtocolError(`FCP_XFER_RDY offset ${x.relativeOffset} length ${x.burstLength} does not fit the ${expected}-byte write at ${writeOffset}`));
+            if (
+              x.relativeOffset !== writeOffset ||
+              x.burstLength === 0 ||
+              x.relativeOffset + x.burstLength > expected
+            ) {
+              return abort(
+                new ProtocolError(
+                  `FCP_XFER_RDY offset ${x.relativeOffset} length ${x.burstLength} does not fit the ${expected}-byte write at ${writeOffset}`,
+                ),
+              );
             }
             const frames = buildSequence(
               {
@@ -324,7 +339,9 @@ export class Initiator extends NPort {
               return fail(new ProtocolError(`FCP_RSP under-run residual ${rsp.residual} exceeds FCP_DL ${expected}`));
             }
             // Under-run: the target says how much did not come; otherwise FCP_DL bytes were sent.
-            const received = readBuf ? readBuf.subarray(0, rsp.residualUnder ? expected - rsp.residual : expected) : new Uint8Array(0);
+            const received = readBuf
+              ? readBuf.subarray(0, rsp.residualUnder ? expected - rsp.residual : expected)
+              : new Uint8Array(0);
             finish();
             resolve({
               status: rsp.status,
@@ -349,9 +366,16 @@ export class Initiator extends NPort {
         peer: dId,
         rxId: FC_XID_UNKNOWN,
         onFrame,
-        onFail: (err) => fail(err instanceof LinkDownError ? err : new ProtocolError(`exchange failed: ${err.message}`)),
+        onFail: (err) =>
+          fail(err instanceof LinkDownError ? err : new ProtocolError(`exchange failed: ${err.message}`)),
       }));
-      timer = setTimeout(() => abort(new ExchangeTimeoutError(`SCSI command OX_ID 0x${ex.oxId.toString(16)} to ${formatPortId(dId)}`, timeoutMs)), timeoutMs);
+      timer = setTimeout(
+        () =>
+          abort(
+            new ExchangeTimeoutError(`SCSI command OX_ID 0x${ex.oxId.toString(16)} to ${formatPortId(dId)}`, timeoutMs),
+          ),
+        timeoutMs,
+      );
       if (cmd.signal) {
         if (cmd.signal.aborted) {
           finish();
@@ -372,7 +396,18 @@ export class Initiator extends NPort {
       });
       const sent = this.mux.send(
         buildSequence(
-          { rCtl: R_CTL.UNSOL_COMMAND, dId, csCtl: 0, sId: this.nportId, type: FC_TYPE.FCP, fCtl: F_CTL_REQUEST, seqId: this.nextSeqId(), dfCtl: 0, oxId: ex.oxId, rxId: FC_XID_UNKNOWN },
+          {
+            rCtl: R_CTL.UNSOL_COMMAND,
+            dId,
+            csCtl: 0,
+            sId: this.nportId,
+            type: FC_TYPE.FCP,
+            fCtl: F_CTL_REQUEST,
+            seqId: this.nextSeqId(),
+            dfCtl: 0,
+            oxId: ex.oxId,
+            rxId: FC_XID_UNKNOWN,
+          },
           payload,
           maxField,
         ),

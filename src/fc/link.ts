@@ -62,7 +62,9 @@ class OutputBudget {
   private total = 0;
   private evictionScheduled = false;
 
-  add(link: SocketLink): void { this.links.add(link); }
+  add(link: SocketLink): void {
+    this.links.add(link);
+  }
 
   remove(link: SocketLink): void {
     if (this.links.delete(link)) this.total -= link.accounted;
@@ -101,7 +103,9 @@ class OutputBudget {
       for (const l of this.links) if (!worst || l.accounted > worst.accounted) worst = l;
       if (!worst || worst.accounted === 0) break;
       const queued = worst.accounted;
-      worst.close(`peer is not reading: ${queued} bytes unread while all links together had more than ${limits.totalBytes}`);
+      worst.close(
+        `peer is not reading: ${queued} bytes unread while all links together had more than ${limits.totalBytes}`,
+      );
       this.remove(worst); // close() removes it too; this keeps the loop finite regardless
     }
   }

@@ -24,7 +24,8 @@ export interface SequenceTemplate extends Omit<FcHeader, 'seqCnt' | 'parameter'>
 
 /** Encode `payload` as frames of at most `maxDataField` bytes. An empty payload is one empty frame. */
 export function buildSequence(t: SequenceTemplate, payload: Uint8Array, maxDataField: number): Uint8Array[] {
-  if (maxDataField < 4 || maxDataField % 4 !== 0) throw new RangeError(`data field size ${maxDataField} must be a positive multiple of 4`);
+  if (maxDataField < 4 || maxDataField % 4 !== 0)
+    throw new RangeError(`data field size ${maxDataField} must be a positive multiple of 4`);
   const frames: Uint8Array[] = [];
   const count = Math.max(1, Math.ceil(payload.length / maxDataField));
   const useRelOff = t.relativeOffset !== undefined || count > 1;

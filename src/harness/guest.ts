@@ -312,7 +312,9 @@ export function splitSerialLine(line: string): string[] {
   const tagAt = line.indexOf(GUEST_TAG, 1);
   if (tagAt > 0) return [line.slice(0, tagAt), ...splitSerialLine(line.slice(tagAt))].filter((p) => p.length > 0);
   if (!line.startsWith(GUEST_TAG)) return [line];
-  const bodyStart = line.startsWith(`${GUEST_TAG}DMESG `) ? line.indexOf(']', GUEST_TAG.length) + 1 || GUEST_TAG.length : GUEST_TAG.length;
+  const bodyStart = line.startsWith(`${GUEST_TAG}DMESG `)
+    ? line.indexOf(']', GUEST_TAG.length) + 1 || GUEST_TAG.length
+    : GUEST_TAG.length;
   const m = KERNEL_TIMESTAMP.exec(line.slice(bodyStart));
   if (!m) return [line];
   const at = bodyStart + m.index;
@@ -362,7 +364,8 @@ function qlaParamWord(params: Readonly<Record<string, string | number | boolean>
 }
 
 function positiveInteger(value: number, name: string): number {
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`runGuest: ${name} must be a positive integer, got ${value}`);
+  if (!Number.isInteger(value) || value <= 0)
+    throw new Error(`runGuest: ${name} must be a positive integer, got ${value}`);
   return value;
 }
 
@@ -421,17 +424,26 @@ export function qemuArguments(
   if (accel === 'kvm') args.push('-accel', 'kvm', '-cpu', 'host');
   else args.push('-accel', 'tcg,thread=multi');
   args.push(
-    '-smp', String(smp),
-    '-m', String(memMiB),
-    '-object', `memory-backend-memfd,id=mem,size=${memMiB}M,share=on`,
-    '-machine', 'q35,memory-backend=mem',
-    '-display', 'none',
+    '-smp',
+    String(smp),
+    '-m',
+    String(memMiB),
+    '-object',
+    `memory-backend-memfd,id=mem,size=${memMiB}M,share=on`,
+    '-machine',
+    'q35,memory-backend=mem',
+    '-display',
+    'none',
     '-nodefaults',
     '-no-reboot',
-    '-serial', ports.consoleMonitor === true ? 'mon:stdio' : 'stdio',
-    '-kernel', environment.kernel,
-    '-initrd', initrd,
-    '-append', cmdline.join(' '),
+    '-serial',
+    ports.consoleMonitor === true ? 'mon:stdio' : 'stdio',
+    '-kernel',
+    environment.kernel,
+    '-initrd',
+    initrd,
+    '-append',
+    cmdline.join(' '),
   );
   (options.devices ?? []).forEach((device, index) => {
     const spec: GuestDevice = typeof device === 'string' ? { socket: device } : device;
@@ -449,21 +461,26 @@ export function qemuArguments(
     );
   });
   if (scriptOutputFile !== undefined) {
-    if (scriptOutputFile.includes(',')) throw new Error(`script output file ${scriptOutputFile} contains a comma, which QEMU's -chardev cannot take`);
+    if (scriptOutputFile.includes(','))
+      throw new Error(`script output file ${scriptOutputFile} contains a comma, which QEMU's -chardev cannot take`);
     // A virtio console (hvc0) carries only what init and the script print, so no printk can
     // land inside one of their lines. Not a second UART: under a console flood the guest lost
     // characters of its lines (test/guest/harness.test.ts), while virtio-serial is flow
     // controlled end to end. It sits on the root bus after the HBAs' root ports, so their
     // slots and bus numbers stay as they were.
     args.push(
-      '-device', 'virtio-serial-pci,id=guestserial,bus=pcie.0',
-      '-chardev', `file,id=${SCRIPT_CHARDEV},path=${scriptOutputFile}`,
-      '-device', `virtconsole,chardev=${SCRIPT_CHARDEV},bus=guestserial.0`,
+      '-device',
+      'virtio-serial-pci,id=guestserial,bus=pcie.0',
+      '-chardev',
+      `file,id=${SCRIPT_CHARDEV},path=${scriptOutputFile}`,
+      '-device',
+      `virtconsole,chardev=${SCRIPT_CHARDEV},bus=guestserial.0`,
     );
   }
   if (resultsSerialFile !== undefined) {
     // QEMU's option syntax treats a comma as a separator.
-    if (resultsSerialFile.includes(',')) throw new Error(`results file ${resultsSerialFile} contains a comma, which QEMU's -serial file: cannot take`);
+    if (resultsSerialFile.includes(','))
+      throw new Error(`results file ${resultsSerialFile} contains a comma, which QEMU's -serial file: cannot take`);
     args.push('-serial', `file:${resultsSerialFile}`);
   }
   args.push(...(options.qemuArgs ?? []));
@@ -615,35 +632,40 @@ function runQemu(
     child.stdout.setEncoding('utf8');
     child.stdout.on('data', consoleReader.data);
 
-    qemu.exited.then(({ code, signal, timedOut, aborted, stderr }) => {
-      clearInterval(scriptPoll);
-      readScriptOutput();
-      closeSync(scriptFd);
-      consoleReader.flush();
-      scriptReader.flush();
-      let exitStatus: number | null = null;
-      for (const line of lines) {
-        const match = EXIT_LINE.exec(line);
-        if (match?.[1] !== undefined) exitStatus = Number.parseInt(match[1], 10);
-      }
-      resolve({
-        exitStatus,
-        kernelProblems: consoleLines.flatMap(splitSerialLine).filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
-        output: lines.join('\n'),
-        guestLines,
-        qemuStderr: stderr,
-        qemuExitCode: code,
-        qemuSignal: signal,
-        timedOut,
-        aborted,
-        outputTruncated,
-        command,
-        accel,
-      });
-    }, (error: unknown) => {
-      clearInterval(scriptPoll);
-      closeSync(scriptFd);
-      reject(error);
-    });
+    qemu.exited.then(
+      ({ code, signal, timedOut, aborted, stderr }) => {
+        clearInterval(scriptPoll);
+        readScriptOutput();
+        closeSync(scriptFd);
+        consoleReader.flush();
+        scriptReader.flush();
+        let exitStatus: number | null = null;
+        for (const line of lines) {
+          const match = EXIT_LINE.exec(line);
+          if (match?.[1] !== undefined) exitStatus = Number.parseInt(match[1], 10);
+        }
+        resolve({
+          exitStatus,
+          kernelProblems: consoleLines
+            .flatMap(splitSerialLine)
+            .filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
+          output: lines.join('\n'),
+          guestLines,
+          qemuStderr: stderr,
+          qemuExitCode: code,
+          qemuSignal: signal,
+          timedOut,
+          aborted,
+          outputTruncated,
+          command,
+          accel,
+        });
+      },
+      (error: unknown) => {
+        clearInterval(scriptPoll);
+        closeSync(scriptFd);
+        reject(error);
+      },
+    );
   });
 }

@@ -69,7 +69,10 @@ export interface QemuProcess {
 
 /** The command line that runs QEMU from the rootfs, optionally under a `timeout` guard. */
 export function qemuCommand(installation: QemuInstallation, args: readonly string[], guardSeconds?: number): string[] {
-  const guard = guardSeconds === undefined ? [] : ['timeout', `--kill-after=${PROCESS_GUARD_KILL_AFTER_SECONDS}`, String(guardSeconds)];
+  const guard =
+    guardSeconds === undefined
+      ? []
+      : ['timeout', `--kill-after=${PROCESS_GUARD_KILL_AFTER_SECONDS}`, String(guardSeconds)];
   return [
     ...guard,
     installation.loader,
@@ -84,7 +87,9 @@ export function qemuCommand(installation: QemuInstallation, args: readonly strin
 
 /** Starts QEMU; see QemuProcess. Throws only for what spawn() itself throws synchronously. */
 export function launchQemu(installation: QemuInstallation, options: QemuLaunchOptions): QemuProcess {
-  const guardSeconds = options.processGuard ? Math.ceil(options.timeoutMs / 1000) + PROCESS_GUARD_EXTRA_SECONDS : undefined;
+  const guardSeconds = options.processGuard
+    ? Math.ceil(options.timeoutMs / 1000) + PROCESS_GUARD_EXTRA_SECONDS
+    : undefined;
   const command = qemuCommand(installation, options.args, guardSeconds);
   const [program, ...programArgs] = command as [string, ...string[]];
   const child = spawn(program, programArgs, {

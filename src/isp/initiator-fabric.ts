@@ -41,7 +41,8 @@ export interface InitiatorFabricOptions {
 const DEFAULT_RECONNECT_MS = 2000;
 
 function elsFailure(e: unknown): ElsFailure {
-  if (e instanceof ElsRejectError) return { ok: false, kind: 'rejected', reason: e.rjt.reason, explanation: e.rjt.explanation };
+  if (e instanceof ElsRejectError)
+    return { ok: false, kind: 'rejected', reason: e.rjt.reason, explanation: e.rjt.explanation };
   return { ok: false, kind: 'no-response' };
 }
 
@@ -103,7 +104,12 @@ export class InitiatorFabricPort implements FabricPort {
     });
     await port.scr().catch((e) => this.log.warn({ event: 'fabric_err_scr', error: String(e) }, 'SCR failed'));
     const f = port.fabric!;
-    return { portId: f.nportId, fabricPortName: f.fabricPortName, fabricName: f.fabricName, speedGbps: this.o.speedGbps ?? 8 };
+    return {
+      portId: f.nportId,
+      fabricPortName: f.fabricPortName,
+      fabricName: f.fabricName,
+      speedGbps: this.o.speedGbps ?? 8,
+    };
   }
 
   async logout(): Promise<void> {
@@ -222,7 +228,11 @@ export class InitiatorFabricPort implements FabricPort {
         ...(c.dataOut ? { dataOut: c.dataOut } : {}),
         signal: controller.signal,
       });
-      const result: FcpResult = { scsiStatus: r.status, sense: r.sense, dataIn: c.direction === 'read' ? r.data : null };
+      const result: FcpResult = {
+        scsiStatus: r.status,
+        sense: r.sense,
+        dataIn: c.direction === 'read' ? r.data : null,
+      };
       if (c.direction === 'write' && r.residualUnder) result.transferred = Math.max(0, c.expectedLength - r.residual);
       return result;
     } catch (e) {

@@ -116,11 +116,18 @@ export class Isp2532 {
       ...(o.now ? { now: o.now } : {}),
       ...(o.reportLoginsInPortList !== undefined ? { reportLoginsInPortList: o.reportLoginsInPortList } : {}),
     });
-    this.queues = new IspQueues(o.host, scheduler, this.events, o.codec ?? defaultCodec(this.log), {
-      command: (c) => this.firmware.onCommand(c),
-      entry: (e) => this.firmware.onRequestEntry(e),
-      fault: (ring, f) => this.firmware.onRingFault(ring, f),
-    }, trace);
+    this.queues = new IspQueues(
+      o.host,
+      scheduler,
+      this.events,
+      o.codec ?? defaultCodec(this.log),
+      {
+        command: (c) => this.firmware.onCommand(c),
+        entry: (e) => this.firmware.onRequestEntry(e),
+        fault: (ring, f) => this.firmware.onRingFault(ring, f),
+      },
+      trace,
+    );
     this.firmware.attachQueues(this.queues);
     this.registers = new IspRegisterFile(this.firmware, this.events, this.queues, this.flash, outbound, trace);
     this.registers.reset();

@@ -64,9 +64,7 @@ export function mailboxReply(status: number, values: Record<number, number> = {}
 }
 
 export function mailboxDmaAddress(mb: Uint16Array, hi = 6, hi2 = 7, lo = 2, lo2 = 3): bigint {
-  return (
-    (BigInt(mb[hi]!) << 48n) | (BigInt(mb[hi2]!) << 32n) | (BigInt(mb[lo]!) << 16n) | BigInt(mb[lo2]!)
-  );
+  return (BigInt(mb[hi]!) << 48n) | (BigInt(mb[hi2]!) << 32n) | (BigInt(mb[lo]!) << 16n) | BigInt(mb[lo2]!);
 }
 
 const ok = (values: Record<number, number> = {}) => mailboxReply(MBS.COMMAND_COMPLETE, values);

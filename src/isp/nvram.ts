@@ -77,7 +77,7 @@ export function buildNvram(o: NvramOptions): Uint8Array {
   nv.set(new TextEncoder().encode(model), NVRAM.MODEL_NAME);
   dv.setUint16(NVRAM.SUBSYSTEM_VENDOR_ID, o.subsystemVendorId, true);
   dv.setUint16(NVRAM.SUBSYSTEM_DEVICE_ID, o.subsystemDeviceId, true);
-  dv.setUint32(NVRAM.CHECKSUM, (-nvramDwordSum(nv, NVRAM.CHECKSUM)) >>> 0, true);
+  dv.setUint32(NVRAM.CHECKSUM, -nvramDwordSum(nv, NVRAM.CHECKSUM) >>> 0, true);
   return nv;
 }
 

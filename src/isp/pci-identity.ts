@@ -44,11 +44,7 @@
 import type { AccessSize, BarDescription, BarHandler } from '../pci/bar.js';
 import type { PciIdentity } from '../pci/config-space.js';
 import { PciFunction } from '../pci/pci-function.js';
-import {
-  PCI_EXP_LNK_SPEED_5_0GT,
-  PCI_INTERRUPT_PIN_INTA,
-  PCI_MSIX_ENTRY_SIZE,
-} from '../pci/regs.js';
+import { PCI_EXP_LNK_SPEED_5_0GT, PCI_INTERRUPT_PIN_INTA, PCI_MSIX_ENTRY_SIZE } from '../pci/regs.js';
 import { logger as makeLogger, type Logger } from '../util/log.js';
 import type { IspHost } from './host.js';
 
@@ -158,7 +154,9 @@ export function createIsp2532Function(opts: Isp2532FunctionOptions = {}): PciFun
   const interrupts = opts.interrupts ?? 'msix';
   const vectors = opts.msixVectors ?? ISP2532_MSIX_DEFAULT_VECTORS;
   if (!Number.isInteger(vectors) || vectors < QLA_BASE_VECTORS || vectors > ISP2532_MSIX_MAX_VECTORS) {
-    throw new Isp2532ConfigError(`MSI-X vectors ${vectors}: qla2xxx needs ${QLA_BASE_VECTORS}..${ISP2532_MSIX_MAX_VECTORS}`);
+    throw new Isp2532ConfigError(
+      `MSI-X vectors ${vectors}: qla2xxx needs ${QLA_BASE_VECTORS}..${ISP2532_MSIX_MAX_VECTORS}`,
+    );
   }
   const name = opts.name ?? 'isp2532';
   const bars = new Map<number, BarDescription>([

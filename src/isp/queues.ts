@@ -236,7 +236,8 @@ export class IspQueues {
     for (const e of r.entries) {
       if (e.kind === 'command') this.handlers.command(e);
       else if (e.kind === 'raw') this.handlers.entry(e.bytes);
-      else this.trace('ring_err_rejected_entry', { type: e.type, handle: e.handle, reason: e.reason, guestError: true });
+      else
+        this.trace('ring_err_rejected_entry', { type: e.type, handle: e.handle, reason: e.reason, guestError: true });
     }
     if (this.codec.pendingResponses || this.backlog.length) this.scheduleFlush();
     if (r.fault) {

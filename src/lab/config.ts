@@ -86,7 +86,8 @@ export function vportsForWwpns(wwpns: readonly string[]): LabVport[] {
     }
     return { wwpn, wwnn: deriveWwnn(wwpn) };
   });
-  if (vports.length > MAX_LAB_VPORTS) throw new LabUsageError(`at most ${MAX_LAB_VPORTS} vports (got ${vports.length} --wwpn)`);
+  if (vports.length > MAX_LAB_VPORTS)
+    throw new LabUsageError(`at most ${MAX_LAB_VPORTS} vports (got ${vports.length} --wwpn)`);
   const names = new Map<bigint, string>();
   for (const [i, v] of vports.entries()) {
     for (const [what, name] of [
@@ -95,7 +96,9 @@ export function vportsForWwpns(wwpns: readonly string[]): LabVport[] {
     ] as const) {
       const other = names.get(name);
       if (other !== undefined) {
-        throw new LabUsageError(`--wwpn ${formatWwn(v.wwpn)}: its ${what} ${formatWwn(name)} is already used as ${other}`);
+        throw new LabUsageError(
+          `--wwpn ${formatWwn(v.wwpn)}: its ${what} ${formatWwn(name)} is already used as ${other}`,
+        );
       }
       names.set(name, `vport ${i + 1}'s ${what}`);
     }
@@ -106,7 +109,8 @@ export function vportsForWwpns(wwpns: readonly string[]): LabVport[] {
 /** The initiators of every host group of every array, in file order, without repeats. */
 export function hostGroupInitiators(config: SanConfig): bigint[] {
   const seen = new Set<bigint>();
-  for (const array of config.arrays) for (const group of array.hostGroups) for (const w of group.initiators) seen.add(w);
+  for (const array of config.arrays)
+    for (const group of array.hostGroups) for (const w of group.initiators) seen.add(w);
   return [...seen];
 }
 
@@ -136,7 +140,8 @@ export function defaultLabConfig(vports: readonly LabVport[]): { config: SanConf
   if (vports.length === 0) throw new LabUsageError('the lab needs at least one vport');
   const raw = JSON.parse(exampleSanConfig()) as RawSanConfig;
   const exampleInitiators = new Set<bigint>();
-  for (const array of raw.arrays) for (const g of array.hostGroups) for (const w of g.initiators) exampleInitiators.add(parseWwn(w));
+  for (const array of raw.arrays)
+    for (const g of array.hostGroups) for (const w of g.initiators) exampleInitiators.add(parseWwn(w));
   const lab = vports.map((v) => formatWwn(v.wwpn));
   for (const array of raw.arrays) {
     for (const volume of array.volumes) delete volume.file;
@@ -162,14 +167,22 @@ export function labSanSetup(options: LabConfigOptions): LabSanSetup {
   if (options.configFile === undefined) {
     const vports = explicit ?? labVports(options.vports ?? DEFAULT_LAB_VPORTS);
     const { config, text } = defaultLabConfig(vports);
-    return { config, configText: text, configFile: null, vports, source: 'embedded example (npiv-hba san --example), RAM-backed volumes' };
+    return {
+      config,
+      configText: text,
+      configFile: null,
+      vports,
+      source: 'embedded example (npiv-hba san --example), RAM-backed volumes',
+    };
   }
   // Reads and validates the user's file; loadSanConfig's errors name the file and each field.
   let text: string;
   try {
     text = readFileSync(options.configFile, 'utf8');
   } catch (err) {
-    throw new LabUsageError(`cannot read --config ${options.configFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new LabUsageError(
+      `cannot read --config ${options.configFile}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
   let json: unknown;
   try {
@@ -184,11 +197,15 @@ export function labSanSetup(options: LabConfigOptions): LabSanSetup {
   } else {
     const initiators = hostGroupInitiators(config);
     if (initiators.length === 0) {
-      throw new LabUsageError(`--config ${options.configFile} has no host-group initiators: give the vports with --wwpn`);
+      throw new LabUsageError(
+        `--config ${options.configFile} has no host-group initiators: give the vports with --wwpn`,
+      );
     }
     const count = options.vports ?? Math.min(initiators.length, MAX_LAB_VPORTS);
     if (count > initiators.length) {
-      throw new LabUsageError(`--vports ${count}: --config ${options.configFile} names only ${initiators.length} initiator(s); add --wwpn`);
+      throw new LabUsageError(
+        `--vports ${count}: --config ${options.configFile} names only ${initiators.length} initiator(s); add --wwpn`,
+      );
     }
     vports = vportsForWwpns(initiators.slice(0, count).map(formatWwn));
   }

@@ -76,14 +76,21 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
   const initrd = join(options.workDir, 'initrd-keep.cpio');
   const resultsFile = join(options.workDir, 'guest-results.log');
   // QEMU's option syntax treats a comma as a separator.
-  if (resultsFile.includes(',')) throw new Error(`work dir ${options.workDir} contains a comma, which QEMU's -serial file: cannot take`);
+  if (resultsFile.includes(','))
+    throw new Error(`work dir ${options.workDir} contains a comma, which QEMU's -serial file: cannot take`);
   await writeFile(resultsFile, '');
   await copyFile(environment.initramfs, initrd);
   await appendFile(initrd, buildOverlayArchive(options.script, []));
-  const args = qemuArguments(environment, initrd, { devices: options.devices, kernelArgs: options.kernelArgs ?? [] }, accel, {
-    consoleMonitor: true,
-    resultsSerialFile: resultsFile,
-  });
+  const args = qemuArguments(
+    environment,
+    initrd,
+    { devices: options.devices, kernelArgs: options.kernelArgs ?? [] },
+    accel,
+    {
+      consoleMonitor: true,
+      resultsSerialFile: resultsFile,
+    },
+  );
   const terminal = options.console ?? process.stdout;
   const qemu = launchQemu(environment, {
     args,
@@ -135,7 +142,8 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
       for (;;) {
         const text = await readFile(resultsFile, 'utf8').catch(() => '');
         const lines = text.split('\n').map((l) => l.replace(/\r$/, ''));
-        if (lines.includes(SHELL_LINE)) return lines.filter((l) => l.startsWith(GUEST_TAG)).map((l) => l.slice(GUEST_TAG.length));
+        if (lines.includes(SHELL_LINE))
+          return lines.filter((l) => l.startsWith(GUEST_TAG)).map((l) => l.slice(GUEST_TAG.length));
         if (Date.now() > deadline) return null;
         await new Promise((r) => setTimeout(r, RESULTS_POLL_MS));
       }
@@ -173,26 +181,48 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
         }
       }
     });
-    qemu.exited.then(({ code, timedOut, aborted, stderr }) => {
-      clearInterval(progressTimer);
-      if (partial !== '' && !passThrough) take(partial);
-      let exitStatus: number | null = null;
-      for (const line of lines) {
-        const m = EXIT_LINE.exec(line);
-        if (m?.[1] !== undefined) exitStatus = Number(m[1]);
-      }
-      resolve({ reachedShell, guestLines, kernelProblems, exitStatus, timedOut, aborted, qemuExitCode: code, qemuStderr: stderr, output: lines.join('\n'), accel });
-    }, (error: unknown) => {
-      clearInterval(progressTimer);
-      reject(error);
-    });
+    qemu.exited.then(
+      ({ code, timedOut, aborted, stderr }) => {
+        clearInterval(progressTimer);
+        if (partial !== '' && !passThrough) take(partial);
+        let exitStatus: number | null = null;
+        for (const line of lines) {
+          const m = EXIT_LINE.exec(line);
+          if (m?.[1] !== undefined) exitStatus = Number(m[1]);
+        }
+        resolve({
+          reachedShell,
+          guestLines,
+          kernelProblems,
+          exitStatus,
+          timedOut,
+          aborted,
+          qemuExitCode: code,
+          qemuStderr: stderr,
+          output: lines.join('\n'),
+          accel,
+        });
+      },
+      (error: unknown) => {
+        clearInterval(progressTimer);
+        reject(error);
+      },
+    );
   });
   await rm(initrd, { force: true });
   const results = await readFile(resultsFile, 'utf8').catch(() => '');
   await rm(resultsFile, { force: true });
   await writeFile(
     options.logFile,
-    [`# command: ${command.map((a) => shellQuote(a)).join(' ')}`, '# ---- console (up to the shell; the rest went to the terminal) ----', result.output, '# ---- results (second serial port) ----', results, '# ---- qemu stderr ----', result.qemuStderr].join('\n'),
+    [
+      `# command: ${command.map((a) => shellQuote(a)).join(' ')}`,
+      '# ---- console (up to the shell; the rest went to the terminal) ----',
+      result.output,
+      '# ---- results (second serial port) ----',
+      results,
+      '# ---- qemu stderr ----',
+      result.qemuStderr,
+    ].join('\n'),
   );
   return result;
 }

@@ -127,7 +127,13 @@ function sanSummary(setup: LabSanSetup, status: SanStatus | null): LabSanSummary
 
 function isSanStatus(value: unknown): value is SanStatus {
   const v = value as Partial<SanStatus> | null;
-  return typeof v === 'object' && v !== null && Array.isArray(v.logins) && Array.isArray(v.arrays) && typeof v.fabric === 'object';
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Array.isArray(v.logins) &&
+    Array.isArray(v.arrays) &&
+    typeof v.fabric === 'object'
+  );
 }
 
 export async function runLab(options: LabOptions, reporter: LabReporter): Promise<LabReport> {
@@ -138,7 +144,8 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
     ...(options.wwpns !== undefined ? { wwpns: options.wwpns } : {}),
   });
   const ioMiB = options.ioMiB ?? LAB_DEFAULTS.ioMiB;
-  if (!Number.isInteger(ioMiB) || ioMiB < 1 || ioMiB > 4096) throw new Error(`invalid I/O size ${ioMiB} MiB: expected 1..4096`);
+  if (!Number.isInteger(ioMiB) || ioMiB < 1 || ioMiB > 4096)
+    throw new Error(`invalid I/O size ${ioMiB} MiB: expected 1..4096`);
   const root = packageRoot();
   const cli = options.cliPath ?? join(root, 'bin', 'npiv-hba.js');
   const timings: Timings = { started: Date.now(), steps: [] };
@@ -161,7 +168,13 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
     } catch (err) {
       if (err instanceof LabStepError) throw err;
       // An interrupted run in a temp dir is cleaned up completely: no logs to point at.
-      if (options.signal?.aborted) throw new LabStepError(name, 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
+      if (options.signal?.aborted)
+        throw new LabStepError(
+          name,
+          'interrupted (SIGINT/SIGTERM)',
+          ownWorkDir ? {} : { ...logs },
+          ownWorkDir ? null : workDir,
+        );
       throw new LabStepError(name, (err as Error).message, { ...logs }, workDir);
     } finally {
       timings.steps.push({ step: name, seconds: (Date.now() - t0) / 1000 });
@@ -198,7 +211,17 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       const san = startCliProcess({
         name: 'npiv-hba san',
         cli,
-        args: ['san', '--config', configPath, '--link', link, '--control', control, '--pcap', join(workDir, 'san.pcap')],
+        args: [
+          'san',
+          '--config',
+          configPath,
+          '--link',
+          link,
+          '--control',
+          control,
+          '--pcap',
+          join(workDir, 'san.pcap'),
+        ],
         logFile: logs.san,
         cwd: workDir,
       });
@@ -220,7 +243,17 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         const serve = startCliProcess({
           name: `npiv-hba serve (vport ${i + 1})`,
           cli,
-          args: ['serve', '--socket', socket, '--wwpn', formatWwn(vport.wwpn), '--wwnn', formatWwn(vport.wwnn), '--san', link],
+          args: [
+            'serve',
+            '--socket',
+            socket,
+            '--wwpn',
+            formatWwn(vport.wwpn),
+            '--wwnn',
+            formatWwn(vport.wwnn),
+            '--san',
+            link,
+          ],
           logFile: log,
           cwd: workDir,
         });
@@ -269,7 +302,12 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         if (m[1] === 'inventory') statusWhileUp = sanStatus();
       } else if (line.startsWith('GUEST:BOOT ')) reporter.detail('guest kernel booted; loading qla2xxx');
     };
-    const finishReport = async (guestLines: string[], exitStatus: number | null, kernelProblems: string[], extraFailures: string[]): Promise<LabReport> => {
+    const finishReport = async (
+      guestLines: string[],
+      exitStatus: number | null,
+      kernelProblems: string[],
+      extraFailures: string[],
+    ): Promise<LabReport> => {
       const status = (await (statusWhileUp ?? Promise.resolve(null))) ?? (await sanStatus());
       const boot = guestLines.find((l) => l.startsWith('BOOT kernel='));
       const report = buildLabReport({
@@ -314,8 +352,16 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         });
       });
       if (!run.reachedShell) {
-        if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
-        const why = run.timedOut ? `no results within ${guestTimeoutMs / 1000} s` : `QEMU exited (${run.qemuExitCode}) before the results: ${run.qemuStderr.trim().slice(-500)}`;
+        if (run.aborted)
+          throw new LabStepError(
+            'guest (QEMU + Linux, qla2xxx)',
+            'interrupted (SIGINT/SIGTERM)',
+            ownWorkDir ? {} : { ...logs },
+            ownWorkDir ? null : workDir,
+          );
+        const why = run.timedOut
+          ? `no results within ${guestTimeoutMs / 1000} s`
+          : `QEMU exited (${run.qemuExitCode}) before the results: ${run.qemuStderr.trim().slice(-500)}`;
         throw new LabStepError('guest (QEMU + Linux, qla2xxx)', why, { ...logs }, workDir);
       }
       reporter.step('shutting down');
@@ -335,14 +381,21 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
           ...(options.signal !== undefined ? { signal: options.signal } : {}),
         });
       });
-      if (run.aborted) throw new LabStepError('guest (QEMU + Linux, qla2xxx)', 'interrupted (SIGINT/SIGTERM)', ownWorkDir ? {} : { ...logs }, ownWorkDir ? null : workDir);
+      if (run.aborted)
+        throw new LabStepError(
+          'guest (QEMU + Linux, qla2xxx)',
+          'interrupted (SIGINT/SIGTERM)',
+          ownWorkDir ? {} : { ...logs },
+          ownWorkDir ? null : workDir,
+        );
       const extra: string[] = [];
       if (run.timedOut) extra.push(`guest: no results within ${guestTimeoutMs / 1000} s (QEMU killed)`);
       else if (run.exitStatus === null) {
         const stderr = run.qemuStderr.trim().slice(-500);
-        extra.push(`guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished${stderr ? `: ${stderr}` : ''}`);
-      }
-      else if (run.exitStatus !== 0) extra.push(`guest: script exit status ${run.exitStatus}`);
+        extra.push(
+          `guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished${stderr ? `: ${stderr}` : ''}`,
+        );
+      } else if (run.exitStatus !== 0) extra.push(`guest: script exit status ${run.exitStatus}`);
       report = await finishReport(run.guestLines, run.exitStatus, run.kernelProblems, extra);
       reporter.finish();
       await options.onReport?.(report);

@@ -51,7 +51,12 @@ export async function ensureGuestEnvironment(options: PrepareOptions, reporter: 
 
   const log = createWriteStream(options.logFile, { flags: 'a' });
   const tail: string[] = [];
-  const status = await new Promise<{ code: number | null; signal: NodeJS.Signals | null; timedOut: boolean; error?: Error }>((resolve) => {
+  const status = await new Promise<{
+    code: number | null;
+    signal: NodeJS.Signals | null;
+    timedOut: boolean;
+    error?: Error;
+  }>((resolve) => {
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (options.cacheDir !== undefined) env.NPIV_HBA_CACHE = options.cacheDir;
     const child = spawn('bash', [script], { cwd: options.projectRoot, stdio: ['ignore', 'pipe', 'pipe'], env });
@@ -97,7 +102,10 @@ export async function ensureGuestEnvironment(options: PrepareOptions, reporter: 
   await new Promise<void>((resolve) => log.end(() => resolve()));
   if (status.error) throw new Error(`could not run ${script}: ${status.error.message}`);
   if (options.signal?.aborted) throw new Error('interrupted while building the guest environment');
-  if (status.timedOut) throw new Error(`building the guest environment took longer than ${options.timeoutMs / 1000} s; log ${options.logFile}`);
+  if (status.timedOut)
+    throw new Error(
+      `building the guest environment took longer than ${options.timeoutMs / 1000} s; log ${options.logFile}`,
+    );
   if (status.code !== 0) {
     throw new Error(
       `building the guest environment failed (prepare.sh exit ${status.code ?? status.signal}); log ${options.logFile}:\n${tail.join('\n')}`,

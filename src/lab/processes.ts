@@ -88,14 +88,22 @@ export function startCliProcess(options: StartOptions): LabProcess {
 }
 
 /** Waits until the process has created `path`; throws naming the process when it dies or time runs out. */
-export async function waitForSocket(proc: LabProcess, path: string, timeoutMs: number, signal?: AbortSignal): Promise<void> {
+export async function waitForSocket(
+  proc: LabProcess,
+  path: string,
+  timeoutMs: number,
+  signal?: AbortSignal,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(path)) {
     if (signal?.aborted) throw new Error('interrupted');
     if (proc.child.exitCode !== null || proc.child.signalCode !== null) {
-      throw new Error(`${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) before creating ${path}; log ${proc.logFile}:\n${proc.logTail()}`);
+      throw new Error(
+        `${proc.name} exited (${proc.child.exitCode ?? proc.child.signalCode}) before creating ${path}; log ${proc.logFile}:\n${proc.logTail()}`,
+      );
     }
-    if (Date.now() > deadline) throw new Error(`${proc.name} did not create ${path} within ${timeoutMs / 1000} s; log ${proc.logFile}`);
+    if (Date.now() > deadline)
+      throw new Error(`${proc.name} did not create ${path} within ${timeoutMs / 1000} s; log ${proc.logFile}`);
     await new Promise((resolve) => setTimeout(resolve, SOCKET_POLL_MS));
   }
 }

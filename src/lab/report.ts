@@ -62,15 +62,28 @@ function finiteOrNull(value: unknown): number | null {
 }
 
 function record(value: unknown): Record<string, unknown> | null {
-  return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+    ? (value as Record<string, unknown>)
+    : null;
 }
 
 /** Reads the numbers the report needs out of fio's JSON output (first job). */
 export function parseFioJson(host: string, disk: string, offset: number, status: number, text: string): GuestFioRun {
   const run: GuestFioRun = {
-    host, disk, offset, status,
-    writeBytes: null, readBytes: null, writeBandwidthBytes: null, writeIops: null,
-    readBandwidthBytes: null, readIops: null, runtimeMs: null, error: null, totalErrors: null, parseError: null,
+    host,
+    disk,
+    offset,
+    status,
+    writeBytes: null,
+    readBytes: null,
+    writeBandwidthBytes: null,
+    writeIops: null,
+    readBandwidthBytes: null,
+    readIops: null,
+    runtimeMs: null,
+    error: null,
+    totalErrors: null,
+    parseError: null,
   };
   // fio may print a warning before the document.
   const start = text.indexOf('{');
@@ -112,7 +125,15 @@ const PHASE_LINE = /^LAB PHASE ([a-z]{1,16})$/;
 
 /** Parses the guest's lines (GUEST: tag already removed, as runGuest returns them). */
 export function parseGuestLines(lines: readonly string[]): GuestObservation {
-  const obs: GuestObservation = { hosts: new Map(), rports: new Map(), disks: new Map(), fio: [], waits: new Map(), phases: [], keepShell: false };
+  const obs: GuestObservation = {
+    hosts: new Map(),
+    rports: new Map(),
+    disks: new Map(),
+    fio: [],
+    waits: new Map(),
+    phases: [],
+    keepShell: false,
+  };
   for (const raw of lines) {
     const line = raw.replace(/\r$/, '');
     let m = ATTR_LINE.exec(line);
@@ -123,7 +144,8 @@ export function parseGuestLines(lines: readonly string[]): GuestObservation {
     }
     m = FIO_LINE.exec(line);
     if (m) {
-      if (obs.fio.length < MAX_GUEST_OBJECTS) obs.fio.push(parseFioJson(m[1]!, m[2]!, Number(m[3]), Number(m[4]), m[5] ?? ''));
+      if (obs.fio.length < MAX_GUEST_OBJECTS)
+        obs.fio.push(parseFioJson(m[1]!, m[2]!, Number(m[3]), Number(m[4]), m[5] ?? ''));
       continue;
     }
     m = WAIT_LINE.exec(line);
@@ -224,7 +246,8 @@ export interface LabReport {
 
 /** 1 GiB and up in GiB, else MiB, else bytes; at most two decimals. */
 export function formatSize(bytes: number): string {
-  const trim = (n: number): string => (Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/0+$/, '').replace(/\.$/, ''));
+  const trim = (n: number): string =>
+    Number.isInteger(n) ? String(n) : n.toFixed(2).replace(/0+$/, '').replace(/\.$/, '');
   if (bytes >= GIB) return `${trim(bytes / GIB)} GiB`;
   if (bytes >= MIB) return `${trim(bytes / MIB)} MiB`;
   if (bytes >= KIB) return `${trim(bytes / KIB)} KiB`;
@@ -258,7 +281,8 @@ function ioFrom(run: GuestFioRun): LabIo {
   if (problem === null && run.status !== 0) problem = `fio exited with status ${run.status}`;
   if (problem === null && errors > 0) problem = `${errors} I/O or verify error(s)`;
   if (problem === null && written === 0) problem = 'fio wrote nothing';
-  if (problem === null && verified < written) problem = `only ${formatSize(verified)} of ${formatSize(written)} verified`;
+  if (problem === null && verified < written)
+    problem = `only ${formatSize(verified)} of ${formatSize(written)} verified`;
   return {
     device: `/dev/${run.disk}`,
     offsetBytes: run.offset,
@@ -356,7 +380,8 @@ export function buildLabReport(input: LabReportInput): LabReport {
     const io = run ? ioFrom(run) : null;
     const problems: string[] = [];
     if (!host) problems.push('the guest shows no fc_host with this WWPN');
-    else if (!fabricLogin) problems.push(`fabric login failed (port_state ${portState ?? '?'}, port_id ${portId ?? '?'})`);
+    else if (!fabricLogin)
+      problems.push(`fabric login failed (port_state ${portState ?? '?'}, port_id ${portId ?? '?'})`);
     if (host && targets.length === 0) problems.push('no target ports discovered');
     if (host && luns.length === 0) problems.push('the guest sees no LUN');
     if (host && luns.length > 0 && !io) problems.push('no verified I/O run');
@@ -380,14 +405,18 @@ export function buildLabReport(input: LabReportInput): LabReport {
   });
   const failures = [...(input.failures ?? [])];
   // A guest kernel problem usually explains everything after it: list it first.
-  if (input.guest.kernelProblems.length > 0) failures.push(`guest kernel reported a problem: ${input.guest.kernelProblems[0]}`);
+  if (input.guest.kernelProblems.length > 0)
+    failures.push(`guest kernel reported a problem: ${input.guest.kernelProblems[0]}`);
   for (const v of vports) for (const p of v.problems) failures.push(`vport ${v.index} (${v.wwpn}): ${p}`);
   const ids = vports.filter((v) => v.fabricLogin).map((v) => v.nportId);
   if (new Set(ids).size !== ids.length) failures.push('two vports got the same N_Port ID');
   const warnings: string[] = [];
   for (const v of vports) {
     for (const t of v.targets) {
-      if (t.inSan === false) warnings.push(`vport ${v.index}: the guest lists target ${t.wwpn} (N_Port ID ${t.portId}), which is not a target port of the SAN`);
+      if (t.inSan === false)
+        warnings.push(
+          `vport ${v.index}: the guest lists target ${t.wwpn} (N_Port ID ${t.portId}), which is not a target port of the SAN`,
+        );
     }
   }
   return {
@@ -406,10 +435,18 @@ export function buildLabReport(input: LabReportInput): LabReport {
 // ---------------------------------------------------------------------------------- rendering
 
 /** Left-aligned columns, two spaces apart; the last column is not padded. */
-export function formatTable(header: readonly string[], rows: readonly (readonly string[])[], indent = '    '): string[] {
+export function formatTable(
+  header: readonly string[],
+  rows: readonly (readonly string[])[],
+  indent = '    ',
+): string[] {
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
-    indent + cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('  ').trimEnd();
+    indent +
+    cells
+      .map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
   return [line(header), ...rows.map(line)];
 }
 
@@ -423,9 +460,12 @@ export function formatLabReport(report: LabReport): string {
   out.push('');
   out.push('SAN');
   out.push(field('config', report.san.source));
-  if (report.san.fabric !== null) out.push(field('fabric', `${report.san.fabric} (domain ${report.san.domain ?? '?'})`));
+  if (report.san.fabric !== null)
+    out.push(field('fabric', `${report.san.fabric} (domain ${report.san.domain ?? '?'})`));
   for (const a of report.san.arrays) {
-    const vols = a.volumes.map((v) => `${v.name} ${formatSize(v.bytes)}${v.file ? ` (${v.file})` : ' (RAM)'}`).join(', ');
+    const vols = a.volumes
+      .map((v) => `${v.name} ${formatSize(v.bytes)}${v.file ? ` (${v.file})` : ' (RAM)'}`)
+      .join(', ');
     out.push(field(`array ${a.name}`, vols));
   }
   if (report.san.logins.length > 0) {
@@ -437,7 +477,12 @@ export function formatLabReport(report: LabReport): string {
     out.push(field('WWPN', v.wwpn));
     out.push(field('WWNN', v.wwnn));
     out.push(field('N_Port ID', v.nportId ?? '-'));
-    out.push(field('fabric login', v.fabricLogin ? `OK (${v.portType ?? v.portState ?? ''})` : `FAILED (port_state ${v.portState ?? 'none'})`));
+    out.push(
+      field(
+        'fabric login',
+        v.fabricLogin ? `OK (${v.portType ?? v.portState ?? ''})` : `FAILED (port_state ${v.portState ?? 'none'})`,
+      ),
+    );
     out.push(field('fabric name', v.fabricName ?? '-'));
     out.push(field('speed', v.speed ?? '-'));
     out.push(`  targets discovered: ${v.targets.length}`);
@@ -445,7 +490,12 @@ export function formatLabReport(report: LabReport): string {
       out.push(
         ...formatTable(
           ['WWPN', 'N_Port ID', 'roles', 'state'],
-          v.targets.map((t) => [t.wwpn, t.portId, t.roles, t.inSan === false ? `${t.state} (not in the SAN!)` : t.state]),
+          v.targets.map((t) => [
+            t.wwpn,
+            t.portId,
+            t.roles,
+            t.inSan === false ? `${t.state} (not in the SAN!)` : t.state,
+          ]),
         ),
       );
     }
@@ -454,7 +504,14 @@ export function formatLabReport(report: LabReport): string {
       out.push(
         ...formatTable(
           ['device', 'H:C:T:L', 'size', 'vendor/model', 'NAA id', 'target port'],
-          v.luns.map((l) => [l.device, l.hctl, l.size, `${l.vendor} ${l.model}`.trim(), l.naa || '-', l.targetPort ?? '-']),
+          v.luns.map((l) => [
+            l.device,
+            l.hctl,
+            l.size,
+            `${l.vendor} ${l.model}`.trim(),
+            l.naa || '-',
+            l.targetPort ?? '-',
+          ]),
         ),
       );
     }
@@ -470,7 +527,9 @@ export function formatLabReport(report: LabReport): string {
     for (const p of v.problems) out.push(`  PROBLEM:        ${p}`);
   }
   out.push('');
-  out.push(`guest: ${report.guest.kernel ?? 'kernel ?'}, ${report.guest.accel}, exit status ${report.guest.exitStatus ?? 'none'}`);
+  out.push(
+    `guest: ${report.guest.kernel ?? 'kernel ?'}, ${report.guest.accel}, exit status ${report.guest.exitStatus ?? 'none'}`,
+  );
   out.push(
     `total time: ${report.timings.totalSeconds.toFixed(1)} s (${report.timings.steps.map((s) => `${s.step} ${s.seconds.toFixed(1)} s`).join(', ')})`,
   );

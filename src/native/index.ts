@@ -201,7 +201,8 @@ function addon(): NativeShim {
 /** The shim. Every method loads the addon on first use and throws NativeError for syscall failures. */
 export const native: NativeShim = {
   unixListen: (path, backlog) => call(() => addon().unixListen(path, backlog)),
-  unixListenPrivate: (path, backlog, mode, uid, gid) => call(() => addon().unixListenPrivate(path, backlog, mode, uid, gid)),
+  unixListenPrivate: (path, backlog, mode, uid, gid) =>
+    call(() => addon().unixListenPrivate(path, backlog, mode, uid, gid)),
   socketHungUp: (fd) => call(() => addon().socketHungUp(fd)),
   peerCred: (fd) => call(() => addon().peerCred(fd)),
   lookupUser: (name) => call(() => addon().lookupUser(name)),
@@ -220,9 +221,10 @@ export const native: NativeShim = {
   poll: (fd, events, callback) => call(() => addon().poll(fd, events, callback)),
   close: (fd) => call(() => addon().close(fd)),
   fdSize: (fd) => call(() => addon().fdSize(fd)),
-  fdSeals: (fd) => call(() => {
-    const seals = addon().fdSeals(fd) as number;
-    return seals < 0 ? null : seals;
-  }),
+  fdSeals: (fd) =>
+    call(() => {
+      const seals = addon().fdSeals(fd) as number;
+      return seals < 0 ? null : seals;
+    }),
   isOpen: (fd) => call(() => addon().isOpen(fd)),
 };

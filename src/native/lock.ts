@@ -25,10 +25,15 @@ function addon(): LockShim {
   try {
     loaded = createRequire(import.meta.url)(path) as Partial<LockShim>;
   } catch (cause) {
-    throw new Error(`npiv native shim could not be loaded from ${path} (build it with \`npx node-gyp rebuild --directory=native\`): ${(cause as Error).message}`, { cause });
+    throw new Error(
+      `npiv native shim could not be loaded from ${path} (build it with \`npx node-gyp rebuild --directory=native\`): ${(cause as Error).message}`,
+      { cause },
+    );
   }
   if (typeof loaded.flock !== 'function') {
-    throw new Error(`the npiv native shim at ${path} has no flock (an older build): rebuild it with \`npx node-gyp rebuild --directory=native\``);
+    throw new Error(
+      `the npiv native shim at ${path} has no flock (an older build): rebuild it with \`npx node-gyp rebuild --directory=native\``,
+    );
   }
   binding = loaded as LockShim;
   return binding;

@@ -63,22 +63,28 @@ export function isPowerOfTwo(n: number): boolean {
 export function validateBars(bars: ReadonlyMap<number, BarDescription>): void {
   const used = new Set<number>();
   for (const [index, bar] of bars) {
-    if (!Number.isInteger(index) || index < 0 || index >= PCI_NUM_BARS) throw new BarConfigError(`BAR index ${index} is not 0..5`);
+    if (!Number.isInteger(index) || index < 0 || index >= PCI_NUM_BARS)
+      throw new BarConfigError(`BAR index ${index} is not 0..5`);
     if (!isPowerOfTwo(bar.size)) throw new BarConfigError(`BAR${index} size ${bar.size} is not a power of two`);
     if (bar.kind === 'io') {
       if (bar.size < PCI_IO_BAR_MIN_SIZE || bar.size > PCI_IO_BAR_MAX_SIZE) {
-        throw new BarConfigError(`BAR${index}: I/O BAR size ${bar.size} outside ${PCI_IO_BAR_MIN_SIZE}..${PCI_IO_BAR_MAX_SIZE}`);
+        throw new BarConfigError(
+          `BAR${index}: I/O BAR size ${bar.size} outside ${PCI_IO_BAR_MIN_SIZE}..${PCI_IO_BAR_MAX_SIZE}`,
+        );
       }
       if (bar.prefetchable) throw new BarConfigError(`BAR${index}: an I/O BAR cannot be prefetchable`);
     } else {
-      if (bar.size < PCI_MEM_BAR_MIN_SIZE) throw new BarConfigError(`BAR${index}: memory BAR size ${bar.size} below ${PCI_MEM_BAR_MIN_SIZE}`);
-      if (bar.kind === 'mem32' && bar.size > PCI_MEM32_BAR_MAX_SIZE) throw new BarConfigError(`BAR${index}: 32-bit BAR larger than 2 GiB`);
+      if (bar.size < PCI_MEM_BAR_MIN_SIZE)
+        throw new BarConfigError(`BAR${index}: memory BAR size ${bar.size} below ${PCI_MEM_BAR_MIN_SIZE}`);
+      if (bar.kind === 'mem32' && bar.size > PCI_MEM32_BAR_MAX_SIZE)
+        throw new BarConfigError(`BAR${index}: 32-bit BAR larger than 2 GiB`);
       // Region sizes travel as numbers; keep them exact.
       if (bar.size > Number.MAX_SAFE_INTEGER) throw new BarConfigError(`BAR${index}: size too large`);
     }
     const slots = bar.kind === 'mem64' ? [index, index + 1] : [index];
     for (const slot of slots) {
-      if (slot >= PCI_NUM_BARS) throw new BarConfigError(`BAR${index}: a 64-bit BAR needs BAR${index + 1}, which does not exist`);
+      if (slot >= PCI_NUM_BARS)
+        throw new BarConfigError(`BAR${index}: a 64-bit BAR needs BAR${index + 1}, which does not exist`);
       if (used.has(slot)) throw new BarConfigError(`BAR${slot} is claimed twice`);
       used.add(slot);
     }

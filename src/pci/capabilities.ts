@@ -310,13 +310,16 @@ export class CapabilityChainBuilder {
   private reserve(id: string, length: number, at: number | undefined): number {
     if (this.finished) throw new CapabilityLayoutError('capability chain already finished');
     const offset = at ?? this.nextFree();
-    if (!Number.isInteger(offset) || offset % PCI_CAP_ALIGN !== 0) throw new CapabilityLayoutError(`${id}: offset ${offset} not dword aligned`);
+    if (!Number.isInteger(offset) || offset % PCI_CAP_ALIGN !== 0)
+      throw new CapabilityLayoutError(`${id}: offset ${offset} not dword aligned`);
     if (offset < PCI_STD_HEADER_SIZEOF || offset + length > PCI_CONFIG_SPACE_SIZE) {
       throw new CapabilityLayoutError(`${id}: [0x${offset.toString(16)}, +${length}) outside 0x40..0xff`);
     }
     for (const p of this.placed) {
       if (offset < p.offset + p.length && p.offset < offset + length) {
-        throw new CapabilityLayoutError(`${id} at 0x${offset.toString(16)} overlaps capability 0x${p.cap.id.toString(16)} at 0x${p.offset.toString(16)}`);
+        throw new CapabilityLayoutError(
+          `${id} at 0x${offset.toString(16)} overlaps capability 0x${p.cap.id.toString(16)} at 0x${p.offset.toString(16)}`,
+        );
       }
     }
     return offset;
@@ -355,7 +358,8 @@ export class CapabilityChainBuilder {
     this.once('pcie', 'PCI Express');
     const payload = PAYLOAD_ENCODINGS.indexOf(link.maxPayloadBytes);
     if (payload < 0) throw new CapabilityLayoutError(`PCIe max payload ${link.maxPayloadBytes} is not 128..4096`);
-    if (!LINK_WIDTHS.includes(link.maxLinkWidth)) throw new CapabilityLayoutError(`PCIe link width x${link.maxLinkWidth} invalid`);
+    if (!LINK_WIDTHS.includes(link.maxLinkWidth))
+      throw new CapabilityLayoutError(`PCIe link width x${link.maxLinkWidth} invalid`);
     if (!Number.isInteger(link.maxLinkSpeed) || link.maxLinkSpeed < 1 || link.maxLinkSpeed > 7) {
       throw new CapabilityLayoutError(`PCIe link speed encoding ${link.maxLinkSpeed} invalid`);
     }
@@ -383,7 +387,10 @@ export class CapabilityChainBuilder {
     );
     r.defineMasks(offset + PCI_EXP_LNKCTL, 2, { writable: LNKCTL_WRITABLE });
     // The emulated link is always trained at its maximum; link status is RO to the guest.
-    r.setU16(offset + PCI_EXP_LNKSTA, link.maxLinkSpeed | (link.maxLinkWidth << PCI_EXP_LNKSTA_NLW_SHIFT) | PCI_EXP_LNKSTA_SLC);
+    r.setU16(
+      offset + PCI_EXP_LNKSTA,
+      link.maxLinkSpeed | (link.maxLinkWidth << PCI_EXP_LNKSTA_NLW_SHIFT) | PCI_EXP_LNKSTA_SLC,
+    );
     r.setU32(offset + PCI_EXP_DEVCAP2, PCI_EXP_DEVCAP2_COMP_TMOUT_RANGE_B);
     r.defineMasks(offset + PCI_EXP_DEVCTL2, 2, { writable: PCI_EXP_DEVCTL2_COMP_TIMEOUT });
     // Supported link speeds vector: every speed up to the maximum.
@@ -400,7 +407,8 @@ export class CapabilityChainBuilder {
   addMsi(vectors: number, at?: number): MsiCapability {
     this.once('msi', 'MSI');
     const log2 = Math.log2(vectors);
-    if (!Number.isInteger(log2) || log2 < 0 || log2 > 5) throw new CapabilityLayoutError(`MSI vector count ${vectors} is not 1..32, power of two`);
+    if (!Number.isInteger(log2) || log2 < 0 || log2 > 5)
+      throw new CapabilityLayoutError(`MSI vector count ${vectors} is not 1..32, power of two`);
     const offset = this.reserve('MSI', PCI_MSI_64_SIZEOF, at);
     const r = this.config.regs;
     this.header(offset, PCI_CAP_ID_MSI);
@@ -445,11 +453,13 @@ export class CapabilityChainBuilder {
       if (!Number.isInteger(bir) || bir < 0 || bir > PCI_MSIX_BIR_MASK || bar === undefined) {
         throw new CapabilityLayoutError(`MSI-X ${what} BAR${bir} is not an implemented BAR`);
       }
-      if (bar.kind === 'io') throw new CapabilityLayoutError(`MSI-X ${what} must live in a memory BAR, BAR${bir} is I/O`);
+      if (bar.kind === 'io')
+        throw new CapabilityLayoutError(`MSI-X ${what} must live in a memory BAR, BAR${bir} is I/O`);
       if (!Number.isInteger(off) || off < 0 || off % PCI_MSIX_STRUCTURE_ALIGN !== 0) {
         throw new CapabilityLayoutError(`MSI-X ${what} offset ${off} not qword aligned`);
       }
-      if (off + len > bar.size) throw new CapabilityLayoutError(`MSI-X ${what} [${off}, +${len}) runs past BAR${bir} (${bar.size} bytes)`);
+      if (off + len > bar.size)
+        throw new CapabilityLayoutError(`MSI-X ${what} [${off}, +${len}) runs past BAR${bir} (${bar.size} bytes)`);
     }
     if (l.tableBar === l.pbaBar && l.tableOffset < l.pbaOffset + pbaBytes && l.pbaOffset < l.tableOffset + tableBytes) {
       throw new CapabilityLayoutError('MSI-X table and PBA overlap');
@@ -492,7 +502,8 @@ export function walkCapabilities(readByte: (offset: number) => number): Capabili
   const seen = new Set<number>();
   for (let ttl = CAPABILITY_WALK_BUDGET; pointer !== 0; ttl--) {
     if (ttl === 0) return { found, error: 'walk budget exhausted' };
-    if ((pointer & ~PCI_CAP_POINTER_MASK) !== 0) return { found, error: `pointer 0x${pointer.toString(16)} not dword aligned` };
+    if ((pointer & ~PCI_CAP_POINTER_MASK) !== 0)
+      return { found, error: `pointer 0x${pointer.toString(16)} not dword aligned` };
     if (pointer < PCI_STD_HEADER_SIZEOF) return { found, error: `pointer 0x${pointer.toString(16)} into the header` };
     if (seen.has(pointer)) return { found, error: `loop at 0x${pointer.toString(16)}` };
     seen.add(pointer);

@@ -153,7 +153,8 @@ export class ConfigSpace {
 
   /** Restores the power-on image (reset enter phase). */
   resetToPowerOn(): void {
-    if (this.powerOnImage === null) throw new PciIdentityError('config space reset before its power-on image was sealed');
+    if (this.powerOnImage === null)
+      throw new PciIdentityError('config space reset before its power-on image was sealed');
     this.regs.bytes.set(this.powerOnImage);
   }
 

@@ -41,12 +41,16 @@ export class MaskedRegisterFile {
 
   /** True if [offset, offset+length) lies inside the file. */
   contains(offset: number, length: number): boolean {
-    return Number.isInteger(offset) && Number.isInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.size;
+    return (
+      Number.isInteger(offset) && Number.isInteger(length) && offset >= 0 && length >= 0 && offset + length <= this.size
+    );
   }
 
   private check(offset: number, width: number): void {
     if (!this.contains(offset, width)) {
-      throw new RegisterFileError(`register access [0x${offset.toString(16)}, +${width}) outside a ${this.size}-byte file`);
+      throw new RegisterFileError(
+        `register access [0x${offset.toString(16)}, +${width}) outside a ${this.size}-byte file`,
+      );
     }
   }
 
@@ -65,7 +69,10 @@ export class MaskedRegisterFile {
   getU32(offset: number): number {
     this.check(offset, 4);
     return (
-      (this.bytes[offset]! | (this.bytes[offset + 1]! << 8) | (this.bytes[offset + 2]! << 16) | (this.bytes[offset + 3]! << 24)) >>>
+      (this.bytes[offset]! |
+        (this.bytes[offset + 1]! << 8) |
+        (this.bytes[offset + 2]! << 16) |
+        (this.bytes[offset + 3]! << 24)) >>>
       0
     );
   }

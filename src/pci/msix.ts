@@ -71,11 +71,19 @@ export class MsixTable {
 
   /** True if the BAR access [offset, +length) in `bar` lies wholly in the table. */
   inTable(bar: number, offset: number, length: number): boolean {
-    return bar === this.layout.tableBar && offset >= this.layout.tableOffset && offset + length <= this.layout.tableOffset + this.tableBytes;
+    return (
+      bar === this.layout.tableBar &&
+      offset >= this.layout.tableOffset &&
+      offset + length <= this.layout.tableOffset + this.tableBytes
+    );
   }
 
   inPba(bar: number, offset: number, length: number): boolean {
-    return bar === this.layout.pbaBar && offset >= this.layout.pbaOffset && offset + length <= this.layout.pbaOffset + this.pbaBytes;
+    return (
+      bar === this.layout.pbaBar &&
+      offset >= this.layout.pbaOffset &&
+      offset + length <= this.layout.pbaOffset + this.pbaBytes
+    );
   }
 
   /** True if the access overlaps the table or PBA at all (a straddling access is refused by the caller). */
@@ -117,13 +125,17 @@ export class MsixTable {
 
   /** The table entry's own mask bit (informational; see the header for why it does not gate delivery). */
   vectorMasked(vector: number): boolean {
-    return (this.table.getU32(vector * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL) & PCI_MSIX_ENTRY_CTRL_MASKBIT) !== 0;
+    return (
+      (this.table.getU32(vector * PCI_MSIX_ENTRY_SIZE + PCI_MSIX_ENTRY_VECTOR_CTRL) & PCI_MSIX_ENTRY_CTRL_MASKBIT) !== 0
+    );
   }
 
   entry(vector: number): { address: bigint; data: number; masked: boolean } {
     const e = vector * PCI_MSIX_ENTRY_SIZE;
     return {
-      address: (BigInt(this.table.getU32(e + PCI_MSIX_ENTRY_UPPER_ADDR)) << 32n) | BigInt(this.table.getU32(e + PCI_MSIX_ENTRY_LOWER_ADDR)),
+      address:
+        (BigInt(this.table.getU32(e + PCI_MSIX_ENTRY_UPPER_ADDR)) << 32n) |
+        BigInt(this.table.getU32(e + PCI_MSIX_ENTRY_LOWER_ADDR)),
       data: this.table.getU32(e + PCI_MSIX_ENTRY_DATA),
       masked: this.vectorMasked(vector),
     };

@@ -222,7 +222,10 @@ export class PciFunction implements Resettable {
       return new Uint8Array(0);
     }
     if (!this.realized) {
-      this.log.error({ event: 'err_region_read_unrealized', region: index, offset, length }, 'region read before realize()');
+      this.log.error(
+        { event: 'err_region_read_unrealized', region: index, offset, length },
+        'region read before realize()',
+      );
       return allOnes(length);
     }
     if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -256,7 +259,10 @@ export class PciFunction implements Resettable {
       return;
     }
     if (!this.realized) {
-      this.log.error({ event: 'err_region_write_unrealized', region: index, offset, length }, 'region write before realize()');
+      this.log.error(
+        { event: 'err_region_write_unrealized', region: index, offset, length },
+        'region write before realize()',
+      );
       return;
     }
     if (index === VFIO_PCI_CONFIG_REGION_INDEX) {
@@ -401,7 +407,10 @@ export class PciFunction implements Resettable {
       case 'msix': {
         const table = this.msixTable!;
         if (!Number.isInteger(vector) || vector < 0 || vector >= table.vectors) {
-          this.log.warn({ event: 'err_msix_vector_range', vector, vectors: table.vectors }, 'MSI-X vector out of range');
+          this.log.warn(
+            { event: 'err_msix_vector_range', vector, vectors: table.vectors },
+            'MSI-X vector out of range',
+          );
           return;
         }
         table.setPending(vector, true);
@@ -434,7 +443,13 @@ export class PciFunction implements Resettable {
     this.log.debug({ event, ...fields }, event);
   }
 
-  private barAccessValid(index: number, bar: BarDescription, offset: number, length: number, dir: 'read' | 'write'): boolean {
+  private barAccessValid(
+    index: number,
+    bar: BarDescription,
+    offset: number,
+    length: number,
+    dir: 'read' | 'write',
+  ): boolean {
     if (!barAcceptsWidth(bar.kind, length) || offset % length !== 0 || offset + length > bar.size) {
       this.trace(`ub_bar_${dir}_width`, { region: index, offset, length });
       return false;
@@ -484,12 +499,18 @@ export class PciFunction implements Resettable {
     }
     pm?.discardUnsupportedState(pmBefore);
     const pmAfter = pm?.powerState() ?? PCI_PM_STATE_D0;
-    if (pmAfter !== pmBefore) this.log.debug({ event: 'pci_power_state', from: pmBefore, to: pmAfter }, 'power state change');
+    if (pmAfter !== pmBefore)
+      this.log.debug({ event: 'pci_power_state', from: pmBefore, to: pmAfter }, 'power state change');
     const modeAfter = this.interruptMode();
     // A disabled MSI capability has nothing to deliver later (PCI 3.0 §6.8.1.3).
     if (modeAfter !== 'msi') this.msiPending = 0;
     // An edge that happened while routed elsewhere must not be lost when the guest switches to messages.
-    if (modeAfter !== modeBefore && this.line && this.lineDrivesMessages && (modeAfter === 'msi' || modeAfter === 'msix')) {
+    if (
+      modeAfter !== modeBefore &&
+      this.line &&
+      this.lineDrivesMessages &&
+      (modeAfter === 'msi' || modeAfter === 'msix')
+    ) {
       this.notify(0);
     }
     this.updateIntxOutput();

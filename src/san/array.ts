@@ -15,8 +15,16 @@ import { nexusKey } from '../scsi/nexus.js';
 import { logger, type Logger } from '../util/log.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 import {
-  FALLBACK_OUI, checkMemoryCapacity, ouiFromWwn, parseSize, resolveInDataDir, Volume,
-  type BlockSize, type ExistingFilePolicy, type VolumeOpenOptions, type VolumeSpec,
+  FALLBACK_OUI,
+  checkMemoryCapacity,
+  ouiFromWwn,
+  parseSize,
+  resolveInDataDir,
+  Volume,
+  type BlockSize,
+  type ExistingFilePolicy,
+  type VolumeOpenOptions,
+  type VolumeSpec,
 } from './volume.js';
 
 /**
@@ -27,7 +35,13 @@ import {
 export interface ArrayConfig {
   name: string;
   ports: { wwpn: string | bigint; wwnn: string | bigint }[];
-  volumes: { name: string; size: string | number; file?: string | undefined; blockSize?: BlockSize | undefined; existing?: ExistingFilePolicy | undefined }[];
+  volumes: {
+    name: string;
+    size: string | number;
+    file?: string | undefined;
+    blockSize?: BlockSize | undefined;
+    existing?: ExistingFilePolicy | undefined;
+  }[];
   hostGroups: { name: string; initiators: (string | bigint)[]; luns: Record<string, string> }[];
 }
 
@@ -55,7 +69,10 @@ interface HostGroup {
   readonly units: Map<number, LogicalUnit>;
 }
 
-interface VolumeEntry { volume: Volume; lu: LogicalUnit; }
+interface VolumeEntry {
+  volume: Volume;
+  lu: LogicalUnit;
+}
 
 /**
  * Who asks for a volume. The configuration file is the administrator's: its volumes may adopt
@@ -91,8 +108,14 @@ export class StorageArray implements LunMapping {
   private readonly log: Logger;
   private closed = false;
 
-  private constructor(readonly name: string, ports: PortIdentity[], private readonly baseDir: string, private readonly dataDir: string | null,
-    product: ProductIdentity, log: Logger) {
+  private constructor(
+    readonly name: string,
+    ports: PortIdentity[],
+    private readonly baseDir: string,
+    private readonly dataDir: string | null,
+    product: ProductIdentity,
+    log: Logger,
+  ) {
     this.portIdentities = ports;
     this.log = log;
     const first = ports[0];
@@ -112,7 +135,14 @@ export class StorageArray implements LunMapping {
       return { wwpn, wwnn: asWwn(p.wwnn, `array '${config.name}' port WWNN`), relativePortId: i + 1 };
     });
     const log = opts.log ?? logger('san.array', { array: config.name });
-    const array = new StorageArray(config.name, ports, opts.baseDir ?? process.cwd(), opts.dataDir ?? null, opts.product ?? DEFAULT_PRODUCT, log);
+    const array = new StorageArray(
+      config.name,
+      ports,
+      opts.baseDir ?? process.cwd(),
+      opts.dataDir ?? null,
+      opts.product ?? DEFAULT_PRODUCT,
+      log,
+    );
     try {
       for (const v of config.volumes) {
         const spec: VolumeSpec = { name: v.name, size: v.size };
@@ -121,7 +151,10 @@ export class StorageArray implements LunMapping {
         await array.addVolume(spec, { origin: 'config', existing: v.existing });
       }
       for (const g of config.hostGroups) {
-        array.addHostGroup(g.name, g.initiators.map((i) => asWwn(i, `host group '${g.name}' initiator`)));
+        array.addHostGroup(
+          g.name,
+          g.initiators.map((i) => asWwn(i, `host group '${g.name}' initiator`)),
+        );
         for (const [lunText, volumeName] of Object.entries(g.luns)) {
           array.mapLun(g.name, parseLunNumber(lunText, g.name), volumeName);
         }
@@ -143,28 +176,38 @@ export class StorageArray implements LunMapping {
   }
 
   // ---- inspection -------------------------------------------------------------------------------
-  volume(name: string): Volume | undefined { return this.volumes.get(name)?.volume; }
-  volumeNames(): string[] { return [...this.volumes.keys()]; }
+  volume(name: string): Volume | undefined {
+    return this.volumes.get(name)?.volume;
+  }
+  volumeNames(): string[] {
+    return [...this.volumes.keys()];
+  }
   /** LUN → volume name as an initiator sees it. */
   lunMapFor(initiatorWwpn: bigint): Map<number, string> {
     return new Map(this.groupOfInitiator.get(initiatorWwpn)?.luns ?? []);
   }
   /** The logical unit of a volume (PR and unit attention state), for status displays and tests. */
-  logicalUnit(volumeName: string): LogicalUnit | undefined { return this.volumes.get(volumeName)?.lu; }
+  logicalUnit(volumeName: string): LogicalUnit | undefined {
+    return this.volumes.get(volumeName)?.lu;
+  }
 
   // ---- run-time changes -------------------------------------------------------------------------
   async addVolume(spec: VolumeSpec, request: VolumeRequest = FROM_CONFIG): Promise<Volume> {
     this.checkOpen();
     if (this.volumes.has(spec.name)) throw new Error(`array '${this.name}': volume '${spec.name}' already exists`);
     const s: VolumeSpec = { ...spec };
-    const open: VolumeOpenOptions = { existing: request.existing ?? (request.origin === 'config' ? 'adopt' : 'create') };
+    const open: VolumeOpenOptions = {
+      existing: request.existing ?? (request.origin === 'config' ? 'adopt' : 'create'),
+    };
     if (s.file !== undefined) {
       if (this.dataDir !== null) {
         s.file = resolveInDataDir(this.dataDir, s.file);
         open.noFollow = true;
       } else if (request.origin === 'control') {
-        throw new Error(`volume '${s.name}': this SAN has no data directory, so the control socket cannot name backing files; ` +
-          'restart the SAN with --data-dir DIR (or "dataDir" in its configuration), or leave out file= for a RAM volume');
+        throw new Error(
+          `volume '${s.name}': this SAN has no data directory, so the control socket cannot name backing files; ` +
+            'restart the SAN with --data-dir DIR (or "dataDir" in its configuration), or leave out file= for a RAM volume',
+        );
       } else {
         s.file = path.resolve(this.baseDir, s.file);
       }
@@ -174,7 +217,10 @@ export class StorageArray implements LunMapping {
       if (warning) this.log.warn({ volume: s.name, bytes }, warning);
     }
     for (const e of this.volumes.values()) {
-      if (s.file !== undefined && e.volume.file === s.file) throw new Error(`array '${this.name}': volumes '${e.volume.name}' and '${s.name}' share backing file ${s.file}`);
+      if (s.file !== undefined && e.volume.file === s.file)
+        throw new Error(
+          `array '${this.name}': volumes '${e.volume.name}' and '${s.name}' share backing file ${s.file}`,
+        );
     }
     const volume = await Volume.open(s, { arrayName: this.name, oui: this.oui }, open);
     try {
@@ -204,7 +250,11 @@ export class StorageArray implements LunMapping {
   }
 
   /** Grows (or, with allowShrink, shrinks) a volume; every nexus that knows it gets CAPACITY DATA HAS CHANGED. */
-  async resizeVolume(name: string, size: string | number, opts: { allowShrink?: boolean; origin?: VolumeRequest['origin'] } = {}): Promise<void> {
+  async resizeVolume(
+    name: string,
+    size: string | number,
+    opts: { allowShrink?: boolean; origin?: VolumeRequest['origin'] } = {},
+  ): Promise<void> {
     this.checkOpen();
     const entry = this.volumes.get(name);
     if (!entry) throw new Error(`array '${this.name}': no volume '${name}'`);
@@ -225,7 +275,10 @@ export class StorageArray implements LunMapping {
     if (this.groups.has(name)) throw new Error(`array '${this.name}': host group '${name}' already exists`);
     for (const i of initiators) {
       const other = this.groupOfInitiator.get(i);
-      if (other) throw new Error(`array '${this.name}': initiator ${formatWwn(i)} is in host groups '${other.name}' and '${name}'`);
+      if (other)
+        throw new Error(
+          `array '${this.name}': initiator ${formatWwn(i)} is in host groups '${other.name}' and '${name}'`,
+        );
     }
     const group: HostGroup = { name, initiators: new Set(initiators), luns: new Map(), units: new Map() };
     this.groups.set(name, group);
@@ -235,11 +288,14 @@ export class StorageArray implements LunMapping {
   mapLun(groupName: string, lun: number, volumeName: string): void {
     this.checkOpen();
     const g = this.group(groupName);
-    if (!Number.isInteger(lun) || lun < 0 || lun > MAX_FLAT_LUN) throw new Error(`LUN ${lun} must be an integer 0..${MAX_FLAT_LUN}`);
+    if (!Number.isInteger(lun) || lun < 0 || lun > MAX_FLAT_LUN)
+      throw new Error(`LUN ${lun} must be an integer 0..${MAX_FLAT_LUN}`);
     const entry = this.volumes.get(volumeName);
     if (!entry) throw new Error(`array '${this.name}': no volume '${volumeName}'`);
-    if (g.luns.has(lun)) throw new Error(`host group '${groupName}': LUN ${lun} is already mapped to '${g.luns.get(lun)!}'`);
-    for (const [l, v] of g.luns) if (v === volumeName) throw new Error(`host group '${groupName}': volume '${volumeName}' is already LUN ${l}`);
+    if (g.luns.has(lun))
+      throw new Error(`host group '${groupName}': LUN ${lun} is already mapped to '${g.luns.get(lun)!}'`);
+    for (const [l, v] of g.luns)
+      if (v === volumeName) throw new Error(`host group '${groupName}': volume '${volumeName}' is already LUN ${l}`);
     g.luns.set(lun, volumeName);
     g.units.set(lun, entry.lu);
     this.reportedLunsChanged(g);
@@ -261,9 +317,14 @@ export class StorageArray implements LunMapping {
     this.closed = true;
     const errors: unknown[] = [];
     for (const e of this.volumes.values()) {
-      try { await e.volume.close(); } catch (err) { errors.push(err); }
+      try {
+        await e.volume.close();
+      } catch (err) {
+        errors.push(err);
+      }
     }
-    if (errors.length) throw new AggregateError(errors, `array '${this.name}': ${errors.length} volume(s) failed to close`);
+    if (errors.length)
+      throw new AggregateError(errors, `array '${this.name}': ${errors.length} volume(s) failed to close`);
   }
 
   private group(name: string): HostGroup {
@@ -295,5 +356,9 @@ const EMPTY_UNITS: ReadonlyMap<number, LogicalUnit> = new Map();
 
 /** A size for the memory check; an invalid one counts as 0 here and is reported by Volume itself. */
 function parseSizeOrZero(size: string | number): number {
-  try { return parseSize(size); } catch { return 0; }
+  try {
+    return parseSize(size);
+  } catch {
+    return 0;
+  }
 }

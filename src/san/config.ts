@@ -80,7 +80,9 @@ export const VolumeSchema = z.strictObject({
   existing: z.enum(['adopt', 'create']).optional(),
   blockSize: z
     .number()
-    .refine((b): b is 512 | 4096 => (SUPPORTED_BLOCK_SIZES as readonly number[]).includes(b), { message: `block size must be one of ${SUPPORTED_BLOCK_SIZES.join(', ')}` })
+    .refine((b): b is 512 | 4096 => (SUPPORTED_BLOCK_SIZES as readonly number[]).includes(b), {
+      message: `block size must be one of ${SUPPORTED_BLOCK_SIZES.join(', ')}`,
+    })
     .optional(),
 });
 
@@ -125,21 +127,28 @@ export const SanConfigSchema = z
       const groups = new Set<string>();
       const initiators = new Set<bigint>();
       a.hostGroups.forEach((g, gi) => {
-        if (groups.has(g.name)) issue(['arrays', ai, 'hostGroups', gi, 'name'], `host group name '${g.name}' is used twice`);
+        if (groups.has(g.name))
+          issue(['arrays', ai, 'hostGroups', gi, 'name'], `host group name '${g.name}' is used twice`);
         groups.add(g.name);
         g.initiators.forEach((w, wi) => {
-          if (initiators.has(w)) issue(['arrays', ai, 'hostGroups', gi, 'initiators', wi], 'initiator is already in another host group of this array');
+          if (initiators.has(w))
+            issue(
+              ['arrays', ai, 'hostGroups', gi, 'initiators', wi],
+              'initiator is already in another host group of this array',
+            );
           initiators.add(w);
         });
         for (const [lun, vol] of Object.entries(g.luns)) {
-          if (!volumes.has(vol)) issue(['arrays', ai, 'hostGroups', gi, 'luns', lun], `no volume named '${vol}' in array '${a.name}'`);
+          if (!volumes.has(vol))
+            issue(['arrays', ai, 'hostGroups', gi, 'luns', lun], `no volume named '${vol}' in array '${a.name}'`);
         }
       });
     });
     const z0 = cfg.fabric.zoning;
     const zoneNames = new Set<string>();
     z0.zones.forEach((zone, zi) => {
-      if (zoneNames.has(zone.name)) issue(['fabric', 'zoning', 'zones', zi, 'name'], `zone name '${zone.name}' is used twice`);
+      if (zoneNames.has(zone.name))
+        issue(['fabric', 'zoning', 'zones', zi, 'name'], `zone name '${zone.name}' is used twice`);
       zoneNames.add(zone.name);
     });
     const setNames = new Set<string>();
@@ -199,7 +208,12 @@ export function exampleSanConfig(): string {
       domain: 1,
       zoning: {
         default: 'deny',
-        zones: [{ name: 'host1-array1', members: ['c0:50:76:ff:e5:00:00:01', '50:0a:09:81:00:00:00:01', '50:0a:09:82:00:00:00:01'] }],
+        zones: [
+          {
+            name: 'host1-array1',
+            members: ['c0:50:76:ff:e5:00:00:01', '50:0a:09:81:00:00:00:01', '50:0a:09:82:00:00:00:01'],
+          },
+        ],
       },
     },
     arrays: [

@@ -40,7 +40,13 @@ import { z } from 'zod';
 import { native } from '../native/index.js';
 import { parseWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';
-import { checkListenerCred, listenGated, netSocketFd, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
+import {
+  checkListenerCred,
+  listenGated,
+  netSocketFd,
+  type PrivateSocket,
+  type SocketAccess,
+} from '../util/private-socket.js';
 import { FAULT_KINDS, FRAME_CLASSES, type FaultSpec } from './faults.js';
 import type { San } from './san.js';
 
@@ -52,8 +58,16 @@ export const CONTROL_OUTPUT_HARD_LIMIT = 16 * 1024 * 1024;
 /** A connection with answers waiting that takes none of them for this long is closed. */
 export const CONTROL_STALL_MS = 30_000;
 
-export interface ControlLimits { highWater: number; hardLimit: number; stallMs: number; }
-const controlLimits: ControlLimits = { highWater: CONTROL_OUTPUT_HIGH_WATER, hardLimit: CONTROL_OUTPUT_HARD_LIMIT, stallMs: CONTROL_STALL_MS };
+export interface ControlLimits {
+  highWater: number;
+  hardLimit: number;
+  stallMs: number;
+}
+const controlLimits: ControlLimits = {
+  highWater: CONTROL_OUTPUT_HIGH_WATER,
+  hardLimit: CONTROL_OUTPUT_HARD_LIMIT,
+  stallMs: CONTROL_STALL_MS,
+};
 
 /** Change the control connections' output bounds (tests); returns the previous ones. */
 export function setControlLimits(next: Partial<ControlLimits>): ControlLimits {
@@ -76,7 +90,18 @@ const Lun = z.coerce.number().int().min(0).max(16383);
 
 export const ControlRequestSchema = z.discriminatedUnion('cmd', [
   z.object({ cmd: z.literal('status') }),
-  z.object({ cmd: z.literal('add-volume'), array: Name, name: Name, size: Size, file: z.string().min(1).optional(), adopt: z.boolean().optional(), blockSize: z.coerce.number().pipe(z.union([z.literal(512), z.literal(4096)])).optional() }),
+  z.object({
+    cmd: z.literal('add-volume'),
+    array: Name,
+    name: Name,
+    size: Size,
+    file: z.string().min(1).optional(),
+    adopt: z.boolean().optional(),
+    blockSize: z.coerce
+      .number()
+      .pipe(z.union([z.literal(512), z.literal(4096)]))
+      .optional(),
+  }),
   z.object({ cmd: z.literal('remove-volume'), array: Name, name: Name }),
   z.object({ cmd: z.literal('resize-volume'), array: Name, name: Name, size: Size }),
   z.object({ cmd: z.literal('add-host-group'), array: Name, name: Name, initiators: z.array(Wwn) }),
@@ -103,7 +128,9 @@ export const ControlRequestSchema = z.discriminatedUnion('cmd', [
     count: z.coerce.number().int().positive().optional(),
     delayMs: z.coerce.number().int().nonnegative().optional(),
     latencyMs: z.coerce.number().int().nonnegative().optional(),
-    logins: z.union([z.array(z.enum(['flogi', 'fdisc', 'plogi'])), z.enum(['flogi', 'fdisc', 'plogi']).transform((l) => [l])]).optional(),
+    logins: z
+      .union([z.array(z.enum(['flogi', 'fdisc', 'plogi'])), z.enum(['flogi', 'fdisc', 'plogi']).transform((l) => [l])])
+      .optional(),
     lun: Lun.optional(),
     lba: z.coerce.number().int().nonnegative().optional(),
     blocks: z.coerce.number().int().positive().optional(),
@@ -194,7 +221,9 @@ export async function executeControl(san: San, req: ControlRequest): Promise<unk
       return null;
     case 'fault-add': {
       const { cmd: _cmd, ...fields } = req;
-      const spec = Object.fromEntries(Object.entries(fields).filter(([, v]) => v !== undefined)) as unknown as FaultSpec;
+      const spec = Object.fromEntries(
+        Object.entries(fields).filter(([, v]) => v !== undefined),
+      ) as unknown as FaultSpec;
       return { id: san.faults.add(spec) };
     }
     case 'fault-list':
@@ -254,11 +283,21 @@ export class ControlServer {
     });
   }
 
-  static listen(san: San, path: string, log: Logger = logger('san.control'), options: ControlListenOptions = {}): Promise<ControlServer> {
+  static listen(
+    san: San,
+    path: string,
+    log: Logger = logger('san.control'),
+    options: ControlListenOptions = {},
+  ): Promise<ControlServer> {
     // Private socket, peer check and per-uid cap: src/util/private-socket.ts.
     return listenGated(
       path,
-      { ...(options.access ? { access: options.access } : {}), maxPerUid: options.maxPerUid ?? DEFAULT_MAX_CONTROL_PER_UID, what: 'SAN control', log },
+      {
+        ...(options.access ? { access: options.access } : {}),
+        maxPerUid: options.maxPerUid ?? DEFAULT_MAX_CONTROL_PER_UID,
+        what: 'SAN control',
+        log,
+      },
       (socket) => serveControlConnection(san, socket, log),
     ).then(({ server, socketFile }) => new ControlServer(server, socketFile, path));
   }
@@ -312,7 +351,10 @@ export function serveControlConnection(san: San, socket: net.Socket, log: Logger
       stallTimer = null;
       if (socket.destroyed || socket.writableLength === 0) return;
       if (taken() === before) {
-        log.warn({ unread: socket.writableLength, ms: controlLimits.stallMs }, 'control client is not reading its answers; connection closed');
+        log.warn(
+          { unread: socket.writableLength, ms: controlLimits.stallMs },
+          'control client is not reading its answers; connection closed',
+        );
         socket.destroy();
         return;
       }
@@ -321,7 +363,8 @@ export function serveControlConnection(san: San, socket: net.Socket, log: Logger
     stallTimer.unref?.();
   };
 
-  const readable = (): boolean => socket.writableLength <= controlLimits.highWater && buffered.length <= CONTROL_MAX_LINE;
+  const readable = (): boolean =>
+    socket.writableLength <= controlLimits.highWater && buffered.length <= CONTROL_MAX_LINE;
 
   const pump = (): void => {
     // One request at a time; the loop is bounded by the complete lines buffered (at most 64 KiB).
@@ -364,7 +407,11 @@ export function serveControlConnection(san: San, socket: net.Socket, log: Logger
 }
 
 /** Send one request to a control socket and wait for its answer (bounded by timeoutMs). */
-export function controlRequest(path: string, request: Record<string, unknown>, timeoutMs = 30_000): Promise<ControlResponse> {
+export function controlRequest(
+  path: string,
+  request: Record<string, unknown>,
+  timeoutMs = 30_000,
+): Promise<ControlResponse> {
   if (!existsSync(path)) return Promise.reject(new Error(`no control socket at ${path}`));
   return new Promise((resolve, reject) => {
     const socket = net.createConnection({ path });

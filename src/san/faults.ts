@@ -54,10 +54,29 @@ import { buildFixedSense } from '../scsi/sense.js';
 import { formatWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';
 
-export const FAULT_KINDS = ['drop', 'delay', 'slow-target', 'corrupt', 'reject-login', 'scsi-error', 'rscn-storm', 'port-flap'] as const;
+export const FAULT_KINDS = [
+  'drop',
+  'delay',
+  'slow-target',
+  'corrupt',
+  'reject-login',
+  'scsi-error',
+  'rscn-storm',
+  'port-flap',
+] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 /** Frame classes a frame fault can select. */
-export const FRAME_CLASSES = ['all', 'fcp', 'fcp-cmnd', 'fcp-data', 'fcp-xfer-rdy', 'fcp-rsp', 'els', 'ct', 'bls'] as const;
+export const FRAME_CLASSES = [
+  'all',
+  'fcp',
+  'fcp-cmnd',
+  'fcp-data',
+  'fcp-xfer-rdy',
+  'fcp-rsp',
+  'els',
+  'ct',
+  'bls',
+] as const;
 export type FrameClass = (typeof FRAME_CLASSES)[number];
 export type FaultDirection = 'from' | 'to' | 'both';
 export type LoginKind = 'flogi' | 'fdisc' | 'plogi';
@@ -105,7 +124,13 @@ export interface FaultHost {
 }
 
 /** Limits: hostile or careless control input must not make the SAN spin or allocate without bound. */
-export const FAULT_LIMITS = { maxFaults: 64, maxDelayMs: 60_000, maxRscnStorm: 10_000, maxFlapCycles: 1000, maxIntervalMs: 600_000 } as const;
+export const FAULT_LIMITS = {
+  maxFaults: 64,
+  maxDelayMs: 60_000,
+  maxRscnStorm: 10_000,
+  maxFlapCycles: 1000,
+  maxIntervalMs: 600_000,
+} as const;
 /** An exchange abandoned after a drop is forgotten after this long even if its last frame never passes. */
 const ABANDONED_EXCHANGE_TTL_MS = 120_000;
 /** Abandoned exchanges remembered per link; the oldest is forgotten beyond this. */
@@ -132,17 +157,47 @@ function validate(spec: FaultSpec): void {
   const need = (cond: boolean, msg: string): void => {
     if (!cond) throw new RangeError(`${spec.kind}: ${msg}`);
   };
-  const intIn = (v: number | undefined, lo: number, hi: number): boolean => v === undefined || (Number.isInteger(v) && v >= lo && v <= hi);
-  need((FAULT_KINDS as readonly string[]).includes(spec.kind), `unknown fault kind (expected one of ${FAULT_KINDS.join(', ')})`);
-  need(spec.probability === undefined || (spec.probability >= 0 && spec.probability <= 1), 'probability must be within 0..1');
+  const intIn = (v: number | undefined, lo: number, hi: number): boolean =>
+    v === undefined || (Number.isInteger(v) && v >= lo && v <= hi);
+  need(
+    (FAULT_KINDS as readonly string[]).includes(spec.kind),
+    `unknown fault kind (expected one of ${FAULT_KINDS.join(', ')})`,
+  );
+  need(
+    spec.probability === undefined || (spec.probability >= 0 && spec.probability <= 1),
+    'probability must be within 0..1',
+  );
   need(intIn(spec.count, 1, Number.MAX_SAFE_INTEGER), 'count must be a positive integer');
-  need(spec.frames === undefined || (FRAME_CLASSES as readonly string[]).includes(spec.frames), `frames must be one of ${FRAME_CLASSES.join(', ')}`);
-  need(spec.direction === undefined || ['from', 'to', 'both'].includes(spec.direction), 'direction must be from, to or both');
-  need(intIn(spec.delayMs, 0, FAULT_LIMITS.maxDelayMs) && intIn(spec.latencyMs, 0, FAULT_LIMITS.maxDelayMs), `delays must be integers within 0..${FAULT_LIMITS.maxDelayMs} ms`);
-  need(intIn(spec.lba, 0, Number.MAX_SAFE_INTEGER) && intIn(spec.blocks, 1, Number.MAX_SAFE_INTEGER) && intIn(spec.lun, 0, 16383), 'lba/blocks/lun out of range');
-  need(intIn(spec.intervalMs, 0, FAULT_LIMITS.maxIntervalMs) && intIn(spec.downMs, 0, FAULT_LIMITS.maxIntervalMs) && intIn(spec.upMs, 0, FAULT_LIMITS.maxIntervalMs), 'intervals out of range');
+  need(
+    spec.frames === undefined || (FRAME_CLASSES as readonly string[]).includes(spec.frames),
+    `frames must be one of ${FRAME_CLASSES.join(', ')}`,
+  );
+  need(
+    spec.direction === undefined || ['from', 'to', 'both'].includes(spec.direction),
+    'direction must be from, to or both',
+  );
+  need(
+    intIn(spec.delayMs, 0, FAULT_LIMITS.maxDelayMs) && intIn(spec.latencyMs, 0, FAULT_LIMITS.maxDelayMs),
+    `delays must be integers within 0..${FAULT_LIMITS.maxDelayMs} ms`,
+  );
+  need(
+    intIn(spec.lba, 0, Number.MAX_SAFE_INTEGER) &&
+      intIn(spec.blocks, 1, Number.MAX_SAFE_INTEGER) &&
+      intIn(spec.lun, 0, 16383),
+    'lba/blocks/lun out of range',
+  );
+  need(
+    intIn(spec.intervalMs, 0, FAULT_LIMITS.maxIntervalMs) &&
+      intIn(spec.downMs, 0, FAULT_LIMITS.maxIntervalMs) &&
+      intIn(spec.upMs, 0, FAULT_LIMITS.maxIntervalMs),
+    'intervals out of range',
+  );
   need(intIn(spec.cycles, 1, FAULT_LIMITS.maxFlapCycles), `cycles must be within 1..${FAULT_LIMITS.maxFlapCycles}`);
-  if (spec.logins) need(spec.logins.every((l) => ['flogi', 'fdisc', 'plogi'].includes(l)), 'logins must be flogi, fdisc or plogi');
+  if (spec.logins)
+    need(
+      spec.logins.every((l) => ['flogi', 'fdisc', 'plogi'].includes(l)),
+      'logins must be flogi, fdisc or plogi',
+    );
   switch (spec.kind) {
     case 'delay':
       need(spec.delayMs !== undefined, 'needs delayMs');
@@ -154,7 +209,10 @@ function validate(spec: FaultSpec): void {
       need(spec.lba !== undefined, 'needs lba (first LBA of the failing range)');
       break;
     case 'rscn-storm':
-      need(spec.count === undefined || spec.count <= FAULT_LIMITS.maxRscnStorm, `count must be at most ${FAULT_LIMITS.maxRscnStorm}`);
+      need(
+        spec.count === undefined || spec.count <= FAULT_LIMITS.maxRscnStorm,
+        `count must be at most ${FAULT_LIMITS.maxRscnStorm}`,
+      );
       break;
     case 'port-flap':
       need(spec.wwpn !== undefined, 'needs wwpn');
@@ -207,7 +265,11 @@ export function cdbBlockRange(cdb: Uint8Array): { op: 'read' | 'write'; lba: num
       return { op: cdb[0] === Opcode.READ_12 ? 'read' : 'write', lba: dv.getUint32(2), blocks: dv.getUint32(6) };
     case Opcode.READ_16:
     case Opcode.WRITE_16:
-      return { op: cdb[0] === Opcode.READ_16 ? 'read' : 'write', lba: Number(dv.getBigUint64(2)), blocks: dv.getUint32(10) };
+      return {
+        op: cdb[0] === Opcode.READ_16 ? 'read' : 'write',
+        lba: Number(dv.getBigUint64(2)),
+        blocks: dv.getUint32(10),
+      };
     default:
       return null;
   }
@@ -256,7 +318,8 @@ export class FaultInjector {
 
   add(spec: FaultSpec): number {
     validate(spec);
-    if (this.faults.size >= FAULT_LIMITS.maxFaults) throw new RangeError(`at most ${FAULT_LIMITS.maxFaults} faults at a time`);
+    if (this.faults.size >= FAULT_LIMITS.maxFaults)
+      throw new RangeError(`at most ${FAULT_LIMITS.maxFaults} faults at a time`);
     const fault: ActiveFault = { id: this.nextId++, spec: { ...spec }, hits: 0, timer: null, stopped: false };
     this.faults.set(fault.id, fault);
     this.log.warn({ id: fault.id, fault: describe(spec) }, 'fault injected');
@@ -266,19 +329,29 @@ export class FaultInjector {
   }
 
   list(): FaultInfo[] {
-    return [...this.faults.values()].map((f) => ({ id: f.id, spec: describe(f.spec), hits: f.hits, active: !f.stopped }));
+    return [...this.faults.values()].map((f) => ({
+      id: f.id,
+      spec: describe(f.spec),
+      hits: f.hits,
+      active: !f.stopped,
+    }));
   }
 
   /** Remove one fault (or all); returns how many were removed. A stopped port flap leaves the port up. */
   clear(id?: number): number {
-    const victims = id === undefined ? [...this.faults.values()] : [this.faults.get(id)].filter((f): f is ActiveFault => f !== undefined);
+    const victims =
+      id === undefined
+        ? [...this.faults.values()]
+        : [this.faults.get(id)].filter((f): f is ActiveFault => f !== undefined);
     for (const f of victims) {
       f.stopped = true;
       if (f.timer) clearTimeout(f.timer);
       f.timer = null;
       this.faults.delete(f.id);
       if (f.spec.kind === 'port-flap' && f.spec.wwpn !== undefined) {
-        this.host.portUp(f.spec.wwpn).catch((e: unknown) => this.log.warn({ error: String(e) }, 'port-flap: bringing the port back up failed'));
+        this.host
+          .portUp(f.spec.wwpn)
+          .catch((e: unknown) => this.log.warn({ error: String(e) }, 'port-flap: bringing the port back up failed'));
       }
     }
     return victims.length;
@@ -360,18 +433,22 @@ export class FaultInjector {
     const up = (): void => {
       f.timer = null;
       if (f.stopped) return;
-      this.host.portUp(wwpn).then(
-        () => {},
-        (e: unknown) => this.log.warn({ wwpn: formatWwn(wwpn), error: String(e) }, 'port-flap: bringing the port up failed'),
-      ).finally(() => {
-        if (f.stopped) return;
-        f.hits++;
-        if (f.hits >= cycles) {
-          f.stopped = true;
-          return;
-        }
-        f.timer = setTimeout(down, f.spec.upMs ?? 10_000);
-      });
+      this.host
+        .portUp(wwpn)
+        .then(
+          () => {},
+          (e: unknown) =>
+            this.log.warn({ wwpn: formatWwn(wwpn), error: String(e) }, 'port-flap: bringing the port up failed'),
+        )
+        .finally(() => {
+          if (f.stopped) return;
+          f.hits++;
+          if (f.hits >= cycles) {
+            f.stopped = true;
+            return;
+          }
+          f.timer = setTimeout(down, f.spec.upMs ?? 10_000);
+        });
     };
     f.timer = setTimeout(down, 0);
   }
@@ -452,7 +529,11 @@ class FaultyLink extends Link {
           return true;
         }
         const kind: LoginKind = code === ELS.FLOGI ? 'flogi' : 'fdisc';
-        const f = this.faults.pick(['reject-login'], h, (s) => (s.wwpn === undefined || s.wwpn === wwpn) && (s.logins === undefined || s.logins.includes(kind)));
+        const f = this.faults.pick(
+          ['reject-login'],
+          h,
+          (s) => (s.wwpn === undefined || s.wwpn === wwpn) && (s.logins === undefined || s.logins.includes(kind)),
+        );
         if (f) {
           this.replyLsRjt(h);
           return true;
@@ -496,20 +577,46 @@ class FaultyLink extends Link {
       information: Math.max(range.lba, f.spec.lba!) >>> 0,
     });
     // Ends the exchange as the target would: status without data, everything reported as residual.
-    const rsp = encodeFcpRsp({ status: Status.CHECK_CONDITION, retryDelay: 0, residualOver: false, residualUnder: cmnd.dataLength > 0, residual: cmnd.dataLength, responseCode: null, sense });
+    const rsp = encodeFcpRsp({
+      status: Status.CHECK_CONDITION,
+      retryDelay: 0,
+      residualOver: false,
+      residualUnder: cmnd.dataLength > 0,
+      residual: cmnd.dataLength,
+      responseCode: null,
+      sense,
+    });
     this.replyToPort(h, R_CTL.COMMAND_STATUS, FC_TYPE.FCP, rsp);
     return true;
   }
 
   private replyLsRjt(h: FcHeader): void {
-    this.replyToPort(h, R_CTL.ELS_REPLY, FC_TYPE.ELS, encodeLsRjt({ reason: LS_RJT_REASON.UNABLE_TO_PERFORM, explanation: LS_RJT_EXPLANATION.NONE }));
+    this.replyToPort(
+      h,
+      R_CTL.ELS_REPLY,
+      FC_TYPE.ELS,
+      encodeLsRjt({ reason: LS_RJT_REASON.UNABLE_TO_PERFORM, explanation: LS_RJT_EXPLANATION.NONE }),
+    );
   }
 
   /** A reply on the exchange `req` opened, from the address it was sent to. */
   private replyToPort(req: FcHeader, rCtl: number, type: number, payload: Uint8Array): void {
     const out = new Uint8Array(FC_HEADER_SIZE + payload.length);
     encodeHeader(
-      { rCtl, dId: req.sId, csCtl: 0, sId: req.dId, type, fCtl: F_CTL_REPLY, seqId: 0, dfCtl: 0, seqCnt: 0, oxId: req.oxId, rxId: req.rxId, parameter: 0 },
+      {
+        rCtl,
+        dId: req.sId,
+        csCtl: 0,
+        sId: req.dId,
+        type,
+        fCtl: F_CTL_REPLY,
+        seqId: 0,
+        dfCtl: 0,
+        seqCnt: 0,
+        oxId: req.oxId,
+        rxId: req.rxId,
+        parameter: 0,
+      },
       out,
     );
     out.set(payload, FC_HEADER_SIZE);
@@ -553,7 +660,12 @@ class FaultyLink extends Link {
       return false;
     }
     // A new exchange from the originator with a reused OX_ID starts clean.
-    if (!(h.fCtl & F_CTL.EX_CTX) && h.fCtl & F_CTL.FIRST_SEQ && h.seqCnt === 0 && h.rCtl !== R_CTL.DEVICE_DATA_SOLICITED) {
+    if (
+      !(h.fCtl & F_CTL.EX_CTX) &&
+      h.fCtl & F_CTL.FIRST_SEQ &&
+      h.seqCnt === 0 &&
+      h.rCtl !== R_CTL.DEVICE_DATA_SOLICITED
+    ) {
       this.abandoned.delete(key);
       return false;
     }
@@ -585,12 +697,15 @@ class FaultyLink extends Link {
 
   private schedule(): void {
     if (this.queueTimer || this.queue.length === 0) return;
-    this.queueTimer = setTimeout(() => {
-      this.queueTimer = null;
-      const now = Date.now();
-      while (this.queue.length && this.queue[0]!.at <= now) this.inner.send(this.queue.shift()!.frame);
-      this.schedule();
-    }, Math.max(0, this.queue[0]!.at - Date.now()));
+    this.queueTimer = setTimeout(
+      () => {
+        this.queueTimer = null;
+        const now = Date.now();
+        while (this.queue.length && this.queue[0]!.at <= now) this.inner.send(this.queue.shift()!.frame);
+        this.schedule();
+      },
+      Math.max(0, this.queue[0]!.at - Date.now()),
+    );
   }
 
   protected shutdown(): void {

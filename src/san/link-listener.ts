@@ -36,12 +36,21 @@ export class LinkListener {
     readonly path: string,
   ) {}
 
-  static listen(path: string, onLink: (link: SocketLink) => void, options: LinkListenerOptions = {}): Promise<LinkListener> {
+  static listen(
+    path: string,
+    onLink: (link: SocketLink) => void,
+    options: LinkListenerOptions = {},
+  ): Promise<LinkListener> {
     const log = options.log ?? logger('san.link', { socket: path });
     let n = 0;
     return listenGated(
       path,
-      { ...(options.access ? { access: options.access } : {}), maxPerUid: options.maxPerUid ?? DEFAULT_MAX_LINKS_PER_UID, what: 'SAN link', log },
+      {
+        ...(options.access ? { access: options.access } : {}),
+        maxPerUid: options.maxPerUid ?? DEFAULT_MAX_LINKS_PER_UID,
+        what: 'SAN link',
+        log,
+      },
       (socket) => onLink(new SocketLink(socket, `link ${++n} on ${path}`)),
     ).then(({ server, socketFile }) => new LinkListener(server, socketFile, path));
   }

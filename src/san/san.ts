@@ -47,7 +47,13 @@ interface TargetPortSlot {
 export interface SanStatus {
   fabric: { name: string; domain: number; wwnn: string; stats: Fabric['stats'] };
   logins: { nportId: string; wwpn: string; wwnn: string; physical: boolean; fPortArea: number; rscn: boolean }[];
-  targetPorts: { array: string; wwpn: string; up: boolean; nportId: string | null; sessions: { nportId: string; wwpn: string; fcp: boolean }[] }[];
+  targetPorts: {
+    array: string;
+    wwpn: string;
+    up: boolean;
+    nportId: string | null;
+    sessions: { nportId: string; wwpn: string; fcp: boolean }[];
+  }[];
   /** naa: the NAA-6 designator of VPD page 0x83 as lower-case hex (what Linux shows as wwid naa.<hex>). */
   arrays: { name: string; volumes: { name: string; bytes: number; file: string | null; naa: string }[] }[];
   zoning: ZoningSnapshot;
@@ -60,7 +66,10 @@ export function zoningFromConfig(cfg: ZoningConfig): Zoning {
     for (const set of cfg.zoneSets) zoning.setZoneSet(set.name, set.zones);
     if (cfg.activeZoneSet) zoning.activate(cfg.activeZoneSet);
   } else if (cfg.zones.length > 0) {
-    zoning.setZoneSet('cfg', cfg.zones.map((z) => z.name));
+    zoning.setZoneSet(
+      'cfg',
+      cfg.zones.map((z) => z.name),
+    );
     zoning.activate('cfg');
   }
   return zoning;
@@ -110,16 +119,25 @@ export class San {
         san.pcap = pcap;
         san.fabric.observe((frame) => pcap.write(frame));
       }
-      const dataDir = opts.dataDir ?? (config.dataDir !== undefined ? path.resolve(opts.baseDir ?? process.cwd(), config.dataDir) : undefined);
+      const dataDir =
+        opts.dataDir ??
+        (config.dataDir !== undefined ? path.resolve(opts.baseDir ?? process.cwd(), config.dataDir) : undefined);
       if (dataDir !== undefined) san.dataDir = prepareDataDir(dataDir);
       for (const a of config.arrays) {
-        const array = await StorageArray.create(a, { ...(opts.baseDir !== undefined ? { baseDir: opts.baseDir } : {}), dataDir: san.dataDir });
+        const array = await StorageArray.create(a, {
+          ...(opts.baseDir !== undefined ? { baseDir: opts.baseDir } : {}),
+          dataDir: san.dataDir,
+        });
         san.arrays.set(a.name, array);
         for (const scsi of array.ports) san.targets.set(scsi.wwpn, { array, scsi, link: null, port: null });
       }
       for (const wwpn of san.targets.keys()) await san.targetPortUp(wwpn);
       if (opts.linkPath) {
-        san.listener = await LinkListener.listen(opts.linkPath, (link) => san.fabric.attach(san.faults.wrap(link)), opts.linkAccess);
+        san.listener = await LinkListener.listen(
+          opts.linkPath,
+          (link) => san.fabric.attach(san.faults.wrap(link)),
+          opts.linkAccess,
+        );
       }
     } catch (err) {
       await san.close();
@@ -146,7 +164,10 @@ export class San {
       }
     });
     try {
-      slot.port = await FcTargetPort.start(portEnd, slot.scsi, { ...this.opts.targetPortOptions, symbolicName: `${slot.array.name} port ${slot.scsi.relativePortId}` });
+      slot.port = await FcTargetPort.start(portEnd, slot.scsi, {
+        ...this.opts.targetPortOptions,
+        symbolicName: `${slot.array.name} port ${slot.scsi.relativePortId}`,
+      });
     } catch (err) {
       // E.g. an HBA already logged in with this WWPN: leave the port down, and say why.
       portEnd.close('target port login failed');
@@ -213,7 +234,12 @@ export class San {
   async removeVolume(arrayName: string, volume: string): Promise<void> {
     await this.array(arrayName).removeVolume(volume);
   }
-  async resizeVolume(arrayName: string, volume: string, size: string | number, origin: VolumeRequest['origin'] = 'config'): Promise<void> {
+  async resizeVolume(
+    arrayName: string,
+    volume: string,
+    size: string | number,
+    origin: VolumeRequest['origin'] = 'config',
+  ): Promise<void> {
     await this.array(arrayName).resizeVolume(volume, size, { origin });
   }
   mapLun(arrayName: string, hostGroup: string, lun: number, volume: string): void {
@@ -238,7 +264,12 @@ export class San {
 
   status(): SanStatus {
     return {
-      fabric: { name: this.fabric.name, domain: this.fabric.domain, wwnn: formatWwn(this.fabric.wwnn), stats: { ...this.fabric.stats } },
+      fabric: {
+        name: this.fabric.name,
+        domain: this.fabric.domain,
+        wwnn: formatWwn(this.fabric.wwnn),
+        stats: { ...this.fabric.stats },
+      },
       logins: this.fabric.logins().map((l) => ({
         nportId: formatPortId(l.nportId),
         wwpn: formatWwn(l.wwpn),
@@ -253,7 +284,13 @@ export class San {
         up: s.port !== null,
         nportId: s.port ? formatPortId(s.port.nportId) : null,
         sessions: s.port
-          ? [...s.port.sessions.values()].filter((x) => !isWellKnownAddress(x.nportId)).map((x) => ({ nportId: formatPortId(x.nportId), wwpn: formatWwn(x.wwpn), fcp: x.fcpServiceParams !== null }))
+          ? [...s.port.sessions.values()]
+              .filter((x) => !isWellKnownAddress(x.nportId))
+              .map((x) => ({
+                nportId: formatPortId(x.nportId),
+                wwpn: formatWwn(x.wwpn),
+                fcp: x.fcpServiceParams !== null,
+              }))
           : [],
       })),
       arrays: [...this.arrays.values()].map((a) => ({

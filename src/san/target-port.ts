@@ -34,7 +34,16 @@ import {
   rscnPageCovers,
 } from '../fc/els.js';
 import { FCP_RSP_CODE, FCP_TMF, type FcpCmnd, decodeFcpCmnd, encodeFcpRsp, encodeXferRdy } from '../fc/fcp.js';
-import { F_CTL, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, type FcHeader, R_CTL, formatPortId, isWellKnownAddress } from '../fc/frame.js';
+import {
+  F_CTL,
+  FC_TYPE,
+  FC_XID_UNKNOWN,
+  type FcFrame,
+  type FcHeader,
+  R_CTL,
+  formatPortId,
+  isWellKnownAddress,
+} from '../fc/frame.js';
 import { NPortLink } from '../fc/nport/exchange-manager.js';
 import { NPort, type NPortOptions, type RemoteSession } from '../fc/nport/port.js';
 import { buildSequence } from '../fc/sequence.js';
@@ -109,7 +118,11 @@ export class FcTargetPort extends NPort {
   static async start(link: Link, scsi: ScsiTargetPort, opts: TargetPortOptions = {}): Promise<FcTargetPort> {
     const port = new FcTargetPort(new NPortLink(link), scsi, opts);
     await port.fabricLogin('flogi');
-    await port.nameServer.register({ fcpFeatures: FC4_FEATURE.TARGET, symbolicNodeName: port.symbolicName, symbolicPortName: port.symbolicName });
+    await port.nameServer.register({
+      fcpFeatures: FC4_FEATURE.TARGET,
+      symbolicNodeName: port.symbolicName,
+      symbolicPortName: port.symbolicName,
+    });
     await port.scr();
     return port;
   }
@@ -144,12 +157,21 @@ export class FcTargetPort extends NPort {
       // A new PRLI replaces the image pair: tasks of the old one are gone.
       if (session.fcpServiceParams !== null) this.endNexus(session);
       session.fcpServiceParams = page.serviceParams;
-      this.lsAcc(h, this.prliAccept(PRLI_RESPONSE.REQUEST_EXECUTED, FCP_SPP.TARGET_FUNCTION | FCP_SPP.READ_XFER_RDY_DISABLED));
+      this.lsAcc(
+        h,
+        this.prliAccept(PRLI_RESPONSE.REQUEST_EXECUTED, FCP_SPP.TARGET_FUNCTION | FCP_SPP.READ_XFER_RDY_DISABLED),
+      );
       this.log.info({ initiator: formatWwn(session.wwpn), nportId: formatPortId(h.sId) }, 'FCP image pair established');
     } else {
       const had = session.fcpServiceParams !== null;
       session.fcpServiceParams = null;
-      this.lsAcc(h, encodeProcessLogin({ command: ELS.LS_ACC, pages: [{ ...page, flags: PRLI_RESPONSE.REQUEST_EXECUTED, serviceParams: 0 }] }));
+      this.lsAcc(
+        h,
+        encodeProcessLogin({
+          command: ELS.LS_ACC,
+          pages: [{ ...page, flags: PRLI_RESPONSE.REQUEST_EXECUTED, serviceParams: 0 }],
+        }),
+      );
       if (had) this.endNexus(session);
     }
     return true;
@@ -158,7 +180,16 @@ export class FcTargetPort extends NPort {
   private prliAccept(code: number, serviceParams: number): Uint8Array {
     return encodeProcessLogin({
       command: ELS.LS_ACC,
-      pages: [{ type: FC4_TYPE_FCP, typeExtension: 0, flags: PRLI_FLAGS.ESTABLISH_IMAGE_PAIR | code, originatorPa: 0, responderPa: 0, serviceParams }],
+      pages: [
+        {
+          type: FC4_TYPE_FCP,
+          typeExtension: 0,
+          flags: PRLI_FLAGS.ESTABLISH_IMAGE_PAIR | code,
+          originatorPa: 0,
+          responderPa: 0,
+          serviceParams,
+        },
+      ],
     });
   }
 
@@ -218,7 +249,12 @@ export class FcTargetPort extends NPort {
     if (session.fcpServiceParams === null) {
       this.els(
         h.sId,
-        encodeProcessLogin({ command: ELS.PRLO, pages: [{ type: FC4_TYPE_FCP, typeExtension: 0, flags: 0, originatorPa: 0, responderPa: 0, serviceParams: 0 }] }),
+        encodeProcessLogin({
+          command: ELS.PRLO,
+          pages: [
+            { type: FC4_TYPE_FCP, typeExtension: 0, flags: 0, originatorPa: 0, responderPa: 0, serviceParams: 0 },
+          ],
+        }),
       ).catch(() => undefined);
       return;
     }
@@ -241,7 +277,9 @@ export class FcTargetPort extends NPort {
     }
     const nexus = this.nexusFor(session);
     if (cmd.taskManagement !== 0) {
-      void this.runTaskManagement(nexus, cmd, (code) => respond({ ...noResidual, status: Status.GOOD, responseCode: code, sense: null }));
+      void this.runTaskManagement(nexus, cmd, (code) =>
+        respond({ ...noResidual, status: Status.GOOD, responseCode: code, sense: null }),
+      );
       return;
     }
     if ((cmd.read && cmd.write) || cmd.dataLength > this.maxTransferLength) {
@@ -399,7 +437,12 @@ export class FcTargetPort extends NPort {
     // Exchanges the function ends are dropped here; the SCSI layer ends the tasks.
     for (const [key, ex] of this.exchanges) {
       const sameLun = ex.cmd.lun.every((b, i) => b === cmd.lun[i]);
-      const hit = fn === 'target-reset' || (fn === 'lun-reset' && sameLun) || ((fn === 'abort-task-set' || fn === 'clear-task-set') && sameLun && ex.nexus.initiatorWwpn === nexus.initiatorWwpn);
+      const hit =
+        fn === 'target-reset' ||
+        (fn === 'lun-reset' && sameLun) ||
+        ((fn === 'abort-task-set' || fn === 'clear-task-set') &&
+          sameLun &&
+          ex.nexus.initiatorWwpn === nexus.initiatorWwpn);
       if (hit) {
         ex.aborted = true;
         clearTimeout(ex.timer);
@@ -442,13 +485,29 @@ export class FcTargetPort extends NPort {
     const fCtl = F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ;
     if (!ex) {
       // Already completed (FCP_RSP crossed the ABTS) or never seen.
-      this.reply(h, R_CTL.BLS_BA_RJT, encodeBaRjt({ reason: BA_RJT_REASON.LOGICAL_ERROR, explanation: BA_RJT_EXPLANATION.INVALID_OX_ID_RX_ID, vendor: 0 }), h.rxId === FC_XID_UNKNOWN ? 0 : h.rxId, fCtl);
+      this.reply(
+        h,
+        R_CTL.BLS_BA_RJT,
+        encodeBaRjt({
+          reason: BA_RJT_REASON.LOGICAL_ERROR,
+          explanation: BA_RJT_EXPLANATION.INVALID_OX_ID_RX_ID,
+          vendor: 0,
+        }),
+        h.rxId === FC_XID_UNKNOWN ? 0 : h.rxId,
+        fCtl,
+      );
       return;
     }
     ex.aborted = true;
     clearTimeout(ex.timer);
     this.exchanges.delete(key);
-    this.reply(h, R_CTL.BLS_BA_ACC, encodeBaAcc({ seqIdValid: false, seqId: 0, oxId: ex.oxId, rxId: ex.rxId, lowSeqCnt: 0, highSeqCnt: 0xffff }), ex.rxId, fCtl);
+    this.reply(
+      h,
+      R_CTL.BLS_BA_ACC,
+      encodeBaAcc({ seqIdValid: false, seqId: 0, oxId: ex.oxId, rxId: ex.rxId, lowSeqCnt: 0, highSeqCnt: 0xffff }),
+      ex.rxId,
+      fCtl,
+    );
     this.scsi.taskManagement(ex.nexus, ex.cmd.lun, 'abort-task', ex.oxId).catch(() => undefined);
   }
 }

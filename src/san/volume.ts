@@ -31,17 +31,27 @@ export const SUPPORTED_BLOCK_SIZES: readonly BlockSize[] = [512, 4096];
 
 // ---- sizes ------------------------------------------------------------------------------------
 const SIZE_UNITS: Record<string, number> = {
-  '': 1, B: 1,
-  K: 2 ** 10, KB: 2 ** 10, KIB: 2 ** 10,
-  M: 2 ** 20, MB: 2 ** 20, MIB: 2 ** 20,
-  G: 2 ** 30, GB: 2 ** 30, GIB: 2 ** 30,
-  T: 2 ** 40, TB: 2 ** 40, TIB: 2 ** 40,
+  '': 1,
+  B: 1,
+  K: 2 ** 10,
+  KB: 2 ** 10,
+  KIB: 2 ** 10,
+  M: 2 ** 20,
+  MB: 2 ** 20,
+  MIB: 2 ** 20,
+  G: 2 ** 30,
+  GB: 2 ** 30,
+  GIB: 2 ** 30,
+  T: 2 ** 40,
+  TB: 2 ** 40,
+  TIB: 2 ** 40,
 };
 
 /** "1GiB", "512MiB", "4096", 4096 → bytes (binary units; KB/MB/GB are taken as KiB/MiB/GiB). */
 export function parseSize(size: string | number): number {
   if (typeof size === 'number') {
-    if (!Number.isSafeInteger(size) || size < 0) throw new Error(`invalid size ${size}: expected a non-negative integer byte count`);
+    if (!Number.isSafeInteger(size) || size < 0)
+      throw new Error(`invalid size ${size}: expected a non-negative integer byte count`);
     return size;
   }
   const m = /^\s*(\d+)\s*([a-zA-Z]*)\s*$/.exec(size);
@@ -78,7 +88,13 @@ export function deriveNaa6(oui: number, arrayName: string, volumeName: string): 
 }
 
 // ---- LBA range lock ---------------------------------------------------------------------------
-interface RangeHold { start: number; end: number; exclusive: boolean; done: Promise<void>; release: () => void; }
+interface RangeHold {
+  start: number;
+  end: number;
+  exclusive: boolean;
+  done: Promise<void>;
+  release: () => void;
+}
 
 /**
  * Orders overlapping operations by arrival: an operation waits for every earlier one whose range
@@ -93,7 +109,9 @@ export class RangeLock {
       if (h.start < end && start < h.end && (exclusive || h.exclusive)) waitFor.push(h.done);
     }
     let release!: () => void;
-    const done = new Promise<void>((resolve) => { release = resolve; });
+    const done = new Promise<void>((resolve) => {
+      release = resolve;
+    });
     const hold: RangeHold = { start, end, exclusive, done, release };
     this.holds.add(hold);
     await Promise.all(waitFor);
@@ -121,7 +139,9 @@ export interface BackingStore {
 
 /** Capacity of every open memory volume in this process (what initiators could make it allocate). */
 let memoryCapacity = 0;
-export function memoryVolumesCapacity(): number { return memoryCapacity; }
+export function memoryVolumesCapacity(): number {
+  return memoryCapacity;
+}
 
 /**
  * Checks that memory volumes of `extraBytes` more capacity fit this host: beyond os.totalmem()
@@ -132,13 +152,15 @@ export function checkMemoryCapacity(volume: string, extraBytes: number, policy: 
   const total = memoryCapacity + extraBytes;
   const hostTotal = os.totalmem();
   if (total > hostTotal) {
-    const msg = `RAM volume '${volume}': memory volumes would total ${formatBytes(total)}, more than this host's ${formatBytes(hostTotal)} of memory; ` +
+    const msg =
+      `RAM volume '${volume}': memory volumes would total ${formatBytes(total)}, more than this host's ${formatBytes(hostTotal)} of memory; ` +
       'give the volume a backing file (file=... in the data directory) or a smaller size';
     if (policy === 'refuse') throw new Error(msg);
     return msg;
   }
   const free = os.freemem();
-  if (total > free) return `RAM volume '${volume}': memory volumes total ${formatBytes(total)}, more than the ${formatBytes(free)} free now; filling them may exhaust the host's memory`;
+  if (total > free)
+    return `RAM volume '${volume}': memory volumes total ${formatBytes(total)}, more than the ${formatBytes(free)} free now; filling them may exhaust the host's memory`;
   return null;
 }
 
@@ -146,7 +168,10 @@ function formatBytes(n: number): string {
   const units = ['bytes', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let v = n;
   let u = 0;
-  while (v >= 1024 && u < units.length - 1) { v /= 1024; u++; }
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
   return u === 0 ? `${n} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]!}`;
 }
 
@@ -164,7 +189,9 @@ export class MemoryBacking implements BackingStore {
   }
 
   /** Number of allocated chunks (to show that unmap deallocates). */
-  get allocatedChunks(): number { return this.chunks.size; }
+  get allocatedChunks(): number {
+    return this.chunks.size;
+  }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
@@ -195,7 +222,9 @@ export class MemoryBacking implements BackingStore {
     });
   }
 
-  async flush(): Promise<void> { /* memory is the store */ }
+  async flush(): Promise<void> {
+    /* memory is the store */
+  }
 
   async resize(bytes: number): Promise<void> {
     if (bytes < this.size) {
@@ -215,7 +244,11 @@ export class MemoryBacking implements BackingStore {
     this.open = false;
   }
 
-  private forEachChunk(offset: number, length: number, fn: (chunk: number, inChunk: number, pos: number, n: number) => void): void {
+  private forEachChunk(
+    offset: number,
+    length: number,
+    fn: (chunk: number, inChunk: number, pos: number, n: number) => void,
+  ): void {
     let pos = 0;
     while (pos < length) {
       const abs = offset + pos;
@@ -234,7 +267,10 @@ export class FileBacking implements BackingStore {
   /** Granularity of the zero-check done by zero(): large enough to be cheap, small enough to keep holes. */
   static readonly ZERO_CHUNK = 1024 * 1024;
 
-  private constructor(readonly file: string, private fh: import('node:fs/promises').FileHandle | null) {}
+  private constructor(
+    readonly file: string,
+    private fh: import('node:fs/promises').FileHandle | null,
+  ) {}
 
   /**
    * Opens a backing file of exactly `bytes` bytes, locked (flock LOCK_EX|LOCK_NB) for as long as it
@@ -242,7 +278,11 @@ export class FileBacking implements BackingStore {
    * existing 'adopt' — and then extended sparsely if smaller; a larger one is refused, since
    * shrinking would destroy data. With noFollow the last path component must not be a symlink.
    */
-  static async open(file: string, bytes: number, opts: { existing?: ExistingFilePolicy; noFollow?: boolean } = {}): Promise<FileBacking> {
+  static async open(
+    file: string,
+    bytes: number,
+    opts: { existing?: ExistingFilePolicy; noFollow?: boolean } = {},
+  ): Promise<FileBacking> {
     const existing = opts.existing ?? 'adopt';
     const nofollow = opts.noFollow ? fsc.O_NOFOLLOW : 0;
     let fh: import('node:fs/promises').FileHandle;
@@ -268,12 +308,19 @@ export class FileBacking implements BackingStore {
     }
     try {
       const st = await fh.stat();
-      if (!st.isFile()) throw new Error(`backing file '${file}' is not a regular file; a volume needs a regular file (or no file: a RAM volume)`);
+      if (!st.isFile())
+        throw new Error(
+          `backing file '${file}' is not a regular file; a volume needs a regular file (or no file: a RAM volume)`,
+        );
       if (!tryLockExclusive(fh.fd)) {
-        throw new Error(`backing file '${file}' is locked by another process (another \`npiv-hba san\` using this image?); stop it, or give this volume another file`);
+        throw new Error(
+          `backing file '${file}' is locked by another process (another \`npiv-hba san\` using this image?); stop it, or give this volume another file`,
+        );
       }
       if (st.size > bytes) {
-        throw new Error(`backing file '${file}' holds ${st.size} bytes, more than the configured ${bytes}; refusing to shrink it (data would be lost)`);
+        throw new Error(
+          `backing file '${file}' holds ${st.size} bytes, more than the configured ${bytes}; refusing to shrink it (data would be lost)`,
+        );
       }
       if (st.size < bytes) await fh.truncate(bytes);
     } catch (e) {
@@ -323,7 +370,9 @@ export class FileBacking implements BackingStore {
     }
   }
 
-  async flush(): Promise<void> { await this.handle().datasync(); }
+  async flush(): Promise<void> {
+    await this.handle().datasync();
+  }
 
   async resize(bytes: number): Promise<void> {
     const fh = this.handle();
@@ -335,21 +384,31 @@ export class FileBacking implements BackingStore {
     const fh = this.fh;
     if (!fh) return;
     this.fh = null;
-    try { await fh.datasync(); } finally { await fh.close(); }
+    try {
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
   }
 }
 
 function backingOpenError(file: string, e: NodeJS.ErrnoException): Error {
   switch (e.code) {
     case 'EEXIST':
-      return new Error(`backing file '${file}' already exists; to use its contents as this volume say so explicitly (adopt=true on the control socket, "existing": "adopt" in the configuration), or choose a new file name`);
+      return new Error(
+        `backing file '${file}' already exists; to use its contents as this volume say so explicitly (adopt=true on the control socket, "existing": "adopt" in the configuration), or choose a new file name`,
+      );
     case 'ELOOP':
-      return new Error(`backing file '${file}' is a symbolic link; volume files in the data directory must be regular files named directly`);
+      return new Error(
+        `backing file '${file}' is a symbolic link; volume files in the data directory must be regular files named directly`,
+      );
     case 'ENOENT':
       return new Error(`backing file '${file}': its directory does not exist; create it first`);
     case 'EACCES':
     case 'EPERM':
-      return new Error(`backing file '${file}': permission denied (${e.code}); the SAN's user must be able to read and write it`);
+      return new Error(
+        `backing file '${file}': permission denied (${e.code}); the SAN's user must be able to read and write it`,
+      );
     default:
       return new Error(`backing file '${file}': ${e.message}`);
   }
@@ -385,18 +444,23 @@ export function resolveInDataDir(dataDir: string, file: string): string {
   if (file.split(/[\\/]+/).includes('..')) throw new Error(`backing file '${file}' contains '..'; ${hint}`);
   const candidate = path.resolve(dataDir, file);
   const base = path.basename(candidate);
-  if (base === '' || candidate === dataDir) throw new Error(`backing file '${file}' names the data directory itself; ${hint}`);
+  if (base === '' || candidate === dataDir)
+    throw new Error(`backing file '${file}' names the data directory itself; ${hint}`);
   if (SIDECAR_SUFFIXES.some((sfx) => base.endsWith(sfx))) {
-    throw new Error(`backing file '${file}': names ending in ${SIDECAR_SUFFIXES.join(', ')} are reserved for the files kept next to volumes`);
+    throw new Error(
+      `backing file '${file}': names ending in ${SIDECAR_SUFFIXES.join(', ')} are reserved for the files kept next to volumes`,
+    );
   }
   let parent: string;
   try {
     parent = realpathSync(path.dirname(candidate));
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error(`backing file '${file}': directory ${path.dirname(candidate)} does not exist; ${hint}`);
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT')
+      throw new Error(`backing file '${file}': directory ${path.dirname(candidate)} does not exist; ${hint}`);
     throw new Error(`backing file '${file}': ${(e as Error).message}`);
   }
-  if (parent !== dataDir && !parent.startsWith(dataDir + path.sep)) throw new Error(`backing file '${file}' is outside the data directory; ${hint}`);
+  if (parent !== dataDir && !parent.startsWith(dataDir + path.sep))
+    throw new Error(`backing file '${file}' is outside the data directory; ${hint}`);
   return path.join(parent, base);
 }
 
@@ -408,7 +472,9 @@ async function replaceFileDurably(file: string, text: string): Promise<void> {
   try {
     await fh.writeFile(text);
     await fh.datasync();
-  } finally { await fh.close(); }
+  } finally {
+    await fh.close();
+  }
   await fsp.rename(tmp, file);
   await syncDirectory(path.dirname(file));
 }
@@ -424,9 +490,12 @@ async function readSidecar(file: string): Promise<string | null> {
   }
   try {
     // These files are a few hundred bytes; a huge one is not ours.
-    if ((await fh.stat()).size > SIDECAR_MAX_BYTES) throw new Error(`${file} is larger than ${SIDECAR_MAX_BYTES} bytes; it is not a file this SAN wrote`);
+    if ((await fh.stat()).size > SIDECAR_MAX_BYTES)
+      throw new Error(`${file} is larger than ${SIDECAR_MAX_BYTES} bytes; it is not a file this SAN wrote`);
     return await fh.readFile('utf8');
-  } finally { await fh.close(); }
+  } finally {
+    await fh.close();
+  }
 }
 
 const SIDECAR_MAX_BYTES = 1024 * 1024;
@@ -455,9 +524,15 @@ export interface VolumeOpenOptions {
 
 /** Saved mode parameters of a file volume, in `<file>.settings.json`. */
 const SettingsSchemaVersion = 1;
-interface SavedSettings { version: typeof SettingsSchemaVersion; writeCache: boolean; }
+interface SavedSettings {
+  version: typeof SettingsSchemaVersion;
+  writeCache: boolean;
+}
 
-export interface VolumeIdentity { arrayName: string; oui: number; }
+export interface VolumeIdentity {
+  arrayName: string;
+  oui: number;
+}
 
 export class Volume {
   readonly naa: Uint8Array;
@@ -468,8 +543,15 @@ export class Volume {
   private readonly lock = new RangeLock();
   private closed = false;
 
-  private constructor(readonly name: string, readonly backing: BackingStore, bytes: number, blockSize: BlockSize,
-    writeCache: boolean, identity: VolumeIdentity, readonly file: string | null) {
+  private constructor(
+    readonly name: string,
+    readonly backing: BackingStore,
+    bytes: number,
+    blockSize: BlockSize,
+    writeCache: boolean,
+    identity: VolumeIdentity,
+    readonly file: string | null,
+  ) {
     this.bytes = bytes;
     this.blockSize = blockSize;
     this.wce = writeCache;
@@ -478,9 +560,11 @@ export class Volume {
   }
 
   static async open(spec: VolumeSpec, identity: VolumeIdentity, opts: VolumeOpenOptions = {}): Promise<Volume> {
-    if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(spec.name)) throw new Error(`invalid volume name ${JSON.stringify(spec.name)}: 1-64 characters, no control characters`);
+    if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(spec.name))
+      throw new Error(`invalid volume name ${JSON.stringify(spec.name)}: 1-64 characters, no control characters`);
     const blockSize = spec.blockSize ?? 512;
-    if (!SUPPORTED_BLOCK_SIZES.includes(blockSize)) throw new Error(`volume '${spec.name}': block size ${String(blockSize)} not supported (512 or 4096)`);
+    if (!SUPPORTED_BLOCK_SIZES.includes(blockSize))
+      throw new Error(`volume '${spec.name}': block size ${String(blockSize)} not supported (512 or 4096)`);
     const bytes = parseSize(spec.size);
     checkVolumeBytes(spec.name, bytes, blockSize);
     const file = spec.file === undefined ? null : path.resolve(spec.file);
@@ -496,12 +580,20 @@ export class Volume {
     return new Volume(spec.name, backing, bytes, blockSize, writeCache, identity, file);
   }
 
-  get sizeBytes(): number { return this.bytes; }
-  get writeCache(): boolean { return this.wce; }
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+  get writeCache(): boolean {
+    return this.wce;
+  }
   /** The write cache setting a restart comes back with (MODE SENSE saved values). */
-  get savedWriteCache(): boolean { return this.savedWce; }
+  get savedWriteCache(): boolean {
+    return this.savedWce;
+  }
   /** Only file volumes can keep mode parameters across a restart (memory volumes keep nothing). */
-  get savesModePages(): boolean { return this.file !== null; }
+  get savesModePages(): boolean {
+    return this.file !== null;
+  }
 
   /**
    * Turning the write cache off: later writes flush before completing (the flag is read after each
@@ -510,7 +602,8 @@ export class Volume {
    */
   async setWriteCache(enabled: boolean, save = false): Promise<void> {
     this.checkOpen();
-    if (save && this.file === null) throw new Error(`volume '${this.name}' is in memory and cannot save mode parameters`);
+    if (save && this.file === null)
+      throw new Error(`volume '${this.name}' is in memory and cannot save mode parameters`);
     const wasOn = this.wce;
     this.wce = enabled;
     if (wasOn && !enabled) await this.backing.flush();
@@ -520,13 +613,21 @@ export class Volume {
       this.savedWce = enabled;
     }
   }
-  get blockCount(): number { return this.bytes / this.blockSize; }
+  get blockCount(): number {
+    return this.bytes / this.blockSize;
+  }
   /** 32 hex digits of the NAA identifier: the unit serial number (VPD 80h). */
-  get serial(): string { return Buffer.from(this.naa).toString('hex'); }
+  get serial(): string {
+    return Buffer.from(this.naa).toString('hex');
+  }
   /** Memory volumes cannot keep reservations across a restart (they keep no data either). */
-  get persistsReservations(): boolean { return this.file !== null; }
+  get persistsReservations(): boolean {
+    return this.file !== null;
+  }
   /** Where persistent reservation state is kept when APTPL is set; null for memory volumes. */
-  get prStateFile(): string | null { return this.file === null ? null : `${this.file}.pr.json`; }
+  get prStateFile(): string | null {
+    return this.file === null ? null : `${this.file}.pr.json`;
+  }
 
   async readBlocks(lba: number, count: number, opts: IoOptions = {}): Promise<Uint8Array> {
     const [off, len] = this.range(lba, count);
@@ -535,12 +636,15 @@ export class Volume {
       checkNotAborted(opts);
       this.recheck(off, len);
       return await this.backing.read(off, len);
-    } finally { release(); }
+    } finally {
+      release();
+    }
   }
 
   /** Resolves after the data is in the backing store; with fua (or no write cache) after fdatasync too. */
   async writeBlocks(lba: number, data: Uint8Array, opts: IoOptions = {}): Promise<void> {
-    if (data.length % this.blockSize !== 0) throw new Error(`write of ${data.length} bytes is not a whole number of ${this.blockSize}-byte blocks`);
+    if (data.length % this.blockSize !== 0)
+      throw new Error(`write of ${data.length} bytes is not a whole number of ${this.blockSize}-byte blocks`);
     const [off, len] = this.range(lba, data.length / this.blockSize);
     const release = await this.lock.acquire(off, off + len, true);
     try {
@@ -548,7 +652,9 @@ export class Volume {
       this.recheck(off, len);
       await this.backing.write(off, data);
       if (opts.fua || !this.writeCache) await this.backing.flush();
-    } finally { release(); }
+    } finally {
+      release();
+    }
   }
 
   /** Deallocates (reads back zeros afterwards). */
@@ -560,12 +666,15 @@ export class Volume {
       this.recheck(off, len);
       await this.backing.zero(off, len);
       if (opts.fua || !this.writeCache) await this.backing.flush();
-    } finally { release(); }
+    } finally {
+      release();
+    }
   }
 
   /** Writes one block's pattern to count blocks, in bounded pieces. */
   async writeSameBlocks(lba: number, count: number, pattern: Uint8Array, opts: IoOptions = {}): Promise<void> {
-    if (pattern.length !== this.blockSize) throw new Error(`WRITE SAME pattern must be one ${this.blockSize}-byte block`);
+    if (pattern.length !== this.blockSize)
+      throw new Error(`WRITE SAME pattern must be one ${this.blockSize}-byte block`);
     const [off, len] = this.range(lba, count);
     const release = await this.lock.acquire(off, off + len, true);
     try {
@@ -578,7 +687,9 @@ export class Volume {
         await this.backing.write(off + done, buf.subarray(0, Math.min(buf.length, len - done)));
       }
       if (opts.fua || !this.writeCache) await this.backing.flush();
-    } finally { release(); }
+    } finally {
+      release();
+    }
   }
 
   async flush(): Promise<void> {
@@ -592,13 +703,17 @@ export class Volume {
     const bytes = parseSize(size);
     checkVolumeBytes(this.name, bytes, this.blockSize);
     if (bytes < this.bytes && !opts.allowShrink) {
-      throw new Error(`volume '${this.name}': shrinking from ${this.bytes} to ${bytes} bytes destroys data; pass allowShrink`);
+      throw new Error(
+        `volume '${this.name}': shrinking from ${this.bytes} to ${bytes} bytes destroys data; pass allowShrink`,
+      );
     }
     const release = await this.lock.acquire(0, Number.MAX_SAFE_INTEGER, true);
     try {
       await this.backing.resize(bytes);
       this.bytes = bytes;
-    } finally { release(); }
+    } finally {
+      release();
+    }
   }
 
   async close(): Promise<void> {
@@ -607,7 +722,9 @@ export class Volume {
     try {
       this.closed = true;
       await this.backing.close();
-    } finally { release(); }
+    } finally {
+      release();
+    }
   }
 
   /** Durable replacement of the persistent-reservation state file (null removes it). */
@@ -631,7 +748,8 @@ export class Volume {
   /** After waiting for the range: a resize or close may have happened meanwhile. */
   private recheck(off: number, len: number): void {
     this.checkOpen();
-    if (off + len > this.bytes) throw new RangeError(`volume '${this.name}': bytes ${off}+${len} are past the end after a resize`);
+    if (off + len > this.bytes)
+      throw new RangeError(`volume '${this.name}': bytes ${off}+${len} are past the end after a resize`);
   }
 
   private checkOpen(): void {
@@ -641,7 +759,13 @@ export class Volume {
   /** Byte range for an LBA range; callers (the SCSI layer) have range-checked, this is the last guard. */
   private range(lba: number, count: number): [number, number] {
     this.checkOpen();
-    if (!Number.isSafeInteger(lba) || !Number.isSafeInteger(count) || lba < 0 || count < 0 || lba + count > this.blockCount) {
+    if (
+      !Number.isSafeInteger(lba) ||
+      !Number.isSafeInteger(count) ||
+      lba < 0 ||
+      count < 0 ||
+      lba + count > this.blockCount
+    ) {
       throw new RangeError(`volume '${this.name}': blocks ${lba}+${count} outside 0..${this.blockCount}`);
     }
     return [lba * this.blockSize, count * this.blockSize];
@@ -660,24 +784,36 @@ function checkVolumeBytes(name: string, bytes: number, blockSize: number): void 
   }
 }
 
-function settingsFile(file: string): string { return `${file}.settings.json`; }
+function settingsFile(file: string): string {
+  return `${file}.settings.json`;
+}
 
 /** The saved settings of a file volume; null when none were saved. A damaged file is an error, not a silent default. */
 async function loadSettings(file: string): Promise<SavedSettings | null> {
   const text = await readSidecar(file);
   if (text === null) return null;
   let v: unknown;
-  try { v = JSON.parse(text); } catch (e) {
-    throw new Error(`saved volume settings ${file} are not valid JSON (${(e as Error).message}); fix or remove the file (the write cache then starts enabled)`);
+  try {
+    v = JSON.parse(text);
+  } catch (e) {
+    throw new Error(
+      `saved volume settings ${file} are not valid JSON (${(e as Error).message}); fix or remove the file (the write cache then starts enabled)`,
+    );
   }
   const o = v as Partial<SavedSettings> | null;
   if (typeof o !== 'object' || o === null || o.version !== SettingsSchemaVersion || typeof o.writeCache !== 'boolean') {
-    throw new Error(`saved volume settings ${file} are not in the expected form {"version":1,"writeCache":true|false}; fix or remove the file (the write cache then starts enabled)`);
+    throw new Error(
+      `saved volume settings ${file} are not in the expected form {"version":1,"writeCache":true|false}; fix or remove the file (the write cache then starts enabled)`,
+    );
   }
   return { version: o.version, writeCache: o.writeCache };
 }
 
 async function syncDirectory(dir: string): Promise<void> {
   const fh = await fsp.open(dir, 'r');
-  try { await fh.sync(); } finally { await fh.close(); }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
 }

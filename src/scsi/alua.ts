@@ -25,7 +25,8 @@ const AO_SUP = 0x01;
 
 export function reportTargetPortGroups(cdb: Uint8Array, ports: readonly PortIdentity[]): Uint8Array {
   const format = cdb[CDB_FORMAT]! >> 5;
-  if (format !== FORMAT_LENGTH_ONLY && format !== FORMAT_EXTENDED) throw invalidFieldInCdb(CDB_FORMAT, 7, `parameter data format ${format} not supported`);
+  if (format !== FORMAT_LENGTH_ONLY && format !== FORMAT_EXTENDED)
+    throw invalidFieldInCdb(CDB_FORMAT, 7, `parameter data format ${format} not supported`);
   const header = format === FORMAT_EXTENDED ? EXTENDED_HEADER : LENGTH_ONLY_HEADER;
   const out = new Uint8Array(header + ports.length * (GROUP_DESCRIPTOR + PORT_DESCRIPTOR));
   put32(out, 0, out.length - 4);

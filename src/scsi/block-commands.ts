@@ -8,13 +8,32 @@ import type { ScsiRequest } from './api.js';
 import { be16, be32, be64, clampToAllocation, put32, put64 } from './cdb.js';
 import { Asc, Opcode, SenseKey } from './constants.js';
 import { Status } from './sam.js';
-import { MAX_TRANSFER_BYTES, MAX_UNMAP_BYTES, MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BYTES, blocksFor, TaskAbortedError, type BlockDevice } from './block-device.js';
+import {
+  MAX_TRANSFER_BYTES,
+  MAX_UNMAP_BYTES,
+  MAX_UNMAP_DESCRIPTORS,
+  MAX_WRITE_SAME_BYTES,
+  blocksFor,
+  TaskAbortedError,
+  type BlockDevice,
+} from './block-device.js';
 export { TaskAbortedError } from './block-device.js';
-import { CommandError, invalidFieldInCdb, invalidFieldInParameterList, lbaOutOfRange, parameterListLengthError } from './sense.js';
+import {
+  CommandError,
+  invalidFieldInCdb,
+  invalidFieldInParameterList,
+  lbaOutOfRange,
+  parameterListLengthError,
+} from './sense.js';
 import { isAllZero } from './zero.js';
 
 /** Where the LBA and transfer length sit in each READ/WRITE CDB form. */
-interface RwLayout { lbaOffset: number; lbaBytes: 3 | 4 | 8; lengthOffset: number; lengthBytes: 1 | 2 | 4; }
+interface RwLayout {
+  lbaOffset: number;
+  lbaBytes: 3 | 4 | 8;
+  lengthOffset: number;
+  lengthBytes: 1 | 2 | 4;
+}
 const RW_LAYOUT: Record<number, RwLayout> = {
   [Opcode.READ_6]: { lbaOffset: 1, lbaBytes: 3, lengthOffset: 4, lengthBytes: 1 },
   [Opcode.WRITE_6]: { lbaOffset: 1, lbaBytes: 3, lengthOffset: 4, lengthBytes: 1 },
@@ -35,11 +54,16 @@ const SIX_BYTE_ZERO_LENGTH_BLOCKS = 256;
 
 function readField(cdb: Uint8Array, off: number, bytes: number): bigint {
   switch (bytes) {
-    case 1: return BigInt(cdb[off]!);
-    case 2: return BigInt(be16(cdb, off));
-    case 3: return BigInt(((cdb[off]! << 16) | be16(cdb, off + 1)) & SIX_BYTE_LBA_MASK);
-    case 4: return BigInt(be32(cdb, off));
-    default: return be64(cdb, off);
+    case 1:
+      return BigInt(cdb[off]!);
+    case 2:
+      return BigInt(be16(cdb, off));
+    case 3:
+      return BigInt(((cdb[off]! << 16) | be16(cdb, off + 1)) & SIX_BYTE_LBA_MASK);
+    case 4:
+      return BigInt(be32(cdb, off));
+    default:
+      return be64(cdb, off);
   }
 }
 
@@ -52,7 +76,12 @@ function checkRange(dev: BlockDevice, lba: bigint, count: bigint): number {
   return Number(lba);
 }
 
-export interface IoContext { req: ScsiRequest; cdb: Uint8Array; device: BlockDevice; aborted: () => boolean; }
+export interface IoContext {
+  req: ScsiRequest;
+  cdb: Uint8Array;
+  device: BlockDevice;
+  aborted: () => boolean;
+}
 
 export async function readWrite(ctx: IoContext): Promise<Uint8Array | null> {
   const { cdb, device: dev, req } = ctx;
@@ -74,9 +103,15 @@ export async function readWrite(ctx: IoContext): Promise<Uint8Array | null> {
   if (isWrite) {
     // The data-out length must match the CDB exactly: a short or long FCP_DL would leave the
     // written range undefined, so the command is refused before anything is written.
-    if (req.expectedLength !== bytes || (bytes > 0 && (req.direction !== 'write' || !req.dataOut || req.dataOut.length < bytes))) {
-      throw invalidFieldInCdb(layout.lengthOffset, 7,
-        `WRITE of ${bytes} bytes but FCP_DL is ${req.expectedLength} with ${req.dataOut?.length ?? 0} bytes received`);
+    if (
+      req.expectedLength !== bytes ||
+      (bytes > 0 && (req.direction !== 'write' || !req.dataOut || req.dataOut.length < bytes))
+    ) {
+      throw invalidFieldInCdb(
+        layout.lengthOffset,
+        7,
+        `WRITE of ${bytes} bytes but FCP_DL is ${req.expectedLength} with ${req.dataOut?.length ?? 0} bytes received`,
+      );
     }
     if (count === 0) return null;
     await dev.writeBlocks(first, req.dataOut!.subarray(0, bytes), { fua, aborted: ctx.aborted });
@@ -105,10 +140,12 @@ export async function verify(ctx: IoContext): Promise<null> {
   const lengthOffset = sixteen ? 10 : 7;
   if (flags & PROTECT_MASK) throw invalidFieldInCdb(1, 7, 'protection information is not supported');
   const bytchk = (flags >> VERIFY_BYTCHK_SHIFT) & 0x03;
-  if (bytchk !== BytCheck.MEDIUM_ONLY && bytchk !== BytCheck.COMPARE) throw invalidFieldInCdb(1, 2, `BYTCHK ${bytchk} not supported`);
+  if (bytchk !== BytCheck.MEDIUM_ONLY && bytchk !== BytCheck.COMPARE)
+    throw invalidFieldInCdb(1, 2, `BYTCHK ${bytchk} not supported`);
   const lba = sixteen ? be64(cdb, 2) : BigInt(be32(cdb, 2));
   const count = sixteen ? be32(cdb, 10) : be16(cdb, 7);
-  if (count > blocksFor(MAX_TRANSFER_BYTES, dev.blockSize)) throw invalidFieldInCdb(lengthOffset, 7, `verification of ${count} blocks exceeds the maximum transfer length`);
+  if (count > blocksFor(MAX_TRANSFER_BYTES, dev.blockSize))
+    throw invalidFieldInCdb(lengthOffset, 7, `verification of ${count} blocks exceeds the maximum transfer length`);
   const first = checkRange(dev, lba, BigInt(count));
   const bytes = count * dev.blockSize;
   if (bytchk === BytCheck.COMPARE) {
@@ -124,8 +161,11 @@ export async function verify(ctx: IoContext): Promise<null> {
     const base = done * dev.blockSize;
     for (let i = 0; i < medium.length; i++) {
       if (medium[i] !== req.dataOut![base + i]) {
-        throw new CommandError(Status.CHECK_CONDITION,
-          { key: SenseKey.MISCOMPARE, sense: Asc.MISCOMPARE_DURING_VERIFY, information: base + i }, `miscompare at byte ${base + i}`);
+        throw new CommandError(
+          Status.CHECK_CONDITION,
+          { key: SenseKey.MISCOMPARE, sense: Asc.MISCOMPARE_DURING_VERIFY, information: base + i },
+          `miscompare at byte ${base + i}`,
+        );
       }
     }
   }
@@ -187,11 +227,12 @@ export async function writeSame(ctx: IoContext): Promise<null> {
   const countOffset = sixteen ? 10 : 7;
   if (flags & PROTECT_MASK) throw invalidFieldInCdb(1, 7, 'protection information is not supported');
   if (flags & WS_ANCHOR) throw invalidFieldInCdb(1, 4, 'ANCHOR is not supported');
-  if (!sixteen && (flags & WS_NDOB)) throw invalidFieldInCdb(1, 0, 'reserved bit set');
+  if (!sixteen && flags & WS_NDOB) throw invalidFieldInCdb(1, 0, 'reserved bit set');
   const lba = sixteen ? be64(cdb, 2) : BigInt(be32(cdb, 2));
   const count = sixteen ? be32(cdb, 10) : be16(cdb, 7);
   if (count === 0) throw invalidFieldInCdb(countOffset, 7, 'WRITE SAME with zero blocks (WSNZ is set)');
-  if (count > blocksFor(MAX_WRITE_SAME_BYTES, dev.blockSize)) throw invalidFieldInCdb(countOffset, 7, `WRITE SAME of ${count} blocks exceeds the maximum`);
+  if (count > blocksFor(MAX_WRITE_SAME_BYTES, dev.blockSize))
+    throw invalidFieldInCdb(countOffset, 7, `WRITE SAME of ${count} blocks exceeds the maximum`);
   const first = checkRange(dev, lba, BigInt(count));
   const ndob = sixteen && (flags & WS_NDOB) !== 0;
   let pattern: Uint8Array;
@@ -199,13 +240,17 @@ export async function writeSame(ctx: IoContext): Promise<null> {
     pattern = new Uint8Array(dev.blockSize);
   } else {
     if (req.expectedLength !== dev.blockSize || !req.dataOut || req.dataOut.length < dev.blockSize) {
-      throw invalidFieldInCdb(countOffset, 7, `WRITE SAME needs exactly one ${dev.blockSize}-byte block of data-out (FCP_DL ${req.expectedLength})`);
+      throw invalidFieldInCdb(
+        countOffset,
+        7,
+        `WRITE SAME needs exactly one ${dev.blockSize}-byte block of data-out (FCP_DL ${req.expectedLength})`,
+      );
     }
     pattern = req.dataOut.subarray(0, dev.blockSize);
   }
   // Unmapped blocks read as zeros (LBPRZ), so only a zero pattern may be satisfied by unmapping.
   const io = { aborted: ctx.aborted };
-  if ((flags & WS_UNMAP) && isAllZero(pattern)) await dev.unmapBlocks(first, count, io);
+  if (flags & WS_UNMAP && isAllZero(pattern)) await dev.unmapBlocks(first, count, io);
   else await dev.writeSameBlocks(first, count, pattern, io);
   return null;
 }
@@ -220,15 +265,18 @@ export async function unmap(ctx: IoContext): Promise<null> {
   if (cdb[1]! & 0x01) throw invalidFieldInCdb(1, 0, 'ANCHOR is not supported');
   const listLength = be16(cdb, 7);
   if (listLength === 0) return null;
-  if (listLength < UNMAP_HEADER) throw parameterListLengthError(`UNMAP parameter list length ${listLength} is shorter than its header`);
+  if (listLength < UNMAP_HEADER)
+    throw parameterListLengthError(`UNMAP parameter list length ${listLength} is shorter than its header`);
   const data = req.dataOut;
-  if (!data || data.length < listLength) throw parameterListLengthError('UNMAP parameter data shorter than the parameter list length');
+  if (!data || data.length < listLength)
+    throw parameterListLengthError('UNMAP parameter data shorter than the parameter list length');
   const descriptorBytes = be16(data, 2);
   if (descriptorBytes % UNMAP_DESCRIPTOR !== 0 || UNMAP_HEADER + descriptorBytes > listLength) {
     throw invalidFieldInParameterList(2, 7, `block descriptor data length ${descriptorBytes} is invalid`);
   }
   const n = descriptorBytes / UNMAP_DESCRIPTOR;
-  if (n > MAX_UNMAP_DESCRIPTORS) throw invalidFieldInParameterList(2, 7, `${n} block descriptors exceed the maximum of ${MAX_UNMAP_DESCRIPTORS}`);
+  if (n > MAX_UNMAP_DESCRIPTORS)
+    throw invalidFieldInParameterList(2, 7, `${n} block descriptors exceed the maximum of ${MAX_UNMAP_DESCRIPTORS}`);
   const maxBlocks = blocksFor(MAX_UNMAP_BYTES, dev.blockSize);
   const ranges: [number, number][] = [];
   let total = 0;

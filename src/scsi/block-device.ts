@@ -14,7 +14,10 @@ export interface IoOptions {
 
 /** The task was aborted before its media access started; nothing was read or written. */
 export class TaskAbortedError extends Error {
-  constructor() { super('task aborted'); this.name = 'TaskAbortedError'; }
+  constructor() {
+    super('task aborted');
+    this.name = 'TaskAbortedError';
+  }
 }
 
 export interface BlockDevice {

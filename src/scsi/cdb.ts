@@ -58,7 +58,8 @@ export function decodeLun(field: Uint8Array): number | null {
 
 /** Encode a LUN the way Linux's int_to_scsilun expects: peripheral method below 256, flat above. */
 export function encodeLun(lun: number): Uint8Array {
-  if (!Number.isInteger(lun) || lun < 0 || lun > MAX_FLAT_LUN) throw new RangeError(`LUN ${lun} is outside 0..${MAX_FLAT_LUN}`);
+  if (!Number.isInteger(lun) || lun < 0 || lun > MAX_FLAT_LUN)
+    throw new RangeError(`LUN ${lun} is outside 0..${MAX_FLAT_LUN}`);
   const out = new Uint8Array(LUN_FIELD_LENGTH);
   if (lun <= PERIPHERAL_MAX_LUN) {
     out[1] = lun;

@@ -18,7 +18,10 @@ export const SenseKey = {
 } as const;
 
 /** An additional sense code with its qualifier (SPC-4 Annex D). */
-export interface AdditionalSense { readonly asc: number; readonly ascq: number; }
+export interface AdditionalSense {
+  readonly asc: number;
+  readonly ascq: number;
+}
 const as = (asc: number, ascq: number): AdditionalSense => ({ asc, ascq });
 
 export const Asc = {
@@ -82,19 +85,25 @@ export const Opcode = {
 
 /** Service actions carried in byte 1 bits 4..0. */
 export const ServiceAction = {
-  READ_CAPACITY_16: 0x10,            // under SERVICE ACTION IN(16)
-  REPORT_TARGET_PORT_GROUPS: 0x0a,   // under MAINTENANCE IN
+  READ_CAPACITY_16: 0x10, // under SERVICE ACTION IN(16)
+  REPORT_TARGET_PORT_GROUPS: 0x0a, // under MAINTENANCE IN
   REPORT_SUPPORTED_OPERATION_CODES: 0x0c, // under MAINTENANCE IN
 } as const;
 
 /** SPC-4 §4.3.4.1: the CDB length follows from the operation code's group (bits 7..5). */
 export function cdbLengthForOpcode(opcode: number): number | null {
   switch (opcode >> 5) {
-    case 0: return 6;
-    case 1: case 2: return 10;
-    case 4: return 16;
-    case 5: return 12;
-    default: return null; // group 3 (variable length / reserved), groups 6-7 vendor specific
+    case 0:
+      return 6;
+    case 1:
+    case 2:
+      return 10;
+    case 4:
+      return 16;
+    case 5:
+      return 12;
+    default:
+      return null; // group 3 (variable length / reserved), groups 6-7 vendor specific
   }
 }
 

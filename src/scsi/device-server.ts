@@ -18,10 +18,27 @@ import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
 import { modeSelect, modeSense } from './mode-pages.js';
 import { reportTargetPortGroups } from './alua.js';
 import { reportSupportedOperationCodes, type OperationDescriptor } from './supported-opcodes.js';
-import { readCapacity10, readCapacity16, readWrite, synchronizeCache, TaskAbortedError, unmap, verify, writeSame, type IoContext } from './block-commands.js';
+import {
+  readCapacity10,
+  readCapacity16,
+  readWrite,
+  synchronizeCache,
+  TaskAbortedError,
+  unmap,
+  verify,
+  writeSame,
+  type IoContext,
+} from './block-commands.js';
 import type { LogicalUnit } from './logical-unit.js';
 import { nexusKey, type NexusKey } from './nexus.js';
-import { buildFixedSense, checkCondition, CommandError, invalidFieldInCdb, invalidOpcode, type SenseData } from './sense.js';
+import {
+  buildFixedSense,
+  checkCondition,
+  CommandError,
+  invalidFieldInCdb,
+  invalidOpcode,
+  type SenseData,
+} from './sense.js';
 import type { Logger } from '../util/log.js';
 
 /** FCP-4 Table 25 FCP_RSP_INFO RSP_CODE values returned by taskManagement. */
@@ -35,7 +52,12 @@ export interface LunMapping {
   allUnits(): Iterable<LogicalUnit>;
 }
 
-interface Task { nexus: NexusKey; lu: LogicalUnit | null; tag: number; aborted: boolean; }
+interface Task {
+  nexus: NexusKey;
+  lu: LogicalUnit | null;
+  tag: number;
+  aborted: boolean;
+}
 
 type Access = 'none' | 'read' | 'write';
 
@@ -101,7 +123,12 @@ export class DeviceServer {
       if (opcode === undefined) throw invalidOpcode(0);
       const cdbLength = cdbLengthForOpcode(opcode);
       if (cdbLength === null) throw this.unsupported(req, opcode);
-      if (req.cdb.length < cdbLength) throw invalidFieldInCdb(0, 7, `CDB of ${req.cdb.length} bytes is shorter than the ${cdbLength} opcode 0x${opcode.toString(16)} needs`);
+      if (req.cdb.length < cdbLength)
+        throw invalidFieldInCdb(
+          0,
+          7,
+          `CDB of ${req.cdb.length} bytes is shorter than the ${cdbLength} opcode 0x${opcode.toString(16)} needs`,
+        );
       // Copy the CDB in once: nothing below reads the transport's buffer again.
       const cdb = Uint8Array.from(req.cdb.subarray(0, cdbLength));
       const lun = decodeLun(req.lun);
@@ -126,12 +153,21 @@ export class DeviceServer {
       task = t;
       this.tasks.add(t);
       this.tasksPerNexus.set(nexus, inFlight + 1);
-      const ctx: CommandContext = { req, cdb, device: lu?.device ?? NO_DEVICE, aborted: () => t.aborted, nexus, lu, port };
+      const ctx: CommandContext = {
+        req,
+        cdb,
+        device: lu?.device ?? NO_DEVICE,
+        aborted: () => t.aborted,
+        nexus,
+        lu,
+        port,
+      };
       const dataIn = await spec.run(ctx);
       if (t.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
       return { status: Status.GOOD, sense: null, dataIn: dataIn ?? null };
     } catch (e) {
-      if (e instanceof TaskAbortedError || task?.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
+      if (e instanceof TaskAbortedError || task?.aborted)
+        return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
       if (e instanceof CommandError) {
         this.log.debug({ opcode: req.cdb[0], status: e.status, nexus }, e.message);
         return { status: e.status, sense: e.senseData ? buildFixedSense(e.senseData) : null, dataIn: null };
@@ -154,7 +190,11 @@ export class DeviceServer {
       const spec = sa.get(cdb[1]! & 0x1f);
       if (spec) return spec;
       if (!lu) throw luNotSupported(null);
-      throw invalidFieldInCdb(1, 4, `service action 0x${(cdb[1]! & 0x1f).toString(16)} of opcode 0x${opcode.toString(16)} not supported`);
+      throw invalidFieldInCdb(
+        1,
+        4,
+        `service action 0x${(cdb[1]! & 0x1f).toString(16)} of opcode 0x${opcode.toString(16)} not supported`,
+      );
     }
     const spec = this.commands.get(opcode);
     if (spec) return spec;
@@ -174,8 +214,13 @@ export class DeviceServer {
     this.log.error({ err: e, opcode: op }, 'command failed in the backing store');
     let key: number = SenseKey.HARDWARE_ERROR;
     let sense: AdditionalSense = Asc.INTERNAL_TARGET_FAILURE;
-    if (READ_OPCODES.has(op)) { key = SenseKey.MEDIUM_ERROR; sense = Asc.UNRECOVERED_READ_ERROR; }
-    else if (WRITE_OPCODES.has(op)) { key = SenseKey.MEDIUM_ERROR; sense = Asc.WRITE_ERROR; }
+    if (READ_OPCODES.has(op)) {
+      key = SenseKey.MEDIUM_ERROR;
+      sense = Asc.UNRECOVERED_READ_ERROR;
+    } else if (WRITE_OPCODES.has(op)) {
+      key = SenseKey.MEDIUM_ERROR;
+      sense = Asc.WRITE_ERROR;
+    }
     const data: SenseData = { key, sense };
     return { status: Status.CHECK_CONDITION, sense: buildFixedSense(data), dataIn: null };
   }
@@ -184,13 +229,20 @@ export class DeviceServer {
   private reportLuns(ctx: CommandContext): Uint8Array {
     const select = ctx.cdb[2]!;
     const alloc = be32(ctx.cdb, 6);
-    if (select !== SelectReport.ALL_EXCEPT_WELL_KNOWN && select !== SelectReport.WELL_KNOWN_ONLY && select !== SelectReport.ALL) {
+    if (
+      select !== SelectReport.ALL_EXCEPT_WELL_KNOWN &&
+      select !== SelectReport.WELL_KNOWN_ONLY &&
+      select !== SelectReport.ALL
+    ) {
       throw invalidFieldInCdb(2, 7, `SELECT REPORT 0x${select.toString(16)} not supported`);
     }
-    if (alloc < REPORT_LUNS_MIN_ALLOCATION) throw invalidFieldInCdb(6, 7, `REPORT LUNS allocation length ${alloc} is below ${REPORT_LUNS_MIN_ALLOCATION}`);
+    if (alloc < REPORT_LUNS_MIN_ALLOCATION)
+      throw invalidFieldInCdb(6, 7, `REPORT LUNS allocation length ${alloc} is below ${REPORT_LUNS_MIN_ALLOCATION}`);
     // No well-known logical units are implemented, so WELL_KNOWN_ONLY reports none.
-    const luns = select === SelectReport.WELL_KNOWN_ONLY ? []
-      : [...this.mapping.lunsFor(ctx.req.nexus.initiatorWwpn).keys()].sort((a, b) => a - b);
+    const luns =
+      select === SelectReport.WELL_KNOWN_ONLY
+        ? []
+        : [...this.mapping.lunsFor(ctx.req.nexus.initiatorWwpn).keys()].sort((a, b) => a - b);
     // 0-3 LUN LIST LENGTH | 4-7 reserved | 8.. 8-byte LUNs
     const out = new Uint8Array(8 + 8 * luns.length);
     put32(out, 0, 8 * luns.length);
@@ -199,7 +251,8 @@ export class DeviceServer {
   }
 
   private requestSense(ctx: CommandContext): Uint8Array {
-    if (ctx.cdb[1]! & REQUEST_SENSE_DESC) throw invalidFieldInCdb(1, 0, 'descriptor format sense data is not supported');
+    if (ctx.cdb[1]! & REQUEST_SENSE_DESC)
+      throw invalidFieldInCdb(1, 0, 'descriptor format sense data is not supported');
     const alloc = ctx.cdb[4]!;
     let data: SenseData;
     if (!ctx.lu) {
@@ -268,46 +321,186 @@ export class DeviceServer {
     // READ/WRITE byte 1: RDPROTECT/WRPROTECT (checked) and FUA; DPO is accepted and ignored.
     const RW_FLAGS = 0xe8;
 
-    add(Opcode.TEST_UNIT_READY, null, [0, 0, 0, 0], { name: 'TEST UNIT READY', access: 'none', ...media, run: () => null });
-    add(Opcode.REQUEST_SENSE, null, [0x01, 0, 0, 0xff], { name: 'REQUEST SENSE', access: 'none', ...targetWide, run: (c) => this.requestSense(c) });
-    add(Opcode.INQUIRY, null, [0x03, 0xff, 0xff, 0xff], {
-      name: 'INQUIRY', access: 'none', ...targetWide,
-      run: (c) => inquiry(c.cdb, { device: c.lu?.device ?? null, port: c.port, multiPort: this.portIdentities.length > 1, product: this.product }),
+    add(Opcode.TEST_UNIT_READY, null, [0, 0, 0, 0], {
+      name: 'TEST UNIT READY',
+      access: 'none',
+      ...media,
+      run: () => null,
     });
-    add(Opcode.REPORT_LUNS, null, [0, 0xff, 0, 0, 0, ...ff(4), 0], { name: 'REPORT LUNS', access: 'none', ...targetWide, run: (c) => this.reportLuns(c) });
+    add(Opcode.REQUEST_SENSE, null, [0x01, 0, 0, 0xff], {
+      name: 'REQUEST SENSE',
+      access: 'none',
+      ...targetWide,
+      run: (c) => this.requestSense(c),
+    });
+    add(Opcode.INQUIRY, null, [0x03, 0xff, 0xff, 0xff], {
+      name: 'INQUIRY',
+      access: 'none',
+      ...targetWide,
+      run: (c) =>
+        inquiry(c.cdb, {
+          device: c.lu?.device ?? null,
+          port: c.port,
+          multiPort: this.portIdentities.length > 1,
+          product: this.product,
+        }),
+    });
+    add(Opcode.REPORT_LUNS, null, [0, 0xff, 0, 0, 0, ...ff(4), 0], {
+      name: 'REPORT LUNS',
+      access: 'none',
+      ...targetWide,
+      run: (c) => this.reportLuns(c),
+    });
     add(Opcode.READ_6, null, [0x1f, 0xff, 0xff, 0xff], { name: 'READ(6)', access: 'read', ...media, run: readWrite });
-    add(Opcode.WRITE_6, null, [0x1f, 0xff, 0xff, 0xff], { name: 'WRITE(6)', access: 'write', ...media, run: readWrite });
-    add(Opcode.READ_10, null, [RW_FLAGS, ...ff(4), 0, 0xff, 0xff], { name: 'READ(10)', access: 'read', ...media, run: readWrite });
-    add(Opcode.WRITE_10, null, [RW_FLAGS, ...ff(4), 0, 0xff, 0xff], { name: 'WRITE(10)', access: 'write', ...media, run: readWrite });
+    add(Opcode.WRITE_6, null, [0x1f, 0xff, 0xff, 0xff], {
+      name: 'WRITE(6)',
+      access: 'write',
+      ...media,
+      run: readWrite,
+    });
+    add(Opcode.READ_10, null, [RW_FLAGS, ...ff(4), 0, 0xff, 0xff], {
+      name: 'READ(10)',
+      access: 'read',
+      ...media,
+      run: readWrite,
+    });
+    add(Opcode.WRITE_10, null, [RW_FLAGS, ...ff(4), 0, 0xff, 0xff], {
+      name: 'WRITE(10)',
+      access: 'write',
+      ...media,
+      run: readWrite,
+    });
     add(Opcode.READ_12, null, [RW_FLAGS, ...ff(8), 0], { name: 'READ(12)', access: 'read', ...media, run: readWrite });
-    add(Opcode.WRITE_12, null, [RW_FLAGS, ...ff(8), 0], { name: 'WRITE(12)', access: 'write', ...media, run: readWrite });
+    add(Opcode.WRITE_12, null, [RW_FLAGS, ...ff(8), 0], {
+      name: 'WRITE(12)',
+      access: 'write',
+      ...media,
+      run: readWrite,
+    });
     add(Opcode.READ_16, null, [RW_FLAGS, ...ff(12), 0], { name: 'READ(16)', access: 'read', ...media, run: readWrite });
-    add(Opcode.WRITE_16, null, [RW_FLAGS, ...ff(12), 0], { name: 'WRITE(16)', access: 'write', ...media, run: readWrite });
-    add(Opcode.VERIFY_10, null, [0xe6, ...ff(4), 0, 0xff, 0xff], { name: 'VERIFY(10)', access: 'read', ...media, run: verify });
+    add(Opcode.WRITE_16, null, [RW_FLAGS, ...ff(12), 0], {
+      name: 'WRITE(16)',
+      access: 'write',
+      ...media,
+      run: readWrite,
+    });
+    add(Opcode.VERIFY_10, null, [0xe6, ...ff(4), 0, 0xff, 0xff], {
+      name: 'VERIFY(10)',
+      access: 'read',
+      ...media,
+      run: verify,
+    });
     add(Opcode.VERIFY_16, null, [0xe6, ...ff(12), 0], { name: 'VERIFY(16)', access: 'read', ...media, run: verify });
-    add(Opcode.WRITE_SAME_10, null, [0xf8, ...ff(4), 0, 0xff, 0xff], { name: 'WRITE SAME(10)', access: 'write', ...media, run: writeSame });
-    add(Opcode.WRITE_SAME_16, null, [0xf9, ...ff(12), 0], { name: 'WRITE SAME(16)', access: 'write', ...media, run: writeSame });
-    add(Opcode.UNMAP, null, [0x01, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'UNMAP', access: 'write', ...media, run: unmap });
-    add(Opcode.SYNCHRONIZE_CACHE_10, null, [0, ...ff(4), 0, 0xff, 0xff], { name: 'SYNCHRONIZE CACHE(10)', access: 'write', ...media, run: synchronizeCache });
-    add(Opcode.SYNCHRONIZE_CACHE_16, null, [0, ...ff(12), 0], { name: 'SYNCHRONIZE CACHE(16)', access: 'write', ...media, run: synchronizeCache });
-    add(Opcode.READ_CAPACITY_10, null, [0, ...ff(4), 0, 0, 0x01], { name: 'READ CAPACITY(10)', access: 'none', ...lu, run: readCapacity10 });
-    add(Opcode.SERVICE_ACTION_IN_16, ServiceAction.READ_CAPACITY_16, [0x1f, ...ff(12), 0x01],
-      { name: 'READ CAPACITY(16)', access: 'none', ...lu, run: readCapacity16 });
-    add(Opcode.MODE_SENSE_6, null, [0x08, 0xff, 0xff, 0xff], { name: 'MODE SENSE(6)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
-    add(Opcode.MODE_SENSE_10, null, [0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff], { name: 'MODE SENSE(10)', access: 'read', ...lu, run: (c) => modeSense(c.cdb, c.device) });
-    add(Opcode.MODE_SELECT_6, null, [0x11, 0, 0, 0xff], { name: 'MODE SELECT(6)', access: 'write', ...lu, run: (c) => this.modeSelect(c) });
-    add(Opcode.MODE_SELECT_10, null, [0x11, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'MODE SELECT(10)', access: 'write', ...lu, run: (c) => this.modeSelect(c) });
-    add(Opcode.START_STOP_UNIT, null, [0, 0, 0, 0xf3], { name: 'START STOP UNIT', access: startStopAccess, ...lu, run: (c) => this.startStopUnit(c) });
-    add(Opcode.PERSISTENT_RESERVE_IN, null, [0x1f, 0, 0, 0, 0, 0, 0xff, 0xff], { name: 'PERSISTENT RESERVE IN', access: 'none', ...lu, run: (c) => c.lu!.pr.in(c.cdb) });
-    add(Opcode.PERSISTENT_RESERVE_OUT, null, [0x1f, 0xff, 0, 0, ...ff(4)], { name: 'PERSISTENT RESERVE OUT', access: 'none', ...lu, run: (c) => this.persistentReserveOut(c) });
-    add(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_TARGET_PORT_GROUPS, [0xff, 0, 0, 0, 0, ...ff(4), 0],
-      { name: 'REPORT TARGET PORT GROUPS', access: 'none', ...lu, run: (c) => reportTargetPortGroups(c.cdb, this.portIdentities) });
-    add(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_SUPPORTED_OPERATION_CODES, [0x1f, 0x87, 0xff, 0xff, 0xff, ...ff(4), 0],
-      { name: 'REPORT SUPPORTED OPERATION CODES', access: 'none', ...lu, run: (c) => reportSupportedOperationCodes(c.cdb, this.operations) });
+    add(Opcode.WRITE_SAME_10, null, [0xf8, ...ff(4), 0, 0xff, 0xff], {
+      name: 'WRITE SAME(10)',
+      access: 'write',
+      ...media,
+      run: writeSame,
+    });
+    add(Opcode.WRITE_SAME_16, null, [0xf9, ...ff(12), 0], {
+      name: 'WRITE SAME(16)',
+      access: 'write',
+      ...media,
+      run: writeSame,
+    });
+    add(Opcode.UNMAP, null, [0x01, 0, 0, 0, 0, 0, 0xff, 0xff], {
+      name: 'UNMAP',
+      access: 'write',
+      ...media,
+      run: unmap,
+    });
+    add(Opcode.SYNCHRONIZE_CACHE_10, null, [0, ...ff(4), 0, 0xff, 0xff], {
+      name: 'SYNCHRONIZE CACHE(10)',
+      access: 'write',
+      ...media,
+      run: synchronizeCache,
+    });
+    add(Opcode.SYNCHRONIZE_CACHE_16, null, [0, ...ff(12), 0], {
+      name: 'SYNCHRONIZE CACHE(16)',
+      access: 'write',
+      ...media,
+      run: synchronizeCache,
+    });
+    add(Opcode.READ_CAPACITY_10, null, [0, ...ff(4), 0, 0, 0x01], {
+      name: 'READ CAPACITY(10)',
+      access: 'none',
+      ...lu,
+      run: readCapacity10,
+    });
+    add(Opcode.SERVICE_ACTION_IN_16, ServiceAction.READ_CAPACITY_16, [0x1f, ...ff(12), 0x01], {
+      name: 'READ CAPACITY(16)',
+      access: 'none',
+      ...lu,
+      run: readCapacity16,
+    });
+    add(Opcode.MODE_SENSE_6, null, [0x08, 0xff, 0xff, 0xff], {
+      name: 'MODE SENSE(6)',
+      access: 'read',
+      ...lu,
+      run: (c) => modeSense(c.cdb, c.device),
+    });
+    add(Opcode.MODE_SENSE_10, null, [0x18, 0xff, 0xff, 0, 0, 0, 0xff, 0xff], {
+      name: 'MODE SENSE(10)',
+      access: 'read',
+      ...lu,
+      run: (c) => modeSense(c.cdb, c.device),
+    });
+    add(Opcode.MODE_SELECT_6, null, [0x11, 0, 0, 0xff], {
+      name: 'MODE SELECT(6)',
+      access: 'write',
+      ...lu,
+      run: (c) => this.modeSelect(c),
+    });
+    add(Opcode.MODE_SELECT_10, null, [0x11, 0, 0, 0, 0, 0, 0xff, 0xff], {
+      name: 'MODE SELECT(10)',
+      access: 'write',
+      ...lu,
+      run: (c) => this.modeSelect(c),
+    });
+    add(Opcode.START_STOP_UNIT, null, [0, 0, 0, 0xf3], {
+      name: 'START STOP UNIT',
+      access: startStopAccess,
+      ...lu,
+      run: (c) => this.startStopUnit(c),
+    });
+    add(Opcode.PERSISTENT_RESERVE_IN, null, [0x1f, 0, 0, 0, 0, 0, 0xff, 0xff], {
+      name: 'PERSISTENT RESERVE IN',
+      access: 'none',
+      ...lu,
+      run: (c) => c.lu!.pr.in(c.cdb),
+    });
+    add(Opcode.PERSISTENT_RESERVE_OUT, null, [0x1f, 0xff, 0, 0, ...ff(4)], {
+      name: 'PERSISTENT RESERVE OUT',
+      access: 'none',
+      ...lu,
+      run: (c) => this.persistentReserveOut(c),
+    });
+    add(Opcode.MAINTENANCE_IN, ServiceAction.REPORT_TARGET_PORT_GROUPS, [0xff, 0, 0, 0, 0, ...ff(4), 0], {
+      name: 'REPORT TARGET PORT GROUPS',
+      access: 'none',
+      ...lu,
+      run: (c) => reportTargetPortGroups(c.cdb, this.portIdentities),
+    });
+    add(
+      Opcode.MAINTENANCE_IN,
+      ServiceAction.REPORT_SUPPORTED_OPERATION_CODES,
+      [0x1f, 0x87, 0xff, 0xff, 0xff, ...ff(4), 0],
+      {
+        name: 'REPORT SUPPORTED OPERATION CODES',
+        access: 'none',
+        ...lu,
+        run: (c) => reportSupportedOperationCodes(c.cdb, this.operations),
+      },
+    );
   }
 
   // ---- task management (SAM-5 §7) ---------------------------------------------------------------
-  async taskManagement(nexus: ItNexus, lunField: Uint8Array, fn: TaskManagementFunction, taskTag?: number): Promise<number> {
+  async taskManagement(
+    nexus: ItNexus,
+    lunField: Uint8Array,
+    fn: TaskManagementFunction,
+    taskTag?: number,
+  ): Promise<number> {
     const key = nexusKey(nexus);
     if (fn === 'clear-aca') return TmfResponse.NOT_SUPPORTED;
     if (fn === 'target-reset') {
@@ -346,28 +539,51 @@ export class DeviceServer {
   }
 
   /** Commands in flight (for status and tests). */
-  get tasksInFlight(): number { return this.tasks.size; }
+  get tasksInFlight(): number {
+    return this.tasks.size;
+  }
 }
 
 class TargetPort implements ScsiTargetPort {
   readonly wwpn: bigint;
   readonly wwnn: bigint;
   readonly relativePortId: number;
-  constructor(private readonly server: DeviceServer, private readonly identity: PortIdentity) {
+  constructor(
+    private readonly server: DeviceServer,
+    private readonly identity: PortIdentity,
+  ) {
     this.wwpn = identity.wwpn;
     this.wwnn = identity.wwnn;
     this.relativePortId = identity.relativePortId;
   }
-  execute(req: ScsiRequest): Promise<ScsiResponse> { return this.server.execute(this.identity, req); }
+  execute(req: ScsiRequest): Promise<ScsiResponse> {
+    return this.server.execute(this.identity, req);
+  }
   taskManagement(nexus: ItNexus, lun: Uint8Array, fn: TaskManagementFunction, taskTag?: number): Promise<number> {
     return this.server.taskManagement(nexus, lun, fn, taskTag);
   }
-  nexusLost(nexus: ItNexus): void { this.server.nexusLost(nexus); }
+  nexusLost(nexus: ItNexus): void {
+    this.server.nexusLost(nexus);
+  }
 }
 
-const READ_OPCODES = new Set<number>([Opcode.READ_6, Opcode.READ_10, Opcode.READ_12, Opcode.READ_16, Opcode.VERIFY_10, Opcode.VERIFY_16]);
-const WRITE_OPCODES = new Set<number>([Opcode.WRITE_6, Opcode.WRITE_10, Opcode.WRITE_12, Opcode.WRITE_16,
-  Opcode.WRITE_SAME_10, Opcode.WRITE_SAME_16, Opcode.UNMAP]);
+const READ_OPCODES = new Set<number>([
+  Opcode.READ_6,
+  Opcode.READ_10,
+  Opcode.READ_12,
+  Opcode.READ_16,
+  Opcode.VERIFY_10,
+  Opcode.VERIFY_16,
+]);
+const WRITE_OPCODES = new Set<number>([
+  Opcode.WRITE_6,
+  Opcode.WRITE_10,
+  Opcode.WRITE_12,
+  Opcode.WRITE_16,
+  Opcode.WRITE_SAME_10,
+  Opcode.WRITE_SAME_16,
+  Opcode.UNMAP,
+]);
 
 /** SPC-4 Table 68: START UNIT with POWER CONDITION 0 is allowed under any reservation; stopping conflicts like a write. */
 function startStopAccess(cdb: Uint8Array): Access {
@@ -376,8 +592,11 @@ function startStopAccess(cdb: Uint8Array): Access {
 }
 
 function luNotSupported(lun: number | null): CommandError {
-  return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.LOGICAL_UNIT_NOT_SUPPORTED,
-    lun === null ? 'LUN addressing form not supported' : `no logical unit at LUN ${lun} for this initiator`);
+  return checkCondition(
+    SenseKey.ILLEGAL_REQUEST,
+    Asc.LOGICAL_UNIT_NOT_SUPPORTED,
+    lun === null ? 'LUN addressing form not supported' : `no logical unit at LUN ${lun} for this initiator`,
+  );
 }
 
 function hexSense(s: AdditionalSense): string {
@@ -386,5 +605,7 @@ function hexSense(s: AdditionalSense): string {
 
 /** Placeholder device for target-wide commands at a LUN with no logical unit; never touched by them. */
 const NO_DEVICE = new Proxy({} as IoContext['device'], {
-  get(): never { throw new Error('no logical unit at this LUN'); },
+  get(): never {
+    throw new Error('no logical unit at this LUN');
+  },
 });

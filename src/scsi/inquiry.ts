@@ -7,14 +7,27 @@ import { be16, clampToAllocation, put16, put32, put64 } from './cdb.js';
 import { Peripheral } from './constants.js';
 import { invalidFieldInCdb } from './sense.js';
 import {
-  MAX_TRANSFER_BYTES, MAX_UNMAP_BYTES, MAX_UNMAP_DESCRIPTORS, MAX_WRITE_SAME_BYTES, OPTIMAL_GRANULARITY_BYTES,
-  blocksFor, type BlockDevice,
+  MAX_TRANSFER_BYTES,
+  MAX_UNMAP_BYTES,
+  MAX_UNMAP_DESCRIPTORS,
+  MAX_WRITE_SAME_BYTES,
+  OPTIMAL_GRANULARITY_BYTES,
+  blocksFor,
+  type BlockDevice,
 } from './block-device.js';
 import { PROTOCOL_ID_FC } from './persistent-reservations.js';
 
-export interface PortIdentity { readonly wwpn: bigint; readonly wwnn: bigint; readonly relativePortId: number; }
+export interface PortIdentity {
+  readonly wwpn: bigint;
+  readonly wwnn: bigint;
+  readonly relativePortId: number;
+}
 
-export interface ProductIdentity { vendor: string; product: string; revision: string; }
+export interface ProductIdentity {
+  vendor: string;
+  product: string;
+  revision: string;
+}
 
 // INQUIRY CDB: byte 1 EVPD(0) CMDDT(1, obsolete); byte 2 PAGE CODE; bytes 3-4 ALLOCATION LENGTH.
 const CDB_FLAGS = 1;
@@ -87,7 +100,12 @@ function putAscii(out: Uint8Array, off: number, len: number, text: string): void
 }
 
 /** The logical unit behind a LUN, or null when the LUN is not mapped for this initiator. */
-export interface InquiryTarget { device: BlockDevice | null; port: PortIdentity; multiPort: boolean; product: ProductIdentity; }
+export interface InquiryTarget {
+  device: BlockDevice | null;
+  port: PortIdentity;
+  multiPort: boolean;
+  product: ProductIdentity;
+}
 
 export function inquiry(cdb: Uint8Array, t: InquiryTarget): Uint8Array {
   const flags = cdb[CDB_FLAGS]!;
@@ -121,14 +139,19 @@ function vpdPage(page: number, t: InquiryTarget): Uint8Array {
   const dev = t.device;
   if (!dev) {
     // No logical unit here: only the supported-pages page, with qualifier 011b (SPC-4 §6.6.1).
-    if (page !== VpdPage.SUPPORTED_PAGES) throw invalidFieldInCdb(CDB_PAGE_CODE, 7, `VPD page 0x${page.toString(16)} for a LUN with no logical unit`);
+    if (page !== VpdPage.SUPPORTED_PAGES)
+      throw invalidFieldInCdb(CDB_PAGE_CODE, 7, `VPD page 0x${page.toString(16)} for a LUN with no logical unit`);
     return vpd(Peripheral.NO_LOGICAL_UNIT, page, Uint8Array.of(VpdPage.SUPPORTED_PAGES));
   }
   switch (page) {
-    case VpdPage.SUPPORTED_PAGES: return vpd(0, page, Uint8Array.from(SUPPORTED_VPD));
-    case VpdPage.UNIT_SERIAL_NUMBER: return vpd(0, page, new TextEncoder().encode(dev.serial));
-    case VpdPage.DEVICE_IDENTIFICATION: return vpd(0, page, deviceIdentification(dev, t));
-    case VpdPage.BLOCK_LIMITS: return vpd(0, page, blockLimits(dev));
+    case VpdPage.SUPPORTED_PAGES:
+      return vpd(0, page, Uint8Array.from(SUPPORTED_VPD));
+    case VpdPage.UNIT_SERIAL_NUMBER:
+      return vpd(0, page, new TextEncoder().encode(dev.serial));
+    case VpdPage.DEVICE_IDENTIFICATION:
+      return vpd(0, page, deviceIdentification(dev, t));
+    case VpdPage.BLOCK_LIMITS:
+      return vpd(0, page, blockLimits(dev));
     case VpdPage.BLOCK_DEVICE_CHARACTERISTICS: {
       const body = new Uint8Array(B1_PAGE_LENGTH);
       put16(body, 0, NON_ROTATING_MEDIUM);
@@ -140,7 +163,8 @@ function vpdPage(page: number, t: InquiryTarget): Uint8Array {
       body[2] = PROVISIONING_THIN;
       return vpd(0, page, body);
     }
-    default: throw invalidFieldInCdb(CDB_PAGE_CODE, 7, `VPD page 0x${page.toString(16)} not supported`);
+    default:
+      throw invalidFieldInCdb(CDB_PAGE_CODE, 7, `VPD page 0x${page.toString(16)} not supported`);
   }
 }
 
@@ -164,8 +188,16 @@ function designator(protocolAndCodeSet: number, piAssocType: number, value: Uint
 }
 
 function deviceIdentification(dev: BlockDevice, t: InquiryTarget): Uint8Array {
-  const wwn = (v: bigint): Uint8Array => { const b = new Uint8Array(8); put64(b, 0, v); return b; };
-  const portNumber = (v: number): Uint8Array => { const b = new Uint8Array(4); put16(b, 2, v); return b; };
+  const wwn = (v: bigint): Uint8Array => {
+    const b = new Uint8Array(8);
+    put64(b, 0, v);
+    return b;
+  };
+  const portNumber = (v: number): Uint8Array => {
+    const b = new Uint8Array(4);
+    put16(b, 2, v);
+    return b;
+  };
   const fc = PROTOCOL_ID_FC << 4;
   const vendorId = new Uint8Array(8 + dev.serial.length);
   putAscii(vendorId, 0, 8, t.product.vendor);
@@ -176,19 +208,32 @@ function deviceIdentification(dev: BlockDevice, t: InquiryTarget): Uint8Array {
     designator(CODE_SET_ASCII, ASSOC_LU | DESIGNATOR_T10_VENDOR, vendorId),
     // The target port the command came in on: its WWPN, relative port and (one per port) port group.
     designator(fc | CODE_SET_BINARY, PIV | ASSOC_TARGET_PORT | DESIGNATOR_NAA, wwn(t.port.wwpn)),
-    designator(fc | CODE_SET_BINARY, PIV | ASSOC_TARGET_PORT | DESIGNATOR_RELATIVE_TARGET_PORT, portNumber(t.port.relativePortId)),
-    designator(CODE_SET_BINARY, ASSOC_TARGET_PORT | DESIGNATOR_TARGET_PORT_GROUP, portNumber(targetPortGroupOf(t.port))),
+    designator(
+      fc | CODE_SET_BINARY,
+      PIV | ASSOC_TARGET_PORT | DESIGNATOR_RELATIVE_TARGET_PORT,
+      portNumber(t.port.relativePortId),
+    ),
+    designator(
+      CODE_SET_BINARY,
+      ASSOC_TARGET_PORT | DESIGNATOR_TARGET_PORT_GROUP,
+      portNumber(targetPortGroupOf(t.port)),
+    ),
     // The target device: its node name.
     designator(fc | CODE_SET_BINARY, PIV | ASSOC_TARGET_DEVICE | DESIGNATOR_NAA, wwn(t.port.wwnn)),
   ];
   const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let off = 0;
-  for (const p of parts) { out.set(p, off); off += p.length; }
+  for (const p of parts) {
+    out.set(p, off);
+    off += p.length;
+  }
   return out;
 }
 
 /** ALUA: every target port is its own target port group, numbered like the port. */
-export function targetPortGroupOf(port: PortIdentity): number { return port.relativePortId; }
+export function targetPortGroupOf(port: PortIdentity): number {
+  return port.relativePortId;
+}
 
 function blockLimits(dev: BlockDevice): Uint8Array {
   const bs = dev.blockSize;

@@ -15,12 +15,22 @@ export class LogicalUnit {
   /** START STOP UNIT with START=0 stops the unit: media access then reports NOT READY. */
   stopped = false;
 
-  private constructor(readonly device: BlockDevice, targetPorts: (() => readonly TargetPortRef[]) | null) {
-    this.pr = new PersistentReservations(this.ua, device.persistsReservations ? (json) => device.savePrState(json) : null, targetPorts);
+  private constructor(
+    readonly device: BlockDevice,
+    targetPorts: (() => readonly TargetPortRef[]) | null,
+  ) {
+    this.pr = new PersistentReservations(
+      this.ua,
+      device.persistsReservations ? (json) => device.savePrState(json) : null,
+      targetPorts,
+    );
   }
 
   /** `targetPorts`: the array's ports, so that PR registrations can cover all of them (ALL_TG_PTS). */
-  static async create(device: BlockDevice, targetPorts: (() => readonly TargetPortRef[]) | null = null): Promise<LogicalUnit> {
+  static async create(
+    device: BlockDevice,
+    targetPorts: (() => readonly TargetPortRef[]) | null = null,
+  ): Promise<LogicalUnit> {
     const lu = new LogicalUnit(device, targetPorts);
     const saved = await device.loadPrState();
     if (saved !== null) {

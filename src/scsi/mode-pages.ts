@@ -53,7 +53,9 @@ function buildPage(code: number, dev: BlockDevice, values: PageValues): Uint8Arr
     case ModePage.CACHING:
       return page(code, 0x12, (p) => {
         if (dev.savesModePages) p[0] = p[0]! | PAGE_PS;
-        const wce = { current: dev.writeCache, changeable: true, default: DEFAULT_WCE, saved: dev.savedWriteCache }[values];
+        const wce = { current: dev.writeCache, changeable: true, default: DEFAULT_WCE, saved: dev.savedWriteCache }[
+          values
+        ];
         if (wce) p[CACHING_FLAGS] = CACHING_WCE;
       });
     case ModePage.CONTROL:
@@ -80,14 +82,20 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   const subpage = cdb[CDB_SUBPAGE]!;
   const alloc = ten ? be16(cdb, 7) : cdb[4]!;
   if (pc === PageControl.SAVED && !dev.savesModePages) {
-    throw checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.SAVING_PARAMETERS_NOT_SUPPORTED, 'saved mode parameters not supported (the volume is in memory)');
+    throw checkCondition(
+      SenseKey.ILLEGAL_REQUEST,
+      Asc.SAVING_PARAMETERS_NOT_SUPPORTED,
+      'saved mode parameters not supported (the volume is in memory)',
+    );
   }
   let codes: number[];
   if (code === ModePage.ALL) {
-    if (subpage !== 0 && subpage !== ALL_SUBPAGES) throw invalidFieldInCdb(CDB_SUBPAGE, 7, `subpage 0x${subpage.toString(16)} of all pages`);
+    if (subpage !== 0 && subpage !== ALL_SUBPAGES)
+      throw invalidFieldInCdb(CDB_SUBPAGE, 7, `subpage 0x${subpage.toString(16)} of all pages`);
     codes = ALL_PAGES;
   } else {
-    if (!(ALL_PAGES as number[]).includes(code)) throw invalidFieldInCdb(CDB_PAGE, 5, `mode page 0x${code.toString(16)} not supported`);
+    if (!(ALL_PAGES as number[]).includes(code))
+      throw invalidFieldInCdb(CDB_PAGE, 5, `mode page 0x${code.toString(16)} not supported`);
     if (subpage !== 0) throw invalidFieldInCdb(CDB_SUBPAGE, 7, `mode subpage 0x${subpage.toString(16)} not supported`);
     codes = [code];
   }
@@ -127,7 +135,10 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   }
   out.set(descriptor, headerLength);
   let off = headerLength + descriptor.length;
-  for (const p of pages) { out.set(p, off); off += p.length; }
+  for (const p of pages) {
+    out.set(p, off);
+    off += p.length;
+  }
   return clampToAllocation(out, alloc);
 }
 
@@ -138,22 +149,31 @@ const PAGE_SPF = 0x40;
 /** Bound on pages in one MODE SELECT parameter list (it is at most 64 KiB anyway). */
 const MAX_SELECT_PAGES = 64;
 
-export interface ModeSelectResult { /** Whether any current value changed (others are told MODE PARAMETERS CHANGED). */ changed: boolean; }
+export interface ModeSelectResult {
+  /** Whether any current value changed (others are told MODE PARAMETERS CHANGED). */ changed: boolean;
+}
 
 /**
  * Applies a MODE SELECT parameter list. Every page must have its full length and differ from the
  * current values only in changeable bits; the block descriptor, if present, must describe the
  * volume as it is. Nothing is applied unless the whole list is valid.
  */
-export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: BlockDevice): Promise<ModeSelectResult> {
+export async function modeSelect(
+  cdb: Uint8Array,
+  data: Uint8Array | null,
+  dev: BlockDevice,
+): Promise<ModeSelectResult> {
   const ten = cdb[0] === Opcode.MODE_SELECT_10;
   const flags = cdb[CDB_FLAGS]!;
   const length = ten ? be16(cdb, 7) : cdb[4]!;
-  if (!(flags & SELECT_PF)) throw invalidFieldInCdb(CDB_FLAGS, 4, 'only page-format mode parameters are supported (PF=1)');
+  if (!(flags & SELECT_PF))
+    throw invalidFieldInCdb(CDB_FLAGS, 4, 'only page-format mode parameters are supported (PF=1)');
   const save = (flags & SELECT_SP) !== 0;
-  if (save && !dev.savesModePages) throw invalidFieldInCdb(CDB_FLAGS, 0, 'saving mode pages is not supported (the volume is in memory)');
+  if (save && !dev.savesModePages)
+    throw invalidFieldInCdb(CDB_FLAGS, 0, 'saving mode pages is not supported (the volume is in memory)');
   if (length === 0) return { changed: false };
-  if (!data || data.length < length) throw parameterListLengthError('MODE SELECT data shorter than the parameter list length');
+  if (!data || data.length < length)
+    throw parameterListLengthError('MODE SELECT data shorter than the parameter list length');
   const list = data.subarray(0, length);
   const headerLength = ten ? 8 : 4;
   if (list.length < headerLength) throw parameterListLengthError('MODE SELECT parameter list shorter than its header');
@@ -163,16 +183,18 @@ export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: 
   if (descriptorLength !== 0 && descriptorLength !== expectedDescriptor) {
     throw invalidFieldInParameterList(ten ? 6 : 3, 7, `block descriptor length ${descriptorLength}`);
   }
-  if (headerLength + descriptorLength > list.length) throw parameterListLengthError('block descriptor runs past the parameter list');
+  if (headerLength + descriptorLength > list.length)
+    throw parameterListLengthError('block descriptor runs past the parameter list');
   if (descriptorLength) {
     const d = headerLength;
     const blocks = longLba ? be64(list, d) : BigInt(be32(list, d));
-    const blockLength = longLba ? be32(list, d + 12) : ((list[d + 5]! << 16) | be16(list, d + 6));
+    const blockLength = longLba ? be32(list, d + 12) : (list[d + 5]! << 16) | be16(list, d + 6);
     const shortMax = BigInt(Math.min(dev.blockCount, 0xffffffff));
     if (blocks !== 0n && blocks !== (longLba ? BigInt(dev.blockCount) : shortMax)) {
       throw invalidFieldInParameterList(d, 7, 'changing the number of blocks is not supported');
     }
-    if (blockLength !== dev.blockSize) throw invalidFieldInParameterList(d + (longLba ? 12 : 5), 7, 'changing the block length is not supported');
+    if (blockLength !== dev.blockSize)
+      throw invalidFieldInParameterList(d + (longLba ? 12 : 5), 7, 'changing the block length is not supported');
   }
   let wce: boolean | null = null;
   let off = headerLength + descriptorLength;
@@ -181,11 +203,14 @@ export async function modeSelect(cdb: Uint8Array, data: Uint8Array | null, dev: 
     if (off + 2 > list.length) throw parameterListLengthError('mode page header runs past the parameter list');
     const code = list[off]! & 0x3f;
     if (list[off]! & PAGE_SPF) throw invalidFieldInParameterList(off, 6, 'mode subpages are not supported');
-    if (!(ALL_PAGES as number[]).includes(code)) throw invalidFieldInParameterList(off, 5, `mode page 0x${code.toString(16)} not supported`);
+    if (!(ALL_PAGES as number[]).includes(code))
+      throw invalidFieldInParameterList(off, 5, `mode page 0x${code.toString(16)} not supported`);
     const current = buildPage(code, dev, 'current');
     const mask = buildPage(code, dev, 'changeable');
-    if (list[off + 1] !== current[1]) throw invalidFieldInParameterList(off + 1, 7, `mode page 0x${code.toString(16)} length ${list[off + 1]!}`);
-    if (off + current.length > list.length) throw parameterListLengthError(`mode page 0x${code.toString(16)} runs past the parameter list`);
+    if (list[off + 1] !== current[1])
+      throw invalidFieldInParameterList(off + 1, 7, `mode page 0x${code.toString(16)} length ${list[off + 1]!}`);
+    if (off + current.length > list.length)
+      throw parameterListLengthError(`mode page 0x${code.toString(16)} runs past the parameter list`);
     const sent = list.subarray(off, off + current.length);
     // Byte 0's PS bit is reserved in MODE SELECT data and ignored; parameters start at byte 2.
     for (let i = 2; i < current.length; i++) {

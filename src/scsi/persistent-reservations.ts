@@ -11,7 +11,13 @@ import type { ItNexus } from './api.js';
 import { be16, be32, be64, clampToAllocation, put16, put32, put64 } from './cdb.js';
 import { Asc, SenseKey } from './constants.js';
 import { nexusKey, type NexusKey } from './nexus.js';
-import { checkCondition, invalidFieldInCdb, invalidFieldInParameterList, parameterListLengthError, reservationConflict } from './sense.js';
+import {
+  checkCondition,
+  invalidFieldInCdb,
+  invalidFieldInParameterList,
+  parameterListLengthError,
+  reservationConflict,
+} from './sense.js';
 import type { UnitAttentions } from './unit-attention.js';
 
 /** SPC-4 Table 169 persistent reservation TYPE codes. */
@@ -29,13 +35,27 @@ const isAllRegistrants = (t: number): boolean =>
 const isRegistrantsOnly = (t: number): boolean =>
   t === PrType.WRITE_EXCLUSIVE_REGISTRANTS_ONLY || t === PrType.EXCLUSIVE_ACCESS_REGISTRANTS_ONLY;
 const isExclusiveAccess = (t: number): boolean =>
-  t === PrType.EXCLUSIVE_ACCESS || t === PrType.EXCLUSIVE_ACCESS_REGISTRANTS_ONLY || t === PrType.EXCLUSIVE_ACCESS_ALL_REGISTRANTS;
+  t === PrType.EXCLUSIVE_ACCESS ||
+  t === PrType.EXCLUSIVE_ACCESS_REGISTRANTS_ONLY ||
+  t === PrType.EXCLUSIVE_ACCESS_ALL_REGISTRANTS;
 
 export const PrOutAction = {
-  REGISTER: 0x0, RESERVE: 0x1, RELEASE: 0x2, CLEAR: 0x3, PREEMPT: 0x4, PREEMPT_AND_ABORT: 0x5,
-  REGISTER_AND_IGNORE_EXISTING_KEY: 0x6, REGISTER_AND_MOVE: 0x7, REPLACE_LOST_RESERVATION: 0x8,
+  REGISTER: 0x0,
+  RESERVE: 0x1,
+  RELEASE: 0x2,
+  CLEAR: 0x3,
+  PREEMPT: 0x4,
+  PREEMPT_AND_ABORT: 0x5,
+  REGISTER_AND_IGNORE_EXISTING_KEY: 0x6,
+  REGISTER_AND_MOVE: 0x7,
+  REPLACE_LOST_RESERVATION: 0x8,
 } as const;
-export const PrInAction = { READ_KEYS: 0x0, READ_RESERVATION: 0x1, REPORT_CAPABILITIES: 0x2, READ_FULL_STATUS: 0x3 } as const;
+export const PrInAction = {
+  READ_KEYS: 0x0,
+  READ_RESERVATION: 0x1,
+  REPORT_CAPABILITIES: 0x2,
+  READ_FULL_STATUS: 0x3,
+} as const;
 
 const LU_SCOPE = 0x0;
 
@@ -90,16 +110,28 @@ const CAPS_ATP_C = 0x04;
 const CAPS_PTPL_C = 0x01;
 const CAPS_TMV = 0x80;
 const CAPS_PTPL_A = 0x01;
-const TYPE_MASK_BYTE4 = 0x80 /* WR_EX_AR */ | 0x40 /* EX_AC_RO */ | 0x20 /* WR_EX_RO */ | 0x08 /* EX_AC */ | 0x02 /* WR_EX */;
+const TYPE_MASK_BYTE4 =
+  0x80 /* WR_EX_AR */ | 0x40 /* EX_AC_RO */ | 0x20 /* WR_EX_RO */ | 0x08 /* EX_AC */ | 0x02 /* WR_EX */;
 const TYPE_MASK_BYTE5 = 0x01; /* EX_AC_AR */
 
-interface Registration { nexus: ItNexus; key: bigint; }
-export interface TargetPortRef { readonly wwpn: bigint; readonly relativePortId: number; }
-interface Reservation { /** null for all-registrants types: every registrant holds it. */ holder: NexusKey | null; type: number; }
+interface Registration {
+  nexus: ItNexus;
+  key: bigint;
+}
+export interface TargetPortRef {
+  readonly wwpn: bigint;
+  readonly relativePortId: number;
+}
+interface Reservation {
+  /** null for all-registrants types: every registrant holds it. */ holder: NexusKey | null;
+  type: number;
+}
 
 export type AccessKind = 'read' | 'write';
 
-export interface PrOutResult { /** PREEMPT AND ABORT: nexuses whose tasks on this LU must be aborted. */ abortNexuses: NexusKey[]; }
+export interface PrOutResult {
+  /** PREEMPT AND ABORT: nexuses whose tasks on this LU must be aborted. */ abortNexuses: NexusKey[];
+}
 
 export function encodeFcTransportId(wwpn: bigint): Uint8Array {
   const out = new Uint8Array(FC_TRANSPORT_ID_LENGTH);
@@ -150,11 +182,23 @@ export class PersistentReservations {
     const scope = cdb[CDB_OUT_SCOPE_TYPE]! >> 4;
     const type = cdb[CDB_OUT_SCOPE_TYPE]! & 0x0f;
     const listLength = be32(cdb, CDB_OUT_PARAMETER_LIST_LENGTH);
-    if (action === PrOutAction.REGISTER_AND_MOVE || action === PrOutAction.REPLACE_LOST_RESERVATION || action > PrOutAction.REPLACE_LOST_RESERVATION) {
-      throw invalidFieldInCdb(CDB_OUT_SERVICE_ACTION, 4, `PERSISTENT RESERVE OUT service action ${action} not supported`);
+    if (
+      action === PrOutAction.REGISTER_AND_MOVE ||
+      action === PrOutAction.REPLACE_LOST_RESERVATION ||
+      action > PrOutAction.REPLACE_LOST_RESERVATION
+    ) {
+      throw invalidFieldInCdb(
+        CDB_OUT_SERVICE_ACTION,
+        4,
+        `PERSISTENT RESERVE OUT service action ${action} not supported`,
+      );
     }
-    if (listLength !== PARAM_LENGTH) throw parameterListLengthError(`PERSISTENT RESERVE OUT parameter list length ${listLength}, expected ${PARAM_LENGTH}`);
-    if (!dataOut || dataOut.length < PARAM_LENGTH) throw parameterListLengthError('PERSISTENT RESERVE OUT parameter list shorter than its stated length');
+    if (listLength !== PARAM_LENGTH)
+      throw parameterListLengthError(
+        `PERSISTENT RESERVE OUT parameter list length ${listLength}, expected ${PARAM_LENGTH}`,
+      );
+    if (!dataOut || dataOut.length < PARAM_LENGTH)
+      throw parameterListLengthError('PERSISTENT RESERVE OUT parameter list shorter than its stated length');
     const key = be64(dataOut, PARAM_KEY);
     const saKey = be64(dataOut, PARAM_SA_KEY);
     const flags = dataOut[PARAM_FLAGS]!;
@@ -163,12 +207,18 @@ export class PersistentReservations {
     // ALL_TG_PTS only means something to the register service actions and is ignored by the others.
     const allTgPts = isRegister && (flags & FLAG_ALL_TG_PTS) !== 0;
     if (allTgPts && !this.targetPorts) throw invalidFieldInParameterList(PARAM_FLAGS, 2, 'ALL_TG_PTS not supported');
-    if ((flags & FLAG_APTPL) && !this.persist) throw invalidFieldInParameterList(PARAM_FLAGS, 0, 'APTPL: this volume cannot persist through power loss');
-    const needsTypeScope = action === PrOutAction.RESERVE || action === PrOutAction.RELEASE
-      || action === PrOutAction.PREEMPT || action === PrOutAction.PREEMPT_AND_ABORT;
+    if (flags & FLAG_APTPL && !this.persist)
+      throw invalidFieldInParameterList(PARAM_FLAGS, 0, 'APTPL: this volume cannot persist through power loss');
+    const needsTypeScope =
+      action === PrOutAction.RESERVE ||
+      action === PrOutAction.RELEASE ||
+      action === PrOutAction.PREEMPT ||
+      action === PrOutAction.PREEMPT_AND_ABORT;
     if (needsTypeScope) {
-      if (scope !== LU_SCOPE) throw invalidFieldInCdb(CDB_OUT_SCOPE_TYPE, 7, `reservation scope ${scope} not supported (LU_SCOPE only)`);
-      if (!VALID_TYPES.has(type)) throw invalidFieldInCdb(CDB_OUT_SCOPE_TYPE, 3, `invalid persistent reservation type ${type}`);
+      if (scope !== LU_SCOPE)
+        throw invalidFieldInCdb(CDB_OUT_SCOPE_TYPE, 7, `reservation scope ${scope} not supported (LU_SCOPE only)`);
+      if (!VALID_TYPES.has(type))
+        throw invalidFieldInCdb(CDB_OUT_SCOPE_TYPE, 3, `invalid persistent reservation type ${type}`);
     }
     const me = nexusKey(n);
     const wasAptpl = this.aptpl;
@@ -176,15 +226,31 @@ export class PersistentReservations {
     let result: PrOutResult = { abortNexuses: [] };
 
     if (isRegister) {
-      changed = this.register(n, me, key, saKey, action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY, (flags & FLAG_APTPL) !== 0, allTgPts);
+      changed = this.register(
+        n,
+        me,
+        key,
+        saKey,
+        action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY,
+        (flags & FLAG_APTPL) !== 0,
+        allTgPts,
+      );
     } else {
       const reg = this.registrations.get(me);
       if (!reg) throw reservationConflict('I_T nexus is not registered');
       if (reg.key !== key) throw reservationConflict('reservation key does not match the registered key');
       switch (action) {
-        case PrOutAction.RESERVE: this.reserve(me, type); changed = true; break;
-        case PrOutAction.RELEASE: changed = this.release(me, type); break;
-        case PrOutAction.CLEAR: this.clear(me); changed = true; break;
+        case PrOutAction.RESERVE:
+          this.reserve(me, type);
+          changed = true;
+          break;
+        case PrOutAction.RELEASE:
+          changed = this.release(me, type);
+          break;
+        case PrOutAction.CLEAR:
+          this.clear(me);
+          changed = true;
+          break;
         default: {
           const removed = this.preempt(me, saKey, type);
           changed = true;
@@ -196,21 +262,35 @@ export class PersistentReservations {
     return result;
   }
 
-  private register(n: ItNexus, me: NexusKey, key: bigint, saKey: bigint, ignoreExisting: boolean, aptpl: boolean, allTgPts: boolean): boolean {
+  private register(
+    n: ItNexus,
+    me: NexusKey,
+    key: bigint,
+    saKey: bigint,
+    ignoreExisting: boolean,
+    aptpl: boolean,
+    allTgPts: boolean,
+  ): boolean {
     const reg = this.registrations.get(me);
     if (!reg) {
-      if (!ignoreExisting && key !== 0n) throw reservationConflict('unregistered I_T nexus sent a non-zero reservation key');
+      if (!ignoreExisting && key !== 0n)
+        throw reservationConflict('unregistered I_T nexus sent a non-zero reservation key');
       if (saKey === 0n) return false; // registering key 0 is a no-op
       this.registrations.set(me, { nexus: { ...n }, key: saKey });
       if (allTgPts) {
         for (const p of this.targetPorts!()) {
-          const other: ItNexus = { initiatorWwpn: n.initiatorWwpn, targetWwpn: p.wwpn, relativeTargetPortId: p.relativePortId };
+          const other: ItNexus = {
+            initiatorWwpn: n.initiatorWwpn,
+            targetWwpn: p.wwpn,
+            relativeTargetPortId: p.relativePortId,
+          };
           const k = nexusKey(other);
           if (!this.registrations.has(k)) this.registrations.set(k, { nexus: other, key: saKey });
         }
       }
     } else {
-      if (!ignoreExisting && reg.key !== key) throw reservationConflict('reservation key does not match the registered key');
+      if (!ignoreExisting && reg.key !== key)
+        throw reservationConflict('reservation key does not match the registered key');
       if (saKey === 0n) this.unregister(me);
       else reg.key = saKey;
     }
@@ -248,12 +328,18 @@ export class PersistentReservations {
     const r = this.reservation;
     if (!r || !this.isHolder(me)) return false;
     if (r.type !== type) {
-      throw checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_RELEASE_OF_PERSISTENT_RESERVATION,
-        `RELEASE type ${type} does not match the reservation type ${r.type}`);
+      throw checkCondition(
+        SenseKey.ILLEGAL_REQUEST,
+        Asc.INVALID_RELEASE_OF_PERSISTENT_RESERVATION,
+        `RELEASE type ${type} does not match the reservation type ${r.type}`,
+      );
     }
     this.reservation = null;
     if (isRegistrantsOnly(r.type) || isAllRegistrants(r.type)) {
-      this.ua.establish(Asc.RESERVATIONS_RELEASED, [...this.registrations.keys()].filter((k) => k !== me));
+      this.ua.establish(
+        Asc.RESERVATIONS_RELEASED,
+        [...this.registrations.keys()].filter((k) => k !== me),
+      );
     }
     return true;
   }
@@ -279,11 +365,17 @@ export class PersistentReservations {
         this.reservation = { holder: isAllRegistrants(type) ? null : me, type };
       } else {
         removed = matching(saKey);
-        if (removed.length === 0 && !this.hasKey(saKey)) throw reservationConflict('no registration matches the service action reservation key');
+        if (removed.length === 0 && !this.hasKey(saKey))
+          throw reservationConflict('no registration matches the service action reservation key');
         this.removeAll(removed);
       }
     } else {
-      if (saKey === 0n) throw invalidFieldInParameterList(PARAM_SA_KEY, undefined, 'PREEMPT with a zero service action reservation key');
+      if (saKey === 0n)
+        throw invalidFieldInParameterList(
+          PARAM_SA_KEY,
+          undefined,
+          'PREEMPT with a zero service action reservation key',
+        );
       const holderKey = r && r.holder !== null ? this.registrations.get(r.holder)?.key : undefined;
       if (r && holderKey === saKey) {
         removed = matching(saKey);
@@ -292,11 +384,15 @@ export class PersistentReservations {
         this.reservation = { holder: isAllRegistrants(type) ? null : me, type };
         // §5.12.11.4.3 f): only a change of type (or scope) is news to the registrants that stay.
         if (typeChanged) {
-          this.ua.establish(Asc.RESERVATIONS_RELEASED, [...this.registrations.keys()].filter((k) => k !== me));
+          this.ua.establish(
+            Asc.RESERVATIONS_RELEASED,
+            [...this.registrations.keys()].filter((k) => k !== me),
+          );
         }
       } else {
         removed = matching(saKey);
-        if (removed.length === 0 && !this.hasKey(saKey)) throw reservationConflict('no registration matches the service action reservation key');
+        if (removed.length === 0 && !this.hasKey(saKey))
+          throw reservationConflict('no registration matches the service action reservation key');
         this.removeAll(removed);
       }
     }
@@ -312,11 +408,14 @@ export class PersistentReservations {
 
   private removeAll(keys: NexusKey[]): void {
     for (const k of keys) this.registrations.delete(k);
-    if (this.reservation && this.reservation.holder !== null && !this.registrations.has(this.reservation.holder)) this.reservation = null;
+    if (this.reservation && this.reservation.holder !== null && !this.registrations.has(this.reservation.holder))
+      this.reservation = null;
     if (this.reservation && this.reservation.holder === null && this.registrations.size === 0) this.reservation = null;
   }
 
-  private bumpGeneration(): void { this.generation = (this.generation + 1) >>> 0; }
+  private bumpGeneration(): void {
+    this.generation = (this.generation + 1) >>> 0;
+  }
 
   // ---- PERSISTENT RESERVE IN --------------------------------------------------------------------
   in(cdb: Uint8Array): Uint8Array {
@@ -324,11 +423,20 @@ export class PersistentReservations {
     const alloc = be16(cdb, CDB_IN_ALLOCATION_LENGTH);
     let data: Uint8Array;
     switch (action) {
-      case PrInAction.READ_KEYS: data = this.readKeys(); break;
-      case PrInAction.READ_RESERVATION: data = this.readReservation(); break;
-      case PrInAction.REPORT_CAPABILITIES: data = this.reportCapabilities(); break;
-      case PrInAction.READ_FULL_STATUS: data = this.readFullStatus(); break;
-      default: throw invalidFieldInCdb(1, 4, `PERSISTENT RESERVE IN service action ${action} not supported`);
+      case PrInAction.READ_KEYS:
+        data = this.readKeys();
+        break;
+      case PrInAction.READ_RESERVATION:
+        data = this.readReservation();
+        break;
+      case PrInAction.REPORT_CAPABILITIES:
+        data = this.reportCapabilities();
+        break;
+      case PrInAction.READ_FULL_STATUS:
+        data = this.readFullStatus();
+        break;
+      default:
+        throw invalidFieldInCdb(1, 4, `PERSISTENT RESERVE IN service action ${action} not supported`);
     }
     return clampToAllocation(data, alloc);
   }
@@ -411,13 +519,24 @@ export class PersistentReservations {
     };
     const s = JSON.parse(json) as Record<string, unknown>;
     if (s.version !== STATE_VERSION) throw bad(`unsupported version ${String(s.version)}`);
-    if (typeof s.generation !== 'number' || !Number.isInteger(s.generation) || s.generation < 0 || s.generation > 0xffffffff) throw bad('bad generation');
+    if (
+      typeof s.generation !== 'number' ||
+      !Number.isInteger(s.generation) ||
+      s.generation < 0 ||
+      s.generation > 0xffffffff
+    )
+      throw bad('bad generation');
     if (!Array.isArray(s.registrations)) throw bad('registrations missing');
     const regs = new Map<NexusKey, Registration>();
     for (const r of s.registrations as Record<string, unknown>[]) {
       const rel = r.relativeTargetPortId;
-      if (typeof rel !== 'number' || !Number.isInteger(rel) || rel < 0 || rel > 0xffff) throw bad('bad relative target port id');
-      const nexus: ItNexus = { initiatorWwpn: hex(r.initiatorWwpn, 'initiator'), targetWwpn: hex(r.targetWwpn, 'target'), relativeTargetPortId: rel };
+      if (typeof rel !== 'number' || !Number.isInteger(rel) || rel < 0 || rel > 0xffff)
+        throw bad('bad relative target port id');
+      const nexus: ItNexus = {
+        initiatorWwpn: hex(r.initiatorWwpn, 'initiator'),
+        targetWwpn: hex(r.targetWwpn, 'target'),
+        relativeTargetPortId: rel,
+      };
       const key = hex(r.key, 'key');
       if (key === 0n) throw bad('zero registration key');
       regs.set(nexusKey(nexus), { nexus, key });
@@ -427,7 +546,8 @@ export class PersistentReservations {
       const r = s.reservation as Record<string, unknown>;
       if (typeof r.type !== 'number' || !VALID_TYPES.has(r.type)) throw bad('bad reservation type');
       const holder = r.holder;
-      if (isAllRegistrants(r.type) ? holder !== null : (typeof holder !== 'string' || !regs.has(holder))) throw bad('reservation holder is not registered');
+      if (isAllRegistrants(r.type) ? holder !== null : typeof holder !== 'string' || !regs.has(holder))
+        throw bad('reservation holder is not registered');
       reservation = { holder: holder as NexusKey | null, type: r.type };
     }
     this.generation = s.generation;
@@ -438,7 +558,12 @@ export class PersistentReservations {
   }
 
   /** For status displays and tests. */
-  snapshot(): { generation: number; keys: bigint[]; reservation: { type: number; holder: NexusKey | null } | null; aptpl: boolean } {
+  snapshot(): {
+    generation: number;
+    keys: bigint[];
+    reservation: { type: number; holder: NexusKey | null } | null;
+    aptpl: boolean;
+  } {
     return {
       generation: this.generation,
       keys: [...this.registrations.values()].map((r) => r.key),

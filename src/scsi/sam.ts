@@ -11,7 +11,13 @@ export type DataDirection = 'none' | 'read' | 'write';
  * SAM-5 §7 task management functions. FCP-4 carries all but ABORT TASK in FCP_CMND's task
  * management flags; ABORT TASK is an ABTS of the command's exchange.
  */
-export type TaskManagementFunction = 'abort-task' | 'abort-task-set' | 'clear-task-set' | 'lun-reset' | 'target-reset' | 'clear-aca';
+export type TaskManagementFunction =
+  | 'abort-task'
+  | 'abort-task-set'
+  | 'clear-task-set'
+  | 'lun-reset'
+  | 'target-reset'
+  | 'clear-aca';
 
 /** SAM-5 §5.3 status codes. */
 export const Status = {

@@ -94,18 +94,31 @@ export class CommandError extends Error {
   }
 }
 
-export function checkCondition(key: number, sense: AdditionalSense, message: string, field?: FieldPointer): CommandError {
+export function checkCondition(
+  key: number,
+  sense: AdditionalSense,
+  message: string,
+  field?: FieldPointer,
+): CommandError {
   return new CommandError(Status.CHECK_CONDITION, field ? { key, sense, field } : { key, sense }, message);
 }
 
 export function invalidFieldInCdb(byte: number, bit: number | undefined, message: string): CommandError {
-  return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_CDB, message,
-    bit === undefined ? { inCdb: true, byte } : { inCdb: true, byte, bit });
+  return checkCondition(
+    SenseKey.ILLEGAL_REQUEST,
+    Asc.INVALID_FIELD_IN_CDB,
+    message,
+    bit === undefined ? { inCdb: true, byte } : { inCdb: true, byte, bit },
+  );
 }
 
 export function invalidFieldInParameterList(byte: number, bit: number | undefined, message: string): CommandError {
-  return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_FIELD_IN_PARAMETER_LIST, message,
-    bit === undefined ? { inCdb: false, byte } : { inCdb: false, byte, bit });
+  return checkCondition(
+    SenseKey.ILLEGAL_REQUEST,
+    Asc.INVALID_FIELD_IN_PARAMETER_LIST,
+    message,
+    bit === undefined ? { inCdb: false, byte } : { inCdb: false, byte, bit },
+  );
 }
 
 export function parameterListLengthError(message: string): CommandError {
@@ -117,8 +130,12 @@ export function lbaOutOfRange(message: string): CommandError {
 }
 
 export function invalidOpcode(opcode: number, byte = 0): CommandError {
-  return checkCondition(SenseKey.ILLEGAL_REQUEST, Asc.INVALID_COMMAND_OPERATION_CODE,
-    `unsupported operation code 0x${opcode.toString(16).padStart(2, '0')}`, { inCdb: true, byte });
+  return checkCondition(
+    SenseKey.ILLEGAL_REQUEST,
+    Asc.INVALID_COMMAND_OPERATION_CODE,
+    `unsupported operation code 0x${opcode.toString(16).padStart(2, '0')}`,
+    { inCdb: true, byte },
+  );
 }
 
 export function reservationConflict(message: string): CommandError {

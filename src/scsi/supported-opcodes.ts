@@ -25,7 +25,8 @@ const SUPPORT_NOT_SUPPORTED = 0x1;
 const SUPPORT_STANDARD = 0x3;
 
 export function reportSupportedOperationCodes(cdb: Uint8Array, ops: readonly OperationDescriptor[]): Uint8Array {
-  if (cdb[CDB_OPTIONS]! & RCTD) throw invalidFieldInCdb(CDB_OPTIONS, 7, 'command timeouts descriptors are not supported');
+  if (cdb[CDB_OPTIONS]! & RCTD)
+    throw invalidFieldInCdb(CDB_OPTIONS, 7, 'command timeouts descriptors are not supported');
   const options = cdb[CDB_OPTIONS]! & 0x07;
   const opcode = cdb[3]!;
   const sa = be16(cdb, 4);
@@ -44,7 +45,8 @@ export function reportSupportedOperationCodes(cdb: Uint8Array, ops: readonly Ope
     });
     return clampToAllocation(out, alloc);
   }
-  if (options > ReportingOptions.OPCODE_MAYBE_SA) throw invalidFieldInCdb(CDB_OPTIONS, 2, `reporting options ${options} not supported`);
+  if (options > ReportingOptions.OPCODE_MAYBE_SA)
+    throw invalidFieldInCdb(CDB_OPTIONS, 2, `reporting options ${options} not supported`);
   const hasServiceActions = ops.some((o) => o.opcode === opcode && o.serviceAction !== null);
   if (options === ReportingOptions.OPCODE && hasServiceActions) {
     throw invalidFieldInCdb(3, 7, `opcode 0x${opcode.toString(16)} has service actions`);

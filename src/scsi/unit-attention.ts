@@ -48,11 +48,16 @@ export class UnitAttentions {
 
   /** Queues a condition for every nexus that has talked to this logical unit, except `except`. */
   establishForAll(sense: AdditionalSense, except?: string): void {
-    this.establish(sense, [...this.acknowledged].filter((n) => n !== except));
+    this.establish(
+      sense,
+      [...this.acknowledged].filter((n) => n !== except),
+    );
   }
 
   /** Every nexus known to this logical unit. */
-  knownNexuses(): string[] { return [...this.acknowledged]; }
+  knownNexuses(): string[] {
+    return [...this.acknowledged];
+  }
 
   /** Power on / LU reset / target reset: every nexus is owed this condition, everything else is dropped. */
   reset(sense: AdditionalSense): void {

@@ -22,6 +22,7 @@ export function packageRoot(from: string = fileURLToPath(import.meta.url)): stri
     } catch {
       // no, unreadable or not-JSON package.json here: not our root, keep walking up
     }
-    if (dirname(dir) === dir) throw new Error(`cannot find the ${PACKAGE_NAME} package root (its package.json) above ${start}`);
+    if (dirname(dir) === dir)
+      throw new Error(`cannot find the ${PACKAGE_NAME} package root (its package.json) above ${start}`);
   }
 }

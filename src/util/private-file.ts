@@ -10,7 +10,17 @@
  * is refused outright, with a message saying so.
  */
 import { randomBytes } from 'node:crypto';
-import { closeSync, constants, fchmodSync, fchownSync, lstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  constants,
+  fchmodSync,
+  fchownSync,
+  lstatSync,
+  openSync,
+  renameSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 
 export const PRIVATE_FILE_MODE = 0o600;
@@ -27,15 +37,22 @@ function checkTarget(path: string, what: string): void {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   if (existing?.isSymbolicLink()) {
-    throw new Error(`refusing to write the ${what} ${path}: it is a symbolic link (another user may have planted it); remove it or choose another path`);
+    throw new Error(
+      `refusing to write the ${what} ${path}: it is a symbolic link (another user may have planted it); remove it or choose another path`,
+    );
   }
-  if (existing && !existing.isFile()) throw new Error(`refusing to write the ${what} ${path}: it exists and is not a regular file`);
+  if (existing && !existing.isFile())
+    throw new Error(`refusing to write the ${what} ${path}: it exists and is not a regular file`);
 }
 
 /** A fresh file next to `full` under a random name: never an existing file, never through a symlink. */
 function openTemporary(full: string): { temporary: string; fd: number } {
   const temporary = join(dirname(full), `.${basename(full)}.${randomBytes(8).toString('hex')}.tmp`);
-  const fd = openSync(temporary, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, PRIVATE_FILE_MODE);
+  const fd = openSync(
+    temporary,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    PRIVATE_FILE_MODE,
+  );
   return { temporary, fd };
 }
 
@@ -73,7 +90,11 @@ export interface PrivateWriteOptions {
  * (O_EXCL|O_NOFOLLOW, 0600, or 0640 and group-owned with `group`) that is then renamed over the
  * target; a symlink at the target is refused.
  */
-export function writePrivateFileAtomic(path: string, data: string | Uint8Array, options: PrivateWriteOptions = {}): void {
+export function writePrivateFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  options: PrivateWriteOptions = {},
+): void {
   const what = options.what ?? 'file';
   checkTarget(path, what);
   const full = resolve(path);

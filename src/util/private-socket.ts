@@ -47,7 +47,9 @@ export function checkSocketPathLength(path: string, option: string): void {
   const bytes = Buffer.byteLength(path);
   if (bytes === 0) throw new Error(`${option}: the socket path is empty`);
   if (bytes > UNIX_PATH_MAX) {
-    throw new Error(`${option} '${path}' is ${bytes} bytes long; a Unix socket path holds at most ${UNIX_PATH_MAX} (sun_path)`);
+    throw new Error(
+      `${option} '${path}' is ${bytes} bytes long; a Unix socket path holds at most ${UNIX_PATH_MAX} (sun_path)`,
+    );
   }
 }
 
@@ -60,7 +62,11 @@ export function parseUser(spec: string, option: string, shim: Pick<NativeShim, '
 }
 
 /** `NAME` or a numeric gid → gid. */
-export function parseGroup(spec: string, option: string, shim: Pick<NativeShim, 'lookupGroup'> = defaultNative): number {
+export function parseGroup(
+  spec: string,
+  option: string,
+  shim: Pick<NativeShim, 'lookupGroup'> = defaultNative,
+): number {
   if (/^\d+$/.test(spec)) return checkId(Number(spec), spec, option);
   const gid = spec === '' ? null : shim.lookupGroup(spec);
   if (gid === null) throw new Error(`${option} '${spec}': no such group (give a group name or a numeric gid)`);
@@ -102,7 +108,11 @@ function directoryMode(access: SocketAccess): number {
  * entries in it. Returns warnings worth logging (an allowed user or group that cannot reach the
  * socket through an existing directory's permissions).
  */
-export function prepareSocketDirectory(socketPath: string, access: SocketAccess = {}, self: number = selfUid()): string[] {
+export function prepareSocketDirectory(
+  socketPath: string,
+  access: SocketAccess = {},
+  self: number = selfUid(),
+): string[] {
   const dir = dirname(resolve(socketPath));
   const created = makeMissingDirectories(dir, directoryMode(access));
   if (created && access.group !== undefined) chownSync(dir, -1, access.group);
@@ -110,7 +120,9 @@ export function prepareSocketDirectory(socketPath: string, access: SocketAccess 
   const st = statSync(real);
   if (!st.isDirectory()) throw new Error(`socket directory ${dir} is not a directory`);
   if (st.uid !== self && st.uid !== 0) {
-    throw new Error(`refusing to create a socket in ${dir}: the directory belongs to uid ${st.uid}, not to uid ${self} or root`);
+    throw new Error(
+      `refusing to create a socket in ${dir}: the directory belongs to uid ${st.uid}, not to uid ${self} or root`,
+    );
   }
   if ((st.mode & 0o022) !== 0) {
     throw new Error(
@@ -121,11 +133,15 @@ export function prepareSocketDirectory(socketPath: string, access: SocketAccess 
   for (let d = dirname(real); ; d = dirname(d)) {
     const a = statSync(d);
     if (a.uid !== self && a.uid !== 0) {
-      throw new Error(`refusing to create a socket in ${dir}: its ancestor ${d} belongs to uid ${a.uid}, who could replace it`);
+      throw new Error(
+        `refusing to create a socket in ${dir}: its ancestor ${d} belongs to uid ${a.uid}, who could replace it`,
+      );
     }
     // A sticky world-writable ancestor (/tmp) lets others add entries but not rename ours.
     if ((a.mode & 0o022) !== 0 && (a.mode & 0o1000) === 0) {
-      throw new Error(`refusing to create a socket in ${dir}: its ancestor ${d} is writable by other users (mode ${octal(a.mode)})`);
+      throw new Error(
+        `refusing to create a socket in ${dir}: its ancestor ${d} is writable by other users (mode ${octal(a.mode)})`,
+      );
     }
     if (dirname(d) === d) break;
   }
@@ -163,7 +179,9 @@ function reachabilityWarnings(dir: string, st: Stats, access: SocketAccess): str
   const warnings: string[] = [];
   const otherX = (st.mode & 0o001) !== 0;
   if (access.group !== undefined && !otherX && !(st.gid === access.group && (st.mode & 0o010) !== 0)) {
-    warnings.push(`members of gid ${access.group} cannot enter ${dir} (mode ${octal(st.mode)}, group ${st.gid}) to reach the socket`);
+    warnings.push(
+      `members of gid ${access.group} cannot enter ${dir} (mode ${octal(st.mode)}, group ${st.gid}) to reach the socket`,
+    );
   }
   if (access.owner !== undefined && !otherX && !(st.uid === access.owner && (st.mode & 0o100) !== 0)) {
     if (!(access.group !== undefined && st.gid === access.group && (st.mode & 0o010) !== 0)) {
@@ -236,7 +254,8 @@ export function listenPrivate(path: string, options: ListenPrivateOptions = {}):
   const access = options.access ?? {};
   const shim = options.native ?? defaultNative;
   checkSocketPathLength(path, 'socket path');
-  for (const warning of prepareSocketDirectory(path, access)) options.log?.warn({ event: 'socket_dir_unreachable' }, warning);
+  for (const warning of prepareSocketDirectory(path, access))
+    options.log?.warn({ event: 'socket_dir_unreachable' }, warning);
   removeStaleSocket(path, shim);
   const mode = access.group !== undefined ? 0o660 : 0o600;
   const fd = shim.unixListenPrivate(path, options.backlog ?? 64, mode, access.owner ?? -1, access.group ?? -1);
@@ -258,7 +277,8 @@ export function listenPrivate(path: string, options: ListenPrivateOptions = {}):
         const st = lstatSync(path);
         if (st.dev === mine.dev && st.ino === mine.ino) unlinkSync(path);
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') options.log?.warn({ err, socket: path }, 'socket_unlink_failed');
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT')
+          options.log?.warn({ err, socket: path }, 'socket_unlink_failed');
       }
     },
   };
@@ -314,7 +334,10 @@ export class ConnectionGate {
     try {
       cred = this.native.peerCred(fd);
     } catch (err) {
-      this.refusals.warn({ event: 'connection_refused', socket: this.options.what, error: (err as Error).message }, `${this.options.what} connection refused: peer credentials unreadable`);
+      this.refusals.warn(
+        { event: 'connection_refused', socket: this.options.what, error: (err as Error).message },
+        `${this.options.what} connection refused: peer credentials unreadable`,
+      );
       return null;
     }
     if (!peerAllowed(cred, this.options.access)) {
@@ -327,7 +350,13 @@ export class ConnectionGate {
     const count = this.perUid.get(cred.uid) ?? 0;
     if (count >= this.options.maxPerUid) {
       this.refusals.warn(
-        { event: 'connection_refused', socket: this.options.what, uid: cred.uid, pid: cred.pid, limit: this.options.maxPerUid },
+        {
+          event: 'connection_refused',
+          socket: this.options.what,
+          uid: cred.uid,
+          pid: cred.pid,
+          limit: this.options.maxPerUid,
+        },
         `${this.options.what} connection refused: uid ${cred.uid} already has ${count} connections (limit ${this.options.maxPerUid})`,
       );
       return null;
@@ -397,7 +426,13 @@ export function listenGated(
  * connected client socket: the listener as of its listen()) must be this uid, root or one of
  * `allowedUids`. Throws a message naming the option that would allow it.
  */
-export function checkListenerCred(cred: PeerCred, path: string, allowedUids: readonly number[], option?: string, self: number = selfUid()): void {
+export function checkListenerCred(
+  cred: PeerCred,
+  path: string,
+  allowedUids: readonly number[],
+  option?: string,
+  self: number = selfUid(),
+): void {
   if (cred.uid === self || cred.uid === 0 || allowedUids.includes(cred.uid)) return;
   throw new Error(
     `refusing to use ${path}: it is served by uid ${cred.uid} (pid ${cred.pid}), not by uid ${self}` +

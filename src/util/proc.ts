@@ -21,7 +21,10 @@ const STAT_STIME = 12;
 function statFields(stat: string): string[] | null {
   const close = stat.lastIndexOf(')');
   if (close < 0) return null;
-  return stat.slice(close + 2).trim().split(/\s+/);
+  return stat
+    .slice(close + 2)
+    .trim()
+    .split(/\s+/);
 }
 
 /** The pids /proc lists (numeric entries), or null without a readable /proc. */

@@ -203,13 +203,21 @@ export class VfioUserClient {
   /** Sends one command and resolves with its reply; rejects with VfioUserRequestError on an error reply. */
   request(command: number, payload: Uint8Array, fds: readonly number[] = []): Promise<Reply> {
     if (this.closedReason !== null) {
-      return Promise.reject(new VfioUserRequestError(command, ERRNO.ENOTCONN, `connection closed: ${this.closedReason}`));
+      return Promise.reject(
+        new VfioUserRequestError(command, ERRNO.ENOTCONN, `connection closed: ${this.closedReason}`),
+      );
     }
     const id = this.allocateId();
     return new Promise<Reply>((resolve, reject) => {
       const timer = setTimeout(() => {
         this.pending.delete(id);
-        reject(new VfioUserRequestError(command, ERRNO.ETIMEDOUT, `${commandName(command)} (id ${id}) timed out after ${this.timeoutMs} ms`));
+        reject(
+          new VfioUserRequestError(
+            command,
+            ERRNO.ETIMEDOUT,
+            `${commandName(command)} (id ${id}) timed out after ${this.timeoutMs} ms`,
+          ),
+        );
       }, this.timeoutMs);
       this.pending.set(id, { command, resolve, reject, timer });
       this.channel.send(encodeCommand(id, command, payload), fds);
@@ -218,7 +226,8 @@ export class VfioUserClient {
 
   /** Sends a command with No_reply (posted); nothing comes back, errors are only logged by the server. */
   post(command: number, payload: Uint8Array): void {
-    if (this.closedReason !== null) throw new VfioUserRequestError(command, ERRNO.ENOTCONN, `connection closed: ${this.closedReason}`);
+    if (this.closedReason !== null)
+      throw new VfioUserRequestError(command, ERRNO.ENOTCONN, `connection closed: ${this.closedReason}`);
     this.channel.send(encodeCommand(this.allocateId(), command, payload, true));
   }
 
@@ -239,18 +248,30 @@ export class VfioUserClient {
 
   // --- commands --------------------------------------------------------------------------
 
-  async version(capabilities: unknown = QEMU_VERSION_CAPABILITIES): Promise<{ major: number; minor: number; server: PeerCapabilities }> {
+  async version(
+    capabilities: unknown = QEMU_VERSION_CAPABILITIES,
+  ): Promise<{ major: number; minor: number; server: PeerCapabilities }> {
     const json = capabilities === undefined ? undefined : JSON.stringify(capabilities);
-    const reply = await this.request(COMMAND.VERSION, encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json }));
+    const reply = await this.request(
+      COMMAND.VERSION,
+      encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json }),
+    );
     const v = decodeVersion(reply.payload);
     this.closeFds(reply.fds);
     // QEMU's checks: "incompatible server version", NUL-terminated JSON (decodeVersion), limits.
     if (v.major !== PROTOCOL_MAJOR || v.minor > PROTOCOL_MINOR) {
-      throw new VfioUserRequestError(COMMAND.VERSION, ERRNO.ENOTSUP, `incompatible server version ${v.major}.${v.minor}`);
+      throw new VfioUserRequestError(
+        COMMAND.VERSION,
+        ERRNO.ENOTSUP,
+        `incompatible server version ${v.major}.${v.minor}`,
+      );
     }
     const server = parseCapabilities(v.json);
     // QEMU assumes 8 (not the spec's 1) when the server leaves max_msg_fds out.
-    const announced = v.json === undefined ? undefined : (JSON.parse(v.json) as { capabilities?: { max_msg_fds?: unknown } }).capabilities?.max_msg_fds;
+    const announced =
+      v.json === undefined
+        ? undefined
+        : (JSON.parse(v.json) as { capabilities?: { max_msg_fds?: unknown } }).capabilities?.max_msg_fds;
     if (announced === undefined) server.maxMsgFds = QEMU_DEFAULT_MAX_SEND_FDS;
     if (
       server.maxMsgFds > QEMU_LIMITS.maxMsgFds ||
@@ -306,12 +327,20 @@ export class VfioUserClient {
       const info = decodeRegionInfo(reply.payload);
       if (reply.fds.length > 1) {
         this.closeFds(reply.fds);
-        throw new VfioUserRequestError(COMMAND.DEVICE_GET_REGION_INFO, ERRNO.EINVAL, 'more than one fd with a region info reply');
+        throw new VfioUserRequestError(
+          COMMAND.DEVICE_GET_REGION_INFO,
+          ERRNO.EINVAL,
+          'more than one fd with a region info reply',
+        );
       }
       if (info.argsz > argsz && attempt === 0) {
         if (info.argsz > REGION_INFO_ARGSZ_MAX) {
           this.closeFds(reply.fds);
-          throw new VfioUserRequestError(COMMAND.DEVICE_GET_REGION_INFO, ERRNO.E2BIG, `region ${index} info needs ${info.argsz} bytes`);
+          throw new VfioUserRequestError(
+            COMMAND.DEVICE_GET_REGION_INFO,
+            ERRNO.E2BIG,
+            `region ${index} info needs ${info.argsz} bytes`,
+          );
         }
         this.closeFds(reply.fds);
         argsz = info.argsz;
@@ -319,7 +348,11 @@ export class VfioUserClient {
       }
       if (reply.payload.length > argsz) {
         this.closeFds(reply.fds);
-        throw new VfioUserRequestError(COMMAND.DEVICE_GET_REGION_INFO, ERRNO.E2BIG, 'region info reply larger than argsz');
+        throw new VfioUserRequestError(
+          COMMAND.DEVICE_GET_REGION_INFO,
+          ERRNO.E2BIG,
+          'region info reply larger than argsz',
+        );
       }
       const fd = reply.fds[0] ?? null;
       if (fd !== null) this.ownedFds.add(fd);
@@ -358,7 +391,14 @@ export class VfioUserClient {
     const fds = req.fds ?? [];
     if (fds.length === 0) {
       // De-assign [start, start+count) in one message with zero fds.
-      const payload = encodeIrqSet({ argsz: IRQ_SET.SIZEOF, flags: req.flags, index: req.index, start: req.start, count: req.count, data: new Uint8Array(0) });
+      const payload = encodeIrqSet({
+        argsz: IRQ_SET.SIZEOF,
+        flags: req.flags,
+        index: req.index,
+        start: req.start,
+        count: req.count,
+        data: new Uint8Array(0),
+      });
       this.closeFds((await this.request(COMMAND.DEVICE_SET_IRQS, payload)).fds);
       return;
     }
@@ -390,7 +430,11 @@ export class VfioUserClient {
     const a = decodeRegionAccess(reply.payload, 'REGION_READ reply');
     // QEMU: a reply count above the request is E2BIG; the data must be all there.
     if (a.count > count || a.data.length !== a.count) {
-      throw new VfioUserRequestError(COMMAND.REGION_READ, ERRNO.E2BIG, `REGION_READ reply count ${a.count} / ${a.data.length} bytes for ${count}`);
+      throw new VfioUserRequestError(
+        COMMAND.REGION_READ,
+        ERRNO.E2BIG,
+        `REGION_READ reply count ${a.count} / ${a.data.length} bytes for ${count}`,
+      );
     }
     return a.data.slice();
   }
@@ -419,7 +463,11 @@ export class VfioUserClient {
     for (const window of options.dma) await this.dmaMap(window);
     const deviceInfo = await this.getDeviceInfo();
     // vfio_pci_populate_device's requirements.
-    if (!(deviceInfo.flags & DEVICE_FLAGS.PCI) || deviceInfo.numRegions < PCI_REGION.CONFIG + 1 || deviceInfo.numIrqs < PCI_IRQ.MSIX + 1) {
+    if (
+      !(deviceInfo.flags & DEVICE_FLAGS.PCI) ||
+      deviceInfo.numRegions < PCI_REGION.CONFIG + 1 ||
+      deviceInfo.numIrqs < PCI_IRQ.MSIX + 1
+    ) {
       throw new Error(`not a usable vfio-user PCI device: ${JSON.stringify(deviceInfo)}`);
     }
     if (deviceInfo.numRegions > 100 || deviceInfo.numIrqs > 50) throw new Error('invalid reply: too many regions/irqs');
@@ -493,7 +541,8 @@ export class VfioUserClient {
       // Server-to-client DMA_READ/DMA_WRITE: this client shares memory by fd only.
       this.closeFds(msg.fds);
       this.log.warn({ cmd: commandName(header.command) }, 'vfio_user_client_unsupported_server_command');
-      if (!(header.flags & HEADER_FLAGS.NO_REPLY)) this.channel.send(encodeErrorReply(header.id, header.command, ERRNO.ENOTSUP));
+      if (!(header.flags & HEADER_FLAGS.NO_REPLY))
+        this.channel.send(encodeErrorReply(header.id, header.command, ERRNO.ENOTSUP));
       return;
     }
     const p = this.pending.get(header.id);
@@ -506,12 +555,24 @@ export class VfioUserClient {
     clearTimeout(p.timer);
     if (header.command !== p.command) {
       this.closeFds(msg.fds);
-      p.reject(new VfioUserRequestError(p.command, ERRNO.EINVAL, `reply for ${commandName(header.command)} to a ${commandName(p.command)} request`));
+      p.reject(
+        new VfioUserRequestError(
+          p.command,
+          ERRNO.EINVAL,
+          `reply for ${commandName(header.command)} to a ${commandName(p.command)} request`,
+        ),
+      );
       return;
     }
     if (header.flags & HEADER_FLAGS.ERROR) {
       this.closeFds(msg.fds);
-      p.reject(new VfioUserRequestError(p.command, header.error, `${commandName(p.command)} failed with errno ${header.error}`));
+      p.reject(
+        new VfioUserRequestError(
+          p.command,
+          header.error,
+          `${commandName(p.command)} failed with errno ${header.error}`,
+        ),
+      );
       return;
     }
     p.resolve({ payload: msg.payload, fds: msg.fds });
@@ -521,7 +582,13 @@ export class VfioUserClient {
     this.closedReason = reason;
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
-      p.reject(new VfioUserRequestError(p.command, ERRNO.ENOTCONN, `connection closed before the reply to id ${id}: ${reason}`));
+      p.reject(
+        new VfioUserRequestError(
+          p.command,
+          ERRNO.ENOTCONN,
+          `connection closed before the reply to id ${id}: ${reason}`,
+        ),
+      );
     }
     this.pending.clear();
     this.closeFds([...this.ownedFds]);

@@ -51,7 +51,10 @@ export class DmaWindowSet implements GuestMemory {
   /** Adds a window; EEXIST if it overlaps one already mapped, ENOSPC past maxWindows. */
   insert(window: DmaWindow): void {
     if (window.size <= 0n || window.address < 0n || window.address + window.size > U64_LIMIT) {
-      throw new ProtocolError(ERRNO.EINVAL, `DMA window [${hex(window.address)}, +${hex(window.size)}) is empty or wraps 2^64`);
+      throw new ProtocolError(
+        ERRNO.EINVAL,
+        `DMA window [${hex(window.address)}, +${hex(window.size)}) is empty or wraps 2^64`,
+      );
     }
     if (this.list.length >= this.maxWindows) {
       throw new ProtocolError(ERRNO.ENOSPC, `too many DMA windows (max ${this.maxWindows})`);
@@ -160,7 +163,11 @@ export class DmaWindowSet implements GuestMemory {
   /** Checks the whole range and splits it into per-window pieces; DmaError if any byte fails. */
   private resolve(address: bigint, length: number, access: Access): Segment[] {
     if (typeof address !== 'bigint' || address < 0n || address >= U64_LIMIT) {
-      throw new DmaError(`DMA address ${String(address)} is not a 64-bit bus address`, BigInt.asUintN(64, BigInt(address)), length);
+      throw new DmaError(
+        `DMA address ${String(address)} is not a 64-bit bus address`,
+        BigInt.asUintN(64, BigInt(address)),
+        length,
+      );
     }
     if (address + BigInt(length) > U64_LIMIT) {
       throw new DmaError(`DMA ${access} of ${length} bytes at ${hex(address)} wraps past 2^64`, address, length);

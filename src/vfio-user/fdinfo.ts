@@ -24,6 +24,7 @@ export function eventfdProblem(fd: number): string | null {
   }
   if (!/^eventfd-count:/m.test(info)) return `fd ${fd} is not an eventfd`;
   const flags = /^flags:\s*([0-7]+)$/m.exec(info);
-  if (!flags || (Number.parseInt(flags[1]!, 8) & O_NONBLOCK) === 0) return `eventfd ${fd} is not non-blocking (EFD_NONBLOCK)`;
+  if (!flags || (Number.parseInt(flags[1]!, 8) & O_NONBLOCK) === 0)
+    return `eventfd ${fd} is not non-blocking (EFD_NONBLOCK)`;
   return null;
 }

@@ -119,7 +119,11 @@ export class MessageFramer {
           if (fds.length > this.options.maxFdsPerMessage) {
             this.pendingFds.unshift({ pos: -1, fds }); // the owner closes them
             return this.fail(
-              new FramingError('too-many-fds', `${fds.length} fds for one message (max ${this.options.maxFdsPerMessage})`, header),
+              new FramingError(
+                'too-many-fds',
+                `${fds.length} fds for one message (max ${this.options.maxFdsPerMessage})`,
+                header,
+              ),
             );
           }
           out.push({
@@ -136,7 +140,11 @@ export class MessageFramer {
       const waiting = this.pendingFds.reduce((n, p) => n + p.fds.length, 0);
       if (waiting > this.options.maxFdsPerMessage) {
         return this.fail(
-          new FramingError('too-many-fds', `${waiting} fds for one message (max ${this.options.maxFdsPerMessage})`, null),
+          new FramingError(
+            'too-many-fds',
+            `${waiting} fds for one message (max ${this.options.maxFdsPerMessage})`,
+            null,
+          ),
         );
       }
       if (this.start === this.end) {
@@ -160,10 +168,18 @@ export class MessageFramer {
 
   private checkHeader(h: MessageHeader): FramingError | null {
     if (h.size < HEADER.SIZEOF) {
-      return new FramingError('size-too-small', `message size ${h.size} is smaller than the ${HEADER.SIZEOF}-byte header`, h);
+      return new FramingError(
+        'size-too-small',
+        `message size ${h.size} is smaller than the ${HEADER.SIZEOF}-byte header`,
+        h,
+      );
     }
     if (h.size > this.options.maxMessageSize) {
-      return new FramingError('size-too-large', `message size ${h.size} exceeds the limit of ${this.options.maxMessageSize}`, h);
+      return new FramingError(
+        'size-too-large',
+        `message size ${h.size} exceeds the limit of ${this.options.maxMessageSize}`,
+        h,
+      );
     }
     const type = messageType(h.flags);
     const accept = this.options.accept;

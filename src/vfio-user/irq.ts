@@ -119,7 +119,10 @@ export class IrqTable implements IrqSignaller {
   private apply(req: IrqSetPayload, payloadLength: number, fds: number[]): void {
     const { index, start, count, flags } = req;
     if (!Number.isInteger(index) || index >= this.options.numIrqs) {
-      throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: IRQ index ${index} out of range (device has ${this.options.numIrqs})`);
+      throw new ProtocolError(
+        ERRNO.EINVAL,
+        `SET_IRQS: IRQ index ${index} out of range (device has ${this.options.numIrqs})`,
+      );
     }
     const dataType = flags & IRQ_SET_FLAGS.DATA_TYPE_MASK;
     const actionType = flags & IRQ_SET_FLAGS.ACTION_TYPE_MASK;
@@ -127,7 +130,10 @@ export class IrqTable implements IrqSignaller {
       throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: unknown flag bits 0x${flags.toString(16)}`);
     }
     if (!isOneBit(dataType) || !isOneBit(actionType)) {
-      throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: flags 0x${flags.toString(16)} must name exactly one data type and one action`);
+      throw new ProtocolError(
+        ERRNO.EINVAL,
+        `SET_IRQS: flags 0x${flags.toString(16)} must name exactly one data type and one action`,
+      );
     }
     const dataBytes = dataType === IRQ_SET_FLAGS.DATA_BOOL ? count : 0;
     if (payloadLength !== IRQ_SET.SIZEOF + dataBytes || req.argsz !== payloadLength) {
@@ -140,7 +146,11 @@ export class IrqTable implements IrqSignaller {
       throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: ${fds.length} fds sent without DATA_EVENTFD`);
     }
     const action: Action =
-      actionType === IRQ_SET_FLAGS.ACTION_TRIGGER ? 'trigger' : actionType === IRQ_SET_FLAGS.ACTION_MASK ? 'mask' : 'unmask';
+      actionType === IRQ_SET_FLAGS.ACTION_TRIGGER
+        ? 'trigger'
+        : actionType === IRQ_SET_FLAGS.ACTION_MASK
+          ? 'mask'
+          : 'unmask';
 
     if (count === 0) {
       // linux/vfio.h: DATA_NONE|ACTION_TRIGGER with count 0 disables the whole index.
@@ -161,7 +171,10 @@ export class IrqTable implements IrqSignaller {
     switch (dataType) {
       case IRQ_SET_FLAGS.DATA_EVENTFD:
         if (fds.length !== 0 && fds.length !== count) {
-          throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: ${fds.length} fds for ${count} vectors (must be equal, or 0 to de-assign)`);
+          throw new ProtocolError(
+            ERRNO.EINVAL,
+            `SET_IRQS: ${fds.length} fds for ${count} vectors (must be equal, or 0 to de-assign)`,
+          );
         }
         for (const fd of fds) {
           const problem = this.options.checkEventfd?.(fd) ?? null;
@@ -178,7 +191,14 @@ export class IrqTable implements IrqSignaller {
     }
   }
 
-  private bindEventfds(index: number, line: IrqLine, action: Action, start: number, count: number, fds: number[]): void {
+  private bindEventfds(
+    index: number,
+    line: IrqLine,
+    action: Action,
+    start: number,
+    count: number,
+    fds: number[],
+  ): void {
     if (action !== 'trigger' && fds.length > 0 && this.options.watch === null) {
       throw new ProtocolError(ERRNO.ENOTSUP, 'SET_IRQS: mask/unmask eventfds are not supported here');
     }

@@ -33,7 +33,14 @@ import { assertHostLittleEndian, encodeErrorReply, ERRNO } from './protocol.js';
 import type { FramingError } from './framer.js';
 import { eventfdProblem } from './fdinfo.js';
 import { logger, type Logger } from '../util/log.js';
-import { ConnectionGate, listenPrivate, RateLimitedLog, SocketInUseError, type PrivateSocket, type SocketAccess } from '../util/private-socket.js';
+import {
+  ConnectionGate,
+  listenPrivate,
+  RateLimitedLog,
+  SocketInUseError,
+  type PrivateSocket,
+  type SocketAccess,
+} from '../util/private-socket.js';
 import { RateLimitedWarnings } from '../util/warn-limit.js';
 
 export interface VfioUserServerOptions {
@@ -85,7 +92,13 @@ export class VfioUserServer extends EventEmitter {
     this.backlog = options.backlog ?? 4;
     this.access = options.access ?? {};
     // One client at a time is enforced below; the gate only checks who connects.
-    this.gate = new ConnectionGate({ access: this.access, maxPerUid: Infinity, what: 'vfio-user', log: this.log, native: this.native });
+    this.gate = new ConnectionGate({
+      access: this.access,
+      maxPerUid: Infinity,
+      what: 'vfio-user',
+      log: this.log,
+      native: this.native,
+    });
     this.secondClientLog = new RateLimitedLog(this.log);
     this.warnings = new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
   }
@@ -117,7 +130,12 @@ export class VfioUserServer extends EventEmitter {
     if (this.listenFd !== null) throw new Error(`vfio-user server already listening on ${this.socketPath}`);
     let socketFile: PrivateSocket;
     try {
-      socketFile = listenPrivate(this.socketPath, { access: this.access, backlog: this.backlog, native: this.native, log: this.log });
+      socketFile = listenPrivate(this.socketPath, {
+        access: this.access,
+        backlog: this.backlog,
+        native: this.native,
+        log: this.log,
+      });
     } catch (err) {
       if (err instanceof SocketInUseError) {
         throw new Error(`another vfio-user server is already listening on ${this.socketPath}`, { cause: err });
@@ -186,7 +204,10 @@ export class VfioUserServer extends EventEmitter {
         this.client.channel.close('peer closed the connection');
       }
       if (this.client) {
-        this.secondClientLog.warn({ event: 'vfio_user_second_client_refused' }, 'vfio_user_second_client_refused: one client at a time');
+        this.secondClientLog.warn(
+          { event: 'vfio_user_second_client_refused' },
+          'vfio_user_second_client_refused: one client at a time',
+        );
         this.gate.release(peer.uid);
         this.native.close(fd);
         continue;

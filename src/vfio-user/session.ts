@@ -27,7 +27,12 @@ import { IRQ_INDEX, type IrqIndex } from '../device/interrupts.js';
 import type { VfioUserDevice } from './device-api.js';
 import { DmaWindowSet, type DmaWindow } from './dma.js';
 import { IrqTable, type FdWatcher } from './irq.js';
-import { formatCapabilities, parseCapabilities, type PeerCapabilities, type ServerCapabilities } from './capabilities.js';
+import {
+  formatCapabilities,
+  parseCapabilities,
+  type PeerCapabilities,
+  type ServerCapabilities,
+} from './capabilities.js';
 import {
   COMMAND,
   DEVICE_FLAGS,
@@ -69,7 +74,10 @@ import { F_SEAL_SHRINK, type NativeShim } from '../native/index.js';
 import type { Logger } from '../util/log.js';
 import { RateLimitedWarnings } from '../util/warn-limit.js';
 
-export type SessionNative = Pick<NativeShim, 'mmap' | 'munmap' | 'close' | 'eventfdWrite' | 'eventfdRead' | 'fdSize' | 'fdSeals'>;
+export type SessionNative = Pick<
+  NativeShim,
+  'mmap' | 'munmap' | 'close' | 'eventfdWrite' | 'eventfdRead' | 'fdSize' | 'fdSeals'
+>;
 
 /** What the server announces and enforces. */
 export interface ServerLimits extends ServerCapabilities {}
@@ -135,7 +143,8 @@ export class VfioUserSession {
     this.native = options.native;
     this.log = options.log;
     this.ownWarnings = options.warnings === undefined;
-    this.warnings = options.warnings ?? new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
+    this.warnings =
+      options.warnings ?? new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.memory = new DmaWindowSet(this.limits.maxDmaMaps);
     this.irqs = new IrqTable({
@@ -228,7 +237,8 @@ export class VfioUserSession {
       const errno = err instanceof ProtocolError ? err.errno : ERRNO.EIO;
       const context = { id: header.id, cmd: commandName(header.command), errno, noReply };
       // The reply below goes out for every command; the log line only within the rate limit.
-      if (err instanceof ProtocolError) this.warnings.warn('vfio_user_cmd_failed', { ...context, reason: err.message }, this.log);
+      if (err instanceof ProtocolError)
+        this.warnings.warn('vfio_user_cmd_failed', { ...context, reason: err.message }, this.log);
       else this.warnings.error('vfio_user_cmd_crashed', { ...context, err }, this.log);
       if (noReply) return { reply: null, close: closeAfter };
       return { reply: encodeErrorReply(header.id, header.command, errno), close: closeAfter };
@@ -261,7 +271,8 @@ export class VfioUserSession {
       throw new ProtocolError(ERRNO.ENOTSUP, `client protocol major ${v.major} is not ${PROTOCOL_MAJOR}`);
     }
     const peer = parseCapabilities(v.json);
-    if (peer.unknownKeys.length > 0) this.log.info({ keys: peer.unknownKeys }, 'vfio_user_version_unknown_capabilities');
+    if (peer.unknownKeys.length > 0)
+      this.log.info({ keys: peer.unknownKeys }, 'vfio_user_version_unknown_capabilities');
     this.peer = peer;
     this.negotiated = true;
     this.log.info({ major: v.major, minor: v.minor, peer }, 'vfio_user_version_negotiated');
@@ -280,7 +291,8 @@ export class VfioUserSession {
       const m = decodeDmaMap(p);
       if (fds.length > 1) throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP with ${fds.length} fds (at most 1)`);
       fd = fds[0] ?? null;
-      if (m.argsz !== DMA_MAP.SIZEOF) throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP argsz ${m.argsz} is not ${DMA_MAP.SIZEOF}`);
+      if (m.argsz !== DMA_MAP.SIZEOF)
+        throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP argsz ${m.argsz} is not ${DMA_MAP.SIZEOF}`);
       if ((m.flags & ~(DMA_MAP_FLAGS.READ | DMA_MAP_FLAGS.WRITE)) !== 0) {
         throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP flags 0x${m.flags.toString(16)} has unknown bits`);
       }
@@ -295,7 +307,10 @@ export class VfioUserSession {
       const writable = (m.flags & DMA_MAP_FLAGS.WRITE) !== 0;
       const overlapping = this.overlapping(m.address, m.size);
       if (overlapping) {
-        throw new ProtocolError(ERRNO.EEXIST, `DMA_MAP [0x${m.address.toString(16)}, +0x${m.size.toString(16)}) overlaps an existing window`);
+        throw new ProtocolError(
+          ERRNO.EEXIST,
+          `DMA_MAP [0x${m.address.toString(16)}, +0x${m.size.toString(16)}) overlaps an existing window`,
+        );
       }
       if (this.memory.windows.length >= this.limits.maxDmaMaps) {
         throw new ProtocolError(ERRNO.ENOSPC, `too many DMA windows (max_dma_maps ${this.limits.maxDmaMaps})`);
@@ -360,7 +375,8 @@ export class VfioUserSession {
 
   private mapFd(fd: number, offset: bigint, size: bigint, readable: boolean, writable: boolean): ArrayBuffer {
     const page = BigInt(this.limits.pgsizes & -this.limits.pgsizes);
-    if (offset % page !== 0n) throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP file offset 0x${offset.toString(16)} is not page aligned`);
+    if (offset % page !== 0n)
+      throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP file offset 0x${offset.toString(16)} is not page aligned`);
     if (size > BigInt(Number.MAX_SAFE_INTEGER)) throw new ProtocolError(ERRNO.EINVAL, 'DMA_MAP size too large to map');
     // Touching a mapping past the end of the file raises SIGBUS and would kill the server.
     let fileSize: number;
@@ -386,7 +402,8 @@ export class VfioUserSession {
 
   private handleDmaUnmap(p: Uint8Array): Uint8Array {
     const u = decodeDmaUnmap(p);
-    if (u.argsz < DMA_UNMAP.SIZEOF) throw new ProtocolError(ERRNO.EINVAL, `DMA_UNMAP argsz ${u.argsz} < ${DMA_UNMAP.SIZEOF}`);
+    if (u.argsz < DMA_UNMAP.SIZEOF)
+      throw new ProtocolError(ERRNO.EINVAL, `DMA_UNMAP argsz ${u.argsz} < ${DMA_UNMAP.SIZEOF}`);
     if (u.flags & DMA_UNMAP_FLAGS.GET_DIRTY_BITMAP) {
       throw new ProtocolError(ERRNO.ENOTSUP, 'DMA_UNMAP dirty bitmaps are not supported (no migration)');
     }
@@ -395,20 +412,25 @@ export class VfioUserSession {
     }
     let removed: DmaWindow[];
     if (u.flags & DMA_UNMAP_FLAGS.ALL) {
-      if (u.address !== 0n || u.size !== 0n) throw new ProtocolError(ERRNO.EINVAL, 'DMA_UNMAP FLAG_ALL needs address = size = 0');
+      if (u.address !== 0n || u.size !== 0n)
+        throw new ProtocolError(ERRNO.EINVAL, 'DMA_UNMAP FLAG_ALL needs address = size = 0');
       removed = this.memory.removeAll();
     } else {
       removed = [this.memory.remove(u.address, u.size)];
     }
     // All references are dropped (munmap detaches the buffers) before the reply goes out.
     for (const w of removed) this.release(w);
-    this.log.debug({ address: u.address.toString(16), size: u.size.toString(16), count: removed.length }, 'vfio_user_dma_unmap');
+    this.log.debug(
+      { address: u.address.toString(16), size: u.size.toString(16), count: removed.length },
+      'vfio_user_dma_unmap',
+    );
     return encodeDmaUnmap({ argsz: DMA_UNMAP.SIZEOF, flags: u.flags, address: u.address, size: u.size });
   }
 
   private handleDeviceGetInfo(p: Uint8Array): Uint8Array {
     const req = decodeDeviceInfo(p);
-    if (req.argsz < DEVICE_INFO.SIZEOF) throw new ProtocolError(ERRNO.EINVAL, `DEVICE_GET_INFO argsz ${req.argsz} too small`);
+    if (req.argsz < DEVICE_INFO.SIZEOF)
+      throw new ProtocolError(ERRNO.EINVAL, `DEVICE_GET_INFO argsz ${req.argsz} too small`);
     return encodeDeviceInfo({
       argsz: DEVICE_INFO.SIZEOF,
       flags: DEVICE_FLAGS.PCI | DEVICE_FLAGS.RESET,
@@ -423,11 +445,16 @@ export class VfioUserSession {
       throw new ProtocolError(ERRNO.EINVAL, `GET_REGION_INFO argsz ${req.argsz} < ${REGION_INFO.SIZEOF}`);
     }
     if (req.index >= this.device.numRegions) {
-      throw new ProtocolError(ERRNO.EINVAL, `GET_REGION_INFO index ${req.index} out of range (${this.device.numRegions} regions)`);
+      throw new ProtocolError(
+        ERRNO.EINVAL,
+        `GET_REGION_INFO index ${req.index} out of range (${this.device.numRegions} regions)`,
+      );
     }
     const info = this.device.regionInfo(req.index);
     const present = info.size > 0;
-    const flags = present ? (info.readable ? REGION_INFO_FLAGS.READ : 0) | (info.writable ? REGION_INFO_FLAGS.WRITE : 0) : 0;
+    const flags = present
+      ? (info.readable ? REGION_INFO_FLAGS.READ : 0) | (info.writable ? REGION_INFO_FLAGS.WRITE : 0)
+      : 0;
     // No capability chain (no sparse mmap: every region is trapped), so 32 bytes are needed.
     // The argsz convention still holds: reply min(needed, argsz) bytes, argsz = needed.
     const full = encodeRegionInfo({
@@ -445,7 +472,10 @@ export class VfioUserSession {
     const req = decodeIrqInfo(p);
     if (req.argsz < IRQ_INFO.SIZEOF) throw new ProtocolError(ERRNO.EINVAL, `GET_IRQ_INFO argsz ${req.argsz} too small`);
     if (req.index >= this.device.numIrqs) {
-      throw new ProtocolError(ERRNO.EINVAL, `GET_IRQ_INFO index ${req.index} out of range (${this.device.numIrqs} IRQ types)`);
+      throw new ProtocolError(
+        ERRNO.EINVAL,
+        `GET_IRQ_INFO index ${req.index} out of range (${this.device.numIrqs} IRQ types)`,
+      );
     }
     const info = this.device.irqInfo(req.index);
     return encodeIrqInfo({ argsz: IRQ_INFO.SIZEOF, flags: info.flags, index: req.index, count: info.count });
@@ -460,7 +490,10 @@ export class VfioUserSession {
       throw err;
     }
     this.irqs.setIrqs(req, p.length, fds);
-    this.log.debug({ index: req.index, start: req.start, count: req.count, flags: req.flags, fds: fds.length }, 'vfio_user_set_irqs');
+    this.log.debug(
+      { index: req.index, start: req.start, count: req.count, flags: req.flags, fds: fds.length },
+      'vfio_user_set_irqs',
+    );
     // Always, even for DATA_NONE|UNMASK: the device re-asserts a still-pending INTx after EOI.
     this.notifyIrqsChanged(req.index as IrqIndex);
     return new Uint8Array(0);
@@ -468,7 +501,8 @@ export class VfioUserSession {
 
   private handleRegionRead(p: Uint8Array): Uint8Array {
     const a = decodeRegionAccess(p, 'REGION_READ');
-    if (a.data.length !== 0) throw new ProtocolError(ERRNO.EINVAL, `REGION_READ request carries ${a.data.length} data bytes`);
+    if (a.data.length !== 0)
+      throw new ProtocolError(ERRNO.EINVAL, `REGION_READ request carries ${a.data.length} data bytes`);
     const offset = this.checkRegionAccess(a.region, a.offset, a.count, 'read');
     const data = this.device.regionRead(a.region, offset, a.count);
     if (!(data instanceof Uint8Array) || data.length !== a.count) {
@@ -502,7 +536,10 @@ export class VfioUserSession {
     }
     if (count === 0) throw new ProtocolError(ERRNO.EINVAL, `zero-length ${access} of region ${region}`);
     if (count > this.limits.maxDataXferSize) {
-      throw new ProtocolError(ERRNO.E2BIG, `${access} of ${count} bytes exceeds max_data_xfer_size ${this.limits.maxDataXferSize}`);
+      throw new ProtocolError(
+        ERRNO.E2BIG,
+        `${access} of ${count} bytes exceeds max_data_xfer_size ${this.limits.maxDataXferSize}`,
+      );
     }
     const info = this.device.regionInfo(region);
     if (info.size <= 0) throw new ProtocolError(ERRNO.EINVAL, `region ${region} does not exist`);

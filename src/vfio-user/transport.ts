@@ -145,7 +145,13 @@ export class MessageChannel {
     for (let i = 0; i < READ_BUDGET && !this.closed && !this.closing && !this.readPaused; i++) {
       let r;
       try {
-        r = this.native.recvmsg(this.fd, this.recvBuffer, 0, this.recvBuffer.length, this.options.framer.maxFdsPerMessage);
+        r = this.native.recvmsg(
+          this.fd,
+          this.recvBuffer,
+          0,
+          this.recvBuffer.length,
+          this.options.framer.maxFdsPerMessage,
+        );
       } catch (err) {
         this.close('recvmsg failed', err as Error);
         return;

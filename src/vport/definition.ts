@@ -77,7 +77,9 @@ export function checkAccountName(text: string, option: string): string {
 export function parseUuid(text: string): string {
   const uuid = text.trim().toLowerCase();
   if (!UUID_PATTERN.test(uuid)) {
-    throw new VportUsageError(`invalid UUID '${text}': expected 8-4-4-4-12 hex digits, e.g. 7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50`);
+    throw new VportUsageError(
+      `invalid UUID '${text}': expected 8-4-4-4-12 hex digits, e.g. 7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50`,
+    );
   }
   return uuid;
 }
@@ -93,7 +95,9 @@ export function checkSocketPath(path: string, what: string): string {
   if (/[\u0000-\u001f\u007f]/.test(path)) throw new VportUsageError(`${what} must not contain control characters`);
   const bytes = Buffer.byteLength(path);
   if (bytes > UNIX_SOCKET_PATH_MAX) {
-    throw new VportUsageError(`${what} '${path}' is ${bytes} bytes long; a Unix socket path holds at most ${UNIX_SOCKET_PATH_MAX}`);
+    throw new VportUsageError(
+      `${what} '${path}' is ${bytes} bytes long; a Unix socket path holds at most ${UNIX_SOCKET_PATH_MAX}`,
+    );
   }
   return path;
 }
@@ -132,7 +136,11 @@ const SocketPathText = (what: string) =>
   });
 
 const AccountText = (option: string) =>
-  z.string().refine((text) => ACCOUNT_PATTERN.test(text), { message: `expected a user or group name, or a numeric id (serve ${option})` });
+  z
+    .string()
+    .refine((text) => ACCOUNT_PATTERN.test(text), {
+      message: `expected a user or group name, or a numeric id (serve ${option})`,
+    });
 
 export const VportDefinitionFileSchema = z
   .object({
@@ -152,7 +160,10 @@ export const VportDefinitionFileSchema = z
   })
   .strict()
   .refine((d) => d.wwpn !== d.wwnn, { message: 'wwpn and wwnn must differ' })
-  .refine((d) => d.sanOwner === undefined || d.backend.type === 'san', { message: 'sanOwner needs a san backend', path: ['sanOwner'] });
+  .refine((d) => d.sanOwner === undefined || d.backend.type === 'san', {
+    message: 'sanOwner needs a san backend',
+    path: ['sanOwner'],
+  });
 
 export function definitionToJson(def: VportDefinition): object {
   return {

@@ -26,7 +26,12 @@ function lastHolder(lock: string): string {
 }
 
 /** Runs `fn` holding the lock file `lock`; `what` names the locked thing in the timeout error. */
-export async function withLockFile<T>(lock: string, what: string, fn: () => Promise<T> | T, waitMs = LOCK_WAIT_MS): Promise<T> {
+export async function withLockFile<T>(
+  lock: string,
+  what: string,
+  fn: () => Promise<T> | T,
+  waitMs = LOCK_WAIT_MS,
+): Promise<T> {
   mkdirSync(dirname(lock), { recursive: true, mode: 0o755 });
   let fd: number;
   try {
@@ -39,7 +44,9 @@ export async function withLockFile<T>(lock: string, what: string, fn: () => Prom
     const deadline = Date.now() + waitMs;
     while (!tryLockExclusive(fd)) {
       if (Date.now() > deadline) {
-        throw new VportError(`${what} stays locked (${lock}): another npiv-hba command${lastHolder(lock)} is busy with it; try again when it has finished`);
+        throw new VportError(
+          `${what} stays locked (${lock}): another npiv-hba command${lastHolder(lock)} is busy with it; try again when it has finished`,
+        );
       }
       await sleep(LOCK_POLL_MS);
     }

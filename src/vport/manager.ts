@@ -10,7 +10,14 @@ import { checkAccountName, checkSocketPath, parseUuid, type VportBackend, type V
 import { VportError, VportUsageError } from './errors.js';
 import { forgetRuntime, stopVport, vportStatus, type StopOptions, type StopResult } from './runtime.js';
 import type { VportStore } from './store.js';
-import { cryptoRandomBits, DEFAULT_NAA_PREFIX, deriveWwnn, generateWwnPair, parseNaaPrefix, type RandomBits } from './wwn-gen.js';
+import {
+  cryptoRandomBits,
+  DEFAULT_NAA_PREFIX,
+  deriveWwnn,
+  generateWwnPair,
+  parseNaaPrefix,
+  type RandomBits,
+} from './wwn-gen.js';
 
 export const NAA_PREFIX_ENV = 'NPIV_HBA_NAA_PREFIX';
 
@@ -71,9 +78,12 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
   const givenWwnn = req.wwnn === undefined ? undefined : parseWwnArg(req.wwnn, 'WWNN');
   const prefix = parseNaaPrefix(req.naaPrefix ?? ctx.env?.[NAA_PREFIX_ENV] ?? DEFAULT_NAA_PREFIX);
   const givenSocket = req.socket === undefined ? undefined : checkSocketPath(req.socket, 'socket path');
-  if (givenWwpn !== undefined && givenWwpn === givenWwnn) throw new VportUsageError('the WWPN and the WWNN must differ');
+  if (givenWwpn !== undefined && givenWwpn === givenWwnn)
+    throw new VportUsageError('the WWPN and the WWNN must differ');
   if (req.sanOwner !== undefined && req.backend.type !== 'san') {
-    throw new VportUsageError('--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH');
+    throw new VportUsageError(
+      '--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH',
+    );
   }
   const access = {
     socketOwner: checkAccount(req.socketOwner, '--socket-owner', 'user'),
@@ -112,7 +122,9 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
         wwnn = deriveWwnn(wwpn);
         const clash = ownerOf.get(wwnn);
         if (clash || wwnn === wwpn) {
-          throw new VportError(`the WWNN derived from WWPN ${formatWwn(wwpn)} (${formatWwn(wwnn)}) is already used by ${clash}; give --wwnn`);
+          throw new VportError(
+            `the WWNN derived from WWPN ${formatWwn(wwpn)} (${formatWwn(wwnn)}) is already used by ${clash}; give --wwnn`,
+          );
         }
       }
     } else {
@@ -133,8 +145,14 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
     if (linkOwner || (req.backend.type === 'san' && req.backend.link === socket)) {
       throw new VportError(`socket path ${socket} is a SAN link socket, not a vfio-user socket`);
     }
-    const sanSocketClash = req.backend.type === 'san' ? definitions.find((d) => d.socket === (req.backend as { link: string }).link) : undefined;
-    if (sanSocketClash) throw new VportError(`SAN link path ${(req.backend as { link: string }).link} is the vfio-user socket of vport ${sanSocketClash.uuid}`);
+    const sanSocketClash =
+      req.backend.type === 'san'
+        ? definitions.find((d) => d.socket === (req.backend as { link: string }).link)
+        : undefined;
+    if (sanSocketClash)
+      throw new VportError(
+        `SAN link path ${(req.backend as { link: string }).link} is the vfio-user socket of vport ${sanSocketClash.uuid}`,
+      );
 
     const def: VportDefinition = {
       uuid,

@@ -43,7 +43,10 @@ export function probeUnixSocket(path: string, timeoutMs = CONNECT_TIMEOUT_MS): P
       socket.destroy();
       resolve(result);
     };
-    const timer = setTimeout(() => done({ state: 'error', message: `no answer to connect within ${timeoutMs} ms` }), timeoutMs);
+    const timer = setTimeout(
+      () => done({ state: 'error', message: `no answer to connect within ${timeoutMs} ms` }),
+      timeoutMs,
+    );
     socket.once('connect', () => done({ state: 'listening' }));
     socket.once('error', (err: NodeJS.ErrnoException) => {
       if (err.code === 'ECONNREFUSED') done({ state: 'refused' });

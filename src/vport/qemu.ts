@@ -29,14 +29,19 @@ export const LIBVIRT_QEMU_NAMESPACE = 'http://libvirt.org/schemas/domain/qemu/1.
 /** QEMU size with an explicit unit; a bare number means bytes to `size=` but MiB to `-m`, so it is refused. */
 export function parseMemorySize(text: string): string {
   const m = /^([1-9][0-9]{0,15})([KMGT])$/i.exec(text.trim());
-  if (!m) throw new VportUsageError(`invalid memory size '${text}': expected a number with a unit K, M, G or T, e.g. 512M or 4G`);
+  if (!m)
+    throw new VportUsageError(
+      `invalid memory size '${text}': expected a number with a unit K, M, G or T, e.g. 512M or 4G`,
+    );
   return m[1]! + m[2]!.toUpperCase();
 }
 
 export function parseChassis(text: string): number {
-  if (!/^[0-9]{1,3}$/.test(text.trim())) throw new VportUsageError(`invalid --index '${text}': expected an integer 1..${CHASSIS_MAX}`);
+  if (!/^[0-9]{1,3}$/.test(text.trim()))
+    throw new VportUsageError(`invalid --index '${text}': expected an integer 1..${CHASSIS_MAX}`);
   const n = Number(text);
-  if (n < 1 || n > CHASSIS_MAX) throw new VportUsageError(`invalid --index '${text}': expected an integer 1..${CHASSIS_MAX}`);
+  if (n < 1 || n > CHASSIS_MAX)
+    throw new VportUsageError(`invalid --index '${text}': expected an integer 1..${CHASSIS_MAX}`);
   return n;
 }
 
@@ -59,13 +64,20 @@ export function deviceArgs(def: VportDefinition, chassis: number): DeviceArgs {
   const rootPortId = `rp-npiv-${short}`;
   const deviceId = `npiv-${short}`;
   // Property order as in QEMU's own documentation: driver first.
-  const device = JSON.stringify({ driver: 'vfio-user-pci', id: deviceId, bus: rootPortId, socket: { type: 'unix', path: def.socket } });
+  const device = JSON.stringify({
+    driver: 'vfio-user-pci',
+    id: deviceId,
+    bus: rootPortId,
+    socket: { type: 'unix', path: def.socket },
+  });
   return { rootPortId, deviceId, rootPort: `pcie-root-port,id=${rootPortId},chassis=${chassis},slot=0`, device };
 }
 
 function checkChassisRange(first: number, count: number): void {
   if (first + count - 1 > CHASSIS_MAX) {
-    throw new VportUsageError(`--index ${first} leaves no room for ${count} root ports (chassis numbers end at ${CHASSIS_MAX})`);
+    throw new VportUsageError(
+      `--index ${first} leaves no room for ${count} root ports (chassis numbers end at ${CHASSIS_MAX})`,
+    );
   }
 }
 
@@ -84,9 +96,12 @@ export function qemuArguments(defs: readonly VportDefinition[], options: QemuArg
   const args: string[] = [];
   if (!options.devicesOnly) {
     args.push(
-      '-m', memory,
-      '-object', `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${memory},share=on`,
-      '-machine', `q35,memory-backend=${MEMORY_BACKEND_ID}`,
+      '-m',
+      memory,
+      '-object',
+      `memory-backend-memfd,id=${MEMORY_BACKEND_ID},size=${memory},share=on`,
+      '-machine',
+      `q35,memory-backend=${MEMORY_BACKEND_ID}`,
     );
   }
   defs.forEach((def, i) => {

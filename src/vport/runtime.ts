@@ -141,7 +141,10 @@ function isServeOf(pid: number, socket: string): { alive: boolean; reason: strin
   if (argv === null) return { alive: true, reason: '' }; // no /proc to tell: trust the pid
   const socketIndex = argv.indexOf('--socket');
   if (!argv.includes('serve') || socketIndex < 0 || argv[socketIndex + 1] !== socket) {
-    return { alive: false, reason: `process ${pid} is gone (the pid now belongs to another program: ${argv.slice(0, 3).join(' ')})` };
+    return {
+      alive: false,
+      reason: `process ${pid} is gone (the pid now belongs to another program: ${argv.slice(0, 3).join(' ')})`,
+    };
   }
   return { alive: true, reason: '' };
 }
@@ -170,11 +173,26 @@ export function vportStatus(def: VportDefinition, runDir: string): VportStatus {
   try {
     state = readState(runDir, def.uuid);
   } catch (err) {
-    if (!(err instanceof CorruptStateError)) return { status: 'unknown', reason: `${(err as Error).message}; fix its permissions, or remove it if no serve process runs for this vport` };
+    if (!(err instanceof CorruptStateError))
+      return {
+        status: 'unknown',
+        reason: `${(err as Error).message}; fix its permissions, or remove it if no serve process runs for this vport`,
+      };
     // No pid to trust: whether serve runs is decided by the processes that exist.
     const pid = findServeProcess(def.socket);
     if (pid !== null) {
-      return { status: 'running', pid, state: { version: STATE_FORMAT_VERSION, uuid: def.uuid, pid, socket: def.socket, startedAt: '', log: logPath(runDir, def.uuid) } };
+      return {
+        status: 'running',
+        pid,
+        state: {
+          version: STATE_FORMAT_VERSION,
+          uuid: def.uuid,
+          pid,
+          socket: def.socket,
+          startedAt: '',
+          log: logPath(runDir, def.uuid),
+        },
+      };
     }
     return { status: 'stale', pid: null, reason: `${err.message}; no serve process of ${def.socket} runs` };
   }
@@ -282,17 +300,27 @@ async function startUnlocked(def: VportDefinition, runDir: string, options: Star
   }
 }
 
-async function startClean(def: VportDefinition, runDir: string, options: StartOptions, notes: string[]): Promise<StartResult> {
+async function startClean(
+  def: VportDefinition,
+  runDir: string,
+  options: StartOptions,
+  notes: string[],
+): Promise<StartResult> {
   const own = await probeUnixSocket(def.socket);
   if (own.state === 'listening') {
-    throw new VportError(`socket ${def.socket} of vport ${def.uuid} is served by a process npiv-hba did not start; stop it first`);
+    throw new VportError(
+      `socket ${def.socket} of vport ${def.uuid} is served by a process npiv-hba did not start; stop it first`,
+    );
   }
-  if (own.state === 'not-a-socket') throw new VportError(`socket path ${def.socket} of vport ${def.uuid} exists and is not a socket`);
+  if (own.state === 'not-a-socket')
+    throw new VportError(`socket path ${def.socket} of vport ${def.uuid} exists and is not a socket`);
 
   if (def.backend.type === 'san') {
     const san = await probeUnixSocket(def.backend.link);
     if (san.state !== 'listening') {
-      throw new VportError(`SAN unreachable for vport ${def.uuid}: link socket ${def.backend.link}: ${describeProbe(san)}`);
+      throw new VportError(
+        `SAN unreachable for vport ${def.uuid}: link socket ${def.backend.link}: ${describeProbe(san)}`,
+      );
     }
   }
 
@@ -323,7 +351,14 @@ async function startClean(def: VportDefinition, runDir: string, options: StartOp
     throw new VportError(`could not run serve (${command}): ${(spawnError as Error | null)?.message ?? 'no pid'}`);
   }
   const pid = child.pid;
-  writeRuntimeState(runDir, { version: STATE_FORMAT_VERSION, uuid: def.uuid, pid, socket: def.socket, startedAt: new Date().toISOString(), log });
+  writeRuntimeState(runDir, {
+    version: STATE_FORMAT_VERSION,
+    uuid: def.uuid,
+    pid,
+    socket: def.socket,
+    startedAt: new Date().toISOString(),
+    log,
+  });
 
   const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
   for (;;) {
@@ -334,7 +369,9 @@ async function startClean(def: VportDefinition, runDir: string, options: StartOp
     } catch (err) {
       child.kill('SIGKILL');
       removeIfPresent(statePath(runDir, def.uuid));
-      throw new VportError(`vport ${def.uuid}: cannot check serve's socket ${def.socket} (killed serve, pid ${pid}): ${(err as Error).message}`);
+      throw new VportError(
+        `vport ${def.uuid}: cannot check serve's socket ${def.socket} (killed serve, pid ${pid}): ${(err as Error).message}`,
+      );
     }
     if (ready) return { pid, notes };
     if (Date.now() > deadline) {
@@ -400,7 +437,9 @@ async function stopUnlocked(def: VportDefinition, runDir: string, options: StopO
   }
   if (!(await waitGone(pid, state.socket, options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS))) {
     outcome = 'killed';
-    notes.push(`serve (pid ${pid}) ignored SIGTERM for ${options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS} ms; sent SIGKILL`);
+    notes.push(
+      `serve (pid ${pid}) ignored SIGTERM for ${options.timeoutMs ?? DEFAULT_STOP_TIMEOUT_MS} ms; sent SIGKILL`,
+    );
     try {
       process.kill(pid, 'SIGKILL');
     } catch (err) {

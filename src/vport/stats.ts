@@ -115,7 +115,8 @@ export class VportStatsWriter {
 
   /** Adds `n` (default 1) to a counter; the file follows within minIntervalMs. */
   count(name: CounterName, n = 1): void {
-    if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`counter increment must be a non-negative integer, got ${n}`);
+    if (!Number.isSafeInteger(n) || n < 0)
+      throw new RangeError(`counter increment must be a non-negative integer, got ${n}`);
     this.counters[name] += n;
     this.schedule();
   }
@@ -180,7 +181,11 @@ export class VportStatsWriter {
       this.flush();
       this.failing = false;
     } catch (err) {
-      if (!this.failing) this.log?.warn({ event: 'stats_write_failed', file: this.path, reason: (err as Error).message }, 'stats_write_failed');
+      if (!this.failing)
+        this.log?.warn(
+          { event: 'stats_write_failed', file: this.path, reason: (err as Error).message },
+          'stats_write_failed',
+        );
       this.failing = true;
     }
   }
@@ -221,7 +226,9 @@ export function readVportStats(socketPath: string): VportStats | null {
   }
   const parsed = VportStatsSchema.safeParse(json);
   if (!parsed.success) {
-    throw new StatsReadError(`malformed stats file ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    throw new StatsReadError(
+      `malformed stats file ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+    );
   }
   return parsed.data;
 }

@@ -7,7 +7,17 @@
  * span definitions (duplicate WWPN, socket path) run under a lock file so two concurrent
  * `define` commands cannot both take the same name.
  */
-import { closeSync, existsSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { definitionFromJson, definitionToJson, isUuid, type VportDefinition } from './definition.js';
 import { VportError } from './errors.js';
@@ -116,7 +126,8 @@ export class VportStore {
     try {
       unlinkSync(this.definitionPath(uuid));
     } catch (err) {
-      if (errnoCode(err) === 'ENOENT') throw new VportError(`no vport ${uuid} is defined (no ${this.definitionPath(uuid)})`);
+      if (errnoCode(err) === 'ENOENT')
+        throw new VportError(`no vport ${uuid} is defined (no ${this.definitionPath(uuid)})`);
       throw err;
     }
   }

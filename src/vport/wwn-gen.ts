@@ -53,16 +53,21 @@ export interface NaaPrefix {
 
 export function parseNaaPrefix(text: string): NaaPrefix {
   const digits = text.trim().replace(/^0x/i, '').replaceAll(':', '').toLowerCase();
-  if (!/^[0-9a-f]+$/.test(digits)) throw new VportUsageError(`invalid NAA prefix '${text}': expected hex digits such as 5001438`);
+  if (!/^[0-9a-f]+$/.test(digits))
+    throw new VportUsageError(`invalid NAA prefix '${text}': expected hex digits such as 5001438`);
   if (digits.length > MAX_PREFIX_DIGITS) {
-    throw new VportUsageError(`invalid NAA prefix '${text}': at most ${MAX_PREFIX_DIGITS} hex digits (at least one must be generated)`);
+    throw new VportUsageError(
+      `invalid NAA prefix '${text}': at most ${MAX_PREFIX_DIGITS} hex digits (at least one must be generated)`,
+    );
   }
   const naa = parseInt(digits[0]!, 16);
   const generatedDigits = WWN_HEX_DIGITS - digits.length;
   const base = BigInt('0x' + digits) << BigInt(4 * generatedDigits);
   if (naa === NAA_IEEE_REGISTERED) {
     if (digits.length < NAA5_MIN_PREFIX_DIGITS) {
-      throw new VportUsageError(`invalid NAA prefix '${text}': an NAA 5 prefix needs ${NAA5_MIN_PREFIX_DIGITS} digits or more ("5" and a 24-bit OUI)`);
+      throw new VportUsageError(
+        `invalid NAA prefix '${text}': an NAA 5 prefix needs ${NAA5_MIN_PREFIX_DIGITS} digits or more ("5" and a 24-bit OUI)`,
+      );
     }
     return { naa: 5, digits, base, freeBits: 4 * generatedDigits - 1 };
   }
@@ -73,7 +78,9 @@ export function parseNaaPrefix(text: string): NaaPrefix {
       );
     }
     if ((base & NAA2_VENDOR_FIELD_MASK) === 0n) {
-      throw new VportUsageError(`invalid NAA prefix '${text}': the NAA 2 vendor field (digits 2-4) must be non-zero; zero is the node name's`);
+      throw new VportUsageError(
+        `invalid NAA prefix '${text}': the NAA 2 vendor field (digits 2-4) must be non-zero; zero is the node name's`,
+      );
     }
     return { naa: 2, digits, base, freeBits: 4 * generatedDigits };
   }
@@ -102,7 +109,11 @@ export const cryptoRandomBits: RandomBits = (bits) => {
 };
 
 /** A WWPN/WWNN pair under `prefix` whose names are both absent from `inUse`. */
-export function generateWwnPair(prefix: NaaPrefix, inUse: ReadonlySet<bigint>, random: RandomBits = cryptoRandomBits): { wwpn: bigint; wwnn: bigint } {
+export function generateWwnPair(
+  prefix: NaaPrefix,
+  inUse: ReadonlySet<bigint>,
+  random: RandomBits = cryptoRandomBits,
+): { wwpn: bigint; wwnn: bigint } {
   const space = 1n << BigInt(prefix.freeBits);
   const isFree = (pair: { wwpn: bigint; wwnn: bigint }) => !inUse.has(pair.wwpn) && !inUse.has(pair.wwnn);
   for (let i = 0; i < RANDOM_TRIES; i++) {

@@ -29,7 +29,9 @@ interface Args {
 }
 
 function usage(message: string): never {
-  console.error(`${message}\nusage: npm run fuzz -- [--seconds N] [--target NAME]... [--seed N] [--out DIR] [--replay FILE]\ntargets: ${ALL.join(', ')}`);
+  console.error(
+    `${message}\nusage: npm run fuzz -- [--seconds N] [--target NAME]... [--seed N] [--out DIR] [--replay FILE]\ntargets: ${ALL.join(', ')}`,
+  );
   process.exit(2);
 }
 
@@ -48,7 +50,8 @@ function parseArgs(argv: string[]): Args {
   if (!(a.seconds > 0)) usage('--seconds must be positive');
   for (const t of a.targets) if (!ALL.includes(t)) usage(`unknown target ${t}`);
   if (a.targets.length === 0) a.targets = [...ALL];
-  if (a.replay && a.targets.some((t) => (NATIVE as readonly string[]).includes(t))) usage('--replay is for the JS targets (native: build/fuzz/cmsg_fuzz FILE)');
+  if (a.replay && a.targets.some((t) => (NATIVE as readonly string[]).includes(t)))
+    usage('--replay is for the JS targets (native: build/fuzz/cmsg_fuzz FILE)');
   if (a.replay && a.targets.length !== 1) usage('--replay needs exactly one --target');
   return a;
 }
@@ -65,7 +68,13 @@ interface Outcome {
 }
 
 /** One worker for up to `seconds`; resolves when it finishes, hangs or dies. */
-function runWorker(target: string, seconds: number, seed: number, outDir: string, replayFile: string | null): Promise<Outcome> {
+function runWorker(
+  target: string,
+  seconds: number,
+  seed: number,
+  outDir: string,
+  replayFile: string | null,
+): Promise<Outcome> {
   const shared = new SharedArrayBuffer(SHARED_BYTES);
   const ctl = new Int32Array(shared, 0, CTL.WORDS);
   const worker = new Worker(new URL('./worker.js', import.meta.url), {
@@ -127,7 +136,10 @@ function line(s: LoopStats, hangs: number): string {
 /** test/fuzz/native/run.sh: libFuzzer's own statistics, and its exit status (3: clang missing, skipped). */
 function runNative(seconds: number, outDir: string): { line: string; failed: boolean } {
   const script = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..', 'test', 'fuzz', 'native', 'run.sh');
-  const r = spawnSync('bash', [script, String(Math.round(seconds)), outDir], { encoding: 'utf8', maxBuffer: 256 << 20 });
+  const r = spawnSync('bash', [script, String(Math.round(seconds)), outDir], {
+    encoding: 'utf8',
+    maxBuffer: 256 << 20,
+  });
   const text = r.stdout + r.stderr;
   if (r.status === 3) {
     console.log(text.trim());
@@ -139,7 +151,12 @@ function runNative(seconds: number, outDir: string): { line: string; failed: boo
   const line =
     `native-cmsg: ${stat('number_of_executed_units')} execs in ${seconds} s (${stat('average_exec_per_sec')}/s), ` +
     `edges covered ${cov?.[1] ?? '?'}, features ${cov?.[2] ?? '?'}, corpus ${cov?.[3] ?? '?'}, new-coverage inputs ${stat('new_units_added')}, ` +
-    (crashed ? `FINDING (libFuzzer exit ${r.status}):\n${text.split('\n').filter((l) => /ERROR|SUMMARY|runtime error|artifact_prefix|Test unit written/.test(l)).join('\n')}` : 'crashes 0, out-of-bounds 0, hangs 0');
+    (crashed
+      ? `FINDING (libFuzzer exit ${r.status}):\n${text
+          .split('\n')
+          .filter((l) => /ERROR|SUMMARY|runtime error|artifact_prefix|Test unit written/.test(l))
+          .join('\n')}`
+      : 'crashes 0, out-of-bounds 0, hangs 0');
   console.log(line);
   return { line: line.split('\n')[0]!, failed: crashed };
 }
@@ -166,8 +183,16 @@ async function main(): Promise<void> {
     }
     const end = Date.now() + args.seconds * 1000;
     const total: LoopStats = {
-      target, execs: 0, elapsedMs: 0, corpus: 0, blocksCovered: 0, blocksKnown: 0, newCoverage: 0,
-      findings: { crash: 0, 'out-of-bounds': 0, hang: 0 }, savedFindings: [], done: false,
+      target,
+      execs: 0,
+      elapsedMs: 0,
+      corpus: 0,
+      blocksCovered: 0,
+      blocksKnown: 0,
+      newCoverage: 0,
+      findings: { crash: 0, 'out-of-bounds': 0, hang: 0 },
+      savedFindings: [],
+      done: false,
     };
     let hangs = 0;
     // A hang kills the worker; a new one (resuming from the saved corpus) gets the rest of the time.

@@ -77,10 +77,14 @@ describe('newc cpio writer', () => {
       expect(await readFile(join(out, 'etc/npiv/a.conf'), 'utf8')).toBe('key=value\n');
       expect(new Uint8Array(await readFile(join(out, 'usr/lib/firmware/blob.bin')))).toEqual(binary);
       expect((await stat(join(out, 'usr/lib/firmware/blob.bin'))).mode & 0o777).toBe(0o600);
-      const listing = execFileSync(join(environment.rootfs, 'usr/bin/busybox'), ['cpio', '-t', '-F', join(dir, 'overlay.cpio')], {
-        encoding: 'utf8',
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
+      const listing = execFileSync(
+        join(environment.rootfs, 'usr/bin/busybox'),
+        ['cpio', '-t', '-F', join(dir, 'overlay.cpio')],
+        {
+          encoding: 'utf8',
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
       expect(listing.split('\n').filter(Boolean)).toEqual([
         'test.sh',
         'etc',
@@ -172,7 +176,9 @@ describe('QEMU command line', () => {
       'x-msg-timeout': 9000,
     });
     const append = valueAfter(args, '-append')[0] ?? '';
-    expect(append.split(' ')).toContain('qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0,ql2xnvmeenable=0');
+    expect(append.split(' ')).toContain(
+      'qla_params=ql2xextended_error_logging=0x40000000,ql2xenablemsix=0,ql2xnvmeenable=0',
+    );
     expect(append.split(' ')).toContain('qla_skip');
     expect(append.split(' ')).toContain('guest_dmesg');
     // Default console level first (warnings and worse), so a caller's loglevel= later wins.
@@ -216,12 +222,30 @@ describe.skipIf(!haveGuest)('rootfs wrappers', () => {
     const flogiPayload = Buffer.alloc(116);
     flogiPayload[0] = 0x04; // ELS command code FLOGI
     const fcHeader = Buffer.from([
-      0x22, 0xff, 0xff, 0xfe, // R_CTL = ELS request, D_ID = fabric login server
-      0x00, 0x00, 0x00, 0x00, // CS_CTL, S_ID = 0 (not yet logged in)
-      0x01, 0x29, 0x00, 0x00, // TYPE = ELS, F_CTL = first/last sequence, sequence initiative
-      0x00, 0x00, 0x00, 0x00, // SEQ_ID, DF_CTL, SEQ_CNT
-      0x12, 0x34, 0xff, 0xff, // OX_ID, RX_ID
-      0x00, 0x00, 0x00, 0x00, // parameter
+      0x22,
+      0xff,
+      0xff,
+      0xfe, // R_CTL = ELS request, D_ID = fabric login server
+      0x00,
+      0x00,
+      0x00,
+      0x00, // CS_CTL, S_ID = 0 (not yet logged in)
+      0x01,
+      0x29,
+      0x00,
+      0x00, // TYPE = ELS, F_CTL = first/last sequence, sequence initiative
+      0x00,
+      0x00,
+      0x00,
+      0x00, // SEQ_ID, DF_CTL, SEQ_CNT
+      0x12,
+      0x34,
+      0xff,
+      0xff, // OX_ID, RX_ID
+      0x00,
+      0x00,
+      0x00,
+      0x00, // parameter
     ]);
     const frame = Buffer.concat([fcHeader, flogiPayload]);
     const globalHeader = Buffer.alloc(24);
@@ -243,4 +267,3 @@ describe.skipIf(!haveGuest)('rootfs wrappers', () => {
     expect(summary).toMatch(/ff\.ff\.fe\s+FC ELS\s+140\s+FLOGI/);
   });
 });
-

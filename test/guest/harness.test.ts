@@ -44,7 +44,10 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     expect(run.guestLines).toContain('QLAPARAM 300');
     expect(run.guestLines).toContain(`QUOTED ${awkward.length} ${awkward}`);
     expect(run.guestLines).toContain('EXIT=7');
-    expect(run.guestLines.some((line) => /^DMESG .*QLogic Fibre Channel HBA Driver/.test(line)), context).toBe(true);
+    expect(
+      run.guestLines.some((line) => /^DMESG .*QLogic Fibre Channel HBA Driver/.test(line)),
+      context,
+    ).toBe(true);
     expect(run.kernelProblems, context).toEqual([]);
     // The q35 host bridge is always there and reported by /init.
     expect(run.guestLines.some((line) => /^PCI 0000:00:00\.0 0x8086:0x29c0 /.test(line))).toBe(true);
@@ -118,12 +121,19 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
   });
 
   it('reports a guest kernel panic as a kernel problem without an exit status', async () => {
-    const run = await runGuest({ script: 'echo GUEST:CRASHING\necho c > /proc/sysrq-trigger\nsleep 60\n', loadQla: false, timeoutMs: 120_000 });
+    const run = await runGuest({
+      script: 'echo GUEST:CRASHING\necho c > /proc/sysrq-trigger\nsleep 60\n',
+      loadQla: false,
+      timeoutMs: 120_000,
+    });
     const context = `serial log:\n${run.output}`;
     expect(run.timedOut, context).toBe(false);
     expect(run.guestLines).toContain('CRASHING');
     expect(run.exitStatus, context).toBeNull();
-    expect(run.kernelProblems.some((line) => line.includes('Kernel panic')), context).toBe(true);
+    expect(
+      run.kernelProblems.some((line) => line.includes('Kernel panic')),
+      context,
+    ).toBe(true);
   });
 
   it('boots the no-firmware initramfs with working sg3-utils, fio, lspci and multipath tools', async () => {

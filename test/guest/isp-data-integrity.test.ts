@@ -29,7 +29,9 @@ i=0; while [ ! -e /sys/block/sda ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); 
 [ -e /sys/block/sda ] || exit 4
 sleep 1
 ${JOBS.map(
-  (j) => `fio --name=${j.name} --filename=/dev/sda --rw=randwrite --bs=${j.bs} --offset=${j.offset} --size=${j.sizeMiB}M \\
+  (
+    j,
+  ) => `fio --name=${j.name} --filename=/dev/sda --rw=randwrite --bs=${j.bs} --offset=${j.offset} --size=${j.sizeMiB}M \\
   --ioengine=libaio --iodepth=16 --direct=1 --verify=crc32c --do_verify=1 --verify_fatal=1 --randrepeat=0 \\
   --output-format=terse --terse-version=3 > /tmp/${j.name}.out 2>&1
 echo "GUEST:FIO ${j.name} rc=$? $(cut -d';' -f5 /tmp/${j.name}.out | head -1)"`,
@@ -61,7 +63,11 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
 
   beforeAll(async () => {
     const config = {
-      fabric: { name: 'fabric-data', domain: 3, zoning: { default: 'deny', zones: [{ name: 'z', members: [VPORT.wwpn, TARGET.wwpn] }] } },
+      fabric: {
+        name: 'fabric-data',
+        domain: 3,
+        zoning: { default: 'deny', zones: [{ name: 'z', members: [VPORT.wwpn, TARGET.wwpn] }] },
+      },
       arrays: [
         {
           name: 'data-array',
@@ -102,8 +108,12 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
     expect(line, run.output.slice(-2000)).toBeDefined();
     const [, guestSha, status] = line!.split(' ');
     // The kernel's view of a failed read, and why serve or the SAN dropped a link if they did.
-    const linkEvents = procLogs.split('\n').filter((l) => /link (detached|down)|not reading|no fabric login|fabric_link_down/.test(l));
-    const evidence = [line, ...run.guestLines.filter((l) => l.startsWith('DMESG ')), ...linkEvents.slice(0, 40)].join('\n');
+    const linkEvents = procLogs
+      .split('\n')
+      .filter((l) => /link (detached|down)|not reading|no fabric login|fabric_link_down/.test(l));
+    const evidence = [line, ...run.guestLines.filter((l) => l.startsWith('DMESG ')), ...linkEvents.slice(0, 40)].join(
+      '\n',
+    );
     expect(status, evidence).toBe('rc=0');
     expect(guestSha).toMatch(/^[0-9a-f]{64}$/);
     expect(await sha256File(backing)).toBe(guestSha);

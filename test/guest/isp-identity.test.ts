@@ -21,13 +21,19 @@ const OTHER = { wwpn: 0x5001438009999999n, wwnn: 0x5001438009999998n };
 const OWN_SECTORS = 131072; // 64 MiB
 
 /** The 16 bytes port_name + node_name (NVRAM.PORT_NAME.. NODE_NAME+8) as hex, as `od` prints them in the guest. */
-const namesHex = (n: { wwpn: bigint; wwnn: bigint }): string => n.wwpn.toString(16).padStart(16, '0') + n.wwnn.toString(16).padStart(16, '0');
+const namesHex = (n: { wwpn: bigint; wwnn: bigint }): string =>
+  n.wwpn.toString(16).padStart(16, '0') + n.wwnn.toString(16).padStart(16, '0');
 
 /** printf(1) octal escapes for the NVRAM name bytes of `n` (busybox printf has no \x). */
 function printfBytes(n: { wwpn: bigint; wwnn: bigint }): string {
   const hexs = namesHex(n);
   let out = '';
-  for (let i = 0; i < hexs.length; i += 2) out += '\\' + parseInt(hexs.slice(i, i + 2), 16).toString(8).padStart(3, '0');
+  for (let i = 0; i < hexs.length; i += 2)
+    out +=
+      '\\' +
+      parseInt(hexs.slice(i, i + 2), 16)
+        .toString(8)
+        .padStart(3, '0');
   return out;
 }
 
@@ -100,7 +106,8 @@ describe('qla2xxx on the emulated ISP2532 logs in with the configured names only
     await rig?.close();
   });
 
-  const lines = (tag: string, phase: string) => run.guestLines.filter((l) => l.startsWith(`${tag} ${phase} `)).map((l) => l.slice(tag.length + phase.length + 2));
+  const lines = (tag: string, phase: string) =>
+    run.guestLines.filter((l) => l.startsWith(`${tag} ${phase} `)).map((l) => l.slice(tag.length + phase.length + 2));
 
   it('boots and runs the script', () => {
     expect(run.timedOut, run.output.slice(-6000)).toBe(false);

@@ -20,7 +20,11 @@ const VPORT_B = { wwpn: 'c0:50:76:ff:e5:00:10:02', wwnn: 'c0:50:76:ff:e5:01:10:0
 const TARGET = { wwpn: '50:0a:09:81:00:00:10:01', wwnn: '50:0a:09:80:00:00:10:01' };
 
 const SAN_CONFIG = {
-  fabric: { name: 'fabric-mask', domain: 2, zoning: { default: 'deny', zones: [{ name: 'z', members: [VPORT_A.wwpn, VPORT_B.wwpn, TARGET.wwpn] }] } },
+  fabric: {
+    name: 'fabric-mask',
+    domain: 2,
+    zoning: { default: 'deny', zones: [{ name: 'z', members: [VPORT_A.wwpn, VPORT_B.wwpn, TARGET.wwpn] }] },
+  },
   arrays: [
     {
       name: 'mask-array',

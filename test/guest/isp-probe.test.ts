@@ -91,7 +91,9 @@ describe('qla2xxx probes the emulated ISP2532, discovers the SAN, does I/O, surv
   });
 
   it('fc_host shows the vport, fabric login and speed', () => {
-    const fc = new Map(run.guestLines.filter((l) => l.startsWith('FC ')).map((l) => [l.split(' ')[1]!, l.split(' ').slice(2).join(' ')]));
+    const fc = new Map(
+      run.guestLines.filter((l) => l.startsWith('FC ')).map((l) => [l.split(' ')[1]!, l.split(' ').slice(2).join(' ')]),
+    );
     expect(fc.get('port_name')).toBe(hex(WWPN));
     expect(fc.get('node_name')).toBe(hex(WWNN));
     expect(fc.get('port_state')).toBe('Online');
@@ -104,7 +106,8 @@ describe('qla2xxx probes the emulated ISP2532, discovers the SAN, does I/O, surv
 
   it('fc_remote_ports lists both array ports as FCP targets', () => {
     const rports = run.guestLines.filter((l) => l.startsWith('RPORT '));
-    for (const p of ARRAY_PORTS) expect(rports.some((r) => r.startsWith(`RPORT ${hex(p.wwpn)}`) && /FCP Target/.test(r))).toBe(true);
+    for (const p of ARRAY_PORTS)
+      expect(rports.some((r) => r.startsWith(`RPORT ${hex(p.wwpn)}`) && /FCP Target/.test(r))).toBe(true);
   });
 
   it('the guest sees exactly the masked LUNs (2 LUNs × 2 paths)', () => {

@@ -65,7 +65,8 @@ describe('a target port joining the fabric is discovered through RSCN', () => {
 
   it('after the RSCN the new port is an FCP target and its path to the LUN works', () => {
     const rports = run.guestLines.filter((l) => l.startsWith('RPORT '));
-    for (const p of PORTS) expect(rports.some((r) => r.startsWith(`RPORT ${hex(p.wwpn)}`) && /FCP Target/.test(r))).toBe(true);
+    for (const p of PORTS)
+      expect(rports.some((r) => r.startsWith(`RPORT ${hex(p.wwpn)}`) && /FCP Target/.test(r))).toBe(true);
     expect(run.guestLines).toContain('AFTER 2');
     expect(run.guestLines).toContain('DD_NEW_PATH 0');
     expect(run.guestLines.filter((l) => l.startsWith('DMESG ')).join('\n')).toMatch(/RSCN/);

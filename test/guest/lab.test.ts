@@ -101,6 +101,7 @@ describe('npiv-hba lab --vports 2 --json (real guest)', () => {
   it('shuts everything down: sockets removed, child logs kept in the work dir', () => {
     const left = readdirSync(workDir);
     expect(left.filter((f) => f.endsWith('.sock'))).toEqual([]);
-    for (const f of ['san.log', 'vport1.log', 'vport2.log', 'guest.log', 'san.json']) expect(existsSync(join(workDir, f)), f).toBe(true);
+    for (const f of ['san.log', 'vport1.log', 'vport2.log', 'guest.log', 'san.json'])
+      expect(existsSync(join(workDir, f)), f).toBe(true);
   });
 });

@@ -21,7 +21,11 @@ const sysfsWwn = (w: string) => '0x' + w.replaceAll(':', '');
 const MIB_SECTORS = 2048;
 
 const SAN_CONFIG = {
-  fabric: { name: 'fabric-a', domain: 1, zoning: { default: 'deny', zones: [{ name: 'z1', members: [HBA.wwpn, TP_1] }] } },
+  fabric: {
+    name: 'fabric-a',
+    domain: 1,
+    zoning: { default: 'deny', zones: [{ name: 'z1', members: [HBA.wwpn, TP_1] }] },
+  },
   arrays: [
     {
       name: 'array1',
@@ -161,16 +165,20 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   beforeAll(async () => {
     const cfg = join(dir, 'san.json');
     writeFileSync(cfg, JSON.stringify(SAN_CONFIG));
-    const san = startCli(['san', '--config', cfg, '--link', linkPath, '--control', ctlPath], { NPIV_HBA_LOG_LEVEL: 'info' });
+    const san = startCli(['san', '--config', cfg, '--link', linkPath, '--control', ctlPath], {
+      NPIV_HBA_LOG_LEVEL: 'info',
+    });
     procs.push(san);
     await waitForPath(ctlPath, san);
-    const serve = startCli(['serve', '--socket', sock, '--wwpn', HBA.wwpn, '--wwnn', HBA.wwnn, '--san', linkPath], { NPIV_HBA_LOG_LEVEL: 'info' });
+    const serve = startCli(['serve', '--socket', sock, '--wwpn', HBA.wwpn, '--wwnn', HBA.wwnn, '--san', linkPath], {
+      NPIV_HBA_LOG_LEVEL: 'info',
+    });
     procs.push(serve);
     await waitForPath(sock, serve);
     const pending: Promise<void>[] = [];
     run = await runGuest({
-        // Under a loaded TCG host the boot-time IO-APIC timer check can misfire and panic.
-        kernelArgs: ['no_timer_check'],
+      // Under a loaded TCG host the boot-time IO-APIC timer check can misfire and panic.
+      kernelArgs: ['no_timer_check'],
       devices: [sock],
       qlaParams: { ql2xextended_error_logging: '0x1e400000' },
       dmesg: true,
@@ -197,7 +205,9 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
     for (const f of (list.result ?? []) as { spec: { kind: string }; hits: number }[]) faultHits[f.spec.kind] = f.hits;
     writeFileSync(join(tmpdir(), 'npiv-living-changes.log'), run.output + '\n--- san\n' + san.log().slice(-100_000));
     const fio = run.guestLines.find((l) => l.startsWith('FIO ')) ?? 'FIO missing';
-    console.log(['living SAN — run-time SAN changes', `  changes applied          ${ctlResults.length}`, `  ${fio}`].join('\n'));
+    console.log(
+      ['living SAN — run-time SAN changes', `  changes applied          ${ctlResults.length}`, `  ${fio}`].join('\n'),
+    );
   });
 
   afterAll(async () => {
@@ -210,7 +220,11 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   it('boots, every change is accepted by the SAN, no kernel problems', () => {
     expect(run.timedOut, run.output.slice(-8000)).toBe(false);
     expect(run.exitStatus, run.output.slice(-8000)).toBe(0);
-    expect(ctlResults.sort()).toEqual(Object.keys(CHANGES).map((k) => `${k} ok`).sort());
+    expect(ctlResults.sort()).toEqual(
+      Object.keys(CHANGES)
+        .map((k) => `${k} ok`)
+        .sort(),
+    );
     expect(run.kernelProblems).toEqual([]);
     expect(line('START ')).toMatch(new RegExp(`^START disks=1 lun0=sd\\w+ size=${32 * MIB_SECTORS} rports=1$`));
   });
@@ -227,7 +241,7 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   });
 
   it('unmap-lun: the LUN leaves REPORT LUNS and the rescan removes its disk', () => {
-    expect(line('AFTER_UNMAP ')).toBe("AFTER_UNMAP disks=1 luns=1");
+    expect(line('AFTER_UNMAP ')).toBe('AFTER_UNMAP disks=1 luns=1');
   });
 
   it('zoning change: RSCN → discovery adds, then removes, the second target port', () => {
@@ -238,7 +252,9 @@ describe('living SAN: LUN mapping, volume resize, zoning and target port changes
   });
 
   it('fault injection: MEDIUM ERROR on an LBA range fails reads and writes there only, until cleared', () => {
-    expect(line('SCSI_ERROR ')).toMatch(/^SCSI_ERROR read_in=[1-9]\d* read_out=0 write_in=[1-9]\d* medium_logged=[1-9]\d* unrecovered=[1-9]\d* write_error=[1-9]\d*$/);
+    expect(line('SCSI_ERROR ')).toMatch(
+      /^SCSI_ERROR read_in=[1-9]\d* read_out=0 write_in=[1-9]\d* medium_logged=[1-9]\d* unrecovered=[1-9]\d* write_error=[1-9]\d*$/,
+    );
     expect(line('SCSI_CLEARED ')).toBe('SCSI_CLEARED write_in=0 readback_same=0');
   });
 

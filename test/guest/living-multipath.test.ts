@@ -212,7 +212,19 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
       for (const hba of [HBA_A, HBA_B]) {
         if (i === 0 && hba === HBA_B) {
           // Once through the CLI, as an administrator would.
-          const r = spawnSync(process.execPath, [join(PROJECT_ROOT, 'bin/npiv-hba.js'), 'san', 'ctl', '--control', ctlPath, 'link-down', `wwpn=${hba.wwpn}`], { encoding: 'utf8' });
+          const r = spawnSync(
+            process.execPath,
+            [
+              join(PROJECT_ROOT, 'bin/npiv-hba.js'),
+              'san',
+              'ctl',
+              '--control',
+              ctlPath,
+              'link-down',
+              `wwpn=${hba.wwpn}`,
+            ],
+            { encoding: 'utf8' },
+          );
           cliLinkDown = { status: r.status ?? -1, out: r.stdout + r.stderr };
           events.push(`cli link-down ${hba.wwpn} -> ${r.status}`);
         } else {
@@ -227,7 +239,8 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
   }
 
   async function faultSchedule(): Promise<void> {
-    const add = async (spec: Record<string, unknown>) => (await ctl('fault-add', spec)).result as { id: number } | undefined;
+    const add = async (spec: Record<string, unknown>) =>
+      (await ctl('fault-add', spec)).result as { id: number } | undefined;
     await add({ kind: 'delay', wwpn: HBA_A.wwpn, direction: 'to', delayMs: 30, probability: 0.3 });
     await add({ kind: 'slow-target', wwpn: TP_2, latencyMs: 40 });
     await add({ kind: 'rscn-storm', count: 20, intervalMs: 200 });
@@ -245,18 +258,25 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
   beforeAll(async () => {
     const cfg = join(dir, 'san.json');
     writeFileSync(cfg, JSON.stringify(SAN_CONFIG));
-    const san = startCli(['san', '--config', cfg, '--link', linkPath, '--control', ctlPath], { NPIV_HBA_LOG_LEVEL: 'info' });
+    const san = startCli(['san', '--config', cfg, '--link', linkPath, '--control', ctlPath], {
+      NPIV_HBA_LOG_LEVEL: 'info',
+    });
     procs.push(san);
     await waitForPath(ctlPath, san);
-    for (const [hba, sock] of [[HBA_A, sockA], [HBA_B, sockB]] as const) {
-      const p = startCli(['serve', '--socket', sock, '--wwpn', hba.wwpn, '--wwnn', hba.wwnn, '--san', linkPath], { NPIV_HBA_LOG_LEVEL: 'info' });
+    for (const [hba, sock] of [
+      [HBA_A, sockA],
+      [HBA_B, sockB],
+    ] as const) {
+      const p = startCli(['serve', '--socket', sock, '--wwpn', hba.wwpn, '--wwnn', hba.wwnn, '--san', linkPath], {
+        NPIV_HBA_LOG_LEVEL: 'info',
+      });
       procs.push(p);
       await waitForPath(sock, p);
     }
     const host: Promise<void>[] = [];
     run = await runGuest({
-        // Under a loaded TCG host the boot-time IO-APIC timer check can misfire and panic.
-        kernelArgs: ['no_timer_check'],
+      // Under a loaded TCG host the boot-time IO-APIC timer check can misfire and panic.
+      kernelArgs: ['no_timer_check'],
       devices: [sockA, sockB],
       qlaParams: { ql2xextended_error_logging: '0x1e400000' },
       dmesg: true,
@@ -285,14 +305,19 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
       figures.fioIoErrors += m[1] === '0' ? 0 : 1;
       figures.verifyFailures += Number(m[2]);
     }
-    writeFileSync(join(tmpdir(), 'npiv-living-multipath.log'), run.output + '\n--- host events\n' + events.join('\n') + '\n--- san\n' + procs[0]!.log().slice(-200_000));
+    writeFileSync(
+      join(tmpdir(), 'npiv-living-multipath.log'),
+      run.output + '\n--- host events\n' + events.join('\n') + '\n--- san\n' + procs[0]!.log().slice(-200_000),
+    );
     console.log(
       [
         'living SAN — multipath under link flaps and faults',
         `  path failovers done      ${figures.failovers}`,
         `  fio I/O errors           ${figures.fioIoErrors}`,
         `  fio verify failures      ${figures.verifyFailures}`,
-        `  faults fired             ${Object.entries(faultHits).map(([k, n]) => `${k}=${n}`).join(' ')}`,
+        `  faults fired             ${Object.entries(faultHits)
+          .map(([k, n]) => `${k}=${n}`)
+          .join(' ')}`,
         `  target back              ${run.guestLines.find((l) => l.startsWith('RPORT_BACK ')) ?? '?'}; ${run.guestLines.find((l) => l.startsWith('TARGET_BACK ')) ?? '?'}`,
       ].join('\n'),
     );

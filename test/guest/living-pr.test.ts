@@ -25,7 +25,11 @@ const plainWwn = (w: string) => w.replaceAll(':', '');
 const LINK_DOWN_MS = 8_000;
 
 const SAN_CONFIG = {
-  fabric: { name: 'fabric-a', domain: 1, zoning: { default: 'deny', zones: [{ name: 'cluster', members: [VM1.wwpn, VM2.wwpn, TP_1] }] } },
+  fabric: {
+    name: 'fabric-a',
+    domain: 1,
+    zoning: { default: 'deny', zones: [{ name: 'cluster', members: [VM1.wwpn, VM2.wwpn, TP_1] }] },
+  },
   arrays: [
     {
       name: 'array1',
@@ -113,11 +117,18 @@ describe('living SAN: persistent reservations between two guests with their own 
   beforeAll(async () => {
     const cfg = join(dir, 'san.json');
     writeFileSync(cfg, JSON.stringify(SAN_CONFIG));
-    const san = startCli(['san', '--config', cfg, '--link', linkPath, '--control', ctlPath], { NPIV_HBA_LOG_LEVEL: 'info' });
+    const san = startCli(['san', '--config', cfg, '--link', linkPath, '--control', ctlPath], {
+      NPIV_HBA_LOG_LEVEL: 'info',
+    });
     procs.push(san);
     await waitForPath(ctlPath, san);
-    for (const [vm, sock] of [[VM1, sock1], [VM2, sock2]] as const) {
-      const p = startCli(['serve', '--socket', sock, '--wwpn', vm.wwpn, '--wwnn', vm.wwnn, '--san', linkPath], { NPIV_HBA_LOG_LEVEL: 'info' });
+    for (const [vm, sock] of [
+      [VM1, sock1],
+      [VM2, sock2],
+    ] as const) {
+      const p = startCli(['serve', '--socket', sock, '--wwpn', vm.wwpn, '--wwnn', vm.wwnn, '--san', linkPath], {
+        NPIV_HBA_LOG_LEVEL: 'info',
+      });
       procs.push(p);
       await waitForPath(sock, p);
     }
@@ -146,7 +157,10 @@ describe('living SAN: persistent reservations between two guests with their own 
       runGuest({ kernelArgs: ['no_timer_check'], devices: [sock2], script: GUEST2, timeoutMs: 840_000 }),
     ]);
     await flap;
-    writeFileSync(join(tmpdir(), 'npiv-living-pr.log'), g1.output + '\n=== guest 2\n' + g2.output + '\n--- san\n' + san.log().slice(-100_000));
+    writeFileSync(
+      join(tmpdir(), 'npiv-living-pr.log'),
+      g1.output + '\n=== guest 2\n' + g2.output + '\n--- san\n' + san.log().slice(-100_000),
+    );
     const g = (r: GuestRunResult, p: string) => r.guestLines.find((l) => l.startsWith(p)) ?? `${p} <missing>`;
     console.log(
       [

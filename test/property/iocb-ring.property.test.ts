@@ -8,12 +8,23 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { CommandRequest, StatusType0 } from '../../src/isp/ring/types.js';
-import { ENTRY, RingFixture, buildCmd7, collectSense, decodeStatus, implementations, intToScsiLun } from '../unit/ring/support.js';
+import {
+  ENTRY,
+  RingFixture,
+  buildCmd7,
+  collectSense,
+  decodeStatus,
+  implementations,
+  intToScsiLun,
+} from '../unit/ring/support.js';
 import { FEW, RUNS, bytes, u16, u24, u32, u8 } from './support.js';
 
 const impls = implementations();
 
-const segment = fc.record({ address: fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }), length: fc.integer({ min: 1, max: 1 << 16 }) });
+const segment = fc.record({
+  address: fc.bigInt({ min: 0n, max: (1n << 48n) - 1n }),
+  length: fc.integer({ min: 1, max: 1 << 16 }),
+});
 const cmd7 = fc.record({
   handle: fc.integer({ min: 1, max: 0xffff }),
   nportHandle: fc.integer({ min: 0, max: 0x7ff }),
@@ -41,7 +52,13 @@ describe.each(impls)('IOCB ring codec ($name)', ({ create }) => {
         expect(r.entries).toHaveLength(1);
         const c = r.entries[0] as CommandRequest;
         expect(c.kind).toBe('command');
-        expect({ handle: c.handle, nportHandle: c.nportHandle, portId: c.portId, direction: c.direction, entryCount: c.entryCount }).toEqual({
+        expect({
+          handle: c.handle,
+          nportHandle: c.nportHandle,
+          portId: c.portId,
+          direction: c.direction,
+          entryCount: c.entryCount,
+        }).toEqual({
           handle: spec.handle,
           nportHandle: spec.nportHandle,
           portId: spec.portId,
@@ -64,7 +81,9 @@ describe.each(impls)('IOCB ring codec ($name)', ({ create }) => {
       handle: u32,
       compStatus: u16,
       scsiStatus: u8,
-      residual: fc.option(fc.record({ kind: fc.constantFrom<'under' | 'over'>('under', 'over'), bytes: u32 }), { nil: undefined }),
+      residual: fc.option(fc.record({ kind: fc.constantFrom<'under' | 'over'>('under', 'over'), bytes: u32 }), {
+        nil: undefined,
+      }),
       sense: fc.option(bytes(120, 1), { nil: undefined }),
     });
     fc.assert(
@@ -72,7 +91,13 @@ describe.each(impls)('IOCB ring codec ($name)', ({ create }) => {
         const fx = new RingFixture(8, 16);
         fx.configure(codec);
         codec.resetResponses();
-        const st: StatusType0 = { handle: s.handle, compStatus: s.compStatus, scsiStatus: s.scsiStatus, ...(s.residual ? { residual: s.residual } : {}), ...(s.sense ? { sense: s.sense } : {}) };
+        const st: StatusType0 = {
+          handle: s.handle,
+          compStatus: s.compStatus,
+          scsiStatus: s.scsiStatus,
+          ...(s.residual ? { residual: s.residual } : {}),
+          ...(s.sense ? { sense: s.sense } : {}),
+        };
         expect(codec.postStatus(st)).toBeGreaterThan(0);
         fx.flush(codec);
         const entries = fx.drainResponses();
@@ -95,7 +120,14 @@ describe('IOCB ring codecs on arbitrary request-ring bytes', () => {
     reqIn: fc.nat(20),
     budget: fc.integer({ min: 1, max: 40 }),
     // Mostly plausible entry types, so the decoders get past the first byte.
-    body: fc.array(fc.tuple(fc.constantFrom(0x18, 0x0a, 0x04, 0x14, 0x33, 0x52, 0x53, 0x29, 0x39, 0x03, 0x77), fc.integer({ min: 0, max: 6 }), bytes(ENTRY - 2, ENTRY - 2)), { maxLength: 16 }),
+    body: fc.array(
+      fc.tuple(
+        fc.constantFrom(0x18, 0x0a, 0x04, 0x14, 0x33, 0x52, 0x53, 0x29, 0x39, 0x03, 0x77),
+        fc.integer({ min: 0, max: 6 }),
+        bytes(ENTRY - 2, ENTRY - 2),
+      ),
+      { maxLength: 16 },
+    ),
   });
   it('never throw, and every implementation decodes and faults alike', () => {
     const codecs = impls.map((i) => i.create());
@@ -108,7 +140,9 @@ describe('IOCB ring codecs on arbitrary request-ring bytes', () => {
           fx.startAt(r.reqOut % r.entries);
           for (const [type, count, rest] of r.body.slice(0, r.entries)) fx.push(Uint8Array.of(type, count, ...rest));
           const out = codec.consumeRequests(fx.mem, r.reqOut % r.entries, r.reqIn, r.budget);
-          return JSON.stringify({ ...out, fault: out.fault?.kind ?? null }, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? [...v] : v));
+          return JSON.stringify({ ...out, fault: out.fault?.kind ?? null }, (_k, v: unknown) =>
+            typeof v === 'bigint' ? v.toString() : v instanceof Uint8Array ? [...v] : v,
+          );
         });
         for (const other of results.slice(1)) expect(other).toBe(results[0]);
       }),

@@ -15,9 +15,17 @@ import { FEW, RUNS } from './support.js';
 
 const wwn = fc.bigInt({ min: 1n, max: (1n << 64n) - 1n });
 const name = fc.stringMatching(/^[a-z][a-z0-9-]{0,15}$/);
-const size = fc.oneof(fc.integer({ min: 1, max: 1 << 30 }), fc.tuple(fc.integer({ min: 1, max: 4096 }), fc.constantFrom('KiB', 'MiB', 'GiB', '')).map(([n, u]) => `${n}${u}`));
+const size = fc.oneof(
+  fc.integer({ min: 1, max: 1 << 30 }),
+  fc.tuple(fc.integer({ min: 1, max: 4096 }), fc.constantFrom('KiB', 'MiB', 'GiB', '')).map(([n, u]) => `${n}${u}`),
+);
 /** JSON-ish values, including the shapes the schemas expect with wrong contents. */
-const junk = fc.oneof(fc.jsonValue(), fc.anything({ maxDepth: 3 }), fc.record({ fabric: fc.jsonValue(), arrays: fc.jsonValue() }), fc.record({ cmd: fc.string(), wwpn: fc.jsonValue() }));
+const junk = fc.oneof(
+  fc.jsonValue(),
+  fc.anything({ maxDepth: 3 }),
+  fc.record({ fabric: fc.jsonValue(), arrays: fc.jsonValue() }),
+  fc.record({ cmd: fc.string(), wwpn: fc.jsonValue() }),
+);
 
 const sanConfig = fc
   .record({
@@ -26,7 +34,10 @@ const sanConfig = fc
       fc.record({
         name,
         ports: fc.array(fc.record({ wwpn: wwn, wwnn: wwn }), { minLength: 1, maxLength: 3 }),
-        volumes: fc.uniqueArray(fc.record({ name, size, blockSize: fc.constantFrom(undefined, 512, 4096) }), { selector: (v) => v.name, maxLength: 3 }),
+        volumes: fc.uniqueArray(fc.record({ name, size, blockSize: fc.constantFrom(undefined, 512, 4096) }), {
+          selector: (v) => v.name,
+          maxLength: 3,
+        }),
         initiators: fc.uniqueArray(wwn, { maxLength: 3 }),
       }),
       { selector: (a) => a.name, maxLength: 3 },
@@ -41,8 +52,18 @@ const sanConfig = fc
     arrays: c.arrays.map((a) => ({
       name: a.name,
       ports: a.ports.map((p) => ({ wwpn: formatWwn(p.wwpn), wwnn: formatWwn(p.wwnn) })),
-      volumes: a.volumes.map((v) => ({ name: v.name, size: v.size, ...(v.blockSize ? { blockSize: v.blockSize } : {}) })),
-      hostGroups: [{ name: 'g', initiators: a.initiators.map(formatWwn), luns: Object.fromEntries(a.volumes.map((v, i) => [String(i), v.name])) }],
+      volumes: a.volumes.map((v) => ({
+        name: v.name,
+        size: v.size,
+        ...(v.blockSize ? { blockSize: v.blockSize } : {}),
+      })),
+      hostGroups: [
+        {
+          name: 'g',
+          initiators: a.initiators.map(formatWwn),
+          luns: Object.fromEntries(a.volumes.map((v, i) => [String(i), v.name])),
+        },
+      ],
     })),
   }));
 
@@ -53,21 +74,29 @@ describe('SAN configuration schema', () => {
         const parsed = parseSanConfig(c);
         expect(parsed.fabric.domain).toBe(c.fabric.domain);
         expect(parsed.arrays.map((a) => a.name)).toEqual(c.arrays.map((a) => a.name));
-        expect(parsed.arrays.flatMap((a) => a.ports.map((p) => formatWwn(p.wwpn)))).toEqual(c.arrays.flatMap((a) => a.ports.map((p) => p.wwpn)));
+        expect(parsed.arrays.flatMap((a) => a.ports.map((p) => formatWwn(p.wwpn)))).toEqual(
+          c.arrays.flatMap((a) => a.ports.map((p) => p.wwpn)),
+        );
       }),
       RUNS,
     );
   });
   it('rejects anything else with a ConfigError, never a crash', () => {
     fc.assert(
-      fc.property(fc.oneof(junk, sanConfig.map((c) => ({ ...c, arrays: [...c.arrays, c.arrays[0] ?? { name: 7 }] }))), (value) => {
-        try {
-          parseSanConfig(value);
-        } catch (err) {
-          expect(err).toBeInstanceOf(ConfigError);
-          expect((err as ConfigError).issues.length).toBeGreaterThan(0);
-        }
-      }),
+      fc.property(
+        fc.oneof(
+          junk,
+          sanConfig.map((c) => ({ ...c, arrays: [...c.arrays, c.arrays[0] ?? { name: 7 }] })),
+        ),
+        (value) => {
+          try {
+            parseSanConfig(value);
+          } catch (err) {
+            expect(err).toBeInstanceOf(ConfigError);
+            expect((err as ConfigError).issues.length).toBeGreaterThan(0);
+          }
+        },
+      ),
       RUNS,
     );
   });
@@ -76,11 +105,22 @@ describe('SAN configuration schema', () => {
 const control = fc.oneof(
   fc.constant({ cmd: 'status' }),
   fc.record({ cmd: fc.constant('add-volume'), array: name, name, size, blockSize: fc.constantFrom(512, 4096, '512') }),
-  fc.record({ cmd: fc.constant('map-lun'), array: name, hostGroup: name, lun: fc.oneof(fc.integer({ min: 0, max: 16383 }), fc.integer({ min: 0, max: 16383 }).map(String)), volume: name }),
+  fc.record({
+    cmd: fc.constant('map-lun'),
+    array: name,
+    hostGroup: name,
+    lun: fc.oneof(fc.integer({ min: 0, max: 16383 }), fc.integer({ min: 0, max: 16383 }).map(String)),
+    volume: name,
+  }),
   fc.record({ cmd: fc.constant('zone-create'), name, members: fc.array(wwn.map(formatWwn), { maxLength: 4 }) }),
   fc.record({ cmd: fc.constantFrom('port-down', 'port-up', 'link-down', 'link-up'), wwpn: wwn.map(formatWwn) }),
   fc.record({ cmd: fc.constant('zoneset-activate'), name: fc.option(name) }),
-  fc.record({ cmd: fc.constant('fault-add'), kind: fc.constant('drop'), probability: fc.double({ min: 0, max: 1, noNaN: true }), count: fc.integer({ min: 1, max: 100 }) }),
+  fc.record({
+    cmd: fc.constant('fault-add'),
+    kind: fc.constant('drop'),
+    probability: fc.double({ min: 0, max: 1, noNaN: true }),
+    count: fc.integer({ min: 1, max: 100 }),
+  }),
 );
 
 describe('SAN control request schema', () => {
@@ -111,7 +151,14 @@ const absPath = fc.stringMatching(/^\/[a-z0-9/_.-]{1,60}$/);
 const definition: fc.Arbitrary<VportDefinition> = fc
   .record({ uuid, wwpn: wwn, wwnn: wwn, link: fc.option(absPath), socket: absPath, autostart: fc.boolean() })
   .filter((d) => d.wwpn !== d.wwnn)
-  .map((d) => ({ uuid: d.uuid, wwpn: d.wwpn, wwnn: d.wwnn, backend: d.link ? { type: 'san', link: d.link } : { type: 'none' }, socket: d.socket, autostart: d.autostart }));
+  .map((d) => ({
+    uuid: d.uuid,
+    wwpn: d.wwpn,
+    wwnn: d.wwnn,
+    backend: d.link ? { type: 'san', link: d.link } : { type: 'none' },
+    socket: d.socket,
+    autostart: d.autostart,
+  }));
 
 describe('vport definition schema', () => {
   it('definitionFromJson(definitionToJson(d)) = d', () => {

@@ -5,7 +5,18 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { LUN_FIELD_LENGTH, MAX_FLAT_LUN, be16, be32, be64, decodeLun, encodeLun, put16, put32, put64 } from '../../src/scsi/cdb.js';
+import {
+  LUN_FIELD_LENGTH,
+  MAX_FLAT_LUN,
+  be16,
+  be32,
+  be64,
+  decodeLun,
+  encodeLun,
+  put16,
+  put32,
+  put64,
+} from '../../src/scsi/cdb.js';
 import { HOST_1, Host, makeArray } from '../unit/scsi/helpers.js';
 import { FEW, RUNS, bytes, u16, u32, u64 } from './support.js';
 
@@ -37,22 +48,31 @@ describe('SAM LUN structure', () => {
   });
   it('decodes any field to a LUN in range (which encodes back to a field decoding to it) or null', () => {
     fc.assert(
-      fc.property(fc.oneof(bytes(10), bytes(2).map((b) => Uint8Array.of(...b, 0, 0, 0, 0, 0, 0))), (field) => {
-        const n = decodeLun(field);
-        if (n === null) return;
-        expect(field.length).toBe(LUN_FIELD_LENGTH);
-        expect(n).toBeGreaterThanOrEqual(0);
-        expect(n).toBeLessThanOrEqual(MAX_FLAT_LUN);
-        expect(decodeLun(encodeLun(n))).toBe(n);
-      }),
+      fc.property(
+        fc.oneof(
+          bytes(10),
+          bytes(2).map((b) => Uint8Array.of(...b, 0, 0, 0, 0, 0, 0)),
+        ),
+        (field) => {
+          const n = decodeLun(field);
+          if (n === null) return;
+          expect(field.length).toBe(LUN_FIELD_LENGTH);
+          expect(n).toBeGreaterThanOrEqual(0);
+          expect(n).toBeLessThanOrEqual(MAX_FLAT_LUN);
+          expect(decodeLun(encodeLun(n))).toBe(n);
+        },
+      ),
       RUNS,
     );
   });
   it('refuses LUNs it cannot encode with a RangeError', () => {
     fc.assert(
-      fc.property(fc.oneof(fc.integer({ min: MAX_FLAT_LUN + 1 }), fc.integer({ max: -1 }), fc.double({ noInteger: true })), (n) => {
-        expect(() => encodeLun(n)).toThrow(RangeError);
-      }),
+      fc.property(
+        fc.oneof(fc.integer({ min: MAX_FLAT_LUN + 1 }), fc.integer({ max: -1 }), fc.double({ noInteger: true })),
+        (n) => {
+          expect(() => encodeLun(n)).toThrow(RangeError);
+        },
+      ),
       RUNS,
     );
   });
@@ -63,16 +83,58 @@ describe('CDB parsing by the device server', () => {
     const array = await makeArray();
     const host = new Host(HOST_1, array.ports[0]!);
     // Opcodes the server implements come first, so most cases reach their field parsing.
-    const opcode = fc.constantFrom(0x00, 0x03, 0x12, 0x1a, 0x25, 0x28, 0x2a, 0x2f, 0x35, 0x5a, 0x5e, 0x5f, 0x88, 0x8a, 0x9e, 0xa0, 0xa3, 0x41, 0x93, 0x42, 0x89, 0x1b, 0x1e, 0x08, 0x0a, 0x4d, 0x56, 0x57);
-    const cdb = fc.tuple(fc.oneof(opcode, fc.integer({ min: 0, max: 255 })), bytes(15, 15)).map(([op, rest]) => Uint8Array.of(op, ...rest));
+    const opcode = fc.constantFrom(
+      0x00,
+      0x03,
+      0x12,
+      0x1a,
+      0x25,
+      0x28,
+      0x2a,
+      0x2f,
+      0x35,
+      0x5a,
+      0x5e,
+      0x5f,
+      0x88,
+      0x8a,
+      0x9e,
+      0xa0,
+      0xa3,
+      0x41,
+      0x93,
+      0x42,
+      0x89,
+      0x1b,
+      0x1e,
+      0x08,
+      0x0a,
+      0x4d,
+      0x56,
+      0x57,
+    );
+    const cdb = fc
+      .tuple(fc.oneof(opcode, fc.integer({ min: 0, max: 255 })), bytes(15, 15))
+      .map(([op, rest]) => Uint8Array.of(op, ...rest));
     const lunField = fc.oneof(fc.constant(encodeLun(0)), fc.constant(encodeLun(7)), bytes(8, 8));
     await fc.assert(
-      fc.asyncProperty(cdb, lunField, fc.constantFrom('read', 'write', 'none'), fc.integer({ min: 0, max: 8192 }), async (c, lun, direction, length) => {
-        const dataOut = direction === 'write' ? new Uint8Array(length) : undefined;
-        const r = await host.send(c, { lunField: lun, direction: direction as 'read' | 'write' | 'none', expectedLength: length, ...(dataOut ? { dataOut } : {}) });
-        expect(Number.isInteger(r.status)).toBe(true);
-        if (r.status === 0x02) expect(r.sense?.length ?? 0).toBeGreaterThan(0);
-      }),
+      fc.asyncProperty(
+        cdb,
+        lunField,
+        fc.constantFrom('read', 'write', 'none'),
+        fc.integer({ min: 0, max: 8192 }),
+        async (c, lun, direction, length) => {
+          const dataOut = direction === 'write' ? new Uint8Array(length) : undefined;
+          const r = await host.send(c, {
+            lunField: lun,
+            direction: direction as 'read' | 'write' | 'none',
+            expectedLength: length,
+            ...(dataOut ? { dataOut } : {}),
+          });
+          expect(Number.isInteger(r.status)).toBe(true);
+          if (r.status === 0x02) expect(r.sense?.length ?? 0).toBeGreaterThan(0);
+        },
+      ),
       FEW,
     );
   });

@@ -46,9 +46,27 @@ interface Codec<T> {
 }
 
 const codecs: Codec<never>[] = [
-  { name: 'DMA_MAP', size: DMA_MAP.SIZEOF, arb: fc.record({ argsz: u32, flags: u32, offset: u64, address: u64, size: u64 }), encode: encodeDmaMap, decode: decodeDmaMap },
-  { name: 'DMA_UNMAP', size: DMA_UNMAP.SIZEOF, arb: fc.record({ argsz: u32, flags: u32, address: u64, size: u64 }), encode: encodeDmaUnmap, decode: decodeDmaUnmap },
-  { name: 'DEVICE_GET_INFO', size: DEVICE_INFO.SIZEOF, arb: fc.record({ argsz: u32, flags: u32, numRegions: u32, numIrqs: u32 }), encode: encodeDeviceInfo, decode: decodeDeviceInfo },
+  {
+    name: 'DMA_MAP',
+    size: DMA_MAP.SIZEOF,
+    arb: fc.record({ argsz: u32, flags: u32, offset: u64, address: u64, size: u64 }),
+    encode: encodeDmaMap,
+    decode: decodeDmaMap,
+  },
+  {
+    name: 'DMA_UNMAP',
+    size: DMA_UNMAP.SIZEOF,
+    arb: fc.record({ argsz: u32, flags: u32, address: u64, size: u64 }),
+    encode: encodeDmaUnmap,
+    decode: decodeDmaUnmap,
+  },
+  {
+    name: 'DEVICE_GET_INFO',
+    size: DEVICE_INFO.SIZEOF,
+    arb: fc.record({ argsz: u32, flags: u32, numRegions: u32, numIrqs: u32 }),
+    encode: encodeDeviceInfo,
+    decode: decodeDeviceInfo,
+  },
   {
     name: 'DEVICE_GET_REGION_INFO',
     size: REGION_INFO.SIZEOF,
@@ -56,7 +74,13 @@ const codecs: Codec<never>[] = [
     encode: encodeRegionInfo,
     decode: decodeRegionInfo,
   },
-  { name: 'DEVICE_GET_IRQ_INFO', size: IRQ_INFO.SIZEOF, arb: fc.record({ argsz: u32, flags: u32, index: u32, count: u32 }), encode: encodeIrqInfo, decode: decodeIrqInfo },
+  {
+    name: 'DEVICE_GET_IRQ_INFO',
+    size: IRQ_INFO.SIZEOF,
+    arb: fc.record({ argsz: u32, flags: u32, index: u32, count: u32 }),
+    encode: encodeIrqInfo,
+    decode: decodeIrqInfo,
+  },
   {
     name: 'DEVICE_SET_IRQS',
     size: 20,
@@ -74,11 +98,20 @@ const codecs: Codec<never>[] = [
 ] as unknown as Codec<never>[];
 
 /** Payload bytes near a codec's size: the interesting lengths are just below, at and above it. */
-const payloadNear = (size: number) => fc.oneof(bytes(size + 40), fc.integer({ min: Math.max(0, size - 2), max: size + 2 }).chain((n) => bytes(n, n)));
+const payloadNear = (size: number) =>
+  fc.oneof(
+    bytes(size + 40),
+    fc.integer({ min: Math.max(0, size - 2), max: size + 2 }).chain((n) => bytes(n, n)),
+  );
 
 describe.each(codecs)('vfio-user $name payload', (c) => {
   it('decode(encode(v)) = v', () => {
-    fc.assert(fc.property(c.arb, (v) => { expect(c.decode(c.encode(v))).toEqual(v); }), RUNS);
+    fc.assert(
+      fc.property(c.arb, (v) => {
+        expect(c.decode(c.encode(v))).toEqual(v);
+      }),
+      RUNS,
+    );
   });
   it('decodes any bytes to a value or a ProtocolError, and re-encodes what it decoded', () => {
     fc.assert(
@@ -96,9 +129,17 @@ describe.each(codecs)('vfio-user $name payload', (c) => {
 });
 
 describe('vfio-user VERSION payload', () => {
-  const json = fc.oneof(fc.constant(undefined), fc.string({ maxLength: 200, unit: 'grapheme' }).filter((s) => !s.includes('\0')));
+  const json = fc.oneof(
+    fc.constant(undefined),
+    fc.string({ maxLength: 200, unit: 'grapheme' }).filter((s) => !s.includes('\0')),
+  );
   it('decode(encode(v)) = v', () => {
-    fc.assert(fc.property(fc.record({ major: u16, minor: u16, json }), (v) => { expect(decodeVersion(encodeVersion(v))).toEqual(v); }), RUNS);
+    fc.assert(
+      fc.property(fc.record({ major: u16, minor: u16, json }), (v) => {
+        expect(decodeVersion(encodeVersion(v))).toEqual(v);
+      }),
+      RUNS,
+    );
   });
   it('decodes any bytes to a value or a ProtocolError, and re-encodes what it decoded', () => {
     fc.assert(
@@ -123,7 +164,12 @@ describe('vfio-user message header', () => {
     );
   });
   it('decodes any bytes to a header or a ProtocolError', () => {
-    fc.assert(fc.property(bytes(24), fc.nat(30), (b, offset) => { decodesOrRejects(() => decodeHeader(b, offset), ProtocolError); }), RUNS);
+    fc.assert(
+      fc.property(bytes(24), fc.nat(30), (b, offset) => {
+        decodesOrRejects(() => decodeHeader(b, offset), ProtocolError);
+      }),
+      RUNS,
+    );
   });
 });
 
@@ -158,9 +204,19 @@ function feed(stream: Uint8Array, cuts: number[], withFds = false): Framed {
   return out;
 }
 
-const command = fc.record({ id: u16, command: fc.integer({ min: 0, max: 40 }), noReply: fc.boolean(), payload: bytes(64) });
+const command = fc.record({
+  id: u16,
+  command: fc.integer({ min: 0, max: 40 }),
+  noReply: fc.boolean(),
+  payload: bytes(64),
+});
 const stream = fc.array(command, { maxLength: 8 }).map((cs) => {
-  const parts = cs.map((c) => encodeMessage({ id: c.id, command: c.command, flags: HEADER_FLAGS.TYPE_COMMAND | (c.noReply ? HEADER_FLAGS.NO_REPLY : 0) }, c.payload));
+  const parts = cs.map((c) =>
+    encodeMessage(
+      { id: c.id, command: c.command, flags: HEADER_FLAGS.TYPE_COMMAND | (c.noReply ? HEADER_FLAGS.NO_REPLY : 0) },
+      c.payload,
+    ),
+  );
   const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
   let at = 0;
   for (const p of parts) {
@@ -177,7 +233,9 @@ describe('vfio-user stream framer', () => {
       fc.property(stream, cuts(600), ({ cs, all }, at) => {
         const whole = feed(all, []);
         expect(whole.error).toBeNull();
-        expect(whole.messages.map((m) => [m.header.id, m.header.command, m.payload])).toEqual(cs.map((c) => [c.id, c.command, [...c.payload]]));
+        expect(whole.messages.map((m) => [m.header.id, m.header.command, m.payload])).toEqual(
+          cs.map((c) => [c.id, c.command, [...c.payload]]),
+        );
         expect(feed(all, at)).toEqual(whole);
       }),
       RUNS,
@@ -187,15 +245,26 @@ describe('vfio-user stream framer', () => {
   it('gives the same messages and the same error for arbitrary bytes at every split', () => {
     fc.assert(
       fc.property(
-        fc.oneof(bytes(300), stream.chain(({ all }) => fc.tuple(fc.nat(all.length), u16).map(([i, v]) => { const b = all.slice(); if (b.length) b[i % b.length] = v & 0xff; return b; }))),
+        fc.oneof(
+          bytes(300),
+          stream.chain(({ all }) =>
+            fc.tuple(fc.nat(all.length), u16).map(([i, v]) => {
+              const b = all.slice();
+              if (b.length) b[i % b.length] = v & 0xff;
+              return b;
+            }),
+          ),
+        ),
         cuts(300),
-        (b, at) => { expect(feed(b, at)).toEqual(feed(b, [])); },
+        (b, at) => {
+          expect(feed(b, at)).toEqual(feed(b, []));
+        },
       ),
       RUNS,
     );
   });
 
-  it('hands each chunk\'s fds to the message holding the chunk\'s last byte', () => {
+  it("hands each chunk's fds to the message holding the chunk's last byte", () => {
     fc.assert(
       fc.property(stream, cuts(600), ({ all }, at) => {
         const split = feed(all, at, true);
@@ -206,7 +275,9 @@ describe('vfio-user stream framer', () => {
           const msgStart = msgEnd;
           msgEnd += m.header.size;
           // The chunks whose last byte lies in this message.
-          const expected = ends.flatMap((end, i) => (end > (i ? ends[i - 1]! : 0) && end - 1 >= msgStart && end - 1 < msgEnd ? [1000 + i] : []));
+          const expected = ends.flatMap((end, i) =>
+            end > (i ? ends[i - 1]! : 0) && end - 1 >= msgStart && end - 1 < msgEnd ? [1000 + i] : [],
+          );
           expect(m.fds).toEqual(expected);
         }
       }),

@@ -60,13 +60,22 @@ export interface ChildClientOptions {
   as?: { uid: number; gid: number };
 }
 
-export function runChildClient(path: string, message: Uint8Array, rounds: number, options: ChildClientOptions = {}): Promise<ChildClientResult> {
+export function runChildClient(
+  path: string,
+  message: Uint8Array,
+  rounds: number,
+  options: ChildClientOptions = {},
+): Promise<ChildClientResult> {
   const as = options.as;
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', SCRIPT, path, Buffer.from(message).toString('hex'), String(rounds), options.probeFirst ? '1' : '0'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      ...(as ? { uid: as.uid, gid: as.gid } : {}),
-    });
+    const child = spawn(
+      process.execPath,
+      ['-e', SCRIPT, path, Buffer.from(message).toString('hex'), String(rounds), options.probeFirst ? '1' : '0'],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        ...(as ? { uid: as.uid, gid: as.gid } : {}),
+      },
+    );
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (t: string) => (out += t));

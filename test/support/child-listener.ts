@@ -25,7 +25,10 @@ export interface ChildListener {
 
 export function startChildListener(path: string, as?: { uid: number; gid: number }): Promise<ChildListener> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['-e', SCRIPT, path], { stdio: ['ignore', 'pipe', 'pipe'], ...(as ? { uid: as.uid, gid: as.gid } : {}) });
+    const child = spawn(process.execPath, ['-e', SCRIPT, path], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...(as ? { uid: as.uid, gid: as.gid } : {}),
+    });
     let out = '';
     let err = '';
     const exited = new Promise<void>((done) => child.once('close', () => done()));

@@ -39,12 +39,20 @@ export class ArrayGuestMemory implements GuestMemory {
   private find(address: bigint, length: number, access: 'read' | 'write'): { bytes: Uint8Array; offset: number } {
     if (length >= 0) {
       for (const w of this.windows) {
-        if (address >= w.base && address + BigInt(length) <= w.base + BigInt(w.bytes.length) && (access === 'read' || w.writable)) {
+        if (
+          address >= w.base &&
+          address + BigInt(length) <= w.base + BigInt(w.bytes.length) &&
+          (access === 'read' || w.writable)
+        ) {
           return { bytes: w.bytes, offset: Number(address - w.base) };
         }
       }
     }
-    throw new DmaError(`${access} of ${length} bytes at 0x${address.toString(16)} outside guest memory`, address, length);
+    throw new DmaError(
+      `${access} of ${length} bytes at 0x${address.toString(16)} outside guest memory`,
+      address,
+      length,
+    );
   }
 
   read(address: bigint, length: number): Uint8Array {
@@ -54,7 +62,8 @@ export class ArrayGuestMemory implements GuestMemory {
   }
 
   readInto(address: bigint, dst: Uint8Array, dstOffset = 0, length = dst.length - dstOffset): void {
-    if (dstOffset < 0 || length < 0 || dstOffset + length > dst.length) throw new RangeError('readInto destination range');
+    if (dstOffset < 0 || length < 0 || dstOffset + length > dst.length)
+      throw new RangeError('readInto destination range');
     const { bytes, offset } = this.find(address, length, 'read');
     this.reads++;
     this.bytesRead += length;

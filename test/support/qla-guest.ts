@@ -166,12 +166,23 @@ export function newEntry(type: number, handle: number): { bytes: Uint8Array; dv:
 }
 
 /** A Command Type 7 READ(10)/WRITE(10) with one DSD at guest address `data`. */
-export function ioEntry(handle: number, direction: 'read' | 'write', lba: number, blocks: number, data: bigint, targetPortId: number): Uint8Array {
+export function ioEntry(
+  handle: number,
+  direction: 'read' | 'write',
+  lba: number,
+  blocks: number,
+  data: bigint,
+  targetPortId: number,
+): Uint8Array {
   const e = newEntry(EntryType.COMMAND_TYPE_7, handle);
   const bytes = blocks * BLOCK;
   e.dv.setUint16(Cmd7.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
   e.dv.setUint16(Cmd7.DSEG_COUNT, 1, true);
-  e.dv.setUint16(Cmd7.TASK_MGMT_FLAGS, direction === 'write' ? Cmd7Flags.TMF_WRITE_DATA : Cmd7Flags.TMF_READ_DATA, true);
+  e.dv.setUint16(
+    Cmd7.TASK_MGMT_FLAGS,
+    direction === 'write' ? Cmd7Flags.TMF_WRITE_DATA : Cmd7Flags.TMF_READ_DATA,
+    true,
+  );
   const cdb = new Uint8Array(Cmd7.FCP_CDB_SIZE);
   cdb[0] = direction === 'write' ? SCSI_WRITE_10 : SCSI_READ_10;
   new DataView(cdb.buffer).setUint32(2, lba, false);
@@ -284,7 +295,11 @@ export class QlaGuest {
    * Maps guest RAM, connects and replays QEMU's attach, then enables memory space and bus
    * mastering; `make` builds the subclass instance around the pieces.
    */
-  protected static async connect<T extends QlaGuest>(socketPath: string, options: QlaGuestOptions, make: (parts: QlaGuestParts) => T): Promise<T> {
+  protected static async connect<T extends QlaGuest>(
+    socketPath: string,
+    options: QlaGuestOptions,
+    make: (parts: QlaGuestParts) => T,
+  ): Promise<T> {
     const memfd = native.memfdCreate(options.memfdName, options.ramSize);
     const ramBuffer = native.mmap(memfd, options.ramSize, 0n, 3);
     let client: VfioUserClient;
@@ -404,7 +419,9 @@ export class QlaGuest {
       const r = await this.pollOnce();
       if (r) return r;
       if (Date.now() > deadline) {
-        throw new TimeoutError(`mailbox 0x${(regs[0] ?? 0).toString(16)} [${regs.map((v) => v.toString(16)).join(' ')}] got no completion in ${timeoutMs} ms`);
+        throw new TimeoutError(
+          `mailbox 0x${(regs[0] ?? 0).toString(16)} [${regs.map((v) => v.toString(16)).join(' ')}] got no completion in ${timeoutMs} ms`,
+        );
       }
       if (polls > 4) await sleep(1);
     }
@@ -442,12 +459,17 @@ export class QlaGuest {
     // Drain whatever the reset left latched.
     for (let i = 0; i < 16 && (await this.pollOnce()) !== null; i++);
     await this.expectOk(
-      this.dmaMailbox(MBC.LOAD_RISC_RAM_EXTENDED, this.addr(QLA_LAYOUT.SCRATCH), { 1: RISC_START_ADDRESS & 0xffff, 5: 16, 8: RISC_START_ADDRESS >>> 16 }),
+      this.dmaMailbox(MBC.LOAD_RISC_RAM_EXTENDED, this.addr(QLA_LAYOUT.SCRATCH), {
+        1: RISC_START_ADDRESS & 0xffff,
+        5: 16,
+        8: RISC_START_ADDRESS >>> 16,
+      }),
       'LOAD_RISC_RAM_EXTENDED',
     );
     await this.expectOk([MBC.VERIFY_CHECKSUM, RISC_START_ADDRESS >>> 16, 0], 'VERIFY_CHECKSUM');
     await this.expectOk([MBC.EXECUTE_FIRMWARE, RISC_START_ADDRESS >>> 16, 0], 'EXECUTE_FIRMWARE');
-    for (let i = 0; i < this.rspEntries; i++) this.view.setUint32(QLA_LAYOUT.RSP_RING + i * IOCB_SIZE + IocbHeader.SIGNATURE, RESPONSE_PROCESSED, true);
+    for (let i = 0; i < this.rspEntries; i++)
+      this.view.setUint32(QLA_LAYOUT.RSP_RING + i * IOCB_SIZE + IocbHeader.SIGNATURE, RESPONSE_PROCESSED, true);
     for (const r of [REG.REQ_Q_IN, REG.REQ_Q_OUT, REG.RSP_Q_IN, REG.RSP_Q_OUT]) this.w32(r, 0);
     this.reqIn = 0;
     this.rspOut = 0;
@@ -458,7 +480,10 @@ export class QlaGuest {
     const deadline = Date.now() + linkTimeoutMs;
     // The model reports link events with the next mailbox completion or on its own; keep asking.
     while (!this.aens.includes(MBA_PORT_UPDATE)) {
-      if (Date.now() > deadline) throw new TimeoutError(`no PORT UPDATE within ${linkTimeoutMs} ms (AENs: ${this.aens.map((a) => a.toString(16))})`);
+      if (Date.now() > deadline)
+        throw new TimeoutError(
+          `no PORT UPDATE within ${linkTimeoutMs} ms (AENs: ${this.aens.map((a) => a.toString(16))})`,
+        );
       await this.mailbox([MBC.GET_FIRMWARE_STATE]);
       await sleep(5);
     }
@@ -502,7 +527,8 @@ export class QlaGuest {
   async flashRead(start: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
     const dv = new DataView(out.buffer);
-    for (let off = 0; off < length; off += 4) dv.setUint32(off, await this.flashReadDword(FLASH_WINDOW.DATA + (start + off) / 4), true);
+    for (let off = 0; off < length; off += 4)
+      dv.setUint32(off, await this.flashReadDword(FLASH_WINDOW.DATA + (start + off) / 4), true);
     return out;
   }
 
@@ -518,7 +544,10 @@ export class QlaGuest {
       if (off === 0 || a % FLASH_SECTOR_SIZE === 0) {
         const s = a & ~(FLASH_SECTOR_SIZE - 1);
         // The erase command carries the sector's byte address in flash byte order (qla24xx_erase_sector).
-        await this.flashWriteDword(FLASH_WINDOW.CONF + FLASH_CONF.COMMAND_BASE + FLASH_SECTOR_ERASE, (s & 0xff00) | ((s << 16) & 0xff0000) | ((s >> 16) & 0xff));
+        await this.flashWriteDword(
+          FLASH_WINDOW.CONF + FLASH_CONF.COMMAND_BASE + FLASH_SECTOR_ERASE,
+          (s & 0xff00) | ((s << 16) & 0xff0000) | ((s >> 16) & 0xff),
+        );
       }
       await this.flashWriteDword(FLASH_WINDOW.DATA + a / 4, dv.getUint32(off, true));
     }
@@ -617,11 +646,13 @@ export class QlaGuest {
     ct.dv.setBigUint64(Ct.DSD1 + Dsd64.ADDRESS, this.addr(QLA_LAYOUT.CT_RESPONSE), true);
     ct.dv.setUint32(Ct.DSD1 + Dsd64.LENGTH, QLA_LAYOUT.CT_RESPONSE_SIZE, true);
     const ctDone = await this.iocb(ct.bytes);
-    if (ctDone[IocbHeader.ENTRY_STATUS] !== 0) throw new Error(`GPN_FT entry_status 0x${ctDone[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
+    if (ctDone[IocbHeader.ENTRY_STATUS] !== 0)
+      throw new Error(`GPN_FT entry_status 0x${ctDone[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
     const ctStatus = new DataView(ctDone.buffer).getUint16(Ct.COMP_STATUS, true);
     if (ctStatus !== 0) throw new Error(`GPN_FT status 0x${ctStatus.toString(16)}`);
     const list = this.ram.slice(QLA_LAYOUT.CT_RESPONSE, QLA_LAYOUT.CT_RESPONSE + QLA_LAYOUT.CT_RESPONSE_SIZE);
-    if (new DataView(list.buffer).getUint16(8, false) !== CT_ACCEPT) throw new Error(`GPN_FT rejected: ${Buffer.from(list.subarray(0, 16)).toString('hex')}`);
+    if (new DataView(list.buffer).getUint16(8, false) !== CT_ACCEPT)
+      throw new Error(`GPN_FT rejected: ${Buffer.from(list.subarray(0, 16)).toString('hex')}`);
     let target = 0;
     for (let o = 16; o + GPN_FT_ENTRY_SIZE <= list.length; o += GPN_FT_ENTRY_SIZE) {
       const id = (list[o + 1]! << 16) | (list[o + 2]! << 8) | list[o + 3]!;
@@ -639,7 +670,8 @@ export class QlaGuest {
     login.dv.setUint16(Logio.CONTROL_FLAGS, LOGIO_PLOGI_THEN_PRLI, true);
     writePortIdLe(login.dv, Logio.PORT_ID, target);
     const done = await this.iocb(login.bytes);
-    if (done[IocbHeader.ENTRY_STATUS] !== 0) throw new Error(`PLOGI entry_status 0x${done[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
+    if (done[IocbHeader.ENTRY_STATUS] !== 0)
+      throw new Error(`PLOGI entry_status 0x${done[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
     const status = new DataView(done.buffer).getUint16(Logio.COMP_STATUS, true);
     if (status !== 0) throw new Error(`PLOGI to ${target.toString(16)} status 0x${status.toString(16)}`);
     this.targetPortId = target;

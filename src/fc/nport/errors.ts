@@ -21,7 +21,9 @@ export class ElsRejectError extends Error {
     readonly command: number,
     readonly rjt: LsRjt,
   ) {
-    super(`${elsCommandName(command)} rejected: LS_RJT reason 0x${rjt.reason.toString(16)} explanation 0x${rjt.explanation.toString(16)}`);
+    super(
+      `${elsCommandName(command)} rejected: LS_RJT reason 0x${rjt.reason.toString(16)} explanation 0x${rjt.explanation.toString(16)}`,
+    );
     this.name = 'ElsRejectError';
   }
 }
@@ -31,7 +33,9 @@ export class CtRejectError extends Error {
     readonly reason: number,
     readonly explanation: number,
   ) {
-    super(`CT 0x${command.toString(16)} rejected: FS_RJT reason 0x${reason.toString(16)} explanation 0x${explanation.toString(16)}`);
+    super(
+      `CT 0x${command.toString(16)} rejected: FS_RJT reason 0x${reason.toString(16)} explanation 0x${explanation.toString(16)}`,
+    );
     this.name = 'CtRejectError';
   }
 }

@@ -34,7 +34,10 @@ export class NPortLink<P extends PortOnLink = PortOnLink> {
   private nextOxId = 1;
   readonly log: Logger;
 
-  constructor(readonly link: Link, log?: Logger) {
+  constructor(
+    readonly link: Link,
+    log?: Logger,
+  ) {
     this.log = log ?? logger('nport-link', { link: link.description });
     link.on('frame', (bytes) => this.receive(bytes));
     link.on('down', (reason) => this.linkDown(reason));
@@ -45,9 +48,15 @@ export class NPortLink<P extends PortOnLink = PortOnLink> {
   }
 
   /** Register an originated exchange under a fresh OX_ID. */
-  openExchange(owner: P, peer: number, loginPending: boolean, make: (oxId: number) => OriginatedExchange): OriginatedExchange {
+  openExchange(
+    owner: P,
+    peer: number,
+    loginPending: boolean,
+    make: (oxId: number) => OriginatedExchange,
+  ): OriginatedExchange {
     if (this.exchanges.size >= FC_XID_UNKNOWN - 1) throw new ProtocolError('no free OX_ID');
-    while (this.exchanges.has(this.nextOxId) || this.nextOxId === FC_XID_UNKNOWN) this.nextOxId = (this.nextOxId + 1) & 0xffff;
+    while (this.exchanges.has(this.nextOxId) || this.nextOxId === FC_XID_UNKNOWN)
+      this.nextOxId = (this.nextOxId + 1) & 0xffff;
     const ex = make(this.nextOxId);
     this.nextOxId = (this.nextOxId + 1) & 0xffff;
     this.exchanges.set(ex.oxId, Object.assign(ex, { owner, loginPending }));

@@ -49,11 +49,31 @@ export class NameServerClient {
   async register(opts: { fcpFeatures: number; symbolicNodeName?: string; symbolicPortName?: string }): Promise<void> {
     if (!this.port.sessions.has(WELL_KNOWN.DIRECTORY_SERVER)) await this.port.plogi(WELL_KNOWN.DIRECTORY_SERVER);
     const ns = WELL_KNOWN.DIRECTORY_SERVER;
-    await this.port.ct(ns, nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: this.port.nportId, fc4Types: [FC4_TYPE_FCP] })));
-    await this.port.ct(ns, nameServerRequest(NS.RFF_ID, encodeRffId({ nportId: this.port.nportId, features: opts.fcpFeatures, fc4Type: FC4_TYPE_FCP })));
-    await this.port.ct(ns, nameServerRequest(NS.RNN_ID, encodeRnnId({ nportId: this.port.nportId, wwnn: this.port.wwnn })));
-    if (opts.symbolicNodeName) await this.port.ct(ns, nameServerRequest(NS.RSNN_NN, encodeRsnnNn({ wwnn: this.port.wwnn, name: opts.symbolicNodeName })));
-    if (opts.symbolicPortName) await this.port.ct(ns, nameServerRequest(NS.RSPN_ID, encodeRspnId({ nportId: this.port.nportId, name: opts.symbolicPortName })));
+    await this.port.ct(
+      ns,
+      nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: this.port.nportId, fc4Types: [FC4_TYPE_FCP] })),
+    );
+    await this.port.ct(
+      ns,
+      nameServerRequest(
+        NS.RFF_ID,
+        encodeRffId({ nportId: this.port.nportId, features: opts.fcpFeatures, fc4Type: FC4_TYPE_FCP }),
+      ),
+    );
+    await this.port.ct(
+      ns,
+      nameServerRequest(NS.RNN_ID, encodeRnnId({ nportId: this.port.nportId, wwnn: this.port.wwnn })),
+    );
+    if (opts.symbolicNodeName)
+      await this.port.ct(
+        ns,
+        nameServerRequest(NS.RSNN_NN, encodeRsnnNn({ wwnn: this.port.wwnn, name: opts.symbolicNodeName })),
+      );
+    if (opts.symbolicPortName)
+      await this.port.ct(
+        ns,
+        nameServerRequest(NS.RSPN_ID, encodeRspnId({ nportId: this.port.nportId, name: opts.symbolicPortName })),
+      );
   }
 
   /** GID_FT: N_Port IDs registered for an FC-4 type (FCP by default). */
@@ -70,13 +90,19 @@ export class NameServerClient {
     return this.listQuery(NS.GID_PT, encodePtRequest({ portType, domainScope: 0, areaScope: 0 }), decodeIdList);
   }
   async gpnId(id: number): Promise<bigint> {
-    return decodeName((await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_ID, encodePortIdRequest(id)))).payload);
+    return decodeName(
+      (await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_ID, encodePortIdRequest(id)))).payload,
+    );
   }
   async gnnId(id: number): Promise<bigint> {
-    return decodeName((await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GNN_ID, encodePortIdRequest(id)))).payload);
+    return decodeName(
+      (await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GNN_ID, encodePortIdRequest(id)))).payload,
+    );
   }
   async gfpnId(id: number): Promise<bigint> {
-    return decodeName((await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GFPN_ID, encodePortIdRequest(id)))).payload);
+    return decodeName(
+      (await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GFPN_ID, encodePortIdRequest(id)))).payload,
+    );
   }
   /** GFF_ID: the FCP feature bits of a port (FC4_FEATURE.TARGET / INITIATOR). */
   async gffIdFcp(id: number): Promise<number> {
@@ -84,7 +110,10 @@ export class NameServerClient {
     return fc4FeaturesOf(iu.payload, FC4_TYPE_FCP);
   }
   async gaNxt(after: number): Promise<PortObject> {
-    return decodePortObject((await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GA_NXT, encodePortIdRequest(after)))).payload);
+    return decodePortObject(
+      (await this.port.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GA_NXT, encodePortIdRequest(after))))
+        .payload,
+    );
   }
 
   /** List queries: an FS_RJT "nothing registered" is an empty list, as qla2xxx treats it. */

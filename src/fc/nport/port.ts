@@ -147,13 +147,25 @@ export class NPort extends EventEmitter<NPortEvents> {
   /** FLOGI (the link's physical N_Port) or FDISC (an NPIV vport on a link whose physical port is logged in). */
   async fabricLogin(kind: 'flogi' | 'fdisc'): Promise<FabricParameters> {
     if (this.fabric) throw new ProtocolError(`${formatWwn(this.wwpn)} is already logged in to the fabric`);
-    const sp = defaultServiceParameters(kind === 'flogi' ? ELS.FLOGI : ELS.FDISC, this.wwpn, this.wwnn, this.rxDataFieldSize);
+    const sp = defaultServiceParameters(
+      kind === 'flogi' ? ELS.FLOGI : ELS.FDISC,
+      this.wwpn,
+      this.wwnn,
+      this.rxDataFieldSize,
+    );
     if (kind === 'flogi') sp.commonFeatures |= CSP_FEATURES.CIRO_OR_NPIV; // we would like NPIV
-    const reply = await this.exchange(WELL_KNOWN.F_PORT, R_CTL.ELS_REQUEST, FC_TYPE.ELS, encodeServiceParameters(sp), true);
+    const reply = await this.exchange(
+      WELL_KNOWN.F_PORT,
+      R_CTL.ELS_REQUEST,
+      FC_TYPE.ELS,
+      encodeServiceParameters(sp),
+      true,
+    );
     const payload = this.elsAccept(sp.command, reply.payload);
     const acc = decodeServiceParameters(payload);
     const assigned = reply.header.dId;
-    if (assigned === 0 || isWellKnownAddress(assigned)) throw new ProtocolError(`fabric assigned an invalid N_Port ID ${formatPortId(assigned)}`);
+    if (assigned === 0 || isWellKnownAddress(assigned))
+      throw new ProtocolError(`fabric assigned an invalid N_Port ID ${formatPortId(assigned)}`);
     // A FLOGI re-initialises the link at the fabric: every other login on it is gone there.
     if (kind === 'flogi') this.endOtherLogins('the physical port logged in again (FLOGI)');
     this.physical = kind === 'flogi';
@@ -220,7 +232,8 @@ export class NPort extends EventEmitter<NPortEvents> {
     const iu = decodeCt(reply.payload);
     const code = (request[8]! << 8) | request[9]!;
     if (iu.header.code === CT_RESPONSE.FS_RJT) throw new CtRejectError(code, iu.header.reason, iu.header.explanation);
-    if (iu.header.code !== CT_RESPONSE.FS_ACC) throw new ProtocolError(`CT reply code 0x${iu.header.code.toString(16)} is neither FS_ACC nor FS_RJT`);
+    if (iu.header.code !== CT_RESPONSE.FS_ACC)
+      throw new ProtocolError(`CT reply code 0x${iu.header.code.toString(16)} is neither FS_ACC nor FS_RJT`);
     return iu;
   }
 
@@ -240,7 +253,10 @@ export class NPort extends EventEmitter<NPortEvents> {
   private elsAccept(command: number, payload: Uint8Array): Uint8Array {
     if (payload.length < 4) throw new ProtocolError(`${elsCommandName(command)} reply is ${payload.length} bytes`);
     if (payload[0] === ELS.LS_RJT) throw new ElsRejectError(command, decodeLsRjt(payload));
-    if (payload[0] !== ELS.LS_ACC) throw new ProtocolError(`${elsCommandName(command)} reply 0x${payload[0]!.toString(16)} is neither LS_ACC nor LS_RJT`);
+    if (payload[0] !== ELS.LS_ACC)
+      throw new ProtocolError(
+        `${elsCommandName(command)} reply 0x${payload[0]!.toString(16)} is neither LS_ACC nor LS_RJT`,
+      );
     return payload;
   }
 
@@ -277,7 +293,18 @@ export class NPort extends EventEmitter<NPortEvents> {
         reject(new ExchangeTimeoutError(what, this.exchangeTimeoutMs));
       }, this.exchangeTimeoutMs);
       const frames = buildSequence(
-        { rCtl, dId, csCtl: 0, sId: login ? 0 : this.nportId, type, fCtl: F_CTL_REQUEST, seqId: this.nextSeqId(), dfCtl: 0, oxId: ex.oxId, rxId: FC_XID_UNKNOWN },
+        {
+          rCtl,
+          dId,
+          csCtl: 0,
+          sId: login ? 0 : this.nportId,
+          type,
+          fCtl: F_CTL_REQUEST,
+          seqId: this.nextSeqId(),
+          dfCtl: 0,
+          oxId: ex.oxId,
+          rxId: FC_XID_UNKNOWN,
+        },
         payload,
         this.maxDataFieldTo(dId),
       );
@@ -311,7 +338,18 @@ export class NPort extends EventEmitter<NPortEvents> {
   sendAbts(dId: number, oxId: number, rxId: number): void {
     this.mux.send(
       buildSequence(
-        { rCtl: R_CTL.BLS_ABTS, dId, csCtl: 0, sId: this.nportId, type: FC_TYPE.BLS, fCtl: F_CTL.END_SEQ | F_CTL.SEQ_INIT, seqId: this.nextSeqId(), dfCtl: 0, oxId, rxId },
+        {
+          rCtl: R_CTL.BLS_ABTS,
+          dId,
+          csCtl: 0,
+          sId: this.nportId,
+          type: FC_TYPE.BLS,
+          fCtl: F_CTL.END_SEQ | F_CTL.SEQ_INIT,
+          seqId: this.nextSeqId(),
+          dfCtl: 0,
+          oxId,
+          rxId,
+        },
         new Uint8Array(0),
         FC_DEFAULT_RX_DATA_FIELD,
       ),
@@ -322,7 +360,18 @@ export class NPort extends EventEmitter<NPortEvents> {
   reply(req: FcHeader, rCtl: number, payload: Uint8Array, rxId = req.rxId, extraFCtl = F_CTL_REPLY): void {
     this.mux.send(
       buildSequence(
-        { rCtl, dId: req.sId, csCtl: 0, sId: this.nportId, type: req.type, fCtl: extraFCtl, seqId: this.nextSeqId(), dfCtl: 0, oxId: req.oxId, rxId: rxId === FC_XID_UNKNOWN ? this.allocRxId() : rxId },
+        {
+          rCtl,
+          dId: req.sId,
+          csCtl: 0,
+          sId: this.nportId,
+          type: req.type,
+          fCtl: extraFCtl,
+          seqId: this.nextSeqId(),
+          dfCtl: 0,
+          oxId: req.oxId,
+          rxId: rxId === FC_XID_UNKNOWN ? this.allocRxId() : rxId,
+        },
         payload,
         this.maxDataFieldTo(req.sId),
       ),
@@ -372,7 +421,12 @@ export class NPort extends EventEmitter<NPortEvents> {
 
   /** ADISC: confirm a remote port's identity; returns its names and N_Port ID. */
   async adisc(dId: number): Promise<{ wwpn: bigint; wwnn: bigint; nportId: number }> {
-    const a = decodeAdisc(await this.els(dId, encodeAdisc({ command: ELS.ADISC, hardAddress: 0, wwpn: this.wwpn, wwnn: this.wwnn, nportId: this.nportId })));
+    const a = decodeAdisc(
+      await this.els(
+        dId,
+        encodeAdisc({ command: ELS.ADISC, hardAddress: 0, wwpn: this.wwpn, wwnn: this.wwnn, nportId: this.nportId }),
+      ),
+    );
     return { wwpn: a.wwpn, wwnn: a.wwnn, nportId: a.nportId };
   }
 
@@ -434,7 +488,13 @@ export class NPort extends EventEmitter<NPortEvents> {
         if (sp.wwpn === 0n) return this.lsRjt(h, LS_RJT_REASON.LOGICAL_ERROR, LS_RJT_EXPLANATION.INVALID_PORT_NAME);
         // A new PLOGI replaces an existing session (and with it any image pair).
         if (this.sessions.has(h.sId)) this.dropSession(h.sId);
-        this.sessions.set(h.sId, { nportId: h.sId, wwpn: sp.wwpn, wwnn: sp.wwnn, rxDataFieldSize: sessionDataField(sp), fcpServiceParams: null });
+        this.sessions.set(h.sId, {
+          nportId: h.sId,
+          wwpn: sp.wwpn,
+          wwnn: sp.wwnn,
+          rxDataFieldSize: sessionDataField(sp),
+          fcpServiceParams: null,
+        });
         const acc = defaultServiceParameters(ELS.LS_ACC, this.wwpn, this.wwnn, this.rxDataFieldSize);
         this.lsAcc(h, encodeServiceParameters(acc));
         return;
@@ -447,12 +507,17 @@ export class NPort extends EventEmitter<NPortEvents> {
       }
       case ELS.ADISC: {
         decodeAdisc(p);
-        if (!this.sessions.has(h.sId)) return this.lsRjt(h, LS_RJT_REASON.UNABLE_TO_PERFORM, LS_RJT_EXPLANATION.PLOGI_REQUIRED);
-        this.lsAcc(h, encodeAdisc({ command: ELS.LS_ACC, hardAddress: 0, wwpn: this.wwpn, wwnn: this.wwnn, nportId: this.nportId }));
+        if (!this.sessions.has(h.sId))
+          return this.lsRjt(h, LS_RJT_REASON.UNABLE_TO_PERFORM, LS_RJT_EXPLANATION.PLOGI_REQUIRED);
+        this.lsAcc(
+          h,
+          encodeAdisc({ command: ELS.LS_ACC, hardAddress: 0, wwpn: this.wwpn, wwnn: this.wwnn, nportId: this.nportId }),
+        );
         return;
       }
       default:
-        if (!this.handleElsCommand(frame)) this.lsRjt(h, LS_RJT_REASON.COMMAND_NOT_SUPPORTED, LS_RJT_EXPLANATION.REQUEST_NOT_SUPPORTED);
+        if (!this.handleElsCommand(frame))
+          this.lsRjt(h, LS_RJT_REASON.COMMAND_NOT_SUPPORTED, LS_RJT_EXPLANATION.REQUEST_NOT_SUPPORTED);
     }
   }
 
@@ -466,13 +531,21 @@ export class NPort extends EventEmitter<NPortEvents> {
 
   /** Default ABTS handling: nothing of ours to abort, accept (the exchange is gone). */
   protected handleAbts(h: FcHeader): void {
-    this.reply(h, R_CTL.BLS_BA_ACC, encodeBaAcc({ seqIdValid: false, seqId: 0, oxId: h.oxId, rxId: h.rxId, lowSeqCnt: 0, highSeqCnt: 0xffff }), h.rxId, F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ);
+    this.reply(
+      h,
+      R_CTL.BLS_BA_ACC,
+      encodeBaAcc({ seqIdValid: false, seqId: 0, oxId: h.oxId, rxId: h.rxId, lowSeqCnt: 0, highSeqCnt: 0xffff }),
+      h.rxId,
+      F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ,
+    );
   }
 }
 
 /** Data field size a peer accepts, from its PLOGI service parameters (class 3, bounded). */
 function sessionDataField(sp: ServiceParameters): number {
-  const size = sp.class3Valid && sp.class3RxDataFieldSize ? Math.min(sp.class3RxDataFieldSize, sp.bbRxDataFieldSize || 2112) : sp.bbRxDataFieldSize;
+  const size =
+    sp.class3Valid && sp.class3RxDataFieldSize
+      ? Math.min(sp.class3RxDataFieldSize, sp.bbRxDataFieldSize || 2112)
+      : sp.bbRxDataFieldSize;
   return Math.max(256, Math.min(size || FC_DEFAULT_RX_DATA_FIELD, FC_DEFAULT_RX_DATA_FIELD)) & ~3;
 }
-

@@ -76,7 +76,8 @@ export async function handleCtPassThrough(ctx: IocbContext, request: Uint8Array)
   let response: Uint8Array;
   if (handle === NPH.SNS) {
     const ns = ctx.port.logins.get(NPH.SNS);
-    if (!ns || !ctx.port.fabric || ctx.port.phase !== 'up') return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
+    if (!ns || !ctx.port.fabric || ctx.port.phase !== 'up')
+      return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
     const gen = ctx.port.generation;
     try {
       response = await ctx.port.fabric.ct(WELL_KNOWN.NAME_SERVER, ct, rspBytes);

@@ -5,9 +5,7 @@
  * uses (bsg, N2N PLOGI, EDC/RDF) are declined with entry_status EntryStatus.RF_INV_E_TYPE.
  */
 import { CompStatus, Els, EntryStatus } from '../../../assembly/shared/iocb.js';
-import {
-  ELS_OPCODE_LOGO,
-} from '../../../assembly/shared/iocb-mgmt.js';
+import { ELS_OPCODE_LOGO } from '../../../assembly/shared/iocb-mgmt.js';
 import type { IocbContext } from './context.js';
 import { declined, echo, readPortIdLe, view } from './common.js';
 

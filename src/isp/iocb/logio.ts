@@ -57,7 +57,8 @@ const failure = (request: Uint8Array, subcode: number, detail = 0) =>
   logioResult(request, CompStatus.CS_IOCB_ERROR, [subcode, detail]);
 
 function elsFailure(request: Uint8Array, f: ElsFailure): Uint8Array {
-  if (f.kind === 'rejected') return failure(request, LSC_SCODE_ELS_REJECT, ((f.reason ?? 0) << 8) | (f.explanation ?? 0));
+  if (f.kind === 'rejected')
+    return failure(request, LSC_SCODE_ELS_REJECT, ((f.reason ?? 0) << 8) | (f.explanation ?? 0));
   return failure(request, LSC_SCODE_CMD_FAILED);
 }
 

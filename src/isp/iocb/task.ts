@@ -7,10 +7,18 @@
  * an unknown or already completed victim gives comp 0x31. TMF: every affected outstanding command
  * completes with CompStatus.CS_ABORTED before the TMF's own Status Type 0 completion.
  */
-import { Abort, IocbHeader, CompStatus, EntryStatus, EntryType, Handle, ScsiStatusFlags, Sts24, TskMgmt } from '../../../assembly/shared/iocb.js';
 import {
-  FCP_RSP_INFO_LEN,
-} from '../../../assembly/shared/iocb-mgmt.js';
+  Abort,
+  IocbHeader,
+  CompStatus,
+  EntryStatus,
+  EntryType,
+  Handle,
+  ScsiStatusFlags,
+  Sts24,
+  TskMgmt,
+} from '../../../assembly/shared/iocb.js';
+import { FCP_RSP_INFO_LEN } from '../../../assembly/shared/iocb-mgmt.js';
 import type { TaskManagementFunction } from '../../scsi/sam.js';
 import type { IocbContext } from './context.js';
 import { declined, echo, fcpSwap, handleOf, view } from './common.js';

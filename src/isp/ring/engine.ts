@@ -71,7 +71,14 @@ const wasmApi = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
 interface RingExports {
   memory: { buffer: ArrayBuffer };
   init(): number;
-  configure(reqEntries: number, rspEntries: number, maxHandleIndex: number, maxQueueId: number, maxVpIndex: number, maxTransfer: number): number;
+  configure(
+    reqEntries: number,
+    rspEntries: number,
+    maxHandleIndex: number,
+    maxQueueId: number,
+    maxVpIndex: number,
+    maxTransfer: number,
+  ): number;
   resetResponses(): void;
   reqConsume(copied: number, available: number, budget: number): number;
   rspPostStatus(): number;
@@ -80,7 +87,11 @@ interface RingExports {
   rspFlushCommit(entries: number): number;
 }
 
-const DIRECTIONS: Record<number, DataDirection> = { [Direction.NONE]: 'none', [Direction.WRITE]: 'write', [Direction.READ]: 'read' };
+const DIRECTIONS: Record<number, DataDirection> = {
+  [Direction.NONE]: 'none',
+  [Direction.WRITE]: 'write',
+  [Direction.READ]: 'read',
+};
 
 /** Path of the release build of the engine. */
 export function defaultWasmPath(): string {
@@ -120,17 +131,32 @@ export class RingEngine implements RingCodec {
     });
     this.exports = instance.exports as unknown as RingExports;
     const buffer = this.exports.memory.buffer;
-    if (buffer.byteLength < LAYOUT_END) throw new Error(`ring engine memory ${buffer.byteLength} bytes < layout ${LAYOUT_END}`);
+    if (buffer.byteLength < LAYOUT_END)
+      throw new Error(`ring engine memory ${buffer.byteLength} bytes < layout ${LAYOUT_END}`);
     this.bytes = new Uint8Array(buffer);
     this.view = new DataView(buffer);
     const status = this.exports.init();
-    if (status !== EngineResult.OK) throw new Error(`ring engine init failed (${status}): static data overlaps the layout`);
+    if (status !== EngineResult.OK)
+      throw new Error(`ring engine init failed (${status}): static data overlaps the layout`);
   }
 
-  configure(reqBase: bigint, reqEntries: number, rspBase: bigint, rspEntries: number, limits: Partial<RingLimits> = {}): void {
+  configure(
+    reqBase: bigint,
+    reqEntries: number,
+    rspBase: bigint,
+    rspEntries: number,
+    limits: Partial<RingLimits> = {},
+  ): void {
     const config = validateRingConfig(reqBase, reqEntries, rspBase, rspEntries, limits);
     const l = config.limits;
-    const status = this.exports.configure(reqEntries, rspEntries, l.maxHandleIndex, l.maxQueueId, l.maxVpIndex, l.maxTransferBytes);
+    const status = this.exports.configure(
+      reqEntries,
+      rspEntries,
+      l.maxHandleIndex,
+      l.maxQueueId,
+      l.maxVpIndex,
+      l.maxTransferBytes,
+    );
     if (status !== EngineResult.OK) throw new Error(`ring engine refused a validated configuration (${status})`);
     this.config = config;
   }
@@ -147,7 +173,8 @@ export class RingEngine implements RingCodec {
   consumeRequests(mem: GuestMemory, reqOut: number, reqIn: number, budget: number): ConsumeResult {
     const config = this.requireConfig();
     const length = config.reqEntries;
-    if (!isRingIndex(reqOut, length)) throw new RangeError(`request consumer index ${reqOut} outside ring of ${length}`);
+    if (!isRingIndex(reqOut, length))
+      throw new RangeError(`request consumer index ${reqOut} outside ring of ${length}`);
     if (!isRingIndex(reqIn, length)) {
       return {
         newOut: reqOut,
@@ -167,9 +194,18 @@ export class RingEngine implements RingCodec {
     for (let pass = 0; pass < 2; pass++) {
       // Pass 2 only when the first command is longer than the budget: fetch just its missing entries.
       const from = pass === 0 ? 0 : copied;
-      if (pass === 1) copied = entriesForLongFirstCommand(available, this.bytes[SCRATCH_BASE + IocbHeader.ENTRY_COUNT]!);
+      if (pass === 1)
+        copied = entriesForLongFirstCommand(available, this.bytes[SCRATCH_BASE + IocbHeader.ENTRY_COUNT]!);
       try {
-        copyInEntries(mem, config.reqBase, length, (reqOut + from) % length, copied - from, this.bytes, SCRATCH_BASE + from * IOCB_SIZE);
+        copyInEntries(
+          mem,
+          config.reqBase,
+          length,
+          (reqOut + from) % length,
+          copied - from,
+          this.bytes,
+          SCRATCH_BASE + from * IOCB_SIZE,
+        );
       } catch (error) {
         return { newOut: reqOut, entries: [], stop: 'drained', fault: dmaFault(error, 'request ring') };
       }
@@ -243,7 +279,10 @@ export class RingEngine implements RingCodec {
     v.setUint16(c + Ctl.ST_COMP_STATUS, status.compStatus, true);
     v.setUint8(c + Ctl.ST_SCSI_STATUS, status.scsiStatus);
     const residual = status.residual;
-    v.setUint8(c + Ctl.ST_RESIDUAL_KIND, residual ? (residual.kind === 'under' ? ResidualKind.UNDER : ResidualKind.OVER) : ResidualKind.NONE);
+    v.setUint8(
+      c + Ctl.ST_RESIDUAL_KIND,
+      residual ? (residual.kind === 'under' ? ResidualKind.UNDER : ResidualKind.OVER) : ResidualKind.NONE,
+    );
     v.setUint32(c + Ctl.ST_RESIDUAL, residual ? residual.bytes : 0, true);
     v.setUint16(c + Ctl.ST_OX_ID, status.oxId ?? 0, true);
     v.setUint16(c + Ctl.ST_STATE_FLAGS, status.stateFlags ?? 0, true);
@@ -261,7 +300,8 @@ export class RingEngine implements RingCodec {
   }
 
   postRaw(entry: Uint8Array): number {
-    if (entry.length !== IOCB_SIZE) throw new RangeError(`response entry must be ${IOCB_SIZE} bytes, got ${entry.length}`);
+    if (entry.length !== IOCB_SIZE)
+      throw new RangeError(`response entry must be ${IOCB_SIZE} bytes, got ${entry.length}`);
     this.bytes.set(entry, CONTROL_BASE + Ctl.RAW_STAGING);
     const queued = this.exports.rspPostRaw();
     if (queued === EngineResult.ERR_FIFO_FULL) return 0;

@@ -65,7 +65,8 @@ export function copyOutEntries(
         srcView.setUint32(at, RESPONSE_PROCESSED, true);
       }
       live.set(src.subarray(start, start + bytes));
-      for (let i = 0; i < chunk; i++) srcView.setUint32(start + i * IOCB_SIZE + IocbHeader.SIGNATURE, signatures[i]!, true);
+      for (let i = 0; i < chunk; i++)
+        srcView.setUint32(start + i * IOCB_SIZE + IocbHeader.SIGNATURE, signatures[i]!, true);
       if (LITTLE_ENDIAN_HOST && (live.byteOffset & 3) === 0) {
         const words = new Uint32Array(live.buffer, live.byteOffset, bytes >>> 2);
         for (let i = 0; i < chunk; i++) words[(i * IOCB_SIZE + IocbHeader.SIGNATURE) >>> 2] = signatures[i]!;
@@ -88,7 +89,10 @@ const LITTLE_ENDIAN_HOST = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 /** Turns a DmaError into a ring fault; anything else is a bug and propagates. */
 export function dmaFault(error: unknown, what: string): RingFault {
   if (error instanceof DmaError) {
-    return { kind: 'dma', message: `${what}: ${error.message} (0x${error.address.toString(16)}, ${error.length} bytes)` };
+    return {
+      kind: 'dma',
+      message: `${what}: ${error.message} (0x${error.address.toString(16)}, ${error.length} bytes)`,
+    };
   }
   throw error;
 }

@@ -133,7 +133,13 @@ export class TsRingBaseline implements RingCodec {
   private fifoCount = 0;
   private config: RingConfig | null = null;
 
-  configure(reqBase: bigint, reqEntries: number, rspBase: bigint, rspEntries: number, limits: Partial<RingLimits> = {}): void {
+  configure(
+    reqBase: bigint,
+    reqEntries: number,
+    rspBase: bigint,
+    rspEntries: number,
+    limits: Partial<RingLimits> = {},
+  ): void {
     this.config = validateRingConfig(reqBase, reqEntries, rspBase, rspEntries, limits);
     this.resetResponses();
   }
@@ -153,7 +159,8 @@ export class TsRingBaseline implements RingCodec {
   consumeRequests(mem: GuestMemory, reqOut: number, reqIn: number, budget: number): ConsumeResult {
     const config = this.requireConfig();
     const length = config.reqEntries;
-    if (!isRingIndex(reqOut, length)) throw new RangeError(`request consumer index ${reqOut} outside ring of ${length}`);
+    if (!isRingIndex(reqOut, length))
+      throw new RangeError(`request consumer index ${reqOut} outside ring of ${length}`);
     if (!isRingIndex(reqIn, length)) {
       return {
         newOut: reqOut,
@@ -172,7 +179,15 @@ export class TsRingBaseline implements RingCodec {
       const from = pass === 0 ? 0 : copied;
       if (pass === 1) copied = entriesForLongFirstCommand(available, this.scratch[IocbHeader.ENTRY_COUNT]!);
       try {
-        copyInEntries(mem, config.reqBase, length, (reqOut + from) % length, copied - from, this.scratch, from * IOCB_SIZE);
+        copyInEntries(
+          mem,
+          config.reqBase,
+          length,
+          (reqOut + from) % length,
+          copied - from,
+          this.scratch,
+          from * IOCB_SIZE,
+        );
       } catch (error) {
         return { newOut: reqOut, entries: [], stop: 'drained', fault: dmaFault(error, 'request ring') };
       }
@@ -183,7 +198,12 @@ export class TsRingBaseline implements RingCodec {
   }
 
   /** The twin of reqConsume (assembly/request.ts) over the scratch copy. */
-  private walk(copied: number, available: number, limit: number, limits: RingLimits): { entries: RequestEntry[]; pos: number; stop: ConsumeStop } {
+  private walk(
+    copied: number,
+    available: number,
+    limit: number,
+    limits: RingLimits,
+  ): { entries: RequestEntry[]; pos: number; stop: ConsumeStop } {
     const s = this.scratch;
     const v = this.scratchView;
     const entries: RequestEntry[] = [];
@@ -229,9 +249,15 @@ export class TsRingBaseline implements RingCodec {
         else decoded = result;
       } else if (RAW_REQUEST_TYPES.has(type)) {
         if (count !== 1) reason = Reason.ENTRY_COUNT_SINGLE;
-        else if (type !== EntryType.MARKER_TYPE) reason = this.checkHandle(v.getUint32(entry + IocbHeader.HANDLE, true), limits);
+        else if (type !== EntryType.MARKER_TYPE)
+          reason = this.checkHandle(v.getUint32(entry + IocbHeader.HANDLE, true), limits);
         if (reason === Reason.NONE) {
-          decoded = { kind: 'raw', type, handle: v.getUint32(entry + IocbHeader.HANDLE, true), bytes: s.slice(entry, entry + IOCB_SIZE) };
+          decoded = {
+            kind: 'raw',
+            type,
+            handle: v.getUint32(entry + IocbHeader.HANDLE, true),
+            bytes: s.slice(entry, entry + IOCB_SIZE),
+          };
         }
       } else {
         reason = Reason.BAD_ENTRY_TYPE;
@@ -253,7 +279,15 @@ export class TsRingBaseline implements RingCodec {
           }
           this.queueErrorResponse(entry, entryStatus);
         }
-        entries.push({ kind: 'error', type, handle, entryStatus, reason: REJECT_REASONS[reason]!, entryCount: size, responsePosted: respond });
+        entries.push({
+          kind: 'error',
+          type,
+          handle,
+          entryStatus,
+          reason: REJECT_REASONS[reason]!,
+          entryCount: size,
+          responsePosted: respond,
+        });
       } else if (decoded) {
         if (decoded.kind === 'command') segments += decoded.segments.length;
         entries.push(decoded);
@@ -268,7 +302,8 @@ export class TsRingBaseline implements RingCodec {
     const s = this.scratch;
     const v = this.scratchView;
     for (let i = 1; i < count; i++) {
-      if (s[entry + i * IOCB_SIZE + IocbHeader.ENTRY_TYPE] !== EntryType.CONTINUE_A64_TYPE) return Reason.CONTINUATION_TYPE;
+      if (s[entry + i * IOCB_SIZE + IocbHeader.ENTRY_TYPE] !== EntryType.CONTINUE_A64_TYPE)
+        return Reason.CONTINUATION_TYPE;
     }
     const handle = v.getUint32(entry + IocbHeader.HANDLE, true);
     const handleReason = this.checkHandle(handle, limits);
@@ -343,7 +378,11 @@ export class TsRingBaseline implements RingCodec {
       f.fill(0, slot, slot + IOCB_SIZE);
       f[slot + IocbHeader.ENTRY_TYPE] = EntryType.STATUS_TYPE;
       f[slot + IocbHeader.ENTRY_COUNT] = 1;
-      this.fifoView.setUint32(slot + IocbHeader.HANDLE, this.scratchView.getUint32(entry + IocbHeader.HANDLE, true), true);
+      this.fifoView.setUint32(
+        slot + IocbHeader.HANDLE,
+        this.scratchView.getUint32(entry + IocbHeader.HANDLE, true),
+        true,
+      );
       this.fifoView.setUint16(slot + Sts24.COMP_STATUS, CompStatus.CS_IOCB_ERROR, true);
     }
     f[slot + IocbHeader.ENTRY_STATUS] = entryStatus;
@@ -379,7 +418,8 @@ export class TsRingBaseline implements RingCodec {
     let scsiStatus = status.scsiStatus;
     let residual = 0;
     if (status.residual) {
-      scsiStatus |= status.residual.kind === 'under' ? ScsiStatusFlags.SS_RESIDUAL_UNDER : ScsiStatusFlags.SS_RESIDUAL_OVER;
+      scsiStatus |=
+        status.residual.kind === 'under' ? ScsiStatusFlags.SS_RESIDUAL_UNDER : ScsiStatusFlags.SS_RESIDUAL_OVER;
       residual = status.residual.bytes;
     }
     if (rspInfo.length !== 0) scsiStatus |= ScsiStatusFlags.SS_RESPONSE_INFO_LEN_VALID;
@@ -420,9 +460,14 @@ export class TsRingBaseline implements RingCodec {
   }
 
   postRaw(entry: Uint8Array): number {
-    if (entry.length !== IOCB_SIZE) throw new RangeError(`response entry must be ${IOCB_SIZE} bytes, got ${entry.length}`);
+    if (entry.length !== IOCB_SIZE)
+      throw new RangeError(`response entry must be ${IOCB_SIZE} bytes, got ${entry.length}`);
     const signature = new DataView(entry.buffer, entry.byteOffset, IOCB_SIZE).getUint32(IocbHeader.SIGNATURE, true);
-    if (!RESPONSE_TYPES.has(entry[IocbHeader.ENTRY_TYPE]!) || entry[IocbHeader.ENTRY_COUNT] !== 1 || signature === RESPONSE_PROCESSED) {
+    if (
+      !RESPONSE_TYPES.has(entry[IocbHeader.ENTRY_TYPE]!) ||
+      entry[IocbHeader.ENTRY_COUNT] !== 1 ||
+      signature === RESPONSE_PROCESSED
+    ) {
       throw new RangeError(
         `response entry type 0x${entry[0]!.toString(16)} count ${entry[1]} refused: not a response type, entry_count ≠ 1, or ends in 0xDEADDEAD`,
       );
@@ -448,10 +493,26 @@ export class TsRingBaseline implements RingCodec {
     }
     const room = (rspOut - rspIn - 1 + length) % length;
     const plan = Math.min(room, this.fifoCount);
-    const { written, fault } = copyOutEntries(mem, config.rspBase, length, rspIn, plan, this.fifo, 0, Capacity.RSP_FIFO_ENTRIES, this.fifoHead);
+    const { written, fault } = copyOutEntries(
+      mem,
+      config.rspBase,
+      length,
+      rspIn,
+      plan,
+      this.fifo,
+      0,
+      Capacity.RSP_FIFO_ENTRIES,
+      this.fifoHead,
+    );
     this.fifoHead = (this.fifoHead + written) % Capacity.RSP_FIFO_ENTRIES;
     this.fifoCount -= written;
-    return { newIn: (rspIn + written) % length, written, pending: this.fifoCount, full: fault === null && this.fifoCount > 0, fault };
+    return {
+      newIn: (rspIn + written) % length,
+      written,
+      pending: this.fifoCount,
+      full: fault === null && this.fifoCount > 0,
+      fault,
+    };
   }
 
   get pendingResponses(): number {

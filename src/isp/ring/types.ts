@@ -113,7 +113,13 @@ export interface RingFault {
 }
 
 export type ConsumeStop = 'drained' | 'budget' | 'response-full' | 'need-copy' | 'records-full';
-export const CONSUME_STOPS: readonly ConsumeStop[] = ['drained', 'budget', 'response-full', 'need-copy', 'records-full'];
+export const CONSUME_STOPS: readonly ConsumeStop[] = [
+  'drained',
+  'budget',
+  'response-full',
+  'need-copy',
+  'records-full',
+];
 
 export interface ConsumeResult {
   /** The new consumer index (req_q_out) after the consumed entries. */
@@ -183,7 +189,13 @@ export interface RingConfig {
 
 /** The codec both implementations offer. */
 export interface RingCodec {
-  configure(reqBase: bigint, reqEntries: number, rspBase: bigint, rspEntries: number, limits?: Partial<RingLimits>): void;
+  configure(
+    reqBase: bigint,
+    reqEntries: number,
+    rspBase: bigint,
+    rspEntries: number,
+    limits?: Partial<RingLimits>,
+  ): void;
   consumeRequests(mem: GuestMemory, reqOut: number, reqIn: number, budget: number): ConsumeResult;
   /** Queues a status (+ continuations); returns entries queued, or 0 if the FIFO is full. */
   postStatus(status: StatusType0): number;
@@ -223,9 +235,12 @@ export function validateRingConfig(
 ): RingConfig {
   const ring = (base: bigint, entries: number, what: string): void => {
     checkInteger(entries, 1, IocbLimits.MAX_RING_ENTRIES, `${what} ring length`);
-    if (base < 0n || base >= U64_LIMIT) throw new RingConfigError(`${what} ring base 0x${base.toString(16)} is not a 64-bit address`);
+    if (base < 0n || base >= U64_LIMIT)
+      throw new RingConfigError(`${what} ring base 0x${base.toString(16)} is not a 64-bit address`);
     if (base % BigInt(IOCB_SIZE) !== 0n) {
-      throw new RingConfigError(`${what} ring base 0x${base.toString(16)} is not aligned to the ${IOCB_SIZE}-byte entry size`);
+      throw new RingConfigError(
+        `${what} ring base 0x${base.toString(16)} is not aligned to the ${IOCB_SIZE}-byte entry size`,
+      );
     }
     if (base + BigInt(entries) * BigInt(IOCB_SIZE) > U64_LIMIT) {
       throw new RingConfigError(`${what} ring at 0x${base.toString(16)} with ${entries} entries wraps past 2^64`);
@@ -272,7 +287,8 @@ export function validateStatus(s: StatusType0): void {
   u(s.stateFlags ?? 0, 0xffff, 'stateFlags');
   u(s.retryDelay ?? 0, 0xffff, 'retryDelay');
   const rspInfo = s.responseInfo?.length ?? 0;
-  if (rspInfo !== 0 && rspInfo !== 4 && rspInfo !== 8) throw new RangeError(`status responseInfo must be 0, 4 or 8 bytes, got ${rspInfo}`);
+  if (rspInfo !== 0 && rspInfo !== 4 && rspInfo !== 8)
+    throw new RangeError(`status responseInfo must be 0, 4 or 8 bytes, got ${rspInfo}`);
 }
 
 /** Sense bytes both implementations stage: what the driver can use. */

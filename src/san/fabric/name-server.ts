@@ -11,7 +11,6 @@
 import { FcDecodeError } from '../../fc/bytes.js';
 import {
   CLASS_OF_SERVICE_3,
-
   type CtIu,
   FS_RJT_REASON,
   GS_SUBTYPE,
@@ -76,7 +75,12 @@ export class NameServer {
   constructor(private readonly visible: (from: number, to: number) => boolean) {}
 
   /** Implicit registration at FLOGI/FDISC. */
-  add(entry: Omit<NameServerEntry, 'fc4Types' | 'fc4Features' | 'symbolicPortName' | 'symbolicNodeName' | 'portType' | 'classOfService'>): void {
+  add(
+    entry: Omit<
+      NameServerEntry,
+      'fc4Types' | 'fc4Features' | 'symbolicPortName' | 'symbolicNodeName' | 'portType' | 'classOfService'
+    >,
+  ): void {
     this.entries.set(entry.nportId, {
       ...entry,
       portType: PORT_TYPE.N_PORT,
@@ -107,14 +111,18 @@ export class NameServer {
       return { response: ctReject(h, FS_RJT_REASON.INVALID_COMMAND), changedPort: null };
     }
     if (!this.entries.has(from)) {
-      return { response: ctReject(h, FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.ACCESS_DENIED), changedPort: null };
+      return {
+        response: ctReject(h, FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.ACCESS_DENIED),
+        changedPort: null,
+      };
     }
     const maxBytes = h.maxOrResidualWords === 0 ? Infinity : h.maxOrResidualWords * 4;
     try {
       return this.dispatch(from, request, maxBytes);
     } catch (err) {
       if (err instanceof NsReject) return { response: ctReject(h, err.reason, err.explanation), changedPort: null };
-      if (err instanceof FcDecodeError) return { response: ctReject(h, FS_RJT_REASON.INVALID_IU_SIZE), changedPort: null };
+      if (err instanceof FcDecodeError)
+        return { response: ctReject(h, FS_RJT_REASON.INVALID_IU_SIZE), changedPort: null };
       throw err;
     }
   }
@@ -153,17 +161,20 @@ export class NameServer {
         return accept(encodeName(this.lookup(from, decodePortIdRequest(p)).fabricPortName));
       case NS.GFT_ID: {
         const e = this.lookup(from, decodePortIdRequest(p));
-        if (e.fc4Types.size === 0) throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.FC4_TYPES_NOT_REGISTERED);
+        if (e.fc4Types.size === 0)
+          throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.FC4_TYPES_NOT_REGISTERED);
         return accept(fc4TypesBitmap(e.fc4Types));
       }
       case NS.GFF_ID: {
         const e = this.lookup(from, decodePortIdRequest(p));
-        if (e.fc4Features.size === 0) throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.FC4_FEATURES_NOT_REGISTERED);
+        if (e.fc4Features.size === 0)
+          throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.FC4_FEATURES_NOT_REGISTERED);
         return accept(encodeFc4Features(e.fc4Features));
       }
       case NS.GSPN_ID: {
         const e = this.lookup(from, decodePortIdRequest(p));
-        if (!e.symbolicPortName) throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.SYMBOLIC_PORT_NAME_NOT_REGISTERED);
+        if (!e.symbolicPortName)
+          throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.SYMBOLIC_PORT_NAME_NOT_REGISTERED);
         const name = new TextEncoder().encode(e.symbolicPortName);
         const out = new Uint8Array(1 + name.length);
         out[0] = name.length;
@@ -175,13 +186,19 @@ export class NameServer {
       case NS.GNN_FT: {
         const r = decodeFtRequest(p);
         const matches = this.all().filter(
-          (e) => e.fc4Types.has(r.fc4Type) && inScope(e.nportId, r.domainScope, r.areaScope) && this.visible(from, e.nportId),
+          (e) =>
+            e.fc4Types.has(r.fc4Type) &&
+            inScope(e.nportId, r.domainScope, r.areaScope) &&
+            this.visible(from, e.nportId),
         );
-        if (matches.length === 0) throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.FC4_TYPES_NOT_REGISTERED);
+        if (matches.length === 0)
+          throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.FC4_TYPES_NOT_REGISTERED);
         if (h.code === NS.GID_FT) return this.idList(h, matches, maxBytes);
         const entrySize = NAME_ENTRY_SIZE;
         const fit = fitEntries(matches.length, entrySize, maxBytes);
-        const list = matches.slice(0, fit).map((e) => ({ nportId: e.nportId, name: h.code === NS.GPN_FT ? e.wwpn : e.wwnn }));
+        const list = matches
+          .slice(0, fit)
+          .map((e) => ({ nportId: e.nportId, name: h.code === NS.GPN_FT ? e.wwpn : e.wwnn }));
         return {
           response: ctAccept(h, encodeNameList(list, fit === matches.length), ((matches.length - fit) * entrySize) / 4),
           changedPort: null,
@@ -195,7 +212,8 @@ export class NameServer {
             inScope(e.nportId, r.domainScope, r.areaScope) &&
             this.visible(from, e.nportId),
         );
-        if (matches.length === 0) throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.PORT_TYPE_NOT_REGISTERED);
+        if (matches.length === 0)
+          throw new NsReject(FS_RJT_REASON.UNABLE_TO_PERFORM, NS_EXPLANATION.PORT_TYPE_NOT_REGISTERED);
         return this.idList(h, matches, maxBytes);
       }
       case NS.RFT_ID: {
@@ -237,14 +255,22 @@ export class NameServer {
   private idList(h: CtIu['header'], matches: NameServerEntry[], maxBytes: number): NameServerReply {
     const fit = fitEntries(matches.length, ID_ENTRY_SIZE, maxBytes);
     return {
-      response: ctAccept(h, encodeIdList(matches.slice(0, fit).map((e) => e.nportId), fit === matches.length), ((matches.length - fit) * ID_ENTRY_SIZE) / 4),
+      response: ctAccept(
+        h,
+        encodeIdList(
+          matches.slice(0, fit).map((e) => e.nportId),
+          fit === matches.length,
+        ),
+        ((matches.length - fit) * ID_ENTRY_SIZE) / 4,
+      ),
       changedPort: null,
     };
   }
 
   private lookup(from: number, id: number): NameServerEntry {
     const e = this.entries.get(id);
-    if (!e || !this.visible(from, id)) throw new NsReject(FS_RJT_REASON.LOGICAL_ERROR, NS_EXPLANATION.PORT_ID_NOT_REGISTERED);
+    if (!e || !this.visible(from, id))
+      throw new NsReject(FS_RJT_REASON.LOGICAL_ERROR, NS_EXPLANATION.PORT_ID_NOT_REGISTERED);
     return e;
   }
 
@@ -264,4 +290,3 @@ function inScope(id: number, domain: number, area: number): boolean {
 function fitEntries(count: number, entrySize: number, maxBytes: number): number {
   return Math.min(count, Math.floor(maxBytes / entrySize));
 }
-

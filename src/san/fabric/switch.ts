@@ -151,7 +151,16 @@ export class Fabric {
   private nextOxId = 0;
   private seqId = 0;
   /** Counters, for tests and the control interface. */
-  readonly stats = { forwarded: 0, droppedZoning: 0, droppedUnknown: 0, droppedSpoofed: 0, droppedMalformed: 0, rscnSent: 0, loginTimeouts: 0, pendingEvicted: 0 };
+  readonly stats = {
+    forwarded: 0,
+    droppedZoning: 0,
+    droppedUnknown: 0,
+    droppedSpoofed: 0,
+    droppedMalformed: 0,
+    rscnSent: 0,
+    loginTimeouts: 0,
+    pendingEvicted: 0,
+  };
 
   constructor(opts: FabricOptions) {
     if (!Number.isInteger(opts.domain) || opts.domain < 1 || opts.domain > 239) {
@@ -159,7 +168,7 @@ export class Fabric {
     }
     this.name = opts.name;
     this.domain = opts.domain;
-    this.wwnn = opts.wwnn ?? (SWITCH_NODE_NAME_BASE | BigInt(opts.domain));
+    this.wwnn = opts.wwnn ?? SWITCH_NODE_NAME_BASE | BigInt(opts.domain);
     this.zoning = opts.zoning ?? new Zoning('allow');
     this.log = opts.log ?? logger('fabric', { fabric: opts.name });
     this.loginTimeoutMs = opts.loginTimeoutMs ?? R_A_TOV_MS;
@@ -213,7 +222,13 @@ export class Fabric {
   zoningChanged(): void {
     for (const login of this.byId.values()) {
       if (login.scr === 0) continue;
-      this.sendRscn(login, [{ addressFormat: RSCN_ADDRESS_FORMAT.DOMAIN, eventQualifier: RSCN_EVENT.SWITCH_CONFIG, affectedId: this.domain << 16 }]);
+      this.sendRscn(login, [
+        {
+          addressFormat: RSCN_ADDRESS_FORMAT.DOMAIN,
+          eventQualifier: RSCN_EVENT.SWITCH_CONFIG,
+          affectedId: this.domain << 16,
+        },
+      ]);
     }
   }
 
@@ -238,14 +253,20 @@ export class Fabric {
     this.pending.add(a);
     a.timer = setTimeout(() => {
       this.stats.loginTimeouts++;
-      this.log.warn({ link: a.link.description, ms: this.loginTimeoutMs }, 'no fabric login within R_A_TOV; link closed');
+      this.log.warn(
+        { link: a.link.description, ms: this.loginTimeoutMs },
+        'no fabric login within R_A_TOV; link closed',
+      );
       a.link.close(`no fabric login within ${this.loginTimeoutMs} ms`);
     }, this.loginTimeoutMs);
     a.timer.unref?.();
     while (this.pending.size > this.maxPendingLinks) {
       const oldest = this.pending.values().next().value!;
       this.stats.pendingEvicted++;
-      this.log.warn({ link: oldest.link.description, pending: this.pending.size }, 'too many links waiting for a fabric login; oldest closed');
+      this.log.warn(
+        { link: oldest.link.description, pending: this.pending.size },
+        'too many links waiting for a fabric login; oldest closed',
+      );
       oldest.link.close('too many links waiting for a fabric login');
     }
   }
@@ -298,25 +319,34 @@ export class Fabric {
       if (target.scr === 0) continue;
       const pages = changed
         .filter((c) => c.nportId !== target.nportId && this.zoning.canCommunicate(c.wwpn, target.wwpn))
-        .map((c) => ({ addressFormat: RSCN_ADDRESS_FORMAT.PORT, eventQualifier: RSCN_EVENT.NAME_SERVER_OBJECT, affectedId: c.nportId }));
+        .map((c) => ({
+          addressFormat: RSCN_ADDRESS_FORMAT.PORT,
+          eventQualifier: RSCN_EVENT.NAME_SERVER_OBJECT,
+          affectedId: c.nportId,
+        }));
       if (pages.length) this.sendRscn(target, pages);
     }
   }
 
   private sendRscn(to: FabricLogin, pages: RscnPage[]): void {
     this.stats.rscnSent++;
-    this.transmit(to.port, {
-      rCtl: R_CTL.ELS_REQUEST,
-      dId: to.nportId,
-      csCtl: 0,
-      sId: WELL_KNOWN.FABRIC_CONTROLLER,
-      type: FC_TYPE.ELS,
-      fCtl: F_CTL_REQUEST,
-      seqId: this.nextSeqId(),
-      dfCtl: 0,
-      oxId: this.allocOxId(),
-      rxId: FC_XID_UNKNOWN,
-    }, encodeRscn(pages), to.rxDataFieldSize);
+    this.transmit(
+      to.port,
+      {
+        rCtl: R_CTL.ELS_REQUEST,
+        dId: to.nportId,
+        csCtl: 0,
+        sId: WELL_KNOWN.FABRIC_CONTROLLER,
+        type: FC_TYPE.ELS,
+        fCtl: F_CTL_REQUEST,
+        seqId: this.nextSeqId(),
+        dfCtl: 0,
+        oxId: this.allocOxId(),
+        rxId: FC_XID_UNKNOWN,
+      },
+      encodeRscn(pages),
+      to.rxDataFieldSize,
+    );
   }
 
   private allocOxId(): number {
@@ -330,7 +360,12 @@ export class Fabric {
     return this.seqId;
   }
 
-  private transmit(port: { readonly link: Link }, t: Omit<FcHeader, 'seqCnt' | 'parameter'>, payload: Uint8Array, maxDataField: number): void {
+  private transmit(
+    port: { readonly link: Link },
+    t: Omit<FcHeader, 'seqCnt' | 'parameter'>,
+    payload: Uint8Array,
+    maxDataField: number,
+  ): void {
     for (const frame of buildSequence(t, payload, maxDataField)) {
       for (const o of this.observers) o(frame);
       port.link.send(frame);
@@ -338,7 +373,13 @@ export class Fabric {
   }
 
   /** Reply on the exchange `req` opened, from the address it was sent to. */
-  private reply(port: { readonly link: Link }, req: FcHeader, rCtl: number, payload: Uint8Array, maxDataField = FC_DEFAULT_RX_DATA_FIELD): void {
+  private reply(
+    port: { readonly link: Link },
+    req: FcHeader,
+    rCtl: number,
+    payload: Uint8Array,
+    maxDataField = FC_DEFAULT_RX_DATA_FIELD,
+  ): void {
     this.transmit(
       port,
       {
@@ -381,8 +422,12 @@ export class Fabric {
     const payload = bytes.subarray(FC_HEADER_SIZE);
     const frame: FcFrame = { header: h, payload };
     const isLoginRequest =
-      h.rCtl === R_CTL.ELS_REQUEST && h.type === FC_TYPE.ELS && h.dId === WELL_KNOWN.F_PORT && h.sId === 0 &&
-      payload.length >= 1 && (payload[0] === ELS.FLOGI || payload[0] === ELS.FDISC);
+      h.rCtl === R_CTL.ELS_REQUEST &&
+      h.type === FC_TYPE.ELS &&
+      h.dId === WELL_KNOWN.F_PORT &&
+      h.sId === 0 &&
+      payload.length >= 1 &&
+      (payload[0] === ELS.FLOGI || payload[0] === ELS.FDISC);
     if (isLoginRequest) {
       this.handleLogin(a, frame);
       return;
@@ -391,7 +436,10 @@ export class Fabric {
     const from = port?.logins.get(h.sId);
     if (!port || !from) {
       this.stats.droppedSpoofed++;
-      this.log.debug({ area: port?.area, sId: formatPortId(h.sId) }, 'frame from an S_ID not logged in on this link discarded');
+      this.log.debug(
+        { area: port?.area, sId: formatPortId(h.sId) },
+        'frame from an S_ID not logged in on this link discarded',
+      );
       return;
     }
     if (isWellKnownAddress(h.dId)) {
@@ -444,7 +492,10 @@ export class Fabric {
     }
     const duplicate = this.findByWwpn(sp.wwpn);
     if (duplicate) {
-      this.log.warn({ wwpn: formatWwn(sp.wwpn), existing: formatPortId(duplicate.nportId) }, 'login with a WWPN already logged in rejected');
+      this.log.warn(
+        { wwpn: formatWwn(sp.wwpn), existing: formatPortId(duplicate.nportId) },
+        'login with a WWPN already logged in rejected',
+      );
       return rjt(LS_RJT_REASON.LOGICAL_ERROR, LS_RJT_EXPLANATION.INVALID_PORT_NAME);
     }
     let port = a.port;
@@ -463,7 +514,8 @@ export class Fabric {
     if (!isFlogi) {
       alpa = 1;
       while (port.logins.has(portId(this.domain, port.area, alpa)) && alpa <= MAX_VPORTS_PER_LINK) alpa++;
-      if (alpa > MAX_VPORTS_PER_LINK) return rjt(LS_RJT_REASON.UNABLE_TO_PERFORM, LS_RJT_EXPLANATION.INSUFFICIENT_RESOURCES);
+      if (alpa > MAX_VPORTS_PER_LINK)
+        return rjt(LS_RJT_REASON.UNABLE_TO_PERFORM, LS_RJT_EXPLANATION.INSUFFICIENT_RESOURCES);
     }
     const nportId = portId(this.domain, port.area, alpa);
     const login: FabricLogin = {
@@ -478,7 +530,10 @@ export class Fabric {
     port.logins.set(nportId, login);
     this.byId.set(nportId, login);
     this.nameServer.add({ nportId, wwpn: sp.wwpn, wwnn: sp.wwnn, fabricPortName: port.wwpn });
-    this.log.info({ nportId: formatPortId(nportId), wwpn: formatWwn(sp.wwpn), kind: isFlogi ? 'FLOGI' : 'FDISC' }, 'fabric login');
+    this.log.info(
+      { nportId: formatPortId(nportId), wwpn: formatWwn(sp.wwpn), kind: isFlogi ? 'FLOGI' : 'FDISC' },
+      'fabric login',
+    );
 
     const acc = defaultServiceParameters(ELS.LS_ACC, port.wwpn, this.wwnn, FC_DEFAULT_RX_DATA_FIELD);
     acc.commonFeatures = CSP_FEATURES.F_PORT | CSP_FEATURES.NPIV_ACC;
@@ -494,7 +549,12 @@ export class Fabric {
     // Replies (our RSCNs being accepted) and BLS answers to fabric-originated exchanges end here.
     if (h.fCtl & F_CTL.EX_CTX) return;
     if (h.type === FC_TYPE.BLS && h.rCtl === R_CTL.BLS_ABTS) {
-      this.reply(port, h, R_CTL.BLS_BA_ACC, encodeBaAcc({ seqIdValid: false, seqId: 0, oxId: h.oxId, rxId: h.rxId, lowSeqCnt: 0, highSeqCnt: 0xffff }));
+      this.reply(
+        port,
+        h,
+        R_CTL.BLS_BA_ACC,
+        encodeBaAcc({ seqIdValid: false, seqId: 0, oxId: h.oxId, rxId: h.rxId, lowSeqCnt: 0, highSeqCnt: 0xffff }),
+      );
       return;
     }
     if (h.type === FC_TYPE.ELS && h.rCtl === R_CTL.ELS_REQUEST) {
@@ -511,7 +571,8 @@ export class Fabric {
 
   private handleServiceEls(a: Attachment, port: FabricPort, from: FabricLogin, frame: FcFrame): void {
     const h = frame.header;
-    const acc = (payload: Uint8Array = encodeLsAcc()): void => this.reply(port, h, R_CTL.ELS_REPLY, payload, from.rxDataFieldSize);
+    const acc = (payload: Uint8Array = encodeLsAcc()): void =>
+      this.reply(port, h, R_CTL.ELS_REPLY, payload, from.rxDataFieldSize);
     const rjt = (reason: number, explanation: number = LS_RJT_EXPLANATION.NONE): void =>
       this.reply(port, h, R_CTL.ELS_REPLY, encodeLsRjt({ reason, explanation }));
     if (frame.payload.length < 4) return rjt(LS_RJT_REASON.PROTOCOL_ERROR, LS_RJT_EXPLANATION.INVALID_PAYLOAD_LENGTH);
@@ -526,7 +587,11 @@ export class Fabric {
           if (h.dId !== WELL_KNOWN.DIRECTORY_SERVER && h.dId !== WELL_KNOWN.FABRIC_CONTROLLER) break;
           decodeServiceParameters(frame.payload);
           const serverWwpn = SWITCH_PORT_NAME_BASE | BigInt(h.dId & 0xffffff);
-          return acc(encodeServiceParameters(defaultServiceParameters(ELS.LS_ACC, serverWwpn, this.wwnn, FC_DEFAULT_RX_DATA_FIELD)));
+          return acc(
+            encodeServiceParameters(
+              defaultServiceParameters(ELS.LS_ACC, serverWwpn, this.wwnn, FC_DEFAULT_RX_DATA_FIELD),
+            ),
+          );
         }
         case ELS.LOGO: {
           const logo = decodeLogo(frame.payload);
@@ -557,7 +622,8 @@ export class Fabric {
           return acc(encodeRnidReply({ format: 0, wwpn: port.wwpn, wwnn: this.wwnn, specific: new Uint8Array(0) }));
       }
     } catch (err) {
-      if (err instanceof FcDecodeError) return rjt(LS_RJT_REASON.PROTOCOL_ERROR, LS_RJT_EXPLANATION.INVALID_PAYLOAD_LENGTH);
+      if (err instanceof FcDecodeError)
+        return rjt(LS_RJT_REASON.PROTOCOL_ERROR, LS_RJT_EXPLANATION.INVALID_PAYLOAD_LENGTH);
       throw err;
     }
     this.log.debug({ els: elsCommandName(code), dId: formatPortId(h.dId) }, 'ELS to a fabric service not supported');
@@ -571,7 +637,12 @@ export class Fabric {
     try {
       iu = decodeCt(frame.payload);
     } catch {
-      send(ctReject({ gsType: frame.payload[4] ?? 0, gsSubtype: frame.payload[5] ?? 0, options: 0 }, FS_RJT_REASON.INVALID_VERSION));
+      send(
+        ctReject(
+          { gsType: frame.payload[4] ?? 0, gsSubtype: frame.payload[5] ?? 0, options: 0 },
+          FS_RJT_REASON.INVALID_VERSION,
+        ),
+      );
       return;
     }
     if (h.dId !== WELL_KNOWN.DIRECTORY_SERVER || iu.header.gsType !== GS_TYPE.DIRECTORY) {

@@ -55,7 +55,11 @@ export class Zoning {
 
   removeZone(name: string): void {
     if (!this.zones.delete(name)) throw new ZoningError(`no zone named '${name}'`);
-    for (const [setName, members] of this.zoneSets) this.zoneSets.set(setName, members.filter((z) => z !== name));
+    for (const [setName, members] of this.zoneSets)
+      this.zoneSets.set(
+        setName,
+        members.filter((z) => z !== name),
+      );
     this.rebuild();
   }
 
@@ -74,7 +78,8 @@ export class Zoning {
   }
 
   setZoneSet(name: string, zones: string[]): void {
-    for (const z of zones) if (!this.zones.has(z)) throw new ZoningError(`zone set '${name}' names unknown zone '${z}'`);
+    for (const z of zones)
+      if (!this.zones.has(z)) throw new ZoningError(`zone set '${name}' names unknown zone '${z}'`);
     this.zoneSets.set(name, [...zones]);
     this.rebuild();
   }

@@ -158,7 +158,8 @@ export async function fuzzLoop(o: LoopOptions): Promise<LoopStats> {
 
   // Seeds: the target's own, then whatever earlier runs kept.
   const initial = [...target.seeds()];
-  if (existsSync(corpusDir)) for (const f of readdirSync(corpusDir).sort()) initial.push(new Uint8Array(readFileSync(join(corpusDir, f))));
+  if (existsSync(corpusDir))
+    for (const f of readdirSync(corpusDir).sort()) initial.push(new Uint8Array(readFileSync(join(corpusDir, f))));
   cov.reset();
   for (const s of initial) {
     await exec(s);

@@ -20,7 +20,20 @@
 import { RingEngine } from '../../../src/isp/ring/engine.js';
 import { TsRingBaseline } from '../../../src/isp/ring/ts-baseline.js';
 import type { RequestEntry, RingCodec, RingLimits, StatusType0 } from '../../../src/isp/ring/types.js';
-import { ArrayGuestMemory, buildCmd7, buildRaw, segmentsOf, T_ABORT, T_CONT_A64, T_LOGIO, T_MARKER, T_TSK_MGMT, T_CT, T_ELS, T_MBX } from '../../unit/ring/support.js';
+import {
+  ArrayGuestMemory,
+  buildCmd7,
+  buildRaw,
+  segmentsOf,
+  T_ABORT,
+  T_CONT_A64,
+  T_LOGIO,
+  T_MARKER,
+  T_TSK_MGMT,
+  T_CT,
+  T_ELS,
+  T_MBX,
+} from '../../unit/ring/support.js';
 import { FuzzFinding, u8, type FuzzTarget } from '../engine/target.js';
 
 const ENTRY = 64;
@@ -97,7 +110,9 @@ function statusFor(handle: number, s: Uint8Array): StatusType0 {
 
 /** Plain data for comparing the two implementations' answers. */
 function plain(value: unknown): string {
-  return JSON.stringify(value, (_k, v: unknown) => (typeof v === 'bigint' ? `0x${v.toString(16)}` : v instanceof Uint8Array ? Array.from(v) : v));
+  return JSON.stringify(value, (_k, v: unknown) =>
+    typeof v === 'bigint' ? `0x${v.toString(16)}` : v instanceof Uint8Array ? Array.from(v) : v,
+  );
 }
 
 interface Outcome {
@@ -112,13 +127,20 @@ function drive(codec: RingCodec, d: Decoded): Outcome {
   const window = mem.map(WINDOW_BASE, WINDOW_SIZE);
   window.set(CANARY);
   // The response ring starts "processed" as qla2x00_init_response_q_entries leaves it.
-  for (let k = 0; k < d.rspEntries; k++) new DataView(window.buffer).setUint32(RSP_OFFSET + k * ENTRY + 60, 0xdeaddead, true);
+  for (let k = 0; k < d.rspEntries; k++)
+    new DataView(window.buffer).setUint32(RSP_OFFSET + k * ENTRY + 60, 0xdeaddead, true);
   for (let k = 0; k < d.ring.length / ENTRY; k++) {
     const slot = (d.reqOut + k) % d.reqEntries;
     window.set(d.ring.subarray(k * ENTRY, (k + 1) * ENTRY), REQ_OFFSET + slot * ENTRY);
   }
   const before = window.slice();
-  codec.configure(WINDOW_BASE + BigInt(REQ_OFFSET), d.reqEntries, WINDOW_BASE + BigInt(RSP_OFFSET), d.rspEntries, d.limits);
+  codec.configure(
+    WINDOW_BASE + BigInt(REQ_OFFSET),
+    d.reqEntries,
+    WINDOW_BASE + BigInt(RSP_OFFSET),
+    d.rspEntries,
+    d.limits,
+  );
   codec.resetResponses();
 
   const transcript: string[] = [];
@@ -161,7 +183,11 @@ function drive(codec: RingCodec, d: Decoded): Outcome {
     const inRsp = i >= RSP_OFFSET && i < RSP_OFFSET + d.rspEntries * ENTRY;
     if (inRsp && written.has(Math.floor((i - RSP_OFFSET) / ENTRY))) continue;
     if (window[i] !== before[i]) {
-      const where = inRsp ? `response slot ${Math.floor((i - RSP_OFFSET) / ENTRY)} (not flushed to)` : i >= REQ_OFFSET && i < REQ_OFFSET + d.reqEntries * ENTRY ? 'the request ring' : 'guest memory outside both rings';
+      const where = inRsp
+        ? `response slot ${Math.floor((i - RSP_OFFSET) / ENTRY)} (not flushed to)`
+        : i >= REQ_OFFSET && i < REQ_OFFSET + d.reqEntries * ENTRY
+          ? 'the request ring'
+          : 'guest memory outside both rings';
       throw new FuzzFinding('out-of-bounds', `guest byte at window offset 0x${i.toString(16)} changed: ${where}`);
     }
   }
@@ -174,7 +200,20 @@ export function createRingTarget(): FuzzTarget {
   return {
     name: 'ring',
     maxLen: HEADER + MAX_REQ * ENTRY + 16 * STATUS_SIZE,
-    dictionary: [u8(0x18), u8(0x0a), u8(0x03), u8(0x04), u8(0x33), u8(0x52), u8(0x53), u8(0x29), u8(0x14), u8(0x39), u8(0xff, 0xff, 0xff, 0x0f), u8(0xad, 0xde, 0xad, 0xde)],
+    dictionary: [
+      u8(0x18),
+      u8(0x0a),
+      u8(0x03),
+      u8(0x04),
+      u8(0x33),
+      u8(0x52),
+      u8(0x53),
+      u8(0x29),
+      u8(0x14),
+      u8(0x39),
+      u8(0xff, 0xff, 0xff, 0x0f),
+      u8(0xad, 0xde, 0xad, 0xde),
+    ],
     seeds() {
       const header = (n: number, reqIn: number): number[] => [16, 8, 0, reqIn, 64, 0, 0, 0, n];
       const statuses = new Uint8Array(4 * STATUS_SIZE).fill(0);
@@ -187,12 +226,29 @@ export function createRingTarget(): FuzzTarget {
       const sense = new Uint8Array(STATUS_SIZE);
       sense.set([0, 0, 2, 1, 0x10, 0, 0, 0, 40, 2, 3, 0]);
       return [
-        seed(buildCmd7({ handle: 1, direction: 'read', segments: segmentsOf(1, WINDOW_BASE + 0x3000n, 512), cdb: [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0] }), sense),
+        seed(
+          buildCmd7({
+            handle: 1,
+            direction: 'read',
+            segments: segmentsOf(1, WINDOW_BASE + 0x3000n, 512),
+            cdb: [0x28, 0, 0, 0, 0, 0, 0, 0, 1, 0],
+          }),
+          sense,
+        ),
         seed(buildCmd7({ handle: 2, direction: 'write', segments: two, cdb: [0x2a] })),
         seed(buildCmd7({ handle: 3, direction: 'read', segments: seven, lun: 300 })),
         seed(Uint8Array.from([...buildRaw(T_MARKER, 0), ...buildRaw(T_TSK_MGMT, 4), ...buildRaw(T_ABORT, 5)])),
-        seed(Uint8Array.from([...buildRaw(T_LOGIO, 6), ...buildRaw(T_ELS, 7), ...buildRaw(T_CT, 8), ...buildRaw(T_MBX, 9)])),
-        seed(Uint8Array.from([...buildRaw(T_CONT_A64, 10), ...buildCmd7({ handle: 11, entryCount: 3, segments: two })])),
+        seed(
+          Uint8Array.from([
+            ...buildRaw(T_LOGIO, 6),
+            ...buildRaw(T_ELS, 7),
+            ...buildRaw(T_CT, 8),
+            ...buildRaw(T_MBX, 9),
+          ]),
+        ),
+        seed(
+          Uint8Array.from([...buildRaw(T_CONT_A64, 10), ...buildCmd7({ handle: 11, entryCount: 3, segments: two })]),
+        ),
       ];
     },
     run(input) {
@@ -201,12 +257,19 @@ export function createRingTarget(): FuzzTarget {
       const b = drive(twin, d);
       for (let i = 0; i < a.transcript.length || i < b.transcript.length; i++) {
         if (a.transcript[i] !== b.transcript[i]) {
-          throw new FuzzFinding('crash', `WASM engine and TypeScript twin disagree at step ${i}:\n  wasm: ${a.transcript[i]}\n  twin: ${b.transcript[i]}`);
+          throw new FuzzFinding(
+            'crash',
+            `WASM engine and TypeScript twin disagree at step ${i}:\n  wasm: ${a.transcript[i]}\n  twin: ${b.transcript[i]}`,
+          );
         }
       }
       if (Buffer.compare(a.memory, b.memory) === 0) return;
       for (let i = 0; i < a.memory.length; i++) {
-        if (a.memory[i] !== b.memory[i]) throw new FuzzFinding('crash', `WASM engine and TypeScript twin wrote different guest memory at window offset 0x${i.toString(16)}`);
+        if (a.memory[i] !== b.memory[i])
+          throw new FuzzFinding(
+            'crash',
+            `WASM engine and TypeScript twin wrote different guest memory at window offset 0x${i.toString(16)}`,
+          );
       }
     },
   };

@@ -79,8 +79,18 @@ async function captureSeeds(san: San, targetId: number): Promise<Uint8Array[]> {
   await good.plogi(targetId);
   await good.prli(targetId);
   const cdb = (op: number): Uint8Array => Uint8Array.of(op, 0, 0, 0, 0, 8, 0, 0, 2, 0);
-  await good.scsiCommand(targetId, { lun: 0, cdb: Uint8Array.of(0x12, 0, 0, 0, 96, 0), direction: 'read', expectedLength: 96 });
-  await good.scsiCommand(targetId, { lun: 0, cdb: cdb(0x2a), direction: 'write', dataOut: new Uint8Array(1024).fill(0xa5) });
+  await good.scsiCommand(targetId, {
+    lun: 0,
+    cdb: Uint8Array.of(0x12, 0, 0, 0, 96, 0),
+    direction: 'read',
+    expectedLength: 96,
+  });
+  await good.scsiCommand(targetId, {
+    lun: 0,
+    cdb: cdb(0x2a),
+    direction: 'write',
+    dataOut: new Uint8Array(1024).fill(0xa5),
+  });
   await good.scsiCommand(targetId, { lun: 0, cdb: cdb(0x28), direction: 'read', expectedLength: 1024 });
   good.closeLink();
   await turn();
@@ -88,7 +98,8 @@ async function captureSeeds(san: San, targetId: number): Promise<Uint8Array[]> {
     if (get24(f, OFF.S_ID) === myId) put24(f, OFF.S_ID, SELF);
     if (get24(f, OFF.D_ID) === targetId) put24(f, OFF.D_ID, TARGET);
   }
-  const record = (frames: Uint8Array[]): Uint8Array => Uint8Array.from(frames.flatMap((f) => [...be16(f.length - FC_HEADER_SIZE), ...f]));
+  const record = (frames: Uint8Array[]): Uint8Array =>
+    Uint8Array.from(frames.flatMap((f) => [...be16(f.length - FC_HEADER_SIZE), ...f]));
   const seeds: Uint8Array[] = [];
   for (let from = 0; from < tx.length; from += MAX_FRAMES - 1) {
     // Every seed starts with the FLOGI, so the rest is routable.
@@ -99,7 +110,10 @@ async function captureSeeds(san: San, targetId: number): Promise<Uint8Array[]> {
 
 export async function createSanTarget(): Promise<FuzzTarget> {
   const logs = new LogCapture();
-  const san = await San.start(config(), { log: logs.logger, targetPortOptions: { exchangeTimeoutMs: 100, log: logs.logger } });
+  const san = await San.start(config(), {
+    log: logs.logger,
+    targetPortOptions: { exchangeTimeoutMs: 100, log: logs.logger },
+  });
   const wwpn = 0x500a098100000001n;
   const targetId = san.targetPort(wwpn)!.nportId;
   const seeds = await captureSeeds(san, targetId);
@@ -107,7 +121,29 @@ export async function createSanTarget(): Promise<FuzzTarget> {
   return {
     name: 'san-frames',
     maxLen: MAX_FRAMES * 300,
-    dictionary: [u8(0xee, 0xee, 0xee), u8(0xdd, 0xdd, 0xdd), u8(0xff, 0xff, 0xfc), u8(0xff, 0xff, 0xfe), u8(0xff, 0xff, 0xfd), u8(0x22), u8(0x23), u8(0x32), u8(0x06), u8(0x01), u8(0x05), u8(0x81), u8(0x84), u8(0x85), u8(0x02, 0x01), u8(0x03), u8(0x04), u8(0x20), u8(0x21), u8(0x01, 0x00, 0x00, 0x00, 0xfc, 0x02), u8(0x29, 0x00, 0x00, 0x00)],
+    dictionary: [
+      u8(0xee, 0xee, 0xee),
+      u8(0xdd, 0xdd, 0xdd),
+      u8(0xff, 0xff, 0xfc),
+      u8(0xff, 0xff, 0xfe),
+      u8(0xff, 0xff, 0xfd),
+      u8(0x22),
+      u8(0x23),
+      u8(0x32),
+      u8(0x06),
+      u8(0x01),
+      u8(0x05),
+      u8(0x81),
+      u8(0x84),
+      u8(0x85),
+      u8(0x02, 0x01),
+      u8(0x03),
+      u8(0x04),
+      u8(0x20),
+      u8(0x21),
+      u8(0x01, 0x00, 0x00, 0x00, 0xfc, 0x02),
+      u8(0x29, 0x00, 0x00, 0x00),
+    ],
     seeds: () => seeds,
     async run(input) {
       const [mine, fabricEnd]: [Link, Link] = linkPair('fuzz n_port');
@@ -133,8 +169,10 @@ export async function createSanTarget(): Promise<FuzzTarget> {
       logs.records.length = 0;
       if (failures.length > 0) throw new FuzzFinding('crash', `error-level log: ${JSON.stringify(failures[0])}`);
       const port = san.targetPort(wwpn);
-      if (!port || !san.status().targetPorts.every((p) => p.up)) throw new FuzzFinding('crash', 'the array target port went down');
-      if (!san.fabric.logins().some((l) => l.nportId === targetId)) throw new FuzzFinding('crash', 'the target port lost its fabric login');
+      if (!port || !san.status().targetPorts.every((p) => p.up))
+        throw new FuzzFinding('crash', 'the array target port went down');
+      if (!san.fabric.logins().some((l) => l.nportId === targetId))
+        throw new FuzzFinding('crash', 'the target port lost its fabric login');
     },
     async close() {
       await san.close();

@@ -51,7 +51,11 @@ const HBA_REUSE = 500;
 const RAM_BASE = 0x10_0000n;
 
 function framer(): MessageFramer {
-  return new MessageFramer({ maxMessageSize: maxIncomingMessageSize(DEFAULT_LIMITS), maxFdsPerMessage: DEFAULT_LIMITS.maxMsgFds, accept: 'command' });
+  return new MessageFramer({
+    maxMessageSize: maxIncomingMessageSize(DEFAULT_LIMITS),
+    maxFdsPerMessage: DEFAULT_LIMITS.maxMsgFds,
+    accept: 'command',
+  });
 }
 
 /** The stream through a fresh framer in the given chunks: messages and the error, comparable. */
@@ -76,14 +80,19 @@ function sameMessages(a: FramedMessage[], b: FramedMessage[]): boolean {
     const y = b[i]!;
     const h = x.header;
     const k = y.header;
-    if (h.id !== k.id || h.command !== k.command || h.size !== k.size || h.flags !== k.flags || h.error !== k.error) return false;
+    if (h.id !== k.id || h.command !== k.command || h.size !== k.size || h.flags !== k.flags || h.error !== k.error)
+      return false;
     if (Buffer.compare(x.payload, y.payload) !== 0) return false;
   }
   return true;
 }
 
 let nextId = 0;
-function cmd(command: number, payload?: Uint8Array, opts: { fds?: number; pages?: number; noReply?: boolean } = {}): Uint8Array {
+function cmd(
+  command: number,
+  payload?: Uint8Array,
+  opts: { fds?: number; pages?: number; noReply?: boolean } = {},
+): Uint8Array {
   const error = (opts.fds ?? 0) | ((opts.pages ?? 0) << 2);
   const flags = HEADER_FLAGS.TYPE_COMMAND | (opts.noReply ? HEADER_FLAGS.NO_REPLY : 0);
   return encodeMessage({ id: nextId++ & 0xffff, command, flags, error }, payload);
@@ -108,14 +117,35 @@ function concat(parts: Uint8Array[]): Uint8Array {
 /** What QEMU sends when it attaches, then the start of the qla2xxx probe. */
 function attach(): Uint8Array[] {
   const msgs = [
-    cmd(COMMAND.VERSION, encodeVersion({ major: 0, minor: 0, json: '{"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576,"migration":{"pgsize":4096}}}' })),
+    cmd(
+      COMMAND.VERSION,
+      encodeVersion({
+        major: 0,
+        minor: 0,
+        json: '{"capabilities":{"max_msg_fds":16,"max_data_xfer_size":1048576,"migration":{"pgsize":4096}}}',
+      }),
+    ),
     cmd(COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 16, flags: 0, numRegions: 0, numIrqs: 0 })),
   ];
-  for (let i = 0; i < 9; i++) msgs.push(cmd(COMMAND.DEVICE_GET_REGION_INFO, encodeRegionInfo({ argsz: 32, flags: 0, index: i, capOffset: 0, size: 0n, offset: 0n })));
-  for (let i = 0; i < 5; i++) msgs.push(cmd(COMMAND.DEVICE_GET_IRQ_INFO, encodeIrqInfo({ argsz: 16, flags: 0, index: i, count: 0 })));
+  for (let i = 0; i < 9; i++)
+    msgs.push(
+      cmd(
+        COMMAND.DEVICE_GET_REGION_INFO,
+        encodeRegionInfo({ argsz: 32, flags: 0, index: i, capOffset: 0, size: 0n, offset: 0n }),
+      ),
+    );
+  for (let i = 0; i < 5; i++)
+    msgs.push(cmd(COMMAND.DEVICE_GET_IRQ_INFO, encodeIrqInfo({ argsz: 16, flags: 0, index: i, count: 0 })));
   msgs.push(
-    cmd(COMMAND.DMA_MAP, encodeDmaMap({ argsz: 32, flags: 3, offset: 0n, address: RAM_BASE, size: BigInt(16 * PAGE) }), { fds: 1, pages: 16 }),
-    cmd(COMMAND.DMA_MAP, encodeDmaMap({ argsz: 32, flags: 1, offset: 0n, address: 0xfffc0000n, size: BigInt(4 * PAGE) })),
+    cmd(
+      COMMAND.DMA_MAP,
+      encodeDmaMap({ argsz: 32, flags: 3, offset: 0n, address: RAM_BASE, size: BigInt(16 * PAGE) }),
+      { fds: 1, pages: 16 },
+    ),
+    cmd(
+      COMMAND.DMA_MAP,
+      encodeDmaMap({ argsz: 32, flags: 1, offset: 0n, address: 0xfffc0000n, size: BigInt(4 * PAGE) }),
+    ),
     regionRead(PCI_REGION.CONFIG, 0, 64),
     regionWrite(PCI_REGION.CONFIG, 0x04, le16(0x0006)), // memory space + bus master
     regionWrite(PCI_REGION.CONFIG, 0x14, le32(0xfebf0000)),
@@ -126,9 +156,41 @@ function attach(): Uint8Array[] {
 export function seeds(): Uint8Array[] {
   const base = attach();
   const irqs = [
-    cmd(COMMAND.DEVICE_SET_IRQS, encodeIrqSet({ argsz: 20, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, index: 2, start: 0, count: 2, data: new Uint8Array(0) }), { fds: 2 }),
-    cmd(COMMAND.DEVICE_SET_IRQS, encodeIrqSet({ argsz: 20, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, index: 0, start: 0, count: 1, data: new Uint8Array(0) }), { fds: 1 }),
-    cmd(COMMAND.DEVICE_SET_IRQS, encodeIrqSet({ argsz: 21, flags: IRQ_SET_FLAGS.DATA_BOOL | IRQ_SET_FLAGS.ACTION_UNMASK, index: 0, start: 0, count: 1, data: u8(1) })),
+    cmd(
+      COMMAND.DEVICE_SET_IRQS,
+      encodeIrqSet({
+        argsz: 20,
+        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        index: 2,
+        start: 0,
+        count: 2,
+        data: new Uint8Array(0),
+      }),
+      { fds: 2 },
+    ),
+    cmd(
+      COMMAND.DEVICE_SET_IRQS,
+      encodeIrqSet({
+        argsz: 20,
+        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        index: 0,
+        start: 0,
+        count: 1,
+        data: new Uint8Array(0),
+      }),
+      { fds: 1 },
+    ),
+    cmd(
+      COMMAND.DEVICE_SET_IRQS,
+      encodeIrqSet({
+        argsz: 21,
+        flags: IRQ_SET_FLAGS.DATA_BOOL | IRQ_SET_FLAGS.ACTION_UNMASK,
+        index: 0,
+        start: 0,
+        count: 1,
+        data: u8(1),
+      }),
+    ),
   ];
   const ram = (offset: number): number[] => {
     const a = RAM_BASE + BigInt(offset);
@@ -136,7 +198,12 @@ export function seeds(): Uint8Array[] {
   };
   return [
     concat(base),
-    concat([...base, ...irqs, cmd(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0, address: RAM_BASE, size: BigInt(16 * PAGE) })), cmd(COMMAND.DEVICE_RESET)]),
+    concat([
+      ...base,
+      ...irqs,
+      cmd(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0, address: RAM_BASE, size: BigInt(16 * PAGE) })),
+      cmd(COMMAND.DEVICE_RESET),
+    ]),
     concat([
       ...base,
       regionWrite(PCI_REGION.BAR1, REG.HCCR, le32(HCCRX.SET_RISC_RESET << 28)),
@@ -149,13 +216,27 @@ export function seeds(): Uint8Array[] {
       regionWrite(PCI_REGION.BAR1, REG.REQ_Q_IN, le32(1)),
       regionWrite(PCI_REGION.BAR1, REG.HCCR, le32(HCCRX.CLR_RISC_INT << 28)),
     ]),
-    concat([...base, ...irqs, regionRead(PCI_REGION.BAR0, 0, 4), regionRead(PCI_REGION.BAR1, REG.ISTATUS, 4), regionWrite(PCI_REGION.BAR1, REG.ICTRL, le32(8)), cmd(COMMAND.DEVICE_GET_INFO, new Uint8Array(16), { noReply: true })]),
+    concat([
+      ...base,
+      ...irqs,
+      regionRead(PCI_REGION.BAR0, 0, 4),
+      regionRead(PCI_REGION.BAR1, REG.ISTATUS, 4),
+      regionWrite(PCI_REGION.BAR1, REG.ICTRL, le32(8)),
+      cmd(COMMAND.DEVICE_GET_INFO, new Uint8Array(16), { noReply: true }),
+    ]),
   ];
 }
 
 export function createSessionTarget(): FuzzTarget {
   const silent = pino({ level: 'silent' });
-  const newHba = (): VportHba => new VportHba({ socketPath: '/nonexistent/fuzz.sock', wwpn: VPORT.wwpn, wwnn: VPORT.wwnn, fabric: null, log: silent });
+  const newHba = (): VportHba =>
+    new VportHba({
+      socketPath: '/nonexistent/fuzz.sock',
+      wwpn: VPORT.wwpn,
+      wwnn: VPORT.wwnn,
+      fabric: null,
+      log: silent,
+    });
   let hba = newHba();
   const logs = new LogCapture();
   let uses = 0;
@@ -178,10 +259,15 @@ export function createSessionTarget(): FuzzTarget {
     },
     async run(input) {
       const whole = frame(input, []);
-      const cuts = [Math.floor(input.length / 3), Math.floor((2 * input.length) / 3) + (input[0] ?? 0) % 7].map((c) => Math.min(c, input.length)).sort((a, b) => a - b);
+      const cuts = [Math.floor(input.length / 3), Math.floor((2 * input.length) / 3) + ((input[0] ?? 0) % 7)]
+        .map((c) => Math.min(c, input.length))
+        .sort((a, b) => a - b);
       const split = frame(input, cuts);
       if (whole.error !== split.error || !sameMessages(whole.messages, split.messages)) {
-        throw new FuzzFinding('crash', `framer: whole stream gives ${whole.messages.length} messages (${whole.error}), split at ${cuts} gives ${split.messages.length} (${split.error})`);
+        throw new FuzzFinding(
+          'crash',
+          `framer: whole stream gives ${whole.messages.length} messages (${whole.error}), split at ${cuts} gives ${split.messages.length} (${split.error})`,
+        );
       }
       logs.records.length = 0;
       const native = new FakeNative();
@@ -190,7 +276,12 @@ export function createSessionTarget(): FuzzTarget {
         hba = newHba();
         uses = 0;
       }
-      const session = new VfioUserSession({ device: hba.pci, native, watch: new FakeWatcher().watch, log: logs.logger });
+      const session = new VfioUserSession({
+        device: hba.pci,
+        native,
+        watch: new FakeWatcher().watch,
+        log: logs.logger,
+      });
       try {
         for (const m of whole.messages) {
           const hint = m.header.error;
@@ -200,20 +291,31 @@ export function createSessionTarget(): FuzzTarget {
           try {
             result = session.handle({ header: m.header, payload: m.payload, fds });
           } catch (err) {
-            throw new FuzzFinding('crash', `session.handle threw on ${m.header.command}: ${(err as Error).stack ?? String(err)}`);
+            throw new FuzzFinding(
+              'crash',
+              `session.handle threw on ${m.header.command}: ${(err as Error).stack ?? String(err)}`,
+            );
           }
           checkReply(m, result.reply);
           if (result.close) break;
           // Deferred device work (the ISP runs mailbox commands a turn later) belongs to this message.
-          if ((m.header.command === COMMAND.REGION_WRITE || m.header.command === COMMAND.DEVICE_RESET) && (hint & 0x400) === 0) await new Promise((r) => setImmediate(r));
+          if (
+            (m.header.command === COMMAND.REGION_WRITE || m.header.command === COMMAND.DEVICE_RESET) &&
+            (hint & 0x400) === 0
+          )
+            await new Promise((r) => setImmediate(r));
         }
       } finally {
         session.end();
         hba.pci.reset();
       }
-      if (native.open.size > 0) throw new FuzzFinding('crash', `fds leaked after the session ended: ${[...native.open].join(', ')}`);
+      if (native.open.size > 0)
+        throw new FuzzFinding('crash', `fds leaked after the session ended: ${[...native.open].join(', ')}`);
       if (native.munmapped.length !== native.mmaps.length) {
-        throw new FuzzFinding('crash', `${native.mmaps.length - native.munmapped.length} DMA mappings still mapped after the session ended`);
+        throw new FuzzFinding(
+          'crash',
+          `${native.mmaps.length - native.munmapped.length} DMA mappings still mapped after the session ended`,
+        );
       }
       const failures = logs.failures();
       if (failures.length > 0) throw new FuzzFinding('crash', `error-level log: ${JSON.stringify(failures[0])}`);
@@ -230,10 +332,14 @@ function checkReply(m: FramedMessage, reply: Uint8Array | null): void {
   if (noReply) throw new FuzzFinding('crash', `a reply to No_reply command ${m.header.command}`);
   const h = decodeHeader(reply);
   const bad =
-    h.size !== reply.length ? `size field ${h.size} for ${reply.length} bytes`
-    : (h.flags & HEADER_FLAGS.TYPE_MASK) !== HEADER_FLAGS.TYPE_REPLY ? `flags 0x${h.flags.toString(16)} are not a reply`
-    : h.id !== m.header.id || h.command !== m.header.command ? `id/command ${h.id}/${h.command} answer ${m.header.id}/${m.header.command}`
-    : h.flags & HEADER_FLAGS.ERROR && reply.length !== HEADER.SIZEOF ? 'an error reply with a payload'
-    : null;
+    h.size !== reply.length
+      ? `size field ${h.size} for ${reply.length} bytes`
+      : (h.flags & HEADER_FLAGS.TYPE_MASK) !== HEADER_FLAGS.TYPE_REPLY
+        ? `flags 0x${h.flags.toString(16)} are not a reply`
+        : h.id !== m.header.id || h.command !== m.header.command
+          ? `id/command ${h.id}/${h.command} answer ${m.header.id}/${m.header.command}`
+          : h.flags & HEADER_FLAGS.ERROR && reply.length !== HEADER.SIZEOF
+            ? 'an error reply with a payload'
+            : null;
   if (bad) throw new FuzzFinding('crash', `malformed reply: ${bad}`);
 }

@@ -47,7 +47,8 @@ export function startCli(args: readonly string[], env: Record<string, string> = 
 export async function waitForPath(path: string, proc: ProjectProcess, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!existsSync(path)) {
-    if (proc.child.exitCode !== null) throw new Error(`process exited (${proc.child.exitCode}) before creating ${path}:\n${proc.log()}`);
+    if (proc.child.exitCode !== null)
+      throw new Error(`process exited (${proc.child.exitCode}) before creating ${path}:\n${proc.log()}`);
     if (Date.now() > deadline) throw new Error(`${path} did not appear within ${timeoutMs} ms:\n${proc.log()}`);
     await new Promise((r) => setTimeout(r, 50));
   }

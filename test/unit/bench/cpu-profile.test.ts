@@ -1,7 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { moduleOf, summarizeProfile, type CpuProfile } from '../../../bench/lib/cpu-profile.js';
 
-const frame = (id: number, functionName: string, url: string, lineNumber = 0) => ({ id, callFrame: { functionName, url, lineNumber } });
+const frame = (id: number, functionName: string, url: string, lineNumber = 0) => ({
+  id,
+  callFrame: { functionName, url, lineNumber },
+});
 
 /** A profile of 8 samples: 1 ms apart, starting at t = 10 ms. */
 function profile(): CpuProfile {
@@ -31,7 +34,11 @@ describe('CPU profile summaries', () => {
     expect(s.busyUs).toBe(6500);
     expect(s.functions[0]).toEqual({ name: 'handleDoorbell src/isp/ring/engine.js:42', us: 3000, share: 3000 / 6500 });
     // an anonymous closure is named after its first two named callers
-    expect(s.functions.at(-1)).toEqual({ name: '(anonymous in call ← recvmsg) src/native/index.js:114', us: 500, share: 500 / 6500 });
+    expect(s.functions.at(-1)).toEqual({
+      name: '(anonymous in call ← recvmsg) src/native/index.js:114',
+      us: 500,
+      share: 500 / 6500,
+    });
     expect(s.modules.map((m) => [m.name, m.us])).toEqual([
       ['src/isp/ring', 3000],
       ['src/san', 1000],
@@ -46,7 +53,11 @@ describe('CPU profile summaries', () => {
     const s = summarizeProfile(profile(), 10, { startUs: 13_000, endUs: 15_500 });
     expect(s.busyUs).toBe(3000);
     expect(s.wallUs).toBe(2500);
-    expect(s.functions.map((f) => f.name)).toEqual(['handleDoorbell src/isp/ring/engine.js:42', 'encodeLinkFrame src/san/link.js:10', 'garbage collection']);
+    expect(s.functions.map((f) => f.name)).toEqual([
+      'handleDoorbell src/isp/ring/engine.js:42',
+      'encodeLinkFrame src/san/link.js:10',
+      'garbage collection',
+    ]);
     expect(() => summarizeProfile(profile(), 10, { startUs: 30_000, endUs: 40_000 })).toThrow(/does not cover/);
   });
 

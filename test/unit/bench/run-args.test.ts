@@ -25,7 +25,11 @@ beforeEach(() => {
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
 const runBench = (...args: string[]) =>
-  spawnSync(process.execPath, [RUN, ...args], { encoding: 'utf8', env: { ...process.env, PATH: dir }, timeout: 20_000 });
+  spawnSync(process.execPath, [RUN, ...args], {
+    encoding: 'utf8',
+    env: { ...process.env, PATH: dir },
+    timeout: 20_000,
+  });
 
 describe('bench/run.js arguments', () => {
   it('--help and -h print the usage, exit 0, and run nothing', () => {

@@ -42,8 +42,22 @@ const FIO = {
       error: 0,
       usr_cpu: 12.5,
       sys_cpu: 8.125,
-      read: { iops: 412.5, bw: 1650, total_ios: 4125, runtime: 10000, clat_ns: { percentile: { '50.000000': 2_000_000, '99.000000': 9_500_000 } }, lat_ns: { mean: 2_400_000 } },
-      write: { iops: 0, bw: 0, total_ios: 0, runtime: 0, clat_ns: { percentile: { '50.000000': 0, '99.000000': 0 } }, lat_ns: { mean: 0 } },
+      read: {
+        iops: 412.5,
+        bw: 1650,
+        total_ios: 4125,
+        runtime: 10000,
+        clat_ns: { percentile: { '50.000000': 2_000_000, '99.000000': 9_500_000 } },
+        lat_ns: { mean: 2_400_000 },
+      },
+      write: {
+        iops: 0,
+        bw: 0,
+        total_ios: 0,
+        runtime: 0,
+        clat_ns: { percentile: { '50.000000': 0, '99.000000': 0 } },
+        lat_ns: { mean: 0 },
+      },
     },
   ],
 };
@@ -52,7 +66,16 @@ describe('fio JSON', () => {
   it('takes the side the job ran, in µs and MiB/s, skipping text before the object', () => {
     const f = parseFioJson(`note: both iodepth >= 1 and synchronous I/O engine\n${JSON.stringify(FIO)}`, 'randread');
     // 20.625% of one CPU over 10 s = 2.0625 s for 4125 I/Os = 500 µs each
-    expect(f).toEqual({ iops: 412.5, bandwidthMiBs: 1650 / 1024, clatP50Us: 2000, clatP99Us: 9500, latMeanUs: 2400, ios: 4125, runtimeMs: 10000, cpuUsPerIo: 500 });
+    expect(f).toEqual({
+      iops: 412.5,
+      bandwidthMiBs: 1650 / 1024,
+      clatP50Us: 2000,
+      clatP99Us: 9500,
+      latMeanUs: 2400,
+      ios: 4125,
+      runtimeMs: 10000,
+      cpuUsPerIo: 500,
+    });
     expect(parseFioJson(JSON.stringify(FIO), 'randwrite').iops).toBe(0);
   });
 
@@ -72,7 +95,26 @@ describe('fio JSON', () => {
 
 describe('/proc readings', () => {
   it('utime+stime of a stat line whose comm has spaces and parentheses', () => {
-    const fields = ['S', '1', '2', '3', '0', '-1', '4194560', '100', '0', '0', '0', '250', '37', '0', '0', '20', '0', '1'];
+    const fields = [
+      'S',
+      '1',
+      '2',
+      '3',
+      '0',
+      '-1',
+      '4194560',
+      '100',
+      '0',
+      '0',
+      '0',
+      '250',
+      '37',
+      '0',
+      '0',
+      '20',
+      '0',
+      '1',
+    ];
     expect(parseProcStatCpuMs(`1234 (node (x) y) ${fields.join(' ')}`)).toBe(2870);
     expect(() => parseProcStatCpuMs('garbage')).toThrow();
     expect(parseProcStatusRssKiB('Name:\tnode\nVmRSS:\t   51234 kB\nThreads: 7\n')).toBe(51234);
@@ -83,7 +125,16 @@ describe('/proc readings', () => {
 describe('bench SAN configuration', () => {
   it('is a valid SAN config mapping every initiator to every volume', () => {
     const cfg = parseSanConfig(
-      sanConfig({ workDir: '/nonexistent', initiators: [0xc05076ffe5000001n, 0xc05076ffe5000002n], targetWwpn: 0x500a098100000001n, targetWwnn: 0x500a098000000001n, volumes: [{ name: 'a', sizeMiB: 64 }, { name: 'b', sizeMiB: 8 }] }),
+      sanConfig({
+        workDir: '/nonexistent',
+        initiators: [0xc05076ffe5000001n, 0xc05076ffe5000002n],
+        targetWwpn: 0x500a098100000001n,
+        targetWwnn: 0x500a098000000001n,
+        volumes: [
+          { name: 'a', sizeMiB: 64 },
+          { name: 'b', sizeMiB: 8 },
+        ],
+      }),
     );
     expect(cfg.arrays[0]!.hostGroups[0]!.initiators).toHaveLength(2);
     expect(cfg.arrays[0]!.hostGroups[0]!.luns).toEqual({ '0': 'a', '1': 'b' });
@@ -95,8 +146,11 @@ describe('bench SAN configuration', () => {
 describe('saved commands', () => {
   it('carry no machine-specific paths', async () => {
     const { sanitizePaths } = await import('../../../bench/lib/results.js');
-    expect(sanitizePaths('node /srv/x/bench/run.js -initrd /tmp/npiv-hba-guest-AbC123/initrd.cpio --socket /tmp/npiv-bench-e2e-Xy9/vport0.sock', '/srv/x')).toBe(
-      'node bench/run.js -initrd <tmp>/initrd.cpio --socket <work>/vport0.sock',
-    );
+    expect(
+      sanitizePaths(
+        'node /srv/x/bench/run.js -initrd /tmp/npiv-hba-guest-AbC123/initrd.cpio --socket /tmp/npiv-bench-e2e-Xy9/vport0.sock',
+        '/srv/x',
+      ),
+    ).toBe('node bench/run.js -initrd <tmp>/initrd.cpio --socket <work>/vport0.sock');
   });
 });

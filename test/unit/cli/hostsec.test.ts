@@ -93,7 +93,19 @@ describe.runIf(isRoot)('serve --san at a path another user squats', () => {
     const link = join(shared, 'l.sock');
     const squatter = await startChildListener(link, NOBODY);
     const socket = join(sandbox.dir, 'v.sock');
-    const serve = sandbox.start(['serve', '--socket', socket, '--wwpn', WWPN, '--wwnn', WWNN, '--san', link, '--san-owner', 'nobody']);
+    const serve = sandbox.start([
+      'serve',
+      '--socket',
+      socket,
+      '--wwpn',
+      WWPN,
+      '--wwnn',
+      WWNN,
+      '--san',
+      link,
+      '--san-owner',
+      'nobody',
+    ]);
     await waitFor(() => existsSync(socket), 'vfio-user socket', serve);
     serve.proc.kill('SIGTERM');
     expect(await serve.exit).toBe(0);
@@ -109,7 +121,15 @@ describe('socket path options', () => {
     const a = await sandbox.run(['san', '--config', cfg, '--link', long('l.sock')]);
     expect(a.code).toBe(1);
     expect(a.stderr).toMatch(/--link '.*' is \d+ bytes long; a Unix socket path holds at most 107/);
-    const b = await sandbox.run(['san', '--config', cfg, '--link', join(sandbox.dir, 'l.sock'), '--control', long('c.sock')]);
+    const b = await sandbox.run([
+      'san',
+      '--config',
+      cfg,
+      '--link',
+      join(sandbox.dir, 'l.sock'),
+      '--control',
+      long('c.sock'),
+    ]);
     expect(b.code).toBe(1);
     expect(b.stderr).toMatch(/--control '.*' is \d+ bytes long/);
   });
@@ -126,7 +146,17 @@ describe('socket path options', () => {
     const a = await sandbox.run(['serve', '--socket', long('v.sock'), '--wwpn', WWPN, '--wwnn', WWNN]);
     expect(a.code).toBe(1);
     expect(a.stderr).toMatch(/--socket '.*' is \d+ bytes long/);
-    const b = await sandbox.run(['serve', '--socket', join(sandbox.dir, 'v.sock'), '--wwpn', WWPN, '--wwnn', WWNN, '--socket-group', 'no-such-group-x']);
+    const b = await sandbox.run([
+      'serve',
+      '--socket',
+      join(sandbox.dir, 'v.sock'),
+      '--wwpn',
+      WWPN,
+      '--wwnn',
+      WWNN,
+      '--socket-group',
+      'no-such-group-x',
+    ]);
     expect(b.code).toBe(1);
     expect(b.stderr).toMatch(/--socket-group 'no-such-group-x': no such group/);
   });

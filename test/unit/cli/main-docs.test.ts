@@ -71,7 +71,8 @@ describe('reference docs match the CLI', () => {
           }
           const allowed = new Set(['--help', ...chain.flatMap(longOptions)]);
           for (const opt of (m[2]! + ' ').matchAll(OPTION)) {
-            if (!allowed.has(opt[0])) problems.push(`${doc}: ${opt[0]} is not an option of 'npiv-hba ${named.join(' ')}' (${line.trim()})`);
+            if (!allowed.has(opt[0]))
+              problems.push(`${doc}: ${opt[0]} is not an option of 'npiv-hba ${named.join(' ')}' (${line.trim()})`);
           }
         }
       }

@@ -66,7 +66,16 @@ describe('npiv-hba (top level)', () => {
   });
 
   it('an unknown option exits 1 naming it', async () => {
-    const r = await runCli('serve', '--socket', 'x.sock', '--wwpn', '5001438001234567', '--wwnn', '5001438001234566', '--frames');
+    const r = await runCli(
+      'serve',
+      '--socket',
+      'x.sock',
+      '--wwpn',
+      '5001438001234567',
+      '--wwnn',
+      '5001438001234566',
+      '--frames',
+    );
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("unknown option '--frames'");
   });

@@ -33,7 +33,8 @@ function readPcap(file: string): { linkType: number; snapLen: number; records: P
     if (at + PCAP.RECORD_HEADER > b.length) throw new Error(`truncated record header at ${at}`);
     const incl = b.readUInt32LE(at + 8);
     const orig = b.readUInt32LE(at + 12);
-    if (incl !== orig || incl > snapLen || at + PCAP.RECORD_HEADER + incl > b.length) throw new Error(`bad record at ${at}`);
+    if (incl !== orig || incl > snapLen || at + PCAP.RECORD_HEADER + incl > b.length)
+      throw new Error(`bad record at ${at}`);
     records.push({ frame: b.subarray(at + PCAP.RECORD_HEADER, at + PCAP.RECORD_HEADER + incl) });
     at += PCAP.RECORD_HEADER + incl;
   }
@@ -78,7 +79,10 @@ describe('npiv-hba san: a running SAN from the example configuration', () => {
     const map = await ctl('map-lun', 'array=array1', 'hostGroup=host2', 'lun=5', 'volume=data');
     expect([map.code, map.stderr]).toEqual([0, '']);
     // The mapping exists: mapping LUN 5 again is refused; unmapped once, it is gone.
-    const [after, again] = await Promise.all([ctl('status'), ctl('map-lun', 'array=array1', 'hostGroup=host2', 'lun=5', 'volume=scratch')]);
+    const [after, again] = await Promise.all([
+      ctl('status'),
+      ctl('map-lun', 'array=array1', 'hostGroup=host2', 'lun=5', 'volume=scratch'),
+    ]);
     const arrays = (JSON.parse(after.stdout) as { arrays: { volumes: { name: string; bytes: number }[] }[] }).arrays;
     expect(arrays[0]!.volumes.find((v) => v.name === 'data')?.bytes).toBe(4 * 1024 * 1024);
     expect(again.code).toBe(1);
@@ -154,18 +158,41 @@ describe('npiv-hba san --data-dir', () => {
   /** One array with a port and no volumes; "dataDir" in the file when `configDataDir` is given. */
   function config(configDataDir?: string): string {
     const cfg = join(sandbox.dir, 'san.json');
-    const array = { name: 'array1', ports: [{ wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' }], volumes: [], hostGroups: [] };
-    writeFileSync(cfg, JSON.stringify({ ...(configDataDir ? { dataDir: configDataDir } : {}), fabric: { name: 'f', domain: 2 }, arrays: [array] }));
+    const array = {
+      name: 'array1',
+      ports: [{ wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' }],
+      volumes: [],
+      hostGroups: [],
+    };
+    writeFileSync(
+      cfg,
+      JSON.stringify({
+        ...(configDataDir ? { dataDir: configDataDir } : {}),
+        fabric: { name: 'f', domain: 2 },
+        arrays: [array],
+      }),
+    );
     return cfg;
   }
 
   it('confines ctl add-volume file= to the directory, overriding "dataDir" in the configuration', async () => {
     const data = join(sandbox.dir, 'vols');
     const control = join(sandbox.dir, 'c.sock');
-    const san = sandbox.start(['san', '--config', config('from-config'), '--link', join(sandbox.dir, 'l.sock'), '--control', control, '--data-dir', data]);
+    const san = sandbox.start([
+      'san',
+      '--config',
+      config('from-config'),
+      '--link',
+      join(sandbox.dir, 'l.sock'),
+      '--control',
+      control,
+      '--data-dir',
+      data,
+    ]);
     await waitFor(() => existsSync(control), 'control socket appears', san);
     expect(statSync(data).mode & 0o7777).toBe(0o700); // created private
-    const ctl = (...args: string[]) => sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array=array1', 'size=1MiB', ...args]);
+    const ctl = (...args: string[]) =>
+      sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array=array1', 'size=1MiB', ...args]);
 
     const inside = await ctl('name=a', 'file=a.img');
     expect([inside.code, inside.stderr]).toEqual([0, '']);
@@ -173,7 +200,10 @@ describe('npiv-hba san --data-dir', () => {
     expect(existsSync(join(sandbox.dir, 'from-config'))).toBe(false); // the flag won over the file
 
     const outside = join(sandbox.dir, 'outside.img');
-    const [absolute, dotdot] = await Promise.all([ctl('name=b', `file=${outside}`), ctl('name=c', 'file=../escape.img')]);
+    const [absolute, dotdot] = await Promise.all([
+      ctl('name=b', `file=${outside}`),
+      ctl('name=c', 'file=../escape.img'),
+    ]);
     expect(absolute.code).toBe(1);
     expect(absolute.stderr).toContain(`backing file '${outside}' is outside the data directory`);
     expect(dotdot.code).toBe(1);
@@ -186,9 +216,27 @@ describe('npiv-hba san --data-dir', () => {
 
   it('without it (and without "dataDir") ctl add-volume file= is refused, saying how to allow it', async () => {
     const control = join(sandbox.dir, 'c.sock');
-    const san = sandbox.start(['san', '--config', config(), '--link', join(sandbox.dir, 'l.sock'), '--control', control]);
+    const san = sandbox.start([
+      'san',
+      '--config',
+      config(),
+      '--link',
+      join(sandbox.dir, 'l.sock'),
+      '--control',
+      control,
+    ]);
     await waitFor(() => existsSync(control), 'control socket appears', san);
-    const r = await sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array=array1', 'name=a', 'size=1MiB', 'file=a.img']);
+    const r = await sandbox.run([
+      'san',
+      'ctl',
+      '--control',
+      control,
+      'add-volume',
+      'array=array1',
+      'name=a',
+      'size=1MiB',
+      'file=a.img',
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain('restart the SAN with --data-dir DIR');
     expect(existsSync(join(sandbox.dir, 'a.img'))).toBe(false);
@@ -247,7 +295,10 @@ describe('npiv-hba san: configuration errors', () => {
         (e: unknown) => e,
       );
       expect(err, field).toBeInstanceOf(ConfigError);
-      expect((err as ConfigError).issues.map((i) => i.split(':')[0]), field).toContain(field);
+      expect(
+        (err as ConfigError).issues.map((i) => i.split(':')[0]),
+        field,
+      ).toContain(field);
     }
     expect(existsSync(link())).toBe(false);
   });
@@ -264,7 +315,9 @@ describe('npiv-hba san: configuration errors', () => {
     const none = await sandbox.run(['san']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('--config <file> is required (or --example)');
-    await expect(runSan({ config: join(sandbox.dir, 'x.json') }, AbortSignal.abort())).rejects.toThrow('--link <path> is required');
+    await expect(runSan({ config: join(sandbox.dir, 'x.json') }, AbortSignal.abort())).rejects.toThrow(
+      '--link <path> is required',
+    );
   });
 });
 
@@ -291,7 +344,10 @@ describe('npiv-hba san ctl: errors before a SAN answers', () => {
     const missing = join(sandbox.dir, 'none.sock');
     const stale = join(sandbox.dir, 'stale.sock');
     staleSocket(stale);
-    const [a, b] = await Promise.all([sandbox.run(['san', 'ctl', '--control', missing, 'status']), sandbox.run(['san', 'ctl', '--control', stale, 'status'])]);
+    const [a, b] = await Promise.all([
+      sandbox.run(['san', 'ctl', '--control', missing, 'status']),
+      sandbox.run(['san', 'ctl', '--control', stale, 'status']),
+    ]);
     expect(a.code).toBe(1);
     expect(a.stderr).toContain(`no control socket at ${missing}`);
     expect(b.code).toBe(1);

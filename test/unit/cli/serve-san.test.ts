@@ -51,7 +51,19 @@ describe('npiv-hba serve --san with npiv-hba san (processes) and a guest model',
 
     const socket = join(dir, 'v.sock');
     const pcap = join(dir, 'v.pcap');
-    const serve = sandbox.start(['serve', '--socket', socket, '--wwpn', HOST_WWPN, '--wwnn', HOST_WWNN, '--san', link, '--pcap', pcap]);
+    const serve = sandbox.start([
+      'serve',
+      '--socket',
+      socket,
+      '--wwpn',
+      HOST_WWPN,
+      '--wwnn',
+      HOST_WWNN,
+      '--san',
+      link,
+      '--pcap',
+      pcap,
+    ]);
     await waitFor(() => existsSync(socket), 'vport socket', serve);
 
     guest = await GuestMachine.attach(socket);
@@ -68,12 +80,21 @@ describe('npiv-hba serve --san with npiv-hba san (processes) and a guest model',
     const back = LAYOUT.DATA + pattern.length;
     guest.ram.set(pattern, out);
     let handle = 1;
-    for (const [direction, at] of [['write', out], ['read', back]] as const) {
+    for (const [direction, at] of [
+      ['write', out],
+      ['read', back],
+    ] as const) {
       let good = false;
       for (let i = 0; i < UNIT_ATTENTION_TRIES && !good; i++) {
-        const c = await guest.iocb(ioEntry(handle++, direction, 100, blocks, guest.addr(at), guest.targetPortId), 10_000);
+        const c = await guest.iocb(
+          ioEntry(handle++, direction, 100, blocks, guest.addr(at), guest.targetPortId),
+          10_000,
+        );
         const dv = new DataView(c.buffer, c.byteOffset);
-        good = c[IocbHeader.ENTRY_STATUS] === 0 && dv.getUint16(Sts24.COMP_STATUS, true) === 0 && (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === SCSI_GOOD;
+        good =
+          c[IocbHeader.ENTRY_STATUS] === 0 &&
+          dv.getUint16(Sts24.COMP_STATUS, true) === 0 &&
+          (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === SCSI_GOOD;
       }
       expect(good, direction).toBe(true);
     }
@@ -96,7 +117,10 @@ describe('npiv-hba serve --san with npiv-hba san (processes) and a guest model',
 
     // The vport's capture begins with its FLOGI to the fabric's F_Port.
     const capture = readFileSync(pcap);
-    const first = capture.subarray(PCAP.GLOBAL_HEADER + PCAP.RECORD_HEADER, PCAP.GLOBAL_HEADER + PCAP.RECORD_HEADER + capture.readUInt32LE(PCAP.GLOBAL_HEADER + 8));
+    const first = capture.subarray(
+      PCAP.GLOBAL_HEADER + PCAP.RECORD_HEADER,
+      PCAP.GLOBAL_HEADER + PCAP.RECORD_HEADER + capture.readUInt32LE(PCAP.GLOBAL_HEADER + 8),
+    );
     expect(first[0]).toBe(FC2.R_CTL_ELS_REQUEST);
     expect(first.readUIntBE(1, 3)).toBe(FC2.FABRIC_F_PORT_ID);
     expect(first[FC2.HEADER]).toBe(FC2.ELS_FLOGI);

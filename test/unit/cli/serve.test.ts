@@ -78,13 +78,21 @@ describe('npiv-hba serve: running', () => {
 
     // Structured logs carry the vport's context.
     const lines = logLines(p);
-    expect(lines.find((l) => l.event === 'listening')).toMatchObject({ component: 'hba', vport: WWPN, socket, wwpn: WWPN, wwnn: WWNN });
+    expect(lines.find((l) => l.event === 'listening')).toMatchObject({
+      component: 'hba',
+      vport: WWPN,
+      socket,
+      wwpn: WWPN,
+      wwnn: WWNN,
+    });
     expect(lines.find((l) => l.event === 'stopping')).toMatchObject({ vport: WWPN, signal: 'SIGTERM' });
   });
 
   it('SIGINT stops it the same way (exit 0, socket removed, running=false)', async () => {
     const socket = join(sandbox.dir, 'v.sock');
-    const p = sandbox.start(serveArgs(socket, '--interrupts', 'intx', '--wwpn', '0x5001438001234567', '--wwnn', '5001438001234566'));
+    const p = sandbox.start(
+      serveArgs(socket, '--interrupts', 'intx', '--wwpn', '0x5001438001234567', '--wwnn', '5001438001234566'),
+    );
     await waitFor(() => existsSync(socket), 'socket appears', p);
     p.proc.kill('SIGINT');
     expect(await p.exit).toBe(0);
@@ -97,7 +105,15 @@ describe('npiv-hba serve: running', () => {
     const socket = join(sandbox.dir, 'v.sock');
     const first = sandbox.start(serveArgs(socket));
     await waitFor(() => existsSync(socket), 'first server listening', first);
-    const second = await sandbox.run(['serve', '--socket', socket, '--wwpn', '50:01:43:80:01:23:45:69', '--wwnn', WWNN]);
+    const second = await sandbox.run([
+      'serve',
+      '--socket',
+      socket,
+      '--wwpn',
+      '50:01:43:80:01:23:45:69',
+      '--wwnn',
+      WWNN,
+    ]);
     expect(second.code).toBe(1);
     expect(second.stderr).toContain(`another vfio-user server is already listening on ${socket}`);
     // The live server's published stats are not taken over by the refused one.
@@ -211,7 +227,15 @@ describe('npiv-hba serve --san', () => {
 
 describe('npiv-hba serve: argument errors', () => {
   it('a bad WWPN exits 1 with a message naming the value (built CLI)', async () => {
-    const r = await sandbox.run(['serve', '--socket', join(sandbox.dir, 'v.sock'), '--wwpn', '50:01:43:80:01:23:45', '--wwnn', WWNN]);
+    const r = await sandbox.run([
+      'serve',
+      '--socket',
+      join(sandbox.dir, 'v.sock'),
+      '--wwpn',
+      '50:01:43:80:01:23:45',
+      '--wwnn',
+      WWNN,
+    ]);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("invalid WWPN '50:01:43:80:01:23:45'");
     expect(existsSync(join(sandbox.dir, 'v.sock'))).toBe(false);
@@ -239,7 +263,9 @@ describe('npiv-hba serve: argument errors', () => {
     const r = await sandbox.run(serveArgs(join(sandbox.dir, 'v.sock'), '--interrupts', 'msi-x'));
     expect(r.code).toBe(1);
     expect(r.stderr).toContain("invalid --interrupts 'msi-x': expected one of msix, msi, intx");
-    await expect(serve({ socket: join(sandbox.dir, 'v.sock'), wwpn: WWPN, wwnn: WWNN, interrupts: 'INTX' })).rejects.toThrow("invalid --interrupts 'INTX'");
+    await expect(
+      serve({ socket: join(sandbox.dir, 'v.sock'), wwpn: WWPN, wwnn: WWNN, interrupts: 'INTX' }),
+    ).rejects.toThrow("invalid --interrupts 'INTX'");
   });
 
   it('--pcap without --san is refused before anything is created', async () => {

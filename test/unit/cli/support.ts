@@ -49,7 +49,9 @@ export function startCli(args: string[], logLevel = 'warn'): CliProcess {
   let err = '';
   proc.stdout!.setEncoding('utf8').on('data', (t: string) => (out += t));
   proc.stderr!.setEncoding('utf8').on('data', (t: string) => (err += t));
-  const exit = new Promise<number | string>((done) => proc.once('close', (code, signal) => done(code ?? signal ?? 'unknown')));
+  const exit = new Promise<number | string>((done) =>
+    proc.once('close', (code, signal) => done(code ?? signal ?? 'unknown')),
+  );
   return { proc, stdout: () => out, stderr: () => err, exit };
 }
 
@@ -64,8 +66,10 @@ export async function runCli(args: string[], logLevel = 'warn'): Promise<CliResu
 export async function waitFor(cond: () => boolean, what: string, p?: CliProcess): Promise<void> {
   const deadline = Date.now() + WAIT_MS;
   while (!cond()) {
-    if (p && p.proc.exitCode !== null) throw new Error(`${what}: the process exited (${p.proc.exitCode}): ${p.stderr()}`);
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${WAIT_MS} ms${p ? `; stderr: ${p.stderr()}` : ''}`);
+    if (p && p.proc.exitCode !== null)
+      throw new Error(`${what}: the process exited (${p.proc.exitCode}): ${p.stderr()}`);
+    if (Date.now() > deadline)
+      throw new Error(`${what}: not within ${WAIT_MS} ms${p ? `; stderr: ${p.stderr()}` : ''}`);
     await new Promise((r) => setTimeout(r, 20));
   }
 }
@@ -79,7 +83,8 @@ export function staleSocket(path: string): void {
 /** Fails the tests of the calling file up front when the CLI is not built. */
 export function requireBuiltCli(): void {
   beforeAll(() => {
-    if (!existsSync(BUILT)) throw new Error(`${BUILT} is missing: build the CLI first (npm run build, or npm run build:ts)`);
+    if (!existsSync(BUILT))
+      throw new Error(`${BUILT} is missing: build the CLI first (npm run build, or npm run build:ts)`);
   });
 }
 
@@ -105,7 +110,8 @@ export function cliSandbox(prefix: string, logLevel = 'warn'): CliSandbox {
     dir = mkdtempSync(join(tmpdir(), prefix));
   });
   afterEach(() => {
-    for (const c of children.splice(0)) if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
+    for (const c of children.splice(0))
+      if (c.proc.exitCode === null && c.proc.signalCode === null) c.proc.kill('SIGKILL');
     if (dir) rmSync(dir, { recursive: true, force: true });
     dir = undefined;
   });

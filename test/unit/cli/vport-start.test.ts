@@ -29,7 +29,12 @@ const children: ChildProcess[] = [];
 
 beforeEach(() => {
   dirs = tempDirs();
-  env = { ...process.env, NPIV_HBA_CONFIG_DIR: dirs.configDir, NPIV_HBA_RUN_DIR: dirs.runDir, NPIV_HBA_LOG_LEVEL: 'warn' };
+  env = {
+    ...process.env,
+    NPIV_HBA_CONFIG_DIR: dirs.configDir,
+    NPIV_HBA_RUN_DIR: dirs.runDir,
+    NPIV_HBA_LOG_LEVEL: 'warn',
+  };
 });
 afterEach(async () => {
   for (const pid of started) {
@@ -176,7 +181,9 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     const socket = join(dirs.runDir, `${uuid}.sock`);
     mkdirSync(dirs.runDir, { recursive: true });
     staleSocketFile(socket);
-    expect((await cli(['show', uuid])).stdout).toContain('status:     stopped (a socket file is left at the socket path)');
+    expect((await cli(['show', uuid])).stdout).toContain(
+      'status:     stopped (a socket file is left at the socket path)',
+    );
     const r = await cli(['start', uuid]);
     expect(r.code).toBe(0);
     expect(r.stderr).toBe(`npiv-hba vport: stale socket ${socket} removed (nothing listened on it)\n`);
@@ -262,7 +269,10 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
 
   it('a vport defined with --socket-group is served on a 0660 socket (stats file 0640) owned by that group', async () => {
     // root may give a socket to any group; anyone else only to a group of its own
-    const gid = process.getuid?.() === 0 ? NOGROUP : (process.getgroups?.().find((g) => g !== process.getegid?.()) ?? process.getegid!());
+    const gid =
+      process.getuid?.() === 0
+        ? NOGROUP
+        : (process.getgroups?.().find((g) => g !== process.getegid?.()) ?? process.getegid!());
     const uuid = await define('--socket-group', String(gid));
     const socket = join(dirs.runDir, `${uuid}.sock`);
     const r = await cli(['start', uuid]);
@@ -275,7 +285,10 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     // the counters are readable by that group (vport stats), by nobody else
     expect(statSync(`${socket}.stats.json`).mode & 0o7777).toBe(0o640);
     expect(statSync(`${socket}.stats.json`).gid).toBe(gid);
-    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', socketGroup: String(gid) });
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({
+      status: 'running',
+      socketGroup: String(gid),
+    });
     expect((await cli(['stop', uuid])).code).toBe(0);
   });
 
@@ -306,7 +319,9 @@ describe('start refusals and failures', () => {
     const uuid = await define('--backend', `san:${link}`);
     const missing = await cli(['start', uuid]);
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain(`SAN unreachable for vport ${uuid}: link socket ${link}: the socket file does not exist`);
+    expect(missing.stderr).toContain(
+      `SAN unreachable for vport ${uuid}: link socket ${link}: the socket file does not exist`,
+    );
     staleSocketFile(link);
     const refused = await cli(['start', uuid]);
     expect(refused.code).toBe(1);
@@ -317,7 +332,10 @@ describe('start refusals and failures', () => {
 
   it('serve dying at start is reported with its own message and status', async () => {
     const uuid = await define();
-    const dies = script('dies.mjs', `process.stderr.write("error: unknown option '--frobnicate'\\n");\nprocess.exit(3);\n`);
+    const dies = script(
+      'dies.mjs',
+      `process.stderr.write("error: unknown option '--frobnicate'\\n");\nprocess.exit(3);\n`,
+    );
     const r = await cli(['start', uuid], dies);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(`vport ${uuid}: serve exited (status 3) before answering on`);
@@ -401,12 +419,17 @@ describe('corrupt runtime state', () => {
   it('with its serve still running: found by its command line, shown running, and stop ends it', async () => {
     const uuid = await define();
     const socket = join(dirs.runDir, `${uuid}.sock`);
-    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', 'serve', '--socket', socket], { stdio: 'ignore' });
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', 'serve', '--socket', socket], {
+      stdio: 'ignore',
+    });
     children.push(child);
     mkdirSync(dirs.runDir, { recursive: true });
     writeFileSync(statePath(dirs.runDir, uuid), '{"version":1,"uuid":"not this one"}');
     await new Promise((r) => setTimeout(r, 100)); // its command line is in /proc once it has exec'd
-    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', pid: child.pid });
+    expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({
+      status: 'running',
+      pid: child.pid,
+    });
     const again = await cli(['start', uuid]);
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`already running (pid ${child.pid})`);
@@ -421,9 +444,18 @@ describe('stats', () => {
   /** A stand-in serve process: its argv says `serve --socket <socket>`, which is what status checks. */
   function fakeRunning(uuid: string): number {
     const socket = join(dirs.runDir, `${uuid}.sock`);
-    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', 'serve', '--socket', socket], { stdio: 'ignore' });
+    const child = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1 << 30)', 'serve', '--socket', socket], {
+      stdio: 'ignore',
+    });
     children.push(child);
-    writeRuntimeState(dirs.runDir, { version: STATE_FORMAT_VERSION, uuid, pid: child.pid!, socket, startedAt: new Date().toISOString(), log: '/dev/null' });
+    writeRuntimeState(dirs.runDir, {
+      version: STATE_FORMAT_VERSION,
+      uuid,
+      pid: child.pid!,
+      socket,
+      startedAt: new Date().toISOString(),
+      log: '/dev/null',
+    });
     return child.pid!;
   }
 
@@ -439,7 +471,9 @@ describe('stats', () => {
     const pid = fakeRunning(uuid);
     const r = await cli(['stats', uuid]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`runs (pid ${pid}) but publishes no counters: ${join(dirs.runDir, `${uuid}.sock.stats.json`)} does not exist`);
+    expect(r.stderr).toContain(
+      `runs (pid ${pid}) but publishes no counters: ${join(dirs.runDir, `${uuid}.sock.stats.json`)} does not exist`,
+    );
   });
 
   it('a stats file from another process is stale: exit 1', async () => {

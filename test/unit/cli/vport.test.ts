@@ -47,17 +47,43 @@ describe('define', () => {
     const v = await showJson(uuid);
     expect(v.wwpn).toMatch(/^50:01:43:8[0-9a-f]:/);
     expect(BigInt('0x' + v.wwnn.replaceAll(':', ''))).toBe(BigInt('0x' + v.wwpn.replaceAll(':', '')) ^ 1n);
-    expect(v).toMatchObject({ uuid, backend: { type: 'none' }, socket: join(dirs.runDir, `${uuid}.sock`), autostart: false, status: 'stopped' });
+    expect(v).toMatchObject({
+      uuid,
+      backend: { type: 'none' },
+      socket: join(dirs.runDir, `${uuid}.sock`),
+      autostart: false,
+      status: 'stopped',
+    });
     // persisted as the documented JSON file
     const file = JSON.parse(readFileSync(join(dirs.configDir, `${uuid}.json`), 'utf8'));
-    expect(file).toEqual({ version: 1, uuid, wwpn: v.wwpn, wwnn: v.wwnn, backend: { type: 'none' }, socket: v.socket, autostart: false });
+    expect(file).toEqual({
+      version: 1,
+      uuid,
+      wwpn: v.wwpn,
+      wwnn: v.wwnn,
+      backend: { type: 'none' },
+      socket: v.socket,
+      autostart: false,
+    });
   });
 
   it('with everything given', async () => {
     const sock = join(dirs.root, 'a.sock');
     const link = join(dirs.root, 'san.sock');
     expect(
-      await define('--uuid', U1.toUpperCase(), '--wwpn', '0x5001438001234567', '--wwnn', '50:01:43:80:01:23:45:66', '--backend', `san:${link}`, '--socket', sock, '--autostart'),
+      await define(
+        '--uuid',
+        U1.toUpperCase(),
+        '--wwpn',
+        '0x5001438001234567',
+        '--wwnn',
+        '50:01:43:80:01:23:45:66',
+        '--backend',
+        `san:${link}`,
+        '--socket',
+        sock,
+        '--autostart',
+      ),
     ).toBe(U1);
     expect(await showJson(U1)).toMatchObject({
       uuid: U1,
@@ -133,8 +159,14 @@ describe('define', () => {
     [['--socket-group', 'no-such-group-npiv'], "--socket-group 'no-such-group-npiv': no such group"],
     [['--socket-owner', 'no-such-user-npiv'], "--socket-owner 'no-such-user-npiv': no such user"],
     [['--socket-owner', '-x'], "invalid --socket-owner '-x'"],
-    [['--backend', 'san:/run/s.sock', '--san-owner', 'no-such-user-npiv'], "--san-owner 'no-such-user-npiv': no such user"],
-    [['--san-owner', '0'], '--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH'],
+    [
+      ['--backend', 'san:/run/s.sock', '--san-owner', 'no-such-user-npiv'],
+      "--san-owner 'no-such-user-npiv': no such user",
+    ],
+    [
+      ['--san-owner', '0'],
+      '--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH',
+    ],
   ])('refuses malformed arguments %j with exit 2', async (argv, message) => {
     const r = await cli('define', ...argv);
     expect(r.code).toBe(2);
@@ -145,14 +177,31 @@ describe('define', () => {
 
   it('stores the socket access options; show and list --json print them', async () => {
     const link = join(dirs.root, 'san.sock');
-    await define('--uuid', U1, '--socket-owner', 'root', '--socket-group', '0', '--san-owner', '0', '--backend', `san:${link}`);
+    await define(
+      '--uuid',
+      U1,
+      '--socket-owner',
+      'root',
+      '--socket-group',
+      '0',
+      '--san-owner',
+      '0',
+      '--backend',
+      `san:${link}`,
+    );
     const file = JSON.parse(readFileSync(join(dirs.configDir, `${U1}.json`), 'utf8'));
     expect(file).toMatchObject({ socketOwner: 'root', socketGroup: '0', sanOwner: '0' });
     expect(await showJson(U1)).toMatchObject({ socketOwner: 'root', socketGroup: '0', sanOwner: '0' });
     expect((await cli('show', U1)).stdout).toContain('access:     socket owner root, socket group 0, SAN owner 0\n');
     await define('--uuid', U2);
     const list = JSON.parse((await cli('list', '--json')).stdout);
-    expect(list.map((v: { socketOwner: unknown; socketGroup: unknown; sanOwner: unknown }) => [v.socketOwner, v.socketGroup, v.sanOwner])).toEqual([
+    expect(
+      list.map((v: { socketOwner: unknown; socketGroup: unknown; sanOwner: unknown }) => [
+        v.socketOwner,
+        v.socketGroup,
+        v.sanOwner,
+      ]),
+    ).toEqual([
       [null, null, null],
       ['root', '0', '0'],
     ]);
@@ -161,7 +210,15 @@ describe('define', () => {
 
   it('a definition file written before the access options existed still reads; a bad hand-edited one is named', async () => {
     mkdirSync(dirs.configDir, { recursive: true });
-    const old = { version: 1, uuid: U1, wwpn: '50:01:43:80:01:23:45:67', wwnn: '50:01:43:80:01:23:45:66', backend: { type: 'none' }, socket: '/run/a.sock', autostart: false };
+    const old = {
+      version: 1,
+      uuid: U1,
+      wwpn: '50:01:43:80:01:23:45:67',
+      wwnn: '50:01:43:80:01:23:45:66',
+      backend: { type: 'none' },
+      socket: '/run/a.sock',
+      autostart: false,
+    };
     writeFileSync(join(dirs.configDir, `${U1}.json`), JSON.stringify(old));
     expect(await showJson(U1)).toMatchObject({ uuid: U1, socketOwner: null, socketGroup: null, sanOwner: null });
     writeFileSync(join(dirs.configDir, `${U1}.json`), JSON.stringify({ ...old, socketGroup: '--x', sanOwner: 'root' }));
@@ -200,7 +257,11 @@ describe('list and show', () => {
     expect(await cli('list', '--running')).toEqual({ code: 0, stdout: '', stderr: '' });
     const json = JSON.parse((await cli('list', '--json')).stdout);
     expect(json.map((v: { uuid: string }) => v.uuid)).toEqual([U2, U1]);
-    expect(json[1]).toMatchObject({ wwnn: '50:01:43:80:01:23:45:66', backend: { type: 'san', link: '/run/san.sock' }, status: 'stopped' });
+    expect(json[1]).toMatchObject({
+      wwnn: '50:01:43:80:01:23:45:66',
+      backend: { type: 'san', link: '/run/san.sock' },
+      status: 'stopped',
+    });
   });
 
   it('--defined with --running is a usage error', async () => {
@@ -250,7 +311,9 @@ describe('list and show', () => {
     writeFileSync(file, JSON.stringify({ ...JSON.parse(readFileSync(file, 'utf8')), socket: 'relative' }));
     const r = await cli('show', U1);
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain(`invalid vport definition ${file}: socket: socket path 'relative' must be an absolute path`);
+    expect(r.stderr).toContain(
+      `invalid vport definition ${file}: socket: socket path 'relative' must be an absolute path`,
+    );
   });
 
   it('--config-dir overrides the environment', async () => {

@@ -8,12 +8,30 @@ import { FcDecodeError } from '../../../src/fc/bytes.js';
 import * as ct from '../../../src/fc/ct.js';
 import * as els from '../../../src/fc/els.js';
 import * as fcp from '../../../src/fc/fcp.js';
-import { FC_HEADER_SIZE, FC_MAX_FRAME, type FcHeader, decodeFrame, decodeHeader, encodeFrame, encodeHeader } from '../../../src/fc/frame.js';
+import {
+  FC_HEADER_SIZE,
+  FC_MAX_FRAME,
+  type FcHeader,
+  decodeFrame,
+  decodeHeader,
+  encodeFrame,
+  encodeHeader,
+} from '../../../src/fc/frame.js';
 import { rng } from '../../support/rng.js';
 
 const header: FcHeader = {
-  rCtl: 0x22, dId: 0xfffffe, csCtl: 0x00, sId: 0x010203, type: 0x01, fCtl: 0x290000,
-  seqId: 0x17, dfCtl: 0, seqCnt: 0x1234, oxId: 0xbeef, rxId: 0xffff, parameter: 0xdeadbeef,
+  rCtl: 0x22,
+  dId: 0xfffffe,
+  csCtl: 0x00,
+  sId: 0x010203,
+  type: 0x01,
+  fCtl: 0x290000,
+  seqId: 0x17,
+  dfCtl: 0,
+  seqCnt: 0x1234,
+  oxId: 0xbeef,
+  rxId: 0xffff,
+  parameter: 0xdeadbeef,
 };
 
 function expectOnlyDecodeErrors(decode: (b: Uint8Array) => unknown): void {
@@ -65,13 +83,24 @@ describe('ELS', () => {
     expect(back.class3Valid).toBe(true);
     expect(() => els.decodeServiceParameters(b.subarray(0, 115))).toThrow(/truncated/);
     expect(() => els.decodeServiceParameters(new Uint8Array(257).fill(3))).toThrow(/oversized/);
-    expect(() => els.decodeServiceParameters(Uint8Array.from(b, (v, i) => (i === 0 ? els.ELS.PRLI : v)))).toThrow(FcDecodeError);
+    expect(() => els.decodeServiceParameters(Uint8Array.from(b, (v, i) => (i === 0 ? els.ELS.PRLI : v)))).toThrow(
+      FcDecodeError,
+    );
   });
 
   it('PRLI/PRLO pages round-trip; lengths that disagree are refused', () => {
     const prli: els.ProcessLogin = {
       command: els.ELS.PRLI,
-      pages: [{ type: 8, typeExtension: 0, flags: els.PRLI_FLAGS.ESTABLISH_IMAGE_PAIR, originatorPa: 0, responderPa: 0, serviceParams: els.FCP_SPP.INITIATOR_FUNCTION }],
+      pages: [
+        {
+          type: 8,
+          typeExtension: 0,
+          flags: els.PRLI_FLAGS.ESTABLISH_IMAGE_PAIR,
+          originatorPa: 0,
+          responderPa: 0,
+          serviceParams: els.FCP_SPP.INITIATOR_FUNCTION,
+        },
+      ],
     };
     const b = els.encodeProcessLogin(prli);
     expect([...b.subarray(0, 4)]).toEqual([0x20, 0x10, 0x00, 0x14]);
@@ -102,8 +131,13 @@ describe('ELS', () => {
     expect(els.rscnPageCovers(pages[0]!, 0x010101)).toBe(false);
     expect([...els.decodeEcho(els.encodeEcho(Uint8Array.of(9, 8)))]).toEqual([9, 8]);
     expect(els.decodeRnidRequest(els.encodeRnidRequest(0xdf))).toBe(0xdf);
-    expect(els.decodeRnidReply(els.encodeRnidReply({ format: 0, wwpn: 1n, wwnn: 2n, specific: new Uint8Array(0) }))).toMatchObject({ wwpn: 1n, wwnn: 2n });
-    const rjt = els.encodeLsRjt({ reason: els.LS_RJT_REASON.LOGICAL_ERROR, explanation: els.LS_RJT_EXPLANATION.INVALID_PORT_NAME });
+    expect(
+      els.decodeRnidReply(els.encodeRnidReply({ format: 0, wwpn: 1n, wwnn: 2n, specific: new Uint8Array(0) })),
+    ).toMatchObject({ wwpn: 1n, wwnn: 2n });
+    const rjt = els.encodeLsRjt({
+      reason: els.LS_RJT_REASON.LOGICAL_ERROR,
+      explanation: els.LS_RJT_EXPLANATION.INVALID_PORT_NAME,
+    });
     expect([...rjt]).toEqual([0x01, 0, 0, 0, 0, 0x03, 0x0d, 0]);
     expect(els.decodeLsRjt(rjt)).toEqual({ reason: 3, explanation: 0x0d, vendor: 0 });
   });
@@ -116,7 +150,18 @@ describe('ELS', () => {
   });
 
   it('every ELS decoder survives garbage', () => {
-    for (const d of [els.decodeServiceParameters, els.decodeProcessLogin, els.decodeLogo, els.decodeAdisc, els.decodeScr, els.decodeRscn, els.decodeEcho, els.decodeRnidRequest, els.decodeRnidReply, els.decodeLsRjt]) {
+    for (const d of [
+      els.decodeServiceParameters,
+      els.decodeProcessLogin,
+      els.decodeLogo,
+      els.decodeAdisc,
+      els.decodeScr,
+      els.decodeRscn,
+      els.decodeEcho,
+      els.decodeRnidRequest,
+      els.decodeRnidReply,
+      els.decodeLsRjt,
+    ]) {
       expectOnlyDecodeErrors(d);
     }
   });
@@ -124,7 +169,11 @@ describe('ELS', () => {
 
 describe('CT and name-server payloads', () => {
   it('CT_IU header round-trips and computes the maximum size in words', () => {
-    const req = ct.nameServerRequest(ct.NS.GPN_FT, ct.encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type: 8 }), 16 + 4096);
+    const req = ct.nameServerRequest(
+      ct.NS.GPN_FT,
+      ct.encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type: 8 }),
+      16 + 4096,
+    );
     expect([...req.subarray(0, 12)]).toEqual([1, 0, 0, 0, 0xfc, 0x02, 0, 0, 0x01, 0x72, 0x04, 0x00]);
     const iu = ct.decodeCt(req);
     expect(iu.header.code).toBe(ct.NS.GPN_FT);
@@ -133,7 +182,9 @@ describe('CT and name-server payloads', () => {
     const acc = ct.decodeCt(ct.ctAccept(iu.header, new Uint8Array(0), 3));
     expect(acc.header.code).toBe(ct.CT_RESPONSE.FS_ACC);
     expect(acc.header.maxOrResidualWords).toBe(3);
-    const rjt = ct.decodeCt(ct.ctReject(iu.header, ct.FS_RJT_REASON.UNABLE_TO_PERFORM, ct.NS_EXPLANATION.FC4_TYPES_NOT_REGISTERED));
+    const rjt = ct.decodeCt(
+      ct.ctReject(iu.header, ct.FS_RJT_REASON.UNABLE_TO_PERFORM, ct.NS_EXPLANATION.FC4_TYPES_NOT_REGISTERED),
+    );
     expect(rjt.header).toMatchObject({ code: 0x8001, reason: 9, explanation: 7 });
     expect(() => ct.decodeCt(new Uint8Array(15))).toThrow(/truncated/);
     expect(() => ct.decodeCt(Uint8Array.from(req, (v, i) => (i === 0 ? 2 : v)))).toThrow(/revision/);
@@ -141,12 +192,22 @@ describe('CT and name-server payloads', () => {
   });
 
   it('registrations round-trip', () => {
-    expect(ct.decodeRftId(ct.encodeRftId({ nportId: 0x010203, fc4Types: [8, 0x20] }))).toEqual({ nportId: 0x010203, fc4Types: [8, 0x20] });
+    expect(ct.decodeRftId(ct.encodeRftId({ nportId: 0x010203, fc4Types: [8, 0x20] }))).toEqual({
+      nportId: 0x010203,
+      fc4Types: [8, 0x20],
+    });
     // FCP (type 8) is bit 8 of word 0: byte 2 bit 0.
     expect(ct.fc4TypesBitmap([8])[2]).toBe(1);
-    expect(ct.decodeRffId(ct.encodeRffId({ nportId: 1, features: 2, fc4Type: 8 }))).toEqual({ nportId: 1, features: 2, fc4Type: 8 });
+    expect(ct.decodeRffId(ct.encodeRffId({ nportId: 1, features: 2, fc4Type: 8 }))).toEqual({
+      nportId: 1,
+      features: 2,
+      fc4Type: 8,
+    });
     expect(ct.decodeRnnId(ct.encodeRnnId({ nportId: 1, wwnn: 0x20n }))).toEqual({ nportId: 1, wwnn: 0x20n });
-    expect(ct.decodeRsnnNn(ct.encodeRsnnNn({ wwnn: 3n, name: 'QLE2562 FW:v8.07' }))).toEqual({ wwnn: 3n, name: 'QLE2562 FW:v8.07' });
+    expect(ct.decodeRsnnNn(ct.encodeRsnnNn({ wwnn: 3n, name: 'QLE2562 FW:v8.07' }))).toEqual({
+      wwnn: 3n,
+      name: 'QLE2562 FW:v8.07',
+    });
     expect(ct.decodeRspnId(ct.encodeRspnId({ nportId: 4, name: 'vport' }))).toEqual({ nportId: 4, name: 'vport' });
     expect(() => ct.encodeRspnId({ nportId: 4, name: 'x'.repeat(256) })).toThrow(RangeError);
     const sym = ct.encodeRsnnNn({ wwnn: 3n, name: 'abc' });
@@ -163,14 +224,38 @@ describe('CT and name-server payloads', () => {
     expect(ct.decodeNameList(names)).toEqual([{ nportId: 0x010100, name: 0x50n }]);
     expect(ct.fc4FeaturesOf(ct.encodeFc4Features(new Map([[8, ct.FC4_FEATURE.TARGET]])), 8)).toBe(1);
     expect(ct.encodeFc4Features(new Map([[8, 1]]))[7]).toBe(1); // qla2xxx reads byte 7, low nibble
-    const obj: ct.PortObject = { portType: 1, nportId: 0x010100, wwpn: 1n, symbolicPortName: 'p', wwnn: 2n, symbolicNodeName: 'n', classOfService: 8, fc4Types: [8], fabricPortName: 3n };
+    const obj: ct.PortObject = {
+      portType: 1,
+      nportId: 0x010100,
+      wwpn: 1n,
+      symbolicPortName: 'p',
+      wwnn: 2n,
+      symbolicNodeName: 'n',
+      classOfService: 8,
+      fc4Types: [8],
+      fabricPortName: 3n,
+    };
     const b = ct.encodePortObject(obj);
     expect(b.length).toBe(ct.GA_NXT_SIZE);
     expect(ct.decodePortObject(b)).toEqual(obj);
   });
 
   it('every CT decoder survives garbage', () => {
-    for (const d of [ct.decodeCt, ct.decodePortIdRequest, ct.decodeFtRequest, ct.decodePtRequest, ct.decodeRftId, ct.decodeRffId, ct.decodeRnnId, ct.decodeRsnnNn, ct.decodeRspnId, ct.decodeName, ct.decodePortObject, ct.decodeIdList, ct.decodeNameList]) {
+    for (const d of [
+      ct.decodeCt,
+      ct.decodePortIdRequest,
+      ct.decodeFtRequest,
+      ct.decodePtRequest,
+      ct.decodeRftId,
+      ct.decodeRffId,
+      ct.decodeRnnId,
+      ct.decodeRsnnNn,
+      ct.decodeRspnId,
+      ct.decodeName,
+      ct.decodePortObject,
+      ct.decodeIdList,
+      ct.decodeNameList,
+    ]) {
       expectOnlyDecodeErrors(d);
     }
   });
@@ -179,8 +264,14 @@ describe('CT and name-server payloads', () => {
 describe('FCP', () => {
   it('FCP_CMND round-trips; additional CDBs and odd lengths are refused', () => {
     const cmd: fcp.FcpCmnd = {
-      lun: Uint8Array.of(0, 3, 0, 0, 0, 0, 0, 0), crn: 0, taskAttribute: 0, taskManagement: 0,
-      read: true, write: false, cdb: Uint8Array.from({ length: 16 }, (_, i) => (i === 0 ? 0x28 : 0)), dataLength: 4096,
+      lun: Uint8Array.of(0, 3, 0, 0, 0, 0, 0, 0),
+      crn: 0,
+      taskAttribute: 0,
+      taskManagement: 0,
+      read: true,
+      write: false,
+      cdb: Uint8Array.from({ length: 16 }, (_, i) => (i === 0 ? 0x28 : 0)),
+      dataLength: 4096,
     };
     const b = fcp.encodeFcpCmnd(cmd);
     expect(b.length).toBe(32);
@@ -196,18 +287,37 @@ describe('FCP', () => {
   });
 
   it('FCP_XFER_RDY round-trips', () => {
-    expect(fcp.decodeXferRdy(fcp.encodeXferRdy({ relativeOffset: 2048, burstLength: 65536 }))).toEqual({ relativeOffset: 2048, burstLength: 65536 });
+    expect(fcp.decodeXferRdy(fcp.encodeXferRdy({ relativeOffset: 2048, burstLength: 65536 }))).toEqual({
+      relativeOffset: 2048,
+      burstLength: 65536,
+    });
     expect(() => fcp.decodeXferRdy(new Uint8Array(11))).toThrow(FcDecodeError);
   });
 
   it('FCP_RSP carries status, residuals, response code and sense', () => {
     const sense = Uint8Array.of(0x70, 0, 5, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0, 0, 0, 0, 0);
-    const rsp: fcp.FcpRsp = { status: 2, retryDelay: 0, residualOver: false, residualUnder: true, residual: 100, responseCode: null, sense };
+    const rsp: fcp.FcpRsp = {
+      status: 2,
+      retryDelay: 0,
+      residualOver: false,
+      residualUnder: true,
+      residual: 100,
+      responseCode: null,
+      sense,
+    };
     const b = fcp.encodeFcpRsp(rsp);
     expect(b.length).toBe(24 + 18);
     expect(b[10]).toBe(fcp.FCP_RSP_FLAGS.SNS_LEN_VALID | fcp.FCP_RSP_FLAGS.RESID_UNDER);
     expect(fcp.decodeFcpRsp(b)).toEqual(rsp);
-    const tmf = fcp.encodeFcpRsp({ status: 0, retryDelay: 0, residualOver: false, residualUnder: false, residual: 0, responseCode: fcp.FCP_RSP_CODE.TMF_REJECTED, sense: null });
+    const tmf = fcp.encodeFcpRsp({
+      status: 0,
+      retryDelay: 0,
+      residualOver: false,
+      residualUnder: false,
+      residual: 0,
+      responseCode: fcp.FCP_RSP_CODE.TMF_REJECTED,
+      sense: null,
+    });
     expect(tmf.length).toBe(32);
     expect(fcp.decodeFcpRsp(tmf).responseCode).toBe(4);
     // Sense length that runs past the payload, both residual flags, bad RSP_LEN.
@@ -233,7 +343,11 @@ describe('BLS', () => {
     const b = encodeBaAcc(acc);
     expect(b.length).toBe(BA_ACC_SIZE);
     expect(decodeBaAcc(b)).toEqual(acc);
-    expect(decodeBaRjt(encodeBaRjt({ reason: 3, explanation: 3, vendor: 0 }))).toEqual({ reason: 3, explanation: 3, vendor: 0 });
+    expect(decodeBaRjt(encodeBaRjt({ reason: 3, explanation: 3, vendor: 0 }))).toEqual({
+      reason: 3,
+      explanation: 3,
+      vendor: 0,
+    });
     expect(() => decodeBaAcc(new Uint8Array(11))).toThrow(FcDecodeError);
     expectOnlyDecodeErrors(decodeBaAcc);
     expectOnlyDecodeErrors(decodeBaRjt);

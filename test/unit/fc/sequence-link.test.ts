@@ -10,7 +10,16 @@ import { FrameStreamDecoder, encodeLinkFrame, linkPair } from '../../../src/fc/l
 import { LINKTYPE_FC_2, PcapWriter } from '../../../src/fc/pcap.js';
 
 const t: Omit<FcHeader, 'seqCnt' | 'parameter'> = {
-  rCtl: 0x02, dId: 0xfffffc, csCtl: 0, sId: 0x010100, type: 0x20, fCtl: F_CTL_REQUEST, seqId: 5, dfCtl: 0, oxId: 7, rxId: 0xffff,
+  rCtl: 0x02,
+  dId: 0xfffffc,
+  csCtl: 0,
+  sId: 0x010100,
+  type: 0x20,
+  fCtl: F_CTL_REQUEST,
+  seqId: 5,
+  dfCtl: 0,
+  oxId: 7,
+  rxId: 0xffff,
 };
 
 describe('sequences', () => {
@@ -22,7 +31,9 @@ describe('sequences', () => {
     expect(frames.map((f) => f.header.parameter)).toEqual([0, 2048, 4096]);
     expect(frames.map((f) => (f.header.fCtl & F_CTL.END_SEQ) !== 0)).toEqual([false, false, true]);
     expect(frames.map((f) => (f.header.fCtl & F_CTL.SEQ_INIT) !== 0)).toEqual([false, false, true]);
-    expect(frames.every((f) => (f.header.fCtl & F_CTL.FIRST_SEQ) !== 0 && (f.header.fCtl & F_CTL.REL_OFF) !== 0)).toBe(true);
+    expect(frames.every((f) => (f.header.fCtl & F_CTL.FIRST_SEQ) !== 0 && (f.header.fCtl & F_CTL.REL_OFF) !== 0)).toBe(
+      true,
+    );
     const asm = new SequenceAssembler(8192);
     expect(asm.push(frames[0]!)).toBeNull();
     expect(asm.push(frames[1]!)).toBeNull();
@@ -46,7 +57,8 @@ describe('sequences', () => {
 
   it('bounds the number of open sequences', () => {
     const asm = new SequenceAssembler(8192, 4);
-    for (let ox = 0; ox < 10; ox++) asm.push(decodeFrame(buildSequence({ ...t, oxId: ox }, new Uint8Array(4096), 2048)[0]!));
+    for (let ox = 0; ox < 10; ox++)
+      asm.push(decodeFrame(buildSequence({ ...t, oxId: ox }, new Uint8Array(4096), 2048)[0]!));
     expect(asm.openCount).toBe(4);
   });
 });
@@ -114,7 +126,10 @@ describe('pcap writer', () => {
 });
 
 describe('zoning rules', () => {
-  const a = 1n, b = 2n, c = 3n, d = 4n;
+  const a = 1n,
+    b = 2n,
+    c = 3n,
+    d = 4n;
   it('without an active zone set the default-zone policy decides', () => {
     expect(new Zoning('allow').canCommunicate(a, b)).toBe(true);
     expect(new Zoning('deny').canCommunicate(a, b)).toBe(false);

@@ -9,7 +9,16 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REG } from '../../../src/isp/registers.js';
-import { Cmd7, ContA64, Dsd64, EntryType, IOCB_SIZE, IocbHeader, RESPONSE_PROCESSED, Sts24 } from '../../../assembly/shared/iocb.js';
+import {
+  Cmd7,
+  ContA64,
+  Dsd64,
+  EntryType,
+  IOCB_SIZE,
+  IocbHeader,
+  RESPONSE_PROCESSED,
+  Sts24,
+} from '../../../assembly/shared/iocb.js';
 import {
   BLOCK,
   GuestMachine,
@@ -31,13 +40,27 @@ const BATCHES = 3;
 
 function completedOk(c: Uint8Array): boolean {
   const dv = new DataView(c.buffer, c.byteOffset);
-  return c[IocbHeader.ENTRY_STATUS] === 0 && dv.getUint16(Sts24.COMP_STATUS, true) === 0 && (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0;
+  return (
+    c[IocbHeader.ENTRY_STATUS] === 0 &&
+    dv.getUint16(Sts24.COMP_STATUS, true) === 0 &&
+    (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0
+  );
 }
 
 /** A single-DSD command, retried past unit attentions. */
-async function io(g: GuestMachine, handle: number, direction: 'read' | 'write', lba: number, blocks: number, at: number): Promise<void> {
+async function io(
+  g: GuestMachine,
+  handle: number,
+  direction: 'read' | 'write',
+  lba: number,
+  blocks: number,
+  at: number,
+): Promise<void> {
   for (let attempt = 0; attempt < 4; attempt++) {
-    if (completedOk(await g.iocb(ioEntry(handle + attempt, direction, lba, blocks, g.addr(at), g.targetPortId), 10_000))) return;
+    if (
+      completedOk(await g.iocb(ioEntry(handle + attempt, direction, lba, blocks, g.addr(at), g.targetPortId), 10_000))
+    )
+      return;
   }
   throw new Error(`${direction} lba ${lba} failed`);
 }
@@ -47,7 +70,8 @@ function unconsumedSlots(g: GuestMachine): Map<number, number> {
   const out = new Map<number, number>();
   for (let i = 0; i < RSP_ENTRIES; i++) {
     const at = LAYOUT.RSP_RING + i * IOCB_SIZE;
-    if (g.view.getUint32(at + IocbHeader.SIGNATURE, true) !== RESPONSE_PROCESSED) out.set(i, g.view.getUint32(at + IocbHeader.HANDLE, true));
+    if (g.view.getUint32(at + IocbHeader.SIGNATURE, true) !== RESPONSE_PROCESSED)
+      out.set(i, g.view.getUint32(at + IocbHeader.HANDLE, true));
   }
   return out;
 }
@@ -76,7 +100,9 @@ describe('hostile guest: ring capacity and scatter lists', () => {
       for (let i = 0; i < BATCH; i++) {
         const handle = 1 + posted.length;
         posted.push(handle);
-        guest.queue(ioEntry(handle, 'read', i, 1, guest.addr(LAYOUT.DATA + (posted.length % 512) * BLOCK), guest.targetPortId));
+        guest.queue(
+          ioEntry(handle, 'read', i, 1, guest.addr(LAYOUT.DATA + (posted.length % 512) * BLOCK), guest.targetPortId),
+        );
       }
       guest.doorbell();
       // Wait until the device has consumed the batch (or stalls for response space); acknowledge interrupts, reap nothing.
@@ -159,7 +185,8 @@ describe('hostile guest: ring capacity and scatter lists', () => {
     });
     expect(gathered).toEqual(pattern);
     // The 3-byte gaps between segments were not touched.
-    for (let k = 0; k < places.length; k++) expect(guest.ram.subarray(places[k]! + lengths[k]!, places[k]! + lengths[k]! + 3)).toEqual(new Uint8Array(3));
+    for (let k = 0; k < places.length; k++)
+      expect(guest.ram.subarray(places[k]! + lengths[k]!, places[k]! + lengths[k]! + 3)).toEqual(new Uint8Array(3));
   });
 
   it('refuses an entry_count larger than the ring with an error completion', async () => {

@@ -49,13 +49,19 @@ function recordFabricLogins(san: San): FabricLoginSeen[] {
 
 function statusOf(c: Uint8Array): { entry: number; comp: number; scsi: number } {
   const dv = new DataView(c.buffer, c.byteOffset);
-  return { entry: c[IocbHeader.ENTRY_STATUS]!, comp: dv.getUint16(Sts24.COMP_STATUS, true), scsi: dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff };
+  return {
+    entry: c[IocbHeader.ENTRY_STATUS]!,
+    comp: dv.getUint16(Sts24.COMP_STATUS, true),
+    scsi: dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff,
+  };
 }
 
 /** One-block READ/WRITE at LBA 0 into LAYOUT.DATA, retried past the power-on unit attention. */
 async function io(guest: GuestMachine, handle: { next: number }, direction: 'read' | 'write'): Promise<boolean> {
   for (let attempt = 0; attempt < 4; attempt++) {
-    const s = statusOf(await guest.iocb(ioEntry(handle.next++, direction, 0, 1, guest.addr(LAYOUT.DATA), guest.targetPortId), 10_000));
+    const s = statusOf(
+      await guest.iocb(ioEntry(handle.next++, direction, 0, 1, guest.addr(LAYOUT.DATA), guest.targetPortId), 10_000),
+    );
     if (s.entry === 0 && s.comp === 0 && s.scsi === 0) return true;
   }
   return false;
@@ -174,7 +180,9 @@ describe('a guest cannot log in with another vport’s names', () => {
     const victim = await boot(VICTIM);
     await victim.guest.probe(await victim.guest.readNvramNames());
     expect(san.fabric.logins().filter((l) => l.wwpn === VICTIM.wwpn)).toHaveLength(1);
-    expect(attacker.hut.logs.records.filter((r) => r.event === 'flash_err_host_owned').length).toBeGreaterThanOrEqual(1);
+    expect(attacker.hut.logs.records.filter((r) => r.event === 'flash_err_host_owned').length).toBeGreaterThanOrEqual(
+      1,
+    );
     expect(attacker.hut.logs.failures()).toEqual([]);
   });
 });

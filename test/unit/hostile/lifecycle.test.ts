@@ -9,7 +9,20 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { REG } from '../../../src/isp/registers.js';
 import { IOCB_SIZE, IocbHeader, Sts24 } from '../../../assembly/shared/iocb.js';
-import { BLOCK, GuestMachine, LAYOUT, RAM, RSP_ENTRIES, VPORT, ioEntry, sleep, startHba, startRamSan, type HbaUnderTest, type TestSan } from './support.js';
+import {
+  BLOCK,
+  GuestMachine,
+  LAYOUT,
+  RAM,
+  RSP_ENTRIES,
+  VPORT,
+  ioEntry,
+  sleep,
+  startHba,
+  startRamSan,
+  type HbaUnderTest,
+  type TestSan,
+} from './support.js';
 
 const IN_FLIGHT = 24;
 /** init_cb_24xx request/response ring base addresses (qla_fw.h). */
@@ -22,7 +35,9 @@ const AFTERMATH_MS = 300;
 /** Queues IN_FLIGHT READs (each into its own data slot) and rings the doorbell once. */
 function startReads(g: GuestMachine, firstHandle: number): void {
   for (let i = 0; i < IN_FLIGHT; i++) {
-    g.queue(ioEntry(firstHandle + i, 'read', i * BLOCKS, BLOCKS, g.addr(LAYOUT.DATA + i * BLOCKS * BLOCK), g.targetPortId));
+    g.queue(
+      ioEntry(firstHandle + i, 'read', i * BLOCKS, BLOCKS, g.addr(LAYOUT.DATA + i * BLOCKS * BLOCK), g.targetPortId),
+    );
   }
   g.doorbell();
 }
@@ -34,12 +49,18 @@ async function roundTrip(g: GuestMachine, handle: number, lba: number, seed: num
   const pattern = new Uint8Array(8 * BLOCK).map((_, i) => (i * 11 + seed) & 0xff);
   g.ram.set(pattern, out);
   g.ram.fill(0, back, back + pattern.length);
-  for (const [direction, at] of [['write', out], ['read', back]] as const) {
+  for (const [direction, at] of [
+    ['write', out],
+    ['read', back],
+  ] as const) {
     let ok = false;
     for (let attempt = 0; attempt < 4 && !ok; attempt++) {
       const c = await g.iocb(ioEntry(handle++, direction, lba, 8, g.addr(at), g.targetPortId), 10_000);
       const dv = new DataView(c.buffer, c.byteOffset);
-      ok = c[IocbHeader.ENTRY_STATUS] === 0 && dv.getUint16(Sts24.COMP_STATUS, true) === 0 && (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0;
+      ok =
+        c[IocbHeader.ENTRY_STATUS] === 0 &&
+        dv.getUint16(Sts24.COMP_STATUS, true) === 0 &&
+        (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0;
     }
     expect(ok, `${direction} after recovery`).toBe(true);
   }
@@ -124,7 +145,12 @@ describe('hostile timing: the rug pulled with commands in flight', () => {
     guest.fillCanary(LAYOUT.RSP_RING, LAYOUT.RSP_RING + RSP_ENTRIES * IOCB_SIZE);
     await sleep(AFTERMATH_MS);
     expect([0x4000, 0x4005, 0x4006]).toContain(init.mb[0]);
-    expect(guest.canaryDamage([[0, LAYOUT.RSP_RING], [LAYOUT.RSP_RING + RSP_ENTRIES * IOCB_SIZE, RAM.SIZE]])).toEqual([]);
+    expect(
+      guest.canaryDamage([
+        [0, LAYOUT.RSP_RING],
+        [LAYOUT.RSP_RING + RSP_ENTRIES * IOCB_SIZE, RAM.SIZE],
+      ]),
+    ).toEqual([]);
     expect(hut.logs.failures()).toEqual([]);
   });
 });

@@ -8,7 +8,19 @@
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MAILBOX_COMMANDS, MBS } from '../../../src/isp/mailbox.js';
-import { GuestMachine, LAYOUT, MBC, MBS_COMMAND_COMPLETE, RAM, RSP_ENTRIES, startHba, startRamSan, withSeed, type HbaUnderTest, type Rng } from './support.js';
+import {
+  GuestMachine,
+  LAYOUT,
+  MBC,
+  MBS_COMMAND_COMPLETE,
+  RAM,
+  RSP_ENTRIES,
+  startHba,
+  startRamSan,
+  withSeed,
+  type HbaUnderTest,
+  type Rng,
+} from './support.js';
 
 const KNOWN_STATUSES = new Set<number>(Object.values(MBS));
 const UNKNOWN_OPCODES = [0x01, 0x7f, 0x80, 0xff, 0x4000, 0xffff];
@@ -111,7 +123,9 @@ describe('hostile guest: mailbox commands through vfio-user', () => {
         if (i % REPROBE_EVERY === REPROBE_EVERY - 1) await guest.probe({ expectLink: false });
         const op = r.pick(opcodes);
         const count = 1 + r.int(32);
-        const mb = Array.from({ length: count }, () => (r.chance(0.2) ? r.pick([0, 0xffff, 0x8000, 1]) : r.int(0x10000)));
+        const mb = Array.from({ length: count }, () =>
+          r.chance(0.2) ? r.pick([0, 0xffff, 0x8000, 1]) : r.int(0x10000),
+        );
         mb[0] = op;
         let intoFuzzArea = false;
         if (count >= 8 && r.chance(0.8)) {
@@ -119,17 +133,24 @@ describe('hostile guest: mailbox commands through vfio-user', () => {
           setDmaAddress(mb, address);
           const offset = Number(BigInt.asUintN(64, address) - RAM.BASE);
           intoFuzzArea = offset >= LAYOUT.FUZZ && offset < RAM.SIZE;
-          if ((op === MBC.INITIALIZE_FIRMWARE || op === 0x48) && offset >= LAYOUT.FUZZ && offset < RAM.SIZE) writeHostileIcb(guest, r, offset);
+          if ((op === MBC.INITIALIZE_FIRMWARE || op === 0x48) && offset >= LAYOUT.FUZZ && offset < RAM.SIZE)
+            writeHostileIcb(guest, r, offset);
         }
         const res = await guest.mailbox(mb);
         const status = res.mb[0]!;
-        if (!KNOWN_STATUSES.has(status)) throw new Error(`iteration ${i}: mailbox [${mb.map((v) => v.toString(16))}] completed with mb0=0x${status.toString(16)}`);
+        if (!KNOWN_STATUSES.has(status))
+          throw new Error(
+            `iteration ${i}: mailbox [${mb.map((v) => v.toString(16))}] completed with mb0=0x${status.toString(16)}`,
+          );
         if (intoFuzzArea && DMA_WRITING.has(op) && status === MBS_COMMAND_COMPLETE) dmaWritesDone++;
         if (!STATE_CHANGING.has(op)) statuses.set(status, (statuses.get(status) ?? 0) + 1);
         recent.push(`[${mb.map((v) => v.toString(16)).join(' ')}]`);
         if (recent.length === CANARY_CHECK_EVERY || i === ITERATIONS - 1) {
           const damage = guest.canaryDamage(DEVICE_WRITABLE);
-          if (damage.length) throw new Error(`guest RAM changed outside the buffers at offsets ${damage.map((o) => o.toString(16))} by one of ${recent.join(', ')}`);
+          if (damage.length)
+            throw new Error(
+              `guest RAM changed outside the buffers at offsets ${damage.map((o) => o.toString(16))} by one of ${recent.join(', ')}`,
+            );
           recent.length = 0;
         }
       }
@@ -162,7 +183,15 @@ describe('hostile guest: mailbox commands through vfio-user', () => {
         const portIds = [target, 0xfffffc, 0xfffffe, 0xfffffd, 0xfffffa];
         // Commands that bounce the link are left out here: each costs a full fabric re-login.
         const linkBouncing = new Set([0x14, 0x48, 0x60, 0x02, 0x0b, 0x62, 0x6c, 0x72]);
-        const opcodes = [...MAILBOX_COMMANDS.map((c) => c.opcode).filter((op) => !linkBouncing.has(op)), 0x54, 0x54, 0x54, 0x64, 0x64, 0x7c];
+        const opcodes = [
+          ...MAILBOX_COMMANDS.map((c) => c.opcode).filter((op) => !linkBouncing.has(op)),
+          0x54,
+          0x54,
+          0x54,
+          0x64,
+          0x64,
+          0x7c,
+        ];
         let completed = 0;
         for (let i = 0; i < 300; i++) {
           const op = r.pick(opcodes);
@@ -173,7 +202,8 @@ describe('hostile guest: mailbox commands through vfio-user', () => {
           if (op === 0x54) writeLoginIocb(g, r, at & ~3, portIds);
           if (op === 0x64 && r.chance(0.5)) mb[1] = r.pick([0x81, 0x7fc, 0x7fe, 0x800, 0xffff]);
           const res = await g.mailbox(mb);
-          if (!KNOWN_STATUSES.has(res.mb[0]!)) throw new Error(`iteration ${i}: [${mb.map((v) => v.toString(16))}] -> mb0 0x${res.mb[0]!.toString(16)}`);
+          if (!KNOWN_STATUSES.has(res.mb[0]!))
+            throw new Error(`iteration ${i}: [${mb.map((v) => v.toString(16))}] -> mb0 0x${res.mb[0]!.toString(16)}`);
           if (res.mb[0] === MBS_COMMAND_COMPLETE) completed++;
         }
         expect(completed).toBeGreaterThan(30);

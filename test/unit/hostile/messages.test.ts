@@ -26,7 +26,16 @@ import {
   encodeRegionInfo,
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
-import { MBC, MBS_COMMAND_COMPLETE, attachWhenFree, sleep, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
+import {
+  MBC,
+  MBS_COMMAND_COMPLETE,
+  attachWhenFree,
+  sleep,
+  startHba,
+  withSeed,
+  type HbaUnderTest,
+  type Rng,
+} from './support.js';
 import { openFdCount } from '../../../src/util/proc.js';
 
 const ROUNDS = 60;
@@ -44,7 +53,11 @@ function plausiblePayload(r: Rng, command: number): Uint8Array {
   const u32 = () => (r.chance(0.5) ? r.int(64) : r.u32());
   switch (command) {
     case COMMAND.VERSION:
-      return encodeVersion({ major: r.chance(0.8) ? 0 : r.int(4), minor: r.int(3), json: r.chance(0.5) ? '{"capabilities":{"max_msg_fds":' + r.int(1000) + '}}' : '{' });
+      return encodeVersion({
+        major: r.chance(0.8) ? 0 : r.int(4),
+        minor: r.int(3),
+        json: r.chance(0.5) ? '{"capabilities":{"max_msg_fds":' + r.int(1000) + '}}' : '{',
+      });
     case COMMAND.DMA_MAP:
       return encodeDmaMap({
         argsz: r.chance(0.8) ? 32 : u32(),
@@ -54,23 +67,57 @@ function plausiblePayload(r: Rng, command: number): Uint8Array {
         size: r.chance(0.8) ? BigInt(1 + r.int(32)) * PAGE : r.u64(),
       });
     case COMMAND.DMA_UNMAP:
-      return encodeDmaUnmap({ argsz: r.chance(0.8) ? 24 : u32(), flags: r.int(4), address: BigInt(r.int(1 << 16)) * PAGE, size: BigInt(r.int(32)) * PAGE });
+      return encodeDmaUnmap({
+        argsz: r.chance(0.8) ? 24 : u32(),
+        flags: r.int(4),
+        address: BigInt(r.int(1 << 16)) * PAGE,
+        size: BigInt(r.int(32)) * PAGE,
+      });
     case COMMAND.DEVICE_GET_INFO:
-      return encodeDeviceInfo({ argsz: r.chance(0.8) ? DEVICE_INFO.SIZEOF : u32(), flags: u32(), numRegions: u32(), numIrqs: u32() });
+      return encodeDeviceInfo({
+        argsz: r.chance(0.8) ? DEVICE_INFO.SIZEOF : u32(),
+        flags: u32(),
+        numRegions: u32(),
+        numIrqs: u32(),
+      });
     case COMMAND.DEVICE_GET_REGION_INFO:
-      return encodeRegionInfo({ argsz: r.chance(0.7) ? 32 : u32(), flags: u32(), index: r.chance(0.7) ? r.int(12) : r.u32(), capOffset: u32(), size: r.u64(), offset: r.u64() });
+      return encodeRegionInfo({
+        argsz: r.chance(0.7) ? 32 : u32(),
+        flags: u32(),
+        index: r.chance(0.7) ? r.int(12) : r.u32(),
+        capOffset: u32(),
+        size: r.u64(),
+        offset: r.u64(),
+      });
     case COMMAND.DEVICE_GET_IRQ_INFO:
-      return encodeIrqInfo({ argsz: r.chance(0.8) ? 16 : u32(), flags: u32(), index: r.chance(0.8) ? r.int(8) : r.u32(), count: u32() });
+      return encodeIrqInfo({
+        argsz: r.chance(0.8) ? 16 : u32(),
+        flags: u32(),
+        index: r.chance(0.8) ? r.int(8) : r.u32(),
+        count: u32(),
+      });
     case COMMAND.DEVICE_SET_IRQS: {
       const count = r.chance(0.8) ? r.int(8) : r.u32();
       const data = r.bytes(r.chance(0.5) ? Math.min(count, 64) : r.int(16));
-      return encodeIrqSet({ argsz: 20 + data.length + (r.chance(0.8) ? 0 : r.int(100)), flags: r.int(1 << 6), index: r.int(6), start: r.chance(0.8) ? r.int(8) : r.u32(), count, data });
+      return encodeIrqSet({
+        argsz: 20 + data.length + (r.chance(0.8) ? 0 : r.int(100)),
+        flags: r.int(1 << 6),
+        index: r.int(6),
+        start: r.chance(0.8) ? r.int(8) : r.u32(),
+        count,
+        data,
+      });
     }
     case COMMAND.REGION_READ:
     case COMMAND.REGION_WRITE: {
       const count = r.chance(0.8) ? r.pick([1, 2, 4, 8]) : r.int(5000);
       const data = command === COMMAND.REGION_WRITE ? r.bytes(r.chance(0.8) ? count : r.int(64)) : new Uint8Array(0);
-      return encodeRegionAccess({ offset: r.chance(0.8) ? BigInt(r.int(0x4000)) : r.u64(), region: r.chance(0.8) ? r.int(9) : r.u32(), count, data });
+      return encodeRegionAccess({
+        offset: r.chance(0.8) ? BigInt(r.int(0x4000)) : r.u64(),
+        region: r.chance(0.8) ? r.int(9) : r.u32(),
+        count,
+        data,
+      });
     }
     default:
       return r.bytes(r.int(64));
@@ -100,12 +147,22 @@ function randomMessage(r: Rng, id: number): RandomMessage {
   let framed = true;
   if (r.chance(0.05)) {
     flags = r.u32(); // reply type, error flag, unknown bits...
-    framed = (flags & HEADER_FLAGS.TYPE_MASK) === HEADER_FLAGS.TYPE_COMMAND && (flags & ~(HEADER_FLAGS.TYPE_MASK | HEADER_FLAGS.NO_REPLY)) === 0;
+    framed =
+      (flags & HEADER_FLAGS.TYPE_MASK) === HEADER_FLAGS.TYPE_COMMAND &&
+      (flags & ~(HEADER_FLAGS.TYPE_MASK | HEADER_FLAGS.NO_REPLY)) === 0;
   }
   const bytes = encodeMessage({ id, command, flags }, payload);
   if (r.chance(0.07)) {
     // Lying size: smaller than the header, a bit off, or huge.
-    const size = r.pick([0, 1, HEADER.SIZEOF - 1, bytes.length - 1, bytes.length + 1 + r.int(100), 0xffffffff, 1 << 30]);
+    const size = r.pick([
+      0,
+      1,
+      HEADER.SIZEOF - 1,
+      bytes.length - 1,
+      bytes.length + 1 + r.int(100),
+      0xffffffff,
+      1 << 30,
+    ]);
     new DataView(bytes.buffer, bytes.byteOffset).setUint32(HEADER.SIZE, size >>> 0, true);
     framed = false;
   }
@@ -117,7 +174,8 @@ function randomFds(r: Rng): number[] {
   if (r.chance(0.7)) return [];
   const n = r.chance(0.7) ? 1 + r.int(2) : r.int(MAX_FDS_PER_MESSAGE + 1);
   const fds: number[] = [];
-  for (let i = 0; i < n; i++) fds.push(r.chance(0.6) ? native.eventfd(0) : native.memfdCreate('hostile-fd', MEMFD_SIZE));
+  for (let i = 0; i < n; i++)
+    fds.push(r.chance(0.6) ? native.eventfd(0) : native.memfdCreate('hostile-fd', MEMFD_SIZE));
   return fds;
 }
 
@@ -155,13 +213,17 @@ describe('hostile vfio-user peer', () => {
           }
           // The last word: a well-formed request. It must be answered (reply or error) or find the socket closed.
           try {
-            await client.request(COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: DEVICE_INFO.SIZEOF, flags: 0, numRegions: 0, numIrqs: 0 }));
+            await client.request(
+              COMMAND.DEVICE_GET_INFO,
+              encodeDeviceInfo({ argsz: DEVICE_INFO.SIZEOF, flags: 0, numRegions: 0, numIrqs: 0 }),
+            );
             answeredRounds++;
           } catch (err) {
             if (!(err instanceof VfioUserRequestError)) throw err;
             if (err.errno === ERRNO.ENOTCONN) closedRounds++;
             else if (err.errno === ERRNO.ETIMEDOUT) {
-              if (framingIntact) throw new Error(`round ${round}: a well-framed stream went unanswered: ${err.message}`);
+              if (framingIntact)
+                throw new Error(`round ${round}: a well-framed stream went unanswered: ${err.message}`);
               silentRounds++;
             } else answeredRounds++;
           }

@@ -13,7 +13,20 @@ import { native } from '../../../src/native/index.js';
 import { VfioUserRequestError } from '../../../src/vfio-user/client.js';
 import { ERRNO, IRQ_SET_FLAGS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
 import { IRQ_INDEX } from '../../../src/device/interrupts.js';
-import { GuestMachine, HSRX_RISC_INT, LAYOUT, MBC, MBS_COMMAND_COMPLETE, REQ_ENTRIES, RSP_ENTRIES, sleep, startHba, withSeed, type HbaUnderTest, type Rng } from './support.js';
+import {
+  GuestMachine,
+  HSRX_RISC_INT,
+  LAYOUT,
+  MBC,
+  MBS_COMMAND_COMPLETE,
+  REQ_ENTRIES,
+  RSP_ENTRIES,
+  sleep,
+  startHba,
+  withSeed,
+  type HbaUnderTest,
+  type Rng,
+} from './support.js';
 
 const NAMED_OFFSETS = Object.entries(REG)
   .filter(([name]) => name !== 'SIZE')
@@ -66,7 +79,8 @@ async function expectAnswered(p: Promise<Uint8Array | void>, count: number | nul
     const data = await p;
     if (count !== null && data instanceof Uint8Array) expect(data.length, what).toBe(count);
   } catch (err) {
-    if (!(err instanceof VfioUserRequestError) || FATAL_ERRNOS.includes(err.errno)) throw new Error(`${what}: ${(err as Error).message}`);
+    if (!(err instanceof VfioUserRequestError) || FATAL_ERRNOS.includes(err.errno))
+      throw new Error(`${what}: ${(err as Error).message}`);
   }
 }
 
@@ -98,19 +112,35 @@ describe('hostile guest: registers through vfio-user', () => {
           const offset = randomOffset(r, bar1Size);
           if (r.chance(0.5)) {
             reads++;
-            await expectAnswered(client.regionRead(PCI_REGION.BAR1, offset, width), width, `${what}: BAR1 read ${width}@${offset.toString(16)}`);
+            await expectAnswered(
+              client.regionRead(PCI_REGION.BAR1, offset, width),
+              width,
+              `${what}: BAR1 read ${width}@${offset.toString(16)}`,
+            );
           } else if (r.chance(0.8)) {
             await client.regionWrite(PCI_REGION.BAR1, offset, randomValue(r, width), true);
           } else {
-            await expectAnswered(client.regionWrite(PCI_REGION.BAR1, offset, randomValue(r, width)), null, `${what}: BAR1 write`);
+            await expectAnswered(
+              client.regionWrite(PCI_REGION.BAR1, offset, randomValue(r, width)),
+              null,
+              `${what}: BAR1 write`,
+            );
           }
         } else if (kind < 15) {
           // Config space, including the command register, BARs, capability bodies and beyond the end.
           const offset = r.chance(0.9) ? r.int(PCI_CONFIG_SIZE + 8) : r.u64();
-          await expectAnswered(client.regionWrite(PCI_REGION.CONFIG, offset, randomValue(r, width)), null, `${what}: config write`);
+          await expectAnswered(
+            client.regionWrite(PCI_REGION.CONFIG, offset, randomValue(r, width)),
+            null,
+            `${what}: config write`,
+          );
           if (r.chance(0.3)) {
             reads++;
-            await expectAnswered(client.regionRead(PCI_REGION.CONFIG, r.int(PCI_CONFIG_SIZE), width), width, `${what}: config read`);
+            await expectAnswered(
+              client.regionRead(PCI_REGION.CONFIG, r.int(PCI_CONFIG_SIZE), width),
+              width,
+              `${what}: config read`,
+            );
           }
         } else if (kind < 18) {
           const offset = r.chance(0.8) ? r.int(bar0Size + 8) : r.u64();
@@ -118,13 +148,27 @@ describe('hostile guest: registers through vfio-user', () => {
             reads++;
             await expectAnswered(client.regionRead(PCI_REGION.BAR0, offset, width), width, `${what}: BAR0 read`);
           } else {
-            await expectAnswered(client.regionWrite(PCI_REGION.BAR0, offset, randomValue(r, width)), null, `${what}: BAR0 write`);
+            await expectAnswered(
+              client.regionWrite(PCI_REGION.BAR0, offset, randomValue(r, width)),
+              null,
+              `${what}: BAR0 write`,
+            );
           }
         } else {
           // Regions the device does not have (BAR2..5, ROM, VGA, beyond).
           const region = r.pick([2, 3, 4, 5, 6, 8, 9, 63, 0xffffffff]);
-          if (r.chance(0.5)) await expectAnswered(client.regionRead(region, r.int(0x10000), width), width, `${what}: region ${region} read`);
-          else await expectAnswered(client.regionWrite(region, r.int(0x10000), randomValue(r, width)), null, `${what}: region ${region} write`);
+          if (r.chance(0.5))
+            await expectAnswered(
+              client.regionRead(region, r.int(0x10000), width),
+              width,
+              `${what}: region ${region} read`,
+            );
+          else
+            await expectAnswered(
+              client.regionWrite(region, r.int(0x10000), randomValue(r, width)),
+              null,
+              `${what}: region ${region} write`,
+            );
         }
       }
       expect(reads).toBeGreaterThan(1500);
@@ -153,13 +197,24 @@ describe('hostile guest: registers through vfio-user', () => {
       const eventfds = mode === 'msix' ? guest.msixEventfds : guest.intxEventfd === null ? [] : [guest.intxEventfd];
       expect(eventfds.length).toBeGreaterThan(0);
       const enableInterrupts = async (): Promise<void> => {
-        if (mode === 'msix') await guest.client.regionWrite(PCI_REGION.CONFIG, ISP2532_CAP_MSIX + MSIX_FLAGS, new Uint8Array([0, MSIX_ENABLE_HI]));
+        if (mode === 'msix')
+          await guest.client.regionWrite(
+            PCI_REGION.CONFIG,
+            ISP2532_CAP_MSIX + MSIX_FLAGS,
+            new Uint8Array([0, MSIX_ENABLE_HI]),
+          );
         guest.w32(REG.ICTRL, ICTRL_ENABLE_RISC_INT);
       };
       const drainEventfds = (): number => eventfds.reduce((n, fd) => n + Number(native.eventfdRead(fd) ?? 0n), 0);
       // INTx is automasked after each trigger (VFIO semantics); QEMU unmasks it at the guest's EOI.
       const unmaskIntx = async (): Promise<void> => {
-        if (mode === 'intx') await guest.client.setIrqs({ index: IRQ_INDEX.INTX, flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK, start: 0, count: 1 });
+        if (mode === 'intx')
+          await guest.client.setIrqs({
+            index: IRQ_INDEX.INTX,
+            flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK,
+            start: 0,
+            count: 1,
+          });
       };
       await withSeed(0x5eed0011, async (r) => {
         await guest.probe({ expectLink: false });
@@ -177,14 +232,34 @@ describe('hostile guest: registers through vfio-user', () => {
             if (hs & HSRX_RISC_INT) guest.w32(REG.HCCR, HCCRX.CLR_RISC_INT << 28);
           } else if (k < 8) {
             // MSI-X table entries (address, data, vector control) and the PBA.
-            const base = r.chance(0.8) ? ISP2532_MSIX_TABLE_OFFSET + r.int(32 * 16) : ISP2532_MSIX_PBA_OFFSET + r.int(16);
+            const base = r.chance(0.8)
+              ? ISP2532_MSIX_TABLE_OFFSET + r.int(32 * 16)
+              : ISP2532_MSIX_PBA_OFFSET + r.int(16);
             const width = r.pick([1, 2, 4, 8]);
             if (r.chance(0.7)) await client.regionWrite(PCI_REGION.BAR1, base, r.bytes(width), true);
-            else await expectAnswered(client.regionRead(PCI_REGION.BAR1, base, width), width, `MSI-X read ${base.toString(16)}`);
+            else
+              await expectAnswered(
+                client.regionRead(PCI_REGION.BAR1, base, width),
+                width,
+                `MSI-X read ${base.toString(16)}`,
+              );
           } else if (k < 9) {
             // Interrupt-related config: command register (INTx disable), MSI and MSI-X control words.
-            const offset = r.pick([0x04, 0x05, ISP2532_CAP_MSIX + MSIX_FLAGS, ISP2532_CAP_MSIX + MSIX_FLAGS + 1, 0x88 + 2, 0x88 + 4, 0x88 + 8, 0x3c]);
-            await expectAnswered(client.regionWrite(PCI_REGION.CONFIG, offset, r.bytes(r.pick([1, 2]))), null, 'config write');
+            const offset = r.pick([
+              0x04,
+              0x05,
+              ISP2532_CAP_MSIX + MSIX_FLAGS,
+              ISP2532_CAP_MSIX + MSIX_FLAGS + 1,
+              0x88 + 2,
+              0x88 + 4,
+              0x88 + 8,
+              0x3c,
+            ]);
+            await expectAnswered(
+              client.regionWrite(PCI_REGION.CONFIG, offset, r.bytes(r.pick([1, 2]))),
+              null,
+              'config write',
+            );
           } else {
             guest.w32(r.pick([REG.ICTRL, REG.HCCR, REG.CTRL_STATUS]), r.u32());
           }

@@ -48,7 +48,6 @@ import {
   type Rng,
 } from './support.js';
 
-
 const ROUNDS = 40;
 const MAX_ITEMS_PER_ROUND = 16;
 /** Per-item data slot in the guest's DATA area (16 blocks). */
@@ -263,12 +262,21 @@ class RingFuzzer {
     bytes[IocbHeader.ENTRY_STATUS] = 0;
     dv.setUint32(IocbHeader.HANDLE, handle, true);
     // Keep the one real session: no logout/abort/TMF aimed at the target's N_Port handle or port id.
-    const nportOffset = type === EntryType.LOGINOUT_PORT_IOCB_TYPE || type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE ? Logio.NPORT_HANDLE : 8;
+    const nportOffset =
+      type === EntryType.LOGINOUT_PORT_IOCB_TYPE || type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE
+        ? Logio.NPORT_HANDLE
+        : 8;
     if (dv.getUint16(nportOffset, true) === TARGET_NPORT_HANDLE) dv.setUint16(nportOffset, 0x7ff, true);
     if ((dv.getUint32(48, true) & 0xffffff) === this.g.targetPortId) bytes[48] = bytes[48]! ^ 0x55;
     // Pass-through IOCBs with buffers inside RAM (random payloads) get past the DMA checks to the fabric.
-    if ((type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE) && r.chance(0.6)) this.passThroughBuffers(bytes, type);
-    return { kind: type === EntryType.MARKER_TYPE ? 'marker' : 'junk', what: `random type 0x${type.toString(16)}`, handle, entries: [bytes] };
+    if ((type === EntryType.CT_IOCB_TYPE || type === EntryType.ELS_IOCB_TYPE) && r.chance(0.6))
+      this.passThroughBuffers(bytes, type);
+    return {
+      kind: type === EntryType.MARKER_TYPE ? 'marker' : 'junk',
+      what: `random type 0x${type.toString(16)}`,
+      handle,
+      entries: [bytes],
+    };
   }
 
   private fuzzCursor = 0;
@@ -360,7 +368,8 @@ class RingFuzzer {
 function isError(c: Uint8Array): boolean {
   const dv = new DataView(c.buffer, c.byteOffset);
   if (c[IocbHeader.ENTRY_STATUS] !== 0) return true;
-  if (c[IocbHeader.ENTRY_TYPE] === EntryType.STATUS_TYPE) return dv.getUint16(Sts24.COMP_STATUS, true) !== 0 || (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) !== 0;
+  if (c[IocbHeader.ENTRY_TYPE] === EntryType.STATUS_TYPE)
+    return dv.getUint16(Sts24.COMP_STATUS, true) !== 0 || (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) !== 0;
   return true; // a malformed Command Type 7 answered with anything but a status is itself an error report
 }
 
@@ -375,8 +384,12 @@ async function settle(g: GuestMachine, f: RingFuzzer, batch: Item[]): Promise<vo
   let quiet = 0;
   while (true) {
     if (Date.now() > deadline) {
-      const missing = batch.filter((it) => it.kind === 'good' && !f.seen.has(it.handle)).map((it) => `0x${it.handle.toString(16)} ${it.what}`);
-      throw new TimeoutError(`round did not settle in ${ROUND_TIMEOUT_MS} ms; good commands without completion: ${missing.join('; ')}`);
+      const missing = batch
+        .filter((it) => it.kind === 'good' && !f.seen.has(it.handle))
+        .map((it) => `0x${it.handle.toString(16)} ${it.what}`);
+      throw new TimeoutError(
+        `round did not settle in ${ROUND_TIMEOUT_MS} ms; good commands without completion: ${missing.join('; ')}`,
+      );
     }
     await g.pollOnce();
     const got = g.reap();
@@ -389,9 +402,19 @@ async function settle(g: GuestMachine, f: RingFuzzer, batch: Item[]): Promise<vo
 }
 
 /** A READ/WRITE, retried past unit attentions; returns the completion. */
-async function io(g: GuestMachine, handle: number, direction: 'read' | 'write', lba: number, blocks: number, dataOffset: number): Promise<Uint8Array> {
+async function io(
+  g: GuestMachine,
+  handle: number,
+  direction: 'read' | 'write',
+  lba: number,
+  blocks: number,
+  dataOffset: number,
+): Promise<Uint8Array> {
   for (let attempt = 0; attempt < 4; attempt++) {
-    const c = await g.iocb(ioEntry(handle + attempt, direction, lba, blocks, g.addr(dataOffset), g.targetPortId), 10_000);
+    const c = await g.iocb(
+      ioEntry(handle + attempt, direction, lba, blocks, g.addr(dataOffset), g.targetPortId),
+      10_000,
+    );
     const dv = new DataView(c.buffer, c.byteOffset);
     if (dv.getUint16(Sts24.COMP_STATUS, true) === 0 && (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 2) continue; // CHECK CONDITION (unit attention)
     return c;
@@ -401,11 +424,21 @@ async function io(g: GuestMachine, handle: number, direction: 'read' | 'write', 
 
 function completedOk(c: Uint8Array): boolean {
   const dv = new DataView(c.buffer, c.byteOffset);
-  return c[IocbHeader.ENTRY_STATUS] === 0 && dv.getUint16(Sts24.COMP_STATUS, true) === 0 && (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0;
+  return (
+    c[IocbHeader.ENTRY_STATUS] === 0 &&
+    dv.getUint16(Sts24.COMP_STATUS, true) === 0 &&
+    (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0
+  );
 }
 
 /** WRITE a pattern, READ it back elsewhere, compare. */
-async function roundTripData(g: GuestMachine, handleBase: number, lba: number, blocks: number, seed: number): Promise<void> {
+async function roundTripData(
+  g: GuestMachine,
+  handleBase: number,
+  lba: number,
+  blocks: number,
+  seed: number,
+): Promise<void> {
   const out = LAYOUT.DATA;
   const back = LAYOUT.DATA + 0x20000;
   const pattern = new Uint8Array(blocks * BLOCK).map((_, i) => (i * 13 + seed) & 0xff);
@@ -458,12 +491,15 @@ describe('hostile guest: request ring through vfio-user, cabled to a SAN', () =>
         } else if (it.kind === 'malformed') {
           // Each carries a handle the driver can match, so each must come back, as an error.
           if (got.length === 0) problems.push(`${tag}: no completion`);
-          else if (!isError(got[0]!)) problems.push(`${tag}: completed without an error: ${describeCompletion(got[0]!)}`);
+          else if (!isError(got[0]!))
+            problems.push(`${tag}: completed without an error: ${describeCompletion(got[0]!)}`);
           else malformedAnswered++;
         }
       }
       // Unsolicited firmware entries (VP report ID) carry no guest handle; anything else must match one.
-      for (const c of f.unmatched) if (c[0] !== EntryType.VP_RPT_ID_IOCB_TYPE) problems.push(`completion for a handle nobody posted: ${describeCompletion(c)}`);
+      for (const c of f.unmatched)
+        if (c[0] !== EntryType.VP_RPT_ID_IOCB_TYPE)
+          problems.push(`completion for a handle nobody posted: ${describeCompletion(c)}`);
       if (process.env.HOSTILE_DEBUG) {
         const junkOutcomes: Record<string, number> = {};
         for (const [h, it] of f.items) {
@@ -505,7 +541,8 @@ describe('hostile guest: request ring through vfio-user, cabled to a SAN', () =>
         await sleep(5);
       }
       guest.reqIn = await guest.r32(REG.REQ_Q_OUT);
-      for (let i = 0; i < RSP_ENTRIES; i++) guest.view.setUint32(LAYOUT.RSP_RING + i * IOCB_SIZE + IocbHeader.SIGNATURE, RESPONSE_PROCESSED, true);
+      for (let i = 0; i < RSP_ENTRIES; i++)
+        guest.view.setUint32(LAYOUT.RSP_RING + i * IOCB_SIZE + IocbHeader.SIGNATURE, RESPONSE_PROCESSED, true);
       guest.rspOut = await guest.r32(REG.RSP_Q_IN);
       guest.w32(REG.RSP_Q_OUT, guest.rspOut);
       expect(guest.reqIn).toBeLessThan(REQ_ENTRIES);

@@ -29,7 +29,20 @@ const IO_EVERY = 500;
 const BLOCK = 512;
 
 /** FC-2 header field offsets (FC-FS-3 Table 33), for in-place mutation of captured frames. */
-const HDR = { R_CTL: 0, D_ID: 1, CS_CTL: 4, S_ID: 5, TYPE: 8, F_CTL: 9, SEQ_ID: 12, DF_CTL: 13, SEQ_CNT: 14, OX_ID: 16, RX_ID: 18, PARAMETER: 20 } as const;
+const HDR = {
+  R_CTL: 0,
+  D_ID: 1,
+  CS_CTL: 4,
+  S_ID: 5,
+  TYPE: 8,
+  F_CTL: 9,
+  SEQ_ID: 12,
+  DF_CTL: 13,
+  SEQ_CNT: 14,
+  OX_ID: 16,
+  RX_ID: 18,
+  PARAMETER: 20,
+} as const;
 
 function config() {
   return parseSanConfig({
@@ -39,7 +52,13 @@ function config() {
         name: 'array1',
         ports: [TARGET],
         volumes: [{ name: 'ram', size: '1MiB' }],
-        hostGroups: [{ name: 'h', initiators: ['c0:50:76:ff:e5:00:02:01', 'c0:50:76:ff:e5:00:06:66', 'c0:50:76:ff:e5:00:03:01'], luns: { '0': 'ram' } }],
+        hostGroups: [
+          {
+            name: 'h',
+            initiators: ['c0:50:76:ff:e5:00:02:01', 'c0:50:76:ff:e5:00:06:66', 'c0:50:76:ff:e5:00:03:01'],
+            luns: { '0': 'ram' },
+          },
+        ],
       },
     ],
   });
@@ -97,10 +116,27 @@ function hostileFrame(r: Rng, templates: Uint8Array[], ids: Ids): Uint8Array {
     f = r.pick(templates).slice();
   }
   put24(f, HDR.S_ID, r.chance(0.9) ? ids.evil : r.chance(0.5) ? ids.good : r.u32() & 0xffffff);
-  if (r.chance(0.5)) put24(f, HDR.D_ID, r.pick([ids.target, ids.target, ids.good, ids.evil, WELL_KNOWN.DIRECTORY_SERVER, WELL_KNOWN.FABRIC_CONTROLLER, WELL_KNOWN.F_PORT, WELL_KNOWN.MANAGEMENT_SERVER, WELL_KNOWN.BROADCAST, r.u32() & 0xffffff]));
+  if (r.chance(0.5))
+    put24(
+      f,
+      HDR.D_ID,
+      r.pick([
+        ids.target,
+        ids.target,
+        ids.good,
+        ids.evil,
+        WELL_KNOWN.DIRECTORY_SERVER,
+        WELL_KNOWN.FABRIC_CONTROLLER,
+        WELL_KNOWN.F_PORT,
+        WELL_KNOWN.MANAGEMENT_SERVER,
+        WELL_KNOWN.BROADCAST,
+        r.u32() & 0xffffff,
+      ]),
+    );
   if (r.chance(0.3)) f[HDR.R_CTL] = r.pick([...Object.values(R_CTL), r.u32() & 0xff]);
   if (r.chance(0.2)) f[HDR.TYPE] = r.pick([...Object.values(FC_TYPE), r.u32() & 0xff]);
-  if (r.chance(0.3)) put24(f, HDR.F_CTL, r.chance(0.5) ? r.u32() & 0xffffff : r.pick(Object.values(F_CTL)) | (r.u32() & F_CTL.SEQ_INIT));
+  if (r.chance(0.3))
+    put24(f, HDR.F_CTL, r.chance(0.5) ? r.u32() & 0xffffff : r.pick(Object.values(F_CTL)) | (r.u32() & F_CTL.SEQ_INIT));
   // Exchange ids: small values collide with the good initiator's own exchanges.
   if (r.chance(0.4)) put16(f, HDR.OX_ID, r.chance(0.7) ? r.int(64) : r.u32() & 0xffff);
   if (r.chance(0.4)) put16(f, HDR.RX_ID, r.chance(0.7) ? r.int(64) : r.u32() & 0xffff);

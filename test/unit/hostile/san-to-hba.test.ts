@@ -74,24 +74,73 @@ function forgedFrame(r: Rng, evil: number, vport: number): Uint8Array {
   switch (r.int(6)) {
     case 0: {
       // FCP_DATA into "someone's" read.
-      const h = header(r, evil, vport, R_CTL.DEVICE_DATA_SOLICITED, FC_TYPE.FCP, F_CTL.EX_CTX | F_CTL.REL_OFF | (r.chance(0.5) ? F_CTL.END_SEQ : 0));
+      const h = header(
+        r,
+        evil,
+        vport,
+        R_CTL.DEVICE_DATA_SOLICITED,
+        FC_TYPE.FCP,
+        F_CTL.EX_CTX | F_CTL.REL_OFF | (r.chance(0.5) ? F_CTL.END_SEQ : 0),
+      );
       return encodeFrame({ header: h, payload: new Uint8Array(r.pick([1, 512, 2048])).fill(0xee) });
     }
     case 1: {
       // A good FCP_RSP, as if completing the guest's command.
-      const h = header(r, evil, vport, R_CTL.COMMAND_STATUS, FC_TYPE.FCP, F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ);
-      return encodeFrame({ header: h, payload: encodeFcpRsp({ status: 0, retryDelay: 0, residualOver: false, residualUnder: r.chance(0.3), residual: r.int(4096), responseCode: null, sense: null }) });
+      const h = header(
+        r,
+        evil,
+        vport,
+        R_CTL.COMMAND_STATUS,
+        FC_TYPE.FCP,
+        F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ,
+      );
+      return encodeFrame({
+        header: h,
+        payload: encodeFcpRsp({
+          status: 0,
+          retryDelay: 0,
+          residualOver: false,
+          residualUnder: r.chance(0.3),
+          residual: r.int(4096),
+          responseCode: null,
+          sense: null,
+        }),
+      });
     }
     case 2: {
-      const h = header(r, evil, vport, R_CTL.DATA_DESCRIPTOR, FC_TYPE.FCP, F_CTL.EX_CTX | F_CTL.END_SEQ | F_CTL.SEQ_INIT);
-      return encodeFrame({ header: h, payload: encodeXferRdy({ relativeOffset: r.int(8192), burstLength: r.pick([512, 1 << 20, r.u32()]) }) });
+      const h = header(
+        r,
+        evil,
+        vport,
+        R_CTL.DATA_DESCRIPTOR,
+        FC_TYPE.FCP,
+        F_CTL.EX_CTX | F_CTL.END_SEQ | F_CTL.SEQ_INIT,
+      );
+      return encodeFrame({
+        header: h,
+        payload: encodeXferRdy({ relativeOffset: r.int(8192), burstLength: r.pick([512, 1 << 20, r.u32()]) }),
+      });
     }
     case 3: {
-      const h = header(r, evil, vport, R_CTL.BLS_ABTS, FC_TYPE.BLS, F_CTL.FIRST_SEQ | F_CTL.END_SEQ | F_CTL.SEQ_INIT | (r.chance(0.5) ? F_CTL.EX_CTX : 0));
+      const h = header(
+        r,
+        evil,
+        vport,
+        R_CTL.BLS_ABTS,
+        FC_TYPE.BLS,
+        F_CTL.FIRST_SEQ | F_CTL.END_SEQ | F_CTL.SEQ_INIT | (r.chance(0.5) ? F_CTL.EX_CTX : 0),
+      );
       return encodeFrame({ header: h, payload: new Uint8Array(0) });
     }
     case 4: {
-      const h = header(r, evil, vport, R_CTL.ELS_REQUEST, FC_TYPE.ELS, F_CTL.FIRST_SEQ | F_CTL.END_SEQ | F_CTL.SEQ_INIT);
+      const h = header(
+        r,
+        evil,
+        vport,
+        R_CTL.ELS_REQUEST,
+        FC_TYPE.ELS,
+        F_CTL.FIRST_SEQ | F_CTL.END_SEQ | F_CTL.SEQ_INIT,
+      );
       h.rxId = 0xffff;
       const payload = r.bytes(r.pick([4, 16, 20, 116, r.int(2112)]));
       payload[0] = r.pick(ELS_CODES);
@@ -107,7 +156,11 @@ function forgedFrame(r: Rng, evil: number, vport: number): Uint8Array {
 
 function completedOk(c: Uint8Array): boolean {
   const dv = new DataView(c.buffer, c.byteOffset);
-  return c[IocbHeader.ENTRY_STATUS] === 0 && dv.getUint16(Sts24.COMP_STATUS, true) === 0 && (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0;
+  return (
+    c[IocbHeader.ENTRY_STATUS] === 0 &&
+    dv.getUint16(Sts24.COMP_STATUS, true) === 0 &&
+    (dv.getUint16(Sts24.SCSI_STATUS, true) & 0xff) === 0
+  );
 }
 
 describe('hostile SAN peer aimed at the HBA', () => {
@@ -136,7 +189,10 @@ describe('hostile SAN peer aimed at the HBA', () => {
       for (let lba = 0; lba < 256; lba += 64) {
         for (let b = 0; b < 64; b++) guest.ram.set(blockPattern(lba + b), LAYOUT.DATA + b * BLOCK);
         let ok = false;
-        for (let attempt = 0; attempt < 4 && !ok; attempt++) ok = completedOk(await guest.iocb(ioEntry(handle++, 'write', lba, 64, guest.addr(LAYOUT.DATA), guest.targetPortId), 10_000));
+        for (let attempt = 0; attempt < 4 && !ok; attempt++)
+          ok = completedOk(
+            await guest.iocb(ioEntry(handle++, 'write', lba, 64, guest.addr(LAYOUT.DATA), guest.targetPortId), 10_000),
+          );
         expect(ok).toBe(true);
       }
 
@@ -192,7 +248,10 @@ describe('hostile SAN peer aimed at the HBA', () => {
       const at = LAYOUT.DATA;
       guest.ram.fill(0, at, at + BLOCKS * BLOCK);
       let ok = false;
-      for (let attempt = 0; attempt < 4 && !ok; attempt++) ok = completedOk(await guest.iocb(ioEntry(handle++, 'read', 10, BLOCKS, guest.addr(at), guest.targetPortId), 10_000));
+      for (let attempt = 0; attempt < 4 && !ok; attempt++)
+        ok = completedOk(
+          await guest.iocb(ioEntry(handle++, 'read', 10, BLOCKS, guest.addr(at), guest.targetPortId), 10_000),
+        );
       expect(ok).toBe(true);
       expect(guest.ram.subarray(at, at + BLOCK)).toEqual(blockPattern(10));
       evil.closeLink();

@@ -82,12 +82,17 @@ export class LogCapture {
   readonly records: LogRecord[] = [];
   readonly logger: Logger;
   constructor(level = 'warn') {
-    this.logger = pino({ level, base: null }, { write: (line: string) => void this.records.push(JSON.parse(line) as LogRecord) });
+    this.logger = pino(
+      { level, base: null },
+      { write: (line: string) => void this.records.push(JSON.parse(line) as LogRecord) },
+    );
   }
   /** Records saying the server failed: error/fatal level, or anything mentioning an uncaught exception. */
   failures(): LogRecord[] {
     return this.records.filter(
-      (r) => (r.level >= PINO_ERROR || /uncaught|crash/i.test(JSON.stringify(r))) && !OPERATOR_DIAGNOSTICS.some((d) => d.test(r.msg ?? '')),
+      (r) =>
+        (r.level >= PINO_ERROR || /uncaught|crash/i.test(JSON.stringify(r))) &&
+        !OPERATOR_DIAGNOSTICS.some((d) => d.test(r.msg ?? '')),
     );
   }
 }
@@ -105,7 +110,9 @@ export interface HbaUnderTest {
 }
 
 /** A VportHba on a fresh socket; with `sanLink`, cabled to that SAN link socket (as `serve --san`). */
-export function startHba(o: { sanLink?: string; wwpn?: bigint; wwnn?: bigint; interrupts?: Isp2532Interrupts } = {}): HbaUnderTest {
+export function startHba(
+  o: { sanLink?: string; wwpn?: bigint; wwnn?: bigint; interrupts?: Isp2532Interrupts } = {},
+): HbaUnderTest {
   const dir = mkdtempSync(join(tmpdir(), 'npiv-hostile-'));
   const socketPath = join(dir, 'vport.sock');
   const logs = new LogCapture();
@@ -175,7 +182,10 @@ export async function startRamSan(): Promise<TestSan> {
 }
 
 function formatWwnColons(w: bigint): string {
-  return w.toString(16).padStart(16, '0').replace(/(..)(?!$)/g, '$1:');
+  return w
+    .toString(16)
+    .padStart(16, '0')
+    .replace(/(..)(?!$)/g, '$1:');
 }
 
 // --- the guest ------------------------------------------------------------------------------
@@ -237,7 +247,12 @@ export class GuestMachine extends QlaGuest {
 
   /** The qla2xxx probe in polling mode up to LOOP UP + PORT UPDATE (when `expectLink`), as VPORT unless told. */
   probe(o: { wwpn?: bigint; wwnn?: bigint; expectLink?: boolean; linkTimeoutMs?: number } = {}): Promise<void> {
-    return this.initializeAdapter({ wwpn: o.wwpn ?? VPORT.wwpn, wwnn: o.wwnn ?? VPORT.wwnn, expectLink: o.expectLink, linkTimeoutMs: o.linkTimeoutMs });
+    return this.initializeAdapter({
+      wwpn: o.wwpn ?? VPORT.wwpn,
+      wwnn: o.wwnn ?? VPORT.wwnn,
+      expectLink: o.expectLink,
+      linkTimeoutMs: o.linkTimeoutMs,
+    });
   }
 }
 

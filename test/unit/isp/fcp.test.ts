@@ -15,7 +15,15 @@ function swapped(bytes: number[], len: number): Uint8Array {
 }
 
 /** A Command Type 7 with one inline data segment (as qla24xx_start_scsi builds it). */
-function cmd7(handle: number, cdb: number[], dir: 'read' | 'write' | 'none', addr: bigint, len: number, nport = NPORT, lun = 0): Uint8Array {
+function cmd7(
+  handle: number,
+  cdb: number[],
+  dir: 'read' | 'write' | 'none',
+  addr: bigint,
+  len: number,
+  nport = NPORT,
+  lun = 0,
+): Uint8Array {
   const b = new Uint8Array(64);
   const dv = new DataView(b.buffer);
   b[0] = 0x18;

@@ -113,7 +113,8 @@ export class FakeFabric implements FabricPort {
   }
   async plogi(portId: number): Promise<PlogiResult> {
     this.calls.push(`plogi ${portId.toString(16)}`);
-    if (portId === 0xfffffc) return { ok: true, wwpn: 0x21fc000dec000001n, wwnn: 0x1001000dec000001n, receiveDataSize: 2048 };
+    if (portId === 0xfffffc)
+      return { ok: true, wwpn: 0x21fc000dec000001n, wwnn: 0x1001000dec000001n, receiveDataSize: 2048 };
     const t = this.target(portId);
     return t
       ? { ok: true, wwpn: t.wwpn, wwnn: t.wwnn, receiveDataSize: 2048 }

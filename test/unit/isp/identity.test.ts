@@ -5,7 +5,14 @@
  */
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
-import { FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW, FlashStore, HOST_OWNED_FLASH, buildFlashImage } from '../../../src/isp/flash.js';
+import {
+  FLASH_LAYOUT,
+  FLASH_SECTOR_SIZE,
+  FLASH_WINDOW,
+  FlashStore,
+  HOST_OWNED_FLASH,
+  buildFlashImage,
+} from '../../../src/isp/flash.js';
 import { IdentityPolicy } from '../../../src/isp/identity.js';
 import { buildNvram, NVRAM, nvramDwordSum } from '../../../src/isp/nvram.js';
 import { REG } from '../../../src/isp/registers.js';
@@ -25,7 +32,10 @@ function capture() {
 describe('IdentityPolicy', () => {
   it('the physical port always gets the configured pair, and says when the guest asked for another', () => {
     const p = new IdentityPolicy({ wwpn: WWPN, wwnn: WWNN });
-    expect(p.physicalLogin({ wwpn: WWPN, wwnn: WWNN })).toEqual({ identity: { wwpn: WWPN, wwnn: WWNN }, overridden: false });
+    expect(p.physicalLogin({ wwpn: WWPN, wwnn: WWNN })).toEqual({
+      identity: { wwpn: WWPN, wwnn: WWNN },
+      overridden: false,
+    });
     expect(p.physicalLogin(OTHER)).toEqual({ identity: { wwpn: WWPN, wwnn: WWNN }, overridden: true });
     // A different node name alone is also a different identity.
     expect(p.physicalLogin({ wwpn: WWPN, wwnn: OTHER.wwnn }).overridden).toBe(true);
@@ -49,7 +59,9 @@ describe('IdentityPolicy', () => {
   it('refuses zero or oversized names and a WWPN granted twice (or equal to the base)', () => {
     expect(() => new IdentityPolicy({ wwpn: 0n, wwnn: WWNN })).toThrow(RangeError);
     expect(() => new IdentityPolicy({ wwpn: WWPN, wwnn: 1n << 64n })).toThrow(RangeError);
-    expect(() => new IdentityPolicy({ wwpn: WWPN, wwnn: WWNN }, [{ wwpn: WWPN, wwnn: GRANT.wwnn }])).toThrow(/used twice/);
+    expect(() => new IdentityPolicy({ wwpn: WWPN, wwnn: WWNN }, [{ wwpn: WWPN, wwnn: GRANT.wwnn }])).toThrow(
+      /used twice/,
+    );
     expect(() => new IdentityPolicy({ wwpn: WWPN, wwnn: WWNN }, [GRANT, GRANT])).toThrow(/used twice/);
   });
 
@@ -104,7 +116,11 @@ describe('fabric login identity', () => {
     expect(rig.fabric.loginNames).toEqual(Array(4).fill({ wwpn: WWPN, wwnn: WWNN }));
     const warnings = records.filter((r) => r.event === 'identity_icb_names_ignored');
     expect(warnings).toHaveLength(1);
-    expect(warnings[0]).toMatchObject({ icbWwpn: '50:01:43:80:09:99:99:99', wwpn: '50:01:43:80:01:23:45:67', suppressed: 0 });
+    expect(warnings[0]).toMatchObject({
+      icbWwpn: '50:01:43:80:09:99:99:99',
+      wwpn: '50:01:43:80:01:23:45:67',
+      suppressed: 0,
+    });
   });
 
   it('a refused ICB (zero port name) still fails with a parameter error and logs nothing in', async () => {
@@ -124,7 +140,9 @@ describe('host-owned VPD/NVRAM sector', () => {
   const swizzle = (a: number) => (a & 0xff00) | ((a << 16) & 0xff0000) | ((a >> 16) & 0xff);
 
   it('covers the whole VPD/NVRAM sector and nothing else', () => {
-    expect(HOST_OWNED_FLASH).toEqual([{ start: FLASH_LAYOUT.VPD_NVRAM_SECTOR, end: FLASH_LAYOUT.VPD_NVRAM_SECTOR + FLASH_SECTOR_SIZE }]);
+    expect(HOST_OWNED_FLASH).toEqual([
+      { start: FLASH_LAYOUT.VPD_NVRAM_SECTOR, end: FLASH_LAYOUT.VPD_NVRAM_SECTOR + FLASH_SECTOR_SIZE },
+    ]);
     const f = new FlashStore(image(), () => {}, { hostOwned: HOST_OWNED_FLASH });
     expect(f.isHostOwned(FLASH_LAYOUT.NVRAM_FUNC0, FLASH_LAYOUT.NVRAM_FUNC0 + 512)).toBe(true);
     expect(f.isHostOwned(FLASH_LAYOUT.VPD_NVRAM_SECTOR - 4, FLASH_LAYOUT.VPD_NVRAM_SECTOR)).toBe(false);
@@ -140,10 +158,16 @@ describe('host-owned VPD/NVRAM sector', () => {
     f.writeWindow(FLASH_WINDOW.CONF + 0x3d8, swizzle(FLASH_LAYOUT.VPD_NVRAM_SECTOR));
     const forged = buildNvram({ ...OTHER, ...NV_OPTS });
     const dv = new DataView(forged.buffer);
-    for (let off = 0; off < forged.length; off += 4) f.writeWindow(dword(FLASH_LAYOUT.NVRAM_FUNC0 + off), dv.getUint32(off, true));
+    for (let off = 0; off < forged.length; off += 4)
+      f.writeWindow(dword(FLASH_LAYOUT.NVRAM_FUNC0 + off), dv.getUint32(off, true));
     f.writeWindow(dword(FLASH_LAYOUT.NVRAM_FUNC0 + NVRAM.PORT_NAME), 0); // NOR could clear bits: not here
     expect(Buffer.compare(img, pristine)).toBe(0); // (toEqual on 2 MiB is slow)
-    expect(traces.filter(([e]) => e === 'flash_err_host_owned')).toEqual([['flash_err_host_owned', { guestError: true, op: 'erase', byteAddress: FLASH_LAYOUT.VPD_NVRAM_SECTOR, suppressed: 0 }]]);
+    expect(traces.filter(([e]) => e === 'flash_err_host_owned')).toEqual([
+      [
+        'flash_err_host_owned',
+        { guestError: true, op: 'erase', byteAddress: FLASH_LAYOUT.VPD_NVRAM_SECTOR, suppressed: 0 },
+      ],
+    ]);
 
     const other = 0x1f0000;
     f.writeWindow(FLASH_WINDOW.CONF + 0x3d8, swizzle(other));
@@ -160,7 +184,8 @@ describe('host-owned VPD/NVRAM sector', () => {
     flashWrite(FLASH_WINDOW.CONF + 0x101, 0);
     flashWrite(FLASH_WINDOW.CONF + 0x3d8, swizzle(FLASH_LAYOUT.VPD_NVRAM_SECTOR));
     const forged = buildNvram({ ...OTHER, ...NV_OPTS });
-    for (let off = 0; off < forged.length; off += 4) flashWrite(dword(FLASH_LAYOUT.NVRAM_FUNC0 + off), new DataView(forged.buffer).getUint32(off, true));
+    for (let off = 0; off < forged.length; off += 4)
+      flashWrite(dword(FLASH_LAYOUT.NVRAM_FUNC0 + off), new DataView(forged.buffer).getUint32(off, true));
     flashWrite(FLASH_WINDOW.CONF + 0x101, 0x9c);
     rig.isp.reset();
 

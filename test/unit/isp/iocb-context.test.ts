@@ -242,7 +242,11 @@ describe('FCP command path against a fake context', () => {
 
   it('a READ lands in the guest segments and completes once; the exchange is gone', async () => {
     const ctx = new FakeContext();
-    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, {
+      wwpn: TARGET.wwpn,
+      wwnn: TARGET.wwnn,
+      receiveDataSize: 2048,
+    });
     ctx.port.logins.prliAccepted(l, 0x12);
     const data = new Uint8Array(512).map((_, i) => i & 0xff);
     ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: data });
@@ -256,10 +260,20 @@ describe('FCP command path against a fake context', () => {
 
   it('a READ whose second segment is unmapped completes CS_DMA and writes nothing, not even the first segment', async () => {
     const ctx = new FakeContext();
-    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, { wwpn: TARGET.wwpn, wwnn: TARGET.wwnn, receiveDataSize: 2048 });
+    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, {
+      wwpn: TARGET.wwpn,
+      wwnn: TARGET.wwnn,
+      receiveDataSize: 2048,
+    });
     ctx.port.logins.prliAccepted(l, 0x12);
     ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: new Uint8Array(512).fill(0xa5) });
-    const cmd = { ...read(0x81), segments: [{ address: DATA, length: 256 }, { address: 0x7f0000000n, length: 256 }] };
+    const cmd = {
+      ...read(0x81),
+      segments: [
+        { address: DATA, length: 256 },
+        { address: 0x7f0000000n, length: 256 },
+      ],
+    };
     executeCommand(ctx, cmd);
     await new Promise((r) => setImmediate(r));
     expect(ctx.statuses).toEqual([{ handle: 7, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);

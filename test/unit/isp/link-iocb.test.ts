@@ -207,7 +207,7 @@ describe('management IOCBs on the request ring', () => {
     const rig = new Rig([TARGET]);
     await rig.bringUp();
     const iocbAddr = SCRATCH;
-    rig.mem.write(iocbAddr, logio(0, 0x7fc, 0x10 | 0x20 | 0x03 * 0, 0xfffffc));
+    rig.mem.write(iocbAddr, logio(0, 0x7fc, 0x10 | 0x20 | (0x03 * 0), 0xfffffc));
     expect((await rig.mbox(mbWithDma(0x54, iocbAddr))).mb[0]).toBe(0x4000);
     expect(le16(rig.mem.read(iocbAddr, 64), 8)).toBe(0);
     // GID_PT request and response sharing one buffer (24xx sync path)
@@ -293,7 +293,10 @@ describe('management IOCBs on the request ring', () => {
     const [z] = await ringRoundTrip(rig, zero);
     expect([le32(z!, 4), z![3]]).toEqual([12, 0x10]);
     expect(await ringRoundTrip(rig, entry(0x04, 0x0fffffff))).toEqual([]);
-    const [m] = await ringRoundTrip(rig, entry(0x04, 13, (dv) => dv.setUint8(10, 2)));
+    const [m] = await ringRoundTrip(
+      rig,
+      entry(0x04, 13, (dv) => dv.setUint8(10, 2)),
+    );
     expect([m![0], le32(m!, 4), m![3]]).toEqual([0x04, 13, 0]);
   });
 
@@ -302,7 +305,10 @@ describe('management IOCBs on the request ring', () => {
     await rig.bringUp();
     rig.takeResponses();
     await ringRoundTrip(rig, logio(1, 0x10, 0x10, TARGET.portId));
-    const [ab] = await ringRoundTrip(rig, entry(0x33, 30, (dv) => dv.setUint32(12, 99, true)));
+    const [ab] = await ringRoundTrip(
+      rig,
+      entry(0x33, 30, (dv) => dv.setUint32(12, 99, true)),
+    );
     expect([ab![0], le32(ab!, 4), le16(ab!, 8)]).toEqual([0x33, 30, 0x31]);
     let terminated = -1;
     rig.isp.firmware.exchanges.add({
@@ -342,7 +348,10 @@ describe('management IOCBs on the request ring', () => {
       taskTag: 50,
       terminate: (cs) => ((terminated = cs), true),
     });
-    const [ab] = await ringRoundTrip(rig, entry(0x33, 51, (dv) => dv.setUint32(12, 50, true)));
+    const [ab] = await ringRoundTrip(
+      rig,
+      entry(0x33, 51, (dv) => dv.setUint32(12, 50, true)),
+    );
     expect(le16(ab!, 8)).toBe(0);
     expect(terminated).toBe(0x05);
     expect(rig.isp.firmware.exchanges.size).toBe(0);

@@ -33,7 +33,9 @@ describe('mailbox commands of the probe timeline', () => {
     const risc = 0x7ff00000;
     expect((await rig.mbox(mbWithDma(0x0c, SCRATCH, { 1: 0, 8: risc >>> 16, 4: 0x7fff, 5: 0 }))).mb[0]).toBe(0x4006);
     const end = 0x7ff00000 + 0x200000 / 4 - 4;
-    expect((await rig.mbox(mbWithDma(0x0c, SCRATCH, { 1: end & 0xffff, 8: end >>> 16, 4: 0, 5: 8 }))).mb[0]).toBe(0x4006);
+    expect((await rig.mbox(mbWithDma(0x0c, SCRATCH, { 1: end & 0xffff, 8: end >>> 16, 4: 0, 5: 8 }))).mb[0]).toBe(
+      0x4006,
+    );
     expect((await rig.mbox(mbWithDma(0x0c, 0xdead0000n, { 1: 0, 8: risc >>> 16, 4: 0, 5: 8 }))).mb[0]).toBe(0x4005);
   });
 

@@ -71,11 +71,14 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
     rig.takeResponses(); // RIDA
 
     // SNS login through MBC 0x54, as qla24xx_login_fabric does.
-    rig.mem.write(SCRATCH, entry(0x52, 0, (dv, b) => {
-      dv.setUint16(10, 0x7fc, true);
-      dv.setUint16(12, 0x10 | 0x20, true);
-      portIdLe(b, 16, 0xfffffc);
-    }));
+    rig.mem.write(
+      SCRATCH,
+      entry(0x52, 0, (dv, b) => {
+        dv.setUint16(10, 0x7fc, true);
+        dv.setUint16(12, 0x10 | 0x20, true);
+        portIdLe(b, 16, 0xfffffc);
+      }),
+    );
     expect((await rig.mbox(mbWithDma(0x54, SCRATCH))).mb[0]).toBe(0x4000);
     expect(le16(rig.mem.read(SCRATCH, 64), 8)).toBe(0);
 
@@ -86,17 +89,20 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
     ct.set([1, 0, 0, 0, 0xfc, 0x02, 0, 0, 0x01, 0x72, 0x00, 0xfc]);
     ct[19] = 0x08;
     rig.mem.write(req, ct);
-    const [c] = await roundTrip(rig, entry(0x29, 3, (dv) => {
-      dv.setUint16(10, 0x7fc, true);
-      dv.setUint16(12, 1, true);
-      dv.setUint16(20, 1, true);
-      dv.setUint32(32, 1024, true);
-      dv.setUint32(36, 20, true);
-      dv.setBigUint64(40, req, true);
-      dv.setUint32(48, 20, true);
-      dv.setBigUint64(52, rsp, true);
-      dv.setUint32(60, 1024, true);
-    }));
+    const [c] = await roundTrip(
+      rig,
+      entry(0x29, 3, (dv) => {
+        dv.setUint16(10, 0x7fc, true);
+        dv.setUint16(12, 1, true);
+        dv.setUint16(20, 1, true);
+        dv.setUint32(32, 1024, true);
+        dv.setUint32(36, 20, true);
+        dv.setBigUint64(40, req, true);
+        dv.setUint32(48, 20, true);
+        dv.setBigUint64(52, rsp, true);
+        dv.setUint32(60, 1024, true);
+      }),
+    );
     expect([c![0], le32(c!, 4), le16(c!, 8)]).toEqual([0x29, 3, 0]);
     const list = rig.mem.read(rsp, 64);
     expect([list[8], list[9]]).toEqual([0x80, 0x02]);
@@ -111,18 +117,24 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
     expect(target).toBeTruthy();
 
     // PLOGI (+PRLI) with a driver-chosen handle.
-    const [l] = await roundTrip(rig, entry(0x52, 4, (dv, b) => {
-      dv.setUint16(10, 0x81, true);
-      dv.setUint16(12, 0x10, true);
-      portIdLe(b, 16, target.id);
-    }));
+    const [l] = await roundTrip(
+      rig,
+      entry(0x52, 4, (dv, b) => {
+        dv.setUint16(10, 0x81, true);
+        dv.setUint16(12, 0x10, true);
+        portIdLe(b, 16, target.id);
+      }),
+    );
     expect([l![0], le16(l!, 8)]).toEqual([0x52, 0]);
     expect(le32(l!, 20) & 0x10).toBe(0x10);
 
     // GPDB through a Mailbox IOCB.
     const pdbAddr = SCRATCH + 0x3000n;
     const mb = mbWithDma(0x64, pdbAddr, { 1: 0x81 });
-    const [g] = await roundTrip(rig, entry(0x39, 5, (dv) => mb.slice(0, 28).forEach((v, i) => dv.setUint16(8 + 2 * i, v, true))));
+    const [g] = await roundTrip(
+      rig,
+      entry(0x39, 5, (dv) => mb.slice(0, 28).forEach((v, i) => dv.setUint16(8 + 2 * i, v, true))),
+    );
     expect(le16(g!, 8)).toBe(0x4000);
     const pdb = rig.mem.read(pdbAddr, 64);
     expect(pdb[2]! & 0xf).toBe(6);

@@ -30,9 +30,18 @@ describe('FabricPort spare link and the switch login timeout', () => {
   it('a spare link the switch closed for not logging in is replaced, and the next login succeeds first time', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'npiv-spare-'));
     const linkPath = join(dir, 'link.sock');
-    const fabric = new Fabric({ name: 'test', domain: 1, zoning: new Zoning('allow'), loginTimeoutMs: LOGIN_TIMEOUT_MS });
+    const fabric = new Fabric({
+      name: 'test',
+      domain: 1,
+      zoning: new Zoning('allow'),
+      loginTimeoutMs: LOGIN_TIMEOUT_MS,
+    });
     const listener = await LinkListener.listen(linkPath, (link) => fabric.attach(link));
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }), async () => listener.close(), () => fabric.close());
+    cleanups.push(
+      () => rmSync(dir, { recursive: true, force: true }),
+      async () => listener.close(),
+      () => fabric.close(),
+    );
 
     let connects = 0;
     const port = new InitiatorFabricPort({
@@ -50,7 +59,10 @@ describe('FabricPort spare link and the switch login timeout', () => {
     expect(first.portId).toBeGreaterThan(0);
     // The fabric takes the link down; the port re-probes and reports link-up with a spare.
     expect(fabric.linkDown(WWPN)).toBe(true);
-    await until(() => events.includes('link-down') && events.lastIndexOf('link-up') > events.indexOf('link-down'), 'link-down then link-up');
+    await until(
+      () => events.includes('link-down') && events.lastIndexOf('link-up') > events.indexOf('link-down'),
+      'link-down then link-up',
+    );
     const connectsWithSpare = connects;
     // The firmware stays down past the switch's login timeout: the switch closes the spare.
     await new Promise((resolve) => setTimeout(resolve, LOGIN_TIMEOUT_MS * 3));

@@ -27,8 +27,16 @@ function writeConfig(name: string, value: unknown): string {
 describe('lab vport names', () => {
   it('generates deterministic, distinct WWPN/WWNN pairs', () => {
     const v = labVports(3);
-    expect(v.map((x) => formatWwn(x.wwpn))).toEqual(['c0:50:76:ff:e5:00:00:01', 'c0:50:76:ff:e5:00:00:02', 'c0:50:76:ff:e5:00:00:03']);
-    expect(v.map((x) => formatWwn(x.wwnn))).toEqual(['c0:50:76:ff:e5:01:00:01', 'c0:50:76:ff:e5:01:00:02', 'c0:50:76:ff:e5:01:00:03']);
+    expect(v.map((x) => formatWwn(x.wwpn))).toEqual([
+      'c0:50:76:ff:e5:00:00:01',
+      'c0:50:76:ff:e5:00:00:02',
+      'c0:50:76:ff:e5:00:00:03',
+    ]);
+    expect(v.map((x) => formatWwn(x.wwnn))).toEqual([
+      'c0:50:76:ff:e5:01:00:01',
+      'c0:50:76:ff:e5:01:00:02',
+      'c0:50:76:ff:e5:01:00:03',
+    ]);
     const all = labVports(MAX_LAB_VPORTS).flatMap((x) => [x.wwpn, x.wwnn]);
     expect(new Set(all).size).toBe(all.length);
   });
@@ -48,7 +56,9 @@ describe('lab vport names', () => {
     expect(() => vportsForWwpns(['50:01:43:80:01:23:45'])).toThrow(/--wwpn: invalid WWPN '50:01:43:80:01:23:45'/);
     expect(() => vportsForWwpns(['0x0000000000000000'])).toThrow(LabUsageError);
     // ...66's derived WWNN is ...67, the first vport's WWPN.
-    expect(() => vportsForWwpns(['50:01:43:80:01:23:45:67', '50:01:43:80:01:23:45:66'])).toThrow(/already used as vport 1's WWNN|already used as vport 1's WWPN/);
+    expect(() => vportsForWwpns(['50:01:43:80:01:23:45:67', '50:01:43:80:01:23:45:66'])).toThrow(
+      /already used as vport 1's WWNN|already used as vport 1's WWPN/,
+    );
     expect(() => vportsForWwpns(['50:01:43:80:01:23:45:67', '5001438001234567'])).toThrow(/already used/);
   });
 });
@@ -61,7 +71,9 @@ describe('embedded default configuration', () => {
     // Same fabric, arrays, ports and volume sizes as the example.
     expect(config.fabric.name).toBe(example.fabric.name);
     expect(config.arrays.map((a) => a.ports)).toEqual(example.arrays.map((a) => a.ports));
-    expect(config.arrays[0]!.volumes.map((v) => [v.name, v.size])).toEqual(example.arrays[0]!.volumes.map((v) => [v.name, v.size]));
+    expect(config.arrays[0]!.volumes.map((v) => [v.name, v.size])).toEqual(
+      example.arrays[0]!.volumes.map((v) => [v.name, v.size]),
+    );
     expect(example.arrays[0]!.volumes.some((v) => v.file !== undefined)).toBe(true);
     expect(config.arrays[0]!.volumes.every((v) => v.file === undefined)).toBe(true);
     expect(config.arrays[0]!.hostGroups[0]!.initiators).toEqual(vports.map((v) => v.wwpn));
@@ -110,7 +122,9 @@ describe('--config FILE', () => {
     expect(setup.config.arrays[0]!.volumes[0]!.file).toBe('v.img');
     expect(labSanSetup({ configFile: path, vports: 1 }).vports).toHaveLength(1);
     expect(() => labSanSetup({ configFile: path, vports: 3 })).toThrow(/names only 2 initiator/);
-    expect(labSanSetup({ configFile: path, wwpns: ['50:01:43:80:00:00:00:21'] }).vports.map((v) => v.wwpn)).toEqual([0x5001438000000021n]);
+    expect(labSanSetup({ configFile: path, wwpns: ['50:01:43:80:00:00:00:21'] }).vports.map((v) => v.wwpn)).toEqual([
+      0x5001438000000021n,
+    ]);
   });
 
   it('needs --wwpn when the file has no initiators', () => {
@@ -119,7 +133,9 @@ describe('--config FILE', () => {
   });
 
   it('reports a missing file, bad JSON and an invalid configuration clearly', () => {
-    expect(() => labSanSetup({ configFile: join(dir, 'missing.json') })).toThrow(/cannot read --config .*missing\.json: ENOENT/);
+    expect(() => labSanSetup({ configFile: join(dir, 'missing.json') })).toThrow(
+      /cannot read --config .*missing\.json: ENOENT/,
+    );
     expect(() => labSanSetup({ configFile: writeConfig('bad.json', '{ nope') })).toThrow(/is not valid JSON/);
     const invalid = writeConfig('invalid.json', { ...userConfig, fabric: { ...userConfig.fabric, domain: 0 } });
     expect(() => labSanSetup({ configFile: invalid })).toThrow(ConfigError);

@@ -29,7 +29,12 @@ interface FakeDisk {
 }
 
 /** A sysfs tree with two fc_hosts (the lab's vports 1 and 2), one rport each and the given disks. */
-function fakeTree(name: string, host1State: string, disks: FakeDisk[], host1Rport = true): { sys: string; dev: string; work: string; bin: string } {
+function fakeTree(
+  name: string,
+  host1State: string,
+  disks: FakeDisk[],
+  host1Rport = true,
+): { sys: string; dev: string; work: string; bin: string } {
   const base = join(root, name);
   const sys = join(base, 'sys');
   const [v1, v2] = labVports(2);
@@ -86,17 +91,38 @@ printf '{\\n "jobs" : [\\n  { "jobname" : "%s", "error" : 0, "total_err" : 0, "j
 }
 
 function runScript(tree: ReturnType<typeof fakeTree>, waitSeconds: number): string[] {
-  const script = labGuestScript({ vports: 2, waitSeconds, settleSeconds: 1, rportGraceSeconds: 1, ioBytes: IO_BYTES, ioBlockSize: 65536, ioDepth: 16, keep: false, paths: tree });
+  const script = labGuestScript({
+    vports: 2,
+    waitSeconds,
+    settleSeconds: 1,
+    rportGraceSeconds: 1,
+    ioBytes: IO_BYTES,
+    ioBlockSize: 65536,
+    ioDepth: 16,
+    keep: false,
+    paths: tree,
+  });
   const path = join(tree.work, 'test.sh');
   writeFileSync(path, script);
-  const out = execFileSync('sh', [path], { env: { ...process.env, PATH: `${tree.bin}:${process.env.PATH ?? ''}` }, encoding: 'utf8', timeout: 60_000 });
+  const out = execFileSync('sh', [path], {
+    env: { ...process.env, PATH: `${tree.bin}:${process.env.PATH ?? ''}` },
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
   return out
     .split('\n')
     .filter((l) => l.startsWith('GUEST:'))
     .map((l) => l.slice('GUEST:'.length));
 }
 
-const SAN = { source: 'test', fabric: 'f', domain: 1, logins: [], targetPorts: ['50:0a:09:81:00:00:00:01'], arrays: [] };
+const SAN = {
+  source: 'test',
+  fabric: 'f',
+  domain: 1,
+  logins: [],
+  targetPorts: ['50:0a:09:81:00:00:00:01'],
+  arrays: [],
+};
 const GUEST = { accel: 'tcg', kernel: null, exitStatus: 0, kernelProblems: [] };
 
 describe('lab guest script on a fake sysfs', () => {
@@ -122,7 +148,15 @@ describe('lab guest script on a fake sysfs', () => {
     expect(args).toContain(`--filename=${tree.dev}/sdd`);
     expect(args).toContain(`--offset=${IO_BYTES}`);
     expect(args).toContain('--ioengine=libaio');
-    const report = buildLabReport({ vports: labVports(2), observation: parseGuestLines(lines), san: SAN, guest: GUEST, timings: { totalSeconds: 1, steps: [] }, workDir: null, logs: {} });
+    const report = buildLabReport({
+      vports: labVports(2),
+      observation: parseGuestLines(lines),
+      san: SAN,
+      guest: GUEST,
+      timings: { totalSeconds: 1, steps: [] },
+      workDir: null,
+      logs: {},
+    });
     expect(report.failures).toEqual([]);
     expect(report.vports.map((v) => v.io?.device)).toEqual(['/dev/sda', '/dev/sdd']);
     expect(report.vports.map((v) => v.luns.length)).toEqual([2, 2]);
@@ -133,9 +167,19 @@ describe('lab guest script on a fake sysfs', () => {
     const lines = runScript(tree, 2);
     expect(lines).toContain('LAB WAIT online 1 2');
     expect(lines.filter((l) => l.startsWith('LAB FIO')).map((l) => l.split(' ')[2])).toEqual(['host0']);
-    const report = buildLabReport({ vports: labVports(2), observation: parseGuestLines(lines), san: SAN, guest: GUEST, timings: { totalSeconds: 1, steps: [] }, workDir: null, logs: {} });
+    const report = buildLabReport({
+      vports: labVports(2),
+      observation: parseGuestLines(lines),
+      san: SAN,
+      guest: GUEST,
+      timings: { totalSeconds: 1, steps: [] },
+      workDir: null,
+      logs: {},
+    });
     expect(report.ok).toBe(false);
-    expect(report.failures).toContain('vport 2 (c0:50:76:ff:e5:00:00:02): fabric login failed (port_state Linkdown, port_id 0x010400)');
+    expect(report.failures).toContain(
+      'vport 2 (c0:50:76:ff:e5:00:00:02): fabric login failed (port_state Linkdown, port_id 0x010400)',
+    );
     expect(report.vports[0]!.problems).toEqual([]);
   });
 
@@ -145,7 +189,15 @@ describe('lab guest script on a fake sysfs', () => {
     expect(lines).toContain('LAB WAIT online 2 0');
     // Grace of 1 s, then 2 s for the disk count to hold still: far below the 30 s budget.
     expect(lines).toContain('LAB WAIT disks 1 3');
-    const report = buildLabReport({ vports: labVports(2), observation: parseGuestLines(lines), san: SAN, guest: GUEST, timings: { totalSeconds: 1, steps: [] }, workDir: null, logs: {} });
+    const report = buildLabReport({
+      vports: labVports(2),
+      observation: parseGuestLines(lines),
+      san: SAN,
+      guest: GUEST,
+      timings: { totalSeconds: 1, steps: [] },
+      workDir: null,
+      logs: {},
+    });
     expect(report.failures).toEqual([
       'vport 2 (c0:50:76:ff:e5:00:00:02): no target ports discovered',
       'vport 2 (c0:50:76:ff:e5:00:00:02): the guest sees no LUN',
@@ -158,6 +210,11 @@ describe('lab guest script on a fake sysfs', () => {
       { name: 'sdb', hctl: '1:0:0:0', bytes: IO_BYTES },
     ]);
     const lines = runScript(tree, 5);
-    expect(lines.filter((l) => l.startsWith('LAB FIO host1'))[0]!.split(' ').slice(0, 5)).toEqual(['LAB', 'FIO', 'host1', 'sdb', '0']);
+    expect(
+      lines
+        .filter((l) => l.startsWith('LAB FIO host1'))[0]!
+        .split(' ')
+        .slice(0, 5),
+    ).toEqual(['LAB', 'FIO', 'host1', 'sdb', '0']);
   });
 });

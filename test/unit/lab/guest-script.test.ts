@@ -5,7 +5,16 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { labGuestScript, type LabGuestScriptOptions } from '../../../src/lab/guest-script.js';
 
-const BASE: LabGuestScriptOptions = { vports: 2, waitSeconds: 60, settleSeconds: 3, rportGraceSeconds: 20, ioBytes: 32 * 2 ** 20, ioBlockSize: 65536, ioDepth: 16, keep: false };
+const BASE: LabGuestScriptOptions = {
+  vports: 2,
+  waitSeconds: 60,
+  settleSeconds: 3,
+  rportGraceSeconds: 20,
+  ioBytes: 32 * 2 ** 20,
+  ioBlockSize: 65536,
+  ioDepth: 16,
+  keep: false,
+};
 const dir = mkdtempSync(join(tmpdir(), 'lab-script-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -24,7 +33,14 @@ describe('lab guest script', () => {
     expect(script).toContain('VPORTS=2\n');
     expect(script).toContain(`IO_BYTES=${32 * 2 ** 20}\n`);
     expect(script).toMatch(/fio .*--rw=randwrite/);
-    for (const flag of ['--ioengine=libaio', '--direct=1', '--iodepth=$IO_DEPTH', '--verify=crc32c', '--do_verify=1', '--output-format=json']) {
+    for (const flag of [
+      '--ioengine=libaio',
+      '--direct=1',
+      '--iodepth=$IO_DEPTH',
+      '--verify=crc32c',
+      '--do_verify=1',
+      '--output-format=json',
+    ]) {
       expect(script).toContain(flag);
     }
     expect(script).toContain('lab ATTR host');

@@ -20,7 +20,9 @@ function fakeBin(names: string[]): string {
 
 describe('guest environment preparation', () => {
   it('needs root and apt to build', () => {
-    expect(prepareBlocker(1000, fakeBin(['apt-get', 'dpkg-query']))).toMatch(/needs root: run `sudo bash scripts\/guest\/prepare.sh`/);
+    expect(prepareBlocker(1000, fakeBin(['apt-get', 'dpkg-query']))).toMatch(
+      /needs root: run `sudo bash scripts\/guest\/prepare.sh`/,
+    );
     expect(prepareBlocker(0, join(dir, 'no-such-dir'))).toMatch(/needs a Debian host with apt/);
     expect(prepareBlocker(0, fakeBin(['apt-get']))).toMatch(/needs a Debian host with apt/);
     expect(prepareBlocker(0, fakeBin(['apt-get', 'dpkg-query']))).toBeNull();
@@ -31,7 +33,10 @@ describe('guest environment preparation', () => {
     mkdirSync(cache);
     const project = join(dir, 'project');
     await expect(
-      ensureGuestEnvironment({ projectRoot: project, logFile: join(dir, 'p.log'), timeoutMs: 1000, cacheDir: cache, uid: 1000, path: '' }, silentReporter),
+      ensureGuestEnvironment(
+        { projectRoot: project, logFile: join(dir, 'p.log'), timeoutMs: 1000, cacheDir: cache, uid: 1000, path: '' },
+        silentReporter,
+      ),
     ).rejects.toThrow(/needs root/);
   });
 
@@ -48,8 +53,20 @@ describe('guest environment preparation', () => {
     mkdirSync(cache);
     const log = join(dir, 'prepare.log');
     await expect(
-      ensureGuestEnvironment({ projectRoot: project, logFile: log, timeoutMs: 10_000, cacheDir: cache, uid: 0, path: fakeBin(['apt-get', 'dpkg-query']) }, reporter),
-    ).rejects.toThrow(/building the guest environment failed \(prepare\.sh exit 3\); log .*prepare\.log:\n[\s\S]*ERROR: no network/);
+      ensureGuestEnvironment(
+        {
+          projectRoot: project,
+          logFile: log,
+          timeoutMs: 10_000,
+          cacheDir: cache,
+          uid: 0,
+          path: fakeBin(['apt-get', 'dpkg-query']),
+        },
+        reporter,
+      ),
+    ).rejects.toThrow(
+      /building the guest environment failed \(prepare\.sh exit 3\); log .*prepare\.log:\n[\s\S]*ERROR: no network/,
+    );
     expect(details).toContain('building the rootfs');
     expect(details).toContain('ERROR: no network');
     expect(details).not.toContain('noise');
@@ -62,7 +79,17 @@ describe('guest environment preparation', () => {
     const cache = join(dir, 'cache3');
     mkdirSync(cache);
     await expect(
-      ensureGuestEnvironment({ projectRoot: project, logFile: join(dir, 'p3.log'), timeoutMs: 10_000, cacheDir: cache, uid: 0, path: fakeBin(['apt-get', 'dpkg-query']) }, silentReporter),
+      ensureGuestEnvironment(
+        {
+          projectRoot: project,
+          logFile: join(dir, 'p3.log'),
+          timeoutMs: 10_000,
+          cacheDir: cache,
+          uid: 0,
+          path: fakeBin(['apt-get', 'dpkg-query']),
+        },
+        silentReporter,
+      ),
     ).rejects.toThrow(/no guest environment in .*cache3/);
   });
 });

@@ -45,13 +45,23 @@ describe('lab child processes', () => {
   it('a process that dies first is named with its log', async () => {
     const log = join(dir, 'b.log');
     const proc = startCliProcess({ name: 'npiv-hba san', cli: STAND_IN, args: ['-', '4'], logFile: log, cwd: dir });
-    await expect(waitForSocket(proc, join(dir, 'never.sock'), 5_000)).rejects.toThrow(/npiv-hba san exited \(4\) before creating .*never\.sock; log .*b\.log:\nstand-in started/);
+    await expect(waitForSocket(proc, join(dir, 'never.sock'), 5_000)).rejects.toThrow(
+      /npiv-hba san exited \(4\) before creating .*never\.sock; log .*b\.log:\nstand-in started/,
+    );
   });
 
   it('a socket that never appears times out naming the process', async () => {
-    const proc = startCliProcess({ name: 'npiv-hba serve (vport 1)', cli: STAND_IN, args: ['-'], logFile: join(dir, 'c.log'), cwd: dir });
+    const proc = startCliProcess({
+      name: 'npiv-hba serve (vport 1)',
+      cli: STAND_IN,
+      args: ['-'],
+      logFile: join(dir, 'c.log'),
+      cwd: dir,
+    });
     try {
-      await expect(waitForSocket(proc, join(dir, 'late.sock'), 300)).rejects.toThrow(/npiv-hba serve \(vport 1\) did not create .*late\.sock within 0\.3 s/);
+      await expect(waitForSocket(proc, join(dir, 'late.sock'), 300)).rejects.toThrow(
+        /npiv-hba serve \(vport 1\) did not create .*late\.sock within 0\.3 s/,
+      );
     } finally {
       await proc.stop();
     }
@@ -95,7 +105,9 @@ describe('--keep QEMU arguments', () => {
 
   it('puts the results on a second serial port, a file, after everything else', () => {
     const args = qemuArguments(environment, '/i', {}, 'tcg', { consoleMonitor: true });
-    expect(qemuArguments(environment, '/i', {}, 'tcg', { consoleMonitor: true, resultsSerialFile: '/w/r.log' })).toEqual([...args, '-serial', 'file:/w/r.log']);
+    expect(
+      qemuArguments(environment, '/i', {}, 'tcg', { consoleMonitor: true, resultsSerialFile: '/w/r.log' }),
+    ).toEqual([...args, '-serial', 'file:/w/r.log']);
     expect(() => qemuArguments(environment, '/i', {}, 'tcg', { resultsSerialFile: '/w,x/r.log' })).toThrow(/comma/);
   });
 });

@@ -16,7 +16,10 @@ describe('lab progress display', () => {
     p.detail('[guest-prepare] ignored prefix stays: building the rootfs');
     p.detail('   ');
     p.finish();
-    expect(out.writes).toEqual(['[lab    0s] guest environment\n', '[lab   12s]   [guest-prepare] ignored prefix stays: building the rootfs\n']);
+    expect(out.writes).toEqual([
+      '[lab    0s] guest environment\n',
+      '[lab   12s]   [guest-prepare] ignored prefix stays: building the rootfs\n',
+    ]);
   });
 
   it('one line rewritten in place on a TTY, cut to the terminal width, cleared at the end', () => {

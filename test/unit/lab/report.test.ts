@@ -22,7 +22,15 @@ const SAN: LabSanSummary = {
   domain: 1,
   logins: [{ nportId: '0x010300', wwpn: 'c0:50:76:ff:e5:00:00:01' }],
   targetPorts: ['50:0a:09:81:00:00:00:01', '50:0a:09:82:00:00:00:01'],
-  arrays: [{ name: 'array1', volumes: [{ name: 'boot', bytes: 2 ** 30, file: null }, { name: 'scratch', bytes: 256 * 2 ** 20, file: null }] }],
+  arrays: [
+    {
+      name: 'array1',
+      volumes: [
+        { name: 'boot', bytes: 2 ** 30, file: null },
+        { name: 'scratch', bytes: 256 * 2 ** 20, file: null },
+      ],
+    },
+  ],
 };
 
 function input(lines: readonly string[], over: Partial<LabReportInput> = {}): LabReportInput {
@@ -54,7 +62,15 @@ describe('guest line parsing', () => {
     expect(obs.phases).toEqual(['login', 'disks', 'inventory', 'io', 'done']);
     expect(obs.fio).toHaveLength(2);
     const fio = obs.fio[0]!;
-    expect(fio).toMatchObject({ host: 'host0', disk: 'sdd', offset: 0, status: 0, error: 0, writeBytes: 32 * 2 ** 20, parseError: null });
+    expect(fio).toMatchObject({
+      host: 'host0',
+      disk: 'sdd',
+      offset: 0,
+      status: 0,
+      error: 0,
+      writeBytes: 32 * 2 ** 20,
+      parseError: null,
+    });
     expect(fio.readBytes).toBe(32 * 2 ** 20);
     expect(fio.writeIops).toBeGreaterThan(0);
   });
@@ -78,7 +94,9 @@ describe('guest line parsing', () => {
   });
 
   it('fio JSON: leading noise is skipped, garbage is reported, missing fields stay null', () => {
-    expect(parseFioJson('host0', 'sda', 0, 0, 'fio: warning\n{"jobs":[{"error":0,"write":{"io_bytes":4096}}]}').writeBytes).toBe(4096);
+    expect(
+      parseFioJson('host0', 'sda', 0, 0, 'fio: warning\n{"jobs":[{"error":0,"write":{"io_bytes":4096}}]}').writeBytes,
+    ).toBe(4096);
     expect(parseFioJson('host0', 'sda', 0, 0, '').parseError).toMatch(/no JSON/);
     expect(parseFioJson('host0', 'sda', 0, 0, '{"jobs": [').parseError).toMatch(/unreadable/);
     expect(parseFioJson('host0', 'sda', 0, 0, '{"jobs": []}').parseError).toMatch(/no job/);
@@ -100,7 +118,14 @@ describe('lab report', () => {
     expect(b!.nportId).toBe('0x010400');
     expect(a!.fabricName).toBe('10:00:00:05:1e:00:00:01');
     expect(new Set(a!.luns.map((l) => l.size))).toEqual(new Set(['1 GiB', '256 MiB']));
-    expect(a!.luns[0]).toMatchObject({ device: '/dev/sdd', hctl: '0:0:0:0', lun: 0, bytes: 2 ** 30, naa: 'naa.600a098ccbe7055bd55c05393dd5e208', targetPort: '50:0a:09:81:00:00:00:01' });
+    expect(a!.luns[0]).toMatchObject({
+      device: '/dev/sdd',
+      hctl: '0:0:0:0',
+      lun: 0,
+      bytes: 2 ** 30,
+      naa: 'naa.600a098ccbe7055bd55c05393dd5e208',
+      targetPort: '50:0a:09:81:00:00:00:01',
+    });
     expect(a!.luns.map((l) => l.hctl)).toEqual([...a!.luns.map((l) => l.hctl)].sort());
     expect(a!.io).toMatchObject({ device: '/dev/sdd', writtenMiB: 32, verifiedMiB: 32, errors: 0, problem: null });
     expect(b!.io!.offsetBytes).toBe(32 * 2 ** 20);
@@ -121,14 +146,18 @@ describe('lab report', () => {
     const report = buildLabReport(input(withAttr('host', 'host1', 'port_state', 'Linkdown')));
     expect(report.ok).toBe(false);
     expect(report.vports[1]!.fabricLogin).toBe(false);
-    expect(report.failures).toContain('vport 2 (c0:50:76:ff:e5:00:00:02): fabric login failed (port_state Linkdown, port_id 0x010400)');
+    expect(report.failures).toContain(
+      'vport 2 (c0:50:76:ff:e5:00:00:02): fabric login failed (port_state Linkdown, port_id 0x010400)',
+    );
     expect(buildLabReport(input(withAttr('host', 'host0', 'fabric_name', '0x0'))).vports[0]!.fabricLogin).toBe(false);
     expect(buildLabReport(input(withAttr('host', 'host0', 'port_id', '0x000000'))).ok).toBe(false);
   });
 
   it('fails when a vport is missing from the guest or sees no LUN', () => {
     const noHost = CAPTURED.filter((l) => !l.startsWith('LAB ATTR host host1 '));
-    expect(buildLabReport(input(noHost)).failures).toContain('vport 2 (c0:50:76:ff:e5:00:00:02): the guest shows no fc_host with this WWPN');
+    expect(buildLabReport(input(noHost)).failures).toContain(
+      'vport 2 (c0:50:76:ff:e5:00:00:02): the guest shows no fc_host with this WWPN',
+    );
     const noDisks = CAPTURED.filter((l) => !/^LAB ATTR disk \S+ hctl 1:/.test(l));
     const report = buildLabReport(input(noDisks));
     expect(report.failures.some((f) => f.startsWith('vport 2') && f.includes('the guest sees no LUN'))).toBe(true);
@@ -137,18 +166,30 @@ describe('lab report', () => {
   it('fails on verify errors, a failed fio and a missing I/O run', () => {
     const fioLine = (l: string) => l.startsWith('LAB FIO host0 ');
     const errs = CAPTURED.map((l) => (fioLine(l) ? l.replace('"total_err" : 0', '"total_err" : 3') : l));
-    expect(buildLabReport(input(errs)).failures).toContain('vport 1 (c0:50:76:ff:e5:00:00:01): verified I/O: 3 I/O or verify error(s)');
-    const status = CAPTURED.map((l) => (fioLine(l) ? l.replace('LAB FIO host0 sdd 0 0 ', 'LAB FIO host0 sdd 0 1 ') : l));
-    expect(buildLabReport(input(status)).failures).toContain('vport 1 (c0:50:76:ff:e5:00:00:01): verified I/O: fio exited with status 1');
+    expect(buildLabReport(input(errs)).failures).toContain(
+      'vport 1 (c0:50:76:ff:e5:00:00:01): verified I/O: 3 I/O or verify error(s)',
+    );
+    const status = CAPTURED.map((l) =>
+      fioLine(l) ? l.replace('LAB FIO host0 sdd 0 0 ', 'LAB FIO host0 sdd 0 1 ') : l,
+    );
+    expect(buildLabReport(input(status)).failures).toContain(
+      'vport 1 (c0:50:76:ff:e5:00:00:01): verified I/O: fio exited with status 1',
+    );
     const none = CAPTURED.filter((l) => !fioLine(l));
     expect(buildLabReport(input(none)).failures).toContain('vport 1 (c0:50:76:ff:e5:00:00:01): no verified I/O run');
   });
 
   it('fails on duplicate N_Port IDs, kernel problems and outside failures', () => {
-    expect(buildLabReport(input(withAttr('host', 'host1', 'port_id', '0x010300'))).failures).toContain('two vports got the same N_Port ID');
-    const k = buildLabReport(input(CAPTURED, { guest: { accel: 'tcg', kernel: null, exitStatus: 0, kernelProblems: ['Oops: 0000'] } }));
+    expect(buildLabReport(input(withAttr('host', 'host1', 'port_id', '0x010300'))).failures).toContain(
+      'two vports got the same N_Port ID',
+    );
+    const k = buildLabReport(
+      input(CAPTURED, { guest: { accel: 'tcg', kernel: null, exitStatus: 0, kernelProblems: ['Oops: 0000'] } }),
+    );
     expect(k.failures).toContain('guest kernel reported a problem: Oops: 0000');
-    expect(buildLabReport(input(CAPTURED, { failures: ['guest: script exit status 3'] })).failures[0]).toBe('guest: script exit status 3');
+    expect(buildLabReport(input(CAPTURED, { failures: ['guest: script exit status 3'] })).failures[0]).toBe(
+      'guest: script exit status 3',
+    );
   });
 });
 

@@ -33,7 +33,18 @@ describe('SCM_RIGHTS control-data parser under AddressSanitizer', () => {
     dir = mkdtempSync(join(tmpdir(), 'npiv-cmsg-'));
     replay = join(dir, 'cmsg_replay');
     const src = join(root, 'test', 'fuzz', 'native');
-    execFileSync('g++', ['-std=c++17', '-g', '-O1', '-fsanitize=address', '-I', join(root, 'native', 'src'), join(src, 'cmsg_fuzz.cc'), join(src, 'cmsg_replay.cc'), '-o', replay]);
+    execFileSync('g++', [
+      '-std=c++17',
+      '-g',
+      '-O1',
+      '-fsanitize=address',
+      '-I',
+      join(root, 'native', 'src'),
+      join(src, 'cmsg_fuzz.cc'),
+      join(src, 'cmsg_replay.cc'),
+      '-o',
+      replay,
+    ]);
   }, 60_000);
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 

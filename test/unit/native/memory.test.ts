@@ -8,7 +8,14 @@ import { join } from 'node:path';
 
 import { afterEach, describe, expect, it } from 'vitest';
 
-import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK, native, nativeAddonPath, NativeError } from '../../../src/native/index.js';
+import {
+  F_SEAL_GROW,
+  F_SEAL_SEAL,
+  F_SEAL_SHRINK,
+  native,
+  nativeAddonPath,
+  NativeError,
+} from '../../../src/native/index.js';
 import { FdTracker, fdFlags, memfdMappingCount, O_CLOEXEC } from './helpers.js';
 
 const fds = new FdTracker();

@@ -26,7 +26,12 @@ describe('capability chain', () => {
     const image = rd(0, 256);
     const walk = walkCapabilities((o) => image[o]!);
     expect(walk.error).toBeNull();
-    expect(walk.found.map((c) => c.id)).toEqual([R.PCI_CAP_ID_PM, R.PCI_CAP_ID_EXP, R.PCI_CAP_ID_MSI, R.PCI_CAP_ID_MSIX]);
+    expect(walk.found.map((c) => c.id)).toEqual([
+      R.PCI_CAP_ID_PM,
+      R.PCI_CAP_ID_EXP,
+      R.PCI_CAP_ID_MSI,
+      R.PCI_CAP_ID_MSIX,
+    ]);
     for (const c of walk.found) {
       expect(c.offset % 4).toBe(0);
       expect(c.offset).toBeGreaterThanOrEqual(0x40);
@@ -105,8 +110,12 @@ describe('builder checks the layout', () => {
   it('refuses impossible MSI vector counts and PCIe link parameters', () => {
     expect(() => builder().addMsi(3)).toThrow(CapabilityLayoutError);
     expect(() => builder().addMsi(64)).toThrow(CapabilityLayoutError);
-    expect(() => builder().addPciExpress({ maxPayloadBytes: 100, maxLinkSpeed: 2, maxLinkWidth: 8 })).toThrow(CapabilityLayoutError);
-    expect(() => builder().addPciExpress({ maxPayloadBytes: 256, maxLinkSpeed: 2, maxLinkWidth: 3 })).toThrow(CapabilityLayoutError);
+    expect(() => builder().addPciExpress({ maxPayloadBytes: 100, maxLinkSpeed: 2, maxLinkWidth: 8 })).toThrow(
+      CapabilityLayoutError,
+    );
+    expect(() => builder().addPciExpress({ maxPayloadBytes: 256, maxLinkSpeed: 2, maxLinkWidth: 3 })).toThrow(
+      CapabilityLayoutError,
+    );
   });
 });
 

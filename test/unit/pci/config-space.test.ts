@@ -28,11 +28,18 @@ describe('type 0 header', () => {
     expect(rd16(R.PCI_SUBSYSTEM_ID)).toBe(TEST_IDENTITY.subsystemId);
     expect(rd(R.PCI_INTERRUPT_PIN, 1)[0]).toBe(1);
     expect(rd(R.PCI_HEADER_TYPE, 1)[0]).toBe(0);
-    for (const off of [R.PCI_VENDOR_ID, R.PCI_REVISION_ID, R.PCI_SUBSYSTEM_VENDOR_ID, R.PCI_CAPABILITY_LIST, R.PCI_INTERRUPT_PIN]) {
+    for (const off of [
+      R.PCI_VENDOR_ID,
+      R.PCI_REVISION_ID,
+      R.PCI_SUBSYSTEM_VENDOR_ID,
+      R.PCI_CAPABILITY_LIST,
+      R.PCI_INTERRUPT_PIN,
+    ]) {
       wr(off, 0xffffffff, 4 - (off % 4));
     }
     const after = rd(0, 0x40);
-    for (const off of [0, 1, 2, 3, 8, 9, 10, 11, 0x2c, 0x2d, 0x2e, 0x2f, 0x34, 0x3d]) expect(after[off]).toBe(before[off]);
+    for (const off of [0, 1, 2, 3, 8, 9, 10, 11, 0x2c, 0x2d, 0x2e, 0x2f, 0x34, 0x3d])
+      expect(after[off]).toBe(before[off]);
   });
 
   it('interrupt line and cache line size are plain storage', () => {

@@ -21,7 +21,10 @@ export const MSIX_BAR = 4; // 4 KiB: table at 0, PBA at 0x800
 export const MSIX_VECTORS = 4;
 export const MSIX_PBA_OFFSET = 0x800;
 
-export function makeFunction(caps: Partial<PciCapabilityOptions> = {}, opts: { withAllCaps?: boolean } = { withAllCaps: true }) {
+export function makeFunction(
+  caps: Partial<PciCapabilityOptions> = {},
+  opts: { withAllCaps?: boolean } = { withAllCaps: true },
+) {
   const io = new RecordingBar(32);
   const mem32 = new RecordingBar(4096);
   const mem64 = new RecordingBar(65536);
@@ -37,11 +40,23 @@ export function makeFunction(caps: Partial<PciCapabilityOptions> = {}, opts: { w
         pm: {},
         pcie: { maxPayloadBytes: 256, maxLinkSpeed: PCI_EXP_LNK_SPEED_5_0GT, maxLinkWidth: 4 },
         msi: { vectors: 1 },
-        msix: { vectors: MSIX_VECTORS, tableBar: MSIX_BAR, tableOffset: 0, pbaBar: MSIX_BAR, pbaOffset: MSIX_PBA_OFFSET },
+        msix: {
+          vectors: MSIX_VECTORS,
+          tableBar: MSIX_BAR,
+          tableOffset: 0,
+          pbaBar: MSIX_BAR,
+          pbaOffset: MSIX_PBA_OFFSET,
+        },
       }
     : {};
   const rec = recordingLogger();
-  const fn = new PciFunction({ name: 'test', identity: TEST_IDENTITY, bars, capabilities: { ...all, ...caps }, logger: rec.log });
+  const fn = new PciFunction({
+    name: 'test',
+    identity: TEST_IDENTITY,
+    bars,
+    capabilities: { ...all, ...caps },
+    logger: rec.log,
+  });
   fn.realize();
   return { fn, io, mem32, mem64, msixBar, rec };
 }

@@ -26,7 +26,8 @@ export class FakeIrq implements IrqSignaller {
   }
 
   activeIndex(): IrqIndex | null {
-    for (const i of [IRQ_INDEX.MSIX, IRQ_INDEX.MSI, IRQ_INDEX.INTX] as const) if ((this.bound.get(i) ?? 0) > 0) return i;
+    for (const i of [IRQ_INDEX.MSIX, IRQ_INDEX.MSI, IRQ_INDEX.INTX] as const)
+      if ((this.bound.get(i) ?? 0) > 0) return i;
     return null;
   }
 
@@ -129,4 +130,3 @@ export function u16(b: Uint8Array, at = 0): number {
 export function u32(b: Uint8Array, at = 0): number {
   return (b[at]! | (b[at + 1]! << 8) | (b[at + 2]! << 16) | (b[at + 3]! << 24)) >>> 0;
 }
-

@@ -90,7 +90,11 @@ describe('ISP2532 PCI identity', () => {
 
   it('interrupts option: msi drops MSI-X, intx drops both', () => {
     const msi = isp({ interrupts: 'msi' });
-    expect(walkCapabilities((o) => msi.cfg[o]!).found.map((c) => c.id)).toEqual([R.PCI_CAP_ID_PM, R.PCI_CAP_ID_EXP, R.PCI_CAP_ID_MSI]);
+    expect(walkCapabilities((o) => msi.cfg[o]!).found.map((c) => c.id)).toEqual([
+      R.PCI_CAP_ID_PM,
+      R.PCI_CAP_ID_EXP,
+      R.PCI_CAP_ID_MSI,
+    ]);
     expect(msi.fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(0);
     const intx = isp({ interrupts: 'intx' });
     expect(walkCapabilities((o) => intx.cfg[o]!).found.map((c) => c.id)).toEqual([R.PCI_CAP_ID_PM, R.PCI_CAP_ID_EXP]);

@@ -3,7 +3,16 @@ import { BarConfigError } from '../../../src/pci/bar.js';
 import { PciFunction } from '../../../src/pci/pci-function.js';
 import * as R from '../../../src/pci/regs.js';
 import { IRQ_INDEX } from '../../../src/device/interrupts.js';
-import { IO_BAR, makeFunction, MEM32_BAR, TEST_IDENTITY, MEM64_BAR, MSIX_BAR, MSIX_PBA_OFFSET, MSIX_VECTORS } from './fixture.js';
+import {
+  IO_BAR,
+  makeFunction,
+  MEM32_BAR,
+  TEST_IDENTITY,
+  MEM64_BAR,
+  MSIX_BAR,
+  MSIX_PBA_OFFSET,
+  MSIX_VECTORS,
+} from './fixture.js';
 import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
 import { mulberry32 } from '../../support/rng.js';
 
@@ -40,7 +49,10 @@ describe('region and IRQ info', () => {
     const { fn } = setup();
     const E = R.VFIO_IRQ_INFO_EVENTFD;
     expect(fn.numIrqs).toBe(5);
-    expect(fn.irqInfo(IRQ_INDEX.INTX)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_MASKABLE | R.VFIO_IRQ_INFO_AUTOMASKED });
+    expect(fn.irqInfo(IRQ_INDEX.INTX)).toEqual({
+      count: 1,
+      flags: E | R.VFIO_IRQ_INFO_MASKABLE | R.VFIO_IRQ_INFO_AUTOMASKED,
+    });
     expect(fn.irqInfo(IRQ_INDEX.MSI)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
     expect(fn.irqInfo(IRQ_INDEX.MSIX)).toEqual({ count: MSIX_VECTORS, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
     expect(fn.irqInfo(IRQ_INDEX.ERR)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
@@ -207,7 +219,11 @@ describe('BAR dispatch', () => {
         const out = fn.regionRead(region, off, len);
         expect(out).toBeInstanceOf(Uint8Array);
       } else {
-        fn.regionWrite(region, off, new Uint8Array(len).map(() => Math.floor(rnd() * 256)));
+        fn.regionWrite(
+          region,
+          off,
+          new Uint8Array(len).map(() => Math.floor(rnd() * 256)),
+        );
       }
     }
   });

@@ -38,7 +38,14 @@ describe.each(implementations())('Command Type 7 decoding ($name)', ({ create })
     // TEST UNIT READY to LUN 0 with handle 1 on queue 0.
     fx.push(buildCmd7({ handle: 1, nportHandle: 0x81, cdb: [0x00, 0, 0, 0, 0, 0] }));
     const cmd = onlyCommand(codec, fx);
-    expect(cmd).toMatchObject({ handle: 1, nportHandle: 0x81, direction: 'none', totalBytes: 0, segments: [], entryCount: 1 });
+    expect(cmd).toMatchObject({
+      handle: 1,
+      nportHandle: 0x81,
+      direction: 'none',
+      totalBytes: 0,
+      segments: [],
+      entryCount: 1,
+    });
     expect(fx.reqOut).toBe(1);
     expect(codec.pendingResponses).toBe(0);
   });
@@ -49,7 +56,13 @@ describe.each(implementations())('Command Type 7 decoding ($name)', ({ create })
     fx.configure(codec);
     // READ(10) LBA 0x01020304, 8 blocks, to Linux LUN 0x4105 (flat space, LUN 261).
     const cdb = [0x28, 0x00, 0x01, 0x02, 0x03, 0x04, 0x00, 0x00, 0x08, 0x00];
-    const entries = buildCmd7({ handle: 7, lun: 0x4105, cdb, direction: 'read', segments: [{ address: 0x8000n, length: 4096 }] });
+    const entries = buildCmd7({
+      handle: 7,
+      lun: 0x4105,
+      cdb,
+      direction: 'read',
+      segments: [{ address: 0x8000n, length: 4096 }],
+    });
     // Hand check of the guest bytes the driver produces: LUN bytes {0x41,0x05,0,0} → dword-swapped.
     expect(Array.from(entries.subarray(16, 24))).toEqual([0x00, 0x00, 0x05, 0x41, 0, 0, 0, 0]);
     expect(Array.from(entries.subarray(28, 32))).toEqual([0x02, 0x01, 0x00, 0x28]);

@@ -159,7 +159,10 @@ const cases: Case[] = [
   },
   {
     name: 'zero-length segment',
-    push: (fx) => fx.push(buildCmd7({ handle: 13, direction: 'write', segments: [...segmentsOf(2), { address: 0x9000n, length: 0 }] })),
+    push: (fx) =>
+      fx.push(
+        buildCmd7({ handle: 13, direction: 'write', segments: [...segmentsOf(2), { address: 0x9000n, length: 0 }] }),
+      ),
     reason: 'segment-zero-length',
     entryStatus: RF_INV_E_PARAM,
     entryCount: 2,

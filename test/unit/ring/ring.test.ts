@@ -31,7 +31,12 @@ const good = (handle: number): StatusType0 => ({ handle, compStatus: 0, scsiStat
 
 /** A live guest view whose bulk copy stores the tail first, one dword at a time, observed after each. */
 class TailFirstBytes extends Uint8Array {
-  constructor(buffer: ArrayBuffer, byteOffset: number, length: number, private readonly observe: () => void) {
+  constructor(
+    buffer: ArrayBuffer,
+    byteOffset: number,
+    length: number,
+    private readonly observe: () => void,
+  ) {
     super(buffer, byteOffset, length);
   }
   override set(source: ArrayLike<number>, offset = 0): void {
@@ -352,7 +357,14 @@ function randomBatch(next: () => number, maxEntries: number): Uint8Array {
     if (pick < 5) {
       const dsds = next() % 14;
       const segs = segmentsOf(dsds, BigInt(next() % 0x1000) * 0x1000n, 1 + (next() % 9000));
-      part = buildCmd7({ handle: 1 + (next() % 300), direction: dsds ? (next() & 1 ? 'read' : 'write') : 'none', segments: segs, lun: next() % 300, cdb: [0x28, next() & 0xff, 1, 2, 3, 4, 0, 0, 8, 0], task: next() % 8 });
+      part = buildCmd7({
+        handle: 1 + (next() % 300),
+        direction: dsds ? (next() & 1 ? 'read' : 'write') : 'none',
+        segments: segs,
+        lun: next() % 300,
+        cdb: [0x28, next() & 0xff, 1, 2, 3, 4, 0, 0, 8, 0],
+        task: next() % 8,
+      });
       if (pick >= 3) {
         // Corrupt a field the codec validates: count, handle, nport, dseg_count, flags, task,
         // byte_count, vp_index or the inline DSD.
@@ -360,7 +372,11 @@ function randomBatch(next: () => number, maxEntries: number): Uint8Array {
         part[fields[next() % fields.length]!] = next() & 0xff;
       }
     } else if (pick < 7) {
-      part = buildRaw([T_LOGIO, T_ABORT, T_MARKER, 0x14, 0x29, 0x39, 0x53][next() % 7]!, next() % 400, next() % 8 === 0 ? 2 : 1);
+      part = buildRaw(
+        [T_LOGIO, T_ABORT, T_MARKER, 0x14, 0x29, 0x39, 0x53][next() % 7]!,
+        next() % 400,
+        next() % 8 === 0 ? 2 : 1,
+      );
     } else if (pick < 9) {
       part = new Uint8Array(ENTRY).map(() => next() & 0xff);
       part[0] = [T_CONT_A64, T_CMD7, 0x6a, 0x00][next() % 4]!;
@@ -385,7 +401,13 @@ function randomStatus(next: () => number): StatusType0 {
   const senseLength = next() % 4 === 0 ? next() % 130 : 0;
   const sense = new Uint8Array(senseLength).map(() => next() & 0xff);
   if (senseLength > 30 && next() % 3 === 0) sense.set([0xde, 0xad, 0xde, 0xad], 24);
-  const status: StatusType0 = { handle: next(), compStatus: next() % 0x50, scsiStatus: next() & 0xff, sense, oxId: next() & 0xffff };
+  const status: StatusType0 = {
+    handle: next(),
+    compStatus: next() % 0x50,
+    scsiStatus: next() & 0xff,
+    sense,
+    oxId: next() & 0xffff,
+  };
   if (next() % 3 === 0) status.residual = { kind: next() & 1 ? 'under' : 'over', bytes: next() };
   if (next() % 5 === 0) status.responseInfo = new Uint8Array(next() & 1 ? 4 : 8).map(() => next() & 0xff);
   return status;

@@ -60,18 +60,49 @@ describe.each(implementations())('Status Type 0 encoding ($name)', ({ create }) 
   });
 
   it('reports an underrun with both residual fields equal and SS_RESIDUAL_UNDER', () => {
-    const [entry] = post(create(), { handle: 3, compStatus: 0x15, scsiStatus: 0, residual: { kind: 'under', bytes: 512 } });
-    expect(decodeStatus(entry!)).toMatchObject({ compStatus: 0x15, residualLen: 512, rspResidualCount: 512, scsiStatus: 0x0800 });
+    const [entry] = post(create(), {
+      handle: 3,
+      compStatus: 0x15,
+      scsiStatus: 0,
+      residual: { kind: 'under', bytes: 512 },
+    });
+    expect(decodeStatus(entry!)).toMatchObject({
+      compStatus: 0x15,
+      residualLen: 512,
+      rspResidualCount: 512,
+      scsiStatus: 0x0800,
+    });
   });
 
   it('reports an overrun with SS_RESIDUAL_OVER', () => {
-    const [entry] = post(create(), { handle: 3, compStatus: 0x07, scsiStatus: 0, residual: { kind: 'over', bytes: 100 } });
-    expect(decodeStatus(entry!)).toMatchObject({ compStatus: 0x07, rspResidualCount: 100, residualLen: 100, scsiStatus: 0x0400 });
+    const [entry] = post(create(), {
+      handle: 3,
+      compStatus: 0x07,
+      scsiStatus: 0,
+      residual: { kind: 'over', bytes: 100 },
+    });
+    expect(decodeStatus(entry!)).toMatchObject({
+      compStatus: 0x07,
+      rspResidualCount: 100,
+      residualLen: 100,
+      scsiStatus: 0x0400,
+    });
   });
 
   it('carries BUSY / TASK SET FULL with a retry delay and state flags', () => {
-    const [entry] = post(create(), { handle: 4, compStatus: 0x1c, scsiStatus: 0x28, retryDelay: 0x0040, stateFlags: 0x0800 });
-    expect(decodeStatus(entry!)).toMatchObject({ compStatus: 0x1c, scsiStatus: 0x28, retryDelay: 0x40, stateFlags: 0x800 });
+    const [entry] = post(create(), {
+      handle: 4,
+      compStatus: 0x1c,
+      scsiStatus: 0x28,
+      retryDelay: 0x0040,
+      stateFlags: 0x0800,
+    });
+    expect(decodeStatus(entry!)).toMatchObject({
+      compStatus: 0x1c,
+      scsiStatus: 0x28,
+      retryDelay: 0x40,
+      stateFlags: 0x800,
+    });
   });
 
   it.each([
@@ -133,10 +164,12 @@ describe.each(implementations())('Status Type 0 encoding ($name)', ({ create }) 
     new RingFixture().configure(codec);
     expect(() => codec.postStatus({ handle: 1, compStatus: 0, scsiStatus: 0x100 })).toThrow(RangeError);
     expect(() => codec.postStatus({ handle: -1, compStatus: 0, scsiStatus: 0 })).toThrow(RangeError);
-    expect(() => codec.postStatus({ handle: 1, compStatus: 0, scsiStatus: 0, responseInfo: new Uint8Array(3) })).toThrow(RangeError);
-    expect(() => codec.postStatus({ handle: 1, compStatus: 0, scsiStatus: 0, residual: { kind: 'under', bytes: 2 ** 32 } })).toThrow(
-      RangeError,
-    );
+    expect(() =>
+      codec.postStatus({ handle: 1, compStatus: 0, scsiStatus: 0, responseInfo: new Uint8Array(3) }),
+    ).toThrow(RangeError);
+    expect(() =>
+      codec.postStatus({ handle: 1, compStatus: 0, scsiStatus: 0, residual: { kind: 'under', bytes: 2 ** 32 } }),
+    ).toThrow(RangeError);
     expect(codec.pendingResponses).toBe(0);
   });
 });

@@ -293,7 +293,16 @@ export function ensureEngineBuild(target: 'release' | 'debug'): string {
   const stem = join(root, 'build', `ring-${target}-${process.pid}`);
   execFileSync(
     process.execPath,
-    [join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'), 'assembly/index.ts', '--target', target, '--outFile', `${stem}.wasm`, '--textFile', `${stem}.wat`],
+    [
+      join(root, 'node_modules', 'assemblyscript', 'bin', 'asc.js'),
+      'assembly/index.ts',
+      '--target',
+      target,
+      '--outFile',
+      `${stem}.wasm`,
+      '--textFile',
+      `${stem}.wat`,
+    ],
     { cwd: root, stdio: 'pipe' },
   );
   renameSync(`${stem}.wasm`, path);

@@ -9,8 +9,12 @@ import { Cdb, Host, be32, expectGood } from '../scsi/helpers.js';
 
 describe('StorageArray from the SAN configuration', () => {
   let dir: string;
-  beforeEach(async () => { dir = await mkdtemp(path.join(tmpdir(), 'npiv-arraycfg-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'npiv-arraycfg-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('the parsed array config type is what StorageArray.create accepts', () => {
     expectTypeOf<ParsedArrayConfig>().toExtend<ArrayConfig>();

@@ -3,7 +3,15 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { StorageArray, type ArrayConfig } from '../../../src/san/array.js';
-import { FileBacking, MemoryBacking, RangeLock, Volume, deriveNaa6, ouiFromWwn, parseSize } from '../../../src/san/volume.js';
+import {
+  FileBacking,
+  MemoryBacking,
+  RangeLock,
+  Volume,
+  deriveNaa6,
+  ouiFromWwn,
+  parseSize,
+} from '../../../src/san/volume.js';
 import { Cdb, Host, HOST_1, HOST_2, expectGood, pattern, prParams, testConfig, be32, be64 } from '../scsi/helpers.js';
 
 const ID = { arrayName: 'a', oui: 0x001438 };
@@ -39,9 +47,18 @@ describe('RangeLock', () => {
     const lock = new RangeLock();
     const order: string[] = [];
     const r1 = await lock.acquire(0, 100, true);
-    const p2 = lock.acquire(50, 150, true).then((rel) => { order.push('w2'); return rel; });
-    const p3 = lock.acquire(200, 300, true).then((rel) => { order.push('disjoint'); return rel; });
-    const p4 = lock.acquire(120, 130, false).then((rel) => { order.push('r4'); return rel; });
+    const p2 = lock.acquire(50, 150, true).then((rel) => {
+      order.push('w2');
+      return rel;
+    });
+    const p3 = lock.acquire(200, 300, true).then((rel) => {
+      order.push('disjoint');
+      return rel;
+    });
+    const p4 = lock.acquire(120, 130, false).then((rel) => {
+      order.push('r4');
+      return rel;
+    });
     (await p3)();
     expect(order).toEqual(['disjoint']);
     r1();
@@ -50,7 +67,8 @@ describe('RangeLock', () => {
     expect(order).toEqual(['disjoint', 'w2', 'r4']);
     const s1 = await lock.acquire(0, 10, false);
     const s2 = await lock.acquire(0, 10, false); // readers share
-    s1(); s2();
+    s1();
+    s2();
   });
 });
 
@@ -72,8 +90,12 @@ describe('memory backing', () => {
 
 describe('file-backed volumes', () => {
   let dir: string;
-  beforeEach(async () => { dir = await mkdtemp(path.join(tmpdir(), 'npiv-vol-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'npiv-vol-'));
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   it('creates a sparse file of the configured size', async () => {
     const file = path.join(dir, 'v.img');
@@ -165,16 +187,21 @@ describe('file-backed volumes', () => {
 
 describe('StorageArray', () => {
   let dir: string;
-  beforeEach(async () => { dir = await mkdtemp(path.join(tmpdir(), 'npiv-array-')); });
-  afterEach(async () => { await rm(dir, { recursive: true, force: true }); });
-
-  const fileConfig = (): ArrayConfig => testConfig({
-    volumes: [
-      { name: 'vol0', size: '16MiB', file: 'vol0.img' },
-      { name: 'shared', size: '8MiB', file: 'shared.img' },
-      { name: 'vol2', size: '4MiB' },
-    ],
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'npiv-array-'));
   });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const fileConfig = (): ArrayConfig =>
+    testConfig({
+      volumes: [
+        { name: 'vol0', size: '16MiB', file: 'vol0.img' },
+        { name: 'shared', size: '8MiB', file: 'shared.img' },
+        { name: 'vol2', size: '4MiB' },
+      ],
+    });
 
   it('writes through SCSI survive closing and reopening the array', async () => {
     let array = await StorageArray.create(fileConfig(), { baseDir: dir });
@@ -234,8 +261,12 @@ describe('StorageArray', () => {
       const h = new Host(HOST_1, array.ports[0]!);
       await h.clearUnitAttentions(0);
       const backing = array.volume('vol0')!.backing;
-      vi.spyOn(backing, 'write').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
-      vi.spyOn(backing, 'read').mockRejectedValueOnce(Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }));
+      vi.spyOn(backing, 'write').mockRejectedValueOnce(
+        Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }),
+      );
+      vi.spyOn(backing, 'read').mockRejectedValueOnce(
+        Object.assign(new Error('EIO: i/o error, read'), { code: 'EIO' }),
+      );
       const w = await h.send(Cdb.write10(0, 1), { dataOut: pattern(512, 1) });
       expect(w.status).toBe(2);
       expect([w.sense![2]! & 0xf, w.sense![12], w.sense![13]]).toEqual([3, 0x0c, 0x00]);
@@ -289,27 +320,55 @@ describe('StorageArray', () => {
 
   it('rejects configuration errors with clear messages', async () => {
     await expect(StorageArray.create(testConfig({ ports: [] }))).rejects.toThrow(/no target ports/);
-    await expect(StorageArray.create(testConfig({
-      hostGroups: [
-        { name: 'a', initiators: ['50:01:43:80:01:23:45:67'], luns: {} },
-        { name: 'b', initiators: ['50:01:43:80:01:23:45:67'], luns: {} },
-      ],
-    }))).rejects.toThrow(/host groups 'a' and 'b'/);
-    await expect(StorageArray.create(testConfig({
-      hostGroups: [{ name: 'a', initiators: [], luns: { '0': 'nope' } }],
-    }))).rejects.toThrow(/no volume 'nope'/);
-    await expect(StorageArray.create(testConfig({
-      hostGroups: [{ name: 'a', initiators: [], luns: { x: 'vol0' } }],
-    }))).rejects.toThrow(/LUN 'x'/);
-    await expect(StorageArray.create(testConfig({
-      hostGroups: [{ name: 'a', initiators: [], luns: { '0': 'vol0', '1': 'vol0' } }],
-    }))).rejects.toThrow(/already LUN 0/);
-    await expect(StorageArray.create(testConfig({
-      ports: [{ wwpn: 'zz', wwnn: '50:06:0e:80:00:00:00:00' }],
-    }))).rejects.toThrow(/invalid .*WWPN/);
-    await expect(StorageArray.create(testConfig({
-      volumes: [{ name: 'v', size: '1MiB' }, { name: 'v', size: '1MiB' }], hostGroups: [],
-    }))).rejects.toThrow(/already exists/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          hostGroups: [
+            { name: 'a', initiators: ['50:01:43:80:01:23:45:67'], luns: {} },
+            { name: 'b', initiators: ['50:01:43:80:01:23:45:67'], luns: {} },
+          ],
+        }),
+      ),
+    ).rejects.toThrow(/host groups 'a' and 'b'/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          hostGroups: [{ name: 'a', initiators: [], luns: { '0': 'nope' } }],
+        }),
+      ),
+    ).rejects.toThrow(/no volume 'nope'/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          hostGroups: [{ name: 'a', initiators: [], luns: { x: 'vol0' } }],
+        }),
+      ),
+    ).rejects.toThrow(/LUN 'x'/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          hostGroups: [{ name: 'a', initiators: [], luns: { '0': 'vol0', '1': 'vol0' } }],
+        }),
+      ),
+    ).rejects.toThrow(/already LUN 0/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          ports: [{ wwpn: 'zz', wwnn: '50:06:0e:80:00:00:00:00' }],
+        }),
+      ),
+    ).rejects.toThrow(/invalid .*WWPN/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          volumes: [
+            { name: 'v', size: '1MiB' },
+            { name: 'v', size: '1MiB' },
+          ],
+          hostGroups: [],
+        }),
+      ),
+    ).rejects.toThrow(/already exists/);
   });
 
   it('run-time changes: add, map, resize, unmap, remove; masking follows', async () => {
@@ -317,7 +376,11 @@ describe('StorageArray', () => {
     try {
       await array.addVolume({ name: 'new', size: '2MiB' });
       array.mapLun('host2', 0, 'new');
-      expect([...array.lunMapFor(HOST_2)]).toEqual([[1, 'shared'], [5, 'vol2'], [0, 'new']]);
+      expect([...array.lunMapFor(HOST_2)]).toEqual([
+        [1, 'shared'],
+        [5, 'vol2'],
+        [0, 'new'],
+      ]);
       expect(() => array.mapLun('host2', 0, 'vol0')).toThrow(/already mapped/);
       expect(() => array.mapLun('nogroup', 3, 'vol0')).toThrow(/no host group/);
       expect(() => array.unmapLun('host2', 9)).toThrow(/not mapped/);
@@ -334,9 +397,18 @@ describe('StorageArray', () => {
   });
 
   it('two volumes may not share one backing file', async () => {
-    await expect(StorageArray.create(testConfig({
-      volumes: [{ name: 'a', size: '1MiB', file: 'x.img' }, { name: 'b', size: '1MiB', file: 'x.img' }], hostGroups: [],
-    }), { baseDir: dir })).rejects.toThrow(/share backing file/);
+    await expect(
+      StorageArray.create(
+        testConfig({
+          volumes: [
+            { name: 'a', size: '1MiB', file: 'x.img' },
+            { name: 'b', size: '1MiB', file: 'x.img' },
+          ],
+          hostGroups: [],
+        }),
+        { baseDir: dir },
+      ),
+    ).rejects.toThrow(/share backing file/);
   });
 });
 

@@ -50,7 +50,11 @@ describe('npiv-hba san', () => {
   });
 
   it('ctl arguments: key=value, JSON only for lists/objects/null', () => {
-    expect(parseCtlArguments('zone-create', ['name=z2', 'members=["a","b"]'])).toEqual({ cmd: 'zone-create', name: 'z2', members: ['a', 'b'] });
+    expect(parseCtlArguments('zone-create', ['name=z2', 'members=["a","b"]'])).toEqual({
+      cmd: 'zone-create',
+      name: 'z2',
+      members: ['a', 'b'],
+    });
     expect(parseCtlArguments('map-lun', ['lun=3', 'volume=007'])).toEqual({ cmd: 'map-lun', lun: '3', volume: '007' });
     expect(parseCtlArguments('zoneset-activate', ['name=null'])).toEqual({ cmd: 'zoneset-activate', name: null });
     expect(() => parseCtlArguments('status', ['oops'])).toThrow(/key=value/);
@@ -71,17 +75,42 @@ describe('npiv-hba san', () => {
     expect(existsSync(join(dir, 'array1-boot.img'))).toBe(true);
 
     const host = await Initiator.connect(link, { wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n });
-    const status = await captureStdout(() => program().parseAsync(['node', 'npiv-hba', 'san', 'ctl', '--control', control, 'status']));
+    const status = await captureStdout(() =>
+      program().parseAsync(['node', 'npiv-hba', 'san', 'ctl', '--control', control, 'status']),
+    );
     expect(status.error).toBeNull();
     const s = JSON.parse(status.out);
     expect(s.logins.map((l: { wwpn: string }) => l.wwpn)).toContain('c0:50:76:ff:e5:00:00:01');
     expect(s.targetPorts).toHaveLength(2);
 
     const add = await captureStdout(() =>
-      program().parseAsync(['node', 'npiv-hba', 'san', 'ctl', '--control', control, 'add-volume', 'array=array1', 'name=data', 'size=1MiB']),
+      program().parseAsync([
+        'node',
+        'npiv-hba',
+        'san',
+        'ctl',
+        '--control',
+        control,
+        'add-volume',
+        'array=array1',
+        'name=data',
+        'size=1MiB',
+      ]),
     );
     expect(add.error).toBeNull();
-    const bad = await captureStdout(() => program().parseAsync(['node', 'npiv-hba', 'san', 'ctl', '--control', control, 'remove-volume', 'array=array1', 'name=nope']));
+    const bad = await captureStdout(() =>
+      program().parseAsync([
+        'node',
+        'npiv-hba',
+        'san',
+        'ctl',
+        '--control',
+        control,
+        'remove-volume',
+        'array=array1',
+        'name=nope',
+      ]),
+    );
     expect(String(bad.error)).toMatch(/nope/);
     expect(JSON.parse(bad.out).ok).toBe(false);
 

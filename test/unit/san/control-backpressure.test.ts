@@ -69,7 +69,10 @@ describe('control socket backpressure', () => {
     s.on('data', (d: string) => (text += d));
     s.resume();
     for (let i = 0; i < 1000 && text.split('\n').length <= REQUESTS; i++) await sleep(20);
-    const ids = text.trim().split('\n').map((l) => (JSON.parse(l) as { id: number; ok: boolean }).id);
+    const ids = text
+      .trim()
+      .split('\n')
+      .map((l) => (JSON.parse(l) as { id: number; ok: boolean }).id);
     expect(ids).toHaveLength(REQUESTS);
     expect(ids.every((id, i) => id === i)).toBe(true);
     s.destroy();

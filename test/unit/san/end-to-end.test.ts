@@ -1,5 +1,12 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE, NS, decodeNameList, encodeFtRequest, encodePortIdRequest, nameServerRequest } from '../../../src/fc/ct.js';
+import {
+  FC4_FEATURE,
+  NS,
+  decodeNameList,
+  encodeFtRequest,
+  encodePortIdRequest,
+  nameServerRequest,
+} from '../../../src/fc/ct.js';
 import { LinkDownError } from '../../../src/fc/nport/errors.js';
 import { Initiator } from '../../../src/fc/initiator.js';
 import { FakeScsiTarget, INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
@@ -52,7 +59,12 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     const w = await vport.scsiCommand(t, { lun: 0, cdb: write10(100, 40), direction: 'write', dataOut: data });
     expect(w.status).toBe(0);
     expect(disk.disk.subarray(100 * 512, 140 * 512)).toEqual(data);
-    const r = await vport.scsiCommand(t, { lun: 0, cdb: read10(100, 40), direction: 'read', expectedLength: data.length });
+    const r = await vport.scsiCommand(t, {
+      lun: 0,
+      cdb: read10(100, 40),
+      direction: 'read',
+      expectedLength: data.length,
+    });
     expect(r.status).toBe(0);
     expect(r.residualUnder).toBe(false);
     expect(r.data).toEqual(data);
@@ -60,7 +72,9 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     expect(w.transferred).toBe(data.length);
 
     // The SCSI layer saw the vport's WWPN as the initiator of the nexus.
-    expect(disk.requests.every((q) => q.nexus.initiatorWwpn === VPORT.wwpn && q.nexus.targetWwpn === TGT.wwpn)).toBe(true);
+    expect(disk.requests.every((q) => q.nexus.initiatorWwpn === VPORT.wwpn && q.nexus.targetWwpn === TGT.wwpn)).toBe(
+      true,
+    );
     hba.closeLink();
   });
 
@@ -69,7 +83,12 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     const [t] = await hba.discoverTargets();
     await hba.plogi(t!.nportId);
     await hba.prli(t!.nportId);
-    const bad = await hba.scsiCommand(t!.nportId, { lun: 0, cdb: read10(5000, 1), direction: 'read', expectedLength: 512 });
+    const bad = await hba.scsiCommand(t!.nportId, {
+      lun: 0,
+      cdb: read10(5000, 1),
+      direction: 'read',
+      expectedLength: 512,
+    });
     expect(bad.status).toBe(2);
     expect(bad.sense?.[2]).toBe(5);
     expect(bad.sense?.[12]).toBe(0x21);
@@ -87,7 +106,15 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     await hba.plogi(t!.nportId);
     await hba.prli(t!.nportId);
     disk.hang = true;
-    await expect(hba.scsiCommand(t!.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512, timeoutMs: 200 })).rejects.toThrow(/no reply within/);
+    await expect(
+      hba.scsiCommand(t!.nportId, {
+        lun: 0,
+        cdb: read10(0, 1),
+        direction: 'read',
+        expectedLength: 512,
+        timeoutMs: 200,
+      }),
+    ).rejects.toThrow(/no reply within/);
     expect(disk.tmfs.some((x) => x.fn === 'abort-task')).toBe(true);
     disk.hang = false;
     const ok = await hba.scsiCommand(t!.nportId, { lun: 0, cdb: INQUIRY, direction: 'read', expectedLength: 36 });
@@ -97,7 +124,10 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
 
   it('passes raw ELS and CT through for a guest (replies as received, rejects included)', async () => {
     const hba = await Initiator.connect(san.linkPath, HBA);
-    const ct = await hba.ctRaw(0xfffffc, nameServerRequest(NS.GPN_FT, encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type: 8 })));
+    const ct = await hba.ctRaw(
+      0xfffffc,
+      nameServerRequest(NS.GPN_FT, encodeFtRequest({ domainScope: 0, areaScope: 0, fc4Type: 8 })),
+    );
     expect((ct[8]! << 8) | ct[9]!).toBe(0x8002);
     expect(decodeNameList(ct.subarray(16)).map((e) => e.name)).toEqual([TGT.wwpn]);
     const rej = await hba.ctRaw(0xfffffc, nameServerRequest(NS.GPN_ID, encodePortIdRequest(0x01ee00)));
@@ -121,7 +151,9 @@ describe('FCP transport: initiator ↔ fabric ↔ target (fake SCSI port) over r
     const hba = await Initiator.connect(san.linkPath, HBA);
     const [t] = await hba.discoverTargets();
     await hba.plogi(t!.nportId);
-    await expect(hba.scsiCommand(t!.nportId, { lun: 0, cdb: INQUIRY, direction: 'read', expectedLength: 36 })).rejects.toThrow(/image pair/);
+    await expect(
+      hba.scsiCommand(t!.nportId, { lun: 0, cdb: INQUIRY, direction: 'read', expectedLength: 36 }),
+    ).rejects.toThrow(/image pair/);
     await hba.prli(t!.nportId);
     await hba.logo(t!.nportId);
     expect(disk.lost.map((n) => n.initiatorWwpn)).toEqual([HBA.wwpn]);
@@ -149,7 +181,7 @@ describe('link loss and logout as the target sees them', () => {
     expect(disk.lost[0]).toMatchObject({ initiatorWwpn: HBA.wwpn, targetWwpn: TGT.wwpn });
   });
 
-  it('the fabric taking a link down fails the initiator\'s open exchanges and reports link down', async () => {
+  it("the fabric taking a link down fails the initiator's open exchanges and reports link down", async () => {
     const hba = await Initiator.connect(san.linkPath, HBA);
     const [t] = await hba.discoverTargets();
     await hba.plogi(t!.nportId);

@@ -5,8 +5,26 @@
  */
 import net from 'node:net';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { FC4_FEATURE, FC4_TYPE_FCP, FS_RJT_REASON, NS, encodePortIdRequest, encodeRftId, nameServerRequest } from '../../../src/fc/ct.js';
-import { ELS, LS_RJT_EXPLANATION, LS_RJT_REASON, type RscnPage, encodeEcho, encodeRnidRequest, decodeRnidReply, decodeEcho, encodeLogo } from '../../../src/fc/els.js';
+import {
+  FC4_FEATURE,
+  FC4_TYPE_FCP,
+  FS_RJT_REASON,
+  NS,
+  encodePortIdRequest,
+  encodeRftId,
+  nameServerRequest,
+} from '../../../src/fc/ct.js';
+import {
+  ELS,
+  LS_RJT_EXPLANATION,
+  LS_RJT_REASON,
+  type RscnPage,
+  encodeEcho,
+  encodeRnidRequest,
+  decodeRnidReply,
+  decodeEcho,
+  encodeLogo,
+} from '../../../src/fc/els.js';
 import { FC_TYPE, F_CTL_REQUEST, R_CTL, WELL_KNOWN, decodeFrame, encodeFrame } from '../../../src/fc/frame.js';
 import * as els from '../../../src/fc/els.js';
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError } from '../../../src/fc/nport/errors.js';
@@ -105,7 +123,9 @@ describe('fabric login and addressing', () => {
     expect(rnid.format).toBe(0);
     expect(rnid.wwnn).toBe(san.fabric.wwnn);
     await expect(a.plogi(WELL_KNOWN.MANAGEMENT_SERVER)).rejects.toBeInstanceOf(ElsRejectError);
-    const ct = await a.ct(WELL_KNOWN.MANAGEMENT_SERVER, nameServerRequest(0x0127, new Uint8Array(8))).catch((e: unknown) => e);
+    const ct = await a
+      .ct(WELL_KNOWN.MANAGEMENT_SERVER, nameServerRequest(0x0127, new Uint8Array(8)))
+      .catch((e: unknown) => e);
     expect(ct).toBeInstanceOf(CtRejectError);
     expect((ct as CtRejectError).reason).toBe(FS_RJT_REASON.COMMAND_NOT_SUPPORTED);
     // An ELS the fabric does not serve is rejected, not ignored.
@@ -227,12 +247,32 @@ describe('hostile link input', () => {
   it('takes down the link of a peer that sends requests but never reads the replies', async () => {
     const s = await rawSocket();
     const decoder = new FrameStreamDecoder();
-    const login = new Promise<number>((resolve) => s.on('data', (d: Buffer) => {
-      for (const f of decoder.push(d)) resolve(decodeFrame(f).header.dId);
-    }));
+    const login = new Promise<number>((resolve) =>
+      s.on('data', (d: Buffer) => {
+        for (const f of decoder.push(d)) resolve(decodeFrame(f).header.dId);
+      }),
+    );
     const flogi = els.encodeServiceParameters(els.defaultServiceParameters(ELS.FLOGI, I1.wwpn, I1.wwnn, 2048));
     const frame = (sId: number, oxId: number, payload: Uint8Array): Buffer =>
-      encodeLinkFrame(encodeFrame({ header: { rCtl: R_CTL.ELS_REQUEST, dId: WELL_KNOWN.F_PORT, csCtl: 0, sId, type: FC_TYPE.ELS, fCtl: F_CTL_REQUEST, seqId: 1, dfCtl: 0, seqCnt: 0, oxId, rxId: 0xffff, parameter: 0 }, payload }));
+      encodeLinkFrame(
+        encodeFrame({
+          header: {
+            rCtl: R_CTL.ELS_REQUEST,
+            dId: WELL_KNOWN.F_PORT,
+            csCtl: 0,
+            sId,
+            type: FC_TYPE.ELS,
+            fCtl: F_CTL_REQUEST,
+            seqId: 1,
+            dfCtl: 0,
+            seqCnt: 0,
+            oxId,
+            rxId: 0xffff,
+            parameter: 0,
+          },
+          payload,
+        }),
+      );
     s.write(frame(0, 1, flogi));
     const me = await login;
     const fabricSide = san.fabric.findByWwpn(I1.wwpn)!.port.link;
@@ -259,7 +299,20 @@ describe('hostile link input', () => {
     s.write(encodeLinkFrame(bad));
     // Spoofed LOGO to the F_Port claiming to be the victim.
     const spoof = encodeFrame({
-      header: { rCtl: R_CTL.ELS_REQUEST, dId: WELL_KNOWN.F_PORT, csCtl: 0, sId: victim.nportId, type: FC_TYPE.ELS, fCtl: F_CTL_REQUEST, seqId: 1, dfCtl: 0, seqCnt: 0, oxId: 9, rxId: 0xffff, parameter: 0 },
+      header: {
+        rCtl: R_CTL.ELS_REQUEST,
+        dId: WELL_KNOWN.F_PORT,
+        csCtl: 0,
+        sId: victim.nportId,
+        type: FC_TYPE.ELS,
+        fCtl: F_CTL_REQUEST,
+        seqId: 1,
+        dfCtl: 0,
+        seqCnt: 0,
+        oxId: 9,
+        rxId: 0xffff,
+        parameter: 0,
+      },
       payload: encodeLogo({ nportId: victim.nportId, wwpn: I1.wwpn }),
     });
     s.write(encodeLinkFrame(spoof));
@@ -302,7 +355,20 @@ describe('hostile link input', () => {
     const reply = new Promise<Uint8Array>((resolve) => link.on('frame', (f) => resolve(f)));
     link.send(
       encodeFrame({
-        header: { rCtl: R_CTL.ELS_REQUEST, dId: WELL_KNOWN.F_PORT, csCtl: 0, sId: 0, type: FC_TYPE.ELS, fCtl: F_CTL_REQUEST, seqId: 1, dfCtl: 0, seqCnt: 0, oxId: 1, rxId: 0xffff, parameter: 0 },
+        header: {
+          rCtl: R_CTL.ELS_REQUEST,
+          dId: WELL_KNOWN.F_PORT,
+          csCtl: 0,
+          sId: 0,
+          type: FC_TYPE.ELS,
+          fCtl: F_CTL_REQUEST,
+          seqId: 1,
+          dfCtl: 0,
+          seqCnt: 0,
+          oxId: 1,
+          rxId: 0xffff,
+          parameter: 0,
+        },
         payload: Uint8Array.of(ELS.FLOGI, 0, 0, 0, 0x20, 0x20),
       }),
     );
@@ -324,13 +390,22 @@ describe('name server edge cases', () => {
   it('refuses registrations for another port and truncated requests', async () => {
     const a = await Initiator.connect(san.linkPath, I1);
     const b = await Initiator.connect(san.linkPath, I2);
-    const other = await a.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: b.nportId, fc4Types: [FC4_TYPE_FCP] }))).catch((e: unknown) => e);
+    const other = await a
+      .ct(
+        WELL_KNOWN.DIRECTORY_SERVER,
+        nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: b.nportId, fc4Types: [FC4_TYPE_FCP] })),
+      )
+      .catch((e: unknown) => e);
     expect(other).toBeInstanceOf(CtRejectError);
     expect((other as CtRejectError).explanation).toBe(0x10); // access denied
-    const short = await a.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_ID, Uint8Array.of(0, 1))).catch((e: unknown) => e);
+    const short = await a
+      .ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GPN_ID, Uint8Array.of(0, 1)))
+      .catch((e: unknown) => e);
     expect(short).toBeInstanceOf(CtRejectError);
     expect((short as CtRejectError).reason).toBe(FS_RJT_REASON.INVALID_IU_SIZE);
-    const unknown = await a.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(0x0999, encodePortIdRequest(0))).catch((e: unknown) => e);
+    const unknown = await a
+      .ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(0x0999, encodePortIdRequest(0)))
+      .catch((e: unknown) => e);
     expect((unknown as CtRejectError).reason).toBe(FS_RJT_REASON.COMMAND_NOT_SUPPORTED);
     a.closeLink();
     b.closeLink();
@@ -346,7 +421,10 @@ describe('name server edge cases', () => {
     const vports: Initiator[] = [];
     for (let i = 0; i < 150; i++) {
       const v = await a.createVport({ wwpn: 0xc000000000001000n + BigInt(i), wwnn: 0xc000000000000000n });
-      await v.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: v.nportId, fc4Types: [FC4_TYPE_FCP] })));
+      await v.ct(
+        WELL_KNOWN.DIRECTORY_SERVER,
+        nameServerRequest(NS.RFT_ID, encodeRftId({ nportId: v.nportId, fc4Types: [FC4_TYPE_FCP] })),
+      );
       vports.push(v);
     }
     frames.length = 0;
@@ -358,9 +436,13 @@ describe('name server edge cases', () => {
 
   it('truncates list answers to the requested maximum size and reports the residual', async () => {
     const a = await Initiator.connect(san.linkPath, I1);
-    for (let i = 0; i < 3; i++) await a.createVport({ wwpn: 0xc000000000000010n + BigInt(i), wwnn: 0xc000000000000000n });
+    for (let i = 0; i < 3; i++)
+      await a.createVport({ wwpn: 0xc000000000000010n + BigInt(i), wwnn: 0xc000000000000000n });
     // Room for 2 four-byte entries: 16-byte CT header + 8 bytes.
-    const iu = await a.ct(WELL_KNOWN.DIRECTORY_SERVER, nameServerRequest(NS.GID_PT, Uint8Array.of(0x7f, 0, 0, 0), 16 + 8));
+    const iu = await a.ct(
+      WELL_KNOWN.DIRECTORY_SERVER,
+      nameServerRequest(NS.GID_PT, Uint8Array.of(0x7f, 0, 0, 0), 16 + 8),
+    );
     expect(iu.payload.length).toBe(8);
     expect(iu.header.maxOrResidualWords).toBe(2);
     expect(iu.payload[4]! & 0x80).toBe(0); // the list is incomplete: no last-entry mark

@@ -45,7 +45,8 @@ export class FakeScsiTarget implements ScsiTargetPort {
       return { status: 0, sense: null, dataIn: d };
     }
     if (lun !== 0) {
-      if (op === 0x12) return { status: 0, sense: null, dataIn: Uint8Array.of(0x7f, 0, 5, 2, 31, ...new Array(31).fill(0)) };
+      if (op === 0x12)
+        return { status: 0, sense: null, dataIn: Uint8Array.of(0x7f, 0, 5, 2, 31, ...new Array(31).fill(0)) };
       return { status: 2, sense: sense(5, 0x25), dataIn: null };
     }
     const view = new DataView(req.cdb.buffer, req.cdb.byteOffset, 16);
@@ -85,7 +86,12 @@ export class FakeScsiTarget implements ScsiTargetPort {
     }
   }
 
-  async taskManagement(_nexus: ItNexus, _lun: Uint8Array, fn: TaskManagementFunction, taskTag?: number): Promise<number> {
+  async taskManagement(
+    _nexus: ItNexus,
+    _lun: Uint8Array,
+    fn: TaskManagementFunction,
+    taskTag?: number,
+  ): Promise<number> {
     this.tmfs.push({ fn, taskTag });
     return 0;
   }

@@ -81,20 +81,42 @@ describe('fault injection through the control socket', () => {
 
   it('scsi-error: MEDIUM ERROR on reads and writes of the LBA range only, until cleared', async () => {
     const { host, target } = await loggedIn();
-    expect((await host.scsiCommand(target, { lun: 0, cdb: write10(96, 8), direction: 'write', dataOut: data })).status).toBe(0);
+    expect(
+      (await host.scsiCommand(target, { lun: 0, cdb: write10(96, 8), direction: 'write', dataOut: data })).status,
+    ).toBe(0);
     const { id } = await ctl('fault-add', { kind: 'scsi-error', wwpn: P1, lun: 0, lba: 100, blocks: 4 });
-    const bad = await host.scsiCommand(target, { lun: 0, cdb: read10(96, 8), direction: 'read', expectedLength: data.length });
+    const bad = await host.scsiCommand(target, {
+      lun: 0,
+      cdb: read10(96, 8),
+      direction: 'read',
+      expectedLength: data.length,
+    });
     expect(bad.status).toBe(2);
     expect(senseOf(bad)).toEqual([3, 0x11, 0]);
-    const badWrite = await host.scsiCommand(target, { lun: 0, cdb: write10(103, 1), direction: 'write', dataOut: data.subarray(0, 512) });
+    const badWrite = await host.scsiCommand(target, {
+      lun: 0,
+      cdb: write10(103, 1),
+      direction: 'write',
+      dataOut: data.subarray(0, 512),
+    });
     expect(badWrite.status).toBe(2);
     expect(senseOf(badWrite)).toEqual([3, 0x0c, 0]);
-    const outside = await host.scsiCommand(target, { lun: 0, cdb: read10(104, 8), direction: 'read', expectedLength: 4096 });
+    const outside = await host.scsiCommand(target, {
+      lun: 0,
+      cdb: read10(104, 8),
+      direction: 'read',
+      expectedLength: 4096,
+    });
     expect(outside.status).toBe(0);
     const list = (await ctl('fault-list')) as unknown as { id: number; hits: number }[];
     expect(list.find((f) => f.id === id)?.hits).toBe(2);
     expect(await ctl('fault-clear', { id })).toEqual({ removed: 1 });
-    const good = await host.scsiCommand(target, { lun: 0, cdb: read10(96, 8), direction: 'read', expectedLength: data.length });
+    const good = await host.scsiCommand(target, {
+      lun: 0,
+      cdb: read10(96, 8),
+      direction: 'read',
+      expectedLength: data.length,
+    });
     expect(good.status).toBe(0);
     expect(good.data).toEqual(data); // the failed write never reached the volume
     host.closeLink();
@@ -102,10 +124,25 @@ describe('fault injection through the control socket', () => {
 
   it('drop: a lost data frame fails the whole exchange (no silently missing data); the retry reads intact data', async () => {
     const { host, target } = await loggedIn();
-    expect((await host.scsiCommand(target, { lun: 0, cdb: write10(0, 8), direction: 'write', dataOut: data })).status).toBe(0);
+    expect(
+      (await host.scsiCommand(target, { lun: 0, cdb: write10(0, 8), direction: 'write', dataOut: data })).status,
+    ).toBe(0);
     await ctl('fault-add', { kind: 'drop', wwpn: HOST_WWPN, direction: 'to', frames: 'fcp-data', count: 1 });
-    await expect(host.scsiCommand(target, { lun: 0, cdb: read10(0, 8), direction: 'read', expectedLength: data.length, timeoutMs: SCSI_TIMEOUT_MS })).rejects.toThrow();
-    const again = await host.scsiCommand(target, { lun: 0, cdb: read10(0, 8), direction: 'read', expectedLength: data.length });
+    await expect(
+      host.scsiCommand(target, {
+        lun: 0,
+        cdb: read10(0, 8),
+        direction: 'read',
+        expectedLength: data.length,
+        timeoutMs: SCSI_TIMEOUT_MS,
+      }),
+    ).rejects.toThrow();
+    const again = await host.scsiCommand(target, {
+      lun: 0,
+      cdb: read10(0, 8),
+      direction: 'read',
+      expectedLength: data.length,
+    });
     expect(again.status).toBe(0);
     expect(again.data).toEqual(data);
     host.closeLink();
@@ -114,12 +151,27 @@ describe('fault injection through the control socket', () => {
   it('corrupt: a garbled FCP_RSP is detected by the initiator; delay and slow-target keep data intact', async () => {
     const { host, target } = await loggedIn();
     await ctl('fault-add', { kind: 'corrupt', frames: 'fcp-rsp', count: 1 });
-    await expect(host.scsiCommand(target, { lun: 0, cdb: write10(8, 8), direction: 'write', dataOut: data, timeoutMs: SCSI_TIMEOUT_MS })).rejects.toThrow(/FCP_RSP|exchange failed/);
+    await expect(
+      host.scsiCommand(target, {
+        lun: 0,
+        cdb: write10(8, 8),
+        direction: 'write',
+        dataOut: data,
+        timeoutMs: SCSI_TIMEOUT_MS,
+      }),
+    ).rejects.toThrow(/FCP_RSP|exchange failed/);
     await ctl('fault-clear');
     await ctl('fault-add', { kind: 'slow-target', wwpn: P1, latencyMs: 20 });
     await ctl('fault-add', { kind: 'delay', wwpn: HOST_WWPN, direction: 'from', delayMs: 10, probability: 0.5 });
-    expect((await host.scsiCommand(target, { lun: 0, cdb: write10(8, 8), direction: 'write', dataOut: data })).status).toBe(0);
-    const r = await host.scsiCommand(target, { lun: 0, cdb: read10(8, 8), direction: 'read', expectedLength: data.length });
+    expect(
+      (await host.scsiCommand(target, { lun: 0, cdb: write10(8, 8), direction: 'write', dataOut: data })).status,
+    ).toBe(0);
+    const r = await host.scsiCommand(target, {
+      lun: 0,
+      cdb: read10(8, 8),
+      direction: 'read',
+      expectedLength: data.length,
+    });
     expect(r.status).toBe(0);
     expect(r.data).toEqual(data);
     const list = (await ctl('fault-list')) as unknown as { spec: { kind: string }; hits: number }[];
@@ -178,7 +230,11 @@ describe('fault injection through the control socket', () => {
 
 describe('FaultInjector pieces', () => {
   it('decodes the LBA range of READ/WRITE 6/10/12/16 and ignores other commands', () => {
-    expect(cdbBlockRange(Uint8Array.of(0x08, 0x01, 0x02, 0x03, 0, 0))).toEqual({ op: 'read', lba: 0x10203, blocks: 256 });
+    expect(cdbBlockRange(Uint8Array.of(0x08, 0x01, 0x02, 0x03, 0, 0))).toEqual({
+      op: 'read',
+      lba: 0x10203,
+      blocks: 256,
+    });
     expect(cdbBlockRange(write10(0x12345678, 9))).toEqual({ op: 'write', lba: 0x12345678, blocks: 9 });
     const r16 = new Uint8Array(16);
     r16[0] = 0x88;
@@ -189,10 +245,26 @@ describe('FaultInjector pieces', () => {
   });
 
   it('caps the number of faults and honours probability with the given random source', () => {
-    const inj = new FaultInjector({ wwpnOf: () => undefined, rscn: () => {}, portDown: () => {}, portUp: async () => {} }, () => 0.99);
+    const inj = new FaultInjector(
+      { wwpnOf: () => undefined, rscn: () => {}, portDown: () => {}, portUp: async () => {} },
+      () => 0.99,
+    );
     for (let i = 0; i < 64; i++) inj.add({ kind: 'drop', probability: 0.5 });
     expect(() => inj.add({ kind: 'drop' })).toThrow(/at most 64/);
-    const h = { rCtl: 1, dId: 1, csCtl: 0, sId: 2, type: 8, fCtl: 0, seqId: 0, dfCtl: 0, seqCnt: 0, oxId: 1, rxId: 0xffff, parameter: 0 };
+    const h = {
+      rCtl: 1,
+      dId: 1,
+      csCtl: 0,
+      sId: 2,
+      type: 8,
+      fCtl: 0,
+      seqId: 0,
+      dfCtl: 0,
+      seqCnt: 0,
+      oxId: 1,
+      rxId: 0xffff,
+      parameter: 0,
+    };
     expect(inj.pick(['drop'], h)).toBeNull(); // 0.99 >= 0.5 every time
     expect(inj.clear()).toBe(64);
     inj.add({ kind: 'drop', probability: 1 });
@@ -204,7 +276,12 @@ describe('FaultInjector pieces', () => {
     const A = 0x010100;
     const B = 0x010200;
     const inj = new FaultInjector(
-      { wwpnOf: (id) => (id === A ? 1n : id === B ? 2n : undefined), rscn: () => {}, portDown: () => {}, portUp: async () => {} },
+      {
+        wwpnOf: (id) => (id === A ? 1n : id === B ? 2n : undefined),
+        rscn: () => {},
+        portDown: () => {},
+        portUp: async () => {},
+      },
       (() => {
         let i = 0;
         return () => (i++ % 2 === 0 ? 0 : 0.99); // every other frame delayed
@@ -217,7 +294,23 @@ describe('FaultInjector pieces', () => {
     portEnd.on('frame', (f) => got.push(f[FC_HEADER_SIZE]!));
     for (let n = 0; n < 20; n++) {
       const f = new Uint8Array(FC_HEADER_SIZE + 4);
-      encodeHeader({ rCtl: 1, dId: B, csCtl: 0, sId: A, type: 8, fCtl: 0, seqId: 0, dfCtl: 0, seqCnt: n, oxId: n, rxId: 0xffff, parameter: 0 }, f);
+      encodeHeader(
+        {
+          rCtl: 1,
+          dId: B,
+          csCtl: 0,
+          sId: A,
+          type: 8,
+          fCtl: 0,
+          seqId: 0,
+          dfCtl: 0,
+          seqCnt: n,
+          oxId: n,
+          rxId: 0xffff,
+          parameter: 0,
+        },
+        f,
+      );
       f[FC_HEADER_SIZE] = n;
       wrapped.send(f);
     }

@@ -30,7 +30,16 @@ class EvilTarget extends NPort {
       frame.header,
       encodeProcessLogin({
         command: ELS.LS_ACC,
-        pages: [{ type: FC4_TYPE_FCP, typeExtension: 0, flags: PRLI_FLAGS.ESTABLISH_IMAGE_PAIR | PRLI_RESPONSE.REQUEST_EXECUTED, originatorPa: 0, responderPa: 0, serviceParams: FCP_SPP.TARGET_FUNCTION }],
+        pages: [
+          {
+            type: FC4_TYPE_FCP,
+            typeExtension: 0,
+            flags: PRLI_FLAGS.ESTABLISH_IMAGE_PAIR | PRLI_RESPONSE.REQUEST_EXECUTED,
+            originatorPa: 0,
+            responderPa: 0,
+            serviceParams: FCP_SPP.TARGET_FUNCTION,
+          },
+        ],
       }),
     );
     return true;
@@ -46,17 +55,46 @@ class EvilTarget extends NPort {
     const send = (rCtl: number, payload: Uint8Array, fCtl: number, relativeOffset?: number): void => {
       this.mux.send(
         buildSequence(
-          { rCtl, dId: h.sId, csCtl: 0, sId: this.nportId, type: FC_TYPE.FCP, fCtl, seqId: this.nextSeqId(), dfCtl: 0, oxId: h.oxId, rxId: 0x55, ...(relativeOffset !== undefined ? { relativeOffset } : {}) },
+          {
+            rCtl,
+            dId: h.sId,
+            csCtl: 0,
+            sId: this.nportId,
+            type: FC_TYPE.FCP,
+            fCtl,
+            seqId: this.nextSeqId(),
+            dfCtl: 0,
+            oxId: h.oxId,
+            rxId: 0x55,
+            ...(relativeOffset !== undefined ? { relativeOffset } : {}),
+          },
           payload,
           2048,
         ),
       );
     };
     const rsp = (r: Partial<Parameters<typeof encodeFcpRsp>[0]>): void =>
-      send(R_CTL.COMMAND_STATUS, encodeFcpRsp({ status: 0, retryDelay: 0, residualOver: false, residualUnder: false, residual: 0, responseCode: null, sense: null, ...r }), F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ);
+      send(
+        R_CTL.COMMAND_STATUS,
+        encodeFcpRsp({
+          status: 0,
+          retryDelay: 0,
+          residualOver: false,
+          residualUnder: false,
+          residual: 0,
+          responseCode: null,
+          sense: null,
+          ...r,
+        }),
+        F_CTL.EX_CTX | F_CTL.LAST_SEQ | F_CTL.END_SEQ,
+      );
     switch (this.mode) {
       case 'xfer-rdy-beyond-dl':
-        send(R_CTL.DATA_DESCRIPTOR, encodeXferRdy({ relativeOffset: 0, burstLength: 1 << 30 }), F_CTL.EX_CTX | F_CTL.END_SEQ | F_CTL.SEQ_INIT);
+        send(
+          R_CTL.DATA_DESCRIPTOR,
+          encodeXferRdy({ relativeOffset: 0, burstLength: 1 << 30 }),
+          F_CTL.EX_CTX | F_CTL.END_SEQ | F_CTL.SEQ_INIT,
+        );
         return;
       case 'data-overrun':
         // 8 KiB of data for a 512-byte read, some of it at absurd offsets.
@@ -87,7 +125,11 @@ describe('initiator against a hostile target', () => {
     san.fabric.attach(fabricEnd);
     evil = new EvilTarget(new NPortLink(portEnd), { wwpn: 0x5000000000000badn, wwnn: 0x5000000000000ba0n });
     await evil.fabricLogin('flogi');
-    hba = await Initiator.connect(san.linkPath, { wwpn: 0x2100000000000001n, wwnn: 0x2000000000000001n, exchangeTimeoutMs: 1000 });
+    hba = await Initiator.connect(san.linkPath, {
+      wwpn: 0x2100000000000001n,
+      wwnn: 0x2000000000000001n,
+      exchangeTimeoutMs: 1000,
+    });
     await hba.plogi(evil.nportId);
     await hba.prli(evil.nportId);
   });
@@ -98,15 +140,22 @@ describe('initiator against a hostile target', () => {
 
   it('aborts a write when XFER_RDY asks for more than FCP_DL', async () => {
     evil.mode = 'xfer-rdy-beyond-dl';
-    const err = await hba.scsiCommand(evil.nportId, { lun: 0, cdb: write10(0, 1), direction: 'write', dataOut: new Uint8Array(512) }).catch((e: unknown) => e);
+    const err = await hba
+      .scsiCommand(evil.nportId, { lun: 0, cdb: write10(0, 1), direction: 'write', dataOut: new Uint8Array(512) })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ProtocolError);
     expect((err as Error).message).toMatch(/XFER_RDY/);
     expect(evil.abtsSeen).toBe(1);
   });
 
-  it('keeps over-run data out of the caller\'s buffer and reports the over-run', async () => {
+  it("keeps over-run data out of the caller's buffer and reports the over-run", async () => {
     evil.mode = 'data-overrun';
-    const r = await hba.scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 });
+    const r = await hba.scsiCommand(evil.nportId, {
+      lun: 0,
+      cdb: read10(0, 1),
+      direction: 'read',
+      expectedLength: 512,
+    });
     expect(r.data.length).toBe(512);
     expect(r.data.every((b) => b === 0xee)).toBe(true);
     expect(r.residualOver).toBe(true);
@@ -114,17 +163,23 @@ describe('initiator against a hostile target', () => {
 
   it('refuses an under-run residual larger than FCP_DL', async () => {
     evil.mode = 'residual-beyond-dl';
-    await expect(hba.scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 })).rejects.toThrow(/residual/);
+    await expect(
+      hba.scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 }),
+    ).rejects.toThrow(/residual/);
   });
 
   it('fails the command on an undecodable FCP_RSP', async () => {
     evil.mode = 'garbage-rsp';
-    await expect(hba.scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 })).rejects.toThrow(/FCP_RSP/);
+    await expect(
+      hba.scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 }),
+    ).rejects.toThrow(/FCP_RSP/);
   });
 
   it('gives up on a silent target: timeout, ABTS, and no answer to that either', async () => {
     evil.mode = 'abts-silent';
-    const err = await hba.scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512, timeoutMs: 50 }).catch((e: unknown) => e);
+    const err = await hba
+      .scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512, timeoutMs: 50 })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExchangeTimeoutError);
     expect(evil.abtsSeen).toBe(1);
   });

@@ -23,7 +23,7 @@ async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
   }
 }
 
-describe('socket links send a turn\'s frames together', () => {
+describe("socket links send a turn's frames together", () => {
   let dir = '';
   let listener: LinkListener | null = null;
   afterEach(async () => {
@@ -65,7 +65,7 @@ describe('socket links send a turn\'s frames together', () => {
 });
 
 describe('in-process links', () => {
-  it('deliver a turn\'s frames on a later turn, in order, as copies', async () => {
+  it("deliver a turn's frames on a later turn, in order, as copies", async () => {
     const [a, b] = linkPair('test');
     const got = collect(b);
     const f = frame(1);

@@ -7,7 +7,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { FcDecodeError } from '../../../src/fc/bytes.js';
-import { CT_RESPONSE, NS, decodeCt, decodePortObject, decodeRspnId, decodeRsnnNn, encodePortIdRequest, nameServerRequest } from '../../../src/fc/ct.js';
+import {
+  CT_RESPONSE,
+  NS,
+  decodeCt,
+  decodePortObject,
+  decodeRspnId,
+  decodeRsnnNn,
+  encodePortIdRequest,
+  nameServerRequest,
+} from '../../../src/fc/ct.js';
 import { NameServer } from '../../../src/san/fabric/name-server.js';
 
 const A = 0x010100;
@@ -29,7 +38,9 @@ describe('symbolic names that are not UTF-8', () => {
   it('are rejected by the decoders as malformed', () => {
     expect(() => decodeRspnId(rspnId(A, invalid))).toThrow(FcDecodeError);
     expect(() => decodeRsnnNn(Uint8Array.of(0, 0, 0, 0, 0, 0, 0, 1, 2, 0xc3, 0x28))).toThrow(FcDecodeError);
-    expect(decodeRspnId(rspnId(A, new TextEncoder().encode('qla2xxx FW:v8.08.231 DVR:v10.02.09.400-k'))).name).toBe('qla2xxx FW:v8.08.231 DVR:v10.02.09.400-k');
+    expect(decodeRspnId(rspnId(A, new TextEncoder().encode('qla2xxx FW:v8.08.231 DVR:v10.02.09.400-k'))).name).toBe(
+      'qla2xxx FW:v8.08.231 DVR:v10.02.09.400-k',
+    );
   });
 
   it('cannot make the name server fail GA_NXT or GSPN_ID for other ports', () => {

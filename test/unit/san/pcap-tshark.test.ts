@@ -40,7 +40,10 @@ function hex(n: number, width: number): string {
 
 describe('pcap of a whole SAN session dissected by tshark', () => {
   it.runIf(tshark !== null || required)('dissects every frame cleanly and as sent', async () => {
-    if (!tshark) throw new Error('tshark not found (neither on PATH nor scripts/guest/tshark.sh); install it: apt-get install -y tshark');
+    if (!tshark)
+      throw new Error(
+        'tshark not found (neither on PATH nor scripts/guest/tshark.sh); install it: apt-get install -y tshark',
+      );
     const dir = mkdtempSync(join(tmpdir(), 'npiv-pcap-'));
     const file = join(dir, 'session.pcap');
     const linkPath = join(dir, 'link.sock');
@@ -65,11 +68,21 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
     // `sent`; count them so the comparison lines up.
     let preamble = 0;
     try {
-      const hba = await Initiator.connect(linkPath, { wwpn: 0x21000024ff000001n, wwnn: 0x20000024ff000001n, exchangeTimeoutMs: 2000 });
+      const hba = await Initiator.connect(linkPath, {
+        wwpn: 0x21000024ff000001n,
+        wwnn: 0x20000024ff000001n,
+        exchangeTimeoutMs: 2000,
+      });
       const vport = await hba.createVport({ wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n });
-      await expect(hba.createVport({ wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n })).rejects.toBeInstanceOf(ElsRejectError);
+      await expect(hba.createVport({ wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n })).rejects.toBeInstanceOf(
+        ElsRejectError,
+      );
       await vport.scr();
-      await vport.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR, symbolicNodeName: 'pcap host', symbolicPortName: 'vport0' });
+      await vport.nameServer.register({
+        fcpFeatures: FC4_FEATURE.INITIATOR,
+        symbolicNodeName: 'pcap host',
+        symbolicPortName: 'vport0',
+      });
       await vport.nameServer.gidPt();
       await vport.nameServer.gidFt();
       const [t] = await vport.discoverTargets();
@@ -97,7 +110,13 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
       // Abort a command right after sending it: ABTS goes out, the target answers BA_ACC or (if the
       // command already finished) BA_RJT.
       const abort = new AbortController();
-      const aborted = vport.scsiCommand(target, { lun: 0, cdb: read10(0, 64), direction: 'read', expectedLength: 64 * 512, signal: abort.signal });
+      const aborted = vport.scsiCommand(target, {
+        lun: 0,
+        cdb: read10(0, 64),
+        direction: 'read',
+        expectedLength: 64 * 512,
+        signal: abort.signal,
+      });
       abort.abort();
       await expect(aborted).rejects.toThrow(/aborted/);
       await vport.prlo(target);
@@ -109,9 +128,19 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
     }
 
     const fields = [
-      'fc.s_id', 'fc.d_id', 'fc.ox_id', 'fc.r_ctl', 'fc.type',
-      'fcels.opcode', 'fcdns.opcode', 'fcels.npname', 'fcdns.rply.pname',
-      'scsi_sbc.opcode', 'scsi.spc.opcode', '_ws.malformed', '_ws.expert.severity',
+      'fc.s_id',
+      'fc.d_id',
+      'fc.ox_id',
+      'fc.r_ctl',
+      'fc.type',
+      'fcels.opcode',
+      'fcdns.opcode',
+      'fcels.npname',
+      'fcdns.rply.pname',
+      'scsi_sbc.opcode',
+      'scsi.spc.opcode',
+      '_ws.malformed',
+      '_ws.expert.severity',
     ] as const;
     const all = tsharkFields(tshark, file, fields);
     rmSync(dir, { recursive: true, force: true });
@@ -125,7 +154,14 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
     expect(rows.length).toBe(sent.length);
     const col = (row: string[][], name: (typeof fields)[number]): string[] => row[fields.indexOf(name)] ?? [];
 
-    const seen = { els: new Set<number>(), ct: new Set<number>(), scsi: new Set<number>(), abts: 0, baAcc: 0, baRjt: 0 };
+    const seen = {
+      els: new Set<number>(),
+      ct: new Set<number>(),
+      scsi: new Set<number>(),
+      abts: 0,
+      baAcc: 0,
+      baRjt: 0,
+    };
     const elsRequests = new Map<string, number>();
     rows.forEach((row, i) => {
       const frame = decodeFrame(sent[i]!);
@@ -144,11 +180,16 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
           seen.els.add(p[0]!);
           elsRequests.set(`${h.sId}:${h.oxId}`, p[0]!);
         }
-        const request = h.rCtl === R_CTL.ELS_REPLY ? (elsRequests.get(`${h.dId}:${h.oxId}`) ?? elsRequests.get(`0:${h.oxId}`)) : undefined;
+        const request =
+          h.rCtl === R_CTL.ELS_REPLY
+            ? (elsRequests.get(`${h.dId}:${h.oxId}`) ?? elsRequests.get(`0:${h.oxId}`))
+            : undefined;
         // Wireshark cannot pair an FDISC's reply with its request (quirk above): no opcode shown.
         if (request !== ELS.FDISC) expect(col(row, 'fcels.opcode'), where).toEqual([hex(p[0]!, 2)]);
         if (p[0] === ELS.FLOGI || p[0] === ELS.FDISC || p[0] === ELS.PLOGI) {
-          expect(col(row, 'fcels.npname'), where).toEqual([formatWwn(new DataView(p.buffer, p.byteOffset).getBigUint64(20))]);
+          expect(col(row, 'fcels.npname'), where).toEqual([
+            formatWwn(new DataView(p.buffer, p.byteOffset).getBigUint64(20)),
+          ]);
         }
       }
       if (h.type === FC_TYPE.CT) {
@@ -168,12 +209,33 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
     // The GPN_ID answer names the target's WWPN.
     const gpnIdReply = rows.findIndex((row, i) => {
       const f = decodeFrame(sent[i]!);
-      return f.header.rCtl === R_CTL.SOL_CONTROL && col(row, 'fcdns.rply.pname').includes('50:0a:09:81:00:00:00:01') && f.payload.length === 16 + 8;
+      return (
+        f.header.rCtl === R_CTL.SOL_CONTROL &&
+        col(row, 'fcdns.rply.pname').includes('50:0a:09:81:00:00:00:01') &&
+        f.payload.length === 16 + 8
+      );
     });
     expect(gpnIdReply).toBeGreaterThan(0);
     // Everything the brief lists was on the wire.
-    expect([...seen.els].sort()).toEqual([ELS.PLOGI, ELS.FLOGI, ELS.LOGO, ELS.PRLI, ELS.PRLO, ELS.FDISC, ELS.ADISC, ELS.RSCN, ELS.SCR].sort());
-    for (const c of [NS.RFT_ID, NS.RFF_ID, NS.RNN_ID, NS.RSNN_NN, NS.RSPN_ID, NS.GID_PT, NS.GID_FT, NS.GPN_FT, NS.GNN_FT, NS.GPN_ID, NS.GNN_ID, NS.GFPN_ID, NS.GFF_ID, NS.GA_NXT]) {
+    expect([...seen.els].sort()).toEqual(
+      [ELS.PLOGI, ELS.FLOGI, ELS.LOGO, ELS.PRLI, ELS.PRLO, ELS.FDISC, ELS.ADISC, ELS.RSCN, ELS.SCR].sort(),
+    );
+    for (const c of [
+      NS.RFT_ID,
+      NS.RFF_ID,
+      NS.RNN_ID,
+      NS.RSNN_NN,
+      NS.RSPN_ID,
+      NS.GID_PT,
+      NS.GID_FT,
+      NS.GPN_FT,
+      NS.GNN_FT,
+      NS.GPN_ID,
+      NS.GNN_ID,
+      NS.GFPN_ID,
+      NS.GFF_ID,
+      NS.GA_NXT,
+    ]) {
       expect(seen.ct.has(c), `CT ${hex(c, 4)}`).toBe(true);
     }
     expect([...seen.scsi].sort()).toEqual([0x12, 0xa0, 0x2a, 0x28].sort());

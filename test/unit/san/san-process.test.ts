@@ -22,7 +22,10 @@ const built = existsSync(join(repoRoot, 'dist', 'src', 'cli', 'san.js'));
 const HOST = { wwpn: 0xc05076ffe5000001n, wwnn: 0xc05076ffe5000000n };
 
 function startSan(args: string[]): ChildProcess {
-  return spawn(process.execPath, [cli, 'san', ...args], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NPIV_HBA_LOG_LEVEL: 'warn' } });
+  return spawn(process.execPath, [cli, 'san', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, NPIV_HBA_LOG_LEVEL: 'warn' },
+  });
 }
 function exited(p: ChildProcess): Promise<number | null> {
   return new Promise((r) => (p.exitCode !== null ? r(p.exitCode) : p.once('exit', (code) => r(code))));
@@ -53,49 +56,63 @@ describe('npiv-hba san as a process', () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  it.runIf(built || process.env.CI === 'true')('keeps written data across a restart of the SAN process; san ctl reaches it', async () => {
-    if (!built) throw new Error('dist/ is not built: run npm run build');
-    dir = mkdtempSync(join(tmpdir(), 'sanproc-'));
-    const cfg = join(dir, 'san.json');
-    writeFileSync(
-      cfg,
-      JSON.stringify({
-        fabric: { name: 'f', domain: 3 },
-        arrays: [
-          {
-            name: 'a1',
-            ports: [{ wwpn: '50:0a:09:81:00:00:00:07', wwnn: '50:0a:09:80:00:00:00:07' }],
-            volumes: [{ name: 'v', size: '8MiB', file: 'v.img' }],
-            hostGroups: [{ name: 'h', initiators: ['c0:50:76:ff:e5:00:00:01'], luns: { '0': 'v' } }],
-          },
-        ],
-      }),
-    );
-    const link = join(dir, 'link.sock');
-    const control = join(dir, 'ctl.sock');
-    const args = ['--config', cfg, '--link', link, '--control', control];
+  it.runIf(built || process.env.CI === 'true')(
+    'keeps written data across a restart of the SAN process; san ctl reaches it',
+    async () => {
+      if (!built) throw new Error('dist/ is not built: run npm run build');
+      dir = mkdtempSync(join(tmpdir(), 'sanproc-'));
+      const cfg = join(dir, 'san.json');
+      writeFileSync(
+        cfg,
+        JSON.stringify({
+          fabric: { name: 'f', domain: 3 },
+          arrays: [
+            {
+              name: 'a1',
+              ports: [{ wwpn: '50:0a:09:81:00:00:00:07', wwnn: '50:0a:09:80:00:00:00:07' }],
+              volumes: [{ name: 'v', size: '8MiB', file: 'v.img' }],
+              hostGroups: [{ name: 'h', initiators: ['c0:50:76:ff:e5:00:00:01'], luns: { '0': 'v' } }],
+            },
+          ],
+        }),
+      );
+      const link = join(dir, 'link.sock');
+      const control = join(dir, 'ctl.sock');
+      const args = ['--config', cfg, '--link', link, '--control', control];
 
-    proc = startSan(args);
-    await until(() => existsSync(control), 'first SAN up', 4000);
-    const data = Uint8Array.from({ length: 32 * 512 }, (_, i) => (i * 7 + 1) & 0xff);
-    let { hba, target } = await lunZero(link);
-    const w = await withUnitAttentionRetry(() => hba.scsiCommand(target, { lun: 0, cdb: write10(1000, 32), direction: 'write', dataOut: data }));
-    expect(w.status).toBe(0);
-    const { stdout } = await promisify(execFile)(process.execPath, [cli, 'san', 'ctl', '--control', control, 'status']);
-    expect(JSON.parse(stdout).logins.map((l: { wwpn: string }) => l.wwpn)).toContain('c0:50:76:ff:e5:00:00:01');
-    hba.closeLink();
-    proc.kill('SIGTERM');
-    expect(await exited(proc)).toBe(0);
-    expect(existsSync(control)).toBe(false); // removed on shutdown, so the wait below means something
+      proc = startSan(args);
+      await until(() => existsSync(control), 'first SAN up', 4000);
+      const data = Uint8Array.from({ length: 32 * 512 }, (_, i) => (i * 7 + 1) & 0xff);
+      let { hba, target } = await lunZero(link);
+      const w = await withUnitAttentionRetry(() =>
+        hba.scsiCommand(target, { lun: 0, cdb: write10(1000, 32), direction: 'write', dataOut: data }),
+      );
+      expect(w.status).toBe(0);
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        cli,
+        'san',
+        'ctl',
+        '--control',
+        control,
+        'status',
+      ]);
+      expect(JSON.parse(stdout).logins.map((l: { wwpn: string }) => l.wwpn)).toContain('c0:50:76:ff:e5:00:00:01');
+      hba.closeLink();
+      proc.kill('SIGTERM');
+      expect(await exited(proc)).toBe(0);
+      expect(existsSync(control)).toBe(false); // removed on shutdown, so the wait below means something
 
-    proc = startSan(args);
-    await until(() => existsSync(control), 'second SAN up', 4000);
-    ({ hba, target } = await lunZero(link));
-    const r = await withUnitAttentionRetry(() => hba.scsiCommand(target, { lun: 0, cdb: read10(1000, 32), direction: 'read', expectedLength: data.length }));
-    expect(r.status).toBe(0);
-    expect(r.data).toEqual(data);
-    hba.closeLink();
-    proc.kill('SIGTERM');
-    expect(await exited(proc)).toBe(0);
-  });
+      proc = startSan(args);
+      await until(() => existsSync(control), 'second SAN up', 4000);
+      ({ hba, target } = await lunZero(link));
+      const r = await withUnitAttentionRetry(() =>
+        hba.scsiCommand(target, { lun: 0, cdb: read10(1000, 32), direction: 'read', expectedLength: data.length }),
+      );
+      expect(r.status).toBe(0);
+      expect(r.data).toEqual(data);
+      hba.closeLink();
+      proc.kill('SIGTERM');
+      expect(await exited(proc)).toBe(0);
+    },
+  );
 });

@@ -24,7 +24,11 @@ const P2 = '50:0a:09:82:00:00:00:01';
 
 function config(dir: string): SanConfig {
   return parseSanConfig({
-    fabric: { name: 'fab', domain: 2, zoning: { default: 'deny', zones: [{ name: 'z', members: ['c0:50:76:ff:e5:00:00:01', P1, P2] }] } },
+    fabric: {
+      name: 'fab',
+      domain: 2,
+      zoning: { default: 'deny', zones: [{ name: 'z', members: ['c0:50:76:ff:e5:00:00:01', P1, P2] }] },
+    },
     arrays: [
       {
         name: 'array1',
@@ -104,7 +108,12 @@ describe('SAN with real storage arrays', () => {
     const w = await command(host, targets[0]!, { lun: 1, cdb: write10(8, 64), direction: 'write', dataOut: data });
     expect(w.status).toBe(0);
     // Read back through the other port: one volume behind both.
-    const r = await command(host, targets[1]!, { lun: 1, cdb: read10(8, 64), direction: 'read', expectedLength: data.length });
+    const r = await command(host, targets[1]!, {
+      lun: 1,
+      cdb: read10(8, 64),
+      direction: 'read',
+      expectedLength: data.length,
+    });
     expect(r.status).toBe(0);
     expect(r.data).toEqual(data);
     host.closeLink();
@@ -114,7 +123,9 @@ describe('SAN with real storage arrays', () => {
     const data = Uint8Array.from({ length: 16 * 512 }, (_, i) => (i * 31 + 7) & 0xff);
     let host = await Initiator.connect(linkPath, HOST);
     let [t] = await loginToTargets(host);
-    expect((await command(host, t!, { lun: 0, cdb: write10(100, 16), direction: 'write', dataOut: data })).status).toBe(0);
+    expect((await command(host, t!, { lun: 0, cdb: write10(100, 16), direction: 'write', dataOut: data })).status).toBe(
+      0,
+    );
     host.closeLink();
     await control.close();
     await san.close();
@@ -143,14 +154,37 @@ describe('SAN with real storage arrays', () => {
     expect(s.targetPorts.every((p) => p.up && p.sessions.some((x) => x.fcp))).toBe(true);
 
     // New volume mapped as LUN 5: REPORT LUNS shows it (after the unit attention).
-    expect(await controlRequest(controlPath, { cmd: 'add-volume', array: 'array1', name: 'extra', size: '2MiB' })).toMatchObject({ ok: true });
-    expect(await controlRequest(controlPath, { cmd: 'map-lun', array: 'array1', hostGroup: 'host', lun: '5', volume: 'extra' })).toMatchObject({ ok: true });
-    expect(lunList(await command(host, t, { lun: 0, cdb: REPORT_LUNS, direction: 'read', expectedLength: 256 }))).toEqual([0, 1, 5]);
-    expect(await controlRequest(controlPath, { cmd: 'resize-volume', array: 'array1', name: 'extra', size: '3MiB' })).toMatchObject({ ok: true });
-    const cap = await command(host, t, { lun: 5, cdb: Uint8Array.of(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0), direction: 'read', expectedLength: 8 });
+    expect(
+      await controlRequest(controlPath, { cmd: 'add-volume', array: 'array1', name: 'extra', size: '2MiB' }),
+    ).toMatchObject({ ok: true });
+    expect(
+      await controlRequest(controlPath, {
+        cmd: 'map-lun',
+        array: 'array1',
+        hostGroup: 'host',
+        lun: '5',
+        volume: 'extra',
+      }),
+    ).toMatchObject({ ok: true });
+    expect(
+      lunList(await command(host, t, { lun: 0, cdb: REPORT_LUNS, direction: 'read', expectedLength: 256 })),
+    ).toEqual([0, 1, 5]);
+    expect(
+      await controlRequest(controlPath, { cmd: 'resize-volume', array: 'array1', name: 'extra', size: '3MiB' }),
+    ).toMatchObject({ ok: true });
+    const cap = await command(host, t, {
+      lun: 5,
+      cdb: Uint8Array.of(0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0),
+      direction: 'read',
+      expectedLength: 8,
+    });
     expect(new DataView(cap.data.buffer, cap.data.byteOffset).getUint32(0) + 1).toBe((3 * 1024 * 1024) / 512);
-    expect(await controlRequest(controlPath, { cmd: 'unmap-lun', array: 'array1', hostGroup: 'host', lun: 5 })).toMatchObject({ ok: true });
-    expect(lunList(await command(host, t, { lun: 0, cdb: REPORT_LUNS, direction: 'read', expectedLength: 256 }))).toEqual([0, 1]);
+    expect(
+      await controlRequest(controlPath, { cmd: 'unmap-lun', array: 'array1', hostGroup: 'host', lun: 5 }),
+    ).toMatchObject({ ok: true });
+    expect(
+      lunList(await command(host, t, { lun: 0, cdb: REPORT_LUNS, direction: 'read', expectedLength: 256 })),
+    ).toEqual([0, 1]);
 
     // Target port down: RSCN, the port leaves the name server; up again: back.
     const before = rscns.length;
@@ -158,15 +192,22 @@ describe('SAN with real storage arrays', () => {
     await until(() => rscns.length > before, 'RSCN after port-down');
     expect((await host.discoverTargets()).map((x) => x.wwpn)).toEqual([0x500a098100000001n]);
     expect(await controlRequest(controlPath, { cmd: 'port-up', wwpn: P2 })).toMatchObject({ ok: true });
-    expect((await host.discoverTargets()).map((x) => x.wwpn).sort()).toEqual([0x500a098100000001n, 0x500a098200000001n]);
+    expect((await host.discoverTargets()).map((x) => x.wwpn).sort()).toEqual([
+      0x500a098100000001n,
+      0x500a098200000001n,
+    ]);
 
     // Zoning: remove the host from the zone; it is told and loses sight of the array.
     const n = rscns.length;
-    expect(await controlRequest(controlPath, { cmd: 'zone-remove-member', zone: 'z', wwpn: 'c0:50:76:ff:e5:00:00:01' })).toMatchObject({ ok: true });
+    expect(
+      await controlRequest(controlPath, { cmd: 'zone-remove-member', zone: 'z', wwpn: 'c0:50:76:ff:e5:00:00:01' }),
+    ).toMatchObject({ ok: true });
     await until(() => rscns.length > n, 'RSCN after zoning change');
     expect(await host.discoverTargets()).toEqual([]);
     // A second host in a zone created at run time sees the array.
-    expect(await controlRequest(controlPath, { cmd: 'zone-create', name: 'z2', members: ['c0:50:76:ff:e5:00:00:02', P1] })).toMatchObject({ ok: true });
+    expect(
+      await controlRequest(controlPath, { cmd: 'zone-create', name: 'z2', members: ['c0:50:76:ff:e5:00:00:02', P1] }),
+    ).toMatchObject({ ok: true });
     const other = await Initiator.connect(linkPath, OTHER);
     await other.nameServer.register({ fcpFeatures: FC4_FEATURE.INITIATOR });
     expect((await other.discoverTargets()).map((x) => x.wwpn)).toEqual([0x500a098100000001n]);
@@ -203,7 +244,9 @@ describe('SAN with real storage arrays', () => {
     const missing = await controlRequest(controlPath, { cmd: 'add-volume', array: 'array1' });
     expect(missing.ok).toBe(false);
     expect(missing.error).toMatch(/name/);
-    expect((await controlRequest(controlPath, { cmd: 'remove-volume', array: 'nope', name: 'x' })).error).toMatch(/no array named 'nope'/);
+    expect((await controlRequest(controlPath, { cmd: 'remove-volume', array: 'nope', name: 'x' })).error).toMatch(
+      /no array named 'nope'/,
+    );
     expect((await controlRequest(controlPath, { cmd: 'port-down', wwpn: 'zz' })).error).toMatch(/wwpn: invalid WWN/);
     // Raw garbage, then an over-long line: the server answers or hangs up, and keeps serving.
     const raw = await new Promise<string>((resolve) => {

@@ -31,10 +31,14 @@ const closers: (() => Promise<void> | void)[] = [];
 
 function capturingLog() {
   lines = [];
-  return pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }));
+  return pino(
+    { level: 'info' },
+    new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }),
+  );
 }
 
-const refusals = (uid: number) => lines.filter((l) => l.includes('"event":"connection_refused"') && l.includes(`"uid":${uid}`));
+const refusals = (uid: number) =>
+  lines.filter((l) => l.includes('"event":"connection_refused"') && l.includes(`"uid":${uid}`));
 
 function connect(path: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {

@@ -6,7 +6,15 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ELS } from '../../../src/fc/els.js';
 import { FCP_RSP_CODE, decodeFcpRsp, decodeXferRdy, encodeFcpCmnd } from '../../../src/fc/fcp.js';
-import { F_CTL, F_CTL_REQUEST, FC_TYPE, FC_XID_UNKNOWN, type FcFrame, R_CTL, decodeFrame } from '../../../src/fc/frame.js';
+import {
+  F_CTL,
+  F_CTL_REQUEST,
+  FC_TYPE,
+  FC_XID_UNKNOWN,
+  type FcFrame,
+  R_CTL,
+  decodeFrame,
+} from '../../../src/fc/frame.js';
 import { buildSequence } from '../../../src/fc/sequence.js';
 import { Initiator, lunField } from '../../../src/fc/initiator.js';
 import type { FcTargetPort } from '../../../src/san/target-port.js';
@@ -50,13 +58,25 @@ describe('FC target port', () => {
   function rawCommand(payload: Uint8Array, oxId: number): void {
     hba.mux.send(
       buildSequence(
-        { rCtl: R_CTL.UNSOL_COMMAND, dId: tid, csCtl: 0, sId: hba.nportId, type: FC_TYPE.FCP, fCtl: F_CTL_REQUEST, seqId: 1, dfCtl: 0, oxId, rxId: FC_XID_UNKNOWN },
+        {
+          rCtl: R_CTL.UNSOL_COMMAND,
+          dId: tid,
+          csCtl: 0,
+          sId: hba.nportId,
+          type: FC_TYPE.FCP,
+          fCtl: F_CTL_REQUEST,
+          seqId: 1,
+          dfCtl: 0,
+          oxId,
+          rxId: FC_XID_UNKNOWN,
+        },
         payload,
         2048,
       ),
     );
   }
-  const fromTarget = (oxId: number, rCtl: number): FcFrame[] => seen.filter((f) => f.header.sId === tid && f.header.oxId === oxId && f.header.rCtl === rCtl);
+  const fromTarget = (oxId: number, rCtl: number): FcFrame[] =>
+    seen.filter((f) => f.header.sId === tid && f.header.oxId === oxId && f.header.rCtl === rCtl);
 
   it('splits a large write into several XFER_RDY bursts of at most maxBurst', async () => {
     await hba.plogi(tid);
@@ -74,8 +94,12 @@ describe('FC target port', () => {
     expect(target.openExchanges).toBe(0);
   });
 
-  it('sends read data in frames no larger than the initiator\'s receive data field size', async () => {
-    const small = await Initiator.connect(san.linkPath, { wwpn: 0x2100000000000002n, wwnn: 0x2000000000000002n, rxDataFieldSize: 1024 });
+  it("sends read data in frames no larger than the initiator's receive data field size", async () => {
+    const small = await Initiator.connect(san.linkPath, {
+      wwpn: 0x2100000000000002n,
+      wwnn: 0x2000000000000002n,
+      rxDataFieldSize: 1024,
+    });
     const sizes: number[] = [];
     small.mux.link.on('frame', (f) => {
       const frame = decodeFrame(f);
@@ -91,12 +115,27 @@ describe('FC target port', () => {
   });
 
   it('sends LOGO to a port that sends FCP_CMND without logging in, PRLO without an image pair', async () => {
-    const cmd = encodeFcpCmnd({ lun: lunField(0), crn: 0, taskAttribute: 0, taskManagement: 0, read: true, write: false, cdb: cdb16(read10(0, 1)), dataLength: 512 });
+    const cmd = encodeFcpCmnd({
+      lun: lunField(0),
+      crn: 0,
+      taskAttribute: 0,
+      taskManagement: 0,
+      read: true,
+      write: false,
+      cdb: cdb16(read10(0, 1)),
+      dataLength: 512,
+    });
     rawCommand(cmd, 0x7001);
-    await until(() => seen.some((f) => f.header.sId === tid && f.header.rCtl === R_CTL.ELS_REQUEST && f.payload[0] === ELS.LOGO), 'LOGO from the target');
+    await until(
+      () => seen.some((f) => f.header.sId === tid && f.header.rCtl === R_CTL.ELS_REQUEST && f.payload[0] === ELS.LOGO),
+      'LOGO from the target',
+    );
     await hba.plogi(tid);
     rawCommand(cmd, 0x7002);
-    await until(() => seen.some((f) => f.header.sId === tid && f.header.rCtl === R_CTL.ELS_REQUEST && f.payload[0] === ELS.PRLO), 'PRLO from the target');
+    await until(
+      () => seen.some((f) => f.header.sId === tid && f.header.rCtl === R_CTL.ELS_REQUEST && f.payload[0] === ELS.PRLO),
+      'PRLO from the target',
+    );
     expect(disk.requests).toHaveLength(0);
   });
 
@@ -104,7 +143,16 @@ describe('FC target port', () => {
     await hba.plogi(tid);
     await hba.prli(tid);
     const cdb = cdb16(read10(0, 1));
-    const good = encodeFcpCmnd({ lun: lunField(0), crn: 0, taskAttribute: 0, taskManagement: 0, read: true, write: false, cdb, dataLength: 512 });
+    const good = encodeFcpCmnd({
+      lun: lunField(0),
+      crn: 0,
+      taskAttribute: 0,
+      taskManagement: 0,
+      read: true,
+      write: false,
+      cdb,
+      dataLength: 512,
+    });
     // Additional CDB announced.
     const addl = good.slice();
     addl[11] = 0x02 | (4 << 2);
@@ -114,14 +162,27 @@ describe('FC target port', () => {
     bidi[11] = 0x03;
     rawCommand(bidi, 0x101);
     // FCP_DL beyond the transfer limit.
-    const huge = encodeFcpCmnd({ lun: lunField(0), crn: 0, taskAttribute: 0, taskManagement: 0, read: false, write: true, cdb: cdb16(write10(0, 1)), dataLength: 64 * 1024 * 1024 });
+    const huge = encodeFcpCmnd({
+      lun: lunField(0),
+      crn: 0,
+      taskAttribute: 0,
+      taskManagement: 0,
+      read: false,
+      write: true,
+      cdb: cdb16(write10(0, 1)),
+      dataLength: 64 * 1024 * 1024,
+    });
     rawCommand(huge, 0x102);
     // Two task management flags at once.
     const tmf = good.slice();
     tmf[10] = 0x10 | 0x20;
     rawCommand(tmf, 0x103);
-    await until(() => [0x100, 0x101, 0x102, 0x103].every((ox) => fromTarget(ox, R_CTL.COMMAND_STATUS).length === 1), 'four FCP_RSPs');
-    const code = (ox: number): number | null => decodeFcpRsp(fromTarget(ox, R_CTL.COMMAND_STATUS)[0]!.payload).responseCode;
+    await until(
+      () => [0x100, 0x101, 0x102, 0x103].every((ox) => fromTarget(ox, R_CTL.COMMAND_STATUS).length === 1),
+      'four FCP_RSPs',
+    );
+    const code = (ox: number): number | null =>
+      decodeFcpRsp(fromTarget(ox, R_CTL.COMMAND_STATUS)[0]!.payload).responseCode;
     expect(code(0x100)).toBe(FCP_RSP_CODE.INVALID_FIELDS);
     expect(code(0x101)).toBe(FCP_RSP_CODE.INVALID_FIELDS);
     expect(code(0x102)).toBe(FCP_RSP_CODE.INVALID_FIELDS);
@@ -134,19 +195,42 @@ describe('FC target port', () => {
     await hba.plogi(tid);
     await hba.prli(tid);
     const cdb = cdb16(write10(0, 2));
-    const cmd = encodeFcpCmnd({ lun: lunField(0), crn: 0, taskAttribute: 0, taskManagement: 0, read: false, write: true, cdb, dataLength: 1024 });
+    const cmd = encodeFcpCmnd({
+      lun: lunField(0),
+      crn: 0,
+      taskAttribute: 0,
+      taskManagement: 0,
+      read: false,
+      write: true,
+      cdb,
+      dataLength: 1024,
+    });
     rawCommand(cmd, 0x200);
     await until(() => fromTarget(0x200, R_CTL.DATA_DESCRIPTOR).length === 1, 'XFER_RDY');
     const rxId = fromTarget(0x200, R_CTL.DATA_DESCRIPTOR)[0]!.header.rxId;
     hba.mux.send(
       buildSequence(
-        { rCtl: R_CTL.DEVICE_DATA_SOLICITED, dId: tid, csCtl: 0, sId: hba.nportId, type: FC_TYPE.FCP, fCtl: F_CTL.END_SEQ | F_CTL.SEQ_INIT, seqId: 2, dfCtl: 0, oxId: 0x200, rxId, relativeOffset: 512 },
+        {
+          rCtl: R_CTL.DEVICE_DATA_SOLICITED,
+          dId: tid,
+          csCtl: 0,
+          sId: hba.nportId,
+          type: FC_TYPE.FCP,
+          fCtl: F_CTL.END_SEQ | F_CTL.SEQ_INIT,
+          seqId: 2,
+          dfCtl: 0,
+          oxId: 0x200,
+          rxId,
+          relativeOffset: 512,
+        },
         new Uint8Array(512),
         2048,
       ),
     );
     await until(() => fromTarget(0x200, R_CTL.COMMAND_STATUS).length === 1, 'FCP_RSP');
-    expect(decodeFcpRsp(fromTarget(0x200, R_CTL.COMMAND_STATUS)[0]!.payload).responseCode).toBe(FCP_RSP_CODE.RO_MISMATCH);
+    expect(decodeFcpRsp(fromTarget(0x200, R_CTL.COMMAND_STATUS)[0]!.payload).responseCode).toBe(
+      FCP_RSP_CODE.RO_MISMATCH,
+    );
     // No data at all: the exchange is dropped after the target's exchange timeout.
     rawCommand(cmd, 0x201);
     await until(() => fromTarget(0x201, R_CTL.DATA_DESCRIPTOR).length === 1, 'XFER_RDY');
@@ -163,7 +247,9 @@ describe('FC target port', () => {
     expect(await lost).toBe(TGT.wwpn);
     expect(hba.sessions.has(tid)).toBe(false);
     expect(disk.lost.map((n) => n.initiatorWwpn)).toEqual([HBA.wwpn]);
-    await expect(hba.scsiCommand(tid, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 })).rejects.toThrow(/image pair/);
+    await expect(
+      hba.scsiCommand(tid, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512 }),
+    ).rejects.toThrow(/image pair/);
   });
 
   it('rejects ABTS for an exchange it does not have (BA_RJT)', async () => {

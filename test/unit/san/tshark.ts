@@ -36,7 +36,11 @@ export function findTshark(): string | null {
 export function tsharkFields(tshark: string, pcap: string, fields: readonly string[]): string[][][] {
   const args = ['-n', '-r', pcap, '-T', 'fields', '-E', 'separator=\t', '-E', 'occurrence=a', '-E', 'aggregator=,'];
   for (const f of fields) args.push('-e', f);
-  const out = execFileSync(tshark, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 });
+  const out = execFileSync(tshark, args, {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+    maxBuffer: 64 * 1024 * 1024,
+  });
   return out
     .split('\n')
     .filter((line) => line.length > 0)

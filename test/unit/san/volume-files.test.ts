@@ -6,7 +6,16 @@
  * volumes the host cannot hold are refused on the control socket.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { totalmem, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -23,7 +32,14 @@ function sanConfig(extra: Record<string, unknown> = {}, volumes: unknown[] = [])
   return parseSanConfig({
     ...extra,
     fabric: { name: 'fab', domain: 1 },
-    arrays: [{ name: 'array1', ports: [{ wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' }], volumes, hostGroups: [] }],
+    arrays: [
+      {
+        name: 'array1',
+        ports: [{ wwpn: '50:0a:09:81:00:00:00:01', wwnn: '50:0a:09:80:00:00:00:01' }],
+        volumes,
+        hostGroups: [],
+      },
+    ],
   });
 }
 
@@ -60,7 +76,9 @@ describe('control socket: volume files', () => {
     expect(san.dataDir).toBe(data);
     expect(statSync(data).mode & 0o777).toBe(0o700);
 
-    expect(await ctl(san, { cmd: 'add-volume', array: 'array1', name: 'ok', size: '1MiB', file: 'ok.img' })).toMatchObject({ ok: true });
+    expect(
+      await ctl(san, { cmd: 'add-volume', array: 'array1', name: 'ok', size: '1MiB', file: 'ok.img' }),
+    ).toMatchObject({ ok: true });
     expect(statSync(join(data, 'ok.img')).size).toBe(1 << 20);
     expect(san.array('array1').volume('ok')!.file).toBe(join(data, 'ok.img'));
 
@@ -94,7 +112,9 @@ describe('control socket: volume files', () => {
     expect(refused.error).toMatch(/already exists.*adopt=true/);
     expect(statSync(file).size).toBe(4096); // not extended either
 
-    expect(await ctl(san, { cmd: 'add-volume', array: 'array1', name: 'old', size: '1MiB', file: 'old.img', adopt: true })).toMatchObject({ ok: true });
+    expect(
+      await ctl(san, { cmd: 'add-volume', array: 'array1', name: 'old', size: '1MiB', file: 'old.img', adopt: true }),
+    ).toMatchObject({ ok: true });
     expect(statSync(file).size).toBe(1 << 20);
     const head = await san.array('array1').volume('old')!.readBlocks(0, 8);
     expect(head.every((b) => b === 0xab)).toBe(true);
@@ -140,8 +160,9 @@ describe('configuration file: volume files', () => {
     expect((await san.array('array1').volume('v')!.readBlocks(0, 1))[0]).toBe(7);
     await san.close();
     san = null;
-    await expect(San.start(sanConfig({}, [{ name: 'v', size: '1MiB', file: 'old.img', existing: 'create' }]), { baseDir: dir }))
-      .rejects.toThrow(/already exists/);
+    await expect(
+      San.start(sanConfig({}, [{ name: 'v', size: '1MiB', file: 'old.img', existing: 'create' }]), { baseDir: dir }),
+    ).rejects.toThrow(/already exists/);
   });
 });
 
@@ -149,7 +170,9 @@ describe('backing file locks', () => {
   it('a second open of an image in use is refused with a clear message, and works once it is closed', async () => {
     const file = join(dir, 'shared.img');
     const first = await Volume.open({ name: 'a', size: '1MiB', file }, ID);
-    await expect(Volume.open({ name: 'b', size: '1MiB', file }, ID)).rejects.toThrow(/locked by another process .*another `npiv-hba san`/);
+    await expect(Volume.open({ name: 'b', size: '1MiB', file }, ID)).rejects.toThrow(
+      /locked by another process .*another `npiv-hba san`/,
+    );
     await first.close();
     const again = await Volume.open({ name: 'b', size: '1MiB', file }, ID);
     await again.close();
@@ -160,13 +183,18 @@ describe('backing file locks', () => {
     writeFileSync(file, '');
     // flock(1) holds LOCK_EX on the file in another process, as a second SAN would.
     // Its own process group, so that flock and the shell under it go together at the end.
-    const holder = spawn('flock', ['-x', file, '-c', 'echo locked; exec sleep 30'], { stdio: ['ignore', 'pipe', 'inherit'], detached: true });
+    const holder = spawn('flock', ['-x', file, '-c', 'echo locked; exec sleep 30'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      detached: true,
+    });
     try {
       await new Promise<void>((resolve, reject) => {
         holder.stdout!.once('data', () => resolve());
         holder.once('error', reject);
       });
-      await expect(StorageArray.create(testConfig({ volumes: [{ name: 'v', size: '1MiB', file }], hostGroups: [] }))).rejects.toThrow(/locked by another process/);
+      await expect(
+        StorageArray.create(testConfig({ volumes: [{ name: 'v', size: '1MiB', file }], hostGroups: [] })),
+      ).rejects.toThrow(/locked by another process/);
       expect(statSync(file).size).toBe(0); // refused before touching it
     } finally {
       process.kill(-holder.pid!, 'SIGKILL');

@@ -13,7 +13,9 @@ describe('block I/O', () => {
     h = new Host(HOST_1, array.ports[0]!);
     await h.clearUnitAttentions();
   });
-  afterEach(async () => { await array.close(); });
+  afterEach(async () => {
+    await array.close();
+  });
 
   it('WRITE(10) then READ(10) returns the same bytes; unwritten blocks read as zeros', async () => {
     const data = pattern(4 * 512, 1);
@@ -64,7 +66,11 @@ describe('block I/O', () => {
     const data = pattern(1024, 5);
     expectInvalidField(await h.send(Cdb.write10(10, 2), { dataOut: data.subarray(0, 512), expectedLength: 512 }), 7, 7);
     expectInvalidField(await h.send(Cdb.write10(10, 2), { dataOut: data, expectedLength: 2048 }), 7, 7);
-    expectInvalidField(await h.send(Cdb.write10(10, 2), { dataOut: data.subarray(0, 512), expectedLength: 1024 }), 7, 7);
+    expectInvalidField(
+      await h.send(Cdb.write10(10, 2), { dataOut: data.subarray(0, 512), expectedLength: 1024 }),
+      7,
+      7,
+    );
     expect(expectGood(await h.send(Cdb.read10(10, 2))).every((b) => b === 0)).toBe(true);
   });
 
@@ -81,8 +87,18 @@ describe('block I/O', () => {
   });
 
   describe('VERIFY', () => {
-    const verify10 = (lba: number, blocks: number, bytchk = 0) =>
-      [0x2f, bytchk << 1, (lba >>> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0];
+    const verify10 = (lba: number, blocks: number, bytchk = 0) => [
+      0x2f,
+      bytchk << 1,
+      (lba >>> 24) & 0xff,
+      (lba >> 16) & 0xff,
+      (lba >> 8) & 0xff,
+      lba & 0xff,
+      0,
+      blocks >> 8,
+      blocks & 0xff,
+      0,
+    ];
 
     it('BYTCHK 0 verifies the medium is readable, with range checks', async () => {
       expectGood(await h.send(verify10(0, 100), { direction: 'none', expectedLength: 0 }));
@@ -153,13 +169,19 @@ describe('block I/O', () => {
       const dv = new DataView(p.buffer);
       dv.setUint16(0, p.length - 2);
       dv.setUint16(2, 16 * ranges.length);
-      ranges.forEach(([lba, n], i) => { dv.setBigUint64(8 + 16 * i, lba); dv.setUint32(16 + 16 * i, n); });
+      ranges.forEach(([lba, n], i) => {
+        dv.setBigUint64(8 + 16 * i, lba);
+        dv.setUint32(16 + 16 * i, n);
+      });
       return p;
     }
 
     it('UNMAP zeroes the listed ranges only', async () => {
       expectGood(await h.send(Cdb.write10(0, 16), { dataOut: pattern(16 * 512, 11) }));
-      const list = unmapList([[2n, 2], [10n, 1]]);
+      const list = unmapList([
+        [2n, 2],
+        [10n, 1],
+      ]);
       expectGood(await h.send(Cdb.unmap(list.length), { dataOut: list }));
       const d = expectGood(await h.send(Cdb.read10(0, 16)));
       const zeroBlock = (i: number): boolean => d.subarray(i * 512, (i + 1) * 512).every((b) => b === 0);

@@ -53,8 +53,13 @@ export interface SendOptions {
 
 /** One initiator talking through one target port. */
 export class Host {
-  constructor(readonly wwpn: bigint, readonly port: ScsiTargetPort) {}
-  get nexus(): ItNexus { return nexus(this.wwpn, this.port); }
+  constructor(
+    readonly wwpn: bigint,
+    readonly port: ScsiTargetPort,
+  ) {}
+  get nexus(): ItNexus {
+    return nexus(this.wwpn, this.port);
+  }
 
   send(cdbBytes: number[] | Uint8Array, opts: SendOptions = {}): Promise<ScsiResponse> {
     const cdb = new Uint8Array(16);
@@ -121,48 +126,162 @@ export function be64(b: Uint8Array, off: number): bigint {
 export const Cdb = {
   tur: () => [0x00, 0, 0, 0, 0, 0],
   inquiry: (alloc = 255, evpd = false, page = 0) => [0x12, evpd ? 1 : 0, page, alloc >> 8, alloc & 0xff, 0],
-  reportLuns: (alloc = 4096, select = 0) => [0xa0, 0, select, 0, 0, 0, (alloc >>> 24) & 0xff, (alloc >> 16) & 0xff, (alloc >> 8) & 0xff, alloc & 0xff, 0, 0],
+  reportLuns: (alloc = 4096, select = 0) => [
+    0xa0,
+    0,
+    select,
+    0,
+    0,
+    0,
+    (alloc >>> 24) & 0xff,
+    (alloc >> 16) & 0xff,
+    (alloc >> 8) & 0xff,
+    alloc & 0xff,
+    0,
+    0,
+  ],
   requestSense: (alloc = 18, desc = false) => [0x03, desc ? 1 : 0, 0, 0, alloc, 0],
   readCapacity10: () => [0x25, 0, 0, 0, 0, 0, 0, 0, 0, 0],
-  readCapacity16: (alloc = 32) => [0x9e, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, (alloc >>> 24) & 0xff, (alloc >> 16) & 0xff, (alloc >> 8) & 0xff, alloc & 0xff, 0, 0],
-  read10: (lba: number, blocks: number, flags = 0) => [0x28, flags, (lba >>> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0],
-  write10: (lba: number, blocks: number, flags = 0) => [0x2a, flags, (lba >>> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0],
+  readCapacity16: (alloc = 32) => [
+    0x9e,
+    0x10,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    (alloc >>> 24) & 0xff,
+    (alloc >> 16) & 0xff,
+    (alloc >> 8) & 0xff,
+    alloc & 0xff,
+    0,
+    0,
+  ],
+  read10: (lba: number, blocks: number, flags = 0) => [
+    0x28,
+    flags,
+    (lba >>> 24) & 0xff,
+    (lba >> 16) & 0xff,
+    (lba >> 8) & 0xff,
+    lba & 0xff,
+    0,
+    blocks >> 8,
+    blocks & 0xff,
+    0,
+  ],
+  write10: (lba: number, blocks: number, flags = 0) => [
+    0x2a,
+    flags,
+    (lba >>> 24) & 0xff,
+    (lba >> 16) & 0xff,
+    (lba >> 8) & 0xff,
+    lba & 0xff,
+    0,
+    blocks >> 8,
+    blocks & 0xff,
+    0,
+  ],
   rw16: (op: number, lba: bigint, blocks: number, flags = 0) => {
     const c = new Uint8Array(16);
-    c[0] = op; c[1] = flags;
+    c[0] = op;
+    c[1] = flags;
     new DataView(c.buffer).setBigUint64(2, lba);
     new DataView(c.buffer).setUint32(10, blocks);
     return c;
   },
   rw12: (op: number, lba: number, blocks: number, flags = 0) => {
     const c = new Uint8Array(12);
-    c[0] = op; c[1] = flags;
+    c[0] = op;
+    c[1] = flags;
     new DataView(c.buffer).setUint32(2, lba);
     new DataView(c.buffer).setUint32(6, blocks);
     return c;
   },
   rw6: (op: number, lba: number, blocks: number) => [op, (lba >> 16) & 0x1f, (lba >> 8) & 0xff, lba & 0xff, blocks, 0],
-  modeSense6: (page: number, alloc = 255, opts: { dbd?: boolean; pc?: number; subpage?: number } = {}) =>
-    [0x1a, opts.dbd ? 0x08 : 0, ((opts.pc ?? 0) << 6) | page, opts.subpage ?? 0, alloc, 0],
-  modeSense10: (page: number, alloc = 1024, opts: { dbd?: boolean; llbaa?: boolean; pc?: number; subpage?: number } = {}) =>
-    [0x5a, (opts.dbd ? 0x08 : 0) | (opts.llbaa ? 0x10 : 0), ((opts.pc ?? 0) << 6) | page, opts.subpage ?? 0, 0, 0, 0, alloc >> 8, alloc & 0xff, 0],
-  syncCache10: (lba = 0, blocks = 0) => [0x35, 0, (lba >>> 24) & 0xff, (lba >> 16) & 0xff, (lba >> 8) & 0xff, lba & 0xff, 0, blocks >> 8, blocks & 0xff, 0],
+  modeSense6: (page: number, alloc = 255, opts: { dbd?: boolean; pc?: number; subpage?: number } = {}) => [
+    0x1a,
+    opts.dbd ? 0x08 : 0,
+    ((opts.pc ?? 0) << 6) | page,
+    opts.subpage ?? 0,
+    alloc,
+    0,
+  ],
+  modeSense10: (
+    page: number,
+    alloc = 1024,
+    opts: { dbd?: boolean; llbaa?: boolean; pc?: number; subpage?: number } = {},
+  ) => [
+    0x5a,
+    (opts.dbd ? 0x08 : 0) | (opts.llbaa ? 0x10 : 0),
+    ((opts.pc ?? 0) << 6) | page,
+    opts.subpage ?? 0,
+    0,
+    0,
+    0,
+    alloc >> 8,
+    alloc & 0xff,
+    0,
+  ],
+  syncCache10: (lba = 0, blocks = 0) => [
+    0x35,
+    0,
+    (lba >>> 24) & 0xff,
+    (lba >> 16) & 0xff,
+    (lba >> 8) & 0xff,
+    lba & 0xff,
+    0,
+    blocks >> 8,
+    blocks & 0xff,
+    0,
+  ],
   writeSame16: (lba: bigint, blocks: number, flags = 0) => {
     const c = new Uint8Array(16);
-    c[0] = 0x93; c[1] = flags;
+    c[0] = 0x93;
+    c[1] = flags;
     new DataView(c.buffer).setBigUint64(2, lba);
     new DataView(c.buffer).setUint32(10, blocks);
     return c;
   },
   unmap: (paramLength: number) => [0x42, 0, 0, 0, 0, 0, 0, paramLength >> 8, paramLength & 0xff, 0],
   startStop: (start: boolean, extra = 0) => [0x1b, 0, 0, 0, (start ? 1 : 0) | extra, 0],
-  rtpg: (alloc = 1024, extended = true) => [0xa3, (extended ? 0x20 : 0) | 0x0a, 0, 0, 0, 0, (alloc >>> 24) & 0xff, (alloc >> 16) & 0xff, (alloc >> 8) & 0xff, alloc & 0xff, 0, 0],
+  rtpg: (alloc = 1024, extended = true) => [
+    0xa3,
+    (extended ? 0x20 : 0) | 0x0a,
+    0,
+    0,
+    0,
+    0,
+    (alloc >>> 24) & 0xff,
+    (alloc >> 16) & 0xff,
+    (alloc >> 8) & 0xff,
+    alloc & 0xff,
+    0,
+    0,
+  ],
   prIn: (sa: number, alloc = 1024) => [0x5e, sa, 0, 0, 0, 0, 0, alloc >> 8, alloc & 0xff, 0],
-  prOut: (sa: number, type = 0, scope = 0, length = 24) => [0x5f, sa, (scope << 4) | type, 0, 0, (length >>> 24) & 0xff, (length >> 16) & 0xff, (length >> 8) & 0xff, length & 0xff, 0],
+  prOut: (sa: number, type = 0, scope = 0, length = 24) => [
+    0x5f,
+    sa,
+    (scope << 4) | type,
+    0,
+    0,
+    (length >>> 24) & 0xff,
+    (length >> 16) & 0xff,
+    (length >> 8) & 0xff,
+    length & 0xff,
+    0,
+  ],
 };
 
 /** PERSISTENT RESERVE OUT parameter list. */
-export function prParams(key: bigint, saKey: bigint, opts: { aptpl?: boolean; allTgPts?: boolean; specIPt?: boolean } = {}): Uint8Array {
+export function prParams(
+  key: bigint,
+  saKey: bigint,
+  opts: { aptpl?: boolean; allTgPts?: boolean; specIPt?: boolean } = {},
+): Uint8Array {
   const p = new Uint8Array(24);
   const dv = new DataView(p.buffer);
   dv.setBigUint64(0, key);
@@ -175,7 +294,11 @@ export function pattern(bytes: number, seed: number): Uint8Array {
   const out = new Uint8Array(bytes);
   let x = seed >>> 0 || 1;
   for (let i = 0; i < bytes; i++) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     out[i] = x & 0xff;
   }
   return out;

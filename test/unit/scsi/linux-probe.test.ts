@@ -35,13 +35,19 @@ async function spinup(h: Host, lun: number): Promise<void> {
     if (r.status === Status.GOOD) return;
     const s = parseFixedSense(r.sense!);
     if (s.key === 6) continue;
-    if (s.key === 2 && s.sense.asc === 4 && s.sense.ascq === 2) { expectGood(await h.send(Cdb.startStop(true), { lun })); continue; }
+    if (s.key === 2 && s.sense.asc === 4 && s.sense.ascq === 2) {
+      expectGood(await h.send(Cdb.startStop(true), { lun }));
+      continue;
+    }
     throw new Error(`TEST UNIT READY failed: ${JSON.stringify(s)}`);
   }
   throw new Error('disk did not become ready');
 }
 
-async function attachSd(h: Host, lun: number): Promise<{ blocks: bigint; blockSize: number; wce: boolean; wwid: string }> {
+async function attachSd(
+  h: Host,
+  lun: number,
+): Promise<{ blocks: bigint; blockSize: number; wce: boolean; wwid: string }> {
   // scsi_attach_vpd
   const pages = expectGood(await h.send(Cdb.inquiry(255, true, 0x00), { lun }));
   const supported = [...pages.subarray(4, 4 + be16(pages, 2))];
@@ -73,8 +79,12 @@ async function attachSd(h: Host, lun: number): Promise<{ blocks: bigint; blockSi
 
 describe('Linux scan and sd attach sequence', () => {
   let array: StorageArray;
-  beforeEach(async () => { array = await makeArray(); });
-  afterEach(async () => { await array.close(); });
+  beforeEach(async () => {
+    array = await makeArray();
+  });
+  afterEach(async () => {
+    await array.close();
+  });
 
   it('host 1 (LUN 0 mapped): finds LUNs 0 and 1 and attaches both', async () => {
     const h = new Host(HOST_1, array.ports[0]!);

@@ -1,12 +1,35 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { Status } from '../../../src/scsi/sam.js';
 import type { StorageArray } from '../../../src/san/array.js';
-import { Cdb, Host, HOST_1, HOST_2, PORT_A, be16, be32, be64, expectCheck, expectGood, makeArray, prParams, pattern } from './helpers.js';
+import {
+  Cdb,
+  Host,
+  HOST_1,
+  HOST_2,
+  PORT_A,
+  be16,
+  be32,
+  be64,
+  expectCheck,
+  expectGood,
+  makeArray,
+  prParams,
+  pattern,
+} from './helpers.js';
 
 const LUN = 1; // 'shared': visible to both hosts
 const K1 = 0x1111n;
 const K2 = 0x2222n;
-const SA = { REGISTER: 0, RESERVE: 1, RELEASE: 2, CLEAR: 3, PREEMPT: 4, PREEMPT_AND_ABORT: 5, REGISTER_IGNORE: 6, REGISTER_AND_MOVE: 7 };
+const SA = {
+  REGISTER: 0,
+  RESERVE: 1,
+  RELEASE: 2,
+  CLEAR: 3,
+  PREEMPT: 4,
+  PREEMPT_AND_ABORT: 5,
+  REGISTER_IGNORE: 6,
+  REGISTER_AND_MOVE: 7,
+};
 const IN = { READ_KEYS: 0, READ_RESERVATION: 1, REPORT_CAPABILITIES: 2, READ_FULL_STATUS: 3 };
 const TYPE = { WE: 1, EA: 3, WE_RO: 5, EA_RO: 6, WE_AR: 7, EA_AR: 8 };
 
@@ -18,13 +41,15 @@ describe('persistent reservations (two initiators)', () => {
 
   const out = (h: Host, sa: number, key: bigint, saKey: bigint, type = 0, opts: Parameters<typeof prParams>[2] = {}) =>
     h.send(Cdb.prOut(sa, type), { lun: LUN, dataOut: prParams(key, saKey, opts) });
-  const inData = async (h: Host, sa: number, alloc = 1024) => expectGood(await h.send(Cdb.prIn(sa, alloc), { lun: LUN }));
+  const inData = async (h: Host, sa: number, alloc = 1024) =>
+    expectGood(await h.send(Cdb.prIn(sa, alloc), { lun: LUN }));
   const keys = async (h: Host): Promise<bigint[]> => {
     const d = await inData(h, IN.READ_KEYS);
     return Array.from({ length: be32(d, 4) / 8 }, (_, i) => be64(d, 8 + 8 * i));
   };
   const canRead = async (h: Host) => (await h.send(Cdb.read10(0, 1), { lun: LUN })).status;
-  const canWrite = async (h: Host) => (await h.send(Cdb.write10(0, 1), { lun: LUN, dataOut: new Uint8Array(512) })).status;
+  const canWrite = async (h: Host) =>
+    (await h.send(Cdb.write10(0, 1), { lun: LUN, dataOut: new Uint8Array(512) })).status;
 
   beforeEach(async () => {
     array = await makeArray();
@@ -33,7 +58,9 @@ describe('persistent reservations (two initiators)', () => {
     h1b = new Host(HOST_1, array.ports[1]!);
     for (const h of [h1, h2, h1b]) await h.clearUnitAttentions(LUN);
   });
-  afterEach(async () => { await array.close(); });
+  afterEach(async () => {
+    await array.close();
+  });
 
   describe('REGISTER', () => {
     it('registers, changes and removes a key; each change bumps the generation', async () => {
@@ -304,7 +331,7 @@ describe('persistent reservations (two initiators)', () => {
       expect(await canRead(h1)).toBe(Status.RESERVATION_CONFLICT);
     });
 
-    it('PREEMPT AND ABORT also aborts the preempted nexus\'s commands in flight', async () => {
+    it("PREEMPT AND ABORT also aborts the preempted nexus's commands in flight", async () => {
       expectGood(await out(h1, SA.REGISTER, 0n, K1));
       expectGood(await out(h2, SA.REGISTER, 0n, K2));
       expectGood(await out(h1, SA.RESERVE, K1, 0n, TYPE.WE));
@@ -314,7 +341,11 @@ describe('persistent reservations (two initiators)', () => {
       expectGood(await out(h2, SA.PREEMPT_AND_ABORT, K2, K1, TYPE.WE));
       const results = [(await first).status, (await queued).status];
       expect(results[1]).toBe(Status.TASK_ABORTED);
-      expect(Buffer.from(expectGood(await h2.send(Cdb.read10(0, 64), { lun: LUN }))).equals(Buffer.from(pattern(64 * 512, 2)))).toBe(false);
+      expect(
+        Buffer.from(expectGood(await h2.send(Cdb.read10(0, 64), { lun: LUN }))).equals(
+          Buffer.from(pattern(64 * 512, 2)),
+        ),
+      ).toBe(false);
     });
   });
 
@@ -344,14 +375,47 @@ describe('persistent reservations (two initiators)', () => {
       const descs = Array.from({ length: n }, (_, i) => {
         const o = 8 + 48 * i;
         return {
-          key: be64(d, o), holder: (d[o + 12]! & 1) === 1, scopeType: d[o + 13], relPort: be16(d, o + 18),
-          tidLength: be32(d, o + 20), tidProtocol: d[o + 24]! & 0xf, tidFormat: d[o + 24]! >> 6, portName: be64(d, o + 24 + 8),
+          key: be64(d, o),
+          holder: (d[o + 12]! & 1) === 1,
+          scopeType: d[o + 13],
+          relPort: be16(d, o + 18),
+          tidLength: be32(d, o + 20),
+          tidProtocol: d[o + 24]! & 0xf,
+          tidFormat: d[o + 24]! >> 6,
+          portName: be64(d, o + 24 + 8),
         };
       });
       expect(descs).toEqual([
-        { key: K1, holder: true, scopeType: TYPE.WE_RO, relPort: 1, tidLength: 24, tidProtocol: 0, tidFormat: 0, portName: HOST_1 },
-        { key: K2, holder: false, scopeType: 0, relPort: 1, tidLength: 24, tidProtocol: 0, tidFormat: 0, portName: HOST_2 },
-        { key: K2, holder: false, scopeType: 0, relPort: 2, tidLength: 24, tidProtocol: 0, tidFormat: 0, portName: HOST_2 },
+        {
+          key: K1,
+          holder: true,
+          scopeType: TYPE.WE_RO,
+          relPort: 1,
+          tidLength: 24,
+          tidProtocol: 0,
+          tidFormat: 0,
+          portName: HOST_1,
+        },
+        {
+          key: K2,
+          holder: false,
+          scopeType: 0,
+          relPort: 1,
+          tidLength: 24,
+          tidProtocol: 0,
+          tidFormat: 0,
+          portName: HOST_2,
+        },
+        {
+          key: K2,
+          holder: false,
+          scopeType: 0,
+          relPort: 2,
+          tidLength: 24,
+          tidProtocol: 0,
+          tidFormat: 0,
+          portName: HOST_2,
+        },
       ]);
     });
 
@@ -373,7 +437,12 @@ describe('persistent reservations (two initiators)', () => {
   describe('field errors', () => {
     it('parameter list length other than 24 is PARAMETER LIST LENGTH ERROR', async () => {
       expectCheck(await h1.send(Cdb.prOut(SA.REGISTER, 0, 0, 20), { lun: LUN, dataOut: prParams(0n, K1) }), 5, 0x1a, 0);
-      expectCheck(await h1.send(Cdb.prOut(SA.REGISTER, 0, 0, 24), { lun: LUN, dataOut: new Uint8Array(10) }), 5, 0x1a, 0);
+      expectCheck(
+        await h1.send(Cdb.prOut(SA.REGISTER, 0, 0, 24), { lun: LUN, dataOut: new Uint8Array(10) }),
+        5,
+        0x1a,
+        0,
+      );
     });
 
     it('unsupported SPEC_I_PT is INVALID FIELD IN PARAMETER LIST at byte 20 bit 3', async () => {
@@ -385,7 +454,12 @@ describe('persistent reservations (two initiators)', () => {
       expectGood(await out(h1, SA.REGISTER, 0n, K1));
       let s = expectCheck(await out(h1, SA.RESERVE, K1, 0n, 2), 5, 0x24, 0);
       expect(s.field).toEqual({ inCdb: true, byte: 2, bit: 3 });
-      s = expectCheck(await h1.send(Cdb.prOut(SA.RESERVE, TYPE.WE, 2), { lun: LUN, dataOut: prParams(K1, 0n) }), 5, 0x24, 0);
+      s = expectCheck(
+        await h1.send(Cdb.prOut(SA.RESERVE, TYPE.WE, 2), { lun: LUN, dataOut: prParams(K1, 0n) }),
+        5,
+        0x24,
+        0,
+      );
       expect(s.field).toEqual({ inCdb: true, byte: 2, bit: 7 });
       s = expectCheck(await out(h1, SA.REGISTER_AND_MOVE, K1, K2), 5, 0x24, 0);
       expect(s.field).toEqual({ inCdb: true, byte: 1, bit: 4 });

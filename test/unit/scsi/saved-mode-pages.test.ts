@@ -24,10 +24,16 @@ afterEach(async () => {
 
 /** One file volume (LUN 0) and one RAM volume (LUN 1) for HOST_1; a fresh array over the same files is a SAN restart. */
 async function start(): Promise<Host> {
-  array = await StorageArray.create(testConfig({
-    volumes: [{ name: 'disk', size: '1MiB', file: 'disk.img' }, { name: 'ram', size: '1MiB' }],
-    hostGroups: [{ name: 'h', initiators: ['50:01:43:80:01:23:45:67'], luns: { '0': 'disk', '1': 'ram' } }],
-  }), { baseDir: dir });
+  array = await StorageArray.create(
+    testConfig({
+      volumes: [
+        { name: 'disk', size: '1MiB', file: 'disk.img' },
+        { name: 'ram', size: '1MiB' },
+      ],
+      hostGroups: [{ name: 'h', initiators: ['50:01:43:80:01:23:45:67'], luns: { '0': 'disk', '1': 'ram' } }],
+    }),
+    { baseDir: dir },
+  );
   const h = new Host(HOST_1, array.ports[0]!);
   await h.clearUnitAttentions(0);
   await h.clearUnitAttentions(1);
@@ -60,7 +66,10 @@ describe('saved write cache setting', () => {
     const page = expectGood(await h.send(Cdb.modeSense6(0x08, 255, { dbd: true }), { lun: 0 }));
     expect(page[4]! & 0x80).toBe(0x80); // PS: the caching page can be saved
     await sdSetCacheType(h, 0, false);
-    expect(JSON.parse(readFileSync(join(dir, 'disk.img.settings.json'), 'utf8'))).toEqual({ version: 1, writeCache: false });
+    expect(JSON.parse(readFileSync(join(dir, 'disk.img.settings.json'), 'utf8'))).toEqual({
+      version: 1,
+      writeCache: false,
+    });
 
     h = await restart();
     expect(array!.volume('disk')!.writeCache).toBe(false);

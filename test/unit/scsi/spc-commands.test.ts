@@ -5,7 +5,20 @@ import { encodeLun } from '../../../src/scsi/cdb.js';
 import { parseFixedSense } from '../../../src/scsi/sense.js';
 import type { StorageArray } from '../../../src/san/array.js';
 import {
-  Cdb, Host, HOST_1, HOST_2, PORT_A, PORT_B, STRANGER, be16, be32, be64, expectCheck, expectGood, expectInvalidField, makeArray,
+  Cdb,
+  Host,
+  HOST_1,
+  HOST_2,
+  PORT_A,
+  PORT_B,
+  STRANGER,
+  be16,
+  be32,
+  be64,
+  expectCheck,
+  expectGood,
+  expectInvalidField,
+  makeArray,
 } from './helpers.js';
 
 describe('SPC commands', () => {
@@ -17,7 +30,9 @@ describe('SPC commands', () => {
     h1 = new Host(HOST_1, array.ports[0]!);
     h2 = new Host(HOST_2, array.ports[0]!);
   });
-  afterEach(async () => { await array.close(); });
+  afterEach(async () => {
+    await array.close();
+  });
 
   describe('INQUIRY', () => {
     it('returns standard data for a mapped LUN: disk, SPC-4, implicit ALUA, multi-port, command queuing', async () => {
@@ -83,11 +98,16 @@ describe('SPC commands', () => {
       const d = expectGood(await viaB.send(Cdb.inquiry(255, true, 0x83)));
       expect(d[1]).toBe(0x83);
       const end = 4 + be16(d, 2);
-      const found: { proto: number; codeSet: number; piv: boolean; assoc: number; type: number; value: Uint8Array }[] = [];
+      const found: { proto: number; codeSet: number; piv: boolean; assoc: number; type: number; value: Uint8Array }[] =
+        [];
       for (let off = 4; off < end; off += 4 + d[off + 3]!) {
         found.push({
-          proto: d[off]! >> 4, codeSet: d[off]! & 0xf, piv: (d[off + 1]! & 0x80) !== 0,
-          assoc: (d[off + 1]! >> 4) & 3, type: d[off + 1]! & 0xf, value: d.subarray(off + 4, off + 4 + d[off + 3]!),
+          proto: d[off]! >> 4,
+          codeSet: d[off]! & 0xf,
+          piv: (d[off + 1]! & 0x80) !== 0,
+          assoc: (d[off + 1]! >> 4) & 3,
+          type: d[off + 1]! & 0xf,
+          value: d.subarray(off + 4, off + 4 + d[off + 3]!),
         });
       }
       const lu = found.find((f) => f.assoc === 0 && f.type === 3)!;
@@ -113,7 +133,9 @@ describe('SPC commands', () => {
       const again = await makeArray();
       try {
         expect([...again.volume('vol0')!.naa]).toEqual([...naa]);
-      } finally { await again.close(); }
+      } finally {
+        await again.close();
+      }
     });
 
     it('block limits, characteristics and provisioning pages advertise what the target enforces', async () => {
@@ -167,7 +189,10 @@ describe('SPC commands', () => {
       const d = expectGood(await h1.send(Cdb.reportLuns()));
       expect([...d.subarray(24, 32)]).toEqual([0x41, 0x2c, 0, 0, 0, 0, 0, 0]);
       await h1.clearUnitAttentions(300 as number);
-      expect(expectGood(await h1.send(Cdb.readCapacity10(), { lunField: Uint8Array.of(0x41, 0x2c, 0, 0, 0, 0, 0, 0) })).length).toBe(8);
+      expect(
+        expectGood(await h1.send(Cdb.readCapacity10(), { lunField: Uint8Array.of(0x41, 0x2c, 0, 0, 0, 0, 0, 0) }))
+          .length,
+      ).toBe(8);
     });
   });
 
@@ -198,12 +223,17 @@ describe('SPC commands', () => {
   });
 
   describe('opcodes and fields', () => {
-    beforeEach(async () => { await h1.clearUnitAttentions(); });
+    beforeEach(async () => {
+      await h1.clearUnitAttentions();
+    });
 
     it('unsupported opcodes of every CDB group fail with INVALID COMMAND OPERATION CODE', async () => {
       for (const op of [0x04, 0x16, 0x3b, 0x7f, 0x8e, 0xa3 /* MAINTENANCE IN is per-SA */, 0xbe, 0xe0]) {
         const r = await h1.send([op, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
-        if (op === 0xa3) { expectInvalidField(r, 1, 4); continue; }
+        if (op === 0xa3) {
+          expectInvalidField(r, 1, 4);
+          continue;
+        }
         expectCheck(r, 5, 0x20, 0);
       }
     });
@@ -219,7 +249,9 @@ describe('SPC commands', () => {
   });
 
   describe('READ CAPACITY', () => {
-    beforeEach(async () => { await h1.clearUnitAttentions(); });
+    beforeEach(async () => {
+      await h1.clearUnitAttentions();
+    });
 
     it('(10) returns the last LBA and block length', async () => {
       const d = expectGood(await h1.send(Cdb.readCapacity10()));
@@ -246,12 +278,14 @@ describe('SPC commands', () => {
       array.mapLun('host1', 9, 'big');
       await h1.clearUnitAttentions(9);
       expect(be32(expectGood(await h1.send(Cdb.readCapacity10(), { lun: 9 })), 0)).toBe(0xffffffff);
-      expect(be64(expectGood(await h1.send(Cdb.readCapacity16(), { lun: 9 })), 0)).toBe(4n * 2n ** 40n / 512n - 1n);
+      expect(be64(expectGood(await h1.send(Cdb.readCapacity16(), { lun: 9 })), 0)).toBe((4n * 2n ** 40n) / 512n - 1n);
     });
   });
 
   describe('MODE SENSE', () => {
-    beforeEach(async () => { await h1.clearUnitAttentions(); });
+    beforeEach(async () => {
+      await h1.clearUnitAttentions();
+    });
 
     it('(6) all pages: header, short block descriptor, then 01h 08h 0Ah with DPOFUA set', async () => {
       const d = expectGood(await h1.send(Cdb.modeSense6(0x3f)));
@@ -310,7 +344,8 @@ describe('SPC commands', () => {
       await h1.clearUnitAttentions(1);
       await h2.clearUnitAttentions(1);
     });
-    const select6 = (list: Uint8Array, flags = 0x10) => h1.send([0x15, flags, 0, 0, list.length, 0], { lun: 1, dataOut: list });
+    const select6 = (list: Uint8Array, flags = 0x10) =>
+      h1.send([0x15, flags, 0, 0, list.length, 0], { lun: 1, dataOut: list });
     /** What sd's cache_type store does: read the caching page, edit it, send it back with a zero header. */
     async function cachingPageList(h: Host): Promise<Uint8Array> {
       const d = expectGood(await h.send(Cdb.modeSense6(0x08, 255, { dbd: true }), { lun: 1 }));
@@ -410,16 +445,30 @@ describe('SPC commands', () => {
   });
 
   describe('REPORT SUPPORTED OPERATION CODES', () => {
-    beforeEach(async () => { await h1.clearUnitAttentions(); });
-    const rsoc = (options: number, opcode = 0, sa = 0, alloc = 4096) =>
-      [0xa3, 0x0c, options, opcode, sa >> 8, sa & 0xff, (alloc >>> 24) & 0xff, (alloc >> 16) & 0xff, (alloc >> 8) & 0xff, alloc & 0xff, 0, 0];
+    beforeEach(async () => {
+      await h1.clearUnitAttentions();
+    });
+    const rsoc = (options: number, opcode = 0, sa = 0, alloc = 4096) => [
+      0xa3,
+      0x0c,
+      options,
+      opcode,
+      sa >> 8,
+      sa & 0xff,
+      (alloc >>> 24) & 0xff,
+      (alloc >> 16) & 0xff,
+      (alloc >> 8) & 0xff,
+      alloc & 0xff,
+      0,
+      0,
+    ];
 
     it('lists every command with a CDB length that matches its opcode group', async () => {
       const d = expectGood(await h1.send(rsoc(0)));
       const n = be32(d, 0) / 8;
       const ops = Array.from({ length: n }, (_, i) => {
         const o = 4 + 8 * i;
-        return { op: d[o]!, sa: (d[o + 5]! & 1) ? be16(d, o + 2) : null, len: be16(d, o + 6) };
+        return { op: d[o]!, sa: d[o + 5]! & 1 ? be16(d, o + 2) : null, len: be16(d, o + 6) };
       });
       for (const o of ops) expect(o.len).toBe(cdbLengthForOpcode(o.op));
       expect(ops).toContainEqual({ op: 0x93, sa: null, len: 16 });
@@ -451,14 +500,16 @@ describe('SPC commands', () => {
   });
 
   describe('REPORT TARGET PORT GROUPS', () => {
-    beforeEach(async () => { await h1.clearUnitAttentions(); });
+    beforeEach(async () => {
+      await h1.clearUnitAttentions();
+    });
 
     it('extended header, one active/optimized group per target port', async () => {
       const d = expectGood(await h1.send(Cdb.rtpg()));
       expect(be32(d, 0)).toBe(d.length - 4);
       expect((d[4]! >> 4) & 7).toBe(1);
       const groups: { state: number; group: number; ports: number[] }[] = [];
-      for (let off = 8; off < d.length;) {
+      for (let off = 8; off < d.length; ) {
         const n = d[off + 7]!;
         const ports: number[] = [];
         for (let i = 0; i < n; i++) ports.push(be16(d, off + 8 + 4 * i + 2));
@@ -466,7 +517,10 @@ describe('SPC commands', () => {
         expect(d[off + 1]! & 1).toBe(1); // AO_SUP
         off += 8 + 4 * n;
       }
-      expect(groups).toEqual([{ state: 0, group: 1, ports: [1] }, { state: 0, group: 2, ports: [2] }]);
+      expect(groups).toEqual([
+        { state: 0, group: 1, ports: [1] },
+        { state: 0, group: 2, ports: [2] },
+      ]);
     });
 
     it('length-only format has a 4-byte header; bad formats are refused; allocation length truncates', async () => {
@@ -481,6 +535,9 @@ describe('SPC commands', () => {
     const r = await h1.send(Cdb.inquiry());
     expect(r.status).toBe(Status.GOOD);
     expect(r.sense).toBeNull();
-    expect(array.ports.map((p) => [p.wwpn, p.relativePortId])).toEqual([[PORT_A, 1], [PORT_B, 2]]);
+    expect(array.ports.map((p) => [p.wwpn, p.relativePortId])).toEqual([
+      [PORT_A, 1],
+      [PORT_B, 2],
+    ]);
   });
 });

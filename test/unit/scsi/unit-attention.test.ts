@@ -17,7 +17,9 @@ describe('unit attentions', () => {
     h1b = new Host(HOST_1, array.ports[1]!);
     h2 = new Host(HOST_2, array.ports[0]!);
   });
-  afterEach(async () => { await array.close(); });
+  afterEach(async () => {
+    await array.close();
+  });
 
   it('power on (29/00) is reported once per I_T nexus and per logical unit', async () => {
     expectCheck(await h1.send(Cdb.tur()), 6, 0x29, 0x00);
@@ -134,7 +136,7 @@ describe('unit attentions', () => {
       expect((await bystander).status).toBe(Status.GOOD);
     });
 
-    it('ABORT TASK SET aborts only the nexus\'s own tasks; CLEAR TASK SET aborts everyone\'s on the LU', async () => {
+    it("ABORT TASK SET aborts only the nexus's own tasks; CLEAR TASK SET aborts everyone's on the LU", async () => {
       await h1.clearUnitAttentions(1);
       await h2.clearUnitAttentions(1);
       let mine = h1.send(Cdb.read10(0, 64), { lun: 1, taskTag: 1 });
@@ -177,7 +179,9 @@ describe('queue limits', () => {
       const h2 = new Host(HOST_2, array.ports[0]!);
       await h1.clearUnitAttentions(0);
       await h2.clearUnitAttentions(1);
-      const flood = Array.from({ length: MAX_TASKS_PER_NEXUS + 3 }, (_, i) => h1.send(Cdb.read10(0, 1), { taskTag: i }));
+      const flood = Array.from({ length: MAX_TASKS_PER_NEXUS + 3 }, (_, i) =>
+        h1.send(Cdb.read10(0, 1), { taskTag: i }),
+      );
       const other = h2.send(Cdb.read10(0, 1), { lun: 1 });
       const statuses = (await Promise.all(flood)).map((r) => r.status);
       expect(statuses.filter((s) => s === Status.GOOD).length).toBe(MAX_TASKS_PER_NEXUS);

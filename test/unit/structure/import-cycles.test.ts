@@ -50,7 +50,11 @@ function specifiers(file: string): string[] {
   const sf = ts.createSourceFile(file, fs.readFileSync(file, 'utf8'), ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
   const out: string[] = [];
   const visit = (n: ts.Node): void => {
-    if ((ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) && n.moduleSpecifier && ts.isStringLiteral(n.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(n) || ts.isExportDeclaration(n)) &&
+      n.moduleSpecifier &&
+      ts.isStringLiteral(n.moduleSpecifier)
+    ) {
       out.push(n.moduleSpecifier.text);
     } else if (
       ts.isImportEqualsDeclaration(n) &&
@@ -188,7 +192,11 @@ const LAYER_RULES: readonly LayerRule[] = [
   // The FC stack (wire formats, links, the N_Port engine) sits below both of its users, and needs
   // nothing but itself, the utilities, the native shim (peer credentials of a link socket) and
   // the SAM vocabulary it shares with SCSI targets.
-  { from: 'src/fc/', forbidden: ['src/san/', 'src/isp/'], onlyFrom: ['src/fc/', 'src/util/', 'src/native/', 'src/scsi/sam.ts'] },
+  {
+    from: 'src/fc/',
+    forbidden: ['src/san/', 'src/isp/'],
+    onlyFrom: ['src/fc/', 'src/util/', 'src/native/', 'src/scsi/sam.ts'],
+  },
   // The device models reach guest memory and interrupts through src/device, never through the
   // transport that happens to host them (vfio-user today; a test rig or another transport tomorrow).
   { from: 'src/pci/', forbidden: ['src/vfio-user/', 'src/isp/'] },
@@ -199,13 +207,15 @@ const LAYER_RULES: readonly LayerRule[] = [
 
 /** The imports that break a rule, as "importer -> imported". */
 function layerViolations(graph: Graph, rules: readonly LayerRule[]): string[] {
-  const under = (file: string, prefixes: readonly string[]) => prefixes.some((p) => (p.endsWith('/') ? file.startsWith(p) : file === p));
+  const under = (file: string, prefixes: readonly string[]) =>
+    prefixes.some((p) => (p.endsWith('/') ? file.startsWith(p) : file === p));
   const out: string[] = [];
   for (const [a, targets] of graph) {
     for (const rule of rules) {
       if (!a.startsWith(rule.from)) continue;
       for (const b of targets) {
-        if ((rule.forbidden && under(b, rule.forbidden)) || (rule.onlyFrom && !under(b, rule.onlyFrom))) out.push(`${a} -> ${b}`);
+        if ((rule.forbidden && under(b, rule.forbidden)) || (rule.onlyFrom && !under(b, rule.onlyFrom)))
+          out.push(`${a} -> ${b}`);
       }
     }
   }
@@ -259,7 +269,10 @@ describe('import graph of src/', () => {
 describe('layering of src/', () => {
   it('finds the imports that break a rule', () => {
     const g: Graph = new Map([
-      ['src/fc/a.ts', new Set(['src/fc/b.ts', 'src/util/log.ts', 'src/san/x.ts', 'src/scsi/sam.ts', 'src/scsi/api.ts'])],
+      [
+        'src/fc/a.ts',
+        new Set(['src/fc/b.ts', 'src/util/log.ts', 'src/san/x.ts', 'src/scsi/sam.ts', 'src/scsi/api.ts']),
+      ],
       ['src/isp/c.ts', new Set(['src/fc/a.ts', 'src/san/x.ts', 'src/device/g.ts', 'src/vfio-user/v.ts'])],
       ['src/san/x.ts', new Set(['src/fc/a.ts', 'src/isp/c.ts'])],
       ['src/pci/p.ts', new Set(['src/device/g.ts', 'src/vfio-user/v.ts'])],
@@ -279,6 +292,6 @@ describe('layering of src/', () => {
     const { graph } = importGraph();
     expect([...graph.keys()].filter((f) => f.startsWith('src/fc/')).length).toBeGreaterThan(10);
     expect([...graph.keys()].filter((f) => f.startsWith('src/device/')).length).toBeGreaterThan(0);
-    expect(layerViolations(graph, LAYER_RULES), 'imports across the FC stack\'s layering').toEqual([]);
+    expect(layerViolations(graph, LAYER_RULES), "imports across the FC stack's layering").toEqual([]);
   });
 });

@@ -132,11 +132,21 @@ describe('ISP24xx/25xx ring entries (qla_fw.h; 64 bytes each)', () => {
   it('entry size and shift', () => {
     expect(IOCB_SIZE).toBe(64);
     expect(1 << IOCB_SHIFT).toBe(IOCB_SIZE);
-    check({ name: 'response_t', size: IOCB_SIZE, specSize: 64, fields: [...HDR, f('signature', IocbHeader.SIGNATURE, 4, 60)] });
+    check({
+      name: 'response_t',
+      size: IOCB_SIZE,
+      specSize: 64,
+      fields: [...HDR, f('signature', IocbHeader.SIGNATURE, 4, 60)],
+    });
   });
 
   it('struct dsd64 (qla_dsd.h): 12 bytes', () => {
-    check({ name: 'dsd64', size: Dsd64.SIZE, specSize: 12, fields: [f('address', Dsd64.ADDRESS, 8, 0), f('length', Dsd64.LENGTH, 4, 8)] });
+    check({
+      name: 'dsd64',
+      size: Dsd64.SIZE,
+      specSize: 12,
+      fields: [f('address', Dsd64.ADDRESS, 8, 0), f('length', Dsd64.LENGTH, 4, 8)],
+    });
   });
 
   const layouts: Layout[] = [
@@ -374,7 +384,9 @@ describe('ISP DMA structures and the register file (qla_fw.h, qla_def.h)', () =>
     expect(FLASH_LAYOUT.VPD_FUNC0).toBe(0x48000 * 4);
     expect(FLASH_LAYOUT.NVRAM_FUNC0).toBe(0x48080 * 4);
     expect(FLASH_LAYOUT.NVRAM_FUNC0).toBe(FLASH_LAYOUT.VPD_FUNC0 + VPD_SIZE);
-    expect(FLASH_LAYOUT.NVRAM_FUNC0 + NVRAM_SIZE).toBeLessThanOrEqual(FLASH_LAYOUT.VPD_NVRAM_SECTOR + FLASH_SECTOR_SIZE);
+    expect(FLASH_LAYOUT.NVRAM_FUNC0 + NVRAM_SIZE).toBeLessThanOrEqual(
+      FLASH_LAYOUT.VPD_NVRAM_SECTOR + FLASH_SECTOR_SIZE,
+    );
     expect(FLASH_LAYOUT.VPD_NVRAM_SECTOR % FLASH_SECTOR_SIZE).toBe(0);
     expect(FLASH_LAYOUT.VPD_NVRAM_SECTOR + FLASH_SECTOR_SIZE).toBeLessThanOrEqual(FLASH_SIZE_2532);
   });
@@ -502,7 +514,12 @@ describe('ring engine linear memory (assembly/shared/ring-layout.ts)', () => {
         f('scratch_index', Rec.SCRATCH_INDEX, 4),
       ],
     });
-    check({ name: 'segment', size: Seg.SIZE, specSize: 16, fields: [f('address', Seg.ADDRESS, 8), f('length', Seg.LENGTH, 4)] });
+    check({
+      name: 'segment',
+      size: Seg.SIZE,
+      specSize: 16,
+      fields: [f('address', Seg.ADDRESS, 8), f('length', Seg.LENGTH, 4)],
+    });
   });
 });
 
@@ -514,26 +531,53 @@ describe('vfio-user messages (vfio-user protocol specification; little-endian)',
       name: 'message header',
       size: HEADER.SIZEOF,
       specSize: 16,
-      fields: [f('message id', HEADER.ID, 2, 0), f('command', HEADER.COMMAND, 2, 2), u32('message size', HEADER.SIZE, 4), u32('flags', HEADER.FLAGS, 8), u32('error', HEADER.ERROR, 12)],
+      fields: [
+        f('message id', HEADER.ID, 2, 0),
+        f('command', HEADER.COMMAND, 2, 2),
+        u32('message size', HEADER.SIZE, 4),
+        u32('flags', HEADER.FLAGS, 8),
+        u32('error', HEADER.ERROR, 12),
+      ],
     },
-    { name: 'VFIO_USER_VERSION (fixed part)', size: VERSION.SIZEOF_FIXED, specSize: 4, fields: [f('major', VERSION.MAJOR, 2, 0), f('minor', VERSION.MINOR, 2, 2)] },
+    {
+      name: 'VFIO_USER_VERSION (fixed part)',
+      size: VERSION.SIZEOF_FIXED,
+      specSize: 4,
+      fields: [f('major', VERSION.MAJOR, 2, 0), f('minor', VERSION.MINOR, 2, 2)],
+    },
     {
       name: 'VFIO_USER_DMA_MAP',
       size: DMA_MAP.SIZEOF,
       specSize: 32,
-      fields: [u32('argsz', DMA_MAP.ARGSZ, 0), u32('flags', DMA_MAP.FLAGS, 4), u64('offset', DMA_MAP.OFFSET, 8), u64('address', DMA_MAP.ADDRESS, 16), u64('size', DMA_MAP.SIZE, 24)],
+      fields: [
+        u32('argsz', DMA_MAP.ARGSZ, 0),
+        u32('flags', DMA_MAP.FLAGS, 4),
+        u64('offset', DMA_MAP.OFFSET, 8),
+        u64('address', DMA_MAP.ADDRESS, 16),
+        u64('size', DMA_MAP.SIZE, 24),
+      ],
     },
     {
       name: 'VFIO_USER_DMA_UNMAP',
       size: DMA_UNMAP.SIZEOF,
       specSize: 24,
-      fields: [u32('argsz', DMA_UNMAP.ARGSZ, 0), u32('flags', DMA_UNMAP.FLAGS, 4), u64('address', DMA_UNMAP.ADDRESS, 8), u64('size', DMA_UNMAP.SIZE, 16)],
+      fields: [
+        u32('argsz', DMA_UNMAP.ARGSZ, 0),
+        u32('flags', DMA_UNMAP.FLAGS, 4),
+        u64('address', DMA_UNMAP.ADDRESS, 8),
+        u64('size', DMA_UNMAP.SIZE, 16),
+      ],
     },
     {
       name: 'VFIO_USER_DEVICE_GET_INFO',
       size: DEVICE_INFO.SIZEOF,
       specSize: 16,
-      fields: [u32('argsz', DEVICE_INFO.ARGSZ, 0), u32('flags', DEVICE_INFO.FLAGS, 4), u32('num_regions', DEVICE_INFO.NUM_REGIONS, 8), u32('num_irqs', DEVICE_INFO.NUM_IRQS, 12)],
+      fields: [
+        u32('argsz', DEVICE_INFO.ARGSZ, 0),
+        u32('flags', DEVICE_INFO.FLAGS, 4),
+        u32('num_regions', DEVICE_INFO.NUM_REGIONS, 8),
+        u32('num_irqs', DEVICE_INFO.NUM_IRQS, 12),
+      ],
     },
     {
       name: 'VFIO_USER_DEVICE_GET_REGION_INFO',
@@ -552,25 +596,44 @@ describe('vfio-user messages (vfio-user protocol specification; little-endian)',
       name: 'VFIO_USER_DEVICE_GET_IRQ_INFO',
       size: IRQ_INFO.SIZEOF,
       specSize: 16,
-      fields: [u32('argsz', IRQ_INFO.ARGSZ, 0), u32('flags', IRQ_INFO.FLAGS, 4), u32('index', IRQ_INFO.INDEX, 8), u32('count', IRQ_INFO.COUNT, 12)],
+      fields: [
+        u32('argsz', IRQ_INFO.ARGSZ, 0),
+        u32('flags', IRQ_INFO.FLAGS, 4),
+        u32('index', IRQ_INFO.INDEX, 8),
+        u32('count', IRQ_INFO.COUNT, 12),
+      ],
     },
     {
       name: 'VFIO_USER_DEVICE_SET_IRQS (fixed part)',
       size: IRQ_SET.SIZEOF,
       specSize: 20,
-      fields: [u32('argsz', IRQ_SET.ARGSZ, 0), u32('flags', IRQ_SET.FLAGS, 4), u32('index', IRQ_SET.INDEX, 8), u32('start', IRQ_SET.START, 12), u32('count', IRQ_SET.COUNT, 16)],
+      fields: [
+        u32('argsz', IRQ_SET.ARGSZ, 0),
+        u32('flags', IRQ_SET.FLAGS, 4),
+        u32('index', IRQ_SET.INDEX, 8),
+        u32('start', IRQ_SET.START, 12),
+        u32('count', IRQ_SET.COUNT, 16),
+      ],
     },
     {
       name: 'VFIO_USER_REGION_READ/WRITE (fixed part)',
       size: REGION_RW.SIZEOF,
       specSize: 16,
-      fields: [u64('offset', REGION_RW.OFFSET, 0), u32('region', REGION_RW.REGION, 8), u32('count', REGION_RW.COUNT, 12)],
+      fields: [
+        u64('offset', REGION_RW.OFFSET, 0),
+        u32('region', REGION_RW.REGION, 8),
+        u32('count', REGION_RW.COUNT, 12),
+      ],
     },
     {
       name: 'region info capability header (struct vfio_info_cap_header)',
       size: INFO_CAP_HEADER.SIZEOF,
       specSize: 8,
-      fields: [f('id', INFO_CAP_HEADER.ID, 2, 0), f('version', INFO_CAP_HEADER.VERSION, 2, 2), u32('next', INFO_CAP_HEADER.NEXT, 4)],
+      fields: [
+        f('id', INFO_CAP_HEADER.ID, 2, 0),
+        f('version', INFO_CAP_HEADER.VERSION, 2, 2),
+        u32('next', INFO_CAP_HEADER.NEXT, 4),
+      ],
     },
   ];
   it.each(layouts.map((l) => [l.name, l] as const))('%s', (_, l) => check(l));
@@ -612,7 +675,11 @@ describe('Fibre Channel (FC-FS frame header, FC-GS CT_IU preamble)', () => {
       name: 'CT_IU preamble (as the firmware model writes a reject)',
       size: CT_IU.PREAMBLE_SIZE,
       specSize: 16,
-      fields: [f('command/response code', CT_IU.COMMAND_RESPONSE, 2, 8), f('reason code', CT_IU.REASON_CODE, 1, 13), f('explanation', CT_IU.EXPLANATION, 1, 14)],
+      fields: [
+        f('command/response code', CT_IU.COMMAND_RESPONSE, 2, 8),
+        f('reason code', CT_IU.REASON_CODE, 1, 13),
+        f('explanation', CT_IU.EXPLANATION, 1, 14),
+      ],
     });
   });
 });

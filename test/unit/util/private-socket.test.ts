@@ -53,14 +53,20 @@ describe('names and paths', () => {
     expect(parseUser('root', '--socket-owner')).toBe(0);
     expect(parseGroup('root', '--socket-group')).toBe(0);
     expect(parseGroup('36', '--socket-group')).toBe(36);
-    expect(() => parseUser('no-such-user-npiv', '--san-owner')).toThrow("--san-owner 'no-such-user-npiv': no such user");
-    expect(() => parseGroup('no-such-group-npiv', '--socket-group')).toThrow("--socket-group 'no-such-group-npiv': no such group");
+    expect(() => parseUser('no-such-user-npiv', '--san-owner')).toThrow(
+      "--san-owner 'no-such-user-npiv': no such user",
+    );
+    expect(() => parseGroup('no-such-group-npiv', '--socket-group')).toThrow(
+      "--socket-group 'no-such-group-npiv': no such group",
+    );
     expect(() => parseUser('4294967295', '--socket-owner')).toThrow(/not a valid id/);
   });
 
   it('checks sun_path length in bytes, naming the option', () => {
     expect(() => checkSocketPathLength('/' + 'a'.repeat(106), '--link')).not.toThrow();
-    expect(() => checkSocketPathLength('/' + 'é'.repeat(54), '--link')).toThrow(/--link '.*' is 109 bytes long; a Unix socket path holds at most 107/);
+    expect(() => checkSocketPathLength('/' + 'é'.repeat(54), '--link')).toThrow(
+      /--link '.*' is 109 bytes long; a Unix socket path holds at most 107/,
+    );
   });
 });
 
@@ -93,7 +99,9 @@ describe('prepareSocketDirectory', () => {
     const parent = join(dir, 'p');
     mkdirSync(join(parent, 'inner'), { recursive: true });
     chmodSync(parent, 0o777);
-    expect(() => prepareSocketDirectory(join(parent, 'inner', 's.sock'), {}, self)).toThrow(/ancestor .*\/p is writable by other users \(mode 0777\)/);
+    expect(() => prepareSocketDirectory(join(parent, 'inner', 's.sock'), {}, self)).toThrow(
+      /ancestor .*\/p is writable by other users \(mode 0777\)/,
+    );
     chmodSync(parent, 0o1777); // sticky, like /tmp: others cannot rename what is ours
     expect(() => prepareSocketDirectory(join(parent, 'inner', 's.sock'), {}, self)).not.toThrow();
   });
@@ -102,8 +110,12 @@ describe('prepareSocketDirectory', () => {
     const theirs = join(dir, 't');
     mkdirSync(join(theirs, 'inner'), { recursive: true });
     chownSync(theirs, 65534, 65534);
-    expect(() => prepareSocketDirectory(join(theirs, 's.sock'), {}, self)).toThrow(/the directory belongs to uid 65534/);
-    expect(() => prepareSocketDirectory(join(theirs, 'inner', 's.sock'), {}, self)).toThrow(/ancestor .*\/t belongs to uid 65534/);
+    expect(() => prepareSocketDirectory(join(theirs, 's.sock'), {}, self)).toThrow(
+      /the directory belongs to uid 65534/,
+    );
+    expect(() => prepareSocketDirectory(join(theirs, 'inner', 's.sock'), {}, self)).toThrow(
+      /ancestor .*\/t belongs to uid 65534/,
+    );
   });
 
   it('warns when an existing directory keeps the allowed group out', () => {
@@ -120,7 +132,9 @@ describe('prepareSocketDirectory', () => {
 describe('RateLimitedLog', () => {
   it('logs a burst per window, then counts what it dropped into the next line', () => {
     const logged: Record<string, unknown>[] = [];
-    const log = { warn: (fields: Record<string, unknown>) => logged.push(fields) } as unknown as ConstructorParameters<typeof RateLimitedLog>[0];
+    const log = { warn: (fields: Record<string, unknown>) => logged.push(fields) } as unknown as ConstructorParameters<
+      typeof RateLimitedLog
+    >[0];
     let now = 0;
     const limited = new RateLimitedLog(log, 3, 1000, () => now);
     for (let i = 0; i < 10; i++) limited.warn({ i }, 'refused');

@@ -8,13 +8,19 @@ describe('WWN parsing', () => {
     expect(parseWwn('5001438001234567')).toBe(a);
     expect(a).toBe(0x5001438001234567n);
   });
-  it.each(['', '0x', '500143800123456', '50014380012345678', '50:01:43:80:01:23:45', '50-01-43-80-01-23-45-67', 'zz01438001234567', '0x0000000000000000'])(
-    'refuses %j with a message naming it',
-    (bad) => {
-      expect(() => parseWwn(bad, 'WWPN')).toThrow(WwnError);
-      expect(() => parseWwn(bad, 'WWPN')).toThrow(/WWPN/);
-    },
-  );
+  it.each([
+    '',
+    '0x',
+    '500143800123456',
+    '50014380012345678',
+    '50:01:43:80:01:23:45',
+    '50-01-43-80-01-23-45-67',
+    'zz01438001234567',
+    '0x0000000000000000',
+  ])('refuses %j with a message naming it', (bad) => {
+    expect(() => parseWwn(bad, 'WWPN')).toThrow(WwnError);
+    expect(() => parseWwn(bad, 'WWPN')).toThrow(/WWPN/);
+  });
   it('formats and round-trips bytes big-endian', () => {
     const w = 0x20000024ff7a1b2cn;
     expect(formatWwn(w)).toBe('20:00:00:24:ff:7a:1b:2c');

@@ -11,7 +11,13 @@ import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { VfioUserServer } from '../../../src/vfio-user/server.js';
-import { COMMAND, PROTOCOL_MAJOR, PROTOCOL_MINOR, encodeCommand, encodeVersion } from '../../../src/vfio-user/protocol.js';
+import {
+  COMMAND,
+  PROTOCOL_MAJOR,
+  PROTOCOL_MINOR,
+  encodeCommand,
+  encodeVersion,
+} from '../../../src/vfio-user/protocol.js';
 import type { SocketAccess } from '../../../src/util/private-socket.js';
 import { RecordingDevice } from './helpers.js';
 import { runChildClient } from '../../support/child-client.js';
@@ -19,7 +25,11 @@ import { runChildClient } from '../../support/child-client.js';
 const NOBODY = { uid: 65534, gid: 65534 };
 const isRoot = process.getuid?.() === 0;
 
-const version = encodeCommand(1, COMMAND.VERSION, encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json: undefined }));
+const version = encodeCommand(
+  1,
+  COMMAND.VERSION,
+  encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json: undefined }),
+);
 
 let dir: string;
 let server: VfioUserServer | null = null;
@@ -27,12 +37,20 @@ let lines: string[];
 
 function capturingLog() {
   lines = [];
-  return pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }));
+  return pino(
+    { level: 'info' },
+    new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }),
+  );
 }
 
 function startServer(path: string, access?: SocketAccess): { server: VfioUserServer; connects: () => number } {
   let connects = 0;
-  const s = new VfioUserServer({ socketPath: path, device: new RecordingDevice(), log: capturingLog(), ...(access ? { access } : {}) });
+  const s = new VfioUserServer({
+    socketPath: path,
+    device: new RecordingDevice(),
+    log: capturingLog(),
+    ...(access ? { access } : {}),
+  });
   s.on('connect', () => connects++);
   s.start();
   server = s;
@@ -111,7 +129,9 @@ describe.runIf(isRoot)('a local user who is not allowed (a client running as nob
     expect(result).toEqual({ replied: 0, hungUp: 3, connectErrors: [], bytes: 0 });
     expect(connects()).toBe(0);
     expect(s.clientConnected).toBe(false);
-    expect(lines.filter((l) => l.includes('"event":"connection_refused"') && l.includes('"uid":65534'))).toHaveLength(3);
+    expect(lines.filter((l) => l.includes('"event":"connection_refused"') && l.includes('"uid":65534'))).toHaveLength(
+      3,
+    );
     // The owner is still served afterwards.
     expect((await runChildClient(path, version, 1)).replied).toBe(1);
   });

@@ -62,7 +62,8 @@ function versionReply(json: string | undefined, minor = 0): Uint8Array {
 /** Answers VERSION with the given JSON and everything else with an empty reply. */
 function basicResponder(json = '{"capabilities":{"max_msg_fds":4}}'): Responder {
   return (msg, server) => {
-    if (msg.header.command === COMMAND.VERSION) server.send(encodeReply(msg.header.id, msg.header.command, versionReply(json)));
+    if (msg.header.command === COMMAND.VERSION)
+      server.send(encodeReply(msg.header.id, msg.header.command, versionReply(json)));
     else server.send(encodeReply(msg.header.id, msg.header.command));
   };
 }
@@ -72,7 +73,14 @@ describe('VfioUserClient', () => {
     const caps = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
     const { client, received } = pair((msg, server) => {
       const req = decodeRegionInfo(msg.payload);
-      const info = encodeRegionInfo({ argsz: 48, flags: REGION_INFO_FLAGS.READ | REGION_INFO_FLAGS.CAPS, index: req.index, capOffset: 32, size: 0x1000n, offset: 0n });
+      const info = encodeRegionInfo({
+        argsz: 48,
+        flags: REGION_INFO_FLAGS.READ | REGION_INFO_FLAGS.CAPS,
+        index: req.index,
+        capOffset: 32,
+        size: 0x1000n,
+        offset: 0n,
+      });
       const payload = req.argsz >= 48 ? Uint8Array.of(...info, ...caps) : info;
       server.send(encodeReply(msg.header.id, msg.header.command, payload));
     });
@@ -87,9 +95,22 @@ describe('VfioUserClient', () => {
     await client.version();
     const efds = Array.from({ length: 6 }, () => client.createEventfd());
     const fds = [efds[0]!, efds[1]!, efds[2]!, efds[3]!, efds[4]!, -1, -1, efds[5]!];
-    await client.setIrqs({ index: 2, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, start: 0, count: 8, fds });
+    await client.setIrqs({
+      index: 2,
+      flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+      start: 0,
+      count: 8,
+      fds,
+    });
     const sets = received.filter((m) => m.header.command === COMMAND.DEVICE_SET_IRQS);
-    expect(sets.map((m) => [decodeIrqSet(m.payload).start, decodeIrqSet(m.payload).count, m.fds.length, decodeIrqSet(m.payload).argsz])).toEqual([
+    expect(
+      sets.map((m) => [
+        decodeIrqSet(m.payload).start,
+        decodeIrqSet(m.payload).count,
+        m.fds.length,
+        decodeIrqSet(m.payload).argsz,
+      ]),
+    ).toEqual([
       [0, 4, 4, 20],
       [4, 1, 1, 20],
       [5, 2, 0, 20],
@@ -108,7 +129,13 @@ describe('VfioUserClient', () => {
       if (held.length === 2) {
         for (const m of held.reverse()) {
           const region = m.payload[8]!;
-          server.send(encodeReply(m.header.id, m.header.command, Uint8Array.of(...m.payload.subarray(0, 12), 1, 0, 0, 0, region * 10)));
+          server.send(
+            encodeReply(
+              m.header.id,
+              m.header.command,
+              Uint8Array.of(...m.payload.subarray(0, 12), 1, 0, 0, 0, region * 10),
+            ),
+          );
         }
       }
     });
@@ -118,7 +145,9 @@ describe('VfioUserClient', () => {
   });
 
   it('turns an error reply into VfioUserRequestError with the errno', async () => {
-    const { client } = pair((msg, server) => server.send(encodeErrorReply(msg.header.id, msg.header.command, ERRNO.EEXIST)));
+    const { client } = pair((msg, server) =>
+      server.send(encodeErrorReply(msg.header.id, msg.header.command, ERRNO.EEXIST)),
+    );
     const err = await client.dmaMap({ address: 0n, size: 0x1000n }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(VfioUserRequestError);
     expect(err).toMatchObject({ errno: ERRNO.EEXIST, command: COMMAND.DMA_MAP });
@@ -144,7 +173,9 @@ describe('VfioUserClient', () => {
     ['JSON without max_msg_fds', '{"capabilities":{}}', 8],
     ['max_msg_fds 2', '{"capabilities":{"max_msg_fds":2}}', 2],
   ])("takes the server's max_msg_fds like QEMU (%s)", async (_what, json, expected) => {
-    const { client } = pair((msg, server) => server.send(encodeReply(msg.header.id, msg.header.command, versionReply(json))));
+    const { client } = pair((msg, server) =>
+      server.send(encodeReply(msg.header.id, msg.header.command, versionReply(json))),
+    );
     expect((await client.version()).server.maxMsgFds).toBe(expected);
   });
 

@@ -83,7 +83,8 @@ function expectStream(messages: FramedMessage[], sends: Send[]): void {
     if (!s) return;
     if (m.header.id !== i + 1) problems.push(`message ${i} has id ${m.header.id}`);
     if (m.header.size !== s.bytes.length) problems.push(`message ${i} size ${m.header.size}`);
-    if (!Buffer.from(m.payload).equals(Buffer.from(s.bytes.subarray(16)))) problems.push(`message ${i} payload differs`);
+    if (!Buffer.from(m.payload).equals(Buffer.from(s.bytes.subarray(16))))
+      problems.push(`message ${i} payload differs`);
     if (m.fds.join(',') !== s.fds.join(',')) problems.push(`message ${i} fds [${m.fds}] expected [${s.fds}]`);
   });
   expect(problems).toEqual([]);
@@ -124,7 +125,13 @@ describe('MessageFramer', () => {
 
   it.each([1, 2, 3, 5, 7, 13, 16, 64, 128, 4096])('parses the stream in reads of %i bytes', (size) => {
     const sends = sampleStream();
-    expectStream(feed(new MessageFramer(OPTIONS), kernelReads(sends, () => size)), sends);
+    expectStream(
+      feed(
+        new MessageFramer(OPTIONS),
+        kernelReads(sends, () => size),
+      ),
+      sends,
+    );
   });
 
   it('keeps delivered payloads intact after later chunks reuse the buffer', () => {
@@ -210,7 +217,10 @@ describe('MessageFramer', () => {
     });
 
     it('too many fds piled on one message, complete or not', () => {
-      const complete = new MessageFramer(OPTIONS).push(encodeCommand(1, COMMAND.DEVICE_SET_IRQS, new Uint8Array(20)), [1, 2, 3, 4, 5]);
+      const complete = new MessageFramer(OPTIONS).push(
+        encodeCommand(1, COMMAND.DEVICE_SET_IRQS, new Uint8Array(20)),
+        [1, 2, 3, 4, 5],
+      );
       expect(complete.error?.kind).toBe('too-many-fds');
       const f = new MessageFramer(OPTIONS);
       const msg = encodeCommand(1, COMMAND.DEVICE_SET_IRQS, new Uint8Array(20));

@@ -38,12 +38,22 @@ describe('dispatcher under random hostile messages', () => {
         case COMMAND.DMA_MAP: {
           const m = { address: BigInt(int(64)) * 0x1000n, size: BigInt(int(8)) * 0x1000n };
           maps.push(m);
-          return encodeDmaMap({ argsz: rand() < 0.8 ? 32 : int(64), flags: int(8), offset: BigInt(int(4)) * 0x1000n, ...m });
+          return encodeDmaMap({
+            argsz: rand() < 0.8 ? 32 : int(64),
+            flags: int(8),
+            offset: BigInt(int(4)) * 0x1000n,
+            ...m,
+          });
         }
         case COMMAND.DMA_UNMAP: {
           const m = maps[int(maps.length)] ?? { address: 0n, size: 0n };
           const all = rand() < 0.1;
-          return encodeDmaUnmap({ argsz: 24, flags: all ? 2 : int(4) === 0 ? int(4) : 0, address: all ? 0n : m.address, size: all ? 0n : m.size });
+          return encodeDmaUnmap({
+            argsz: 24,
+            flags: all ? 2 : int(4) === 0 ? int(4) : 0,
+            address: all ? 0n : m.address,
+            size: all ? 0n : m.size,
+          });
         }
         case COMMAND.DEVICE_SET_IRQS: {
           const count = int(6);
@@ -94,7 +104,13 @@ describe('dispatcher under random hostile messages', () => {
       session.irqs.trigger(int(5) as 0, int(6));
     }
     // The generator must reach the handlers' success paths, not just their first checks.
-    for (const cmd of [COMMAND.DMA_MAP, COMMAND.DMA_UNMAP, COMMAND.DEVICE_SET_IRQS, COMMAND.REGION_READ, COMMAND.REGION_WRITE]) {
+    for (const cmd of [
+      COMMAND.DMA_MAP,
+      COMMAND.DMA_UNMAP,
+      COMMAND.DEVICE_SET_IRQS,
+      COMMAND.REGION_READ,
+      COMMAND.REGION_WRITE,
+    ]) {
       expect(succeeded.get(cmd) ?? 0, `successful ${cmd}`).toBeGreaterThan(0);
     }
     expect(native.mmaps.length).toBeGreaterThan(0);
@@ -113,8 +129,20 @@ describe('framer under random streams', () => {
       const framer = new MessageFramer({ maxMessageSize: 256, maxFdsPerMessage: 4, accept: 'command' });
       // Valid messages, then (usually) garbage somewhere among them.
       const parts: Uint8Array[] = [];
-      for (let k = int(8); k > 0; k--) parts.push(encodeCommand(int(0x10000), int(20), Uint8Array.from({ length: int(240) }, () => int(256))));
-      if (rand() < 0.8) parts.splice(int(parts.length + 1), 0, Uint8Array.from({ length: 1 + int(64) }, () => int(256)));
+      for (let k = int(8); k > 0; k--)
+        parts.push(
+          encodeCommand(
+            int(0x10000),
+            int(20),
+            Uint8Array.from({ length: int(240) }, () => int(256)),
+          ),
+        );
+      if (rand() < 0.8)
+        parts.splice(
+          int(parts.length + 1),
+          0,
+          Uint8Array.from({ length: 1 + int(64) }, () => int(256)),
+        );
       const stream = Uint8Array.from(parts.flatMap((p) => [...p]));
       let delivered = 0;
       let fdsIn = 0;

@@ -8,7 +8,13 @@ import type { PollHandle } from '../../../src/native/index.js';
 import type { IrqIndex, IrqInfo } from '../../../src/device/interrupts.js';
 import type { DeviceContext, RegionInfo } from '../../../src/device/context.js';
 import type { VfioUserDevice } from '../../../src/vfio-user/device-api.js';
-import { HEADER_FLAGS, encodeMessage, decodeHeader, HEADER, type MessageHeader } from '../../../src/vfio-user/protocol.js';
+import {
+  HEADER_FLAGS,
+  encodeMessage,
+  decodeHeader,
+  HEADER,
+  type MessageHeader,
+} from '../../../src/vfio-user/protocol.js';
 import type { FramedMessage } from '../../../src/vfio-user/framer.js';
 import type { SessionNative } from '../../../src/vfio-user/session.js';
 import { F_SEAL_GROW, F_SEAL_SEAL, F_SEAL_SHRINK } from '../../../src/native/index.js';
@@ -202,7 +208,13 @@ export class RecordingDevice implements VfioUserDevice {
 }
 
 /** A framed command as the framer would deliver it. */
-export function command(id: number, cmd: number, payload: Uint8Array = new Uint8Array(0), fds: number[] = [], flags = 0): FramedMessage {
+export function command(
+  id: number,
+  cmd: number,
+  payload: Uint8Array = new Uint8Array(0),
+  fds: number[] = [],
+  flags = 0,
+): FramedMessage {
   const bytes = encodeMessage({ id, command: cmd, flags: HEADER_FLAGS.TYPE_COMMAND | flags }, payload);
   return { header: decodeHeader(bytes), payload: bytes.slice(HEADER.SIZEOF), fds };
 }

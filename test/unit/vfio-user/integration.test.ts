@@ -112,11 +112,15 @@ class FakeHba implements VfioUserDevice {
   private doorbell(data: Uint8Array): void {
     const regs = new DataView(this.scratch.buffer);
     const add = new DataView(data.buffer, data.byteOffset, 4).getUint32(0, true);
-    const address = (BigInt(regs.getUint32(SCRATCH.DMA_ADDR_HI, true)) << 32n) | BigInt(regs.getUint32(SCRATCH.DMA_ADDR_LO, true));
+    const address =
+      (BigInt(regs.getUint32(SCRATCH.DMA_ADDR_HI, true)) << 32n) | BigInt(regs.getUint32(SCRATCH.DMA_ADDR_LO, true));
     try {
       const memory = this.ctx!.memory;
       const input = memory.read(address, 4); // copy in
-      memory.write(address + 0x100n, input.map((b) => (b + add) & 0xff));
+      memory.write(
+        address + 0x100n,
+        input.map((b) => (b + add) & 0xff),
+      );
       regs.setUint32(SCRATCH.STATUS, STATUS_DONE, true);
     } catch (err) {
       if (!(err instanceof DmaError)) throw err;
@@ -153,7 +157,11 @@ let socketCounter = 0;
 
 /** QEMU's first message: VERSION 0.0 with no capabilities. */
 function versionMessage(): Uint8Array {
-  return encodeCommand(1, COMMAND.VERSION, encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json: undefined }));
+  return encodeCommand(
+    1,
+    COMMAND.VERSION,
+    encodeVersion({ major: PROTOCOL_MAJOR, minor: PROTOCOL_MINOR, json: undefined }),
+  );
 }
 
 function u32le(v: number): Uint8Array {
@@ -281,7 +289,12 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     const s = await client.startup({ dma: [guestRamWindow()] }); // no MSI-X: INTx routing
     const intx = s.intxEventfd!;
     const unmask = () =>
-      client.setIrqs({ index: IRQ_INDEX.INTX, flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK, start: 0, count: 1 });
+      client.setIrqs({
+        index: IRQ_INDEX.INTX,
+        flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK,
+        start: 0,
+        count: 1,
+      });
     const raised = waitReadable(intx);
     await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(0), true);
     await raised;
@@ -302,23 +315,44 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     const client = newClient();
     await client.startup({ dma: [guestRamWindow()] });
     // DMA_MAP with a truncated payload, overlapping window, unsupported commands, bad region access.
-    await expect(client.request(COMMAND.DMA_MAP, encodeDmaMap({ argsz: 32, flags: 3, offset: 0n, address: 0n, size: 0x1000n }).subarray(0, 20))).rejects.toMatchObject({ errno: ERRNO.EINVAL });
-    await expect(client.dmaMap({ address: 0x1000n, size: 0x1000n, fd: h.memfd })).rejects.toMatchObject({ errno: ERRNO.EEXIST });
-    await expect(client.request(COMMAND.REGION_WRITE_MULTI, new Uint8Array(8))).rejects.toMatchObject({ errno: ERRNO.ENOTSUP });
+    await expect(
+      client.request(
+        COMMAND.DMA_MAP,
+        encodeDmaMap({ argsz: 32, flags: 3, offset: 0n, address: 0n, size: 0x1000n }).subarray(0, 20),
+      ),
+    ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
+    await expect(client.dmaMap({ address: 0x1000n, size: 0x1000n, fd: h.memfd })).rejects.toMatchObject({
+      errno: ERRNO.EEXIST,
+    });
+    await expect(client.request(COMMAND.REGION_WRITE_MULTI, new Uint8Array(8))).rejects.toMatchObject({
+      errno: ERRNO.ENOTSUP,
+    });
     await expect(client.request(77, new Uint8Array(0))).rejects.toMatchObject({ errno: ERRNO.ENOTSUP });
     await expect(client.regionRead(PCI_REGION.CONFIG, 0xfe, 4)).rejects.toBeInstanceOf(VfioUserRequestError);
     // Unexpected fds (an eventfd on GET_INFO) are refused; the eventfd is still usable on our side.
     const efd = client.createEventfd();
-    await expect(client.request(COMMAND.DEVICE_GET_INFO, new Uint8Array(16), [efd])).rejects.toMatchObject({ errno: ERRNO.EINVAL });
+    await expect(client.request(COMMAND.DEVICE_GET_INFO, new Uint8Array(16), [efd])).rejects.toMatchObject({
+      errno: ERRNO.EINVAL,
+    });
     // SET_IRQS with fewer fds than vectors.
     await expect(
-      client.request(COMMAND.DEVICE_SET_IRQS, new Uint8Array([20, 0, 0, 0, 0x24, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]), [efd]),
+      client.request(
+        COMMAND.DEVICE_SET_IRQS,
+        new Uint8Array([20, 0, 0, 0, 0x24, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0]),
+        [efd],
+      ),
     ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
     // A memfd where an eventfd belongs (writing it would scribble into the file): refused, and
     // the INTx eventfd bound by startup() stays bound.
     expect(h.server.session!.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
     await expect(
-      client.setIrqs({ index: IRQ_INDEX.INTX, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, start: 0, count: 1, fds: [h.memfd] }),
+      client.setIrqs({
+        index: IRQ_INDEX.INTX,
+        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        start: 0,
+        count: 1,
+        fds: [h.memfd],
+      }),
     ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
     expect(h.server.session!.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
     // Still fine.
@@ -395,7 +429,13 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     await client.startup({ dma: [guestRamWindow()] });
     expect(h.server.requestUnplug()).toBe(false); // no REQ eventfd bound
     const req = client.createEventfd();
-    await client.setIrqs({ index: IRQ_INDEX.REQ, flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER, start: 0, count: 1, fds: [req] });
+    await client.setIrqs({
+      index: IRQ_INDEX.REQ,
+      flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+      start: 0,
+      count: 1,
+      fds: [req],
+    });
     expect(h.server.requestUnplug()).toBe(true);
     expect(native.eventfdRead(req)).toBe(1n);
   });
@@ -427,7 +467,9 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     try {
       const client = newClient();
       await client.version();
-      await expect(client.dmaMap({ address: 0n, size: BigInt(RAM_SIZE), fd, offset: 0n })).rejects.toMatchObject({ errno: ERRNO.EPERM });
+      await expect(client.dmaMap({ address: 0n, size: BigInt(RAM_SIZE), fd, offset: 0n })).rejects.toMatchObject({
+        errno: ERRNO.EPERM,
+      });
       // Had it been mapped, this truncation would turn the next DMA into SIGBUS.
       ftruncateSync(fd, 0);
       expect(h.server.session?.memory.windows).toHaveLength(0);

@@ -80,7 +80,11 @@ describe('message header', () => {
 
 describe('VERSION payload', () => {
   it('round-trips with and without JSON', () => {
-    expect(decodeVersion(encodeVersion({ major: 0, minor: 3, json: QEMU_JSON }))).toEqual({ major: 0, minor: 3, json: QEMU_JSON });
+    expect(decodeVersion(encodeVersion({ major: 0, minor: 3, json: QEMU_JSON }))).toEqual({
+      major: 0,
+      minor: 3,
+      json: QEMU_JSON,
+    });
     const bare = encodeVersion({ major: 1, minor: 2, json: undefined });
     expect(bare.length).toBe(4);
     expect(decodeVersion(bare)).toEqual({ major: 1, minor: 2, json: undefined });
@@ -118,7 +122,12 @@ describe('capabilities', () => {
   });
 
   it('uses the spec defaults when JSON or keys are absent and reports unknown keys', () => {
-    expect(parseCapabilities(undefined)).toMatchObject({ maxMsgFds: 1, maxDataXferSize: 1 << 20, maxDmaMaps: 65535, pgsizes: 4096 });
+    expect(parseCapabilities(undefined)).toMatchObject({
+      maxMsgFds: 1,
+      maxDataXferSize: 1 << 20,
+      maxDmaMaps: 65535,
+      pgsizes: 4096,
+    });
     const c = parseCapabilities('{"capabilities":{"future_thing":1},"other":true}');
     expect(c.maxMsgFds).toBe(1);
     expect(c.unknownKeys.sort()).toEqual(['capabilities.future_thing', 'other']);
@@ -144,8 +153,12 @@ describe('capabilities', () => {
     expect(JSON.parse(json)).toEqual({
       capabilities: { max_msg_fds: 16, max_data_xfer_size: 1048576, pgsizes: 4096, max_dma_maps: 1024 },
     });
-    expect(() => formatCapabilities({ maxMsgFds: 17, maxDataXferSize: 1 << 20, maxDmaMaps: 1024, pgsizes: 4096 })).toThrow();
-    expect(() => formatCapabilities({ maxMsgFds: 8, maxDataXferSize: 1 << 20, maxDmaMaps: 70000, pgsizes: 4096 })).toThrow();
+    expect(() =>
+      formatCapabilities({ maxMsgFds: 17, maxDataXferSize: 1 << 20, maxDmaMaps: 1024, pgsizes: 4096 }),
+    ).toThrow();
+    expect(() =>
+      formatCapabilities({ maxMsgFds: 8, maxDataXferSize: 1 << 20, maxDmaMaps: 70000, pgsizes: 4096 }),
+    ).toThrow();
   });
 });
 

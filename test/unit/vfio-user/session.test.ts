@@ -91,7 +91,10 @@ beforeEach(() => {
 
 describe('VERSION negotiation', () => {
   it('answers 0.0 with NUL-terminated JSON capabilities and attaches the device', () => {
-    const p = ok(COMMAND.VERSION, encodeVersion({ major: 0, minor: 0, json: '{"capabilities":{"max_msg_fds":16,"write_multiple":true}}' }));
+    const p = ok(
+      COMMAND.VERSION,
+      encodeVersion({ major: 0, minor: 0, json: '{"capabilities":{"max_msg_fds":16,"write_multiple":true}}' }),
+    );
     expect(p[p.length - 1]).toBe(0);
     const v = decodeVersion(p);
     expect([v.major, v.minor]).toEqual([0, 0]);
@@ -118,7 +121,11 @@ describe('VERSION negotiation', () => {
   it.each([
     ['major 1', encodeVersion({ major: 1, minor: 0, json: undefined }), ERRNO.ENOTSUP],
     ['invalid JSON', encodeVersion({ major: 0, minor: 0, json: '{"capabilities":' }), ERRNO.EINVAL],
-    ['wrongly typed capability', encodeVersion({ major: 0, minor: 0, json: '{"capabilities":{"max_msg_fds":"x"}}' }), ERRNO.EINVAL],
+    [
+      'wrongly typed capability',
+      encodeVersion({ major: 0, minor: 0, json: '{"capabilities":{"max_msg_fds":"x"}}' }),
+      ERRNO.EINVAL,
+    ],
     ['missing NUL', encodeVersion({ major: 0, minor: 0, json: '{}' }).subarray(0, 6), ERRNO.EINVAL],
   ])('a failed negotiation (%s) is answered with an error and closes', (_what, payload, errno) => {
     const result = send(COMMAND.VERSION, payload);
@@ -146,7 +153,14 @@ describe('header and command validation', () => {
     ['unknown 99', 99],
   ])('%s → ENOTSUP, connection stays usable', (_what, cmd) => {
     fails(ERRNO.ENOTSUP, cmd, new Uint8Array(8));
-    expect(decodeDeviceInfo(ok(COMMAND.DEVICE_GET_INFO, new Uint8Array(16).fill(0).map((_, i) => (i === 0 ? 16 : 0)))).numRegions).toBe(9);
+    expect(
+      decodeDeviceInfo(
+        ok(
+          COMMAND.DEVICE_GET_INFO,
+          new Uint8Array(16).fill(0).map((_, i) => (i === 0 ? 16 : 0)),
+        ),
+      ).numRegions,
+    ).toBe(9);
   });
 
   it('unknown header flag bits → EINVAL', () => {
@@ -158,7 +172,10 @@ describe('header and command validation', () => {
   it('unexpected fds are closed and the command fails with EINVAL', () => {
     const fd1 = native.fd();
     const fd2 = native.fd();
-    fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 16, flags: 0, numRegions: 0, numIrqs: 0 }), [fd1, fd2]);
+    fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 16, flags: 0, numRegions: 0, numIrqs: 0 }), [
+      fd1,
+      fd2,
+    ]);
     expect(native.closed).toEqual([fd1, fd2]);
   });
 
@@ -172,7 +189,9 @@ describe('DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO', () => {
   beforeEach(negotiate);
 
   it('reports a PCI device with reset, 9 regions and 5 IRQ types', () => {
-    const info = decodeDeviceInfo(ok(COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 16, flags: 0, numRegions: 0, numIrqs: 0 })));
+    const info = decodeDeviceInfo(
+      ok(COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 16, flags: 0, numRegions: 0, numIrqs: 0 })),
+    );
     expect(info).toEqual({ argsz: 16, flags: DEVICE_FLAGS.PCI | DEVICE_FLAGS.RESET, numRegions: 9, numIrqs: 5 });
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 8, flags: 0, numRegions: 0, numIrqs: 0 }));
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_INFO, new Uint8Array(8));
@@ -180,19 +199,35 @@ describe('DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO', () => {
 
   it('describes every region 0..8; absent ones have size 0 and no flags', () => {
     const q = (index: number, argsz = 32) =>
-      decodeRegionInfo(ok(COMMAND.DEVICE_GET_REGION_INFO, encodeRegionInfo({ argsz, flags: 0, index, capOffset: 0, size: 0n, offset: 0n })));
-    expect(q(0)).toEqual({ argsz: 32, flags: REGION_INFO_FLAGS.READ | REGION_INFO_FLAGS.WRITE, index: 0, capOffset: 0, size: 256n, offset: 0n });
+      decodeRegionInfo(
+        ok(
+          COMMAND.DEVICE_GET_REGION_INFO,
+          encodeRegionInfo({ argsz, flags: 0, index, capOffset: 0, size: 0n, offset: 0n }),
+        ),
+      );
+    expect(q(0)).toEqual({
+      argsz: 32,
+      flags: REGION_INFO_FLAGS.READ | REGION_INFO_FLAGS.WRITE,
+      index: 0,
+      capOffset: 0,
+      size: 256n,
+      offset: 0n,
+    });
     expect(q(2).flags).toBe(REGION_INFO_FLAGS.READ);
     expect(q(7).size).toBe(256n);
     for (const absent of [1, 3, 4, 5, 6, 8]) expect(q(absent)).toMatchObject({ size: 0n, flags: 0 });
     // A bigger argsz still gets the 32 bytes actually needed, with argsz = 32.
-    const big = ok(COMMAND.DEVICE_GET_REGION_INFO, encodeRegionInfo({ argsz: 64, flags: 0, index: 0, capOffset: 0, size: 0n, offset: 0n }));
+    const big = ok(
+      COMMAND.DEVICE_GET_REGION_INFO,
+      encodeRegionInfo({ argsz: 64, flags: 0, index: 0, capOffset: 0, size: 0n, offset: 0n }),
+    );
     expect(big.length).toBe(32);
     expect(decodeRegionInfo(big).argsz).toBe(32);
   });
 
   it('refuses a small argsz, a short request and an index past num_regions', () => {
-    const req = (argsz: number, index: number) => encodeRegionInfo({ argsz, flags: 0, index, capOffset: 0, size: 0n, offset: 0n });
+    const req = (argsz: number, index: number) =>
+      encodeRegionInfo({ argsz, flags: 0, index, capOffset: 0, size: 0n, offset: 0n });
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_REGION_INFO, req(16, 0));
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_REGION_INFO, req(32, 9));
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_REGION_INFO, req(32, 0xffffffff));
@@ -200,7 +235,8 @@ describe('DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO', () => {
   });
 
   it('describes IRQ types 0..4 and refuses index 5', () => {
-    const q = (index: number) => decodeIrqInfo(ok(COMMAND.DEVICE_GET_IRQ_INFO, encodeIrqInfo({ argsz: 16, flags: 0, index, count: 0 })));
+    const q = (index: number) =>
+      decodeIrqInfo(ok(COMMAND.DEVICE_GET_IRQ_INFO, encodeIrqInfo({ argsz: 16, flags: 0, index, count: 0 })));
     expect(q(0)).toEqual({ argsz: 16, flags: 1 | 2 | 4, index: 0, count: 1 });
     expect(q(1).count).toBe(0);
     expect(q(2)).toEqual({ argsz: 16, flags: 1 | 8, index: 2, count: 4 });
@@ -265,13 +301,33 @@ describe('DMA_MAP / DMA_UNMAP', () => {
     ['unaligned size', () => [dmaMap(0n, 0x1800n), [native.fd()]] as const, ERRNO.EINVAL],
     ['zero size', () => [dmaMap(0n, 0n), []] as const, ERRNO.EINVAL],
     ['wrapping 2^64', () => [dmaMap(0xffff_ffff_ffff_f000n, 0x2000n), []] as const, ERRNO.EINVAL],
-    ['unknown flag bits (libvfio-user extensions)', () => [dmaMap(0n, 0x1000n, 3 | 4), [native.fd()]] as const, ERRNO.EINVAL],
+    [
+      'unknown flag bits (libvfio-user extensions)',
+      () => [dmaMap(0n, 0x1000n, 3 | 4), [native.fd()]] as const,
+      ERRNO.EINVAL,
+    ],
     ['unaligned file offset', () => [dmaMap(0n, 0x1000n, 3, 0x10n), [native.fd()]] as const, ERRNO.EINVAL],
-    ['range past the end of the file (would SIGBUS)', () => [dmaMap(0n, 0x2000n, 3, 0x1000n), [native.fd(0x2000)]] as const, ERRNO.EINVAL],
-    ['an unsealed memfd (could shrink under the mapping)', () => [dmaMap(0n, 0x1000n), [unsealedFd(F_SEAL_SEAL)]] as const, ERRNO.EPERM],
-    ['a file that cannot carry seals (a regular file: its owner could truncate it)', () => [dmaMap(0n, 0x1000n), [unsealableFd()]] as const, ERRNO.EPERM],
+    [
+      'range past the end of the file (would SIGBUS)',
+      () => [dmaMap(0n, 0x2000n, 3, 0x1000n), [native.fd(0x2000)]] as const,
+      ERRNO.EINVAL,
+    ],
+    [
+      'an unsealed memfd (could shrink under the mapping)',
+      () => [dmaMap(0n, 0x1000n), [unsealedFd(F_SEAL_SEAL)]] as const,
+      ERRNO.EPERM,
+    ],
+    [
+      'a file that cannot carry seals (a regular file: its owner could truncate it)',
+      () => [dmaMap(0n, 0x1000n), [unsealableFd()]] as const,
+      ERRNO.EPERM,
+    ],
     ['short payload', () => [dmaMap(0n, 0x1000n).subarray(0, 24), [native.fd()]] as const, ERRNO.EINVAL],
-    ['wrong argsz', () => [encodeDmaMap({ argsz: 8, flags: 3, offset: 0n, address: 0n, size: 0x1000n }), [native.fd()]] as const, ERRNO.EINVAL],
+    [
+      'wrong argsz',
+      () => [encodeDmaMap({ argsz: 8, flags: 3, offset: 0n, address: 0n, size: 0x1000n }), [native.fd()]] as const,
+      ERRNO.EINVAL,
+    ],
   ])('refuses %s and closes every fd', (_what, make, errno) => {
     const [payload, fds] = make();
     fails(errno, COMMAND.DMA_MAP, payload, [...fds]);
@@ -306,7 +362,9 @@ describe('DMA_MAP / DMA_UNMAP', () => {
     ok(COMMAND.DMA_MAP, dmaMap(0x20000n, 0x1000n), [native.fd()]);
     const buf = native.mmaps[0]!.buffer;
     fails(ERRNO.ENOENT, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0, address: 0x10000n, size: 0x1000n }));
-    const reply = decodeDmaUnmap(ok(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0, address: 0x10000n, size: 0x2000n })));
+    const reply = decodeDmaUnmap(
+      ok(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0, address: 0x10000n, size: 0x2000n })),
+    );
     expect(reply).toEqual({ argsz: 24, flags: 0, address: 0x10000n, size: 0x2000n });
     expect(native.munmapped).toEqual([buf]);
     expect(buf.byteLength).toBe(0);
@@ -316,8 +374,16 @@ describe('DMA_MAP / DMA_UNMAP', () => {
   it('unmaps everything with FLAG_ALL (address = size = 0 only); dirty bitmaps are ENOTSUP', () => {
     ok(COMMAND.DMA_MAP, dmaMap(0x10000n, 0x2000n), [native.fd()]);
     ok(COMMAND.DMA_MAP, dmaMap(0x20000n, 0x1000n), []);
-    fails(ERRNO.EINVAL, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.ALL, address: 0x10000n, size: 0x2000n }));
-    fails(ERRNO.ENOTSUP, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.GET_DIRTY_BITMAP, address: 0x10000n, size: 0x2000n }));
+    fails(
+      ERRNO.EINVAL,
+      COMMAND.DMA_UNMAP,
+      encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.ALL, address: 0x10000n, size: 0x2000n }),
+    );
+    fails(
+      ERRNO.ENOTSUP,
+      COMMAND.DMA_UNMAP,
+      encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.GET_DIRTY_BITMAP, address: 0x10000n, size: 0x2000n }),
+    );
     fails(ERRNO.EINVAL, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0x8, address: 0x10000n, size: 0x2000n }));
     fails(ERRNO.EINVAL, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 16, flags: 0, address: 0x10000n, size: 0x2000n }));
     ok(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.ALL, address: 0n, size: 0n }));
@@ -423,7 +489,10 @@ describe('DEVICE_SET_IRQS', () => {
 
   it.each([
     ['index past num_irqs', () => [setIrqs(5, DATA_EVENTFD | ACTION_TRIGGER, 0, 1), [native.fd()]] as const],
-    ['start+count past the vector count', () => [setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 3, 2), [native.fd(), native.fd()]] as const],
+    [
+      'start+count past the vector count',
+      () => [setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 3, 2), [native.fd(), native.fd()]] as const,
+    ],
     ['huge start (overflow)', () => [setIrqs(MSIX, DATA_NONE | ACTION_MASK, 0xffffffff, 2), []] as const],
     ['fd count ≠ count', () => [setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 0, 2), [native.fd()]] as const],
     ['fds without DATA_EVENTFD', () => [setIrqs(MSIX, DATA_NONE | ACTION_TRIGGER, 0, 1), [native.fd()]] as const],
@@ -431,8 +500,25 @@ describe('DEVICE_SET_IRQS', () => {
     ['two actions', () => [setIrqs(MSIX, DATA_NONE | ACTION_MASK | ACTION_UNMASK, 0, 1), []] as const],
     ['unknown flag bits', () => [setIrqs(MSIX, DATA_NONE | ACTION_MASK | 0x40, 0, 1), []] as const],
     ['count 0 other than disable-all', () => [setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 0, 0), []] as const],
-    ['DATA_BOOL with missing bytes', () => [setIrqs(MSIX, DATA_BOOL | ACTION_MASK, 0, 4, Uint8Array.of(1, 1)), []] as const],
-    ['argsz not matching the payload', () => [encodeIrqSet({ argsz: 40, flags: DATA_NONE | ACTION_MASK, index: MSIX, start: 0, count: 1, data: new Uint8Array(0) }), []] as const],
+    [
+      'DATA_BOOL with missing bytes',
+      () => [setIrqs(MSIX, DATA_BOOL | ACTION_MASK, 0, 4, Uint8Array.of(1, 1)), []] as const,
+    ],
+    [
+      'argsz not matching the payload',
+      () =>
+        [
+          encodeIrqSet({
+            argsz: 40,
+            flags: DATA_NONE | ACTION_MASK,
+            index: MSIX,
+            start: 0,
+            count: 1,
+            data: new Uint8Array(0),
+          }),
+          [],
+        ] as const,
+    ],
     ['truncated struct', () => [setIrqs(MSIX, DATA_NONE | ACTION_MASK, 0, 1).subarray(0, 12), [native.fd()]] as const],
   ])('%s → EINVAL, fds closed, nothing bound, no irqsChanged', (_what, make) => {
     const [payload, fds] = make();
@@ -461,9 +547,18 @@ describe('REGION_READ / REGION_WRITE / DEVICE_RESET', () => {
   });
 
   it('applies posted writes in order and never answers them, not even errors', () => {
-    expect(send(COMMAND.REGION_WRITE, rw(0, 0n, 1, Uint8Array.of(1)), [], HEADER_FLAGS.NO_REPLY)).toEqual({ reply: null, close: false });
-    expect(send(COMMAND.REGION_WRITE, rw(0, 999n, 1, Uint8Array.of(9)), [], HEADER_FLAGS.NO_REPLY)).toEqual({ reply: null, close: false });
-    expect(send(COMMAND.REGION_WRITE, rw(0, 0n, 1, Uint8Array.of(2)), [], HEADER_FLAGS.NO_REPLY)).toEqual({ reply: null, close: false });
+    expect(send(COMMAND.REGION_WRITE, rw(0, 0n, 1, Uint8Array.of(1)), [], HEADER_FLAGS.NO_REPLY)).toEqual({
+      reply: null,
+      close: false,
+    });
+    expect(send(COMMAND.REGION_WRITE, rw(0, 999n, 1, Uint8Array.of(9)), [], HEADER_FLAGS.NO_REPLY)).toEqual({
+      reply: null,
+      close: false,
+    });
+    expect(send(COMMAND.REGION_WRITE, rw(0, 0n, 1, Uint8Array.of(2)), [], HEADER_FLAGS.NO_REPLY)).toEqual({
+      reply: null,
+      close: false,
+    });
     expect(device.writes.map((w) => w.data[0])).toEqual([1, 2]);
     // A following read sees the last posted write.
     expect(decodeRegionAccess(ok(COMMAND.REGION_READ, rw(0, 0n, 1)), 'r').data[0]).toBe(2);
@@ -503,7 +598,12 @@ describe('client disconnect', () => {
     negotiate();
     ok(COMMAND.DMA_MAP, dmaMap(0n, 0x1000n), [native.fd()]);
     ok(COMMAND.DMA_MAP, dmaMap(0x1000n, 0x1000n), [native.fd()]);
-    ok(COMMAND.DEVICE_SET_IRQS, setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 0, 4), [native.fd(), native.fd(), native.fd(), native.fd()]);
+    ok(COMMAND.DEVICE_SET_IRQS, setIrqs(MSIX, DATA_EVENTFD | ACTION_TRIGGER, 0, 4), [
+      native.fd(),
+      native.fd(),
+      native.fd(),
+      native.fd(),
+    ]);
     const resample = native.fd();
     ok(COMMAND.DEVICE_SET_IRQS, setIrqs(INTX, DATA_EVENTFD | ACTION_UNMASK, 0, 1), [resample]);
     ok(COMMAND.REGION_WRITE, rw(0, 0n, 1, Uint8Array.of(0x5a)));

@@ -10,7 +10,6 @@ import type { FramedMessage, FramingError } from '../../../src/vfio-user/framer.
 import { COMMAND, encodeCommand, encodeErrorReply } from '../../../src/vfio-user/protocol.js';
 import { silentLog } from './helpers.js';
 
-
 class FakeSocket implements ChannelNative {
   readonly sent: { data: number[]; fds: number[] }[] = [];
   /** what the next sendmsg calls return: a byte count cap, or null for EAGAIN */
@@ -187,7 +186,11 @@ describe('MessageChannel receiving', () => {
   it('closes on MSG_CTRUNC and closes the fds that did arrive', () => {
     const sock = new FakeSocket();
     const { closes, messages } = channel(sock);
-    sock.incoming.push({ bytes: encodeCommand(1, COMMAND.DEVICE_SET_IRQS, new Uint8Array(20)), fds: [60, 61], ctrunc: true });
+    sock.incoming.push({
+      bytes: encodeCommand(1, COMMAND.DEVICE_SET_IRQS, new Uint8Array(20)),
+      fds: [60, 61],
+      ctrunc: true,
+    });
     sock.fire(POLL_READABLE);
     expect(messages).toEqual([]);
     expect(closes[0]).toMatch(/MSG_CTRUNC/);

@@ -36,7 +36,10 @@ afterEach(() => {
 
 function startServer(): string {
   const path = join(dir, 'v.sock');
-  const log = pino({ level: 'info' }, new Writable({ write: (chunk: Buffer, _enc, done) => (records.push(JSON.parse(chunk.toString())), done()) }));
+  const log = pino(
+    { level: 'info' },
+    new Writable({ write: (chunk: Buffer, _enc, done) => (records.push(JSON.parse(chunk.toString())), done()) }),
+  );
   server = new VfioUserServer({ socketPath: path, device: new RecordingDevice(), log });
   server.start();
   return path;
@@ -74,16 +77,21 @@ describe('warnings a vfio-user client triggers at will', () => {
     expect(failed).toHaveLength(BURST);
     server!.close();
     const summaries = records.filter((r) => r.msg === 'vfio_user_warnings_suppressed');
-    expect(summaries).toEqual([expect.objectContaining({ kind: 'vfio_user_cmd_failed', suppressed: BAD_COMMANDS - BURST })]);
+    expect(summaries).toEqual([
+      expect.objectContaining({ kind: 'vfio_user_cmd_failed', suppressed: BAD_COMMANDS - BURST }),
+    ]);
     // everything else the server logged: listening, connect, version, disconnect
     expect(records.length).toBeLessThan(BURST + 10);
   }, 60_000);
 
   it('the limit holds across reconnects: a new connection does not get a fresh allowance', async () => {
     const path = startServer();
-    for (let i = 0; i < 4; i++) expect(await loopBadCommand(path, 3)).toEqual([ERRNO.ENOTSUP, ERRNO.ENOTSUP, ERRNO.ENOTSUP]);
+    for (let i = 0; i < 4; i++)
+      expect(await loopBadCommand(path, 3)).toEqual([ERRNO.ENOTSUP, ERRNO.ENOTSUP, ERRNO.ENOTSUP]);
     expect(records.filter((r) => r.msg === 'vfio_user_cmd_failed')).toHaveLength(BURST);
     server!.close();
-    expect(records.filter((r) => r.msg === 'vfio_user_warnings_suppressed').map((r) => r.suppressed)).toEqual([12 - BURST]);
+    expect(records.filter((r) => r.msg === 'vfio_user_warnings_suppressed').map((r) => r.suppressed)).toEqual([
+      12 - BURST,
+    ]);
   });
 });

@@ -30,7 +30,10 @@ afterEach(() => {
 
 /** flock(1) in its own process group holding the lock until killed. */
 async function holder(): Promise<ChildProcess> {
-  const h = spawn('flock', ['-x', lock, '-c', 'echo held; exec sleep 60'], { stdio: ['ignore', 'pipe', 'ignore'], detached: true });
+  const h = spawn('flock', ['-x', lock, '-c', 'echo held; exec sleep 60'], {
+    stdio: ['ignore', 'pipe', 'ignore'],
+    detached: true,
+  });
   holders.push(h);
   await new Promise<void>((resolve, reject) => {
     h.stdout!.once('data', () => resolve());
@@ -52,7 +55,9 @@ describe('vport lock files', () => {
 
   it('a live holder in another process is waited for, then named in the error; its death frees the lock', async () => {
     const h = await holder();
-    await expect(withLockFile(lock, 'vport X', () => 'ran', 200)).rejects.toThrow(/vport X stays locked .*another npiv-hba command.*busy with it/);
+    await expect(withLockFile(lock, 'vport X', () => 'ran', 200)).rejects.toThrow(
+      /vport X stays locked .*another npiv-hba command.*busy with it/,
+    );
     process.kill(-h.pid!, 'SIGKILL'); // a crash: nothing unlocks explicitly
     expect(await withLockFile(lock, 'vport X', () => 'ran', 2000)).toBe('ran');
     expect(readFileSync(lock, 'utf8').trim()).toBe(String(process.pid));

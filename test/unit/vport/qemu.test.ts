@@ -1,7 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import type { VportDefinition } from '../../../src/vport/definition.js';
 import { VportUsageError } from '../../../src/vport/errors.js';
-import { formatShell, libvirtXml, parseChassis, parseMemorySize, qemuArguments, shellQuote } from '../../../src/vport/qemu.js';
+import {
+  formatShell,
+  libvirtXml,
+  parseChassis,
+  parseMemorySize,
+  qemuArguments,
+  shellQuote,
+} from '../../../src/vport/qemu.js';
 
 const A: VportDefinition = {
   uuid: '7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50',
@@ -11,7 +18,13 @@ const A: VportDefinition = {
   socket: '/run/npiv-hba/7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50.sock',
   autostart: false,
 };
-const B: VportDefinition = { ...A, uuid: '0badc0de-0000-4000-8000-000000000001', wwpn: 0x5001438001234569n, wwnn: 0x5001438001234568n, socket: "/srv/it's <&>.sock" };
+const B: VportDefinition = {
+  ...A,
+  uuid: '0badc0de-0000-4000-8000-000000000001',
+  wwpn: 0x5001438001234569n,
+  wwnn: 0x5001438001234568n,
+  socket: "/srv/it's <&>.sock",
+};
 
 /**
  * Minimal XML well-formedness check: one root element, properly nested tags, quoted attributes
@@ -51,7 +64,10 @@ function checkXml(text: string): { root: string; elements: { name: string; attrs
       for (const a of m[2]!.matchAll(/([A-Za-z_][\w:.-]*)=(?:'([^']*)'|"([^"]*)")/g)) {
         const raw = a[2] ?? a[3]!;
         if (raw.replace(entity, '').includes('&')) throw new Error(`bare & in attribute ${a[1]}`);
-        attrs[a[1]!] = raw.replace(entity, (_, e: string) => ({ amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' })[e]!);
+        attrs[a[1]!] = raw.replace(
+          entity,
+          (_, e: string) => ({ amp: '&', lt: '<', gt: '>', apos: "'", quot: '"' })[e]!,
+        );
       }
       if (stack.length === 0) roots++;
       elements.push({ name: m[1]!, attrs });
@@ -67,11 +83,16 @@ function checkXml(text: string): { root: string; elements: { name: string; attrs
 describe('qemu-args', () => {
   it('exact arguments for one vport', () => {
     expect(qemuArguments([A])).toEqual([
-      '-m', '512M',
-      '-object', 'memory-backend-memfd,id=mem,size=512M,share=on',
-      '-machine', 'q35,memory-backend=mem',
-      '-device', 'pcie-root-port,id=rp-npiv-7d3c5e0a,chassis=1,slot=0',
-      '-device', '{"driver":"vfio-user-pci","id":"npiv-7d3c5e0a","bus":"rp-npiv-7d3c5e0a","socket":{"type":"unix","path":"/run/npiv-hba/7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50.sock"}}',
+      '-m',
+      '512M',
+      '-object',
+      'memory-backend-memfd,id=mem,size=512M,share=on',
+      '-machine',
+      'q35,memory-backend=mem',
+      '-device',
+      'pcie-root-port,id=rp-npiv-7d3c5e0a,chassis=1,slot=0',
+      '-device',
+      '{"driver":"vfio-user-pci","id":"npiv-7d3c5e0a","bus":"rp-npiv-7d3c5e0a","socket":{"type":"unix","path":"/run/npiv-hba/7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50.sock"}}',
     ]);
   });
 
@@ -82,7 +103,12 @@ describe('qemu-args', () => {
     expect(args).toContain('pcie-root-port,id=rp-npiv-7d3c5e0a,chassis=7,slot=0');
     expect(args).toContain('pcie-root-port,id=rp-npiv-0badc0de,chassis=8,slot=0');
     const device = JSON.parse(args.at(-1)!);
-    expect(device).toEqual({ driver: 'vfio-user-pci', id: 'npiv-0badc0de', bus: 'rp-npiv-0badc0de', socket: { type: 'unix', path: B.socket } });
+    expect(device).toEqual({
+      driver: 'vfio-user-pci',
+      id: 'npiv-0badc0de',
+      bus: 'rp-npiv-0badc0de',
+      socket: { type: 'unix', path: B.socket },
+    });
   });
 
   it('--devices-only leaves the memory set-up out', () => {
@@ -107,7 +133,8 @@ describe('qemu-args', () => {
 
   it('refuses sizes without a unit and chassis numbers out of range', () => {
     expect(parseMemorySize('2g')).toBe('2G');
-    for (const bad of ['512', '0M', '-1G', '1.5G', '512MB', '']) expect(() => parseMemorySize(bad)).toThrow(VportUsageError);
+    for (const bad of ['512', '0M', '-1G', '1.5G', '512MB', ''])
+      expect(() => parseMemorySize(bad)).toThrow(VportUsageError);
     expect(parseChassis('255')).toBe(255);
     for (const bad of ['0', '256', 'x', '-1', '']) expect(() => parseChassis(bad)).toThrow(VportUsageError);
     expect(() => qemuArguments([A, B], { firstChassis: 255 })).toThrow(/no room for 2 root ports/);

@@ -2,7 +2,13 @@ import { lstatSync, readdirSync, readFileSync, statSync, symlinkSync, unlinkSync
 import { pino } from 'pino';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { COUNTER_NAMES, readVportStats, StatsReadError, statsPathFor, VportStatsWriter } from '../../../src/vport/stats.js';
+import {
+  COUNTER_NAMES,
+  readVportStats,
+  StatsReadError,
+  statsPathFor,
+  VportStatsWriter,
+} from '../../../src/vport/stats.js';
 import { tempDirs, type TempDirs } from './helpers.js';
 
 let dirs: TempDirs;
@@ -23,7 +29,13 @@ describe('VportStatsWriter', () => {
     const w = new VportStatsWriter({ socketPath: socket, wwpn: 0x5001438001234567n });
     expect(w.path).toBe(socket + '.stats.json');
     const s = readVportStats(socket)!;
-    expect(s).toMatchObject({ version: 1, pid: process.pid, wwpn: '50:01:43:80:01:23:45:67', running: true, link: 'unknown' });
+    expect(s).toMatchObject({
+      version: 1,
+      pid: process.pid,
+      wwpn: '50:01:43:80:01:23:45:67',
+      running: true,
+      link: 'unknown',
+    });
     expect(Object.keys(s.counters).sort()).toEqual([...COUNTER_NAMES].sort());
     expect(Object.values(s.counters).every((v) => v === 0)).toBe(true);
     w.close();
@@ -118,7 +130,9 @@ describe('the stats file is private', () => {
     const target = join(dirs.root, 'victim');
     writeFileSync(target, 'precious\n');
     symlinkSync(target, statsPathFor(socket));
-    expect(() => new VportStatsWriter({ socketPath: socket, wwpn: 1n })).toThrow(/refusing to write the statistics file .*: it is a symbolic link/);
+    expect(() => new VportStatsWriter({ socketPath: socket, wwpn: 1n })).toThrow(
+      /refusing to write the statistics file .*: it is a symbolic link/,
+    );
     expect(readFileSync(target, 'utf8')).toBe('precious\n');
   });
 
@@ -153,7 +167,19 @@ describe('readVportStats', () => {
   it.each([
     ['not JSON', '{"version":1,'],
     ['wrong version', JSON.stringify({ version: 2 })],
-    ['negative counter', JSON.stringify({ version: 1, pid: 1, wwpn: 'x', startedAt: '', updatedAt: '', running: true, link: 'up', counters: { framesTx: -1 } })],
+    [
+      'negative counter',
+      JSON.stringify({
+        version: 1,
+        pid: 1,
+        wwpn: 'x',
+        startedAt: '',
+        updatedAt: '',
+        running: true,
+        link: 'up',
+        counters: { framesTx: -1 },
+      }),
+    ],
   ])('refuses a malformed file (%s)', (_what, text) => {
     writeFileSync(statsPathFor(socket), text);
     expect(() => readVportStats(socket)).toThrow(StatsReadError);

@@ -20,7 +20,9 @@ const ctx = () => ({ store, runDir: dirs.runDir, env: {} });
 describe('VportStore and defineVport', () => {
   it('concurrent defines of the same WWPN: exactly one wins', async () => {
     const results = await Promise.allSettled(
-      Array.from({ length: 8 }, () => defineVport({ wwpn: '50:01:43:80:01:23:45:67', backend: { type: 'none' }, autostart: false }, ctx())),
+      Array.from({ length: 8 }, () =>
+        defineVport({ wwpn: '50:01:43:80:01:23:45:67', backend: { type: 'none' }, autostart: false }, ctx()),
+      ),
     );
     expect(results.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
     for (const r of results.filter((r) => r.status === 'rejected')) {
@@ -35,7 +37,9 @@ describe('VportStore and defineVport', () => {
 
   it('concurrent generated defines get pairwise distinct names', async () => {
     const defs = await Promise.all(
-      Array.from({ length: 12 }, () => defineVport({ naaPrefix: '500143800000', backend: { type: 'none' }, autostart: false }, ctx())),
+      Array.from({ length: 12 }, () =>
+        defineVport({ naaPrefix: '500143800000', backend: { type: 'none' }, autostart: false }, ctx()),
+      ),
     );
     const names = new Set(defs.flatMap((d) => [d.wwpn, d.wwnn]));
     expect(names.size).toBe(24);

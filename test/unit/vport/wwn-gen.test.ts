@@ -4,7 +4,10 @@ import { VportError, VportUsageError } from '../../../src/vport/errors.js';
 import { deriveWwnn, generateWwnPair, parseNaaPrefix, type RandomBits } from '../../../src/vport/wwn-gen.js';
 
 /** A random source that always answers `value` (forces every random draw to the same candidate). */
-const constant = (value: bigint): RandomBits => () => value;
+const constant =
+  (value: bigint): RandomBits =>
+  () =>
+    value;
 
 describe('NAA prefix', () => {
   it('NAA 5: "5" + OUI, generated bits below it, bit 0 reserved for port/node', () => {
