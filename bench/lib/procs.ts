@@ -31,7 +31,7 @@ export interface SanSetup {
 /** A SAN configuration: one array, RAM volumes (no file), every initiator mapped to every LUN, zoning open. */
 export function sanConfig(s: SanSetup): unknown {
   const luns: Record<string, string> = {};
-  s.volumes.forEach((v, i) => (luns[String(i)] = v.name));
+  for (const [i, v] of s.volumes.entries()) luns[String(i)] = v.name;
   return {
     fabric: { name: 'bench', domain: 1, zoning: { default: 'allow', zones: [] } },
     arrays: [

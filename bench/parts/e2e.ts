@@ -389,7 +389,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
               s.cpu,
               e.cpu,
             ]);
-            (samples[path] ??= {})[job] = {
+            rowOf(samples, path)[job] = {
               wallSeconds: (e.at - s.at) / 1000,
               hbaCpuMs: c1 - c0,
               sanCpuMs: s1 - s0,
@@ -402,13 +402,13 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       } else if (kind === 'JSON') {
         const rw = FIO_JOBS.find((j) => j.name === job)?.rw ?? 'read';
         try {
-          (fio[path] ??= {})[job] = parseFioJson(rest ?? '', rw);
+          rowOf(fio, path)[job] = parseFioJson(rest ?? '', rw);
           const f = fio[path]![job]!;
           ctx.log(
             `e2e: ${path} ${job}: ${f.iops.toFixed(0)} IOPS, p50 ${f.clatP50Us.toFixed(0)} µs, p99 ${f.clatP99Us.toFixed(0)} µs`,
           );
         } catch (err) {
-          (fio[path] ??= {})[job] = null;
+          rowOf(fio, path)[job] = null;
           problems.push(`fio JSON of ${key}: ${(err as Error).message}`);
         }
       }
@@ -458,7 +458,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   for (const job of selected.has('host') ? jobs : []) {
     const r = hostFio(files.host, job, runtime);
     hostCommands.push(r.command.join(' ').replace(shm, '/dev/shm/<dir>'));
-    (fio.host ??= {})[job.name] = r.figures;
+    rowOf(fio, 'host')[job.name] = r.figures;
     if (r.error) problems.push(r.error);
   }
   rmSync(shm, { recursive: true, force: true });
@@ -471,7 +471,7 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
   if (previous) {
     for (const p of PATHS) {
       if (selected.has(p)) continue;
-      for (const r of previous.data.rows) (fio[p] ??= {})[r.job] = r.results[p];
+      for (const r of previous.data.rows) rowOf(fio, p)[r.job] = r.results[p];
       if (previous.data.samples[p]) samples[p] = previous.data.samples[p]!;
       if (previous.data.guestExitStatus[p] !== undefined) guestExitStatus[p] = previous.data.guestExitStatus[p]!;
       carried.push(p);
@@ -604,4 +604,14 @@ export function e2eBottleneck(d: E2eData): string {
     );
   }
   return clauses.join('; ') + '.';
+}
+
+/** The inner map of a two-level table, created on first use. */
+function rowOf<T>(table: Record<string, Record<string, T>>, key: string): Record<string, T> {
+  let row = table[key];
+  if (!row) {
+    row = {};
+    table[key] = row;
+  }
+  return row;
 }

@@ -79,6 +79,8 @@ async function measureHotspots(ctx: PartContext): Promise<Hotspot[]> {
   const san = await startEmulatorSan(ctx.workDir, { name: 'profiled', sizeMiB: HOTSPOT_VOLUME_MIB }, prof(dirs.san));
   const windows: { workload: string; startUs: number; endUs: number; ios: number; iops: number }[] = [];
   let driver: QlaDriverModel | null = null;
+  let serveExit: number | null = 0;
+  let serveLog = '';
   try {
     const serve = await startServe(ctx.workDir, 'profiled-vport', san.link, EMU_WWPN, EMU_WWNN, prof(dirs.serve));
     try {
@@ -103,12 +105,14 @@ async function measureHotspots(ctx: PartContext): Promise<Hotspot[]> {
     } finally {
       driver?.close();
       // A clean exit (SIGTERM → graceful stop) is what makes Node write the .cpuprofile.
-      const code = await serve.proc.stop();
-      if (code !== 0) throw new Error(`profiled serve exited with ${code}: ${serve.proc.logTail()}`);
+      serveExit = await serve.proc.stop();
+      if (serveExit !== 0) serveLog = serve.proc.logTail();
     }
   } finally {
     await san.proc.stop();
   }
+  // Checked after the cleanup so a failure inside the run is not masked by this one.
+  if (serveExit !== 0) throw new Error(`profiled serve exited with ${serveExit}: ${serveLog}`);
   const out: Hotspot[] = [];
   for (const [process, dir] of [
     ['npiv-hba serve', dirs.serve],

@@ -27,7 +27,7 @@ import {
 } from '../vport/qemu.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
-import { COUNTER_NAMES, readVportStats, StatsReadError, statsPathFor, type VportStats } from '../vport/stats.js';
+import { readVportStats, StatsReadError, statsPathFor, type VportStats } from '../vport/stats.js';
 import { resolveConfigDir, resolveRunDir, VportStore } from '../vport/store.js';
 import type { RandomBits } from '../vport/wwn-gen.js';
 

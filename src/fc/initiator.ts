@@ -361,7 +361,7 @@ export class Initiator extends NPort {
         }
       };
 
-      const ex = this.mux.openExchange(this, dId, false, (oxId) => ({
+      const ex = this.mux.openExchange(this, false, (oxId) => ({
         oxId,
         peer: dId,
         rxId: FC_XID_UNKNOWN,

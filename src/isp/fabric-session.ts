@@ -218,7 +218,7 @@ export class FabricSession implements PortSession {
   private startFabricLogin(): void {
     const id = this.names;
     if (!id) return;
-    if (!this.fabric || !this.fabric.isLinkUp()) {
+    if (!this.fabric?.isLinkUp()) {
       this.phaseNow = 'down';
       this.o.trace('link_down_no_fabric', {});
       return;

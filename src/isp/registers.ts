@@ -7,7 +7,7 @@
  * reads return the outbound (RISC→host) set. Every access is width/alignment checked; an access
  * the model does not handle is traced and reads as 0 — never an exception to the transport.
  */
-import { EventFifo, HOST_STATUS, MAILBOX_COUNT } from './events.js';
+import { type EventFifo, HOST_STATUS, MAILBOX_COUNT } from './events.js';
 import type { FlashStore } from './flash.js';
 import type { IspFirmware } from './firmware.js';
 import type { IspQueues } from './queues.js';

@@ -7,7 +7,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 
 const SOCKET_POLL_MS = 50;

@@ -243,7 +243,7 @@ export class PciFunction implements Resettable {
     if (!this.barAccessValid(index, bar, offset, length, 'read')) return allOnes(length);
     const size = length as AccessSize;
     const msix = this.msixTable;
-    if (msix !== null && msix.overlaps(index, offset, size)) return this.msixRead(msix, index, offset, size);
+    if (msix?.overlaps(index, offset, size)) return this.msixRead(msix, index, offset, size);
     try {
       return encodeLe(this.handlers.get(index)!.read(offset, size), size);
     } catch (err) {
@@ -282,7 +282,7 @@ export class PciFunction implements Resettable {
     const size = length as AccessSize;
     const value = decodeLe(data, size);
     const msix = this.msixTable;
-    if (msix !== null && msix.overlaps(index, offset, size)) {
+    if (msix?.overlaps(index, offset, size)) {
       this.msixWrite(msix, index, offset, size, value);
       return;
     }

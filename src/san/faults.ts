@@ -553,7 +553,7 @@ class FaultyLink extends Link {
   }
 
   private maybeScsiError(h: FcHeader, payload: Uint8Array): boolean {
-    let cmnd;
+    let cmnd: ReturnType<typeof decodeFcpCmnd>;
     try {
       cmnd = decodeFcpCmnd(payload);
     } catch {

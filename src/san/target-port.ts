@@ -341,7 +341,7 @@ export class FcTargetPort extends NPort {
     const h = frame.header;
     const key = `${h.sId}:${h.oxId}`;
     const ex = this.exchanges.get(key);
-    if (!ex || !ex.writeBuf || ex.received >= ex.burstEnd) return;
+    if (!ex?.writeBuf || ex.received >= ex.burstEnd) return;
     const ro = h.fCtl & F_CTL.REL_OFF ? h.parameter : ex.received;
     if (ro !== ex.received || ro + frame.payload.length > ex.burstEnd) {
       clearTimeout(ex.timer);
@@ -423,7 +423,7 @@ export class FcTargetPort extends NPort {
       residualUnder: under && !over,
       residual: over ? available - expected : under ? expected - moved : 0,
       responseCode: null,
-      sense: resp.sense && resp.sense.length ? resp.sense.subarray(0, 252) : null,
+      sense: resp.sense?.length ? resp.sense.subarray(0, 252) : null,
     });
   }
 

@@ -560,6 +560,7 @@ export class Volume {
   }
 
   static async open(spec: VolumeSpec, identity: VolumeIdentity, opts: VolumeOpenOptions = {}): Promise<Volume> {
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern exists to refuse control characters
     if (!/^[^\x00-\x1f\x7f]{1,64}$/.test(spec.name))
       throw new Error(`invalid volume name ${JSON.stringify(spec.name)}: 1-64 characters, no control characters`);
     const blockSize = spec.blockSize ?? 512;

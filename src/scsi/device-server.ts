@@ -246,7 +246,7 @@ export class DeviceServer {
     // 0-3 LUN LIST LENGTH | 4-7 reserved | 8.. 8-byte LUNs
     const out = new Uint8Array(8 + 8 * luns.length);
     put32(out, 0, 8 * luns.length);
-    luns.forEach((l, i) => out.set(encodeLun(l), 8 + 8 * i));
+    for (const [i, l] of luns.entries()) out.set(encodeLun(l), 8 + 8 * i);
     return clampToAllocation(out, alloc);
   }
 

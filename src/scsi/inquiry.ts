@@ -131,7 +131,7 @@ function standardInquiry(t: InquiryTarget): Uint8Array {
   putAscii(out, STD_VENDOR, 8, t.product.vendor);
   putAscii(out, STD_PRODUCT, 16, t.product.product);
   putAscii(out, STD_REVISION, 4, t.product.revision);
-  VERSION_DESCRIPTORS.forEach((v, i) => put16(out, STD_VERSION_DESCRIPTORS + 2 * i, v));
+  for (const [i, v] of VERSION_DESCRIPTORS.entries()) put16(out, STD_VERSION_DESCRIPTORS + 2 * i, v);
   return out;
 }
 

@@ -446,7 +446,7 @@ export class PersistentReservations {
     const out = new Uint8Array(PR_IN_HEADER + KEY_LENGTH * regs.length);
     put32(out, PR_IN_GENERATION, this.generation);
     put32(out, PR_IN_ADDITIONAL_LENGTH, KEY_LENGTH * regs.length);
-    regs.forEach((r, i) => put64(out, PR_IN_HEADER + KEY_LENGTH * i, r.key));
+    for (const [i, r] of regs.entries()) put64(out, PR_IN_HEADER + KEY_LENGTH * i, r.key);
     return out;
   }
 

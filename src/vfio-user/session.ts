@@ -482,7 +482,7 @@ export class VfioUserSession {
   }
 
   private handleSetIrqs(p: Uint8Array, fds: number[]): Uint8Array {
-    let req;
+    let req: ReturnType<typeof decodeIrqSet>;
     try {
       req = decodeIrqSet(p);
     } catch (err) {

@@ -143,7 +143,7 @@ export class MessageChannel {
 
   private readSome(): void {
     for (let i = 0; i < READ_BUDGET && !this.closed && !this.closing && !this.readPaused; i++) {
-      let r;
+      let r: ReturnType<ChannelNative['recvmsg']>;
       try {
         r = this.native.recvmsg(
           this.fd,

@@ -91,7 +91,7 @@ export function isUuid(text: string): boolean {
 /** Checks a Unix socket path: absolute, fits sun_path, no control characters (they would break line-oriented output). */
 export function checkSocketPath(path: string, what: string): string {
   if (!isAbsolute(path)) throw new VportUsageError(`${what} '${path}' must be an absolute path`);
-  // eslint-disable-next-line no-control-regex
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: the pattern exists to refuse control characters
   if (/[\u0000-\u001f\u007f]/.test(path)) throw new VportUsageError(`${what} must not contain control characters`);
   const bytes = Buffer.byteLength(path);
   if (bytes > UNIX_SOCKET_PATH_MAX) {
@@ -136,11 +136,9 @@ const SocketPathText = (what: string) =>
   });
 
 const AccountText = (option: string) =>
-  z
-    .string()
-    .refine((text) => ACCOUNT_PATTERN.test(text), {
-      message: `expected a user or group name, or a numeric id (serve ${option})`,
-    });
+  z.string().refine((text) => ACCOUNT_PATTERN.test(text), {
+    message: `expected a user or group name, or a numeric id (serve ${option})`,
+  });
 
 export const VportDefinitionFileSchema = z
   .object({

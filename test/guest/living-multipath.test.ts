@@ -375,11 +375,11 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
   });
 
   it('the injected faults really fired while fio ran', () => {
-    expect(faultHits['drop']).toBe(2);
-    expect(faultHits['corrupt']).toBe(2);
+    expect(faultHits.drop).toBe(2);
+    expect(faultHits.corrupt).toBe(2);
     expect(faultHits['rscn-storm']).toBe(20);
     expect(faultHits['slow-target']).toBeGreaterThan(0);
-    expect(faultHits['delay']).toBeGreaterThan(0);
+    expect(faultHits.delay).toBeGreaterThan(0);
   });
 
   it('a target port gone past dev_loss_tmo loses its rports and disks; I/O continues on the other path; it all comes back', () => {

@@ -101,9 +101,10 @@ const codecs: Codec[] = [
       const f = decodeFrame(b);
       return { header: f.header, payload: f.payload.slice() };
     },
-    noise: fc
-      .oneof(bytes(64), bytes(FC_MAX_PAYLOAD + 40, FC_MAX_PAYLOAD))
-      .map((b) => (b.length > 13 && b[0]! & 1 ? ((b[13] = 0), b) : b)),
+    noise: fc.oneof(bytes(64), bytes(FC_MAX_PAYLOAD + 40, FC_MAX_PAYLOAD)).map((b) => {
+      if (b.length > 13 && b[0]! & 1) b[13] = 0;
+      return b;
+    }),
   },
   {
     name: 'ELS service parameters',
@@ -120,9 +121,10 @@ const codecs: Codec[] = [
     }),
     encode: (p) => els.encodeProcessLogin(p as never),
     decode: els.decodeProcessLogin,
-    noise: withCode([ELS.PRLI, ELS.PRLO, ELS.LS_ACC], 300).map((b) =>
-      b.length > 2 && b[2]! & 1 ? ((b[1] = 16), b) : b,
-    ),
+    noise: withCode([ELS.PRLI, ELS.PRLO, ELS.LS_ACC], 300).map((b) => {
+      if (b.length > 2 && b[2]! & 1) b[1] = 16;
+      return b;
+    }),
   },
   {
     name: 'ELS LOGO',
@@ -163,7 +165,10 @@ const codecs: Codec[] = [
     ),
     encode: (p) => els.encodeRscn(p as never),
     decode: els.decodeRscn,
-    noise: withCode([ELS.RSCN], 200).map((b) => (b.length > 1 ? ((b[1] = 4), b) : b)),
+    noise: withCode([ELS.RSCN], 200).map((b) => {
+      if (b.length > 1) b[1] = 4;
+      return b;
+    }),
   },
   {
     name: 'ELS ECHO',

@@ -48,12 +48,7 @@ export class NPortLink<P extends PortOnLink = PortOnLink> {
   }
 
   /** Register an originated exchange under a fresh OX_ID. */
-  openExchange(
-    owner: P,
-    peer: number,
-    loginPending: boolean,
-    make: (oxId: number) => OriginatedExchange,
-  ): OriginatedExchange {
+  openExchange(owner: P, loginPending: boolean, make: (oxId: number) => OriginatedExchange): OriginatedExchange {
     if (this.exchanges.size >= FC_XID_UNKNOWN - 1) throw new ProtocolError('no free OX_ID');
     while (this.exchanges.has(this.nextOxId) || this.nextOxId === FC_XID_UNKNOWN)
       this.nextOxId = (this.nextOxId + 1) & 0xffff;

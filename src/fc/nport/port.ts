@@ -268,7 +268,7 @@ export class NPort extends EventEmitter<NPortEvents> {
     return new Promise<ElsReply>((resolve, reject) => {
       let timer: NodeJS.Timeout | undefined;
       const assembler = new SequenceAssembler(CT_MAX_IU, 2);
-      const ex = this.mux.openExchange(this, dId, login, (oxId) => ({
+      const ex = this.mux.openExchange(this, login, (oxId) => ({
         oxId,
         peer: dId,
         rxId: FC_XID_UNKNOWN,

@@ -90,7 +90,7 @@ export function executeCommand(ctx: IocbContext, cmd: CommandRequest): void {
     ctx.postStatus(status(CompStatus.CS_PORT_UNAVAILABLE));
     return;
   }
-  if (!login || !login.prliComplete || login.portId !== cmd.portId) {
+  if (!login?.prliComplete || login.portId !== cmd.portId) {
     ctx.postStatus(status(CompStatus.CS_PORT_LOGGED_OUT));
     return;
   }

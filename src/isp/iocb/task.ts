@@ -92,7 +92,7 @@ export async function handleTaskManagement(ctx: IocbContext, request: Uint8Array
     return declined(request, EntryStatus.RF_INV_E_PARAM);
   }
   const login = ctx.port.logins.get(nportHandle);
-  if (!login || !login.prliComplete || !ctx.port.fabric || ctx.port.phase !== 'up') {
+  if (!login?.prliComplete || !ctx.port.fabric || ctx.port.phase !== 'up') {
     return tmfStatus(request, CompStatus.CS_PORT_LOGGED_OUT, null);
   }
   const lun = fcpSwap(request.subarray(TskMgmt.LUN, TskMgmt.LUN + 8));

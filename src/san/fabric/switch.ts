@@ -463,7 +463,7 @@ export class Fabric {
     const h = frame.header;
     const rjt = (reason: number, explanation: number): void =>
       this.reply(a, h, R_CTL.ELS_REPLY, encodeLsRjt({ reason, explanation }));
-    let sp;
+    let sp: ReturnType<typeof decodeServiceParameters>;
     try {
       sp = decodeServiceParameters(frame.payload);
     } catch {
@@ -633,7 +633,7 @@ export class Fabric {
   private handleCt(port: FabricPort, from: FabricLogin, frame: FcFrame): void {
     const h = frame.header;
     const send = (payload: Uint8Array): void => this.reply(port, h, R_CTL.SOL_CONTROL, payload, from.rxDataFieldSize);
-    let iu;
+    let iu: ReturnType<typeof decodeCt>;
     try {
       iu = decodeCt(frame.payload);
     } catch {

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BlockCoverage } from './coverage.js';
+import type { BlockCoverage } from './coverage.js';
 import { Mutator, Prng } from './mutate.js';
 import { captureRootLog } from './root-log.js';
 import { FuzzFinding, type FindingKind, type FuzzTarget } from './target.js';

@@ -287,7 +287,7 @@ export function createSessionTarget(): FuzzTarget {
           const hint = m.header.error;
           const fds: number[] = [];
           for (let k = 0; k < (hint & 3); k++) fds.push(native.fd(((hint >>> 2) & 0xff) * PAGE));
-          let result;
+          let result: ReturnType<typeof session.handle>;
           try {
             result = session.handle({ header: m.header, payload: m.payload, fds });
           } catch (err) {

@@ -26,7 +26,7 @@ describe('bench statistics', () => {
     expect(ratio(3, 0)).toBeNull();
     expect(ratio(Number.NaN, 3)).toBeNull();
     expect(formatNumber(12345.6)).toBe('12,346');
-    expect(formatNumber(3.14159)).toBe('3.14');
+    expect(formatNumber(2.34567)).toBe('2.35');
     expect(formatNumber(0.012345)).toBe('0.0123');
     expect(formatNumber(null)).toBe('—');
     expect(formatRatio(0.5)).toBe('0.500×');

@@ -32,7 +32,8 @@ describe('sockets of serve and san', () => {
     const control = join(sandbox.dir, 'run', 'c.sock');
     const socket = join(sandbox.dir, 'vm', 'v.sock');
     const old = process.umask(0); // inherited by the children started now
-    let san, serve;
+    let san: ReturnType<typeof sandbox.start>;
+    let serve: ReturnType<typeof sandbox.start>;
     try {
       san = sandbox.start(['san', '--config', sanConfig(), '--link', link, '--control', control]);
     } finally {

@@ -275,6 +275,7 @@ describe('npiv-hba san: configuration errors', () => {
   });
 
   it('each field error names its field', async () => {
+    // biome-ignore lint/suspicious/noExplicitAny: each case edits the raw JSON of the example configuration
     const cases: [string, (c: any) => void][] = [
       ['fabric.domain', (c) => (c.fabric.domain = 240)],
       ['fabric.zoning.default', (c) => (c.fabric.zoning.default = 'maybe')],

@@ -74,7 +74,7 @@ function randomValue(r: Rng, width: number): Uint8Array {
 }
 
 /** An access must be answered: a reply of the asked size, or an error reply that is not a timeout/hang-up. */
-async function expectAnswered(p: Promise<Uint8Array | void>, count: number | null, what: string): Promise<void> {
+async function expectAnswered(p: Promise<unknown>, count: number | null, what: string): Promise<void> {
   try {
     const data = await p;
     if (count !== null && data instanceof Uint8Array) expect(data.length, what).toBe(count);

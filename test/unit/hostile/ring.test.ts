@@ -37,7 +37,6 @@ import {
   VPORT,
   handleOf,
   ioEntry,
-  newEntry,
   sleep,
   startHba,
   startRamSan,

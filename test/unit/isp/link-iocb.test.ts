@@ -159,7 +159,9 @@ describe('management IOCBs on the request ring', () => {
     const gnl = mbWithDma(0x75, SCRATCH, { 1: 0x000c, 8: 0x400 });
     const [g] = await ringRoundTrip(
       rig,
-      entry(0x39, 9, (dv) => gnl.slice(0, 28).forEach((v, i) => dv.setUint16(8 + 2 * i, v, true))),
+      entry(0x39, 9, (dv) => {
+        for (const [i, v] of gnl.slice(0, 28).entries()) dv.setUint16(8 + 2 * i, v, true);
+      }),
     );
     expect([le16(g!, 8), le16(g!, 10)]).toEqual([0x4000, 0]);
   });
@@ -170,7 +172,9 @@ describe('management IOCBs on the request ring', () => {
     rig.takeResponses();
     await ringRoundTrip(rig, logio(1, 0x10, 0x10, TARGET.portId));
     const mbx = (mb: number[]) =>
-      entry(0x39, 9, (dv) => mb.slice(0, 28).forEach((v, i) => dv.setUint16(8 + 2 * i, v, true)));
+      entry(0x39, 9, (dv) => {
+        for (const [i, v] of mb.slice(0, 28).entries()) dv.setUint16(8 + 2 * i, v, true);
+      });
     const gnl = mbWithDma(0x75, SCRATCH, { 1: 0x000c, 8: 0x400 });
     const [g] = await ringRoundTrip(rig, mbx(gnl));
     expect([le16(g!, 8), le16(g!, 10)]).toEqual([0x4000, 40]);
@@ -346,7 +350,10 @@ describe('management IOCBs on the request ring', () => {
       portId: TARGET.portId,
       lun: new Uint8Array(8),
       taskTag: 50,
-      terminate: (cs) => ((terminated = cs), true),
+      terminate: (cs) => {
+        terminated = cs;
+        return true;
+      },
     });
     const [ab] = await ringRoundTrip(
       rig,

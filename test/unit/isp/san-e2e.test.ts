@@ -133,7 +133,9 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
     const mb = mbWithDma(0x64, pdbAddr, { 1: 0x81 });
     const [g] = await roundTrip(
       rig,
-      entry(0x39, 5, (dv) => mb.slice(0, 28).forEach((v, i) => dv.setUint16(8 + 2 * i, v, true))),
+      entry(0x39, 5, (dv) => {
+        for (const [i, v] of mb.slice(0, 28).entries()) dv.setUint16(8 + 2 * i, v, true);
+      }),
     );
     expect(le16(g!, 8)).toBe(0x4000);
     const pdb = rig.mem.read(pdbAddr, 64);

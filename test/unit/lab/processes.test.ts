@@ -1,10 +1,9 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { qemuArguments, type GuestEnvironment } from '../../../src/harness/guest.js';
-import { claimSocketPath, startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
+import { startCliProcess, waitForSocket } from '../../../src/lab/processes.js';
 import { packageRoot } from '../../../src/util/package-root.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lab-proc-'));

@@ -302,7 +302,7 @@ describe.each(implementations())('response ring back-pressure ($name)', ({ creat
     expect(seen.length).toBeGreaterThan(4);
     for (const snapshot of seen) {
       // Every entry visible at any moment is already complete and in order.
-      snapshot.forEach((entry, i) => expect(Array.from(entry)).toEqual(Array.from(final[i]!)));
+      for (const [i, entry] of snapshot.entries()) expect(Array.from(entry)).toEqual(Array.from(final[i]!));
     }
     expect(seen.map((s) => s.length)).toEqual([...seen.map((s) => s.length)].sort((a, b) => a - b));
   });

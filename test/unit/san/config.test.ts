@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { ConfigError, exampleSanConfig, loadSanConfig, parseSanConfig } from '../../../src/san/config.js';
 import { zoningFromConfig } from '../../../src/san/san.js';
 
+// biome-ignore lint/suspicious/noExplicitAny: the tests edit the raw JSON of the example configuration
 function base(): any {
   return JSON.parse(exampleSanConfig());
 }

@@ -47,7 +47,7 @@ describe("socket links send a turn's frames together", () => {
     const got = collect(b);
     for (let i = 1; i <= 40; i++) a.send(frame(i, FC_HEADER_SIZE + 4 * i));
     await until(() => got.length === 40);
-    got.forEach((f, i) => expect(f).toEqual(frame(i + 1, FC_HEADER_SIZE + 4 * (i + 1))));
+    for (const [i, f] of got.entries()) expect(f).toEqual(frame(i + 1, FC_HEADER_SIZE + 4 * (i + 1)));
     a.close();
     b.close();
   });

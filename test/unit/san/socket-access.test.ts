@@ -33,7 +33,12 @@ function capturingLog() {
   lines = [];
   return pino(
     { level: 'info' },
-    new Writable({ write: (chunk: Buffer, _enc, done) => (lines.push(chunk.toString()), done()) }),
+    new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        lines.push(chunk.toString());
+        done();
+      },
+    }),
   );
 }
 

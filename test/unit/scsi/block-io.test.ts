@@ -1,6 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { StorageArray } from '../../../src/san/array.js';
-import { MemoryBacking } from '../../../src/san/volume.js';
+import type { MemoryBacking } from '../../../src/san/volume.js';
 import { Cdb, Host, HOST_1, expectCheck, expectGood, expectInvalidField, makeArray, pattern } from './helpers.js';
 
 const BLOCKS = 16 * 2048; // vol0: 16 MiB of 512-byte blocks

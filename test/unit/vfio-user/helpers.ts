@@ -103,7 +103,11 @@ export class FakeWatcher {
   readonly watch = (fd: number, onReadable: () => void): PollHandle => {
     const entry = { onReadable, stopped: false };
     this.watches.set(fd, entry);
-    return { stop: () => void (entry.stopped = true) };
+    return {
+      stop: () => {
+        entry.stopped = true;
+      },
+    };
   };
   fire(fd: number): void {
     const w = this.watches.get(fd);

@@ -41,7 +41,11 @@ class FakeSocket implements ChannelNative {
     const w = { events, cb, stopped: false };
     if (this.active()) throw new Error('EEXIST: one watch per fd');
     this.watches.push(w);
-    return { stop: () => void (w.stopped = true) };
+    return {
+      stop: () => {
+        w.stopped = true;
+      },
+    };
   }
 
   close(fd: number): void {

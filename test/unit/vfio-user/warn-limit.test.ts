@@ -38,7 +38,12 @@ function startServer(): string {
   const path = join(dir, 'v.sock');
   const log = pino(
     { level: 'info' },
-    new Writable({ write: (chunk: Buffer, _enc, done) => (records.push(JSON.parse(chunk.toString())), done()) }),
+    new Writable({
+      write: (chunk: Buffer, _enc, done) => {
+        records.push(JSON.parse(chunk.toString()));
+        done();
+      },
+    }),
   );
   server = new VfioUserServer({ socketPath: path, device: new RecordingDevice(), log });
   server.start();
