@@ -25,6 +25,7 @@ GUEST_MODULE_TARGETS=(
   scsi_dh_alua scsi_dh_emc scsi_dh_rdac scsi_dh_hp_sw
   dm-mod dm-multipath dm-round-robin dm-service-time dm-queue-length
   qla2xxx
+  9p 9pnet_virtio
 )
 GUEST_FIRMWARE=(ql2400_fw.bin ql2500_fw.bin)
 # Dynamically linked tools copied with their library closure (paths inside the rootfs).

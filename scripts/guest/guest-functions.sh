@@ -55,3 +55,28 @@ _fc_host_online() {
 wait_fc_online() {
   wait_until "${2:-30}" _fc_host_online "${1:-0}"
 }
+
+# enter_rootfs: mount the forky rootfs the harness shares over 9p (runGuest `shareRootfs: true`,
+# tag "rootfs") read-only at /rootfs with the guest's /proc, /sys, /dev and a fresh /tmp and /run
+# inside, and any other shares (tag "<name>", runGuest `shares`) under /rootfs/run/share/<name>. Then
+# `in_rootfs CMD ARGS...` runs a program of the full Debian system (e.g. node) by chroot.
+enter_rootfs() {
+  mkdir -p /rootfs
+  mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose rootfs /rootfs || return 1
+  mount --bind /proc /rootfs/proc && mount --bind /sys /rootfs/sys && mount --bind /dev /rootfs/dev \
+    && mount -t tmpfs -o mode=1777 tmpfs /rootfs/tmp && mount -t tmpfs -o mode=0755 tmpfs /rootfs/run \
+    || return 1
+  local tag
+  for tag in $(cat /sys/bus/virtio/drivers/9pnet_virtio/virtio*/mount_tag 2>/dev/null | tr '\0' ' '); do
+    [ "$tag" = rootfs ] && continue
+    # /rootfs is read-only: shares are mounted on a tmpfs under /rootfs/run.
+    mkdir -p "/rootfs/run/share/$tag"
+    mount -t 9p -o trans=virtio,version=9p2000.L,cache=loose "$tag" "/rootfs/run/share/$tag" || return 1
+  done
+  return 0
+}
+
+# in_rootfs CMD [ARGS...]: run CMD inside the mounted rootfs (after enter_rootfs).
+in_rootfs() {
+  chroot /rootfs "$@"
+}

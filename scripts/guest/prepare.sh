@@ -28,9 +28,11 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 # Packages inside the rootfs (never on the host). tiny-initramfs keeps apt from choosing dracut
 # (which drags in udev and a 43 MB initrd) for forky's linux-image.
+# nodejs: a guest can mount this rootfs over 9p and run npiv-hba itself (enter_rootfs in
+# guest-functions.sh), which is how the two-level host-backend tests work without FC hardware.
 ROOTFS_PACKAGES=(
   qemu-system-x86 tiny-initramfs linux-image-amd64 busybox-static firmware-qlogic kmod
-  pciutils sg3-utils fio multipath-tools tshark lsscsi
+  pciutils sg3-utils fio multipath-tools tshark lsscsi nodejs
 )
 # Host packages for the rootfs build (bookworm only; build-guest.sh also ensures xz-utils).
 HOST_PACKAGES=(mmdebstrap zstd)

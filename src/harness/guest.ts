@@ -35,6 +35,8 @@
  *   wait_until SECONDS CMD...    poll until CMD succeeds, status 1 on timeout
  *   fc_host [N]                  print the Nth FC host's sysfs directory (default 0)
  *   wait_fc_online [N] [SECONDS] wait for that host's port_state to be Online
+ *   enter_rootfs / in_rootfs CMD  mount the 9p-shared forky rootfs (`shareRootfs: true`) and
+ *                                run a program of it by chroot, e.g. `in_rootfs node -v`
  * Lines the script wants the test to see structurally should start with `GUEST:`; they are
  * returned (tag removed) in `guestLines`; `dmesg: true` adds the whole kernel log there as
  * `DMESG <line>` entries, and `kernelProblems` lists console lines showing a panic, Oops, BUG or
@@ -63,6 +65,8 @@ import { launchQemu } from './qemu-process.js';
 export const DEFAULT_CACHE_DIR = '/var/cache/npiv-hba';
 /** Name of the file prepare.sh writes last, describing the built environment. */
 export const GUEST_ENV_FILE = 'guest-env.json';
+/** 9p tag of the shared forky rootfs (RunGuestOptions.shareRootfs; enter_rootfs mounts it). */
+const ROOTFS_SHARE_TAG = 'rootfs';
 /** Tag that marks harness lines in the serial log. */
 export const GUEST_TAG = 'GUEST:';
 
@@ -240,6 +244,14 @@ export interface RunGuestOptions {
   kernelArgs?: readonly string[];
   /** Extra QEMU arguments, appended last. */
   qemuArgs?: readonly string[];
+  /**
+   * Share the forky rootfs read-only over virtio-9p (tag "rootfs"), so the script can run the full
+   * Debian system, Node.js included, with `enter_rootfs` and `in_rootfs CMD...`
+   * (scripts/guest/guest-functions.sh). Default false.
+   */
+  shareRootfs?: boolean;
+  /** Host directories shared over virtio-9p; `enter_rootfs` mounts each at /rootfs/run/share/<tag>. */
+  shares?: readonly GuestShare[];
   /** Called with every serial line as it arrives (without the line terminator). */
   onLine?: (line: string) => void;
   /** Override the accelerator choice (chooseAccelerator()). */
@@ -255,6 +267,15 @@ export interface RunGuestOptions {
    * it, $NPIV_HBA_GUEST_LOG_DIR (if set) gets one guest-<time>-<pid>-<n>.log per run.
    */
   logFile?: string;
+}
+
+export interface GuestShare {
+  /** 9p mount tag: letters, digits, '-' and '_', at most 31 characters; "rootfs" is reserved. */
+  tag: string;
+  /** Host directory (no comma: QEMU's option syntax). */
+  path: string;
+  /** Default true: the guest cannot write to the host directory. */
+  readOnly?: boolean;
 }
 
 export interface GuestRunResult {
@@ -477,6 +498,26 @@ export function qemuArguments(
       `virtconsole,chardev=${SCRIPT_CHARDEV},bus=guestserial.0`,
     );
   }
+  const shares: GuestShare[] = [];
+  if (options.shareRootfs === true) shares.push({ tag: ROOTFS_SHARE_TAG, path: environment.rootfs, readOnly: true });
+  for (const share of options.shares ?? []) {
+    if (!/^[A-Za-z0-9_-]{1,31}$/.test(share.tag) || share.tag === ROOTFS_SHARE_TAG)
+      throw new Error(`share tag ${JSON.stringify(share.tag)}: 1-31 letters, digits, '-' or '_', not "rootfs"`);
+    shares.push(share);
+  }
+  shares.forEach((share, index) => {
+    if (share.path.includes(',')) throw new Error(`shared directory ${share.path} contains a comma`);
+    if (shares.findIndex((s) => s.tag === share.tag) !== index) throw new Error(`share tag ${share.tag} used twice`);
+    // security_model=none: the guest sees the files with the host's owners and modes and cannot
+    // change either; readonly=on refuses every write at the server.
+    const readOnly = share.readOnly !== false ? ',readonly=on' : '';
+    args.push(
+      '-fsdev',
+      `local,id=share${index},path=${share.path},security_model=none${readOnly}`,
+      '-device',
+      `virtio-9p-pci,fsdev=share${index},mount_tag=${share.tag},bus=pcie.0`,
+    );
+  });
   if (resultsSerialFile !== undefined) {
     // QEMU's option syntax treats a comma as a separator.
     if (resultsSerialFile.includes(','))

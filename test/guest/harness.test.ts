@@ -2,12 +2,16 @@
  * Real QEMU + real Linux guest: the harness itself (no vfio-user device attached).
  * Needs the environment from `bash scripts/guest/prepare.sh`; skipped without it.
  */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { guestEnvironment, haveGuestEnvironment, runGuest, shellQuote } from '../../src/harness/guest.js';
+import { packageRoot } from '../../src/util/package-root.js';
 
 const haveGuest = haveGuestEnvironment();
 
@@ -172,6 +176,50 @@ describe.skipIf(!haveGuest)('real guest harness', () => {
     ]) {
       expect(run.guestLines, context).toContain(expected);
     }
+  });
+
+  it('runs the project itself in the guest: Node.js from the 9p-shared rootfs, this checkout read-only', async () => {
+    // The two-level host-backend tests run npiv-hba inside a guest this way (enter_rootfs).
+    const root = packageRoot();
+    const expected = createHash('sha256')
+      .update(execFileSync(process.execPath, [join(root, 'bin/npiv-hba.js'), 'san', '--example']))
+      .digest('hex');
+    const script = [
+      'enter_rootfs || { echo GUEST:ENTER-ROOTFS-FAILED; exit 3; }',
+      'echo "GUEST:NODE $(in_rootfs node -v)"',
+      "in_rootfs sh -c 'cd /run/share/project && node bin/npiv-hba.js san --example | sha256sum' | sed 's/^/GUEST:EXAMPLE /'",
+      // The native shim (built on this host) loads in the guest's Node and maps a sealed memfd.
+      "cat >/rootfs/tmp/memfd.mjs <<'EOF'",
+      "import { native } from '/run/share/project/dist/src/native/index.js';",
+      "const fd = native.memfdCreate('guest', 65536);",
+      'const m = new Uint8Array(native.mmap(fd, 65536, 0n, 3));',
+      'm[4095] = 0x5a;',
+      "console.log('GUEST:MEMFD ' + m[4095]);",
+      'EOF',
+      'in_rootfs node /tmp/memfd.mjs',
+      'touch /rootfs/run/share/project/.guest-write 2>/dev/null && echo GUEST:PROJECT-WRITABLE || echo GUEST:PROJECT-READONLY',
+      'touch /rootfs/etc/.guest-write 2>/dev/null && echo GUEST:ROOTFS-WRITABLE || echo GUEST:ROOTFS-READONLY',
+      'exit 0',
+      '',
+    ].join('\n');
+    const run = await runGuest({
+      script,
+      shareRootfs: true,
+      shares: [{ tag: 'project', path: root }],
+      memMiB: 1024,
+      timeoutMs: 300_000,
+    });
+    const context = `serial log:\n${run.output}\nqemu stderr:\n${run.qemuStderr}`;
+    expect(run.exitStatus, context).toBe(0);
+    expect(
+      run.guestLines.find((l) => l.startsWith('NODE ')),
+      context,
+    ).toMatch(/^NODE v\d+\./);
+    expect(run.guestLines, context).toContain(`EXAMPLE ${expected}  -`);
+    expect(run.guestLines, context).toContain('MEMFD 90');
+    expect(run.guestLines, context).toContain('PROJECT-READONLY');
+    expect(run.guestLines, context).toContain('ROOTFS-READONLY');
+    expect(existsSync(join(root, '.guest-write'))).toBe(false);
   });
 
   it('attaches a vfio-user device: QEMU connects and sends VERSION; a silent server fails the run', async () => {
