@@ -1,11 +1,11 @@
 /**
- * Part 2 — emulator only: the QEMU-like driver model (bench/lib/qla-driver.ts) drives one
+ * Part 2 — emulator only: the QEMU-like driver model (src/vm-model/qla-driver.ts) drives one
  * `npiv-hba serve` over a real vfio-user socket with a memfd "guest RAM"; the SAN runs as its
  * own process with a RAM volume. 4 KiB random read/write at QD1 and QD32: IOPS, p50/p99
  * latency, CPU time per I/O of the serve process (and of the SAN), vfio-user messages and
  * interrupts per I/O.
  */
-import { QlaDriverModel } from '../lib/qla-driver.js';
+import { QlaDriverModel } from '../../src/vm-model/qla-driver.js';
 import { cpuTimeMs } from '../../src/util/proc.js';
 import { startSan, startServe } from '../lib/procs.js';
 import { summarizeLatency, type LatencySummary } from '../lib/stats.js';

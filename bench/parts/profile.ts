@@ -13,7 +13,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPart } from '../lib/results.js';
-import { QlaDriverModel } from '../lib/qla-driver.js';
+import { QlaDriverModel } from '../../src/vm-model/qla-driver.js';
 import { startServe } from '../lib/procs.js';
 import { loadProfileFrom, summarizeProfile, type SelfTime } from '../lib/cpu-profile.js';
 import { EMU_WWNN, EMU_WWPN, startEmulatorSan } from './emulator.js';

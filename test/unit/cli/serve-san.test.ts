@@ -1,7 +1,7 @@
 /**
  * `npiv-hba serve --san` cabled to a running `npiv-hba san`, both as the built CLI in their own
  * processes, with a QEMU-like guest model (GuestMachine of test/unit/hostile/support.ts, built on
- * test/support/qla-guest.ts: vfio-user attach with a memfd as guest RAM, the qla2xxx probe in
+ * src/vm-model/qla-guest.ts: vfio-user attach with a memfd as guest RAM, the qla2xxx probe in
  * polling mode, discovery and Command Type 7 I/O) in place of a real guest. The firmware's fabric login brings the link up: the SAN lists the vport's
  * login, data written through the HBA reads back identical, the vport's stats count the frames
  * and I/Os, and its --pcap capture starts with the FLOGI.

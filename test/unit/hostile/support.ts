@@ -7,7 +7,7 @@
  *  - `LogCapture`: a pino logger into memory; the tests assert that no error-level record (a
  *    handler that threw, "crashed", "uncaught") was logged by the server.
  *  - `startHba()`: a VportHba on a temporary socket, optionally cabled to a SAN link socket.
- *  - `GuestMachine`: the shared qla2xxx-like guest model (test/support/qla-guest.ts: BAR1
+ *  - `GuestMachine`: the shared qla2xxx-like guest model (src/vm-model/qla-guest.ts: BAR1
  *    register access, polled mailboxes with a bounded wait, the qla2xxx probe, SNS login, GPN_FT,
  *    PLOGI+PRLI and Command Type 7 I/O on the rings) with guest RAM mapped at RAM.BASE and
  *    pre-filled with a canary pattern (`canaryDamage()`, `fillCanary()`); the model's constants
@@ -36,7 +36,13 @@ import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
 import { parseSanConfig } from '../../../src/san/config.js';
 import { connectLink } from '../../../src/fc/link.js';
 import { San } from '../../../src/san/san.js';
-import { QLA_LAYOUT, QlaGuest, sleep, type QlaGuestOptions, type QlaGuestParts } from '../../support/qla-guest.js';
+import {
+  QLA_LAYOUT,
+  QlaGuest,
+  sleep,
+  type QlaGuestOptions,
+  type QlaGuestParts,
+} from '../../../src/vm-model/qla-guest.js';
 
 export {
   BLOCK,
@@ -55,7 +61,7 @@ export {
   sleep,
   swapDwords,
   type MailboxResult,
-} from '../../support/qla-guest.js';
+} from '../../../src/vm-model/qla-guest.js';
 
 // --- deterministic randomness ------------------------------------------------------------
 

@@ -1,6 +1,6 @@
 /**
  * A QEMU-like driver model of one guest with a qla2xxx-like driver, for the emulator-only
- * benchmark. It is the shared guest model of test/support/qla-guest.ts (QlaGuest: QEMU's attach
+ * benchmark. It is the shared guest model of src/vm-model/qla-guest.ts (QlaGuest: QEMU's attach
  * over a real vfio-user socket with a memfd "guest RAM", the qla2xxx probe, SNS login, GPN_FT,
  * PLOGI+PRLI, Command Type 7 entries, every vfio-user message counted) with what the benchmark
  * adds:
@@ -17,8 +17,8 @@
  * the per-I/O round-trip and interrupt figures of the profile come from. It is a benchmark client,
  * not a guest: it trusts nothing it reads (every loop has a budget, every wait a timeout).
  */
-import { native, POLL_READABLE, type PollHandle } from '../../src/native/index.js';
-import { REG } from '../../src/isp/registers.js';
+import { native, POLL_READABLE, type PollHandle } from '../native/index.js';
+import { REG } from '../isp/registers.js';
 import { EntryType, IocbHeader, Sts24 } from '../../assembly/shared/iocb.js';
 import {
   BLOCK,
@@ -32,9 +32,9 @@ import {
   type DriverCounters,
   type MailboxResult,
   type QlaGuestParts,
-} from '../../test/support/qla-guest.js';
+} from './qla-guest.js';
 
-export type { DriverCounters } from '../../test/support/qla-guest.js';
+export type { DriverCounters } from './qla-guest.js';
 
 /** Guest-physical layout of the model's "guest RAM" (one memfd mapped at address 0). */
 export const GUEST = {

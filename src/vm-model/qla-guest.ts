@@ -1,7 +1,7 @@
 /**
  * A QEMU-like guest with a qla2xxx-like driver (10.02.x, ISP25xx path): the one guest-side model
  * that the hostile-guest tests (test/unit/hostile/support.ts, GuestMachine), the CLI tests and the
- * emulator-only benchmark (bench/lib/qla-driver.ts, QlaDriverModel) drive the emulated ISP2532
+ * emulator-only benchmark (src/vm-model/qla-driver.ts, QlaDriverModel) drive the emulated ISP2532
  * with. It attaches to a vfio-user socket exactly as QEMU does (VfioUserClient.startup: VERSION,
  * DMA_MAP of a memfd "guest RAM", region/IRQ info, config read, INTx/MSI-X eventfds), enables
  * memory space and bus mastering, and then plays the driver:
@@ -33,12 +33,12 @@
  *   + 0x010000  request ring  (reqEntries)
  *   + 0x020000  response ring (rspEntries)
  */
-import { FARX_DATA_FLAG, HCCRX, REG } from '../../src/isp/registers.js';
-import { FLASH_CONF, FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW } from '../../src/isp/flash.js';
-import { NVRAM } from '../../src/isp/nvram.js';
-import { native } from '../../src/native/index.js';
-import { VfioUserClient } from '../../src/vfio-user/client.js';
-import { PCI_REGION } from '../../src/vfio-user/protocol.js';
+import { FARX_DATA_FLAG, HCCRX, REG } from '../isp/registers.js';
+import { FLASH_CONF, FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW } from '../isp/flash.js';
+import { NVRAM } from '../isp/nvram.js';
+import { native } from '../native/index.js';
+import { VfioUserClient } from '../vfio-user/client.js';
+import { PCI_REGION } from '../vfio-user/protocol.js';
 import {
   Cmd7,
   Cmd7Flags,
