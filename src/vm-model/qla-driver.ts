@@ -19,7 +19,7 @@
  */
 import { native, POLL_READABLE, type PollHandle } from '../native/index.js';
 import { REG } from '../isp/registers.js';
-import { EntryType, IocbHeader, Sts24 } from '../../assembly/shared/iocb.js';
+import { EntryType, IocbHeader, ScsiStatusFlags, Sts24 } from '../../assembly/shared/iocb.js';
 import {
   BLOCK,
   ICTRL_EN_RISC_INT,
@@ -29,6 +29,10 @@ import {
   TimeoutError,
   handleOf,
   ioEntry,
+  commandEntry,
+  sleep,
+  swapDwords,
+  type CommandSpec,
   type DriverCounters,
   type MailboxResult,
   type QlaGuestParts,
@@ -82,6 +86,42 @@ export interface IoRunResult {
   counters: DriverCounters;
   /** the first few failed completions: "type/comp_status/scsi_status" in hex */
   errorSamples: string[];
+}
+
+/** A completed command as the driver sees it (Status Type 0, or an entry the firmware refused). */
+export interface CommandResult {
+  entryType: number;
+  entryStatus: number;
+  compStatus: number;
+  /** SAM status byte. */
+  scsiStatus: number;
+  /** Bytes not transferred (underrun), 0 without SS_RESIDUAL_UNDER. */
+  residual: number;
+  sense: Uint8Array | null;
+  /** Read data copied from guest RAM (the whole buffer; the residual says how much is valid). */
+  data: Uint8Array | null;
+}
+
+const SCSI_REPORT_LUNS = 0xa0;
+const SAM_CHECK_CONDITION = 0x02;
+const SENSE_UNIT_ATTENTION = 0x6;
+
+/** qla_def.h CS_DATA_UNDERRUN: complete, with fewer bytes than FCP_DL (the residual says how many fewer). */
+const CS_DATA_UNDERRUN = 0x15;
+
+/** GOOD status, complete or short (check `residual` where every byte must move). */
+export function commandSucceeded(r: CommandResult): boolean {
+  return (
+    r.entryType === EntryType.STATUS_TYPE &&
+    r.entryStatus === 0 &&
+    (r.compStatus === 0 || r.compStatus === CS_DATA_UNDERRUN) &&
+    r.scsiStatus === 0
+  );
+}
+
+export function describeResult(r: CommandResult): string {
+  const sense = r.sense ? ` sense ${Buffer.from(r.sense.subarray(0, 18)).toString('hex')}` : '';
+  return `entry 0x${r.entryType.toString(16)}/0x${r.entryStatus.toString(16)} comp_status 0x${r.compStatus.toString(16)} scsi_status 0x${r.scsiStatus.toString(16)}${sense}`;
 }
 
 interface Outstanding {
@@ -343,6 +383,111 @@ export class QlaDriverModel extends QlaGuest {
       interrupts: this.counters.interrupts - before.interrupts,
     };
     return { ios, errors, elapsedMs, latenciesUs: latencies, counters, errorSamples };
+  }
+
+  // --- single commands -----------------------------------------------------------------------------
+
+  /**
+   * One SCSI command on data slot `slot` (< MAX_QUEUE_DEPTH), completed by interrupt; resolves with
+   * its Status Type 0 decoded. Read data is copied out of guest RAM. Bounded by the IOCB timeout.
+   */
+  async command(
+    spec: Omit<CommandSpec, 'handle' | 'data' | 'targetPortId'>,
+    slot = 0,
+    dataOut: Uint8Array | null = null,
+  ): Promise<CommandResult> {
+    if (this.pollHandle === null) throw new Error('command() needs probe() first (interrupts on)');
+    if (!Number.isInteger(slot) || slot < 0 || slot >= MAX_QUEUE_DEPTH) throw new RangeError(`slot ${slot}`);
+    if (spec.length > GUEST.DATA_SLOT) throw new RangeError(`${spec.length} bytes exceed a data slot`);
+    if (dataOut !== null && (spec.direction !== 'write' || dataOut.length > spec.length))
+      throw new RangeError('write data only for a write, at most its length');
+    const handle = this.allocateHandle();
+    const at = GUEST.DATA + slot * GUEST.DATA_SLOT;
+    if (dataOut !== null) this.ram.set(dataOut, at);
+    const entry = commandEntry({ ...spec, handle, data: this.addr(at), targetPortId: this.targetPortId });
+    const done = await this.iocb(entry);
+    return this.decodeStatus(done, spec.direction === 'read' ? this.ram.slice(at, at + spec.length) : null);
+  }
+
+  /** Status Type 0 → CommandResult (qla2x00_status_entry's view: comp_status, scsi_status, residual, sense). */
+  decodeStatus(entry: Uint8Array, data: Uint8Array | null): CommandResult {
+    const dv = new DataView(entry.buffer, entry.byteOffset, entry.byteLength);
+    const scsiStatus = dv.getUint16(Sts24.SCSI_STATUS, true);
+    const senseLength = scsiStatus & ScsiStatusFlags.SS_SENSE_LEN_VALID ? dv.getUint32(Sts24.SENSE_LEN, true) : 0;
+    const inline = swapDwords(entry.subarray(Sts24.DATA, Sts24.DATA + Sts24.DATA_SIZE));
+    const compStatus = dv.getUint16(Sts24.COMP_STATUS, true);
+    return {
+      entryType: entry[IocbHeader.ENTRY_TYPE]!,
+      entryStatus: entry[IocbHeader.ENTRY_STATUS]!,
+      compStatus,
+      scsiStatus: scsiStatus & ScsiStatusFlags.STATUS_BYTE_MASK,
+      // qla2x00_status_entry: on CS_DATA_UNDERRUN the firmware's count (residual_len) is the residual.
+      residual:
+        compStatus === CS_DATA_UNDERRUN
+          ? dv.getUint32(Sts24.RESIDUAL_LEN, true)
+          : scsiStatus & ScsiStatusFlags.SS_RESIDUAL_UNDER
+            ? dv.getUint32(Sts24.RSP_RESIDUAL_COUNT, true)
+            : 0,
+      sense: senseLength > 0 ? inline.slice(0, Math.min(senseLength, inline.length)) : null,
+      data,
+    };
+  }
+
+  /** REPORT LUNS (SPC-4 6.33): the LUN numbers of single-level peripheral/flat LUNs. */
+  async reportLuns(): Promise<number[]> {
+    const length = 4096;
+    const cdb = new Uint8Array(12);
+    cdb[0] = SCSI_REPORT_LUNS;
+    new DataView(cdb.buffer).setUint32(6, length, false);
+    const r = await this.command({ cdb, direction: 'read', length });
+    if (!commandSucceeded(r)) throw new Error(`REPORT LUNS failed: ${describeResult(r)}`);
+    const data = r.data!;
+    const listBytes = new DataView(data.buffer, data.byteOffset).getUint32(0, false);
+    const luns: number[] = [];
+    for (let o = 8; o + 8 <= Math.min(data.length - r.residual, 8 + listBytes); o += 8)
+      luns.push(((data[o]! & 0x3f) << 8) | data[o + 1]!);
+    return luns;
+  }
+
+  /**
+   * TEST UNIT READY until GOOD, as the SCSI midlayer's scan does: a new I_T nexus first sees
+   * UNIT ATTENTION (power on / reset, LUNs changed...), reported once each (SAM-5 5.14).
+   * Resolves with the UNIT ATTENTION sense codes consumed ("asc/ascq" in hex).
+   */
+  async clearUnitAttention(lun: number, attempts = 8): Promise<string[]> {
+    const seen: string[] = [];
+    for (let i = 0; i < attempts; i++) {
+      const r = await this.command({ cdb: new Uint8Array(6), direction: 'none', length: 0, lun });
+      if (commandSucceeded(r)) return seen;
+      const sense = r.sense;
+      if (
+        r.scsiStatus !== SAM_CHECK_CONDITION ||
+        !sense ||
+        sense.length < 14 ||
+        (sense[2]! & 0x0f) !== SENSE_UNIT_ATTENTION
+      )
+        throw new Error(`TEST UNIT READY on LUN ${lun}: ${describeResult(r)}`);
+      seen.push(`${sense[12]!.toString(16)}/${sense[13]!.toString(16)}`);
+    }
+    throw new Error(`LUN ${lun} still reports UNIT ATTENTION after ${attempts} TEST UNIT READYs (${seen.join(' ')})`);
+  }
+
+  /** Index into `aens` from which waitForAen looks; take it before causing the event. */
+  get aenMark(): number {
+    return this.aens.length;
+  }
+
+  /** Resolves with the first AEN of `codes` recorded at or after `mark`; rejects after timeoutMs. */
+  async waitForAen(codes: readonly number[], mark: number, timeoutMs: number): Promise<number> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      for (let i = mark; i < this.aens.length; i++) if (codes.includes(this.aens[i]!)) return this.aens[i]!;
+      if (Date.now() > deadline || this.closed)
+        throw new TimeoutError(
+          `none of AENs ${codes.map((c) => c.toString(16))} within ${timeoutMs} ms (seen: ${this.aens.slice(mark).map((a) => a.toString(16))})`,
+        );
+      await sleep(20);
+    }
   }
 
   override close(): void {

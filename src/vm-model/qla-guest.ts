@@ -165,6 +165,49 @@ export function newEntry(type: number, handle: number): { bytes: Uint8Array; dv:
   return { bytes, dv };
 }
 
+/** What one Command Type 7 carries (qla24xx_build_scsi_iocbs with a single data segment). */
+export interface CommandSpec {
+  handle: number;
+  /** Up to 16 CDB bytes, as the SCSI midlayer hands them over. */
+  cdb: Uint8Array;
+  direction: 'read' | 'write' | 'none';
+  /** FCP_DL; also the one DSD's length (0 for 'none'). */
+  length: number;
+  /** Guest address of the data buffer (ignored for 'none'). */
+  data: bigint;
+  targetPortId: number;
+  /** LUN below 256 (single-level SAM LUN, peripheral addressing). */
+  lun?: number;
+}
+
+/** A Command Type 7 for any CDB: LUN and CDB dword-swapped as host_to_fcp_swap leaves them. */
+export function commandEntry(c: CommandSpec): Uint8Array {
+  if (c.cdb.length > Cmd7.FCP_CDB_SIZE) throw new RangeError(`CDB of ${c.cdb.length} bytes`);
+  const lun = c.lun ?? 0;
+  if (!Number.isInteger(lun) || lun < 0 || lun > 255) throw new RangeError(`LUN ${lun} outside 0..255`);
+  const e = newEntry(EntryType.COMMAND_TYPE_7, c.handle);
+  e.dv.setUint16(Cmd7.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
+  const samLun = new Uint8Array(8);
+  samLun[1] = lun;
+  e.bytes.set(swapDwords(samLun), Cmd7.LUN);
+  const cdb = new Uint8Array(Cmd7.FCP_CDB_SIZE);
+  cdb.set(c.cdb);
+  e.bytes.set(swapDwords(cdb), Cmd7.FCP_CDB);
+  writePortIdLe(e.dv, Cmd7.PORT_ID, c.targetPortId);
+  if (c.direction !== 'none' && c.length > 0) {
+    e.dv.setUint16(Cmd7.DSEG_COUNT, 1, true);
+    e.dv.setUint16(
+      Cmd7.TASK_MGMT_FLAGS,
+      c.direction === 'write' ? Cmd7Flags.TMF_WRITE_DATA : Cmd7Flags.TMF_READ_DATA,
+      true,
+    );
+    e.dv.setUint32(Cmd7.BYTE_COUNT, c.length, true);
+    e.dv.setBigUint64(Cmd7.DSD + Dsd64.ADDRESS, c.data, true);
+    e.dv.setUint32(Cmd7.DSD + Dsd64.LENGTH, c.length, true);
+  }
+  return e.bytes;
+}
+
 /** A Command Type 7 READ(10)/WRITE(10) with one DSD at guest address `data`. */
 export function ioEntry(
   handle: number,
@@ -173,26 +216,13 @@ export function ioEntry(
   blocks: number,
   data: bigint,
   targetPortId: number,
+  lun = 0,
 ): Uint8Array {
-  const e = newEntry(EntryType.COMMAND_TYPE_7, handle);
-  const bytes = blocks * BLOCK;
-  e.dv.setUint16(Cmd7.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
-  e.dv.setUint16(Cmd7.DSEG_COUNT, 1, true);
-  e.dv.setUint16(
-    Cmd7.TASK_MGMT_FLAGS,
-    direction === 'write' ? Cmd7Flags.TMF_WRITE_DATA : Cmd7Flags.TMF_READ_DATA,
-    true,
-  );
-  const cdb = new Uint8Array(Cmd7.FCP_CDB_SIZE);
+  const cdb = new Uint8Array(10);
   cdb[0] = direction === 'write' ? SCSI_WRITE_10 : SCSI_READ_10;
   new DataView(cdb.buffer).setUint32(2, lba, false);
   new DataView(cdb.buffer).setUint16(7, blocks, false);
-  e.bytes.set(swapDwords(cdb), Cmd7.FCP_CDB);
-  e.dv.setUint32(Cmd7.BYTE_COUNT, bytes, true);
-  writePortIdLe(e.dv, Cmd7.PORT_ID, targetPortId);
-  e.dv.setBigUint64(Cmd7.DSD + Dsd64.ADDRESS, data, true);
-  e.dv.setUint32(Cmd7.DSD + Dsd64.LENGTH, bytes, true);
-  return e.bytes;
+  return commandEntry({ handle, cdb, direction, length: blocks * BLOCK, data, targetPortId, lun });
 }
 
 export function handleOf(entry: Uint8Array): number {
