@@ -5,29 +5,30 @@
 import { describe, expect, it } from 'vitest';
 import { isKernelProblem } from '../../../src/harness/kernel-problems.js';
 
-describe('isKernelProblem', () => {
-  it('counts an oops and its parts', () => {
-    for (const line of [
-      '[   41.203117] BUG: kernel NULL pointer dereference, address: 0000000000000008',
-      '[   41.204010] Oops: 0000 [#1] PREEMPT SMP NOPTI',
-      '[   41.204890] Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] PREEMPT SMP NOPTI',
-      '[   41.211532] Call Trace:',
-      '[   41.219774] Kernel panic - not syncing: Fatal exception in interrupt',
-      '[   41.220001] kernel BUG at drivers/scsi/qla2xxx/qla_init.c:1234!',
-    ])
-      expect(isKernelProblem(line), line).toBe(true);
-  });
+/** Lines that count, by what they report. */
+const COUNTED: Record<string, string[]> = {
+  'an oops and its parts': [
+    '[   41.203117] BUG: kernel NULL pointer dereference, address: 0000000000000008',
+    '[   41.204010] Oops: 0000 [#1] PREEMPT SMP NOPTI',
+    '[   41.204890] Oops: general protection fault, probably for non-canonical address 0xdead000000000100: 0000 [#1] PREEMPT SMP NOPTI',
+    '[   41.211532] Call Trace:',
+    '[   41.219774] Kernel panic - not syncing: Fatal exception in interrupt',
+    '[   41.220001] kernel BUG at drivers/scsi/qla2xxx/qla_init.c:1234!',
+  ],
+  'a WARNING splat, sanitizer reports, lockups and stalls': [
+    '[   12.877401] WARNING: CPU: 1 PID: 57 at drivers/scsi/qla2xxx/qla_isr.c:3567 qla24xx_process_response_queue+0x3f1/0x4a0 [qla2xxx]',
+    '[   13.001922] UBSAN: array-index-out-of-bounds in drivers/scsi/qla2xxx/qla_os.c:1402:19',
+    '[   13.101922] BUG: KASAN: slab-out-of-bounds in qla2x00_get_sp+0x2a/0x90 [qla2xxx]',
+    '[   52.004135] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kworker/0:1:23]',
+    '[   84.113300] rcu: INFO: rcu_sched self-detected stall on CPU',
+  ],
+};
 
-  it('counts a WARNING splat, sanitizer reports, lockups and stalls', () => {
-    for (const line of [
-      '[   12.877401] WARNING: CPU: 1 PID: 57 at drivers/scsi/qla2xxx/qla_isr.c:3567 qla24xx_process_response_queue+0x3f1/0x4a0 [qla2xxx]',
-      '[   13.001922] UBSAN: array-index-out-of-bounds in drivers/scsi/qla2xxx/qla_os.c:1402:19',
-      '[   13.101922] BUG: KASAN: slab-out-of-bounds in qla2x00_get_sp+0x2a/0x90 [qla2xxx]',
-      '[   52.004135] watchdog: BUG: soft lockup - CPU#0 stuck for 26s! [kworker/0:1:23]',
-      '[   84.113300] rcu: INFO: rcu_sched self-detected stall on CPU',
-    ])
-      expect(isKernelProblem(line), line).toBe(true);
-  });
+describe('isKernelProblem', () => {
+  for (const [what, lines] of Object.entries(COUNTED))
+    it(`counts ${what}`, () => {
+      for (const line of lines) expect(isKernelProblem(line), line).toBe(true);
+    });
 
   it('counts a hung task by the hung_task line of its report', () => {
     const report = [
