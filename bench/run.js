@@ -4,11 +4,11 @@
 // (build/ring.wasm, the native shim) and runs bench/main.ts with the given arguments.
 // Usage and flags: see bench/main.ts (`npm run bench -- --only ring,emulator`).
 // The arguments are checked here first: --help, or a mistake, must not prepare the guest
-// environment (which installs packages) or build anything.
+// environment (which installs packages) or build anything. Past that it needs dist/ (`npm run
+// build`, which npm ci runs) for the package-root lookup.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 
 const PARTS = ['ring', 'emulator', 'e2e', 'scale', 'profile'];
 const USAGE = `usage: npm run bench -- [options]   (or: node bench/run.js [options])
@@ -66,7 +66,18 @@ for (let i = 0; i < argv.length; i++) {
   if (a === '--report-only') reportOnly = true;
 }
 
-const root = dirname(dirname(fileURLToPath(import.meta.url)));
+// The package root from the one lookup (src/util/package-root.ts), compiled into dist/ by
+// `npm run build` (which npm ci runs), as bin/npiv-hba.js loads the CLI. Loaded only here, so
+// --help and a mistaken argument need no build.
+let packageRoot;
+try {
+  ({ packageRoot } = await import('../dist/src/util/package-root.js'));
+} catch (err) {
+  if (err?.code !== 'ERR_MODULE_NOT_FOUND') throw err;
+  console.error('bench: dist/ is not built; run `npm run build` (or `npm ci`) first');
+  process.exit(1);
+}
+const root = packageRoot();
 const run = (cmd, args) => {
   const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) {

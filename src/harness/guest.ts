@@ -59,6 +59,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { buildCpio, normaliseArchivePath, type CpioEntry } from './cpio.js';
+import { isKernelProblem } from './kernel-problems.js';
 import { launchQemu } from './qemu-process.js';
 
 /** Default cache directory, shared with scripts/guest/prepare.sh. */
@@ -78,9 +79,6 @@ const SOCKET_POLL_MS = 50;
 /** Serial output kept in memory per run; the rest is counted but dropped. */
 const MAX_OUTPUT_CHARS = 64 * 1024 * 1024;
 const EXIT_LINE = /^GUEST:EXIT=(\d+)\s*$/;
-/** Console lines that mean the guest kernel hit a bug, warning or panic (see kernelProblems). */
-const KERNEL_PROBLEM =
-  /Kernel panic|BUG: |Oops|WARNING: |general protection fault|Call Trace:|kernel BUG at|UBSAN:|KASAN:|hung_task|soft lockup|rcu_sched self-detected|RCU stall/;
 /** Kernel command-line words the guest's /init understands (scripts/guest/init.sh). */
 const CMDLINE_QLA_PARAMS = 'qla_params=';
 const CMDLINE_QLA_SKIP = 'qla_skip';
@@ -689,7 +687,7 @@ function runQemu(
           exitStatus,
           kernelProblems: consoleLines
             .flatMap(splitSerialLine)
-            .filter((line) => !line.startsWith(GUEST_TAG) && KERNEL_PROBLEM.test(line)),
+            .filter((line) => !line.startsWith(GUEST_TAG) && isKernelProblem(line)),
           output: lines.join('\n'),
           guestLines,
           qemuStderr: stderr,

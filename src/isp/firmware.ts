@@ -32,7 +32,7 @@ import { FSTATE, MBA, MBS } from './fw-constants.js';
 import { GuestDma } from './guest-dma.js';
 import type { IspHost, IspScheduler } from './host.js';
 import type { IdentityPolicy, PortIdentity } from './identity.js';
-import { WarnLimiter } from './warn-limit.js';
+import { WarnLimiter } from '../util/warn-limit.js';
 import { ICB_SIZE, parseInitControlBlock, type InitControlBlock } from './init-cb.js';
 import { mailboxCommand, mailboxReply, RESOURCE_COUNT, type FirmwareControl, type MailboxContext } from './mailbox.js';
 import { executeCommand } from './iocb/fcp.js';

@@ -20,7 +20,7 @@
  * stays writable.
  */
 import { buildNvram, buildVpd, NVRAM_SIZE, type NvramOptions } from './nvram.js';
-import { WarnLimiter } from './warn-limit.js';
+import { WarnLimiter } from '../util/warn-limit.js';
 import type { Trace } from '../device/trace.js';
 
 export const FLASH_SIZE_2532 = 0x200000;

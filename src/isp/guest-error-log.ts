@@ -9,38 +9,17 @@
  * async event) every time.
  */
 import type { Logger } from '../util/log.js';
-import { WarnLimiter } from './warn-limit.js';
+import { RateLimitedLog } from '../util/warn-limit.js';
 
 /** At most one record per event name in this period. */
 export const GUEST_ERROR_LOG_PERIOD_MS = 10_000;
-/** Event names are literals in the code; this only keeps the map bounded if that ever changes. */
-const MAX_EVENT_NAMES = 256;
 
-export class RateLimitedWarnings {
-  private readonly byEvent = new Map<string, WarnLimiter>();
-  private readonly overflow: WarnLimiter;
-
-  constructor(
-    private readonly log: Logger,
-    private readonly periodMs = GUEST_ERROR_LOG_PERIOD_MS,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.overflow = new WarnLimiter(periodMs, now);
-  }
-
-  warn(event: string, detail: Record<string, unknown>): void {
-    const suppressed = this.limiter(event).admit();
-    if (suppressed === null) return;
-    this.log.warn({ event, ...detail, ...(suppressed > 0 ? { suppressed } : {}) }, event);
-  }
-
-  private limiter(event: string): WarnLimiter {
-    let l = this.byEvent.get(event);
-    if (!l) {
-      if (this.byEvent.size >= MAX_EVENT_NAMES) return this.overflow;
-      l = new WarnLimiter(this.periodMs, this.now);
-      this.byEvent.set(event, l);
-    }
-    return l;
+/**
+ * The ISP's settings of RateLimitedLog: one record per event name per period, the name in the
+ * record's `event` field and its message, no summary lines. warn(event, detail) logs.
+ */
+export class RateLimitedWarnings extends RateLimitedLog {
+  constructor(log: Logger, periodMs = GUEST_ERROR_LOG_PERIOD_MS, now: () => number = Date.now) {
+    super({ log, burst: 1, windowMs: periodMs, now, keyField: 'event' });
   }
 }

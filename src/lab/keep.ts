@@ -21,6 +21,7 @@ import {
   shellQuote,
   type Accelerator,
 } from '../harness/guest.js';
+import { isKernelProblem } from '../harness/kernel-problems.js';
 import { launchQemu } from '../harness/qemu-process.js';
 import { KEEP_CONSOLE_MARKER } from './guest-script.js';
 
@@ -33,8 +34,6 @@ const RESULTS_POLL_MS = 100;
 /** How often the results file is read for progress lines (LAB PHASE) while the guest works. */
 const PROGRESS_POLL_MS = 500;
 const EXIT_LINE = /^GUEST:EXIT=(\d+)\s*$/;
-/** A subset of runGuest's kernel-problem patterns (the console carries KERN_WARNING and worse). */
-const KERNEL_PROBLEM = /Kernel panic|BUG: |Oops|WARNING: |general protection fault|kernel BUG at/;
 
 export interface InteractiveGuestOptions {
   devices: readonly string[];
@@ -132,7 +131,7 @@ export async function runInteractiveGuest(options: InteractiveGuestOptions): Pro
       kept += line.length + 1;
       lines.push(line);
       if (line.startsWith(GUEST_TAG)) guestLines.push(line.slice(GUEST_TAG.length));
-      else if (KERNEL_PROBLEM.test(line)) kernelProblems.push(line);
+      else if (isKernelProblem(line)) kernelProblems.push(line);
       options.onLine?.(line);
     };
 

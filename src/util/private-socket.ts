@@ -22,7 +22,7 @@ import net from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { native as defaultNative, NativeError, type NativeShim, type PeerCred } from '../native/index.js';
 import type { Logger } from './log.js';
-import { WarnLimiter } from './warn-limit.js';
+import { RateLimitedLog } from './warn-limit.js';
 
 /** sun_path is 108 bytes including the terminating NUL (unix(7), linux/un.h). */
 export const UNIX_PATH_MAX = 107;
@@ -284,26 +284,6 @@ export function listenPrivate(path: string, options: ListenPrivateOptions = {}):
   };
 }
 
-/** At most `burst` lines per `windowMs`; the next line after a quiet spell says how many were dropped. */
-export class RateLimitedLog {
-  private readonly limiter: WarnLimiter;
-
-  constructor(
-    private readonly log: Logger,
-    burst = 5,
-    windowMs = 10_000,
-    now: () => number = Date.now,
-  ) {
-    this.limiter = new WarnLimiter(windowMs, now, burst);
-  }
-
-  warn(fields: Record<string, unknown>, message: string): void {
-    const suppressed = this.limiter.admit();
-    if (suppressed === null) return;
-    this.log.warn({ ...fields, ...(suppressed > 0 ? { suppressed } : {}) }, message);
-  }
-}
-
 export interface ConnectionGateOptions {
   access: SocketAccess;
   /** simultaneous connections per uid (Infinity: no cap) */
@@ -326,7 +306,7 @@ export class ConnectionGate {
 
   constructor(private readonly options: ConnectionGateOptions) {
     this.native = options.native ?? defaultNative;
-    this.refusals = new RateLimitedLog(options.log);
+    this.refusals = new RateLimitedLog({ log: options.log, keyField: 'event' });
   }
 
   admit(fd: number): PeerCred | null {
@@ -335,29 +315,30 @@ export class ConnectionGate {
       cred = this.native.peerCred(fd);
     } catch (err) {
       this.refusals.warn(
-        { event: 'connection_refused', socket: this.options.what, error: (err as Error).message },
-        `${this.options.what} connection refused: peer credentials unreadable`,
+        'connection_refused',
+        { socket: this.options.what, error: (err as Error).message },
+        { message: `${this.options.what} connection refused: peer credentials unreadable` },
       );
       return null;
     }
     if (!peerAllowed(cred, this.options.access)) {
       this.refusals.warn(
-        { event: 'connection_refused', socket: this.options.what, uid: cred.uid, gid: cred.gid, pid: cred.pid },
-        `${this.options.what} connection refused: uid ${cred.uid} (pid ${cred.pid}) is not allowed (allowed: ${describeAccess(this.options.access)})`,
+        'connection_refused',
+        { socket: this.options.what, uid: cred.uid, gid: cred.gid, pid: cred.pid },
+        {
+          message: `${this.options.what} connection refused: uid ${cred.uid} (pid ${cred.pid}) is not allowed (allowed: ${describeAccess(this.options.access)})`,
+        },
       );
       return null;
     }
     const count = this.perUid.get(cred.uid) ?? 0;
     if (count >= this.options.maxPerUid) {
       this.refusals.warn(
+        'connection_refused',
+        { socket: this.options.what, uid: cred.uid, pid: cred.pid, limit: this.options.maxPerUid },
         {
-          event: 'connection_refused',
-          socket: this.options.what,
-          uid: cred.uid,
-          pid: cred.pid,
-          limit: this.options.maxPerUid,
+          message: `${this.options.what} connection refused: uid ${cred.uid} already has ${count} connections (limit ${this.options.maxPerUid})`,
         },
-        `${this.options.what} connection refused: uid ${cred.uid} already has ${count} connections (limit ${this.options.maxPerUid})`,
       );
       return null;
     }

@@ -1,7 +1,7 @@
 /**
- * Linux /proc readings shared by the vport runtime, the lab, the benchmarks and the tests, so
- * each field is parsed one way. Every reader returns null (or throws, for the parsers) instead
- * of guessing when /proc is missing or the process is gone.
+ * Linux /proc readings shared by the vport runtime, the vfio-user server, the lab, the
+ * benchmarks and the tests, so each field is parsed one way. Every reader returns null (or
+ * throws, for the parsers) instead of guessing when /proc is missing or the process is gone.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
@@ -135,4 +135,30 @@ export async function pssKiB(pid: number): Promise<number> {
 /** How many file descriptors this process has open (/proc/self/fd; the listing's own fd included). */
 export function openFdCount(): number {
   return readdirSync('/proc/self/fd').length;
+}
+
+/** Open-file status flags as Linux reports them in fdinfo `flags:` (octal, asm-generic/fcntl.h). */
+export const O_NONBLOCK = 0o4000;
+export const O_CLOEXEC = 0o2000000;
+
+/** What /proc/<pid>/fdinfo/<fd> says about an open file (Documentation/filesystems/proc.rst). */
+export interface FdInfo {
+  /** the open-file status flags (`flags:`, octal in the file), or null without that line */
+  flags: number | null;
+  /** whether the file is an eventfd (it has an `eventfd-count:` line) */
+  eventfd: boolean;
+}
+
+/** Parses the text of a /proc/<pid>/fdinfo/<fd> file. */
+export function parseFdInfo(text: string): FdInfo {
+  const flags = /^flags:\s*([0-7]+)$/m.exec(text)?.[1];
+  return {
+    flags: flags === undefined ? null : Number.parseInt(flags, 8),
+    eventfd: /^eventfd-count:/m.test(text),
+  };
+}
+
+/** fdinfo of one of this process's fds (/proc/self/fdinfo/<fd>); throws when fd is not open. */
+export function fdInfo(fd: number): FdInfo {
+  return parseFdInfo(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'));
 }

@@ -9,22 +9,17 @@
  * notifiers (and KVM irqfds) are eventfds created with EFD_NONBLOCK, so requiring both costs a
  * well-behaved client nothing.
  */
-import { readFileSync } from 'node:fs';
-
-/** O_NONBLOCK as Linux reports it in fdinfo flags (asm-generic/fcntl.h, octal). */
-const O_NONBLOCK = 0o4000;
+import { type FdInfo, fdInfo, O_NONBLOCK } from '../util/proc.js';
 
 /** Why fd is unusable as an interrupt eventfd, or null if it is a non-blocking eventfd. */
 export function eventfdProblem(fd: number): string | null {
-  let info: string;
+  let info: FdInfo;
   try {
-    info = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8');
+    info = fdInfo(fd);
   } catch (err) {
     return `fd ${fd} cannot be inspected: ${(err as Error).message}`;
   }
-  if (!/^eventfd-count:/m.test(info)) return `fd ${fd} is not an eventfd`;
-  const flags = /^flags:\s*([0-7]+)$/m.exec(info);
-  if (!flags || (Number.parseInt(flags[1]!, 8) & O_NONBLOCK) === 0)
-    return `eventfd ${fd} is not non-blocking (EFD_NONBLOCK)`;
+  if (!info.eventfd) return `fd ${fd} is not an eventfd`;
+  if (info.flags === null || (info.flags & O_NONBLOCK) === 0) return `eventfd ${fd} is not non-blocking (EFD_NONBLOCK)`;
   return null;
 }

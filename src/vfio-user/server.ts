@@ -36,12 +36,11 @@ import { logger, type Logger } from '../util/log.js';
 import {
   ConnectionGate,
   listenPrivate,
-  RateLimitedLog,
   SocketInUseError,
   type PrivateSocket,
   type SocketAccess,
 } from '../util/private-socket.js';
-import { RateLimitedWarnings } from '../util/warn-limit.js';
+import { RateLimitedLog } from '../util/warn-limit.js';
 
 export interface VfioUserServerOptions {
   socketPath: string;
@@ -75,7 +74,7 @@ export class VfioUserServer extends EventEmitter {
   private readonly gate: ConnectionGate;
   private readonly secondClientLog: RateLimitedLog;
   /** failed commands and framing errors, for all clients: a client may loop them, or reconnect to */
-  private readonly warnings: RateLimitedWarnings;
+  private readonly warnings: RateLimitedLog;
   private listenFd: number | null = null;
   private socketFile: PrivateSocket | null = null;
   private listenWatch: PollHandle | null = null;
@@ -99,8 +98,8 @@ export class VfioUserServer extends EventEmitter {
       log: this.log,
       native: this.native,
     });
-    this.secondClientLog = new RateLimitedLog(this.log);
-    this.warnings = new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
+    this.secondClientLog = new RateLimitedLog({ log: this.log, keyField: 'event' });
+    this.warnings = new RateLimitedLog({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
   }
 
   get listening(): boolean {
@@ -205,8 +204,9 @@ export class VfioUserServer extends EventEmitter {
       }
       if (this.client) {
         this.secondClientLog.warn(
-          { event: 'vfio_user_second_client_refused' },
-          'vfio_user_second_client_refused: one client at a time',
+          'vfio_user_second_client_refused',
+          {},
+          { message: 'vfio_user_second_client_refused: one client at a time' },
         );
         this.gate.release(peer.uid);
         this.native.close(fd);
@@ -254,7 +254,7 @@ export class VfioUserServer extends EventEmitter {
         if (result.close) ref.channel?.closeAfterFlush('protocol error before negotiation');
       },
       onFramingError: (error: FramingError) => {
-        this.warnings.warn('vfio_user_framing_error', { kind: error.kind, reason: error.message }, log);
+        this.warnings.warn('vfio_user_framing_error', { kind: error.kind, reason: error.message }, { log });
         if (error.kind === 'size-too-large' && error.header) {
           ref.channel?.send(encodeErrorReply(error.header.id, error.header.command, ERRNO.EMSGSIZE));
         }

@@ -72,7 +72,7 @@ import {
 import type { FramedMessage } from './framer.js';
 import { F_SEAL_SHRINK, type NativeShim } from '../native/index.js';
 import type { Logger } from '../util/log.js';
-import { RateLimitedWarnings } from '../util/warn-limit.js';
+import { RateLimitedLog } from '../util/warn-limit.js';
 
 export type SessionNative = Pick<
   NativeShim,
@@ -117,7 +117,7 @@ export interface SessionOptions {
    * server passes one for all its sessions, so reconnecting does not reset the limit; without
    * it the session has its own.
    */
-  warnings?: RateLimitedWarnings;
+  warnings?: RateLimitedLog;
 }
 
 const MMAP_PROT_READ = 1;
@@ -135,7 +135,7 @@ export class VfioUserSession {
   private readonly device: VfioUserDevice;
   private readonly native: SessionNative;
   private readonly log: Logger;
-  private readonly warnings: RateLimitedWarnings;
+  private readonly warnings: RateLimitedLog;
   private readonly ownWarnings: boolean;
 
   constructor(options: SessionOptions) {
@@ -144,7 +144,7 @@ export class VfioUserSession {
     this.log = options.log;
     this.ownWarnings = options.warnings === undefined;
     this.warnings =
-      options.warnings ?? new RateLimitedWarnings({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
+      options.warnings ?? new RateLimitedLog({ log: this.log, summaryMessage: 'vfio_user_warnings_suppressed' });
     this.limits = options.limits ?? DEFAULT_LIMITS;
     this.memory = new DmaWindowSet(this.limits.maxDmaMaps);
     this.irqs = new IrqTable({
@@ -238,8 +238,8 @@ export class VfioUserSession {
       const context = { id: header.id, cmd: commandName(header.command), errno, noReply };
       // The reply below goes out for every command; the log line only within the rate limit.
       if (err instanceof ProtocolError)
-        this.warnings.warn('vfio_user_cmd_failed', { ...context, reason: err.message }, this.log);
-      else this.warnings.error('vfio_user_cmd_crashed', { ...context, err }, this.log);
+        this.warnings.warn('vfio_user_cmd_failed', { ...context, reason: err.message }, { log: this.log });
+      else this.warnings.error('vfio_user_cmd_crashed', { ...context, err }, { log: this.log });
       if (noReply) return { reply: null, close: closeAfter };
       return { reply: encodeErrorReply(header.id, header.command, errno), close: closeAfter };
     }

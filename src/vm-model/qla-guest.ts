@@ -33,6 +33,7 @@
  *   + 0x010000  request ring  (reqEntries)
  *   + 0x020000  response ring (rspEntries)
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { FARX_DATA_FLAG, HCCRX, REG } from '../isp/registers.js';
 import { FLASH_CONF, FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW } from '../isp/flash.js';
 import { NVRAM } from '../isp/nvram.js';
@@ -138,9 +139,7 @@ export const BLOCK = 512;
 
 export class TimeoutError extends Error {}
 
-export function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
+export { sleep };
 
 /** Dword-swaps (qla2xxx host_to_fcp_swap) a CDB or LUN. */
 export function swapDwords(src: Uint8Array): Uint8Array {

@@ -13,7 +13,8 @@ import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
 import { decodeServiceParameters, ELS } from '../../src/fc/els.js';
 import { decodeFrameHeader, FC_HEADER_SIZE, R_CTL } from '../../src/fc/frame.js';
 import { NVRAM } from '../../src/isp/nvram.js';
-import { VPORT_WWNN as WWNN, VPORT_WWPN as WWPN, startIspRig, sysfsWwn as hex, type IspRig } from './support/rig.js';
+import { VPORT_WWNN as WWNN, VPORT_WWPN as WWPN, startIspRig, type IspRig } from './support/rig.js';
+import { formatWwnSysfs as hex } from '../../src/util/wwn.js';
 
 /** Another VM's vport: the names the guest tries to take over, masked to a different LUN. */
 const OTHER = { wwpn: 0x5001438009999999n, wwnn: 0x5001438009999998n };

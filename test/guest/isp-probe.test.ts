@@ -6,7 +6,8 @@
 import { writeFileSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
-import { VPORT_WWNN as WWNN, VPORT_WWPN as WWPN, startIspRig, sysfsWwn as hex, type IspRig } from './support/rig.js';
+import { VPORT_WWNN as WWNN, VPORT_WWPN as WWPN, startIspRig, type IspRig } from './support/rig.js';
+import { formatWwnSysfs as hex } from '../../src/util/wwn.js';
 
 const ARRAY_PORTS = [
   { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n },

@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runGuest, type GuestRunResult } from '../../src/harness/guest.js';
 import { controlRequest } from '../../src/san/control.js';
@@ -205,7 +206,6 @@ describe('living SAN: two HBAs, dm-multipath, link flaps, faults and dev_loss_tm
     if (!r.ok) ctlFailures.push(`${cmd}: ${r.error}`);
     return r;
   };
-  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
   async function flapSchedule(): Promise<void> {
     for (let i = 0; i < FLAPS_PER_PATH; i++) {

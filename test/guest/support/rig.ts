@@ -23,9 +23,6 @@ import type { ScsiTargetPort } from '../../../src/scsi/api.js';
 export const VPORT_WWPN = 0x5001438001234567n;
 export const VPORT_WWNN = 0x5001438001234566n;
 
-/** A WWN as the guest's sysfs prints it (fc_host/port_name, fc_remote_ports/port_name). */
-export const sysfsWwn = (w: bigint): string => '0x' + w.toString(16).padStart(16, '0');
-
 export interface IspRigOptions {
   /** Names the fabric and the temp dir (for telling runs apart in logs). */
   name: string;

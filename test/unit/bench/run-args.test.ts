@@ -4,7 +4,7 @@
  * way, before anything runs. bash and npm are replaced on PATH by stand-ins that record a call.
  */
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -24,8 +24,9 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const runBench = (...args: string[]) =>
-  spawnSync(process.execPath, [RUN, ...args], {
+const runBench = (...args: string[]) => runScript(RUN, ...args);
+const runScript = (script: string, ...args: string[]) =>
+  spawnSync(process.execPath, [script, ...args], {
     encoding: 'utf8',
     env: { ...process.env, PATH: dir },
     timeout: 20_000,
@@ -53,6 +54,16 @@ describe('bench/run.js arguments', () => {
       expect(r.stderr).toContain(message);
       expect(r.stderr).toContain('usage: npm run bench');
     }
+    expect(existsSync(marker)).toBe(false);
+  });
+
+  it('without dist/ (where the package-root lookup comes from) it says to build, and runs nothing', () => {
+    const tree = join(dir, 'tree');
+    mkdirSync(join(tree, 'bench'), { recursive: true });
+    copyFileSync(RUN, join(tree, 'bench', 'run.js'));
+    const r = runScript(join(tree, 'bench', 'run.js'), '--only', 'ring');
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain('dist/ is not built');
     expect(existsSync(marker)).toBe(false);
   });
 });

@@ -36,6 +36,7 @@ import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
 import { parseSanConfig } from '../../../src/san/config.js';
 import { connectLink } from '../../../src/fc/link.js';
 import { San } from '../../../src/san/san.js';
+import { formatWwn } from '../../../src/util/wwn.js';
 import {
   QLA_LAYOUT,
   QlaGuest,
@@ -172,7 +173,7 @@ export async function startRamSan(): Promise<TestSan> {
         name: 'array1',
         ports: [SAN_TARGET],
         volumes: [{ name: 'ram', size: '1MiB' }],
-        hostGroups: [{ name: 'h', initiators: [formatWwnColons(VPORT.wwpn)], luns: { '0': 'ram' } }],
+        hostGroups: [{ name: 'h', initiators: [formatWwn(VPORT.wwpn)], luns: { '0': 'ram' } }],
       },
     ],
   });
@@ -185,13 +186,6 @@ export async function startRamSan(): Promise<TestSan> {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-}
-
-function formatWwnColons(w: bigint): string {
-  return w
-    .toString(16)
-    .padStart(16, '0')
-    .replace(/(..)(?!$)/g, '$1:');
 }
 
 // --- the guest ------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import {
 import { IdentityPolicy } from '../../../src/isp/identity.js';
 import { buildNvram, NVRAM, nvramDwordSum } from '../../../src/isp/nvram.js';
 import { REG } from '../../../src/isp/registers.js';
-import { WarnLimiter } from '../../../src/isp/warn-limit.js';
+import { WarnLimiter } from '../../../src/util/warn-limit.js';
 import { mbWithDma, Rig, SCRATCH, WWNN, WWPN } from './helpers.js';
 
 const OTHER = { wwpn: 0x5001438009999999n, wwnn: 0x5001438009999998n };

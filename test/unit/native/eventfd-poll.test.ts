@@ -14,7 +14,8 @@ import {
   POLL_WRITABLE,
   type PollHandle,
 } from '../../../src/native/index.js';
-import { FdTracker, fdFlags, O_CLOEXEC, O_NONBLOCK } from './helpers.js';
+import { FdTracker, fdFlags } from './helpers.js';
+import { O_CLOEXEC, O_NONBLOCK } from '../../../src/util/proc.js';
 
 const fds = new FdTracker();
 const handles: PollHandle[] = [];

@@ -5,18 +5,13 @@
 import { readFileSync } from 'node:fs';
 
 import { native } from '../../../src/native/index.js';
-
-/** Open-file status flags as Linux reports them in /proc/<pid>/fdinfo (octal, asm-generic/fcntl.h). */
-export const O_NONBLOCK = 0o4000;
-export const O_CLOEXEC = 0o2000000;
+import { fdInfo } from '../../../src/util/proc.js';
 
 /** The `flags:` line of /proc/self/fdinfo/<fd>. */
 export function fdFlags(fd: number): number {
-  const line = readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8')
-    .split('\n')
-    .find((l) => l.startsWith('flags:'));
-  if (!line) throw new Error(`no flags line in fdinfo of fd ${fd}`);
-  return Number.parseInt(line.slice('flags:'.length).trim(), 8);
+  const { flags } = fdInfo(fd);
+  if (flags === null) throw new Error(`no flags line in fdinfo of fd ${fd}`);
+  return flags;
 }
 
 /** Number of mappings of memfd `name` in /proc/self/maps. */

@@ -16,7 +16,8 @@ import {
   nativeAddonPath,
   NativeError,
 } from '../../../src/native/index.js';
-import { FdTracker, fdFlags, memfdMappingCount, O_CLOEXEC } from './helpers.js';
+import { FdTracker, fdFlags, memfdMappingCount } from './helpers.js';
+import { O_CLOEXEC } from '../../../src/util/proc.js';
 
 const fds = new FdTracker();
 afterEach(() => fds.closeAll());

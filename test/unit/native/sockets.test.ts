@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 
 import { native, NativeError, type RecvResult } from '../../../src/native/index.js';
-import { FdTracker, fdFlags, O_CLOEXEC, O_NONBLOCK } from './helpers.js';
+import { FdTracker, fdFlags } from './helpers.js';
+import { O_CLOEXEC, O_NONBLOCK } from '../../../src/util/proc.js';
 
 const fds = new FdTracker();
 afterEach(() => fds.closeAll());

@@ -8,6 +8,7 @@ import net from 'node:net';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ControlServer, controlRequest, setControlLimits, type ControlLimits } from '../../../src/san/control.js';
 import { parseSanConfig } from '../../../src/san/config.js';
@@ -46,8 +47,6 @@ async function flood(n: number): Promise<net.Socket> {
   })();
   return s;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 describe('control socket backpressure', () => {
   it('stops reading a flooding client at the high-water mark; once it reads, every answer arrives in order', async () => {

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { connectLink, linkPair, type Link, type SocketLink } from '../../../src/fc/link.js';
 import { LinkListener } from '../../../src/san/link-listener.js';
 import { FC_HEADER_SIZE } from '../../../src/fc/frame.js';
+import { until } from './helpers.js';
 
 /** A frame of `size` bytes whose every byte is `tag` (the link does not parse headers). */
 const frame = (tag: number, size = FC_HEADER_SIZE + 8) => new Uint8Array(size).fill(tag);
@@ -13,14 +14,6 @@ function collect(link: Link): Uint8Array[] {
   const got: Uint8Array[] = [];
   link.on('frame', (f) => got.push(f));
   return got;
-}
-
-async function until(check: () => boolean, timeoutMs = 2000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
 }
 
 describe("socket links send a turn's frames together", () => {
@@ -38,7 +31,7 @@ describe("socket links send a turn's frames together", () => {
     let accepted: SocketLink | null = null;
     listener = await LinkListener.listen(path, (l) => (accepted = l));
     const client = await connectLink(path);
-    await until(() => accepted !== null);
+    await until(() => accepted !== null, 'the listener accepts');
     return [client, accepted!];
   }
 
@@ -46,7 +39,7 @@ describe("socket links send a turn's frames together", () => {
     const [a, b] = await pair();
     const got = collect(b);
     for (let i = 1; i <= 40; i++) a.send(frame(i, FC_HEADER_SIZE + 4 * i));
-    await until(() => got.length === 40);
+    await until(() => got.length === 40, '40 frames');
     for (const [i, f] of got.entries()) expect(f).toEqual(frame(i + 1, FC_HEADER_SIZE + 4 * (i + 1)));
     a.close();
     b.close();
@@ -58,7 +51,7 @@ describe("socket links send a turn's frames together", () => {
     a.send(frame(7));
     a.send(frame(8));
     a.close('done');
-    await until(() => got.length === 2);
+    await until(() => got.length === 2, 'two frames');
     expect(got.map((f) => f[0])).toEqual([7, 8]);
     b.close();
   });
@@ -73,7 +66,7 @@ describe('in-process links', () => {
     a.send(frame(2));
     f.fill(9); // the sender may reuse its buffer at once
     expect(got).toHaveLength(0);
-    await until(() => got.length === 2);
+    await until(() => got.length === 2, 'two frames');
     expect(got.map((x) => x[0])).toEqual([1, 2]);
   });
 });

@@ -19,6 +19,7 @@ import { LinkListener } from '../../../src/san/link-listener.js';
 import { San } from '../../../src/san/san.js';
 import { runChildClient } from '../../support/child-client.js';
 import { startChildListener } from '../../support/child-listener.js';
+import { until } from './helpers.js';
 
 const NOBODY = { uid: 65534, gid: 65534 };
 const isRoot = process.getuid?.() === 0;
@@ -56,11 +57,6 @@ function connect(path: string): Promise<net.Socket> {
 function closed(s: net.Socket): Promise<void> {
   return new Promise((resolve) => (s.destroyed ? resolve() : s.once('close', () => resolve())));
 }
-
-const until = async (cond: () => boolean, what: string): Promise<void> => {
-  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
-  if (!cond()) throw new Error(`timed out waiting for ${what}`);
-};
 
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'npiv-sanacc-'));

@@ -1,6 +1,6 @@
 /**
  * The policy pieces of src/util/private-socket.ts: who is allowed, which directories are refused,
- * user/group names, the listener check a client makes, and the rate limit on refusal log lines.
+ * user/group names and the listener check a client makes.
  */
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,6 @@ import {
   parseUser,
   peerAllowed,
   prepareSocketDirectory,
-  RateLimitedLog,
 } from '../../../src/util/private-socket.js';
 
 const SELF = 1000;
@@ -126,23 +125,5 @@ describe('prepareSocketDirectory', () => {
       expect.stringMatching(/members of gid 36 cannot enter .*\/c/),
     ]);
     expect(prepareSocketDirectory(join(closed, 's.sock'), {}, self)).toEqual([]);
-  });
-});
-
-describe('RateLimitedLog', () => {
-  it('logs a burst per window, then counts what it dropped into the next line', () => {
-    const logged: Record<string, unknown>[] = [];
-    const log = { warn: (fields: Record<string, unknown>) => logged.push(fields) } as unknown as ConstructorParameters<
-      typeof RateLimitedLog
-    >[0];
-    let now = 0;
-    const limited = new RateLimitedLog(log, 3, 1000, () => now);
-    for (let i = 0; i < 10; i++) limited.warn({ i }, 'refused');
-    expect(logged.map((f) => f.i)).toEqual([0, 1, 2]);
-    now = 1000;
-    limited.warn({ i: 10 }, 'refused');
-    expect(logged.at(-1)).toEqual({ i: 10, suppressed: 7 });
-    limited.warn({ i: 11 }, 'refused');
-    expect(logged.at(-1)).toEqual({ i: 11 });
   });
 });

@@ -16,7 +16,7 @@ import { RecordingDevice } from './helpers.js';
 /** A command number the protocol does not define: the server answers ENOTSUP. */
 const BAD_COMMAND = 77;
 const BAD_COMMANDS = 10_000;
-/** RateLimitedWarnings' default: lines per kind per window. */
+/** RateLimitedLog's default: lines per kind per window. */
 const BURST = 5;
 
 let dir: string;
