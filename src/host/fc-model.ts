@@ -207,6 +207,7 @@ export function readScsiDevice(sys: Sysfs, name: string): ScsiDevice | null {
   const m = SDEV_DIR.exec(name);
   if (!m) return null;
   const dir = `bus/scsi/devices/${name}`;
+  if (!sys.exists(dir)) return null;
   const sgs = sys.list(`${dir}/scsi_generic`, SG_DIR);
   const text = (t: string) => t.slice(0, 64);
   return {

@@ -50,6 +50,8 @@ export interface HostFabricOptions {
   /** vport creation timeout (default 60 s). */
   createTimeoutMs?: number;
   pollMs?: number;
+  /** How long a manual LUN scan may take to produce the sg node (default 5 s). */
+  lunScanTimeoutMs?: number;
   /** Re-read of vport and remote-port state (default 2 s). */
   resyncMs?: number;
   /** Host-side command timeout, longer than the guest's (default 120 s; docs/host-backend.md). */
@@ -98,6 +100,7 @@ export class HostFabricPort implements FabricPort {
     this.gate = new LunGate(this.o.sys, v.hostNo, {
       log: this.log,
       ...(this.o.pollMs ? { pollMs: this.o.pollMs } : {}),
+      ...(this.o.lunScanTimeoutMs ? { timeoutMs: this.o.lunScanTimeoutMs } : {}),
     });
     this.rports = this.readRports();
     this.uevents = this.o.uevents ?? new NetlinkUeventSource();

@@ -33,13 +33,13 @@ export function parseUevent(buf: Uint8Array): Uevent | null {
   const at = head.indexOf('@');
   if (at <= 0) return null; // libudev messages start with "libudev\0": never at group 1, refused anyway
   const env = new Map<string, string>();
-  for (const kv of parts.slice(1)) {
-    if (kv === '') continue;
-    if (env.size >= UEVENT_MAX_KEYS) return null;
+  const pairs = parts.slice(1).filter((kv) => kv !== '');
+  if (pairs.length > UEVENT_MAX_KEYS) return null;
+  for (const kv of pairs) {
     const eq = kv.indexOf('=');
     if (eq <= 0) return null;
     const key = kv.slice(0, eq);
-    if (!/^[A-Z0-9_]{1,64}$/.test(key)) return null;
+    if (!/^[A-Z0-9_]{1,64}$/.test(key) || env.has(key)) return null;
     env.set(key, kv.slice(eq + 1));
   }
   const action = env.get('ACTION');

@@ -180,7 +180,30 @@ export class FakeKernel {
     this.file(`${d}/type`, String(o.type ?? 0));
   }
 
+  /** LUNs a target presents to a manual scan ("H:C:T" → LUNs; the W-LUN 49409 when wlun). */
+  readonly presented = new Map<string, { luns: number[]; wlun: boolean; block?: boolean }>();
+  private nextSg = 0;
+
   private onWrite(rel: string, value: string): void {
+    const scan = /^class\/scsi_host\/host([0-9]+)\/scan$/.exec(rel);
+    if (scan) {
+      const m = /^([0-9]+) ([0-9]+) ([0-9]+)\n?$/.exec(value);
+      if (!m) throw sysfsError('EINVAL');
+      const host = Number(scan[1]);
+      const p = this.presented.get(`${host}:${m[1]}:${m[2]}`);
+      const lun = Number(m[3]);
+      if (p && (p.luns.includes(lun) || (lun === 49409 && p.wlun)))
+        setTimeout(
+          () =>
+            this.addLun(host, Number(m[2]), lun, {
+              sg: this.nextSg++,
+              type: lun === 49409 ? 0x1e : 0,
+              block: lun !== 49409 && p.block === true,
+            }),
+          5,
+        );
+      return;
+    }
     const create = /^class\/fc_host\/host([0-9]+)\/vport_create$/.exec(rel);
     if (create) {
       if (this.failCreate) {
