@@ -13,6 +13,8 @@
         'src/poll.cc',
         'src/sock.cc',
         'src/lock.cc',
+        'src/sg.cc',
+        'src/uevent.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

@@ -2,6 +2,7 @@
  * npiv-hba command line: one subcommand per job, each in src/cli/<name>.ts.
  */
 import { Command } from 'commander';
+import { registerHostCommand } from './cli/host.js';
 import { registerLabCommand } from './cli/lab.js';
 import { registerSanCommand } from './cli/san.js';
 import { registerServeCommand } from './cli/serve.js';
@@ -17,5 +18,6 @@ export async function main(argv: string[]): Promise<void> {
   registerSanCommand(program);
   registerLabCommand(program);
   registerVportCommand(program);
+  registerHostCommand(program);
   await program.parseAsync(argv);
 }

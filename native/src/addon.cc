@@ -1,12 +1,15 @@
 // npiv_native: module entry point. Each concern registers its own functions:
 // fd.cc (close, isOpen, fdSize, eventfd*), mem.cc (mmap, munmap, memfdCreate),
 // poll.cc (poll), sock.cc (unix sockets, recvmsg/sendmsg with SCM_RIGHTS),
-// cred.cc (peer credentials, user and group lookups).
+// cred.cc (peer credentials, user and group lookups), sg.cc (SCSI generic v3 async I/O),
+// uevent.cc (kernel uevents over netlink).
 #include "common.h"
 
 namespace npiv {
 
-void RegisterLock(Napi::Env env, Napi::Object exports);  // lock.cc
+void RegisterLock(Napi::Env env, Napi::Object exports);    // lock.cc
+void RegisterSg(Napi::Env env, Napi::Object exports);      // sg.cc
+void RegisterUevent(Napi::Env env, Napi::Object exports);  // uevent.cc
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFd(env, exports);
@@ -15,6 +18,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterSock(env, exports);
   RegisterCred(env, exports);
   RegisterLock(env, exports);
+  RegisterSg(env, exports);
+  RegisterUevent(env, exports);
   return exports;
 }
 

@@ -12,6 +12,9 @@ import { VportHba } from '../hba.js';
 import { InitiatorFabricPort } from '../isp/initiator-fabric.js';
 import { connectLink } from '../fc/link.js';
 import { PcapWriter } from '../fc/pcap.js';
+import { HostFabricPort } from '../host/host-fabric.js';
+import { Sysfs } from '../host/sysfs.js';
+import type { FabricPort } from '../isp/fabric-port.js';
 import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
@@ -32,6 +35,7 @@ export interface ServeOptions {
   wwnn: string;
   interrupts?: string;
   san?: string;
+  backend?: string;
   pcap?: string;
   socketGroup?: string;
   socketOwner?: string;
@@ -56,6 +60,10 @@ export function registerServeCommand(program: Command): void {
     .option(
       '--san <path>',
       "link socket of a running `npiv-hba san`: the vport's cable to the fabric (without it the link stays down)",
+    )
+    .option(
+      '--backend <backend>',
+      "the vport's fabric: 'san' (the simulated SAN at --san, default) or host:PARENT (a real NPIV vport of the host's FC HBA PARENT = hostN or its WWPN; root; docs/host-backend.md)",
     )
     .option(
       '--pcap <file>',
@@ -85,6 +93,12 @@ export async function serve(opts: ServeOptions): Promise<void> {
     throw new Error(`invalid --interrupts '${interrupts}': expected one of ${INTERRUPT_CHOICES.join(', ')}`);
   }
   if (opts.pcap && !opts.san) throw new Error('--pcap records the SAN link: it needs --san');
+  const backend = opts.backend ?? 'san';
+  const hostParent = backend.startsWith('host:') ? backend.slice('host:'.length) : null;
+  if (backend !== 'san' && (hostParent === null || hostParent === ''))
+    throw new Error(`invalid --backend '${backend}': expected san or host:PARENT (PARENT = hostN or the port WWPN)`);
+  if (hostParent !== null && opts.san !== undefined)
+    throw new Error('--backend host:PARENT and --san exclude each other');
   checkSocketPathLength(opts.socket, '--socket');
   if (opts.san !== undefined) checkSocketPathLength(opts.san, '--san');
   const access: SocketAccess = {
@@ -140,8 +154,29 @@ export async function serve(opts: ServeOptions): Promise<void> {
           },
           log: log.child({ layer: 'fabric' }),
         });
-  if (initiator === null) stats.setLink('down');
-  const fabric = initiator === null ? null : countingFabricPort(initiator, stats);
+  // Host backend: the real fabric through an NPIV vport of the host's HBA, created (or adopted)
+  // before the socket appears, and deleted when serve stops.
+  const hostFabric =
+    hostParent === null
+      ? null
+      : new HostFabricPort({
+          sys: new Sysfs(),
+          parent: hostParent,
+          wwpn,
+          wwnn,
+          log: log.child({ layer: 'host-fabric' }),
+        });
+  if (hostFabric) {
+    try {
+      await hostFabric.start();
+    } catch (e) {
+      stats.close({ remove: true });
+      throw e;
+    }
+  }
+  const port: FabricPort | null = hostFabric ?? initiator;
+  if (port === null) stats.setLink('down');
+  const fabric = port === null ? null : countingFabricPort(port, stats);
   const hba = new VportHba({
     socketPath: opts.socket,
     wwpn,
@@ -160,7 +195,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       process.off('SIGINT', onInt);
       process.off('SIGHUP', onHup);
       hba.close();
-      void (initiator?.close() ?? Promise.resolve())
+      void Promise.all([initiator?.close(), hostFabric?.close()])
         .catch((e: unknown) => log.warn({ event: 'fabric_close_failed', error: String(e) }, 'fabric close failed'))
         .finally(() => {
           pcap?.close();
@@ -185,6 +220,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       pcap?.close();
       stats.close({ remove: true });
       void initiator?.close().catch(() => {});
+      void hostFabric?.close().catch(() => {});
       reject(err);
       return;
     }

@@ -9,6 +9,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { registerHostCommand } from '../../../src/cli/host.js';
 import { registerLabCommand } from '../../../src/cli/lab.js';
 import { registerSanCommand } from '../../../src/cli/san.js';
 import { registerServeCommand } from '../../../src/cli/serve.js';
@@ -25,6 +26,7 @@ function program(): Command {
   registerSanCommand(p);
   registerLabCommand(p);
   registerVportCommand(p);
+  registerHostCommand(p);
   return p;
 }
 

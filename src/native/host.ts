@@ -1,0 +1,112 @@
+/**
+ * The host NPIV backend's native calls (native/src/sg.cc, native/src/uevent.cc), kept apart from
+ * src/native/index.ts like lock.ts: SCSI generic v3 asynchronous I/O and kernel uevents.
+ * Errors from syscalls become NativeError (errno code, syscall name); argument errors stay
+ * TypeError/RangeError.
+ */
+import { createRequire } from 'node:module';
+import { getSystemErrorName } from 'node:util';
+import { NativeError, nativeAddonPath } from './index.js';
+
+export interface SgCompletionRaw {
+  /** The returned struct sg_io_hdr, 88 bytes, with its pointer fields zeroed. */
+  header: Uint8Array;
+  /** Sense bytes the kernel wrote (sb_len_wr, at most mx_sb_len). */
+  sense: Uint8Array;
+  /** The whole data-in buffer (dxfer_len bytes; the valid part is dxfer_len - resid). */
+  data: Uint8Array;
+}
+
+export interface SgScsiId {
+  host: number;
+  channel: number;
+  target: number;
+  /** int in struct sg_scsi_id: LUNs >= 2^31 are truncated by the kernel. */
+  lun: number;
+  type: number;
+  queueDepth: number;
+}
+
+export interface UeventRecvResult {
+  bytes: number;
+  /** Sender netlink port 0 and credentials uid 0: the kernel. */
+  fromKernel: boolean;
+  truncated: boolean;
+  /** ENOBUFS: the socket queue overflowed and events were lost. */
+  overflow: boolean;
+}
+
+interface HostShim {
+  sgOpen(path: string): number;
+  sgSubmit(fd: number, header: Uint8Array, cdb: Uint8Array, dataOut: Uint8Array | null, dataInLength: number): boolean;
+  sgRead(fd: number): SgCompletionRaw | null;
+  sgOutstanding(fd: number): number;
+  sgClose(fd: number): number;
+  sgScsiId(fd: number): SgScsiId;
+  sgReset(fd: number, kind: number): Promise<void>;
+  sgIoHdrLayout(): Record<string, number>;
+  ueventOpen(): number;
+  ueventRecv(fd: number, buf: Uint8Array): UeventRecvResult | null;
+}
+
+let binding: HostShim | undefined;
+
+function addon(): HostShim {
+  if (binding) return binding;
+  const path = nativeAddonPath();
+  let loaded: Partial<HostShim>;
+  try {
+    loaded = createRequire(import.meta.url)(path) as Partial<HostShim>;
+  } catch (cause) {
+    throw new Error(
+      `npiv native shim could not be loaded from ${path} (build it with \`npx node-gyp rebuild --directory=native\`): ${(cause as Error).message}`,
+      { cause },
+    );
+  }
+  if (typeof loaded.sgOpen !== 'function' || typeof loaded.ueventOpen !== 'function') {
+    throw new Error(
+      `the npiv native shim at ${path} has no sg/uevent support (an older build): rebuild it with \`npx node-gyp rebuild --directory=native\``,
+    );
+  }
+  binding = loaded as HostShim;
+  return binding;
+}
+
+function translate(err: unknown): unknown {
+  const e = err as Error & { errno?: unknown; syscall?: unknown };
+  if (typeof e?.errno === 'number' && typeof e.syscall === 'string') {
+    const code = getSystemErrorName(-e.errno);
+    return new NativeError(`${code}: ${e.message}`, e.syscall, e.errno, code);
+  }
+  return err;
+}
+
+function call<T>(f: () => T): T {
+  try {
+    return f();
+  } catch (err) {
+    throw translate(err);
+  }
+}
+
+export const hostNative = {
+  /** open(2) of a sg node, checked to be a v3-capable SCSI generic character device. */
+  sgOpen: (path: string): number => call(() => addon().sgOpen(path)),
+  /** Submits one command; false when the fd's queue is full (EDOM/EAGAIN): retry after a completion. */
+  sgSubmit: (fd: number, header: Uint8Array, cdb: Uint8Array, dataOut: Uint8Array | null, dataInLength: number) =>
+    call(() => addon().sgSubmit(fd, header, cdb, dataOut, dataInLength)),
+  /** One completed command, or null when none is ready. */
+  sgRead: (fd: number): SgCompletionRaw | null => call(() => addon().sgRead(fd)),
+  sgOutstanding: (fd: number): number => call(() => addon().sgOutstanding(fd)),
+  /** Closes the fd; returns how many outstanding requests' buffers were left allocated. */
+  sgClose: (fd: number): number => call(() => addon().sgClose(fd)),
+  sgScsiId: (fd: number): SgScsiId => call(() => addon().sgScsiId(fd)),
+  /** SG_SCSI_RESET kind (1 device, 4 target) | SG_SCSI_RESET_NO_ESCALATE, on a worker thread. */
+  sgReset: (fd: number, kind: 1 | 4): Promise<void> =>
+    call(() => addon().sgReset(fd, kind)).catch((e: unknown) => {
+      throw translate(e);
+    }),
+  sgIoHdrLayout: (): Record<string, number> => call(() => addon().sgIoHdrLayout()),
+  ueventOpen: (): number => call(() => addon().ueventOpen()),
+  ueventRecv: (fd: number, buf: Uint8Array): UeventRecvResult | null => call(() => addon().ueventRecv(fd, buf)),
+};
