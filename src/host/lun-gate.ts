@@ -114,7 +114,7 @@ export class LunGate {
    */
   async ensureLun(channel: number, target: number, lun: bigint): Promise<ScsiDevice | null> {
     let d = this.device(channel, target, lun);
-    if (!d || !d.sg) {
+    if (!d?.sg) {
       await this.guardTarget(channel, target);
       d = await this.scan(channel, target, lun);
     }
