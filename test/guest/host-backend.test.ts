@@ -1,0 +1,249 @@
+/**
+ * The host NPIV backend proven without FC hardware: a two-level lab.
+ *
+ *   level 0 (this test)   npiv-hba san (zoning + masking) ── npiv-hba serve --npiv-wwpn VM ─┐
+ *                                                                                           │ vfio-user
+ *   level 1 (QEMU guest)  qla2xxx on the emulated ISP2532 = "the host's physical FC HBA"  ◄─┘
+ *                         npiv-hba serve --backend host:hostN --wwpn VM   (Node.js from the
+ *                         9p-shared rootfs, this checkout read-only over 9p)
+ *                              ▲ vfio-user (inside level 1)
+ *   level 2               the qla2xxx-like guest model (src/vm-model/main.js) = "the VM"
+ *
+ * The serve in level 1 creates a real NPIV vport on level 1's qla2xxx (vport_create), so the
+ * emulated ISP2532 FDISCs the VM's WWPN on level 1's link; the VM model then logs in, discovers,
+ * and verifies I/O at queue depth 16 through level 1's sg node. Asserted: the SAN sees the FDISC
+ * on level 1's F_Port; zoning and masking apply to the VM's WWPN (only its target, only its LUN);
+ * level 1 has no block device at all; the written bytes are in the SAN's volume file; a SAN-side
+ * link flap reaches the VM as LOOP DOWN / LOOP UP and I/O resumes; stopping serve deletes the
+ * host vport.
+ */
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type GuestRunResult, haveGuestEnvironment, runGuest, shellQuote } from '../../src/harness/guest.js';
+import { controlRequest } from '../../src/san/control.js';
+import type { SanStatus } from '../../src/san/san.js';
+import type { VmEvent } from '../../src/vm-model/scenario.js';
+import { PROJECT_ROOT, type ProjectProcess, startCli, waitForPath } from './support/processes.js';
+
+const L1 = { wwpn: 'c0:50:76:ff:e5:00:20:01', wwnn: 'c0:50:76:ff:e5:01:20:01' };
+const VM = { wwpn: 'c0:50:76:ff:e5:00:20:81', wwnn: 'c0:50:76:ff:e5:01:20:81' };
+const TARGET_HOST = { wwpn: '50:0a:09:81:00:00:20:01', wwnn: '50:0a:09:80:00:00:20:01' };
+const TARGET_VM = { wwpn: '50:0a:09:81:00:00:20:02', wwnn: '50:0a:09:80:00:00:20:02' };
+const VM_LUN = 3;
+const BLOCKS = 1024;
+const SEED = 0x2026;
+
+const SAN_CONFIG = {
+  fabric: {
+    name: 'fabric-two-level',
+    domain: 3,
+    zoning: {
+      default: 'deny',
+      zones: [
+        { name: 'level1', members: [L1.wwpn, TARGET_HOST.wwpn] },
+        { name: 'vm', members: [VM.wwpn, TARGET_VM.wwpn] },
+      ],
+    },
+  },
+  arrays: [
+    {
+      name: 'array-host',
+      ports: [TARGET_HOST],
+      volumes: [{ name: 'host-lun', size: '16MiB' }],
+      hostGroups: [{ name: 'level1', initiators: [L1.wwpn], luns: { '0': 'host-lun' } }],
+    },
+    {
+      name: 'array-vm',
+      ports: [TARGET_VM],
+      volumes: [{ name: 'vm-lun', size: '32MiB', file: 'vm-lun.img' }],
+      hostGroups: [{ name: 'vm', initiators: [VM.wwpn], luns: { [String(VM_LUN)]: 'vm-lun' } }],
+    },
+  ],
+};
+
+function guestScript(): string {
+  const project = '/run/share/project';
+  const serve = [
+    'node bin/npiv-hba.js serve --backend "host:$H"',
+    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --socket /tmp/vm.sock --log-level info`,
+  ].join(' ');
+  const vm = [
+    `node ${project}/dist/src/vm-model/main.js --socket /tmp/vm.sock`,
+    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --queue-depth 16 --blocks ${BLOCKS} --blocks-per-io 16`,
+    `--seed ${SEED} --flap-wait-ms 180000 --tag GUEST:VM`,
+  ].join(' ');
+  return `
+wait_fc_online 0 120 || { echo GUEST:L1-NOT-ONLINE; exit 3; }
+H=$(basename "$(fc_host 0)")
+echo "GUEST:L1 $H $(cat /sys/class/fc_host/$H/port_name) $(cat /sys/class/fc_host/$H/max_npiv_vports) $(cat /sys/class/fc_host/$H/npiv_vports_inuse)"
+enter_rootfs || { echo GUEST:NO-ROOTFS; exit 4; }
+in_rootfs sh -c ${shellQuote(`cd ${project} && node bin/npiv-hba.js host list`)} 2>&1 | sed 's/^/GUEST:HOSTLIST /'
+in_rootfs sh -c "cd ${project} && exec ${serve}" >/tmp/serve.log 2>&1 &
+SERVE=$!
+if ! wait_for /rootfs/tmp/vm.sock 240; then
+  sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log; echo GUEST:NO-SOCKET; exit 5
+fi
+echo "GUEST:VPORTS $(ls /sys/class/fc_vports | wc -l)"
+in_rootfs ${vm}
+echo "GUEST:VM-EXIT $?"
+echo "GUEST:BLOCK $(ls /sys/block | grep -v '^loop' | tr '\\n' ' ')"
+echo "GUEST:SG $(ls /sys/class/scsi_generic 2>/dev/null | wc -l)"
+kill -TERM $SERVE; wait $SERVE; echo "GUEST:SERVE-EXIT $?"
+i=0; while [ "$(ls /sys/class/fc_vports | wc -l)" != 0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
+echo "GUEST:VPORTS-AFTER $(ls /sys/class/fc_vports | wc -l)"
+sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log | tail -n 40
+exit 0
+`;
+}
+
+function vmEvents(run: GuestRunResult): VmEvent[] {
+  return run.guestLines.filter((l) => l.startsWith('VM{')).map((l) => JSON.parse(l.slice(2)) as VmEvent);
+}
+
+describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend inside a guest', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'npiv-two-level-'));
+  const link = join(dir, 'san.sock');
+  const control = join(dir, 'san-ctl.sock');
+  const procs: ProjectProcess[] = [];
+  let run: GuestRunResult;
+  let before: SanStatus;
+  let during: SanStatus | null = null;
+  let flapError: unknown = null;
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, 'san.json'), JSON.stringify(SAN_CONFIG));
+    const san = startCli(['san', '--config', join(dir, 'san.json'), '--link', link, '--control', control]);
+    procs.push(san);
+    await waitForPath(link, san);
+    await waitForPath(control, san);
+    const socket = join(dir, 'level1.sock');
+    const serve = startCli([
+      'serve',
+      '--socket',
+      socket,
+      '--san',
+      link,
+      '--wwpn',
+      L1.wwpn,
+      '--wwnn',
+      L1.wwnn,
+      '--npiv-wwpn',
+      `${VM.wwpn}:${VM.wwnn}`,
+    ]);
+    procs.push(serve);
+    await waitForPath(socket, serve);
+    before = (await controlRequest(control, { cmd: 'status' })).result as SanStatus;
+    // The VM model says when its first I/O phase is verified; then the SAN drops level 1's link
+    // for a moment (as a switch port bounce would), which takes the host vport down with it.
+    const flap = async (): Promise<void> => {
+      try {
+        during = (await controlRequest(control, { cmd: 'status' })).result as SanStatus;
+        await controlRequest(control, { cmd: 'link-down', wwpn: L1.wwpn });
+        await new Promise((r) => setTimeout(r, 3000));
+        await controlRequest(control, { cmd: 'link-up', wwpn: L1.wwpn });
+      } catch (err) {
+        flapError = err;
+      }
+    };
+    run = await runGuest({
+      devices: [socket],
+      script: guestScript(),
+      shareRootfs: true,
+      shares: [{ tag: 'project', path: PROJECT_ROOT }],
+      memMiB: 1536,
+      // The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md).
+      kernelArgs: ['scsi_mod.scan=manual'],
+      timeoutMs: 1_500_000,
+      onLine: (line) => {
+        if (line.includes('GUEST:VM{"step":"waiting-for-flap"}')) void flap();
+      },
+    });
+  }, 1_600_000);
+
+  afterAll(async () => {
+    for (const p of procs.reverse()) await p.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const context = (): string =>
+    `guest lines:\n${run.guestLines.join('\n')}\n--- console tail:\n${run.output.slice(-6000)}\n--- level-0 serve:\n${procs[1]?.log().slice(-4000)}`;
+
+  it('level 1 boots with qla2xxx on the emulated HBA, NPIV-capable, and runs npiv-hba', () => {
+    expect(run.timedOut, context()).toBe(false);
+    expect(run.exitStatus, context()).toBe(0);
+    const l1 = run.guestLines.find((l) => l.startsWith('L1 '))?.split(' ');
+    expect(l1?.[2], context()).toBe(`0x${L1.wwpn.replaceAll(':', '')}`);
+    expect(Number(l1?.[3])).toBeGreaterThan(0);
+    expect(
+      run.guestLines.some((l) => l.startsWith('HOSTLIST ') && l.includes(L1.wwpn)),
+      context(),
+    ).toBe(true);
+  });
+
+  it('the VM logs in through a host vport that FDISCs its WWPN on level 1 link, and sees only its zoned target and masked LUN', () => {
+    expect(run.guestLines, context()).toContain('VPORTS 1');
+    const events = vmEvents(run);
+    expect(
+      events.filter((e) => e.step === 'error'),
+      context(),
+    ).toEqual([]);
+    const l1Login = during?.logins.find((l) => l.wwpn === L1.wwpn);
+    const vmLogin = during?.logins.find((l) => l.wwpn === VM.wwpn);
+    expect(l1Login?.physical, context()).toBe(true);
+    expect(vmLogin?.physical).toBe(false); // FDISC
+    expect(vmLogin?.fPortArea).toBe(l1Login?.fPortArea); // on level 1's F_Port
+    const vmTarget = during?.targetPorts.find((t) => t.wwpn === TARGET_VM.wwpn);
+    const discovered = events.filter((e) => e.step === 'discovered');
+    expect(discovered.length).toBeGreaterThan(0);
+    for (const d of discovered) expect(`0x${d.step === 'discovered' ? d.targetPortId : ''}`).toBe(vmTarget?.nportId);
+    expect(events.find((e) => e.step === 'luns')).toEqual({ step: 'luns', luns: [VM_LUN] });
+    expect(before.logins.some((l) => l.wwpn === VM.wwpn)).toBe(false);
+  });
+
+  it('writes and reads verified at QD16, and the bytes are in the SAN volume file', () => {
+    const io = vmEvents(run).filter((e) => e.step === 'io');
+    expect(io.length, context()).toBe(2);
+    const file = join(dir, 'vm-lun.img');
+    const image = readFileSync(file);
+    for (const e of io) {
+      if (e.step !== 'io') continue;
+      expect([e.errors, e.mismatches, e.errorSamples], context()).toEqual([0, 0, []]);
+      const stored = image.subarray(e.startLba * 512, (e.startLba + e.blocks) * 512);
+      expect(createHash('sha256').update(stored).digest('hex')).toBe(e.sha256);
+    }
+    expect(run.guestLines).toContain('VM-EXIT 0');
+  });
+
+  it('a SAN-side link flap reaches the VM as link down / link up and I/O resumes', () => {
+    expect(flapError).toBe(null);
+    const steps = vmEvents(run).map((e) => e.step);
+    expect(steps, context()).toEqual([
+      'attached',
+      'link-up',
+      'discovered',
+      'luns',
+      'io',
+      'waiting-for-flap',
+      'link-down',
+      'link-up',
+      'discovered',
+      'io',
+      'done',
+    ]);
+  });
+
+  it('level 1 has no block device; the VM LUN is reached through an sg node only', () => {
+    const block = run.guestLines.find((l) => l.startsWith('BLOCK'));
+    expect(block?.trim(), context()).toBe('BLOCK');
+    const sg = Number(run.guestLines.find((l) => l.startsWith('SG '))?.split(' ')[1]);
+    expect(sg).toBeGreaterThan(0);
+  });
+
+  it('stopping serve deletes the host vport', () => {
+    expect(run.guestLines, context()).toContain('SERVE-EXIT 0');
+    expect(run.guestLines, context()).toContain('VPORTS-AFTER 0');
+  });
+});
