@@ -2,7 +2,8 @@
  * vfio-user wire protocol, version 0.0 as spoken by QEMU >= 10.1's `vfio-user-pci` client
  * (spec: qemu docs/interop/vfio-user.rst, "Version 0.9.2"; struct layouts from
  * include/uapi/linux/vfio.h). Every binary layout is defined here once, as named offsets
- * and sizes; the rest of src/vfio-user/ only uses these names.
+ * and sizes; the rest of src/vfio-user/ only uses these names. The linux/vfio.h flag and index
+ * constants the messages carry live in src/device/linux-vfio.ts.
  *
  * All fields are in host byte order ("all data is in the endianness of the host system");
  * this project runs on little-endian x86_64/aarch64, asserted by assertHostLittleEndian().
@@ -169,35 +170,6 @@ export function encodeReply(id: number, command: number, payload?: Uint8Array): 
 export function encodeErrorReply(id: number, command: number, errno: number): Uint8Array {
   return encodeMessage({ id, command, flags: HEADER_FLAGS.TYPE_REPLY | HEADER_FLAGS.ERROR, error: errno });
 }
-
-// ---------------------------------------------------------------------------------------
-// linux/vfio.h constants used on the wire.
-
-export const DEVICE_FLAGS = { RESET: 1 << 0, PCI: 1 << 1 } as const;
-
-export const REGION_INFO_FLAGS = { READ: 1 << 0, WRITE: 1 << 1, MMAP: 1 << 2, CAPS: 1 << 3 } as const;
-export const REGION_INFO_CAP = { SPARSE_MMAP: 1, TYPE: 2 } as const;
-
-export const IRQ_INFO_FLAGS = { EVENTFD: 1 << 0, MASKABLE: 1 << 1, AUTOMASKED: 1 << 2, NORESIZE: 1 << 3 } as const;
-
-export const IRQ_SET_FLAGS = {
-  DATA_NONE: 1 << 0,
-  DATA_BOOL: 1 << 1,
-  DATA_EVENTFD: 1 << 2,
-  ACTION_MASK: 1 << 3,
-  ACTION_UNMASK: 1 << 4,
-  ACTION_TRIGGER: 1 << 5,
-  DATA_TYPE_MASK: (1 << 0) | (1 << 1) | (1 << 2),
-  ACTION_TYPE_MASK: (1 << 3) | (1 << 4) | (1 << 5),
-} as const;
-
-export const DMA_MAP_FLAGS = { READ: 1 << 0, WRITE: 1 << 1 } as const;
-export const DMA_UNMAP_FLAGS = { GET_DIRTY_BITMAP: 1 << 0, ALL: 1 << 1 } as const;
-
-export const PCI_REGION = { BAR0: 0, BAR1: 1, BAR2: 2, BAR3: 3, BAR4: 4, BAR5: 5, ROM: 6, CONFIG: 7, VGA: 8 } as const;
-export const PCI_NUM_REGIONS = 9;
-export const PCI_IRQ = { INTX: 0, MSI: 1, MSIX: 2, ERR: 3, REQ: 4 } as const;
-export const PCI_NUM_IRQS = 5;
 
 // ---------------------------------------------------------------------------------------
 // Payload layouts. Offsets are relative to the first byte after the header.

@@ -38,7 +38,7 @@ import { FLASH_CONF, FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW } from '../..
 import { NVRAM } from '../../src/isp/nvram.js';
 import { native } from '../../src/native/index.js';
 import { VfioUserClient } from '../../src/vfio-user/client.js';
-import { PCI_REGION } from '../../src/vfio-user/protocol.js';
+
 import {
   Cmd7,
   Cmd7Flags,
@@ -51,6 +51,7 @@ import {
   RESPONSE_PROCESSED,
 } from '../../assembly/shared/iocb.js';
 import { LCF_COMMAND_PLOGI, LCF_COND_PLOGI, LCF_SKIP_PRLI } from '../../assembly/shared/iocb-mgmt.js';
+import { VFIO_PCI_BAR1_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../../src/device/linux-vfio.js';
 
 /** Offsets in guest RAM of the driver's structures (the same for every user of the model). */
 export const QLA_LAYOUT = {
@@ -336,7 +337,11 @@ export class QlaGuest {
 
   async configWrite16(offset: number, value: number): Promise<void> {
     this.counters.roundTrips++;
-    await this.client.regionWrite(PCI_REGION.CONFIG, offset, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
+    await this.client.regionWrite(
+      VFIO_PCI_CONFIG_REGION_INDEX,
+      offset,
+      new Uint8Array([value & 0xff, (value >> 8) & 0xff]),
+    );
   }
 
   async enableDevice(): Promise<void> {
@@ -347,7 +352,7 @@ export class QlaGuest {
 
   async r32(offset: number): Promise<number> {
     this.counters.roundTrips++;
-    const b = await this.client.regionRead(PCI_REGION.BAR1, offset, 4);
+    const b = await this.client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, offset, 4);
     if (b.length !== 4) throw new Error(`short BAR1 read at 0x${offset.toString(16)}`);
     return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
   }
@@ -357,12 +362,17 @@ export class QlaGuest {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, value >>> 0, true);
     this.counters.postedWrites++;
-    void this.client.regionWrite(PCI_REGION.BAR1, offset, b, true);
+    void this.client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, offset, b, true);
   }
 
   w16(offset: number, value: number): void {
     this.counters.postedWrites++;
-    void this.client.regionWrite(PCI_REGION.BAR1, offset, new Uint8Array([value & 0xff, (value >> 8) & 0xff]), true);
+    void this.client.regionWrite(
+      VFIO_PCI_BAR1_REGION_INDEX,
+      offset,
+      new Uint8Array([value & 0xff, (value >> 8) & 0xff]),
+      true,
+    );
   }
 
   /** The 32 outbound mailboxes, read 8 bytes at a time. */
@@ -370,7 +380,7 @@ export class QlaGuest {
     const mb: number[] = [];
     for (let off = 0; off < MAILBOXES * 2; off += 8) {
       this.counters.roundTrips++;
-      const b = await this.client.regionRead(PCI_REGION.BAR1, REG.MAILBOX0 + off, 8);
+      const b = await this.client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, REG.MAILBOX0 + off, 8);
       if (b.length !== 8) throw new Error('short mailbox read');
       for (let i = 0; i < 8; i += 2) mb.push(b[i]! | (b[i + 1]! << 8));
     }
