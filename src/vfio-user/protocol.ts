@@ -12,6 +12,7 @@
  * with the errno the peer should see; they never read out of bounds.
  */
 import { constants as osConstants, endianness } from 'node:os';
+import { view } from '../util/bytes.js';
 
 // ---------------------------------------------------------------------------------------
 // errno values (Linux), as carried in the header's Error field.
@@ -523,11 +524,6 @@ export function encodeRegionAccess(a: RegionAccessPayload): Uint8Array {
 // helpers
 
 const EMPTY = new Uint8Array(0);
-
-/** A DataView over exactly the given bytes (respecting the view's own byteOffset). */
-export function view(bytes: Uint8Array, offset = 0, length = bytes.length - offset): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset + offset, length);
-}
 
 function requireLength(p: Uint8Array, min: number, what: string): void {
   if (p.length < min) {
