@@ -13,11 +13,11 @@
 import { VportHba } from '../../src/hba.js';
 import { InitiatorFabricPort } from '../../src/isp/initiator-fabric.js';
 import { connectLink } from '../../src/fc/link.js';
-import { PCI_REGION } from '../../src/vfio-user/protocol.js';
 import type { GuestMemory } from '../../src/device/guest-memory.js';
 import type { IrqSignaller } from '../../src/device/interrupts.js';
 import type { DeviceContext } from '../../src/device/context.js';
 import { logger } from '../../src/util/log.js';
+import { VFIO_PCI_BAR1_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../../src/device/linux-vfio.js';
 
 export interface HbaCounters {
   bar1Reads: number;
@@ -113,14 +113,14 @@ export function startCountingHba(socketPath: string, sanLink: string, wwpn: bigi
   const regionWrite = pci.regionWrite.bind(pci);
   const attach = pci.attach.bind(pci);
   pci.regionRead = (index: number, offset: number, length: number) => {
-    if (index === PCI_REGION.BAR1) counters.bar1Reads++;
-    else if (index === PCI_REGION.CONFIG) counters.configReads++;
+    if (index === VFIO_PCI_BAR1_REGION_INDEX) counters.bar1Reads++;
+    else if (index === VFIO_PCI_CONFIG_REGION_INDEX) counters.configReads++;
     else counters.otherRegionAccesses++;
     return regionRead(index, offset, length);
   };
   pci.regionWrite = (index: number, offset: number, data: Uint8Array) => {
-    if (index === PCI_REGION.BAR1) counters.bar1Writes++;
-    else if (index === PCI_REGION.CONFIG) counters.configWrites++;
+    if (index === VFIO_PCI_BAR1_REGION_INDEX) counters.bar1Writes++;
+    else if (index === VFIO_PCI_CONFIG_REGION_INDEX) counters.configWrites++;
     else counters.otherRegionAccesses++;
     regionWrite(index, offset, data);
   };

@@ -4,8 +4,21 @@
  * vfio-pci and vfio-user use, so the indices are the device's, not the transport's.
  */
 
-export const IRQ_INDEX = { INTX: 0, MSI: 1, MSIX: 2, ERR: 3, REQ: 4 } as const;
-export type IrqIndex = (typeof IRQ_INDEX)[keyof typeof IRQ_INDEX];
+import type {
+  VFIO_PCI_ERR_IRQ_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_REQ_IRQ_INDEX,
+} from './linux-vfio.js';
+
+/** One of the vfio-pci IRQ indices (linux-vfio.ts). */
+export type IrqIndex =
+  | typeof VFIO_PCI_INTX_IRQ_INDEX
+  | typeof VFIO_PCI_MSI_IRQ_INDEX
+  | typeof VFIO_PCI_MSIX_IRQ_INDEX
+  | typeof VFIO_PCI_ERR_IRQ_INDEX
+  | typeof VFIO_PCI_REQ_IRQ_INDEX;
 
 /** How the guest enabled interrupts on a PCI function (MSI-X wins over MSI over INTx). */
 export type InterruptMode = 'msix' | 'msi' | 'intx' | 'none';

@@ -2,8 +2,19 @@
  * Bounds-checked big-endian field access for FC wire formats (every FC-2/ELS/CT/FCP field is
  * big-endian on the wire). Decoders never index past their buffer: a short or oversized input
  * raises FcDecodeError naming the structure and field, which the caller turns into an LS_RJT,
- * FS_RJT or a dropped frame — never a crash.
+ * FS_RJT or a dropped frame — never a crash. The byte access itself is src/util/bytes.ts; this
+ * module only turns a field past the end into FcDecodeError.
  */
+import {
+  readU16BE,
+  readU24BE,
+  readU32BE,
+  readU64BE,
+  writeU16BE,
+  writeU24BE,
+  writeU32BE,
+  writeU64BE,
+} from '../util/bytes.js';
 
 export class FcDecodeError extends Error {
   constructor(message: string) {
@@ -26,58 +37,40 @@ export function requireAtMost(buf: Uint8Array, max: number, what: string): void 
   }
 }
 
-export function view(buf: Uint8Array): DataView {
-  return new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+/** Raise FcDecodeError unless a `width`-byte field at `off` lies inside `buf`. */
+function requireField(buf: Uint8Array, off: number, width: number): void {
+  if (off < 0 || off + width > buf.length) {
+    throw new FcDecodeError(`${8 * width}-bit field at ${off} runs past ${buf.length} bytes`);
+  }
 }
 
 /** 24-bit big-endian value (FC addresses, F_CTL). */
 export function getU24(buf: Uint8Array, off: number): number {
-  if (off < 0 || off + 3 > buf.length) throw new FcDecodeError(`24-bit field at ${off} runs past ${buf.length} bytes`);
-  return (buf[off]! << 16) | (buf[off + 1]! << 8) | buf[off + 2]!;
+  requireField(buf, off, 3);
+  return readU24BE(buf, off);
 }
 
-export function putU24(buf: Uint8Array, off: number, value: number): void {
-  buf[off] = (value >>> 16) & 0xff;
-  buf[off + 1] = (value >>> 8) & 0xff;
-  buf[off + 2] = value & 0xff;
-}
+export const putU24 = writeU24BE;
 
 export function getU16(buf: Uint8Array, off: number): number {
-  if (off < 0 || off + 2 > buf.length) throw new FcDecodeError(`16-bit field at ${off} runs past ${buf.length} bytes`);
-  return (buf[off]! << 8) | buf[off + 1]!;
+  requireField(buf, off, 2);
+  return readU16BE(buf, off);
 }
 
-export function putU16(buf: Uint8Array, off: number, value: number): void {
-  buf[off] = (value >>> 8) & 0xff;
-  buf[off + 1] = value & 0xff;
-}
+export const putU16 = writeU16BE;
 
 export function getU32(buf: Uint8Array, off: number): number {
-  if (off < 0 || off + 4 > buf.length) throw new FcDecodeError(`32-bit field at ${off} runs past ${buf.length} bytes`);
-  return view(buf).getUint32(off, false);
+  requireField(buf, off, 4);
+  return readU32BE(buf, off);
 }
 
 export function putU32(buf: Uint8Array, off: number, value: number): void {
-  view(buf).setUint32(off, value >>> 0, false);
+  writeU32BE(buf, off, value >>> 0);
 }
 
 export function getU64(buf: Uint8Array, off: number): bigint {
-  if (off < 0 || off + 8 > buf.length) throw new FcDecodeError(`64-bit field at ${off} runs past ${buf.length} bytes`);
-  return view(buf).getBigUint64(off, false);
+  requireField(buf, off, 8);
+  return readU64BE(buf, off);
 }
 
-export function putU64(buf: Uint8Array, off: number, value: bigint): void {
-  view(buf).setBigUint64(off, BigInt.asUintN(64, value), false);
-}
-
-export function concat(parts: readonly Uint8Array[]): Uint8Array {
-  let total = 0;
-  for (const p of parts) total += p.length;
-  const out = new Uint8Array(total);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export const putU64 = writeU64BE;

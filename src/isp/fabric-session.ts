@@ -18,6 +18,7 @@
  */
 import { CompStatus, EntryType, IOCB_SIZE, IocbHeader, VpRptId } from '../../assembly/shared/iocb.js';
 import { RIDA_F1_FLAGS_TOPO_F, RIDA_FORMAT_FABRIC } from '../../assembly/shared/iocb-mgmt.js';
+import { writeU24LE } from '../util/bytes.js';
 import { wwnToBytes } from '../util/wwn.js';
 import { asyncEvent, type IspEvent } from './events.js';
 import type { FabricEvent, FabricLoginResult, FabricPort } from './fabric-port.js';
@@ -262,9 +263,7 @@ export function buildReportIdAcquisition(r: FabricLoginResult): Uint8Array {
   const e = new Uint8Array(IOCB_SIZE);
   e[0] = EntryType.VP_RPT_ID_IOCB_TYPE;
   e[IocbHeader.ENTRY_COUNT] = 1;
-  e[VpRptId.PORT_ID] = r.portId & 0xff;
-  e[VpRptId.PORT_ID + 1] = (r.portId >>> 8) & 0xff;
-  e[VpRptId.PORT_ID + 2] = (r.portId >>> 16) & 0xff;
+  writeU24LE(e, VpRptId.PORT_ID, r.portId);
   e[VpRptId.FORMAT] = RIDA_FORMAT_FABRIC;
   e[VpRptId.F1_FLAGS] = RIDA_F1_FLAGS_TOPO_F;
   e.set(wwnToBytes(r.fabricPortName), VpRptId.F1_PORT_NAME);

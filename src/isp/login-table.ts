@@ -29,7 +29,7 @@ import {
 } from '../../assembly/shared/iocb-mgmt.js';
 import { wwnToBytes } from '../util/wwn.js';
 import { NPH } from './fw-constants.js';
-import { writePortIdLe } from './iocb/common.js';
+import { view, writeU24BE, writeU24LE } from '../util/bytes.js';
 
 export interface RemoteLogin {
   handle: number;
@@ -114,19 +114,16 @@ export class LoginTable {
     const l = this.byHandle.get(handle);
     if (!l) return null;
     const b = new Uint8Array(PDB_SIZE);
-    const dv = new DataView(b.buffer);
+    const dv = view(b);
     const state = l.prliComplete ? PDS_PRLI_COMPLETE : PDS_PLOGI_COMPLETE;
     b[PDB_CURRENT_LOGIN_STATE] = state;
     b[PDB_LAST_LOGIN_STATE] = state;
-    b[PDB_PORT_ID] = (l.portId >>> 16) & 0xff; // domain, area, al_pa
-    b[PDB_PORT_ID + 1] = (l.portId >>> 8) & 0xff;
-    b[PDB_PORT_ID + 2] = l.portId & 0xff;
+    writeU24BE(b, PDB_PORT_ID, l.portId); // domain, area, al_pa
     dv.setUint16(PDB_NPORT_HANDLE, l.handle, true);
     dv.setUint16(PDB_RECEIVE_DATA_SIZE, l.receiveDataSize, true);
     b[PDB_PRLI_WORD_0] = 0x08; // FC-4 type FCP
     b[PDB_PRLI_WORD_0 + 1] = l.prliComplete ? 0x21 : 0; // image pair established
-    b[PDB_PRLI_WORD_3] = l.prliWord3 & 0xff;
-    b[PDB_PRLI_WORD_3 + 1] = (l.prliWord3 >>> 8) & 0xff;
+    dv.setUint16(PDB_PRLI_WORD_3, l.prliWord3, true);
     b.set(wwnToBytes(l.wwpn), PDB_PORT_NAME);
     b.set(wwnToBytes(l.wwnn), PDB_NODE_NAME);
     return b;
@@ -145,7 +142,7 @@ export class LoginTable {
       const pdb = this.portDatabase(entries[i]!.handle)!;
       const e = pdb.subarray(0, GNL_ENTRY_SIZE);
       // The driver's main GNL path reads port_id as al_pa, area, domain.
-      writePortIdLe(e, PDB_PORT_ID, entries[i]!.portId);
+      writeU24LE(e, PDB_PORT_ID, entries[i]!.portId);
       buf.set(e, i * GNL_ENTRY_SIZE);
     }
     return buf;

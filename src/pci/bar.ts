@@ -16,6 +16,7 @@ import {
   PCI_MEM_BAR_MIN_SIZE,
   PCI_NUM_BARS,
 } from './regs.js';
+import { view } from '../util/bytes.js';
 
 export type AccessSize = 1 | 2 | 4 | 8;
 
@@ -113,7 +114,7 @@ export function barAcceptsWidth(kind: BarKind, length: number): length is Access
 
 export function decodeLe(data: Uint8Array, size: AccessSize): number | bigint {
   if (size === 8) {
-    return new DataView(data.buffer, data.byteOffset, 8).getBigUint64(0, true);
+    return view(data, 0, 8).getBigUint64(0, true);
   }
   let v = 0;
   for (let i = 0; i < size; i++) v |= data[i]! << (8 * i);

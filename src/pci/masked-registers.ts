@@ -8,6 +8,7 @@
  *
  * Used for PCI config space and for the MSI-X table.
  */
+import { readU16LE, readU32LE } from '../util/bytes.js';
 
 export interface BitMasks {
   /** Bits the guest may write (RW). */
@@ -63,18 +64,12 @@ export class MaskedRegisterFile {
 
   getU16(offset: number): number {
     this.check(offset, 2);
-    return this.bytes[offset]! | (this.bytes[offset + 1]! << 8);
+    return readU16LE(this.bytes, offset);
   }
 
   getU32(offset: number): number {
     this.check(offset, 4);
-    return (
-      (this.bytes[offset]! |
-        (this.bytes[offset + 1]! << 8) |
-        (this.bytes[offset + 2]! << 16) |
-        (this.bytes[offset + 3]! << 24)) >>>
-      0
-    );
+    return readU32LE(this.bytes, offset);
   }
 
   setU8(offset: number, value: number): void {

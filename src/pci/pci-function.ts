@@ -59,18 +59,25 @@ import {
   PCI_COMMAND_MASTER,
   PCI_PM_STATE_D0,
   PCI_PM_STATE_D3HOT,
+} from './regs.js';
+import { logger as makeLogger, type Logger } from '../util/log.js';
+import type { GuestMemory } from '../device/guest-memory.js';
+import type { InterruptMode, IrqIndex, IrqInfo } from '../device/interrupts.js';
+import type { DeviceContext, RegionInfo } from '../device/context.js';
+import {
   VFIO_IRQ_INFO_AUTOMASKED,
   VFIO_IRQ_INFO_EVENTFD,
   VFIO_IRQ_INFO_MASKABLE,
   VFIO_IRQ_INFO_NORESIZE,
   VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_ERR_IRQ_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
   VFIO_PCI_NUM_IRQS,
   VFIO_PCI_NUM_REGIONS,
-} from './regs.js';
-import { logger as makeLogger, type Logger } from '../util/log.js';
-import type { GuestMemory } from '../device/guest-memory.js';
-import { IRQ_INDEX, type InterruptMode, type IrqIndex, type IrqInfo } from '../device/interrupts.js';
-import type { DeviceContext, RegionInfo } from '../device/context.js';
+  VFIO_PCI_REQ_IRQ_INDEX,
+} from '../device/linux-vfio.js';
 
 export interface PciCapabilityOptions {
   /** Power Management capability (D0/D3hot). */
@@ -190,17 +197,17 @@ export class PciFunction implements Resettable {
   irqInfo(index: number): IrqInfo {
     const messageFlags = VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_NORESIZE;
     switch (index) {
-      case IRQ_INDEX.INTX:
+      case VFIO_PCI_INTX_IRQ_INDEX:
         return this.config.interruptPin() !== 0
           ? { count: 1, flags: VFIO_IRQ_INFO_EVENTFD | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED }
           : { count: 0, flags: 0 };
-      case IRQ_INDEX.MSI:
+      case VFIO_PCI_MSI_IRQ_INDEX:
         return this.caps.msi ? { count: this.caps.msi.vectorsSupported, flags: messageFlags } : { count: 0, flags: 0 };
-      case IRQ_INDEX.MSIX:
+      case VFIO_PCI_MSIX_IRQ_INDEX:
         return this.msixTable ? { count: this.msixTable.vectors, flags: messageFlags } : { count: 0, flags: 0 };
-      case IRQ_INDEX.ERR:
+      case VFIO_PCI_ERR_IRQ_INDEX:
         return this.errIrq ? { count: 1, flags: messageFlags } : { count: 0, flags: 0 };
-      case IRQ_INDEX.REQ:
+      case VFIO_PCI_REQ_IRQ_INDEX:
         return { count: 1, flags: messageFlags };
       default:
         return { count: 0, flags: 0 };
@@ -295,12 +302,12 @@ export class PciFunction implements Resettable {
 
   irqsChanged(index: IrqIndex): void {
     switch (index) {
-      case IRQ_INDEX.INTX:
+      case VFIO_PCI_INTX_IRQ_INDEX:
         // QEMU's EOI / resample path: if the line is still up, the guest must see it again.
-        if (this.intxOutput) this.fire(IRQ_INDEX.INTX, 0);
+        if (this.intxOutput) this.fire(VFIO_PCI_INTX_IRQ_INDEX, 0);
         break;
-      case IRQ_INDEX.MSI:
-      case IRQ_INDEX.MSIX:
+      case VFIO_PCI_MSI_IRQ_INDEX:
+      case VFIO_PCI_MSIX_IRQ_INDEX:
         this.deliverPendingMessages();
         break;
       default:
@@ -427,7 +434,7 @@ export class PciFunction implements Resettable {
         return;
       }
       case 'intx':
-        if (this.intxAllowed()) this.fire(IRQ_INDEX.INTX, 0);
+        if (this.intxAllowed()) this.fire(VFIO_PCI_INTX_IRQ_INDEX, 0);
         return;
       case 'none':
         this.trace('ub_notify_no_interrupt', { vector });
@@ -539,7 +546,7 @@ export class PciFunction implements Resettable {
     const output = this.line && this.intxAllowed();
     const rising = output && !this.intxOutput;
     this.intxOutput = output;
-    if (rising) this.fire(IRQ_INDEX.INTX, 0);
+    if (rising) this.fire(VFIO_PCI_INTX_IRQ_INDEX, 0);
   }
 
   private messagesAllowed(): boolean {
@@ -554,12 +561,12 @@ export class PciFunction implements Resettable {
       const table = this.msixTable!;
       if (this.caps.msix!.functionMasked()) return;
       for (const v of table.pendingVectors()) {
-        if (this.fire(IRQ_INDEX.MSIX, v)) table.setPending(v, false);
+        if (this.fire(VFIO_PCI_MSIX_IRQ_INDEX, v)) table.setPending(v, false);
       }
     } else if (mode === 'msi') {
       for (let v = 0; v < MSI_MAX_VECTORS && this.msiPending !== 0; v++) {
         const bit = 1 << v;
-        if ((this.msiPending & bit) !== 0 && this.fire(IRQ_INDEX.MSI, v)) this.msiPending &= ~bit;
+        if ((this.msiPending & bit) !== 0 && this.fire(VFIO_PCI_MSI_IRQ_INDEX, v)) this.msiPending &= ~bit;
       }
     }
   }

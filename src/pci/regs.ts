@@ -263,17 +263,3 @@ export const PCI_EXP_LNKCTL2_WRITABLE = 0xffbf;
 
 /** Extended capability header at 0x100: 0 means "no extended capabilities" (PCIe 2.1 §7.9.2). */
 export const PCI_EXT_CAP_NONE = 0x00000000;
-
-/** vfio region indices (linux/vfio.h VFIO_PCI_*_REGION_INDEX). */
-export const VFIO_PCI_BAR0_REGION_INDEX = 0;
-export const VFIO_PCI_ROM_REGION_INDEX = 6;
-export const VFIO_PCI_CONFIG_REGION_INDEX = 7;
-export const VFIO_PCI_VGA_REGION_INDEX = 8;
-export const VFIO_PCI_NUM_REGIONS = 9;
-export const VFIO_PCI_NUM_IRQS = 5;
-
-/** vfio_irq_info.flags (linux/vfio.h). */
-export const VFIO_IRQ_INFO_EVENTFD = 1 << 0;
-export const VFIO_IRQ_INFO_MASKABLE = 1 << 1;
-export const VFIO_IRQ_INFO_AUTOMASKED = 1 << 2;
-export const VFIO_IRQ_INFO_NORESIZE = 1 << 3;

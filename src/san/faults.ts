@@ -53,6 +53,7 @@ import { Status } from '../scsi/sam.js';
 import { buildFixedSense } from '../scsi/sense.js';
 import { formatWwn } from '../util/wwn.js';
 import { type Logger, logger } from '../util/log.js';
+import { readU24BE, view, writeU32BE } from '../util/bytes.js';
 
 export const FAULT_KINDS = [
   'drop',
@@ -250,11 +251,11 @@ function classMatches(want: FrameClass | undefined, got: ReturnType<typeof frame
 
 /** First LBA and block count of a READ/WRITE CDB, or null for other commands. */
 export function cdbBlockRange(cdb: Uint8Array): { op: 'read' | 'write'; lba: number; blocks: number } | null {
-  const dv = new DataView(cdb.buffer, cdb.byteOffset, cdb.byteLength);
+  const dv = view(cdb);
   switch (cdb[0]) {
     case Opcode.READ_6:
     case Opcode.WRITE_6: {
-      const lba = ((cdb[1]! & 0x1f) << 16) | (cdb[2]! << 8) | cdb[3]!;
+      const lba = readU24BE(cdb, 1) & 0x1fffff;
       return { op: cdb[0] === Opcode.READ_6 ? 'read' : 'write', lba, blocks: cdb[4] === 0 ? 256 : cdb[4]! };
     }
     case Opcode.READ_10:
@@ -732,7 +733,7 @@ function corrupt(h: FcHeader, frame: Uint8Array): Uint8Array {
     return out;
   }
   if (h.type === FC_TYPE.FCP && h.rCtl === R_CTL.DATA_DESCRIPTOR && out.length >= p + XFER_RDY_OFF_BURST + 4) {
-    new DataView(out.buffer, out.byteOffset).setUint32(p + XFER_RDY_OFF_BURST, 0xffffffff);
+    writeU32BE(out, p + XFER_RDY_OFF_BURST, 0xffffffff);
     return out;
   }
   if (h.type === FC_TYPE.ELS) {

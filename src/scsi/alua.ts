@@ -2,7 +2,8 @@
  * REPORT TARGET PORT GROUPS (SPC-4 §6.36): implicit ALUA with one target port group per target
  * port, each active/optimized. Linux's scsi_dh_alua reads this with the extended header.
  */
-import { be32, clampToAllocation, put16, put32 } from './cdb.js';
+import { clampToAllocation } from './cdb.js';
+import { readU32BE, writeU16BE, writeU32BE } from '../util/bytes.js';
 import { targetPortGroupOf, type PortIdentity } from './inquiry.js';
 import { invalidFieldInCdb } from './sense.js';
 
@@ -29,16 +30,16 @@ export function reportTargetPortGroups(cdb: Uint8Array, ports: readonly PortIden
     throw invalidFieldInCdb(CDB_FORMAT, 7, `parameter data format ${format} not supported`);
   const header = format === FORMAT_EXTENDED ? EXTENDED_HEADER : LENGTH_ONLY_HEADER;
   const out = new Uint8Array(header + ports.length * (GROUP_DESCRIPTOR + PORT_DESCRIPTOR));
-  put32(out, 0, out.length - 4);
+  writeU32BE(out, 0, out.length - 4);
   if (format === FORMAT_EXTENDED) out[4] = EXTENDED_FORMAT_TYPE;
   let off = header;
   for (const p of ports) {
     out[off] = AccessState.ACTIVE_OPTIMIZED;
     out[off + 1] = AO_SUP;
-    put16(out, off + 2, targetPortGroupOf(p));
+    writeU16BE(out, off + 2, targetPortGroupOf(p));
     out[off + 7] = 1;
-    put16(out, off + GROUP_DESCRIPTOR + 2, p.relativePortId);
+    writeU16BE(out, off + GROUP_DESCRIPTOR + 2, p.relativePortId);
     off += GROUP_DESCRIPTOR + PORT_DESCRIPTOR;
   }
-  return clampToAllocation(out, be32(cdb, CDB_ALLOCATION_LENGTH));
+  return clampToAllocation(out, readU32BE(cdb, CDB_ALLOCATION_LENGTH));
 }

@@ -5,7 +5,8 @@
  * reach the disk (fdatasync) before GOOD.
  */
 import type { ScsiRequest } from './api.js';
-import { be16, be32, be64, clampToAllocation, put32, put64 } from './cdb.js';
+import { clampToAllocation } from './cdb.js';
+import { readU16BE, readU24BE, readU32BE, readU64BE, writeU32BE, writeU64BE } from '../util/bytes.js';
 import { Asc, Opcode, SenseKey } from './constants.js';
 import { Status } from './sam.js';
 import {
@@ -57,13 +58,13 @@ function readField(cdb: Uint8Array, off: number, bytes: number): bigint {
     case 1:
       return BigInt(cdb[off]!);
     case 2:
-      return BigInt(be16(cdb, off));
+      return BigInt(readU16BE(cdb, off));
     case 3:
-      return BigInt(((cdb[off]! << 16) | be16(cdb, off + 1)) & SIX_BYTE_LBA_MASK);
+      return BigInt(readU24BE(cdb, off) & SIX_BYTE_LBA_MASK);
     case 4:
-      return BigInt(be32(cdb, off));
+      return BigInt(readU32BE(cdb, off));
     default:
-      return be64(cdb, off);
+      return readU64BE(cdb, off);
   }
 }
 
@@ -142,8 +143,8 @@ export async function verify(ctx: IoContext): Promise<null> {
   const bytchk = (flags >> VERIFY_BYTCHK_SHIFT) & 0x03;
   if (bytchk !== BytCheck.MEDIUM_ONLY && bytchk !== BytCheck.COMPARE)
     throw invalidFieldInCdb(1, 2, `BYTCHK ${bytchk} not supported`);
-  const lba = sixteen ? be64(cdb, 2) : BigInt(be32(cdb, 2));
-  const count = sixteen ? be32(cdb, 10) : be16(cdb, 7);
+  const lba = sixteen ? readU64BE(cdb, 2) : BigInt(readU32BE(cdb, 2));
+  const count = sixteen ? readU32BE(cdb, 10) : readU16BE(cdb, 7);
   if (count > blocksFor(MAX_TRANSFER_BYTES, dev.blockSize))
     throw invalidFieldInCdb(lengthOffset, 7, `verification of ${count} blocks exceeds the maximum transfer length`);
   const first = checkRange(dev, lba, BigInt(count));
@@ -178,10 +179,11 @@ const RC10_MAX_LBA = 0xffffffff;
 export function readCapacity10(ctx: IoContext): Uint8Array {
   const { cdb, device: dev } = ctx;
   const pmi = (cdb[8]! & 0x01) !== 0;
-  if (!pmi && be32(cdb, 2) !== 0) throw invalidFieldInCdb(2, 7, 'LOGICAL BLOCK ADDRESS must be zero when PMI is zero');
+  if (!pmi && readU32BE(cdb, 2) !== 0)
+    throw invalidFieldInCdb(2, 7, 'LOGICAL BLOCK ADDRESS must be zero when PMI is zero');
   const out = new Uint8Array(RC10_LENGTH);
-  put32(out, 0, Math.min(dev.blockCount - 1, RC10_MAX_LBA));
-  put32(out, 4, dev.blockSize);
+  writeU32BE(out, 0, Math.min(dev.blockCount - 1, RC10_MAX_LBA));
+  writeU32BE(out, 4, dev.blockSize);
   return out;
 }
 
@@ -194,21 +196,22 @@ const RC16_LBPRZ = 0x40;
 export function readCapacity16(ctx: IoContext): Uint8Array {
   const { cdb, device: dev } = ctx;
   const pmi = (cdb[14]! & 0x01) !== 0;
-  if (!pmi && be64(cdb, 2) !== 0n) throw invalidFieldInCdb(2, 7, 'LOGICAL BLOCK ADDRESS must be zero when PMI is zero');
+  if (!pmi && readU64BE(cdb, 2) !== 0n)
+    throw invalidFieldInCdb(2, 7, 'LOGICAL BLOCK ADDRESS must be zero when PMI is zero');
   const out = new Uint8Array(RC16_LENGTH);
-  put64(out, 0, BigInt(dev.blockCount - 1));
-  put32(out, 8, dev.blockSize);
+  writeU64BE(out, 0, BigInt(dev.blockCount - 1));
+  writeU32BE(out, 8, dev.blockSize);
   out[13] = Math.log2(Math.max(1, 4096 / dev.blockSize)); // 4 KiB physical blocks
   out[14] = RC16_LBPME | RC16_LBPRZ;
-  return clampToAllocation(out, be32(cdb, 10));
+  return clampToAllocation(out, readU32BE(cdb, 10));
 }
 
 // SYNCHRONIZE CACHE(10): 2-5 LBA, 7-8 NUMBER OF BLOCKS; (16): 2-9 LBA, 10-13 NUMBER OF BLOCKS. 0 blocks = to the end.
 export async function synchronizeCache(ctx: IoContext): Promise<null> {
   const { cdb, device: dev } = ctx;
   const sixteen = cdb[0] === Opcode.SYNCHRONIZE_CACHE_16;
-  const lba = sixteen ? be64(cdb, 2) : BigInt(be32(cdb, 2));
-  const count = sixteen ? BigInt(be32(cdb, 10)) : BigInt(be16(cdb, 7));
+  const lba = sixteen ? readU64BE(cdb, 2) : BigInt(readU32BE(cdb, 2));
+  const count = sixteen ? BigInt(readU32BE(cdb, 10)) : BigInt(readU16BE(cdb, 7));
   checkRange(dev, lba, count);
   // The whole file is flushed: fdatasync has no range form in Node, and flushing more is safe.
   await dev.flush();
@@ -228,8 +231,8 @@ export async function writeSame(ctx: IoContext): Promise<null> {
   if (flags & PROTECT_MASK) throw invalidFieldInCdb(1, 7, 'protection information is not supported');
   if (flags & WS_ANCHOR) throw invalidFieldInCdb(1, 4, 'ANCHOR is not supported');
   if (!sixteen && flags & WS_NDOB) throw invalidFieldInCdb(1, 0, 'reserved bit set');
-  const lba = sixteen ? be64(cdb, 2) : BigInt(be32(cdb, 2));
-  const count = sixteen ? be32(cdb, 10) : be16(cdb, 7);
+  const lba = sixteen ? readU64BE(cdb, 2) : BigInt(readU32BE(cdb, 2));
+  const count = sixteen ? readU32BE(cdb, 10) : readU16BE(cdb, 7);
   if (count === 0) throw invalidFieldInCdb(countOffset, 7, 'WRITE SAME with zero blocks (WSNZ is set)');
   if (count > blocksFor(MAX_WRITE_SAME_BYTES, dev.blockSize))
     throw invalidFieldInCdb(countOffset, 7, `WRITE SAME of ${count} blocks exceeds the maximum`);
@@ -263,14 +266,14 @@ const UNMAP_DESCRIPTOR = 16;
 export async function unmap(ctx: IoContext): Promise<null> {
   const { cdb, device: dev, req } = ctx;
   if (cdb[1]! & 0x01) throw invalidFieldInCdb(1, 0, 'ANCHOR is not supported');
-  const listLength = be16(cdb, 7);
+  const listLength = readU16BE(cdb, 7);
   if (listLength === 0) return null;
   if (listLength < UNMAP_HEADER)
     throw parameterListLengthError(`UNMAP parameter list length ${listLength} is shorter than its header`);
   const data = req.dataOut;
   if (!data || data.length < listLength)
     throw parameterListLengthError('UNMAP parameter data shorter than the parameter list length');
-  const descriptorBytes = be16(data, 2);
+  const descriptorBytes = readU16BE(data, 2);
   if (descriptorBytes % UNMAP_DESCRIPTOR !== 0 || UNMAP_HEADER + descriptorBytes > listLength) {
     throw invalidFieldInParameterList(2, 7, `block descriptor data length ${descriptorBytes} is invalid`);
   }
@@ -282,8 +285,8 @@ export async function unmap(ctx: IoContext): Promise<null> {
   let total = 0;
   for (let i = 0; i < n; i++) {
     const d = UNMAP_HEADER + i * UNMAP_DESCRIPTOR;
-    const lba = be64(data, d);
-    const count = be32(data, d + 8);
+    const lba = readU64BE(data, d);
+    const count = readU32BE(data, d + 8);
     total += count;
     if (total > maxBlocks) throw invalidFieldInParameterList(d + 8, 7, 'UNMAP exceeds the maximum unmap LBA count');
     ranges.push([checkRange(dev, lba, BigInt(count)), count]);

@@ -1,31 +1,8 @@
 /**
- * Big-endian field access for CDBs and parameter data (SCSI fields are big-endian, SPC-4 §3.5),
- * and the SAM-5 §4.7 LUN structure as carried in the 8-byte FCP_LUN field.
+ * The SAM-5 §4.7 LUN structure as carried in the 8-byte FCP_LUN field, and ALLOCATION LENGTH
+ * truncation. CDB and parameter-data fields are big-endian (SPC-4 §3.5); they are read and written
+ * with src/util/bytes.ts.
  */
-
-export function be16(b: Uint8Array, off: number): number {
-  return (b[off]! << 8) | b[off + 1]!;
-}
-export function be32(b: Uint8Array, off: number): number {
-  return ((b[off]! << 24) >>> 0) + ((b[off + 1]! << 16) | (b[off + 2]! << 8) | b[off + 3]!);
-}
-export function be64(b: Uint8Array, off: number): bigint {
-  return (BigInt(be32(b, off)) << 32n) | BigInt(be32(b, off + 4));
-}
-export function put16(b: Uint8Array, off: number, v: number): void {
-  b[off] = (v >>> 8) & 0xff;
-  b[off + 1] = v & 0xff;
-}
-export function put32(b: Uint8Array, off: number, v: number): void {
-  b[off] = (v >>> 24) & 0xff;
-  b[off + 1] = (v >>> 16) & 0xff;
-  b[off + 2] = (v >>> 8) & 0xff;
-  b[off + 3] = v & 0xff;
-}
-export function put64(b: Uint8Array, off: number, v: bigint): void {
-  put32(b, off, Number((v >> 32n) & 0xffffffffn));
-  put32(b, off + 4, Number(v & 0xffffffffn));
-}
 
 /** Truncate data-in to the CDB's ALLOCATION LENGTH (SPC-4 §4.3.5.6). */
 export function clampToAllocation(data: Uint8Array, allocationLength: number): Uint8Array {

@@ -11,7 +11,8 @@
  * transport decides whether that status is sent.
  */
 import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort } from './api.js';
-import { be32, clampToAllocation, decodeLun, encodeLun, put32 } from './cdb.js';
+import { clampToAllocation, decodeLun, encodeLun } from './cdb.js';
+import { readU32BE, writeU32BE } from '../util/bytes.js';
 import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, type AdditionalSense } from './constants.js';
 import { Status, type TaskManagementFunction } from './sam.js';
 import { inquiry, type PortIdentity, type ProductIdentity } from './inquiry.js';
@@ -228,7 +229,7 @@ export class DeviceServer {
   // ---- target-wide commands ---------------------------------------------------------------------
   private reportLuns(ctx: CommandContext): Uint8Array {
     const select = ctx.cdb[2]!;
-    const alloc = be32(ctx.cdb, 6);
+    const alloc = readU32BE(ctx.cdb, 6);
     if (
       select !== SelectReport.ALL_EXCEPT_WELL_KNOWN &&
       select !== SelectReport.WELL_KNOWN_ONLY &&
@@ -245,7 +246,7 @@ export class DeviceServer {
         : [...this.mapping.lunsFor(ctx.req.nexus.initiatorWwpn).keys()].sort((a, b) => a - b);
     // 0-3 LUN LIST LENGTH | 4-7 reserved | 8.. 8-byte LUNs
     const out = new Uint8Array(8 + 8 * luns.length);
-    put32(out, 0, 8 * luns.length);
+    writeU32BE(out, 0, 8 * luns.length);
     for (const [i, l] of luns.entries()) out.set(encodeLun(l), 8 + 8 * i);
     return clampToAllocation(out, alloc);
   }

@@ -3,7 +3,8 @@
  * 00h supported pages, 80h unit serial number, 83h device identification (§7.8.6), B0h block
  * limits, B1h block device characteristics, B2h logical block provisioning (SBC-3 §6.6).
  */
-import { be16, clampToAllocation, put16, put32, put64 } from './cdb.js';
+import { clampToAllocation } from './cdb.js';
+import { readU16BE, writeU16BE, writeU32BE, writeU64BE } from '../util/bytes.js';
 import { Peripheral } from './constants.js';
 import { invalidFieldInCdb } from './sense.js';
 import {
@@ -110,7 +111,7 @@ export interface InquiryTarget {
 export function inquiry(cdb: Uint8Array, t: InquiryTarget): Uint8Array {
   const flags = cdb[CDB_FLAGS]!;
   const page = cdb[CDB_PAGE_CODE]!;
-  const alloc = be16(cdb, CDB_ALLOCATION_LENGTH);
+  const alloc = readU16BE(cdb, CDB_ALLOCATION_LENGTH);
   if (flags & CMDDT) throw invalidFieldInCdb(CDB_FLAGS, 1, 'INQUIRY CMDDT is obsolete');
   if (!(flags & EVPD)) {
     if (page !== 0) throw invalidFieldInCdb(CDB_PAGE_CODE, 7, 'INQUIRY page code set without EVPD');
@@ -131,7 +132,7 @@ function standardInquiry(t: InquiryTarget): Uint8Array {
   putAscii(out, STD_VENDOR, 8, t.product.vendor);
   putAscii(out, STD_PRODUCT, 16, t.product.product);
   putAscii(out, STD_REVISION, 4, t.product.revision);
-  for (const [i, v] of VERSION_DESCRIPTORS.entries()) put16(out, STD_VERSION_DESCRIPTORS + 2 * i, v);
+  for (const [i, v] of VERSION_DESCRIPTORS.entries()) writeU16BE(out, STD_VERSION_DESCRIPTORS + 2 * i, v);
   return out;
 }
 
@@ -154,7 +155,7 @@ function vpdPage(page: number, t: InquiryTarget): Uint8Array {
       return vpd(0, page, blockLimits(dev));
     case VpdPage.BLOCK_DEVICE_CHARACTERISTICS: {
       const body = new Uint8Array(B1_PAGE_LENGTH);
-      put16(body, 0, NON_ROTATING_MEDIUM);
+      writeU16BE(body, 0, NON_ROTATING_MEDIUM);
       return vpd(0, page, body);
     }
     case VpdPage.LOGICAL_BLOCK_PROVISIONING: {
@@ -173,7 +174,7 @@ function vpd(peripheral: number, page: number, body: Uint8Array): Uint8Array {
   const out = new Uint8Array(4 + body.length);
   out[0] = peripheral;
   out[1] = page;
-  put16(out, 2, body.length);
+  writeU16BE(out, 2, body.length);
   out.set(body, 4);
   return out;
 }
@@ -190,12 +191,12 @@ function designator(protocolAndCodeSet: number, piAssocType: number, value: Uint
 function deviceIdentification(dev: BlockDevice, t: InquiryTarget): Uint8Array {
   const wwn = (v: bigint): Uint8Array => {
     const b = new Uint8Array(8);
-    put64(b, 0, v);
+    writeU64BE(b, 0, v);
     return b;
   };
   const portNumber = (v: number): Uint8Array => {
     const b = new Uint8Array(4);
-    put16(b, 2, v);
+    writeU16BE(b, 2, v);
     return b;
   };
   const fc = PROTOCOL_ID_FC << 4;
@@ -240,12 +241,12 @@ function blockLimits(dev: BlockDevice): Uint8Array {
   const body = new Uint8Array(B0_PAGE_LENGTH);
   // Offsets below are page offsets minus the 4-byte header.
   body[0] = B0_WSNZ;
-  put16(body, 2, blocksFor(OPTIMAL_GRANULARITY_BYTES, bs));
-  put32(body, 4, blocksFor(MAX_TRANSFER_BYTES, bs));
-  put32(body, 8, blocksFor(MAX_TRANSFER_BYTES, bs));
-  put32(body, 16, blocksFor(MAX_UNMAP_BYTES, bs));
-  put32(body, 20, MAX_UNMAP_DESCRIPTORS);
-  put32(body, 24, blocksFor(OPTIMAL_GRANULARITY_BYTES, bs));
-  put64(body, 32, BigInt(blocksFor(MAX_WRITE_SAME_BYTES, bs)));
+  writeU16BE(body, 2, blocksFor(OPTIMAL_GRANULARITY_BYTES, bs));
+  writeU32BE(body, 4, blocksFor(MAX_TRANSFER_BYTES, bs));
+  writeU32BE(body, 8, blocksFor(MAX_TRANSFER_BYTES, bs));
+  writeU32BE(body, 16, blocksFor(MAX_UNMAP_BYTES, bs));
+  writeU32BE(body, 20, MAX_UNMAP_DESCRIPTORS);
+  writeU32BE(body, 24, blocksFor(OPTIMAL_GRANULARITY_BYTES, bs));
+  writeU64BE(body, 32, BigInt(blocksFor(MAX_WRITE_SAME_BYTES, bs)));
   return body;
 }

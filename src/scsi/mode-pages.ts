@@ -7,7 +7,17 @@
  * SP=0 changes the current value only, which a restart resets to the saved one (as on a disk).
  * Volumes in memory keep nothing: PS=0, and SP=1 or saved values are refused.
  */
-import { be16, be32, be64, clampToAllocation, put16, put32, put64 } from './cdb.js';
+import { clampToAllocation } from './cdb.js';
+import {
+  readU16BE,
+  readU24BE,
+  readU32BE,
+  readU64BE,
+  writeU16BE,
+  writeU24BE,
+  writeU32BE,
+  writeU64BE,
+} from '../util/bytes.js';
 import { Asc, Opcode, SenseKey } from './constants.js';
 import { checkCondition, invalidFieldInCdb, invalidFieldInParameterList, parameterListLengthError } from './sense.js';
 import type { BlockDevice } from './block-device.js';
@@ -65,7 +75,7 @@ function buildPage(code: number, dev: BlockDevice, values: PageValues): Uint8Arr
         if (changeable) return;
         p[3] = 0x10;
         p[5] = 0x40;
-        put16(p, 8, 0xffff);
+        writeU16BE(p, 8, 0xffff);
       });
     default:
       throw new Error(`mode page ${code} not built`);
@@ -80,7 +90,7 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   const pc = cdb[CDB_PAGE]! >> 6;
   const code = cdb[CDB_PAGE]! & 0x3f;
   const subpage = cdb[CDB_SUBPAGE]!;
-  const alloc = ten ? be16(cdb, 7) : cdb[4]!;
+  const alloc = ten ? readU16BE(cdb, 7) : cdb[4]!;
   if (pc === PageControl.SAVED && !dev.savesModePages) {
     throw checkCondition(
       SenseKey.ILLEGAL_REQUEST,
@@ -109,13 +119,12 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   if (!(flags & DBD)) {
     if (longLba) {
       descriptor = new Uint8Array(16);
-      put64(descriptor, 0, BigInt(dev.blockCount));
-      put32(descriptor, 12, dev.blockSize);
+      writeU64BE(descriptor, 0, BigInt(dev.blockCount));
+      writeU32BE(descriptor, 12, dev.blockSize);
     } else {
       descriptor = new Uint8Array(8);
-      put32(descriptor, 0, Math.min(dev.blockCount, 0xffffffff));
-      descriptor[5] = (dev.blockSize >> 16) & 0xff;
-      put16(descriptor, 6, dev.blockSize & 0xffff);
+      writeU32BE(descriptor, 0, Math.min(dev.blockCount, 0xffffffff));
+      writeU24BE(descriptor, 5, dev.blockSize);
     }
   }
   // Header: (6) 0 MODE DATA LENGTH | 1 MEDIUM TYPE | 2 DEVICE-SPECIFIC | 3 BLOCK DESCRIPTOR LENGTH
@@ -124,10 +133,10 @@ export function modeSense(cdb: Uint8Array, dev: BlockDevice): Uint8Array {
   const total = headerLength + descriptor.length + pages.reduce((n, p) => n + p.length, 0);
   const out = new Uint8Array(total);
   if (ten) {
-    put16(out, 0, total - 2);
+    writeU16BE(out, 0, total - 2);
     out[3] = DEVICE_SPECIFIC_DPOFUA;
     out[4] = longLba && descriptor.length ? 0x01 : 0;
-    put16(out, 6, descriptor.length);
+    writeU16BE(out, 6, descriptor.length);
   } else {
     out[0] = total - 1;
     out[2] = DEVICE_SPECIFIC_DPOFUA;
@@ -165,7 +174,7 @@ export async function modeSelect(
 ): Promise<ModeSelectResult> {
   const ten = cdb[0] === Opcode.MODE_SELECT_10;
   const flags = cdb[CDB_FLAGS]!;
-  const length = ten ? be16(cdb, 7) : cdb[4]!;
+  const length = ten ? readU16BE(cdb, 7) : cdb[4]!;
   if (!(flags & SELECT_PF))
     throw invalidFieldInCdb(CDB_FLAGS, 4, 'only page-format mode parameters are supported (PF=1)');
   const save = (flags & SELECT_SP) !== 0;
@@ -178,7 +187,7 @@ export async function modeSelect(
   const headerLength = ten ? 8 : 4;
   if (list.length < headerLength) throw parameterListLengthError('MODE SELECT parameter list shorter than its header');
   const longLba = ten && (list[4]! & 0x01) !== 0;
-  const descriptorLength = ten ? be16(list, 6) : list[3]!;
+  const descriptorLength = ten ? readU16BE(list, 6) : list[3]!;
   const expectedDescriptor = longLba ? 16 : 8;
   if (descriptorLength !== 0 && descriptorLength !== expectedDescriptor) {
     throw invalidFieldInParameterList(ten ? 6 : 3, 7, `block descriptor length ${descriptorLength}`);
@@ -187,8 +196,8 @@ export async function modeSelect(
     throw parameterListLengthError('block descriptor runs past the parameter list');
   if (descriptorLength) {
     const d = headerLength;
-    const blocks = longLba ? be64(list, d) : BigInt(be32(list, d));
-    const blockLength = longLba ? be32(list, d + 12) : (list[d + 5]! << 16) | be16(list, d + 6);
+    const blocks = longLba ? readU64BE(list, d) : BigInt(readU32BE(list, d));
+    const blockLength = longLba ? readU32BE(list, d + 12) : readU24BE(list, d + 5);
     const shortMax = BigInt(Math.min(dev.blockCount, 0xffffffff));
     if (blocks !== 0n && blocks !== (longLba ? BigInt(dev.blockCount) : shortMax)) {
       throw invalidFieldInParameterList(d, 7, 'changing the number of blocks is not supported');

@@ -8,7 +8,8 @@
  * so READ FULL STATUS lists one descriptor per port); it is honoured for new registrations only.
  */
 import type { ItNexus } from './api.js';
-import { be16, be32, be64, clampToAllocation, put16, put32, put64 } from './cdb.js';
+import { clampToAllocation } from './cdb.js';
+import { readU16BE, readU32BE, readU64BE, writeU16BE, writeU32BE, writeU64BE } from '../util/bytes.js';
 import { Asc, SenseKey } from './constants.js';
 import { nexusKey, type NexusKey } from './nexus.js';
 import {
@@ -136,7 +137,7 @@ export interface PrOutResult {
 export function encodeFcTransportId(wwpn: bigint): Uint8Array {
   const out = new Uint8Array(FC_TRANSPORT_ID_LENGTH);
   out[0] = PROTOCOL_ID_FC;
-  put64(out, FC_TRANSPORT_ID_PORT_NAME, wwpn);
+  writeU64BE(out, FC_TRANSPORT_ID_PORT_NAME, wwpn);
   return out;
 }
 
@@ -181,7 +182,7 @@ export class PersistentReservations {
     const action = cdb[CDB_OUT_SERVICE_ACTION]! & 0x1f;
     const scope = cdb[CDB_OUT_SCOPE_TYPE]! >> 4;
     const type = cdb[CDB_OUT_SCOPE_TYPE]! & 0x0f;
-    const listLength = be32(cdb, CDB_OUT_PARAMETER_LIST_LENGTH);
+    const listLength = readU32BE(cdb, CDB_OUT_PARAMETER_LIST_LENGTH);
     if (
       action === PrOutAction.REGISTER_AND_MOVE ||
       action === PrOutAction.REPLACE_LOST_RESERVATION ||
@@ -199,8 +200,8 @@ export class PersistentReservations {
       );
     if (!dataOut || dataOut.length < PARAM_LENGTH)
       throw parameterListLengthError('PERSISTENT RESERVE OUT parameter list shorter than its stated length');
-    const key = be64(dataOut, PARAM_KEY);
-    const saKey = be64(dataOut, PARAM_SA_KEY);
+    const key = readU64BE(dataOut, PARAM_KEY);
+    const saKey = readU64BE(dataOut, PARAM_SA_KEY);
     const flags = dataOut[PARAM_FLAGS]!;
     if (flags & FLAG_SPEC_I_PT) throw invalidFieldInParameterList(PARAM_FLAGS, 3, 'SPEC_I_PT not supported');
     const isRegister = action === PrOutAction.REGISTER || action === PrOutAction.REGISTER_AND_IGNORE_EXISTING_KEY;
@@ -420,7 +421,7 @@ export class PersistentReservations {
   // ---- PERSISTENT RESERVE IN --------------------------------------------------------------------
   in(cdb: Uint8Array): Uint8Array {
     const action = cdb[1]! & 0x1f;
-    const alloc = be16(cdb, CDB_IN_ALLOCATION_LENGTH);
+    const alloc = readU16BE(cdb, CDB_IN_ALLOCATION_LENGTH);
     let data: Uint8Array;
     switch (action) {
       case PrInAction.READ_KEYS:
@@ -444,21 +445,21 @@ export class PersistentReservations {
   private readKeys(): Uint8Array {
     const regs = [...this.registrations.values()];
     const out = new Uint8Array(PR_IN_HEADER + KEY_LENGTH * regs.length);
-    put32(out, PR_IN_GENERATION, this.generation);
-    put32(out, PR_IN_ADDITIONAL_LENGTH, KEY_LENGTH * regs.length);
-    for (const [i, r] of regs.entries()) put64(out, PR_IN_HEADER + KEY_LENGTH * i, r.key);
+    writeU32BE(out, PR_IN_GENERATION, this.generation);
+    writeU32BE(out, PR_IN_ADDITIONAL_LENGTH, KEY_LENGTH * regs.length);
+    for (const [i, r] of regs.entries()) writeU64BE(out, PR_IN_HEADER + KEY_LENGTH * i, r.key);
     return out;
   }
 
   private readReservation(): Uint8Array {
     const r = this.reservation;
     const out = new Uint8Array(PR_IN_HEADER + (r ? RESERVATION_DESCRIPTOR : 0));
-    put32(out, PR_IN_GENERATION, this.generation);
+    writeU32BE(out, PR_IN_GENERATION, this.generation);
     if (r) {
-      put32(out, PR_IN_ADDITIONAL_LENGTH, RESERVATION_DESCRIPTOR);
+      writeU32BE(out, PR_IN_ADDITIONAL_LENGTH, RESERVATION_DESCRIPTOR);
       // All-registrants reservations report key 0 (SPC-4 §6.15.3.3).
       const key = r.holder === null ? 0n : (this.registrations.get(r.holder)?.key ?? 0n);
-      put64(out, PR_IN_HEADER + RES_KEY, key);
+      writeU64BE(out, PR_IN_HEADER + RES_KEY, key);
       out[PR_IN_HEADER + RES_SCOPE_TYPE] = (LU_SCOPE << 4) | r.type;
     }
     return out;
@@ -466,7 +467,7 @@ export class PersistentReservations {
 
   private reportCapabilities(): Uint8Array {
     const out = new Uint8Array(CAPS_LENGTH);
-    put16(out, 0, CAPS_LENGTH);
+    writeU16BE(out, 0, CAPS_LENGTH);
     out[2] = (this.persist ? CAPS_PTPL_C : 0) | (this.targetPorts ? CAPS_ATP_C : 0);
     out[3] = CAPS_TMV | (this.aptpl ? CAPS_PTPL_A : 0);
     out[4] = TYPE_MASK_BYTE4;
@@ -478,17 +479,17 @@ export class PersistentReservations {
     const regs = [...this.registrations.entries()];
     const descLength = FULL_STATUS_HEADER + FC_TRANSPORT_ID_LENGTH;
     const out = new Uint8Array(PR_IN_HEADER + descLength * regs.length);
-    put32(out, PR_IN_GENERATION, this.generation);
-    put32(out, PR_IN_ADDITIONAL_LENGTH, descLength * regs.length);
+    writeU32BE(out, PR_IN_GENERATION, this.generation);
+    writeU32BE(out, PR_IN_ADDITIONAL_LENGTH, descLength * regs.length);
     regs.forEach(([nk, reg], i) => {
       const d = PR_IN_HEADER + i * descLength;
-      put64(out, d, reg.key);
+      writeU64BE(out, d, reg.key);
       if (this.isHolder(nk)) {
         out[d + FS_FLAGS] = R_HOLDER;
         out[d + FS_SCOPE_TYPE] = (LU_SCOPE << 4) | this.reservation!.type;
       }
-      put16(out, d + FS_REL_PORT, reg.nexus.relativeTargetPortId);
-      put32(out, d + FS_ADDITIONAL_LENGTH, FC_TRANSPORT_ID_LENGTH);
+      writeU16BE(out, d + FS_REL_PORT, reg.nexus.relativeTargetPortId);
+      writeU32BE(out, d + FS_ADDITIONAL_LENGTH, FC_TRANSPORT_ID_LENGTH);
       out.set(encodeFcTransportId(reg.nexus.initiatorWwpn), d + FULL_STATUS_HEADER);
     });
     return out;

@@ -13,6 +13,7 @@
  */
 import { Asc, SenseKey, type AdditionalSense } from './constants.js';
 import { Status } from './sam.js';
+import { readU16BE, readU32BE, writeU16BE, writeU32BE } from '../util/bytes.js';
 
 export const FIXED_SENSE_LENGTH = 18;
 const SENSE_RESPONSE_CODE_CURRENT = 0x70;
@@ -50,7 +51,7 @@ export function buildFixedSense(s: SenseData): Uint8Array {
   out[0] = SENSE_RESPONSE_CODE_CURRENT;
   if (s.information !== undefined) {
     out[0] |= SENSE_VALID;
-    new DataView(out.buffer).setUint32(OFF_INFORMATION, s.information >>> 0);
+    writeU32BE(out, OFF_INFORMATION, s.information >>> 0);
   }
   out[OFF_SENSE_KEY] = s.key & 0x0f;
   out[OFF_ADDITIONAL_LENGTH] = FIXED_SENSE_LENGTH - (OFF_ADDITIONAL_LENGTH + 1);
@@ -61,8 +62,7 @@ export function buildFixedSense(s: SenseData): Uint8Array {
     if (s.field.inCdb) b |= SKS_CD_CDB;
     if (s.field.bit !== undefined) b |= SKS_BPV | (s.field.bit & 0x07);
     out[OFF_SKS] = b;
-    out[OFF_FIELD_POINTER] = (s.field.byte >> 8) & 0xff;
-    out[OFF_FIELD_POINTER + 1] = s.field.byte & 0xff;
+    writeU16BE(out, OFF_FIELD_POINTER, s.field.byte);
   }
   return out;
 }
@@ -74,9 +74,9 @@ export function parseFixedSense(b: Uint8Array): SenseData {
   }
   const data: SenseData = { key: b[OFF_SENSE_KEY]! & 0x0f, sense: { asc: b[OFF_ASC]!, ascq: b[OFF_ASCQ]! } };
   const sks = b[OFF_SKS]!;
-  if (b[0]! & SENSE_VALID) data.information = new DataView(b.buffer, b.byteOffset, b.length).getUint32(OFF_INFORMATION);
+  if (b[0]! & SENSE_VALID) data.information = readU32BE(b, OFF_INFORMATION);
   if (sks & SKSV) {
-    data.field = { inCdb: (sks & SKS_CD_CDB) !== 0, byte: (b[OFF_FIELD_POINTER]! << 8) | b[OFF_FIELD_POINTER + 1]! };
+    data.field = { inCdb: (sks & SKS_CD_CDB) !== 0, byte: readU16BE(b, OFF_FIELD_POINTER) };
     if (sks & SKS_BPV) data.field.bit = sks & 0x07;
   }
   return data;

@@ -3,7 +3,8 @@
  * Linux's sd asks it whether WRITE SAME(10/16) are supported (scsi_report_opcode).
  * Command timeouts descriptors (RCTD) are not implemented.
  */
-import { be16, be32, clampToAllocation, put16, put32 } from './cdb.js';
+import { clampToAllocation } from './cdb.js';
+import { readU16BE, readU32BE, writeU16BE, writeU32BE } from '../util/bytes.js';
 import { invalidFieldInCdb } from './sense.js';
 
 export interface OperationDescriptor {
@@ -29,19 +30,19 @@ export function reportSupportedOperationCodes(cdb: Uint8Array, ops: readonly Ope
     throw invalidFieldInCdb(CDB_OPTIONS, 7, 'command timeouts descriptors are not supported');
   const options = cdb[CDB_OPTIONS]! & 0x07;
   const opcode = cdb[3]!;
-  const sa = be16(cdb, 4);
-  const alloc = be32(cdb, 6);
+  const sa = readU16BE(cdb, 4);
+  const alloc = readU32BE(cdb, 6);
   if (options === ReportingOptions.ALL) {
     const out = new Uint8Array(4 + ALL_DESCRIPTOR * ops.length);
-    put32(out, 0, ALL_DESCRIPTOR * ops.length);
+    writeU32BE(out, 0, ALL_DESCRIPTOR * ops.length);
     ops.forEach((op, i) => {
       const d = 4 + ALL_DESCRIPTOR * i;
       out[d] = op.opcode;
       if (op.serviceAction !== null) {
-        put16(out, d + 2, op.serviceAction);
+        writeU16BE(out, d + 2, op.serviceAction);
         out[d + 5] = SERVACTV;
       }
-      put16(out, d + 6, op.usage.length);
+      writeU16BE(out, d + 6, op.usage.length);
     });
     return clampToAllocation(out, alloc);
   }
@@ -63,7 +64,7 @@ export function reportSupportedOperationCodes(cdb: Uint8Array, ops: readonly Ope
   }
   const out = new Uint8Array(4 + found.usage.length);
   out[1] = SUPPORT_STANDARD;
-  put16(out, 2, found.usage.length);
+  writeU16BE(out, 2, found.usage.length);
   out.set(found.usage, 4);
   return clampToAllocation(out, alloc);
 }

@@ -3,6 +3,7 @@
  * `0x5001438001234567`, `50:01:43:80:01:23:45:67` and `5001438001234567`; anything else
  * is refused with a message that names the input. Internally a WWN is a bigint.
  */
+import { readU64BE, writeU64BE } from './bytes.js';
 const HEX16 = /^[0-9a-fA-F]{16}$/;
 const COLON = /^([0-9a-fA-F]{2}:){7}[0-9a-fA-F]{2}$/;
 
@@ -42,11 +43,11 @@ export function formatWwnSysfs(wwn: bigint): string {
 
 export function wwnToBytes(wwn: bigint): Uint8Array {
   const out = new Uint8Array(8);
-  new DataView(out.buffer).setBigUint64(0, wwn, false);
+  writeU64BE(out, 0, wwn);
   return out;
 }
 
 export function wwnFromBytes(bytes: Uint8Array, offset = 0): bigint {
   if (offset < 0 || offset + 8 > bytes.length) throw new WwnError('WWN field runs past the end of its buffer');
-  return new DataView(bytes.buffer, bytes.byteOffset + offset, 8).getBigUint64(0, false);
+  return readU64BE(bytes, offset);
 }

@@ -14,20 +14,14 @@ import type { FramedMessage } from './framer.js';
 import { parseCapabilities, QEMU_LIMITS, type PeerCapabilities } from './capabilities.js';
 import {
   COMMAND,
-  DEVICE_FLAGS,
   DEVICE_INFO,
   DMA_MAP,
-  DMA_MAP_FLAGS,
   DMA_UNMAP,
-  DMA_UNMAP_FLAGS,
   ERRNO,
   HEADER,
   HEADER_FLAGS,
   IRQ_INFO,
   IRQ_SET,
-  IRQ_SET_FLAGS,
-  PCI_IRQ,
-  PCI_REGION,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   REGION_INFO,
@@ -56,6 +50,18 @@ import {
   type RegionInfoPayload,
 } from './protocol.js';
 import { logger, type Logger } from '../util/log.js';
+import {
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+} from '../device/linux-vfio.js';
 
 /** A request answered with an error reply (or failed locally with an errno). */
 export class VfioUserRequestError extends Error {
@@ -114,7 +120,7 @@ export interface RegionInfo extends RegionInfoPayload {
 
 export interface SetIrqsRequest {
   index: number;
-  /** IRQ_SET_FLAGS: one DATA_* and one ACTION_* */
+  /** VFIO_IRQ_SET_*: one DATA_* and one ACTION_* */
   flags: number;
   start: number;
   count: number;
@@ -286,7 +292,7 @@ export class VfioUserClient {
   }
 
   async dmaMap(m: DmaMapRequest): Promise<void> {
-    const flags = DMA_MAP_FLAGS.READ | (m.readonly ? 0 : DMA_MAP_FLAGS.WRITE);
+    const flags = VFIO_DMA_MAP_FLAG_READ | (m.readonly ? 0 : VFIO_DMA_MAP_FLAG_WRITE);
     const payload = encodeDmaMap({
       argsz: DMA_MAP.SIZEOF,
       flags,
@@ -304,7 +310,7 @@ export class VfioUserClient {
 
   /** QEMU's unmap_all: FLAG_ALL with address = size = 0. */
   async dmaUnmapAll(): Promise<DmaUnmapPayload> {
-    return this.unmap({ argsz: DMA_UNMAP.SIZEOF, flags: DMA_UNMAP_FLAGS.ALL, address: 0n, size: 0n });
+    return this.unmap({ argsz: DMA_UNMAP.SIZEOF, flags: VFIO_DMA_UNMAP_FLAG_ALL, address: 0n, size: 0n });
   }
 
   async getDeviceInfo(): Promise<DeviceInfoPayload> {
@@ -375,8 +381,8 @@ export class VfioUserClient {
    * max_msg_fds, each chunk a run of all-valid fds (sent) or all -1 (zero fds = de-assign).
    */
   async setIrqs(req: SetIrqsRequest): Promise<void> {
-    if ((req.flags & IRQ_SET_FLAGS.DATA_EVENTFD) === 0) {
-      const data = req.flags & IRQ_SET_FLAGS.DATA_BOOL ? (req.bools ?? new Uint8Array(req.count)) : new Uint8Array(0);
+    if ((req.flags & VFIO_IRQ_SET_DATA_EVENTFD) === 0) {
+      const data = req.flags & VFIO_IRQ_SET_DATA_BOOL ? (req.bools ?? new Uint8Array(req.count)) : new Uint8Array(0);
       const payload = encodeIrqSet({
         argsz: IRQ_SET.SIZEOF + data.length,
         flags: req.flags,
@@ -464,9 +470,9 @@ export class VfioUserClient {
     const deviceInfo = await this.getDeviceInfo();
     // vfio_pci_populate_device's requirements.
     if (
-      !(deviceInfo.flags & DEVICE_FLAGS.PCI) ||
-      deviceInfo.numRegions < PCI_REGION.CONFIG + 1 ||
-      deviceInfo.numIrqs < PCI_IRQ.MSIX + 1
+      !(deviceInfo.flags & VFIO_DEVICE_FLAGS_PCI) ||
+      deviceInfo.numRegions < VFIO_PCI_CONFIG_REGION_INDEX + 1 ||
+      deviceInfo.numIrqs < VFIO_PCI_MSIX_IRQ_INDEX + 1
     ) {
       throw new Error(`not a usable vfio-user PCI device: ${JSON.stringify(deviceInfo)}`);
     }
@@ -476,31 +482,35 @@ export class VfioUserClient {
     const irqs: IrqInfoPayload[] = [];
     for (let i = 0; i < deviceInfo.numIrqs; i++) irqs.push(await this.getIrqInfo(i));
 
-    const configSize = Number(regions[PCI_REGION.CONFIG]!.size);
+    const configSize = Number(regions[VFIO_PCI_CONFIG_REGION_INDEX]!.size);
     const config = new Uint8Array(configSize);
     const chunk = server.maxDataXferSize;
     for (let off = 0; off < configSize; off += chunk) {
-      config.set(await this.regionRead(PCI_REGION.CONFIG, off, Math.min(chunk, configSize - off)), off);
+      config.set(await this.regionRead(VFIO_PCI_CONFIG_REGION_INDEX, off, Math.min(chunk, configSize - off)), off);
     }
 
     let intxEventfd: number | null = null;
-    if (options.intx !== false && (config[PCI_INTERRUPT_PIN] ?? 0) !== 0 && (irqs[PCI_IRQ.INTX]?.count ?? 0) > 0) {
+    if (
+      options.intx !== false &&
+      (config[PCI_INTERRUPT_PIN] ?? 0) !== 0 &&
+      (irqs[VFIO_PCI_INTX_IRQ_INDEX]?.count ?? 0) > 0
+    ) {
       intxEventfd = this.createEventfd();
       await this.setIrqs({
-        index: PCI_IRQ.INTX,
-        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        index: VFIO_PCI_INTX_IRQ_INDEX,
+        flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
         start: 0,
         count: 1,
         fds: [intxEventfd],
       });
     }
     const msixEventfds: number[] = [];
-    const vectors = Math.min(options.msixVectors ?? 0, irqs[PCI_IRQ.MSIX]?.count ?? 0);
+    const vectors = Math.min(options.msixVectors ?? 0, irqs[VFIO_PCI_MSIX_IRQ_INDEX]?.count ?? 0);
     if (vectors > 0) {
       for (let v = 0; v < vectors; v++) msixEventfds.push(this.createEventfd());
       await this.setIrqs({
-        index: PCI_IRQ.MSIX,
-        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        index: VFIO_PCI_MSIX_IRQ_INDEX,
+        flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
         start: 0,
         count: vectors,
         fds: msixEventfds,

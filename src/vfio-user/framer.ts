@@ -158,11 +158,11 @@ export class MessageFramer {
   private headerAt(offset: number): MessageHeader {
     const v = this.bufferView;
     return {
-      id: v.getUint16(offset + HEADER.ID, true),
-      command: v.getUint16(offset + HEADER.COMMAND, true),
-      size: v.getUint32(offset + HEADER.SIZE, true),
-      flags: v.getUint32(offset + HEADER.FLAGS, true),
-      error: v.getUint32(offset + HEADER.ERROR, true),
+      id: v.getUint16(offset + HEADER.OFFSET.id, true),
+      command: v.getUint16(offset + HEADER.OFFSET.command, true),
+      size: v.getUint32(offset + HEADER.OFFSET.size, true),
+      flags: v.getUint32(offset + HEADER.OFFSET.flags, true),
+      error: v.getUint32(offset + HEADER.OFFSET.error, true),
     };
   }
 

@@ -17,9 +17,22 @@
  * a stored fd is closed when it is replaced, de-assigned, or on release().
  */
 import type { NativeShim, PollHandle } from '../native/index.js';
-import { IRQ_INDEX, type IrqIndex, type IrqInfo, type IrqSignaller } from '../device/interrupts.js';
-import { ERRNO, IRQ_INFO_FLAGS, IRQ_SET, IRQ_SET_FLAGS, ProtocolError, type IrqSetPayload } from './protocol.js';
+import type { IrqIndex, IrqInfo, IrqSignaller } from '../device/interrupts.js';
+import { ERRNO, IRQ_SET, ProtocolError, type IrqSetPayload } from './protocol.js';
 import type { Logger } from '../util/log.js';
+import {
+  VFIO_IRQ_INFO_AUTOMASKED,
+  VFIO_IRQ_SET_ACTION_MASK,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_TYPE_MASK,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_IRQ_SET_DATA_TYPE_MASK,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+} from '../device/linux-vfio.js';
 
 export type IrqNative = Pick<NativeShim, 'eventfdWrite' | 'eventfdRead' | 'close'>;
 /** Watches an fd for readability (the server uses native.poll); absent → client eventfds for MASK/UNMASK are refused. */
@@ -87,12 +100,12 @@ export class IrqTable implements IrqSignaller {
       this.options.log.warn({ index, vector, fd, err }, 'irq_trigger_failed');
       return false;
     }
-    if (line.info.flags & IRQ_INFO_FLAGS.AUTOMASKED) line.masked[vector] = true;
+    if (line.info.flags & VFIO_IRQ_INFO_AUTOMASKED) line.masked[vector] = true;
     return true;
   }
 
   activeIndex(): IrqIndex | null {
-    for (const index of [IRQ_INDEX.MSIX, IRQ_INDEX.MSI, IRQ_INDEX.INTX] as const) {
+    for (const index of [VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX] as const) {
       if (this.boundVectors(index) > 0) return index;
     }
     return null;
@@ -124,9 +137,9 @@ export class IrqTable implements IrqSignaller {
         `SET_IRQS: IRQ index ${index} out of range (device has ${this.options.numIrqs})`,
       );
     }
-    const dataType = flags & IRQ_SET_FLAGS.DATA_TYPE_MASK;
-    const actionType = flags & IRQ_SET_FLAGS.ACTION_TYPE_MASK;
-    if ((flags & ~(IRQ_SET_FLAGS.DATA_TYPE_MASK | IRQ_SET_FLAGS.ACTION_TYPE_MASK)) !== 0) {
+    const dataType = flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+    const actionType = flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+    if ((flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK | VFIO_IRQ_SET_ACTION_TYPE_MASK)) !== 0) {
       throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: unknown flag bits 0x${flags.toString(16)}`);
     }
     if (!isOneBit(dataType) || !isOneBit(actionType)) {
@@ -135,26 +148,26 @@ export class IrqTable implements IrqSignaller {
         `SET_IRQS: flags 0x${flags.toString(16)} must name exactly one data type and one action`,
       );
     }
-    const dataBytes = dataType === IRQ_SET_FLAGS.DATA_BOOL ? count : 0;
+    const dataBytes = dataType === VFIO_IRQ_SET_DATA_BOOL ? count : 0;
     if (payloadLength !== IRQ_SET.SIZEOF + dataBytes || req.argsz !== payloadLength) {
       throw new ProtocolError(
         ERRNO.EINVAL,
         `SET_IRQS: argsz ${req.argsz} / payload ${payloadLength} bytes do not match ${IRQ_SET.SIZEOF}+${dataBytes}`,
       );
     }
-    if (dataType !== IRQ_SET_FLAGS.DATA_EVENTFD && fds.length > 0) {
+    if (dataType !== VFIO_IRQ_SET_DATA_EVENTFD && fds.length > 0) {
       throw new ProtocolError(ERRNO.EINVAL, `SET_IRQS: ${fds.length} fds sent without DATA_EVENTFD`);
     }
     const action: Action =
-      actionType === IRQ_SET_FLAGS.ACTION_TRIGGER
+      actionType === VFIO_IRQ_SET_ACTION_TRIGGER
         ? 'trigger'
-        : actionType === IRQ_SET_FLAGS.ACTION_MASK
+        : actionType === VFIO_IRQ_SET_ACTION_MASK
           ? 'mask'
           : 'unmask';
 
     if (count === 0) {
       // linux/vfio.h: DATA_NONE|ACTION_TRIGGER with count 0 disables the whole index.
-      if (dataType === IRQ_SET_FLAGS.DATA_NONE && action === 'trigger' && start === 0) {
+      if (dataType === VFIO_IRQ_SET_DATA_NONE && action === 'trigger' && start === 0) {
         this.disableIndex(index);
         return;
       }
@@ -169,7 +182,7 @@ export class IrqTable implements IrqSignaller {
     }
 
     switch (dataType) {
-      case IRQ_SET_FLAGS.DATA_EVENTFD:
+      case VFIO_IRQ_SET_DATA_EVENTFD:
         if (fds.length !== 0 && fds.length !== count) {
           throw new ProtocolError(
             ERRNO.EINVAL,
@@ -182,10 +195,10 @@ export class IrqTable implements IrqSignaller {
         }
         this.bindEventfds(index, line, action, start, count, fds);
         return;
-      case IRQ_SET_FLAGS.DATA_NONE:
+      case VFIO_IRQ_SET_DATA_NONE:
         for (let v = start; v < start + count; v++) this.act(index, line, action, v);
         return;
-      case IRQ_SET_FLAGS.DATA_BOOL:
+      case VFIO_IRQ_SET_DATA_BOOL:
         for (let i = 0; i < count; i++) if (req.data[i] !== 0) this.act(index, line, action, start + i);
         return;
     }

@@ -1,8 +1,10 @@
 /**
  * vfio-user wire protocol, version 0.0 as spoken by QEMU >= 10.1's `vfio-user-pci` client
  * (spec: qemu docs/interop/vfio-user.rst, "Version 0.9.2"; struct layouts from
- * include/uapi/linux/vfio.h). Every binary layout is defined here once, as named offsets
- * and sizes; the rest of src/vfio-user/ only uses these names.
+ * include/uapi/linux/vfio.h). Every binary layout is defined here once, as a field table
+ * (src/util/struct.ts) from which its codec, offsets and size are derived; the rest of
+ * src/vfio-user/ only uses these names. The linux/vfio.h flag and index
+ * constants the messages carry live in src/device/linux-vfio.ts.
  *
  * All fields are in host byte order ("all data is in the endianness of the host system");
  * this project runs on little-endian x86_64/aarch64, asserted by assertHostLittleEndian().
@@ -11,6 +13,8 @@
  * with the errno the peer should see; they never read out of bounds.
  */
 import { constants as osConstants, endianness } from 'node:os';
+import { view } from '../util/bytes.js';
+import { bytes, type Decoded, defineStruct, u16le, u32le, u64le } from '../util/struct.js';
 
 // ---------------------------------------------------------------------------------------
 // errno values (Linux), as carried in the header's Error field.
@@ -59,7 +63,13 @@ export function assertHostLittleEndian(): void {
 //   +--------+---------+-----------------+-----------------+-----------------+
 //   size counts the whole message including this header; error is valid in replies only.
 
-export const HEADER = { ID: 0, COMMAND: 2, SIZE: 4, FLAGS: 8, ERROR: 12, SIZEOF: 16 } as const;
+export const HEADER = defineStruct('message header', 16, {
+  id: u16le(0),
+  command: u16le(2),
+  size: u32le(4),
+  flags: u32le(8),
+  error: u32le(12),
+});
 
 export const HEADER_FLAGS = {
   /** bits 0-3: message type */
@@ -100,26 +110,23 @@ export function commandName(command: number): string {
   return COMMAND_NAMES.get(command) ?? `UNKNOWN(${command})`;
 }
 
-export interface MessageHeader {
-  id: number;
-  command: number;
-  /** whole message size including the header */
-  size: number;
-  flags: number;
-  error: number;
-}
+const H = HEADER.OFFSET;
+
+/** size counts the whole message including the header. */
+export type MessageHeader = Decoded<typeof HEADER>;
 
 export function decodeHeader(bytes: Uint8Array, offset = 0): MessageHeader {
   if (offset < 0 || offset + HEADER.SIZEOF > bytes.length) {
     throw new ProtocolError(ERRNO.EINVAL, `message header needs ${HEADER.SIZEOF} bytes`);
   }
+  // Hot path (every message): specialised by hand, offsets from the table.
   const v = view(bytes, offset, HEADER.SIZEOF);
   return {
-    id: v.getUint16(HEADER.ID, true),
-    command: v.getUint16(HEADER.COMMAND, true),
-    size: v.getUint32(HEADER.SIZE, true),
-    flags: v.getUint32(HEADER.FLAGS, true),
-    error: v.getUint32(HEADER.ERROR, true),
+    id: v.getUint16(H.id, true),
+    command: v.getUint16(H.command, true),
+    size: v.getUint32(H.size, true),
+    flags: v.getUint32(H.flags, true),
+    error: v.getUint32(H.error, true),
   };
 }
 
@@ -128,11 +135,11 @@ export function encodeHeader(bytes: Uint8Array, header: MessageHeader, offset = 
     throw new RangeError('no room for a message header');
   }
   const v = view(bytes, offset, HEADER.SIZEOF);
-  v.setUint16(HEADER.ID, header.id, true);
-  v.setUint16(HEADER.COMMAND, header.command, true);
-  v.setUint32(HEADER.SIZE, header.size, true);
-  v.setUint32(HEADER.FLAGS, header.flags, true);
-  v.setUint32(HEADER.ERROR, header.error, true);
+  v.setUint16(H.id, header.id, true);
+  v.setUint16(H.command, header.command, true);
+  v.setUint32(H.size, header.size, true);
+  v.setUint32(H.flags, header.flags, true);
+  v.setUint32(H.error, header.error, true);
 }
 
 export function messageType(flags: number): number {
@@ -171,35 +178,6 @@ export function encodeErrorReply(id: number, command: number, errno: number): Ui
 }
 
 // ---------------------------------------------------------------------------------------
-// linux/vfio.h constants used on the wire.
-
-export const DEVICE_FLAGS = { RESET: 1 << 0, PCI: 1 << 1 } as const;
-
-export const REGION_INFO_FLAGS = { READ: 1 << 0, WRITE: 1 << 1, MMAP: 1 << 2, CAPS: 1 << 3 } as const;
-export const REGION_INFO_CAP = { SPARSE_MMAP: 1, TYPE: 2 } as const;
-
-export const IRQ_INFO_FLAGS = { EVENTFD: 1 << 0, MASKABLE: 1 << 1, AUTOMASKED: 1 << 2, NORESIZE: 1 << 3 } as const;
-
-export const IRQ_SET_FLAGS = {
-  DATA_NONE: 1 << 0,
-  DATA_BOOL: 1 << 1,
-  DATA_EVENTFD: 1 << 2,
-  ACTION_MASK: 1 << 3,
-  ACTION_UNMASK: 1 << 4,
-  ACTION_TRIGGER: 1 << 5,
-  DATA_TYPE_MASK: (1 << 0) | (1 << 1) | (1 << 2),
-  ACTION_TYPE_MASK: (1 << 3) | (1 << 4) | (1 << 5),
-} as const;
-
-export const DMA_MAP_FLAGS = { READ: 1 << 0, WRITE: 1 << 1 } as const;
-export const DMA_UNMAP_FLAGS = { GET_DIRTY_BITMAP: 1 << 0, ALL: 1 << 1 } as const;
-
-export const PCI_REGION = { BAR0: 0, BAR1: 1, BAR2: 2, BAR3: 3, BAR4: 4, BAR5: 5, ROM: 6, CONFIG: 7, VGA: 8 } as const;
-export const PCI_NUM_REGIONS = 9;
-export const PCI_IRQ = { INTX: 0, MSI: 1, MSIX: 2, ERR: 3, REQ: 4 } as const;
-export const PCI_NUM_IRQS = 5;
-
-// ---------------------------------------------------------------------------------------
 // Payload layouts. Offsets are relative to the first byte after the header.
 
 /**
@@ -209,7 +187,7 @@ export const PCI_NUM_IRQS = 5;
  *   | major | minor | UTF-8 JSON capabilities, NUL-terminated (optional) |
  *   +-------+-------+---------------------------------------+
  */
-export const VERSION = { MAJOR: 0, MINOR: 2, JSON: 4, SIZEOF_FIXED: 4 } as const;
+export const VERSION = defineStruct('VERSION', 4, { major: u16le(0), minor: u16le(2) });
 /** The only version QEMU speaks: it rejects a reply with major != 0 or minor > 0. */
 export const PROTOCOL_MAJOR = 0;
 export const PROTOCOL_MINOR = 0;
@@ -221,7 +199,13 @@ export const PROTOCOL_MINOR = 0;
  *   | argsz | flags | file offset   | address (IOVA)| size          |
  *   +-------+-------+---------------+---------------+---------------+
  */
-export const DMA_MAP = { ARGSZ: 0, FLAGS: 4, OFFSET: 8, ADDRESS: 16, SIZE: 24, SIZEOF: 32 } as const;
+export const DMA_MAP = defineStruct('DMA_MAP', 32, {
+  argsz: u32le(0),
+  flags: u32le(4),
+  offset: u64le(8),
+  address: u64le(16),
+  size: u64le(24),
+});
 
 /**
  * DMA_UNMAP (cmd 3) request, 24 bytes; the reply echoes the entry.
@@ -230,7 +214,12 @@ export const DMA_MAP = { ARGSZ: 0, FLAGS: 4, OFFSET: 8, ADDRESS: 16, SIZE: 24, S
  *   | argsz | flags | address       | size          |
  *   +-------+-------+---------------+---------------+
  */
-export const DMA_UNMAP = { ARGSZ: 0, FLAGS: 4, ADDRESS: 8, SIZE: 16, SIZEOF: 24 } as const;
+export const DMA_UNMAP = defineStruct('DMA_UNMAP', 24, {
+  argsz: u32le(0),
+  flags: u32le(4),
+  address: u64le(8),
+  size: u64le(16),
+});
 
 /**
  * DEVICE_GET_INFO (cmd 4), request and reply, 16 bytes (QEMU's VFIOUserDeviceInfo).
@@ -239,7 +228,12 @@ export const DMA_UNMAP = { ARGSZ: 0, FLAGS: 4, ADDRESS: 8, SIZE: 16, SIZEOF: 24 
  *   | argsz | flags | num_regions | num_irqs |
  *   +-------+-------+-------------+----------+
  */
-export const DEVICE_INFO = { ARGSZ: 0, FLAGS: 4, NUM_REGIONS: 8, NUM_IRQS: 12, SIZEOF: 16 } as const;
+export const DEVICE_INFO = defineStruct('DEVICE_GET_INFO', 16, {
+  argsz: u32le(0),
+  flags: u32le(4),
+  numRegions: u32le(8),
+  numIrqs: u32le(12),
+});
 
 /**
  * DEVICE_GET_REGION_INFO (cmd 5), struct vfio_region_info, 32 bytes (+ capability chain
@@ -249,7 +243,14 @@ export const DEVICE_INFO = { ARGSZ: 0, FLAGS: 4, NUM_REGIONS: 8, NUM_IRQS: 12, S
  *   | argsz | flags | index | cap_offset | size          | offset        |
  *   +-------+-------+-------+------------+---------------+---------------+
  */
-export const REGION_INFO = { ARGSZ: 0, FLAGS: 4, INDEX: 8, CAP_OFFSET: 12, SIZE: 16, OFFSET: 24, SIZEOF: 32 } as const;
+export const REGION_INFO = defineStruct('DEVICE_GET_REGION_INFO', 32, {
+  argsz: u32le(0),
+  flags: u32le(4),
+  index: u32le(8),
+  capOffset: u32le(12),
+  size: u64le(16),
+  offset: u64le(24),
+});
 
 /**
  * DEVICE_GET_IRQ_INFO (cmd 7), struct vfio_irq_info, 16 bytes.
@@ -258,7 +259,12 @@ export const REGION_INFO = { ARGSZ: 0, FLAGS: 4, INDEX: 8, CAP_OFFSET: 12, SIZE:
  *   | argsz | flags | index | count |
  *   +-------+-------+-------+-------+
  */
-export const IRQ_INFO = { ARGSZ: 0, FLAGS: 4, INDEX: 8, COUNT: 12, SIZEOF: 16 } as const;
+export const IRQ_INFO = defineStruct('DEVICE_GET_IRQ_INFO', 16, {
+  argsz: u32le(0),
+  flags: u32le(4),
+  index: u32le(8),
+  count: u32le(12),
+});
 
 /**
  * DEVICE_SET_IRQS (cmd 8), struct vfio_irq_set, 20 bytes + data (DATA_BOOL: count bytes;
@@ -268,7 +274,13 @@ export const IRQ_INFO = { ARGSZ: 0, FLAGS: 4, INDEX: 8, COUNT: 12, SIZEOF: 16 } 
  *   | argsz | flags | index | start | count | bool data... |
  *   +-------+-------+-------+-------+-------+--------------+
  */
-export const IRQ_SET = { ARGSZ: 0, FLAGS: 4, INDEX: 8, START: 12, COUNT: 16, DATA: 20, SIZEOF: 20 } as const;
+export const IRQ_SET = defineStruct('DEVICE_SET_IRQS', 20, {
+  argsz: u32le(0),
+  flags: u32le(4),
+  index: u32le(8),
+  start: u32le(12),
+  count: u32le(16),
+});
 
 /**
  * REGION_READ (9) / REGION_WRITE (10): 16 bytes + data (write request, read reply).
@@ -277,20 +289,50 @@ export const IRQ_SET = { ARGSZ: 0, FLAGS: 4, INDEX: 8, START: 12, COUNT: 16, DAT
  *   | offset        | region | count | data... |
  *   +---------------+--------+-------+---------+
  */
-export const REGION_RW = { OFFSET: 0, REGION: 8, COUNT: 12, DATA: 16, SIZEOF: 16 } as const;
+export const REGION_RW = defineStruct('REGION_READ/WRITE', 16, {
+  offset: u64le(0),
+  region: u32le(8),
+  count: u32le(12),
+});
 
-/** REGION_WRITE_MULTI (15): wr_cnt u64, then wr_cnt x {offset u64, region u32, count u32, data[8]}. */
-export const REGION_WRITE_MULTI = { WR_CNT: 0, SIZEOF_FIXED: 8, ENTRY_SIZEOF: 24, ENTRY_DATA_MAX: 8 } as const;
+/** REGION_WRITE_MULTI (15): wr_cnt u64, then wr_cnt entries of REGION_WRITE_MULTI_ENTRY. */
+export const REGION_WRITE_MULTI = defineStruct('REGION_WRITE_MULTI', 8, { wrCnt: u64le(0) });
+/** One REGION_WRITE_MULTI entry: at most 8 data bytes, inline. */
+export const REGION_WRITE_MULTI_ENTRY = defineStruct('REGION_WRITE_MULTI entry', 24, {
+  offset: u64le(0),
+  region: u32le(8),
+  count: u32le(12),
+  data: bytes(16, 8),
+});
 
 /** Capability header inside the region-info reply (next is relative to the region-info struct). */
-export const INFO_CAP_HEADER = { ID: 0, VERSION: 2, NEXT: 4, SIZEOF: 8 } as const;
+export const INFO_CAP_HEADER = defineStruct('vfio_info_cap_header', 8, {
+  id: u16le(0),
+  version: u16le(2),
+  next: u32le(4),
+});
+
+/** Every layout above, for the layout test. */
+export const LAYOUTS = [
+  HEADER,
+  VERSION,
+  DMA_MAP,
+  DMA_UNMAP,
+  DEVICE_INFO,
+  REGION_INFO,
+  IRQ_INFO,
+  IRQ_SET,
+  REGION_RW,
+  REGION_WRITE_MULTI,
+  REGION_WRITE_MULTI_ENTRY,
+  INFO_CAP_HEADER,
+] as const;
 
 // ---------------------------------------------------------------------------------------
-// Payload codecs.
+// Payload codecs. Each checks the payload length and raises ProtocolError(EINVAL) before the
+// table-derived codec reads anything.
 
-export interface VersionPayload {
-  major: number;
-  minor: number;
+export interface VersionPayload extends Decoded<typeof VERSION> {
   /** JSON text without its terminating NUL; undefined if the message carries none. */
   json: string | undefined;
 }
@@ -302,12 +344,10 @@ const utf8Strict = new TextDecoder('utf-8', { fatal: true });
 const utf8Encoder = new TextEncoder();
 
 export function decodeVersion(p: Uint8Array): VersionPayload {
-  requireLength(p, VERSION.SIZEOF_FIXED, 'VERSION');
-  const v = view(p);
-  const major = v.getUint16(VERSION.MAJOR, true);
-  const minor = v.getUint16(VERSION.MINOR, true);
-  if (p.length === VERSION.SIZEOF_FIXED) return { major, minor, json: undefined };
-  const text = p.subarray(VERSION.JSON);
+  requireLength(p, VERSION.SIZEOF, 'VERSION');
+  const { major, minor } = VERSION.decode(p);
+  if (p.length === VERSION.SIZEOF) return { major, minor, json: undefined };
+  const text = p.subarray(VERSION.SIZEOF);
   if (text.length > VERSION_JSON_MAX + 1) {
     throw new ProtocolError(ERRNO.E2BIG, `VERSION JSON of ${text.length} bytes exceeds ${VERSION_JSON_MAX}`);
   }
@@ -326,224 +366,109 @@ export function decodeVersion(p: Uint8Array): VersionPayload {
 
 export function encodeVersion(v: VersionPayload): Uint8Array {
   const json = v.json === undefined ? EMPTY : utf8Encoder.encode(v.json);
-  const out = new Uint8Array(VERSION.SIZEOF_FIXED + (v.json === undefined ? 0 : json.length + 1));
-  const dv = view(out);
-  dv.setUint16(VERSION.MAJOR, v.major, true);
-  dv.setUint16(VERSION.MINOR, v.minor, true);
-  out.set(json, VERSION.JSON); // the trailing NUL is already 0
+  const out = VERSION.encode({ major: v.major, minor: v.minor }, v.json === undefined ? 0 : json.length + 1);
+  out.set(json, VERSION.SIZEOF); // the trailing NUL is already 0
   return out;
 }
 
-export interface DmaMapPayload {
-  argsz: number;
-  flags: number;
-  offset: bigint;
-  address: bigint;
-  size: bigint;
-}
+export type DmaMapPayload = Decoded<typeof DMA_MAP>;
 
 export function decodeDmaMap(p: Uint8Array): DmaMapPayload {
   requireExactLength(p, DMA_MAP.SIZEOF, 'DMA_MAP');
-  const v = view(p);
-  return {
-    argsz: v.getUint32(DMA_MAP.ARGSZ, true),
-    flags: v.getUint32(DMA_MAP.FLAGS, true),
-    offset: v.getBigUint64(DMA_MAP.OFFSET, true),
-    address: v.getBigUint64(DMA_MAP.ADDRESS, true),
-    size: v.getBigUint64(DMA_MAP.SIZE, true),
-  };
+  return DMA_MAP.decode(p);
 }
 
 export function encodeDmaMap(m: DmaMapPayload): Uint8Array {
-  const out = new Uint8Array(DMA_MAP.SIZEOF);
-  const v = view(out);
-  v.setUint32(DMA_MAP.ARGSZ, m.argsz, true);
-  v.setUint32(DMA_MAP.FLAGS, m.flags, true);
-  v.setBigUint64(DMA_MAP.OFFSET, m.offset, true);
-  v.setBigUint64(DMA_MAP.ADDRESS, m.address, true);
-  v.setBigUint64(DMA_MAP.SIZE, m.size, true);
-  return out;
+  return DMA_MAP.encode(m);
 }
 
-export interface DmaUnmapPayload {
-  argsz: number;
-  flags: number;
-  address: bigint;
-  size: bigint;
-}
+export type DmaUnmapPayload = Decoded<typeof DMA_UNMAP>;
 
 export function decodeDmaUnmap(p: Uint8Array): DmaUnmapPayload {
   requireExactLength(p, DMA_UNMAP.SIZEOF, 'DMA_UNMAP');
-  const v = view(p);
-  return {
-    argsz: v.getUint32(DMA_UNMAP.ARGSZ, true),
-    flags: v.getUint32(DMA_UNMAP.FLAGS, true),
-    address: v.getBigUint64(DMA_UNMAP.ADDRESS, true),
-    size: v.getBigUint64(DMA_UNMAP.SIZE, true),
-  };
+  return DMA_UNMAP.decode(p);
 }
 
 export function encodeDmaUnmap(m: DmaUnmapPayload): Uint8Array {
-  const out = new Uint8Array(DMA_UNMAP.SIZEOF);
-  const v = view(out);
-  v.setUint32(DMA_UNMAP.ARGSZ, m.argsz, true);
-  v.setUint32(DMA_UNMAP.FLAGS, m.flags, true);
-  v.setBigUint64(DMA_UNMAP.ADDRESS, m.address, true);
-  v.setBigUint64(DMA_UNMAP.SIZE, m.size, true);
-  return out;
+  return DMA_UNMAP.encode(m);
 }
 
-export interface DeviceInfoPayload {
-  argsz: number;
-  flags: number;
-  numRegions: number;
-  numIrqs: number;
-}
+export type DeviceInfoPayload = Decoded<typeof DEVICE_INFO>;
 
 export function decodeDeviceInfo(p: Uint8Array): DeviceInfoPayload {
   requireLength(p, DEVICE_INFO.SIZEOF, 'DEVICE_GET_INFO');
-  const v = view(p);
-  return {
-    argsz: v.getUint32(DEVICE_INFO.ARGSZ, true),
-    flags: v.getUint32(DEVICE_INFO.FLAGS, true),
-    numRegions: v.getUint32(DEVICE_INFO.NUM_REGIONS, true),
-    numIrqs: v.getUint32(DEVICE_INFO.NUM_IRQS, true),
-  };
+  return DEVICE_INFO.decode(p);
 }
 
 export function encodeDeviceInfo(d: DeviceInfoPayload): Uint8Array {
-  const out = new Uint8Array(DEVICE_INFO.SIZEOF);
-  const v = view(out);
-  v.setUint32(DEVICE_INFO.ARGSZ, d.argsz, true);
-  v.setUint32(DEVICE_INFO.FLAGS, d.flags, true);
-  v.setUint32(DEVICE_INFO.NUM_REGIONS, d.numRegions, true);
-  v.setUint32(DEVICE_INFO.NUM_IRQS, d.numIrqs, true);
-  return out;
+  return DEVICE_INFO.encode(d);
 }
 
-export interface RegionInfoPayload {
-  argsz: number;
-  flags: number;
-  index: number;
-  capOffset: number;
-  size: bigint;
-  offset: bigint;
-}
+export type RegionInfoPayload = Decoded<typeof REGION_INFO>;
 
 export function decodeRegionInfo(p: Uint8Array): RegionInfoPayload {
   requireLength(p, REGION_INFO.SIZEOF, 'DEVICE_GET_REGION_INFO');
-  const v = view(p);
-  return {
-    argsz: v.getUint32(REGION_INFO.ARGSZ, true),
-    flags: v.getUint32(REGION_INFO.FLAGS, true),
-    index: v.getUint32(REGION_INFO.INDEX, true),
-    capOffset: v.getUint32(REGION_INFO.CAP_OFFSET, true),
-    size: v.getBigUint64(REGION_INFO.SIZE, true),
-    offset: v.getBigUint64(REGION_INFO.OFFSET, true),
-  };
+  return REGION_INFO.decode(p);
 }
 
 export function encodeRegionInfo(r: RegionInfoPayload): Uint8Array {
-  const out = new Uint8Array(REGION_INFO.SIZEOF);
-  const v = view(out);
-  v.setUint32(REGION_INFO.ARGSZ, r.argsz, true);
-  v.setUint32(REGION_INFO.FLAGS, r.flags, true);
-  v.setUint32(REGION_INFO.INDEX, r.index, true);
-  v.setUint32(REGION_INFO.CAP_OFFSET, r.capOffset, true);
-  v.setBigUint64(REGION_INFO.SIZE, r.size, true);
-  v.setBigUint64(REGION_INFO.OFFSET, r.offset, true);
-  return out;
+  return REGION_INFO.encode(r);
 }
 
-export interface IrqInfoPayload {
-  argsz: number;
-  flags: number;
-  index: number;
-  count: number;
-}
+export type IrqInfoPayload = Decoded<typeof IRQ_INFO>;
 
 export function decodeIrqInfo(p: Uint8Array): IrqInfoPayload {
   requireLength(p, IRQ_INFO.SIZEOF, 'DEVICE_GET_IRQ_INFO');
-  const v = view(p);
-  return {
-    argsz: v.getUint32(IRQ_INFO.ARGSZ, true),
-    flags: v.getUint32(IRQ_INFO.FLAGS, true),
-    index: v.getUint32(IRQ_INFO.INDEX, true),
-    count: v.getUint32(IRQ_INFO.COUNT, true),
-  };
+  return IRQ_INFO.decode(p);
 }
 
 export function encodeIrqInfo(i: IrqInfoPayload): Uint8Array {
-  const out = new Uint8Array(IRQ_INFO.SIZEOF);
-  const v = view(out);
-  v.setUint32(IRQ_INFO.ARGSZ, i.argsz, true);
-  v.setUint32(IRQ_INFO.FLAGS, i.flags, true);
-  v.setUint32(IRQ_INFO.INDEX, i.index, true);
-  v.setUint32(IRQ_INFO.COUNT, i.count, true);
-  return out;
+  return IRQ_INFO.encode(i);
 }
 
-export interface IrqSetPayload {
-  argsz: number;
-  flags: number;
-  index: number;
-  start: number;
-  count: number;
+export interface IrqSetPayload extends Decoded<typeof IRQ_SET> {
   /** DATA_BOOL payload bytes (a copy); empty for DATA_NONE / DATA_EVENTFD. */
   data: Uint8Array;
 }
 
 export function decodeIrqSet(p: Uint8Array): IrqSetPayload {
   requireLength(p, IRQ_SET.SIZEOF, 'DEVICE_SET_IRQS');
-  const v = view(p);
-  return {
-    argsz: v.getUint32(IRQ_SET.ARGSZ, true),
-    flags: v.getUint32(IRQ_SET.FLAGS, true),
-    index: v.getUint32(IRQ_SET.INDEX, true),
-    start: v.getUint32(IRQ_SET.START, true),
-    count: v.getUint32(IRQ_SET.COUNT, true),
-    data: p.slice(IRQ_SET.DATA),
-  };
+  const { argsz, flags, index, start, count } = IRQ_SET.decode(p);
+  return { argsz, flags, index, start, count, data: p.slice(IRQ_SET.SIZEOF) };
 }
 
 export function encodeIrqSet(s: IrqSetPayload): Uint8Array {
-  const out = new Uint8Array(IRQ_SET.SIZEOF + s.data.length);
-  const v = view(out);
-  v.setUint32(IRQ_SET.ARGSZ, s.argsz, true);
-  v.setUint32(IRQ_SET.FLAGS, s.flags, true);
-  v.setUint32(IRQ_SET.INDEX, s.index, true);
-  v.setUint32(IRQ_SET.START, s.start, true);
-  v.setUint32(IRQ_SET.COUNT, s.count, true);
-  out.set(s.data, IRQ_SET.DATA);
+  const out = IRQ_SET.encode(s, s.data.length);
+  out.set(s.data, IRQ_SET.SIZEOF);
   return out;
 }
 
-export interface RegionAccessPayload {
-  offset: bigint;
-  region: number;
-  count: number;
+const RW = REGION_RW.OFFSET;
+
+export interface RegionAccessPayload extends Decoded<typeof REGION_RW> {
   /** data bytes following the fixed part (write request / read reply); a view, not a copy */
   data: Uint8Array;
 }
 
 export function decodeRegionAccess(p: Uint8Array, what: string): RegionAccessPayload {
   requireLength(p, REGION_RW.SIZEOF, what);
-  const v = view(p);
+  // Hot path (every BAR access): specialised by hand, offsets from the table.
+  const v = view(p, 0, REGION_RW.SIZEOF);
   return {
-    offset: v.getBigUint64(REGION_RW.OFFSET, true),
-    region: v.getUint32(REGION_RW.REGION, true),
-    count: v.getUint32(REGION_RW.COUNT, true),
-    data: p.subarray(REGION_RW.DATA),
+    offset: v.getBigUint64(RW.offset, true),
+    region: v.getUint32(RW.region, true),
+    count: v.getUint32(RW.count, true),
+    data: p.subarray(REGION_RW.SIZEOF),
   };
 }
 
 export function encodeRegionAccess(a: RegionAccessPayload): Uint8Array {
   const out = new Uint8Array(REGION_RW.SIZEOF + a.data.length);
-  const v = view(out);
-  v.setBigUint64(REGION_RW.OFFSET, a.offset, true);
-  v.setUint32(REGION_RW.REGION, a.region, true);
-  v.setUint32(REGION_RW.COUNT, a.count, true);
-  out.set(a.data, REGION_RW.DATA);
+  const v = view(out, 0, REGION_RW.SIZEOF);
+  v.setBigUint64(RW.offset, a.offset, true);
+  v.setUint32(RW.region, a.region, true);
+  v.setUint32(RW.count, a.count, true);
+  out.set(a.data, REGION_RW.SIZEOF);
   return out;
 }
 
@@ -551,11 +476,6 @@ export function encodeRegionAccess(a: RegionAccessPayload): Uint8Array {
 // helpers
 
 const EMPTY = new Uint8Array(0);
-
-/** A DataView over exactly the given bytes (respecting the view's own byteOffset). */
-export function view(bytes: Uint8Array, offset = 0, length = bytes.length - offset): DataView {
-  return new DataView(bytes.buffer, bytes.byteOffset + offset, length);
-}
 
 function requireLength(p: Uint8Array, min: number, what: string): void {
   if (p.length < min) {

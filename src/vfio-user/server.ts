@@ -25,7 +25,6 @@
  */
 import { EventEmitter } from 'node:events';
 import { native as defaultNative, POLL_READABLE, type NativeShim, type PollHandle } from '../native/index.js';
-import { IRQ_INDEX } from '../device/interrupts.js';
 import type { VfioUserDevice } from './device-api.js';
 import { MessageChannel } from './transport.js';
 import { DEFAULT_LIMITS, VfioUserSession, maxIncomingMessageSize, type ServerLimits } from './session.js';
@@ -41,6 +40,7 @@ import {
   type SocketAccess,
 } from '../util/private-socket.js';
 import { RateLimitedLog } from '../util/warn-limit.js';
+import { VFIO_PCI_REQ_IRQ_INDEX } from '../device/linux-vfio.js';
 
 export interface VfioUserServerOptions {
   socketPath: string;
@@ -121,7 +121,7 @@ export class VfioUserServer extends EventEmitter {
    * or it bound no REQ eventfd.
    */
   requestUnplug(): boolean {
-    return this.client?.session.irqs.trigger(IRQ_INDEX.REQ, 0) ?? false;
+    return this.client?.session.irqs.trigger(VFIO_PCI_REQ_IRQ_INDEX, 0) ?? false;
   }
 
   /** Binds and listens; throws if the path is served by a live server or is not a socket. */

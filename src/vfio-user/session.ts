@@ -23,7 +23,7 @@
  *    other unsupported command; the connection stays up.
  *  - Fds on a command that takes none are closed and the command fails with EINVAL.
  */
-import { IRQ_INDEX, type IrqIndex } from '../device/interrupts.js';
+import type { IrqIndex } from '../device/interrupts.js';
 import type { VfioUserDevice } from './device-api.js';
 import { DmaWindowSet, type DmaWindow } from './dma.js';
 import { IrqTable, type FdWatcher } from './irq.js';
@@ -35,12 +35,9 @@ import {
 } from './capabilities.js';
 import {
   COMMAND,
-  DEVICE_FLAGS,
   DEVICE_INFO,
   DMA_MAP,
-  DMA_MAP_FLAGS,
   DMA_UNMAP,
-  DMA_UNMAP_FLAGS,
   ERRNO,
   HEADER,
   HEADER_FLAGS,
@@ -49,7 +46,6 @@ import {
   PROTOCOL_MINOR,
   ProtocolError,
   REGION_INFO,
-  REGION_INFO_FLAGS,
   REGION_RW,
   commandName,
   decodeDeviceInfo,
@@ -73,6 +69,17 @@ import type { FramedMessage } from './framer.js';
 import { F_SEAL_SHRINK, type NativeShim } from '../native/index.js';
 import type { Logger } from '../util/log.js';
 import { RateLimitedLog } from '../util/warn-limit.js';
+import {
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_DEVICE_FLAGS_RESET,
+  VFIO_DMA_MAP_FLAG_READ,
+  VFIO_DMA_MAP_FLAG_WRITE,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_PCI_REQ_IRQ_INDEX,
+  VFIO_REGION_INFO_FLAG_READ,
+  VFIO_REGION_INFO_FLAG_WRITE,
+} from '../device/linux-vfio.js';
 
 export type SessionNative = Pick<
   NativeShim,
@@ -293,7 +300,7 @@ export class VfioUserSession {
       fd = fds[0] ?? null;
       if (m.argsz !== DMA_MAP.SIZEOF)
         throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP argsz ${m.argsz} is not ${DMA_MAP.SIZEOF}`);
-      if ((m.flags & ~(DMA_MAP_FLAGS.READ | DMA_MAP_FLAGS.WRITE)) !== 0) {
+      if ((m.flags & ~(VFIO_DMA_MAP_FLAG_READ | VFIO_DMA_MAP_FLAG_WRITE)) !== 0) {
         throw new ProtocolError(ERRNO.EINVAL, `DMA_MAP flags 0x${m.flags.toString(16)} has unknown bits`);
       }
       const page = BigInt(this.limits.pgsizes & -this.limits.pgsizes); // smallest page size offered
@@ -303,8 +310,8 @@ export class VfioUserSession {
           `DMA_MAP [0x${m.address.toString(16)}, +0x${m.size.toString(16)}) is empty, unaligned to ${page} or wraps`,
         );
       }
-      const readable = (m.flags & DMA_MAP_FLAGS.READ) !== 0;
-      const writable = (m.flags & DMA_MAP_FLAGS.WRITE) !== 0;
+      const readable = (m.flags & VFIO_DMA_MAP_FLAG_READ) !== 0;
+      const writable = (m.flags & VFIO_DMA_MAP_FLAG_WRITE) !== 0;
       const overlapping = this.overlapping(m.address, m.size);
       if (overlapping) {
         throw new ProtocolError(
@@ -404,14 +411,14 @@ export class VfioUserSession {
     const u = decodeDmaUnmap(p);
     if (u.argsz < DMA_UNMAP.SIZEOF)
       throw new ProtocolError(ERRNO.EINVAL, `DMA_UNMAP argsz ${u.argsz} < ${DMA_UNMAP.SIZEOF}`);
-    if (u.flags & DMA_UNMAP_FLAGS.GET_DIRTY_BITMAP) {
+    if (u.flags & VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP) {
       throw new ProtocolError(ERRNO.ENOTSUP, 'DMA_UNMAP dirty bitmaps are not supported (no migration)');
     }
-    if ((u.flags & ~DMA_UNMAP_FLAGS.ALL) !== 0) {
+    if ((u.flags & ~VFIO_DMA_UNMAP_FLAG_ALL) !== 0) {
       throw new ProtocolError(ERRNO.EINVAL, `DMA_UNMAP flags 0x${u.flags.toString(16)} has unknown bits`);
     }
     let removed: DmaWindow[];
-    if (u.flags & DMA_UNMAP_FLAGS.ALL) {
+    if (u.flags & VFIO_DMA_UNMAP_FLAG_ALL) {
       if (u.address !== 0n || u.size !== 0n)
         throw new ProtocolError(ERRNO.EINVAL, 'DMA_UNMAP FLAG_ALL needs address = size = 0');
       removed = this.memory.removeAll();
@@ -433,7 +440,7 @@ export class VfioUserSession {
       throw new ProtocolError(ERRNO.EINVAL, `DEVICE_GET_INFO argsz ${req.argsz} too small`);
     return encodeDeviceInfo({
       argsz: DEVICE_INFO.SIZEOF,
-      flags: DEVICE_FLAGS.PCI | DEVICE_FLAGS.RESET,
+      flags: VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
       numRegions: this.device.numRegions,
       numIrqs: this.device.numIrqs,
     });
@@ -453,7 +460,7 @@ export class VfioUserSession {
     const info = this.device.regionInfo(req.index);
     const present = info.size > 0;
     const flags = present
-      ? (info.readable ? REGION_INFO_FLAGS.READ : 0) | (info.writable ? REGION_INFO_FLAGS.WRITE : 0)
+      ? (info.readable ? VFIO_REGION_INFO_FLAG_READ : 0) | (info.writable ? VFIO_REGION_INFO_FLAG_WRITE : 0)
       : 0;
     // No capability chain (no sparse mmap: every region is trapped), so 32 bytes are needed.
     // The argsz convention still holds: reply min(needed, argsz) bytes, argsz = needed.
@@ -561,7 +568,7 @@ export class VfioUserSession {
   }
 
   private notifyIrqsChanged(index: IrqIndex): void {
-    if (!this.device.irqsChanged || index > IRQ_INDEX.REQ) return;
+    if (!this.device.irqsChanged || index > VFIO_PCI_REQ_IRQ_INDEX) return;
     try {
       this.device.irqsChanged(index);
     } catch (err) {

@@ -38,8 +38,8 @@ import { FARX_DATA_FLAG, HCCRX, REG } from '../isp/registers.js';
 import { FLASH_CONF, FLASH_LAYOUT, FLASH_SECTOR_SIZE, FLASH_WINDOW } from '../isp/flash.js';
 import { NVRAM } from '../isp/nvram.js';
 import { native } from '../native/index.js';
+import { writeU24LE } from '../util/bytes.js';
 import { VfioUserClient } from '../vfio-user/client.js';
-import { PCI_REGION } from '../vfio-user/protocol.js';
 import {
   Cmd7,
   Cmd7Flags,
@@ -52,6 +52,7 @@ import {
   RESPONSE_PROCESSED,
 } from '../../assembly/shared/iocb.js';
 import { LCF_COMMAND_PLOGI, LCF_COND_PLOGI, LCF_SKIP_PRLI } from '../../assembly/shared/iocb-mgmt.js';
+import { VFIO_PCI_BAR1_REGION_INDEX, VFIO_PCI_CONFIG_REGION_INDEX } from '../device/linux-vfio.js';
 
 /** Offsets in guest RAM of the driver's structures (the same for every user of the model). */
 export const QLA_LAYOUT = {
@@ -148,12 +149,6 @@ export function swapDwords(src: Uint8Array): Uint8Array {
   return out;
 }
 
-function writePortIdLe(dv: DataView, offset: number, id: number): void {
-  dv.setUint8(offset, id & 0xff);
-  dv.setUint8(offset + 1, (id >> 8) & 0xff);
-  dv.setUint8(offset + 2, (id >> 16) & 0xff);
-}
-
 /** A fresh 64-byte request entry with type, entry_count 1 and handle. */
 export function newEntry(type: number, handle: number): { bytes: Uint8Array; dv: DataView } {
   const bytes = new Uint8Array(IOCB_SIZE);
@@ -192,7 +187,7 @@ export function commandEntry(c: CommandSpec): Uint8Array {
   const cdb = new Uint8Array(Cmd7.FCP_CDB_SIZE);
   cdb.set(c.cdb);
   e.bytes.set(swapDwords(cdb), Cmd7.FCP_CDB);
-  writePortIdLe(e.dv, Cmd7.PORT_ID, c.targetPortId);
+  writeU24LE(e.bytes, Cmd7.PORT_ID, c.targetPortId);
   if (c.direction !== 'none' && c.length > 0) {
     e.dv.setUint16(Cmd7.DSEG_COUNT, 1, true);
     e.dv.setUint16(
@@ -365,7 +360,11 @@ export class QlaGuest {
 
   async configWrite16(offset: number, value: number): Promise<void> {
     this.counters.roundTrips++;
-    await this.client.regionWrite(PCI_REGION.CONFIG, offset, new Uint8Array([value & 0xff, (value >> 8) & 0xff]));
+    await this.client.regionWrite(
+      VFIO_PCI_CONFIG_REGION_INDEX,
+      offset,
+      new Uint8Array([value & 0xff, (value >> 8) & 0xff]),
+    );
   }
 
   async enableDevice(): Promise<void> {
@@ -376,7 +375,7 @@ export class QlaGuest {
 
   async r32(offset: number): Promise<number> {
     this.counters.roundTrips++;
-    const b = await this.client.regionRead(PCI_REGION.BAR1, offset, 4);
+    const b = await this.client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, offset, 4);
     if (b.length !== 4) throw new Error(`short BAR1 read at 0x${offset.toString(16)}`);
     return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, true);
   }
@@ -386,12 +385,17 @@ export class QlaGuest {
     const b = new Uint8Array(4);
     new DataView(b.buffer).setUint32(0, value >>> 0, true);
     this.counters.postedWrites++;
-    void this.client.regionWrite(PCI_REGION.BAR1, offset, b, true);
+    void this.client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, offset, b, true);
   }
 
   w16(offset: number, value: number): void {
     this.counters.postedWrites++;
-    void this.client.regionWrite(PCI_REGION.BAR1, offset, new Uint8Array([value & 0xff, (value >> 8) & 0xff]), true);
+    void this.client.regionWrite(
+      VFIO_PCI_BAR1_REGION_INDEX,
+      offset,
+      new Uint8Array([value & 0xff, (value >> 8) & 0xff]),
+      true,
+    );
   }
 
   /** The 32 outbound mailboxes, read 8 bytes at a time. */
@@ -399,7 +403,7 @@ export class QlaGuest {
     const mb: number[] = [];
     for (let off = 0; off < MAILBOXES * 2; off += 8) {
       this.counters.roundTrips++;
-      const b = await this.client.regionRead(PCI_REGION.BAR1, REG.MAILBOX0 + off, 8);
+      const b = await this.client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, REG.MAILBOX0 + off, 8);
       if (b.length !== 8) throw new Error('short mailbox read');
       for (let i = 0; i < 8; i += 2) mb.push(b[i]! | (b[i + 1]! << 8));
     }
@@ -651,7 +655,7 @@ export class QlaGuest {
     const sns = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, 0);
     sns.dv.setUint16(Logio.NPORT_HANDLE, NPORT_HANDLE_SNS, true);
     sns.dv.setUint16(Logio.CONTROL_FLAGS, LOGIO_SNS_FLAGS, true);
-    writePortIdLe(sns.dv, Logio.PORT_ID, SNS_PORT_ID);
+    writeU24LE(sns.bytes, Logio.PORT_ID, SNS_PORT_ID);
     this.ram.set(sns.bytes, QLA_LAYOUT.SCRATCH);
     await this.expectOk(this.dmaMailbox(MBC.IOCB_COMMAND_A64, this.addr(QLA_LAYOUT.SCRATCH)), 'SNS login');
     const snsStatus = this.view.getUint16(QLA_LAYOUT.SCRATCH + Logio.COMP_STATUS, true);
@@ -697,7 +701,7 @@ export class QlaGuest {
     const login = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, DISCOVERY_HANDLE + 1);
     login.dv.setUint16(Logio.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
     login.dv.setUint16(Logio.CONTROL_FLAGS, LOGIO_PLOGI_THEN_PRLI, true);
-    writePortIdLe(login.dv, Logio.PORT_ID, target);
+    writeU24LE(login.bytes, Logio.PORT_ID, target);
     const done = await this.iocb(login.bytes);
     if (done[IocbHeader.ENTRY_STATUS] !== 0)
       throw new Error(`PLOGI entry_status 0x${done[IocbHeader.ENTRY_STATUS]!.toString(16)}`);

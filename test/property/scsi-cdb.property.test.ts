@@ -5,18 +5,8 @@
  */
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import {
-  LUN_FIELD_LENGTH,
-  MAX_FLAT_LUN,
-  be16,
-  be32,
-  be64,
-  decodeLun,
-  encodeLun,
-  put16,
-  put32,
-  put64,
-} from '../../src/scsi/cdb.js';
+import { LUN_FIELD_LENGTH, MAX_FLAT_LUN, decodeLun, encodeLun } from '../../src/scsi/cdb.js';
+import { readU16BE, readU32BE, readU64BE, writeU16BE, writeU32BE, writeU64BE } from '../../src/util/bytes.js';
 import { HOST_1, Host, makeArray } from '../unit/scsi/helpers.js';
 import { FEW, RUNS, bytes, u16, u32, u64 } from './support.js';
 
@@ -25,12 +15,12 @@ describe('SCSI CDB fields', () => {
     fc.assert(
       fc.property(u16, u32, u64, fc.nat(8), (a, b, c, at) => {
         const buf = new Uint8Array(24);
-        put16(buf, at, a);
-        expect(be16(buf, at)).toBe(a);
-        put32(buf, at, b);
-        expect(be32(buf, at)).toBe(b);
-        put64(buf, at, c);
-        expect(be64(buf, at)).toBe(c);
+        writeU16BE(buf, at, a);
+        expect(readU16BE(buf, at)).toBe(a);
+        writeU32BE(buf, at, b);
+        expect(readU32BE(buf, at)).toBe(b);
+        writeU64BE(buf, at, c);
+        expect(readU64BE(buf, at)).toBe(c);
       }),
       RUNS,
     );

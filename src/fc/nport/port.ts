@@ -60,6 +60,7 @@ import { formatWwn } from '../../util/wwn.js';
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError, ProtocolError } from './errors.js';
 import type { NPortLink } from './exchange-manager.js';
 import { NameServerClient } from './name-server-client.js';
+import { readU16BE } from '../../util/bytes.js';
 
 /** Default deadline for an ELS/CT exchange (2 × R_A_TOV would be 20 s; peers here answer at once). */
 export const DEFAULT_EXCHANGE_TIMEOUT_MS = 10_000;
@@ -230,7 +231,7 @@ export class NPort extends EventEmitter<NPortEvents> {
   async ct(dId: number, request: Uint8Array): Promise<CtIu> {
     const reply = await this.exchange(dId, R_CTL.UNSOL_CONTROL, FC_TYPE.CT, request, false);
     const iu = decodeCt(reply.payload);
-    const code = (request[8]! << 8) | request[9]!;
+    const code = readU16BE(request, 8);
     if (iu.header.code === CT_RESPONSE.FS_RJT) throw new CtRejectError(code, iu.header.reason, iu.header.explanation);
     if (iu.header.code !== CT_RESPONSE.FS_ACC)
       throw new ProtocolError(`CT reply code 0x${iu.header.code.toString(16)} is neither FS_ACC nor FS_RJT`);

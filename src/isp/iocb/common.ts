@@ -3,12 +3,9 @@
  * in assembly/shared/iocb-mgmt.ts).
  */
 import { EntryType, IOCB_SIZE, IocbHeader } from '../../../assembly/shared/iocb.js';
+import { view } from '../../util/bytes.js';
 
 export type IocbPath = 'ring' | 'mailbox';
-
-export function view(b: Uint8Array): DataView {
-  return new DataView(b.buffer, b.byteOffset, b.byteLength);
-}
 
 /** A completion entry that starts as a copy of the request's first 64 bytes. */
 export function echo(request: Uint8Array): Uint8Array {
@@ -48,17 +45,6 @@ const ECHOED_ON_ERROR = new Set<number>([
 
 export function handleOf(entry: Uint8Array): number {
   return view(entry).getUint32(IocbHeader.HANDLE, true);
-}
-
-/** port_id[3] in request IOCBs: al_pa, area, domain. */
-export function readPortIdLe(b: Uint8Array, off: number): number {
-  return b[off]! | (b[off + 1]! << 8) | (b[off + 2]! << 16);
-}
-
-export function writePortIdLe(b: Uint8Array, off: number, id: number): void {
-  b[off] = id & 0xff;
-  b[off + 1] = (id >>> 8) & 0xff;
-  b[off + 2] = (id >>> 16) & 0xff;
 }
 
 /** host_to_fcp_swap(): byte i of an FCP field stored at (i & ~3) + 3 − (i & 3). */

@@ -8,7 +8,8 @@
 import { CompStatus, Ct, Dsd64, EntryStatus } from '../../../assembly/shared/iocb.js';
 import { NPH, WELL_KNOWN } from '../fw-constants.js';
 import type { IocbContext } from './context.js';
-import { declined, echo, view } from './common.js';
+import { view } from '../../util/bytes.js';
+import { declined, echo } from './common.js';
 
 /** CT IU preamble (FC-GS): 16 bytes; response code at 8 (BE), reason 13, explanation 14. */
 export const CT_IU = {

@@ -7,7 +7,8 @@
 import { CompStatus, Els, EntryStatus } from '../../../assembly/shared/iocb.js';
 import { ELS_OPCODE_LOGO } from '../../../assembly/shared/iocb-mgmt.js';
 import type { IocbContext } from './context.js';
-import { declined, echo, readPortIdLe, view } from './common.js';
+import { readU24LE, view } from '../../util/bytes.js';
+import { declined, echo } from './common.js';
 
 export async function handleElsPassThrough(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
   const opcode = request[Els.OPCODE]!;
@@ -17,7 +18,7 @@ export async function handleElsPassThrough(ctx: IocbContext, request: Uint8Array
   }
   const dv = view(request);
   const nportHandle = dv.getUint16(Els.NPORT_HANDLE, true);
-  const dId = readPortIdLe(request, Els.D_ID);
+  const dId = readU24LE(request, Els.D_ID);
   ctx.port.logins.remove(nportHandle);
   if (ctx.port.fabric && ctx.port.phase === 'up') await ctx.port.fabric.logo(dId).catch(() => {});
   const c = echo(request);

@@ -29,7 +29,8 @@ import {
 import type { ElsFailure, FabricPort } from '../fabric-port.js';
 import type { RemoteLogin } from '../login-table.js';
 import type { IocbContext } from './context.js';
-import { echo, readPortIdLe, view } from './common.js';
+import { readU24LE, view } from '../../util/bytes.js';
+import { echo } from './common.js';
 
 /** PRLI word 3 bits passed to io_parameter[0]: target/initiator function, confirmed completion.
  *  BIT8 (retry, FCP-2) is withheld: FC-tape error recovery is not modelled. */
@@ -66,7 +67,7 @@ export async function handleLoginLogout(ctx: IocbContext, request: Uint8Array): 
   const dv = view(request);
   const nportHandle = dv.getUint16(Logio.NPORT_HANDLE, true);
   const flags = dv.getUint16(Logio.CONTROL_FLAGS, true);
-  const portId = readPortIdLe(request, Logio.PORT_ID);
+  const portId = readU24LE(request, Logio.PORT_ID);
   const command = flags & LCF_COMMAND_MASK;
   if (nportHandle > IocbLimits.MAX_NPORT_HANDLE) {
     ctx.guestError('logio_err_handle', { nportHandle });

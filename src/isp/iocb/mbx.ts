@@ -9,7 +9,8 @@ import type { IocbContext } from './context.js';
 import { MBC, MBS } from '../fw-constants.js';
 import { mailboxDmaAddress } from '../mailbox.js';
 import { writePortDatabase, writePortList } from '../port-database.js';
-import { echo, view } from './common.js';
+import { view } from '../../util/bytes.js';
+import { echo } from './common.js';
 
 export function handleMailboxIocb(ctx: IocbContext, request: Uint8Array): Uint8Array {
   const dv = view(request);

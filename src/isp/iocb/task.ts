@@ -21,7 +21,8 @@ import {
 import { FCP_RSP_INFO_LEN } from '../../../assembly/shared/iocb-mgmt.js';
 import type { TaskManagementFunction } from '../../scsi/sam.js';
 import type { IocbContext } from './context.js';
-import { declined, echo, fcpSwap, handleOf, view } from './common.js';
+import { view } from '../../util/bytes.js';
+import { declined, echo, fcpSwap, handleOf } from './common.js';
 
 /** FCP_RSP_INFO RSP_CODE "task management function failed". */
 const RSP_CODE_TMF_FAILED = 5;

@@ -38,13 +38,20 @@ import {
   encodeRegionAccess,
   encodeRegionInfo,
   encodeVersion,
-  IRQ_SET_FLAGS,
-  PCI_REGION,
 } from '../../../src/vfio-user/protocol.js';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
 import { FakeNative, FakeWatcher } from '../../unit/vfio-user/helpers.js';
 import { LogCapture, VPORT } from '../../unit/hostile/support.js';
 import { FuzzFinding, le16, le32, u8, type FuzzTarget } from '../engine/target.js';
+import {
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_BAR1_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+} from '../../../src/device/linux-vfio.js';
 
 const PAGE = 4096;
 const HBA_REUSE = 500;
@@ -104,9 +111,12 @@ const regionRead = (region: number, offset: number, count: number): Uint8Array =
 
 /** mb0..mbN then SET_HOST_INT, as qla2xxx starts a mailbox command. */
 function mailbox(regs: number[]): Uint8Array[] {
-  const out = regs.map((v, i) => regionWrite(PCI_REGION.BAR1, REG.MAILBOX0 + 2 * i, le16(v)));
-  out.push(regionWrite(PCI_REGION.BAR1, REG.HCCR, le32(HCCRX.SET_HOST_INT << 28)));
-  out.push(regionRead(PCI_REGION.BAR1, REG.HOST_STATUS, 4), regionRead(PCI_REGION.BAR1, REG.MAILBOX0, 2));
+  const out = regs.map((v, i) => regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.MAILBOX0 + 2 * i, le16(v)));
+  out.push(regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.HCCR, le32(HCCRX.SET_HOST_INT << 28)));
+  out.push(
+    regionRead(VFIO_PCI_BAR1_REGION_INDEX, REG.HOST_STATUS, 4),
+    regionRead(VFIO_PCI_BAR1_REGION_INDEX, REG.MAILBOX0, 2),
+  );
   return out;
 }
 
@@ -146,9 +156,9 @@ function attach(): Uint8Array[] {
       COMMAND.DMA_MAP,
       encodeDmaMap({ argsz: 32, flags: 1, offset: 0n, address: 0xfffc0000n, size: BigInt(4 * PAGE) }),
     ),
-    regionRead(PCI_REGION.CONFIG, 0, 64),
-    regionWrite(PCI_REGION.CONFIG, 0x04, le16(0x0006)), // memory space + bus master
-    regionWrite(PCI_REGION.CONFIG, 0x14, le32(0xfebf0000)),
+    regionRead(VFIO_PCI_CONFIG_REGION_INDEX, 0, 64),
+    regionWrite(VFIO_PCI_CONFIG_REGION_INDEX, 0x04, le16(0x0006)), // memory space + bus master
+    regionWrite(VFIO_PCI_CONFIG_REGION_INDEX, 0x14, le32(0xfebf0000)),
   );
   return msgs;
 }
@@ -160,7 +170,7 @@ export function seeds(): Uint8Array[] {
       COMMAND.DEVICE_SET_IRQS,
       encodeIrqSet({
         argsz: 20,
-        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
         index: 2,
         start: 0,
         count: 2,
@@ -172,7 +182,7 @@ export function seeds(): Uint8Array[] {
       COMMAND.DEVICE_SET_IRQS,
       encodeIrqSet({
         argsz: 20,
-        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
         index: 0,
         start: 0,
         count: 1,
@@ -184,7 +194,7 @@ export function seeds(): Uint8Array[] {
       COMMAND.DEVICE_SET_IRQS,
       encodeIrqSet({
         argsz: 21,
-        flags: IRQ_SET_FLAGS.DATA_BOOL | IRQ_SET_FLAGS.ACTION_UNMASK,
+        flags: VFIO_IRQ_SET_DATA_BOOL | VFIO_IRQ_SET_ACTION_UNMASK,
         index: 0,
         start: 0,
         count: 1,
@@ -206,22 +216,22 @@ export function seeds(): Uint8Array[] {
     ]),
     concat([
       ...base,
-      regionWrite(PCI_REGION.BAR1, REG.HCCR, le32(HCCRX.SET_RISC_RESET << 28)),
-      regionWrite(PCI_REGION.BAR1, REG.HCCR, le32(HCCRX.REL_RISC_PAUSE << 28)),
+      regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.HCCR, le32(HCCRX.SET_RISC_RESET << 28)),
+      regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.HCCR, le32(HCCRX.REL_RISC_PAUSE << 28)),
       ...mailbox([0x0b, 0, ...ram(0x2000), 16, 0, 0x10]), // LOAD_RISC_RAM_EXTENDED
       ...mailbox([0x07, 0x10, 0]), // VERIFY_CHECKSUM
       ...mailbox([0x02, 0x10, 0]), // EXECUTE_FIRMWARE
       ...mailbox([0x69]), // GET_FIRMWARE_STATE
       ...mailbox([0x60, 0, ...ram(0x1000)]), // INITIALIZE_FIRMWARE with the ICB at RAM + 0x1000
-      regionWrite(PCI_REGION.BAR1, REG.REQ_Q_IN, le32(1)),
-      regionWrite(PCI_REGION.BAR1, REG.HCCR, le32(HCCRX.CLR_RISC_INT << 28)),
+      regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.REQ_Q_IN, le32(1)),
+      regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.HCCR, le32(HCCRX.CLR_RISC_INT << 28)),
     ]),
     concat([
       ...base,
       ...irqs,
-      regionRead(PCI_REGION.BAR0, 0, 4),
-      regionRead(PCI_REGION.BAR1, REG.ISTATUS, 4),
-      regionWrite(PCI_REGION.BAR1, REG.ICTRL, le32(8)),
+      regionRead(VFIO_PCI_BAR0_REGION_INDEX, 0, 4),
+      regionRead(VFIO_PCI_BAR1_REGION_INDEX, REG.ISTATUS, 4),
+      regionWrite(VFIO_PCI_BAR1_REGION_INDEX, REG.ICTRL, le32(8)),
       cmd(COMMAND.DEVICE_GET_INFO, new Uint8Array(16), { noReply: true }),
     ]),
   ];

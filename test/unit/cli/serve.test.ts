@@ -17,9 +17,15 @@ import { exampleSanConfig } from '../../../src/san/config.js';
 import { controlRequest } from '../../../src/san/control.js';
 import { LINKTYPE_FC_2 } from '../../../src/fc/pcap.js';
 import { VfioUserClient } from '../../../src/vfio-user/client.js';
-import { DEVICE_FLAGS, PCI_NUM_IRQS, PCI_NUM_REGIONS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
+
 import { readVportStats } from '../../../src/vport/stats.js';
 import { cliSandbox, staleSocket, waitFor, type CliProcess } from './support.js';
+import {
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_NUM_IRQS,
+  VFIO_PCI_NUM_REGIONS,
+} from '../../../src/device/linux-vfio.js';
 
 const WWPN = '50:01:43:80:01:23:45:67';
 const WWNN = '50:01:43:80:01:23:45:66';
@@ -58,10 +64,10 @@ describe('npiv-hba serve: running', () => {
       const version = await client.version();
       expect(version).toMatchObject({ major: 0, minor: 0 });
       const info = await client.getDeviceInfo();
-      expect(info.flags & DEVICE_FLAGS.PCI).toBe(DEVICE_FLAGS.PCI);
-      expect(info.numRegions).toBe(PCI_NUM_REGIONS);
-      expect(info.numIrqs).toBe(PCI_NUM_IRQS);
-      const ids = await client.regionRead(PCI_REGION.CONFIG, 0, 4);
+      expect(info.flags & VFIO_DEVICE_FLAGS_PCI).toBe(VFIO_DEVICE_FLAGS_PCI);
+      expect(info.numRegions).toBe(VFIO_PCI_NUM_REGIONS);
+      expect(info.numIrqs).toBe(VFIO_PCI_NUM_IRQS);
+      const ids = await client.regionRead(VFIO_PCI_CONFIG_REGION_INDEX, 0, 4);
       const view = new DataView(ids.buffer, ids.byteOffset, ids.byteLength);
       expect(view.getUint16(0, true)).toBe(PCI_VENDOR_QLOGIC);
       expect(view.getUint16(2, true)).toBe(PCI_DEVICE_ISP2532);
@@ -122,7 +128,7 @@ describe('npiv-hba serve: running', () => {
     const client = VfioUserClient.connect(socket);
     try {
       await client.version();
-      expect((await client.getDeviceInfo()).numRegions).toBe(PCI_NUM_REGIONS);
+      expect((await client.getDeviceInfo()).numRegions).toBe(VFIO_PCI_NUM_REGIONS);
     } finally {
       client.close();
     }

@@ -163,7 +163,7 @@ function randomMessage(r: Rng, id: number): RandomMessage {
       0xffffffff,
       1 << 30,
     ]);
-    new DataView(bytes.buffer, bytes.byteOffset).setUint32(HEADER.SIZE, size >>> 0, true);
+    new DataView(bytes.buffer, bytes.byteOffset).setUint32(HEADER.OFFSET.size, size >>> 0, true);
     framed = false;
   }
   return { bytes, framed };

@@ -11,8 +11,8 @@ import { HCCRX, REG } from '../../../src/isp/registers.js';
 import { ISP2532_CAP_MSIX, ISP2532_MSIX_PBA_OFFSET, ISP2532_MSIX_TABLE_OFFSET } from '../../../src/isp/pci-identity.js';
 import { native } from '../../../src/native/index.js';
 import { VfioUserRequestError } from '../../../src/vfio-user/client.js';
-import { ERRNO, IRQ_SET_FLAGS, PCI_REGION } from '../../../src/vfio-user/protocol.js';
-import { IRQ_INDEX } from '../../../src/device/interrupts.js';
+import { ERRNO } from '../../../src/vfio-user/protocol.js';
+
 import {
   GuestMachine,
   HSRX_RISC_INT,
@@ -27,6 +27,14 @@ import {
   type HbaUnderTest,
   type Rng,
 } from './support.js';
+import {
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_BAR1_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+} from '../../../src/device/linux-vfio.js';
 
 const NAMED_OFFSETS = Object.entries(REG)
   .filter(([name]) => name !== 'SIZE')
@@ -99,8 +107,8 @@ describe('hostile guest: registers through vfio-user', () => {
   it('answers 6000 random BAR1/BAR0/config/absent-region accesses, then probes cleanly after DEVICE_RESET', async () => {
     await withSeed(0x5eed0001, async (r) => {
       await guest.probe({ expectLink: false });
-      const bar1Size = guest.regionSizes[PCI_REGION.BAR1]!;
-      const bar0Size = guest.regionSizes[PCI_REGION.BAR0]!;
+      const bar1Size = guest.regionSizes[VFIO_PCI_BAR1_REGION_INDEX]!;
+      const bar0Size = guest.regionSizes[VFIO_PCI_BAR0_REGION_INDEX]!;
       expect(bar1Size).toBeGreaterThanOrEqual(REG.SIZE);
       const client = guest.client;
       let reads = 0;
@@ -113,15 +121,15 @@ describe('hostile guest: registers through vfio-user', () => {
           if (r.chance(0.5)) {
             reads++;
             await expectAnswered(
-              client.regionRead(PCI_REGION.BAR1, offset, width),
+              client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, offset, width),
               width,
               `${what}: BAR1 read ${width}@${offset.toString(16)}`,
             );
           } else if (r.chance(0.8)) {
-            await client.regionWrite(PCI_REGION.BAR1, offset, randomValue(r, width), true);
+            await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, offset, randomValue(r, width), true);
           } else {
             await expectAnswered(
-              client.regionWrite(PCI_REGION.BAR1, offset, randomValue(r, width)),
+              client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, offset, randomValue(r, width)),
               null,
               `${what}: BAR1 write`,
             );
@@ -130,14 +138,14 @@ describe('hostile guest: registers through vfio-user', () => {
           // Config space, including the command register, BARs, capability bodies and beyond the end.
           const offset = r.chance(0.9) ? r.int(PCI_CONFIG_SIZE + 8) : r.u64();
           await expectAnswered(
-            client.regionWrite(PCI_REGION.CONFIG, offset, randomValue(r, width)),
+            client.regionWrite(VFIO_PCI_CONFIG_REGION_INDEX, offset, randomValue(r, width)),
             null,
             `${what}: config write`,
           );
           if (r.chance(0.3)) {
             reads++;
             await expectAnswered(
-              client.regionRead(PCI_REGION.CONFIG, r.int(PCI_CONFIG_SIZE), width),
+              client.regionRead(VFIO_PCI_CONFIG_REGION_INDEX, r.int(PCI_CONFIG_SIZE), width),
               width,
               `${what}: config read`,
             );
@@ -146,10 +154,14 @@ describe('hostile guest: registers through vfio-user', () => {
           const offset = r.chance(0.8) ? r.int(bar0Size + 8) : r.u64();
           if (r.chance(0.5)) {
             reads++;
-            await expectAnswered(client.regionRead(PCI_REGION.BAR0, offset, width), width, `${what}: BAR0 read`);
+            await expectAnswered(
+              client.regionRead(VFIO_PCI_BAR0_REGION_INDEX, offset, width),
+              width,
+              `${what}: BAR0 read`,
+            );
           } else {
             await expectAnswered(
-              client.regionWrite(PCI_REGION.BAR0, offset, randomValue(r, width)),
+              client.regionWrite(VFIO_PCI_BAR0_REGION_INDEX, offset, randomValue(r, width)),
               null,
               `${what}: BAR0 write`,
             );
@@ -199,7 +211,7 @@ describe('hostile guest: registers through vfio-user', () => {
       const enableInterrupts = async (): Promise<void> => {
         if (mode === 'msix')
           await guest.client.regionWrite(
-            PCI_REGION.CONFIG,
+            VFIO_PCI_CONFIG_REGION_INDEX,
             ISP2532_CAP_MSIX + MSIX_FLAGS,
             new Uint8Array([0, MSIX_ENABLE_HI]),
           );
@@ -210,8 +222,8 @@ describe('hostile guest: registers through vfio-user', () => {
       const unmaskIntx = async (): Promise<void> => {
         if (mode === 'intx')
           await guest.client.setIrqs({
-            index: IRQ_INDEX.INTX,
-            flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK,
+            index: VFIO_PCI_INTX_IRQ_INDEX,
+            flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
             start: 0,
             count: 1,
           });
@@ -236,10 +248,10 @@ describe('hostile guest: registers through vfio-user', () => {
               ? ISP2532_MSIX_TABLE_OFFSET + r.int(32 * 16)
               : ISP2532_MSIX_PBA_OFFSET + r.int(16);
             const width = r.pick([1, 2, 4, 8]);
-            if (r.chance(0.7)) await client.regionWrite(PCI_REGION.BAR1, base, r.bytes(width), true);
+            if (r.chance(0.7)) await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, base, r.bytes(width), true);
             else
               await expectAnswered(
-                client.regionRead(PCI_REGION.BAR1, base, width),
+                client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, base, width),
                 width,
                 `MSI-X read ${base.toString(16)}`,
               );
@@ -256,7 +268,7 @@ describe('hostile guest: registers through vfio-user', () => {
               0x3c,
             ]);
             await expectAnswered(
-              client.regionWrite(PCI_REGION.CONFIG, offset, r.bytes(r.pick([1, 2]))),
+              client.regionWrite(VFIO_PCI_CONFIG_REGION_INDEX, offset, r.bytes(r.pick([1, 2]))),
               null,
               'config write',
             );

@@ -10,8 +10,9 @@ import { ConfigSpace } from '../../../src/pci/config-space.js';
 import * as R from '../../../src/pci/regs.js';
 import { makeFunction, MSIX_BAR, MSIX_PBA_OFFSET, MSIX_VECTORS, TEST_IDENTITY } from './fixture.js';
 import { le, RecordingBar, u16, u32 } from './helpers.js';
+import { VFIO_PCI_CONFIG_REGION_INDEX } from '../../../src/device/linux-vfio.js';
 
-const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
+const CFG = VFIO_PCI_CONFIG_REGION_INDEX;
 
 function setup() {
   const t = makeFunction();

@@ -4,8 +4,9 @@ import * as R from '../../../src/pci/regs.js';
 import { IO_BAR, makeFunction, MEM32_BAR, MEM64_BAR, TEST_IDENTITY } from './fixture.js';
 import { le, u16, u32 } from './helpers.js';
 import { mulberry32 } from '../../support/rng.js';
+import { VFIO_PCI_CONFIG_REGION_INDEX } from '../../../src/device/linux-vfio.js';
 
-const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
+const CFG = VFIO_PCI_CONFIG_REGION_INDEX;
 
 function setup() {
   const t = makeFunction();

@@ -3,8 +3,13 @@ import type { Logger } from '../../../src/util/log.js';
 import type { AccessSize, BarHandler } from '../../../src/pci/bar.js';
 import type { ResetType } from '../../../src/pci/reset.js';
 import type { GuestMemory } from '../../../src/device/guest-memory.js';
-import { IRQ_INDEX, type IrqIndex, type IrqSignaller } from '../../../src/device/interrupts.js';
+import type { IrqIndex, IrqSignaller } from '../../../src/device/interrupts.js';
 import type { DeviceContext } from '../../../src/device/context.js';
+import {
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+} from '../../../src/device/linux-vfio.js';
 
 /** Records triggers; vectors are "bound" per index as a test sets them (like SET_IRQS would). */
 export class FakeIrq implements IrqSignaller {
@@ -26,7 +31,7 @@ export class FakeIrq implements IrqSignaller {
   }
 
   activeIndex(): IrqIndex | null {
-    for (const i of [IRQ_INDEX.MSIX, IRQ_INDEX.MSI, IRQ_INDEX.INTX] as const)
+    for (const i of [VFIO_PCI_MSIX_IRQ_INDEX, VFIO_PCI_MSI_IRQ_INDEX, VFIO_PCI_INTX_IRQ_INDEX] as const)
       if ((this.bound.get(i) ?? 0) > 0) return i;
     return null;
   }

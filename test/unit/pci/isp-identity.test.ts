@@ -14,10 +14,17 @@ import {
 } from '../../../src/isp/pci-identity.js';
 import { walkCapabilities } from '../../../src/pci/capabilities.js';
 import * as R from '../../../src/pci/regs.js';
-import { IRQ_INDEX } from '../../../src/device/interrupts.js';
-import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
 
-const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
+import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
+import {
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_ROM_REGION_INDEX,
+} from '../../../src/device/linux-vfio.js';
+
+const CFG = VFIO_PCI_CONFIG_REGION_INDEX;
 
 function isp(opts: Parameters<typeof createIsp2532Function>[0] = {}) {
   const bar1 = new RecordingBar(0x4000);
@@ -58,7 +65,7 @@ describe('ISP2532 PCI identity', () => {
     expect(fn.regionInfo(0).size).toBe(256);
     expect(fn.regionInfo(1).size).toBe(0x4000);
     expect(fn.regionInfo(3).size).toBe(0);
-    expect(fn.regionInfo(R.VFIO_PCI_ROM_REGION_INDEX).size).toBe(0);
+    expect(fn.regionInfo(VFIO_PCI_ROM_REGION_INDEX).size).toBe(0);
   });
 
   it('capabilities sit where a QLE2562 has them; MSI-X at 0xA0 as QLA_PCI_MSIX_CONTROL assumes', () => {
@@ -84,8 +91,8 @@ describe('ISP2532 PCI identity', () => {
   it('the driver needs at least QLA_BASE_VECTORS MSI-X entries; the table must fit before the PBA', () => {
     expect(() => isp({ msixVectors: 1 })).toThrow(Isp2532ConfigError);
     expect(() => isp({ msixVectors: 257 })).toThrow(Isp2532ConfigError);
-    expect(isp({ msixVectors: 2 }).fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(2);
-    expect(isp().fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(32);
+    expect(isp({ msixVectors: 2 }).fn.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count).toBe(2);
+    expect(isp().fn.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count).toBe(32);
   });
 
   it('interrupts option: msi drops MSI-X, intx drops both', () => {
@@ -95,11 +102,11 @@ describe('ISP2532 PCI identity', () => {
       R.PCI_CAP_ID_EXP,
       R.PCI_CAP_ID_MSI,
     ]);
-    expect(msi.fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(0);
+    expect(msi.fn.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count).toBe(0);
     const intx = isp({ interrupts: 'intx' });
     expect(walkCapabilities((o) => intx.cfg[o]!).found.map((c) => c.id)).toEqual([R.PCI_CAP_ID_PM, R.PCI_CAP_ID_EXP]);
-    expect(intx.fn.irqInfo(IRQ_INDEX.MSI).count).toBe(0);
-    expect(intx.fn.irqInfo(IRQ_INDEX.INTX).count).toBe(1);
+    expect(intx.fn.irqInfo(VFIO_PCI_MSI_IRQ_INDEX).count).toBe(0);
+    expect(intx.fn.irqInfo(VFIO_PCI_INTX_IRQ_INDEX).count).toBe(1);
   });
 
   it('BAR1 goes to the register model except the MSI-X structures; BAR0 aliases the register block', () => {
@@ -138,18 +145,18 @@ describe('ISP2532 PCI identity', () => {
     fn.attach(fakeContext(irq));
     const host = ispHostOf(fn);
     expect(host.interruptMode()).toBe('intx');
-    irq.bind(IRQ_INDEX.INTX, 1);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
     host.setIntx(true);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.INTX, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_INTX_IRQ_INDEX, vector: 0 }]);
     host.setIntx(false);
     fn.regionWrite(CFG, R.PCI_COMMAND, le(R.PCI_COMMAND_MASTER | R.PCI_COMMAND_MEMORY, 2));
     fn.regionWrite(CFG, ISP2532_CAP_MSIX + R.PCI_MSIX_FLAGS, le(R.PCI_MSIX_FLAGS_ENABLE, 2));
-    irq.bind(IRQ_INDEX.MSIX, 2);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, 2);
     expect(host.interruptMode()).toBe('msix');
     host.setIntx(true);
     expect(irq.fired).toEqual([]);
     host.sendMessage(0);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSIX, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_MSIX_IRQ_INDEX, vector: 0 }]);
     expect(host.memory()).not.toBeNull();
   });
 });

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { BarConfigError } from '../../../src/pci/bar.js';
 import { PciFunction } from '../../../src/pci/pci-function.js';
 import * as R from '../../../src/pci/regs.js';
-import { IRQ_INDEX } from '../../../src/device/interrupts.js';
+
 import {
   IO_BAR,
   makeFunction,
@@ -15,8 +15,22 @@ import {
 } from './fixture.js';
 import { FakeIrq, fakeContext, le, RecordingBar, recordingLogger, u16, u32 } from './helpers.js';
 import { mulberry32 } from '../../support/rng.js';
+import {
+  VFIO_IRQ_INFO_AUTOMASKED,
+  VFIO_IRQ_INFO_EVENTFD,
+  VFIO_IRQ_INFO_MASKABLE,
+  VFIO_IRQ_INFO_NORESIZE,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_ERR_IRQ_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_MSI_IRQ_INDEX,
+  VFIO_PCI_REQ_IRQ_INDEX,
+  VFIO_PCI_ROM_REGION_INDEX,
+  VFIO_PCI_VGA_REGION_INDEX,
+} from '../../../src/device/linux-vfio.js';
 
-const CFG = R.VFIO_PCI_CONFIG_REGION_INDEX;
+const CFG = VFIO_PCI_CONFIG_REGION_INDEX;
 
 function setup() {
   const t = makeFunction();
@@ -39,32 +53,32 @@ describe('region and IRQ info', () => {
     expect(fn.regionInfo(MEM64_BAR).size).toBe(65536);
     expect(fn.regionInfo(MEM64_BAR + 1).size).toBe(0);
     expect(fn.regionInfo(5).size).toBe(0);
-    expect(fn.regionInfo(R.VFIO_PCI_ROM_REGION_INDEX)).toEqual({ size: 0, readable: false, writable: false });
+    expect(fn.regionInfo(VFIO_PCI_ROM_REGION_INDEX)).toEqual({ size: 0, readable: false, writable: false });
     expect(fn.regionInfo(CFG)).toEqual({ size: 4096, readable: true, writable: true });
-    expect(fn.regionInfo(R.VFIO_PCI_VGA_REGION_INDEX).size).toBe(0);
+    expect(fn.regionInfo(VFIO_PCI_VGA_REGION_INDEX).size).toBe(0);
     expect(fn.regionInfo(99).size).toBe(0);
   });
 
   it('reports INTx, MSI, MSI-X, ERR and REQ', () => {
     const { fn } = setup();
-    const E = R.VFIO_IRQ_INFO_EVENTFD;
+    const E = VFIO_IRQ_INFO_EVENTFD;
     expect(fn.numIrqs).toBe(5);
-    expect(fn.irqInfo(IRQ_INDEX.INTX)).toEqual({
+    expect(fn.irqInfo(VFIO_PCI_INTX_IRQ_INDEX)).toEqual({
       count: 1,
-      flags: E | R.VFIO_IRQ_INFO_MASKABLE | R.VFIO_IRQ_INFO_AUTOMASKED,
+      flags: E | VFIO_IRQ_INFO_MASKABLE | VFIO_IRQ_INFO_AUTOMASKED,
     });
-    expect(fn.irqInfo(IRQ_INDEX.MSI)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
-    expect(fn.irqInfo(IRQ_INDEX.MSIX)).toEqual({ count: MSIX_VECTORS, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
-    expect(fn.irqInfo(IRQ_INDEX.ERR)).toEqual({ count: 1, flags: E | R.VFIO_IRQ_INFO_NORESIZE });
-    expect(fn.irqInfo(IRQ_INDEX.REQ).count).toBe(1);
+    expect(fn.irqInfo(VFIO_PCI_MSI_IRQ_INDEX)).toEqual({ count: 1, flags: E | VFIO_IRQ_INFO_NORESIZE });
+    expect(fn.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX)).toEqual({ count: MSIX_VECTORS, flags: E | VFIO_IRQ_INFO_NORESIZE });
+    expect(fn.irqInfo(VFIO_PCI_ERR_IRQ_INDEX)).toEqual({ count: 1, flags: E | VFIO_IRQ_INFO_NORESIZE });
+    expect(fn.irqInfo(VFIO_PCI_REQ_IRQ_INDEX).count).toBe(1);
     expect(fn.irqInfo(7).count).toBe(0);
   });
 
   it('a conventional (non-PCIe) function reports no ERR vector', () => {
     const { fn } = makeFunction({}, { withAllCaps: false });
-    expect(fn.irqInfo(IRQ_INDEX.ERR).count).toBe(0);
-    expect(fn.irqInfo(IRQ_INDEX.MSI).count).toBe(0);
-    expect(fn.irqInfo(IRQ_INDEX.MSIX).count).toBe(0);
+    expect(fn.irqInfo(VFIO_PCI_ERR_IRQ_INDEX).count).toBe(0);
+    expect(fn.irqInfo(VFIO_PCI_MSI_IRQ_INDEX).count).toBe(0);
+    expect(fn.irqInfo(VFIO_PCI_MSIX_IRQ_INDEX).count).toBe(0);
   });
 });
 
@@ -162,8 +176,8 @@ describe('BAR dispatch', () => {
   it('absent regions answer all-ones and swallow writes', () => {
     const { fn, rec } = setup();
     expect([...fn.regionRead(5, 0, 4)]).toEqual([0xff, 0xff, 0xff, 0xff]);
-    expect([...fn.regionRead(R.VFIO_PCI_ROM_REGION_INDEX, 0, 2)]).toEqual([0xff, 0xff]);
-    expect(() => fn.regionWrite(R.VFIO_PCI_VGA_REGION_INDEX, 0, new Uint8Array(4))).not.toThrow();
+    expect([...fn.regionRead(VFIO_PCI_ROM_REGION_INDEX, 0, 2)]).toEqual([0xff, 0xff]);
+    expect(() => fn.regionWrite(VFIO_PCI_VGA_REGION_INDEX, 0, new Uint8Array(4))).not.toThrow();
     expect(rec.events()).toContain('ub_region_absent_read');
     expect(rec.events()).toContain('ub_region_absent_write');
   });
@@ -262,7 +276,7 @@ describe('MSI-X table and PBA through the BAR', () => {
     const { fn, irq, setCommand, msixCtl, rec } = setup();
     setCommand(R.PCI_COMMAND_MASTER | R.PCI_COMMAND_MEMORY);
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE | R.PCI_MSIX_FLAGS_MASKALL);
-    irq.bind(IRQ_INDEX.MSIX, MSIX_VECTORS);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, MSIX_VECTORS);
     fn.notify(3);
     fn.notify(1);
     expect(irq.fired).toEqual([]);
@@ -274,8 +288,8 @@ describe('MSI-X table and PBA through the BAR', () => {
     // Clearing the function mask sends both, in vector order, and clears the PBA.
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
     expect(irq.take()).toEqual([
-      { index: IRQ_INDEX.MSIX, vector: 1 },
-      { index: IRQ_INDEX.MSIX, vector: 3 },
+      { index: VFIO_PCI_MSIX_IRQ_INDEX, vector: 1 },
+      { index: VFIO_PCI_MSIX_IRQ_INDEX, vector: 3 },
     ]);
     expect(u32(fn.regionRead(MSIX_BAR, MSIX_PBA_OFFSET, 4))).toBe(0);
   });
@@ -284,7 +298,7 @@ describe('MSI-X table and PBA through the BAR', () => {
     const { fn, irq, setCommand, msixCtl, rec } = setup();
     setCommand(R.PCI_COMMAND_MASTER);
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
-    irq.bind(IRQ_INDEX.MSIX, MSIX_VECTORS);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, MSIX_VECTORS);
     fn.notify(MSIX_VECTORS);
     fn.notify(-1);
     expect(irq.fired).toEqual([]);
@@ -295,55 +309,55 @@ describe('MSI-X table and PBA through the BAR', () => {
 describe('interrupt routing', () => {
   it('INTx: rising edge triggers once; irqsChanged re-triggers while asserted; status bit follows the line', () => {
     const { fn, irq, rd16 } = setup();
-    irq.bind(IRQ_INDEX.INTX, 1);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
     expect(fn.interruptMode()).toBe('intx');
     fn.setIrqLevel(true);
     fn.setIrqLevel(true);
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(1);
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(1);
     expect(rd16(R.PCI_STATUS) & R.PCI_STATUS_INTERRUPT).toBe(R.PCI_STATUS_INTERRUPT);
-    fn.irqsChanged(IRQ_INDEX.INTX); // QEMU's UNMASK after a BAR access
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(2);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX); // QEMU's UNMASK after a BAR access
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(2);
     fn.setIrqLevel(false);
     expect(rd16(R.PCI_STATUS) & R.PCI_STATUS_INTERRUPT).toBe(0);
-    fn.irqsChanged(IRQ_INDEX.INTX);
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(2);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX);
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(2);
     fn.setIrqLevel(true);
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(3);
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(3);
   });
 
   it('INTx disable gates the output but not the status bit; clearing it with the line up fires', () => {
     const { fn, irq, setCommand, rd16 } = setup();
-    irq.bind(IRQ_INDEX.INTX, 1);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
     setCommand(R.PCI_COMMAND_INTX_DISABLE);
     fn.setIrqLevel(true);
-    fn.irqsChanged(IRQ_INDEX.INTX);
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(0);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX);
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(0);
     expect(rd16(R.PCI_STATUS) & R.PCI_STATUS_INTERRUPT).toBe(R.PCI_STATUS_INTERRUPT);
     setCommand(0);
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(1);
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(1);
   });
 
   it('MSI needs bus mastering; a message held back is sent when mastering is enabled', () => {
     const { fn, irq, setCommand, msiCtl } = setup();
-    irq.bind(IRQ_INDEX.MSI, 1);
+    irq.bind(VFIO_PCI_MSI_IRQ_INDEX, 1);
     msiCtl(R.PCI_MSI_FLAGS_ENABLE);
     expect(fn.interruptMode()).toBe('msi');
     fn.setIrqLevel(true);
     expect(irq.fired).toEqual([]);
     setCommand(R.PCI_COMMAND_MASTER);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSI, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_MSI_IRQ_INDEX, vector: 0 }]);
     // level stays up: no new edge, no new message; INTx is not used in MSI mode
-    fn.irqsChanged(IRQ_INDEX.INTX);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX);
     fn.setIrqLevel(true);
     expect(irq.fired).toEqual([]);
     fn.setIrqLevel(false);
     fn.setIrqLevel(true);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSI, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_MSI_IRQ_INDEX, vector: 0 }]);
   });
 
   it('an MSI message held back is dropped when the OS disables MSI', () => {
     const { fn, irq, setCommand, msiCtl } = setup();
-    irq.bind(IRQ_INDEX.MSI, 1);
+    irq.bind(VFIO_PCI_MSI_IRQ_INDEX, 1);
     msiCtl(R.PCI_MSI_FLAGS_ENABLE);
     fn.notify(0); // no bus mastering: held
     msiCtl(0);
@@ -354,9 +368,9 @@ describe('interrupt routing', () => {
 
   it('MSI-X wins over MSI, MSI over INTx', () => {
     const { fn, irq, setCommand, msiCtl, msixCtl } = setup();
-    irq.bind(IRQ_INDEX.INTX, 1);
-    irq.bind(IRQ_INDEX.MSI, 1);
-    irq.bind(IRQ_INDEX.MSIX, MSIX_VECTORS);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
+    irq.bind(VFIO_PCI_MSI_IRQ_INDEX, 1);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, MSIX_VECTORS);
     setCommand(R.PCI_COMMAND_MASTER);
     msiCtl(R.PCI_MSI_FLAGS_ENABLE);
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
@@ -369,9 +383,9 @@ describe('interrupt routing', () => {
     expect(fn.interruptMode()).toBe('intx');
     fn.notify(0);
     expect(irq.take()).toEqual([
-      { index: IRQ_INDEX.MSIX, vector: 2 },
-      { index: IRQ_INDEX.MSI, vector: 0 },
-      { index: IRQ_INDEX.INTX, vector: 0 },
+      { index: VFIO_PCI_MSIX_IRQ_INDEX, vector: 2 },
+      { index: VFIO_PCI_MSI_IRQ_INDEX, vector: 0 },
+      { index: VFIO_PCI_INTX_IRQ_INDEX, vector: 0 },
     ]);
   });
 
@@ -382,21 +396,21 @@ describe('interrupt routing', () => {
     fn.setIrqLevel(true);
     expect(irq.fired).toEqual([]);
     expect(fn.msixTable!.isPending(0)).toBe(true);
-    irq.bind(IRQ_INDEX.MSIX, 1);
-    fn.irqsChanged(IRQ_INDEX.MSIX);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSIX, vector: 0 }]);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, 1);
+    fn.irqsChanged(VFIO_PCI_MSIX_IRQ_INDEX);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_MSIX_IRQ_INDEX, vector: 0 }]);
     expect(fn.msixTable!.isPending(0)).toBe(false);
-    fn.irqsChanged(IRQ_INDEX.MSIX);
+    fn.irqsChanged(VFIO_PCI_MSIX_IRQ_INDEX);
     expect(irq.fired).toEqual([]);
   });
 
   it('switching to MSI-X while the line is up does not lose the edge', () => {
     const { fn, irq, setCommand, msixCtl } = setup();
-    irq.bind(IRQ_INDEX.MSIX, 1);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, 1);
     setCommand(R.PCI_COMMAND_MASTER);
     fn.setIrqLevel(true); // INTx, nothing bound for it
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSIX, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_MSIX_IRQ_INDEX, vector: 0 }]);
   });
 
   it('tells listeners when the guest switches the interrupt mechanism, and contains their errors', () => {
@@ -417,7 +431,7 @@ describe('interrupt routing', () => {
 
   it('setIntxLine drives INTx only, never a message', () => {
     const { fn, irq, setCommand, msixCtl } = setup();
-    irq.bind(IRQ_INDEX.MSIX, 1);
+    irq.bind(VFIO_PCI_MSIX_IRQ_INDEX, 1);
     setCommand(R.PCI_COMMAND_MASTER);
     msixCtl(R.PCI_MSIX_FLAGS_ENABLE);
     fn.setIntxLine(true);
@@ -427,22 +441,22 @@ describe('interrupt routing', () => {
   it('in D3hot nothing is signalled; back in D0 the held INTx and messages go out', () => {
     const { fn, irq, wr, setCommand, msiCtl } = setup();
     const pmctl = fn.caps.pm!.offset + R.PCI_PM_CTRL;
-    irq.bind(IRQ_INDEX.INTX, 1);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
     wr(pmctl, R.PCI_PM_STATE_D3HOT, 2);
     fn.setIrqLevel(true);
-    fn.irqsChanged(IRQ_INDEX.INTX);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX);
     expect(irq.fired).toEqual([]);
     wr(pmctl, R.PCI_PM_STATE_D0, 2);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.INTX, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_INTX_IRQ_INDEX, vector: 0 }]);
     fn.setIrqLevel(false);
-    irq.bind(IRQ_INDEX.MSI, 1);
+    irq.bind(VFIO_PCI_MSI_IRQ_INDEX, 1);
     setCommand(R.PCI_COMMAND_MASTER);
     msiCtl(R.PCI_MSI_FLAGS_ENABLE);
     wr(pmctl, R.PCI_PM_STATE_D3HOT, 2);
     fn.notify(0);
     expect(irq.fired).toEqual([]);
     wr(pmctl, R.PCI_PM_STATE_D0, 2);
-    expect(irq.take()).toEqual([{ index: IRQ_INDEX.MSI, vector: 0 }]);
+    expect(irq.take()).toEqual([{ index: VFIO_PCI_MSI_IRQ_INDEX, vector: 0 }]);
   });
 
   it('no interrupts without an attached client, and none are lost for INTx when it comes back', () => {
@@ -450,9 +464,9 @@ describe('interrupt routing', () => {
     fn.detach();
     expect(() => fn.setIrqLevel(true)).not.toThrow();
     fn.attach(fakeContext(irq));
-    irq.bind(IRQ_INDEX.INTX, 1);
-    fn.irqsChanged(IRQ_INDEX.INTX);
-    expect(irq.count(IRQ_INDEX.INTX)).toBe(1);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX);
+    expect(irq.count(VFIO_PCI_INTX_IRQ_INDEX)).toBe(1);
     expect(fn.memory()).not.toBeNull();
     fn.detach();
     expect(fn.memory()).toBeNull();
@@ -478,8 +492,8 @@ describe('function-level reset', () => {
     expect(mem32.resets).toEqual(['enter:function', 'hold:function', 'exit:function']);
     expect(mem64.resets).toEqual(['enter:function', 'hold:function', 'exit:function']);
     // The line is low after reset: an unmask does not re-fire.
-    irq.bind(IRQ_INDEX.INTX, 1);
-    fn.irqsChanged(IRQ_INDEX.INTX);
+    irq.bind(VFIO_PCI_INTX_IRQ_INDEX, 1);
+    fn.irqsChanged(VFIO_PCI_INTX_IRQ_INDEX);
     expect(irq.fired).toEqual([]);
   });
 

@@ -8,7 +8,8 @@
  * The widths and spec offsets here are written by hand from the defining documents — qla2xxx
  * qla_fw.h / qla_def.h / qla_dsd.h for the ISP structures, the vfio-user protocol specification
  * for its messages, FC-FS / FC-GS for the frame header and CT preamble — and deliberately not
- * derived from the code they check. Union members (an entry's request and response views) are
+ * derived from the code they check. The vfio-user messages are declared as field tables
+ * (src/util/struct.ts); their test walks each table's own fields as well. Union members (an entry's request and response views) are
  * listed as separate layouts.
  */
 import { describe, expect, it } from 'vitest';
@@ -79,10 +80,16 @@ import {
   INFO_CAP_HEADER,
   IRQ_INFO,
   IRQ_SET,
+  LAYOUTS,
   REGION_INFO,
   REGION_RW,
+  REGION_WRITE_MULTI,
+  REGION_WRITE_MULTI_ENTRY,
   VERSION,
 } from '../../../src/vfio-user/protocol.js';
+import { defineStruct, type FieldTable, type Struct, u32le, u64le } from '../../../src/util/struct.js';
+
+type AnyStruct = Struct<FieldTable>;
 
 /** [field, offset the code declares, offset in the defining document, width in bytes]. */
 type Field = readonly [name: string, declared: number, spec: number, width: number];
@@ -524,123 +531,115 @@ describe('ring engine linear memory (assembly/shared/ring-layout.ts)', () => {
 });
 
 describe('vfio-user messages (vfio-user protocol specification; little-endian)', () => {
-  const u32 = (name: string, declared: number, spec: number) => f(name, declared, 4, spec);
-  const u64 = (name: string, declared: number, spec: number) => f(name, declared, 8, spec);
-  const layouts: Layout[] = [
-    {
-      name: 'message header',
-      size: HEADER.SIZEOF,
-      specSize: 16,
-      fields: [
-        f('message id', HEADER.ID, 2, 0),
-        f('command', HEADER.COMMAND, 2, 2),
-        u32('message size', HEADER.SIZE, 4),
-        u32('flags', HEADER.FLAGS, 8),
-        u32('error', HEADER.ERROR, 12),
+  /** [spec field name, table field, spec offset, spec width]: written from the spec, not the code. */
+  type SpecField = readonly [spec: string, key: string, offset: number, width: number];
+  const u32 = (spec: string, key: string, off: number): SpecField => [spec, key, off, 4];
+  const u64 = (spec: string, key: string, off: number): SpecField => [spec, key, off, 8];
+  const spec: readonly [AnyStruct, number, readonly SpecField[]][] = [
+    [
+      HEADER,
+      16,
+      [
+        ['message id', 'id', 0, 2],
+        ['command', 'command', 2, 2],
+        u32('message size', 'size', 4),
+        u32('flags', 'flags', 8),
+        u32('error', 'error', 12),
       ],
-    },
-    {
-      name: 'VFIO_USER_VERSION (fixed part)',
-      size: VERSION.SIZEOF_FIXED,
-      specSize: 4,
-      fields: [f('major', VERSION.MAJOR, 2, 0), f('minor', VERSION.MINOR, 2, 2)],
-    },
-    {
-      name: 'VFIO_USER_DMA_MAP',
-      size: DMA_MAP.SIZEOF,
-      specSize: 32,
-      fields: [
-        u32('argsz', DMA_MAP.ARGSZ, 0),
-        u32('flags', DMA_MAP.FLAGS, 4),
-        u64('offset', DMA_MAP.OFFSET, 8),
-        u64('address', DMA_MAP.ADDRESS, 16),
-        u64('size', DMA_MAP.SIZE, 24),
+    ],
+    [
+      VERSION,
+      4,
+      [
+        ['major', 'major', 0, 2],
+        ['minor', 'minor', 2, 2],
       ],
-    },
-    {
-      name: 'VFIO_USER_DMA_UNMAP',
-      size: DMA_UNMAP.SIZEOF,
-      specSize: 24,
-      fields: [
-        u32('argsz', DMA_UNMAP.ARGSZ, 0),
-        u32('flags', DMA_UNMAP.FLAGS, 4),
-        u64('address', DMA_UNMAP.ADDRESS, 8),
-        u64('size', DMA_UNMAP.SIZE, 16),
+    ],
+    [
+      DMA_MAP,
+      32,
+      [
+        u32('argsz', 'argsz', 0),
+        u32('flags', 'flags', 4),
+        u64('offset', 'offset', 8),
+        u64('address', 'address', 16),
+        u64('size', 'size', 24),
       ],
-    },
-    {
-      name: 'VFIO_USER_DEVICE_GET_INFO',
-      size: DEVICE_INFO.SIZEOF,
-      specSize: 16,
-      fields: [
-        u32('argsz', DEVICE_INFO.ARGSZ, 0),
-        u32('flags', DEVICE_INFO.FLAGS, 4),
-        u32('num_regions', DEVICE_INFO.NUM_REGIONS, 8),
-        u32('num_irqs', DEVICE_INFO.NUM_IRQS, 12),
+    ],
+    [
+      DMA_UNMAP,
+      24,
+      [u32('argsz', 'argsz', 0), u32('flags', 'flags', 4), u64('address', 'address', 8), u64('size', 'size', 16)],
+    ],
+    [
+      DEVICE_INFO,
+      16,
+      [
+        u32('argsz', 'argsz', 0),
+        u32('flags', 'flags', 4),
+        u32('num_regions', 'numRegions', 8),
+        u32('num_irqs', 'numIrqs', 12),
       ],
-    },
-    {
-      name: 'VFIO_USER_DEVICE_GET_REGION_INFO',
-      size: REGION_INFO.SIZEOF,
-      specSize: 32,
-      fields: [
-        u32('argsz', REGION_INFO.ARGSZ, 0),
-        u32('flags', REGION_INFO.FLAGS, 4),
-        u32('index', REGION_INFO.INDEX, 8),
-        u32('cap_offset', REGION_INFO.CAP_OFFSET, 12),
-        u64('size', REGION_INFO.SIZE, 16),
-        u64('offset', REGION_INFO.OFFSET, 24),
+    ],
+    [
+      REGION_INFO,
+      32,
+      [
+        u32('argsz', 'argsz', 0),
+        u32('flags', 'flags', 4),
+        u32('index', 'index', 8),
+        u32('cap_offset', 'capOffset', 12),
+        u64('size', 'size', 16),
+        u64('offset', 'offset', 24),
       ],
-    },
-    {
-      name: 'VFIO_USER_DEVICE_GET_IRQ_INFO',
-      size: IRQ_INFO.SIZEOF,
-      specSize: 16,
-      fields: [
-        u32('argsz', IRQ_INFO.ARGSZ, 0),
-        u32('flags', IRQ_INFO.FLAGS, 4),
-        u32('index', IRQ_INFO.INDEX, 8),
-        u32('count', IRQ_INFO.COUNT, 12),
+    ],
+    [
+      IRQ_INFO,
+      16,
+      [u32('argsz', 'argsz', 0), u32('flags', 'flags', 4), u32('index', 'index', 8), u32('count', 'count', 12)],
+    ],
+    [
+      IRQ_SET,
+      20,
+      [
+        u32('argsz', 'argsz', 0),
+        u32('flags', 'flags', 4),
+        u32('index', 'index', 8),
+        u32('start', 'start', 12),
+        u32('count', 'count', 16),
       ],
-    },
-    {
-      name: 'VFIO_USER_DEVICE_SET_IRQS (fixed part)',
-      size: IRQ_SET.SIZEOF,
-      specSize: 20,
-      fields: [
-        u32('argsz', IRQ_SET.ARGSZ, 0),
-        u32('flags', IRQ_SET.FLAGS, 4),
-        u32('index', IRQ_SET.INDEX, 8),
-        u32('start', IRQ_SET.START, 12),
-        u32('count', IRQ_SET.COUNT, 16),
-      ],
-    },
-    {
-      name: 'VFIO_USER_REGION_READ/WRITE (fixed part)',
-      size: REGION_RW.SIZEOF,
-      specSize: 16,
-      fields: [
-        u64('offset', REGION_RW.OFFSET, 0),
-        u32('region', REGION_RW.REGION, 8),
-        u32('count', REGION_RW.COUNT, 12),
-      ],
-    },
-    {
-      name: 'region info capability header (struct vfio_info_cap_header)',
-      size: INFO_CAP_HEADER.SIZEOF,
-      specSize: 8,
-      fields: [
-        f('id', INFO_CAP_HEADER.ID, 2, 0),
-        f('version', INFO_CAP_HEADER.VERSION, 2, 2),
-        u32('next', INFO_CAP_HEADER.NEXT, 4),
-      ],
-    },
+    ],
+    [REGION_RW, 16, [u64('offset', 'offset', 0), u32('region', 'region', 8), u32('count', 'count', 12)]],
+    [REGION_WRITE_MULTI, 8, [u64('wr_cnt', 'wrCnt', 0)]],
+    [
+      REGION_WRITE_MULTI_ENTRY,
+      24,
+      [u64('offset', 'offset', 0), u32('region', 'region', 8), u32('count', 'count', 12), ['data', 'data', 16, 8]],
+    ],
+    [INFO_CAP_HEADER, 8, [['id', 'id', 0, 2], ['version', 'version', 2, 2], u32('next', 'next', 4)]],
   ];
-  it.each(layouts.map((l) => [l.name, l] as const))('%s', (_, l) => check(l));
 
-  it('variable data starts right after the fixed part', () => {
-    expect(IRQ_SET.DATA).toBe(IRQ_SET.SIZEOF);
-    expect(REGION_RW.DATA).toBe(REGION_RW.SIZEOF);
+  it.each(spec.map(([s, size, fields]) => [s.name, s, size, fields] as const))('%s', (_, s, size, fields) => {
+    // The table's own fields, as declared, must be in order, inside the struct and disjoint ...
+    check({ name: s.name, size: s.SIZEOF, specSize: size, fields: s.fields.map((x) => f(x.name, x.offset, x.width)) });
+    // ... and be exactly the spec's fields, at the spec's offsets and widths.
+    expect(s.fields.map((x) => x.name)).toEqual(fields.map(([, key]) => key));
+    for (const [name, key, off, width] of fields) {
+      const x = s.fields.find((y) => y.name === key)!;
+      expect([x.offset, x.width], `${s.name}.${name}`).toEqual([off, width]);
+      expect((s.OFFSET as Record<string, number>)[key], `${s.name}.${name}: OFFSET`).toBe(off);
+    }
+  });
+
+  it('every table protocol.ts declares is checked above', () => {
+    expect(new Set(LAYOUTS)).toEqual(new Set(spec.map(([s]) => s)));
+  });
+
+  it('defineStruct refuses a table whose fields overlap, go backwards or run past the size', () => {
+    expect(() => defineStruct('overlap', 8, { a: u32le(0), b: u32le(2) })).toThrow(/overlaps/);
+    expect(() => defineStruct('backwards', 8, { a: u32le(4), b: u32le(0) })).toThrow(/overlaps/);
+    expect(() => defineStruct('too small', 8, { a: u32le(0), b: u64le(4) })).toThrow(/past the struct size/);
+    expect(() => defineStruct('negative', 8, { a: u32le(-1) })).toThrow(/bad offset/);
   });
 });
 

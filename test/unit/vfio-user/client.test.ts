@@ -11,8 +11,6 @@ import type { FramedMessage } from '../../../src/vfio-user/framer.js';
 import {
   COMMAND,
   ERRNO,
-  IRQ_SET_FLAGS,
-  REGION_INFO_FLAGS,
   decodeIrqSet,
   decodeRegionInfo,
   encodeErrorReply,
@@ -21,6 +19,12 @@ import {
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
 import { silentLog } from './helpers.js';
+import {
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_REGION_INFO_FLAG_CAPS,
+  VFIO_REGION_INFO_FLAG_READ,
+} from '../../../src/device/linux-vfio.js';
 
 type Responder = (msg: FramedMessage, server: MessageChannel) => void;
 
@@ -75,7 +79,7 @@ describe('VfioUserClient', () => {
       const req = decodeRegionInfo(msg.payload);
       const info = encodeRegionInfo({
         argsz: 48,
-        flags: REGION_INFO_FLAGS.READ | REGION_INFO_FLAGS.CAPS,
+        flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_CAPS,
         index: req.index,
         capOffset: 32,
         size: 0x1000n,
@@ -97,7 +101,7 @@ describe('VfioUserClient', () => {
     const fds = [efds[0]!, efds[1]!, efds[2]!, efds[3]!, efds[4]!, -1, -1, efds[5]!];
     await client.setIrqs({
       index: 2,
-      flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+      flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
       start: 0,
       count: 8,
       fds,

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { native, POLL_READABLE } from '../../../src/native/index.js';
 import { DmaError } from '../../../src/device/guest-memory.js';
-import { IRQ_INDEX, type IrqIndex, type IrqInfo } from '../../../src/device/interrupts.js';
+import type { IrqIndex, IrqInfo } from '../../../src/device/interrupts.js';
 import type { DeviceContext, RegionInfo } from '../../../src/device/context.js';
 import type { VfioUserDevice } from '../../../src/vfio-user/device-api.js';
 import { VfioUserServer } from '../../../src/vfio-user/server.js';
@@ -20,8 +20,6 @@ import {
   COMMAND,
   ERRNO,
   HEADER_FLAGS,
-  IRQ_SET_FLAGS,
-  PCI_REGION,
   PROTOCOL_MAJOR,
   PROTOCOL_MINOR,
   decodeHeader,
@@ -31,6 +29,19 @@ import {
 } from '../../../src/vfio-user/protocol.js';
 import { runChildClient } from '../../support/child-client.js';
 import { openFdCount } from '../../../src/util/proc.js';
+import {
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_PCI_BAR0_REGION_INDEX,
+  VFIO_PCI_BAR1_REGION_INDEX,
+  VFIO_PCI_BAR2_REGION_INDEX,
+  VFIO_PCI_CONFIG_REGION_INDEX,
+  VFIO_PCI_INTX_IRQ_INDEX,
+  VFIO_PCI_MSIX_IRQ_INDEX,
+  VFIO_PCI_REQ_IRQ_INDEX,
+} from '../../../src/device/linux-vfio.js';
 
 // --- the fake device ------------------------------------------------------------------------
 
@@ -71,17 +82,17 @@ class FakeHba implements VfioUserDevice {
   }
 
   regionInfo(index: number): RegionInfo {
-    if (index === PCI_REGION.BAR0) return { size: this.bar0.length, readable: true, writable: true };
-    if (index === PCI_REGION.BAR1) return { size: this.scratch.length, readable: true, writable: true };
-    if (index === PCI_REGION.BAR2) return { size: this.bulk.length, readable: true, writable: true };
-    if (index === PCI_REGION.CONFIG) return { size: this.config.length, readable: true, writable: true };
+    if (index === VFIO_PCI_BAR0_REGION_INDEX) return { size: this.bar0.length, readable: true, writable: true };
+    if (index === VFIO_PCI_BAR1_REGION_INDEX) return { size: this.scratch.length, readable: true, writable: true };
+    if (index === VFIO_PCI_BAR2_REGION_INDEX) return { size: this.bulk.length, readable: true, writable: true };
+    if (index === VFIO_PCI_CONFIG_REGION_INDEX) return { size: this.config.length, readable: true, writable: true };
     return { size: 0, readable: false, writable: false };
   }
 
   irqInfo(index: number): IrqInfo {
-    if (index === IRQ_INDEX.INTX) return { count: 1, flags: 1 | 2 | 4 };
-    if (index === IRQ_INDEX.MSIX) return { count: 2, flags: 1 | 8 };
-    if (index === IRQ_INDEX.REQ) return { count: 1, flags: 1 };
+    if (index === VFIO_PCI_INTX_IRQ_INDEX) return { count: 1, flags: 1 | 2 | 4 };
+    if (index === VFIO_PCI_MSIX_IRQ_INDEX) return { count: 2, flags: 1 | 8 };
+    if (index === VFIO_PCI_REQ_IRQ_INDEX) return { count: 1, flags: 1 };
     return { count: 0, flags: 0 };
   }
 
@@ -95,8 +106,12 @@ class FakeHba implements VfioUserDevice {
   }
 
   private region(index: number): Uint8Array {
-    if (index === PCI_REGION.BAR2) return this.bulk;
-    return index === PCI_REGION.BAR0 ? this.bar0 : index === PCI_REGION.BAR1 ? this.scratch : this.config;
+    if (index === VFIO_PCI_BAR2_REGION_INDEX) return this.bulk;
+    return index === VFIO_PCI_BAR0_REGION_INDEX
+      ? this.bar0
+      : index === VFIO_PCI_BAR1_REGION_INDEX
+        ? this.scratch
+        : this.config;
   }
 
   regionRead(index: number, offset: number, length: number): Uint8Array {
@@ -105,8 +120,8 @@ class FakeHba implements VfioUserDevice {
 
   regionWrite(index: number, offset: number, data: Uint8Array): void {
     this.region(index).set(data, offset);
-    if (index === PCI_REGION.BAR1 && offset === SCRATCH.DOORBELL && data.length === 4) this.doorbell(data);
-    if (index === PCI_REGION.BAR1 && offset === SCRATCH.INTX_ACK) this.intxLevel = false;
+    if (index === VFIO_PCI_BAR1_REGION_INDEX && offset === SCRATCH.DOORBELL && data.length === 4) this.doorbell(data);
+    if (index === VFIO_PCI_BAR1_REGION_INDEX && offset === SCRATCH.INTX_ACK) this.intxLevel = false;
   }
 
   private doorbell(data: Uint8Array): void {
@@ -128,18 +143,18 @@ class FakeHba implements VfioUserDevice {
       regs.setUint32(SCRATCH.STATUS, STATUS_DMA_FAILED, true);
     }
     // MSI-X when QEMU bound it, else the level-triggered INTx line.
-    if (this.ctx!.irq.activeIndex() === IRQ_INDEX.MSIX) {
-      this.ctx!.irq.trigger(IRQ_INDEX.MSIX, 0);
+    if (this.ctx!.irq.activeIndex() === VFIO_PCI_MSIX_IRQ_INDEX) {
+      this.ctx!.irq.trigger(VFIO_PCI_MSIX_IRQ_INDEX, 0);
     } else {
       this.intxLevel = true;
-      this.ctx!.irq.trigger(IRQ_INDEX.INTX, 0);
+      this.ctx!.irq.trigger(VFIO_PCI_INTX_IRQ_INDEX, 0);
     }
   }
 
   irqsChanged(index: IrqIndex): void {
     this.irqsChangedCalls.push(index);
     // INTx is AUTOMASKED: after the client's unmask (QEMU's EOI) a still-high line fires again.
-    if (index === IRQ_INDEX.INTX && this.intxLevel) this.ctx?.irq.trigger(IRQ_INDEX.INTX, 0);
+    if (index === VFIO_PCI_INTX_IRQ_INDEX && this.intxLevel) this.ctx?.irq.trigger(VFIO_PCI_INTX_IRQ_INDEX, 0);
   }
 
   reset(): void {
@@ -239,7 +254,7 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     expect(s.server).toMatchObject({ maxMsgFds: 16, maxDataXferSize: 1 << 20, pgsizes: 4096, writeMultiple: false });
     expect(s.deviceInfo).toMatchObject({ flags: 3, numRegions: 9, numIrqs: 5 });
     expect(s.regions.map((r) => Number(r.size))).toEqual([0x100, 0x1000, 2 << 20, 0, 0, 0, 0, 256, 0]);
-    expect(s.regions[PCI_REGION.CONFIG]!.flags).toBe(3);
+    expect(s.regions[VFIO_PCI_CONFIG_REGION_INDEX]!.flags).toBe(3);
     expect(s.irqs.map((i) => i.count)).toEqual([1, 0, 2, 0, 1]);
     expect([...s.config]).toEqual([...h.device.config]);
     expect(s.intxEventfd).not.toBeNull(); // interrupt pin is set
@@ -250,32 +265,36 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
       [0n, true],
       [0xfffc_0000n, false],
     ]);
-    expect(session.irqs.activeIndex()).toBe(IRQ_INDEX.MSIX);
-    expect(session.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
-    expect(h.device.irqsChangedCalls).toEqual([IRQ_INDEX.INTX, IRQ_INDEX.MSIX]);
+    expect(session.irqs.activeIndex()).toBe(VFIO_PCI_MSIX_IRQ_INDEX);
+    expect(session.irqs.boundVectors(VFIO_PCI_INTX_IRQ_INDEX)).toBe(1);
+    expect(h.device.irqsChangedCalls).toEqual([VFIO_PCI_INTX_IRQ_INDEX, VFIO_PCI_MSIX_IRQ_INDEX]);
 
     // The "guest" puts a descriptor in RAM; the driver programs the device and rings the doorbell (posted).
     h.ram.set([1, 2, 3, 4], 0x1000);
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DMA_ADDR_LO, u32le(0x1000));
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DMA_ADDR_HI, u32le(0));
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.DMA_ADDR_LO, u32le(0x1000));
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.DMA_ADDR_HI, u32le(0));
     const interrupt = waitReadable(s.msixEventfds[0]!);
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(0x10), true);
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.DOORBELL, u32le(0x10), true);
     await interrupt;
     expect(native.eventfdRead(s.msixEventfds[0]!)).toBe(1n);
     expect(native.eventfdRead(s.msixEventfds[1]!)).toBeNull();
     expect([...h.ram.subarray(0x1100, 0x1104)]).toEqual([0x11, 0x12, 0x13, 0x14]);
     // A read after the posted write sees its effect (in-order processing).
-    expect([...(await client.regionRead(PCI_REGION.BAR1, SCRATCH.STATUS, 4))]).toEqual([...u32le(STATUS_DONE)]);
+    expect([...(await client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.STATUS, 4))]).toEqual([
+      ...u32le(STATUS_DONE),
+    ]);
 
     // After DMA_UNMAP the device's DMA fails cleanly (and says why); the server keeps running.
     const unmapped = await client.dmaUnmap(0n, BigInt(RAM_SIZE));
     expect(unmapped).toMatchObject({ address: 0n, size: BigInt(RAM_SIZE) });
     expect(session.memory.windows).toHaveLength(1);
     const interrupt2 = waitReadable(s.msixEventfds[0]!);
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(1));
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.DOORBELL, u32le(1));
     await interrupt2;
     expect(native.eventfdRead(s.msixEventfds[0]!)).toBe(1n);
-    expect([...(await client.regionRead(PCI_REGION.BAR1, SCRATCH.STATUS, 4))]).toEqual([...u32le(STATUS_DMA_FAILED)]);
+    expect([...(await client.regionRead(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.STATUS, 4))]).toEqual([
+      ...u32le(STATUS_DMA_FAILED),
+    ]);
     expect(h.device.lastDmaError).toMatch(/not in any DMA window/);
 
     await client.dmaUnmapAll();
@@ -290,23 +309,23 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     const intx = s.intxEventfd!;
     const unmask = () =>
       client.setIrqs({
-        index: IRQ_INDEX.INTX,
-        flags: IRQ_SET_FLAGS.DATA_NONE | IRQ_SET_FLAGS.ACTION_UNMASK,
+        index: VFIO_PCI_INTX_IRQ_INDEX,
+        flags: VFIO_IRQ_SET_DATA_NONE | VFIO_IRQ_SET_ACTION_UNMASK,
         start: 0,
         count: 1,
       });
     const raised = waitReadable(intx);
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(0), true);
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.DOORBELL, u32le(0), true);
     await raised;
     expect(native.eventfdRead(intx)).toBe(1n);
     // Automasked: another doorbell while masked does not signal.
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.DOORBELL, u32le(0));
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.DOORBELL, u32le(0));
     expect(native.eventfdRead(intx)).toBeNull();
     // EOI unmask with the line still high: signalled again before the reply arrives.
     await unmask();
     expect(native.eventfdRead(intx)).toBe(1n);
     // The driver acknowledges (line low); the next unmask stays quiet.
-    await client.regionWrite(PCI_REGION.BAR1, SCRATCH.INTX_ACK, u32le(1));
+    await client.regionWrite(VFIO_PCI_BAR1_REGION_INDEX, SCRATCH.INTX_ACK, u32le(1));
     await unmask();
     expect(native.eventfdRead(intx)).toBeNull();
   });
@@ -328,7 +347,7 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
       errno: ERRNO.ENOTSUP,
     });
     await expect(client.request(77, new Uint8Array(0))).rejects.toMatchObject({ errno: ERRNO.ENOTSUP });
-    await expect(client.regionRead(PCI_REGION.CONFIG, 0xfe, 4)).rejects.toBeInstanceOf(VfioUserRequestError);
+    await expect(client.regionRead(VFIO_PCI_CONFIG_REGION_INDEX, 0xfe, 4)).rejects.toBeInstanceOf(VfioUserRequestError);
     // Unexpected fds (an eventfd on GET_INFO) are refused; the eventfd is still usable on our side.
     const efd = client.createEventfd();
     await expect(client.request(COMMAND.DEVICE_GET_INFO, new Uint8Array(16), [efd])).rejects.toMatchObject({
@@ -344,17 +363,17 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
     // A memfd where an eventfd belongs (writing it would scribble into the file): refused, and
     // the INTx eventfd bound by startup() stays bound.
-    expect(h.server.session!.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
+    expect(h.server.session!.irqs.boundVectors(VFIO_PCI_INTX_IRQ_INDEX)).toBe(1);
     await expect(
       client.setIrqs({
-        index: IRQ_INDEX.INTX,
-        flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+        index: VFIO_PCI_INTX_IRQ_INDEX,
+        flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
         start: 0,
         count: 1,
         fds: [h.memfd],
       }),
     ).rejects.toMatchObject({ errno: ERRNO.EINVAL });
-    expect(h.server.session!.irqs.boundVectors(IRQ_INDEX.INTX)).toBe(1);
+    expect(h.server.session!.irqs.boundVectors(VFIO_PCI_INTX_IRQ_INDEX)).toBe(1);
     // Still fine.
     expect((await client.getDeviceInfo()).numRegions).toBe(9);
     expect(h.server.clientConnected).toBe(true);
@@ -410,17 +429,19 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     const data = Uint8Array.from({ length: 1 << 20 }, (_, i) => (i * 2654435761) >>> 24);
     // Several writes in flight at once, then reads that overlap them.
     await Promise.all([
-      client.regionWrite(PCI_REGION.BAR2, 0, data),
-      client.regionWrite(PCI_REGION.BAR2, 1 << 20, data.subarray(0, 4096), true),
-      client.regionWrite(PCI_REGION.BAR2, (1 << 20) + 4096, data.subarray(4096)),
+      client.regionWrite(VFIO_PCI_BAR2_REGION_INDEX, 0, data),
+      client.regionWrite(VFIO_PCI_BAR2_REGION_INDEX, 1 << 20, data.subarray(0, 4096), true),
+      client.regionWrite(VFIO_PCI_BAR2_REGION_INDEX, (1 << 20) + 4096, data.subarray(4096)),
     ]);
     const [first, second] = await Promise.all([
-      client.regionRead(PCI_REGION.BAR2, 0, 1 << 20),
-      client.regionRead(PCI_REGION.BAR2, 1 << 20, 1 << 20),
+      client.regionRead(VFIO_PCI_BAR2_REGION_INDEX, 0, 1 << 20),
+      client.regionRead(VFIO_PCI_BAR2_REGION_INDEX, 1 << 20, 1 << 20),
     ]);
     expect(Buffer.from(first).equals(Buffer.from(data))).toBe(true);
     expect(Buffer.from(second).equals(Buffer.from(data))).toBe(true);
-    await expect(client.regionRead(PCI_REGION.BAR2, 0, (1 << 20) + 1)).rejects.toMatchObject({ errno: ERRNO.E2BIG });
+    await expect(client.regionRead(VFIO_PCI_BAR2_REGION_INDEX, 0, (1 << 20) + 1)).rejects.toMatchObject({
+      errno: ERRNO.E2BIG,
+    });
   });
 
   it('requests an unplug through the REQ eventfd QEMU bound', async () => {
@@ -430,8 +451,8 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     expect(h.server.requestUnplug()).toBe(false); // no REQ eventfd bound
     const req = client.createEventfd();
     await client.setIrqs({
-      index: IRQ_INDEX.REQ,
-      flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_TRIGGER,
+      index: VFIO_PCI_REQ_IRQ_INDEX,
+      flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
       start: 0,
       count: 1,
       fds: [req],
@@ -497,8 +518,8 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     const client = newClient();
     await client.startup({ dma: [guestRamWindow()], msixVectors: 2 });
     await client.setIrqs({
-      index: IRQ_INDEX.INTX,
-      flags: IRQ_SET_FLAGS.DATA_EVENTFD | IRQ_SET_FLAGS.ACTION_UNMASK,
+      index: VFIO_PCI_INTX_IRQ_INDEX,
+      flags: VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_UNMASK,
       start: 0,
       count: 1,
       fds: [client.createEventfd()],

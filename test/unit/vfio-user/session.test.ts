@@ -9,12 +9,8 @@ import { VfioUserSession } from '../../../src/vfio-user/session.js';
 import { F_SEAL_SEAL } from '../../../src/native/index.js';
 import {
   COMMAND,
-  DEVICE_FLAGS,
-  DMA_UNMAP_FLAGS,
   ERRNO,
   HEADER_FLAGS,
-  IRQ_SET_FLAGS,
-  REGION_INFO_FLAGS,
   decodeDeviceInfo,
   decodeDmaUnmap,
   decodeIrqInfo,
@@ -31,8 +27,27 @@ import {
   encodeVersion,
 } from '../../../src/vfio-user/protocol.js';
 import { FakeNative, FakeWatcher, RecordingDevice, command, decodeReply, isErrorReply, silentLog } from './helpers.js';
+import {
+  VFIO_DEVICE_FLAGS_PCI,
+  VFIO_DEVICE_FLAGS_RESET,
+  VFIO_DMA_UNMAP_FLAG_ALL,
+  VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP,
+  VFIO_IRQ_SET_ACTION_MASK,
+  VFIO_IRQ_SET_ACTION_TRIGGER,
+  VFIO_IRQ_SET_ACTION_UNMASK,
+  VFIO_IRQ_SET_DATA_BOOL,
+  VFIO_IRQ_SET_DATA_EVENTFD,
+  VFIO_IRQ_SET_DATA_NONE,
+  VFIO_REGION_INFO_FLAG_READ,
+  VFIO_REGION_INFO_FLAG_WRITE,
+} from '../../../src/device/linux-vfio.js';
 
-const { DATA_NONE, DATA_BOOL, DATA_EVENTFD, ACTION_MASK, ACTION_UNMASK, ACTION_TRIGGER } = IRQ_SET_FLAGS;
+const DATA_NONE = VFIO_IRQ_SET_DATA_NONE;
+const DATA_BOOL = VFIO_IRQ_SET_DATA_BOOL;
+const DATA_EVENTFD = VFIO_IRQ_SET_DATA_EVENTFD;
+const ACTION_MASK = VFIO_IRQ_SET_ACTION_MASK;
+const ACTION_UNMASK = VFIO_IRQ_SET_ACTION_UNMASK;
+const ACTION_TRIGGER = VFIO_IRQ_SET_ACTION_TRIGGER;
 const INTX = 0;
 const MSIX = 2;
 
@@ -192,7 +207,12 @@ describe('DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO', () => {
     const info = decodeDeviceInfo(
       ok(COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 16, flags: 0, numRegions: 0, numIrqs: 0 })),
     );
-    expect(info).toEqual({ argsz: 16, flags: DEVICE_FLAGS.PCI | DEVICE_FLAGS.RESET, numRegions: 9, numIrqs: 5 });
+    expect(info).toEqual({
+      argsz: 16,
+      flags: VFIO_DEVICE_FLAGS_PCI | VFIO_DEVICE_FLAGS_RESET,
+      numRegions: 9,
+      numIrqs: 5,
+    });
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_INFO, encodeDeviceInfo({ argsz: 8, flags: 0, numRegions: 0, numIrqs: 0 }));
     fails(ERRNO.EINVAL, COMMAND.DEVICE_GET_INFO, new Uint8Array(8));
   });
@@ -207,13 +227,13 @@ describe('DEVICE_GET_INFO / GET_REGION_INFO / GET_IRQ_INFO', () => {
       );
     expect(q(0)).toEqual({
       argsz: 32,
-      flags: REGION_INFO_FLAGS.READ | REGION_INFO_FLAGS.WRITE,
+      flags: VFIO_REGION_INFO_FLAG_READ | VFIO_REGION_INFO_FLAG_WRITE,
       index: 0,
       capOffset: 0,
       size: 256n,
       offset: 0n,
     });
-    expect(q(2).flags).toBe(REGION_INFO_FLAGS.READ);
+    expect(q(2).flags).toBe(VFIO_REGION_INFO_FLAG_READ);
     expect(q(7).size).toBe(256n);
     for (const absent of [1, 3, 4, 5, 6, 8]) expect(q(absent)).toMatchObject({ size: 0n, flags: 0 });
     // A bigger argsz still gets the 32 bytes actually needed, with argsz = 32.
@@ -377,16 +397,16 @@ describe('DMA_MAP / DMA_UNMAP', () => {
     fails(
       ERRNO.EINVAL,
       COMMAND.DMA_UNMAP,
-      encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.ALL, address: 0x10000n, size: 0x2000n }),
+      encodeDmaUnmap({ argsz: 24, flags: VFIO_DMA_UNMAP_FLAG_ALL, address: 0x10000n, size: 0x2000n }),
     );
     fails(
       ERRNO.ENOTSUP,
       COMMAND.DMA_UNMAP,
-      encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.GET_DIRTY_BITMAP, address: 0x10000n, size: 0x2000n }),
+      encodeDmaUnmap({ argsz: 24, flags: VFIO_DMA_UNMAP_FLAG_GET_DIRTY_BITMAP, address: 0x10000n, size: 0x2000n }),
     );
     fails(ERRNO.EINVAL, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: 0x8, address: 0x10000n, size: 0x2000n }));
     fails(ERRNO.EINVAL, COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 16, flags: 0, address: 0x10000n, size: 0x2000n }));
-    ok(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: DMA_UNMAP_FLAGS.ALL, address: 0n, size: 0n }));
+    ok(COMMAND.DMA_UNMAP, encodeDmaUnmap({ argsz: 24, flags: VFIO_DMA_UNMAP_FLAG_ALL, address: 0n, size: 0n }));
     expect(session.memory.windows).toHaveLength(0);
     expect(native.munmapped).toHaveLength(1); // the fd-less window had nothing to unmap
   });
