@@ -76,6 +76,10 @@ function guestScript(): string {
     `--seed ${SEED} --flap-wait-ms 180000 --tag GUEST:VM`,
   ].join(' ');
   return `
+# The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md);
+# scsi_mod is a module here, so set it before qla2xxx loads (insmod ignores the kernel command line).
+echo manual > /sys/module/scsi_mod/parameters/scan || { echo GUEST:NO-MANUAL-SCAN; exit 6; }
+load_qla || exit 7
 wait_fc_online 0 120 || { echo GUEST:L1-NOT-ONLINE; exit 3; }
 H=$(basename "$(fc_host 0)")
 echo "GUEST:L1 $H $(cat /sys/class/fc_host/$H/port_name) $(cat /sys/class/fc_host/$H/max_npiv_vports) $(cat /sys/class/fc_host/$H/npiv_vports_inuse)"
@@ -154,8 +158,7 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
       shareRootfs: true,
       shares: [{ tag: 'project', path: PROJECT_ROOT }],
       memMiB: 1536,
-      // The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md).
-      kernelArgs: ['scsi_mod.scan=manual'],
+      loadQla: false,
       timeoutMs: 1_500_000,
       onLine: (line) => {
         if (line.includes('GUEST:VM{"step":"waiting-for-flap"}')) void flap();
