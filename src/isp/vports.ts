@@ -27,7 +27,6 @@ import type { IspScheduler } from './host.js';
 import type { IdentityPolicy } from './identity.js';
 import type { PortSession, VpConfigRequest, VportControl } from './iocb/context.js';
 import { formatWwn } from '../util/wwn.js';
-import type { Trace } from '../device/trace.js';
 
 interface Vp {
   readonly index: number;
