@@ -80,6 +80,7 @@ export async function handleVpControl(ctx: IocbContext, request: Uint8Array): Pr
     ctx.guestError('vp_ctrl_err_count', { count, mapped: indices.length });
     return controlCompletion(request, VCE.CS_IOCB_ERROR);
   }
+  ctx.trace('vp_ctrl', { command, vpIndices: indices });
   const beyond = indices.find((i) => i > ctx.vports.maxVpIndex);
   if (beyond !== undefined) {
     ctx.guestError('vp_ctrl_err_index', { vpIndex: beyond, max: ctx.vports.maxVpIndex });

@@ -373,6 +373,35 @@ describe('guest NPIV against a fake fabric', () => {
     expect((fabric as NpivFakeFabric).vports.length).toBe(1);
   });
 
+  it("a vport's management-server handle (0x7EF - n) gets a CT reject, not an error", async () => {
+    const { rig } = await up();
+    await inPlace(rig, vpConfig(2, VP1));
+    await responses(rig, isRida(2));
+    const req = SCRATCH + 0x1000n;
+    const rsp = SCRATCH + 0x2000n;
+    const ct = new Uint8Array(16);
+    ct.set([1, 0, 0, 0, 0xfa, 0x10, 0, 0, 0x02, 0x11]); // FDMI RPRT
+    rig.mem.write(req, ct);
+    const c = await roundTrip(
+      rig,
+      entry(0x29, 21, (dv, b) => {
+        dv.setUint16(10, 0x7ef - 2, true);
+        dv.setUint16(12, 1, true);
+        b[14] = 2;
+        dv.setUint16(20, 1, true);
+        dv.setUint32(32, 64, true);
+        dv.setUint32(36, 16, true);
+        dv.setBigUint64(40, req, true);
+        dv.setUint32(48, 16, true);
+        dv.setBigUint64(52, rsp, true);
+        dv.setUint32(60, 64, true);
+      }),
+    );
+    expect([c[3], le16(c, 8)]).toEqual([0, 0]);
+    const r = rig.mem.read(rsp, 16);
+    expect([r[8], r[9], r[13]]).toEqual([0x80, 0x01, 0x0b]); // CT reject, command not supported
+  });
+
   it('hostile VP_CONFIG / VP_CTRL / vp_index values get statuses the driver sees', async () => {
     const { rig } = await up();
     const comp = async (e: Uint8Array) => le16((await inPlace(rig, e)).back, 10);
