@@ -373,6 +373,34 @@ describe('guest NPIV against a fake fabric', () => {
     expect((fabric as NpivFakeFabric).vports.length).toBe(1);
   });
 
+  it('random VP_CONFIG / VP_CTRL entries: every one completes, only granted names log in', async () => {
+    const { rig, fabric } = await up();
+    let seed = 0x1234567;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed >>> 8;
+    };
+    for (let i = 0; i < 150; i++) {
+      const e = new Uint8Array(64).map(() => rnd() & 0xff);
+      e[0] = 0x31;
+      e[1] = 1;
+      e[3] = 0;
+      if (i % 3 === 0) new DataView(e.buffer).setBigUint64(20, i % 2 ? VP1.wwpn : VP2.wwpn, false);
+      const r = await inPlace(rig, e);
+      expect(r.mb0).toBe(0x4000);
+      const ctl = new Uint8Array(64).map(() => rnd() & 0xff);
+      ctl[0] = 0x30;
+      ctl[1] = 1;
+      ctl[3] = 0;
+      new DataView(ctl.buffer).setUint32(4, 100 + i, true);
+      expect((await roundTrip(rig, ctl))[0]).toBe(0x30);
+    }
+    await rig.drainEvents();
+    const names = (fabric as NpivFakeFabric).vports.flatMap((v) => v.loginNames.map((n) => n.wwpn));
+    expect(names.filter((w) => w !== VP1.wwpn && w !== VP2.wwpn)).toEqual([]);
+    expect(rig.isp.firmware.vports.size).toBeLessThanOrEqual(127);
+  });
+
   it("a vport's management-server handle (0x7EF - n) gets a CT reject, not an error", async () => {
     const { rig } = await up();
     await inPlace(rig, vpConfig(2, VP1));
