@@ -27,7 +27,8 @@ import {
   verifySocketServer,
   type SocketAccess,
 } from '../util/private-socket.js';
-import { formatWwn, parseWwn } from '../util/wwn.js';
+import { formatWwn, parseWwn, parseWwnPair } from '../util/wwn.js';
+import { IdentityPolicy } from '../isp/identity.js';
 
 export interface ServeOptions {
   socket: string;
@@ -41,6 +42,8 @@ export interface ServeOptions {
   socketOwner?: string;
   sanOwner?: string;
   logLevel?: string;
+  /** --npiv-wwpn, repeatable: WWPN:WWNN pairs the guest may create NPIV vports with. */
+  npivWwpn?: string[];
 }
 
 const INTERRUPT_CHOICES = ['msix', 'msi', 'intx'] as const;
@@ -78,6 +81,11 @@ export function registerServeCommand(program: Command): void {
       'user (name or uid) QEMU runs as, if not this one (e.g. libvirt-qemu): may connect, owns the socket file',
     )
     .option('--san-owner <user>', 'user (name or uid) the SAN at --san may run as besides this one and root')
+    .option(
+      '--npiv-wwpn <wwpn:wwnn>',
+      'grant the guest one NPIV vport name pair (fc_host vport_create); repeatable; none by default',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .option('--log-level <level>', 'pino log level (trace, debug, info, warn, error)')
     .action(async (opts: ServeOptions) => {
       await serve(opts);
@@ -88,6 +96,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (opts.logLevel) setLogLevel(opts.logLevel);
   const wwpn = parseWwn(opts.wwpn, 'WWPN');
   const wwnn = parseWwn(opts.wwnn, 'WWNN');
+  const npivGrants = (opts.npivWwpn ?? []).map((p) => parseWwnPair(p, '--npiv-wwpn'));
+  // Refuses duplicates and the base WWPN now, before anything is served.
+  new IdentityPolicy({ wwpn, wwnn }, npivGrants);
   const interrupts = opts.interrupts ?? 'msix';
   if (!(INTERRUPT_CHOICES as readonly string[]).includes(interrupts)) {
     throw new Error(`invalid --interrupts '${interrupts}': expected one of ${INTERRUPT_CHOICES.join(', ')}`);
@@ -181,6 +192,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     socketPath: opts.socket,
     wwpn,
     wwnn,
+    npivGrants,
     fabric,
     interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
     socketAccess: access,
@@ -225,7 +237,13 @@ export async function serve(opts: ServeOptions): Promise<void> {
       return;
     }
     log.info(
-      { event: 'listening', socket: opts.socket, wwpn: formatWwn(wwpn), wwnn: formatWwn(wwnn) },
+      {
+        event: 'listening',
+        socket: opts.socket,
+        wwpn: formatWwn(wwpn),
+        wwnn: formatWwn(wwnn),
+        npivGrants: npivGrants.map((g) => `${formatWwn(g.wwpn)}/${formatWwn(g.wwnn)}`),
+      },
       'vfio-user server listening',
     );
   });

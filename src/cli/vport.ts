@@ -63,6 +63,7 @@ interface DefineOptions {
   socketOwner?: string;
   socketGroup?: string;
   sanOwner?: string;
+  npivWwpn?: string[];
 }
 
 /** The `show` line for the socket access options, or null when none is set. */
@@ -107,6 +108,7 @@ function vportJson(def: VportDefinition, status: VportStatus): object {
     socketOwner: def.socketOwner ?? null,
     socketGroup: def.socketGroup ?? null,
     sanOwner: def.sanOwner ?? null,
+    npiv: (def.npiv ?? []).map((g) => ({ wwpn: formatWwn(g.wwpn), wwnn: formatWwn(g.wwnn) })),
     ...statusJson(status),
   };
 }
@@ -213,6 +215,11 @@ function buildVportCommand(
       '--san-owner <user>',
       'serve --san-owner: user (name or uid) the SAN at the san: backend may run as, besides this one and root',
     )
+    .option(
+      '--npiv-wwpn <wwpn:wwnn>',
+      'serve --npiv-wwpn: a name pair the guest may create an NPIV vport with; repeatable',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
     .action(
       run(async (opts: DirOptions & DefineOptions) => {
         const { store, runDir } = context(opts);
@@ -228,6 +235,7 @@ function buildVportCommand(
             socketOwner: opts.socketOwner,
             socketGroup: opts.socketGroup,
             sanOwner: opts.sanOwner,
+            ...(opts.npivWwpn ? { npiv: opts.npivWwpn } : {}),
           },
           { store, runDir, env: io.env, ...(io.random ? { random: io.random } : {}) },
         );
@@ -362,6 +370,9 @@ function buildVportCommand(
             `backend:    ${formatBackend(def.backend)}`,
             `socket:     ${def.socket}`,
             accessLine(def),
+            def.npiv?.length
+              ? `npiv:       ${def.npiv.map((g) => `${formatWwn(g.wwpn)}:${formatWwn(g.wwnn)}`).join(', ')}`
+              : null,
             `autostart:  ${def.autostart ? 'yes' : 'no'}`,
             `status:     ${describeStatus(status)}`,
             `definition: ${store.definitionPath(def.uuid)}`,

@@ -17,6 +17,27 @@ export interface FabricLoginResult {
   fabricName: bigint;
   /** Negotiated link speed in Gbit/s (1, 2, 4, 8, 16). */
   speedGbps: number;
+  /**
+   * The fabric accepted NPIV on this link (FLOGI LS_ACC common service parameters, FC-LS-3
+   * "NPIV supported"). Optional: absent means unknown, taken as supported when the port can
+   * create vports (createVport).
+   */
+  npivSupported?: boolean;
+}
+
+/**
+ * A fabric login (FLOGI/FDISC) the fabric refused with LS_RJT: login() rejects with this so the
+ * firmware can report the reason (Report ID Acquisition ls_rjt fields for a vport).
+ */
+export class FabricLoginRejected extends Error {
+  constructor(
+    readonly reason: number,
+    readonly explanation: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'FabricLoginRejected';
+  }
 }
 
 /** An ELS that the remote port answered with LS_RJT, or that could not be delivered. */
@@ -95,4 +116,14 @@ export interface FabricPort {
   abort(portId: number, taskTag: number): Promise<boolean>;
   /** Link and fabric notifications; returns an unsubscribe function. */
   onEvent(listener: (event: FabricEvent) => void): () => void;
+  /**
+   * Optional (guest NPIV): a further N_Port on this port's link. The returned FabricPort's
+   * login() is an FDISC through this port's current fabric login (which must be up), its
+   * logout() a LOGO of that N_Port only; its ELS/CT/FCP exchanges leave from the N_Port ID the
+   * FDISC assigned. It reports 'link-down' when that login ends (link loss, or the physical
+   * port logged out or logged in again), never 'link-up': the firmware re-FDISCs it after the
+   * physical port is up again. An implementation without this member has no NPIV: the firmware
+   * then refuses every guest VP_CONFIG (qla2xxx fails vport_create) and says so in its log.
+   */
+  createVport?(): FabricPort;
 }

@@ -15,13 +15,22 @@
  * generation counter that invalidates work begun under an ended session. RISC state is the
  * firmware's: it feeds fabric events here only while initialized, and resets the session with
  * the RISC.
+ *
+ * A guest NPIV vport (kind 'vport', VP index ≥ 1) runs the same machine with an FDISC login on
+ * the physical port's link, started by the VP table (vports.ts) and never by link AENs: qla2xxx
+ * learns of it only through Report ID Acquisition (format 1, its vp_idx; vp_status 1 with the
+ * LS_RJT codes when the fabric refused: qla24xx_report_id_acquisition). Its AENs (0x8014 for a
+ * lost login, 0x8015 RSCN) carry the VP index in mb3 (qla2x00_async_event routes by it); link
+ * loss is reported once, by the physical port (0x8012 reaches every vport through
+ * qla2x00_alert_all_vps). A vport whose own login ends while the physical port stays up tries
+ * the FDISC again every 2 s.
  */
 import { CompStatus, EntryType, IOCB_SIZE, IocbHeader, VpRptId } from '../../assembly/shared/iocb.js';
 import { RIDA_F1_FLAGS_TOPO_F, RIDA_FORMAT_FABRIC } from '../../assembly/shared/iocb-mgmt.js';
 import { writeU24LE } from '../util/bytes.js';
 import { wwnToBytes } from '../util/wwn.js';
 import { asyncEvent, type IspEvent } from './events.js';
-import type { FabricEvent, FabricLoginResult, FabricPort } from './fabric-port.js';
+import { FabricLoginRejected, type FabricEvent, type FabricLoginResult, type FabricPort } from './fabric-port.js';
 import { MBA, NPH } from './fw-constants.js';
 import type { IspScheduler } from './host.js';
 import type { PortIdentity } from './identity.js';
@@ -42,6 +51,9 @@ const PDB_STATE_LOGGED_OUT = 0x0007;
 const LINK_UP_DEFER_MS = 250;
 /** Retry period for a failed fabric login while the link is up. */
 const FABRIC_LOGIN_RETRY_MS = 2000;
+/** vp_rpt_id_entry_24xx vp_status (qla_def.h enum VP_STATUS): VP_STAT_COMPL, VP_STAT_FAIL. */
+export const VP_STAT_COMPL = 0;
+export const VP_STAT_FAIL = 1;
 
 export interface FabricSessionOptions {
   vpIndex: number;
@@ -54,6 +66,12 @@ export interface FabricSessionOptions {
   /** Posts a host-built entry on the response ring and flushes it at once (RIDA). */
   postResponse(entry: Uint8Array): void;
   trace: Trace;
+  /** 'physical' (default: VP 0, FLOGI, link AENs) or 'vport' (FDISC, reported by RIDA only). */
+  kind?: 'physical' | 'vport';
+  /** Physical port: its fabric login is up and announced (the VPs may FDISC now). */
+  onUp?(): void;
+  /** Physical port: its fabric session ended (link loss, LIP): the VPs' logins are gone too. */
+  onDown?(): void;
 }
 
 export class FabricSession implements PortSession {
@@ -67,11 +85,15 @@ export class FabricSession implements PortSession {
   private gen = 0;
   private cancelTimer: (() => void) | null = null;
   private readonly o: FabricSessionOptions;
+  private readonly vport: boolean;
+  /** A vport's refused FDISC was reported (one failure RIDA per enable, not one per retry). */
+  private failureReported = false;
 
   constructor(o: FabricSessionOptions) {
     this.o = o;
     this.vpIndex = o.vpIndex;
     this.fabric = o.fabric;
+    this.vport = o.kind === 'vport';
   }
 
   get phase(): LinkPhase {
@@ -95,7 +117,8 @@ export class FabricSession implements PortSession {
     this.gen++;
     this.stopTimer();
     this.names = null;
-    if (this.login && this.fabric) {
+    // A login still in flight is superseded by the logout (FabricPort.logout).
+    if (this.fabric && (this.login || this.phaseNow === 'logging-in')) {
       this.fabric.logout().catch((e) => this.o.trace('fabric_err_logout', { error: String(e) }));
     }
     this.login = null;
@@ -137,12 +160,66 @@ export class FabricSession implements PortSession {
     this.fireIfArmed();
   }
 
+  /** A vport is enabled (VP_CONFIG) or its physical port came up: FDISC with these names now. */
+  start(names: PortIdentity): void {
+    this.gen++;
+    this.stopTimer();
+    this.names = names;
+    this.failureReported = false;
+    this.phaseNow = 'armed';
+    this.fireIfArmed();
+  }
+
+  /**
+   * The physical port's session ended: a vport's FDISC login went with it (its exchanges were
+   * completed by the physical port). It stays enabled and logs in again on start().
+   */
+  suspend(): void {
+    this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
+    this.phaseNow = 'down';
+  }
+
+  /**
+   * VP_CTRL disable: LOGO to every remote port this N_Port is logged in to (when logoAll), then
+   * LOGO of the N_Port itself to the F_Port (releasing its N_Port ID); outstanding commands
+   * complete with CS_PORT_UNAVAILABLE. Resolves when the fabric has been told.
+   */
+  async disable(logoAll: boolean): Promise<void> {
+    const login = this.login;
+    const inFlight = this.phaseNow === 'logging-in';
+    const remote = this.logins
+      .entries()
+      .filter((l) => l.handle <= NPH.LAST_HANDLE)
+      .map((l) => l.portId);
+    this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
+    this.names = null;
+    this.phaseNow = 'down';
+    const fabric = this.fabric;
+    if (!fabric || (!login && !inFlight)) return;
+    if (login && logoAll) await Promise.all(remote.map((id) => fabric.logo(id).catch(() => {})));
+    await fabric.logout().catch((e) => this.o.trace('fabric_err_logout', { error: String(e) }));
+  }
+
+  /** A vport that is up is configured again (VP_CONFIG for an enabled index): report it again. */
+  reannounce(): void {
+    if (this.vport && this.phaseNow === 'up' && this.login) {
+      this.o.postResponse(buildReportIdAcquisition(this.login, this.vpIndex));
+    }
+  }
+
   /** A link or fabric notification while the firmware is initialized. */
   onFabricEvent(e: FabricEvent): void {
     switch (e.type) {
       case 'link-down':
         if (this.phaseNow === 'down') return;
         this.dropSession(CompStatus.CS_PORT_UNAVAILABLE);
+        if (this.vport) {
+          // Only this FDISC login ended: try again while the VP is enabled (the physical
+          // port's own loss, if that is the cause, suspends the VP instead).
+          this.phaseNow = 'failed';
+          this.scheduleRetry();
+          return;
+        }
         this.phaseNow = 'down';
         this.o.events.push(asyncEvent(MBA.LOOP_DOWN, 0, 0, 0));
         return;
@@ -157,14 +234,14 @@ export class FabricSession implements PortSession {
         for (const x of this.o.exchanges.matching(l.portId, null)) x.terminate(CompStatus.CS_PORT_LOGGED_OUT);
         this.logins.remove(l.handle);
         // PDB changed for that handle, new state "logged out": the driver deletes the session.
-        this.o.events.push(asyncEvent(MBA.PORT_UPDATE, l.handle, PDB_STATE_LOGGED_OUT, 0));
+        this.o.events.push(asyncEvent(MBA.PORT_UPDATE, l.handle, PDB_STATE_LOGGED_OUT, this.vpIndex));
         return;
       }
       case 'rscn': {
         if (this.phaseNow !== 'up' || !this.login) return;
         const a = e.address & 0xffffff;
         if (a === this.login.portId) return;
-        this.o.events.push(asyncEvent(MBA.RSCN_UPDATE, ((e.format & 3) << 8) | (a >>> 16), a & 0xffff, 0));
+        this.o.events.push(asyncEvent(MBA.RSCN_UPDATE, ((e.format & 3) << 8) | (a >>> 16), a & 0xffff, this.vpIndex));
         return;
       }
     }
@@ -208,8 +285,17 @@ export class FabricSession implements PortSession {
    * late results of older exchanges are ignored.
    */
   private dropSession(compStatus: number): void {
-    for (const x of this.o.exchanges.all()) x.terminate(compStatus);
-    this.o.exchanges.clear();
+    if (this.vport) {
+      for (const x of this.o.exchanges.ofVp(this.vpIndex)) {
+        x.terminate(compStatus);
+        this.o.exchanges.remove(x.handle);
+      }
+    } else {
+      // The physical link carries every VP: all outstanding commands end with it.
+      for (const x of this.o.exchanges.all()) x.terminate(compStatus);
+      this.o.exchanges.clear();
+      this.o.onDown?.();
+    }
     this.gen++;
     this.stopTimer();
     this.login = null;
@@ -236,37 +322,76 @@ export class FabricSession implements PortSession {
       (e) => {
         if (gen !== this.gen) return;
         this.phaseNow = 'failed';
-        this.o.trace('fabric_err_login', { error: String(e) });
-        this.cancelTimer = this.o.scheduler.after(FABRIC_LOGIN_RETRY_MS, () => {
-          if (gen === this.gen && this.phaseNow === 'failed') {
-            this.phaseNow = 'armed';
-            this.fireIfArmed();
-          }
-        });
+        this.o.trace('fabric_err_login', { vpIndex: this.vpIndex, error: String(e) });
+        if (this.vport && !this.failureReported) {
+          // qla24xx_report_id_acquisition logs "Could not acquire ID for VP[n]" for vp_status 1.
+          this.failureReported = true;
+          this.o.postResponse(buildVportFailure(this.vpIndex, e instanceof FabricLoginRejected ? e : null));
+        }
+        this.scheduleRetry();
       },
     );
   }
 
+  private scheduleRetry(): void {
+    const gen = this.gen;
+    this.stopTimer();
+    this.cancelTimer = this.o.scheduler.after(FABRIC_LOGIN_RETRY_MS, () => {
+      if (gen === this.gen && this.phaseNow === 'failed') {
+        this.phaseNow = 'armed';
+        this.fireIfArmed();
+      }
+    });
+  }
+
   /** AEN 0x8011 → Report ID Acquisition on the response ring → AEN 0x8014 global (§3.7). */
   private announceLinkUp(r: FabricLoginResult): void {
+    if (this.vport) {
+      this.o.trace('vport_up', { vpIndex: this.vpIndex, portId: r.portId.toString(16) });
+      this.failureReported = false;
+      this.o.postResponse(buildReportIdAcquisition(r, this.vpIndex));
+      return;
+    }
     this.o.trace('link_up', { portId: r.portId.toString(16), speedGbps: r.speedGbps });
     this.o.events.push(asyncEvent(MBA.LOOP_UP, this.speedCode(), 0, 0));
     this.o.postResponse(buildReportIdAcquisition(r));
     this.o.events.push(
       asyncEvent(MBA.PORT_UPDATE, PORT_UPDATE_GLOBAL.handle, PORT_UPDATE_GLOBAL.state, PORT_UPDATE_GLOBAL.vp),
     );
+    this.o.onUp?.();
   }
 }
 
-/** Report ID Acquisition (0x32), format 1 (fabric), F_Port topology. */
-export function buildReportIdAcquisition(r: FabricLoginResult): Uint8Array {
+/** Report ID Acquisition (0x32), format 1 (fabric), F_Port topology, for VP vpIndex. */
+export function buildReportIdAcquisition(r: FabricLoginResult, vpIndex = 0): Uint8Array {
   const e = new Uint8Array(IOCB_SIZE);
   e[0] = EntryType.VP_RPT_ID_IOCB_TYPE;
   e[IocbHeader.ENTRY_COUNT] = 1;
+  e[VpRptId.VP_IDX] = vpIndex;
+  e[VpRptId.VP_STATUS] = VP_STAT_COMPL;
   writeU24LE(e, VpRptId.PORT_ID, r.portId);
   e[VpRptId.FORMAT] = RIDA_FORMAT_FABRIC;
   e[VpRptId.F1_FLAGS] = RIDA_F1_FLAGS_TOPO_F;
   e.set(wwnToBytes(r.fabricPortName), VpRptId.F1_PORT_NAME);
   e.set(wwnToBytes(r.fabricName), VpRptId.F1_NODE_NAME);
+  return e;
+}
+
+/**
+ * Report ID Acquisition (0x32), format 1, vp_status VP_STAT_FAIL: the FDISC of VP vpIndex was
+ * refused (LS_RJT reason and explanation when the fabric sent one) or got no answer.
+ */
+export function buildVportFailure(vpIndex: number, rjt: FabricLoginRejected | null): Uint8Array {
+  const e = new Uint8Array(IOCB_SIZE);
+  e[0] = EntryType.VP_RPT_ID_IOCB_TYPE;
+  e[IocbHeader.ENTRY_COUNT] = 1;
+  e[VpRptId.VP_IDX] = vpIndex;
+  e[VpRptId.VP_STATUS] = VP_STAT_FAIL;
+  e[VpRptId.FORMAT] = RIDA_FORMAT_FABRIC;
+  e[VpRptId.F1_FLAGS] = RIDA_F1_FLAGS_TOPO_F;
+  if (rjt) {
+    e[VpRptId.F1_LS_RJT_REASON] = rjt.reason & 0xff;
+    e[VpRptId.F1_LS_RJT_EXPLANATION] = rjt.explanation & 0xff;
+  }
   return e;
 }

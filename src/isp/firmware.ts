@@ -9,10 +9,12 @@
  * qla2x00_mailbox_command and qla24xx_process_response_queue.
  *
  *   reset ──CLR_RISC_RESET / soft reset──▶ rom ──EXECUTE_FIRMWARE──▶ running ──INIT_FW──▶ initialized
- *   initialized: the port's fabric session (fabric-session.ts) arms the link and logs in
+ *   initialized: the port's fabric session (fabric-session.ts) arms the link and logs in;
+ *                the guest's NPIV vports (VP index ≥ 1, vports.ts) FDISC on that link
  *
- * The firmware owns the RISC state, the mailbox, the exchange table and the N_Port's fabric
- * session (which owns the login table). Mailbox commands (mailbox.ts) and IOCB handlers (iocb/)
+ * The firmware owns the RISC state, the mailbox, the exchange table, the physical N_Port's fabric
+ * session (which owns the login table) and the VP table of the guest's vports. An IOCB's
+ * vp_index and mailbox 9 of the per-VP mailbox commands select the N_Port a handler sees. Mailbox commands (mailbox.ts) and IOCB handlers (iocb/)
  * see only a MailboxContext / IocbContext (iocb/context.ts) built here, never this object.
  *
  * Identity: the fabric login uses the host-configured names (IdentityPolicy), never the port and
@@ -22,13 +24,13 @@
  * would only turn a misconfigured guest into a dead HBA — the names are ignored, as on a port
  * whose WWPN the fabric assigns, and a rate-limited warning is logged (docs/security.md).
  */
-import { IOCB_SIZE, IocbHeader } from '../../assembly/shared/iocb.js';
+import { CompStatus, IOCB_SIZE, IocbHeader } from '../../assembly/shared/iocb.js';
 import { formatWwn } from '../util/wwn.js';
 import { asyncEvent, INTR_TYPE, MAILBOX_COUNT, type EventFifo } from './events.js';
 import type { FabricPort } from './fabric-port.js';
 import { FabricSession } from './fabric-session.js';
 import type { FlashStore } from './flash.js';
-import { FSTATE, MBA, MBS } from './fw-constants.js';
+import { FSTATE, MAX_NPIV_VPORTS, MBA, MBS } from './fw-constants.js';
 import { GuestDma } from './guest-dma.js';
 import type { IspHost, IspScheduler } from './host.js';
 import type { IdentityPolicy, PortIdentity } from './identity.js';
@@ -36,10 +38,11 @@ import { WarnLimiter } from '../util/warn-limit.js';
 import { ICB_SIZE, parseInitControlBlock, type InitControlBlock } from './init-cb.js';
 import { mailboxCommand, mailboxReply, RESOURCE_COUNT, type FirmwareControl, type MailboxContext } from './mailbox.js';
 import { executeCommand } from './iocb/fcp.js';
-import type { LinkPhase } from './iocb/context.js';
+import type { LinkPhase, PortSession } from './iocb/context.js';
 import type { CommandRequest, RingFault } from './ring/types.js';
 import type { IspQueues } from './queues.js';
 import { handleIocb } from './iocb/dispatch.js';
+import { VportTable } from './vports.js';
 import { ExchangeTable } from './iocb/exchanges.js';
 import type { LoginTable } from './login-table.js';
 import type { Trace } from '../device/trace.js';
@@ -85,6 +88,8 @@ export class IspFirmware implements FirmwareControl {
   readonly exchanges = new ExchangeTable();
   /** The physical port's link and fabric login, with its login table. */
   readonly session: FabricSession;
+  /** The guest's NPIV vports (VP index 1..MAX_NPIV_VPORTS) on the physical port's link. */
+  readonly vports: VportTable;
   readonly identity: IdentityPolicy;
   private mailboxBusy = false;
   private readonly dma: GuestDma;
@@ -100,22 +105,36 @@ export class IspFirmware implements FirmwareControl {
     this.identityWarnings = new WarnLimiter(IDENTITY_WARN_PERIOD_MS, o.now);
     this.trace = o.trace;
     this.dma = new GuestDma(o.host, (event, detail) => this.guestError(event, detail));
-    this.session = new FabricSession({
-      vpIndex: PHYSICAL_VP,
-      fabric: o.fabric,
+    const sessionOptions = {
       scheduler: o.scheduler,
       events: o.events,
       exchanges: this.exchanges,
-      postResponse: (entry) => {
+      postResponse: (entry: Uint8Array) => {
         this.queues.post(entry);
         this.queues.flushResponses();
       },
       trace: o.trace,
+    };
+    this.session = new FabricSession({
+      ...sessionOptions,
+      vpIndex: PHYSICAL_VP,
+      fabric: o.fabric,
+      onUp: () => this.vports.physicalUp(),
+      onDown: () => this.vports.physicalDown(),
+    });
+    this.vports = new VportTable({
+      physical: this.session,
+      identity: o.identity,
+      scheduler: o.scheduler,
+      session: sessionOptions,
+      accepting: () => this.risc === 'initialized',
     });
     this.context = {
       dma: this.dma,
       exchanges: this.exchanges,
       port: this.session,
+      portOf: (vp) => this.vports.portOf(vp),
+      vports: this.vports,
       reportLoginsInPortList: o.reportLoginsInPortList ?? false,
       postStatus: (status) => this.queues.postStatus(status),
       guestError: (event, detail) => this.guestError(event, detail),
@@ -174,6 +193,7 @@ export class IspFirmware implements FirmwareControl {
 
   /** Everything a reset forgets; the session's new generation orphans work still in flight. */
   private resetFirmwareState(): void {
+    this.vports.clear();
     this.session.reset();
     this.mailboxBusy = false;
     this.firmwareLoaded = false;
@@ -209,7 +229,8 @@ export class IspFirmware implements FirmwareControl {
       this.guestError('mbox_err_init_fw_icb', { reason: icb, midInit });
       return MBS.COMMAND_PARAMETER_ERROR;
     }
-    // Re-initialization drops the previous session, as real firmware does.
+    // Re-initialization drops the previous session and every VP, as real firmware does.
+    this.vports.clear();
     this.session.beginInitialization();
     this.icb = icb;
     try {
@@ -220,7 +241,7 @@ export class IspFirmware implements FirmwareControl {
           responseAddress: icb.responseQueueAddress,
           responseLength: icb.responseQueueLength,
         },
-        { maxHandleIndex: RESOURCE_COUNT - 1 },
+        { maxHandleIndex: RESOURCE_COUNT - 1, maxVpIndex: MAX_NPIV_VPORTS },
       );
     } catch (e) {
       this.guestError('mbox_err_init_fw_rings', { error: String(e) });
@@ -261,6 +282,13 @@ export class IspFirmware implements FirmwareControl {
     return login.identity;
   }
 
+  /** The handlers' context for VP index vpIndex (0 = physical); null outside the VP range. */
+  private contextOf(vpIndex: number): MailboxContext | null {
+    if (vpIndex === PHYSICAL_VP) return this.context;
+    const port: PortSession | null = this.vports.portOf(vpIndex);
+    return port ? { ...this.context, port } : null;
+  }
+
   // ---- mailbox ----------------------------------------------------------------------------
 
   /** hccr SET_HOST_INT with the inbound mailboxes copied in. */
@@ -289,8 +317,13 @@ export class IspFirmware implements FirmwareControl {
       reply = mailboxReply(MBS.INVALID_COMMAND);
     } else {
       this.trace('mbox_cmd_enter', { opcode, name: cmd.name });
+      // Commands qla2xxx sends with the VP index in mailbox 9 run against that VP's N_Port.
+      const ctx = cmd.perVp ? this.contextOf(mb[9]!) : this.context;
       try {
-        reply = cmd.handler(this.context, mb);
+        if (!ctx) {
+          this.guestError('mbox_err_vp_index', { opcode, name: cmd.name, vpIndex: mb[9] });
+          reply = mailboxReply(MBS.COMMAND_PARAMETER_ERROR);
+        } else reply = cmd.handler(ctx, mb);
       } catch (e) {
         this.trace('mbox_err_handler', { opcode, error: String(e) });
         reply = mailboxReply(MBS.COMMAND_ERROR);
@@ -354,7 +387,14 @@ export class IspFirmware implements FirmwareControl {
 
   /** A decoded Command Type 7 from the request ring. */
   onCommand(cmd: CommandRequest): void {
-    executeCommand(this.context, cmd);
+    // The codec accepts vp_index 0..MAX_NPIV_VPORTS only (RingLimits.maxVpIndex).
+    const ctx = this.contextOf(cmd.vpIndex);
+    if (!ctx) {
+      this.guestError('fcp_err_vp_index', { handle: cmd.handle, vpIndex: cmd.vpIndex });
+      this.queues.postStatus({ handle: cmd.handle, compStatus: CompStatus.CS_PORT_UNAVAILABLE, scsiStatus: 0 });
+      return;
+    }
+    executeCommand(ctx, cmd);
   }
 
   /** The codec hit a DMA/index fault on a ring: report a transfer error (the driver aborts the ISP). */

@@ -54,6 +54,7 @@ export const MBC = {
   LIP_RESET: 0x6c,
   GET_STATISTICS: 0x6d,
   LINK_INITIALIZATION: 0x72,
+  SEND_CHANGE_REQUEST: 0x70,
   PORT_NODE_NAME_LIST: 0x75,
   GET_ID_LIST: 0x7c,
 } as const;
@@ -93,3 +94,43 @@ export const WELL_KNOWN = {
   NAME_SERVER: 0xfffffc,
   F_PORT: 0xfffffe,
 } as const;
+
+/** VP_CONFIG (vp_config_entry_24xx) commands and comp_status codes (qla_fw.h VCT_*, CS_VCT_*). */
+export const VCT = {
+  COMMAND_MOD_VPS: 0x00,
+  COMMAND_MOD_ENABLE_VPS: 0x01,
+  CS_COMPLETE: 0x00,
+  CS_STS_ERROR: 0x01,
+  CS_CNT_ERROR: 0x02,
+  CS_IDX_ERROR: 0x02,
+  CS_ERROR: 0x03,
+  CS_BUSY: 0x05,
+} as const;
+
+/** VP_CTRL (vp_ctrl_entry_24xx) commands and comp_status codes (qla_fw.h VCE_*, CS_VCE_*). */
+export const VCE = {
+  COMMAND_ENABLE_VPS: 0x00,
+  COMMAND_DISABLE_VPS: 0x08,
+  COMMAND_DISABLE_VPS_REINIT: 0x09,
+  COMMAND_DISABLE_VPS_LOGO: 0x0a,
+  COMMAND_DISABLE_VPS_LOGO_ALL: 0x0b,
+  CS_COMPLETE: 0x00,
+  CS_IOCB_ERROR: 0x01,
+  CS_ACQ_ID_ERROR: 0x02,
+  CS_BUSY: 0x05,
+} as const;
+
+/** vp_config_entry_24xx options_idx bits (qla24xx_modify_vp_config: 0x38). */
+export const VP_OPTION = {
+  ENABLE: 1 << 3,
+  INITIATOR: 1 << 4,
+  TARGET_DISABLED: 1 << 5,
+} as const;
+
+/**
+ * VP indices a guest may configure: MBC 0x42 mb11, which qla2x00_get_resource_cnts takes as
+ * max_npiv_vports (fc_host max_npiv_vports). 127 is what QLogic 4/8 Gb firmware reports; it is
+ * also the highest index VP_CTRL's 16-byte vp_idx_map can name below qla24xx_control_vp's
+ * limits.
+ */
+export const MAX_NPIV_VPORTS = 127;

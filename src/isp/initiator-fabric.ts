@@ -4,7 +4,9 @@
  * the vport's link. Two ways in:
  *   - own link: connect() opens a link per fabric login and the vport FLOGIs on it (its link is
  *     the physical port); after link loss the link is re-probed and 'link-up' reported;
- *   - NPIV: an already logged-in physical Initiator FDISCs the vport on its link.
+ *   - NPIV: an already logged-in physical Initiator FDISCs the vport on its link; createVport()
+ *     gives such a port for one guest VP, FDISCing through whatever physical login this port
+ *     has at the time (the firmware re-FDISCs its VPs after each physical login).
  * As real 24xx firmware does after FLOGI, the port registers for RSCNs (SCR).
  */
 import { Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiator.js';
@@ -24,13 +26,14 @@ import type {
   PlogiResult,
   PrliResult,
 } from './fabric-port.js';
+import { FabricLoginRejected } from './fabric-port.js';
 import { ctReject } from './iocb/ct.js';
 
 export interface InitiatorFabricOptions {
   /** Opens the vport's own link to the fabric (FLOGI mode). */
   connect?: () => Promise<Link>;
-  /** A logged-in physical port to FDISC through (NPIV mode). */
-  physical?: Initiator;
+  /** A logged-in physical port to FDISC through (NPIV mode), or how to find the current one. */
+  physical?: Initiator | (() => Initiator | null);
   /** Link speed to report (Gbit/s); the emulated ISP2532 is an 8 Gb part. */
   speedGbps?: number;
   /** Period of link re-probes after a loss (own-link mode). */
@@ -65,18 +68,43 @@ export class InitiatorFabricPort implements FabricPort {
   }
 
   isLinkUp(): boolean {
-    if (this.o.physical) return this.o.physical.mux.isUp && this.o.physical.loggedIn;
+    if (this.o.physical) {
+      const p = this.physicalPort();
+      return p?.mux.isUp === true && p.loggedIn;
+    }
     return this.linkUsable;
+  }
+
+  private physicalPort(): Initiator | null {
+    const p = this.o.physical;
+    return typeof p === 'function' ? p() : (p ?? null);
+  }
+
+  /** NPIV: a port for one more N_Port on this port's link (FabricPort.createVport). */
+  createVport(): FabricPort {
+    return new InitiatorFabricPort({
+      physical: () => (this.o.physical ? this.physicalPort() : this.port),
+      ...(this.o.speedGbps !== undefined ? { speedGbps: this.o.speedGbps } : {}),
+      log: this.log,
+    });
   }
 
   async login(wwpn: bigint, wwnn: bigint): Promise<FabricLoginResult> {
     // A newer login (firmware reset during FLOGI) supersedes this one.
     const seq = ++this.loginSeq;
-    await this.logout();
+    await this.detach();
     let port: Initiator;
     let link: Link | null = null;
     if (this.o.physical) {
-      port = await this.o.physical.createVport({ wwpn, wwnn });
+      const physical = this.physicalPort();
+      if (!physical?.loggedIn) throw new LinkDownError('the physical port is not logged in to the fabric');
+      try {
+        port = await physical.createVport({ wwpn, wwnn });
+      } catch (e) {
+        if (e instanceof ElsRejectError)
+          throw new FabricLoginRejected(e.rjt.reason, e.rjt.explanation, `FDISC rejected: ${e.message}`);
+        throw e;
+      }
     } else {
       link = this.spareLink ?? (await this.o.connect!());
       this.spareLink = null;
@@ -95,6 +123,8 @@ export class InitiatorFabricPort implements FabricPort {
     this.port = port;
     this.link = link;
     port.on('link-down', (reason) => this.onLinkDown(port, reason));
+    // An FDISC login also ends when its physical port logs out or logs in again (FLOGI).
+    port.on('fabric-logout', (reason) => this.onLinkDown(port, reason));
     port.on('rscn', (pages) => {
       if (this.port !== port) return;
       for (const p of pages) this.emit({ type: 'rscn', format: p.addressFormat, address: p.affectedId });
@@ -109,10 +139,17 @@ export class InitiatorFabricPort implements FabricPort {
       fabricPortName: f.fabricPortName,
       fabricName: f.fabricName,
       speedGbps: this.o.speedGbps ?? 8,
+      npivSupported: f.npivSupported,
     };
   }
 
   async logout(): Promise<void> {
+    // A login still in flight is superseded: it logs itself out when it completes.
+    this.loginSeq++;
+    await this.detach();
+  }
+
+  private async detach(): Promise<void> {
     // Detach first: a login may start while this logout is still waiting for the fabric, and
     // must not see (or lose) the old port and link.
     const port = this.port;

@@ -64,6 +64,11 @@ export class LoginTable {
     return this.byHandle.get(handle);
   }
 
+  /** Every login, in handle-assignment order. */
+  entries(): readonly Readonly<RemoteLogin>[] {
+    return [...this.byHandle.values()];
+  }
+
   byPortId(portId: number): Readonly<RemoteLogin> | undefined {
     for (const l of this.byHandle.values()) if (l.portId === portId) return l;
     return undefined;

@@ -12,7 +12,7 @@
  */
 import { EMULATED_FW_VERSION, FLASH_WINDOW, type FlashStore } from './flash.js';
 import { MAILBOX_COUNT } from './events.js';
-import { MBC, MBS } from './fw-constants.js';
+import { MAX_NPIV_VPORTS, MBC, MBS } from './fw-constants.js';
 import type { IocbContext } from './iocb/context.js';
 import { writePortDatabase, writePortList } from './port-database.js';
 
@@ -50,6 +50,11 @@ export interface MailboxCommand {
   handler: MailboxHandler;
   /** Accepted while the RISC runs only its ROM code (before EXECUTE_FIRMWARE). */
   inRom?: boolean;
+  /**
+   * qla2xxx sends the VP index in mailbox 9 (out_mb includes MBX_9): the handler runs against
+   * that VP's N_Port. Other commands leave mb9 stale, so it is read only for these.
+   */
+  perVp?: boolean;
 }
 
 /** Builds an outbound mailbox set: mb0 = status, then the listed registers. */
@@ -75,11 +80,10 @@ const DUMP_RAM_MAX_DWORDS = 0x10000;
 const FW_MEMORY_SIZE = 0x0013ffff;
 /**
  * MBC 0x08 mb6 firmware attributes. BIT2 (multi-ID / NPIV capable) is set as on real 25xx
- * firmware: it makes qla2xxx initialize with MID_INITIALIZE_FIRMWARE (0x48), which — unlike 0x60
- * — is on the driver's list of commands allowed while an ISP abort is active (qla_mbx.c
- * rom_cmds); with 0x60 every ISP-abort re-init fails ("aborted with timeout since ISP Abort is
- * pending"). Guest-side vport creation still fails cleanly: MBC 0x20 reports a switch without
- * FLOGI_MID_SUPPORT. BIT4 (T10 PI) and BIT6 (multiqueue) stay clear.
+ * firmware: qla2x00_setup_chip then sets npiv_supported, reads max_npiv_vports from mb11 of
+ * 0x42, and initializes with MID_INITIALIZE_FIRMWARE (0x48), which — unlike 0x60 — is on the
+ * driver's list of commands allowed while an ISP abort is active (qla_mbx.c rom_cmds). BIT4
+ * (T10 PI) and BIT6 (multiqueue) stay clear.
  */
 const FW_ATTRIBUTES = 1 << 2;
 /** Exchange / IOCB resource counts reported by 0x42 (non-zero, else the driver throttles to 0). */
@@ -89,6 +93,11 @@ const RETRY_R_A_TOV = 200;
 const RETRY_COUNT = 8;
 /** MBC 0x20 mb7: switch capabilities (in-order delivery). */
 const SWITCH_CAPABILITIES = 0x0100;
+/**
+ * MBC 0x20 mb7 BIT_10 FLOGI_MID_SUPPORT: the switch accepts FDISC (NPIV). Without it
+ * qla24xx_vport_create_req_sanity_check refuses every vport (VPCERR_NO_FABRIC_SUPP).
+ */
+const FLOGI_MID_SUPPORT = 1 << 10;
 /** MBC 0x20 mb6: topology codes. */
 export const TOPOLOGY_F_PORT = 3;
 /** MBC 0x31 failure sub-code "no SFP data". */
@@ -156,8 +165,18 @@ function getFirmwareVersion(): MailboxReply {
   });
 }
 
+/** MBC 0x42 (qla2x00_get_resource_cnts): mb11 becomes max_npiv_vports (fc_host max_npiv_vports). */
 function getResourceCounts(): MailboxReply {
-  return ok({ 1: 0, 2: 0, 3: RESOURCE_COUNT, 6: RESOURCE_COUNT, 7: RESOURCE_COUNT, 10: RESOURCE_COUNT, 11: 0, 12: 0 });
+  return ok({
+    1: 0,
+    2: 0,
+    3: RESOURCE_COUNT,
+    6: RESOURCE_COUNT,
+    7: RESOURCE_COUNT,
+    10: RESOURCE_COUNT,
+    11: MAX_NPIV_VPORTS,
+    12: 0,
+  });
 }
 
 function readSfp(): MailboxReply {
@@ -177,18 +196,35 @@ function getRetryCount(): MailboxReply {
   return ok({ 1: RETRY_COUNT, 3: RETRY_R_A_TOV });
 }
 
+/**
+ * MBC 0x20 for the VP in mb9 (qla2x00_get_adapter_id): its own N_Port ID in mb2/mb3. Topology and
+ * switch capabilities are the physical link's and the same for every VP: qla2x00_configure_hba
+ * stores them chip-wide (ha->current_topology, ha->switch_cap), so a VP must not turn NPIV off.
+ */
 function getAdapterId(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
   const link = ctx.port.fabricLogin;
   if (!link) return mailboxReply(MBS.COMMAND_ERROR, { 1: ADAPTER_ID_LOOP_TRANSITION });
   const id = link.portId;
+  const physical = ctx.portOf(0)?.fabricLogin ?? link;
+  const npiv = physical.npivSupported !== false;
   return ok({
-    1: 0,
+    1: ctx.port.vpIndex,
     2: id & 0xffff,
     3: id >>> 16,
     6: TOPOLOGY_F_PORT,
-    7: SWITCH_CAPABILITIES,
+    7: SWITCH_CAPABILITIES | (npiv ? FLOGI_MID_SUPPORT : 0),
     9: mb[9]!,
   });
+}
+
+/**
+ * MBC 0x70 for the VP in mb9 (qla2x00_send_change_request, from qla24xx_configure_vp): RSCN
+ * registration. The FabricPort registers every fabric login it makes (SCR to 0xFFFFFD), so this
+ * succeeds while the VP is logged in; without that the driver logs "Failed to enable receiving
+ * of RSCN requests" and retries on the next Report ID Acquisition.
+ */
+function sendChangeRequest(ctx: MailboxContext): MailboxReply {
+  return ctx.port.phase === 'up' ? ok() : mailboxReply(MBS.COMMAND_ERROR);
 }
 
 function dataRate(ctx: MailboxContext, mb: Uint16Array): MailboxReply {
@@ -250,7 +286,7 @@ export const MAILBOX_COMMANDS: readonly MailboxCommand[] = [
   { opcode: MBC.SERDES_PARAMS, name: 'SERDES_PARAMS', handler: accept },
   { opcode: MBC.STOP_FIRMWARE, name: 'STOP_FIRMWARE', handler: stopFirmware },
   { opcode: MBC.PORT_PARAMS, name: 'PORT_PARAMS', handler: accept },
-  { opcode: MBC.GET_ADAPTER_LOOP_ID, name: 'GET_ADAPTER_LOOP_ID', handler: getAdapterId },
+  { opcode: MBC.GET_ADAPTER_LOOP_ID, name: 'GET_ADAPTER_LOOP_ID', handler: getAdapterId, perVp: true },
   { opcode: MBC.GET_RETRY_COUNT, name: 'GET_RETRY_COUNT', handler: getRetryCount },
   { opcode: MBC.TRACE_CONTROL, name: 'TRACE_CONTROL', handler: accept },
   { opcode: MBC.READ_SFP, name: 'READ_SFP', handler: readSfp },
@@ -263,15 +299,16 @@ export const MAILBOX_COMMANDS: readonly MailboxCommand[] = [
   { opcode: MBC.DATA_RATE, name: 'DATA_RATE', handler: dataRate },
   { opcode: MBC.INITIALIZE_FIRMWARE, name: 'INITIALIZE_FIRMWARE', handler: initializeFirmware },
   { opcode: MBC.INITIATE_LIP, name: 'INITIATE_LIP', handler: relink },
-  { opcode: MBC.GET_PORT_DATABASE, name: 'GET_PORT_DATABASE', handler: getPortDatabase },
+  { opcode: MBC.GET_PORT_DATABASE, name: 'GET_PORT_DATABASE', handler: getPortDatabase, perVp: true },
   { opcode: MBC.GET_FIRMWARE_STATE, name: 'GET_FIRMWARE_STATE', handler: getFirmwareState },
-  { opcode: MBC.GET_PORT_NAME, name: 'GET_PORT_NAME', handler: getPortName },
+  { opcode: MBC.GET_PORT_NAME, name: 'GET_PORT_NAME', handler: getPortName, perVp: true },
+  { opcode: MBC.SEND_CHANGE_REQUEST, name: 'SEND_CHANGE_REQUEST', handler: sendChangeRequest, perVp: true },
   { opcode: MBC.GET_LINK_STATUS, name: 'GET_LINK_STATUS', handler: statistics },
   { opcode: MBC.LIP_RESET, name: 'LIP_RESET', handler: relink },
   { opcode: MBC.GET_STATISTICS, name: 'GET_STATISTICS', handler: statistics },
   { opcode: MBC.LINK_INITIALIZATION, name: 'LINK_INITIALIZATION', handler: relink },
   { opcode: MBC.PORT_NODE_NAME_LIST, name: 'PORT_NODE_NAME_LIST', handler: portNodeNameList },
-  { opcode: MBC.GET_ID_LIST, name: 'GET_ID_LIST', handler: getIdList },
+  { opcode: MBC.GET_ID_LIST, name: 'GET_ID_LIST', handler: getIdList, perVp: true },
 ];
 
 const BY_OPCODE = new Map(MAILBOX_COMMANDS.map((c) => [c.opcode, c]));

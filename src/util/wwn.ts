@@ -30,6 +30,31 @@ export function parseWwn(text: string, what = 'WWN'): bigint {
   return value;
 }
 
+/**
+ * A port-name/node-name pair written WWPN:WWNN (as Linux's fc_host vport_create takes it), each
+ * name in any accepted form: `5001438001234567:5001438001234566`,
+ * `0x5001438001234567:0x5001438001234566`, or the two colon forms joined by a colon.
+ */
+export function parseWwnPair(text: string, what = 'WWPN:WWNN'): { wwpn: bigint; wwnn: bigint } {
+  const t = text.trim();
+  const found: { wwpn: bigint; wwnn: bigint }[] = [];
+  // Each ':' could separate the two names (colon-form names hold ':' themselves): exactly one
+  // split may give two valid names.
+  for (let i = t.indexOf(':'); i >= 0 && found.length < 2; i = t.indexOf(':', i + 1)) {
+    try {
+      found.push({ wwpn: parseWwn(t.slice(0, i)), wwnn: parseWwn(t.slice(i + 1)) });
+    } catch {
+      // not this colon
+    }
+  }
+  if (found.length !== 1) {
+    throw new WwnError(
+      `invalid ${what} '${text}': expected two WWNs joined by ':', e.g. 5001438001234567:5001438001234566 or 50:01:43:80:01:23:45:67:50:01:43:80:01:23:45:66`,
+    );
+  }
+  return found[0]!;
+}
+
 /** Canonical colon form, lower case: 50:01:43:80:01:23:45:67. */
 export function formatWwn(wwn: bigint): string {
   const hex = wwn.toString(16).padStart(16, '0');

@@ -9,15 +9,26 @@ import type { VportStatsWriter } from './stats.js';
 const SAM_STAT_GOOD = 0x00;
 
 export function countingFabricPort(inner: FabricPort, stats: VportStatsWriter): FabricPort {
-  inner.onEvent((e: FabricEvent) => {
-    if (e.type === 'link-up') stats.setLink('up');
-    else if (e.type === 'link-down') stats.setLink('down');
-  });
+  return counting(inner, stats, true);
+}
+
+/**
+ * physical: the port's own link (its state is the one `vport stats` shows); a guest NPIV vport
+ * on that link (createVport) counts its I/O into the same stats but leaves the link state alone.
+ */
+function counting(inner: FabricPort, stats: VportStatsWriter, physical: boolean): FabricPort {
+  if (physical) {
+    inner.onEvent((e: FabricEvent) => {
+      if (e.type === 'link-up') stats.setLink('up');
+      else if (e.type === 'link-down') stats.setLink('down');
+    });
+  }
+  const createVport = inner.createVport?.bind(inner);
   return {
     isLinkUp: () => inner.isLinkUp(),
     async login(wwpn, wwnn) {
       const result = await inner.login(wwpn, wwnn);
-      stats.setLink('up');
+      if (physical) stats.setLink('up');
       return result;
     },
     logout: () => inner.logout(),
@@ -52,5 +63,6 @@ export function countingFabricPort(inner: FabricPort, stats: VportStatsWriter): 
     taskManagement: (id, lun, fn) => inner.taskManagement(id, lun, fn),
     abort: (id, tag) => inner.abort(id, tag),
     onEvent: (listener) => inner.onEvent(listener),
+    ...(createVport ? { createVport: () => counting(createVport(), stats, false) } : {}),
   };
 }

@@ -12,7 +12,8 @@
  *     "autostart": false,
  *     "socketOwner": "libvirt-qemu",   // optional: serve --socket-owner
  *     "socketGroup": "kvm",            // optional: serve --socket-group
- *     "sanOwner": "npiv-san"           // optional: serve --san-owner (san backend only)
+ *     "sanOwner": "npiv-san",          // optional: serve --san-owner (san backend only)
+ *     "npiv": [{ "wwpn": "c0:50:…", "wwnn": "c0:50:…" }]   // optional: serve --npiv-wwpn, each pair
  *   }
  *
  * The three access fields hold a user or group as given (a name, or a numeric id): a name is
@@ -27,6 +28,9 @@ import { formatWwn, parseWwn } from '../util/wwn.js';
 import { VportUsageError } from './errors.js';
 
 export const DEFINITION_FORMAT_VERSION = 1;
+
+/** NPIV name pairs one definition may grant (the firmware offers 127 VP indices). */
+export const MAX_NPIV_GRANTS = 127;
 
 /** sun_path is 108 bytes including the terminating NUL (linux/un.h). */
 export const UNIX_SOCKET_PATH_MAX = 107;
@@ -50,6 +54,8 @@ export interface VportDefinition {
   socketGroup?: string;
   /** serve --san-owner: the user (name or uid) the SAN at the backend's link may run as */
   sanOwner?: string;
+  /** serve --npiv-wwpn: name pairs the guest may create NPIV vports with (none when absent) */
+  npiv?: { wwpn: bigint; wwnn: bigint }[];
 }
 
 /** The definition fields that become serve options, with the option each one is passed as. */
@@ -155,8 +161,16 @@ export const VportDefinitionFileSchema = z
     socketOwner: AccountText('--socket-owner').optional(),
     socketGroup: AccountText('--socket-group').optional(),
     sanOwner: AccountText('--san-owner').optional(),
+    npiv: z
+      .array(z.object({ wwpn: WwnText('NPIV WWPN'), wwnn: WwnText('NPIV WWNN') }).strict())
+      .max(MAX_NPIV_GRANTS)
+      .optional(),
   })
   .strict()
+  .refine((d) => new Set([d.wwpn, ...(d.npiv ?? []).map((g) => g.wwpn)]).size === 1 + (d.npiv?.length ?? 0), {
+    message: 'every NPIV WWPN must differ from the others and from the vport WWPN',
+    path: ['npiv'],
+  })
   .refine((d) => d.wwpn !== d.wwnn, { message: 'wwpn and wwnn must differ' })
   .refine((d) => d.sanOwner === undefined || d.backend.type === 'san', {
     message: 'sanOwner needs a san backend',
@@ -176,6 +190,9 @@ export function definitionToJson(def: VportDefinition): object {
     ...(def.socketOwner !== undefined ? { socketOwner: def.socketOwner } : {}),
     ...(def.socketGroup !== undefined ? { socketGroup: def.socketGroup } : {}),
     ...(def.sanOwner !== undefined ? { sanOwner: def.sanOwner } : {}),
+    ...(def.npiv !== undefined && def.npiv.length > 0
+      ? { npiv: def.npiv.map((g) => ({ wwpn: formatWwn(g.wwpn), wwnn: formatWwn(g.wwnn) })) }
+      : {}),
   };
 }
 
@@ -197,5 +214,6 @@ export function definitionFromJson(json: unknown): VportDefinition {
     ...(d.socketOwner !== undefined ? { socketOwner: d.socketOwner } : {}),
     ...(d.socketGroup !== undefined ? { socketGroup: d.socketGroup } : {}),
     ...(d.sanOwner !== undefined ? { sanOwner: d.sanOwner } : {}),
+    ...(d.npiv !== undefined && d.npiv.length > 0 ? { npiv: d.npiv } : {}),
   };
 }

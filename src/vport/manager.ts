@@ -5,8 +5,15 @@
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { parseGroup, parseUser } from '../util/private-socket.js';
-import { formatWwn, parseWwn, WwnError } from '../util/wwn.js';
-import { checkAccountName, checkSocketPath, parseUuid, type VportBackend, type VportDefinition } from './definition.js';
+import { formatWwn, parseWwn, parseWwnPair, WwnError } from '../util/wwn.js';
+import {
+  checkAccountName,
+  checkSocketPath,
+  MAX_NPIV_GRANTS,
+  parseUuid,
+  type VportBackend,
+  type VportDefinition,
+} from './definition.js';
 import { VportError, VportUsageError } from './errors.js';
 import { forgetRuntime, stopVport, vportStatus, type StopOptions, type StopResult } from './runtime.js';
 import type { VportStore } from './store.js';
@@ -36,6 +43,8 @@ export interface DefineRequest {
   socketGroup?: string;
   /** serve --san-owner (user name or uid); only with a san backend */
   sanOwner?: string;
+  /** serve --npiv-wwpn: WWPN:WWNN pairs the guest may create NPIV vports with */
+  npiv?: string[];
 }
 
 export interface DefineContext {
@@ -85,6 +94,17 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
       '--san-owner names who may run the SAN at the backend link: it needs --backend san:LINKPATH',
     );
   }
+  const npiv = (req.npiv ?? []).map((p) => {
+    try {
+      return parseWwnPair(p, '--npiv-wwpn');
+    } catch (err) {
+      if (err instanceof WwnError) throw new VportUsageError(err.message);
+      throw err;
+    }
+  });
+  if (npiv.length > MAX_NPIV_GRANTS) throw new VportUsageError(`at most ${MAX_NPIV_GRANTS} --npiv-wwpn pairs`);
+  if (new Set(npiv.map((g) => g.wwpn)).size !== npiv.length)
+    throw new VportUsageError('the same --npiv-wwpn WWPN is given twice');
   const access = {
     socketOwner: checkAccount(req.socketOwner, '--socket-owner', 'user'),
     socketGroup: checkAccount(req.socketGroup, '--socket-group', 'group'),
@@ -107,6 +127,12 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
     for (const d of definitions) {
       ownerOf.set(d.wwpn, `vport ${d.uuid} (its WWPN)`);
       if (!ownerOf.has(d.wwnn)) ownerOf.set(d.wwnn, `vport ${d.uuid} (its WWNN)`);
+      for (const g of d.npiv ?? []) ownerOf.set(g.wwpn, `vport ${d.uuid} (an NPIV grant)`);
+    }
+    // A granted WWPN logs in to the fabric like any vport's: it must be unique on this host.
+    for (const g of npiv) {
+      const owner = ownerOf.get(g.wwpn);
+      if (owner) throw new VportError(`duplicate NPIV WWPN ${formatWwn(g.wwpn)}: already used by ${owner}`);
     }
     const wwpnsInUse = new Map(definitions.map((d) => [d.wwpn, d.uuid]));
 
@@ -164,7 +190,9 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
       ...(access.socketOwner !== undefined ? { socketOwner: access.socketOwner } : {}),
       ...(access.socketGroup !== undefined ? { socketGroup: access.socketGroup } : {}),
       ...(access.sanOwner !== undefined ? { sanOwner: access.sanOwner } : {}),
+      ...(npiv.length > 0 ? { npiv } : {}),
     };
+    if (npiv.some((g) => g.wwpn === wwpn)) throw new VportError(`NPIV WWPN ${formatWwn(wwpn)} is the vport's own WWPN`);
     ctx.store.create(def);
     return def;
   });

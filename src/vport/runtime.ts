@@ -246,6 +246,7 @@ export function defaultServeCommand(): string[] {
 export function serveArguments(def: VportDefinition): string[] {
   const args = ['serve', '--socket', def.socket, '--wwpn', formatWwn(def.wwpn), '--wwnn', formatWwn(def.wwnn)];
   if (def.backend.type === 'san') args.push('--san', def.backend.link);
+  for (const g of def.npiv ?? []) args.push('--npiv-wwpn', `${formatWwn(g.wwpn)}:${formatWwn(g.wwnn)}`);
   for (const { field, option } of ACCESS_OPTIONS) {
     const value = def[field];
     if (value !== undefined) args.push(option, value);

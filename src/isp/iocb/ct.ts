@@ -1,8 +1,9 @@
 /**
  * CT Pass-Through IOCB (0x29) of the emulated ISP2532 firmware (qla2xxx 10.02.x qla24xx_ct_iocb /
  * qla24xx_prep_ms_iocb; FC-GS-7 CT_IU). Name-server requests (handle 0x7FC) are carried to the
- * fabric's directory server over the link; the management server (0x7EF: FDMI, GPSC) gets a clean
- * CT reject built here ("command not supported"), which makes the driver drop FDMI and GPSC.
+ * fabric's directory server over the link; the management server (0x7EF for the physical port,
+ * 0x7EF − n for NPIV vport n: qla2x00_reserve_mgmt_server_loop_id; FDMI, GPSC) gets a clean CT
+ * reject built here ("command not supported"), which makes the driver drop FDMI and GPSC.
  * Request and response buffers may be the same DMA buffer: the request is read whole first.
  */
 import { CompStatus, Ct, Dsd64, EntryStatus } from '../../../assembly/shared/iocb.js';
@@ -41,6 +42,12 @@ export function ctReject(request: Uint8Array, reason: number, explanation = 0): 
   r[CT_IU.REASON_CODE] = reason;
   r[CT_IU.EXPLANATION] = explanation;
   return r;
+}
+
+/** The VP's management-server handle, or a handle it logged in to 0xFFFFFA with. */
+function isManagementServer(ctx: IocbContext, handle: number): boolean {
+  if (handle === NPH.MGMT_SERVER || handle === NPH.MGMT_SERVER - ctx.port.vpIndex) return true;
+  return ctx.port.logins.get(handle)?.portId === WELL_KNOWN.MGMT_SERVER;
 }
 
 export async function handleCtPassThrough(ctx: IocbContext, request: Uint8Array): Promise<Uint8Array> {
@@ -87,7 +94,7 @@ export async function handleCtPassThrough(ctx: IocbContext, request: Uint8Array)
       return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
     }
     if (gen !== ctx.port.generation) return completion(request, CompStatus.CS_PORT_LOGGED_OUT, 0);
-  } else if (handle === NPH.MGMT_SERVER) {
+  } else if (isManagementServer(ctx, handle)) {
     response = ctReject(ct, CT_REASON_NOT_SUPPORTED);
   } else {
     ctx.guestError('ct_err_handle', { handle });

@@ -11,6 +11,8 @@ export interface ActiveExchange {
   lun: Uint8Array;
   /** FCP exchange tag used with the FabricPort (abort). */
   taskTag: number;
+  /** The VP index (N_Port) the command was sent from; absent = the physical port (0). */
+  vpIndex?: number;
   /**
    * Completes the command now with the given comp_status (e.g. CS_ABORTED) instead of its
    * normal result; the late result is then discarded. Returns false if it already completed.
@@ -48,6 +50,11 @@ export class ExchangeTable {
       out.push(x);
     }
     return out;
+  }
+
+  /** Exchanges one VP (N_Port) sent. */
+  ofVp(vpIndex: number): ActiveExchange[] {
+    return [...this.byHandle.values()].filter((x) => (x.vpIndex ?? 0) === vpIndex);
   }
 
   all(): ActiveExchange[] {

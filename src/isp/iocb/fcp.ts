@@ -125,6 +125,7 @@ export function executeCommand(ctx: IocbContext, cmd: CommandRequest): void {
       portId: cmd.portId,
       lun: cmd.lun,
       taskTag: cmd.handle,
+      vpIndex: ctx.port.vpIndex,
       terminate: (compStatus) => complete(status(compStatus)),
     })
   ) {

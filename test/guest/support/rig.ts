@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { VportHba } from '../../../src/hba.js';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
 import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
+import type { PortIdentity } from '../../../src/isp/identity.js';
 import { StorageArray, type ArrayConfig } from '../../../src/san/array.js';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
@@ -34,6 +35,10 @@ export interface IspRigOptions {
   targets?: readonly { port: ScsiTargetPort; options?: TargetPortOptions }[];
   /** Interrupt capabilities the HBA offers (VportHba default when absent). */
   interrupts?: Isp2532Interrupts;
+  /** The fabric's zoning (default: open). */
+  zoning?: Zoning;
+  /** Name pairs the guest may create NPIV vports with (serve --npiv-wwpn). */
+  npivGrants?: readonly PortIdentity[];
 }
 
 export interface IspRig {
@@ -54,7 +59,7 @@ export async function startIspRig(o: IspRigOptions): Promise<IspRig> {
   const dir = mkdtempSync(join(tmpdir(), `npiv-isp-${o.name}-`));
   const socket = join(dir, 'vport0.sock');
   const linkPath = join(dir, 'fabric.sock');
-  const fabric = new Fabric({ name: o.name, domain: 1, zoning: new Zoning('allow') });
+  const fabric = new Fabric({ name: o.name, domain: 1, zoning: o.zoning ?? new Zoning('allow') });
   let listener: LinkListener | undefined;
   let array: StorageArray | null = null;
   let fabricPort: InitiatorFabricPort | undefined;
@@ -94,6 +99,7 @@ export async function startIspRig(o: IspRigOptions): Promise<IspRig> {
       wwpn: VPORT_WWPN,
       wwnn: VPORT_WWNN,
       fabric: fabricPort,
+      ...(o.npivGrants ? { npivGrants: o.npivGrants } : {}),
       ...(o.interrupts ? { interrupts: o.interrupts } : {}),
     });
     hba.start();

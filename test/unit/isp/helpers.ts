@@ -17,6 +17,7 @@ import type {
   PrliResult,
 } from '../../../src/isp/fabric-port.js';
 import { Isp2532 } from '../../../src/isp/isp2532.js';
+import type { PortIdentity } from '../../../src/isp/identity.js';
 import type { Logger } from '../../../src/util/log.js';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
 import type { TaskManagementFunction } from '../../../src/scsi/sam.js';
@@ -221,6 +222,7 @@ export class Rig {
     reportLoginsInPortList?: boolean,
     log?: Logger,
     now?: () => number,
+    npivGrants?: readonly PortIdentity[],
   ) {
     this.fabric = fabric === undefined ? new FakeFabric(targets) : (fabric ?? new FakeFabric(targets));
     this.isp = new Isp2532({
@@ -232,6 +234,7 @@ export class Rig {
       ...(reportLoginsInPortList !== undefined ? { reportLoginsInPortList } : {}),
       ...(log ? { log } : {}),
       ...(now ? { now } : {}),
+      ...(npivGrants ? { npivGrants } : {}),
     });
   }
 

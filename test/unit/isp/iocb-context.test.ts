@@ -17,7 +17,7 @@ import {
 import type { FabricLoginResult, PlogiResult } from '../../../src/isp/fabric-port.js';
 import { MBC, MBS, NPH, WELL_KNOWN } from '../../../src/isp/fw-constants.js';
 import { GuestDma } from '../../../src/isp/guest-dma.js';
-import type { IocbContext, LinkPhase, PortSession } from '../../../src/isp/iocb/context.js';
+import type { IocbContext, LinkPhase, PortSession, VportControl } from '../../../src/isp/iocb/context.js';
 import { CT_REJECT, handleCtPassThrough } from '../../../src/isp/iocb/ct.js';
 import { ExchangeTable } from '../../../src/isp/iocb/exchanges.js';
 import { executeCommand } from '../../../src/isp/iocb/fcp.js';
@@ -63,6 +63,15 @@ class FakeContext implements IocbContext {
   readonly reportLoginsInPortList = false;
   readonly fabric = new FakeFabric([TARGET]);
   readonly port = new FakePort(this.fabric);
+  /** No VP but the physical port: VP_CONFIG / VP_CTRL are refused. */
+  readonly vports: VportControl = {
+    maxVpIndex: 0,
+    configure: () => 0x03,
+    disable: async () => 0x01,
+  };
+  portOf(vpIndex: number): PortSession | null {
+    return vpIndex === 0 ? this.port : null;
+  }
   postStatus(status: StatusType0): void {
     this.statuses.push(status);
   }
