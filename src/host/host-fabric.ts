@@ -62,6 +62,14 @@ export interface HostFabricOptions {
 }
 
 const NO_RESPONSE = { ok: false, kind: 'no-response' } as const;
+/**
+ * Well-known fabric addresses (FC-FS-3 table 34) a guest logs in to. The management server
+ * (0xFFFFFA, FDMI) is not offered: there is no host interface to register through for a vport,
+ * so that PLOGI gets no response and qla2xxx skips FDMI.
+ */
+const WELL_KNOWN = { DIRECTORY: 0xfffffc, FABRIC_CONTROLLER: 0xfffffd } as const;
+/** Receive data field size the guest is told for the fabric's servers (FC-FS maximum). */
+const WELL_KNOWN_RECEIVE_SIZE = 2112;
 const FCP_RSP_TMF_NOT_SUPPORTED = 4;
 const FCP_RSP_TMF_FAILED = 5;
 const REPORT_LUNS = 0xa0;
@@ -211,6 +219,14 @@ export class HostFabricPort implements FabricPort {
   }
 
   async plogi(portId: number): Promise<PlogiResult> {
+    if (portId === WELL_KNOWN.DIRECTORY || portId === WELL_KNOWN.FABRIC_CONTROLLER) {
+      // The host driver holds the real login to these servers, and the name server is answered
+      // locally (ct()), so the guest's login to them is accepted here. The fabric name stands in
+      // for the server's names: sysfs does not show them.
+      if (!this.isLinkUp() || !this.vport) return NO_RESPONSE;
+      const fabric = readFcHost(this.o.sys, this.vport.hostNo).fabricName ?? 0n;
+      return { ok: true, wwpn: fabric, wwnn: fabric, receiveDataSize: WELL_KNOWN_RECEIVE_SIZE };
+    }
     const r = this.isLinkUp() ? this.rport(portId) : undefined;
     if (!r) return NO_RESPONSE;
     return { ok: true, wwpn: r.portName, wwnn: r.nodeName, receiveDataSize: r.maxFrameSize ?? 2048 };

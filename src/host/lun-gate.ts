@@ -48,7 +48,7 @@ export function checkManualScan(sys: Sysfs): void {
   if (mode !== 'manual')
     throw new LunGateError(
       `the host scans SCSI targets automatically (scsi_mod scan=${mode ?? 'unknown'}): the vport's LUNs would become ` +
-        'block devices on the host. Boot with scsi_mod.scan=manual, or as root: echo manual > /sys/module/scsi_mod/parameters/scan ' +
+        'block devices on the host. Boot with scsi_mod.scan=manual, or as root: printf manual > /sys/module/scsi_mod/parameters/scan ' +
         '(global: other hot-plugged SCSI disks then need a manual scan too; see docs/host-backend.md)',
     );
 }

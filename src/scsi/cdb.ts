@@ -20,6 +20,17 @@ const ADDRESS_METHOD_FLAT = 1;
 export const MAX_FLAT_LUN = 0x3fff;
 const PERIPHERAL_MAX_LUN = 0xff;
 
+/**
+ * The REPORT LUNS well-known logical unit (SPC-4 §8.2; W-LUN C101h in the extended logical unit
+ * addressing form of SAM-5 §4.7.7): answers INQUIRY, REPORT LUNS, REQUEST SENSE and TEST UNIT
+ * READY for the whole target, so an initiator can list LUNs without addressing LUN 0.
+ */
+export const REPORT_LUNS_WLUN = Uint8Array.of(0xc1, 0x01, 0, 0, 0, 0, 0, 0);
+
+export function isReportLunsWlun(field: Uint8Array): boolean {
+  return field.length === LUN_FIELD_LENGTH && REPORT_LUNS_WLUN.every((b, i) => field[i] === b);
+}
+
 /** Decode a single-level LUN; null if the structure uses an addressing form this target does not implement. */
 export function decodeLun(field: Uint8Array): number | null {
   if (field.length !== LUN_FIELD_LENGTH) return null;

@@ -110,6 +110,8 @@ export function cdbLengthForOpcode(opcode: number): number | null {
 /** SPC-4 §6.4.2 peripheral qualifier / device type values used in INQUIRY byte 0. */
 export const Peripheral = {
   DIRECT_ACCESS_BLOCK: 0x00,
+  /** Qualifier 000b + type 1Eh: a well-known logical unit (SPC-4 §8.1). */
+  WELL_KNOWN_LU: 0x1e,
   /** Qualifier 011b + type 1Fh: no logical unit can be supported at this LUN. */
   NO_LOGICAL_UNIT: 0x7f,
 } as const;

@@ -11,7 +11,7 @@
  * transport decides whether that status is sent.
  */
 import type { ItNexus, ScsiRequest, ScsiResponse, ScsiTargetPort } from './api.js';
-import { clampToAllocation, decodeLun, encodeLun } from './cdb.js';
+import { clampToAllocation, decodeLun, encodeLun, isReportLunsWlun, REPORT_LUNS_WLUN } from './cdb.js';
 import { readU32BE, writeU32BE } from '../util/bytes.js';
 import { Asc, cdbLengthForOpcode, Opcode, SenseKey, ServiceAction, type AdditionalSense } from './constants.js';
 import { Status, type TaskManagementFunction } from './sam.js';
@@ -66,6 +66,8 @@ interface CommandContext extends IoContext {
   nexus: NexusKey;
   lu: LogicalUnit | null;
   port: PortIdentity;
+  /** Addressed to the REPORT LUNS well-known logical unit (lu is null). */
+  wellKnown: boolean;
 }
 
 interface CommandSpec {
@@ -84,6 +86,13 @@ interface CommandSpec {
 // REQUEST SENSE CDB: 1 DESC(0) | 4 ALLOCATION LENGTH. REPORT LUNS CDB: 2 SELECT REPORT | 6-9 ALLOCATION LENGTH.
 const REQUEST_SENSE_DESC = 0x01;
 const REPORT_LUNS_MIN_ALLOCATION = 16;
+/** What the REPORT LUNS well-known logical unit answers (SPC-4 §8.2.1); anything else is an invalid opcode. */
+const WLUN_OPCODES: ReadonlySet<number> = new Set([
+  Opcode.INQUIRY,
+  Opcode.REPORT_LUNS,
+  Opcode.REQUEST_SENSE,
+  Opcode.TEST_UNIT_READY,
+]);
 const SelectReport = { ALL_EXCEPT_WELL_KNOWN: 0x00, WELL_KNOWN_ONLY: 0x01, ALL: 0x02 } as const;
 // START STOP UNIT CDB: 4 POWER CONDITION(7..4) NO_FLUSH(2) LOEJ(1) START(0)
 const SSU_POWER_CONDITION_MASK = 0xf0;
@@ -132,10 +141,12 @@ export class DeviceServer {
         );
       // Copy the CDB in once: nothing below reads the transport's buffer again.
       const cdb = Uint8Array.from(req.cdb.subarray(0, cdbLength));
+      const wellKnown = isReportLunsWlun(req.lun);
+      if (wellKnown && !WLUN_OPCODES.has(opcode)) throw invalidOpcode(opcode);
       const lun = decodeLun(req.lun);
       const lu = lun === null ? null : (this.mapping.lunsFor(req.nexus.initiatorWwpn).get(lun) ?? null);
       const spec = this.lookup(cdb, lu);
-      if (!lu && !spec.worksWithoutLu) throw luNotSupported(lun);
+      if (!lu && !spec.worksWithoutLu && !wellKnown) throw luNotSupported(lun);
       if (cdb[cdbLength - 1]! & CONTROL_NACA) throw invalidFieldInCdb(cdbLength - 1, 2, 'NACA is not supported');
       if (lu && spec.reportsUnitAttention) {
         const ua = lu.ua.take(nexus);
@@ -162,6 +173,7 @@ export class DeviceServer {
         nexus,
         lu,
         port,
+        wellKnown,
       };
       const dataIn = await spec.run(ctx);
       if (t.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
@@ -239,15 +251,17 @@ export class DeviceServer {
     }
     if (alloc < REPORT_LUNS_MIN_ALLOCATION)
       throw invalidFieldInCdb(6, 7, `REPORT LUNS allocation length ${alloc} is below ${REPORT_LUNS_MIN_ALLOCATION}`);
-    // No well-known logical units are implemented, so WELL_KNOWN_ONLY reports none.
+    // The one well-known logical unit is REPORT LUNS' own (C101h).
     const luns =
       select === SelectReport.WELL_KNOWN_ONLY
         ? []
         : [...this.mapping.lunsFor(ctx.req.nexus.initiatorWwpn).keys()].sort((a, b) => a - b);
+    const fields = luns.map((l) => encodeLun(l));
+    if (select !== SelectReport.ALL_EXCEPT_WELL_KNOWN) fields.push(REPORT_LUNS_WLUN);
     // 0-3 LUN LIST LENGTH | 4-7 reserved | 8.. 8-byte LUNs
-    const out = new Uint8Array(8 + 8 * luns.length);
-    writeU32BE(out, 0, 8 * luns.length);
-    for (const [i, l] of luns.entries()) out.set(encodeLun(l), 8 + 8 * i);
+    const out = new Uint8Array(8 + 8 * fields.length);
+    writeU32BE(out, 0, 8 * fields.length);
+    for (const [i, f] of fields.entries()) out.set(f, 8 + 8 * i);
     return clampToAllocation(out, alloc);
   }
 
@@ -256,7 +270,9 @@ export class DeviceServer {
       throw invalidFieldInCdb(1, 0, 'descriptor format sense data is not supported');
     const alloc = ctx.cdb[4]!;
     let data: SenseData;
-    if (!ctx.lu) {
+    if (ctx.wellKnown) {
+      data = { key: SenseKey.NO_SENSE, sense: Asc.NO_ADDITIONAL_SENSE };
+    } else if (!ctx.lu) {
       data = { key: SenseKey.ILLEGAL_REQUEST, sense: Asc.LOGICAL_UNIT_NOT_SUPPORTED };
     } else {
       // A pending unit attention is returned as data and cleared (SPC-4 §6.39, UA_INTLCK_CTRL=0).
@@ -341,6 +357,7 @@ export class DeviceServer {
       run: (c) =>
         inquiry(c.cdb, {
           device: c.lu?.device ?? null,
+          wellKnown: c.wellKnown,
           port: c.port,
           multiPort: this.portIdentities.length > 1,
           product: this.product,

@@ -103,6 +103,8 @@ function putAscii(out: Uint8Array, off: number, len: number, text: string): void
 /** The logical unit behind a LUN, or null when the LUN is not mapped for this initiator. */
 export interface InquiryTarget {
   device: BlockDevice | null;
+  /** The LUN addresses the REPORT LUNS well-known logical unit (device is then null). */
+  wellKnown?: boolean;
   port: PortIdentity;
   multiPort: boolean;
   product: ProductIdentity;
@@ -122,7 +124,11 @@ export function inquiry(cdb: Uint8Array, t: InquiryTarget): Uint8Array {
 
 function standardInquiry(t: InquiryTarget): Uint8Array {
   const out = new Uint8Array(STD_LENGTH);
-  out[0] = t.device ? Peripheral.DIRECT_ACCESS_BLOCK : Peripheral.NO_LOGICAL_UNIT;
+  out[0] = t.device
+    ? Peripheral.DIRECT_ACCESS_BLOCK
+    : t.wellKnown
+      ? Peripheral.WELL_KNOWN_LU
+      : Peripheral.NO_LOGICAL_UNIT;
   out[2] = STD_VERSION_SPC4;
   out[3] = STD_HISUP | STD_RESPONSE_FORMAT;
   out[4] = STD_LENGTH - 5;
@@ -142,7 +148,8 @@ function vpdPage(page: number, t: InquiryTarget): Uint8Array {
     // No logical unit here: only the supported-pages page, with qualifier 011b (SPC-4 §6.6.1).
     if (page !== VpdPage.SUPPORTED_PAGES)
       throw invalidFieldInCdb(CDB_PAGE_CODE, 7, `VPD page 0x${page.toString(16)} for a LUN with no logical unit`);
-    return vpd(Peripheral.NO_LOGICAL_UNIT, page, Uint8Array.of(VpdPage.SUPPORTED_PAGES));
+    const peripheral = t.wellKnown ? Peripheral.WELL_KNOWN_LU : Peripheral.NO_LOGICAL_UNIT;
+    return vpd(peripheral, page, Uint8Array.of(VpdPage.SUPPORTED_PAGES));
   }
   switch (page) {
     case VpdPage.SUPPORTED_PAGES:

@@ -68,26 +68,27 @@ function guestScript(): string {
   const project = '/run/share/project';
   const serve = [
     'node bin/npiv-hba.js serve --backend "host:$H"',
-    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --socket /tmp/vm.sock --log-level info`,
+    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --socket /run/npiv-hba/vm.sock --log-level info`,
   ].join(' ');
   const vm = [
-    `node ${project}/dist/src/vm-model/main.js --socket /tmp/vm.sock`,
+    `node ${project}/dist/src/vm-model/main.js --socket /run/npiv-hba/vm.sock`,
     `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --queue-depth 16 --blocks ${BLOCKS} --blocks-per-io 16`,
     `--seed ${SEED} --flap-wait-ms 180000 --tag GUEST:VM`,
   ].join(' ');
   return `
 # The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md);
 # scsi_mod is a module here, so set it before qla2xxx loads (insmod ignores the kernel command line).
-echo manual > /sys/module/scsi_mod/parameters/scan || { echo GUEST:NO-MANUAL-SCAN; exit 6; }
+printf manual > /sys/module/scsi_mod/parameters/scan || { echo GUEST:NO-MANUAL-SCAN; exit 6; }
 load_qla || exit 7
 wait_fc_online 0 120 || { echo GUEST:L1-NOT-ONLINE; exit 3; }
 H=$(basename "$(fc_host 0)")
 echo "GUEST:L1 $H $(cat /sys/class/fc_host/$H/port_name) $(cat /sys/class/fc_host/$H/max_npiv_vports) $(cat /sys/class/fc_host/$H/npiv_vports_inuse)"
 enter_rootfs || { echo GUEST:NO-ROOTFS; exit 4; }
 in_rootfs sh -c ${shellQuote(`cd ${project} && node bin/npiv-hba.js host list`)} 2>&1 | sed 's/^/GUEST:HOSTLIST /'
-in_rootfs sh -c "cd ${project} && exec ${serve}" >/tmp/serve.log 2>&1 &
+# chroot itself (not the in_rootfs function, which would run in a subshell) so that $! is serve.
+chroot /rootfs sh -c "cd ${project} && exec ${serve}" >/tmp/serve.log 2>&1 &
 SERVE=$!
-if ! wait_for /rootfs/tmp/vm.sock 240; then
+if ! wait_for /rootfs/run/npiv-hba/vm.sock 240; then
   sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log; echo GUEST:NO-SOCKET; exit 5
 fi
 echo "GUEST:VPORTS $(ls /sys/class/fc_vports | wc -l)"

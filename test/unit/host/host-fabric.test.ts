@@ -168,6 +168,16 @@ describe('HostFabricPort', () => {
     expect(garbage.header.code).toBe(CT_RESPONSE.FS_RJT);
   });
 
+  it('PLOGI to the directory and fabric controller is accepted locally; the management server gets none', async () => {
+    const fabric = { ok: true, wwpn: 0x100000051e000001n, wwnn: 0x100000051e000001n, receiveDataSize: 2112 };
+    expect(await port.plogi(0xfffffc)).toEqual(fabric);
+    expect(await port.plogi(0xfffffd)).toEqual(fabric);
+    expect(await port.plogi(0xfffffa)).toEqual({ ok: false, kind: 'no-response' });
+    k.setVportState(WWPN, 'Linkdown');
+    port.resync('test');
+    expect(await port.plogi(0xfffffc)).toEqual({ ok: false, kind: 'no-response' });
+  });
+
   it('PLOGI/PRLI/ADISC follow the remote port state', async () => {
     expect(await port.plogi(T1.portId)).toEqual({ ok: true, wwpn: T1.wwpn, wwnn: T1.wwnn, receiveDataSize: 2048 });
     expect(await port.prli(T1.portId)).toEqual({ ok: true, serviceParamWord3: 0x12 });

@@ -21,11 +21,11 @@ async function probeLun(h: Host, lun: number): Promise<Uint8Array> {
   return again;
 }
 
-/** scsi_report_lun_scan. */
-async function reportLuns(h: Host, select: number): Promise<number[]> {
+/** scsi_report_lun_scan (SELECT REPORT 0); with 2, a well-known LUN shows as 'wlun'. */
+async function reportLuns(h: Host, select: number): Promise<(number | 'wlun')[]> {
   const d = expectGood(await h.send(Cdb.reportLuns(512 * 8 + 8, select), { lun: 0 }));
   const n = be32(d, 0) / 8;
-  return Array.from({ length: n }, (_, i) => decodeLun(d.subarray(8 + 8 * i, 16 + 8 * i))!);
+  return Array.from({ length: n }, (_, i) => decodeLun(d.subarray(8 + 8 * i, 16 + 8 * i)) ?? 'wlun');
 }
 
 /** sd_spinup_disk: TEST UNIT READY, retrying through unit attentions, START UNIT if NOT READY. */
@@ -90,7 +90,8 @@ describe('Linux scan and sd attach sequence', () => {
     const h = new Host(HOST_1, array.ports[0]!);
     const lun0 = await probeLun(h, 0);
     expect(lun0[0]).toBe(0x00);
-    for (const select of [0, 2]) expect(await reportLuns(h, select)).toEqual([0, 1]);
+    expect(await reportLuns(h, 0)).toEqual([0, 1]);
+    expect(await reportLuns(h, 2)).toEqual([0, 1, 'wlun']);
     const d0 = await attachSd(h, 0);
     expect(d0).toMatchObject({ blocks: 32768n, blockSize: 512, wce: true });
     expect(d0.wwid).toMatch(/^naa\.6[0-9a-f]{31}$/);

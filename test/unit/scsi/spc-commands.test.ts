@@ -160,16 +160,41 @@ describe('SPC commands', () => {
       expect(be32(a, 0)).toBe(16);
       expect([...a.subarray(8, 16)]).toEqual([...encodeLun(0)]);
       expect([...a.subarray(16, 24)]).toEqual([...encodeLun(1)]);
-      const b = expectGood(await h2.send(Cdb.reportLuns(4096, 2), { lun: 0 }));
+      const b = expectGood(await h2.send(Cdb.reportLuns(4096, 0), { lun: 0 }));
       expect(be32(b, 0)).toBe(16);
       expect(b[8 + 1]).toBe(1);
       expect(b[16 + 1]).toBe(5);
     });
 
-    it('reports nothing for an initiator outside every host group, and no well-known LUNs', async () => {
+    it('reports nothing for an initiator outside every host group; SELECT REPORT 1 and 2 add the REPORT LUNS W-LUN', async () => {
       const s = new Host(STRANGER, array.ports[0]!);
       expect(be32(expectGood(await s.send(Cdb.reportLuns())), 0)).toBe(0);
-      expect(be32(expectGood(await h1.send(Cdb.reportLuns(4096, 1))), 0)).toBe(0);
+      const wellKnown = expectGood(await h1.send(Cdb.reportLuns(4096, 1)));
+      expect(be32(wellKnown, 0)).toBe(8);
+      expect([...wellKnown.subarray(8, 16)]).toEqual([0xc1, 0x01, 0, 0, 0, 0, 0, 0]);
+      const all = expectGood(await h1.send(Cdb.reportLuns(4096, 2)));
+      expect(be32(all, 0)).toBe(24);
+      expect([...all.subarray(24, 32)]).toEqual([0xc1, 0x01, 0, 0, 0, 0, 0, 0]);
+    });
+
+    it('the REPORT LUNS well-known LU (C101h): INQUIRY type 1Eh, REPORT LUNS, TUR, REQUEST SENSE; nothing else', async () => {
+      const wlun = { lunField: Uint8Array.of(0xc1, 0x01, 0, 0, 0, 0, 0, 0) };
+      // Even an initiator with no LUN at all may list through it (it sees an empty list).
+      const s = new Host(STRANGER, array.ports[0]!);
+      for (const host of [h1, s]) {
+        const inq = expectGood(await host.send(Cdb.inquiry(), wlun));
+        expect(inq[0]).toBe(0x1e);
+        expect(new TextDecoder().decode(inq.subarray(8, 16)).trim().length).toBeGreaterThan(0);
+        expectGood(await host.send(Cdb.tur(), wlun));
+        const sense = parseFixedSense(expectGood(await host.send(Cdb.requestSense(), wlun)));
+        expect([sense.key, sense.sense.asc]).toEqual([0, 0]);
+      }
+      const list = expectGood(await h1.send(Cdb.reportLuns(), wlun));
+      expect(be32(list, 0)).toBe(16);
+      expect(be32(expectGood(await s.send(Cdb.reportLuns(), wlun)), 0)).toBe(0);
+      const bad = expectCheck(await h1.send(Cdb.read10(0, 1), wlun), 5, 0x20, 0);
+      expect(bad.field).toEqual({ inCdb: true, byte: 0 });
+      expectCheck(await h1.send(Cdb.readCapacity10(), wlun), 5, 0x20, 0);
     });
 
     it('rejects a bad SELECT REPORT and an allocation length below 16', async () => {
@@ -210,9 +235,9 @@ describe('SPC commands', () => {
       expect(s.field).toEqual({ inCdb: true, byte: 0 });
     });
 
-    it('multi-level and well-known LUN forms are not supported', async () => {
+    it('multi-level LUNs and well-known LUNs other than REPORT LUNS are not supported', async () => {
       expectCheck(await h1.send(Cdb.tur(), { lunField: Uint8Array.of(0, 0, 0, 1, 0, 0, 0, 0) }), 5, 0x25, 0);
-      expectCheck(await h1.send(Cdb.tur(), { lunField: Uint8Array.of(0xc1, 0x01, 0, 0, 0, 0, 0, 0) }), 5, 0x25, 0);
+      expectCheck(await h1.send(Cdb.tur(), { lunField: Uint8Array.of(0xc1, 0x02, 0, 0, 0, 0, 0, 0) }), 5, 0x25, 0);
     });
 
     it('REQUEST SENSE to an unmapped LUN returns LOGICAL UNIT NOT SUPPORTED as data with GOOD status', async () => {
