@@ -15,6 +15,13 @@
  *      binds sd; the sg and bsg nodes are still created.
  *   4. Each LUN the guest addresses is then added with "C T L" on the vport host's `scan`.
  *
+ * Kernels built without CONFIG_SCSI_PROC_FS (Debian's, among others) have no
+ * `/proc/scsi/device_info`. There the gate turns the SCSI bus's `drivers_autoprobe` off for the
+ * length of each scan it makes (`bus_probe_device` then binds no driver to the new device) and
+ * restores it: the sg node is a class interface, not a bus driver, so it still appears. A device
+ * someone else adds during that window is not bound either; a ULD module loaded later (`modprobe
+ * sd_mod`) would bind the gate's devices, so sd should already be loaded (docs/host-backend.md).
+ *
  * A LUN that has a block device anyway (an entry removed by hand, another process scanning) is
  * refused, loudly, and never served.
  */
@@ -24,6 +31,8 @@ import type { Sysfs } from './sysfs.js';
 
 export const BLIST_NO_ULD_ATTACH = 0x100000n;
 export const W_LUN_REPORT_LUNS = 49409n; // 0xC101 as a Linux LUN (scsilun_to_int of C1 01 00 ..)
+/** The SCSI bus's automatic driver binding (bus_type.drivers_autoprobe, "0" or "1"). */
+const AUTOPROBE = 'bus/scsi/drivers_autoprobe';
 
 export class LunGateError extends Error {
   constructor(message: string) {
@@ -70,7 +79,19 @@ export class LunGate {
   }
 
   private async scan(channel: number, target: number, lun: bigint): Promise<ScsiDevice | null> {
-    this.sys.write(`class/scsi_host/host${this.hostNo}/scan`, `${channel} ${target} ${lun}\n`);
+    const noProbe = this.unguardedByDeviceInfo;
+    const autoprobe = noProbe ? this.sys.read(AUTOPROBE) : null;
+    if (noProbe) {
+      if (autoprobe !== '0' && autoprobe !== '1')
+        throw new LunGateError(`cannot keep sd off the LUNs: /sys/${AUTOPROBE} reads ${JSON.stringify(autoprobe)}`);
+      this.sys.write(AUTOPROBE, '0');
+    }
+    try {
+      // The scan attribute's write returns once scsi_scan_target has added the device.
+      this.sys.write(`class/scsi_host/host${this.hostNo}/scan`, `${channel} ${target} ${lun}\n`);
+    } finally {
+      if (noProbe && autoprobe === '1') this.sys.write(AUTOPROBE, '1');
+    }
     const deadline = Date.now() + (this.o.timeoutMs ?? 5000);
     for (;;) {
       const d = this.device(channel, target, lun);
@@ -78,6 +99,11 @@ export class LunGate {
       if (Date.now() >= deadline) return d;
       await sleep(this.o.pollMs ?? 50);
     }
+  }
+
+  /** True when this kernel has no /proc/scsi/device_info: scans then run with bus autoprobe off. */
+  private get unguardedByDeviceInfo(): boolean {
+    return this.sys.readProc('scsi/device_info') === null;
   }
 
   /** The array behind target T gets BLIST_NO_ULD_ATTACH before any of its LUNs is scanned. */
@@ -94,10 +120,15 @@ export class LunGate {
     const vendor = wlun.vendor.trimEnd();
     const model = wlun.model.trimEnd();
     const text = this.sys.readProc('scsi/device_info');
-    if (text === null)
-      throw new LunGateError(
-        '/proc/scsi/device_info does not exist (kernel without CONFIG_SCSI_PROC_FS): cannot keep sd off the LUNs',
+    if (text === null) {
+      // No device_info (CONFIG_SCSI_PROC_FS off): every scan() runs with bus autoprobe off instead.
+      this.o.log?.info(
+        { event: 'host_no_device_info', vendor, model },
+        'no /proc/scsi/device_info: scanning with SCSI bus autoprobe off',
       );
+      this.guarded.add(key);
+      return;
+    }
     const existing = parseDeviceInfo(text).filter((e) => e.vendor === vendor && e.model === model);
     const flags = existing.reduce((f, e) => f | e.flags, 0n);
     if (!(flags & BLIST_NO_ULD_ATTACH)) {

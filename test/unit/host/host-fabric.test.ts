@@ -3,6 +3,8 @@
  * LunChannel (the sg device path needs a real sg node: exercised by the two-level lab, not here),
  * and uevents are injected as raw kernel messages.
  */
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   CT_RESPONSE,
@@ -225,6 +227,32 @@ describe('HostFabricPort', () => {
     expect(await port.taskManagement(T1.portId, lunBytes(1), 'lun-reset')).toBe(0);
     expect(await port.taskManagement(T1.portId, lunBytes(1), 'abort-task-set')).toBe(4);
     expect(luns[0]!.resets).toEqual(['device']);
+  });
+
+  it('without /proc/scsi/device_info (CONFIG_SCSI_PROC_FS off) every scan runs with SCSI bus autoprobe off', async () => {
+    rmSync(join(k.dir, 'proc', 'scsi', 'device_info'));
+    k.file('bus/scsi/drivers_autoprobe', '1');
+    const tur = port.fcp(T1.portId, {
+      lun: lunBytes(1),
+      cdb: new Uint8Array(16),
+      direction: 'none',
+      expectedLength: 0,
+      dataOut: null,
+      taskTag: 9,
+    });
+    for (let i = 0; i < 100 && luns.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    const host = port.hostVport!.hostNo;
+    const writes = k.sys.writes.map((w) => `${w.rel} ${w.value.trim()}`).slice(1);
+    expect(writes).toEqual([
+      'bus/scsi/drivers_autoprobe 0',
+      `class/scsi_host/host${host}/scan 0 0 49409`,
+      'bus/scsi/drivers_autoprobe 1',
+      'bus/scsi/drivers_autoprobe 0',
+      `class/scsi_host/host${host}/scan 0 0 1`,
+      'bus/scsi/drivers_autoprobe 1',
+    ]);
+    luns[0]!.complete(9, { scsiStatus: 0, sense: null, dataIn: null });
+    expect((await tur).scsiStatus).toBe(0);
   });
 
   it('a LUN the target does not present: INQUIRY gets PQ 3, others LOGICAL UNIT NOT SUPPORTED', async () => {
