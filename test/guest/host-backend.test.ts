@@ -9,7 +9,7 @@
  *                              ▲ vfio-user (inside level 1)
  *   level 2               the qla2xxx-like guest model (src/vm-model/main.js) = "the VM"
  *
- * The serve in level 1 creates a real NPIV vport on level 1's qla2xxx (vport_create), so the
+ * About 40 s under TCG on two cores. The serve in level 1 creates a real NPIV vport on level 1's qla2xxx (vport_create), so the
  * emulated ISP2532 FDISCs the VM's WWPN on level 1's link; the VM model then logs in, discovers,
  * and verifies I/O at queue depth 16 through level 1's sg node. Asserted: the SAN sees the FDISC
  * on level 1's F_Port; zoning and masking apply to the VM's WWPN (only its target, only its LUN);
