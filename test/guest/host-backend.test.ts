@@ -22,91 +22,35 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GuestRunResult, haveGuestEnvironment, runGuest, shellQuote } from '../../src/harness/guest.js';
+import { type GuestRunResult, haveGuestEnvironment, runGuest } from '../../src/harness/guest.js';
+import {
+  FLAP_REQUEST_LINE,
+  PROJECT_SHARE_TAG,
+  TWO_LEVEL_NAMES,
+  TWO_LEVEL_VM_LUN,
+  twoLevelGuestScript,
+  twoLevelSanConfig,
+  vmEvents as twoLevelVmEvents,
+} from '../../src/lab/two-level.js';
 import { controlRequest } from '../../src/san/control.js';
 import type { SanStatus } from '../../src/san/san.js';
 import type { VmEvent } from '../../src/vm-model/scenario.js';
 import { PROJECT_ROOT, type ProjectProcess, startCli, waitForPath } from './support/processes.js';
 
-const L1 = { wwpn: 'c0:50:76:ff:e5:00:20:01', wwnn: 'c0:50:76:ff:e5:01:20:01' };
-const VM = { wwpn: 'c0:50:76:ff:e5:00:20:81', wwnn: 'c0:50:76:ff:e5:01:20:81' };
-const TARGET_HOST = { wwpn: '50:0a:09:81:00:00:20:01', wwnn: '50:0a:09:80:00:00:20:01' };
-const TARGET_VM = { wwpn: '50:0a:09:81:00:00:20:02', wwnn: '50:0a:09:80:00:00:20:02' };
-const VM_LUN = 3;
+// The SAN configuration and the level-1 script are the lab's own (src/lab/two-level.ts), so that
+// `npiv-hba lab --backend host` and this test run the same thing.
+const { level1: L1, vm: VM, targetVm: TARGET_VM } = TWO_LEVEL_NAMES;
+const VM_LUN = TWO_LEVEL_VM_LUN;
 const BLOCKS = 1024;
 const SEED = 0x2026;
 
-const SAN_CONFIG = {
-  fabric: {
-    name: 'fabric-two-level',
-    domain: 3,
-    zoning: {
-      default: 'deny',
-      zones: [
-        { name: 'level1', members: [L1.wwpn, TARGET_HOST.wwpn] },
-        { name: 'vm', members: [VM.wwpn, TARGET_VM.wwpn] },
-      ],
-    },
-  },
-  arrays: [
-    {
-      name: 'array-host',
-      ports: [TARGET_HOST],
-      volumes: [{ name: 'host-lun', size: '16MiB' }],
-      hostGroups: [{ name: 'level1', initiators: [L1.wwpn], luns: { '0': 'host-lun' } }],
-    },
-    {
-      name: 'array-vm',
-      ports: [TARGET_VM],
-      volumes: [{ name: 'vm-lun', size: '32MiB', file: 'vm-lun.img' }],
-      hostGroups: [{ name: 'vm', initiators: [VM.wwpn], luns: { [String(VM_LUN)]: 'vm-lun' } }],
-    },
-  ],
-};
+const SAN_CONFIG = twoLevelSanConfig({ vmLun: VM_LUN, vmVolumeSize: '32MiB', vmVolumeFile: 'vm-lun.img' });
 
 function guestScript(): string {
-  const project = '/run/share/project';
-  const serve = [
-    'node bin/npiv-hba.js serve --backend "host:$H"',
-    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --socket /run/npiv-hba/vm.sock --log-level info`,
-  ].join(' ');
-  const vm = [
-    `node ${project}/dist/src/vm-model/main.js --socket /run/npiv-hba/vm.sock`,
-    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --queue-depth 16 --blocks ${BLOCKS} --blocks-per-io 16`,
-    `--seed ${SEED} --flap-wait-ms 180000 --tag GUEST:VM`,
-  ].join(' ');
-  return `
-# The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md);
-# scsi_mod is a module here, so set it before qla2xxx loads (insmod ignores the kernel command line).
-printf manual > /sys/module/scsi_mod/parameters/scan || { echo GUEST:NO-MANUAL-SCAN; exit 6; }
-load_qla || exit 7
-wait_fc_online 0 120 || { echo GUEST:L1-NOT-ONLINE; exit 3; }
-H=$(basename "$(fc_host 0)")
-echo "GUEST:L1 $H $(cat /sys/class/fc_host/$H/port_name) $(cat /sys/class/fc_host/$H/max_npiv_vports) $(cat /sys/class/fc_host/$H/npiv_vports_inuse)"
-enter_rootfs || { echo GUEST:NO-ROOTFS; exit 4; }
-in_rootfs sh -c ${shellQuote(`cd ${project} && node bin/npiv-hba.js host list`)} 2>&1 | sed 's/^/GUEST:HOSTLIST /'
-# chroot itself (not the in_rootfs function, which would run in a subshell) so that $! is serve.
-chroot /rootfs sh -c "cd ${project} && exec ${serve}" >/tmp/serve.log 2>&1 &
-SERVE=$!
-if ! wait_for /rootfs/run/npiv-hba/vm.sock 240; then
-  sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log; echo GUEST:NO-SOCKET; exit 5
-fi
-echo "GUEST:VPORTS $(ls /sys/class/fc_vports | wc -l)"
-in_rootfs ${vm}
-echo "GUEST:VM-EXIT $?"
-echo "GUEST:BLOCK $(ls /sys/block | grep -v '^loop' | tr '\\n' ' ')"
-echo "GUEST:SG $(ls /sys/class/scsi_generic 2>/dev/null | wc -l)"
-kill -TERM $SERVE; wait $SERVE; echo "GUEST:SERVE-EXIT $?"
-i=0; while [ "$(ls /sys/class/fc_vports | wc -l)" != 0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
-echo "GUEST:VPORTS-AFTER $(ls /sys/class/fc_vports | wc -l)"
-sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log | tail -n 40
-exit 0
-`;
+  return twoLevelGuestScript({ vm: VM, blocks: BLOCKS, seed: SEED, flapWaitMs: 180_000 });
 }
 
-function vmEvents(run: GuestRunResult): VmEvent[] {
-  return run.guestLines.filter((l) => l.startsWith('VM{')).map((l) => JSON.parse(l.slice(2)) as VmEvent);
-}
+const vmEvents = (run: GuestRunResult): VmEvent[] => twoLevelVmEvents(run.guestLines);
 
 describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend inside a guest', () => {
   const dir = mkdtempSync(join(tmpdir(), 'npiv-two-level-'));
@@ -157,12 +101,12 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
       devices: [socket],
       script: guestScript(),
       shareRootfs: true,
-      shares: [{ tag: 'project', path: PROJECT_ROOT }],
+      shares: [{ tag: PROJECT_SHARE_TAG, path: PROJECT_ROOT }],
       memMiB: 1536,
       loadQla: false,
       timeoutMs: 1_500_000,
       onLine: (line) => {
-        if (line.includes('GUEST:VM{"step":"waiting-for-flap"}')) void flap();
+        if (line.includes(FLAP_REQUEST_LINE)) void flap();
       },
     });
   }, 1_600_000);
