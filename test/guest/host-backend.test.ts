@@ -17,12 +17,14 @@
  * link flap reaches the VM as LOOP DOWN / LOOP UP and I/O resumes; stopping serve deletes the
  * host vport.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type GuestRunResult, haveGuestEnvironment, runGuest } from '../../src/harness/guest.js';
+import type { HostLabReport } from '../../src/lab/host-lab.js';
 import {
   FLAP_REQUEST_LINE,
   PROJECT_SHARE_TAG,
@@ -193,5 +195,60 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
   it('stopping serve deletes the host vport', () => {
     expect(run.guestLines, context()).toContain('SERVE-EXIT 0');
     expect(run.guestLines, context()).toContain('VPORTS-AFTER 0');
+  });
+});
+
+/**
+ * The same two levels as a user runs them: `npiv-hba lab --backend host --json` through the built
+ * CLI (its own SAN, level-1 HBA and guest, from src/lab/two-level.ts), and the report it prints.
+ */
+describe.skipIf(!haveGuestEnvironment())('npiv-hba lab --backend host --json (real guest)', () => {
+  const workDir = mkdtempSync(join(tmpdir(), 'npiv-lab-host-'));
+  let code: number | null = null;
+  let stdout = '';
+  let stderr = '';
+  let report: HostLabReport;
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [join(PROJECT_ROOT, 'bin', 'npiv-hba.js'), 'lab', '--backend', 'host', '--json', '--work-dir', workDir],
+        { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGTERM'), 900_000);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        code = c;
+        resolve();
+      });
+    });
+    report = JSON.parse(stdout) as HostLabReport;
+  }, 960_000);
+  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+  it('passes, exits 0, and leaves no socket behind', () => {
+    expect(report.failures, `${stderr.slice(-4000)}\n${stdout.slice(-4000)}`).toEqual([]);
+    expect([report.ok, report.backend, code]).toEqual([true, 'host', 0]);
+    expect(readdirSync(workDir).filter((f) => f.endsWith('.sock'))).toEqual([]);
+  });
+
+  it("reports level 1's host vport, and the SAN saw the VM's FDISC on level 1's F_Port", () => {
+    expect(report.level1).toMatchObject({ wwpn: L1.wwpn, portState: 'Online', serveExit: 0, vportsAfter: 0 });
+    expect(report.level1.vport).toMatchObject({ wwpn: VM.wwpn, wwnn: VM.wwnn, state: 'Active' });
+    expect(report.fdisc).toMatchObject({ wwpn: VM.wwpn, physical: false, onLevel1FPort: true });
+    expect(report.level1.vport?.nportId).toBe(report.fdisc?.nportId);
+  });
+
+  it('the VM found only its zoned target and masked LUN, and verified its I/O; level 1 had no block device', () => {
+    expect(report.vm.targets.map((t) => t.wwpn)).toEqual([TARGET_VM.wwpn]);
+    expect(report.vm.luns).toEqual([VM_LUN]);
+    expect(report.vm.io).toHaveLength(1);
+    expect(report.vm.io[0]).toMatchObject({ lun: VM_LUN, bytes: 4 * 2 ** 20, errors: 0, mismatches: 0 });
+    expect(report.vm.io[0]!.mibPerSecond).toBeGreaterThan(0);
+    expect(report.level1.blockDevices).toEqual([]);
+    expect(report.level1.sgNodes).toBeGreaterThan(0);
   });
 });
