@@ -172,7 +172,7 @@ export interface HostLabReport {
 export interface HostLabReportInput {
   names: TwoLevelNames;
   observation: TwoLevelObservation;
-  /** `san ctl status` taken while the VM ran (null: the SAN could not be asked) */
+  /** `san ctl status` taken while the host vport existed (null: not asked, or no answer) */
   status: SanStatus | null;
   guest: HostLabReport['guest'];
   timings: HostLabReport['timings'];
@@ -242,7 +242,12 @@ export function buildHostLabReport(input: HostLabReportInput): HostLabReport {
         onLevel1FPort: l1Login?.physical === true && l1Login.fPortArea === vmLogin.fPortArea,
       }
     : null;
-  if (status === null) failures.push('the SAN could not be asked for its logins while the VM ran');
+  if (status === null)
+    failures.push(
+      vport === null
+        ? "the SAN's logins were not read: level 1 never had the VM's vport"
+        : 'the SAN could not be asked for its logins while the VM ran',
+    );
   else if (!fdisc) failures.push(`the SAN saw no login of the VM's WWPN ${names.vm.wwpn}`);
   else {
     if (fdisc.physical) failures.push('the VM logged in with FLOGI on a port of its own, not FDISC through level 1');
@@ -615,16 +620,20 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
         return null;
       }
     };
-    // The VM's FDISC exists only while serve runs in level 1: the switch is asked when the VM has
-    // its LUNs (its I/O follows, then the script stops serve).
-    let statusWhileUp: Promise<SanStatus | null> | null = null;
+    // The VM's FDISC exists only while serve runs in level 1: the switch is asked once the host
+    // vport is Active (serve's socket is there), and again when the VM has its LUNs (its I/O
+    // follows, then the script stops serve); the later answer is reported.
+    let statusAtVport: Promise<SanStatus | null> | null = null;
+    let statusAtLuns: Promise<SanStatus | null> | null = null;
     const onLine = (line: string): void => {
       if (line.startsWith('GUEST:BOOT ')) reporter.detail('level-1 kernel booted; loading qla2xxx');
       else if (line.startsWith('GUEST:L1 ')) reporter.detail('level 1 Online; starting serve --backend host');
-      else if (line.startsWith('GUEST:VPORTS ')) reporter.detail('host vport created; starting the VM');
-      else if (line.startsWith('GUEST:VM{"step":"luns"')) {
+      else if (line.startsWith('GUEST:VPORTS ')) {
+        reporter.detail('host vport created; starting the VM');
+        statusAtVport ??= sanStatus();
+      } else if (line.startsWith('GUEST:VM{"step":"luns"')) {
         reporter.detail(`VM: verified I/O (${ioMiB} MiB)`);
-        statusWhileUp ??= sanStatus();
+        statusAtLuns ??= sanStatus();
       } else if (line.startsWith('GUEST:VM-EXIT ')) reporter.detail('stopping serve (vport_delete)');
     };
     const accel = options.accel ?? chooseAccelerator();
@@ -663,7 +672,7 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
         `level-1 guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished${stderr ? `: ${stderr}` : ''}`,
       );
     } else if (run.exitStatus !== 0) extra.push(`level-1 guest: script exit status ${run.exitStatus}`);
-    const status = await (statusWhileUp ?? Promise.resolve(null));
+    const status = (await (statusAtLuns ?? Promise.resolve(null))) ?? (await (statusAtVport ?? Promise.resolve(null)));
     const boot = run.guestLines.find((l) => l.startsWith('BOOT kernel='));
     const report = buildHostLabReport({
       names,

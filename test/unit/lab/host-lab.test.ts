@@ -277,5 +277,8 @@ describe('lab --backend host: report', () => {
       `level 1: no fc_vport with the VM's WWPN ${TWO_LEVEL_NAMES.vm.wwpn} (serve --backend host)`,
     );
     expect(formatHostLabReport(r)).toContain('host vport:       none');
+    expect(buildHostLabReport(input(early, null)).failures).toContain(
+      "the SAN's logins were not read: level 1 never had the VM's vport",
+    );
   });
 });
