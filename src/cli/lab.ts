@@ -5,12 +5,23 @@
  * targets, LUNs, a verified fio run) and shuts everything down. See docs/lab.md.
  *
  *   npiv-hba lab [--config FILE] [--vports N] [--wwpn W]... [--keep] [--json] [--work-dir DIR]
+ *   npiv-hba lab --backend host [--wwpn VM] [--io-size MiB] [--json] [--work-dir DIR]
+ *
+ * `--backend host` runs the two-level lab instead (src/lab/host-lab.ts): the host NPIV backend
+ * inside a level-1 guest, with a VM (the guest model) on it.
  *
  * Progress goes to stderr, the report (or --json) to stdout. Exit status 0 only when every vport
  * logged in, saw at least one LUN and its verified I/O had no errors.
  */
 import type { Command } from 'commander';
 import { LabUsageError, parseVportCount } from '../lab/config.js';
+import {
+  formatHostLabReport,
+  type HostLabOptions,
+  type HostLabReport,
+  hostLabNames,
+  runHostLab,
+} from '../lab/host-lab.js';
 import { LabStepError, runLab, type LabOptions } from '../lab/lab.js';
 import { ProgressDisplay, silentReporter } from '../lab/progress.js';
 import { formatLabReport, labReportJson, type LabReport } from '../lab/report.js';
@@ -25,6 +36,44 @@ export interface LabCliOptions {
   ioSize?: string;
   timeout?: string;
   quiet?: boolean;
+  backend?: string;
+}
+
+/** `--backend`: the default lab (`san`, the guest's qla2xxx on the simulated SAN) or the two-level host-backend lab. */
+export type LabBackend = 'san' | 'host';
+
+export function parseLabBackend(text: string | undefined): LabBackend {
+  if (text === undefined || text === 'san') return 'san';
+  if (text === 'host') return 'host';
+  throw new LabUsageError(
+    `invalid --backend '${text}': expected san (default) or host (the two-level host NPIV backend lab)`,
+  );
+}
+
+/** Options of the default lab that the two-level lab has no use for: refused, not ignored. */
+const NOT_WITH_HOST: { key: keyof LabCliOptions; option: string; why: string }[] = [
+  { key: 'config', option: '--config', why: 'the two-level lab runs its own SAN configuration' },
+  { key: 'vports', option: '--vports', why: 'the two-level lab has one level-1 HBA and one VM' },
+  { key: 'keep', option: '--keep', why: 'level 1 has no console session to keep' },
+];
+
+/** `lab --backend host` command-line options → runHostLab options; usage errors before anything starts. */
+export function hostLabOptionsFromCli(opts: LabCliOptions): HostLabOptions {
+  for (const { key, option, why } of NOT_WITH_HOST) {
+    const value = opts[key];
+    if (value !== undefined && value !== false)
+      throw new LabUsageError(`${option} cannot be used with --backend host: ${why}`);
+  }
+  const options: HostLabOptions = {};
+  if (opts.wwpn !== undefined && opts.wwpn.length > 1)
+    throw new LabUsageError("--backend host takes one --wwpn: the VM's WWPN");
+  if (opts.wwpn !== undefined && opts.wwpn.length === 1) options.wwpn = opts.wwpn[0]!;
+  if (opts.workDir !== undefined) options.workDir = opts.workDir;
+  if (opts.ioSize !== undefined) options.ioMiB = positiveInteger(opts.ioSize, '--io-size', 64);
+  if (opts.timeout !== undefined) options.guestTimeoutMs = positiveInteger(opts.timeout, '--timeout', 24 * 3600) * 1000;
+  // Checked now, as runHostLab checks them: a bad VM WWPN is refused before anything starts.
+  hostLabNames(options.wwpn);
+  return options;
 }
 
 function positiveInteger(text: string, option: string, max: number): number {
@@ -71,6 +120,7 @@ export function formatStepFailure(error: LabStepError): string {
 }
 
 export async function lab(opts: LabCliOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  if (parseLabBackend(opts.backend) === 'host') return hostLab(opts, out);
   const options = labOptionsFromCli(opts);
   const reporter = opts.quiet ? silentReporter : new ProgressDisplay(process.stderr);
   const stop = new AbortController();
@@ -85,6 +135,31 @@ export async function lab(opts: LabCliOptions, out: NodeJS.WritableStream = proc
   try {
     const report = await runLab({ ...options, signal: stop.signal, onReport: print }, reporter);
     if (!printed) print(report);
+    return report.ok ? 0 : 1;
+  } catch (err) {
+    if (err instanceof LabStepError) {
+      if (opts.json) out.write(stepFailureJson(err));
+      else process.stderr.write(formatStepFailure(err));
+      return 1;
+    }
+    throw err;
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
+/** `npiv-hba lab --backend host`: the two-level lab, printed as text or JSON. */
+export async function hostLab(opts: LabCliOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
+  const options = hostLabOptionsFromCli(opts);
+  const reporter = opts.quiet ? silentReporter : new ProgressDisplay(process.stderr);
+  const stop = new AbortController();
+  const onSignal = (): void => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  try {
+    const report: HostLabReport = await runHostLab({ ...options, signal: stop.signal }, reporter);
+    out.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatHostLabReport(report));
     return report.ok ? 0 : 1;
   } catch (err) {
     if (err instanceof LabStepError) {
@@ -132,6 +207,10 @@ export function registerLabCommand(program: Command): void {
     .option('--io-size <MiB>', 'MiB each vport writes and verifies with fio (default 32)')
     .option('--timeout <seconds>', 'limit for the guest run, boot to results (default 420)')
     .option('--quiet', 'no progress display on stderr')
+    .option(
+      '--backend <backend>',
+      "san (default: the guest's qla2xxx on the simulated SAN) or host: the two-level lab of the host NPIV backend (a level-1 guest runs serve --backend host and a VM model; docs/lab.md)",
+    )
     .action(async (opts: LabCliOptions) => {
       const status = await lab(opts);
       if (status !== 0) process.exitCode = status;

@@ -14,6 +14,7 @@ import { connectLink } from '../fc/link.js';
 import { PcapWriter } from '../fc/pcap.js';
 import { HostFabricPort } from '../host/host-fabric.js';
 import { Sysfs } from '../host/sysfs.js';
+import { parseParentSpec } from '../host/vport.js';
 import type { FabricPort } from '../isp/fabric-port.js';
 import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
@@ -110,6 +111,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
     throw new Error(`invalid --backend '${backend}': expected san or host:PARENT (PARENT = hostN or the port WWPN)`);
   if (hostParent !== null && opts.san !== undefined)
     throw new Error('--backend host:PARENT and --san exclude each other');
+  // The parent's form now (hostN or a WWPN); whether that fc_host exists is checked at start.
+  if (hostParent !== null) parseParentSpec(hostParent);
   checkSocketPathLength(opts.socket, '--socket');
   if (opts.san !== undefined) checkSocketPathLength(opts.san, '--san');
   const access: SocketAccess = {

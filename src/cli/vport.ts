@@ -200,7 +200,11 @@ function buildVportCommand(
       '--naa-prefix <hex>',
       'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001438)',
     )
-    .option('--backend <backend>', "'none' (no cable) or 'san:LINKPATH' (the SAN's link socket)", 'none')
+    .option(
+      '--backend <backend>',
+      "'none' (no cable), 'san:LINKPATH' (the SAN's link socket) or 'host:PARENT' (an NPIV vport of the host's FC HBA PARENT = hostN or its WWPN; serve runs as root)",
+      'none',
+    )
     .option('--socket <path>', 'vfio-user socket path (default: <run-dir>/<uuid>.sock)')
     .option('--autostart', 'start with `vport start --auto`', false)
     .option(

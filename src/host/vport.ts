@@ -42,36 +42,49 @@ export function sysfsWwnArg(wwn: bigint): string {
 
 const SYS = (wwn: bigint) => `0x${wwn.toString(16)}`;
 
+/** A parent fc_host as given to `serve --backend host:PARENT`: its host number or its port WWPN. */
+export type ParentSpec = { hostNo: number } | { wwpn: bigint };
+
 /**
- * The parent fc_host: `hostN`, a bare host number, or the port WWPN in any accepted form.
- * Throws no-such-parent.
+ * The form of a parent: `hostN`, a bare host number, or the port WWPN (1–16 hex digits, colons
+ * and `0x` allowed). Checks the form only, not that the fc_host exists. Throws no-such-parent.
  */
-export function resolveParent(sys: Sysfs, spec: string): FcHost {
+export function parseParentSpec(spec: string): ParentSpec {
   const hostMatch = /^(?:host)?([0-9]{1,9})$/.exec(spec.trim());
-  if (hostMatch) {
-    const hostNo = Number(hostMatch[1]);
-    try {
-      return readFcHost(sys, hostNo);
-    } catch (e) {
-      throw new HostNpivError(
-        'no-such-parent',
-        `no usable fc_host host${hostNo} under ${sys.path('class/fc_host')}: ${(e as Error).message}`,
-      );
-    }
-  }
-  let wwpn: bigint;
-  try {
-    const hex = spec.trim().replace(/^0x/i, '').replaceAll(':', '');
-    if (!/^[0-9a-fA-F]{1,16}$/.test(hex)) throw new Error('not hex');
-    wwpn = BigInt(`0x${hex}`);
-  } catch {
+  if (hostMatch) return { hostNo: Number(hostMatch[1]) };
+  const hex = spec.trim().replace(/^0x/i, '').replaceAll(':', '');
+  if (!/^[0-9a-fA-F]{1,16}$/.test(hex)) {
     throw new HostNpivError(
       'no-such-parent',
       `invalid parent '${spec}': expected hostN or the parent port's WWPN (e.g. 21:00:00:24:ff:12:34:56)`,
     );
   }
-  const host = listFcHosts(sys).find((h) => h.portName === wwpn);
-  if (!host) throw new HostNpivError('no-such-parent', `no fc_host has port name ${formatWwn(wwpn)}`);
+  return { wwpn: BigInt(`0x${hex}`) };
+}
+
+/** Canonical text of a parent: `hostN`, or the WWPN as aa:bb:cc:dd:ee:ff:00:11. */
+export function formatParentSpec(p: ParentSpec): string {
+  return 'hostNo' in p ? `host${p.hostNo}` : formatWwn(p.wwpn);
+}
+
+/**
+ * The parent fc_host: `hostN`, a bare host number, or the port WWPN in any accepted form.
+ * Throws no-such-parent.
+ */
+export function resolveParent(sys: Sysfs, spec: string): FcHost {
+  const parsed = parseParentSpec(spec);
+  if ('hostNo' in parsed) {
+    try {
+      return readFcHost(sys, parsed.hostNo);
+    } catch (e) {
+      throw new HostNpivError(
+        'no-such-parent',
+        `no usable fc_host host${parsed.hostNo} under ${sys.path('class/fc_host')}: ${(e as Error).message}`,
+      );
+    }
+  }
+  const host = listFcHosts(sys).find((h) => h.portName === parsed.wwpn);
+  if (!host) throw new HostNpivError('no-such-parent', `no fc_host has port name ${formatWwn(parsed.wwpn)}`);
   return host;
 }
 

@@ -278,6 +278,8 @@ export interface InitializeOptions {
 }
 
 export class QlaGuest {
+  /** this port's name (initializeAdapter): discovery skips it in the name server's list */
+  private ownWwpn: bigint | null = null;
   readonly client: VfioUserClient;
   /** the memfd behind guest RAM (for tests that re-map it) */
   readonly memfd: number;
@@ -483,6 +485,7 @@ export class QlaGuest {
 
   /** The qla2xxx probe (qla2x00_initialize_adapter) in polling mode, up to LOOP UP + PORT UPDATE (when `expectLink`). */
   async initializeAdapter(o: InitializeOptions): Promise<void> {
+    this.ownWwpn = o.wwpn;
     this.aens.length = 0;
     this.w32(REG.ICTRL, 0);
     this.w32(REG.CTRL_STATUS, CTRL_STATUS_RESET);
@@ -649,8 +652,14 @@ export class QlaGuest {
 
   // --- discovery -----------------------------------------------------------------------------
 
-  /** SNS login, GPN_FT for FCP ports, PLOGI+PRLI to the first one (handle TARGET_NPORT_HANDLE); returns its port id. */
-  async discover(): Promise<number> {
+  /**
+   * SNS login, GPN_FT for FCP ports, PLOGI+PRLI to the first one that is not this port (handle
+   * TARGET_NPORT_HANDLE); returns its port id. A name server may list the requester itself (the
+   * host backend's does), and right after a link up the targets may not be back yet: as
+   * qla2x00_find_all_fabric_devs skips its own port and later RSCNs bring the rest, GPN_FT is
+   * asked again (every 0.5 s, up to `timeoutMs`) while it lists no other FCP port.
+   */
+  async discover(timeoutMs = 10_000): Promise<number> {
     // SNS login through MBC_IOCB_COMMAND_A64, as qla24xx_login_fabric does.
     const sns = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, 0);
     sns.dv.setUint16(Logio.NPORT_HANDLE, NPORT_HANDLE_SNS, true);
@@ -661,7 +670,30 @@ export class QlaGuest {
     const snsStatus = this.view.getUint16(QLA_LAYOUT.SCRATCH + Logio.COMP_STATUS, true);
     if (snsStatus !== 0) throw new Error(`SNS login status 0x${snsStatus.toString(16)}`);
 
-    // GPN_FT (FC-4 type FCP) through a CT Pass-Through IOCB.
+    const deadline = Date.now() + timeoutMs;
+    let target = await this.gpnFtFirstOther();
+    while (target === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      target = await this.gpnFtFirstOther();
+    }
+    if (target === 0) throw new Error('GPN_FT listed no FCP port other than this one');
+
+    // PLOGI + PRLI with a driver-chosen N_Port handle.
+    const login = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, DISCOVERY_HANDLE + 1);
+    login.dv.setUint16(Logio.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
+    login.dv.setUint16(Logio.CONTROL_FLAGS, LOGIO_PLOGI_THEN_PRLI, true);
+    writeU24LE(login.bytes, Logio.PORT_ID, target);
+    const done = await this.iocb(login.bytes);
+    if (done[IocbHeader.ENTRY_STATUS] !== 0)
+      throw new Error(`PLOGI entry_status 0x${done[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
+    const status = new DataView(done.buffer).getUint16(Logio.COMP_STATUS, true);
+    if (status !== 0) throw new Error(`PLOGI to ${target.toString(16)} status 0x${status.toString(16)}`);
+    this.targetPortId = target;
+    return target;
+  }
+
+  /** One GPN_FT (FC-4 type FCP) through a CT Pass-Through IOCB: the first listed port that is not this one, or 0. */
+  private async gpnFtFirstOther(): Promise<number> {
     const ctReq = new Uint8Array(20);
     // FC-GS preamble: revision 1, GS type 0xfc (directory), subtype 0x02 (name server), command, max size in words.
     const maxWords = (QLA_LAYOUT.CT_RESPONSE_SIZE - 16) / 4;
@@ -686,29 +718,14 @@ export class QlaGuest {
     const list = this.ram.slice(QLA_LAYOUT.CT_RESPONSE, QLA_LAYOUT.CT_RESPONSE + QLA_LAYOUT.CT_RESPONSE_SIZE);
     if (new DataView(list.buffer).getUint16(8, false) !== CT_ACCEPT)
       throw new Error(`GPN_FT rejected: ${Buffer.from(list.subarray(0, 16)).toString('hex')}`);
-    let target = 0;
     for (let o = 16; o + GPN_FT_ENTRY_SIZE <= list.length; o += GPN_FT_ENTRY_SIZE) {
       const id = (list[o + 1]! << 16) | (list[o + 2]! << 8) | list[o + 3]!;
-      if (id !== 0) {
-        target = id;
-        break;
-      }
+      // entry: control + port id, reserved, port name (FC-GS-7 GPN_FT accept)
+      const name = new DataView(list.buffer, list.byteOffset + o + 8, 8).getBigUint64(0, false);
+      if (id !== 0 && name !== this.ownWwpn) return id;
       if (list[o]! & GPN_FT_LAST) break;
     }
-    if (target === 0) throw new Error('GPN_FT listed no FCP port');
-
-    // PLOGI + PRLI with a driver-chosen N_Port handle.
-    const login = newEntry(EntryType.LOGINOUT_PORT_IOCB_TYPE, DISCOVERY_HANDLE + 1);
-    login.dv.setUint16(Logio.NPORT_HANDLE, TARGET_NPORT_HANDLE, true);
-    login.dv.setUint16(Logio.CONTROL_FLAGS, LOGIO_PLOGI_THEN_PRLI, true);
-    writeU24LE(login.bytes, Logio.PORT_ID, target);
-    const done = await this.iocb(login.bytes);
-    if (done[IocbHeader.ENTRY_STATUS] !== 0)
-      throw new Error(`PLOGI entry_status 0x${done[IocbHeader.ENTRY_STATUS]!.toString(16)}`);
-    const status = new DataView(done.buffer).getUint16(Logio.COMP_STATUS, true);
-    if (status !== 0) throw new Error(`PLOGI to ${target.toString(16)} status 0x${status.toString(16)}`);
-    this.targetPortId = target;
-    return target;
+    return 0;
   }
 
   close(): void {

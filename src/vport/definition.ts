@@ -7,7 +7,8 @@
  *     "uuid": "7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50",
  *     "wwpn": "50:01:43:80:01:23:45:67",
  *     "wwnn": "50:01:43:80:01:23:45:66",
- *     "backend": { "type": "san", "link": "/run/npiv-hba/san.sock" }   // or { "type": "none" }
+ *     "backend": { "type": "san", "link": "/run/npiv-hba/san.sock" }   // or { "type": "none" },
+ *                                   // or { "type": "host", "parent": "host5" } (serve --backend host:PARENT)
  *     "socket": "/run/npiv-hba/7d3c5e0a-2f4b-4c61-9a8e-0b1c2d3e4f50.sock",
  *     "autostart": false,
  *     "socketOwner": "libvirt-qemu",   // optional: serve --socket-owner
@@ -24,6 +25,7 @@
  */
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
+import { formatParentSpec, parseParentSpec } from '../host/vport.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 import { VportUsageError } from './errors.js';
 
@@ -35,9 +37,22 @@ export const MAX_NPIV_GRANTS = 127;
 /** sun_path is 108 bytes including the terminating NUL (linux/un.h). */
 export const UNIX_SOCKET_PATH_MAX = 107;
 
+/**
+ * Why grants and a host backend exclude each other: the host backend's FabricPort has no
+ * newNpivPort (one host vport per serve), so the firmware would refuse every VP_CONFIG
+ * (vport_err_no_npiv) and the guest's vports would all be Failed.
+ */
+export const NPIV_NEEDS_FABRIC =
+  'NPIV grants need the simulated SAN: a host backend serves exactly one host vport, the guest cannot create further ones';
+
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
-export type VportBackend = { type: 'none' } | { type: 'san'; link: string };
+/**
+ * The vport's fabric: none (no cable), the simulated SAN at a link socket, or the real fabric
+ * through an NPIV vport of the host's FC HBA `parent` (`hostN` or its port WWPN, stored in the
+ * canonical form of formatParentSpec; docs/host-backend.md).
+ */
+export type VportBackend = { type: 'none' } | { type: 'san'; link: string } | { type: 'host'; parent: string };
 
 export interface VportDefinition {
   uuid: string;
@@ -108,17 +123,41 @@ export function checkSocketPath(path: string, what: string): string {
   return path;
 }
 
-/** `none` or `san:LINKPATH` (a relative LINKPATH is taken from cwd and stored absolute). */
+/** The parent of a host backend in canonical form (`hostN` or a WWPN), or a usage error. */
+export function parseHostParent(text: string): string {
+  try {
+    return formatParentSpec(parseParentSpec(text));
+  } catch (err) {
+    throw new VportUsageError(`invalid backend 'host:${text}': ${(err as Error).message}`);
+  }
+}
+
+/**
+ * `none`, `san:LINKPATH` (a relative LINKPATH is taken from cwd and stored absolute) or
+ * `host:PARENT` (PARENT = hostN or the parent port's WWPN, as `serve --backend` accepts it).
+ */
 export function parseBackend(text: string, cwd: string = process.cwd()): VportBackend {
   if (text === 'none') return { type: 'none' };
   if (text.startsWith('san:') && text.length > 'san:'.length) {
     return { type: 'san', link: checkSocketPath(resolve(cwd, text.slice('san:'.length)), 'SAN link path') };
   }
-  throw new VportUsageError(`invalid backend '${text}': expected 'none' or 'san:LINKPATH' (the SAN's link socket)`);
+  if (text.startsWith('host:') && text.length > 'host:'.length) {
+    return { type: 'host', parent: parseHostParent(text.slice('host:'.length)) };
+  }
+  throw new VportUsageError(
+    `invalid backend '${text}': expected 'none', 'san:LINKPATH' (the SAN's link socket) or 'host:PARENT' (the host's FC HBA: hostN or its WWPN)`,
+  );
 }
 
 export function formatBackend(backend: VportBackend): string {
-  return backend.type === 'none' ? 'none' : `san:${backend.link}`;
+  switch (backend.type) {
+    case 'none':
+      return 'none';
+    case 'san':
+      return `san:${backend.link}`;
+    case 'host':
+      return `host:${backend.parent}`;
+  }
 }
 
 const WwnText = (what: string) =>
@@ -141,6 +180,15 @@ const SocketPathText = (what: string) =>
     }
   });
 
+const HostParentText = z.string().transform((text, ctx) => {
+  try {
+    return parseHostParent(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: (err as Error).message });
+    return z.NEVER;
+  }
+});
+
 const AccountText = (option: string) =>
   z.string().refine((text) => ACCOUNT_PATTERN.test(text), {
     message: `expected a user or group name, or a numeric id (serve ${option})`,
@@ -155,6 +203,7 @@ export const VportDefinitionFileSchema = z
     backend: z.discriminatedUnion('type', [
       z.object({ type: z.literal('none') }).strict(),
       z.object({ type: z.literal('san'), link: SocketPathText('SAN link path') }).strict(),
+      z.object({ type: z.literal('host'), parent: HostParentText }).strict(),
     ]),
     socket: SocketPathText('socket path'),
     autostart: z.boolean(),
@@ -175,7 +224,22 @@ export const VportDefinitionFileSchema = z
   .refine((d) => d.sanOwner === undefined || d.backend.type === 'san', {
     message: 'sanOwner needs a san backend',
     path: ['sanOwner'],
+  })
+  .refine((d) => d.backend.type !== 'host' || d.npiv === undefined || d.npiv.length === 0, {
+    message: NPIV_NEEDS_FABRIC,
+    path: ['npiv'],
   });
+
+function backendToJson(backend: VportBackend): object {
+  switch (backend.type) {
+    case 'none':
+      return { type: 'none' };
+    case 'san':
+      return { type: 'san', link: backend.link };
+    case 'host':
+      return { type: 'host', parent: backend.parent };
+  }
+}
 
 export function definitionToJson(def: VportDefinition): object {
   return {
@@ -183,7 +247,7 @@ export function definitionToJson(def: VportDefinition): object {
     uuid: def.uuid,
     wwpn: formatWwn(def.wwpn),
     wwnn: formatWwn(def.wwnn),
-    backend: def.backend.type === 'none' ? { type: 'none' } : { type: 'san', link: def.backend.link },
+    backend: backendToJson(def.backend),
     socket: def.socket,
     autostart: def.autostart,
     // Written only when set: a definition without them reads the same as before they existed.

@@ -10,6 +10,8 @@ import {
   checkAccountName,
   checkSocketPath,
   MAX_NPIV_GRANTS,
+  NPIV_NEEDS_FABRIC,
+  parseHostParent,
   parseUuid,
   type VportBackend,
   type VportDefinition,
@@ -102,6 +104,10 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
       throw err;
     }
   });
+  if (npiv.length > 0 && req.backend.type === 'host') throw new VportUsageError(`--npiv-wwpn: ${NPIV_NEEDS_FABRIC}`);
+  // A host parent in canonical form, whoever built the request (the CLI parses it already).
+  const backend: VportBackend =
+    req.backend.type === 'host' ? { type: 'host', parent: parseHostParent(req.backend.parent) } : req.backend;
   if (npiv.length > MAX_NPIV_GRANTS) throw new VportUsageError(`at most ${MAX_NPIV_GRANTS} --npiv-wwpn pairs`);
   if (new Set(npiv.map((g) => g.wwpn)).size !== npiv.length)
     throw new VportUsageError('the same --npiv-wwpn WWPN is given twice');
@@ -184,7 +190,7 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
       uuid,
       wwpn,
       wwnn,
-      backend: req.backend,
+      backend,
       socket,
       autostart: req.autostart,
       ...(access.socketOwner !== undefined ? { socketOwner: access.socketOwner } : {}),

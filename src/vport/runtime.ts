@@ -33,6 +33,12 @@ const LOG_SUFFIX = '.log';
 const LOCK_SUFFIX = '.lock';
 /** how long `start` waits for serve to answer VERSION on its socket */
 export const DEFAULT_START_TIMEOUT_MS = 15_000;
+/**
+ * The same for a host backend: serve creates the host vport before its socket and waits up to
+ * 60 s for it to become Active (acquireVport), plus the deletion of a leftover and of a vport
+ * that failed; `start` must not kill it while the fabric is still answering.
+ */
+export const DEFAULT_HOST_START_TIMEOUT_MS = 90_000;
 /** how long `stop` waits after SIGTERM before SIGKILL */
 export const DEFAULT_STOP_TIMEOUT_MS = 5_000;
 const KILL_WAIT_MS = 2_000;
@@ -246,6 +252,7 @@ export function defaultServeCommand(): string[] {
 export function serveArguments(def: VportDefinition): string[] {
   const args = ['serve', '--socket', def.socket, '--wwpn', formatWwn(def.wwpn), '--wwnn', formatWwn(def.wwnn)];
   if (def.backend.type === 'san') args.push('--san', def.backend.link);
+  if (def.backend.type === 'host') args.push('--backend', `host:${def.backend.parent}`);
   for (const g of def.npiv ?? []) args.push('--npiv-wwpn', `${formatWwn(g.wwpn)}:${formatWwn(g.wwnn)}`);
   for (const { field, option } of ACCESS_OPTIONS) {
     const value = def[field];
@@ -316,6 +323,9 @@ async function startClean(
   if (own.state === 'not-a-socket')
     throw new VportError(`socket path ${def.socket} of vport ${def.uuid} exists and is not a socket`);
 
+  // Only a san backend has a socket to probe. A host backend's parent is checked by serve itself
+  // (resolveParent, NPIV capability, link Online) before its socket appears, and a refusal
+  // there ends serve: startClean reports its exit status and log tail.
   if (def.backend.type === 'san') {
     const san = await probeUnixSocket(def.backend.link);
     if (san.state !== 'listening') {
@@ -361,7 +371,9 @@ async function startClean(
     log,
   });
 
-  const deadline = Date.now() + (options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS);
+  const timeoutMs =
+    options.timeoutMs ?? (def.backend.type === 'host' ? DEFAULT_HOST_START_TIMEOUT_MS : DEFAULT_START_TIMEOUT_MS);
+  const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (exited) break;
     let ready = false;
@@ -380,7 +392,7 @@ async function startClean(
       removeIfPresent(statePath(runDir, def.uuid));
       const tail = logTail(log);
       throw new VportError(
-        `vport ${def.uuid}: serve (pid ${pid}) did not answer on ${def.socket} within ${options.timeoutMs ?? DEFAULT_START_TIMEOUT_MS} ms; killed it${tail ? `; its log:\n${tail}` : ''}`,
+        `vport ${def.uuid}: serve (pid ${pid}) did not answer on ${def.socket} within ${timeoutMs} ms; killed it${tail ? `; its log:\n${tail}` : ''}`,
       );
     }
     await sleep(POLL_MS);

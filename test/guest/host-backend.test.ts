@@ -17,96 +17,42 @@
  * link flap reaches the VM as LOOP DOWN / LOOP UP and I/O resumes; stopping serve deletes the
  * host vport.
  */
+import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type GuestRunResult, haveGuestEnvironment, runGuest, shellQuote } from '../../src/harness/guest.js';
+import { type GuestRunResult, haveGuestEnvironment, runGuest } from '../../src/harness/guest.js';
+import type { HostLabReport } from '../../src/lab/host-lab.js';
+import {
+  FLAP_REQUEST_LINE,
+  PROJECT_SHARE_TAG,
+  TWO_LEVEL_NAMES,
+  TWO_LEVEL_VM_LUN,
+  twoLevelGuestScript,
+  twoLevelSanConfig,
+  vmEvents as twoLevelVmEvents,
+} from '../../src/lab/two-level.js';
 import { controlRequest } from '../../src/san/control.js';
 import type { SanStatus } from '../../src/san/san.js';
 import type { VmEvent } from '../../src/vm-model/scenario.js';
 import { PROJECT_ROOT, type ProjectProcess, startCli, waitForPath } from './support/processes.js';
 
-const L1 = { wwpn: 'c0:50:76:ff:e5:00:20:01', wwnn: 'c0:50:76:ff:e5:01:20:01' };
-const VM = { wwpn: 'c0:50:76:ff:e5:00:20:81', wwnn: 'c0:50:76:ff:e5:01:20:81' };
-const TARGET_HOST = { wwpn: '50:0a:09:81:00:00:20:01', wwnn: '50:0a:09:80:00:00:20:01' };
-const TARGET_VM = { wwpn: '50:0a:09:81:00:00:20:02', wwnn: '50:0a:09:80:00:00:20:02' };
-const VM_LUN = 3;
+// The SAN configuration and the level-1 script are the lab's own (src/lab/two-level.ts), so that
+// `npiv-hba lab --backend host` and this test run the same thing.
+const { level1: L1, vm: VM, targetVm: TARGET_VM } = TWO_LEVEL_NAMES;
+const VM_LUN = TWO_LEVEL_VM_LUN;
 const BLOCKS = 1024;
 const SEED = 0x2026;
 
-const SAN_CONFIG = {
-  fabric: {
-    name: 'fabric-two-level',
-    domain: 3,
-    zoning: {
-      default: 'deny',
-      zones: [
-        { name: 'level1', members: [L1.wwpn, TARGET_HOST.wwpn] },
-        { name: 'vm', members: [VM.wwpn, TARGET_VM.wwpn] },
-      ],
-    },
-  },
-  arrays: [
-    {
-      name: 'array-host',
-      ports: [TARGET_HOST],
-      volumes: [{ name: 'host-lun', size: '16MiB' }],
-      hostGroups: [{ name: 'level1', initiators: [L1.wwpn], luns: { '0': 'host-lun' } }],
-    },
-    {
-      name: 'array-vm',
-      ports: [TARGET_VM],
-      volumes: [{ name: 'vm-lun', size: '32MiB', file: 'vm-lun.img' }],
-      hostGroups: [{ name: 'vm', initiators: [VM.wwpn], luns: { [String(VM_LUN)]: 'vm-lun' } }],
-    },
-  ],
-};
+const SAN_CONFIG = twoLevelSanConfig({ vmLun: VM_LUN, vmVolumeSize: '32MiB', vmVolumeFile: 'vm-lun.img' });
 
 function guestScript(): string {
-  const project = '/run/share/project';
-  const serve = [
-    'node bin/npiv-hba.js serve --backend "host:$H"',
-    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --socket /run/npiv-hba/vm.sock --log-level info`,
-  ].join(' ');
-  const vm = [
-    `node ${project}/dist/src/vm-model/main.js --socket /run/npiv-hba/vm.sock`,
-    `--wwpn ${VM.wwpn} --wwnn ${VM.wwnn} --queue-depth 16 --blocks ${BLOCKS} --blocks-per-io 16`,
-    `--seed ${SEED} --flap-wait-ms 180000 --tag GUEST:VM`,
-  ].join(' ');
-  return `
-# The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md);
-# scsi_mod is a module here, so set it before qla2xxx loads (insmod ignores the kernel command line).
-printf manual > /sys/module/scsi_mod/parameters/scan || { echo GUEST:NO-MANUAL-SCAN; exit 6; }
-load_qla || exit 7
-wait_fc_online 0 120 || { echo GUEST:L1-NOT-ONLINE; exit 3; }
-H=$(basename "$(fc_host 0)")
-echo "GUEST:L1 $H $(cat /sys/class/fc_host/$H/port_name) $(cat /sys/class/fc_host/$H/max_npiv_vports) $(cat /sys/class/fc_host/$H/npiv_vports_inuse)"
-enter_rootfs || { echo GUEST:NO-ROOTFS; exit 4; }
-in_rootfs sh -c ${shellQuote(`cd ${project} && node bin/npiv-hba.js host list`)} 2>&1 | sed 's/^/GUEST:HOSTLIST /'
-# chroot itself (not the in_rootfs function, which would run in a subshell) so that $! is serve.
-chroot /rootfs sh -c "cd ${project} && exec ${serve}" >/tmp/serve.log 2>&1 &
-SERVE=$!
-if ! wait_for /rootfs/run/npiv-hba/vm.sock 240; then
-  sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log; echo GUEST:NO-SOCKET; exit 5
-fi
-echo "GUEST:VPORTS $(ls /sys/class/fc_vports | wc -l)"
-in_rootfs ${vm}
-echo "GUEST:VM-EXIT $?"
-echo "GUEST:BLOCK $(ls /sys/block | grep -v '^loop' | tr '\\n' ' ')"
-echo "GUEST:SG $(ls /sys/class/scsi_generic 2>/dev/null | wc -l)"
-kill -TERM $SERVE; wait $SERVE; echo "GUEST:SERVE-EXIT $?"
-i=0; while [ "$(ls /sys/class/fc_vports | wc -l)" != 0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
-echo "GUEST:VPORTS-AFTER $(ls /sys/class/fc_vports | wc -l)"
-sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log | tail -n 40
-exit 0
-`;
+  return twoLevelGuestScript({ vm: VM, blocks: BLOCKS, seed: SEED, flapWaitMs: 180_000 });
 }
 
-function vmEvents(run: GuestRunResult): VmEvent[] {
-  return run.guestLines.filter((l) => l.startsWith('VM{')).map((l) => JSON.parse(l.slice(2)) as VmEvent);
-}
+const vmEvents = (run: GuestRunResult): VmEvent[] => twoLevelVmEvents(run.guestLines);
 
 describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend inside a guest', () => {
   const dir = mkdtempSync(join(tmpdir(), 'npiv-two-level-'));
@@ -157,12 +103,12 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
       devices: [socket],
       script: guestScript(),
       shareRootfs: true,
-      shares: [{ tag: 'project', path: PROJECT_ROOT }],
+      shares: [{ tag: PROJECT_SHARE_TAG, path: PROJECT_ROOT }],
       memMiB: 1536,
       loadQla: false,
       timeoutMs: 1_500_000,
       onLine: (line) => {
-        if (line.includes('GUEST:VM{"step":"waiting-for-flap"}')) void flap();
+        if (line.includes(FLAP_REQUEST_LINE)) void flap();
       },
     });
   }, 1_600_000);
@@ -249,5 +195,60 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
   it('stopping serve deletes the host vport', () => {
     expect(run.guestLines, context()).toContain('SERVE-EXIT 0');
     expect(run.guestLines, context()).toContain('VPORTS-AFTER 0');
+  });
+});
+
+/**
+ * The same two levels as a user runs them: `npiv-hba lab --backend host --json` through the built
+ * CLI (its own SAN, level-1 HBA and guest, from src/lab/two-level.ts), and the report it prints.
+ */
+describe.skipIf(!haveGuestEnvironment())('npiv-hba lab --backend host --json (real guest)', () => {
+  const workDir = mkdtempSync(join(tmpdir(), 'npiv-lab-host-'));
+  let code: number | null = null;
+  let stdout = '';
+  let stderr = '';
+  let report: HostLabReport;
+
+  beforeAll(async () => {
+    await new Promise<void>((resolve) => {
+      const child = spawn(
+        process.execPath,
+        [join(PROJECT_ROOT, 'bin', 'npiv-hba.js'), 'lab', '--backend', 'host', '--json', '--work-dir', workDir],
+        { cwd: PROJECT_ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const timer = setTimeout(() => child.kill('SIGTERM'), 900_000);
+      child.on('close', (c) => {
+        clearTimeout(timer);
+        code = c;
+        resolve();
+      });
+    });
+    report = JSON.parse(stdout) as HostLabReport;
+  }, 960_000);
+  afterAll(() => rmSync(workDir, { recursive: true, force: true }));
+
+  it('passes, exits 0, and leaves no socket behind', () => {
+    expect(report.failures, `${stderr.slice(-4000)}\n${stdout.slice(-4000)}`).toEqual([]);
+    expect([report.ok, report.backend, code]).toEqual([true, 'host', 0]);
+    expect(readdirSync(workDir).filter((f) => f.endsWith('.sock'))).toEqual([]);
+  });
+
+  it("reports level 1's host vport, and the SAN saw the VM's FDISC on level 1's F_Port", () => {
+    expect(report.level1).toMatchObject({ wwpn: L1.wwpn, portState: 'Online', serveExit: 0, vportsAfter: 0 });
+    expect(report.level1.vport).toMatchObject({ wwpn: VM.wwpn, wwnn: VM.wwnn, state: 'Active' });
+    expect(report.fdisc).toMatchObject({ wwpn: VM.wwpn, physical: false, onLevel1FPort: true });
+    expect(report.level1.vport?.nportId).toBe(report.fdisc?.nportId);
+  });
+
+  it('the VM found only its zoned target and masked LUN, and verified its I/O; level 1 had no block device', () => {
+    expect(report.vm.targets.map((t) => t.wwpn)).toEqual([TARGET_VM.wwpn]);
+    expect(report.vm.luns).toEqual([VM_LUN]);
+    expect(report.vm.io).toHaveLength(1);
+    expect(report.vm.io[0]).toMatchObject({ lun: VM_LUN, bytes: 4 * 2 ** 20, errors: 0, mismatches: 0 });
+    expect(report.vm.io[0]!.mibPerSecond).toBeGreaterThan(0);
+    expect(report.level1.blockDevices).toEqual([]);
+    expect(report.level1.sgNodes).toBeGreaterThan(0);
   });
 });
