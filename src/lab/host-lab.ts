@@ -11,21 +11,19 @@
  * had any block device (it must not: docs/host-backend.md). Steps, timeouts and cleanup are those
  * of runLab (src/lab/lab.ts).
  */
-import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { existsSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { type Accelerator, chooseAccelerator, guestEnvironment, runGuest } from '../harness/guest.js';
 import { controlRequest } from '../san/control.js';
 import type { SanStatus } from '../san/san.js';
 import { packageRoot } from '../util/package-root.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
-import { statsPathFor } from '../vport/stats.js';
 import { deriveWwnn } from '../vport/wwn-gen.js';
 import { LabUsageError } from './config.js';
-import { LAB_DEFAULTS, LabStepError } from './lab.js';
-import { ensureGuestEnvironment } from './prepare.js';
-import { claimSocketPath, type LabProcess, startCliProcess, waitForSocket } from './processes.js';
+import { LAB_DEFAULTS } from './lab.js';
+import { guestRunProblems, LabSession } from './session.js';
+import { claimSocketPath, startCliProcess, waitForSocket } from './processes.js';
 import type { LabReporter } from './progress.js';
 import { formatSize, formatTable } from './report.js';
 import {
@@ -52,7 +50,6 @@ export const HOST_LAB_DEFAULTS = {
 const BLOCK = 512;
 const MIB = 1024 * 1024;
 const LAB_KERNEL_ARGS = ['no_timer_check'];
-const MAX_SOCKET_PATH = 107;
 const GUEST_STEP = 'level-1 guest (qla2xxx, serve --backend host, the VM)';
 
 export interface HostLabOptions {
@@ -487,55 +484,19 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
   const blocks = (ioMiB * MIB) / BLOCK;
   const root = packageRoot();
   const cli = options.cliPath ?? join(root, 'bin', 'npiv-hba.js');
-  const started = Date.now();
-  const steps: { step: string; seconds: number }[] = [];
-  const ownWorkDir = options.workDir === undefined;
-  const workDir = ownWorkDir ? await mkdtemp(join(tmpdir(), 'npiv-hba-lab-')) : resolve(options.workDir!);
-  if (!ownWorkDir) mkdirSync(workDir, { recursive: true });
-  const logs: Record<string, string> = {};
-  const processes: LabProcess[] = [];
-  const sockets: string[] = [];
+  const session = await LabSession.open(options.workDir, reporter, options.signal);
+  const { workDir, ownWorkDir, logs, processes, sockets } = session;
+  const step = <T>(name: string, work: () => Promise<T>): Promise<T> => session.step(name, work);
+  const checkSocketPath = (path: string): void => session.checkSocketPath(path);
   let failed = true;
-
-  const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
-    reporter.step(name);
-    const t0 = Date.now();
-    try {
-      if (options.signal?.aborted) throw new Error('interrupted');
-      return await work();
-    } catch (err) {
-      if (err instanceof LabStepError) throw err;
-      if (options.signal?.aborted)
-        throw new LabStepError(
-          name,
-          'interrupted (SIGINT/SIGTERM)',
-          ownWorkDir ? {} : { ...logs },
-          ownWorkDir ? null : workDir,
-        );
-      throw new LabStepError(name, (err as Error).message, { ...logs }, workDir);
-    } finally {
-      steps.push({ step: name, seconds: (Date.now() - t0) / 1000 });
-    }
-  };
-  const checkSocketPath = (path: string): void => {
-    if (Buffer.byteLength(path) > MAX_SOCKET_PATH)
-      throw new Error(`socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --work-dir`);
-  };
 
   try {
     await step('guest environment', async () => {
-      logs.prepare = join(workDir, 'prepare.log');
-      const built = await ensureGuestEnvironment(
-        {
-          projectRoot: root,
-          logFile: logs.prepare,
-          timeoutMs: LAB_DEFAULTS.prepareTimeoutMs,
-          ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
-          ...(options.signal !== undefined ? { signal: options.signal } : {}),
-        },
-        reporter,
-      );
-      if (!built) delete logs.prepare;
+      await session.prepareGuest({
+        projectRoot: root,
+        cacheDir: options.cacheDir,
+        timeoutMs: LAB_DEFAULTS.prepareTimeoutMs,
+      });
       // Level 1 runs npiv-hba with the rootfs's Node.js (prepare.sh installs nodejs).
       const rootfs = guestEnvironment(options.cacheDir).rootfs;
       if (!existsSync(join(rootfs, 'usr/bin/node')))
@@ -546,40 +507,14 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
         throw new Error(`${join(root, 'dist')} has no build of the VM model: run \`npm run build\``);
     });
 
-    const link = join(workDir, 'san.sock');
-    const control = join(workDir, 'san-ctl.sock');
-    await step('starting the SAN', async () => {
-      checkSocketPath(link);
-      checkSocketPath(control);
+    const { link, control } = await step('starting the SAN', async () => {
       const configPath = join(workDir, 'san.json');
       const vmVolumeMiB = Math.max(32, ioMiB);
       await writeFile(
         configPath,
         `${JSON.stringify(twoLevelSanConfig({ names, vmLun: TWO_LEVEL_VM_LUN, vmVolumeSize: `${vmVolumeMiB}MiB` }), null, 2)}\n`,
       );
-      logs.san = join(workDir, 'san.log');
-      for (const path of [link, control]) await claimSocketPath(path);
-      sockets.push(link, control);
-      const san = startCliProcess({
-        name: 'npiv-hba san',
-        cli,
-        args: [
-          'san',
-          '--config',
-          configPath,
-          '--link',
-          link,
-          '--control',
-          control,
-          '--pcap',
-          join(workDir, 'san.pcap'),
-        ],
-        logFile: logs.san,
-        cwd: workDir,
-      });
-      processes.push(san);
-      await waitForSocket(san, link, LAB_DEFAULTS.sanStartTimeoutMs, options.signal);
-      await waitForSocket(san, control, LAB_DEFAULTS.sanStartTimeoutMs, options.signal);
+      return session.startSan({ cli, configPath, timeoutMs: LAB_DEFAULTS.sanStartTimeoutMs });
     });
 
     const socket = join(workDir, 'level1.sock');
@@ -657,21 +592,8 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
         ...(options.signal !== undefined ? { signal: options.signal } : {}),
       });
     });
-    if (run.aborted)
-      throw new LabStepError(
-        GUEST_STEP,
-        'interrupted (SIGINT/SIGTERM)',
-        ownWorkDir ? {} : { ...logs },
-        ownWorkDir ? null : workDir,
-      );
-    const extra: string[] = [];
-    if (run.timedOut) extra.push(`level-1 guest: no results within ${guestTimeoutMs / 1000} s (QEMU killed)`);
-    else if (run.exitStatus === null) {
-      const stderr = run.qemuStderr.trim().slice(-500);
-      extra.push(
-        `level-1 guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished${stderr ? `: ${stderr}` : ''}`,
-      );
-    } else if (run.exitStatus !== 0) extra.push(`level-1 guest: script exit status ${run.exitStatus}`);
+    if (run.aborted) throw session.interrupted(GUEST_STEP);
+    const extra = guestRunProblems(run, 'level-1 guest', guestTimeoutMs);
     const status = (await (statusAtLuns ?? Promise.resolve(null))) ?? (await (statusAtVport ?? Promise.resolve(null)));
     const boot = run.guestLines.find((l) => l.startsWith('BOOT kernel='));
     const report = buildHostLabReport({
@@ -684,7 +606,7 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
         exitStatus: run.exitStatus,
         kernelProblems: run.kernelProblems,
       },
-      timings: { totalSeconds: (Date.now() - started) / 1000, steps: [...steps] },
+      timings: { totalSeconds: (Date.now() - session.started) / 1000, steps: [...session.steps] },
       workDir,
       logs: { ...logs },
       failures: extra,
@@ -697,11 +619,6 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
     failed = !report.ok;
     return report;
   } finally {
-    reporter.finish();
-    for (const proc of [...processes].reverse()) await proc.stop();
-    for (const s of sockets) {
-      for (const path of [s, statsPathFor(s)]) if (existsSync(path)) await rm(path, { force: true });
-    }
-    if (ownWorkDir && (!failed || options.signal?.aborted)) await rm(workDir, { recursive: true, force: true });
+    await session.close(failed);
   }
 }

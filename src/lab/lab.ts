@@ -1,17 +1,4 @@
-/**
- * `npiv-hba lab` as a library: prepares the guest environment, starts the simulated SAN
- * (`npiv-hba san`, child process) and one `npiv-hba serve --san` per vport, boots the real QEMU
- * + Linux guest (qla2xxx) with the lab's guest script, and builds the report (src/lab/report.ts)
- * of what the guest saw: fabric logins, targets, LUNs and a verified fio run per vport.
- * Everything it started is stopped again on every path (success, failure, abort), sockets are
- * removed, and a temporary work dir is deleted — unless a step failed, when it stays so that the
- * logs it names can be read.
- *
- * Every step has a timeout; a failing step throws LabStepError naming the step and the logs.
- */
-import { existsSync, mkdirSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { chooseAccelerator, runGuest, type Accelerator } from '../harness/guest.js';
 import { controlRequest } from '../san/control.js';
@@ -19,14 +6,16 @@ import type { SanStatus } from '../san/san.js';
 import { parseSize } from '../san/volume.js';
 import { packageRoot } from '../util/package-root.js';
 import { formatWwn } from '../util/wwn.js';
-import { statsPathFor } from '../vport/stats.js';
 import { labSanSetup, type LabSanSetup } from './config.js';
 import { labGuestScript } from './guest-script.js';
 import { runInteractiveGuest } from './keep.js';
-import { ensureGuestEnvironment } from './prepare.js';
-import { claimSocketPath, startCliProcess, waitForSocket, type LabProcess } from './processes.js';
+import { claimSocketPath, startCliProcess, waitForSocket } from './processes.js';
+import { guestRunProblems, LabSession, LabStepError } from './session.js';
+
 import type { LabReporter } from './progress.js';
 import { buildLabReport, parseGuestLines, type LabReport, type LabSanSummary } from './report.js';
+
+export { LabStepError } from './session.js';
 
 export const LAB_DEFAULTS = {
   prepareTimeoutMs: 45 * 60_000,
@@ -51,9 +40,6 @@ export const LAB_DEFAULTS = {
  */
 const LAB_KERNEL_ARGS = ['no_timer_check'];
 
-/** Unix socket paths are limited to 107 bytes (sun_path). */
-const MAX_SOCKET_PATH = 107;
-
 export interface LabOptions {
   /** User SAN configuration (JSON); default: the embedded example. */
   configFile?: string;
@@ -74,30 +60,6 @@ export interface LabOptions {
   cliPath?: string;
   /** Called with the report before --keep attaches the console (always called once a report exists). */
   onReport?: (report: LabReport) => Promise<void> | void;
-}
-
-/** A step of the lab failed (not the guest's findings: those are in the report). */
-export class LabStepError extends Error {
-  constructor(
-    readonly step: string,
-    message: string,
-    readonly logs: Record<string, string>,
-    readonly workDir: string | null,
-  ) {
-    super(`${step}: ${message}`);
-    this.name = 'LabStepError';
-  }
-}
-
-interface Timings {
-  started: number;
-  steps: { step: string; seconds: number }[];
-}
-
-function checkSocketPath(path: string): void {
-  if (Buffer.byteLength(path) > MAX_SOCKET_PATH) {
-    throw new Error(`socket path ${path} is longer than ${MAX_SOCKET_PATH} bytes: use a shorter --work-dir`);
-  }
 }
 
 function sanSummary(setup: LabSanSetup, status: SanStatus | null): LabSanSummary {
@@ -148,86 +110,21 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
     throw new Error(`invalid I/O size ${ioMiB} MiB: expected 1..4096`);
   const root = packageRoot();
   const cli = options.cliPath ?? join(root, 'bin', 'npiv-hba.js');
-  const timings: Timings = { started: Date.now(), steps: [] };
-  const ownWorkDir = options.workDir === undefined;
-  const workDir = ownWorkDir ? await mkdtemp(join(tmpdir(), 'npiv-hba-lab-')) : resolve(options.workDir!);
-  if (!ownWorkDir) mkdirSync(workDir, { recursive: true });
-  const logs: Record<string, string> = {};
-  const processes: LabProcess[] = [];
-  const sockets: string[] = [];
+  const session = await LabSession.open(options.workDir, reporter, options.signal);
+  const { workDir, ownWorkDir, logs, processes, sockets } = session;
+  const step = <T>(name: string, work: () => Promise<T>): Promise<T> => session.step(name, work);
+  const checkSocketPath = (path: string): void => session.checkSocketPath(path);
   let failed = true;
-  let current = 'setup';
-
-  const step = async <T>(name: string, work: () => Promise<T>): Promise<T> => {
-    current = name;
-    reporter.step(name);
-    const t0 = Date.now();
-    try {
-      if (options.signal?.aborted) throw new Error('interrupted');
-      return await work();
-    } catch (err) {
-      if (err instanceof LabStepError) throw err;
-      // An interrupted run in a temp dir is cleaned up completely: no logs to point at.
-      if (options.signal?.aborted)
-        throw new LabStepError(
-          name,
-          'interrupted (SIGINT/SIGTERM)',
-          ownWorkDir ? {} : { ...logs },
-          ownWorkDir ? null : workDir,
-        );
-      throw new LabStepError(name, (err as Error).message, { ...logs }, workDir);
-    } finally {
-      timings.steps.push({ step: name, seconds: (Date.now() - t0) / 1000 });
-    }
-  };
 
   try {
-    await step('guest environment', async () => {
-      logs.prepare = join(workDir, 'prepare.log');
-      const built = await ensureGuestEnvironment(
-        {
-          projectRoot: root,
-          logFile: logs.prepare,
-          timeoutMs: LAB_DEFAULTS.prepareTimeoutMs,
-          ...(options.cacheDir !== undefined ? { cacheDir: options.cacheDir } : {}),
-          ...(options.signal !== undefined ? { signal: options.signal } : {}),
-        },
-        reporter,
-      );
-      if (!built) delete logs.prepare;
-    });
+    await step('guest environment', () =>
+      session.prepareGuest({ projectRoot: root, cacheDir: options.cacheDir, timeoutMs: LAB_DEFAULTS.prepareTimeoutMs }),
+    );
 
-    const link = join(workDir, 'san.sock');
-    const control = join(workDir, 'san-ctl.sock');
-    await step('starting the SAN', async () => {
-      checkSocketPath(link);
-      checkSocketPath(control);
-      let configPath = setup.configFile === null ? join(workDir, 'san.json') : resolve(setup.configFile);
+    const { link, control } = await step('starting the SAN', async () => {
+      const configPath = setup.configFile === null ? join(workDir, 'san.json') : resolve(setup.configFile);
       if (setup.configText !== null) await writeFile(configPath, setup.configText);
-      configPath = resolve(configPath);
-      logs.san = join(workDir, 'san.log');
-      for (const path of [link, control]) await claimSocketPath(path);
-      sockets.push(link, control);
-      const san = startCliProcess({
-        name: 'npiv-hba san',
-        cli,
-        args: [
-          'san',
-          '--config',
-          configPath,
-          '--link',
-          link,
-          '--control',
-          control,
-          '--pcap',
-          join(workDir, 'san.pcap'),
-        ],
-        logFile: logs.san,
-        cwd: workDir,
-      });
-      processes.push(san);
-      await waitForSocket(san, link, LAB_DEFAULTS.sanStartTimeoutMs, options.signal);
-      await waitForSocket(san, control, LAB_DEFAULTS.sanStartTimeoutMs, options.signal);
+      return session.startSan({ cli, configPath: resolve(configPath), timeoutMs: LAB_DEFAULTS.sanStartTimeoutMs });
     });
 
     const deviceSockets: string[] = [];
@@ -315,7 +212,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         observation: parseGuestLines(guestLines),
         san: sanSummary(setup, status),
         guest: { accel, kernel: boot ? (/kernel=(\S+)/.exec(boot)?.[1] ?? null) : null, exitStatus, kernelProblems },
-        timings: { totalSeconds: (Date.now() - timings.started) / 1000, steps: [...timings.steps] },
+        timings: { totalSeconds: (Date.now() - session.started) / 1000, steps: [...session.steps] },
         workDir,
         logs: { ...logs },
         failures: extraFailures,
@@ -352,13 +249,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
         });
       });
       if (!run.reachedShell) {
-        if (run.aborted)
-          throw new LabStepError(
-            'guest (QEMU + Linux, qla2xxx)',
-            'interrupted (SIGINT/SIGTERM)',
-            ownWorkDir ? {} : { ...logs },
-            ownWorkDir ? null : workDir,
-          );
+        if (run.aborted) throw session.interrupted('guest (QEMU + Linux, qla2xxx)');
         const why = run.timedOut
           ? `no results within ${guestTimeoutMs / 1000} s`
           : `QEMU exited (${run.qemuExitCode}) before the results: ${run.qemuStderr.trim().slice(-500)}`;
@@ -381,38 +272,17 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
           ...(options.signal !== undefined ? { signal: options.signal } : {}),
         });
       });
-      if (run.aborted)
-        throw new LabStepError(
-          'guest (QEMU + Linux, qla2xxx)',
-          'interrupted (SIGINT/SIGTERM)',
-          ownWorkDir ? {} : { ...logs },
-          ownWorkDir ? null : workDir,
-        );
-      const extra: string[] = [];
-      if (run.timedOut) extra.push(`guest: no results within ${guestTimeoutMs / 1000} s (QEMU killed)`);
-      else if (run.exitStatus === null) {
-        const stderr = run.qemuStderr.trim().slice(-500);
-        extra.push(
-          `guest: QEMU exited (${run.qemuExitCode ?? run.qemuSignal}) before the script finished${stderr ? `: ${stderr}` : ''}`,
-        );
-      } else if (run.exitStatus !== 0) extra.push(`guest: script exit status ${run.exitStatus}`);
+      if (run.aborted) throw session.interrupted('guest (QEMU + Linux, qla2xxx)');
+      const extra = guestRunProblems(run, 'guest', guestTimeoutMs);
       report = await finishReport(run.guestLines, run.exitStatus, run.kernelProblems, extra);
       reporter.finish();
       await options.onReport?.(report);
     }
     const final = report as LabReport | null;
-    if (final === null) throw new LabStepError(current, 'no report was produced', { ...logs }, workDir);
+    if (final === null) throw new LabStepError(session.current, 'no report was produced', { ...logs }, workDir);
     failed = !final.ok;
     return final;
   } finally {
-    reporter.finish();
-    // Reverse order: HBAs before the SAN they are linked to.
-    for (const proc of [...processes].reverse()) await proc.stop();
-    // Sockets, and the counters file serve keeps next to each (src/vport/stats.ts).
-    for (const socket of sockets) {
-      for (const path of [socket, statsPathFor(socket)]) if (existsSync(path)) await rm(path, { force: true });
-    }
-    // A failed run keeps its temp dir so that the logs named in the error can be read.
-    if (ownWorkDir && (!failed || options.signal?.aborted)) await rm(workDir, { recursive: true, force: true });
+    await session.close(failed);
   }
 }
