@@ -22,6 +22,7 @@ import type { Logger } from '../../../src/util/log.js';
 import { REG, HCCRX } from '../../../src/isp/registers.js';
 import type { TaskManagementFunction } from '../../../src/scsi/sam.js';
 import { ArrayGuestMemory } from '../../support/guest-memory.js';
+import { newEntry } from '../../../src/vm-model/qla-guest.js';
 
 export class ManualScheduler implements IspScheduler {
   private deferred: (() => void)[] = [];
@@ -400,4 +401,15 @@ export function le16(b: Uint8Array, o: number) {
 }
 export function le32(b: Uint8Array, o: number) {
   return new DataView(b.buffer, b.byteOffset).getUint32(o, true);
+}
+
+/** A 64-byte request entry: entry type, entry_count 1, handle, then whatever `fill` writes. */
+export function entry(
+  type: number,
+  handle: number,
+  fill: (dv: DataView, b: Uint8Array) => void = () => {},
+): Uint8Array {
+  const { bytes, dv } = newEntry(type, handle);
+  fill(dv, bytes);
+  return bytes;
 }

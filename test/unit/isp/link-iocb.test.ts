@@ -1,18 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { REG } from '../../../src/isp/registers.js';
-import { ctAccept, le16, le32, mbWithDma, Rig, SCRATCH, WWPN } from './helpers.js';
+import { ctAccept, le16, le32, mbWithDma, Rig, SCRATCH, WWPN, entry } from './helpers.js';
 
 const TARGET = { portId: 0x010400, wwpn: 0x500a098012345678n, wwnn: 0x500a098000345678n };
-
-function entry(type: number, handle: number, fill: (dv: DataView, b: Uint8Array) => void = () => {}): Uint8Array {
-  const b = new Uint8Array(64);
-  b[0] = type;
-  b[1] = 1;
-  const dv = new DataView(b.buffer);
-  dv.setUint32(4, handle, true);
-  fill(dv, b);
-  return b;
-}
 
 function logio(handle: number, nport: number, flags: number, portId: number): Uint8Array {
   return entry(0x52, handle, (dv, b) => {

@@ -11,35 +11,15 @@ import { Zoning } from '../../../src/san/fabric/zoning.js';
 import type { Logger } from '../../../src/util/log.js';
 import { FakeScsiTarget } from '../san/fake-scsi.js';
 import { startTestSan, until, type TestSan } from '../san/helpers.js';
-import { FakeFabric, le16, le32, mbWithDma, Rig, SCRATCH, WWPN } from './helpers.js';
+import { writeU24LE } from '../../../src/util/bytes.js';
+import { swapDwords } from '../../../src/vm-model/qla-guest.js';
+import { FakeFabric, le16, le32, mbWithDma, Rig, SCRATCH, WWPN, entry } from './helpers.js';
 
 const TGT_A = { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n };
 const TGT_B = { wwpn: 0x500a098100000002n, wwnn: 0x500a098000000002n };
 const VP1 = { wwpn: 0xc050760000000101n, wwnn: 0xc050760000000100n };
 const VP2 = { wwpn: 0xc050760000000201n, wwnn: 0xc050760000000200n };
 const NOT_GRANTED = { wwpn: 0xc0507600000009a1n, wwnn: 0xc0507600000009a0n };
-
-function entry(type: number, handle: number, fill: (dv: DataView, b: Uint8Array) => void = () => {}): Uint8Array {
-  const b = new Uint8Array(64);
-  b[0] = type;
-  b[1] = 1;
-  const dv = new DataView(b.buffer);
-  dv.setUint32(4, handle, true);
-  fill(dv, b);
-  return b;
-}
-
-function portIdLe(b: Uint8Array, off: number, id: number) {
-  b[off] = id & 0xff;
-  b[off + 1] = (id >> 8) & 0xff;
-  b[off + 2] = id >> 16;
-}
-
-function swapped(src: Uint8Array): Uint8Array {
-  const out = new Uint8Array(src.length);
-  for (let i = 0; i < src.length; i++) out[(i & ~3) + 3 - (i & 3)] = src[i]!;
-  return out;
-}
 
 /** vp_config_entry_24xx as qla24xx_modify_vp_config builds it. */
 function vpConfig(
@@ -177,7 +157,7 @@ describe('guest NPIV over the SAN engine', () => {
         dv.setUint16(10, 0x7fc, true);
         dv.setUint16(12, 0x10 | 0x20, true);
         b[14] = 1;
-        portIdLe(b, 16, 0xfffffc);
+        writeU24LE(b, 16, 0xfffffc);
       }),
     );
     expect([sns.mb0, le16(sns.back, 8)]).toEqual([0x4000, 0]);
@@ -222,7 +202,7 @@ describe('guest NPIV over the SAN engine', () => {
         dv.setUint16(10, 0x81, true);
         dv.setUint16(12, 0x10, true);
         b[14] = 1;
-        portIdLe(b, 16, tgtB);
+        writeU24LE(b, 16, tgtB);
       }),
     );
     expect(le16(l, 8)).toBe(0);
@@ -240,9 +220,9 @@ describe('guest NPIV over the SAN engine', () => {
         dv.setUint16(24, 2, true);
         const c16 = new Uint8Array(16);
         c16.set([0x12, 0, 0, 0, 36, 0]);
-        b.set(swapped(c16), 28);
+        b.set(swapDwords(c16), 28);
         dv.setUint32(44, 36, true);
-        portIdLe(b, 48, tgtB);
+        writeU24LE(b, 48, tgtB);
         b[51] = 1;
         dv.setBigUint64(52, data, true);
         dv.setUint32(60, 36, true);

@@ -8,31 +8,11 @@ import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
 import { connectLink } from '../../../src/fc/link.js';
 import { FakeScsiTarget } from '../san/fake-scsi.js';
 import { startTestSan, type TestSan } from '../san/helpers.js';
-import { le16, le32, mbWithDma, Rig, SCRATCH, WWPN } from './helpers.js';
+import { writeU24LE } from '../../../src/util/bytes.js';
+import { swapDwords } from '../../../src/vm-model/qla-guest.js';
+import { le16, le32, mbWithDma, Rig, SCRATCH, WWPN, entry } from './helpers.js';
 
 const TGT = { wwpn: 0x500a098100000001n, wwnn: 0x500a098000000001n };
-
-function entry(type: number, handle: number, fill: (dv: DataView, b: Uint8Array) => void): Uint8Array {
-  const b = new Uint8Array(64);
-  b[0] = type;
-  b[1] = 1;
-  const dv = new DataView(b.buffer);
-  dv.setUint32(4, handle, true);
-  fill(dv, b);
-  return b;
-}
-
-function portIdLe(b: Uint8Array, off: number, id: number) {
-  b[off] = id & 0xff;
-  b[off + 1] = (id >> 8) & 0xff;
-  b[off + 2] = id >> 16;
-}
-
-function swapped(src: Uint8Array): Uint8Array {
-  const out = new Uint8Array(src.length);
-  for (let i = 0; i < src.length; i++) out[(i & ~3) + 3 - (i & 3)] = src[i]!;
-  return out;
-}
 
 async function roundTrip(rig: Rig, e: Uint8Array, expect = 1): Promise<Uint8Array[]> {
   rig.postRequest(e);
@@ -76,7 +56,7 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
       entry(0x52, 0, (dv, b) => {
         dv.setUint16(10, 0x7fc, true);
         dv.setUint16(12, 0x10 | 0x20, true);
-        portIdLe(b, 16, 0xfffffc);
+        writeU24LE(b, 16, 0xfffffc);
       }),
     );
     expect((await rig.mbox(mbWithDma(0x54, SCRATCH))).mb[0]).toBe(0x4000);
@@ -122,7 +102,7 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
       entry(0x52, 4, (dv, b) => {
         dv.setUint16(10, 0x81, true);
         dv.setUint16(12, 0x10, true);
-        portIdLe(b, 16, target.id);
+        writeU24LE(b, 16, target.id);
       }),
     );
     expect([l![0], le16(l!, 8)]).toEqual([0x52, 0]);
@@ -149,9 +129,9 @@ describe('ISP2532 firmware over the SAN initiator engine', () => {
         dv.setUint16(24, dir === 'write' ? 1 : 2, true);
         const c16 = new Uint8Array(16);
         c16.set(cdb);
-        b.set(swapped(c16), 28);
+        b.set(swapDwords(c16), 28);
         dv.setUint32(44, len, true);
-        portIdLe(b, 48, target.id);
+        writeU24LE(b, 48, target.id);
         dv.setBigUint64(52, addr, true);
         dv.setUint32(60, len, true);
       });
