@@ -123,44 +123,44 @@ export async function lab(opts: LabCliOptions, out: NodeJS.WritableStream = proc
   if (parseLabBackend(opts.backend) === 'host') return hostLab(opts, out);
   const options = labOptionsFromCli(opts);
   const reporter = opts.quiet ? silentReporter : new ProgressDisplay(process.stderr);
-  const stop = new AbortController();
-  const onSignal = (): void => stop.abort();
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
   let printed = false;
   const print = (report: LabReport): void => {
     printed = true;
     out.write(opts.json ? labReportJson(report) : formatLabReport(report));
   };
-  try {
-    const report = await runLab({ ...options, signal: stop.signal, onReport: print }, reporter);
+  return runLabCommand(opts, out, async (signal) => {
+    const report = await runLab({ ...options, signal, onReport: print }, reporter);
     if (!printed) print(report);
-    return report.ok ? 0 : 1;
-  } catch (err) {
-    if (err instanceof LabStepError) {
-      if (opts.json) out.write(stepFailureJson(err));
-      else process.stderr.write(formatStepFailure(err));
-      return 1;
-    }
-    throw err;
-  } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-  }
+    return report.ok;
+  });
 }
 
 /** `npiv-hba lab --backend host`: the two-level lab, printed as text or JSON. */
 export async function hostLab(opts: LabCliOptions, out: NodeJS.WritableStream = process.stdout): Promise<number> {
   const options = hostLabOptionsFromCli(opts);
   const reporter = opts.quiet ? silentReporter : new ProgressDisplay(process.stderr);
+  return runLabCommand(opts, out, async (signal) => {
+    const report: HostLabReport = await runHostLab({ ...options, signal }, reporter);
+    out.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatHostLabReport(report));
+    return report.ok;
+  });
+}
+
+/**
+ * Runs one lab with SIGINT/SIGTERM aborting it (everything it started is stopped); exit status 0
+ * when its report passed, 1 when it failed or a step failed (printed as text or JSON).
+ */
+async function runLabCommand(
+  opts: LabCliOptions,
+  out: NodeJS.WritableStream,
+  run: (signal: AbortSignal) => Promise<boolean>,
+): Promise<number> {
   const stop = new AbortController();
   const onSignal = (): void => stop.abort();
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
   try {
-    const report: HostLabReport = await runHostLab({ ...options, signal: stop.signal }, reporter);
-    out.write(opts.json ? `${JSON.stringify(report, null, 2)}\n` : formatHostLabReport(report));
-    return report.ok ? 0 : 1;
+    return (await run(stop.signal)) ? 0 : 1;
   } catch (err) {
     if (err instanceof LabStepError) {
       if (opts.json) out.write(stepFailureJson(err));

@@ -15,14 +15,13 @@ import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { type Accelerator, chooseAccelerator, guestEnvironment, runGuest } from '../harness/guest.js';
-import { controlRequest } from '../san/control.js';
 import type { SanStatus } from '../san/san.js';
 import { packageRoot } from '../util/package-root.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 import { deriveWwnn } from '../vport/wwn-gen.js';
 import { LabUsageError } from './config.js';
 import { LAB_DEFAULTS } from './lab.js';
-import { guestRunProblems, LabSession } from './session.js';
+import { guestRunProblems, LabSession, readSanStatus } from './session.js';
 import { claimSocketPath, startCliProcess, waitForSocket } from './processes.js';
 import type { LabReporter } from './progress.js';
 import { formatSize, formatTable } from './report.js';
@@ -472,11 +471,6 @@ export function formatHostLabReport(r: HostLabReport): string {
 
 // ------------------------------------------------------------------------------------ run
 
-function isSanStatus(value: unknown): value is SanStatus {
-  const v = value as Partial<SanStatus> | null;
-  return typeof v === 'object' && v !== null && Array.isArray(v.logins) && Array.isArray(v.targetPorts);
-}
-
 /** Runs the two-level lab; throws LabUsageError for bad input and LabStepError for a failed step. */
 export async function runHostLab(options: HostLabOptions, reporter: LabReporter): Promise<HostLabReport> {
   const names = hostLabNames(options.wwpn);
@@ -547,14 +541,7 @@ export async function runHostLab(options: HostLabOptions, reporter: LabReporter)
       await waitForSocket(serve, socket, LAB_DEFAULTS.serveStartTimeoutMs, options.signal);
     });
 
-    const sanStatus = async (): Promise<SanStatus | null> => {
-      try {
-        const res = await controlRequest(control, { cmd: 'status' }, LAB_DEFAULTS.statusTimeoutMs);
-        return res.ok && isSanStatus(res.result) ? res.result : null;
-      } catch {
-        return null;
-      }
-    };
+    const sanStatus = (): Promise<SanStatus | null> => readSanStatus(control, LAB_DEFAULTS.statusTimeoutMs);
     // The VM's FDISC exists only while serve runs in level 1: the switch is asked once the host
     // vport is Active (serve's socket is there), and again when the VM has its LUNs (its I/O
     // follows, then the script stops serve); the later answer is reported.

@@ -1,7 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { chooseAccelerator, runGuest, type Accelerator } from '../harness/guest.js';
-import { controlRequest } from '../san/control.js';
 import type { SanStatus } from '../san/san.js';
 import { parseSize } from '../san/volume.js';
 import { packageRoot } from '../util/package-root.js';
@@ -10,7 +9,7 @@ import { labSanSetup, type LabSanSetup } from './config.js';
 import { labGuestScript } from './guest-script.js';
 import { runInteractiveGuest } from './keep.js';
 import { claimSocketPath, startCliProcess, waitForSocket } from './processes.js';
-import { guestRunProblems, LabSession, LabStepError } from './session.js';
+import { guestRunProblems, LabSession, readSanStatus, LabStepError } from './session.js';
 
 import type { LabReporter } from './progress.js';
 import { buildLabReport, parseGuestLines, type LabReport, type LabSanSummary } from './report.js';
@@ -85,17 +84,6 @@ function sanSummary(setup: LabSanSetup, status: SanStatus | null): LabSanSummary
       volumes: a.volumes.map((v) => ({ name: v.name, bytes: parseSize(v.size), file: v.file ?? null })),
     })),
   };
-}
-
-function isSanStatus(value: unknown): value is SanStatus {
-  const v = value as Partial<SanStatus> | null;
-  return (
-    typeof v === 'object' &&
-    v !== null &&
-    Array.isArray(v.logins) &&
-    Array.isArray(v.arrays) &&
-    typeof v.fabric === 'object'
-  );
 }
 
 export async function runLab(options: LabOptions, reporter: LabReporter): Promise<LabReport> {
@@ -182,14 +170,7 @@ export async function runLab(options: LabOptions, reporter: LabReporter): Promis
       io: `verified I/O (fio, ${ioMiB} MiB per vport)`,
       done: 'done',
     };
-    const sanStatus = async (): Promise<SanStatus | null> => {
-      try {
-        const res = await controlRequest(control, { cmd: 'status' }, LAB_DEFAULTS.statusTimeoutMs);
-        return res.ok && isSanStatus(res.result) ? res.result : null;
-      } catch {
-        return null;
-      }
-    };
+    const sanStatus = (): Promise<SanStatus | null> => readSanStatus(control, LAB_DEFAULTS.statusTimeoutMs);
     // The switch's view is taken while the guest is up (its vports log out when QEMU stops).
     let statusWhileUp: Promise<SanStatus | null> | null = null;
     const onLine = (line: string): void => {

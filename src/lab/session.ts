@@ -10,6 +10,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { GuestRunResult } from '../harness/guest.js';
+import { controlRequest } from '../san/control.js';
+import type { SanStatus } from '../san/san.js';
 import { statsPathFor } from '../vport/stats.js';
 import { ensureGuestEnvironment } from './prepare.js';
 import { claimSocketPath, type LabProcess, startCliProcess, waitForSocket } from './processes.js';
@@ -169,4 +171,27 @@ export function guestRunProblems(run: GuestRunResult, what: string, timeoutMs: n
   }
   if (run.exitStatus !== 0) return [`${what}: script exit status ${run.exitStatus}`];
   return [];
+}
+
+/** The SAN's `status` answer over its control socket, or null when it cannot be had in time or is malformed. */
+export async function readSanStatus(control: string, timeoutMs: number): Promise<SanStatus | null> {
+  try {
+    const res = await controlRequest(control, { cmd: 'status' }, timeoutMs);
+    return res.ok && isSanStatus(res.result) ? res.result : null;
+  } catch {
+    return null;
+  }
+}
+
+function isSanStatus(value: unknown): value is SanStatus {
+  const v = value as Partial<SanStatus> | null;
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Array.isArray(v.logins) &&
+    Array.isArray(v.targetPorts) &&
+    Array.isArray(v.arrays) &&
+    typeof v.fabric === 'object' &&
+    v.fabric !== null
+  );
 }
