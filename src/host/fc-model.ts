@@ -124,11 +124,19 @@ export function readFcHost(sys: Sysfs, hostNo: number): FcHost {
 
 /** Every fc_host; hosts whose attributes do not parse are reported in `skipped`. */
 export function listFcHosts(sys: Sysfs, skipped: Skipped = []): FcHost[] {
-  const out: FcHost[] = [];
-  for (const name of sys.list('class/fc_host', HOST_DIR)) {
-    const hostNo = Number(HOST_DIR.exec(name)![1]);
+  return readEach(
+    sys.list('class/fc_host', HOST_DIR),
+    (name) => readFcHost(sys, Number(HOST_DIR.exec(name)![1])),
+    skipped,
+  );
+}
+
+/** `read` of each named object; one that does not parse is reported in `skipped`, never guessed. */
+function readEach<T>(names: readonly string[], read: (name: string) => T, skipped: Skipped): T[] {
+  const out: T[] = [];
+  for (const name of names) {
     try {
-      out.push(readFcHost(sys, hostNo));
+      out.push(read(name));
     } catch (e) {
       skipped.push({ object: name, reason: (e as Error).message });
     }
@@ -158,15 +166,7 @@ export function readVport(sys: Sysfs, name: string): FcVport {
 }
 
 export function listVports(sys: Sysfs, skipped: Skipped = []): FcVport[] {
-  const out: FcVport[] = [];
-  for (const name of sys.list('class/fc_vports', VPORT_DIR)) {
-    try {
-      out.push(readVport(sys, name));
-    } catch (e) {
-      skipped.push({ object: name, reason: (e as Error).message });
-    }
-  }
-  return out;
+  return readEach(sys.list('class/fc_vports', VPORT_DIR), (name) => readVport(sys, name), skipped);
 }
 
 export function readRport(sys: Sysfs, name: string): FcRport {
@@ -191,16 +191,8 @@ export function readRport(sys: Sysfs, name: string): FcRport {
 /** The remote ports of one host (fc_remote_ports rport-H:*). */
 export function listRports(sys: Sysfs, hostNo: number, skipped: Skipped = []): FcRport[] {
   const prefix = `rport-${hostNo}:`;
-  const out: FcRport[] = [];
-  for (const name of sys.list('class/fc_remote_ports', RPORT_DIR)) {
-    if (!name.startsWith(prefix)) continue;
-    try {
-      out.push(readRport(sys, name));
-    } catch (e) {
-      skipped.push({ object: name, reason: (e as Error).message });
-    }
-  }
-  return out;
+  const names = sys.list('class/fc_remote_ports', RPORT_DIR).filter((name) => name.startsWith(prefix));
+  return readEach(names, (name) => readRport(sys, name), skipped);
 }
 
 export function readScsiDevice(sys: Sysfs, name: string): ScsiDevice | null {
