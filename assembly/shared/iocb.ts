@@ -418,12 +418,15 @@ export const enum VpCtrl {
   COMMAND = 12,
   VP_COUNT = 14,
   VP_IDX_MAP = 16,
+  /** vp_idx_map: 16 bytes, bit (n-1) for VP n. */
+  VP_IDX_MAP_SIZE = 16,
 }
 
 /**
  * VP Config — 0x31 (vp_config_entry_24xx):
  *   0..3 hdr │4 handle│8 flags│10 comp_status│12 command│13 vp_count│14 vp_index1│15 vp_index2│
- *   16 options_idx1│17 hard_address_idx1│18 rsvd│20 port_name_idx1[8]│28 node_name_idx1[8]│36.. second VP
+ *   16 options_idx1│17 hard_address_idx1│18 rsvd│20 port_name_idx1[8]│28 node_name_idx1[8]│
+ *   36 options_idx2│37 hard_address_idx2│38 rsvd│40 port_name_idx2[8]│48 node_name_idx2[8]│56..
  */
 export const enum VpConfig {
   FLAGS = 8,
@@ -436,6 +439,10 @@ export const enum VpConfig {
   HARD_ADDRESS_IDX1 = 17,
   PORT_NAME_IDX1 = 20,
   NODE_NAME_IDX1 = 28,
+  OPTIONS_IDX2 = 36,
+  HARD_ADDRESS_IDX2 = 37,
+  PORT_NAME_IDX2 = 40,
+  NODE_NAME_IDX2 = 48,
 }
 
 /**

@@ -13,11 +13,6 @@ import type { IocbContext, VpConfigRequest } from './context.js';
 import { echo } from './common.js';
 import { view } from '../../util/bytes.js';
 
-/** vp_config_entry_24xx: the second VP's options / names (options_idx2, port_name_idx2, node_name_idx2). */
-const VP2 = { OPTIONS: 0x24, PORT_NAME: 0x28, NODE_NAME: 0x30 } as const;
-/** vp_ctrl_entry_24xx vp_idx_map: 16 bytes, bit (n-1) for VP n. */
-const VP_IDX_MAP_BYTES = 16;
-
 function configCompletion(request: Uint8Array, comp: number): Uint8Array {
   const c = echo(request);
   view(c).setUint16(VpConfig.COMP_STATUS, comp, true);
@@ -40,9 +35,9 @@ export function handleVpConfig(ctx: IocbContext, request: Uint8Array): Uint8Arra
   const requests: VpConfigRequest[] = [];
   for (let k = 0; k < count; k++) {
     const vpIndex = request[k === 0 ? VpConfig.VP_INDEX1 : VpConfig.VP_INDEX2]!;
-    const options = request[k === 0 ? VpConfig.OPTIONS_IDX1 : VP2.OPTIONS]!;
-    const wwpn = dv.getBigUint64(k === 0 ? VpConfig.PORT_NAME_IDX1 : VP2.PORT_NAME, false);
-    const wwnn = dv.getBigUint64(k === 0 ? VpConfig.NODE_NAME_IDX1 : VP2.NODE_NAME, false);
+    const options = request[k === 0 ? VpConfig.OPTIONS_IDX1 : VpConfig.OPTIONS_IDX2]!;
+    const wwpn = dv.getBigUint64(k === 0 ? VpConfig.PORT_NAME_IDX1 : VpConfig.PORT_NAME_IDX2, false);
+    const wwnn = dv.getBigUint64(k === 0 ? VpConfig.NODE_NAME_IDX1 : VpConfig.NODE_NAME_IDX2, false);
     if (vpIndex < 1 || vpIndex > ctx.vports.maxVpIndex || requests.some((r) => r.vpIndex === vpIndex)) {
       ctx.guestError('vp_config_err_index', { vpIndex, max: ctx.vports.maxVpIndex });
       return configCompletion(request, VCT.CS_IDX_ERROR);
@@ -73,7 +68,7 @@ export async function handleVpControl(ctx: IocbContext, request: Uint8Array): Pr
   const command = dv.getUint16(VpCtrl.COMMAND, true);
   const count = dv.getUint16(VpCtrl.VP_COUNT, true);
   const indices: number[] = [];
-  for (let byte = 0; byte < VP_IDX_MAP_BYTES; byte++) {
+  for (let byte = 0; byte < VpCtrl.VP_IDX_MAP_SIZE; byte++) {
     const bits = request[VpCtrl.VP_IDX_MAP + byte]!;
     for (let bit = 0; bit < 8; bit++) if (bits & (1 << bit)) indices.push(byte * 8 + bit + 1);
   }

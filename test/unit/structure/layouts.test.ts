@@ -264,7 +264,7 @@ describe('ISP24xx/25xx ring entries (qla_fw.h; 64 bytes each)', () => {
       f('comp_status', VpCtrl.COMP_STATUS, 2, 10),
       f('command', VpCtrl.COMMAND, 2, 12),
       f('vp_count', VpCtrl.VP_COUNT, 2, 14),
-      f('vp_idx_map', VpCtrl.VP_IDX_MAP, 16, 16),
+      f('vp_idx_map', VpCtrl.VP_IDX_MAP, VpCtrl.VP_IDX_MAP_SIZE, 16),
     ]),
     entry('vp_config_entry_24xx', [
       f('flags', VpConfig.FLAGS, 2, 8),
@@ -277,6 +277,10 @@ describe('ISP24xx/25xx ring entries (qla_fw.h; 64 bytes each)', () => {
       f('hard_address_idx1', VpConfig.HARD_ADDRESS_IDX1, 1, 17),
       f('port_name_idx1', VpConfig.PORT_NAME_IDX1, 8, 20),
       f('node_name_idx1', VpConfig.NODE_NAME_IDX1, 8, 28),
+      f('options_idx2', VpConfig.OPTIONS_IDX2, 1, 36),
+      f('hard_address_idx2', VpConfig.HARD_ADDRESS_IDX2, 1, 37),
+      f('port_name_idx2', VpConfig.PORT_NAME_IDX2, 8, 40),
+      f('node_name_idx2', VpConfig.NODE_NAME_IDX2, 8, 48),
     ]),
     entry(
       'vp_rpt_id_entry_24xx (format 1)',
