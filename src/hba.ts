@@ -1,12 +1,14 @@
 /**
- * One vport HBA: the composition root that joins the emulated QLogic ISP2532 (src/isp/), its PCI
- * function (src/pci/ via src/isp/pci-identity.ts) and the vfio-user server (src/vfio-user/) that
+ * One vport HBA: the composition root that joins the emulated QLogic ISP (src/isp/; an ISP2532, or
+ * the ISP2432 of `serve --model isp2432`, src/isp/model.ts), its PCI function (src/pci/ via
+ * src/isp/pci-identity.ts) and the vfio-user server (src/vfio-user/) that
  * QEMU's `vfio-user-pci` attaches to. One HBA = one NPIV vport = one socket = one process is the
  * intended deployment (a server crash then costs one VM one HBA, never more).
  */
 import { Isp2532 } from './isp/isp2532.js';
 import type { FabricPort } from './isp/fabric-port.js';
 import type { PortIdentity } from './isp/identity.js';
+import { ISP2532_MODEL, type IspModel } from './isp/model.js';
 import { bindIsp2532Registers, createIsp2532Function, ispHostOf, type Isp2532Interrupts } from './isp/pci-identity.js';
 import type { PciFunction } from './pci/pci-function.js';
 import { VfioUserServer } from './vfio-user/server.js';
@@ -23,6 +25,8 @@ export interface VportHbaOptions {
   npivGrants?: readonly PortIdentity[];
   /** The vport's link to the SAN; null = no cable (the link stays down, as with an unplugged port). */
   fabric: FabricPort | null;
+  /** Which ISP the guest sees (default ISP2532); chosen here once, for the PCI function and the ISP. */
+  model?: Readonly<IspModel>;
   /** Interrupt capabilities offered to the guest (default: MSI + MSI-X, like the real board). */
   interrupts?: Isp2532Interrupts;
   /** who besides this uid and root may connect to the socket (serve --socket-owner/--socket-group) */
@@ -38,12 +42,14 @@ export class VportHba {
 
   constructor(o: VportHbaOptions) {
     this.log = o.log ?? logger('hba', { vport: formatWwn(o.wwpn) });
+    const model = o.model ?? ISP2532_MODEL;
     // Built in phases, as libvfio-user does (vfu_setup_region … vfu_realize_ctx), so that nothing
     // is used before it exists: the ISP needs the PCI function (guest memory, interrupts) and the
     // function needs the ISP's registers behind BAR1.
     // 1. Declare the PCI function: identity, BAR kinds and sizes, interrupt capabilities.
     this.pci = createIsp2532Function({
       name: formatWwn(o.wwpn),
+      profile: model.pci,
       logger: this.log.child({ layer: 'pci' }),
       ...(o.interrupts ? { interrupts: o.interrupts } : {}),
     });
@@ -53,6 +59,7 @@ export class VportHba {
       fabric: o.fabric,
       wwpn: o.wwpn,
       wwnn: o.wwnn,
+      model,
       ...(o.npivGrants ? { npivGrants: o.npivGrants } : {}),
       log: this.log.child({ layer: 'isp' }),
     });

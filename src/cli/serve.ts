@@ -1,5 +1,5 @@
 /**
- * `npiv-hba serve`: serve one vport HBA (an emulated ISP2532) on a vfio-user socket until SIGTERM,
+ * `npiv-hba serve`: serve one vport HBA (an emulated ISP2532, or ISP2432 with --model) on a vfio-user socket until SIGTERM,
  * SIGINT or SIGHUP, then stop cleanly and remove the socket.
  *
  * Local users: the socket is 0600 (0660 with --socket-group) in a directory others cannot write,
@@ -30,12 +30,15 @@ import {
 } from '../util/private-socket.js';
 import { formatWwn, parseWwn, parseWwnPair } from '../util/wwn.js';
 import { IdentityPolicy } from '../isp/identity.js';
+import { DEFAULT_ISP_MODEL, ISP_MODEL_NAMES, isIspModelName, ispModel, maxSpeedGbps } from '../isp/model.js';
 
 export interface ServeOptions {
   socket: string;
   wwpn: string;
   wwnn: string;
   interrupts?: string;
+  /** --model: which ISP the guest sees (isp2532 | isp2432). */
+  model?: string;
   san?: string;
   backend?: string;
   pcap?: string;
@@ -52,7 +55,7 @@ const INTERRUPT_CHOICES = ['msix', 'msi', 'intx'] as const;
 export function registerServeCommand(program: Command): void {
   program
     .command('serve')
-    .description('serve one emulated QLogic ISP2532 HBA (one NPIV vport) to QEMU over vfio-user')
+    .description('serve one emulated QLogic HBA (ISP2532 or ISP2432; one NPIV vport) to QEMU over vfio-user')
     .requiredOption('--socket <path>', 'Unix socket path QEMU connects to')
     .requiredOption('--wwpn <wwpn>', 'vport port name, e.g. 50:01:43:80:01:23:45:67')
     .requiredOption('--wwnn <wwnn>', 'vport node name')
@@ -60,6 +63,11 @@ export function registerServeCommand(program: Command): void {
       '--interrupts <kind>',
       `interrupt capabilities offered to the guest: ${INTERRUPT_CHOICES.join(', ')}`,
       'msix',
+    )
+    .option(
+      '--model <model>',
+      `the HBA the guest sees: ${ISP_MODEL_NAMES.map((n) => `${n} (${ispModel(n).board}, ${maxSpeedGbps(ispModel(n))} Gb)`).join(', ')}`,
+      DEFAULT_ISP_MODEL,
     )
     .option(
       '--san <path>',
@@ -104,6 +112,11 @@ export async function serve(opts: ServeOptions): Promise<void> {
   if (!(INTERRUPT_CHOICES as readonly string[]).includes(interrupts)) {
     throw new Error(`invalid --interrupts '${interrupts}': expected one of ${INTERRUPT_CHOICES.join(', ')}`);
   }
+  const modelName = opts.model ?? DEFAULT_ISP_MODEL;
+  if (!isIspModelName(modelName)) {
+    throw new Error(`invalid --model '${modelName}': expected one of ${ISP_MODEL_NAMES.join(', ')}`);
+  }
+  const model = ispModel(modelName);
   if (opts.pcap && !opts.san) throw new Error('--pcap records the SAN link: it needs --san');
   const backend = opts.backend ?? 'san';
   const hostParent = backend.startsWith('host:') ? backend.slice('host:'.length) : null;
@@ -197,6 +210,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     wwnn,
     npivGrants,
     fabric,
+    model,
     interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
     socketAccess: access,
     log,
@@ -245,6 +259,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
         socket: opts.socket,
         wwpn: formatWwn(wwpn),
         wwnn: formatWwn(wwnn),
+        model: model.name,
         npivGrants: npivGrants.map((g) => `${formatWwn(g.wwpn)}/${formatWwn(g.wwnn)}`),
       },
       'vfio-user server listening',

@@ -66,6 +66,11 @@ export interface FabricSessionOptions {
   /** Posts a host-built entry on the response ring and flushes it at once (RIDA). */
   postResponse(entry: Uint8Array): void;
   trace: Trace;
+  /**
+   * The fastest link the HBA negotiates (the model's, src/isp/model.ts): a faster fabric port
+   * comes up at this speed, as a 4 Gb HBA does on an 8 Gb switch port. Default: the fabric's.
+   */
+  maxSpeedGbps?: number;
   /** 'physical' (default: VP 0, FLOGI, link AENs) or 'vport' (FDISC, reported by RIDA only). */
   kind?: 'physical' | 'vport';
   /** Physical port: its fabric login is up and announced (the VPs may FDISC now). */
@@ -249,7 +254,9 @@ export class FabricSession implements PortSession {
 
   /** MBC 0x5D / AEN 0x8011 speed code (0 1G, 1 2G, 3 4G, 4 8G, 5 16G; 7 unknown). */
   speedCode(): number {
-    switch (this.login?.speedGbps) {
+    const fabric = this.login?.speedGbps;
+    const cap = this.o.maxSpeedGbps;
+    switch (fabric !== undefined && cap !== undefined ? Math.min(fabric, cap) : fabric) {
       case 1:
         return 0;
       case 2:

@@ -65,6 +65,8 @@ export interface IspFirmwareOptions {
   trace: Trace;
   /** Clock of the warning rate limit (default Date.now). */
   now?: () => number;
+  /** The fastest link the model negotiates (FabricSessionOptions.maxSpeedGbps). */
+  maxSpeedGbps?: number;
   /**
    * List the current logins in PORT_NODE_NAME_LIST (0x75, GNL) answers, as real firmware does.
    * Default false: qla2xxx 10.02.x (qla24xx_async_gnl_sp_done) compares each entry's name as a
@@ -114,6 +116,7 @@ export class IspFirmware implements FirmwareControl {
         this.queues.flushResponses();
       },
       trace: o.trace,
+      ...(o.maxSpeedGbps !== undefined ? { maxSpeedGbps: o.maxSpeedGbps } : {}),
     };
     this.session = new FabricSession({
       ...sessionOptions,

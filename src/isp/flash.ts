@@ -18,12 +18,26 @@
  * (qla2x00_sysfs_write_nvram → qla25xx_write_nvram_data) then leaves the names intact, so every
  * later boot reads the configured names again (docs/security.md). The rest of the flash
  * stays writable.
+ *
+ * ISP2432 (FLASH_LAYOUT_2432): 1 MiB of flash (the driver's optrom size for 24xx) with the same
+ * generated firmware image at byte 0x080000 — the 24xx default firmware region too, which
+ * qla24xx_load_risc_flash() loads when the guest lacks ql2400_fw.bin — but no VPD or NVRAM in
+ * flash: 24xx parts keep them behind the separate NVRAM window of flash_addr (0x7FFE0000 + dword,
+ * qla24xx_read_nvram_data): VPD of function 0 at dword 0 (the driver reads 0x800 bytes from there),
+ * NVRAM at dword 0x80. That whole window is host-owned, for the reason above; the driver's NVRAM
+ * update on 24xx (qla24xx_write_nvram_data) toggles the window's write protect through the NVRAM
+ * config window (0x7FFF0000 + 0x101), which is accepted and changes nothing.
+ * The FLT/FDT defaults the driver falls back to on 24xx (qla2xxx_find_flt_start: FLT at byte
+ * 0x45000; qla2xxx_get_flt_info: firmware at 0x80000, FDT at 0x44000; qla2xxx_get_fdt_info: the
+ * flash part's ids) read as erased flash / the flash id, exactly as on the 2532.
  */
 import { buildNvram, buildVpd, NVRAM_SIZE, type NvramOptions } from './nvram.js';
 import { WarnLimiter } from '../util/warn-limit.js';
 import type { Trace } from '../device/trace.js';
 
 export const FLASH_SIZE_2532 = 0x200000;
+/** OPTROM_SIZE_24XX. */
+export const FLASH_SIZE_2432 = 0x100000;
 export const FLASH_LAYOUT = {
   FIRMWARE: 0x080000,
   /** Start of the VPD/NVRAM sector (25xx default flt_region_vpd_nvram, byte address). */
@@ -31,6 +45,50 @@ export const FLASH_LAYOUT = {
   VPD_FUNC0: 0x120000,
   NVRAM_FUNC0: 0x120200,
 } as const;
+
+/**
+ * Where one ISP model keeps what the driver reads at start: the firmware image in flash, and VPD
+ * and NVRAM of PCI function 0 either in flash (25xx) or behind the NVRAM window (24xx).
+ */
+export interface FlashLayout {
+  sizeBytes: number;
+  /** Byte offset of the firmware image (the family's default flt_region_fw). */
+  firmware: number;
+  vpdNvram:
+    | {
+        where: 'flash';
+        /** Byte offsets in flash; sector = the host-owned 64 KiB sector holding both. */
+        vpd: number;
+        nvram: number;
+        sector: number;
+      }
+    | {
+        where: 'nvram-window';
+        /** Byte offsets within the NVRAM window (dword × 4). */
+        vpd: number;
+        nvram: number;
+        /** Bytes behind the window: what the driver reads (VPD is read as 0x800 bytes from 0). */
+        windowBytes: number;
+      };
+}
+
+export const FLASH_LAYOUT_2532: Readonly<FlashLayout> = Object.freeze({
+  sizeBytes: FLASH_SIZE_2532,
+  firmware: FLASH_LAYOUT.FIRMWARE,
+  vpdNvram: Object.freeze({
+    where: 'flash',
+    vpd: FLASH_LAYOUT.VPD_FUNC0,
+    nvram: FLASH_LAYOUT.NVRAM_FUNC0,
+    sector: FLASH_LAYOUT.VPD_NVRAM_SECTOR,
+  }),
+});
+
+/** 24xx: FA_NVRAM_VPD0_ADDR (dword 0) and FA_NVRAM_FUNC0_ADDR (dword 0x80) of the NVRAM window. */
+export const FLASH_LAYOUT_2432: Readonly<FlashLayout> = Object.freeze({
+  sizeBytes: FLASH_SIZE_2432,
+  firmware: FLASH_LAYOUT.FIRMWARE,
+  vpdNvram: Object.freeze({ where: 'nvram-window', vpd: 0x000 * 4, nvram: 0x080 * 4, windowBytes: 0x200 * 4 }),
+});
 
 /** Register-visible address windows (high bits of flash_addr, qla_def.h flash_*_off). */
 export const FLASH_WINDOW = {
@@ -123,14 +181,38 @@ export interface FlashOptions extends NvramOptions {
   serialNumber: string;
 }
 
+/** The ISP2532 flash image (FLASH_LAYOUT_2532). */
 export function buildFlashImage(o: FlashOptions): Uint8Array {
-  const flash = new Uint8Array(FLASH_SIZE_2532).fill(0xff);
-  flash.set(buildFirmwareImage(), FLASH_LAYOUT.FIRMWARE);
-  flash.set(buildVpd(o.description, { PN: o.model, SN: o.serialNumber, EC: 'A', MN: '1077' }), FLASH_LAYOUT.VPD_FUNC0);
+  return buildFlashContents(o, FLASH_LAYOUT_2532).image;
+}
+
+/** Flash image, NVRAM window contents (24xx only) and the flash ranges only the host writes. */
+export interface FlashContents {
+  image: Uint8Array;
+  nvramWindow: Uint8Array | null;
+  hostOwned: readonly FlashRange[];
+}
+
+export function buildFlashContents(o: FlashOptions, layout: Readonly<FlashLayout>): FlashContents {
+  const flash = new Uint8Array(layout.sizeBytes).fill(0xff);
+  flash.set(buildFirmwareImage(), layout.firmware);
+  const vpd = buildVpd(o.description, { PN: o.model, SN: o.serialNumber, EC: 'A', MN: '1077' });
   const nvram = buildNvram(o);
   if (nvram.length !== NVRAM_SIZE) throw new Error('NVRAM size mismatch');
-  flash.set(nvram, FLASH_LAYOUT.NVRAM_FUNC0);
-  return flash;
+  const where = layout.vpdNvram;
+  if (where.where === 'flash') {
+    flash.set(vpd, where.vpd);
+    flash.set(nvram, where.nvram);
+    return {
+      image: flash,
+      nvramWindow: null,
+      hostOwned: [{ start: where.sector, end: where.sector + FLASH_SECTOR_SIZE }],
+    };
+  }
+  const window = new Uint8Array(where.windowBytes).fill(0xff);
+  window.set(vpd, where.vpd);
+  window.set(nvram, where.nvram);
+  return { image: flash, nvramWindow: window, hostOwned: [] };
 }
 
 /**
@@ -140,6 +222,11 @@ export function buildFlashImage(o: FlashOptions): Uint8Array {
 export interface FlashStoreOptions {
   /** Ranges the guest can neither erase nor program (default none). */
   hostOwned?: readonly FlashRange[];
+  /**
+   * Contents of the 24xx NVRAM window (VPD + NVRAM, host-owned: guest writes are dropped); absent
+   * on a 25xx, whose NVRAM window reads as erased.
+   */
+  nvramWindow?: Uint8Array;
   /** Clock of the warning rate limit (default Date.now). */
   now?: () => number;
 }
@@ -148,6 +235,7 @@ export class FlashStore {
   private writeProtected = true;
   private readonly hostOwned: readonly FlashRange[];
   private readonly hostOwnedWarnings: WarnLimiter;
+  private readonly nvramWindow: Uint8Array | null;
 
   constructor(
     readonly image: Uint8Array,
@@ -156,6 +244,8 @@ export class FlashStore {
   ) {
     if (image.length % 4 !== 0) throw new Error('flash image size must be a multiple of 4');
     this.hostOwned = o.hostOwned ?? [];
+    if (o.nvramWindow && o.nvramWindow.length % 4 !== 0) throw new Error('NVRAM window size must be a multiple of 4');
+    this.nvramWindow = o.nvramWindow ?? null;
     this.hostOwnedWarnings = new WarnLimiter(HOST_OWNED_WARN_PERIOD_MS, o.now);
   }
 
@@ -165,7 +255,7 @@ export class FlashStore {
   }
 
   /** A guest write or erase of a host-owned range: dropped, with a rate-limited warning. */
-  private dropHostOwned(op: 'program' | 'erase', byteAddress: number): void {
+  private dropHostOwned(op: 'program' | 'erase' | 'nvram', byteAddress: number): void {
     const suppressed = this.hostOwnedWarnings.admit();
     if (suppressed !== null) this.trace('flash_err_host_owned', { guestError: true, op, byteAddress, suppressed });
   }
@@ -178,6 +268,14 @@ export class FlashStore {
   readWindow(address: number): number {
     const window = (address & FLASH_WINDOW.MASK_64K) >>> 0;
     if (window === FLASH_WINDOW.CONF) return this.readConf(address & 0xffff);
+    if (this.nvramWindow && window === FLASH_WINDOW.NVRAM_DATA) {
+      const off = (address & 0xffff) * 4;
+      if (off < this.nvramWindow.length) {
+        return new DataView(this.nvramWindow.buffer, this.nvramWindow.byteOffset).getUint32(off, true);
+      }
+      this.trace('flash_err_nvram_read_out_of_range', { address });
+      return 0xffffffff;
+    }
     if (window === FLASH_WINDOW.NVRAM_DATA || window === FLASH_WINDOW.NVRAM_CONF) {
       // 24xx-only windows: a 2532 keeps NVRAM in flash. Reads as erased.
       this.trace('flash_ub_nvram_window', { address });
@@ -194,6 +292,15 @@ export class FlashStore {
     const window = (address & FLASH_WINDOW.MASK_64K) >>> 0;
     if (window === FLASH_WINDOW.CONF) {
       this.writeConf(address & 0xffff, data >>> 0);
+      return;
+    }
+    if (this.nvramWindow && window === FLASH_WINDOW.NVRAM_DATA) {
+      this.dropHostOwned('nvram', (address & 0xffff) * 4);
+      return;
+    }
+    if (this.nvramWindow && window === FLASH_WINDOW.NVRAM_CONF) {
+      // qla24xx_write_nvram_data's write-protect toggles (0x101): nothing to protect or unprotect.
+      this.trace('flash_nvram_conf_write', { reg: address & 0xffff, data });
       return;
     }
     const dword = address - FLASH_WINDOW.DATA;

@@ -22,10 +22,11 @@ import { formatWwn } from '../util/wwn.js';
 import { EventFifo, MAILBOX_COUNT } from './events.js';
 import type { FabricPort } from './fabric-port.js';
 import { IspFirmware } from './firmware.js';
-import { buildFlashImage, FlashStore, HOST_OWNED_FLASH } from './flash.js';
+import { buildFlashContents, FlashStore } from './flash.js';
 import { RateLimitedWarnings } from './guest-error-log.js';
 import { nodeScheduler, type IspHost, type IspScheduler } from './host.js';
 import { IdentityPolicy, type PortIdentity } from './identity.js';
+import { ISP2532_MODEL, maxSpeedGbps, type IspModel } from './model.js';
 import { IspQueues } from './queues.js';
 import { IspRegisterFile } from './registers.js';
 import { RingEngine } from './ring/engine.js';
@@ -45,11 +46,12 @@ export interface Isp2532Options {
    */
   npivGrants?: readonly PortIdentity[];
   scheduler?: IspScheduler;
-  /** Model name in NVRAM/VPD (default "QLE2562"). */
-  model?: string;
+  /**
+   * Which ISP this is (src/isp/model.ts; default ISP2532_MODEL): board names, subsystem IDs in
+   * NVRAM, flash layout, fastest link. Must be the model the PCI function was created for.
+   */
+  model?: Readonly<IspModel>;
   serialNumber?: string;
-  subsystemVendorId?: number;
-  subsystemDeviceId?: number;
   log?: Logger;
   /** Ring codec; default the AssemblyScript RingEngine (build/ring.wasm). */
   codec?: RingCodec;
@@ -70,6 +72,7 @@ function defaultCodec(log: Logger): RingCodec {
 }
 
 export class Isp2532 {
+  readonly model: Readonly<IspModel>;
   readonly identity: IdentityPolicy;
   readonly flash: FlashStore;
   readonly events: EventFifo;
@@ -88,21 +91,26 @@ export class Isp2532 {
       else this.log.debug({ event, ...detail }, event);
     };
     const scheduler = o.scheduler ?? nodeScheduler;
-    const model = o.model ?? 'QLE2562';
+    const model = o.model ?? ISP2532_MODEL;
+    this.model = model;
     this.identity = new IdentityPolicy({ wwpn: o.wwpn, wwnn: o.wwnn }, o.npivGrants ?? []);
-    this.flash = new FlashStore(
-      buildFlashImage({
+    const flash = buildFlashContents(
+      {
         wwpn: this.identity.base.wwpn,
         wwnn: this.identity.base.wwnn,
-        model,
-        description: `QLogic 8Gb Fibre Channel Adapter (emulated ${model})`,
+        model: model.board,
+        description: model.description,
         serialNumber: o.serialNumber ?? `NPIV${o.wwpn.toString(16).slice(-8).toUpperCase()}`,
-        subsystemVendorId: o.subsystemVendorId ?? 0x1077,
-        subsystemDeviceId: o.subsystemDeviceId ?? 0x015d,
-      }),
-      trace,
-      { hostOwned: HOST_OWNED_FLASH, ...(o.now ? { now: o.now } : {}) },
+        subsystemVendorId: model.pci.identity.subsystemVendorId,
+        subsystemDeviceId: model.pci.identity.subsystemId,
+      },
+      model.flash,
     );
+    this.flash = new FlashStore(flash.image, trace, {
+      hostOwned: flash.hostOwned,
+      ...(flash.nvramWindow ? { nvramWindow: flash.nvramWindow } : {}),
+      ...(o.now ? { now: o.now } : {}),
+    });
     const outbound = new Uint16Array(MAILBOX_COUNT);
     this.events = new EventFifo(o.host, outbound, trace);
     this.firmware = new IspFirmware({
@@ -113,6 +121,7 @@ export class Isp2532 {
       fabric: o.fabric,
       identity: this.identity,
       trace,
+      maxSpeedGbps: maxSpeedGbps(model),
       ...(o.now ? { now: o.now } : {}),
       ...(o.reportLoginsInPortList !== undefined ? { reportLoginsInPortList: o.reportLoginsInPortList } : {}),
     });

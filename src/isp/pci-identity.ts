@@ -44,7 +44,12 @@
 import type { AccessSize, BarDescription, BarHandler } from '../pci/bar.js';
 import type { PciIdentity } from '../pci/config-space.js';
 import { PciFunction } from '../pci/pci-function.js';
-import { PCI_EXP_LNK_SPEED_5_0GT, PCI_INTERRUPT_PIN_INTA, PCI_MSIX_ENTRY_SIZE } from '../pci/regs.js';
+import {
+  PCI_EXP_LNK_SPEED_2_5GT,
+  PCI_EXP_LNK_SPEED_5_0GT,
+  PCI_INTERRUPT_PIN_INTA,
+  PCI_MSIX_ENTRY_SIZE,
+} from '../pci/regs.js';
 import { logger as makeLogger, type Logger } from '../util/log.js';
 import type { IspHost } from './host.js';
 
@@ -91,6 +96,69 @@ export const ISP2532_MSIX_MAX_VECTORS = (ISP2532_MSIX_PBA_OFFSET - ISP2532_MSIX_
 export const ISP2532_MAX_PAYLOAD_BYTES = 2048;
 export const ISP2532_LINK_WIDTH = 8;
 
+/**
+ * ISP2432 (QLE2462-class 4 Gb HBA). Same BARs, capability offsets and register block as the
+ * 2532 (qla2x00_probe_one treats both as "Mem only" 24xx+ devices and maps the same 0x100 bytes
+ * of struct device_reg_24xx from BAR1); what differs is the identity and the link:
+ *  - 1077:2432, subsystem 1077:0138 (QLE2462; the single-port QLE2460 is 0x0137).
+ *  - Revision 0x03: qla2x00_request_irqs() refuses MSI-X on an ISP2432 whose revision is below
+ *    QLA_MSIX_CHIP_REV_24XX (3), "MSI-X; Unsupported ISP2432", and falls back to MSI. Revision 3
+ *    lets the 24xx MSI-X path (two vectors, qla24xx_enable_msix) run.
+ *  - Interrupt pin A: on 24xx qla2x00_set_isp_flags() derives port_no = !(pin & 1), so pin A is
+ *    port 0 here too.
+ *  - PCIe Gen1 x4 (the QLE246x link): qla24xx_pci_info_str prints "PCIe (2.5GT/s x4)".
+ *  - MSI-X table of 2 entries: the driver asks for exactly QLA_BASE_VECTORS on 24xx (no
+ *    multiqueue on this family).
+ */
+export const PCI_DEVICE_ID_QLOGIC_ISP2432 = 0x2432;
+/** QLE2462 (dual port). */
+export const QLE2462_SUBSYSTEM_ID = 0x0138;
+/** QLA_MSIX_CHIP_REV_24XX: the lowest ISP2432 revision qla2xxx drives with MSI-X. */
+export const ISP2432_REVISION = 0x03;
+export const ISP2432_LINK_WIDTH = 4;
+export const ISP2432_MSIX_DEFAULT_VECTORS = 2;
+
+export const ISP2432_IDENTITY: Readonly<PciIdentity> = Object.freeze({
+  vendorId: PCI_VENDOR_ID_QLOGIC,
+  deviceId: PCI_DEVICE_ID_QLOGIC_ISP2432,
+  revisionId: ISP2432_REVISION,
+  classCode: PCI_CLASS_SERIAL_FIBER_CHANNEL,
+  subsystemVendorId: PCI_VENDOR_ID_QLOGIC,
+  subsystemId: QLE2462_SUBSYSTEM_ID,
+  interruptPin: PCI_INTERRUPT_PIN_INTA,
+});
+
+/** What the PCI function of one ISP model looks like; everything else is shared (see the header). */
+export interface IspPciProfile {
+  /** Default function name in logs. */
+  name: string;
+  identity: Readonly<PciIdentity>;
+  /** PCI_EXP_LNK_SPEED_* of LNKCAP. */
+  linkSpeed: number;
+  linkWidth: number;
+  maxPayloadBytes: number;
+  /** MSI-X table size when the caller does not choose one. */
+  msixDefaultVectors: number;
+}
+
+export const ISP2532_PCI: Readonly<IspPciProfile> = Object.freeze({
+  name: 'isp2532',
+  identity: ISP2532_IDENTITY,
+  linkSpeed: PCI_EXP_LNK_SPEED_5_0GT,
+  linkWidth: ISP2532_LINK_WIDTH,
+  maxPayloadBytes: ISP2532_MAX_PAYLOAD_BYTES,
+  msixDefaultVectors: ISP2532_MSIX_DEFAULT_VECTORS,
+});
+
+export const ISP2432_PCI: Readonly<IspPciProfile> = Object.freeze({
+  name: 'isp2432',
+  identity: ISP2432_IDENTITY,
+  linkSpeed: PCI_EXP_LNK_SPEED_2_5GT,
+  linkWidth: ISP2432_LINK_WIDTH,
+  maxPayloadBytes: ISP2532_MAX_PAYLOAD_BYTES,
+  msixDefaultVectors: ISP2432_MSIX_DEFAULT_VECTORS,
+});
+
 export type Isp2532Interrupts = 'msix' | 'msi' | 'intx';
 
 export interface Isp2532FunctionOptions {
@@ -102,8 +170,10 @@ export interface Isp2532FunctionOptions {
    * falls back to INTx, the simplest setup).
    */
   interrupts?: Isp2532Interrupts;
-  /** MSI-X table size, QLA_BASE_VECTORS..ISP2532_MSIX_MAX_VECTORS; default 32. */
+  /** MSI-X table size, QLA_BASE_VECTORS..ISP2532_MSIX_MAX_VECTORS; default the model's (32 / 2). */
   msixVectors?: number;
+  /** Which ISP's PCI identity and link (default ISP2532_PCI). */
+  profile?: Readonly<IspPciProfile>;
   logger?: Logger;
 }
 
@@ -146,34 +216,35 @@ export function ioAliasOf(registers: BarHandler): BarHandler {
 }
 
 /**
- * Declares the ISP2532's PCI function: identity, BAR kinds and sizes, capabilities. The register
+ * Declares the ISP's PCI function (ISP2532 unless opts.profile says otherwise): identity, BAR kinds and sizes, capabilities. The register
  * model is bound afterwards with bindIsp2532Registers() (it needs the function's guest memory and
  * interrupts), then the caller realizes the function.
  */
 export function createIsp2532Function(opts: Isp2532FunctionOptions = {}): PciFunction {
   const interrupts = opts.interrupts ?? 'msix';
-  const vectors = opts.msixVectors ?? ISP2532_MSIX_DEFAULT_VECTORS;
+  const profile = opts.profile ?? ISP2532_PCI;
+  const vectors = opts.msixVectors ?? profile.msixDefaultVectors;
   if (!Number.isInteger(vectors) || vectors < QLA_BASE_VECTORS || vectors > ISP2532_MSIX_MAX_VECTORS) {
     throw new Isp2532ConfigError(
       `MSI-X vectors ${vectors}: qla2xxx needs ${QLA_BASE_VECTORS}..${ISP2532_MSIX_MAX_VECTORS}`,
     );
   }
-  const name = opts.name ?? 'isp2532';
+  const name = opts.name ?? profile.name;
   const bars = new Map<number, BarDescription>([
     [ISP2532_IO_BAR, { kind: 'io', size: ISP2532_IO_BAR_SIZE }],
     [ISP2532_REGISTER_BAR, { kind: 'mem64', size: ISP2532_REGISTER_BAR_SIZE }],
   ]);
   return new PciFunction({
     name,
-    identity: ISP2532_IDENTITY,
+    identity: profile.identity,
     bars,
     capabilities: {
       pm: { at: ISP2532_CAP_PM },
       pcie: {
         at: ISP2532_CAP_PCIE,
-        maxPayloadBytes: ISP2532_MAX_PAYLOAD_BYTES,
-        maxLinkSpeed: PCI_EXP_LNK_SPEED_5_0GT,
-        maxLinkWidth: ISP2532_LINK_WIDTH,
+        maxPayloadBytes: profile.maxPayloadBytes,
+        maxLinkSpeed: profile.linkSpeed,
+        maxLinkWidth: profile.linkWidth,
       },
       ...(interrupts !== 'intx' ? { msi: { vectors: 1, at: ISP2532_CAP_MSI } } : {}),
       ...(interrupts === 'msix'

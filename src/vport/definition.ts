@@ -14,7 +14,8 @@
  *     "socketOwner": "libvirt-qemu",   // optional: serve --socket-owner
  *     "socketGroup": "kvm",            // optional: serve --socket-group
  *     "sanOwner": "npiv-san",          // optional: serve --san-owner (san backend only)
- *     "npiv": [{ "wwpn": "c0:50:…", "wwnn": "c0:50:…" }]   // optional: serve --npiv-wwpn, each pair
+ *     "npiv": [{ "wwpn": "c0:50:…", "wwnn": "c0:50:…" }],  // optional: serve --npiv-wwpn, each pair
+ *     "model": "isp2432"               // optional: serve --model (isp2532 when absent)
  *   }
  *
  * The three access fields hold a user or group as given (a name, or a numeric id): a name is
@@ -26,6 +27,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { z } from 'zod';
 import { formatParentSpec, parseParentSpec } from '../host/vport.js';
+import { ISP_MODEL_NAMES, type IspModelName } from '../isp/model.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
 import { VportUsageError } from './errors.js';
 
@@ -71,6 +73,8 @@ export interface VportDefinition {
   sanOwner?: string;
   /** serve --npiv-wwpn: name pairs the guest may create NPIV vports with (none when absent) */
   npiv?: { wwpn: bigint; wwnn: bigint }[];
+  /** serve --model: the ISP the guest sees (serve's default, isp2532, when absent) */
+  model?: IspModelName;
 }
 
 /** The definition fields that become serve options, with the option each one is passed as. */
@@ -214,6 +218,7 @@ export const VportDefinitionFileSchema = z
       .array(z.object({ wwpn: WwnText('NPIV WWPN'), wwnn: WwnText('NPIV WWNN') }).strict())
       .max(MAX_NPIV_GRANTS)
       .optional(),
+    model: z.enum(ISP_MODEL_NAMES).optional(),
   })
   .strict()
   .refine((d) => new Set([d.wwpn, ...(d.npiv ?? []).map((g) => g.wwpn)]).size === 1 + (d.npiv?.length ?? 0), {
@@ -257,6 +262,7 @@ export function definitionToJson(def: VportDefinition): object {
     ...(def.npiv !== undefined && def.npiv.length > 0
       ? { npiv: def.npiv.map((g) => ({ wwpn: formatWwn(g.wwpn), wwnn: formatWwn(g.wwnn) })) }
       : {}),
+    ...(def.model !== undefined ? { model: def.model } : {}),
   };
 }
 
@@ -279,5 +285,6 @@ export function definitionFromJson(json: unknown): VportDefinition {
     ...(d.socketGroup !== undefined ? { socketGroup: d.socketGroup } : {}),
     ...(d.sanOwner !== undefined ? { sanOwner: d.sanOwner } : {}),
     ...(d.npiv !== undefined && d.npiv.length > 0 ? { npiv: d.npiv } : {}),
+    ...(d.model !== undefined ? { model: d.model } : {}),
   };
 }

@@ -253,6 +253,7 @@ export function serveArguments(def: VportDefinition): string[] {
   const args = ['serve', '--socket', def.socket, '--wwpn', formatWwn(def.wwpn), '--wwnn', formatWwn(def.wwnn)];
   if (def.backend.type === 'san') args.push('--san', def.backend.link);
   if (def.backend.type === 'host') args.push('--backend', `host:${def.backend.parent}`);
+  if (def.model !== undefined) args.push('--model', def.model);
   for (const g of def.npiv ?? []) args.push('--npiv-wwpn', `${formatWwn(g.wwpn)}:${formatWwn(g.wwnn)}`);
   for (const { field, option } of ACCESS_OPTIONS) {
     const value = def[field];

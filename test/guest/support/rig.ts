@@ -12,6 +12,8 @@ import { VportHba } from '../../../src/hba.js';
 import { InitiatorFabricPort } from '../../../src/isp/initiator-fabric.js';
 import type { Isp2532Interrupts } from '../../../src/isp/pci-identity.js';
 import type { PortIdentity } from '../../../src/isp/identity.js';
+import type { IspModel } from '../../../src/isp/model.js';
+import type { Logger } from '../../../src/util/log.js';
 import { StorageArray, type ArrayConfig } from '../../../src/san/array.js';
 import { Fabric } from '../../../src/san/fabric/switch.js';
 import { Zoning } from '../../../src/san/fabric/zoning.js';
@@ -35,6 +37,10 @@ export interface IspRigOptions {
   targets?: readonly { port: ScsiTargetPort; options?: TargetPortOptions }[];
   /** Interrupt capabilities the HBA offers (VportHba default when absent). */
   interrupts?: Isp2532Interrupts;
+  /** The ISP model (serve --model; VportHba default, ISP2532, when absent). */
+  model?: Readonly<IspModel>;
+  /** The HBA's logger (VportHba default when absent), e.g. to see its debug trace. */
+  log?: Logger;
   /** The fabric's zoning (default: open). */
   zoning?: Zoning;
   /** Name pairs the guest may create NPIV vports with (serve --npiv-wwpn). */
@@ -101,6 +107,8 @@ export async function startIspRig(o: IspRigOptions): Promise<IspRig> {
       fabric: fabricPort,
       ...(o.npivGrants ? { npivGrants: o.npivGrants } : {}),
       ...(o.interrupts ? { interrupts: o.interrupts } : {}),
+      ...(o.model ? { model: o.model } : {}),
+      ...(o.log ? { log: o.log } : {}),
     });
     hba.start();
   } catch (e) {

@@ -274,6 +274,35 @@ describe('npiv-hba serve: argument errors', () => {
     ).rejects.toThrow("invalid --interrupts 'INTX'");
   });
 
+  it('--model isp2432 serves the ISP2432 identity (1077:2432 rev 3, subsystem 1077:0138) and logs the model', async () => {
+    const socket = join(sandbox.dir, 'v.sock');
+    const p = sandbox.start(serveArgs(socket, '--model', 'isp2432'));
+    await waitFor(() => existsSync(socket), 'socket appears', p);
+    const client = VfioUserClient.connect(socket);
+    try {
+      await client.version();
+      const cfg = await client.regionRead(VFIO_PCI_CONFIG_REGION_INDEX, 0, 0x30);
+      const view = new DataView(cfg.buffer, cfg.byteOffset, cfg.byteLength);
+      expect(view.getUint16(0, true)).toBe(PCI_VENDOR_QLOGIC);
+      expect(view.getUint16(2, true)).toBe(0x2432);
+      expect(cfg[8]).toBe(0x03);
+      expect(view.getUint16(0x2c, true)).toBe(PCI_VENDOR_QLOGIC);
+      expect(view.getUint16(0x2e, true)).toBe(0x0138);
+    } finally {
+      client.close();
+    }
+    p.proc.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+    expect(logLines(p).find((l) => l.event === 'listening')).toMatchObject({ model: 'isp2432' });
+  });
+
+  it('bad --model exits 1 naming the value and the choices', async () => {
+    const r = await sandbox.run(serveArgs(join(sandbox.dir, 'v.sock'), '--model', 'isp2312'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("invalid --model 'isp2312': expected one of isp2532, isp2432");
+    expect(existsSync(join(sandbox.dir, 'v.sock'))).toBe(false);
+  });
+
   it('--pcap without --san is refused before anything is created', async () => {
     const pcap = join(sandbox.dir, 'x.pcap');
     const r = await sandbox.run(serveArgs(join(sandbox.dir, 'v.sock'), '--pcap', pcap));

@@ -4,6 +4,7 @@
  * mailbox protocol through the register file (write inbound mailboxes, SET_HOST_INT, poll
  * host_status, read outbound, CLR_RISC_INT).
  */
+import type { IspModel } from '../../../src/isp/model.js';
 import type { IspHost, IspScheduler } from '../../../src/isp/host.js';
 import type { InterruptMode } from '../../../src/device/interrupts.js';
 import type {
@@ -224,6 +225,7 @@ export class Rig {
     log?: Logger,
     now?: () => number,
     npivGrants?: readonly PortIdentity[],
+    model?: Readonly<IspModel>,
   ) {
     this.fabric = fabric === undefined ? new FakeFabric(targets) : (fabric ?? new FakeFabric(targets));
     this.isp = new Isp2532({
@@ -236,6 +238,7 @@ export class Rig {
       ...(log ? { log } : {}),
       ...(now ? { now } : {}),
       ...(npivGrants ? { npivGrants } : {}),
+      ...(model ? { model } : {}),
     });
   }
 
