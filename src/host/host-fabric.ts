@@ -319,6 +319,7 @@ export class HostFabricPort implements FabricPort {
         direction: c.direction,
         expectedLength: c.expectedLength,
         data: c.data,
+        released: c.released,
         timeoutMs: this.o.fcpTimeoutMs ?? 120_000,
       });
     } finally {
@@ -387,6 +388,7 @@ function notPresent(c: FcpCommand): FcpResult {
     if (data.length > 4) data[4] = 31;
     if (data.length > 2) data[2] = 0x06;
     if (data.length > 3) data[3] = 0x02;
+    if (c.released.aborted) return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'aborted' };
     return { scsiStatus: 0, sense: null, transferred: scatterToViews(c.data, data) };
   }
   const sense = new Uint8Array(18);

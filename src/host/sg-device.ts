@@ -25,6 +25,8 @@ export interface LunCommand {
   expectedLength: number;
   /** The guest's buffer: live views into guest memory (FcpCommand.data), expectedLength bytes. */
   data: readonly Uint8Array[];
+  /** FcpCommand.released: once aborted, not another byte may move through `data`. */
+  released: AbortSignal;
   timeoutMs: number;
 }
 
@@ -52,6 +54,7 @@ interface Pending {
   direction: DataDirection;
   length: number;
   data: readonly Uint8Array[];
+  released: AbortSignal;
   resolve: (r: FcpResult) => void;
   abandoned: boolean;
 }
@@ -125,6 +128,7 @@ export class NativeSgLun implements LunChannel {
         direction: command.direction,
         length: command.direction === 'none' ? 0 : command.expectedLength,
         data: command.data,
+        released: command.released,
         resolve: (r) => {
           if (this.byTag.get(tag) === pending) this.byTag.delete(tag);
           resolve(r);
@@ -207,7 +211,7 @@ export class NativeSgLun implements LunChannel {
       entry.inflight.delete(c.packId);
       if (pending.abandoned) continue;
       const result = fcpResultOf(c, pending.direction, pending.length);
-      if (pending.direction === 'read' && result.transferred > 0) {
+      if (pending.direction === 'read' && result.transferred > 0 && !pending.released.aborted) {
         const data = (raw.data ?? new Uint8Array(0)).subarray(0, result.transferred);
         result.transferred = scatterToViews(pending.data, data);
         if (result.transferred < data.length) result.transportError = 'dma';

@@ -81,6 +81,13 @@ export interface FcpCommand {
    * it, and answer transportError 'dma' if the data cannot move.
    */
   data: readonly Uint8Array[];
+  /**
+   * Aborted when the firmware has completed the command to the guest (on its own: Abort IO, a
+   * TMF, link loss, logout, reset — or after this result). From then on the views are the
+   * guest's again: the backend must not move another byte through them (a late read must not
+   * land in a buffer the guest already reused).
+   */
+  released: AbortSignal;
   /** Exchange tag for aborts (the firmware uses the IOCB handle). */
   taskTag: number;
 }

@@ -276,6 +276,8 @@ export class InitiatorFabricPort implements FabricPort {
       const result: FcpResult = { scsiStatus: r.status, sense: r.sense, transferred: 0 };
       if (c.direction === 'read') {
         const data = r.data.subarray(0, c.expectedLength);
+        // Completed to the guest meanwhile (abort, TMF, reset): its buffer is no longer ours.
+        if (c.released.aborted) return { ...result, transportError: 'aborted' };
         result.transferred = scatterToViews(c.data, data);
         if (result.transferred < data.length) result.transportError = 'dma';
       } else if (c.direction === 'write') {

@@ -102,9 +102,13 @@ export function executeCommand(ctx: IocbContext, cmd: CommandRequest): void {
 
   const gen = ctx.port.generation;
   let done = false;
+  // Aborted at completion: the data views go back to the guest, the backend must let go.
+  const released = new AbortController();
   const complete = (s: StatusType0): boolean => {
-    if (done || gen !== ctx.port.generation) return false;
+    if (done) return false;
     done = true;
+    released.abort();
+    if (gen !== ctx.port.generation) return false;
     ctx.exchanges.remove(cmd.handle);
     ctx.postStatus(s);
     return true;
@@ -118,6 +122,10 @@ export function executeCommand(ctx: IocbContext, cmd: CommandRequest): void {
       taskTag: cmd.handle,
       vpIndex: ctx.port.vpIndex,
       terminate: (compStatus) => complete(status(compStatus)),
+      release: () => {
+        done = true;
+        released.abort();
+      },
     })
   ) {
     // The driver reused a handle that is still outstanding: refuse the newcomer only.
@@ -132,11 +140,17 @@ export function executeCommand(ctx: IocbContext, cmd: CommandRequest): void {
       direction: cmd.direction,
       expectedLength: cmd.totalBytes,
       data,
+      released: released.signal,
       taskTag: cmd.handle,
     })
     .then(
       (r) => {
-        if (done || gen !== ctx.port.generation) return;
+        if (done) return;
+        if (gen !== ctx.port.generation) {
+          done = true; // orphaned by a reset: the buffer is the guest's again
+          released.abort();
+          return;
+        }
         if (r.transportError) {
           complete(status(transportStatus(r.transportError)));
           return;

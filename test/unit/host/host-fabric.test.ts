@@ -199,6 +199,7 @@ describe('HostFabricPort', () => {
       direction: 'read',
       expectedLength: 4096,
       data: [readBuf],
+      released: new AbortController().signal,
       taskTag: 7,
     });
     const second = port.fcp(T1.portId, {
@@ -207,6 +208,7 @@ describe('HostFabricPort', () => {
       direction: 'none',
       expectedLength: 0,
       data: [],
+      released: new AbortController().signal,
       taskTag: 8,
     });
     const host = port.hostVport!.hostNo;
@@ -240,6 +242,7 @@ describe('HostFabricPort', () => {
       direction: 'none',
       expectedLength: 0,
       data: [],
+      released: new AbortController().signal,
       taskTag: 9,
     });
     for (let i = 0; i < 100 && luns.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -265,6 +268,7 @@ describe('HostFabricPort', () => {
       direction: 'read',
       expectedLength: 36,
       data: [inqBuf],
+      released: new AbortController().signal,
       taskTag: 1,
     });
     expect(inq.transferred).toBe(36);
@@ -275,6 +279,7 @@ describe('HostFabricPort', () => {
       direction: 'none',
       expectedLength: 0,
       data: [],
+      released: new AbortController().signal,
       taskTag: 2,
     });
     expect(tur.scsiStatus).toBe(2);
@@ -290,6 +295,7 @@ describe('HostFabricPort', () => {
       direction: 'none',
       expectedLength: 0,
       data: [],
+      released: new AbortController().signal,
       taskTag: 3,
     });
     expect(r.transportError).toBe('port-unavailable');

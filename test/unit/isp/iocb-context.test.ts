@@ -443,6 +443,27 @@ describe('FCP data as views into guest memory (the FabricPort data contract)', (
     expect(ctx.exchanges.size).toBe(0);
   });
 
+  it('the views are released back to the guest at completion, on abort/TMF termination and on reset', async () => {
+    const ctx = loggedIn();
+    const answers: ((r: FcpResult) => void)[] = [];
+    ctx.fabric.fcpHandler = () => new Promise<FcpResult>((r) => answers.push(r));
+    executeCommand(ctx, command('read', [{ address: A, length: 512 }]));
+    executeCommand(ctx, { ...command('read', [{ address: B, length: 512 }]), handle: 10 });
+    executeCommand(ctx, { ...command('read', [{ address: C, length: 512 }]), handle: 11 });
+    const [first, second, third] = ctx.fabric.fcpCommands;
+    expect([first, second, third].map((c) => c!.released.aborted)).toEqual([false, false, false]);
+    answers[0]!({ scsiStatus: 0, sense: null, transferred: 512 });
+    await settle();
+    expect(first!.released.aborted).toBe(true);
+    expect(ctx.exchanges.get(10)!.terminate(CompStatus.CS_ABORTED)).toBe(true); // Abort IO / TMF
+    expect(second!.released.aborted).toBe(true);
+    ctx.exchanges.clear(); // firmware reset: forgotten without a completion
+    expect(third!.released.aborted).toBe(true);
+    answers[2]!({ scsiStatus: 0, sense: null, transferred: 512 });
+    await settle();
+    expect(ctx.statuses.map((s) => s.handle)).toEqual([9, 10]);
+  });
+
   it('a window unmapped while a WRITE is in flight: CS_DMA even if the backend claims success', async () => {
     const ctx = loggedIn();
     const W = 0x6000_0000n;
