@@ -34,7 +34,7 @@ import { formatWwn } from '../util/wwn.js';
 import { type FcRport, listRports, readFcHost, scsilunToInt } from './fc-model.js';
 import { checkManualScan, LunGate, W_LUN_REPORT_LUNS } from './lun-gate.js';
 import { answerNameServer } from './name-server.js';
-import { type LunChannel, type LunOpener, nativeLunOpener } from './sg-device.js';
+import { type LunChannel, type LunOpener, nativeLunOpener, sgDataPathStats } from './sg-device.js';
 import { scatterToViews } from '../isp/data-views.js';
 import type { Sysfs } from './sysfs.js';
 import { type Uevent, type UeventSource, NetlinkUeventSource } from './uevent.js';
@@ -365,6 +365,8 @@ export class HostFabricPort implements FabricPort {
     if (this.timer) clearInterval(this.timer);
     this.uevents?.close();
     this.dropLuns();
+    // How the FCP data moved (docs/host-backend.md, data path): zero-copy vs bounced commands.
+    this.log.info({ event: 'host_sg_datapath', ...sgDataPathStats }, 'sg data path');
     const v = this.vport;
     if (v && !this.o.keepVport) {
       await deleteVport(this.o.sys, v.parent.hostNo, this.o.wwpn, this.o.wwnn, {

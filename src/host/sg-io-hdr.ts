@@ -74,6 +74,8 @@ export interface SgSubmitHeader {
   direction: DataDirection;
   cdbLength: number;
   dataLength: number;
+  /** Zero-copy: the number of views (dxferp is then an sg_iovec array); 0 for a bounce buffer. */
+  iovecCount?: number;
   timeoutMs: number;
   packId: number;
 }
@@ -86,6 +88,7 @@ export function encodeSgHeader(h: SgSubmitHeader): Uint8Array {
   v.setInt32(SG_IO_HDR.DXFER_DIRECTION, dir, true);
   b[SG_IO_HDR.CMD_LEN] = h.cdbLength;
   b[SG_IO_HDR.MX_SB_LEN] = SG_SENSE_MAX;
+  v.setUint16(SG_IO_HDR.IOVEC_COUNT, h.iovecCount ?? 0, true);
   v.setUint32(SG_IO_HDR.DXFER_LEN, h.direction === 'none' ? 0 : h.dataLength, true);
   v.setUint32(SG_IO_HDR.TIMEOUT, h.timeoutMs, true);
   v.setUint32(SG_IO_HDR.FLAGS, SG_FLAG_Q_AT_TAIL, true);
