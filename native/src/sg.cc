@@ -304,6 +304,10 @@ Napi::Value SgRead(const Napi::CallbackInfo& info) {
   sg_io_hdr_t h;
   std::memset(&h, 0, sizeof h);
   h.interface_id = 'S';
+  // With SG_SET_FORCE_PACK_ID the driver takes the wanted pack_id from the buffer, and reads it
+  // as a v3 header only if the word at offset 4 (dxfer_direction, an old header's reply_len) is
+  // negative: otherwise it would read a v1/v2 pack_id from offset 8 (cmd_len..iovec_count, 0).
+  h.dxfer_direction = SG_DXFER_NONE;
   h.pack_id = packId;
   ssize_t n = -1;
   for (int attempt = 0; attempt < kMaxSyscallRetries; ++attempt) {
