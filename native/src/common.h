@@ -43,6 +43,13 @@ Napi::Function ArgFunction(const Napi::CallbackInfo& info, size_t index, const c
 // True while poll() watches fd in this environment (see poll.cc).
 bool IsPolled(Napi::Env env, int fd);
 
+// sg.cc: called by mem.cc before it unmaps [address, +length). If an outstanding sg read still
+// targets part of that range (the kernel copies its data there when the completion is read),
+// the range is replaced in place by private anonymous memory and unmapped once no such read is
+// left: the client's memory is no longer reachable, and the addresses cannot be reused by
+// another mapping meanwhile. Returns true if sg took the range over (the caller must not unmap).
+bool SgDeferUnmap(void* address, size_t length);
+
 // Registration of each concern's functions on the module exports.
 void RegisterFd(Napi::Env env, Napi::Object exports);
 void RegisterMem(Napi::Env env, Napi::Object exports);

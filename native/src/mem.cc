@@ -8,7 +8,8 @@
 //                 └──────GC (never unmapped)──> finalizer munmaps, record freed
 //
 // munmap() detaches the ArrayBuffer before unmapping, so no JS view can reach the
-// unmapped range (its byteLength becomes 0).
+// unmapped range (its byteLength becomes 0). A range an outstanding zero-copy sg read still
+// targets is not unmapped at once but swapped for anonymous memory (sg.cc, SgDeferUnmap).
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -52,7 +53,7 @@ void FinalizeMapping(Napi::Env, void*, Mapping* mapping) {
     std::lock_guard<std::recursive_mutex> guard(mappingsLock);
     if (mapping->mapped) {
       mappings.erase(mapping->address);
-      munmap(mapping->address, mapping->length);
+      if (!SgDeferUnmap(mapping->address, mapping->length)) munmap(mapping->address, mapping->length);
     }
   }
   delete mapping;
@@ -145,6 +146,8 @@ Napi::Value Munmap(const Napi::CallbackInfo& info) {
       throw;
     }
   }
+  // An sg read still aimed at this range keeps its addresses reserved (sg.cc, SgDeferUnmap).
+  if (SgDeferUnmap(address, length)) return env.Undefined();
   if (munmap(address, length) != 0) ThrowErrno(env, "munmap", errno);
   return env.Undefined();
 }

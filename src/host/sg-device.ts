@@ -9,12 +9,26 @@
  * completes the guest's command at once as aborted and drops the host's completion when it
  * arrives; the command itself still runs to completion (or to the host's own timeout and error
  * handling) on the real target.
+ *
+ * Data path (docs/host-backend.md): the guest's buffer arrives as views into guest memory and is
+ * handed to the sg driver as they are (an sg_iovec array): npiv-hba copies
+ * nothing; the sg driver copies between them and its own kernel pages inside our write(2) (write
+ * data) and inside the read(2) that collects the completion (read data). A command beyond the
+ * LUN's limits (more views than its sg_tablesize, or longer than its max_sectors) is bounced
+ * instead — copied through one native buffer — and counted (sgDataPathStats).
+ *
+ * A zero-copy read still outstanding when its command is released to the guest (abort, TMF, link
+ * loss, reset: FcpCommand.released) must never be collected: collecting it would copy its data
+ * into a buffer the guest may have reused. Its fd is retired: no new commands, the others are
+ * collected by pack id, then the fd is closed (the kernel finishes the orphan without copying)
+ * and a fresh one opened.
  */
 import { POLL_READABLE, native, type PollHandle } from '../native/index.js';
-import { hostNative, type SgScsiId } from '../native/host.js';
+import { hostNative, type SgLimits, type SgScsiId } from '../native/host.js';
 import type { FcpResult } from '../isp/fabric-port.js';
 import type { DataDirection } from '../scsi/sam.js';
 import type { Logger } from '../util/log.js';
+import { gatherViews, scatterToViews, viewsIntact } from '../isp/data-views.js';
 import { decodeSgHeader, encodeSgHeader, fcpResultOf, SG_MAX_QUEUE } from './sg-io-hdr.js';
 
 export interface LunCommand {
@@ -22,7 +36,10 @@ export interface LunCommand {
   direction: DataDirection;
   /** FCP_DL: the data-in buffer size, or the write length. */
   expectedLength: number;
-  dataOut: Uint8Array | null;
+  /** The guest's buffer: live views into guest memory (FcpCommand.data), expectedLength bytes. */
+  data: readonly Uint8Array[];
+  /** FcpCommand.released: once aborted, not another byte may move through `data`. */
+  released: AbortSignal;
   timeoutMs: number;
 }
 
@@ -45,22 +62,44 @@ export interface LunAddress {
 
 export type LunOpener = (devicePath: string, address: LunAddress) => LunChannel;
 
+/** How the host backend moved data (process-wide, for the serve log and tests). */
+export const sgDataPathStats = {
+  /** commands whose data went straight between guest memory and the sg driver */
+  zeroCopy: 0,
+  /** commands copied through a bounce buffer (beyond the LUN's sg limits) */
+  bounced: 0,
+  /** sg fds retired because a zero-copy read was released to the guest while outstanding */
+  fdsRetired: 0,
+};
+
+/** Most views sg takes in one sg_iovec array (UIO_MAXIOV). */
+const MAX_IOVECS = 1024;
+
 interface Pending {
   tag: number;
   direction: DataDirection;
   length: number;
+  data: readonly Uint8Array[];
+  released: AbortSignal;
   resolve: (r: FcpResult) => void;
   abandoned: boolean;
+  /** Submitted as a zero-copy read: the kernel writes the views when it is collected. */
+  zeroCopyRead: boolean;
+  /** Released to the guest while a zero-copy read was outstanding: never collect it. */
+  poisoned: boolean;
 }
 
 interface SgFd {
   fd: number;
   watch: PollHandle;
   inflight: Map<number, Pending>;
+  /** Holds a poisoned read: takes no new commands, closed once only poisoned ones remain. */
+  retiring: boolean;
 }
 
-const ABORTED: FcpResult = { scsiStatus: 0, sense: null, dataIn: null, transportError: 'aborted' };
-const UNAVAILABLE: FcpResult = { scsiStatus: 0, sense: null, dataIn: null, transportError: 'port-unavailable' };
+const ABORTED: FcpResult = { scsiStatus: 0, sense: null, transferred: 0, transportError: 'aborted' };
+const UNAVAILABLE: FcpResult = { scsiStatus: 0, sense: null, transferred: 0, transportError: 'port-unavailable' };
+const DMA_GONE: FcpResult = { scsiStatus: 0, sense: null, transferred: 0, transportError: 'dma' };
 
 export class NativeSgLun implements LunChannel {
   private readonly fds: SgFd[] = [];
@@ -70,6 +109,10 @@ export class NativeSgLun implements LunChannel {
   private closed = false;
   /** The fd an SG_SCSI_RESET is running on: closed only when the ioctl returns. */
   private resetFd: SgFd | null = null;
+  /** The LUN's limits (null if the sg node would not say: every command is then bounced). */
+  private limits: SgLimits | null = null;
+  /** This LUN's share of sgDataPathStats. */
+  readonly stats = { zeroCopy: 0, bounced: 0, fdsRetired: 0 };
 
   constructor(
     private readonly path: string,
@@ -108,7 +151,14 @@ export class NativeSgLun implements LunChannel {
         `${this.path} is ${id.host}:${id.channel}:${id.target}:${id.lun}, not ${a.host}:${a.channel}:${a.target}:${a.lun}`,
       );
     }
-    const entry: SgFd = { fd, inflight: new Map(), watch: undefined as unknown as PollHandle };
+    if (!this.limits) {
+      try {
+        this.limits = hostNative.sgLimits(fd);
+      } catch (e) {
+        this.o.log?.warn({ event: 'host_sg_limits_unknown', path: this.path, error: String(e) }, 'sg limits unknown');
+      }
+    }
+    const entry: SgFd = { fd, inflight: new Map(), watch: undefined as unknown as PollHandle, retiring: false };
     entry.watch = native.poll(fd, POLL_READABLE, (_events, errno) => this.drain(entry, errno));
     this.fds.push(entry);
   }
@@ -120,11 +170,15 @@ export class NativeSgLun implements LunChannel {
         tag,
         direction: command.direction,
         length: command.direction === 'none' ? 0 : command.expectedLength,
+        data: command.data,
+        released: command.released,
         resolve: (r) => {
           if (this.byTag.get(tag) === pending) this.byTag.delete(tag);
           resolve(r);
         },
         abandoned: false,
+        zeroCopyRead: false,
+        poisoned: false,
       };
       this.byTag.set(tag, pending);
       const packId = this.nextPackId;
@@ -134,22 +188,48 @@ export class NativeSgLun implements LunChannel {
     });
   }
 
+  /** Zero-copy if the views fit the LUN's limits; else the command is bounced. */
+  private zeroCopyFits(c: LunCommand): boolean {
+    const l = this.limits;
+    if (!l || c.data.length === 0) return false;
+    return c.data.length <= Math.min(l.tablesize, MAX_IOVECS) && c.expectedLength <= l.maxBytes;
+  }
+
   private pump(): void {
     while (this.waiting.length > 0 && !this.closed) {
       const slot = this.fds
-        .filter((f) => f.inflight.size < SG_MAX_QUEUE)
+        .filter((f) => !f.retiring && f.inflight.size < SG_MAX_QUEUE)
         .sort((x, y) => x.inflight.size - y.inflight.size)[0];
       if (!slot) return;
       const next = this.waiting[0]!;
-      if (next.pending.abandoned) {
+      if (next.pending.abandoned || next.pending.released.aborted) {
         this.waiting.shift();
+        if (!next.pending.abandoned) next.pending.resolve(ABORTED);
         continue;
       }
       const c = next.command;
+      if (c.direction !== 'none' && c.expectedLength > 0 && !viewsIntact(c.data)) {
+        this.waiting.shift();
+        next.pending.resolve(DMA_GONE);
+        continue;
+      }
+      const zeroCopy = c.direction !== 'none' && c.expectedLength > 0 && this.zeroCopyFits(c);
+      let data: readonly Uint8Array[] | Uint8Array | null = null;
+      if (zeroCopy) {
+        data = c.data;
+      } else if (c.direction === 'write') {
+        data = gatherViews(c.data, c.expectedLength);
+        if (!data) {
+          this.waiting.shift();
+          next.pending.resolve(DMA_GONE);
+          continue;
+        }
+      }
       const header = encodeSgHeader({
         direction: c.direction,
         cdbLength: c.cdb.length,
-        dataLength: c.direction === 'write' ? (c.dataOut?.length ?? 0) : c.direction === 'read' ? c.expectedLength : 0,
+        dataLength: c.direction === 'none' ? 0 : c.expectedLength,
+        iovecCount: zeroCopy ? c.data.length : 0,
         timeoutMs: c.timeoutMs,
         packId: next.packId,
       });
@@ -159,8 +239,8 @@ export class NativeSgLun implements LunChannel {
           slot.fd,
           header,
           c.cdb,
-          c.direction === 'write' ? (c.dataOut ?? new Uint8Array(0)) : null,
-          c.direction === 'read' ? c.expectedLength : 0,
+          data,
+          !zeroCopy && c.direction === 'read' ? c.expectedLength : 0,
         );
       } catch (e) {
         this.waiting.shift();
@@ -178,8 +258,54 @@ export class NativeSgLun implements LunChannel {
         return;
       }
       this.waiting.shift();
-      slot.inflight.set(next.packId, next.pending);
+      if (c.direction !== 'none' && c.expectedLength > 0) {
+        const counter = zeroCopy ? 'zeroCopy' : 'bounced';
+        this.stats[counter]++;
+        sgDataPathStats[counter]++;
+      }
+      const p = next.pending;
+      p.zeroCopyRead = zeroCopy && c.direction === 'read';
+      slot.inflight.set(next.packId, p);
+      if (p.zeroCopyRead) {
+        p.released.addEventListener('abort', () => this.poison(slot, next.packId, p), { once: true });
+      }
     }
+  }
+
+  /** A zero-copy read released to the guest while outstanding: its fd is retired (see top). */
+  private poison(entry: SgFd, packId: number, p: Pending): void {
+    if (entry.inflight.get(packId) !== p) return; // already collected
+    p.poisoned = true;
+    if (!p.abandoned) {
+      p.abandoned = true;
+      p.resolve(ABORTED);
+    }
+    if (!entry.retiring) {
+      entry.retiring = true;
+      this.stats.fdsRetired++;
+      sgDataPathStats.fdsRetired++;
+      this.o.log?.info({ event: 'host_sg_fd_retired', path: this.path, tag: p.tag }, 'sg fd retired');
+    }
+    this.retireIfDone(entry);
+  }
+
+  /** Closes a retiring fd once only poisoned reads are left on it, and opens a fresh one. */
+  private retireIfDone(entry: SgFd): void {
+    if (!entry.retiring || !this.fds.includes(entry)) return;
+    for (const p of entry.inflight.values()) if (!p.poisoned) return;
+    entry.watch.stop();
+    this.fds.splice(this.fds.indexOf(entry), 1);
+    entry.inflight.clear();
+    this.closeFd(entry);
+    if (!this.closed) {
+      try {
+        this.openOne();
+      } catch (e) {
+        this.o.log?.warn({ event: 'host_sg_reopen_failed', path: this.path, error: String(e) }, 'sg reopen failed');
+        if (this.fds.length === 0) this.close();
+      }
+    }
+    this.pump();
   }
 
   private drain(entry: SgFd, errno: number): void {
@@ -187,7 +313,7 @@ export class NativeSgLun implements LunChannel {
     for (let budget = 0; budget < 4 * SG_MAX_QUEUE; budget++) {
       let raw: ReturnType<typeof hostNative.sgRead>;
       try {
-        raw = hostNative.sgRead(entry.fd);
+        raw = entry.retiring ? this.readUnpoisoned(entry) : hostNative.sgRead(entry.fd);
       } catch (e) {
         // ENODEV: the device is going away (dev_loss_tmo, vport deleted).
         return this.fail(entry, String(e));
@@ -198,9 +324,27 @@ export class NativeSgLun implements LunChannel {
       if (!pending) continue;
       entry.inflight.delete(c.packId);
       if (pending.abandoned) continue;
-      pending.resolve(fcpResultOf(c, pending.direction, pending.length, raw.data));
+      const result = fcpResultOf(c, pending.direction, pending.length);
+      if (pending.direction === 'read' && result.transferred > 0 && !pending.zeroCopyRead) {
+        // Bounced: the data came back in a native buffer.
+        const data = raw.data.subarray(0, result.transferred);
+        result.transferred = pending.released.aborted ? 0 : scatterToViews(pending.data, data);
+        if (result.transferred < data.length) result.transportError = 'dma';
+      }
+      pending.resolve(result);
     }
+    if (entry.retiring) this.retireIfDone(entry);
     this.pump();
+  }
+
+  /** On a retiring fd: the next completion that is not a poisoned read, by pack id. */
+  private readUnpoisoned(entry: SgFd): ReturnType<typeof hostNative.sgRead> {
+    for (const [packId, p] of entry.inflight) {
+      if (p.poisoned) continue;
+      const raw = hostNative.sgRead(entry.fd, packId);
+      if (raw) return raw;
+    }
+    return null;
   }
 
   private fail(entry: SgFd, reason: string): void {

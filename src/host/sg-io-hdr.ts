@@ -74,6 +74,8 @@ export interface SgSubmitHeader {
   direction: DataDirection;
   cdbLength: number;
   dataLength: number;
+  /** Zero-copy: the number of views (dxferp is then an sg_iovec array); 0 for a bounce buffer. */
+  iovecCount?: number;
   timeoutMs: number;
   packId: number;
 }
@@ -86,6 +88,7 @@ export function encodeSgHeader(h: SgSubmitHeader): Uint8Array {
   v.setInt32(SG_IO_HDR.DXFER_DIRECTION, dir, true);
   b[SG_IO_HDR.CMD_LEN] = h.cdbLength;
   b[SG_IO_HDR.MX_SB_LEN] = SG_SENSE_MAX;
+  v.setUint16(SG_IO_HDR.IOVEC_COUNT, h.iovecCount ?? 0, true);
   v.setUint32(SG_IO_HDR.DXFER_LEN, h.direction === 'none' ? 0 : h.dataLength, true);
   v.setUint32(SG_IO_HDR.TIMEOUT, h.timeoutMs, true);
   v.setUint32(SG_IO_HDR.FLAGS, SG_FLAG_Q_AT_TAIL, true);
@@ -122,7 +125,7 @@ export function decodeSgHeader(header: Uint8Array, sense: Uint8Array): SgComplet
 
 /**
  * A completion as the guest's firmware sees it. DID_OK carries the SCSI status, sense and residual
- * (the data returned is dxfer_len - resid bytes; resid outside [0, dxfer_len] is clamped). Host
+ * (the data moved is dxfer_len - resid bytes; resid outside [0, dxfer_len] is clamped). Host
  * errors become transport errors:
  *   DID_NO_CONNECT, DID_BAD_TARGET, DID_TRANSPORT_DISRUPTED/FAILFAST/MARGINAL → 'port-unavailable'
  *     (the remote port is gone or blocked: the guest re-logs in, as after a lost port);
@@ -130,12 +133,7 @@ export function decodeSgHeader(header: Uint8Array, sense: Uint8Array): SgComplet
  *   everything else (DID_ABORT, DID_RESET, DID_ERROR, DID_BUS_BUSY, DID_IMM_RETRY, DID_REQUEUE,
  *     DID_SOFT_ERROR, ...) → 'aborted', which the guest retries without a logout.
  */
-export function fcpResultOf(
-  c: SgCompletion,
-  direction: DataDirection,
-  dataLength: number,
-  data: Uint8Array | null,
-): FcpResult {
+export function fcpResultOf(c: SgCompletion, direction: DataDirection, dataLength: number): FcpResult {
   const host = c.hostStatus & 0xff;
   if (host !== DID.OK) {
     let transportError: NonNullable<FcpResult['transportError']>;
@@ -153,17 +151,15 @@ export function fcpResultOf(
       default:
         transportError = 'aborted';
     }
-    return { scsiStatus: 0, sense: null, dataIn: null, transportError };
+    return { scsiStatus: 0, sense: null, transferred: 0, transportError };
   }
   if ((c.driverStatus & DRIVER_MASK) === DRIVER_TIMEOUT)
-    return { scsiStatus: 0, sense: null, dataIn: null, transportError: 'timeout' };
+    return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'timeout' };
   const resid = Math.min(Math.max(c.resid, 0), dataLength);
   const moved = dataLength - resid;
-  const result: FcpResult = {
+  return {
     scsiStatus: c.status & 0xff,
     sense: c.sense.length > 0 ? c.sense : null,
-    dataIn: direction === 'read' ? (data ?? new Uint8Array(0)).subarray(0, moved) : null,
+    transferred: direction === 'none' ? 0 : moved,
   };
-  if (direction === 'write' && resid > 0) result.transferred = moved;
-  return result;
 }

@@ -185,6 +185,16 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
     ]);
   });
 
+  it('the VM data moved zero-copy between guest memory and the sg node, none bounced', () => {
+    // serve logs its data path counters when it stops (src/host/sg-device.ts sgDataPathStats).
+    const line = run.guestLines.filter((l) => l.startsWith('SERVE-LOG ') && l.includes('host_sg_datapath')).pop();
+    expect(line, context()).toBeDefined();
+    const count = (name: string): number => Number(new RegExp(`"${name}":(\\d+)`).exec(line ?? '')?.[1] ?? NaN);
+    // Two verified phases, each writing then reading BLOCKS blocks 16 at a time.
+    expect(count('zeroCopy'), line).toBeGreaterThanOrEqual((2 * 2 * BLOCKS) / 16);
+    expect(count('bounced'), line).toBe(0);
+  });
+
   it('level 1 has no block device; the VM LUN is reached through an sg node only', () => {
     const block = run.guestLines.find((l) => l.startsWith('BLOCK'));
     expect(block?.trim(), context()).toBe('BLOCK');
