@@ -92,6 +92,8 @@ const UA_EXEMPT = new Set([INQUIRY, REPORT_LUNS, REQUEST_SENSE]);
 const SENSE_UNIT_ATTENTION = 0x6;
 /** ASC/ASCQ REPORTED LUNS DATA HAS CHANGED (SPC-4 annex F). */
 const LUNS_CHANGED = { asc: 0x3f, ascq: 0x0e } as const;
+/** A UA passed through this recently is the one the kernel's SDEV_UA uevent is about. */
+const UA_PASSED_MS = 5000;
 /** REPORT LUNS allocation length the backend asks with: 1024 LUNs. */
 const REPORT_LUNS_ALLOCATION = 8 + 8 * 1024;
 
@@ -130,6 +132,10 @@ export class HostFabricPort implements FabricPort {
   private readonly inventory = new Map<number, boolean>();
   /** Per target, LUNs that owe the guest a REPORTED LUNS DATA HAS CHANGED the backend consumed. */
   private readonly owedUa = new Map<number, Set<bigint>>();
+  /** "portId/lun" → when the guest last got REPORTED LUNS DATA HAS CHANGED through from the target. */
+  private readonly passedUa = new Map<string, number>();
+  /** LUNs an inventory re-read added: a UA on them tells the guest nothing it does not learn anyway. */
+  private readonly newLuns = new Set<string>();
   private internalTag = 0;
   private closed = false;
   private readonly log: Logger;
@@ -205,11 +211,19 @@ export class HostFabricPort implements FabricPort {
     const host = `/host${this.vport.hostNo}/`;
     if (!e.devpath.includes(host) && !e.devpath.endsWith(`/host${this.vport.hostNo}`)) return;
     if (e.subsystem === 'scsi' && e.action === 'change' && e.env.get('SDEV_UA') === 'REPORTED_LUNS_DATA_HAS_CHANGED') {
-      // scsi_report_sense → scsi_evt_emit: some command on this LUN got the UA (usually the
-      // guest's own, which it has seen). The LUN inventory is re-read; nothing is owed.
+      // scsi_report_sense → scsi_evt_emit: a command on this LUN met the UA in the host kernel.
+      // The midlayer may retry a passthrough command that met it (the two-level lab's kernel
+      // does), so the guest's command completes GOOD and never shows it: unless the guest got it
+      // through just now, it is owed to the guest on this LUN. The inventory is re-read too.
       const m = /\/([0-9]+):([0-9]+):([0-9]+):([0-9]+)$/.exec(e.devpath);
       const r = m && Number(m[1]) === this.vport.hostNo ? this.rportOfTarget(Number(m[2]), Number(m[3])) : undefined;
-      if (r) this.lunInventoryChanged(r.portId, 'uevent SDEV_UA');
+      if (!r || !m) return;
+      const lun = BigInt(m[4]!);
+      const key = `${r.portId}/${lun}`;
+      const passed = this.passedUa.get(key);
+      if (this.luns.has(key) && !this.newLuns.has(key) && (passed === undefined || Date.now() - passed > UA_PASSED_MS))
+        this.oweUa(r.portId, [lun]);
+      this.lunInventoryChanged(r.portId, 'uevent SDEV_UA');
       return;
     }
     if (
@@ -311,7 +325,7 @@ export class HostFabricPort implements FabricPort {
       });
       if (isLunsChangedUa(res)) {
         // This UA was meant for the guest too: it gets it from each LUN it addresses next.
-        this.oweUa(portId);
+        this.oweUa(portId, this.openLuns(portId));
         continue;
       }
       if (res.transportError || res.scsiStatus !== 0 || !res.dataIn)
@@ -327,6 +341,7 @@ export class HostFabricPort implements FabricPort {
     const removed: string[] = [];
     for (const lun of reported) {
       if (present.some((d) => d.lun === lun)) continue;
+      this.newLuns.add(`${portId}/${lun}`);
       const ch = await this.lun(portId, lun).catch(() => null);
       if (ch) added.push(String(lun));
     }
@@ -338,6 +353,8 @@ export class HostFabricPort implements FabricPort {
       if (p) await p.then((c) => c?.close()).catch(() => {});
       await this.gate.removeLun(r.channel, r.scsiTargetId, d.lun);
       this.owedUa.get(portId)?.delete(d.lun);
+      this.newLuns.delete(key);
+      this.passedUa.delete(key);
       removed.push(String(d.lun));
     }
     this.log.info(
@@ -346,12 +363,19 @@ export class HostFabricPort implements FabricPort {
     );
   }
 
-  private oweUa(portId: number): void {
-    const owed = this.owedUa.get(portId) ?? new Set<bigint>();
+  /** The LUNs of a target the guest has open (not the W-LUN, not ones an inventory re-read added). */
+  private openLuns(portId: number): bigint[] {
+    const out: bigint[] = [];
     for (const key of this.luns.keys()) {
       const [p, lun] = key.split('/');
-      if (Number(p) === portId && BigInt(lun!) !== W_LUN_REPORT_LUNS) owed.add(BigInt(lun!));
+      if (Number(p) === portId && BigInt(lun!) !== W_LUN_REPORT_LUNS && !this.newLuns.has(key)) out.push(BigInt(lun!));
     }
+    return out;
+  }
+
+  private oweUa(portId: number, luns: readonly bigint[]): void {
+    const owed = this.owedUa.get(portId) ?? new Set<bigint>();
+    for (const lun of luns) owed.add(lun);
     this.owedUa.set(portId, owed);
   }
 
@@ -529,8 +553,12 @@ export class HostFabricPort implements FabricPort {
         dataOut: c.dataOut,
         timeoutMs: this.o.fcpTimeoutMs ?? 120_000,
       });
-      // The guest sees this UA itself; the host side follows the new inventory.
-      if (isLunsChangedUa(r)) this.lunInventoryChanged(portId, 'unit attention');
+      // The guest sees this UA itself (nothing owed on this LUN); the host follows the new inventory.
+      if (isLunsChangedUa(r)) {
+        this.passedUa.set(`${portId}/${linuxLun}`, Date.now());
+        this.owedUa.get(portId)?.delete(linuxLun);
+        this.lunInventoryChanged(portId, 'unit attention');
+      }
       // The path to the target failed: its rport may be blocked without any event (see SAFETY_RESYNC_MS).
       else if (r.transportError === 'port-unavailable' && !this.settleTimer)
         this.resyncAndSettle('command: port unavailable');

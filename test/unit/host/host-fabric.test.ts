@@ -406,6 +406,14 @@ describe('HostFabricPort', () => {
     lun1.complete(1, ua(0x3f, 0x0e));
     const r = await first;
     expect(isLunsChangedUa(r)).toBe(true); // passed through: the guest sees it
+    // The kernel's uevent about that same UA: the guest already has it, nothing is owed (the
+    // next command below reaches the target).
+    events.inject(
+      formatUevent('change', `/devices/x/host${host}/rport-${host}:0-0/target${host}:0:0/${host}:0:0:1`, {
+        SUBSYSTEM: 'scsi',
+        SDEV_UA: 'REPORTED_LUNS_DATA_HAS_CHANGED',
+      }),
+    );
     await waitFor(() => luns.some((l) => l.lun === 49409n && l.commands.length === 1));
     const wlun = luns.find((l) => l.lun === 49409n)!;
     const rl = wlun.commands[0]!;
@@ -440,7 +448,7 @@ describe('HostFabricPort', () => {
     expect(k.sys.list('bus/scsi/devices', /^\d/)).toEqual([`${host}:0:0:0`, `${host}:0:0:1`, `${host}:0:0:49409`]);
   });
 
-  it('a UA the backend consumed itself is owed to the guest once per LUN (INQUIRY and REPORT LUNS exempt)', async () => {
+  it('a UA the host kernel or the backend consumed is owed to the guest once per LUN (INQUIRY and REPORT LUNS exempt)', async () => {
     const host = port.hostVport!.hostNo;
     const cmd = (lun: number, tag: number, op = 0) => {
       const cdb = new Uint8Array(16);
@@ -468,7 +476,8 @@ describe('HostFabricPort', () => {
     );
     await waitFor(() => luns.some((l) => l.lun === 49409n && l.commands.length === 1));
     const wlun = luns.find((l) => l.lun === 49409n)!;
-    // The W-LUN itself reports the UA to the backend's REPORT LUNS: now the guest is owed one.
+    // The host kernel met the UA (and may have retried the command): the guest is owed one on
+    // LUN 1. The W-LUN also reports it to the backend's REPORT LUNS: still owed once only.
     wlun.complete(wlun.commands[0]!.tag, ua(0x3f, 0x0e));
     await waitFor(() => wlun.commands.length === 2);
     wlun.complete(wlun.commands[1]!.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1]) });
