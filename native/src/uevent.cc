@@ -29,7 +29,10 @@ constexpr int kReceiveBuffer = 4 * 1024 * 1024;
 // include/uapi/linux/netlink.h and include/uapi/scsi/scsi_netlink.h; defined here so that the
 // build does not depend on the scsi uapi headers being installed.
 constexpr int kNetlinkScsiTransport = 18;      // NETLINK_SCSITRANSPORT
-constexpr uint32_t kScsiNlGroupFcEvents = 1u << 2;  // SCSI_NL_GRP_FC_EVENTS
+// SCSI_NL_GRP_FC_EVENTS is defined as (1<<2), but fc_host_post_event passes it to
+// nlmsg_multicast as a group *number*: the events go to multicast group 4 (bind() mask bit 3),
+// so it is joined by number with NETLINK_ADD_MEMBERSHIP.
+constexpr int kScsiNlGroupFcEvents = 1 << 2;
 constexpr int kFcReceiveBuffer = 256 * 1024;
 
 Napi::Value UeventOpen(const Napi::CallbackInfo& info) {
@@ -71,9 +74,12 @@ Napi::Value FcEventOpen(const Napi::CallbackInfo& info) {
   struct sockaddr_nl addr;
   std::memset(&addr, 0, sizeof addr);
   addr.nl_family = AF_NETLINK;
-  addr.nl_groups = kScsiNlGroupFcEvents;
   if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
-    ThrowErrno(env, "bind(NETLINK_SCSITRANSPORT, SCSI_NL_GRP_FC_EVENTS)", errno);
+    ThrowErrno(env, "bind(NETLINK_SCSITRANSPORT)", errno);
+  }
+  int group = kScsiNlGroupFcEvents;
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) != 0) {
+    ThrowErrno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP, SCSI_NL_GRP_FC_EVENTS)", errno);
   }
   return Napi::Number::New(env, guard.release());
 }

@@ -1,6 +1,7 @@
 /**
  * FC transport netlink events: what `fc_host_post_event` (drivers/scsi/scsi_transport_fc.c)
- * multicasts on NETLINK_SCSITRANSPORT, group SCSI_NL_GRP_FC_EVENTS, when an FC driver reports a
+ * multicasts on NETLINK_SCSITRANSPORT, group SCSI_NL_GRP_FC_EVENTS (used as group number 4,
+ * not as the bit mask its definition suggests: native/src/uevent.cc), when an FC driver reports a
  * link up/down, LIP, RSCN, port or adapter change. Each datagram holds netlink messages
  * (struct nlmsghdr) of type SCSI_TRANSPORT_MSG whose payload is a struct fc_nl_event
  * (include/uapi/scsi/scsi_netlink.h, scsi_netlink_fc.h). Integers are in the host's byte order.
