@@ -8,8 +8,11 @@
 // callback itself: the handle is closed with uv_close and freed in the close
 // callback, after the current callback has returned. A stopped watch no longer keeps
 // the event loop alive.
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <uv.h>
 
+#include <cerrno>
 #include <unordered_map>
 
 #include "common.h"
@@ -77,6 +80,19 @@ int FromUvEvents(int events) {
          ((events & UV_DISCONNECT) ? kPollDisconnect : 0);
 }
 
+// libuv reports POLLERR on a watched fd as status UV_EBADF (uv__poll_io), although the fd is
+// valid: on a socket that is the pending socket error, e.g. ECONNRESET when the peer closed with
+// data it never read still queued (unix_release_sock). Return that error instead, so a peer's
+// disconnect is not mistaken for a closed fd; a real EBADF (fd closed under the watch) stays EBADF.
+int PollErrno(int fd, int status) {
+  if (status != UV_EBADF) return -status;
+  if (fcntl(fd, F_GETFD) < 0) return EBADF;
+  int soError = 0;
+  socklen_t len = sizeof soError;
+  if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len) == 0 && soError != 0) return soError;
+  return EIO;  // POLLERR on something that is not a socket, or the error was already taken
+}
+
 void OnClosed(uv_handle_t* handle) { delete static_cast<PollWatch*>(handle->data); }
 
 // Stops watching and schedules the handle's close; the PollWatch is freed in OnClosed.
@@ -121,7 +137,7 @@ void OnPoll(uv_poll_t* handle, int status, int events) {
   if (status < 0) {
     // libuv has already stopped the handle after a poll error; finish the job so
     // the watch does not linger. stop() on the JS handle stays a harmless no-op.
-    err = -status;
+    err = PollErrno(watch->fd, status);
     StopWatch(watch);
   } else {
     jsEvents = FromUvEvents(events);

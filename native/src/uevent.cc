@@ -1,5 +1,10 @@
-// npiv_native: kernel uevents (NETLINK_KOBJECT_UEVENT, lib/kobject_uevent.c) for the host NPIV
-// backend: fc_remote_ports / fc_vports / fc_host / scsi add and remove events of the vport's host.
+// npiv_native: kernel netlink events for the host NPIV backend, both received with ueventRecv:
+//   - uevents (NETLINK_KOBJECT_UEVENT, lib/kobject_uevent.c): fc_remote_ports / fc_vports /
+//     fc_host / scsi add and remove events of the vport's host;
+//   - FC transport events (NETLINK_SCSITRANSPORT, group SCSI_NL_GRP_FC_EVENTS, posted by
+//     fc_host_post_event in drivers/scsi/scsi_transport_fc.c): link up/down, LIP, RSCN, ... as
+//     struct fc_nl_event, parsed in TypeScript (src/host/fc-event.ts). Joining that group needs
+//     CAP_NET_ADMIN, and the socket exists only in the initial network namespace.
 // Readiness comes from poll() (poll.cc, libuv) on the socket; nothing here blocks.
 //
 // Only messages from the kernel are returned as events: the sender's netlink port ID must be 0
@@ -21,6 +26,14 @@ namespace {
 
 constexpr uint32_t kKernelGroup = 1;           // the kernel's uevent multicast group (bit 0)
 constexpr int kReceiveBuffer = 4 * 1024 * 1024;
+// include/uapi/linux/netlink.h and include/uapi/scsi/scsi_netlink.h; defined here so that the
+// build does not depend on the scsi uapi headers being installed.
+constexpr int kNetlinkScsiTransport = 18;      // NETLINK_SCSITRANSPORT
+// SCSI_NL_GRP_FC_EVENTS is defined as (1<<2), but fc_host_post_event passes it to
+// nlmsg_multicast as a group *number*: the events go to multicast group 4 (bind() mask bit 3),
+// so it is joined by number with NETLINK_ADD_MEMBERSHIP.
+constexpr int kScsiNlGroupFcEvents = 1 << 2;
+constexpr int kFcReceiveBuffer = 256 * 1024;
 
 Napi::Value UeventOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -42,6 +55,31 @@ Napi::Value UeventOpen(const Napi::CallbackInfo& info) {
   addr.nl_groups = kKernelGroup;
   if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
     ThrowErrno(env, "bind(NETLINK_KOBJECT_UEVENT)", errno);
+  }
+  return Napi::Number::New(env, guard.release());
+}
+
+// fcEventOpen() -> fd: NETLINK_SCSITRANSPORT bound to the FC transport's event group.
+Napi::Value FcEventOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, kNetlinkScsiTransport);
+  if (fd < 0) ThrowErrno(env, "socket(NETLINK_SCSITRANSPORT)", errno);
+  FdGuard guard(fd);
+  int on = 1;
+  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) ThrowErrno(env, "setsockopt(SO_PASSCRED)", errno);
+  int size = kFcReceiveBuffer;
+  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+  }
+  struct sockaddr_nl addr;
+  std::memset(&addr, 0, sizeof addr);
+  addr.nl_family = AF_NETLINK;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
+    ThrowErrno(env, "bind(NETLINK_SCSITRANSPORT)", errno);
+  }
+  int group = kScsiNlGroupFcEvents;
+  if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) != 0) {
+    ThrowErrno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP, SCSI_NL_GRP_FC_EVENTS)", errno);
   }
   return Napi::Number::New(env, guard.release());
 }
@@ -80,7 +118,7 @@ Napi::Value UeventRecv(const Napi::CallbackInfo& info) {
       out.Set("overflow", Napi::Boolean::New(env, true));
       return out;
     }
-    ThrowErrno(env, "recvmsg(NETLINK_KOBJECT_UEVENT)", errno);
+    ThrowErrno(env, "recvmsg(netlink)", errno);
   }
   bool kernelUid = false;
   for (struct cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
@@ -104,6 +142,7 @@ Napi::Value UeventRecv(const Napi::CallbackInfo& info) {
 void RegisterUevent(Napi::Env env, Napi::Object exports) {
   exports.Set("ueventOpen", Napi::Function::New(env, UeventOpen, "ueventOpen"));
   exports.Set("ueventRecv", Napi::Function::New(env, UeventRecv, "ueventRecv"));
+  exports.Set("fcEventOpen", Napi::Function::New(env, FcEventOpen, "fcEventOpen"));
 }
 
 }  // namespace npiv

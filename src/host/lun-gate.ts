@@ -140,6 +140,22 @@ export class LunGate {
   }
 
   /**
+   * Deletes the SCSI device of a LUN the target no longer reports (its `delete` attribute:
+   * scsi_remove_device, which also removes its sg node), and waits until it is gone.
+   */
+  async removeLun(channel: number, target: number, lun: bigint): Promise<void> {
+    const name = `${this.hostNo}:${channel}:${target}:${lun}`;
+    if (!this.device(channel, target, lun)) return;
+    this.sys.write(`bus/scsi/devices/${name}/delete`, '1');
+    const deadline = Date.now() + (this.o.timeoutMs ?? 5000);
+    while (this.device(channel, target, lun)) {
+      if (Date.now() >= deadline) throw new LunGateError(`SCSI device ${name} still present after delete`);
+      await sleep(this.o.pollMs ?? 50);
+    }
+    this.o.log?.info({ event: 'host_lun_removed', device: name }, 'LUN no longer reported: SCSI device deleted');
+  }
+
+  /**
    * The SCSI device of LUN L of target T, created by a manual scan if needed (after guardTarget).
    * Null when the target does not present that LUN. Throws when the LUN has a block device.
    */

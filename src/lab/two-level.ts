@@ -22,6 +22,9 @@
  *   BLOCK <names...>                                               level 1's /sys/block, loop devices left out
  *   SG <n>                                                         level 1's scsi_generic nodes
  *   SERVE-EXIT <status>, VPORTS-AFTER <n>                          serve stopped (SIGTERM), vports left
+ *   MAPPED-SCSIDEV <H:C:T:L...>, MAPPED-BLOCK <names...>           when the VM verified I/O on a LUN mapped at runtime
+ *   SCSIDEV <H:C:T:L...>                                           level 1's SCSI devices once the VM exited
+ *   SERVE-EVENT <json>                                             serve's event and LUN-change log records
  *   SERVE-LOG <line>                                               the tail of serve's log
  *   NO-MANUAL-SCAN, L1-NOT-ONLINE, NO-ROOTFS, NO-SOCKET             why the script stopped early
  */
@@ -71,6 +74,8 @@ export interface TwoLevelSanOptions {
   vmVolumeSize?: string;
   /** backing file of the VM's volume, relative to the config file; RAM-backed when absent */
   vmVolumeFile?: string;
+  /** a second volume on the VM's array, not mapped: mapped and unmapped at runtime by a test */
+  spareVolume?: { name: string; size: string; file?: string };
 }
 
 /** The SAN configuration (npiv-hba san --config JSON, docs/config.md) of the two-level lab. */
@@ -105,6 +110,7 @@ export function twoLevelSanConfig(o: TwoLevelSanOptions = {}): Record<string, un
             size: o.vmVolumeSize ?? '32MiB',
             ...(o.vmVolumeFile !== undefined ? { file: o.vmVolumeFile } : {}),
           },
+          ...(o.spareVolume ? [o.spareVolume] : []),
         ],
         hostGroups: [{ name: 'vm', initiators: [n.vm.wwpn], luns: { [String(vmLun)]: 'vm-lun' } }],
       },
@@ -124,6 +130,12 @@ export interface TwoLevelScriptOptions {
   flapWaitMs: number;
   queueDepth?: number;
   blocksPerIo?: number;
+  /**
+   * A LUN the caller maps when the VM prints `waiting-for-lun-map` and unmaps at
+   * `waiting-for-lun-unmap` (needs flapWaitMs > 0: it runs before the flap). `waitMs`: how long
+   * the VM waits for each REPORTED LUNS DATA HAS CHANGED.
+   */
+  lunChange?: { lun: number; waitMs: number };
 }
 
 function wholeNumber(value: number, what: string, min: number): number {
@@ -143,6 +155,11 @@ export function twoLevelGuestScript(o: TwoLevelScriptOptions): string {
     `--wwpn ${o.vm.wwpn} --wwnn ${o.vm.wwnn} --queue-depth ${wholeNumber(o.queueDepth ?? 16, 'queue depth', 1)}`,
     `--blocks ${wholeNumber(o.blocks, 'blocks', 1)} --blocks-per-io ${wholeNumber(o.blocksPerIo ?? 16, 'blocks per I/O', 1)}`,
     `--seed ${wholeNumber(o.seed, 'seed', 0)} --flap-wait-ms ${wholeNumber(o.flapWaitMs, 'flap wait', 0)} --tag ${VM_TAG}`,
+    ...(o.lunChange
+      ? [
+          `--new-lun ${wholeNumber(o.lunChange.lun, 'new LUN', 0)} --lun-wait-ms ${wholeNumber(o.lunChange.waitMs, 'LUN wait', 1)}`,
+        ]
+      : []),
   ].join(' ');
   return `
 # The host backend needs a host that scans SCSI targets only on request (docs/host-backend.md);
@@ -168,13 +185,24 @@ for v in /sys/class/fc_vports/vport-*; do
   vh=$(ls "$v/device" 2>/dev/null | grep '^host[0-9]*$' | head -n 1)
   echo "GUEST:L1VPORT $(basename "$v") $(cat "$v/port_name") $(cat "$v/node_name") $(cat "$v/vport_state") \${vh:-none} $(cat "/sys/class/fc_host/$vh/port_id" 2>/dev/null || echo none)"
 done
-in_rootfs ${vm}
-echo "GUEST:VM-EXIT $?"
+# The VM's lines pass through; once it verified I/O on a LUN mapped at runtime, level 1's SCSI
+# devices and block devices are listed at that moment.
+{ in_rootfs ${vm}; echo $? >/tmp/vm.rc; } | while IFS= read -r line; do
+  echo "$line"
+  case "$line" in
+    *'"step":"lun-io"'*)
+      echo "GUEST:MAPPED-SCSIDEV $(ls /sys/class/scsi_device | tr '\\n' ' ')"
+      echo "GUEST:MAPPED-BLOCK $(ls /sys/block | grep -v '^loop' | tr '\\n' ' ')" ;;
+  esac
+done
+echo "GUEST:VM-EXIT $(cat /tmp/vm.rc)"
+echo "GUEST:SCSIDEV $(ls /sys/class/scsi_device | tr '\\n' ' ')"
 echo "GUEST:BLOCK $(ls /sys/block | grep -v '^loop' | tr '\\n' ' ')"
 echo "GUEST:SG $(ls /sys/class/scsi_generic 2>/dev/null | wc -l)"
 kill -TERM $SERVE; wait $SERVE; echo "GUEST:SERVE-EXIT $?"
 i=0; while [ "$(ls /sys/class/fc_vports | wc -l)" != 0 ] && [ $i -lt 100 ]; do sleep 0.2; i=$((i+1)); done
 echo "GUEST:VPORTS-AFTER $(ls /sys/class/fc_vports | wc -l)"
+grep -E '"event":"host_(fc_event|fc_events_unavailable|vport_down|vport_up|luns_changed|lun_removed|lun_unavailable|lun_inventory_failed)"' /tmp/serve.log | tail -n 60 | sed 's/^/GUEST:SERVE-EVENT /'
 sed 's/^/GUEST:SERVE-LOG /' /tmp/serve.log | tail -n 40
 exit 0
 `;
@@ -182,6 +210,9 @@ exit 0
 
 /** The console line (runGuest onLine, tag included) on which the caller should bounce level 1's link. */
 export const FLAP_REQUEST_LINE = `${VM_TAG}{"step":"waiting-for-flap"}`;
+/** The console line prefixes on which the caller maps, then unmaps, the runtime LUN (lunChange). */
+export const LUN_MAP_REQUEST_LINE = `${VM_TAG}{"step":"waiting-for-lun-map"`;
+export const LUN_UNMAP_REQUEST_LINE = `${VM_TAG}{"step":"waiting-for-lun-unmap"`;
 
 const VM_STEPS = new Set([
   'attached',
@@ -190,6 +221,10 @@ const VM_STEPS = new Set([
   'luns',
   'io',
   'waiting-for-flap',
+  'waiting-for-lun-map',
+  'lun-ua',
+  'lun-io',
+  'waiting-for-lun-unmap',
   'link-down',
   'done',
   'error',

@@ -69,6 +69,7 @@ interface HostShim {
   sgIoHdrLayout(): Record<string, number>;
   ueventOpen(): number;
   ueventRecv(fd: number, buf: Uint8Array): UeventRecvResult | null;
+  fcEventOpen(): number;
 }
 
 let binding: HostShim | undefined;
@@ -138,4 +139,6 @@ export const hostNative = {
   sgIoHdrLayout: (): Record<string, number> => call(() => addon().sgIoHdrLayout()),
   ueventOpen: (): number => call(() => addon().ueventOpen()),
   ueventRecv: (fd: number, buf: Uint8Array): UeventRecvResult | null => call(() => addon().ueventRecv(fd, buf)),
+  /** NETLINK_SCSITRANSPORT joined to SCSI_NL_GRP_FC_EVENTS; read it with ueventRecv (any kernel netlink datagram). */
+  fcEventOpen: (): number => call(() => addon().fcEventOpen()),
 };

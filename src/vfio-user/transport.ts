@@ -19,6 +19,10 @@ import { POLL_DISCONNECT, POLL_READABLE, POLL_WRITABLE, type NativeShim, type Po
 import { MessageFramer, type FramedMessage, type FramerOptions, type FramingError } from './framer.js';
 import type { Logger } from '../util/log.js';
 
+/** Linux errno values the poll callback reports for a peer's reset (asm-generic/errno.h). */
+const ECONNRESET = 104;
+const EPIPE = 32;
+
 export type ChannelNative = Pick<NativeShim, 'recvmsg' | 'sendmsg' | 'poll' | 'close'>;
 
 export interface ChannelOptions {
@@ -134,7 +138,10 @@ export class MessageChannel {
   private onPoll(events: number, errno: number): void {
     if (this.closed) return;
     if (errno !== 0) {
-      this.close(`poll error ${errno}`, new Error(`poll error errno ${errno}`));
+      // A peer that closes with data of ours still unread resets the connection: the poll then
+      // reports the socket's ECONNRESET (native poll(); libuv itself would call it EBADF).
+      if (errno === ECONNRESET || errno === EPIPE) this.close('peer reset the connection', null);
+      else this.close(`poll error ${errno}`, new Error(`poll error errno ${errno}`));
       return;
     }
     if (events & POLL_WRITABLE) this.flush();

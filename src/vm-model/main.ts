@@ -10,7 +10,8 @@ import { parseWwn } from '../util/wwn.js';
 import { runVmScenario } from './scenario.js';
 
 const USAGE = `usage: main.js --socket PATH --wwpn WWPN --wwnn WWNN [--lun N] [--queue-depth 16]
-       [--blocks 2048] [--blocks-per-io 16] [--seed 1] [--flap-wait-ms 0] [--tag PREFIX]`;
+       [--blocks 2048] [--blocks-per-io 16] [--seed 1] [--flap-wait-ms 0] [--tag PREFIX]
+       [--new-lun N [--lun-wait-ms 180000]]`;
 
 function integer(value: string | undefined, name: string, fallback: number, min: number, max: number): number {
   if (value === undefined) return fallback;
@@ -25,9 +26,20 @@ async function main(): Promise<number> {
   try {
     values = parseArgs({
       options: Object.fromEntries(
-        ['socket', 'wwpn', 'wwnn', 'lun', 'queue-depth', 'blocks', 'blocks-per-io', 'seed', 'flap-wait-ms', 'tag'].map(
-          (name) => [name, { type: 'string' as const }],
-        ),
+        [
+          'socket',
+          'wwpn',
+          'wwnn',
+          'lun',
+          'queue-depth',
+          'blocks',
+          'blocks-per-io',
+          'seed',
+          'flap-wait-ms',
+          'tag',
+          'new-lun',
+          'lun-wait-ms',
+        ].map((name) => [name, { type: 'string' as const }]),
       ),
       strict: true,
       allowPositionals: false,
@@ -35,6 +47,7 @@ async function main(): Promise<number> {
     if (!values.socket || !values.wwpn || !values.wwnn) throw new Error('--socket, --wwpn and --wwnn are required');
     const tag = values.tag ?? '';
     const lun = values.lun === undefined ? undefined : integer(values.lun, 'lun', 0, 0, 255);
+    const newLun = values['new-lun'] === undefined ? undefined : integer(values['new-lun'], 'new-lun', 0, 0, 255);
     const options = {
       socket: values.socket,
       wwpn: parseWwn(values.wwpn),
@@ -45,7 +58,12 @@ async function main(): Promise<number> {
       blocksPerIo: integer(values['blocks-per-io'], 'blocks-per-io', 16, 1, 256),
       seed: integer(values.seed, 'seed', 1, 0, 0x7fffffff),
       flapWaitMs: integer(values['flap-wait-ms'], 'flap-wait-ms', 0, 0, 3_600_000),
+      ...(newLun === undefined
+        ? {}
+        : { lunChange: { lun: newLun, waitMs: integer(values['lun-wait-ms'], 'lun-wait-ms', 180_000, 1, 3_600_000) } }),
     };
+    if (options.lunChange && options.flapWaitMs === 0)
+      throw new Error('--new-lun needs --flap-wait-ms (it runs between the two phases)');
     const ok = await runVmScenario(options, (e) => process.stdout.write(`${tag}${JSON.stringify(e)}\n`));
     return ok ? 0 : 1;
   } catch (err) {

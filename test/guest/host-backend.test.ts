@@ -9,13 +9,16 @@
  *                              ▲ vfio-user (inside level 1)
  *   level 2               the qla2xxx-like guest model (src/vm-model/main.js) = "the VM"
  *
- * About 40 s under TCG on two cores. The serve in level 1 creates a real NPIV vport on level 1's qla2xxx (vport_create), so the
+ * About 140 s under TCG on two shared cores (the runtime LUN phase included). The serve in level 1 creates a real NPIV vport on level 1's qla2xxx (vport_create), so the
  * emulated ISP2532 FDISCs the VM's WWPN on level 1's link; the VM model then logs in, discovers,
  * and verifies I/O at queue depth 16 through level 1's sg node. Asserted: the SAN sees the FDISC
  * on level 1's F_Port; zoning and masking apply to the VM's WWPN (only its target, only its LUN);
- * level 1 has no block device at all; the written bytes are in the SAN's volume file; a SAN-side
- * link flap reaches the VM as LOOP DOWN / LOOP UP and I/O resumes; stopping serve deletes the
- * host vport.
+ * level 1 has no block device at all; the written bytes are in the SAN's volume file; a LUN
+ * mapped to the VM's host group while it runs reaches it as REPORTED LUNS DATA HAS CHANGED and in
+ * REPORT LUNS, level 1 scans it with no block device and the VM verifies I/O on it, and once
+ * unmapped it leaves REPORT LUNS and level 1 deletes its SCSI device (sg node); a SAN-side link
+ * flap reaches serve as FC transport netlink events and the VM as LOOP DOWN / LOOP UP, and I/O
+ * resumes; stopping serve deletes the host vport.
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +30,8 @@ import { type GuestRunResult, haveGuestEnvironment, runGuest } from '../../src/h
 import type { HostLabReport } from '../../src/lab/host-lab.js';
 import {
   FLAP_REQUEST_LINE,
+  LUN_MAP_REQUEST_LINE,
+  LUN_UNMAP_REQUEST_LINE,
   PROJECT_SHARE_TAG,
   TWO_LEVEL_NAMES,
   TWO_LEVEL_VM_LUN,
@@ -46,11 +51,48 @@ const VM_LUN = TWO_LEVEL_VM_LUN;
 const BLOCKS = 1024;
 const SEED = 0x2026;
 
-const SAN_CONFIG = twoLevelSanConfig({ vmLun: VM_LUN, vmVolumeSize: '32MiB', vmVolumeFile: 'vm-lun.img' });
+/** The LUN mapped to the VM at runtime, and its volume (on the VM's array, unmapped at start). */
+const NEW_LUN = 5;
+const SPARE = { name: 'vm-spare', size: '16MiB', file: 'vm-spare.img' };
+
+const SAN_CONFIG = twoLevelSanConfig({
+  vmLun: VM_LUN,
+  vmVolumeSize: '32MiB',
+  vmVolumeFile: 'vm-lun.img',
+  spareVolume: SPARE,
+});
 
 function guestScript(): string {
-  return twoLevelGuestScript({ vm: VM, blocks: BLOCKS, seed: SEED, flapWaitMs: 180_000 });
+  return twoLevelGuestScript({
+    vm: VM,
+    blocks: BLOCKS,
+    seed: SEED,
+    flapWaitMs: 180_000,
+    lunChange: { lun: NEW_LUN, waitMs: 180_000 },
+  });
 }
+
+/** serve's log records the level-1 script printed (SERVE-EVENT lines). */
+function serveEvents(run: GuestRunResult): { event: string; reason?: string; code?: string; [k: string]: unknown }[] {
+  const out = [];
+  for (const line of run.guestLines) {
+    if (!line.startsWith('SERVE-EVENT ')) continue;
+    try {
+      out.push(JSON.parse(line.slice('SERVE-EVENT '.length)));
+    } catch {
+      // a line cut by the console
+    }
+  }
+  return out;
+}
+
+const listed = (run: GuestRunResult, key: string): string[] | undefined =>
+  run.guestLines
+    .find((l) => l.startsWith(`${key} `) || l === key)
+    ?.slice(key.length)
+    .trim()
+    .split(/\s+/)
+    .filter((w) => w !== '');
 
 const vmEvents = (run: GuestRunResult): VmEvent[] => twoLevelVmEvents(run.guestLines);
 
@@ -63,6 +105,8 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
   let before: SanStatus;
   let during: SanStatus | null = null;
   let flapError: unknown = null;
+  let lunError: unknown = null;
+  const lunRequests: string[] = [];
 
   beforeAll(async () => {
     writeFileSync(join(dir, 'san.json'), JSON.stringify(SAN_CONFIG));
@@ -99,6 +143,19 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
         flapError = err;
       }
     };
+    const lunRequest = async (cmd: 'map-lun' | 'unmap-lun'): Promise<void> => {
+      try {
+        lunRequests.push(cmd);
+        const req =
+          cmd === 'map-lun'
+            ? { cmd, array: 'array-vm', hostGroup: 'vm', lun: NEW_LUN, volume: SPARE.name }
+            : { cmd, array: 'array-vm', hostGroup: 'vm', lun: NEW_LUN };
+        const r = await controlRequest(control, req);
+        if (!r.ok) throw new Error(`${cmd}: ${r.error}`);
+      } catch (err) {
+        lunError = err;
+      }
+    };
     run = await runGuest({
       devices: [socket],
       script: guestScript(),
@@ -109,6 +166,8 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
       timeoutMs: 1_500_000,
       onLine: (line) => {
         if (line.includes(FLAP_REQUEST_LINE)) void flap();
+        else if (line.includes(LUN_MAP_REQUEST_LINE)) void lunRequest('map-lun');
+        else if (line.includes(LUN_UNMAP_REQUEST_LINE)) void lunRequest('unmap-lun');
       },
     });
   }, 1_600_000);
@@ -150,6 +209,11 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
     expect(discovered.length).toBeGreaterThan(0);
     for (const d of discovered) expect(`0x${d.step === 'discovered' ? d.targetPortId : ''}`).toBe(vmTarget?.nportId);
     expect(events.find((e) => e.step === 'luns')).toEqual({ step: 'luns', luns: [VM_LUN] });
+    expect(events.filter((e) => e.step === 'luns').map((e) => (e.step === 'luns' ? e.luns : []))).toEqual([
+      [VM_LUN],
+      [VM_LUN, NEW_LUN],
+      [VM_LUN],
+    ]);
     expect(before.logins.some((l) => l.wwpn === VM.wwpn)).toBe(false);
   });
 
@@ -167,7 +231,60 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
     expect(run.guestLines).toContain('VM-EXIT 0');
   });
 
-  it('a SAN-side link flap reaches the VM as link down / link up and I/O resumes', () => {
+  it('a LUN mapped at runtime reaches the VM (UA 3Fh/0Eh, REPORT LUNS), verified I/O on it; level 1 scans it without a block device', () => {
+    expect([lunError, lunRequests], context()).toEqual([null, ['map-lun', 'unmap-lun']]);
+    const events = vmEvents(run);
+    const uas = events.filter((e) => e.step === 'lun-ua');
+    expect(uas, context()).toHaveLength(2);
+    for (const e of uas) if (e.step === 'lun-ua') expect([e.lun, e.codes.includes('3f/e')]).toEqual([VM_LUN, true]);
+    const io = events.find((e) => e.step === 'lun-io');
+    expect(io, context()).toBeDefined();
+    if (io?.step !== 'lun-io') return;
+    expect([io.lun, io.errors, io.mismatches, io.errorSamples], context()).toEqual([NEW_LUN, 0, 0, []]);
+    expect(io.writes).toBeGreaterThan(0);
+    const stored = readFileSync(join(dir, SPARE.file)).subarray(0, io.blocks * 512);
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(io.sha256);
+    // Level 1 at that moment: a SCSI device (sg) for the new LUN on the vport's host, no block device.
+    const vportHost = run.guestLines
+      .find((l) => l.startsWith('L1VPORT '))
+      ?.split(' ')[5]
+      ?.replace('host', '');
+    const mapped = listed(run, 'MAPPED-SCSIDEV') ?? [];
+    expect(
+      mapped.filter((d) => d.startsWith(`${vportHost}:`) && d.endsWith(`:${NEW_LUN}`)),
+      context(),
+    ).toHaveLength(1);
+    expect(listed(run, 'MAPPED-BLOCK'), context()).toEqual([]);
+    // serve re-read the inventory and scanned the new LUN itself.
+    const changes = serveEvents(run).filter((e) => e.event === 'host_luns_changed');
+    expect(
+      changes.some((e) => (e.added as string[]).includes(String(NEW_LUN))),
+      context(),
+    ).toBe(true);
+  });
+
+  it('the unmapped LUN leaves REPORT LUNS and level 1 deletes its SCSI device and sg node', () => {
+    const changes = serveEvents(run).filter((e) => e.event === 'host_luns_changed');
+    expect(
+      changes.some((e) => (e.removed as string[]).includes(String(NEW_LUN))),
+      context(),
+    ).toBe(true);
+    const vportHost = run.guestLines
+      .find((l) => l.startsWith('L1VPORT '))
+      ?.split(' ')[5]
+      ?.replace('host', '');
+    const after = listed(run, 'SCSIDEV') ?? [];
+    expect(
+      after.filter((d) => d.startsWith(`${vportHost}:`) && d.endsWith(`:${NEW_LUN}`)),
+      context(),
+    ).toEqual([]);
+    expect(
+      after.filter((d) => d.startsWith(`${vportHost}:`) && d.endsWith(`:${VM_LUN}`)),
+      context(),
+    ).toHaveLength(1);
+  });
+
+  it('a SAN-side link flap reaches serve as FC netlink events and the VM as link down / link up; I/O resumes', () => {
     expect(flapError).toBe(null);
     const steps = vmEvents(run).map((e) => e.step);
     expect(steps, context()).toEqual([
@@ -176,6 +293,13 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
       'discovered',
       'luns',
       'io',
+      'waiting-for-lun-map',
+      'lun-ua',
+      'luns',
+      'lun-io',
+      'waiting-for-lun-unmap',
+      'lun-ua',
+      'luns',
       'waiting-for-flap',
       'link-down',
       'link-up',
@@ -183,6 +307,20 @@ describe.skipIf(!haveGuestEnvironment())('two-level lab: host NPIV backend insid
       'io',
       'done',
     ]);
+    // The event path: serve got FC transport events from level 1's qla2xxx (on the physical
+    // host), and the vport's down and up were found by the re-reads those events started.
+    const served = serveEvents(run);
+    expect(
+      served.filter((e) => e.event === 'host_fc_events_unavailable'),
+      context(),
+    ).toEqual([]);
+    const codes = served.filter((e) => e.event === 'host_fc_event').map((e) => e.code);
+    expect(codes, context()).toContain('LINKDOWN');
+    expect(codes, context()).toContain('LINKUP');
+    const down = served.find((e) => e.event === 'host_vport_down');
+    const up = served.find((e) => e.event === 'host_vport_up');
+    expect(down?.reason, context()).toMatch(/^FC /);
+    expect(up?.reason, context()).toMatch(/^FC /);
   });
 
   it('the VM data moved zero-copy between guest memory and the sg node, none bounced', () => {

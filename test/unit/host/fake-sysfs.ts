@@ -178,6 +178,7 @@ export class FakeKernel {
     this.file(`${d}/vendor`, o.vendor ?? 'NPIVSAN ');
     this.file(`${d}/model`, o.model ?? 'VIRTUAL-DISK    ');
     this.file(`${d}/type`, String(o.type ?? 0));
+    this.file(`${d}/delete`, ''); // write-only on a real kernel
   }
 
   /** LUNs a target presents to a manual scan ("H:C:T" → LUNs; the W-LUN 49409 when wlun). */
@@ -204,6 +205,13 @@ export class FakeKernel {
         );
       return;
     }
+    const del = /^bus\/scsi\/devices\/([0-9]+:[0-9]+:[0-9]+:[0-9]+)\/delete$/.exec(rel);
+    if (del) {
+      if (value.trim() !== '1') throw sysfsError('EINVAL');
+      // scsi_remove_device: the device and its sg node go away (asynchronously here).
+      setTimeout(() => rmSync(this.sys.path(`bus/scsi/devices/${del[1]}`), { recursive: true, force: true }), 5);
+      return;
+    }
     const create = /^class\/fc_host\/host([0-9]+)\/vport_create$/.exec(rel);
     if (create) {
       if (this.failCreate) {
@@ -221,8 +229,8 @@ export class FakeKernel {
       setTimeout(() => this.createVport(parent, wwpn, wwnn, b), b.delayMs ?? 5);
       return;
     }
-    const del = /^class\/fc_host\/host([0-9]+)\/vport_delete$/.exec(rel);
-    if (del) {
+    const vdel = /^class\/fc_host\/host([0-9]+)\/vport_delete$/.exec(rel);
+    if (vdel) {
       const m = /^([0-9a-f]{16}):([0-9a-f]{16})\n?$/.exec(value);
       if (!m) throw sysfsError('EINVAL');
       const wwpn = BigInt(`0x${m[1]}`);

@@ -20,7 +20,8 @@ import {
   NS_EXPLANATION,
   nameServerRequest,
 } from '../../../src/fc/ct.js';
-import { HostFabricPort } from '../../../src/host/host-fabric.js';
+import { FCH_EVT, formatFcEvent, InjectedFcEventSource } from '../../../src/host/fc-event.js';
+import { HostFabricPort, isLunsChangedUa, parseReportLuns } from '../../../src/host/host-fabric.js';
 import type { LunChannel, LunCommand } from '../../../src/host/sg-device.js';
 import { formatUevent, InjectedUeventSource, parseUevent } from '../../../src/host/uevent.js';
 import type { FabricEvent, FcpResult } from '../../../src/isp/fabric-port.js';
@@ -36,7 +37,10 @@ class FakeLun implements LunChannel {
   readonly resets: string[] = [];
   private readonly pending = new Map<number, (r: FcpResult) => void>();
   closed = false;
-  constructor(readonly path: string) {}
+  constructor(
+    readonly path: string,
+    readonly lun: bigint = -1n,
+  ) {}
   submit(tag: number, c: LunCommand): Promise<FcpResult> {
     this.commands.push({ tag, c });
     return new Promise((r) => this.pending.set(tag, r));
@@ -63,6 +67,7 @@ class FakeLun implements LunChannel {
 let k: FakeKernel;
 let port: HostFabricPort;
 let events: InjectedUeventSource;
+let fc: InjectedFcEventSource;
 let luns: FakeLun[];
 let seen: FabricEvent[];
 const LUN0 = new Uint8Array(8);
@@ -72,6 +77,7 @@ beforeEach(async () => {
   k = new FakeKernel();
   k.addPhysicalHost(3, { wwpn: 0x21000024ff123456n, wwnn: 0x20000024ff123456n });
   events = new InjectedUeventSource();
+  fc = new InjectedFcEventSource();
   luns = [];
   seen = [];
   port = new HostFabricPort({
@@ -80,11 +86,13 @@ beforeEach(async () => {
     wwpn: WWPN,
     wwnn: WWNN,
     uevents: events,
+    fcEvents: fc,
     pollMs: 5,
     resyncMs: 60_000,
+    settleMs: [20, 20],
     lunScanTimeoutMs: 200,
-    openLun: (path) => {
-      const l = new FakeLun(path);
+    openLun: (path, a) => {
+      const l = new FakeLun(path, a.lun);
       luns.push(l);
       return l;
     },
@@ -338,9 +346,181 @@ describe('HostFabricPort', () => {
     expect(seen).toEqual([{ type: 'link-down' }, { type: 'link-up' }]);
   });
 
+  it('FC events of the parent host: LINKDOWN/LINKUP re-read sysfs now and while it settles; other hosts are ignored', async () => {
+    k.setVportState(WWPN, 'Linkdown');
+    fc.inject(formatFcEvent({ hostNo: 99, code: FCH_EVT.LINKDOWN }));
+    expect(seen).toEqual([]); // not this vport's hosts: nothing re-read
+    fc.inject(formatFcEvent({ hostNo: 3, code: FCH_EVT.LINKDOWN }));
+    expect(seen).toEqual([{ type: 'link-down' }]);
+    // The vport comes back only after the event (the LLDD re-FDISCs later): a settle re-read sees it.
+    fc.inject(formatFcEvent({ hostNo: 3, code: FCH_EVT.LINKUP, data: 8 }));
+    expect(seen).toHaveLength(1);
+    k.setVportState(WWPN, 'Active');
+    await waitFor(() => seen.length === 2);
+    expect(seen).toEqual([{ type: 'link-down' }, { type: 'link-up' }]);
+  });
+
+  it('an FC RSCN event on the parent host becomes an RSCN for the port that changed', async () => {
+    const host = port.hostVport!.hostNo;
+    k.addRport(host, 2, { wwpn: 0x500a0981000000c1n, wwnn: 0x500a0980000000c0n, portId: 0x020300 });
+    fc.inject(formatFcEvent({ hostNo: 3, code: FCH_EVT.RSCN, data: 0x020300 }));
+    expect(seen).toEqual([{ type: 'rscn', format: 0, address: 0x020300 }]);
+    fc.overflow(); // lost events: a full re-read, nothing changed
+    expect(seen).toHaveLength(1);
+  });
+
+  it('without the FC event socket sysfs is re-read at the fallback interval', async () => {
+    const k2 = new FakeKernel();
+    k2.addPhysicalHost(3, { wwpn: 0x21000024ff123456n, wwnn: 0x20000024ff123456n });
+    const source = new InjectedFcEventSource();
+    source.failStart = new Error('EPROTONOSUPPORT');
+    const p = new HostFabricPort({
+      sys: k2.sys,
+      parent: 'host3',
+      wwpn: WWPN,
+      wwnn: WWNN,
+      uevents: new InjectedUeventSource(),
+      fcEvents: source,
+      pollMs: 5,
+      fallbackResyncMs: 20,
+    });
+    try {
+      const v = await p.start();
+      const got: FabricEvent[] = [];
+      p.onEvent((e) => got.push(e));
+      k2.addRport(v.hostNo, 0, { ...T1, target: 0 });
+      await waitFor(() => got.length > 0);
+      expect(got).toEqual([{ type: 'rscn', format: 0, address: T1.portId }]);
+    } finally {
+      await p.close();
+      k2.cleanup();
+    }
+  });
+
+  it('a mapped LUN: the UA reaches the guest, REPORT LUNS through the W-LUN, the new LUN is scanned without sd; an unmapped one is deleted', async () => {
+    const host = port.hostVport!.hostNo;
+    const tur = (lun: number, tag: number) =>
+      port.fcp(T1.portId, {
+        lun: lunBytes(lun),
+        cdb: new Uint8Array(16),
+        direction: 'none',
+        expectedLength: 0,
+        dataOut: null,
+        taskTag: tag,
+      });
+    // LUN 1 in use; then the array maps LUN 2 and reports the change on LUN 1.
+    const first = tur(1, 1);
+    await waitFor(() => luns.some((l) => l.lun === 1n && l.commands.length === 1));
+    const lun1 = luns.find((l) => l.lun === 1n)!;
+    k.presented.set(`${host}:0:0`, { luns: [0, 1, 2], wlun: true });
+    lun1.complete(1, ua(0x3f, 0x0e));
+    const r = await first;
+    expect(isLunsChangedUa(r)).toBe(true); // passed through: the guest sees it
+    // The kernel's uevent about that same UA: the guest already has it, nothing is owed (the
+    // next command below reaches the target).
+    events.inject(
+      formatUevent('change', `/devices/x/host${host}/rport-${host}:0-0/target${host}:0:0/${host}:0:0:1`, {
+        SUBSYSTEM: 'scsi',
+        SDEV_UA: 'REPORTED_LUNS_DATA_HAS_CHANGED',
+      }),
+    );
+    await waitFor(() => luns.some((l) => l.lun === 49409n && l.commands.length === 1));
+    const wlun = luns.find((l) => l.lun === 49409n)!;
+    const rl = wlun.commands[0]!;
+    expect(rl.tag).toBeLessThan(0); // the backend's own command, never a guest tag
+    expect(rl.c.cdb[0]).toBe(0xa0);
+    wlun.complete(rl.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1, 2]) });
+    await waitFor(() => luns.some((l) => l.lun === 2n));
+    const writes = () => k.sys.writes.map((w) => `${w.rel} ${w.value.trim()}`);
+    // Every reported LUN not yet on the host is scanned (LUN 0 too: the guest never used it yet).
+    expect(
+      writes()
+        .filter((w) => w.includes('/scan '))
+        .slice(-2),
+    ).toEqual([`class/scsi_host/host${host}/scan 0 0 0`, `class/scsi_host/host${host}/scan 0 0 2`]);
+    expect(writes().filter((w) => w.includes('delete'))).toEqual([]);
+    expect(k.sys.exists(`bus/scsi/devices/${host}:0:0:2/scsi_generic`)).toBe(true);
+    expect(k.sys.list(`bus/scsi/devices/${host}:0:0:2/block`, /./)).toEqual([]);
+
+    // Unmapped: the next UA makes the backend delete the SCSI device (and its sg node).
+    const second = tur(1, 2);
+    await waitFor(() => lun1.commands.length === 2);
+    k.presented.set(`${host}:0:0`, { luns: [0, 1], wlun: true });
+    lun1.complete(2, ua(0x3f, 0x0e));
+    expect(isLunsChangedUa(await second)).toBe(true);
+    await waitFor(() => wlun.commands.length === 2);
+    wlun.complete(wlun.commands[1]!.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1]) });
+    await waitFor(() => !k.sys.exists(`bus/scsi/devices/${host}:0:0:2`));
+    expect(writes()).toContain(`bus/scsi/devices/${host}:0:0:2/delete 1`);
+    expect(luns.find((l) => l.lun === 2n)?.closed).toBe(true);
+    // Only the LUN the target stopped reporting is deleted.
+    expect(writes().filter((w) => w.endsWith('delete 1'))).toHaveLength(1);
+    expect(k.sys.list('bus/scsi/devices', /^\d/)).toEqual([`${host}:0:0:0`, `${host}:0:0:1`, `${host}:0:0:49409`]);
+  });
+
+  it('a UA the host kernel or the backend consumed is owed to the guest once per LUN (INQUIRY and REPORT LUNS exempt)', async () => {
+    const host = port.hostVport!.hostNo;
+    const cmd = (lun: number, tag: number, op = 0) => {
+      const cdb = new Uint8Array(16);
+      cdb[0] = op;
+      return port.fcp(T1.portId, {
+        lun: lunBytes(lun),
+        cdb,
+        direction: 'none',
+        expectedLength: 0,
+        dataOut: null,
+        taskTag: tag,
+      });
+    };
+    const first = cmd(1, 1);
+    await waitFor(() => luns.some((l) => l.lun === 1n && l.commands.length === 1));
+    const lun1 = luns.find((l) => l.lun === 1n)!;
+    lun1.complete(1, { scsiStatus: 0, sense: null, dataIn: null });
+    await first;
+    // The change is seen through the kernel's uevent (another command consumed the UA on LUN 1).
+    events.inject(
+      formatUevent('change', `/devices/x/host${host}/rport-${host}:0-0/target${host}:0:0/${host}:0:0:1`, {
+        SUBSYSTEM: 'scsi',
+        SDEV_UA: 'REPORTED_LUNS_DATA_HAS_CHANGED',
+      }),
+    );
+    await waitFor(() => luns.some((l) => l.lun === 49409n && l.commands.length === 1));
+    const wlun = luns.find((l) => l.lun === 49409n)!;
+    // The host kernel met the UA (and may have retried the command): the guest is owed one on
+    // LUN 1. The W-LUN also reports it to the backend's REPORT LUNS: still owed once only.
+    wlun.complete(wlun.commands[0]!.tag, ua(0x3f, 0x0e));
+    await waitFor(() => wlun.commands.length === 2);
+    wlun.complete(wlun.commands[1]!.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1]) });
+    await new Promise((r) => setTimeout(r, 20));
+    const inquiry = cmd(1, 2, 0x12); // INQUIRY: exempt, passed on to the target
+    await waitFor(() => lun1.commands.length === 2);
+    lun1.complete(2, { scsiStatus: 0, sense: null, dataIn: null });
+    expect(isLunsChangedUa(await inquiry)).toBe(false);
+    expect(isLunsChangedUa(await cmd(1, 3))).toBe(true); // synthesized, not sent to the target
+    expect(lun1.commands.map((c) => c.tag)).toEqual([1, 2]);
+    const again = cmd(1, 4);
+    await waitFor(() => lun1.commands.length === 3);
+    lun1.complete(4, { scsiStatus: 0, sense: null, dataIn: null });
+    expect((await again).scsiStatus).toBe(0); // once only
+  });
+
   it('close deletes the host vport', async () => {
     await port.close();
     expect(k.sys.writes.at(-1)?.rel).toBe('class/fc_host/host3/vport_delete');
+  });
+});
+
+describe('REPORT LUNS data and UA sense', () => {
+  it('parses the LUN list within the bytes received and recognizes 3Fh/0Eh in fixed and descriptor sense', () => {
+    // Flat addressing keeps its address method bits in the Linux LUN (scsilun_to_int): 300 → 0x412c.
+    expect(parseReportLuns(reportLuns([0, 3, 300]))).toEqual([0n, 3n, 0x412cn]);
+    const cut = reportLuns([0, 3, 5]).subarray(0, 8 + 8 + 4);
+    expect(parseReportLuns(cut)).toEqual([0n]);
+    expect(() => parseReportLuns(new Uint8Array(4))).toThrow(/4 bytes/);
+    expect(isLunsChangedUa(ua(0x3f, 0x0e))).toBe(true);
+    expect(isLunsChangedUa(ua(0x29, 0x00))).toBe(false);
+    expect(isLunsChangedUa({ scsiStatus: 2, sense: Uint8Array.of(0x72, 0x06, 0x3f, 0x0e), dataIn: null })).toBe(true);
+    expect(isLunsChangedUa({ scsiStatus: 2, sense: Uint8Array.of(0x70, 0, 6), dataIn: null })).toBe(false);
   });
 });
 
@@ -367,3 +547,32 @@ describe('uevent parser (hostile input)', () => {
     expect(parseUevent(new Uint8Array(9000))).toBeNull();
   });
 });
+
+async function waitFor(cond: () => boolean, ms = 2000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error('condition not reached');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function ua(asc: number, ascq: number): FcpResult {
+  const sense = new Uint8Array(18);
+  sense[0] = 0x70;
+  sense[2] = 0x06;
+  sense[7] = 10;
+  sense[12] = asc;
+  sense[13] = ascq;
+  return { scsiStatus: 2, sense, dataIn: null };
+}
+
+/** REPORT LUNS parameter data, peripheral (LUN < 256) or flat addressing. */
+function reportLuns(list: number[]): Uint8Array {
+  const d = new Uint8Array(8 + 8 * list.length);
+  new DataView(d.buffer).setUint32(0, 8 * list.length, false);
+  list.forEach((l, i) => {
+    d[8 + i * 8] = l < 256 ? 0 : 0x40 | (l >> 8);
+    d[9 + i * 8] = l & 0xff;
+  });
+  return d;
+}

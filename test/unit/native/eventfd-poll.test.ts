@@ -133,6 +133,17 @@ describe('poll', () => {
     expect(native.recvmsg(a, new Uint8Array(4), 0, 4, 0)?.bytes).toBe(0);
   });
 
+  it('reports a peer reset as ECONNRESET, not as the EBADF libuv gives for POLLERR', async () => {
+    // The peer closes with our data still unread in its queue: our end gets POLLERR with
+    // SO_ERROR ECONNRESET (the "poll error 9" a vfio-user client's disconnect used to log).
+    const [a, b] = fds.add(native.socketPair());
+    expect(native.sendmsg(b, new Uint8Array(64), [])).toBe(64);
+    const fired = once(b, POLL_READABLE | POLL_DISCONNECT);
+    fds.close(a);
+    expect(await fired).toEqual({ events: 0, errno: 104 });
+    expect(native.isOpen(b)).toBe(true);
+  });
+
   it('refuses a second watch on the same fd (EEXIST) and unpollable fds (EPERM)', () => {
     const fd = fds.add(native.eventfd(0));
     watch(fd, POLL_READABLE, () => undefined);

@@ -63,6 +63,13 @@ class FakeSocket implements ChannelNative {
     w.cb(events & w.events, 0);
   }
 
+  /** Fires the live watch with a poll error, as the native poll() reports it. */
+  fail(errno: number): void {
+    const w = this.active();
+    if (!w) throw new Error('no live watch');
+    w.cb(0, errno);
+  }
+
   bytesSent(): number[] {
     return this.sent.flatMap((s) => s.data);
   }
@@ -72,20 +79,24 @@ function channel(sock: FakeSocket, opts: { onMessage?: (m: FramedMessage) => voi
   const messages: FramedMessage[] = [];
   const closes: string[] = [];
   const framingErrors: FramingError[] = [];
+  const errors: (Error | null)[] = [];
   const ch: MessageChannel = new MessageChannel({
     fd: 7,
     native: sock,
     framer: { maxMessageSize: 1024, maxFdsPerMessage: 2, accept: 'command' },
     log: silentLog,
     onMessage: opts.onMessage ?? ((m) => messages.push(m)),
-    onClose: (reason) => closes.push(reason),
+    onClose: (reason, error) => {
+      closes.push(reason);
+      errors.push(error);
+    },
     onFramingError: (e) => {
       framingErrors.push(e);
       ch.send(encodeErrorReply(e.header?.id ?? 0, e.header?.command ?? 0, 90));
     },
     recvBufferSize: opts.recvBufferSize ?? 64,
   });
-  return { ch, messages, closes, framingErrors };
+  return { ch, messages, closes, framingErrors, errors };
 }
 
 describe('MessageChannel sending', () => {
@@ -185,6 +196,18 @@ describe('MessageChannel receiving', () => {
     expect(closes).toEqual(['peer closed the connection']);
     expect(ch.isClosed).toBe(true);
     expect(sock.closed.sort()).toEqual([50, 7].sort());
+  });
+
+  it('takes a peer reset (ECONNRESET from poll) as a disconnect, any other poll error as an error', () => {
+    const sock = new FakeSocket();
+    const reset = channel(sock);
+    sock.fail(104);
+    expect([reset.closes, reset.errors, reset.ch.isClosed]).toEqual([['peer reset the connection'], [null], true]);
+    const other = new FakeSocket();
+    const bad = channel(other);
+    other.fail(9);
+    expect(bad.closes).toEqual(['poll error 9']);
+    expect(bad.errors[0]?.message).toBe('poll error errno 9');
   });
 
   it('closes on MSG_CTRUNC and closes the fds that did arrive', () => {

@@ -70,6 +70,52 @@ describe('VM scenario', () => {
     }
   }, 60_000);
 
+  it('a LUN mapped, then unmapped while it runs: UA 3Fh/0Eh, REPORT LUNS with it, verified I/O on it, REPORT LUNS without it', async () => {
+    const s = await startRamSan();
+    san = s;
+    await s.san.addVolume('array1', { name: 'spare', size: '1MiB' });
+    hba = startHba({ sanLink: s.linkPath });
+    const events: VmEvent[] = [];
+    const ok = await runVmScenario(
+      {
+        socket: hba.socketPath,
+        wwpn: VPORT.wwpn,
+        wwnn: VPORT.wwnn,
+        queueDepth: 8,
+        blocks: 64,
+        blocksPerIo: 8,
+        seed: 41,
+        flapWaitMs: 20_000,
+        lunChange: { lun: 2, waitMs: 20_000 },
+      },
+      (e) => {
+        events.push(e);
+        if (e.step === 'waiting-for-lun-map') s.san.mapLun('array1', 'h', 2, 'spare');
+        if (e.step === 'waiting-for-lun-unmap') s.san.unmapLun('array1', 'h', 2);
+        if (e.step === 'waiting-for-flap') s.san.linkDown(VPORT.wwpn);
+      },
+    );
+    expect(ok, JSON.stringify(events)).toBe(true);
+    expect(events.filter((e) => e.step === 'luns').map((e) => (e.step === 'luns' ? e.luns : []))).toEqual([
+      [0],
+      [0, 2],
+      [0],
+    ]);
+    const uas = events.filter((e) => e.step === 'lun-ua');
+    expect(uas.map((e) => (e.step === 'lun-ua' ? [e.lun, e.codes.at(-1)] : []))).toEqual([
+      [0, '3f/e'],
+      [0, '3f/e'],
+    ]);
+    const io = events.find((e) => e.step === 'lun-io');
+    if (io?.step !== 'lun-io') throw new Error('no lun-io event');
+    expect([io.lun, io.errors, io.mismatches, io.writes]).toEqual([2, 0, 0, 8]);
+    const stored = await s.san
+      .array('array1')
+      .volume('spare')!
+      .backing.read(0, 64 * 512);
+    expect(createHash('sha256').update(stored).digest('hex')).toBe(io.sha256);
+  }, 60_000);
+
   it('reports a failure as an error event and done ok=false (no server on the socket)', async () => {
     const events: VmEvent[] = [];
     const ok = await runVmScenario(
