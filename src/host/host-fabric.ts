@@ -97,6 +97,8 @@ const LUNS_CHANGED = { asc: 0x3f, ascq: 0x0e } as const;
 const UA_PASSED_MS = 5000;
 /** REPORT LUNS allocation length the backend asks with: 1024 LUNs. */
 const REPORT_LUNS_ALLOCATION = 8 + 8 * 1024;
+/** The backend's own commands (the inventory REPORT LUNS) are never handed back early. */
+const NEVER_RELEASED = new AbortController().signal;
 
 /**
  * After an FC event the LLDD updates sysfs asynchronously (qla2xxx: its DPC thread relogs in,
@@ -317,11 +319,13 @@ export class HostFabricPort implements FabricPort {
       const cdb = new Uint8Array(12);
       cdb[0] = REPORT_LUNS;
       new DataView(cdb.buffer).setUint32(6, REPORT_LUNS_ALLOCATION, false);
+      const buffer = new Uint8Array(REPORT_LUNS_ALLOCATION);
       const res = await wlun.submit(--this.internalTag, {
         cdb,
         direction: 'read',
         expectedLength: REPORT_LUNS_ALLOCATION,
-        dataOut: null,
+        data: [buffer],
+        released: NEVER_RELEASED,
         timeoutMs: 30_000,
       });
       if (isLunsChangedUa(res)) {
@@ -329,9 +333,9 @@ export class HostFabricPort implements FabricPort {
         this.oweUa(portId, this.openLuns(portId));
         continue;
       }
-      if (res.transportError || res.scsiStatus !== 0 || !res.dataIn)
+      if (res.transportError || res.scsiStatus !== 0)
         throw new Error(`REPORT LUNS: status ${res.scsiStatus} ${res.transportError ?? ''}`);
-      reported = parseReportLuns(res.dataIn);
+      reported = parseReportLuns(buffer.subarray(0, res.transferred));
     }
     if (reported === null) throw new Error('REPORT LUNS kept reporting unit attentions');
     const wanted = new Set(reported);
@@ -543,7 +547,7 @@ export class HostFabricPort implements FabricPort {
     const owed = this.owedUa.get(portId);
     if (owed?.has(linuxLun) && !UA_EXEMPT.has(c.cdb[0]!)) {
       owed.delete(linuxLun);
-      return lunsChangedUa(c);
+      return lunsChangedUa();
     }
     this.tagOwner.set(c.taskTag, channel);
     try {
@@ -665,14 +669,14 @@ export function isLunsChangedUa(r: FcpResult): boolean {
 }
 
 /** The UA a LUN owes the guest, as the target would have returned it (fixed format sense). */
-function lunsChangedUa(c: FcpCommand): FcpResult {
+function lunsChangedUa(): FcpResult {
   const sense = new Uint8Array(18);
   sense[0] = 0x70;
   sense[2] = SENSE_UNIT_ATTENTION;
   sense[7] = 10;
   sense[12] = LUNS_CHANGED.asc;
   sense[13] = LUNS_CHANGED.ascq;
-  return { scsiStatus: 0x02, sense, dataIn: c.direction === 'read' ? new Uint8Array(0) : null };
+  return { scsiStatus: 0x02, sense, transferred: 0 };
 }
 
 /** REPORT LUNS parameter data (SPC-4 6.33) → Linux LUN numbers; bounded by the data received. */

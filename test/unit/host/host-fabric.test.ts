@@ -25,6 +25,7 @@ import { HostFabricPort, isLunsChangedUa, parseReportLuns } from '../../../src/h
 import type { LunChannel, LunCommand } from '../../../src/host/sg-device.js';
 import { formatUevent, InjectedUeventSource, parseUevent } from '../../../src/host/uevent.js';
 import type { FabricEvent, FcpResult } from '../../../src/isp/fabric-port.js';
+import { scatterToViews } from '../../../src/isp/data-views.js';
 import { FakeKernel } from './fake-sysfs.js';
 
 const WWPN = 0xc0507600000000a1n;
@@ -48,6 +49,12 @@ class FakeLun implements LunChannel {
   complete(tag: number, r: FcpResult): void {
     this.pending.get(tag)?.(r);
     this.pending.delete(tag);
+  }
+  /** Completes a read GOOD with `data` scattered into the command's views, as the sg driver would. */
+  completeRead(tag: number, data: Uint8Array): void {
+    const command = this.commands.find((c) => c.tag === tag);
+    if (!command) throw new Error(`no command with tag ${tag}`);
+    this.complete(tag, { scsiStatus: 0, sense: null, transferred: scatterToViews(command.c.data, data) });
   }
   abandon(tag: number): boolean {
     const p = this.pending.get(tag);
@@ -405,7 +412,8 @@ describe('HostFabricPort', () => {
         cdb: new Uint8Array(16),
         direction: 'none',
         expectedLength: 0,
-        dataOut: null,
+        data: [],
+        released: new AbortController().signal,
         taskTag: tag,
       });
     // LUN 1 in use; then the array maps LUN 2 and reports the change on LUN 1.
@@ -429,7 +437,7 @@ describe('HostFabricPort', () => {
     const rl = wlun.commands[0]!;
     expect(rl.tag).toBeLessThan(0); // the backend's own command, never a guest tag
     expect(rl.c.cdb[0]).toBe(0xa0);
-    wlun.complete(rl.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1, 2]) });
+    wlun.completeRead(rl.tag, reportLuns([0, 1, 2]));
     await waitFor(() => luns.some((l) => l.lun === 2n));
     const writes = () => k.sys.writes.map((w) => `${w.rel} ${w.value.trim()}`);
     // Every reported LUN not yet on the host is scanned (LUN 0 too: the guest never used it yet).
@@ -449,7 +457,7 @@ describe('HostFabricPort', () => {
     lun1.complete(2, ua(0x3f, 0x0e));
     expect(isLunsChangedUa(await second)).toBe(true);
     await waitFor(() => wlun.commands.length === 2);
-    wlun.complete(wlun.commands[1]!.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1]) });
+    wlun.completeRead(wlun.commands[1]!.tag, reportLuns([0, 1]));
     await waitFor(() => !k.sys.exists(`bus/scsi/devices/${host}:0:0:2`));
     expect(writes()).toContain(`bus/scsi/devices/${host}:0:0:2/delete 1`);
     expect(luns.find((l) => l.lun === 2n)?.closed).toBe(true);
@@ -468,14 +476,15 @@ describe('HostFabricPort', () => {
         cdb,
         direction: 'none',
         expectedLength: 0,
-        dataOut: null,
+        data: [],
+        released: new AbortController().signal,
         taskTag: tag,
       });
     };
     const first = cmd(1, 1);
     await waitFor(() => luns.some((l) => l.lun === 1n && l.commands.length === 1));
     const lun1 = luns.find((l) => l.lun === 1n)!;
-    lun1.complete(1, { scsiStatus: 0, sense: null, dataIn: null });
+    lun1.complete(1, { scsiStatus: 0, sense: null, transferred: 0 });
     await first;
     // The change is seen through the kernel's uevent (another command consumed the UA on LUN 1).
     events.inject(
@@ -490,17 +499,17 @@ describe('HostFabricPort', () => {
     // LUN 1. The W-LUN also reports it to the backend's REPORT LUNS: still owed once only.
     wlun.complete(wlun.commands[0]!.tag, ua(0x3f, 0x0e));
     await waitFor(() => wlun.commands.length === 2);
-    wlun.complete(wlun.commands[1]!.tag, { scsiStatus: 0, sense: null, dataIn: reportLuns([0, 1]) });
+    wlun.completeRead(wlun.commands[1]!.tag, reportLuns([0, 1]));
     await new Promise((r) => setTimeout(r, 20));
     const inquiry = cmd(1, 2, 0x12); // INQUIRY: exempt, passed on to the target
     await waitFor(() => lun1.commands.length === 2);
-    lun1.complete(2, { scsiStatus: 0, sense: null, dataIn: null });
+    lun1.complete(2, { scsiStatus: 0, sense: null, transferred: 0 });
     expect(isLunsChangedUa(await inquiry)).toBe(false);
     expect(isLunsChangedUa(await cmd(1, 3))).toBe(true); // synthesized, not sent to the target
     expect(lun1.commands.map((c) => c.tag)).toEqual([1, 2]);
     const again = cmd(1, 4);
     await waitFor(() => lun1.commands.length === 3);
-    lun1.complete(4, { scsiStatus: 0, sense: null, dataIn: null });
+    lun1.complete(4, { scsiStatus: 0, sense: null, transferred: 0 });
     expect((await again).scsiStatus).toBe(0); // once only
   });
 
@@ -519,8 +528,8 @@ describe('REPORT LUNS data and UA sense', () => {
     expect(() => parseReportLuns(new Uint8Array(4))).toThrow(/4 bytes/);
     expect(isLunsChangedUa(ua(0x3f, 0x0e))).toBe(true);
     expect(isLunsChangedUa(ua(0x29, 0x00))).toBe(false);
-    expect(isLunsChangedUa({ scsiStatus: 2, sense: Uint8Array.of(0x72, 0x06, 0x3f, 0x0e), dataIn: null })).toBe(true);
-    expect(isLunsChangedUa({ scsiStatus: 2, sense: Uint8Array.of(0x70, 0, 6), dataIn: null })).toBe(false);
+    expect(isLunsChangedUa({ scsiStatus: 2, sense: Uint8Array.of(0x72, 0x06, 0x3f, 0x0e), transferred: 0 })).toBe(true);
+    expect(isLunsChangedUa({ scsiStatus: 2, sense: Uint8Array.of(0x70, 0, 6), transferred: 0 })).toBe(false);
   });
 });
 
@@ -563,7 +572,7 @@ function ua(asc: number, ascq: number): FcpResult {
   sense[7] = 10;
   sense[12] = asc;
   sense[13] = ascq;
-  return { scsiStatus: 2, sense, dataIn: null };
+  return { scsiStatus: 2, sense, transferred: 0 };
 }
 
 /** REPORT LUNS parameter data, peripheral (LUN < 256) or flat addressing. */
