@@ -19,6 +19,7 @@ export const NVRAM = {
   PORT_NAME: 20,
   NODE_NAME: 28,
   LOGIN_RETRY_COUNT: 36,
+  INTERRUPT_DELAY_TIMER: 40,
   LOGIN_TIMEOUT: 42,
   FIRMWARE_OPTIONS_1: 44,
   FIRMWARE_OPTIONS_2: 48,
@@ -37,8 +38,15 @@ export const NVRAM = {
 
 /** firmware_options_1: BIT14 node name valid, BIT13 full login after LIP, BIT2 full duplex, BIT1 fairness. */
 const FW_OPTIONS_1 = (1 << 14) | (1 << 13) | (1 << 2) | (1 << 1);
-/** firmware_options_2: connection option 2 (loop preferred, else point-to-point); ZIO off. */
-const FW_OPTIONS_2 = 0x20;
+/**
+ * firmware_options_2: connection option 2 (loop preferred, else point-to-point); bits 3:0 ZIO
+ * mode 6, which qla24xx_nvram_config passes on to the ICB with the interrupt delay timer. The
+ * firmware delays a response interrupt only while other commands are outstanding (queues.ts);
+ * the guest's `zio` / `zio_timer` sysfs attributes still override both.
+ */
+const FW_OPTIONS_2 = 0x20 | 6;
+/** ZIO timer, 100 µs units: the shortest. */
+const INTERRUPT_DELAY_TIMER = 1;
 /** firmware_options_3: data rate auto (2 << 13). */
 const FW_OPTIONS_3 = 2 << 13;
 /** host_p: BIT11 enable target reset, BIT10 enable LIP full login. Never BIT5 (disables the adapter). */
@@ -67,6 +75,7 @@ export function buildNvram(o: NvramOptions): Uint8Array {
   dv.setUint16(NVRAM.LOGIN_TIMEOUT, 0, true);
   dv.setUint32(NVRAM.FIRMWARE_OPTIONS_1, FW_OPTIONS_1, true);
   dv.setUint32(NVRAM.FIRMWARE_OPTIONS_2, FW_OPTIONS_2, true);
+  dv.setUint16(NVRAM.INTERRUPT_DELAY_TIMER, INTERRUPT_DELAY_TIMER, true);
   dv.setUint32(NVRAM.FIRMWARE_OPTIONS_3, FW_OPTIONS_3, true);
   dv.setUint32(NVRAM.HOST_P, HOST_P, true);
   nv[NVRAM.RESET_DELAY] = 5;
