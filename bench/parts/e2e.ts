@@ -20,7 +20,7 @@
  * wait per timeslice of each thread is the price of one hand-off on this host.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { guestEnvironment, runGuest } from '../../src/harness/guest.js';
@@ -543,6 +543,8 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       qemuMarker = chosen[0]!.marker;
       const timeoutMs = BOOT_BUDGET_MS + paths.length * jobs.length * (runtime * 1000 + PER_JOB_OVERHEAD_MS);
       ctx.log(`e2e: booting one guest with ${paths.join(', ')} (timeout ${(timeoutMs / 1000).toFixed(0)} s)`);
+      // bench/results/raw/ is not committed: a fresh checkout has none.
+      mkdirSync(join(resultsDir(), 'raw'), { recursive: true });
       const run = await runGuest({
         devices: paths.includes('npiv-hba') ? [socket] : [],
         script: guestScript(runtime, jobs, paths, repeats, idleSeconds),
