@@ -40,10 +40,9 @@ export const NVRAM = {
 const FW_OPTIONS_1 = (1 << 14) | (1 << 13) | (1 << 2) | (1 << 1);
 /**
  * firmware_options_2: connection option 2 (loop preferred, else point-to-point); bits 3:0 ZIO
- * mode, off. The firmware honours ZIO mode 6 when the ICB asks for it (the guest's `zio` sysfs
- * attribute, or an NVRAM with these bits set: qla24xx_nvram_config passes them on with the
- * interrupt delay timer), delaying a response interrupt only while other commands are
- * outstanding (queues.ts). Off by default: with Node's 1 ms timer floor it measured slower at
+ * mode, off. The firmware honours ZIO mode 6 when the ICB asks for it (qla24xx_nvram_config
+ * selects mode 6 for any non-zero NVRAM mode and passes on the interrupt delay timer), delaying
+ * a response interrupt only while other commands are outstanding (queues.ts). Off by default: with Node's 1 ms timer floor it measured slower at
  * 4k QD32 in a TCG guest than interrupting at once (docs/benchmarks.md).
  */
 const FW_OPTIONS_2 = 0x20;
