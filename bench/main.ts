@@ -7,6 +7,7 @@
  *   npm run bench -- --skip e2e            all but some
  *   npm run bench -- --quick               short runs to check the tooling (not for publication)
  *   npm run bench -- --seconds 10          seconds per timed workload (default 10)
+ *   npm run bench -- --repeats 3           e2e repeats of the job sequence (spread; default 3)
  *   npm run bench -- --report-only         rewrite REPORT.md from the saved JSON
  *   npm run bench -- --only e2e --e2e-paths npiv-hba   re-run some e2e paths, keep the others
  *   npm run bench -- --e2e-hba process     e2e npiv-hba HBA as an `npiv-hba serve` process
@@ -58,6 +59,7 @@ async function main(): Promise<void> {
         const out = await RUNNERS[part]({
           quick: args.quick,
           seconds: args.seconds,
+          repeats: args.repeats,
           workDir,
           log,
           e2eHba: args.e2eHba,

@@ -19,8 +19,10 @@ Before running it builds what the benchmarks load and prepares the guest environ
 
   --only PARTS          a subset, comma-separated: ${PARTS.join(', ')}
   --skip PARTS          all parts but these
-  --quick               short runs to check the tooling (not for publication)
+  --quick               a few minutes: e2e runs 4k read QD1 and QD32 only, 3 s per job, a
+                        5 s idle baseline (before/after comparisons, with --repeats)
   --seconds N           seconds per timed workload (default 10, at most 600)
+  --repeats N           e2e: repeats of the job sequence, for the spread (default 3)
   --report-only         rewrite REPORT.md from the saved JSON (nothing is prepared or measured)
   --e2e-paths PATHS     re-run some e2e paths, keep the others: npiv-hba, megasas, virtio-scsi, host
   --e2e-hba MODE        e2e npiv-hba HBA: in-process (default) or process (an \`npiv-hba serve\`)
@@ -33,6 +35,7 @@ const FLAGS = {
   '--skip': true,
   '--quick': false,
   '--seconds': true,
+  '--repeats': true,
   '--report-only': false,
   '--e2e-paths': true,
   '--e2e-hba': true,

@@ -5,6 +5,8 @@ export interface BenchArgs {
   parts: PartName[];
   quick: boolean;
   seconds: number;
+  /** e2e repeats of the job sequence */
+  repeats: number;
   reportOnly: boolean;
   e2ePaths?: ('npiv-hba' | 'megasas' | 'virtio-scsi' | 'host')[];
   e2eHba: 'in-process' | 'process';
@@ -27,6 +29,7 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   let parts: PartName[] = [...PARTS];
   let quick = false;
   let seconds = 10;
+  let repeats = 3;
   let reportOnly = false;
   let e2ePaths: BenchArgs['e2ePaths'];
   let e2eHba: BenchArgs['e2eHba'] = 'in-process';
@@ -46,6 +49,10 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
       seconds = Number(value());
       if (!Number.isFinite(seconds) || seconds <= 0 || seconds > 600)
         throw new Error('--seconds must be a number in (0, 600]');
+    } else if (a === '--repeats') {
+      repeats = Number(value());
+      if (!Number.isInteger(repeats) || repeats < 1 || repeats > 20)
+        throw new Error('--repeats must be an integer in 1..20');
     } else if (a === '--report-only') reportOnly = true;
     else if (a === '--e2e-paths') {
       const names = value()
@@ -67,7 +74,8 @@ export function parseBenchArgs(argv: readonly string[]): BenchArgs {
   return {
     parts,
     quick,
-    seconds: quick ? Math.min(seconds, 2) : seconds,
+    seconds: quick ? Math.min(seconds, 3) : seconds,
+    repeats,
     reportOnly,
     e2eHba,
     ...(e2ePaths ? { e2ePaths } : {}),

@@ -5,10 +5,10 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadPart, resultsDir, savePart, type PartResult } from './results.js';
-import { formatNumber as n, formatRatio } from './stats.js';
+import { formatNumber as n, formatRatio, formatSpread } from './stats.js';
 import { ringBottleneck, type RingData } from '../parts/ring.js';
 import { emulatorBottleneck, type EmulatorData } from '../parts/emulator.js';
-import { e2eBottleneck, type E2eData, type PathName } from '../parts/e2e.js';
+import { e2eBottleneck, perIoCosts, type E2eData, type PathName } from '../parts/e2e.js';
 import { scaleBottleneck, type ScaleData } from '../parts/scale.js';
 import { profileBottleneck, type Hotspot, type ProfileData } from '../parts/profile.js';
 
@@ -124,6 +124,78 @@ const PATH_LABEL: Record<PathName, string> = {
   host: '(d) host fio (limit)',
 };
 
+/** Tables over the repeats: ratios to megasas, per-thread CPU per I/O, wait per wake-up. */
+function e2eSpreadTables(d: E2eData): string[] {
+  if (!d.repeats || !d.rows.some((r) => r.spread)) return [];
+  const paths = Object.keys(PATH_LABEL) as PathName[];
+  const ratioRows = d.rows.map((r) => [
+    r.job,
+    ...paths.map(
+      (x) =>
+        `${formatSpread(r.spread?.[x]?.iops ?? null)} (${formatSpread(r.spread?.[x]?.ratioToMegasas ?? null, '×')})`,
+    ),
+  ]);
+  const guestPaths: PathName[] = ['npiv-hba', 'megasas', 'virtio-scsi'];
+  const cpuRows: string[][] = [];
+  const waitRows: string[][] = [];
+  for (const r of d.rows) {
+    for (const x of guestPaths) {
+      const c = perIoCosts(d, x, r.job);
+      if (!c) continue;
+      cpuRows.push([
+        r.job,
+        PATH_LABEL[x],
+        formatSpread(c.qemu.vcpu ?? null),
+        formatSpread(c.qemu.main ?? null),
+        formatSpread(c.qemu.iothread ?? null),
+        formatSpread(c.qemu.other ?? null),
+        formatSpread(c.qemu.total ?? null),
+        formatSpread(c.hba),
+        formatSpread(c.san),
+      ]);
+      waitRows.push([
+        r.job,
+        PATH_LABEL[x],
+        formatSpread(c.waitPerWakeUs.vcpu ?? null),
+        formatSpread(c.waitPerWakeUs.main ?? null),
+        formatSpread(c.waitPerWakeUs.iothread ?? null),
+        formatSpread(c.waitPerWakeUs.hba ?? null),
+        formatSpread(c.waitPerWakeUs.san ?? null),
+      ]);
+    }
+  }
+  const idle = d.idle;
+  return [
+    `Over ${d.repeats} repeats of the whole job sequence (median [min–max]): IOPS, and in brackets the ratio to (b) megasas taken repeat by repeat:`,
+    '',
+    markdownTable(['fio job', ...paths.map((x) => PATH_LABEL[x])], ratioRows),
+    '',
+    idle
+      ? `CPU per I/O (µs, median [min–max] over repeats) with the idle baseline subtracted: the guest idled ${idle.seconds.toFixed(1)} s first, costing QEMU ${
+          idle.qemuMsPerSecond
+            ? Object.entries(idle.qemuMsPerSecond)
+                .map(([k, v]) => `${k} ${n(v)}`)
+                .join(', ')
+            : '?'
+        } ms of CPU per second, the HBA ${n(idle.hbaMsPerSecond)} and the SAN ${n(idle.sanMsPerSecond)}. QEMU threads: vCPUs (TCG: the guest itself), the main loop (device models, interrupt relay), the IOThreads (the vfio-user proxy's), other (block workers, RCU):`
+      : 'CPU per I/O (µs, median [min–max] over repeats; no idle baseline was measured):',
+    '',
+    markdownTable(
+      ['fio job', 'path', 'QEMU vCPUs', 'QEMU main loop', 'QEMU IOThreads', 'QEMU other', 'QEMU total', 'HBA', 'SAN'],
+      cpuRows,
+    ),
+    '',
+    'Run-queue wait per timeslice (µs; schedstat run_delay ÷ timeslices): what one wake-up of that thread waited for a CPU — each hand-off on the I/O path pays about this:',
+    '',
+    markdownTable(
+      ['fio job', 'path', 'QEMU vCPUs', 'QEMU main loop', 'QEMU IOThreads', 'HBA main thread', 'SAN main thread'],
+      waitRows,
+    ),
+    '',
+    chart('e2e-latency'),
+  ];
+}
+
 function e2eSection(p: PartResult<E2eData>): string[] {
   const paths = Object.keys(PATH_LABEL) as PathName[];
   const iopsRows = p.data.rows.map((r) => [
@@ -151,6 +223,7 @@ function e2eSection(p: PartResult<E2eData>): string[] {
     '',
     markdownTable(['fio job', ...paths.map((x) => PATH_LABEL[x])], bwRows),
     '',
+    ...e2eSpreadTables(p.data),
     chart('e2e'),
     ...partFooter(p),
   ];

@@ -55,3 +55,26 @@ export function formatNumber(value: number | null | undefined): string {
 export function formatRatio(value: number | null): string {
   return value === null ? '—' : `${formatNumber(value)}×`;
 }
+
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+  n: number;
+}
+
+/** Median, min and max of the finite values; null when there are none. */
+export function spread(values: readonly (number | null | undefined)[]): Spread | null {
+  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const mid = v.length >> 1;
+  const median = v.length % 2 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+  return { median, min: v[0]!, max: v[v.length - 1]!, n: v.length };
+}
+
+/** "1.23× [1.10–1.31]" style cell; '—' for missing. */
+export function formatSpread(s: Spread | null, suffix = ''): string {
+  if (!s) return '—';
+  const f = (x: number) => `${formatNumber(x)}${suffix}`;
+  return s.n > 1 ? `${f(s.median)} [${f(s.min)}–${f(s.max)}]` : f(s.median);
+}

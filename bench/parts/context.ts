@@ -9,6 +9,8 @@ export interface PartContext {
   log(message: string): void;
   /** e2e: run only these paths (the others are carried over from the previous e2e result) */
   e2ePaths?: ('npiv-hba' | 'megasas' | 'virtio-scsi' | 'host')[];
+  /** e2e: repeats of the job sequence (default 3) */
+  repeats?: number;
   /** e2e: the HBA in this process with counters (default) or as an `npiv-hba serve` process */
   e2eHba?: 'in-process' | 'process';
 }

@@ -11,9 +11,16 @@
  * While each guest job runs, the counters of the npiv-hba path (vfio-user accesses, interrupts,
  * DMA, SAN frames, CPU of the HBA / SAN / QEMU processes) are sampled at its start and end
  * markers for the profile part.
+ *
+ * Every job runs `repeats` times (the whole job × path sequence again), so each figure has a
+ * spread, and ratios to megasas are taken per repeat (side by side, same machine load). Before
+ * the jobs the guest idles for a measured window: QEMU's per-thread CPU in that window (vCPUs,
+ * main loop, the vfio-user IOThread, others; /proc task stats) is subtracted from each job's, so
+ * the CPU per I/O is the cost of I/O and not of a guest that merely runs. schedstat's run-queue
+ * wait per timeslice of each thread is the price of one hand-off on this host.
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, openSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, rmSync, writeSync, mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomFillSync } from 'node:crypto';
 import { guestEnvironment, runGuest } from '../../src/harness/guest.js';
@@ -23,8 +30,9 @@ import { startSan, startServe } from '../lib/procs.js';
 import { startCountingHba, diffCounters, zeroCounters, type HbaCounters } from '../lib/counting-hba.js';
 import { framesForwarded } from '../lib/san-control.js';
 import { parseFioJson, type FioFigures } from '../lib/fio.js';
-import { ratio } from '../lib/stats.js';
-import { renderBarChart } from '../lib/svg.js';
+import { ratio, spread, type Spread } from '../lib/stats.js';
+import { renderRangeChart } from '../lib/svg.js';
+import { diffByRole, sampleThreads, totalUsage, type RoleUsage, type ThreadRole } from '../lib/threads.js';
 import { loadPart, resultsDir, saveChart } from '../lib/results.js';
 import { EMU_WWNN, EMU_WWPN, TARGET_WWNN, TARGET_WWPN } from './emulator.js';
 import type { PartContext, PartOutput } from './context.js';
@@ -39,6 +47,12 @@ const BOOT_BUDGET_MS = 420_000;
 const PER_JOB_OVERHEAD_MS = 15_000;
 /** Guest RAM: the harness default, as in the project's guest tests. */
 const GUEST_MEM_MIB = 512;
+/** Repeats of the whole job sequence (spread) and the measured idle window before it. */
+export const DEFAULT_REPEATS = 3;
+const IDLE_SECONDS = 10;
+const QUICK_IDLE_SECONDS = 5;
+/** --quick: the latency job and the throughput job only. */
+const QUICK_JOBS = ['randread-4k-qd1', 'randread-4k-qd32'];
 
 export interface FioJob {
   name: string;
@@ -77,6 +91,30 @@ export interface JobSample {
   qemuCpuMs: number | null;
   sanFrames: number | null;
   counters: HbaCounters;
+  /** 1-based repeat this sample belongs to */
+  repeat?: number;
+  /** QEMU per thread role over the job (CPU, run-queue wait, timeslices) */
+  qemuThreads?: Record<ThreadRole, RoleUsage> | null;
+  /** the HBA's and the SAN's main (event-loop) thread */
+  hbaMain?: RoleUsage | null;
+  sanMain?: RoleUsage | null;
+}
+
+/** CPU per second of the guest idling, to subtract from each job (ms of CPU per s of wall time). */
+export interface IdleBaseline {
+  seconds: number;
+  qemuMsPerSecond: Record<ThreadRole, number> | null;
+  hbaMsPerSecond: number;
+  sanMsPerSecond: number;
+}
+
+/** One path at one job over the repeats. */
+export interface PathSpread {
+  iops: Spread | null;
+  p50Us: Spread | null;
+  p99Us: Spread | null;
+  /** IOPS ÷ megasas IOPS of the same repeat */
+  ratioToMegasas: Spread | null;
 }
 
 export interface E2eRow {
@@ -84,6 +122,8 @@ export interface E2eRow {
   results: Record<PathName, FioFigures | null>;
   /** IOPS ratio of each path to npiv-hba (path ÷ npiv-hba) */
   iopsRatioToNpiv: Record<PathName, number | null>;
+  /** over the repeats (absent in results saved before repeats existed) */
+  spread?: Partial<Record<PathName, PathSpread>>;
 }
 
 export interface E2eData {
@@ -91,8 +131,14 @@ export interface E2eData {
   runtimeSeconds: number;
   accelerator: string;
   rows: E2eRow[];
-  /** per guest path and job: what the processes did while it ran */
+  /** per guest path and job: what the processes did while it ran (the median-IOPS repeat) */
   samples: Record<string, Record<string, JobSample>>;
+  /** repeats of the job sequence */
+  repeats?: number;
+  /** per path and job, every repeat: fio figures and samples */
+  repeatFio?: Record<string, Record<string, (FioFigures | null)[]>>;
+  repeatSamples?: Record<string, Record<string, JobSample[]>>;
+  idle?: IdleBaseline | null;
   /** per path: when its figures were measured (paths carried over by --e2e-paths keep their date) */
   measuredAt?: Record<string, string>;
   /** per guest path: the script's exit status (null: it never finished) */
@@ -110,7 +156,13 @@ const diskVar = (path: GuestPath): string => `disk_${path.replace(/-/g, '_')}`;
  * each fio job on every path in turn (job by job, so the paths are measured side by side under
  * the same machine load).
  */
-export function guestScript(runtimeSeconds: number, jobs: readonly FioJob[], paths: readonly GuestPath[]): string {
+export function guestScript(
+  runtimeSeconds: number,
+  jobs: readonly FioJob[],
+  paths: readonly GuestPath[],
+  repeats = 1,
+  idleSeconds = 0,
+): string {
   // qla2xxx is loaded at boot by the harness; the peers' modules ride in the initramfs.
   const loads = paths
     .filter((p) => p !== 'npiv-hba')
@@ -130,9 +182,15 @@ ${diskVar(p)}=$(find_disk ${GUEST_DRIVER[p]})
 echo "GUEST:DISK ${p} $${diskVar(p)} $(cat /sys/block/$${diskVar(p)}/size)"`,
     )
     .join('\n');
-  const jobLines = jobs
-    .flatMap((j) => paths.map((p) => `run_job ${p} "$${diskVar(p)}" ${j.name} ${j.rw} ${j.bs} ${j.iodepth}`))
+  const jobLines = Array.from({ length: repeats }, (_, r) =>
+    jobs.flatMap((j) =>
+      paths.map((p) => `run_job ${p} "$${diskVar(p)}" ${j.name} ${j.rw} ${j.bs} ${j.iodepth} ${r + 1}`),
+    ),
+  )
+    .flat()
     .join('\n');
+  const idle =
+    idleSeconds > 0 ? `echo "GUEST:IDLE-START"\nsleep ${idleSeconds}\necho "GUEST:IDLE-END"` : '# no idle window';
   return `
 ${loads}
 # find_disk DRIVER: the first sd disk whose SCSI host sits on a device bound to DRIVER (the
@@ -148,16 +206,17 @@ find_disk() {
   return 1
 }
 run_job() {
-  echo "GUEST:FIO-START $1 $3"
+  echo "GUEST:FIO-START $1 $3 $7"
   fio --name=$3 --filename=/dev/$2 --rw=$4 --bs=$5 --iodepth=$6 --ioengine=libaio --direct=1 \\
       --time_based --runtime=${runtimeSeconds} --norandommap --randrepeat=0 --group_reporting \\
       --output-format=json --output=/tmp/fio.json > /tmp/fio.log 2>&1
   st=$?
-  echo "GUEST:FIO-END $1 $3 $st"
-  echo "GUEST:FIO-JSON $1 $3 $(tr -d '\\n\\t' < /tmp/fio.json)"
+  echo "GUEST:FIO-END $1 $3 $7 $st"
+  echo "GUEST:FIO-JSON $1 $3 $7 $(tr -d '\\n\\t' < /tmp/fio.json)"
   [ $st -eq 0 ] || { echo "GUEST:PROBLEM fio $1 $3 status $st: $(tr '\\n' ' ' < /tmp/fio.log | cut -c1-300)"; }
 }
 ${waits}
+${idle}
 ${jobLines}
 exit 0
 `;
@@ -261,7 +320,12 @@ function hostFio(
 export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>> {
   const env = guestEnvironment();
   const runtime = ctx.seconds;
-  const jobs = ctx.quick ? FIO_JOBS.slice(0, 1) : FIO_JOBS;
+  const jobs = ctx.quick ? FIO_JOBS.filter((j) => QUICK_JOBS.includes(j.name)) : FIO_JOBS;
+  const repeats = ctx.repeats ?? DEFAULT_REPEATS;
+  const idleSeconds = ctx.quick ? QUICK_IDLE_SECONDS : IDLE_SECONDS;
+  const repeatFio: Record<string, Record<string, (FioFigures | null)[]>> = {};
+  const repeatSamples: Record<string, Record<string, JobSample[]>> = {};
+  let idle: IdleBaseline | null = null;
   const problems: string[] = [];
   const shm = mkdtempSync(join(existsSync(RAM_DIR) ? RAM_DIR : ctx.workDir, 'npiv-bench-'));
   const files = {
@@ -348,7 +412,12 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       san: Promise<number>;
       frames: Promise<number | null>;
       qemu: Promise<number | null>;
+      qemuThreads: ReturnType<typeof sampleThreads>;
+      hbaThreads: ReturnType<typeof sampleThreads>;
+      sanThreads: ReturnType<typeof sampleThreads>;
     }
+    const hbaPid = (): number => (serve ? serve.proc.child.pid! : process.pid);
+    let idleStart: Mark | null = null;
     const starts = new Map<string, Mark>();
     const pending: Promise<void>[] = [];
     const mark = (): Mark => ({
@@ -359,20 +428,64 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       san: cpuTimeMs(sanPid),
       frames: framesForwarded(san.control).catch(() => null),
       qemu: qemuPid === null ? Promise.resolve(null) : cpuTimeMs(qemuPid).catch(() => null),
+      qemuThreads: qemuPid === null ? [] : sampleThreads(qemuPid),
+      hbaThreads: sampleThreads(hbaPid()),
+      sanThreads: sampleThreads(sanPid),
     });
+    /** The main (event-loop) thread's usage of a process between two samples. */
+    const mainOf = (pid: number, a: Mark['sanThreads'], b: Mark['sanThreads']): RoleUsage | null =>
+      b.length ? diffByRole(pid, a, b).main : null;
     const onLine = (line: string): void => {
-      const m = /GUEST:FIO-(START|END|JSON) (\S+) (\S+)(?: (.*))?$/.exec(line);
+      if (line.includes('GUEST:IDLE-START')) {
+        qemuPid ??= findQemuPid(qemuMarker);
+        idleStart = mark();
+        ctx.log(`e2e: idle baseline (${idleSeconds} s) …`);
+        return;
+      }
+      if (line.includes('GUEST:IDLE-END') && idleStart) {
+        const s0 = idleStart;
+        const e = mark();
+        pending.push(
+          (async () => {
+            const [h0, h1, n0, n1] = await Promise.all([s0.cpu, e.cpu, s0.san, e.san]);
+            const secs = (e.at - s0.at) / 1000;
+            const q =
+              qemuPid !== null && e.qemuThreads.length ? diffByRole(qemuPid, s0.qemuThreads, e.qemuThreads) : null;
+            idle = {
+              seconds: secs,
+              qemuMsPerSecond: q
+                ? (Object.fromEntries(Object.entries(q).map(([k, v]) => [k, v.cpuMs / secs])) as Record<
+                    ThreadRole,
+                    number
+                  >)
+                : null,
+              hbaMsPerSecond: (h1 - h0) / secs,
+              sanMsPerSecond: (n1 - n0) / secs,
+            };
+          })().catch((err: unknown) => void problems.push(`idle baseline: ${String(err)}`)),
+        );
+        return;
+      }
+      const m = /GUEST:FIO-(START|END|JSON) (\S+) (\S+) (\d+)(?: (.*))?$/.exec(line);
       if (!m) {
         if (line.includes('GUEST:STAGE') || line.includes('GUEST:PROBLEM') || line.includes('GUEST:DISK'))
           ctx.log(`e2e: ${line.slice(line.indexOf('GUEST:') + 6)}`);
         return;
       }
-      const [, kind, path, job, rest] = m as unknown as [string, string, string, string, string | undefined];
-      const key = `${path} ${job}`;
+      const [, kind, path, job, repText, rest] = m as unknown as [
+        string,
+        string,
+        string,
+        string,
+        string,
+        string | undefined,
+      ];
+      const repeat = Number(repText);
+      const key = `${path} ${job} ${repeat}`;
       if (kind === 'START') {
         qemuPid ??= findQemuPid(qemuMarker);
         starts.set(key, mark());
-        ctx.log(`e2e: ${path} ${job} …`);
+        ctx.log(`e2e: ${path} ${job} (repeat ${repeat}/${repeats}) …`);
       } else if (kind === 'END') {
         const s = starts.get(key);
         if (!s) return;
@@ -389,26 +502,35 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
               s.cpu,
               e.cpu,
             ]);
-            rowOf(samples, path)[job] = {
+            const sample: JobSample = {
               wallSeconds: (e.at - s.at) / 1000,
               hbaCpuMs: c1 - c0,
               sanCpuMs: s1 - s0,
               qemuCpuMs: q0 !== null && q1 !== null ? q1 - q0 : null,
               sanFrames: f0 !== null && f1 !== null ? f1 - f0 : null,
               counters: diffCounters(e.counters, s.counters),
+              repeat,
+              qemuThreads:
+                qemuPid !== null && e.qemuThreads.length ? diffByRole(qemuPid, s.qemuThreads, e.qemuThreads) : null,
+              hbaMain: mainOf(hbaPid(), s.hbaThreads, e.hbaThreads),
+              sanMain: mainOf(sanPid, s.sanThreads, e.sanThreads),
             };
+            rowOf(repeatSamples, path)[job] = [...(repeatSamples[path]?.[job] ?? []), sample];
           })().catch((err: unknown) => void problems.push(`sampling ${key}: ${String(err)}`)),
         );
       } else if (kind === 'JSON') {
         const rw = FIO_JOBS.find((j) => j.name === job)?.rw ?? 'read';
+        const byJob = rowOf(repeatFio, path);
+        const list = byJob[job] ?? [];
+        byJob[job] = list;
         try {
-          rowOf(fio, path)[job] = parseFioJson(rest ?? '', rw);
-          const f = fio[path]![job]!;
+          const f = parseFioJson(rest ?? '', rw);
+          list[repeat - 1] = f;
           ctx.log(
-            `e2e: ${path} ${job}: ${f.iops.toFixed(0)} IOPS, p50 ${f.clatP50Us.toFixed(0)} µs, p99 ${f.clatP99Us.toFixed(0)} µs`,
+            `e2e: ${path} ${job} (repeat ${repeat}): ${f.iops.toFixed(0)} IOPS, p50 ${f.clatP50Us.toFixed(0)} µs, p99 ${f.clatP99Us.toFixed(0)} µs`,
           );
         } catch (err) {
-          rowOf(fio, path)[job] = null;
+          list[repeat - 1] = null;
           problems.push(`fio JSON of ${key}: ${(err as Error).message}`);
         }
       }
@@ -421,11 +543,14 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       qemuMarker = chosen[0]!.marker;
       const timeoutMs = BOOT_BUDGET_MS + paths.length * jobs.length * (runtime * 1000 + PER_JOB_OVERHEAD_MS);
       ctx.log(`e2e: booting one guest with ${paths.join(', ')} (timeout ${(timeoutMs / 1000).toFixed(0)} s)`);
+      // bench/results/raw/ is not committed: a fresh checkout has none.
+      mkdirSync(join(resultsDir(), 'raw'), { recursive: true });
       const run = await runGuest({
         devices: paths.includes('npiv-hba') ? [socket] : [],
-        script: guestScript(runtime, jobs, paths),
+        script: guestScript(runtime, jobs, paths, repeats, idleSeconds),
         extraFiles: chosen.flatMap((g) => (g.path === 'npiv-hba' ? [] : peerModule(g.path))),
-        qemuArgs: chosen.flatMap((g) => g.qemuArgs),
+        // Thread names (vCPUs "CPU n/TCG", IOThreads "IO <name>") for the per-thread CPU split.
+        qemuArgs: ['-name', 'npiv-bench,debug-threads=on', ...chosen.flatMap((g) => g.qemuArgs)],
         loadQla: paths.includes('npiv-hba'),
         memMiB: GUEST_MEM_MIB,
         timeoutMs,
@@ -434,6 +559,19 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
         logFile: join(resultsDir(), 'raw', 'e2e-guest.log'),
       });
       await Promise.all(pending);
+      // Per path and job: the figures of the median-IOPS repeat stand for the job (profile part).
+      for (const [path, byJob] of Object.entries(repeatFio)) {
+        for (const [job, list] of Object.entries(byJob)) {
+          const ok = list
+            .map((f, i) => ({ f, i }))
+            .filter((x): x is { f: FioFigures; i: number } => !!x.f)
+            .sort((a, b) => a.f.iops - b.f.iops);
+          const mid = ok[(ok.length - 1) >> 1];
+          rowOf(fio, path)[job] = mid ? mid.f : null;
+          const sample = mid ? repeatSamples[path]?.[job]?.find((x) => x.repeat === mid.i + 1) : undefined;
+          if (sample) rowOf(samples, path)[job] = sample;
+        }
+      }
       guestCommands.push(run.command.join(' '));
       for (const l of run.guestLines) if (l.startsWith('PROBLEM')) problems.push(l);
       if (run.timedOut) problems.push('the guest run timed out');
@@ -473,6 +611,8 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       if (selected.has(p)) continue;
       for (const r of previous.data.rows) rowOf(fio, p)[r.job] = r.results[p];
       if (previous.data.samples[p]) samples[p] = previous.data.samples[p]!;
+      if (previous.data.repeatFio?.[p]) repeatFio[p] = previous.data.repeatFio[p]!;
+      if (previous.data.repeatSamples?.[p]) repeatSamples[p] = previous.data.repeatSamples[p]!;
       if (previous.data.guestExitStatus[p] !== undefined) guestExitStatus[p] = previous.data.guestExitStatus[p]!;
       carried.push(p);
       measuredAt[p] = previous.data.measuredAt?.[p] ?? previous.machine.date;
@@ -488,18 +628,9 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       PathName,
       number | null
     >;
-    return { job: j.name, results, iopsRatioToNpiv };
+    return { job: j.name, results, iopsRatioToNpiv, spread: pathSpreads(j.name, repeatFio, results) };
   });
-  saveChart(
-    'e2e',
-    renderBarChart({
-      title: 'End to end: fio in the guest per path (host fio = the limit)',
-      unit: 'IOPS',
-      series: [...PATHS],
-      groups: rows.map((r) => ({ label: r.job, values: PATHS.map((p) => r.results[p]?.iops ?? null) })),
-      log: true,
-    }),
-  );
+  saveE2eCharts(rows);
   const data: E2eData = {
     measuredAt,
     volumeMiB: E2E_VOLUME_MIB,
@@ -507,6 +638,10 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
     accelerator: guestCommands.some((c) => c.includes('-accel kvm')) ? 'kvm' : 'tcg',
     rows,
     samples,
+    repeats,
+    repeatFio,
+    repeatSamples,
+    idle,
     guestExitStatus,
     problems,
   };
@@ -535,6 +670,128 @@ export async function runE2ePart(ctx: PartContext): Promise<PartOutput<E2eData>>
       'Host fio uses buffered I/O (tmpfs has no O_DIRECT): it measures the memory path the peers end in.',
       ...problems.map((p) => `problem: ${p}`),
     ],
+  };
+}
+
+/** Spread over repeats per path; ratios to megasas pair repeat r of a path with repeat r of megasas. */
+export function pathSpreads(
+  job: string,
+  repeatFio: Record<string, Record<string, (FioFigures | null)[]>>,
+  results: Record<PathName, FioFigures | null>,
+): Partial<Record<PathName, PathSpread>> {
+  const out: Partial<Record<PathName, PathSpread>> = {};
+  const meg = repeatFio.megasas?.[job] ?? [];
+  for (const p of PATHS) {
+    // The host path runs once per job (outside the guest): its single figure is its spread.
+    const list = repeatFio[p]?.[job] ?? (results[p] ? [results[p]] : []);
+    if (list.length === 0) continue;
+    out[p] = {
+      iops: spread(list.map((f) => f?.iops)),
+      p50Us: spread(list.map((f) => f?.clatP50Us)),
+      p99Us: spread(list.map((f) => f?.clatP99Us)),
+      ratioToMegasas: spread(list.map((f, i) => ratio(f?.iops, meg[i]?.iops))),
+    };
+  }
+  return out;
+}
+
+/** The guest paths compared to megasas, and the latency panel. */
+const RATIO_PATHS: PathName[] = ['npiv-hba', 'virtio-scsi'];
+const LATENCY_PATHS: PathName[] = ['npiv-hba', 'megasas', 'virtio-scsi'];
+
+export function saveE2eCharts(rows: readonly E2eRow[]): void {
+  saveChart(
+    'e2e',
+    renderRangeChart({
+      title: 'End to end: IOPS relative to megasas in the same guest (1.0 = megasas)',
+      unit: 'IOPS ÷ megasas IOPS, per repeat',
+      series: RATIO_PATHS.map((p) => `${p} ÷ megasas`),
+      reference: { value: 1, label: 'megasas' },
+      groups: rows.map((r) => ({
+        label: r.job,
+        bars: RATIO_PATHS.map((p) => {
+          const sp = r.spread?.[p]?.ratioToMegasas ?? null;
+          return sp
+            ? { value: sp.median, low: sp.min, high: sp.max }
+            : { value: ratio(r.results[p]?.iops, r.results.megasas?.iops) };
+        }),
+      })),
+    }),
+  );
+  saveChart(
+    'e2e-latency',
+    renderRangeChart({
+      title: 'End to end: completion latency p50 and p99 (µs)',
+      unit: 'µs, median over repeats',
+      errorLabel: 'from p50 (end of the bar) to p99',
+      perGroupScale: true,
+      series: LATENCY_PATHS,
+      groups: rows.map((r) => ({
+        label: r.job,
+        bars: LATENCY_PATHS.map((p) => {
+          const sp = r.spread?.[p];
+          const p50 = sp?.p50Us?.median ?? r.results[p]?.clatP50Us ?? null;
+          const p99 = sp?.p99Us?.median ?? r.results[p]?.clatP99Us ?? null;
+          return { value: p50, low: p50, high: p99 };
+        }),
+      })),
+    }),
+  );
+}
+
+export interface PerIoCosts {
+  /** QEMU CPU µs per I/O per thread role and in total, idle baseline subtracted */
+  qemu: Partial<Record<ThreadRole | 'total', Spread | null>>;
+  hba: Spread | null;
+  san: Spread | null;
+  /** run-queue wait per timeslice (µs): the price of one wake-up */
+  waitPerWakeUs: Partial<Record<'vcpu' | 'main' | 'iothread' | 'hba' | 'san', Spread | null>>;
+}
+
+/** CPU per I/O of each process (and QEMU thread role) with the idle rate subtracted, over the repeats. */
+export function perIoCosts(d: E2eData, path: string, job: string): PerIoCosts | null {
+  const fios = d.repeatFio?.[path]?.[job];
+  const samples = d.repeatSamples?.[path]?.[job];
+  if (!fios || !samples || samples.length === 0) return null;
+  const idle = d.idle ?? null;
+  const rows = samples
+    .map((s) => ({ s, f: fios[(s.repeat ?? 1) - 1] }))
+    .filter((x): x is { s: JobSample; f: FioFigures } => !!x.f && x.f.ios > 0);
+  const perIo = (ms: number, idleRate: number | undefined, s: JobSample, f: FioFigures) =>
+    ((ms - (idleRate ?? 0) * s.wallSeconds) * 1000) / f.ios;
+  const roles: ThreadRole[] = ['vcpu', 'main', 'iothread', 'other'];
+  const qemu: PerIoCosts['qemu'] = {};
+  for (const role of roles)
+    qemu[role] = spread(
+      rows.map(({ s, f }) =>
+        s.qemuThreads ? perIo(s.qemuThreads[role].cpuMs, idle?.qemuMsPerSecond?.[role], s, f) : null,
+      ),
+    );
+  qemu.total = spread(
+    rows.map(({ s, f }) =>
+      s.qemuThreads
+        ? perIo(
+            totalUsage(s.qemuThreads).cpuMs,
+            idle?.qemuMsPerSecond ? Object.values(idle.qemuMsPerSecond).reduce((a, b) => a + b, 0) : undefined,
+            s,
+            f,
+          )
+        : null,
+    ),
+  );
+  const wake = (u: RoleUsage | null | undefined) => (u && u.slices > 0 ? (u.waitMs * 1000) / u.slices : null);
+  return {
+    qemu,
+    hba: path === 'npiv-hba' ? spread(rows.map(({ s, f }) => perIo(s.hbaCpuMs, idle?.hbaMsPerSecond, s, f))) : null,
+    san: path === 'npiv-hba' ? spread(rows.map(({ s, f }) => perIo(s.sanCpuMs, idle?.sanMsPerSecond, s, f))) : null,
+    waitPerWakeUs: {
+      vcpu: spread(rows.map(({ s }) => wake(s.qemuThreads?.vcpu))),
+      main: spread(rows.map(({ s }) => wake(s.qemuThreads?.main))),
+      iothread: spread(rows.map(({ s }) => wake(s.qemuThreads?.iothread))),
+      ...(path === 'npiv-hba'
+        ? { hba: spread(rows.map(({ s }) => wake(s.hbaMain))), san: spread(rows.map(({ s }) => wake(s.sanMain))) }
+        : {}),
+    },
   };
 }
 

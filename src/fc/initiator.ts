@@ -56,7 +56,40 @@ export interface ScsiCommand {
   dataOut?: Uint8Array;
   taskAttribute?: number;
   timeoutMs?: number;
-  signal?: AbortSignal;
+  /** Aborts the command with ABTS when fired (see CommandAbort). */
+  abort?: CommandAbort;
+}
+
+/**
+ * Cancels one SCSI command (ABORT TASK as ABTS of its exchange). A one-listener stand-in for
+ * AbortController, which costs an EventTarget and an AbortSignal per command on the I/O path.
+ */
+export class CommandAbort {
+  private fired = false;
+  private listener: (() => void) | null = null;
+
+  get aborted(): boolean {
+    return this.fired;
+  }
+
+  abort(): void {
+    if (this.fired) return;
+    this.fired = true;
+    const l = this.listener;
+    this.listener = null;
+    l?.();
+  }
+
+  /** The command's own hook (one at a time); null detaches it when the command ends. */
+  attach(listener: (() => void) | null): void {
+    this.listener = listener;
+  }
+}
+
+/** A SCSI exchange's deadline in the port's sweep (Date.now() ms). */
+interface Deadline {
+  at: number;
+  expire(): void;
 }
 
 export interface ScsiResult {
@@ -109,6 +142,15 @@ export function lunField(lun: number): Uint8Array {
 }
 
 export class Initiator extends NPort {
+  /**
+   * Deadlines of the open SCSI exchanges, checked by one timer armed for the earliest (commands
+   * share one timeout, so a new deadline is almost never earlier than the armed one): a Set
+   * insert/delete per command instead of a setTimeout/clearTimeout pair.
+   */
+  private readonly deadlines = new Set<Deadline>();
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweepAt = Number.POSITIVE_INFINITY;
+
   /** Connect a new link to a fabric socket and FLOGI as its physical N_Port. */
   static async connect(path: string, opts: NPortOptions): Promise<Initiator> {
     const link = await connectLink(path);
@@ -217,6 +259,33 @@ export class Initiator extends NPort {
     return this.fcpExchange(dId, { ...cmd, tmf: 0 });
   }
 
+  private addDeadline(d: Deadline): void {
+    this.deadlines.add(d);
+    if (d.at < this.sweepAt) this.armSweep(d.at);
+  }
+
+  private armSweep(at: number): void {
+    if (this.sweepTimer) clearTimeout(this.sweepTimer);
+    this.sweepAt = at;
+    // Unref'd: an open exchange always has its link keeping the process alive; the timer alone
+    // must not (it outlives the last command until it fires).
+    this.sweepTimer = setTimeout(() => this.sweepDeadlines(), Math.max(0, at - Date.now())).unref();
+  }
+
+  private sweepDeadlines(): void {
+    this.sweepTimer = null;
+    this.sweepAt = Number.POSITIVE_INFINITY;
+    const now = Date.now();
+    let next = Number.POSITIVE_INFINITY;
+    for (const d of this.deadlines) {
+      if (d.at <= now) {
+        this.deadlines.delete(d);
+        d.expire();
+      } else if (d.at < next) next = d.at;
+    }
+    if (next !== Number.POSITIVE_INFINITY) this.armSweep(next);
+  }
+
   private requireSession(dId: number): RemoteSession {
     const s = this.sessions.get(dId);
     if (!s) throw new ProtocolError(`no PLOGI session with ${formatPortId(dId)}`);
@@ -252,13 +321,19 @@ export class Initiator extends NPort {
       let writeOffset = 0;
       let writeSeqCnt = 0;
       let aborting = false;
-      let timer: NodeJS.Timeout | undefined;
       let abtsTimer: NodeJS.Timeout | undefined;
+      const deadline: Deadline = {
+        at: Date.now() + timeoutMs,
+        expire: () =>
+          abort(
+            new ExchangeTimeoutError(`SCSI command OX_ID 0x${ex.oxId.toString(16)} to ${formatPortId(dId)}`, timeoutMs),
+          ),
+      };
 
       const finish = (): void => {
-        clearTimeout(timer);
-        clearTimeout(abtsTimer);
-        cmd.signal?.removeEventListener('abort', onAbortSignal);
+        this.deadlines.delete(deadline);
+        if (abtsTimer) clearTimeout(abtsTimer);
+        cmd.abort?.attach(null);
         this.mux.closeExchange(ex.oxId);
       };
       const fail = (err: Error): void => {
@@ -268,7 +343,7 @@ export class Initiator extends NPort {
       const abort = (err: Error): void => {
         if (aborting) return;
         aborting = true;
-        clearTimeout(timer);
+        this.deadlines.delete(deadline);
         this.sendAbts(dId, ex.oxId, ex.rxId);
         // The exchange stays open until BA_ACC/BA_RJT arrives (or a short deadline passes), so
         // late frames of the aborted exchange are not mistaken for a new one with the same OX_ID.
@@ -369,21 +444,15 @@ export class Initiator extends NPort {
         onFail: (err) =>
           fail(err instanceof LinkDownError ? err : new ProtocolError(`exchange failed: ${err.message}`)),
       }));
-      timer = setTimeout(
-        () =>
-          abort(
-            new ExchangeTimeoutError(`SCSI command OX_ID 0x${ex.oxId.toString(16)} to ${formatPortId(dId)}`, timeoutMs),
-          ),
-        timeoutMs,
-      );
-      if (cmd.signal) {
-        if (cmd.signal.aborted) {
+      if (cmd.abort) {
+        if (cmd.abort.aborted) {
           finish();
           reject(new ScsiAbortedError('aborted before it was sent'));
           return;
         }
-        cmd.signal.addEventListener('abort', onAbortSignal, { once: true });
+        cmd.abort.attach(onAbortSignal);
       }
+      this.addDeadline(deadline);
       const payload = encodeFcpCmnd({
         lun,
         crn: 0,

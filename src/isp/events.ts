@@ -6,6 +6,12 @@
  * registers and host_status = mb0 << 16 | HSRX_RISC_INT | type. hccr CLR_RISC_INT pops it and
  * latches the next one synchronously. Events latch even with interrupts disabled (ictrl = 0)
  * because qla2xxx completes every probe-time mailbox command by polling host_status.
+ *
+ * Response-queue updates (0x13) are coalesced as the firmware may: qla24xx_process_response_queue
+ * reads rsp_q_in once and consumes every entry up to it, so a 0x13 is only owed for entries
+ * published after the driver's last rsp_q_in read. One that is not (already queued behind the
+ * running handler, or delayed by ZIO) is dropped rather than raising an interrupt whose handler
+ * would find the ring empty.
  */
 import type { IspHost } from './host.js';
 import type { Trace } from '../device/trace.js';
@@ -52,6 +58,10 @@ export class EventFifo {
   /** Interrupt line state as last driven (INTx level; for MSI: "message sent for the latched event"). */
   private asserted = false;
   private interruptsEnabled = false;
+  /** Entries were published to the response ring since the driver last read rsp_q_in. */
+  private unseenResponses = false;
+  /** 0x13 events dropped because the driver had already read past every published entry. */
+  suppressedUpdates = 0;
 
   constructor(
     private readonly host: IspHost,
@@ -86,11 +96,31 @@ export class EventFifo {
     if (!this.latched) this.latchNext();
   }
 
+  /** rsp_q_in moved: entries the driver has not seen yet are in the ring. */
+  responsesPublished(): void {
+    this.unseenResponses = true;
+  }
+
   /**
-   * A response-queue update. Merged into a queued-but-unlatched 0x13 event: the handler drains
-   * the ring up to rsp_q_in anyway. A latched 0x13 (handler running) gets a new one behind it.
+   * The driver read rsp_q_in: the handler will consume every entry published so far
+   * (qla24xx_process_response_queue loops until its ring index reaches the value read).
+   */
+  responseQueueRead(): void {
+    this.unseenResponses = false;
+  }
+
+  /**
+   * A response-queue update for entries published since the last rsp_q_in read. Merged into a
+   * queued-but-unlatched 0x13 event: the handler drains the ring up to rsp_q_in anyway. A latched
+   * 0x13 (handler running) gets a new one behind it, dropped at latch time if the running
+   * handler's rsp_q_in read came after every publication. Nothing is owed when that read already
+   * happened (flush on read, or a ZIO delay that a running handler overtook).
    */
   pushResponseUpdate(): void {
+    if (!this.unseenResponses) {
+      this.suppressedUpdates++;
+      return;
+    }
     if (this.queue.some((e) => e.type === INTR_TYPE.RSP_QUE_UPDATE)) return;
     this.push({ type: INTR_TYPE.RSP_QUE_UPDATE, mailboxes: null });
   }
@@ -106,6 +136,7 @@ export class EventFifo {
   clear(): void {
     this.queue.length = 0;
     this.latched = null;
+    this.unseenResponses = false;
     this.updateLine();
   }
 
@@ -125,7 +156,13 @@ export class EventFifo {
   }
 
   private latchNext(): void {
-    const next = this.queue.shift();
+    let next = this.queue.shift();
+    // A trailing 0x13 whose entries the previous handler already consumed would only make the
+    // driver read host_status and rsp_q_in to find nothing new.
+    while (next && next.type === INTR_TYPE.RSP_QUE_UPDATE && !this.unseenResponses) {
+      this.suppressedUpdates++;
+      next = this.queue.shift();
+    }
     if (!next) return;
     this.latched = next;
     if (next.mailboxes) this.outbound.set(next.mailboxes.subarray(0, MAILBOX_COUNT));

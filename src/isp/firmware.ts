@@ -246,6 +246,7 @@ export class IspFirmware implements FirmwareControl {
         },
         { maxHandleIndex: RESOURCE_COUNT - 1, maxVpIndex: MAX_NPIV_VPORTS },
       );
+      this.queues.configureZio(icb.firmwareOptions2 & 0xf, icb.interruptDelayTimer, () => this.exchanges.size);
     } catch (e) {
       this.guestError('mbox_err_init_fw_rings', { error: String(e) });
       this.icb = null;

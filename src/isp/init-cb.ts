@@ -5,7 +5,7 @@
  *
  *   0 version u16 | 4 frame_payload_size u16 | 12 port_name[8] | 20 node_name[8]
  *   36 response_q_length u16 | 38 request_q_length u16
- *   44 request_q_address u64 | 52 response_q_address u64
+ *   44 request_q_address u64 | 52 response_q_address u64 | 88 interrupt_delay_timer u16
  *   92 firmware_options_1 u32 | 96 firmware_options_2 u32 | 100 firmware_options_3 u32
  */
 import { wwnFromBytes } from '../util/wwn.js';
@@ -20,6 +20,7 @@ export const ICB = {
   REQUEST_Q_LENGTH: 38,
   REQUEST_Q_ADDRESS: 44,
   RESPONSE_Q_ADDRESS: 52,
+  INTERRUPT_DELAY_TIMER: 88,
   FIRMWARE_OPTIONS_1: 92,
   FIRMWARE_OPTIONS_2: 96,
   FIRMWARE_OPTIONS_3: 100,
@@ -45,6 +46,8 @@ export interface InitControlBlock {
   firmwareOptions1: number;
   firmwareOptions2: number;
   firmwareOptions3: number;
+  /** ZIO timer, 100 µs units. */
+  interruptDelayTimer: number;
 }
 
 /** Parses a copied-in ICB; returns a reason string for a block the firmware must refuse. */
@@ -63,6 +66,7 @@ export function parseInitControlBlock(b: Uint8Array): InitControlBlock | string 
     firmwareOptions1: dv.getUint32(ICB.FIRMWARE_OPTIONS_1, true),
     firmwareOptions2: dv.getUint32(ICB.FIRMWARE_OPTIONS_2, true),
     firmwareOptions3: dv.getUint32(ICB.FIRMWARE_OPTIONS_3, true),
+    interruptDelayTimer: dv.getUint16(ICB.INTERRUPT_DELAY_TIMER, true),
   };
   for (const [what, len] of [
     ['request', icb.requestQueueLength],

@@ -9,7 +9,7 @@
  *     has at the time (the firmware re-FDISCs its VPs after each physical login).
  * As real 24xx firmware does after FLOGI, the port registers for RSCNs (SCR).
  */
-import { Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiator.js';
+import { CommandAbort, Initiator, ScsiAbortedError, type TaskManagement } from '../fc/initiator.js';
 import { CtRejectError, ElsRejectError, ExchangeTimeoutError, LinkDownError } from '../fc/nport/errors.js';
 import { encodeCt } from '../fc/ct.js';
 import type { Link } from '../fc/link.js';
@@ -58,7 +58,7 @@ export class InitiatorFabricPort implements FabricPort {
   private linkUsable = true;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private readonly listeners = new Set<(e: FabricEvent) => void>();
-  private readonly inFlight = new Map<number, AbortController>();
+  private readonly inFlight = new Map<number, CommandAbort>();
   private readonly log: Logger;
   private closed = false;
   private loginSeq = 0;
@@ -262,7 +262,7 @@ export class InitiatorFabricPort implements FabricPort {
       if (!gathered) return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'dma' };
       dataOut = gathered;
     }
-    const controller = new AbortController();
+    const controller = new CommandAbort();
     this.inFlight.set(c.taskTag, controller);
     try {
       const r = await this.requirePort().scsiCommand(portId, {
@@ -271,7 +271,7 @@ export class InitiatorFabricPort implements FabricPort {
         direction: c.direction,
         expectedLength: c.expectedLength,
         ...(dataOut ? { dataOut } : {}),
-        signal: controller.signal,
+        abort: controller,
       });
       const result: FcpResult = { scsiStatus: r.status, sense: r.sense, transferred: 0 };
       if (c.direction === 'read') {

@@ -10,7 +10,14 @@
  * to the entry handler, malformed ones were already answered by the codec with entry_status.
  * Response side: entries wait in the codec's FIFO (and behind it a bounded backlog) until the
  * guest ring has room — never more than (rsp_q_out − rsp_q_in − 1) mod length — then rsp_q_in is
- * published and one coalesced 0x13 event queued.
+ * published and one coalesced 0x13 event queued. A driver read of rsp_q_in first publishes what
+ * is waiting, so the running handler consumes it in the same pass (events.ts then owes no 0x13).
+ *
+ * ZIO (ICB firmware_options_2[3:0] = 6, which qla24xx_nvram_config selects when the NVRAM asks
+ * for any ZIO mode; interrupt_delay_timer in 100 µs units): the 0x13 for a publication is
+ * delayed up to the timer, but only while other commands are still outstanding, so a lone
+ * command (QD1: qla2xxx on 24xx/25xx learns of completions only through interrupts) is never
+ * delayed. Node timers have 1 ms granularity, so a delay below 1 ms becomes 1 ms.
  */
 import type { EventFifo } from './events.js';
 import type { IspHost, IspScheduler } from './host.js';
@@ -40,6 +47,11 @@ const REQUEST_BUDGET = 128;
 
 type Pending = { kind: 'raw'; entry: Uint8Array } | { kind: 'status'; status: StatusType0 };
 
+/** firmware_options_2[3:0] ZIO modes (qla_def.h QLA_ZIO_*). */
+export const ZIO_MODE_6 = 6;
+/** ICB interrupt_delay_timer unit. */
+export const ZIO_TIMER_UNIT_US = 100;
+
 export class IspQueues {
   private geometry: RingGeometry | null = null;
   private reqIn = 0;
@@ -49,6 +61,10 @@ export class IspQueues {
   private drainScheduled = false;
   private flushScheduled = false;
   private readonly backlog: Pending[] = [];
+  /** ZIO mode 6 delay in ms (0: off) and the count of commands still in flight. */
+  private zioDelayMs = 0;
+  private outstanding: () => number = () => 0;
+  private cancelZio: (() => void) | null = null;
 
   constructor(
     private readonly host: IspHost,
@@ -87,12 +103,42 @@ export class IspQueues {
     this.backlog.length = 0;
   }
 
+  /**
+   * ZIO from the ICB (INITIALIZE_FIRMWARE): mode 6 with interrupt_delay_timer units of 100 µs;
+   * any other mode means an interrupt per publication. `outstanding` counts commands in flight.
+   */
+  configureZio(mode: number, timerUnits: number, outstanding: () => number): void {
+    this.stopZio();
+    if (mode !== 0 && mode !== ZIO_MODE_6) this.trace('ring_ub_zio_mode', { mode });
+    this.zioDelayMs = mode === ZIO_MODE_6 && timerUnits > 0 ? (timerUnits * ZIO_TIMER_UNIT_US) / 1000 : 0;
+    this.outstanding = outstanding;
+  }
+
+  get zioActive(): boolean {
+    return this.zioDelayMs > 0;
+  }
+
+  private stopZio(): void {
+    this.cancelZio?.();
+    this.cancelZio = null;
+  }
+
   /** Soft reset / STOP_FIRMWARE: rings forgotten, pending completions dropped. */
   reset(): void {
+    this.stopZio();
+    this.zioDelayMs = 0;
     if (this.geometry) this.codec.resetResponses();
     this.geometry = null;
     this.reqIn = this.reqOut = this.rspIn = this.rspOut = 0;
     this.backlog.length = 0;
+  }
+
+  /**
+   * The driver is about to read rsp_q_in (its response handler): publish waiting completions
+   * now, so that this pass consumes them instead of a later interrupt.
+   */
+  flushForRead(): void {
+    if (this.geometry && (this.backlog.length || this.codec.pendingResponses)) this.flushResponses();
   }
 
   /** req_q_in write (doorbell). */
@@ -203,9 +249,23 @@ export class IspQueues {
       if (r.full || r.written === 0) break;
     }
     if (wrote) {
-      this.events.pushResponseUpdate();
+      this.events.responsesPublished();
+      this.raiseResponseUpdate();
       if (this.reqIn !== this.reqOut) this.scheduleDrain();
     }
+  }
+
+  /** 0x13 now, or (ZIO) once the timer runs out while other commands are still in flight. */
+  private raiseResponseUpdate(): void {
+    if (this.zioDelayMs > 0 && this.outstanding() > 0) {
+      this.cancelZio ??= this.scheduler.after(this.zioDelayMs, () => {
+        this.cancelZio = null;
+        this.events.pushResponseUpdate();
+      });
+      return;
+    }
+    this.stopZio();
+    this.events.pushResponseUpdate();
   }
 
   private scheduleFlush(): void {

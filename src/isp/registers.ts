@@ -193,6 +193,9 @@ export class IspRegisterFile {
       case REG.REQ_Q_OUT:
         return this.queues.requestOut;
       case REG.RSP_Q_IN:
+        // The response handler's read: it consumes up to the value returned (events.ts).
+        this.queues.flushForRead();
+        this.events.responseQueueRead();
         return this.queues.responseIn;
       case REG.RSP_Q_OUT:
         return this.queues.responseOut;

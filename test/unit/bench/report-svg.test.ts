@@ -49,7 +49,10 @@ describe('report pieces', () => {
       parts: ['ring', 'emulator', 'scale', 'profile'],
       seconds: 15,
     });
-    expect(parseBenchArgs(['--quick', '--seconds', '15']).seconds).toBe(2);
+    expect(parseBenchArgs(['--quick', '--seconds', '15']).seconds).toBe(3);
+    expect(parseBenchArgs([]).repeats).toBe(3);
+    expect(parseBenchArgs(['--repeats', '5']).repeats).toBe(5);
+    expect(() => parseBenchArgs(['--repeats', '0'])).toThrow(/1\.\.20/);
     expect(() => parseBenchArgs(['--only', 'disk'])).toThrow(/unknown part "disk"/);
     expect(() => parseBenchArgs(['--seconds'])).toThrow(/needs a value/);
     expect(() => parseBenchArgs(['--seconds', '-1'])).toThrow();
@@ -234,11 +237,18 @@ describe('report pieces', () => {
     const runs = script.split('\n').filter((l) => l.startsWith('run_job '));
     // job by job, every path in turn
     expect(runs.slice(0, 3)).toEqual([
-      `run_job npiv-hba "$disk_npiv_hba" randread-4k-qd1 randread 4k 1`,
-      `run_job megasas "$disk_megasas" randread-4k-qd1 randread 4k 1`,
-      `run_job virtio-scsi "$disk_virtio_scsi" randread-4k-qd1 randread 4k 1`,
+      `run_job npiv-hba "$disk_npiv_hba" randread-4k-qd1 randread 4k 1 1`,
+      `run_job megasas "$disk_megasas" randread-4k-qd1 randread 4k 1 1`,
+      `run_job virtio-scsi "$disk_virtio_scsi" randread-4k-qd1 randread 4k 1 1`,
     ]);
     expect(runs).toHaveLength(FIO_JOBS.length * 3);
+    // repeats run the whole sequence again, after a measured idle window
+    const rep = guestScript(7, FIO_JOBS.slice(0, 2), ['npiv-hba', 'megasas'], 3, 5);
+    const repRuns = rep.split('\n').filter((l) => l.startsWith('run_job '));
+    expect(repRuns).toHaveLength(2 * 2 * 3);
+    expect(repRuns[4]).toBe(`run_job npiv-hba "$disk_npiv_hba" randread-4k-qd1 randread 4k 1 2`);
+    expect(rep.indexOf('GUEST:IDLE-END')).toBeLessThan(rep.indexOf('\nrun_job '));
+    expect(rep).toContain('sleep 5');
     expect(script).toMatch(/GUEST:FIO-START .*GUEST:FIO-END .*GUEST:FIO-JSON/s);
     const npiv = guestScript(7, FIO_JOBS.slice(0, 1), ['npiv-hba']);
     expect(npiv).not.toContain('insmod');

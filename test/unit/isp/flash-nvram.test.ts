@@ -30,13 +30,15 @@ describe('NVRAM (struct nvram_24xx)', () => {
     expect(nvramDwordSum(other)).toBe(0);
     expect(new DataView(other.buffer).getUint32(508, true)).not.toBe(new DataView(nv.buffer).getUint32(508, true));
   });
-  it('sets node-name-valid, never target mode or serdes-disable, and the model name', () => {
+  it('sets node-name-valid and the ZIO timer, never target mode or serdes-disable, and the model name', () => {
     const dv = new DataView(nv.buffer);
     const fo1 = dv.getUint32(NVRAM.FIRMWARE_OPTIONS_1, true);
     expect(fo1 & (1 << 14)).not.toBe(0);
     expect(fo1 & 0x30).toBe(0);
     expect(dv.getUint32(NVRAM.HOST_P, true) & (1 << 5)).toBe(0);
+    // ZIO off; the delay timer the guest gets if it turns ZIO on (qla24xx_nvram_config).
     expect(dv.getUint32(NVRAM.FIRMWARE_OPTIONS_2, true) & 0xf).toBe(0);
+    expect(dv.getUint16(NVRAM.INTERRUPT_DELAY_TIMER, true)).toBe(1);
     expect(new TextDecoder().decode(nv.subarray(480, 496))).toBe('QLE2562         ');
   });
   it('VPD starts with an identifier string and ends with the end tag', () => {

@@ -331,7 +331,7 @@ export class Rig {
   }
 
   /** The probe up to a running, initialized firmware with the link up. */
-  async bringUp(): Promise<void> {
+  async bringUp(icb: (dv: DataView) => void = () => {}): Promise<void> {
     this.w32(REG.CTRL_STATUS, 0x10031);
     this.w32(REG.HCCR, HCCRX.SET_RISC_RESET << 28);
     this.w32(REG.HCCR, HCCRX.REL_RISC_PAUSE << 28);
@@ -344,7 +344,7 @@ export class Rig {
     this.w32(REG.REQ_Q_OUT, 0);
     this.w32(REG.RSP_Q_IN, 0);
     this.w32(REG.RSP_Q_OUT, 0);
-    const r = await this.mbox(this.writeIcb());
+    const r = await this.mbox(this.writeIcb(icb));
     if (r.mb[0] !== 0x4000) throw new Error(`init fw failed 0x${r.mb[0]!.toString(16)}`);
     await this.mbox([0x59, 0x0900]); // next command fires the armed link-up
     await this.drainEvents();

@@ -128,6 +128,7 @@ describe('event FIFO: host_status latch and CLR_RISC_INT', () => {
 
   it('response-queue updates coalesce only into an unlatched 0x13', () => {
     const { fifo } = mk();
+    fifo.responsesPublished();
     fifo.pushResponseUpdate(); // latched immediately
     fifo.pushResponseUpdate(); // latched one is running: queue another
     fifo.pushResponseUpdate(); // merges into the queued one

@@ -13,7 +13,7 @@ import { ExchangeTimeoutError, ProtocolError } from '../../../src/fc/nport/error
 import { NPortLink } from '../../../src/fc/nport/exchange-manager.js';
 import { NPort } from '../../../src/fc/nport/port.js';
 import { buildSequence } from '../../../src/fc/sequence.js';
-import { Initiator } from '../../../src/fc/initiator.js';
+import { CommandAbort, Initiator, ScsiAbortedError } from '../../../src/fc/initiator.js';
 import { linkPair } from '../../../src/fc/link.js';
 import { read10, write10 } from './fake-scsi.js';
 import { type TestSan, startTestSan } from './helpers.js';
@@ -181,6 +181,49 @@ describe('initiator against a hostile target', () => {
       .scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512, timeoutMs: 50 })
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ExchangeTimeoutError);
+    expect(evil.abtsSeen).toBe(1);
+  });
+
+  it('one deadline sweep times out each command at its own deadline, a later shorter one first', async () => {
+    evil.mode = 'silent';
+    const cmd = (timeoutMs: number) =>
+      hba
+        .scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512, timeoutMs })
+        .catch((e: unknown) => e);
+    const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+    // The long one arms the sweep first; the short one, issued later, must re-arm it earlier.
+    // Each expiry sends ABTS (the silent target never answers it; the command fails after that).
+    const long = cmd(600);
+    const short = cmd(30);
+    await sleep(250);
+    expect(evil.abtsSeen).toBe(1);
+    await sleep(500);
+    expect(evil.abtsSeen).toBe(2);
+    expect(await short).toBeInstanceOf(ExchangeTimeoutError);
+    expect(await long).toBeInstanceOf(ExchangeTimeoutError);
+  });
+
+  it('CommandAbort sends ABTS for its command only, and an aborted one is never sent', async () => {
+    evil.mode = 'silent';
+    const a = new CommandAbort();
+    const aborted = hba
+      .scsiCommand(evil.nportId, { lun: 0, cdb: read10(0, 1), direction: 'read', expectedLength: 512, abort: a })
+      .catch((e: unknown) => e);
+    a.abort();
+    a.abort(); // a second fire is a no-op
+    expect(await aborted).toBeInstanceOf(ScsiAbortedError);
+    expect(evil.abtsSeen).toBe(1);
+    const early = new CommandAbort();
+    early.abort();
+    await expect(
+      hba.scsiCommand(evil.nportId, {
+        lun: 0,
+        cdb: read10(0, 1),
+        direction: 'read',
+        expectedLength: 512,
+        abort: early,
+      }),
+    ).rejects.toThrow(/before it was sent/);
     expect(evil.abtsSeen).toBe(1);
   });
 });

@@ -21,7 +21,7 @@ import { ELS } from '../../../src/fc/els.js';
 import { FC_TYPE, type FcHeader, R_CTL, decodeFrame } from '../../../src/fc/frame.js';
 import { ElsRejectError, CtRejectError } from '../../../src/fc/nport/errors.js';
 import { parseSanConfig } from '../../../src/san/config.js';
-import { Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
+import { CommandAbort, Initiator, type ScsiResult } from '../../../src/fc/initiator.js';
 import { San } from '../../../src/san/san.js';
 import { formatWwn } from '../../../src/util/wwn.js';
 import { INQUIRY, REPORT_LUNS, read10, write10 } from './fake-scsi.js';
@@ -109,13 +109,13 @@ describe('pcap of a whole SAN session dissected by tshark', () => {
       expect(back.data).toEqual(data);
       // Abort a command right after sending it: ABTS goes out, the target answers BA_ACC or (if the
       // command already finished) BA_RJT.
-      const abort = new AbortController();
+      const abort = new CommandAbort();
       const aborted = vport.scsiCommand(target, {
         lun: 0,
         cdb: read10(0, 64),
         direction: 'read',
         expectedLength: 64 * 512,
-        signal: abort.signal,
+        abort,
       });
       abort.abort();
       await expect(aborted).rejects.toThrow(/aborted/);
