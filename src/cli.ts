@@ -5,12 +5,13 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
-import { EXIT_OK, EXIT_USAGE, formatCliError } from './cli/errors.js';
+import { EXIT_OK, EXIT_USAGE, formatCliError, usage } from './cli/errors.js';
 import { registerHostCommand } from './cli/host.js';
 import { registerLabCommand } from './cli/lab.js';
 import { registerSanCommand } from './cli/san.js';
 import { registerServeCommand } from './cli/serve.js';
 import { registerVportCommand } from './cli/vport.js';
+import { checkLogLevel } from './util/log.js';
 import { packageRoot } from './util/package-root.js';
 
 /** The version in package.json (what `--version` prints). */
@@ -45,6 +46,8 @@ export interface RunIo {
 /** Runs one command line to its end and returns the exit status (nothing throws out of here). */
 export async function run(argv: string[], io: RunIo = { stderr: process.stderr, env: process.env }): Promise<number> {
   try {
+    const level = io.env.NPIV_HBA_LOG_LEVEL;
+    if (level !== undefined && level !== '') usage(() => checkLogLevel(level, 'NPIV_HBA_LOG_LEVEL'));
     await buildProgram().parseAsync(argv);
   } catch (err) {
     // commander has already printed its message (and the help); --help and --version exit 0.

@@ -147,6 +147,7 @@ export function describeSystemError(err: unknown): { message: string; hint?: str
 export function formatCliError(
   err: unknown,
   env: NodeJS.ProcessEnv = process.env,
+  program = 'npiv-hba',
 ): { text: string; exitCode: ExitCode } {
   const lines: string[] = [];
   let exitCode: ExitCode = EXIT_FAILURE;
@@ -169,8 +170,8 @@ export function formatCliError(
     lines.push(String(err));
   }
   const debug = env.NPIV_HBA_LOG_LEVEL === 'debug' || env.NPIV_HBA_LOG_LEVEL === 'trace';
-  let text = lines.map((l) => `npiv-hba: ${l}\n`).join('');
-  if (hint !== undefined) text += `npiv-hba: hint: ${hint}\n`;
+  let text = lines.map((l) => `${program}: ${l}\n`).join('');
+  if (hint !== undefined) text += `${program}: hint: ${hint}\n`;
   if (debug && err instanceof Error && err.stack && !text.includes(err.stack)) text += `${err.stack}\n`;
   return { text, exitCode };
 }

@@ -12,9 +12,18 @@
  * runCli(argv, io) runs one vport command line in-process and returns its exit status (tests).
  */
 import { Command, CommanderError } from 'commander';
+import { parseDuration } from '../util/duration.js';
 import { formatWwn } from '../util/wwn.js';
 import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '../vport/definition.js';
-import { EXIT_FAILURE, EXIT_USAGE, VportError, VportUsageError } from '../vport/errors.js';
+import { CliError, formatCliError, isSystemError } from './errors.js';
+import {
+  EXIT_FAILURE,
+  EXIT_NOT_RUNNING,
+  EXIT_USAGE,
+  VportError,
+  VportNotRunningError,
+  VportUsageError,
+} from '../vport/errors.js';
 import { defineVport, undefineVport } from '../vport/manager.js';
 import {
   DEFAULT_LIBVIRT_CHASSIS,
@@ -76,11 +85,14 @@ function accessLine(def: VportDefinition): string | null {
   return parts.length > 0 ? `access:     ${parts.join(', ')}` : null;
 }
 
+/** --timeout: a duration (seconds, or with a unit: 500ms, 30s, 2m), in milliseconds. */
 function parseTimeout(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]{1,7}$/.test(text))
-    throw new VportUsageError(`invalid ${what} '${text}': expected milliseconds (0..9999999)`);
-  return Number(text);
+  try {
+    return parseDuration(text, what, 3_600_000);
+  } catch (err) {
+    throw new VportUsageError((err as Error).message);
+  }
 }
 
 function statusJson(status: VportStatus): object {
@@ -129,12 +141,43 @@ function formatStats(def: VportDefinition, s: VportStats): string {
   );
 }
 
+/**
+ * A permission or missing-directory error on the definitions or runtime directory, with the
+ * option that moves it (a non-root `vport define` on the default /etc/npiv-hba/vports).
+ */
+function explainDirectoryError(err: unknown, dirs: { configDir: string; runDir: string } | null): unknown {
+  if (!isSystemError(err) || err.path === undefined || dirs === null) return err;
+  const inside = (dir: string) => err.path === dir || err.path!.startsWith(`${dir}/`);
+  const which = inside(dirs.configDir)
+    ? {
+        what: 'the vport definitions directory',
+        dir: dirs.configDir,
+        option: '--config-dir',
+        env: 'NPIV_HBA_CONFIG_DIR',
+      }
+    : inside(dirs.runDir)
+      ? { what: 'the vport runtime directory', dir: dirs.runDir, option: '--run-dir', env: 'NPIV_HBA_RUN_DIR' }
+      : null;
+  if (which === null) return err;
+  const elsewhere = `pass ${which.option} DIR (or set ${which.env}) for a directory of your own`;
+  if (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS')
+    return new CliError(
+      `cannot use ${which.what} ${which.dir}: permission denied (${err.syscall ?? 'access'} ${err.path})`,
+      {
+        hint: `run it with sudo, or ${elsewhere}`,
+        cause: err,
+      },
+    );
+  return err;
+}
+
 /** Refuses unless `def` runs and its socket accepts connections (what QEMU needs at startup). */
 async function checkServing(def: VportDefinition, runDir: string): Promise<void> {
   const status = vportStatus(def, runDir);
   if (status.status !== 'running') {
-    throw new VportError(
-      `vport ${def.uuid} is not running (${describeStatus(status)}): start it first, or use --no-check`,
+    throw new VportNotRunningError(
+      `vport ${def.uuid} is not running (${describeStatus(status)})`,
+      `start it first (npiv-hba vport start ${def.uuid}), or pass --no-check`,
     );
   }
   const probe = await probeUnixSocket(def.socket);
@@ -155,14 +198,12 @@ function buildVportCommand(
 ): Command {
   const out = (text: string) => io.stdout.write(text);
   const note = (text: string) => io.stderr.write(`${PROGRAM}: ${text}\n`);
+  // The directories of the command being run, for the hint of a permission error.
+  let dirs: { configDir: string; runDir: string } | null = null;
   const fail = (err: unknown) => {
-    if (err instanceof VportError) {
-      note(err.message);
-      setExitCode(err.exitCode);
-    } else {
-      note(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      setExitCode(EXIT_FAILURE);
-    }
+    const { text, exitCode } = formatCliError(explainDirectoryError(err, dirs), io.env, PROGRAM);
+    io.stderr.write(text);
+    setExitCode(exitCode);
   };
   const run =
     <A extends unknown[]>(fn: (...args: A) => Promise<void> | void) =>
@@ -174,8 +215,8 @@ function buildVportCommand(
       }
     };
   const context = (opts: DirOptions) => {
-    const store = new VportStore(resolveConfigDir(opts.configDir, io.env));
-    return { store, runDir: resolveRunDir(opts.runDir, io.env) };
+    dirs = { configDir: resolveConfigDir(opts.configDir, io.env), runDir: resolveRunDir(opts.runDir, io.env) };
+    return { store: new VportStore(dirs.configDir), runDir: dirs.runDir };
   };
   const withDirs = (cmd: Command) =>
     cmd
@@ -251,7 +292,10 @@ function buildVportCommand(
     .description('remove a definition (refused while the vport runs, unless --force stops it)')
     .argument('<uuid>')
     .option('--force', 'stop the vport first if it runs', false)
-    .option('--timeout <ms>', 'with --force: wait this long after SIGTERM before SIGKILL')
+    .option(
+      '--timeout <duration>',
+      'with --force: wait this long after SIGTERM before SIGKILL (seconds, or 500ms/30s/2m)',
+    )
     .action(
       run(async (uuidText: string, opts: DirOptions & { force: boolean; timeout?: string }) => {
         const uuid = parseUuid(uuidText);
@@ -267,7 +311,7 @@ function buildVportCommand(
     .description('start a defined vport: a detached `npiv-hba serve` on its socket, ready when it answers VERSION')
     .argument('[uuid]')
     .option('--auto', 'start every vport defined with --autostart that is not running', false)
-    .option('--timeout <ms>', 'how long to wait for serve to answer on its socket')
+    .option('--timeout <duration>', 'how long to wait for serve to answer on its socket (seconds, or 500ms/30s/2m)')
     .action(
       run(async (uuidText: string | undefined, opts: DirOptions & { auto: boolean; timeout?: string }) => {
         const timeoutMs = parseTimeout(opts.timeout, '--timeout');
@@ -305,7 +349,7 @@ function buildVportCommand(
   withDirs(vport.command('stop'))
     .description('stop a running vport: SIGTERM, then SIGKILL after the timeout; stale state is cleaned up')
     .argument('<uuid>')
-    .option('--timeout <ms>', 'wait this long after SIGTERM before SIGKILL')
+    .option('--timeout <duration>', 'wait this long after SIGTERM before SIGKILL (seconds, or 500ms/30s/2m)')
     .action(
       run(async (uuidText: string, opts: DirOptions & { timeout?: string }) => {
         const uuid = parseUuid(uuidText);
@@ -387,6 +431,21 @@ function buildVportCommand(
       }),
     );
 
+  withDirs(vport.command('status'))
+    .description(
+      `print whether a vport runs; exit status 0 when it does, ${EXIT_NOT_RUNNING} when not (like systemctl is-active)`,
+    )
+    .argument('<uuid>')
+    .action(
+      run((uuidText: string, opts: DirOptions) => {
+        const uuid = parseUuid(uuidText);
+        const { store, runDir } = context(opts);
+        const status = vportStatus(store.get(uuid), runDir);
+        out(`${describeStatus(status)}\n`);
+        if (status.status !== 'running') setExitCode(EXIT_NOT_RUNNING);
+      }),
+    );
+
   withDirs(vport.command('qemu-args'))
     .description(
       'print the QEMU arguments that attach these running vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)',
@@ -445,7 +504,7 @@ function buildVportCommand(
         const def = store.get(uuid);
         const status = vportStatus(def, runDir);
         if (status.status !== 'running')
-          throw new VportError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
+          throw new VportNotRunningError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
         let stats: VportStats | null;
         try {
           stats = readVportStats(def.socket);

@@ -372,14 +372,17 @@ describe('qemu-args and libvirt-xml', () => {
     ]);
   });
 
-  it('errors: unknown UUID 1; bad size, bad index, no UUID 2', async () => {
+  it('errors: unknown UUID 1; not running 3; bad size, bad index, no UUID 2', async () => {
     const unknown = await cli('qemu-args', UNKNOWN);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(`no vport ${UNKNOWN} is defined`);
     expect(unknown.stdout).toBe('');
     const notRunning = await cli('qemu-args', U1);
-    expect(notRunning.code).toBe(1);
-    expect(notRunning.stderr).toContain(`vport ${U1} is not running (stopped): start it first, or use --no-check`);
+    expect(notRunning.code).toBe(3);
+    expect(notRunning.stderr).toContain(`npiv-hba vport: vport ${U1} is not running (stopped)\n`);
+    expect(notRunning.stderr).toContain(
+      `npiv-hba vport: hint: start it first (npiv-hba vport start ${U1}), or pass --no-check`,
+    );
     const size = await cli('qemu-args', U1, '--mem', '512');
     expect(size.code).toBe(2);
     expect(size.stderr).toContain("invalid memory size '512'");
