@@ -11,7 +11,7 @@
  * registerVportCommand(program) adds the group to the main CLI (exit status via process.exitCode);
  * runCli(argv, io) runs one vport command line in-process and returns its exit status (tests).
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { parseDuration } from '../util/duration.js';
 import { formatWwn } from '../util/wwn.js';
 import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '../vport/definition.js';
@@ -33,6 +33,9 @@ import {
   parseChassis,
   parseMemorySize,
   qemuArguments,
+  qmpCommands,
+  type QmpAction,
+  virshMonitorCommands,
 } from '../vport/qemu.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
@@ -456,19 +459,44 @@ function buildVportCommand(
     .option('--devices-only', 'only the -device arguments (the VM sets up shared memory itself)', false)
     .option('--lines', 'one raw argument per line instead of shell-quoted text', false)
     .option('--no-check', 'do not require the vports to be running with a live socket (arguments for later use)')
+    .addOption(
+      new Option(
+        '--qmp <action>',
+        'instead: QMP commands that hot-plug (add: device_add) or unplug (del: device_del) the vports in a running QEMU, one JSON line each',
+      ).choices(['add', 'del']),
+    )
+    .option('--virsh <domain>', 'with --qmp: as `virsh qemu-monitor-command DOMAIN ...` command lines')
     .action(
       run(
         async (
           uuidTexts: string[],
-          opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean; check: boolean },
+          opts: DirOptions & {
+            mem: string;
+            index: string;
+            devicesOnly: boolean;
+            lines: boolean;
+            check: boolean;
+            qmp?: QmpAction;
+            virsh?: string;
+          },
         ) => {
           const uuids = uuidTexts.map(parseUuid);
           const memory = parseMemorySize(opts.mem);
           const firstChassis = parseChassis(opts.index);
+          if (opts.virsh !== undefined && opts.qmp === undefined)
+            throw new VportUsageError('--virsh prints QMP commands: give --qmp add or --qmp del');
+          if (opts.virsh === '') throw new VportUsageError('--virsh: the domain name is empty');
           const { store, runDir } = context(opts);
           const defs = uuids.map((u) => store.get(u));
-          // QEMU connects once, at startup, and exits if the socket is missing or dead: refuse now instead.
-          if (opts.check) for (const def of defs) await checkServing(def, runDir);
+          // QEMU connects once, at startup (or at device_add), and fails if the socket is missing
+          // or dead: refuse now instead. Unplugging needs no live socket.
+          if (opts.check && opts.qmp !== 'del') for (const def of defs) await checkServing(def, runDir);
+          if (opts.qmp !== undefined) {
+            const lines =
+              opts.virsh !== undefined ? virshMonitorCommands(defs, opts.qmp, opts.virsh) : qmpCommands(defs, opts.qmp);
+            out(lines.map((l) => `${l}\n`).join(''));
+            return;
+          }
           const args = qemuArguments(defs, { memory, firstChassis, devicesOnly: opts.devicesOnly });
           out(opts.lines ? args.map((a) => a + '\n').join('') : formatShell(args));
         },

@@ -357,6 +357,27 @@ describe('qemu-args and libvirt-xml', () => {
     );
   });
 
+  it('--qmp add|del: one QMP command per vport; --virsh wraps them for virsh qemu-monitor-command', async () => {
+    const add = await cli('qemu-args', U1, U2, '--qmp', 'add', '--no-check');
+    expect(add.code).toBe(0);
+    expect(add.stdout.split('\n')).toEqual([
+      '{"execute":"device_add","arguments":{"driver":"vfio-user-pci","id":"npiv-7d3c5e0a","bus":"rp-npiv-7d3c5e0a","socket":{"type":"unix","path":"/run/npiv-hba/a.sock"}}}',
+      '{"execute":"device_add","arguments":{"driver":"vfio-user-pci","id":"npiv-0badc0de","bus":"rp-npiv-0badc0de","socket":{"type":"unix","path":"/run/npiv-hba/b.sock"}}}',
+      '',
+    ]);
+    // Unplugging needs no running vport: no --no-check.
+    const del = await cli('qemu-args', U1, '--qmp', 'del', '--virsh', "my vm's");
+    expect(del.code).toBe(0);
+    expect(del.stdout).toBe(
+      `virsh qemu-monitor-command 'my vm'\\''s' '{"execute":"device_del","arguments":{"id":"npiv-7d3c5e0a"}}'\n`,
+    );
+    expect((await cli('qemu-args', U1, '--qmp', 'add')).code).toBe(3);
+    expect((await cli('qemu-args', U1, '--qmp', 'plug', '--no-check')).code).toBe(2);
+    const virshAlone = await cli('qemu-args', U1, '--virsh', 'vm1', '--no-check');
+    expect(virshAlone.code).toBe(2);
+    expect(virshAlone.stderr).toContain('--virsh prints QMP commands: give --qmp add or --qmp del');
+  });
+
   it('--lines: one raw argument per line, several vports each behind a root port', async () => {
     const r = await cli('qemu-args', U1, U2, '--lines', '--devices-only', '--no-check');
     expect(r.stdout.split('\n')).toEqual([
