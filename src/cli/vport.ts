@@ -242,7 +242,7 @@ function buildVportCommand(
     .option('--wwnn <wwnn>', 'node name (default: derived from the WWPN)')
     .option(
       '--naa-prefix <hex>',
-      'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001438)',
+      'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001a4a: the KVM OUI libvirt uses)',
     )
     .option(
       '--backend <backend>',

@@ -41,11 +41,11 @@ const U2 = '0badc0de-0000-4000-8000-000000000001';
 const UNKNOWN = '11111111-2222-4333-8444-555555555555';
 
 describe('define', () => {
-  it('with nothing given: random UUID, WWPN from the default prefix, WWNN derived, socket in the run dir', async () => {
+  it('with nothing given: random UUID, WWPN from the default prefix (KVM OUI 00:1a:4a, as libvirt), WWNN derived, socket in the run dir', async () => {
     const uuid = await define();
     expect(uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     const v = await showJson(uuid);
-    expect(v.wwpn).toMatch(/^50:01:43:8[0-9a-f]:/);
+    expect(v.wwpn).toMatch(/^50:01:a4:a[0-9a-f]:/);
     expect(BigInt('0x' + v.wwnn.replaceAll(':', ''))).toBe(BigInt('0x' + v.wwpn.replaceAll(':', '')) ^ 1n);
     expect(v).toMatchObject({
       uuid,
