@@ -24,7 +24,12 @@ if (outputs === undefined || command === undefined) {
   process.exit(2);
 }
 if (process.env.npm_command === 'exec' && outputs.every((f) => existsSync(join(root, f)))) process.exit(0);
-const result = spawnSync(command, args, { cwd: root, stdio: 'inherit', shell: false });
+// `npm` as the npm that runs this lifecycle (npm_execpath), whatever PATH holds.
+const [program, programArgs] =
+  command === 'npm' && process.env.npm_execpath
+    ? [process.execPath, [process.env.npm_execpath, ...args]]
+    : [command, args];
+const result = spawnSync(program, programArgs, { cwd: root, stdio: 'inherit', shell: false });
 if (result.error) {
   console.error(`build-step: ${command}: ${result.error.message}`);
   process.exit(1);

@@ -122,6 +122,13 @@ describe('npm lifecycle build step', () => {
     );
   });
 
+  it('runs `npm` as the npm of the lifecycle (npm_execpath), not whatever PATH holds', () => {
+    const fakeNpm = join(REPO, 'test', 'unit', 'cli', 'fixtures', 'fake-npm.cjs');
+    const r = step({ ...base, npm_execpath: fakeNpm, PATH: '/nonexistent' }, 'ts', 'npm', 'run', 'build');
+    expect(r.stdout).toBe('fake npm: run build\n');
+    expect(r.status).toBe(7);
+  });
+
   it('refuses an unknown step with status 2', () => {
     const r = step(base, 'wasm', 'true');
     expect(r.status).toBe(2);
