@@ -25,6 +25,7 @@ import {
 import { LabStepError, runLab, type LabOptions } from '../lab/lab.js';
 import { ProgressDisplay, silentReporter } from '../lab/progress.js';
 import { formatLabReport, labReportJson, type LabReport } from '../lab/report.js';
+import { parseDuration } from '../util/duration.js';
 
 export interface LabCliOptions {
   config?: string;
@@ -70,10 +71,22 @@ export function hostLabOptionsFromCli(opts: LabCliOptions): HostLabOptions {
   if (opts.wwpn !== undefined && opts.wwpn.length === 1) options.wwpn = opts.wwpn[0]!;
   if (opts.workDir !== undefined) options.workDir = opts.workDir;
   if (opts.ioSize !== undefined) options.ioMiB = positiveInteger(opts.ioSize, '--io-size', 64);
-  if (opts.timeout !== undefined) options.guestTimeoutMs = positiveInteger(opts.timeout, '--timeout', 24 * 3600) * 1000;
+  if (opts.timeout !== undefined) options.guestTimeoutMs = guestTimeout(opts.timeout);
   // Checked now, as runHostLab checks them: a bad VM WWPN is refused before anything starts.
   hostLabNames(options.wwpn);
   return options;
+}
+
+/** --timeout: a duration (seconds, or with a unit), at least one second, at most a day. */
+function guestTimeout(text: string): number {
+  let ms: number;
+  try {
+    ms = parseDuration(text, '--timeout');
+  } catch (err) {
+    throw new LabUsageError((err as Error).message);
+  }
+  if (ms < 1000) throw new LabUsageError(`invalid --timeout '${text}': at least 1s`);
+  return ms;
 }
 
 function positiveInteger(text: string, option: string, max: number): number {
@@ -92,7 +105,7 @@ export function labOptionsFromCli(opts: LabCliOptions): LabOptions {
   if (opts.keep) options.keep = true;
   if (opts.workDir !== undefined) options.workDir = opts.workDir;
   if (opts.ioSize !== undefined) options.ioMiB = positiveInteger(opts.ioSize, '--io-size', 4096);
-  if (opts.timeout !== undefined) options.guestTimeoutMs = positiveInteger(opts.timeout, '--timeout', 24 * 3600) * 1000;
+  if (opts.timeout !== undefined) options.guestTimeoutMs = guestTimeout(opts.timeout);
   if (opts.keep && opts.json)
     throw new LabUsageError('--keep attaches the guest console to the terminal: it cannot be combined with --json');
   return options;
@@ -205,7 +218,10 @@ export function registerLabCommand(program: Command): void {
       'keep sockets, logs, the SAN config and pcap here (default: a temp dir, removed after a passing run)',
     )
     .option('--io-size <MiB>', 'MiB each vport writes and verifies with fio (default 32)')
-    .option('--timeout <seconds>', 'limit for the guest run, boot to results (default 420)')
+    .option(
+      '--timeout <duration>',
+      'limit for the guest run, boot to results: seconds or 500ms/30s/2m/1h (default 420s)',
+    )
     .option('--quiet', 'no progress display on stderr')
     .option(
       '--backend <backend>',

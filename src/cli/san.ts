@@ -18,6 +18,7 @@
  * this uid, root, --socket-owner and --socket-group members (at most --max-links-per-uid each), the
  * control socket from this uid, root and --control-group members (docs/security.md).
  */
+import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Command } from 'commander';
 import {
@@ -32,6 +33,7 @@ import { San } from '../san/san.js';
 import { logger } from '../util/log.js';
 import { checkSocketPathLength, parseGroup, parseUser, type SocketAccess } from '../util/private-socket.js';
 import { probeUnixSocket } from '../vport/probe.js';
+import { CliError, EXIT_NOT_RUNNING, UsageError, usage } from './errors.js';
 
 export interface SanCliOptions {
   config?: string;
@@ -79,8 +81,8 @@ export function parseCtlArguments(cmd: string, words: readonly string[]): Record
   return req;
 }
 
-/** Run a SAN until `stop` fires: link socket, optional pcap and control socket. */
-export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<void> {
+/** The command line's values, checked; throws on the first bad one. */
+function sanArguments(opts: SanCliOptions) {
   if (!opts.config) throw new Error('--config <file> is required (or --example)');
   if (!opts.link) throw new Error('--link <path> is required');
   if (opts.dataDir === '') throw new Error('--data-dir: the directory path is empty');
@@ -99,10 +101,17 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
     maxPerUid: parseCap(opts.maxControlPerUid, '--max-control-per-uid', DEFAULT_MAX_CONTROL_PER_UID),
   };
   const maxLinksPerUid = parseCap(opts.maxLinksPerUid, '--max-links-per-uid', DEFAULT_MAX_LINKS_PER_UID);
-  const config = loadSanConfig(opts.config);
+  return { config: opts.config, link: opts.link, linkAccess, controlOptions, maxLinksPerUid };
+}
+
+/** Run a SAN until `stop` fires: link socket, optional pcap and control socket. */
+export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<void> {
+  // Every check of the command line first: a bad value is a usage error (exit 2).
+  const { config: configPath, link, linkAccess, controlOptions, maxLinksPerUid } = usage(() => sanArguments(opts));
+  const config = loadSanConfig(configPath);
   // Starting would unlink a socket file and listen in its place: never do that to a live SAN.
   for (const [option, path] of [
-    ['--link', opts.link],
+    ['--link', link],
     ['--control', opts.control],
   ] as const) {
     if (path !== undefined && (await probeUnixSocket(path)).state === 'listening') {
@@ -111,17 +120,17 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
   }
   const log = logger('san.cli');
   const running = await San.start(config, {
-    linkPath: opts.link,
+    linkPath: link,
     linkAccess: { access: linkAccess, maxPerUid: maxLinksPerUid },
     ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
     // Like any path on the command line, relative to the working directory (the configuration's
     // "dataDir" is relative to the configuration file).
     ...(opts.dataDir !== undefined ? { dataDir: resolve(opts.dataDir) } : {}),
-    baseDir: dirname(resolve(opts.config)),
+    baseDir: dirname(resolve(configPath)),
   });
   try {
     const control = opts.control ? await ControlServer.listen(running, opts.control, undefined, controlOptions) : null;
-    log.info({ link: opts.link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM/SIGHUP to stop');
+    log.info({ link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM/SIGHUP to stop');
     if (!stop.aborted) await new Promise<void>((done) => stop.addEventListener('abort', () => done(), { once: true }));
     await control?.close();
   } finally {
@@ -191,15 +200,22 @@ export function registerSanCommand(program: Command): void {
       // Unless the program enables positional options, `san` itself takes the --control given
       // after `ctl`; look there too.
       const path = opts.control ?? (cmd.parent?.opts() as SanCliOptions | undefined)?.control;
-      if (!path) throw new Error('san ctl: --control <path> is required');
-      const request = parseCtlArguments(command, args);
+      if (!path) throw new UsageError('san ctl: --control <path> is required');
+      const request = usage(() => parseCtlArguments(command, args));
+      if (!existsSync(path))
+        throw new CliError(`no SAN control socket at ${path}`, {
+          exitCode: EXIT_NOT_RUNNING,
+          hint: `start \`npiv-hba san --control ${path}\` first, or give the path it uses`,
+        });
       const res = await controlRequest(path, request).catch((err: NodeJS.ErrnoException) => {
         const why =
           err.code === 'ECONNREFUSED' ? 'connection refused' : err.code === 'ENOTSOCK' ? 'not a socket' : null;
+        // Nothing answers there: the SAN is not running (exit 3, docs/cli.md#exit-status).
         if (why)
-          throw new Error(
-            `cannot reach the SAN control socket ${path}: ${why} (is \`npiv-hba san --control ${path}\` running?)`,
-          );
+          throw new CliError(`cannot reach the SAN control socket ${path}: ${why}`, {
+            exitCode: EXIT_NOT_RUNNING,
+            hint: `is \`npiv-hba san --control ${path}\` running?`,
+          });
         throw err;
       });
       process.stdout.write(JSON.stringify(res.ok ? (res.result ?? { ok: true }) : res, null, 2) + '\n');

@@ -19,7 +19,8 @@ import type { FabricPort } from '../isp/fabric-port.js';
 import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
-import { logger, setLogLevel } from '../util/log.js';
+import { checkLogLevel, logger, setLogLevel } from '../util/log.js';
+import { usage } from './errors.js';
 import {
   checkSocketPathLength,
   parseGroup,
@@ -101,10 +102,20 @@ export function registerServeCommand(program: Command): void {
     });
 }
 
-export async function serve(opts: ServeOptions): Promise<void> {
-  if (opts.logLevel) setLogLevel(opts.logLevel);
-  const wwpn = parseWwn(opts.wwpn, 'WWPN');
-  const wwnn = parseWwn(opts.wwnn, 'WWNN');
+/** Prefixes a value's error with the option it came from. */
+function named<T>(option: string, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    throw new Error(`${option}: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+/** The command line's values, checked; throws on the first bad one. */
+function serveArguments(opts: ServeOptions) {
+  if (opts.logLevel) checkLogLevel(opts.logLevel, '--log-level');
+  const wwpn = named('--wwpn', () => parseWwn(opts.wwpn, 'WWPN'));
+  const wwnn = named('--wwnn', () => parseWwn(opts.wwnn, 'WWNN'));
   const npivGrants = (opts.npivWwpn ?? []).map((p) => parseWwnPair(p, '--npiv-wwpn'));
   // Refuses duplicates and the base WWPN now, before anything is served.
   new IdentityPolicy({ wwpn, wwnn }, npivGrants);
@@ -133,6 +144,22 @@ export async function serve(opts: ServeOptions): Promise<void> {
     ...(opts.socketOwner !== undefined ? { owner: parseUser(opts.socketOwner, '--socket-owner') } : {}),
   };
   const sanOwners = opts.sanOwner !== undefined ? [parseUser(opts.sanOwner, '--san-owner')] : [];
+  return {
+    wwpn,
+    wwnn,
+    npivGrants,
+    interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
+    model,
+    hostParent,
+    access,
+    sanOwners,
+  };
+}
+
+export async function serve(opts: ServeOptions): Promise<void> {
+  // Every check of the command line first: a bad value is a usage error (exit 2).
+  const { wwpn, wwnn, npivGrants, interrupts, model, hostParent, access, sanOwners } = usage(() => serveArguments(opts));
+  if (opts.logLevel) setLogLevel(opts.logLevel);
   const log = logger('hba', { vport: formatWwn(wwpn) });
   const sanPath = opts.san;
   if (sanPath !== undefined) {
@@ -211,7 +238,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
     npivGrants,
     fabric,
     model,
-    interrupts: interrupts as (typeof INTERRUPT_CHOICES)[number],
+    interrupts,
     socketAccess: access,
     log,
   });

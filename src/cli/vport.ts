@@ -11,10 +11,19 @@
  * registerVportCommand(program) adds the group to the main CLI (exit status via process.exitCode);
  * runCli(argv, io) runs one vport command line in-process and returns its exit status (tests).
  */
-import { Command, CommanderError } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
+import { parseDuration } from '../util/duration.js';
 import { formatWwn } from '../util/wwn.js';
 import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '../vport/definition.js';
-import { EXIT_FAILURE, EXIT_USAGE, VportError, VportUsageError } from '../vport/errors.js';
+import { CliError, formatCliError, isSystemError } from './errors.js';
+import {
+  EXIT_FAILURE,
+  EXIT_NOT_RUNNING,
+  EXIT_USAGE,
+  VportError,
+  VportNotRunningError,
+  VportUsageError,
+} from '../vport/errors.js';
 import { defineVport, undefineVport } from '../vport/manager.js';
 import {
   DEFAULT_LIBVIRT_CHASSIS,
@@ -24,6 +33,9 @@ import {
   parseChassis,
   parseMemorySize,
   qemuArguments,
+  qmpCommands,
+  type QmpAction,
+  virshMonitorCommands,
 } from '../vport/qemu.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
@@ -76,11 +88,14 @@ function accessLine(def: VportDefinition): string | null {
   return parts.length > 0 ? `access:     ${parts.join(', ')}` : null;
 }
 
+/** --timeout: a duration (seconds, or with a unit: 500ms, 30s, 2m), in milliseconds. */
 function parseTimeout(text: string | undefined, what: string): number | undefined {
   if (text === undefined) return undefined;
-  if (!/^[0-9]{1,7}$/.test(text))
-    throw new VportUsageError(`invalid ${what} '${text}': expected milliseconds (0..9999999)`);
-  return Number(text);
+  try {
+    return parseDuration(text, what, 3_600_000);
+  } catch (err) {
+    throw new VportUsageError((err as Error).message);
+  }
 }
 
 function statusJson(status: VportStatus): object {
@@ -129,12 +144,43 @@ function formatStats(def: VportDefinition, s: VportStats): string {
   );
 }
 
+/**
+ * A permission or missing-directory error on the definitions or runtime directory, with the
+ * option that moves it (a non-root `vport define` on the default /etc/npiv-hba/vports).
+ */
+function explainDirectoryError(err: unknown, dirs: { configDir: string; runDir: string } | null): unknown {
+  if (!isSystemError(err) || err.path === undefined || dirs === null) return err;
+  const inside = (dir: string) => err.path === dir || err.path!.startsWith(`${dir}/`);
+  const which = inside(dirs.configDir)
+    ? {
+        what: 'the vport definitions directory',
+        dir: dirs.configDir,
+        option: '--config-dir',
+        env: 'NPIV_HBA_CONFIG_DIR',
+      }
+    : inside(dirs.runDir)
+      ? { what: 'the vport runtime directory', dir: dirs.runDir, option: '--run-dir', env: 'NPIV_HBA_RUN_DIR' }
+      : null;
+  if (which === null) return err;
+  const elsewhere = `pass ${which.option} DIR (or set ${which.env}) for a directory of your own`;
+  if (err.code === 'EACCES' || err.code === 'EPERM' || err.code === 'EROFS')
+    return new CliError(
+      `cannot use ${which.what} ${which.dir}: permission denied (${err.syscall ?? 'access'} ${err.path})`,
+      {
+        hint: `run it with sudo, or ${elsewhere}`,
+        cause: err,
+      },
+    );
+  return err;
+}
+
 /** Refuses unless `def` runs and its socket accepts connections (what QEMU needs at startup). */
 async function checkServing(def: VportDefinition, runDir: string): Promise<void> {
   const status = vportStatus(def, runDir);
   if (status.status !== 'running') {
-    throw new VportError(
-      `vport ${def.uuid} is not running (${describeStatus(status)}): start it first, or use --no-check`,
+    throw new VportNotRunningError(
+      `vport ${def.uuid} is not running (${describeStatus(status)})`,
+      `start it first (npiv-hba vport start ${def.uuid}), or pass --no-check`,
     );
   }
   const probe = await probeUnixSocket(def.socket);
@@ -155,14 +201,12 @@ function buildVportCommand(
 ): Command {
   const out = (text: string) => io.stdout.write(text);
   const note = (text: string) => io.stderr.write(`${PROGRAM}: ${text}\n`);
+  // The directories of the command being run, for the hint of a permission error.
+  let dirs: { configDir: string; runDir: string } | null = null;
   const fail = (err: unknown) => {
-    if (err instanceof VportError) {
-      note(err.message);
-      setExitCode(err.exitCode);
-    } else {
-      note(`unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-      setExitCode(EXIT_FAILURE);
-    }
+    const { text, exitCode } = formatCliError(explainDirectoryError(err, dirs), io.env, PROGRAM);
+    io.stderr.write(text);
+    setExitCode(exitCode);
   };
   const run =
     <A extends unknown[]>(fn: (...args: A) => Promise<void> | void) =>
@@ -174,8 +218,8 @@ function buildVportCommand(
       }
     };
   const context = (opts: DirOptions) => {
-    const store = new VportStore(resolveConfigDir(opts.configDir, io.env));
-    return { store, runDir: resolveRunDir(opts.runDir, io.env) };
+    dirs = { configDir: resolveConfigDir(opts.configDir, io.env), runDir: resolveRunDir(opts.runDir, io.env) };
+    return { store: new VportStore(dirs.configDir), runDir: dirs.runDir };
   };
   const withDirs = (cmd: Command) =>
     cmd
@@ -198,7 +242,7 @@ function buildVportCommand(
     .option('--wwnn <wwnn>', 'node name (default: derived from the WWPN)')
     .option(
       '--naa-prefix <hex>',
-      'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001438)',
+      'leading hex digits of generated WWPNs: NAA 5 "5"+OUI (>=7 digits) or NAA 2 (>=10 digits) (env NPIV_HBA_NAA_PREFIX, default 5001a4a: the KVM OUI libvirt uses)',
     )
     .option(
       '--backend <backend>',
@@ -251,7 +295,10 @@ function buildVportCommand(
     .description('remove a definition (refused while the vport runs, unless --force stops it)')
     .argument('<uuid>')
     .option('--force', 'stop the vport first if it runs', false)
-    .option('--timeout <ms>', 'with --force: wait this long after SIGTERM before SIGKILL')
+    .option(
+      '--timeout <duration>',
+      'with --force: wait this long after SIGTERM before SIGKILL (seconds, or 500ms/30s/2m)',
+    )
     .action(
       run(async (uuidText: string, opts: DirOptions & { force: boolean; timeout?: string }) => {
         const uuid = parseUuid(uuidText);
@@ -267,7 +314,7 @@ function buildVportCommand(
     .description('start a defined vport: a detached `npiv-hba serve` on its socket, ready when it answers VERSION')
     .argument('[uuid]')
     .option('--auto', 'start every vport defined with --autostart that is not running', false)
-    .option('--timeout <ms>', 'how long to wait for serve to answer on its socket')
+    .option('--timeout <duration>', 'how long to wait for serve to answer on its socket (seconds, or 500ms/30s/2m)')
     .action(
       run(async (uuidText: string | undefined, opts: DirOptions & { auto: boolean; timeout?: string }) => {
         const timeoutMs = parseTimeout(opts.timeout, '--timeout');
@@ -305,7 +352,7 @@ function buildVportCommand(
   withDirs(vport.command('stop'))
     .description('stop a running vport: SIGTERM, then SIGKILL after the timeout; stale state is cleaned up')
     .argument('<uuid>')
-    .option('--timeout <ms>', 'wait this long after SIGTERM before SIGKILL')
+    .option('--timeout <duration>', 'wait this long after SIGTERM before SIGKILL (seconds, or 500ms/30s/2m)')
     .action(
       run(async (uuidText: string, opts: DirOptions & { timeout?: string }) => {
         const uuid = parseUuid(uuidText);
@@ -387,6 +434,21 @@ function buildVportCommand(
       }),
     );
 
+  withDirs(vport.command('status'))
+    .description(
+      `print whether a vport runs; exit status 0 when it does, ${EXIT_NOT_RUNNING} when not (like systemctl is-active)`,
+    )
+    .argument('<uuid>')
+    .action(
+      run((uuidText: string, opts: DirOptions) => {
+        const uuid = parseUuid(uuidText);
+        const { store, runDir } = context(opts);
+        const status = vportStatus(store.get(uuid), runDir);
+        out(`${describeStatus(status)}\n`);
+        if (status.status !== 'running') setExitCode(EXIT_NOT_RUNNING);
+      }),
+    );
+
   withDirs(vport.command('qemu-args'))
     .description(
       'print the QEMU arguments that attach these running vports (shared memfd RAM, a pcie-root-port and a JSON vfio-user-pci device each)',
@@ -397,19 +459,44 @@ function buildVportCommand(
     .option('--devices-only', 'only the -device arguments (the VM sets up shared memory itself)', false)
     .option('--lines', 'one raw argument per line instead of shell-quoted text', false)
     .option('--no-check', 'do not require the vports to be running with a live socket (arguments for later use)')
+    .addOption(
+      new Option(
+        '--qmp <action>',
+        'instead: QMP commands that hot-plug (add: device_add) or unplug (del: device_del) the vports in a running QEMU, one JSON line each',
+      ).choices(['add', 'del']),
+    )
+    .option('--virsh <domain>', 'with --qmp: as `virsh qemu-monitor-command DOMAIN ...` command lines')
     .action(
       run(
         async (
           uuidTexts: string[],
-          opts: DirOptions & { mem: string; index: string; devicesOnly: boolean; lines: boolean; check: boolean },
+          opts: DirOptions & {
+            mem: string;
+            index: string;
+            devicesOnly: boolean;
+            lines: boolean;
+            check: boolean;
+            qmp?: QmpAction;
+            virsh?: string;
+          },
         ) => {
           const uuids = uuidTexts.map(parseUuid);
           const memory = parseMemorySize(opts.mem);
           const firstChassis = parseChassis(opts.index);
+          if (opts.virsh !== undefined && opts.qmp === undefined)
+            throw new VportUsageError('--virsh prints QMP commands: give --qmp add or --qmp del');
+          if (opts.virsh === '') throw new VportUsageError('--virsh: the domain name is empty');
           const { store, runDir } = context(opts);
           const defs = uuids.map((u) => store.get(u));
-          // QEMU connects once, at startup, and exits if the socket is missing or dead: refuse now instead.
-          if (opts.check) for (const def of defs) await checkServing(def, runDir);
+          // QEMU connects once, at startup (or at device_add), and fails if the socket is missing
+          // or dead: refuse now instead. Unplugging needs no live socket.
+          if (opts.check && opts.qmp !== 'del') for (const def of defs) await checkServing(def, runDir);
+          if (opts.qmp !== undefined) {
+            const lines =
+              opts.virsh !== undefined ? virshMonitorCommands(defs, opts.qmp, opts.virsh) : qmpCommands(defs, opts.qmp);
+            out(lines.map((l) => `${l}\n`).join(''));
+            return;
+          }
           const args = qemuArguments(defs, { memory, firstChassis, devicesOnly: opts.devicesOnly });
           out(opts.lines ? args.map((a) => a + '\n').join('') : formatShell(args));
         },
@@ -445,7 +532,7 @@ function buildVportCommand(
         const def = store.get(uuid);
         const status = vportStatus(def, runDir);
         if (status.status !== 'running')
-          throw new VportError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
+          throw new VportNotRunningError(`vport ${uuid} is not running (${describeStatus(status)}); no live counters`);
         let stats: VportStats | null;
         try {
           stats = readVportStats(def.socket);

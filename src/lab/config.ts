@@ -15,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import { exampleSanConfig, parseSanConfig, type SanConfig } from '../san/config.js';
 import { deriveWwnn } from '../vport/wwn-gen.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
+import { UsageError } from '../cli/errors.js';
 
 /** Base of the generated lab WWPNs (vport i gets base + i). */
 export const LAB_WWPN_BASE = 0xc05076ffe5000000n;
@@ -24,7 +25,8 @@ export const LAB_WWNN_OFFSET = 0x10000n;
 export const MAX_LAB_VPORTS = 8;
 export const DEFAULT_LAB_VPORTS = 2;
 
-export class LabUsageError extends Error {
+/** A bad lab option value: exit status 2 like every usage error (src/cli/errors.ts). */
+export class LabUsageError extends UsageError {
   constructor(message: string) {
     super(message);
     this.name = 'LabUsageError';

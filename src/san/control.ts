@@ -39,6 +39,7 @@ import net from 'node:net';
 import { z } from 'zod';
 import { native } from '../native/index.js';
 import { parseWwn } from '../util/wwn.js';
+import { describeRequestError } from '../util/zod-message.js';
 import { type Logger, logger } from '../util/log.js';
 import {
   checkListenerCred,
@@ -244,8 +245,7 @@ export async function handleControlLine(san: San, line: string): Promise<Control
   const id = typeof raw === 'object' && raw !== null && 'id' in raw ? (raw as { id: unknown }).id : undefined;
   const parsed = ControlRequestSchema.safeParse(raw);
   if (!parsed.success) {
-    const msg = parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; ');
-    return { id, ok: false, error: msg };
+    return { id, ok: false, error: describeRequestError(ControlRequestSchema, 'cmd', raw, parsed.error.issues) };
   }
   try {
     return { id, ok: true, result: await executeControl(san, parsed.data) };

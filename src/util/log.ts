@@ -20,6 +20,14 @@ export function rootLogger(): Logger {
   return root;
 }
 
+export const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+/** Refuses a level pino does not know, listing the ones it does. */
+export function checkLogLevel(level: string, source: string): void {
+  if (!(LOG_LEVELS as readonly string[]).includes(level))
+    throw new Error(`invalid ${source} '${level}': expected one of ${LOG_LEVELS.join(', ')}`);
+}
+
 export function setLogLevel(level: string): void {
   rootLogger().level = level;
 }

@@ -148,6 +148,22 @@ export function prepareSocketDirectory(
   return reachabilityWarnings(dir, st, access);
 }
 
+/**
+ * A socket directory this user may not reach or create (a non-root user and the default
+ * /run/npiv-hba): says what to do rather than `mkdir EACCES`. Other errors pass through.
+ */
+function socketDirectoryError(dir: string, what: 'create' | 'reach', err: unknown): unknown {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code !== 'EACCES' && code !== 'EPERM' && code !== 'EROFS') return err;
+  const uid = process.geteuid?.() ?? 'UID';
+  const own = `${process.env.XDG_RUNTIME_DIR ?? `/run/user/${uid}`}/npiv-hba/`;
+  const why = code === 'EROFS' ? 'read-only file system' : `permission denied for uid ${uid}`;
+  return new Error(
+    `cannot ${what} the socket directory ${dir}: ${why}; run as root (sudo), or put the socket in a directory you own (e.g. ${own})`,
+    { cause: err },
+  );
+}
+
 /** mkdir of each missing component; only the last gets `mode` (chmod'ed: mkdir(2) applies the umask). */
 function makeMissingDirectories(dir: string, mode: number): boolean {
   const missing: string[] = [];
@@ -156,7 +172,7 @@ function makeMissingDirectories(dir: string, mode: number): boolean {
       lstatSync(d);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw socketDirectoryError(d, 'reach', err);
       missing.unshift(d);
       if (dirname(d) === d) break;
     }
@@ -166,9 +182,10 @@ function makeMissingDirectories(dir: string, mode: number): boolean {
     try {
       mkdirSync(d, { mode: m });
     } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
       // Created meanwhile by someone else: checked like any existing directory.
-      if ((err as NodeJS.ErrnoException).code === 'EEXIST') continue;
-      throw err;
+      if (code === 'EEXIST') continue;
+      throw socketDirectoryError(d, 'create', err);
     }
     chmodSync(d, m);
   }

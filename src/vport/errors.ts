@@ -1,17 +1,16 @@
 /**
- * Errors of vport management. Every refusal carries the exit status the CLI returns:
- * 1 = the operation was refused or failed (duplicate WWPN, unknown UUID, SAN unreachable, ...),
- * 2 = the command line itself is wrong (malformed WWN, UUID, size, unknown option).
+ * Errors of vport management. Every refusal carries the exit status the CLI returns
+ * (src/cli/errors.ts): 1 = the operation was refused or failed (duplicate WWPN, unknown UUID, SAN
+ * unreachable, ...), 2 = the command line itself is wrong (malformed WWN, UUID, size, unknown
+ * option), 3 = the vport asked about is not running.
  */
-export const EXIT_FAILURE = 1;
-export const EXIT_USAGE = 2;
+import { CliError, EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_USAGE, type ExitCode } from '../cli/errors.js';
 
-export class VportError extends Error {
-  constructor(
-    message: string,
-    readonly exitCode: typeof EXIT_FAILURE | typeof EXIT_USAGE = EXIT_FAILURE,
-  ) {
-    super(message);
+export { EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_USAGE };
+
+export class VportError extends CliError {
+  constructor(message: string, exitCode: ExitCode = EXIT_FAILURE, hint?: string) {
+    super(message, { exitCode, ...(hint !== undefined ? { hint } : {}) });
     this.name = 'VportError';
   }
 }
@@ -21,5 +20,13 @@ export class VportUsageError extends VportError {
   constructor(message: string) {
     super(message, EXIT_USAGE);
     this.name = 'VportUsageError';
+  }
+}
+
+/** The vport asked about does not run (stats, qemu-args, status): exit status 3. */
+export class VportNotRunningError extends VportError {
+  constructor(message: string, hint?: string) {
+    super(message, EXIT_NOT_RUNNING, hint);
+    this.name = 'VportNotRunningError';
   }
 }

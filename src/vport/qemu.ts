@@ -168,3 +168,38 @@ export function libvirtXml(defs: readonly VportDefinition[], options: { firstCha
   lines.push(`  </qemu:commandline>`, `</domain>`);
   return lines.join('\n') + '\n';
 }
+
+export type QmpAction = 'add' | 'del';
+
+/**
+ * QMP commands that hot-plug (device_add) or unplug (device_del) these vports in a running QEMU
+ * (QEMU 11.1 accepts vfio-user-pci in device_add). The device goes on the vport's own root port,
+ * which must exist from boot: a pcie-root-port cannot itself be hot-plugged on q35, so start the
+ * VM with `qemu-args --devices-only`'s root ports, or any empty hot-pluggable port passed as `bus`.
+ * One JSON command per line, in QMP's `{"execute","arguments"}` form.
+ */
+export function qmpCommands(defs: readonly VportDefinition[], action: QmpAction): string[] {
+  return defs.map((def) => {
+    const short = shortId(def.uuid);
+    const command =
+      action === 'add'
+        ? {
+            execute: 'device_add',
+            arguments: {
+              driver: 'vfio-user-pci',
+              id: `npiv-${short}`,
+              bus: `rp-npiv-${short}`,
+              socket: { type: 'unix', path: def.socket },
+            },
+          }
+        : { execute: 'device_del', arguments: { id: `npiv-${short}` } };
+    return JSON.stringify(command);
+  });
+}
+
+/** The same commands through libvirt: `virsh qemu-monitor-command DOMAIN '<json>'`, one per line. */
+export function virshMonitorCommands(defs: readonly VportDefinition[], action: QmpAction, domain: string): string[] {
+  return qmpCommands(defs, action).map(
+    (json) => `virsh qemu-monitor-command ${shellQuote(domain)} ${shellQuote(json)}`,
+  );
+}

@@ -36,8 +36,12 @@ const NAA5_NODE_BIT = 1n;
 /** random candidates tried before the ordered scan */
 const RANDOM_TRIES = 16;
 
-/** The prefix used when neither --naa-prefix nor NPIV_HBA_NAA_PREFIX is given (the README's example names). */
-export const DEFAULT_NAA_PREFIX = '5001438';
+/**
+ * The prefix used when neither --naa-prefix nor NPIV_HBA_NAA_PREFIX is given: NAA 5 with the
+ * Qumranet/KVM OUI 00:1a:4a, the space libvirt generates its vHBA WWNs in, so that generated names
+ * never collide in namespace with a real HBA vendor's (a site with its own OUI sets the prefix).
+ */
+export const DEFAULT_NAA_PREFIX = '5001a4a';
 
 export type RandomBits = (bits: number) => bigint;
 

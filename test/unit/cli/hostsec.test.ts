@@ -120,7 +120,7 @@ describe('socket path options', () => {
   it('san: a --link or --control longer than sun_path is refused naming the option', async () => {
     const cfg = sanConfig();
     const a = await sandbox.run(['san', '--config', cfg, '--link', long('l.sock')]);
-    expect(a.code).toBe(1);
+    expect(a.code).toBe(2);
     expect(a.stderr).toMatch(/--link '.*' is \d+ bytes long; a Unix socket path holds at most 107/);
     const b = await sandbox.run([
       'san',
@@ -131,21 +131,21 @@ describe('socket path options', () => {
       '--control',
       long('c.sock'),
     ]);
-    expect(b.code).toBe(1);
+    expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/--control '.*' is \d+ bytes long/);
   });
 
   it('san: --link equal to --control is refused', async () => {
     const path = join(sandbox.dir, 's.sock');
     const r = await sandbox.run(['san', '--config', sanConfig(), '--link', path, '--control', path]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/--link and --control must be different sockets/);
     expect(existsSync(path)).toBe(false);
   });
 
   it('serve: a --socket longer than sun_path, or an unknown --socket-group, is refused', async () => {
     const a = await sandbox.run(['serve', '--socket', long('v.sock'), '--wwpn', WWPN, '--wwnn', WWNN]);
-    expect(a.code).toBe(1);
+    expect(a.code).toBe(2);
     expect(a.stderr).toMatch(/--socket '.*' is \d+ bytes long/);
     const b = await sandbox.run([
       'serve',
@@ -158,7 +158,7 @@ describe('socket path options', () => {
       '--socket-group',
       'no-such-group-x',
     ]);
-    expect(b.code).toBe(1);
+    expect(b.code).toBe(2);
     expect(b.stderr).toMatch(/--socket-group 'no-such-group-x': no such group/);
   });
 });

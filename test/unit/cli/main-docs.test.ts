@@ -7,13 +7,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Command } from 'commander';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { registerHostCommand } from '../../../src/cli/host.js';
-import { registerLabCommand } from '../../../src/cli/lab.js';
-import { registerSanCommand } from '../../../src/cli/san.js';
-import { registerServeCommand } from '../../../src/cli/serve.js';
-import { registerVportCommand } from '../../../src/cli/vport.js';
+import { buildProgram } from '../../../src/cli.js';
 import { packageRoot } from '../../../src/util/package-root.js';
 
 const REPO = packageRoot();
@@ -21,13 +17,7 @@ const DOCS = ['cli.md', 'config.md', 'troubleshooting.md', 'architecture.md'];
 const readDoc = (name: string): string => readFileSync(join(REPO, 'docs', name), 'utf8');
 
 function program(): Command {
-  const p = new Command('npiv-hba');
-  registerServeCommand(p);
-  registerSanCommand(p);
-  registerLabCommand(p);
-  registerVportCommand(p);
-  registerHostCommand(p);
-  return p;
+  return buildProgram();
 }
 
 /** Follows `words` down the command tree as far as they name subcommands. */

@@ -45,27 +45,27 @@ describe('npiv-hba (top level)', () => {
     });
   });
 
-  it('an unknown command exits 1, names it and shows what exists', async () => {
+  it('an unknown command exits 2 (usage), names it and shows what exists', async () => {
     const r = await runCli('frobnicate');
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown command 'frobnicate'");
     expect(listedCommands(r.stderr)).toEqual(expect.arrayContaining(SUBCOMMANDS));
     expect(r.stdout).toBe('');
   });
 
-  it('no command at all exits 1 with the help on stderr', async () => {
+  it('no command at all exits 2 with the help on stderr', async () => {
     const r = await runCli();
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(listedCommands(r.stderr)).toEqual(expect.arrayContaining(SUBCOMMANDS));
   });
 
   it('a misspelt command gets a suggestion', async () => {
     const r = await runCli('serv');
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('(Did you mean serve?)');
   });
 
-  it('an unknown option exits 1 naming it', async () => {
+  it('an unknown option exits 2 naming it', async () => {
     const r = await runCli(
       'serve',
       '--socket',
@@ -76,7 +76,7 @@ describe('npiv-hba (top level)', () => {
       '5001438001234566',
       '--frames',
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("unknown option '--frames'");
   });
 });

@@ -113,13 +113,12 @@ describe('npiv-hba san: a running SAN from the example configuration', () => {
       sandbox.run(['san', '--config', cfg, '--link', link]),
     ]);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/cmd: .*'status'/);
+    expect(unknown.stderr).toMatch(/unknown command 'frobnicate'; valid commands: status, /);
     expect(JSON.parse(unknown.stdout)).toMatchObject({ ok: false });
     expect(missing.code).toBe(1);
-    expect(missing.stderr).toContain('hostGroup:');
-    expect(missing.stderr).toContain('volume:');
+    expect(missing.stderr).toContain('map-lun needs array, hostGroup, lun, volume (missing: hostGroup, volume)');
     expect(wrongType.code).toBe(1);
-    expect(wrongType.stderr).toContain('policy:');
+    expect(wrongType.stderr).toContain("policy: 'maybe' is not one of allow, deny");
     expect(unknownVolume.code).toBe(1);
     expect(unknownVolume.stderr).toContain("no volume 'nope'");
     expect(second.code).toBe(1);
@@ -312,9 +311,9 @@ describe('npiv-hba san: configuration errors', () => {
     await expect(run(cfg)).rejects.toThrow(/arrays\[0\]\.volumes\[0\].*sizee/);
   });
 
-  it('without --config or --link: exit 1 naming the missing option', async () => {
+  it('without --config or --link: exit 2 naming the missing option', async () => {
     const none = await sandbox.run(['san']);
-    expect(none.code).toBe(1);
+    expect(none.code).toBe(2);
     expect(none.stderr).toContain('--config <file> is required (or --example)');
     await expect(runSan({ config: join(sandbox.dir, 'x.json') }, AbortSignal.abort())).rejects.toThrow(
       '--link <path> is required',
@@ -323,25 +322,25 @@ describe('npiv-hba san: configuration errors', () => {
 });
 
 describe('npiv-hba san ctl: errors before a SAN answers', () => {
-  it('no --control: exit 1 saying it is required', async () => {
+  it('no --control: exit 2 saying it is required', async () => {
     const r = await sandbox.run(['san', 'ctl', 'status']);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('--control <path> is required');
   });
 
-  it('an argument that is not key=value, or bad JSON in a list argument: exit 1 naming it', async () => {
+  it('an argument that is not key=value, or bad JSON in a list argument: exit 2 naming it', async () => {
     const control = join(sandbox.dir, 'c.sock');
     const [notKv, badJson] = await Promise.all([
       sandbox.run(['san', 'ctl', '--control', control, 'add-volume', 'array1']),
       sandbox.run(['san', 'ctl', '--control', control, 'zone-create', 'name=z', 'members=["c0:50:76:ff:e5:00:00:02",']),
     ]);
-    expect(notKv.code).toBe(1);
+    expect(notKv.code).toBe(2);
     expect(notKv.stderr).toContain("argument 'array1' is not key=value");
-    expect(badJson.code).toBe(1);
+    expect(badJson.code).toBe(2);
     expect(badJson.stderr).toContain("argument 'members'");
   });
 
-  it('an unreachable control socket: missing, or nobody listening — exit 1 naming the path', async () => {
+  it('an unreachable control socket: missing, or nobody listening — exit 3 (not running) naming the path', async () => {
     const missing = join(sandbox.dir, 'none.sock');
     const stale = join(sandbox.dir, 'stale.sock');
     staleSocket(stale);
@@ -349,9 +348,9 @@ describe('npiv-hba san ctl: errors before a SAN answers', () => {
       sandbox.run(['san', 'ctl', '--control', missing, 'status']),
       sandbox.run(['san', 'ctl', '--control', stale, 'status']),
     ]);
-    expect(a.code).toBe(1);
-    expect(a.stderr).toContain(`no control socket at ${missing}`);
-    expect(b.code).toBe(1);
+    expect(a.code).toBe(3);
+    expect(a.stderr).toContain(`no SAN control socket at ${missing}`);
+    expect(b.code).toBe(3);
     expect(b.stderr).toContain(stale);
     expect(b.stderr).toMatch(/refused/i);
   });

@@ -242,8 +242,8 @@ describe('npiv-hba serve: argument errors', () => {
       '--wwnn',
       WWNN,
     ]);
-    expect(r.code).toBe(1);
-    expect(r.stderr).toContain("invalid WWPN '50:01:43:80:01:23:45'");
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("npiv-hba: --wwpn: invalid WWPN '50:01:43:80:01:23:45'");
     expect(existsSync(join(sandbox.dir, 'v.sock'))).toBe(false);
   });
 
@@ -265,9 +265,9 @@ describe('npiv-hba serve: argument errors', () => {
     expect(existsSync(socket)).toBe(false);
   });
 
-  it('bad --interrupts exits 1 naming the value and the choices', async () => {
+  it('bad --interrupts exits 2 naming the value and the choices', async () => {
     const r = await sandbox.run(serveArgs(join(sandbox.dir, 'v.sock'), '--interrupts', 'msi-x'));
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("invalid --interrupts 'msi-x': expected one of msix, msi, intx");
     await expect(
       serve({ socket: join(sandbox.dir, 'v.sock'), wwpn: WWPN, wwnn: WWNN, interrupts: 'INTX' }),
@@ -296,9 +296,9 @@ describe('npiv-hba serve: argument errors', () => {
     expect(logLines(p).find((l) => l.event === 'listening')).toMatchObject({ model: 'isp2432' });
   });
 
-  it('bad --model exits 1 naming the value and the choices', async () => {
+  it('bad --model exits 2 (usage) naming the value and the choices', async () => {
     const r = await sandbox.run(serveArgs(join(sandbox.dir, 'v.sock'), '--model', 'isp2312'));
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("invalid --model 'isp2312': expected one of isp2532, isp2432");
     expect(existsSync(join(sandbox.dir, 'v.sock'))).toBe(false);
   });
@@ -306,15 +306,15 @@ describe('npiv-hba serve: argument errors', () => {
   it('--pcap without --san is refused before anything is created', async () => {
     const pcap = join(sandbox.dir, 'x.pcap');
     const r = await sandbox.run(serveArgs(join(sandbox.dir, 'v.sock'), '--pcap', pcap));
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain('--pcap records the SAN link: it needs --san');
     expect(existsSync(pcap)).toBe(false);
     expect(existsSync(join(sandbox.dir, 'v.sock'))).toBe(false);
   });
 
-  it('a missing required option exits 1 naming it', async () => {
+  it('a missing required option exits 2 naming it', async () => {
     const r = await sandbox.run(['serve', '--wwpn', WWPN, '--wwnn', WWNN]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toContain("required option '--socket <path>' not specified");
   });
 });

@@ -118,6 +118,7 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect(await probeVfioUserServer(socket)).toBe(true);
     expect((await cli(['list', '--running'])).stdout).toContain(`${uuid} `);
     expect((await cli(['list'])).stdout).toContain(`running (pid ${pid})`);
+    expect(await cli(['status', uuid])).toMatchObject({ code: 0, stdout: `running (pid ${pid})\n` });
     expect(JSON.parse((await cli(['show', uuid, '--json'])).stdout)).toMatchObject({ status: 'running', pid });
 
     const again = await cli(['start', uuid]);
@@ -150,7 +151,7 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     expect(isSocket(socket)).toBe(true); // SIGKILL leaves the socket file behind
     expect((await cli(['show', uuid])).stdout).toContain(`status:     stale (process ${pid}`);
     const args = await cli(['qemu-args', uuid]);
-    expect(args.code).toBe(1);
+    expect(args.code).toBe(3);
     expect(args.stderr).toContain(`vport ${uuid} is not running (stale (process ${pid}`);
 
     const again = await cli(['start', uuid]);
@@ -223,7 +224,7 @@ describe.skipIf(!haveBuiltCli)('start and stop with the real serve', () => {
     const r = await cli(['start', uuid], stubbornServe());
     expect(r.code).toBe(0);
     const pid = Number(/pid (\d+)/.exec(r.stdout)![1]);
-    const stop = await cli(['stop', uuid, '--timeout', '300']);
+    const stop = await cli(['stop', uuid, '--timeout', '300ms']);
     expect(stop.code).toBe(0);
     expect(stop.stderr).toContain(`serve (pid ${pid}) ignored SIGTERM for 300 ms; sent SIGKILL`);
     expect(await reaped(pid)).toBe(true);
@@ -347,7 +348,7 @@ describe('start refusals and failures', () => {
   it('serve that never answers is killed after --timeout', async () => {
     const uuid = await define();
     const silent = script('silent.mjs', `setInterval(() => {}, 1 << 30);\n`);
-    const r = await cli(['start', uuid, '--timeout', '300'], silent);
+    const r = await cli(['start', uuid, '--timeout', '300ms'], silent);
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/serve \(pid \d+\) did not answer on .* within 300 ms; killed it/);
     const pid = Number(/serve \(pid (\d+)\)/.exec(r.stderr)![1]);
@@ -459,11 +460,14 @@ describe('stats', () => {
     return child.pid!;
   }
 
-  it('not running: exit 1', async () => {
+  it('not running: exit 3, and `status` says so with exit 3', async () => {
     const uuid = await define();
     const r = await cli(['stats', uuid]);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(3);
     expect(r.stderr).toContain(`vport ${uuid} is not running`);
+    const status = await cli(['status', uuid]);
+    expect(status.code).toBe(3);
+    expect(status.stdout).toBe('stopped\n');
   });
 
   it('running without a stats file: exit 1 naming the file', async () => {

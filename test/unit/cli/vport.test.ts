@@ -41,11 +41,11 @@ const U2 = '0badc0de-0000-4000-8000-000000000001';
 const UNKNOWN = '11111111-2222-4333-8444-555555555555';
 
 describe('define', () => {
-  it('with nothing given: random UUID, WWPN from the default prefix, WWNN derived, socket in the run dir', async () => {
+  it('with nothing given: random UUID, WWPN from the default prefix (KVM OUI 00:1a:4a, as libvirt), WWNN derived, socket in the run dir', async () => {
     const uuid = await define();
     expect(uuid).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
     const v = await showJson(uuid);
-    expect(v.wwpn).toMatch(/^50:01:43:8[0-9a-f]:/);
+    expect(v.wwpn).toMatch(/^50:01:a4:a[0-9a-f]:/);
     expect(BigInt('0x' + v.wwnn.replaceAll(':', ''))).toBe(BigInt('0x' + v.wwpn.replaceAll(':', '')) ^ 1n);
     expect(v).toMatchObject({
       uuid,
@@ -357,6 +357,27 @@ describe('qemu-args and libvirt-xml', () => {
     );
   });
 
+  it('--qmp add|del: one QMP command per vport; --virsh wraps them for virsh qemu-monitor-command', async () => {
+    const add = await cli('qemu-args', U1, U2, '--qmp', 'add', '--no-check');
+    expect(add.code).toBe(0);
+    expect(add.stdout.split('\n')).toEqual([
+      '{"execute":"device_add","arguments":{"driver":"vfio-user-pci","id":"npiv-7d3c5e0a","bus":"rp-npiv-7d3c5e0a","socket":{"type":"unix","path":"/run/npiv-hba/a.sock"}}}',
+      '{"execute":"device_add","arguments":{"driver":"vfio-user-pci","id":"npiv-0badc0de","bus":"rp-npiv-0badc0de","socket":{"type":"unix","path":"/run/npiv-hba/b.sock"}}}',
+      '',
+    ]);
+    // Unplugging needs no running vport: no --no-check.
+    const del = await cli('qemu-args', U1, '--qmp', 'del', '--virsh', "my vm's");
+    expect(del.code).toBe(0);
+    expect(del.stdout).toBe(
+      `virsh qemu-monitor-command 'my vm'\\''s' '{"execute":"device_del","arguments":{"id":"npiv-7d3c5e0a"}}'\n`,
+    );
+    expect((await cli('qemu-args', U1, '--qmp', 'add')).code).toBe(3);
+    expect((await cli('qemu-args', U1, '--qmp', 'plug', '--no-check')).code).toBe(2);
+    const virshAlone = await cli('qemu-args', U1, '--virsh', 'vm1', '--no-check');
+    expect(virshAlone.code).toBe(2);
+    expect(virshAlone.stderr).toContain('--virsh prints QMP commands: give --qmp add or --qmp del');
+  });
+
   it('--lines: one raw argument per line, several vports each behind a root port', async () => {
     const r = await cli('qemu-args', U1, U2, '--lines', '--devices-only', '--no-check');
     expect(r.stdout.split('\n')).toEqual([
@@ -372,14 +393,17 @@ describe('qemu-args and libvirt-xml', () => {
     ]);
   });
 
-  it('errors: unknown UUID 1; bad size, bad index, no UUID 2', async () => {
+  it('errors: unknown UUID 1; not running 3; bad size, bad index, no UUID 2', async () => {
     const unknown = await cli('qemu-args', UNKNOWN);
     expect(unknown.code).toBe(1);
     expect(unknown.stderr).toContain(`no vport ${UNKNOWN} is defined`);
     expect(unknown.stdout).toBe('');
     const notRunning = await cli('qemu-args', U1);
-    expect(notRunning.code).toBe(1);
-    expect(notRunning.stderr).toContain(`vport ${U1} is not running (stopped): start it first, or use --no-check`);
+    expect(notRunning.code).toBe(3);
+    expect(notRunning.stderr).toContain(`npiv-hba vport: vport ${U1} is not running (stopped)\n`);
+    expect(notRunning.stderr).toContain(
+      `npiv-hba vport: hint: start it first (npiv-hba vport start ${U1}), or pass --no-check`,
+    );
     const size = await cli('qemu-args', U1, '--mem', '512');
     expect(size.code).toBe(2);
     expect(size.stderr).toContain("invalid memory size '512'");
