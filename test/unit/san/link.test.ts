@@ -25,7 +25,7 @@ describe("socket links send a turn's frames together", () => {
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
-  async function pair(): Promise<[SocketLink, SocketLink]> {
+  async function pair(): Promise<[Link, SocketLink]> {
     dir = mkdtempSync(join(tmpdir(), 'link-test-'));
     const path = join(dir, 'link.sock');
     let accepted: SocketLink | null = null;
