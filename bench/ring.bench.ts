@@ -57,6 +57,9 @@ class FlatMemory implements GuestMemory {
     const o = this.offset(address, length);
     return this.bytes.subarray(o, o + length);
   }
+  views(address: bigint, length: number): Uint8Array[] {
+    return length === 0 ? [] : [this.view(address, length)];
+  }
 }
 
 /** Writes one READ command with `dsds` 4 KiB segments at ring index `at`; returns entries used. */

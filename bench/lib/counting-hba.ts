@@ -80,6 +80,11 @@ function countingMemory(memory: GuestMemory, c: HbaCounters): GuestMemory {
       c.dmaViewBytes += length;
       return memory.view(address, length, access);
     },
+    views(address, length, access) {
+      c.dmaViews++;
+      c.dmaViewBytes += length;
+      return memory.views(address, length, access);
+    },
   };
 }
 

@@ -36,4 +36,11 @@ export interface GuestMemory {
    * must not be kept past the current event-loop turn: DMA_UNMAP may invalidate it.
    */
   view(address: bigint, length: number, access: 'read' | 'write'): Uint8Array;
+  /**
+   * Live views (no copy) covering [address, address+length) with the given access, one per
+   * mapping the range crosses (adjacent windows), or DmaError. Unlike view() these may be kept
+   * while an I/O is in flight: when DMA_UNMAP releases a window its buffer is detached, so a
+   * kept view becomes zero-length — check byteLength before touching it.
+   */
+  views(address: bigint, length: number, access: 'read' | 'write'): Uint8Array[];
 }

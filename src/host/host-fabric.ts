@@ -35,6 +35,7 @@ import { type FcRport, listRports, readFcHost, scsilunToInt } from './fc-model.j
 import { checkManualScan, LunGate, W_LUN_REPORT_LUNS } from './lun-gate.js';
 import { answerNameServer } from './name-server.js';
 import { type LunChannel, type LunOpener, nativeLunOpener } from './sg-device.js';
+import { scatterToViews } from '../isp/data-views.js';
 import type { Sysfs } from './sysfs.js';
 import { type Uevent, type UeventSource, NetlinkUeventSource } from './uevent.js';
 import { acquireVport, deleteVport, type HostVport, refreshVport } from './vport.js';
@@ -299,8 +300,8 @@ export class HostFabricPort implements FabricPort {
   }
 
   async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
-    if (!this.isLinkUp()) return { scsiStatus: 0, sense: null, dataIn: null, transportError: 'port-unavailable' };
-    if (!this.rport(portId)) return { scsiStatus: 0, sense: null, dataIn: null, transportError: 'port-unavailable' };
+    if (!this.isLinkUp()) return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'port-unavailable' };
+    if (!this.rport(portId)) return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'port-unavailable' };
     const linuxLun = scsilunToInt(c.lun);
     let channel: LunChannel | null;
     try {
@@ -308,7 +309,7 @@ export class HostFabricPort implements FabricPort {
       // A target that does not present LUN 0 still answers REPORT LUNS through its well-known LU.
       if (!channel && c.cdb[0] === REPORT_LUNS && linuxLun === 0n) channel = await this.lun(portId, W_LUN_REPORT_LUNS);
     } catch {
-      return { scsiStatus: 0, sense: null, dataIn: null, transportError: 'port-unavailable' };
+      return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'port-unavailable' };
     }
     if (!channel) return notPresent(c);
     this.tagOwner.set(c.taskTag, channel);
@@ -317,7 +318,8 @@ export class HostFabricPort implements FabricPort {
         cdb: c.cdb,
         direction: c.direction,
         expectedLength: c.expectedLength,
-        dataOut: c.dataOut,
+        data: c.data,
+        released: c.released,
         timeoutMs: this.o.fcpTimeoutMs ?? 120_000,
       });
     } finally {
@@ -386,12 +388,14 @@ function notPresent(c: FcpCommand): FcpResult {
     if (data.length > 4) data[4] = 31;
     if (data.length > 2) data[2] = 0x06;
     if (data.length > 3) data[3] = 0x02;
-    return { scsiStatus: 0, sense: null, dataIn: data };
+    if (c.released.aborted) return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'aborted' };
+    return { scsiStatus: 0, sense: null, transferred: scatterToViews(c.data, data) };
   }
   const sense = new Uint8Array(18);
   sense[0] = 0x70;
   sense[2] = 0x05;
   sense[7] = 10;
   sense[12] = 0x25;
-  return { scsiStatus: 0x02, sense, dataIn: c.direction === 'read' ? new Uint8Array(0) : null };
+  // As before the views seam: a refused write reports no residual, a refused read moved nothing.
+  return { scsiStatus: 0x02, sense, transferred: c.direction === 'write' ? c.expectedLength : 0 };
 }

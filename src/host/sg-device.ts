@@ -15,6 +15,7 @@ import { hostNative, type SgScsiId } from '../native/host.js';
 import type { FcpResult } from '../isp/fabric-port.js';
 import type { DataDirection } from '../scsi/sam.js';
 import type { Logger } from '../util/log.js';
+import { gatherViews, scatterToViews } from '../isp/data-views.js';
 import { decodeSgHeader, encodeSgHeader, fcpResultOf, SG_MAX_QUEUE } from './sg-io-hdr.js';
 
 export interface LunCommand {
@@ -22,7 +23,10 @@ export interface LunCommand {
   direction: DataDirection;
   /** FCP_DL: the data-in buffer size, or the write length. */
   expectedLength: number;
-  dataOut: Uint8Array | null;
+  /** The guest's buffer: live views into guest memory (FcpCommand.data), expectedLength bytes. */
+  data: readonly Uint8Array[];
+  /** FcpCommand.released: once aborted, not another byte may move through `data`. */
+  released: AbortSignal;
   timeoutMs: number;
 }
 
@@ -49,6 +53,8 @@ interface Pending {
   tag: number;
   direction: DataDirection;
   length: number;
+  data: readonly Uint8Array[];
+  released: AbortSignal;
   resolve: (r: FcpResult) => void;
   abandoned: boolean;
 }
@@ -59,8 +65,9 @@ interface SgFd {
   inflight: Map<number, Pending>;
 }
 
-const ABORTED: FcpResult = { scsiStatus: 0, sense: null, dataIn: null, transportError: 'aborted' };
-const UNAVAILABLE: FcpResult = { scsiStatus: 0, sense: null, dataIn: null, transportError: 'port-unavailable' };
+const ABORTED: FcpResult = { scsiStatus: 0, sense: null, transferred: 0, transportError: 'aborted' };
+const UNAVAILABLE: FcpResult = { scsiStatus: 0, sense: null, transferred: 0, transportError: 'port-unavailable' };
+const DMA_GONE: FcpResult = { scsiStatus: 0, sense: null, transferred: 0, transportError: 'dma' };
 
 export class NativeSgLun implements LunChannel {
   private readonly fds: SgFd[] = [];
@@ -120,6 +127,8 @@ export class NativeSgLun implements LunChannel {
         tag,
         direction: command.direction,
         length: command.direction === 'none' ? 0 : command.expectedLength,
+        data: command.data,
+        released: command.released,
         resolve: (r) => {
           if (this.byTag.get(tag) === pending) this.byTag.delete(tag);
           resolve(r);
@@ -146,22 +155,25 @@ export class NativeSgLun implements LunChannel {
         continue;
       }
       const c = next.command;
+      let dataOut: Uint8Array | null = null;
+      if (c.direction === 'write') {
+        dataOut = gatherViews(c.data, c.expectedLength);
+        if (!dataOut) {
+          this.waiting.shift();
+          next.pending.resolve(DMA_GONE);
+          continue;
+        }
+      }
       const header = encodeSgHeader({
         direction: c.direction,
         cdbLength: c.cdb.length,
-        dataLength: c.direction === 'write' ? (c.dataOut?.length ?? 0) : c.direction === 'read' ? c.expectedLength : 0,
+        dataLength: c.direction === 'none' ? 0 : c.expectedLength,
         timeoutMs: c.timeoutMs,
         packId: next.packId,
       });
       let queued: boolean;
       try {
-        queued = hostNative.sgSubmit(
-          slot.fd,
-          header,
-          c.cdb,
-          c.direction === 'write' ? (c.dataOut ?? new Uint8Array(0)) : null,
-          c.direction === 'read' ? c.expectedLength : 0,
-        );
+        queued = hostNative.sgSubmit(slot.fd, header, c.cdb, dataOut, c.direction === 'read' ? c.expectedLength : 0);
       } catch (e) {
         this.waiting.shift();
         this.o.log?.warn({ event: 'host_sg_submit_failed', path: this.path, error: String(e) }, 'sg submit failed');
@@ -198,7 +210,13 @@ export class NativeSgLun implements LunChannel {
       if (!pending) continue;
       entry.inflight.delete(c.packId);
       if (pending.abandoned) continue;
-      pending.resolve(fcpResultOf(c, pending.direction, pending.length, raw.data));
+      const result = fcpResultOf(c, pending.direction, pending.length);
+      if (pending.direction === 'read' && result.transferred > 0 && !pending.released.aborted) {
+        const data = (raw.data ?? new Uint8Array(0)).subarray(0, result.transferred);
+        result.transferred = scatterToViews(pending.data, data);
+        if (result.transferred < data.length) result.transportError = 'dma';
+      }
+      pending.resolve(result);
     }
     this.pump();
   }

@@ -122,7 +122,7 @@ export function decodeSgHeader(header: Uint8Array, sense: Uint8Array): SgComplet
 
 /**
  * A completion as the guest's firmware sees it. DID_OK carries the SCSI status, sense and residual
- * (the data returned is dxfer_len - resid bytes; resid outside [0, dxfer_len] is clamped). Host
+ * (the data moved is dxfer_len - resid bytes; resid outside [0, dxfer_len] is clamped). Host
  * errors become transport errors:
  *   DID_NO_CONNECT, DID_BAD_TARGET, DID_TRANSPORT_DISRUPTED/FAILFAST/MARGINAL → 'port-unavailable'
  *     (the remote port is gone or blocked: the guest re-logs in, as after a lost port);
@@ -130,12 +130,7 @@ export function decodeSgHeader(header: Uint8Array, sense: Uint8Array): SgComplet
  *   everything else (DID_ABORT, DID_RESET, DID_ERROR, DID_BUS_BUSY, DID_IMM_RETRY, DID_REQUEUE,
  *     DID_SOFT_ERROR, ...) → 'aborted', which the guest retries without a logout.
  */
-export function fcpResultOf(
-  c: SgCompletion,
-  direction: DataDirection,
-  dataLength: number,
-  data: Uint8Array | null,
-): FcpResult {
+export function fcpResultOf(c: SgCompletion, direction: DataDirection, dataLength: number): FcpResult {
   const host = c.hostStatus & 0xff;
   if (host !== DID.OK) {
     let transportError: NonNullable<FcpResult['transportError']>;
@@ -153,17 +148,15 @@ export function fcpResultOf(
       default:
         transportError = 'aborted';
     }
-    return { scsiStatus: 0, sense: null, dataIn: null, transportError };
+    return { scsiStatus: 0, sense: null, transferred: 0, transportError };
   }
   if ((c.driverStatus & DRIVER_MASK) === DRIVER_TIMEOUT)
-    return { scsiStatus: 0, sense: null, dataIn: null, transportError: 'timeout' };
+    return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'timeout' };
   const resid = Math.min(Math.max(c.resid, 0), dataLength);
   const moved = dataLength - resid;
-  const result: FcpResult = {
+  return {
     scsiStatus: c.status & 0xff,
     sense: c.sense.length > 0 ? c.sense : null,
-    dataIn: direction === 'read' ? (data ?? new Uint8Array(0)).subarray(0, moved) : null,
+    transferred: direction === 'none' ? 0 : moved,
   };
-  if (direction === 'write' && resid > 0) result.transferred = moved;
-  return result;
 }

@@ -72,8 +72,22 @@ export interface FcpCommand {
   direction: DataDirection;
   /** FCP_DL. */
   expectedLength: number;
-  /** Write data (length <= expectedLength), gathered from the guest's data segments. */
-  dataOut: Uint8Array | null;
+  /**
+   * The guest's data buffer (src/isp/data-views.ts): live views into mapped guest memory, one per
+   * DMA segment piece in order, each checked as readable (write) or writable (read) when the
+   * command was built, together exactly expectedLength bytes; empty for 'none'. A write's data is
+   * read from them and a read's data written into them directly — no copy in the firmware. A
+   * view that has become zero-length was unmapped (DMA_UNMAP): move nothing through it or past
+   * it, and answer transportError 'dma' if the data cannot move.
+   */
+  data: readonly Uint8Array[];
+  /**
+   * Aborted when the firmware has completed the command to the guest (on its own: Abort IO, a
+   * TMF, link loss, logout, reset — or after this result). From then on the views are the
+   * guest's again: the backend must not move another byte through them (a late read must not
+   * land in a buffer the guest already reused).
+   */
+  released: AbortSignal;
   /** Exchange tag for aborts (the firmware uses the IOCB handle). */
   taskTag: number;
 }
@@ -83,12 +97,17 @@ export interface FcpResult {
   scsiStatus: number;
   /** Fixed-format sense data with CHECK CONDITION. */
   sense: Uint8Array | null;
-  /** Read data returned (may be shorter than FCP_DL: underrun). */
-  dataIn: Uint8Array | null;
-  /** Bytes actually transferred (write) when the target took fewer than FCP_DL; default = all. */
-  transferred?: number;
-  /** The exchange failed at the transport level (ABTS, link loss, logged out). */
-  transportError?: 'aborted' | 'port-unavailable' | 'logged-out' | 'timeout';
+  /**
+   * Bytes moved: read data written into the command's views (from the start), or write data the
+   * target took. Fewer than FCP_DL is an underrun (the firmware reports the residual); 0 for a
+   * command without data and for a transport error.
+   */
+  transferred: number;
+  /**
+   * The exchange failed at the transport level (ABTS, link loss, logged out), or 'dma': the data
+   * could not move because part of the guest's buffer was unmapped meanwhile.
+   */
+  transportError?: 'aborted' | 'port-unavailable' | 'logged-out' | 'timeout' | 'dma';
 }
 
 export interface FabricPort {

@@ -28,6 +28,7 @@ import type {
 } from './fabric-port.js';
 import { FabricLoginRejected } from './fabric-port.js';
 import { ctReject } from './iocb/ct.js';
+import { gatherViews, scatterToViews } from './data-views.js';
 
 export interface InitiatorFabricOptions {
   /** Opens the vport's own link to the fabric (FLOGI mode). */
@@ -254,6 +255,13 @@ export class InitiatorFabricPort implements FabricPort {
   }
 
   async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
+    // The simulated SAN is another process: the data is framed, so it is copied here once each way.
+    let dataOut: Uint8Array | undefined;
+    if (c.direction === 'write') {
+      const gathered = gatherViews(c.data, c.expectedLength);
+      if (!gathered) return { scsiStatus: 0, sense: null, transferred: 0, transportError: 'dma' };
+      dataOut = gathered;
+    }
     const controller = new AbortController();
     this.inFlight.set(c.taskTag, controller);
     try {
@@ -262,15 +270,19 @@ export class InitiatorFabricPort implements FabricPort {
         cdb: c.cdb,
         direction: c.direction,
         expectedLength: c.expectedLength,
-        ...(c.dataOut ? { dataOut: c.dataOut } : {}),
+        ...(dataOut ? { dataOut } : {}),
         signal: controller.signal,
       });
-      const result: FcpResult = {
-        scsiStatus: r.status,
-        sense: r.sense,
-        dataIn: c.direction === 'read' ? r.data : null,
-      };
-      if (c.direction === 'write' && r.residualUnder) result.transferred = Math.max(0, c.expectedLength - r.residual);
+      const result: FcpResult = { scsiStatus: r.status, sense: r.sense, transferred: 0 };
+      if (c.direction === 'read') {
+        const data = r.data.subarray(0, c.expectedLength);
+        // Completed to the guest meanwhile (abort, TMF, reset): its buffer is no longer ours.
+        if (c.released.aborted) return { ...result, transportError: 'aborted' };
+        result.transferred = scatterToViews(c.data, data);
+        if (result.transferred < data.length) result.transportError = 'dma';
+      } else if (c.direction === 'write') {
+        result.transferred = r.residualUnder ? Math.max(0, c.expectedLength - r.residual) : c.expectedLength;
+      }
       return result;
     } catch (e) {
       const transportError: FcpResult['transportError'] =
@@ -281,7 +293,7 @@ export class InitiatorFabricPort implements FabricPort {
             : e instanceof LinkDownError
               ? 'port-unavailable'
               : 'logged-out';
-      return { scsiStatus: 0, sense: null, dataIn: null, transportError };
+      return { scsiStatus: 0, sense: null, transferred: 0, transportError };
     } finally {
       if (this.inFlight.get(c.taskTag) === controller) this.inFlight.delete(c.taskTag);
     }

@@ -149,6 +149,12 @@ export class DmaWindowSet implements GuestMemory {
     return new Uint8Array(s.mapping, s.offset, s.length);
   }
 
+  views(address: bigint, length: number, access: Access): Uint8Array[] {
+    return this.resolve(address, checkLength(address, length), access).map(
+      (s) => new Uint8Array(s.mapping, s.offset, s.length),
+    );
+  }
+
   // --- internals ------------------------------------------------------------------------
 
   private copyOut(address: bigint, dst: Uint8Array, dstOffset: number, length: number): void {

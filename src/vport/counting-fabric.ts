@@ -54,10 +54,8 @@ function counting(inner: FabricPort, stats: VportStatsWriter, physical: boolean)
         return result;
       }
       stats.count(result.scsiStatus === SAM_STAT_GOOD ? 'iosCompleted' : 'iosFailed');
-      if (command.direction === 'read' && result.dataIn) stats.count('bytesRead', result.dataIn.length);
-      if (command.direction === 'write' && command.dataOut) {
-        stats.count('bytesWritten', result.transferred ?? command.dataOut.length);
-      }
+      if (command.direction === 'read' && result.transferred > 0) stats.count('bytesRead', result.transferred);
+      if (command.direction === 'write' && result.transferred > 0) stats.count('bytesWritten', result.transferred);
       return result;
     },
     taskManagement: (id, lun, fn) => inner.taskManagement(id, lun, fn),

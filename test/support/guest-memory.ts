@@ -29,6 +29,17 @@ export class ArrayGuestMemory implements GuestMemory {
     return bytes;
   }
 
+  /**
+   * Removes the window at `base` and detaches its buffer, as a DMA_UNMAP's munmap does: every
+   * view into it (kept by an I/O in flight) becomes zero-length.
+   */
+  unmap(base: bigint): void {
+    const i = this.windows.findIndex((w) => w.base === base);
+    if (i < 0) throw new Error(`ArrayGuestMemory: no window at 0x${base.toString(16)}`);
+    const [w] = this.windows.splice(i, 1);
+    structuredClone(w!.bytes.buffer, { transfer: [w!.bytes.buffer as ArrayBuffer] });
+  }
+
   /** The first window's bytes (live). */
   get bytes(): Uint8Array {
     const first = this.windows[0];
@@ -88,6 +99,10 @@ export class ArrayGuestMemory implements GuestMemory {
   view(address: bigint, length: number, access: 'read' | 'write' = 'read'): Uint8Array {
     const { bytes, offset } = this.find(address, length, access);
     return bytes.subarray(offset, offset + length);
+  }
+
+  views(address: bigint, length: number, access: 'read' | 'write' = 'read'): Uint8Array[] {
+    return length === 0 ? [] : [this.view(address, length, access)];
   }
 
   /** Little-endian u16 at `address` (not counted as a guest-visible read). */

@@ -18,6 +18,11 @@ export interface ActiveExchange {
    * normal result; the late result is then discarded. Returns false if it already completed.
    */
   terminate(compStatus: number): boolean;
+  /**
+   * The firmware forgets the command without completing it (a reset: the driver treats every
+   * outstanding command as gone). Its data buffer is the guest's again; nothing may reach it.
+   */
+  release?(): void;
 }
 
 export class ExchangeTable {
@@ -62,7 +67,9 @@ export class ExchangeTable {
   }
 
   clear(): void {
+    const forgotten = [...this.byHandle.values()];
     this.byHandle.clear();
+    for (const x of forgotten) x.release?.();
   }
 }
 

@@ -49,7 +49,7 @@ class FakeLun implements LunChannel {
     const p = this.pending.get(tag);
     if (!p) return false;
     this.pending.delete(tag);
-    p({ scsiStatus: 0, sense: null, dataIn: null, transportError: 'aborted' });
+    p({ scsiStatus: 0, sense: null, transferred: 0, transportError: 'aborted' });
     return true;
   }
   async reset(kind: 'device' | 'target'): Promise<void> {
@@ -192,12 +192,14 @@ describe('HostFabricPort', () => {
   });
 
   it('FCP: creates the LUN with a manual scan after guarding the array with NO_ULD_ATTACH, then passes commands', async () => {
+    const readBuf = new Uint8Array(4096);
     const read = port.fcp(T1.portId, {
       lun: lunBytes(1),
       cdb: Uint8Array.of(0x28, 0, 0, 0, 0, 0, 0, 0, 8, 0, 0, 0, 0, 0, 0, 0),
       direction: 'read',
       expectedLength: 4096,
-      dataOut: null,
+      data: [readBuf],
+      released: new AbortController().signal,
       taskTag: 7,
     });
     const second = port.fcp(T1.portId, {
@@ -205,7 +207,8 @@ describe('HostFabricPort', () => {
       cdb: Uint8Array.of(0x00, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
       direction: 'none',
       expectedLength: 0,
-      dataOut: null,
+      data: [],
+      released: new AbortController().signal,
       taskTag: 8,
     });
     const host = port.hostVport!.hostNo;
@@ -220,8 +223,9 @@ describe('HostFabricPort', () => {
     ]);
     expect(luns).toHaveLength(1);
     expect(luns[0]!.commands.map((c) => c.tag)).toEqual([7, 8]); // both outstanding at once
-    luns[0]!.complete(7, { scsiStatus: 0, sense: null, dataIn: new Uint8Array(4096) });
-    expect((await read).dataIn?.length).toBe(4096);
+    expect(luns[0]!.commands[0]!.c.data[0]).toBe(readBuf); // the guest's buffer itself, not a copy
+    luns[0]!.complete(7, { scsiStatus: 0, sense: null, transferred: 4096 });
+    expect((await read).transferred).toBe(4096);
     expect(await port.abort(T1.portId, 8)).toBe(true);
     expect((await second).transportError).toBe('aborted');
     expect(await port.taskManagement(T1.portId, lunBytes(1), 'lun-reset')).toBe(0);
@@ -237,7 +241,8 @@ describe('HostFabricPort', () => {
       cdb: new Uint8Array(16),
       direction: 'none',
       expectedLength: 0,
-      dataOut: null,
+      data: [],
+      released: new AbortController().signal,
       taskTag: 9,
     });
     for (let i = 0; i < 100 && luns.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
@@ -251,26 +256,30 @@ describe('HostFabricPort', () => {
       `class/scsi_host/host${host}/scan 0 0 1`,
       'bus/scsi/drivers_autoprobe 1',
     ]);
-    luns[0]!.complete(9, { scsiStatus: 0, sense: null, dataIn: null });
+    luns[0]!.complete(9, { scsiStatus: 0, sense: null, transferred: 0 });
     expect((await tur).scsiStatus).toBe(0);
   });
 
   it('a LUN the target does not present: INQUIRY gets PQ 3, others LOGICAL UNIT NOT SUPPORTED', async () => {
+    const inqBuf = new Uint8Array(36);
     const inq = await port.fcp(T1.portId, {
       lun: lunBytes(5),
       cdb: Uint8Array.of(0x12, 0, 0, 0, 36, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0),
       direction: 'read',
       expectedLength: 36,
-      dataOut: null,
+      data: [inqBuf],
+      released: new AbortController().signal,
       taskTag: 1,
     });
-    expect(inq.dataIn?.[0]).toBe(0x7f);
+    expect(inq.transferred).toBe(36);
+    expect(inqBuf[0]).toBe(0x7f);
     const tur = await port.fcp(T1.portId, {
       lun: lunBytes(5),
       cdb: new Uint8Array(16),
       direction: 'none',
       expectedLength: 0,
-      dataOut: null,
+      data: [],
+      released: new AbortController().signal,
       taskTag: 2,
     });
     expect(tur.scsiStatus).toBe(2);
@@ -285,7 +294,8 @@ describe('HostFabricPort', () => {
       cdb: new Uint8Array(16),
       direction: 'none',
       expectedLength: 0,
-      dataOut: null,
+      data: [],
+      released: new AbortController().signal,
       taskTag: 3,
     });
     expect(r.transportError).toBe('port-unavailable');

@@ -62,24 +62,26 @@ describe('struct sg_io_hdr marshalling', () => {
     v.setInt32(SG_IO_HDR.RESID, 512, true);
     const c = decodeSgHeader(h, Uint8Array.of(0x70, 0, 6));
     expect(c).toMatchObject({ packId: 77, status: 2, hostStatus: 0, driverStatus: 8, resid: 512 });
-    const r = fcpResultOf(c, 'read', 4096, new Uint8Array(4096));
+    const r = fcpResultOf(c, 'read', 4096);
     expect(r.scsiStatus).toBe(2);
     expect(r.sense?.[0]).toBe(0x70);
-    expect(r.dataIn?.length).toBe(3584);
+    expect(r.transferred).toBe(3584);
   });
 
   it('maps host bytes to transport errors and clamps a hostile residual', () => {
     const base = decodeSgHeader(new Uint8Array(88), new Uint8Array(0));
-    const err = (host: number) => fcpResultOf({ ...base, hostStatus: host }, 'read', 10, null).transportError;
+    const err = (host: number) => fcpResultOf({ ...base, hostStatus: host }, 'read', 10).transportError;
     expect(err(DID.NO_CONNECT)).toBe('port-unavailable');
     expect(err(DID.TRANSPORT_DISRUPTED)).toBe('port-unavailable');
     expect(err(DID.TIME_OUT)).toBe('timeout');
     expect(err(DID.ABORT)).toBe('aborted');
     expect(err(DID.ERROR)).toBe('aborted');
     expect(err(DID.IMM_RETRY)).toBe('aborted');
-    expect(fcpResultOf({ ...base, resid: -5 }, 'read', 10, new Uint8Array(10)).dataIn?.length).toBe(10);
-    expect(fcpResultOf({ ...base, resid: 1 << 30 }, 'read', 10, new Uint8Array(10)).dataIn?.length).toBe(0);
-    expect(fcpResultOf({ ...base, resid: 4 }, 'write', 10, null).transferred).toBe(6);
+    expect(fcpResultOf({ ...base, resid: -5 }, 'read', 10).transferred).toBe(10);
+    expect(fcpResultOf({ ...base, resid: 1 << 30 }, 'read', 10).transferred).toBe(0);
+    expect(fcpResultOf({ ...base, resid: 4 }, 'write', 10).transferred).toBe(6);
+    expect(fcpResultOf({ ...base, resid: 0 }, 'write', 10).transferred).toBe(10);
+    expect(fcpResultOf({ ...base, resid: 3 }, 'none', 0).transferred).toBe(0);
     expect(() => decodeSgHeader(new Uint8Array(87), new Uint8Array(0))).toThrow(RangeError);
   });
 });

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { le16, le32, Rig, SCRATCH } from './helpers.js';
+import { le16, le32, readReturning, Rig, SCRATCH } from './helpers.js';
+import { gatherViews } from '../../../src/isp/data-views.js';
 import type { FcpResult } from '../../../src/isp/fabric-port.js';
 
 const TARGET = { portId: 0x010400, wwpn: 0x500a098012345678n, wwnn: 0x500a098000345678n };
@@ -79,7 +80,7 @@ describe('FCP commands (Command Type 7 → FCP exchange → Status Type 0)', () 
   it('READ: data lands in the guest segment, status GOOD, CDB/LUN un-swapped for the target', async () => {
     const rig = await loggedIn();
     const data = new Uint8Array(512).map((_, i) => i & 0xff);
-    rig.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: data });
+    rig.fabric.fcpHandler = readReturning(data);
     const [s] = await roundTrip(rig, cmd7(5, [0x28, 0, 0, 0, 0, 8, 0, 0, 1, 0], 'read', SCRATCH, 512, NPORT, 3));
     expect([s![0], le32(s!, 4), le16(s!, 8), le16(s!, 22)]).toEqual([0x03, 5, 0, 0]);
     expect(Array.from(rig.mem.read(SCRATCH, 8))).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
@@ -98,13 +99,14 @@ describe('FCP commands (Command Type 7 → FCP exchange → Status Type 0)', () 
     expect(le16(s!, 8)).toBe(0);
     const c = rig.fabric.fcpCommands[0]!;
     expect(c.direction).toBe('write');
-    expect(c.dataOut!.length).toBe(1024);
-    expect(c.dataOut!.every((b) => b === 0x5a)).toBe(true);
+    const out = gatherViews(c.data, c.expectedLength)!;
+    expect(out.length).toBe(1024);
+    expect(out.every((b) => b === 0x5a)).toBe(true);
   });
 
   it('short read: CS_DATA_UNDERRUN with the firmware-computed residual', async () => {
     const rig = await loggedIn();
-    rig.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: new Uint8Array(36) });
+    rig.fabric.fcpHandler = readReturning(new Uint8Array(36));
     const [s] = await roundTrip(rig, cmd7(7, [0x12, 0, 0, 0, 0xff], 'read', SCRATCH, 255));
     expect(le16(s!, 8)).toBe(0x15);
     expect(le32(s!, 12)).toBe(255 - 36);
@@ -116,7 +118,7 @@ describe('FCP commands (Command Type 7 → FCP exchange → Status Type 0)', () 
     const rig = await loggedIn();
     const sense = new Uint8Array(18);
     sense.set([0x70, 0, 0x05, 0, 0, 0, 0, 10, 0, 0, 0, 0, 0x24, 0]);
-    rig.fabric.fcpHandler = async (): Promise<FcpResult> => ({ scsiStatus: 2, sense, dataIn: null });
+    rig.fabric.fcpHandler = async (): Promise<FcpResult> => ({ scsiStatus: 2, sense, transferred: 0 });
     const [s] = await roundTrip(rig, cmd7(8, [0xff], 'none', 0n, 0));
     expect(le16(s!, 8)).toBe(0);
     expect(le16(s!, 22) & 0xff).toBe(2);
@@ -135,7 +137,7 @@ describe('FCP commands (Command Type 7 → FCP exchange → Status Type 0)', () 
 
   it('a read into an unmapped guest segment fails the command with CS_DMA instead of writing anything', async () => {
     const rig = await loggedIn();
-    rig.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: new Uint8Array(512) });
+    rig.fabric.fcpHandler = readReturning(new Uint8Array(512));
     const [s] = await roundTrip(rig, cmd7(10, [0x28], 'read', 0x7f0000000n, 512));
     expect([le32(s!, 4), le16(s!, 8)]).toEqual([10, 0x02]);
   });

@@ -16,6 +16,7 @@ import type {
   PlogiResult,
   PrliResult,
 } from '../../../src/isp/fabric-port.js';
+import { scatterToViews } from '../../../src/isp/data-views.js';
 import { Isp2532 } from '../../../src/isp/isp2532.js';
 import type { PortIdentity } from '../../../src/isp/identity.js';
 import type { Logger } from '../../../src/util/log.js';
@@ -143,10 +144,10 @@ export class FakeFabric implements FabricPort {
     return this.ctResponse;
   }
   fcpCommands: FcpCommand[] = [];
-  fcpHandler: (portId: number, c: FcpCommand) => Promise<FcpResult> = async () => ({
+  fcpHandler: (portId: number, c: FcpCommand) => Promise<FcpResult> = async (_p, c) => ({
     scsiStatus: 0,
     sense: null,
-    dataIn: null,
+    transferred: c.expectedLength,
   });
   async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
     this.fcpCommands.push(c);
@@ -412,4 +413,14 @@ export function entry(
   const { bytes, dv } = newEntry(type, handle);
   fill(dv, bytes);
   return bytes;
+}
+
+/** An FCP handler that answers GOOD with this read data, written into the command's views. */
+export function readReturning(data: Uint8Array, extra: Partial<FcpResult> = {}) {
+  return async (_portId: number, c: FcpCommand): Promise<FcpResult> => ({
+    scsiStatus: 0,
+    sense: null,
+    transferred: scatterToViews(c.data, data.subarray(0, c.expectedLength)),
+    ...extra,
+  });
 }

@@ -14,7 +14,8 @@ import {
   PDB_NPORT_HANDLE,
   PDB_PORT_ID,
 } from '../../../assembly/shared/iocb-mgmt.js';
-import type { FabricLoginResult, PlogiResult } from '../../../src/isp/fabric-port.js';
+import type { FabricLoginResult, FcpCommand, FcpResult, PlogiResult } from '../../../src/isp/fabric-port.js';
+import { gatherViews, scatterToViews } from '../../../src/isp/data-views.js';
 import { MBC, MBS, NPH, WELL_KNOWN } from '../../../src/isp/fw-constants.js';
 import { GuestDma } from '../../../src/isp/guest-dma.js';
 import type { IocbContext, LinkPhase, PortSession, VportControl } from '../../../src/isp/iocb/context.js';
@@ -25,7 +26,7 @@ import { handleLoginLogout } from '../../../src/isp/iocb/logio.js';
 import { LoginTable } from '../../../src/isp/login-table.js';
 import { mailboxCommand, type FirmwareControl, type MailboxContext } from '../../../src/isp/mailbox.js';
 import type { CommandRequest, StatusType0 } from '../../../src/isp/ring/types.js';
-import { ctAccept, FakeFabric, le16, le32, MEM_BASE, MEM_SIZE, SCRATCH } from './helpers.js';
+import { ctAccept, FakeFabric, le16, le32, MEM_BASE, MEM_SIZE, readReturning, SCRATCH } from './helpers.js';
 import { ArrayGuestMemory } from '../../support/guest-memory.js';
 
 const TARGET = { portId: 0x010400, wwpn: 0x500a098000000001n, wwnn: 0x500a098000000000n };
@@ -258,7 +259,7 @@ describe('FCP command path against a fake context', () => {
     });
     ctx.port.logins.prliAccepted(l, 0x12);
     const data = new Uint8Array(512).map((_, i) => i & 0xff);
-    ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: data });
+    ctx.fabric.fcpHandler = readReturning(data);
     executeCommand(ctx, read(0x81));
     expect(ctx.exchanges.size).toBe(1);
     await new Promise((r) => setImmediate(r));
@@ -275,7 +276,7 @@ describe('FCP command path against a fake context', () => {
       receiveDataSize: 2048,
     });
     ctx.port.logins.prliAccepted(l, 0x12);
-    ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, dataIn: new Uint8Array(512).fill(0xa5) });
+    ctx.fabric.fcpHandler = readReturning(new Uint8Array(512).fill(0xa5));
     const cmd = {
       ...read(0x81),
       segments: [
@@ -287,6 +288,195 @@ describe('FCP command path against a fake context', () => {
     await new Promise((r) => setImmediate(r));
     expect(ctx.statuses).toEqual([{ handle: 7, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
     expect(ctx.memory.read(DATA, 256).every((b) => b === 0)).toBe(true);
+  });
+});
+
+describe('FCP data as views into guest memory (the FabricPort data contract)', () => {
+  const A = SCRATCH + 0x4000n;
+  const B = SCRATCH + 0x8000n;
+  const C = SCRATCH + 0x9000n;
+  const command = (direction: 'read' | 'write', segments: { address: bigint; length: number }[]): CommandRequest => ({
+    kind: 'command',
+    handle: 9,
+    nportHandle: 0x81,
+    portId: TARGET.portId,
+    vpIndex: 0,
+    lun: new Uint8Array(8),
+    cdb: new Uint8Array([direction === 'read' ? 0x28 : 0x2a, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0]),
+    direction,
+    totalBytes: segments.reduce((n, s) => n + s.length, 0),
+    taskAttribute: 0,
+    priority: 0,
+    segments,
+    entryCount: 1,
+  });
+  const loggedIn = (): FakeContext => {
+    const ctx = new FakeContext();
+    const l = ctx.port.logins.recordPlogi(0x81, TARGET.portId, {
+      wwpn: TARGET.wwpn,
+      wwnn: TARGET.wwnn,
+      receiveDataSize: 2048,
+    });
+    ctx.port.logins.prliAccepted(l, 0x12);
+    return ctx;
+  };
+  const settle = () => new Promise((r) => setImmediate(r));
+  const pattern = (n: number) => new Uint8Array(n).map((_, i) => (i * 7 + 3) & 0xff);
+
+  it('a WRITE hands the target the guest segments themselves, in order, with no firmware copy', async () => {
+    const ctx = loggedIn();
+    const data = pattern(300 + 1000 + 12);
+    ctx.memory.write(A, data.subarray(0, 300));
+    ctx.memory.write(B, data.subarray(300, 1300));
+    ctx.memory.write(C, data.subarray(1300));
+    const reads = ctx.memory.reads;
+    executeCommand(
+      ctx,
+      command('write', [
+        { address: A, length: 300 },
+        { address: B, length: 1000 },
+        { address: C, length: 12 },
+      ]),
+    );
+    const c = ctx.fabric.fcpCommands[0]!;
+    expect(c.data.map((v) => v.byteLength)).toEqual([300, 1000, 12]);
+    expect(Array.from(gatherViews(c.data, 1312)!)).toEqual(Array.from(data));
+    ctx.memory.write(B, Uint8Array.of(0xee)); // live: a later guest store shows through the view
+    expect(c.data[1]![0]).toBe(0xee);
+    expect(ctx.memory.reads).toBe(reads); // no copy-in of the data by the firmware
+    await settle();
+    expect(ctx.statuses).toEqual([{ handle: 9, compStatus: CompStatus.CS_COMPLETE, scsiStatus: 0 }]);
+  });
+
+  it('a READ scattered by the target across three segments lands in each; a short one is an underrun', async () => {
+    const ctx = loggedIn();
+    const data = pattern(700);
+    ctx.fabric.fcpHandler = readReturning(data);
+    executeCommand(
+      ctx,
+      command('read', [
+        { address: A, length: 256 },
+        { address: B, length: 256 },
+        { address: C, length: 512 },
+      ]),
+    );
+    await settle();
+    expect(Array.from(ctx.memory.read(A, 256))).toEqual(Array.from(data.subarray(0, 256)));
+    expect(Array.from(ctx.memory.read(B, 256))).toEqual(Array.from(data.subarray(256, 512)));
+    expect(Array.from(ctx.memory.read(C, 188))).toEqual(Array.from(data.subarray(512)));
+    expect(ctx.memory.read(C + 188n, 324).every((b) => b === 0)).toBe(true);
+    expect(ctx.statuses).toEqual([
+      {
+        handle: 9,
+        compStatus: CompStatus.CS_DATA_UNDERRUN,
+        scsiStatus: 0,
+        residual: { kind: 'under', bytes: 1024 - 700 },
+      },
+    ]);
+  });
+
+  it('a WRITE the target took part of reports the residual; a count past FCP_DL is capped', async () => {
+    const ctx = loggedIn();
+    ctx.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, transferred: 512 });
+    executeCommand(ctx, command('write', [{ address: A, length: 2048 }]));
+    await settle();
+    expect(ctx.statuses[0]).toMatchObject({ compStatus: CompStatus.CS_DATA_UNDERRUN, residual: { bytes: 1536 } });
+    const again = loggedIn();
+    again.fabric.fcpHandler = async () => ({ scsiStatus: 0, sense: null, transferred: 1 << 30 });
+    executeCommand(again, command('read', [{ address: A, length: 2048 }]));
+    await settle();
+    expect(again.statuses[0]).toMatchObject({ compStatus: CompStatus.CS_COMPLETE });
+  });
+
+  it('a WRITE from a segment that is not mapped is CS_DMA before anything reaches the target', async () => {
+    const ctx = loggedIn();
+    executeCommand(
+      ctx,
+      command('write', [
+        { address: A, length: 512 },
+        { address: 0x7f0000000n, length: 512 },
+      ]),
+    );
+    expect(ctx.statuses).toEqual([{ handle: 9, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
+    expect(ctx.fabric.fcpCommands).toEqual([]);
+    expect(ctx.guestErrors).toContain('fcp_err_write_dma');
+  });
+
+  it('a READ into a read-only window is CS_DMA (the views are checked for the access the transfer needs)', async () => {
+    const ctx = loggedIn();
+    const RO = 0x6000_0000n;
+    ctx.memory.map(RO, 4096, false);
+    executeCommand(ctx, command('read', [{ address: RO, length: 512 }]));
+    expect(ctx.statuses).toEqual([{ handle: 9, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
+    expect(ctx.fabric.fcpCommands).toEqual([]);
+    executeCommand(ctx, { ...command('write', [{ address: RO, length: 512 }]), handle: 10 });
+    expect(ctx.fabric.fcpCommands).toHaveLength(1); // a write only reads the guest buffer
+  });
+
+  it('a window unmapped while the READ is in flight: CS_DMA, no crash, nothing written elsewhere', async () => {
+    const ctx = loggedIn();
+    const W = 0x6000_0000n;
+    ctx.memory.map(W, 4096);
+    let answer!: (r: FcpResult) => void;
+    let cmd!: FcpCommand;
+    ctx.fabric.fcpHandler = (_p, c) => {
+      cmd = c;
+      return new Promise<FcpResult>((r) => (answer = r));
+    };
+    executeCommand(
+      ctx,
+      command('read', [
+        { address: A, length: 512 },
+        { address: W, length: 512 },
+        { address: B, length: 512 },
+      ]),
+    );
+    ctx.memory.unmap(W); // DMA_UNMAP while the exchange runs
+    expect(cmd.data.map((v) => v.byteLength)).toEqual([512, 0, 512]);
+    // The backend scatters what it can: it must stop at the detached view, never shift the rest.
+    const moved = scatterToViews(cmd.data, new Uint8Array(1536).fill(0xab));
+    expect(moved).toBe(512);
+    expect(ctx.memory.read(B, 512).every((b) => b === 0)).toBe(true);
+    answer({ scsiStatus: 0, sense: null, transferred: moved, transportError: 'dma' });
+    await settle();
+    expect(ctx.statuses).toEqual([{ handle: 9, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
+    expect(ctx.exchanges.size).toBe(0);
+  });
+
+  it('the views are released back to the guest at completion, on abort/TMF termination and on reset', async () => {
+    const ctx = loggedIn();
+    const answers: ((r: FcpResult) => void)[] = [];
+    ctx.fabric.fcpHandler = () => new Promise<FcpResult>((r) => answers.push(r));
+    executeCommand(ctx, command('read', [{ address: A, length: 512 }]));
+    executeCommand(ctx, { ...command('read', [{ address: B, length: 512 }]), handle: 10 });
+    executeCommand(ctx, { ...command('read', [{ address: C, length: 512 }]), handle: 11 });
+    const [first, second, third] = ctx.fabric.fcpCommands;
+    expect([first, second, third].map((c) => c!.released.aborted)).toEqual([false, false, false]);
+    answers[0]!({ scsiStatus: 0, sense: null, transferred: 512 });
+    await settle();
+    expect(first!.released.aborted).toBe(true);
+    expect(ctx.exchanges.get(10)!.terminate(CompStatus.CS_ABORTED)).toBe(true); // Abort IO / TMF
+    expect(second!.released.aborted).toBe(true);
+    ctx.exchanges.clear(); // firmware reset: forgotten without a completion
+    expect(third!.released.aborted).toBe(true);
+    answers[2]!({ scsiStatus: 0, sense: null, transferred: 512 });
+    await settle();
+    expect(ctx.statuses.map((s) => s.handle)).toEqual([9, 10]);
+  });
+
+  it('a window unmapped while a WRITE is in flight: CS_DMA even if the backend claims success', async () => {
+    const ctx = loggedIn();
+    const W = 0x6000_0000n;
+    ctx.memory.map(W, 4096);
+    let answer!: (r: FcpResult) => void;
+    ctx.fabric.fcpHandler = () => new Promise<FcpResult>((r) => (answer = r));
+    executeCommand(ctx, command('write', [{ address: W, length: 4096 }]));
+    ctx.memory.unmap(W);
+    expect(gatherViews(ctx.fabric.fcpCommands[0]!.data, 4096)).toBeNull(); // a backend cannot gather it
+    answer({ scsiStatus: 0, sense: null, transferred: 4096 });
+    await settle();
+    expect(ctx.statuses).toEqual([{ handle: 9, compStatus: CompStatus.CS_DMA, scsiStatus: 0 }]);
+    expect(ctx.guestErrors).toContain('fcp_err_dma_unmapped');
   });
 });
 

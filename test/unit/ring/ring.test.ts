@@ -282,6 +282,7 @@ describe.each(implementations())('response ring back-pressure ($name)', ({ creat
       read: (a, l) => fx.mem.read(a, l),
       readInto: (a, d, o, l) => fx.mem.readInto(a, d, o, l),
       isMapped: (a, l, acc) => fx.mem.isMapped(a, l, acc),
+      views: (a, l, acc) => fx.mem.views(a, l, acc),
       // A memcpy that stores the tail first, observed after every dword.
       write: (a, d) => {
         for (let off = d.length - 4; off >= 0; off -= 4) {

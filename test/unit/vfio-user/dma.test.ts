@@ -111,6 +111,25 @@ describe('DmaWindowSet as GuestMemory', () => {
     expect(new Uint8Array(b.mapping!)[0]).toBe(0xee);
   });
 
+  it('views() splits a range at window boundaries into live views, all checked first; a release detaches them', () => {
+    const { set, a, b } = layout();
+    const vs = set.views(0x11ff8n, 16, 'write');
+    expect(vs.map((v) => v.byteLength)).toEqual([8, 8]);
+    expect(vs[0]!.buffer).toBe(a.mapping);
+    expect(vs[1]!.buffer).toBe(b.mapping);
+    vs[1]![0] = 0x42;
+    expect(new Uint8Array(b.mapping!)[0]).toBe(0x42);
+    expect(set.views(0x10000n, 0, 'read')).toEqual([]);
+    expect(() => set.views(0x12ff8n, 16, 'read')).toThrow(DmaError); // runs into the hole
+    const ro = new DmaWindowSet(4);
+    ro.insert(win(0x1000n, PAGE, { writable: false }));
+    expect(() => ro.views(0x1000n, 16, 'write')).toThrow(/not writable/);
+    expect(ro.views(0x1000n, 16, 'read')).toHaveLength(1);
+    // munmap detaches the mapping's buffer; a view kept by an I/O in flight reads as empty.
+    structuredClone(b.mapping, { transfer: [b.mapping!] });
+    expect(vs.map((v) => v.byteLength)).toEqual([8, 0]);
+  });
+
   it('refuses holes without touching any byte (no partial access)', () => {
     const { set, b } = layout();
     // [0x12ff8, 0x13008) runs off the end of b into the hole.
