@@ -44,15 +44,18 @@ export interface DataPathCommand {
   cdb: Uint8Array;
   direction: DataDirection;
   expectedLength: number;
-  /** Write data (at least expectedLength bytes). */
-  dataOut: Uint8Array | null;
+  /**
+   * The data buffer as views (into guest memory, for the HBA: src/isp/data-views.ts), together
+   * expectedLength bytes: read data goes straight into them, write data comes straight from them.
+   */
+  data: readonly Uint8Array[];
 }
 
 export interface DataPathResult {
   status: number;
   sense: Uint8Array | null;
-  /** Read data (exactly expectedLength bytes). */
-  data: Uint8Array | null;
+  /** Bytes moved (all of expectedLength: partial transfers fall back to frames). */
+  transferred: number;
 }
 
 interface HeldGrant extends GrantCounters {
@@ -188,35 +191,40 @@ export class DataPathClient {
     )
       return null;
     const offset = p.lba * g.blockSize;
+    // Every view intact and exactly the transfer: a detached view (DMA_UNMAP) is the frame
+    // path's to report.
+    let total = 0;
+    for (const v of cmd.data) {
+      if (v.byteLength === 0) return null;
+      total += v.byteLength;
+    }
+    if (total !== bytes) return null;
     try {
-      if (!p.write) {
-        const data = new Uint8Array(bytes);
+      let pos = offset;
+      for (const v of cmd.data) {
         let done = 0;
-        while (done < bytes) {
-          const n = readSync(g.fd, data, done, bytes - done, offset + done);
+        while (done < v.byteLength) {
+          const n = p.write
+            ? writeSync(g.fd, v, done, v.byteLength - done, pos + done)
+            : readSync(g.fd, v, done, v.byteLength - done, pos + done);
           if (n <= 0) return null; // the store is shorter than granted: the SAN decides
           done += n;
         }
-        g.reads++;
-        g.readBytes += bytes;
-        return { status: GOOD, sense: null, data };
-      }
-      const out = cmd.dataOut;
-      if (!out || out.length < bytes) return null;
-      let done = 0;
-      while (done < bytes) {
-        const n = writeSync(g.fd, out, done, bytes - done, offset + done);
-        if (n <= 0) return null;
-        done += n;
+        pos += v.byteLength;
       }
     } catch {
       return null; // an I/O error: the array reports it (medium error) on the frame path
+    }
+    if (!p.write) {
+      g.reads++;
+      g.readBytes += bytes;
+      return { status: GOOD, sense: null, transferred: bytes };
     }
     const flush = (p.fua && g.flags & GRANT_FLAG.FLUSH_ON_FUA) || g.flags & GRANT_FLAG.SYNC_WRITES;
     if (!flush) {
       g.writes++;
       g.writeBytes += bytes;
-      return { status: GOOD, sense: null, data: null };
+      return { status: GOOD, sense: null, transferred: bytes };
     }
     g.inFlight++;
     return new Promise((resolve) => {
@@ -228,7 +236,7 @@ export class DataPathClient {
         }
         if (g.inFlight === 0 && g.revoking) this.release(g);
         // Not durable: the frame path writes it again and reports what the store says.
-        resolve(err ? null : { status: GOOD, sense: null, data: null });
+        resolve(err ? null : { status: GOOD, sense: null, transferred: bytes });
       });
     });
   }

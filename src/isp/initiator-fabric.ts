@@ -255,6 +255,12 @@ export class InitiatorFabricPort implements FabricPort {
   }
 
   async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
+    // A READ/WRITE on a nexus the SAN granted moves between the volume and the views directly.
+    const fast = this.port?.dataPathCommand(portId, c) ?? null;
+    if (fast) {
+      const r = fast instanceof Promise ? await fast : fast;
+      if (r) return { scsiStatus: r.status, sense: r.sense, transferred: r.transferred };
+    }
     // The simulated SAN is another process: the data is framed, so it is copied here once each way.
     let dataOut: Uint8Array | undefined;
     if (c.direction === 'write') {
