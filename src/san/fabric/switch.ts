@@ -23,6 +23,7 @@
  *  - a link going down or a LOGO to 0xFFFFFE removes the logins (a physical port's LOGO also
  *    removes its vports) and RSCNs the ports that could see them.
  */
+import { native } from '../../native/index.js';
 import { FcDecodeError } from '../../fc/bytes.js';
 import { encodeBaAcc } from '../../fc/bls.js';
 import { CT_MAX_IU, FS_RJT_REASON, GS_TYPE, ctReject, decodeCt } from '../../fc/ct.js';
@@ -192,9 +193,11 @@ export class Fabric {
     link.on('frame', (bytes) => this.receive(a, bytes));
     link.on('control', (message, fds) => {
       // Control messages (data-path grants) are the SAN's business, not the switch's; only a
-      // logged-in link may send them.
-      if (a.port && this.controlHandler) this.controlHandler(link, message, fds);
-      else link.close('protocol error: control message before a fabric login');
+      // logged-in link may send them. A switch without a SAN behind it ignores them (the HBA's
+      // request stays unanswered and its commands go as frames).
+      if (!a.port) link.close('protocol error: control message before a fabric login');
+      else if (this.controlHandler) this.controlHandler(link, message, fds);
+      else for (const fd of fds) native.close(fd);
     });
     link.on('down', (reason) => this.detach(a, reason));
     this.awaitLogin(a);
