@@ -166,6 +166,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
             link.addTap((direction) => stats.count(direction === 'tx' ? 'framesTx' : 'framesRx'));
             return link;
           },
+          // A capture of the vport's link must see every command: no data path then.
+          dataPath: pcap === null,
           log: log.child({ layer: 'fabric' }),
         });
   // Host backend: the real fabric through an NPIV vport of the host's HBA, created (or adopted)
