@@ -547,10 +547,11 @@ export class NativeSocketLink extends Link {
     return true;
   }
 
+  /** Bytes of this turn's output not yet handed to the socket (kept as a sum: no walk per frame). */
+  private turnBytes = 0;
+
   get queuedBytes(): number {
-    let n = this.backlog?.length ?? 0;
-    for (const b of this.turn) n += b.length;
-    return n;
+    return (this.backlog?.length ?? 0) + this.turnBytes;
   }
 
   private onControl(message: Uint8Array): void {
@@ -612,6 +613,7 @@ export class NativeSocketLink extends Link {
       return;
     }
     this.turn.push(bytes);
+    this.turnBytes += bytes.length;
     if (this.turnScheduled) return;
     this.turnScheduled = true;
     process.nextTick(() => {
@@ -626,6 +628,7 @@ export class NativeSocketLink extends Link {
       const parts = this.backlog ? [this.backlog, ...this.turn] : this.turn;
       this.backlog = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
       this.turn = [];
+      this.turnBytes = 0;
     }
     const data = this.backlog;
     if (data === null) {
@@ -658,6 +661,7 @@ export class NativeSocketLink extends Link {
     }
     for (const fd of this.fds.splice(0)) closeQuietly(fd);
     this.turn = [];
+    this.turnBytes = 0;
     this.backlog = null;
     closeQuietly(this.fd);
   }
