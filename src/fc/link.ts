@@ -375,7 +375,9 @@ export class SocketLink extends Link {
    * the stream's queue is empty. The descriptors are duplicated now, so the caller keeps its own.
    */
   protected override transmitControl(message: Uint8Array, fds: readonly number[]): boolean {
-    if (fds.length === 0) {
+    // Control messages keep their order among themselves (a REVOKE must not overtake its GRANT):
+    // one without descriptors waits behind any that is waiting.
+    if (fds.length === 0 && this.fdMessages.length === 0) {
       this.transmit(encodeControl(message), true);
       return true;
     }
