@@ -1,6 +1,7 @@
 // npiv_native: plain fd operations and eventfd counters (Linux close(2), fcntl(2),
 // fstat(2), eventfd(2)). eventfds carry interrupts to QEMU (irqfd) and kicks from it.
 #include <fcntl.h>
+#include <linux/falloc.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -48,6 +49,40 @@ Napi::Value FdSize(const Napi::CallbackInfo& info) {
     ThrowErrno(env, "fstat", EOVERFLOW, "size " + std::to_string(status.st_size));
   }
   return Napi::Number::New(env, static_cast<double>(status.st_size));
+}
+
+// fallocate(PUNCH_HOLE|KEEP_SIZE): the range reads back as zeros and its pages/blocks are freed
+// (a volume's UNMAP on a memfd or file store).
+Napi::Value PunchHole(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  int64_t offset = ArgInteger(info, 1, "offset", 0, kMaxSafeInteger);
+  int64_t length = ArgInteger(info, 2, "length", 0, kMaxSafeInteger);
+  if (length == 0) return env.Undefined();
+  if (fallocate(fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, static_cast<off_t>(offset),
+                static_cast<off_t>(length)) != 0) {
+    ThrowErrno(env, "fallocate", errno);
+  }
+  return env.Undefined();
+}
+
+// fcntl(F_DUPFD_CLOEXEC): a second fd for the same open file (an in-process grant receiver owns
+// its own fd, as one received with SCM_RIGHTS would).
+Napi::Value Dup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  int copy = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (copy < 0) ThrowErrno(env, "fcntl", errno);
+  return Napi::Number::New(env, copy);
+}
+
+// fstat st_blocks in bytes: what a sparse file or memfd really holds.
+Napi::Value FdAllocatedBytes(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  int fd = ArgFd(info, 0, "fd");
+  struct stat status;
+  if (fstat(fd, &status) != 0) ThrowErrno(env, "fstat", errno);
+  return Napi::Number::New(env, static_cast<double>(status.st_blocks) * 512.0);
 }
 
 // F_GET_SEALS: the seals of a memfd (F_SEAL_SHRINK etc.), or -1 when the file cannot carry
@@ -106,6 +141,9 @@ void RegisterFd(Napi::Env env, Napi::Object exports) {
   exports.Set("isOpen", Napi::Function::New(env, IsOpen, "isOpen"));
   exports.Set("fdSize", Napi::Function::New(env, FdSize, "fdSize"));
   exports.Set("fdSeals", Napi::Function::New(env, FdSeals, "fdSeals"));
+  exports.Set("punchHole", Napi::Function::New(env, PunchHole, "punchHole"));
+  exports.Set("dup", Napi::Function::New(env, Dup, "dup"));
+  exports.Set("fdAllocatedBytes", Napi::Function::New(env, FdAllocatedBytes, "fdAllocatedBytes"));
   exports.Set("eventfd", Napi::Function::New(env, EventFd, "eventfd"));
   exports.Set("eventfdWrite", Napi::Function::New(env, EventFdWrite, "eventfdWrite"));
   exports.Set("eventfdRead", Napi::Function::New(env, EventFdRead, "eventfdRead"));

@@ -157,9 +157,17 @@ Napi::Value MemfdCreate(const Napi::CallbackInfo& info) {
   std::string name = ArgCString(info, 0, "name", kMaxMemfdName);
   int64_t size = ArgInteger(info, 1, "size", 0, kMaxSafeInteger);
 
+  bool resizable = info.Length() > 2 && info[2].IsBoolean() && info[2].As<Napi::Boolean>().Value();
+
   FdGuard fd(memfd_create(name.c_str(), MFD_CLOEXEC | MFD_ALLOW_SEALING));
   if (fd.get() < 0) ThrowErrno(env, "memfd_create", errno);
   if (ftruncate(fd.get(), static_cast<off_t>(size)) != 0) ThrowErrno(env, "ftruncate", errno);
+  if (resizable) {
+    // A volume's store: it must be able to grow and shrink, and nobody maps it (positional I/O
+    // only), so no seals; F_SEAL_SEAL keeps a receiver of the fd from sealing it under us.
+    if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SEAL) != 0) ThrowErrno(env, "fcntl", errno);
+    return Napi::Number::New(env, fd.release());
+  }
   // Sealed like QEMU's memory-backend-memfd (seal=on): the size can never change, so a mapping
   // of it can never lose pages under a reader.
   if (fcntl(fd.get(), F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) != 0) ThrowErrno(env, "fcntl", errno);

@@ -46,6 +46,8 @@ export interface SanCliOptions {
   controlGroup?: string;
   maxLinksPerUid?: string;
   maxControlPerUid?: string;
+  /** commander's --no-data-path */
+  dataPath?: boolean;
   example?: boolean;
 }
 
@@ -123,6 +125,7 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
     linkPath: link,
     linkAccess: { access: linkAccess, maxPerUid: maxLinksPerUid },
     ...(opts.pcap ? { pcapPath: opts.pcap } : {}),
+    ...(opts.dataPath === false ? { dataPath: false } : {}),
     // Like any path on the command line, relative to the working directory (the configuration's
     // "dataDir" is relative to the configuration file).
     ...(opts.dataDir !== undefined ? { dataDir: resolve(opts.dataDir) } : {}),
@@ -149,6 +152,10 @@ export function registerSanCommand(program: Command): void {
       'record every frame through the switch (pcap, LINKTYPE_FC_2); holds disk data, created 0600',
     )
     .option('--control <path>', 'Unix socket for run-time changes (JSON lines; see `san ctl`)')
+    .option(
+      '--no-data-path',
+      'never let HBAs read and write volumes directly (data-path grants); every command then goes as FC frames',
+    )
     .option(
       '--data-dir <dir>',
       'data directory for volume files (overrides "dataDir" in --config): every volume file must be inside it, and `san ctl add-volume file=...` may create files only there',

@@ -158,7 +158,9 @@ function serveArguments(opts: ServeOptions) {
 
 export async function serve(opts: ServeOptions): Promise<void> {
   // Every check of the command line first: a bad value is a usage error (exit 2).
-  const { wwpn, wwnn, npivGrants, interrupts, model, hostParent, access, sanOwners } = usage(() => serveArguments(opts));
+  const { wwpn, wwnn, npivGrants, interrupts, model, hostParent, access, sanOwners } = usage(() =>
+    serveArguments(opts),
+  );
   if (opts.logLevel) setLogLevel(opts.logLevel);
   const log = logger('hba', { vport: formatWwn(wwpn) });
   const sanPath = opts.san;
@@ -206,6 +208,8 @@ export async function serve(opts: ServeOptions): Promise<void> {
             link.addTap((direction) => stats.count(direction === 'tx' ? 'framesTx' : 'framesRx'));
             return link;
           },
+          // A capture of the vport's link must see every command: no data path then.
+          dataPath: pcap === null,
           log: log.child({ layer: 'fabric' }),
         });
   // Host backend: the real fabric through an NPIV vport of the host's HBA, created (or adopted)

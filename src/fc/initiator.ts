@@ -31,6 +31,7 @@ import { NPortLink } from './nport/exchange-manager.js';
 import { NPort, type NPortOptions, type RemoteSession } from './nport/port.js';
 import { buildSequence } from './sequence.js';
 import { type Link, connectLink } from './link.js';
+import { DataPathClient, type DataPathCommand } from './data-path-client.js';
 import type { DataDirection, TaskManagementFunction } from '../scsi/sam.js';
 
 /** Default deadline for one SCSI command exchange. */
@@ -284,6 +285,22 @@ export class Initiator extends NPort {
       } else if (d.at < next) next = d.at;
     }
     if (next !== Number.POSITIVE_INFINITY) this.armSweep(next);
+  }
+
+  /**
+   * A READ/WRITE served on the data path the SAN granted for this nexus (src/fc/data-path-client.ts),
+   * or null: send it as frames (scsiCommand).
+   */
+  dataPathCommand(dId: number, cmd: DataPathCommand): ReturnType<DataPathClient['serve']> {
+    const session = this.sessions.get(dId);
+    if (!session || session.fcpServiceParams === null || !(session.fcpServiceParams & FCP_SPP.TARGET_FUNCTION))
+      return null;
+    return DataPathClient.for(this.mux.link)?.serve(this.nportId, dId, cmd) ?? null;
+  }
+
+  protected override sessionEnded(session: RemoteSession): void {
+    super.sessionEnded(session);
+    DataPathClient.existing(this.mux.link)?.sessionEnded(this.nportId, session.nportId);
   }
 
   private requireSession(dId: number): RemoteSession {

@@ -9,6 +9,13 @@
  *
  * A link emits 'frame' (a Uint8Array of its own, never reused by the link; listeners must not
  * modify it) and, exactly once, 'down' (reason).
+ *
+ * Beside frames a link carries control messages between the HBA and the SAN (data-path grants,
+ * src/fc/data-path-grant.ts): on a socket, a length word with its top bit set (CONTROL_FLAG)
+ * followed by at most MAX_CONTROL_LENGTH bytes. They are not FC frames: taps and the fabric's
+ * frame counters never see them. A control message may bring file descriptors (SCM_RIGHTS); the
+ * receiver owns them ('control' listeners must close what they do not keep). Only a link that
+ * reads its socket with recvmsg (NativeSocketLink, the connecting side) can receive them.
  * Taps see every frame sent ('tx') and received ('rx') — the pcap writer uses them.
  *
  * Output to socket peers is bounded, since a peer can send requests and never read the answers:
@@ -18,8 +25,15 @@
  * Who may connect, and whom a port connects to: docs/security.md.
  */
 import { EventEmitter } from 'node:events';
-import net from 'node:net';
-import { native } from '../native/index.js';
+import type net from 'node:net';
+import {
+  NativeError,
+  native,
+  POLL_DISCONNECT,
+  POLL_READABLE,
+  POLL_WRITABLE,
+  type PollHandle,
+} from '../native/index.js';
 import { checkListenerCred, netSocketFd } from '../util/private-socket.js';
 import { FC_HEADER_SIZE, FC_MAX_FRAME } from './frame.js';
 
@@ -121,8 +135,22 @@ export function linkOutputQueued(): number {
 export type LinkDirection = 'tx' | 'rx';
 export type LinkTap = (direction: LinkDirection, frame: Uint8Array) => void;
 
+/** Length-word bit marking a control message rather than a frame. */
+export const CONTROL_FLAG = 0x8000_0000;
+/** Largest control message body. */
+export const MAX_CONTROL_LENGTH = 1024;
+/** Descriptors a link holds for control messages not yet decoded; more is a protocol error. */
+const MAX_PENDING_FDS = 4;
+/**
+ * First byte of the control messages that bring a descriptor (a data-path grant): the receiving
+ * link pairs each with the next descriptor that arrived. Defined here, used by data-path-grant.ts.
+ */
+export const CONTROL_WITH_FD = 0x02;
+
 export interface LinkEvents {
   frame: [frame: Uint8Array];
+  /** A control message and the descriptors that came with it (now the listener's to close). */
+  control: [message: Uint8Array, fds: number[]];
   down: [reason: string];
 }
 
@@ -154,6 +182,22 @@ export abstract class Link extends EventEmitter<LinkEvents> {
     return true;
   }
 
+  /**
+   * Send a control message, with descriptors to pass (each is duplicated for the peer; the caller
+   * keeps its own). Returns false when the link is down or cannot carry it.
+   */
+  sendControl(message: Uint8Array, fds: readonly number[] = []): boolean {
+    if (!this.isUp) return false;
+    if (message.length === 0 || message.length > MAX_CONTROL_LENGTH)
+      throw new RangeError(`control message of ${message.length} bytes is outside 1..${MAX_CONTROL_LENGTH}`);
+    return this.transmitControl(message, fds);
+  }
+
+  /** Whether descriptors sent with sendControl reach the peer. */
+  get passesFds(): boolean {
+    return false;
+  }
+
   /** Take the link down; idempotent. */
   close(reason = 'closed locally'): void {
     if (!this.isUp) return;
@@ -168,8 +212,36 @@ export abstract class Link extends EventEmitter<LinkEvents> {
     this.emit('frame', frame);
   }
 
+  /** Hands a control message to listeners; without one, its descriptors are closed. */
+  protected deliverControl(message: Uint8Array, fds: number[]): void {
+    if (!this.isUp || this.listenerCount('control') === 0) {
+      for (const fd of fds) closeQuietly(fd);
+      return;
+    }
+    this.emit('control', message, fds);
+  }
+
   protected abstract transmit(frame: Uint8Array): void;
   protected abstract shutdown(): void;
+  /** Links that cannot carry control messages refuse them. */
+  protected transmitControl(_message: Uint8Array, _fds: readonly number[]): boolean {
+    return false;
+  }
+}
+
+function closeQuietly(fd: number): void {
+  try {
+    native.close(fd);
+  } catch {
+    /* already closed */
+  }
+}
+
+function encodeControl(message: Uint8Array): Buffer {
+  const out = Buffer.allocUnsafe(LINK_LENGTH_PREFIX + message.length);
+  out.writeUInt32BE((CONTROL_FLAG | message.length) >>> 0, 0);
+  out.set(message, LINK_LENGTH_PREFIX);
+  return out;
 }
 
 /**
@@ -179,13 +251,27 @@ export abstract class Link extends EventEmitter<LinkEvents> {
 export class FrameStreamDecoder {
   private pending: Buffer = Buffer.alloc(0);
 
+  /** With onControl, control messages are handed to it (in stream order); without, they are an error. */
+  constructor(private readonly onControl?: (message: Uint8Array) => void) {}
+
   /** Feed bytes; returns the complete frames, or throws RangeError on a bad length. */
   push(chunk: Uint8Array): Uint8Array[] {
     this.pending = this.pending.length === 0 ? Buffer.from(chunk) : Buffer.concat([this.pending, chunk]);
     const frames: Uint8Array[] = [];
     let at = 0;
     while (this.pending.length - at >= LINK_LENGTH_PREFIX) {
-      const length = this.pending.readUInt32BE(at);
+      const word = this.pending.readUInt32BE(at);
+      if (word & CONTROL_FLAG && this.onControl) {
+        const length = word & ~CONTROL_FLAG;
+        if (length === 0 || length > MAX_CONTROL_LENGTH)
+          throw new RangeError(`link control message length ${length} is outside 1..${MAX_CONTROL_LENGTH}`);
+        if (this.pending.length - at - LINK_LENGTH_PREFIX < length) break;
+        const start = at + LINK_LENGTH_PREFIX;
+        this.onControl(new Uint8Array(this.pending.subarray(start, start + length)));
+        at = start + length;
+        continue;
+      }
+      const length = word;
       if (length < FC_HEADER_SIZE || length > FC_MAX_FRAME) {
         throw new RangeError(`link frame length ${length} is outside ${FC_HEADER_SIZE}..${FC_MAX_FRAME}`);
       }
@@ -212,7 +298,10 @@ export function encodeLinkFrame(frame: Uint8Array): Buffer {
 
 /** A link over a connected stream socket. */
 export class SocketLink extends Link {
-  private readonly decoder = new FrameStreamDecoder();
+  private readonly decoder = new FrameStreamDecoder((m) => this.deliverControl(m, []));
+  /** Control messages with descriptors waiting for the socket's queue to empty (see transmitControl). */
+  private readonly fdMessages: { bytes: Buffer; fds: number[]; deadline: number }[] = [];
+  private fdFlushScheduled = false;
   /** Frames sent in one turn of the event loop leave in one writev (see transmit). */
   private corked = false;
   /** This link's share of the output budget as last recorded (OutputBudget's bookkeeping). */
@@ -251,7 +340,7 @@ export class SocketLink extends Link {
     for (const f of frames) this.deliver(f);
   }
 
-  protected transmit(frame: Uint8Array): void {
+  protected transmit(frame: Uint8Array, encoded = false): void {
     // A peer that stops reading must not make this process buffer without bound.
     if (this.socket.writableLength > limits.perLinkBytes) {
       this.close(`peer is not reading (more than ${limits.perLinkBytes} bytes unread)`);
@@ -269,10 +358,77 @@ export class SocketLink extends Link {
         this.afterWrite();
       });
     }
-    const bytes = encodeLinkFrame(frame);
+    const bytes = encoded ? (frame as Buffer) : encodeLinkFrame(frame);
     this.written += bytes.length;
     this.socket.write(bytes);
     outputBudget.update(this, this.queuedBytes);
+  }
+
+  override get passesFds(): boolean {
+    return netSocketFd(this.socket) !== null;
+  }
+
+  /**
+   * Without descriptors a control message goes like a frame. With them it must leave by
+   * sendmsg(SCM_RIGHTS) on the socket's fd, which is only in order once everything written
+   * through the stream has reached the kernel: it waits (a few turns, bounded by STALL_MS) until
+   * the stream's queue is empty. The descriptors are duplicated now, so the caller keeps its own.
+   */
+  protected override transmitControl(message: Uint8Array, fds: readonly number[]): boolean {
+    // Control messages keep their order among themselves (a REVOKE must not overtake its GRANT):
+    // one without descriptors waits behind any that is waiting.
+    if (fds.length === 0 && this.fdMessages.length === 0) {
+      this.transmit(encodeControl(message), true);
+      return true;
+    }
+    if (netSocketFd(this.socket) === null) return false;
+    this.fdMessages.push({
+      bytes: encodeControl(message),
+      fds: fds.map((fd) => native.dup(fd)),
+      deadline: Date.now() + limits.stallMs,
+    });
+    this.scheduleFdFlush();
+    return true;
+  }
+
+  private scheduleFdFlush(): void {
+    if (this.fdFlushScheduled) return;
+    this.fdFlushScheduled = true;
+    setImmediate(() => {
+      this.fdFlushScheduled = false;
+      this.flushFdMessages();
+    });
+  }
+
+  private flushFdMessages(): void {
+    while (this.fdMessages.length > 0 && this.isUp) {
+      const m = this.fdMessages[0]!;
+      const fd = netSocketFd(this.socket);
+      if (fd === null) break;
+      if (this.corked || this.socket.writableLength > 0) {
+        if (Date.now() > m.deadline) {
+          this.close('control message with descriptors could not be sent: the link never went idle');
+          return;
+        }
+        this.scheduleFdFlush();
+        return;
+      }
+      let sent: number | null;
+      try {
+        sent = native.sendmsg(fd, m.bytes, m.fds);
+      } catch (err) {
+        this.close(`socket error: ${(err as Error).message}`);
+        return;
+      }
+      if (sent === null) {
+        this.scheduleFdFlush(); // EAGAIN: the socket buffer is full, try again next turn
+        return;
+      }
+      this.fdMessages.shift();
+      for (const d of m.fds) closeQuietly(d);
+      // The descriptors left with the first byte; the rest follows through the stream, in order.
+      if (sent < m.bytes.length) this.socket.write(m.bytes.subarray(sent));
+    }
   }
 
   /** After a turn's frames left: record what is still queued, and watch it for progress. */
@@ -301,6 +457,7 @@ export class SocketLink extends Link {
   }
 
   protected shutdown(): void {
+    for (const m of this.fdMessages.splice(0)) for (const d of m.fds) closeQuietly(d);
     if (this.stallTimer) clearTimeout(this.stallTimer);
     this.stallTimer = null;
     // Frames sent earlier in this turn (a LOGO before closing, say) still leave: hand them to
@@ -318,21 +475,38 @@ export class SocketLink extends Link {
 class MemoryLinkEnd extends Link {
   peer!: MemoryLinkEnd;
 
-  /** Frames sent this turn, delivered together (in order) on the next turn. */
-  private outbox: Uint8Array[] = [];
+  /** Frames (and control messages) sent this turn, delivered together (in order) on the next turn. */
+  private outbox: (Uint8Array | { message: Uint8Array; fds: number[] })[] = [];
 
   protected transmit(frame: Uint8Array): void {
+    this.post(frame.slice());
+  }
+
+  override get passesFds(): boolean {
+    return true;
+  }
+
+  protected override transmitControl(message: Uint8Array, fds: readonly number[]): boolean {
+    // The receiver owns what it gets, as with SCM_RIGHTS: it gets duplicates.
+    this.post({ message: message.slice(), fds: fds.map((fd) => native.dup(fd)) });
+    return true;
+  }
+
+  private post(item: Uint8Array | { message: Uint8Array; fds: number[] }): void {
     // Delivering a turn's frames in one callback lets the receiver's own sends of that callback
     // leave together too (SocketLink corks until the callback ends).
     if (this.outbox.length === 0) {
       const peer = this.peer;
       setImmediate(() => {
-        const frames = this.outbox;
+        const items = this.outbox;
         this.outbox = [];
-        for (const f of frames) peer.deliverFromPeer(f);
+        for (const it of items) {
+          if (it instanceof Uint8Array) peer.deliverFromPeer(it);
+          else peer.deliverControl(it.message, it.fds);
+        }
       });
     }
-    this.outbox.push(frame.slice());
+    this.outbox.push(item);
   }
 
   deliverFromPeer(frame: Uint8Array): void {
@@ -342,6 +516,156 @@ class MemoryLinkEnd extends Link {
   protected shutdown(): void {
     const peer = this.peer;
     setImmediate(() => peer.close('peer closed the link'));
+  }
+}
+
+/**
+ * The connecting side's socket link, read and written with recvmsg/sendmsg through the native
+ * shim instead of a net.Socket: a stream socket read with read(2) (as libuv does) silently closes
+ * descriptors that arrive with SCM_RIGHTS, and data-path grants bring the volume's descriptor.
+ * Output sent in one turn leaves in one sendmsg; what the socket does not take waits for POLLOUT
+ * and is bounded like SocketLink's (MAX_UNREAD_BYTES).
+ */
+export class NativeSocketLink extends Link {
+  private readonly decoder = new FrameStreamDecoder((m) => this.onControl(m));
+  private readonly rx = new Uint8Array(256 * 1024);
+  /** Descriptors received and not yet claimed by a control message (FIFO: one per grant). */
+  private readonly fds: number[] = [];
+  private turn: Uint8Array[] = [];
+  private turnScheduled = false;
+  private backlog: Uint8Array | null = null;
+  private watch: PollHandle | null = null;
+  private watchingOut = false;
+
+  constructor(
+    private readonly fd: number,
+    description = 'native socket link',
+  ) {
+    super(description);
+    this.rewatch(false);
+  }
+
+  override get passesFds(): boolean {
+    return true;
+  }
+
+  /** Bytes of this turn's output not yet handed to the socket (kept as a sum: no walk per frame). */
+  private turnBytes = 0;
+
+  get queuedBytes(): number {
+    return (this.backlog?.length ?? 0) + this.turnBytes;
+  }
+
+  private onControl(message: Uint8Array): void {
+    // Data-path grants (the only messages with a descriptor) carry exactly one, in send order.
+    const fds = message[0] === CONTROL_WITH_FD ? [this.fds.shift()].filter((f): f is number => f !== undefined) : [];
+    this.deliverControl(message, fds);
+  }
+
+  private rewatch(out: boolean): void {
+    this.watch?.stop();
+    this.watchingOut = out;
+    this.watch = native.poll(this.fd, POLL_READABLE | (out ? POLL_WRITABLE : 0), (events, errno) => {
+      if (errno !== 0) return this.close(`socket poll error ${errno}`);
+      if (events & POLL_READABLE || events & POLL_DISCONNECT) this.readSome();
+      if (this.isUp && events & POLL_WRITABLE) this.flush();
+    });
+  }
+
+  private readSome(): void {
+    // A bounded number of reads per wake-up: the poll is level-triggered and calls again.
+    for (let i = 0; i < 16 && this.isUp; i++) {
+      let r: ReturnType<typeof native.recvmsg>;
+      try {
+        r = native.recvmsg(this.fd, this.rx, 0, this.rx.length, MAX_PENDING_FDS);
+      } catch (err) {
+        return this.close(`socket error: ${(err as Error).message}`);
+      }
+      if (r === null) return;
+      if (r.fds.length > 0) {
+        this.fds.push(...r.fds);
+        if (this.fds.length > MAX_PENDING_FDS || r.ctrunc) {
+          return this.close('protocol error: the peer sent descriptors no control message claims');
+        }
+      }
+      if (r.bytes === 0) return this.close('peer closed the link');
+      let frames: Uint8Array[];
+      try {
+        frames = this.decoder.push(this.rx.subarray(0, r.bytes));
+      } catch (err) {
+        return this.close(`protocol error: ${(err as Error).message}`);
+      }
+      for (const f of frames) this.deliver(f);
+    }
+  }
+
+  protected transmit(frame: Uint8Array): void {
+    this.queue(encodeLinkFrame(frame));
+  }
+
+  protected override transmitControl(message: Uint8Array, fds: readonly number[]): boolean {
+    if (fds.length > 0) return false; // the HBA never sends descriptors
+    this.queue(encodeControl(message));
+    return true;
+  }
+
+  private queue(bytes: Uint8Array): void {
+    if (this.queuedBytes > limits.perLinkBytes) {
+      this.close(`peer is not reading (more than ${limits.perLinkBytes} bytes unread)`);
+      return;
+    }
+    this.turn.push(bytes);
+    this.turnBytes += bytes.length;
+    if (this.turnScheduled) return;
+    this.turnScheduled = true;
+    process.nextTick(() => {
+      this.turnScheduled = false;
+      this.flush();
+    });
+  }
+
+  private flush(): void {
+    if (!this.isUp) return;
+    if (this.turn.length > 0) {
+      const parts = this.backlog ? [this.backlog, ...this.turn] : this.turn;
+      this.backlog = parts.length === 1 ? parts[0]! : Buffer.concat(parts);
+      this.turn = [];
+      this.turnBytes = 0;
+    }
+    const data = this.backlog;
+    if (data === null) {
+      if (this.watchingOut) this.rewatch(false);
+      return;
+    }
+    let sent: number | null;
+    try {
+      sent = native.sendmsg(this.fd, data, []);
+    } catch (err) {
+      return this.close(`socket error: ${(err as Error).message}`);
+    }
+    const left = sent === null ? data : data.subarray(sent);
+    this.backlog = left.length > 0 ? left : null;
+    if ((this.backlog !== null) !== this.watchingOut) this.rewatch(this.backlog !== null);
+  }
+
+  protected shutdown(): void {
+    this.watch?.stop();
+    this.watch = null;
+    // Frames sent earlier in this turn (a LOGO before closing, say) still leave, as far as the
+    // socket takes them now.
+    const parts = this.backlog ? [this.backlog, ...this.turn] : this.turn;
+    if (parts.length > 0) {
+      try {
+        native.sendmsg(this.fd, parts.length === 1 ? parts[0]! : Buffer.concat(parts), []);
+      } catch {
+        /* the peer is gone */
+      }
+    }
+    for (const fd of this.fds.splice(0)) closeQuietly(fd);
+    this.turn = [];
+    this.turnBytes = 0;
+    this.backlog = null;
+    closeQuietly(this.fd);
   }
 }
 
@@ -363,25 +687,32 @@ export interface ConnectLinkOptions {
 /**
  * Connect to a fabric's link socket. Before the link is handed out (so before any frame is sent)
  * the listener's credentials are checked: a path squatted by another local user must not receive
- * the port's FLOGI, nor answer it.
+ * the port's FLOGI, nor answer it. The link reads with recvmsg (NativeSocketLink), so it can
+ * receive data-path grants.
  */
-export function connectLink(path: string, options: ConnectLinkOptions = {}): Promise<SocketLink> {
-  return new Promise((resolve, reject) => {
-    const socket = net.createConnection({ path });
-    const onError = (err: Error): void => reject(err);
-    socket.once('error', onError);
-    socket.once('connect', () => {
-      socket.off('error', onError);
-      try {
-        const fd = netSocketFd(socket);
-        if (fd === null) throw new Error(`link to ${path}: the socket's fd is not available to check who listens`);
-        checkListenerCred(native.peerCred(fd), path, options.allowedUids ?? [], options.ownerOption ?? '--san-owner');
-      } catch (err) {
-        socket.destroy();
-        reject(err as Error);
-        return;
+export async function connectLink(path: string, options: ConnectLinkOptions = {}): Promise<Link> {
+  let fd: number;
+  for (let attempt = 0; ; attempt++) {
+    try {
+      fd = native.unixConnect(path);
+      break;
+    } catch (err) {
+      // A full listen backlog: the SAN is accepting, just not yet ours.
+      if (err instanceof NativeError && err.code === 'EAGAIN' && attempt < CONNECT_RETRIES) {
+        await new Promise((r) => setTimeout(r, CONNECT_RETRY_MS));
+        continue;
       }
-      resolve(new SocketLink(socket, `link to ${path}`));
-    });
-  });
+      throw err;
+    }
+  }
+  try {
+    checkListenerCred(native.peerCred(fd), path, options.allowedUids ?? [], options.ownerOption ?? '--san-owner');
+  } catch (err) {
+    native.close(fd);
+    throw err;
+  }
+  return new NativeSocketLink(fd, `link to ${path}`);
 }
+
+const CONNECT_RETRIES = 50;
+const CONNECT_RETRY_MS = 20;

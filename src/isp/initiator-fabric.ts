@@ -39,6 +39,11 @@ export interface InitiatorFabricOptions {
   speedGbps?: number;
   /** Period of link re-probes after a loss (own-link mode). */
   reconnectMs?: number;
+  /**
+   * Serve READ/WRITE on data paths the SAN grants (default true); off when this port's frames
+   * are recorded (serve --pcap), since a capture must see every command.
+   */
+  dataPath?: boolean;
   log?: Logger;
 }
 
@@ -85,6 +90,7 @@ export class InitiatorFabricPort implements FabricPort {
   createVport(): FabricPort {
     return new InitiatorFabricPort({
       physical: () => (this.o.physical ? this.physicalPort() : this.port),
+      ...(this.o.dataPath !== undefined ? { dataPath: this.o.dataPath } : {}),
       ...(this.o.speedGbps !== undefined ? { speedGbps: this.o.speedGbps } : {}),
       log: this.log,
     });
@@ -255,6 +261,12 @@ export class InitiatorFabricPort implements FabricPort {
   }
 
   async fcp(portId: number, c: FcpCommand): Promise<FcpResult> {
+    // A READ/WRITE on a nexus the SAN granted moves between the volume and the views directly.
+    const fast = this.o.dataPath === false ? null : (this.port?.dataPathCommand(portId, c) ?? null);
+    if (fast) {
+      const r = fast instanceof Promise ? await fast : fast;
+      if (r) return { scsiStatus: r.status, sense: r.sense, transferred: r.transferred };
+    }
     // The simulated SAN is another process: the data is framed, so it is copied here once each way.
     let dataOut: Uint8Array | undefined;
     if (c.direction === 'write') {

@@ -111,8 +111,17 @@ export interface NativeShim {
   eventfdWrite(fd: number, value: bigint): void;
   /** read(2) of an eventfd counter; null when the counter is 0 (EAGAIN). */
   eventfdRead(fd: number): bigint | null;
-  /** memfd_create + ftruncate(size), sealed against resizing (F_SEAL_SHRINK|GROW|SEAL) like QEMU's memfd backend. */
-  memfdCreate(name: string, size: number): number;
+  /**
+   * memfd_create + ftruncate(size), sealed against resizing (F_SEAL_SHRINK|GROW|SEAL) like QEMU's
+   * memfd backend; with resizable, only F_SEAL_SEAL (a volume store that grows and shrinks).
+   */
+  memfdCreate(name: string, size: number, resizable?: boolean): number;
+  /** fallocate(PUNCH_HOLE|KEEP_SIZE): the range reads as zeros and its storage is freed. */
+  punchHole(fd: number, offset: number, length: number): void;
+  /** fcntl(F_DUPFD_CLOEXEC). */
+  dup(fd: number): number;
+  /** fstat st_blocks × 512: the bytes a sparse file or memfd really holds. */
+  fdAllocatedBytes(fd: number): number;
   /**
    * uv_poll on fd; callback(events) with POLL_* bits, or (0, errno) on a poll error (the
    * watch is then already stopped). One watch per fd: a second poll() of a watched fd
@@ -217,7 +226,10 @@ export const native: NativeShim = {
   eventfd: (initval) => call(() => addon().eventfd(initval)),
   eventfdWrite: (fd, value) => call(() => addon().eventfdWrite(fd, value)),
   eventfdRead: (fd) => call(() => addon().eventfdRead(fd)),
-  memfdCreate: (name, size) => call(() => addon().memfdCreate(name, size)),
+  memfdCreate: (name, size, resizable) => call(() => addon().memfdCreate(name, size, resizable === true)),
+  punchHole: (fd, offset, length) => call(() => addon().punchHole(fd, offset, length)),
+  dup: (fd) => call(() => addon().dup(fd)),
+  fdAllocatedBytes: (fd) => call(() => addon().fdAllocatedBytes(fd)),
   poll: (fd, events, callback) => call(() => addon().poll(fd, events, callback)),
   close: (fd) => call(() => addon().close(fd)),
   fdSize: (fd) => call(() => addon().fdSize(fd)),

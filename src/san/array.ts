@@ -4,6 +4,7 @@
  * module owns the configuration and run-time changes, and raises the unit attentions they imply
  * (REPORTED LUNS DATA HAS CHANGED on masking changes, CAPACITY DATA HAS CHANGED on resize).
  */
+import type { DataPathGrants } from './data-path.js';
 import * as path from 'node:path';
 import type { ScsiTargetPort } from '../scsi/api.js';
 import { MAX_FLAT_LUN } from '../scsi/cdb.js';
@@ -107,6 +108,8 @@ export class StorageArray implements LunMapping {
   private readonly oui: number;
   private readonly log: Logger;
   private closed = false;
+  /** Data-path grants on this array's logical units (src/san/data-path.ts), when the SAN gives any. */
+  dataPath: DataPathGrants | null = null;
 
   private constructor(
     readonly name: string,
@@ -183,6 +186,11 @@ export class StorageArray implements LunMapping {
     return [...this.volumes.keys()];
   }
   /** LUN → volume name as an initiator sees it. */
+  /** LunMapping.stateChanged: grants that no longer stand are revoked before the change completes. */
+  stateChanged(): Promise<void> | null {
+    return this.dataPath?.reevaluate() ?? null;
+  }
+
   lunMapFor(initiatorWwpn: bigint): Map<number, string> {
     return new Map(this.groupOfInitiator.get(initiatorWwpn)?.luns ?? []);
   }
@@ -245,6 +253,7 @@ export class StorageArray implements LunMapping {
       for (const [lun, vol] of [...g.luns]) if (vol === name) this.unmapLun(g.name, lun);
     }
     this.volumes.delete(name);
+    await this.stateChanged();
     await entry.volume.close();
     this.log.info({ volume: name }, 'volume removed');
   }
@@ -265,8 +274,14 @@ export class StorageArray implements LunMapping {
         if (warning) this.log.warn({ volume: name, bytes: parseSizeOrZero(size) }, warning);
       }
     }
-    await entry.volume.resize(size, opts);
-    entry.lu.capacityChanged();
+    // No HBA may read or write the volume by a grant while its capacity changes.
+    const release = (await this.dataPath?.holdVolume(entry.volume)) ?? null;
+    try {
+      await entry.volume.resize(size, opts);
+      entry.lu.capacityChanged();
+    } finally {
+      release?.();
+    }
     this.log.info({ volume: name, bytes: entry.volume.sizeBytes }, 'volume resized');
   }
 
@@ -283,6 +298,7 @@ export class StorageArray implements LunMapping {
     const group: HostGroup = { name, initiators: new Set(initiators), luns: new Map(), units: new Map() };
     this.groups.set(name, group);
     for (const i of initiators) this.groupOfInitiator.set(i, group);
+    void this.stateChanged();
   }
 
   mapLun(groupName: string, lun: number, volumeName: string): void {
@@ -299,6 +315,7 @@ export class StorageArray implements LunMapping {
     g.luns.set(lun, volumeName);
     g.units.set(lun, entry.lu);
     this.reportedLunsChanged(g);
+    void this.stateChanged();
   }
 
   unmapLun(groupName: string, lun: number): void {
@@ -309,6 +326,7 @@ export class StorageArray implements LunMapping {
     g.luns.delete(lun);
     g.units.delete(lun);
     this.reportedLunsChanged(g);
+    void this.stateChanged();
   }
 
   /** Flushes and closes every volume. Idempotent. */

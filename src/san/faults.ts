@@ -286,6 +286,8 @@ export class FaultInjector {
   private readonly heldDown = new Set<bigint>();
   private nextId = 1;
   private readonly log: Logger;
+  /** Called after the fault set changed (data-path grants end while any fault exists). */
+  onChange: (() => void) | null = null;
 
   constructor(
     private readonly host: FaultHost,
@@ -326,6 +328,7 @@ export class FaultInjector {
     this.log.warn({ id: fault.id, fault: describe(spec) }, 'fault injected');
     if (spec.kind === 'rscn-storm') this.runRscnStorm(fault);
     if (spec.kind === 'port-flap') this.runPortFlap(fault);
+    this.onChange?.();
     return fault.id;
   }
 
@@ -355,6 +358,7 @@ export class FaultInjector {
           .catch((e: unknown) => this.log.warn({ error: String(e) }, 'port-flap: bringing the port back up failed'));
       }
     }
+    if (victims.length > 0) this.onChange?.();
     return victims.length;
   }
 
@@ -494,7 +498,17 @@ class FaultyLink extends Link {
   ) {
     super(inner.description);
     inner.on('frame', (frame) => this.fromPort(frame));
+    // Control messages are not frames: no fault applies to them (grants end while faults exist).
+    inner.on('control', (message, fds) => this.deliverControl(message, fds));
     inner.on('down', (reason) => this.close(reason));
+  }
+
+  override get passesFds(): boolean {
+    return this.inner.passesFds;
+  }
+
+  protected override transmitControl(message: Uint8Array, fds: readonly number[]): boolean {
+    return this.inner.sendControl(message, fds);
   }
 
   // ---------------------------------------------------------------- ingress (port → switch)

@@ -3,6 +3,8 @@
  * the storage arrays (src/san/array.ts) with each target port attached in-process through an FC
  * target port (src/san/target-port.ts), a link socket HBAs connect to, an optional pcap of every
  * frame through the switch, and run-time changes (used by the control interface and tests).
+ * HBAs may be granted the data path of a nexus (src/san/data-path.ts); the SAN stays the
+ * authority and revokes grants whenever its state needs the frame path.
  */
 import * as path from 'node:path';
 import { Fabric } from './fabric/switch.js';
@@ -16,7 +18,9 @@ import { StorageArray, type VolumeRequest } from './array.js';
 import type { SanConfig, ZoningConfig } from './config.js';
 import { FcTargetPort, type TargetPortOptions } from './target-port.js';
 import type { ScsiTargetPort } from '../scsi/api.js';
-import { prepareDataDir, type VolumeSpec } from './volume.js';
+import { prepareDataDir, Volume, type VolumeSpec } from './volume.js';
+import { DataPathGrants, type NexusTarget } from './data-path.js';
+import { GRANT_REASON } from '../fc/data-path-grant.js';
 import { type Logger, logger } from '../util/log.js';
 import { formatWwn } from '../util/wwn.js';
 
@@ -34,6 +38,11 @@ export interface SanOptions {
   targetPortOptions?: TargetPortOptions;
   /** How long a link may stay without a fabric login (default R_A_TOV, 10 s); for tests. */
   loginTimeoutMs?: number;
+  /**
+   * Give HBAs data-path grants for READ/WRITE of local volumes (default true; `san --no-data-path`
+   * or NPIV_HBA_DATA_PATH=0 turn it off). Never while a pcap is recorded or faults are injected.
+   */
+  dataPath?: boolean;
   log?: Logger;
 }
 
@@ -57,6 +66,21 @@ export interface SanStatus {
   /** naa: the NAA-6 designator of VPD page 0x83 as lower-case hex (what Linux shows as wwid naa.<hex>). */
   arrays: { name: string; volumes: { name: string; bytes: number; file: string | null; naa: string }[] }[];
   zoning: ZoningSnapshot;
+  /** Data-path grants: whether given, how many are in force, and what they moved per volume. */
+  dataPath?: {
+    enabled: boolean;
+    active: number;
+    granted: number;
+    denied: number;
+    revoked: number;
+    volumes: { array: string; volume: string; reads: number; writes: number; readBytes: number; writeBytes: number }[];
+  };
+}
+
+/** The data-path default: on, unless the environment turns it off (tests that compare both). */
+export function dataPathDefault(): boolean {
+  const v = process.env.NPIV_HBA_DATA_PATH;
+  return !(v === '0' || v === 'off' || v === 'false');
 }
 
 export function zoningFromConfig(cfg: ZoningConfig): Zoning {
@@ -80,6 +104,8 @@ export class San {
   readonly arrays = new Map<string, StorageArray>();
   /** Run-time fault injection and administratively held-down links (src/san/faults.ts). */
   readonly faults: FaultInjector;
+  /** Data-path grants to HBAs (src/san/data-path.ts). */
+  readonly dataPath: DataPathGrants;
   private readonly targets = new Map<bigint, TargetPortSlot>();
   private listener: LinkListener | null = null;
   private pcap: PcapWriter | null = null;
@@ -109,6 +135,36 @@ export class San {
         else this.faults.release(wwpn);
       },
     });
+    this.dataPath = new DataPathGrants(
+      {
+        globalBlock: () => (this.pcap ? GRANT_REASON.CAPTURE : this.faults.idle ? null : GRANT_REASON.FAULTS),
+        resolve: (link, sId, dId, lun) => this.resolveNexus(link, sId, dId, lun),
+      },
+      opts.dataPath ?? dataPathDefault(),
+      this.log.child({ layer: 'data-path' }),
+    );
+    this.fabric.controlHandler = (link, message, fds) => this.dataPath.onControl(link, message, fds);
+    this.faults.onChange = () => void this.dataPath.reevaluate();
+  }
+
+  /** The nexus a grant request names, as the SAN sees it now (DataPathHost.resolve). */
+  private resolveNexus(link: Link, sId: number, dId: number, lun: number): NexusTarget | number {
+    const login = this.fabric.loginOnLink(link, sId);
+    if (!login) return GRANT_REASON.NO_SESSION;
+    let slot: TargetPortSlot | undefined;
+    for (const s of this.targets.values()) if (s.port && s.link?.isUp && s.port.nportId === dId) slot = s;
+    if (!slot?.port) return GRANT_REASON.NO_SESSION;
+    if (!this.fabric.canCommunicate(sId, dId)) return GRANT_REASON.NOT_ZONED;
+    const session = slot.port.sessions.get(sId);
+    if (!session || session.fcpServiceParams === null || session.wwpn !== login.wwpn) return GRANT_REASON.NO_SESSION;
+    const lu = slot.array.lunsFor(login.wwpn).get(lun);
+    if (!lu || !(lu.device instanceof Volume)) return GRANT_REASON.NO_LUN;
+    return {
+      nexus: { initiatorWwpn: login.wwpn, targetWwpn: slot.scsi.wwpn, relativeTargetPortId: slot.scsi.relativePortId },
+      lu,
+      volume: lu.device,
+      maxBytes: slot.port.maxTransferLength,
+    };
   }
 
   static async start(config: SanConfig, opts: SanOptions = {}): Promise<San> {
@@ -128,6 +184,7 @@ export class San {
           ...(opts.baseDir !== undefined ? { baseDir: opts.baseDir } : {}),
           dataDir: san.dataDir,
         });
+        array.dataPath = san.dataPath;
         san.arrays.set(a.name, array);
         for (const scsi of array.ports) san.targets.set(scsi.wwpn, { array, scsi, link: null, port: null });
       }
@@ -162,6 +219,7 @@ export class San {
         slot.link = null;
         slot.port = null;
       }
+      void this.dataPath.reevaluate();
     });
     try {
       slot.port = await FcTargetPort.start(portEnd, slot.scsi, {
@@ -257,6 +315,7 @@ export class San {
   /** Apply a zoning change and announce it (RSCN to every SCR-registered port). */
   changeZoning(change: (zoning: Zoning) => void): void {
     change(this.fabric.zoning);
+    void this.dataPath.reevaluate();
     this.fabric.zoningChanged();
   }
 
@@ -301,12 +360,21 @@ export class San {
         }),
       })),
       zoning: this.fabric.zoning.snapshot(),
+      dataPath: {
+        enabled: this.dataPath.enabled,
+        active: this.dataPath.active,
+        ...this.dataPath.stats,
+        volumes: [...this.arrays.values()].flatMap((a) =>
+          a.volumeNames().map((n) => ({ array: a.name, volume: n, ...this.dataPath.countersFor(a.volume(n)!) })),
+        ),
+      },
     };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.dataPath.close();
     this.faults.close();
     // Stop accepting, then drop every link (server.close() only completes once they are gone).
     const listenerClosed = this.listener?.close();

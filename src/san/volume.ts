@@ -1,6 +1,6 @@
 /**
  * Volumes of the simulated storage array: block devices backed by a sparse file (positional I/O
- * through fs.promises FileHandle) or by sparse memory (tests). SBC-3 semantics live in src/scsi;
+ * through fs.promises FileHandle) or by sparse memory (a memfd). SBC-3 semantics live in src/scsi;
  * this module only guarantees the storage contract the device server relies on:
  *  - a write resolves only after the data is in the backing store (the file, via pwrite);
  *  - flush() resolves only after fdatasync(2) returned;
@@ -19,9 +19,19 @@
  * `<file>.settings.json` (saved mode parameters: the write cache setting).
  */
 import { createHash } from 'node:crypto';
-import { constants as fsc, mkdirSync, promises as fsp, realpathSync, statSync } from 'node:fs';
+import {
+  constants as fsc,
+  ftruncateSync,
+  mkdirSync,
+  promises as fsp,
+  readSync,
+  realpathSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { native } from '../native/index.js';
 import { tryLockExclusive } from '../native/lock.js';
 import { isAllZero } from '../scsi/zero.js';
 import { TaskAbortedError, type IoOptions } from '../scsi/block-device.js';
@@ -125,6 +135,8 @@ export class RangeLock {
 // ---- backing stores ---------------------------------------------------------------------------
 export interface BackingStore {
   readonly kind: 'file' | 'memory';
+  /** The open descriptor of the store (for data-path grants); throws once closed. */
+  readonly fd: number;
   /** Reads exactly length bytes (zeros beyond what was ever written). */
   read(offset: number, length: number): Promise<Uint8Array>;
   /** Resolves once every byte is in the backing store. */
@@ -175,51 +187,58 @@ function formatBytes(n: number): string {
   return u === 0 ? `${n} bytes` : `${v.toFixed(v < 10 ? 1 : 0)} ${units[u]!}`;
 }
 
-/** Sparse in-memory store: fixed-size chunks allocated on first non-zero write. */
+/**
+ * Sparse in-memory store: a memfd (anonymous shared memory) accessed with positional I/O. Pages
+ * appear on first write and go again when a range is zeroed (hole punching), so an untouched
+ * volume costs nothing. Being a file descriptor, it can be handed to an HBA for a data-path grant
+ * (src/san/data-path.ts) the same way a file volume's descriptor is.
+ */
 export class MemoryBacking implements BackingStore {
   readonly kind = 'memory' as const;
+  /** Granularity of the sparseness that callers may rely on (a multiple of the page size). */
   static readonly CHUNK = 64 * 1024;
-  private readonly chunks = new Map<number, Uint8Array>();
+  private fdOrNull: number | null;
   private size: number;
-  private open = true;
 
-  constructor(bytes: number) {
+  constructor(bytes: number, name = 'npiv-hba volume') {
+    this.fdOrNull = native.memfdCreate(name, bytes, true);
     this.size = bytes;
     memoryCapacity += bytes;
   }
 
-  /** Number of allocated chunks (to show that unmap deallocates). */
-  get allocatedChunks(): number {
-    return this.chunks.size;
+  /** The memfd (for data-path grants); throws once closed. */
+  get fd(): number {
+    if (this.fdOrNull === null) throw new Error('memory volume is closed');
+    return this.fdOrNull;
+  }
+
+  /** Bytes of memory the volume really holds (to show that unmap deallocates). */
+  get allocatedBytes(): number {
+    return native.fdAllocatedBytes(this.fd);
   }
 
   async read(offset: number, length: number): Promise<Uint8Array> {
     const out = new Uint8Array(length);
-    this.forEachChunk(offset, length, (chunk, inChunk, outPos, n) => {
-      const c = this.chunks.get(chunk);
-      if (c) out.set(c.subarray(inChunk, inChunk + n), outPos);
-    });
+    let done = 0;
+    while (done < length) {
+      const n = readSync(this.fd, out, done, length - done, offset + done);
+      if (n === 0) break; // past the end (a resize raced): the rest stays zero
+      done += n;
+    }
     return out;
   }
 
   async write(offset: number, data: Uint8Array): Promise<void> {
-    this.forEachChunk(offset, data.length, (chunk, inChunk, pos, n) => {
-      let c = this.chunks.get(chunk);
-      if (!c) {
-        c = new Uint8Array(MemoryBacking.CHUNK);
-        this.chunks.set(chunk, c);
-      }
-      c.set(data.subarray(pos, pos + n), inChunk);
-    });
+    let done = 0;
+    while (done < data.length) {
+      const n = writeSync(this.fd, data, done, data.length - done, offset + done);
+      if (n <= 0) throw new Error(`short write to a memory volume at offset ${offset + done}`);
+      done += n;
+    }
   }
 
   async zero(offset: number, length: number): Promise<void> {
-    this.forEachChunk(offset, length, (chunk, inChunk, _pos, n) => {
-      const c = this.chunks.get(chunk);
-      if (!c) return;
-      if (n === MemoryBacking.CHUNK) this.chunks.delete(chunk);
-      else c.fill(0, inChunk, inChunk + n);
-    });
+    native.punchHole(this.fd, offset, length);
   }
 
   async flush(): Promise<void> {
@@ -227,37 +246,17 @@ export class MemoryBacking implements BackingStore {
   }
 
   async resize(bytes: number): Promise<void> {
-    if (bytes < this.size) {
-      const firstDropped = Math.ceil(bytes / MemoryBacking.CHUNK);
-      for (const k of [...this.chunks.keys()]) if (k >= firstDropped) this.chunks.delete(k);
-      const tail = bytes % MemoryBacking.CHUNK;
-      const last = this.chunks.get(Math.floor(bytes / MemoryBacking.CHUNK));
-      if (tail !== 0 && last) last.fill(0, tail);
-    }
-    if (this.open) memoryCapacity += bytes - this.size;
+    ftruncateSync(this.fd, bytes);
+    if (this.fdOrNull !== null) memoryCapacity += bytes - this.size;
     this.size = bytes;
   }
 
   async close(): Promise<void> {
-    this.chunks.clear();
-    if (this.open) memoryCapacity -= this.size;
-    this.open = false;
-  }
-
-  private forEachChunk(
-    offset: number,
-    length: number,
-    fn: (chunk: number, inChunk: number, pos: number, n: number) => void,
-  ): void {
-    let pos = 0;
-    while (pos < length) {
-      const abs = offset + pos;
-      const chunk = Math.floor(abs / MemoryBacking.CHUNK);
-      const inChunk = abs % MemoryBacking.CHUNK;
-      const n = Math.min(MemoryBacking.CHUNK - inChunk, length - pos);
-      fn(chunk, inChunk, pos, n);
-      pos += n;
-    }
+    const fd = this.fdOrNull;
+    if (fd === null) return;
+    this.fdOrNull = null;
+    memoryCapacity -= this.size;
+    native.close(fd);
   }
 }
 
@@ -329,6 +328,10 @@ export class FileBacking implements BackingStore {
       throw e;
     }
     return new FileBacking(file, fh);
+  }
+
+  get fd(): number {
+    return this.handle().fd;
   }
 
   private handle(): import('node:fs/promises').FileHandle {
@@ -569,7 +572,10 @@ export class Volume {
     const bytes = parseSize(spec.size);
     checkVolumeBytes(spec.name, bytes, blockSize);
     const file = spec.file === undefined ? null : path.resolve(spec.file);
-    const backing = file === null ? new MemoryBacking(bytes) : await FileBacking.open(file, bytes, opts);
+    const backing =
+      file === null
+        ? new MemoryBacking(bytes, `npiv-hba volume ${spec.name}`)
+        : await FileBacking.open(file, bytes, opts);
     let writeCache = spec.writeCache ?? true;
     try {
       // Power-on: the current mode parameters are the saved ones (SPC-4 §7.5.1).

@@ -51,6 +51,12 @@ export interface LunMapping {
   lunsFor(initiatorWwpn: bigint): ReadonlyMap<number, LogicalUnit>;
   /** Every logical unit of the array (for target reset and nexus loss). */
   allUnits(): Iterable<LogicalUnit>;
+  /**
+   * Called after anything that may have changed logical-unit state (any command but READ/WRITE,
+   * task management, nexus loss); a promise means the change is not complete until it resolves
+   * (data-path grants being revoked, src/san/data-path.ts), and the command's response waits.
+   */
+  stateChanged?(): Promise<void> | null;
 }
 
 interface Task {
@@ -176,6 +182,10 @@ export class DeviceServer {
         wellKnown,
       };
       const dataIn = await spec.run(ctx);
+      if (!READ_OPCODES.has(opcode) && !WRITE_OPCODES.has(opcode)) {
+        const settled = this.mapping.stateChanged?.();
+        if (settled) await settled;
+      }
       if (t.aborted) return { status: Status.TASK_ABORTED, sense: null, dataIn: null };
       return { status: Status.GOOD, sense: null, dataIn: dataIn ?? null };
     } catch (e) {
@@ -519,6 +529,18 @@ export class DeviceServer {
     fn: TaskManagementFunction,
     taskTag?: number,
   ): Promise<number> {
+    const code = this.runTaskManagement(nexus, lunField, fn, taskTag);
+    const settled = this.mapping.stateChanged?.();
+    if (settled) await settled;
+    return code;
+  }
+
+  private runTaskManagement(
+    nexus: ItNexus,
+    lunField: Uint8Array,
+    fn: TaskManagementFunction,
+    taskTag?: number,
+  ): number {
     const key = nexusKey(nexus);
     if (fn === 'clear-aca') return TmfResponse.NOT_SUPPORTED;
     if (fn === 'target-reset') {
@@ -554,6 +576,7 @@ export class DeviceServer {
     const key = nexusKey(nexus);
     for (const t of this.tasks) if (t.nexus === key) t.aborted = true;
     for (const u of this.mapping.allUnits()) u.ua.nexusLost(key);
+    void this.mapping.stateChanged?.();
   }
 
   /** Commands in flight (for status and tests). */

@@ -171,6 +171,11 @@ export class PersistentReservations {
     return access === 'write' || isExclusiveAccess(r.type);
   }
 
+  /** A reservation exists (access then depends on the nexus). */
+  get reserved(): boolean {
+    return this.reservation !== null;
+  }
+
   isHolder(nexus: NexusKey): boolean {
     const r = this.reservation;
     if (!r) return false;

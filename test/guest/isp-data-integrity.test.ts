@@ -103,6 +103,12 @@ describe('fio with verify through the emulated HBA; the backing file holds exact
     }
   });
 
+  it("the guest's READ/WRITE ran on a data-path grant the SAN gave (unless switched off)", () => {
+    // The SAN logs each grant (debug); with NPIV_HBA_DATA_PATH=0 every command goes as frames.
+    const granted = /"msg":"data-path grant"/.test(procLogs);
+    expect(granted, procLogs.slice(-2000)).toBe(process.env.NPIV_HBA_DATA_PATH !== '0');
+  });
+
   it('the guest view of the LUN and the backing file are byte-identical', async () => {
     const line = run.guestLines.find((l) => l.startsWith('SHA256 '));
     expect(line, run.output.slice(-2000)).toBeDefined();

@@ -23,6 +23,7 @@
  *  - a link going down or a LOGO to 0xFFFFFE removes the logins (a physical port's LOGO also
  *    removes its vports) and RSCNs the ports that could see them.
  */
+import { native } from '../../native/index.js';
 import { FcDecodeError } from '../../fc/bytes.js';
 import { encodeBaAcc } from '../../fc/bls.js';
 import { CT_MAX_IU, FS_RJT_REASON, GS_TYPE, ctReject, decodeCt } from '../../fc/ct.js';
@@ -190,9 +191,31 @@ export class Fabric {
     const a: Attachment = { link, port: null, timer: null };
     this.attachments.add(a);
     link.on('frame', (bytes) => this.receive(a, bytes));
+    link.on('control', (message, fds) => {
+      // Control messages (data-path grants) are the SAN's business, not the switch's; only a
+      // logged-in link may send them. A switch without a SAN behind it ignores them (the HBA's
+      // request stays unanswered and its commands go as frames).
+      if (!a.port) link.close('protocol error: control message before a fabric login');
+      else if (this.controlHandler) this.controlHandler(link, message, fds);
+      else for (const fd of fds) native.close(fd);
+    });
     link.on('down', (reason) => this.detach(a, reason));
     this.awaitLogin(a);
     this.log.info({ link: link.description }, 'link attached');
+  }
+
+  /** Who handles control messages of attached links (src/san/data-path.ts); none: they close the link. */
+  controlHandler: ((link: Link, message: Uint8Array, fds: number[]) => void) | null = null;
+
+  /** The login with this N_Port ID if it came in on `link`. */
+  loginOnLink(link: Link, nportId: number): FabricLogin | undefined {
+    const l = this.byId.get(nportId);
+    return l && l.port.link === link ? l : undefined;
+  }
+
+  /** Whether two logged-in N_Ports may talk (zoning). */
+  canCommunicate(from: number, to: number): boolean {
+    return this.visible(from, to);
   }
 
   /** Links attached and not (or no longer) logged in. */

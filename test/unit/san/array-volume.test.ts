@@ -73,18 +73,20 @@ describe('RangeLock', () => {
 });
 
 describe('memory backing', () => {
-  it('is sparse: chunks appear on write and go on zeroing, resize drops the tail', async () => {
+  it('is sparse: pages appear on write and go on zeroing, resize drops the tail', async () => {
     const m = new MemoryBacking(1 << 20);
-    expect(m.allocatedChunks).toBe(0);
+    const page = 4096;
+    expect(m.allocatedBytes).toBe(0);
     await m.write(MemoryBacking.CHUNK - 2, Uint8Array.of(1, 2, 3, 4));
-    expect(m.allocatedChunks).toBe(2);
+    expect(m.allocatedBytes).toBe(2 * page);
     expect([...(await m.read(MemoryBacking.CHUNK - 3, 6))]).toEqual([0, 1, 2, 3, 4, 0]);
     await m.zero(0, MemoryBacking.CHUNK);
-    expect(m.allocatedChunks).toBe(1);
+    expect(m.allocatedBytes).toBe(page);
     expect([...(await m.read(MemoryBacking.CHUNK - 3, 6))]).toEqual([0, 0, 0, 3, 4, 0]);
     await m.resize(MemoryBacking.CHUNK + 1);
     await m.resize(1 << 20);
     expect([...(await m.read(MemoryBacking.CHUNK - 3, 6))]).toEqual([0, 0, 0, 3, 0, 0]);
+    await m.close();
   });
 });
 
