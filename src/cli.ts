@@ -2,6 +2,7 @@
  * npiv-hba command line: one subcommand per job, each in src/cli/<name>.ts.
  */
 import { Command } from 'commander';
+import { registerCompatCommand } from './cli/compat.js';
 import { registerHostCommand } from './cli/host.js';
 import { registerLabCommand } from './cli/lab.js';
 import { registerSanCommand } from './cli/san.js';
@@ -19,5 +20,6 @@ export async function main(argv: string[]): Promise<void> {
   registerLabCommand(program);
   registerVportCommand(program);
   registerHostCommand(program);
+  registerCompatCommand(program);
   await program.parseAsync(argv);
 }
