@@ -27,6 +27,9 @@ SC_EXIT_SKIP=77
 COMPAT_EVIDENCE_LINES=15
 
 note() { echo "$*"; }
+# request ACTION [ARG]: ask the host for a SAN change. Written to fd 3, the script's own output
+# (the scenario's stdout is its log file), so the host sees it at once.
+request() { echo "GUEST:REQ $*" >&3; }
 pass() { echo "RESULT $*"; exit 0; }
 fail() { echo "FAIL $*"; exit 1; }
 skip() { echo "SKIP $*"; exit "$SC_EXIT_SKIP"; }
@@ -238,7 +241,7 @@ sc_rscn() {
   need_port
   [ -n "$COMPAT_RSCN_TARGET" ] || skip "no joining target configured"
   has_target "$COMPAT_RSCN_TARGET" && fail "$COMPAT_RSCN_TARGET present before it joined"
-  echo "GUEST:REQ add-port"
+  request add-port
   wait_until 60 has_target "$COMPAT_RSCN_TARGET" || fail "the joining port $COMPAT_RSCN_TARGET was not discovered within 60 s (targets: $(target_rports | tr '\n' ' '))"
   local paths
   paths=$(($(echo $COMPAT_TARGETS | wc -w) + 1))
@@ -263,7 +266,7 @@ sc_unit_attention() {
   [ -n "$COMPAT_NEW_LUN" ] || skip "no LUN mapping change configured"
   local lun=${COMPAT_NEW_LUN%%:*} sectors=${COMPAT_NEW_LUN#*:} before i seen=0
   before=$(dmesg | grep -ci 'LUN assignments on this target have changed')
-  echo "GUEST:REQ map-lun"
+  request map-lun
   # The target reports the unit attention once, on the next command to one of its LUNs.
   i=0
   while [ $i -lt 60 ]; do
@@ -354,10 +357,10 @@ sc_multipath() {
     >/tmp/mp-fio.out 2>&1 &
   local fio_pid=$!
   sleep 1
-  echo "GUEST:REQ port-down 0"
+  request port-down 0
   sleep 5
   note "during link down: $(multipath -ll "$map" 2>/dev/null | grep -cE 'failed|faulty|offline') failed paths"
-  echo "GUEST:REQ port-up 0"
+  request port-up 0
   wait $fio_pid
   local rc=$?
   grep -E 'err=|verify|error' /tmp/mp-fio.out | head -n 6
@@ -385,9 +388,12 @@ sc_npiv() {
   wait_until 60 vhost || fail "vport $wwpn did not come Online: $(cat /sys/class/fc_vports/vport-$n:*/vport_state 2>/dev/null | tr '\n' ' ')"
   v=$(vhost)
   note "vport $wwpn $(basename $v) port_id $(cat $v/port_id) state $(cat /sys/class/fc_vports/vport-$n:*/vport_state | head -n 1)"
-  [ "$(cat $v/port_id)" != "$(cat $f/port_id)" ] || fail "the vport has the physical port's N_Port ID"
+  local vid
+  vid=$(cat $v/port_id)
+  [ "$vid" != "$(cat $f/port_id)" ] || fail "the vport has the physical port's N_Port ID $vid"
   echo "$COMPAT_NPIV" >"$f/vport_delete" || fail "vport_delete failed"
-  pass "vport_create: FDISC, $(basename $v) Online at $(cat $v/port_id 2>/dev/null || echo deleted); vport_delete"
+  wait_until 30 sh -c "! ls /sys/class/fc_vports/ 2>/dev/null | grep -q vport-" || fail "the vport is still there after vport_delete"
+  pass "vport_create: FDISC, $(basename $v) Online at $vid; vport_delete"
 }
 
 sc_rmmod_reload() {
@@ -423,7 +429,7 @@ compat_run() {
   marker="compat: scenario $name begins"
   echo "$marker" >/dev/kmsg
   t0=$(uptime_ms)
-  timeout -s KILL "$limit" sh -c ". /lib/guest-functions.sh; . /lib/compat-scenarios.sh; $fn" >"/tmp/sc-$name.log" 2>&1
+  timeout -s KILL "$limit" sh -c ". /lib/guest-functions.sh; . /lib/compat-scenarios.sh; $fn" 3>&1 >"/tmp/sc-$name.log" 2>&1
   rc=$?
   t1=$(uptime_ms)
   case "$rc" in

@@ -8,7 +8,7 @@
  * running fails with the console's last lines as evidence and the remaining ones run in a new boot,
  * so one crash does not hide the other scenarios' results.
  */
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { runGuest, type GuestRunResult } from '../harness/guest.js';
 import { startIspRig, type IspRig } from '../harness/isp-rig.js';
@@ -148,6 +148,7 @@ export async function runKernel(kernel: CompatKernel, options: RunKernelOptions)
     error: null,
   };
   const library = guestLibrary();
+  if (options.logDir) mkdirSync(options.logDir, { recursive: true });
   let remaining = [...options.scenarios];
 
   while (remaining.length > 0 && result.boots <= MAX_EXTRA_BOOTS) {
