@@ -13,7 +13,11 @@ export interface CompatReport {
 }
 
 export function compatReport(model: string, kernels: KernelRunResult[]): CompatReport {
-  const ok = kernels.every((k) => k.error === null && k.scenarios.every((s) => s.status !== 'fail'));
+  // A panic, Oops, BUG or WARNING on the guest's console fails the kernel even when every
+  // scenario's own check passed: the device must never make the driver trip the kernel.
+  const ok = kernels.every(
+    (k) => k.error === null && k.kernelProblems.length === 0 && k.scenarios.every((s) => s.status !== 'fail'),
+  );
   return { ok, model, kernels };
 }
 

@@ -146,5 +146,8 @@ describe('guest lines and the matrix', () => {
     expect(xml).toContain('<failure message="no serial number">');
     expect(xml).toContain('message="needs &lt;probe&gt; &amp; &quot;x&quot;"');
     expect(compatReport('isp2532', [{ ...k, scenarios: [o.results[0]!] }]).ok).toBe(true);
+    const warned = { ...k, scenarios: [o.results[0]!], kernelProblems: ['WARNING: CPU: 0 PID: 1 at x'] };
+    expect(compatReport('isp2532', [warned]).ok).toBe(false);
+    expect(formatCompatReport(compatReport('isp2532', [warned]))).toContain('guest kernel problems');
   });
 });
