@@ -53,7 +53,7 @@ const MAX_EXTRA_BOOTS = 2;
 /** Guest time beyond the scenarios' own limits: boot, module loads, poweroff. */
 const BOOT_ALLOWANCE_SECONDS = 120;
 const CONSOLE_EVIDENCE_LINES = 15;
-/** Where a link-down port waits before it may be attached again. */
+/** Lets the fabric finish removing a downed port's old login before the port logs in again. */
 const PORT_UP_SETTLE_MS = 200;
 
 export interface KernelRunResult {
