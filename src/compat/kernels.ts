@@ -55,6 +55,12 @@ export const GUEST_MODULE_TARGETS = [
   'dm_queue_length',
   'qla2xxx',
 ] as const;
+/**
+ * Loaded by /init before anything prints (usr/lib/modules/early): the virtio console carries the
+ * script's lines apart from the kernel's console (src/harness/guest.ts). Built in from Debian
+ * trixie on, a module in bookworm.
+ */
+export const EARLY_MODULE_TARGETS = ['virtio_pci', 'virtio_console'] as const;
 /** Targets without which no scenario can run; the rest only narrow what can be tested. */
 const REQUIRED_MODULES = new Set(['sd_mod', 'sg', 'qla2xxx']);
 /** The HBA driver: never built in (its parameters are given at insmod time, per scenario). */
@@ -66,7 +72,7 @@ const MAX_TOOL_OUTPUT = 256 * 1024 * 1024;
 /** A module's dependency chain longer than this is a corrupt .modinfo, not a real kernel. */
 const MAX_MODULE_DEPTH = 64;
 /** Bumped when the layout of a cached kernel directory changes. */
-const KERNEL_CACHE_VERSION = 1;
+const KERNEL_CACHE_VERSION = 3;
 
 export type KernelSpec =
   | { kind: 'debian'; suite: string }
@@ -132,6 +138,8 @@ export interface CompatKernel {
 interface KernelRecord {
   version: number;
   release: string;
+  /** Loaded before the script port opens (usr/lib/modules/early). */
+  earlyModules: string[];
   packageVersion: string | null;
   packages: string[];
   modules: string[];
@@ -240,6 +248,8 @@ function builtinModules(moduleDir: string): Set<string> {
 export async function resolveModules(
   moduleDir: string,
   outDir: string,
+  targets: readonly string[] = GUEST_MODULE_TARGETS,
+  already: readonly string[] = [],
 ): Promise<{ order: string[]; builtin: string[]; missing: string[] }> {
   const files = new Map<string, string>();
   walkModules(join(moduleDir, 'kernel'), files);
@@ -256,7 +266,7 @@ export async function resolveModules(
   await mkdir(outDir, { recursive: true });
 
   const visit = async (name: string, depth: number, chain: string[]): Promise<boolean> => {
-    if (order.includes(name)) return true;
+    if (order.includes(name) || already.includes(name)) return true;
     if (depth > MAX_MODULE_DEPTH || chain.includes(name))
       throw new Error(`module dependency cycle or runaway chain: ${[...chain, name].join(' -> ')}`);
     const path = files.get(name);
@@ -277,7 +287,7 @@ export async function resolveModules(
     order.push(name);
     return true;
   };
-  for (const target of GUEST_MODULE_TARGETS) {
+  for (const target of targets) {
     const name = moduleKey(target);
     if (!files.has(name)) {
       if (builtin.has(name)) builtinTargets.push(name);
@@ -486,10 +496,13 @@ async function buildKernelDir(
   await rm(work, { recursive: true, force: true });
   await mkdir(work, { recursive: true });
   await copyFile(image, join(work, 'vmlinuz'));
-  const modules = await resolveModules(dir, join(work, 'modules'));
+  // A target built in or absent needs nothing early (an absent console: /init prints to the serial one).
+  const early = await resolveModules(dir, join(work, 'modules'), EARLY_MODULE_TARGETS);
+  const modules = await resolveModules(dir, join(work, 'modules'), GUEST_MODULE_TARGETS, early.order);
   const record: KernelRecord = {
     version: KERNEL_CACHE_VERSION,
     release,
+    earlyModules: early.order,
     packageVersion: meta.packageVersion,
     packages: meta.packages,
     modules: modules.order,
@@ -531,7 +544,7 @@ async function kernelInitramfs(
   // The prepared archive's modules are the forky kernel's: drop them and the order file.
   const userland = stripCpioEntries(base, (name) => /^usr\/lib\/modules\/[^/]+$/.test(name));
   const entries: CpioEntry[] = [];
-  for (const name of record.modules) {
+  for (const name of [...record.earlyModules, ...record.modules]) {
     entries.push({
       type: 'file',
       path: `usr/lib/modules/${name}.ko`,
@@ -545,6 +558,13 @@ async function kernelInitramfs(
     data: new TextEncoder().encode(record.modules.map((m) => `${m}\n`).join('')),
     mode: 0o644,
   });
+  if (record.earlyModules.length > 0)
+    entries.push({
+      type: 'file',
+      path: 'usr/lib/modules/early',
+      data: new TextEncoder().encode(record.earlyModules.map((m) => `${m}\n`).join('')),
+      mode: 0o644,
+    });
   const tmp = `${path}.tmp-${process.pid}`;
   await writeFile(tmp, Buffer.concat([userland, buildCpio(entries)]));
   await rename(tmp, path);
