@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, CommanderError } from 'commander';
+import { registerCompatCommand } from './cli/compat.js';
 import { EXIT_OK, EXIT_USAGE, formatCliError, usage } from './cli/errors.js';
 import { registerHostCommand } from './cli/host.js';
 import { registerLabCommand } from './cli/lab.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
   registerLabCommand(program);
   registerVportCommand(program);
   registerHostCommand(program);
+  registerCompatCommand(program);
   return program;
 }
 

@@ -39,6 +39,14 @@ guest_out=""
 for word in $(cat /proc/cmdline); do
   case "$word" in guest_out=/dev/*) guest_out="${word#guest_out=}" ;; esac
 done
+# Modules needed before the script port exists (a kernel whose virtio console is a module; see
+# src/compat/kernels.ts); its device node appears once the driver has bound. The prepared
+# initramfs has none: its kernel has the console built in.
+if [ -f /lib/modules/early ]; then
+  while read -r module; do [ -n "$module" ] && insmod "/lib/modules/$module.ko"; done </lib/modules/early
+  n=0
+  while [ -n "$guest_out" ] && [ ! -c "$guest_out" ] && [ $n -lt 30 ]; do sleep 0.1; n=$((n + 1)); done
+fi
 if [ -n "$guest_out" ] && [ -c "$guest_out" ]; then
   # Raw output: no \n -> \r\n translation and no flow control stalls on a port nobody types on.
   stty -F "$guest_out" raw -echo 2>/dev/null

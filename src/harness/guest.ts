@@ -261,6 +261,12 @@ export interface RunGuestOptions {
   /** Cache directory override (default $NPIV_HBA_CACHE or /var/cache/npiv-hba). */
   cacheDir?: string;
   /**
+   * Boot another kernel with its own initramfs (npiv-hba compat, src/compat/kernels.ts) instead of
+   * the prepared environment's; QEMU and the rootfs stay the prepared ones. `firmware` is then
+   * up to whoever built that initramfs.
+   */
+  kernel?: { image: string; initramfs: string };
+  /**
    * Write the serial log, QEMU's stderr and command line to this file after the run. Without
    * it, $NPIV_HBA_GUEST_LOG_DIR (if set) gets one guest-<time>-<pid>-<n>.log per run.
    */
@@ -532,7 +538,8 @@ export function qemuArguments(
  * problems (environment missing, bad options, QEMU could not be started).
  */
 export async function runGuest(options: RunGuestOptions = {}): Promise<GuestRunResult> {
-  const environment = guestEnvironment(options.cacheDir);
+  const prepared = guestEnvironment(options.cacheDir);
+  const environment = options.kernel ? { ...prepared, kernel: options.kernel.image } : prepared;
   const accel = options.accel ?? chooseAccelerator();
   const timeoutMs = positiveInteger(options.timeoutMs ?? DEFAULT_TIMEOUT_MS, 'timeoutMs');
   const started = Date.now();
@@ -542,7 +549,9 @@ export async function runGuest(options: RunGuestOptions = {}): Promise<GuestRunR
     // Base archive + run-time overlay in one file: QEMU's -initrd takes a single file and
     // Linux unpacks concatenated cpio archives in order.
     const initrd = join(workDir, 'initrd.cpio');
-    const base = options.firmware === false ? environment.initramfsNoFirmware : environment.initramfs;
+    const base =
+      options.kernel?.initramfs ??
+      (options.firmware === false ? environment.initramfsNoFirmware : environment.initramfs);
     await copyFile(base, initrd);
     await appendFile(initrd, buildOverlayArchive(options.script, options.extraFiles ?? []));
 
