@@ -5,7 +5,7 @@
  * docs/compat.md.
  *
  *   npiv-hba compat --kernel debian:bookworm --kernel debian:trixie [--kernel deb:FILE.deb]
- *                   [--kernel-dir DIR] [--scenarios all|core|a,b] [--model isp2532]
+ *                   [--kernel-dir DIR] [--scenarios all|core|a,b] [--model isp2532|isp2432]
  *                   [--json] [--junit FILE] [--log-dir DIR] [--refresh]
  *
  * Progress (one line per kernel step and scenario) goes to stderr, the matrix (or --json) to
