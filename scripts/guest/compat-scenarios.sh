@@ -97,11 +97,16 @@ has_target() { target_rports | grep -qx "$1"; }
 all_targets() { local t; for t in "$@"; do has_target "$t" || return 1; done; return 0; }
 expected_disks() { echo $(($(echo $COMPAT_LUNS | wc -w) * $1)); }
 disks_at_least() { [ "$(disk_count)" -ge "$1" ]; }
-# wait_ready [PATHS]: port Online and PATHS paths to every expected LUN (default the initial targets).
+all_running() { [ -z "$(not_running)" ]; }
+# wait_ready [PATHS]: port Online and PATHS paths to every expected LUN (default the initial
+# targets), each disk's SCSI device running again. After a LIP or an ISP abort the port reports
+# Online before the FC transport unblocks the re-found remote ports, so for a moment the disks are
+# there but still blocked: I/O started then would wait, and a running disk would not be found.
 wait_ready() {
   local paths="${1:-$(echo $COMPAT_TARGETS | wc -w)}"
   wait_until 60 port_online || return 1
-  wait_until 60 disks_at_least "$(expected_disks "$paths")"
+  wait_until 60 disks_at_least "$(expected_disks "$paths")" || return 1
+  wait_until 60 all_running
 }
 need_port() { port_online || skip "needs the port Online (see link)"; }
 need_disk() { D=$(lun_disk "${1:-0}"); [ -n "$D" ] || skip "needs LUN ${1:-0} as a disk (see luns)"; }
@@ -302,7 +307,7 @@ sc_issue_lip() {
   f=$(fc_dir)
   echo 1 >"$f/issue_lip" || fail "write to issue_lip failed"
   sleep 1
-  wait_ready || fail "after issue_lip: port $(cat $f/port_state), $(disk_count) disks"
+  wait_ready || fail "after issue_lip: port $(cat $f/port_state), $(disk_count) disks, not running: $(not_running)"
   need_disk 0
   io_check "$D" 3 || fail "I/O after issue_lip failed"
   pass "port back Online with $(disk_count) disks, I/O verified"
@@ -317,7 +322,7 @@ sc_isp_abort() {
   # (qla2x00_sysfs_write_reset, "Issuing ISP reset").
   echo 131676 >"/sys/class/scsi_host/host$n/device/reset" || fail "write to the reset attribute failed"
   sleep 2
-  wait_ready || fail "after the ISP abort: port $(cat "$(fc_dir)/port_state"), $(disk_count) disks"
+  wait_ready || fail "after the ISP abort: port $(cat "$(fc_dir)/port_state"), $(disk_count) disks, not running: $(not_running)"
   [ "$(dmesg | grep -c 'Performing ISP error recovery')" -gt "$before" ] || fail "the driver did not run ISP error recovery"
   need_disk 0
   io_check "$D" 4 || fail "I/O after the ISP abort failed"
