@@ -4,6 +4,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import type { IspModelName } from '../isp/model.js';
 import { parseGroup, parseUser } from '../util/private-socket.js';
 import { formatWwn, parseWwn, parseWwnPair, WwnError } from '../util/wwn.js';
 import {
@@ -47,6 +48,8 @@ export interface DefineRequest {
   sanOwner?: string;
   /** serve --npiv-wwpn: WWPN:WWNN pairs the guest may create NPIV vports with */
   npiv?: string[];
+  /** serve --model (isp2532 when absent) */
+  model?: IspModelName;
 }
 
 export interface DefineContext {
@@ -197,6 +200,7 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
       ...(access.socketGroup !== undefined ? { socketGroup: access.socketGroup } : {}),
       ...(access.sanOwner !== undefined ? { sanOwner: access.sanOwner } : {}),
       ...(npiv.length > 0 ? { npiv } : {}),
+      ...(req.model !== undefined ? { model: req.model } : {}),
     };
     if (npiv.some((g) => g.wwpn === wwpn)) throw new VportError(`NPIV WWPN ${formatWwn(wwpn)} is the vport's own WWPN`);
     ctx.store.create(def);
