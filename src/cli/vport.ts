@@ -11,7 +11,7 @@
  * registerVportCommand(program) adds the group to the main CLI (exit status via process.exitCode);
  * runCli(argv, io) runs one vport command line in-process and returns its exit status (tests).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../util/duration.js';
 import { formatWwn } from '../util/wwn.js';
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
@@ -35,7 +35,16 @@ import {
   VportNotRunningError,
   VportUsageError,
 } from '../vport/errors.js';
-import { type DefineRequest, defineVport, undefineVport } from '../vport/manager.js';
+import { ISP_MODEL_NAMES, type IspModelName } from '../isp/model.js';
+import {
+  type DefineRequest,
+  defineVport,
+  type ModifyRequest,
+  modifyVport,
+  UNSETTABLE_FIELDS,
+  type UnsettableField,
+  undefineVport,
+} from '../vport/manager.js';
 import {
   DEFAULT_LIBVIRT_CHASSIS,
   DEFAULT_QEMU_CHASSIS,
@@ -398,6 +407,82 @@ function buildVportCommand(
         );
         out(def.uuid + '\n');
       }),
+    );
+
+  withDirs(vport.command('modify'))
+    .description(
+      'change fields of a defined vport (the options of define); a running vport takes the change at its next start',
+    )
+    .argument('<uuid>')
+    .option('--wwpn <wwpn>', 'port name (refused while the vport runs)')
+    .option('--wwnn <wwnn>', 'node name (refused while the vport runs)')
+    .option('--backend <backend>', "'none', 'san:LINKPATH' or 'host:PARENT' (as define)")
+    .option('--socket <path>', 'vfio-user socket path')
+    .option('--auto', 'start with `vport start --auto` (autostart on)')
+    .option('--manual', 'do not start with `vport start --auto` (autostart off)')
+    .option('--socket-owner <user>', 'serve --socket-owner (as define)')
+    .option('--socket-group <group>', 'serve --socket-group (as define)')
+    .option('--san-owner <user>', 'serve --san-owner (as define; needs a san: backend)')
+    .option(
+      '--npiv-wwpn <wwpn:wwnn>',
+      'serve --npiv-wwpn: replaces every grant with the pairs given; repeatable',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .addOption(new Option('--model <model>', 'serve --model: the ISP the guest sees').choices([...ISP_MODEL_NAMES]))
+    .addOption(
+      new Option('--unset <field>', 'drop an optional field; repeatable')
+        .choices([...UNSETTABLE_FIELDS])
+        .argParser((value: string, previous: string[] = []) => {
+          if (!(UNSETTABLE_FIELDS as readonly string[]).includes(value))
+            throw new InvalidArgumentError(`expected one of ${UNSETTABLE_FIELDS.join(', ')}`);
+          return [...previous, value];
+        }),
+    )
+    .action(
+      run(
+        async (
+          uuidText: string,
+          opts: DirOptions & {
+            wwpn?: string;
+            wwnn?: string;
+            backend?: string;
+            socket?: string;
+            auto?: boolean;
+            manual?: boolean;
+            socketOwner?: string;
+            socketGroup?: string;
+            sanOwner?: string;
+            npivWwpn?: string[];
+            model?: IspModelName;
+            unset?: UnsettableField[];
+          },
+        ) => {
+          const uuid = parseUuid(uuidText);
+          if (opts.auto && opts.manual) throw new VportUsageError('--auto and --manual exclude each other');
+          const req: ModifyRequest = {
+            wwpn: opts.wwpn,
+            wwnn: opts.wwnn,
+            ...(opts.backend !== undefined ? { backend: parseBackend(opts.backend) } : {}),
+            socket: opts.socket,
+            ...(opts.auto ? { autostart: true } : opts.manual ? { autostart: false } : {}),
+            socketOwner: opts.socketOwner,
+            socketGroup: opts.socketGroup,
+            sanOwner: opts.sanOwner,
+            ...(opts.npivWwpn ? { npiv: opts.npivWwpn } : {}),
+            ...(opts.model ? { model: opts.model } : {}),
+            ...(opts.unset ? { unset: opts.unset } : {}),
+          };
+          if (Object.values(req).every((v) => v === undefined))
+            throw new VportUsageError('nothing to change: give at least one option (see --help)');
+          const { store, runDir } = context(opts);
+          const result = await modifyVport(uuid, req, { store, runDir, env: io.env });
+          if (result.running)
+            note(
+              `vport ${uuid} is running: the change takes effect at its next start (npiv-hba vport stop ${uuid}, then start)`,
+            );
+          out(`modified ${uuid}\n`);
+        },
+      ),
     );
 
   withDirs(vport.command('undefine'))
