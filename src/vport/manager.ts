@@ -3,6 +3,7 @@
  * generation of what was not given (UUID, WWPN/WWNN, socket path).
  */
 import { randomUUID } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import type { IspModelName } from '../isp/model.js';
 import { parseGroup, parseUser } from '../util/private-socket.js';
@@ -21,6 +22,7 @@ import {
 } from './definition.js';
 import { VportError, VportUsageError } from './errors.js';
 import { forgetRuntime, stopVport, vportStatus, type StopOptions, type StopResult } from './runtime.js';
+import { statsPathFor } from './stats.js';
 import type { VportStore } from './store.js';
 import {
   cryptoRandomBits,
@@ -239,6 +241,12 @@ export async function undefineVport(
   }
   ctx.store.remove(uuid);
   forgetRuntime(ctx.runDir, uuid);
+  // A serve that was killed (SIGKILL, crash) leaves its counters behind; the vport is stopped now.
+  try {
+    unlinkSync(statsPathFor(def.socket));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   return { stopped };
 }
 
