@@ -11,10 +11,21 @@
  * registerVportCommand(program) adds the group to the main CLI (exit status via process.exitCode);
  * runCli(argv, io) runs one vport command line in-process and returns its exit status (tests).
  */
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { parseDuration } from '../util/duration.js';
 import { formatWwn } from '../util/wwn.js';
-import { formatBackend, parseBackend, parseUuid, type VportDefinition } from '../vport/definition.js';
+import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import {
+  type DefineFileFields,
+  defineFieldsFromJson,
+  definitionToJson,
+  formatBackend,
+  MAX_IMPORT_FILE_BYTES,
+  parseBackend,
+  parseUuid,
+  type VportDefinition,
+} from '../vport/definition.js';
+import { nodedevXml, parseNodedevXml } from '../vport/libvirt-nodedev.js';
 import { CliError, formatCliError, isSystemError } from './errors.js';
 import {
   EXIT_FAILURE,
@@ -24,7 +35,16 @@ import {
   VportNotRunningError,
   VportUsageError,
 } from '../vport/errors.js';
-import { defineVport, undefineVport } from '../vport/manager.js';
+import { ISP_MODEL_NAMES, type IspModelName } from '../isp/model.js';
+import {
+  type DefineRequest,
+  defineVport,
+  type ModifyRequest,
+  modifyVport,
+  UNSETTABLE_FIELDS,
+  type UnsettableField,
+  undefineVport,
+} from '../vport/manager.js';
 import {
   DEFAULT_LIBVIRT_CHASSIS,
   DEFAULT_QEMU_CHASSIS,
@@ -76,6 +96,57 @@ interface DefineOptions {
   socketGroup?: string;
   sanOwner?: string;
   npivWwpn?: string[];
+  jsonfile?: string;
+  libvirtXml?: string;
+}
+
+/** The define options a --jsonfile replaces (commander keys and flags). */
+const DEFINE_FIELD_OPTIONS = [
+  { key: 'uuid', flag: '--uuid' },
+  { key: 'wwpn', flag: '--wwpn' },
+  { key: 'wwnn', flag: '--wwnn' },
+  { key: 'naaPrefix', flag: '--naa-prefix' },
+  { key: 'backend', flag: '--backend' },
+  { key: 'socket', flag: '--socket' },
+  { key: 'autostart', flag: '--autostart' },
+  { key: 'socketOwner', flag: '--socket-owner' },
+  { key: 'socketGroup', flag: '--socket-group' },
+  { key: 'sanOwner', flag: '--san-owner' },
+  { key: 'npivWwpn', flag: '--npiv-wwpn' },
+];
+
+/** A file given to --jsonfile/--libvirt-xml: a regular file of at most MAX_IMPORT_FILE_BYTES, as UTF-8 text. */
+function readImportFile(file: string): string {
+  const fd = openSync(file, 'r');
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new VportUsageError(`${file} is not a regular file`);
+    if (st.size > MAX_IMPORT_FILE_BYTES)
+      throw new VportUsageError(`${file} is ${st.size} bytes long; at most ${MAX_IMPORT_FILE_BYTES} are read`);
+    const buf = Buffer.alloc(MAX_IMPORT_FILE_BYTES + 1);
+    const n = readSync(fd, buf, 0, buf.length, 0);
+    if (n > MAX_IMPORT_FILE_BYTES) throw new VportUsageError(`${file} is longer than ${MAX_IMPORT_FILE_BYTES} bytes`);
+    return buf.subarray(0, n).toString('utf8');
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** A define request from the fields of a --jsonfile (names back in the text form define parses). */
+function defineRequestFromFields(f: DefineFileFields): DefineRequest {
+  return {
+    uuid: f.uuid,
+    wwpn: f.wwpn === undefined ? undefined : formatWwn(f.wwpn),
+    wwnn: f.wwnn === undefined ? undefined : formatWwn(f.wwnn),
+    backend: f.backend ?? { type: 'none' },
+    socket: f.socket,
+    autostart: f.autostart ?? false,
+    socketOwner: f.socketOwner,
+    socketGroup: f.socketGroup,
+    sanOwner: f.sanOwner,
+    ...(f.npiv !== undefined ? { npiv: f.npiv.map((g) => `${formatWwn(g.wwpn)}:${formatWwn(g.wwnn)}`) } : {}),
+    ...(f.model !== undefined ? { model: f.model } : {}),
+  };
 }
 
 /** The `show` line for the socket access options, or null when none is set. */
@@ -268,14 +339,61 @@ function buildVportCommand(
       'serve --npiv-wwpn: a name pair the guest may create an NPIV vport with; repeatable',
       (value: string, previous: string[] = []) => [...previous, value],
     )
+    .option(
+      '--jsonfile <file>',
+      'the definition from a JSON file (the definition file format; fields define generates may be left out)',
+    )
+    .option(
+      '--libvirt-xml <file>',
+      "the WWPN/WWNN from a libvirt nodedev vHBA XML file (<device> with a 'fc_host' capability)",
+    )
     .action(
-      run(async (opts: DirOptions & DefineOptions) => {
+      run(async (opts: DirOptions & DefineOptions, cmd: Command) => {
+        if (opts.jsonfile !== undefined) {
+          const others = DEFINE_FIELD_OPTIONS.filter((o) => cmd.getOptionValueSource(o.key) === 'cli');
+          if (opts.libvirtXml !== undefined) others.unshift({ key: 'libvirtXml', flag: '--libvirt-xml' });
+          if (others.length > 0)
+            throw new VportUsageError(
+              `--jsonfile gives the whole definition: ${others.map((o) => o.flag).join(', ')} cannot be added to it`,
+            );
+          const file = opts.jsonfile;
+          let json: unknown;
+          try {
+            json = JSON.parse(readImportFile(file));
+          } catch (err) {
+            if (err instanceof SyntaxError) throw new VportUsageError(`${file}: not valid JSON: ${err.message}`);
+            throw err;
+          }
+          const fields = defineFieldsFromJson(json, file);
+          const { store, runDir } = context(opts);
+          const def = await defineVport(defineRequestFromFields(fields), {
+            store,
+            runDir,
+            env: io.env,
+            ...(io.random ? { random: io.random } : {}),
+          });
+          out(def.uuid + '\n');
+          return;
+        }
+        let wwpn = opts.wwpn;
+        let wwnn = opts.wwnn;
+        if (opts.libvirtXml !== undefined) {
+          if (wwpn !== undefined || wwnn !== undefined)
+            throw new VportUsageError('--libvirt-xml gives the WWPN and WWNN: --wwpn/--wwnn cannot be added to it');
+          const names = parseNodedevXml(readImportFile(opts.libvirtXml), opts.libvirtXml);
+          wwpn = formatWwn(names.wwpn);
+          wwnn = formatWwn(names.wwnn);
+          if (names.parent !== undefined)
+            note(
+              `${opts.libvirtXml}: <parent>${names.parent}</parent> is not imported (give --backend host:PARENT for a host vport)`,
+            );
+        }
         const { store, runDir } = context(opts);
         const def = await defineVport(
           {
             uuid: opts.uuid,
-            wwpn: opts.wwpn,
-            wwnn: opts.wwnn,
+            wwpn,
+            wwnn,
             naaPrefix: opts.naaPrefix,
             backend: parseBackend(opts.backend),
             socket: opts.socket,
@@ -289,6 +407,82 @@ function buildVportCommand(
         );
         out(def.uuid + '\n');
       }),
+    );
+
+  withDirs(vport.command('modify'))
+    .description(
+      'change fields of a defined vport (the options of define); a running vport takes the change at its next start',
+    )
+    .argument('<uuid>')
+    .option('--wwpn <wwpn>', 'port name (refused while the vport runs)')
+    .option('--wwnn <wwnn>', 'node name (refused while the vport runs)')
+    .option('--backend <backend>', "'none', 'san:LINKPATH' or 'host:PARENT' (as define)")
+    .option('--socket <path>', 'vfio-user socket path')
+    .option('--auto', 'start with `vport start --auto` (autostart on)')
+    .option('--manual', 'do not start with `vport start --auto` (autostart off)')
+    .option('--socket-owner <user>', 'serve --socket-owner (as define)')
+    .option('--socket-group <group>', 'serve --socket-group (as define)')
+    .option('--san-owner <user>', 'serve --san-owner (as define; needs a san: backend)')
+    .option(
+      '--npiv-wwpn <wwpn:wwnn>',
+      'serve --npiv-wwpn: replaces every grant with the pairs given; repeatable',
+      (value: string, previous: string[] = []) => [...previous, value],
+    )
+    .addOption(new Option('--model <model>', 'serve --model: the ISP the guest sees').choices([...ISP_MODEL_NAMES]))
+    .addOption(
+      new Option('--unset <field>', 'drop an optional field; repeatable')
+        .choices([...UNSETTABLE_FIELDS])
+        .argParser((value: string, previous: string[] = []) => {
+          if (!(UNSETTABLE_FIELDS as readonly string[]).includes(value))
+            throw new InvalidArgumentError(`expected one of ${UNSETTABLE_FIELDS.join(', ')}`);
+          return [...previous, value];
+        }),
+    )
+    .action(
+      run(
+        async (
+          uuidText: string,
+          opts: DirOptions & {
+            wwpn?: string;
+            wwnn?: string;
+            backend?: string;
+            socket?: string;
+            auto?: boolean;
+            manual?: boolean;
+            socketOwner?: string;
+            socketGroup?: string;
+            sanOwner?: string;
+            npivWwpn?: string[];
+            model?: IspModelName;
+            unset?: UnsettableField[];
+          },
+        ) => {
+          const uuid = parseUuid(uuidText);
+          if (opts.auto && opts.manual) throw new VportUsageError('--auto and --manual exclude each other');
+          const req: ModifyRequest = {
+            wwpn: opts.wwpn,
+            wwnn: opts.wwnn,
+            ...(opts.backend !== undefined ? { backend: parseBackend(opts.backend) } : {}),
+            socket: opts.socket,
+            ...(opts.auto ? { autostart: true } : opts.manual ? { autostart: false } : {}),
+            socketOwner: opts.socketOwner,
+            socketGroup: opts.socketGroup,
+            sanOwner: opts.sanOwner,
+            ...(opts.npivWwpn ? { npiv: opts.npivWwpn } : {}),
+            ...(opts.model ? { model: opts.model } : {}),
+            ...(opts.unset ? { unset: opts.unset } : {}),
+          };
+          if (Object.values(req).every((v) => v === undefined))
+            throw new VportUsageError('nothing to change: give at least one option (see --help)');
+          const { store, runDir } = context(opts);
+          const result = await modifyVport(uuid, req, { store, runDir, env: io.env });
+          if (result.running)
+            note(
+              `vport ${uuid} is running: the change takes effect at its next start (npiv-hba vport stop ${uuid}, then start)`,
+            );
+          out(`modified ${uuid}\n`);
+        },
+      ),
     );
 
   withDirs(vport.command('undefine'))
@@ -518,6 +712,23 @@ function buildVportCommand(
             { firstChassis },
           ),
         );
+      }),
+    );
+
+  withDirs(vport.command('export'))
+    .description(
+      'print a definition: as the JSON `define --jsonfile` reads (--json), or as a libvirt nodedev vHBA description (--libvirt-xml)',
+    )
+    .argument('<uuid>')
+    .option('--json', 'the definition file format (the default)', false)
+    .option('--libvirt-xml', "libvirt nodedev XML: <device> with the 'fc_host' capability's wwnn and wwpn", false)
+    .action(
+      run((uuidText: string, opts: DirOptions & { json: boolean; libvirtXml: boolean }) => {
+        const uuid = parseUuid(uuidText);
+        if (opts.json && opts.libvirtXml) throw new VportUsageError('--json and --libvirt-xml exclude each other');
+        const { store } = context(opts);
+        const def = store.get(uuid);
+        out(opts.libvirtXml ? nodedevXml(def) : JSON.stringify(definitionToJson(def), null, 2) + '\n');
       }),
     );
 

@@ -29,6 +29,7 @@ import { z } from 'zod';
 import { formatParentSpec, parseParentSpec } from '../host/vport.js';
 import { ISP_MODEL_NAMES, type IspModelName } from '../isp/model.js';
 import { formatWwn, parseWwn } from '../util/wwn.js';
+import { describeIssue } from '../util/zod-message.js';
 import { VportUsageError } from './errors.js';
 
 export const DEFINITION_FORMAT_VERSION = 1;
@@ -198,7 +199,8 @@ const AccountText = (option: string) =>
     message: `expected a user or group name, or a numeric id (serve ${option})`,
   });
 
-export const VportDefinitionFileSchema = z
+/** The fields of a definition file, before the rules that span fields. */
+const DefinitionFields = z
   .object({
     version: z.literal(DEFINITION_FORMAT_VERSION),
     uuid: z.string().regex(UUID_PATTERN, 'uuid must be a lower-case 8-4-4-4-12 UUID'),
@@ -220,11 +222,15 @@ export const VportDefinitionFileSchema = z
       .optional(),
     model: z.enum(ISP_MODEL_NAMES).optional(),
   })
-  .strict()
-  .refine((d) => new Set([d.wwpn, ...(d.npiv ?? []).map((g) => g.wwpn)]).size === 1 + (d.npiv?.length ?? 0), {
+  .strict();
+
+export const VportDefinitionFileSchema = DefinitionFields.refine(
+  (d) => new Set([d.wwpn, ...(d.npiv ?? []).map((g) => g.wwpn)]).size === 1 + (d.npiv?.length ?? 0),
+  {
     message: 'every NPIV WWPN must differ from the others and from the vport WWPN',
     path: ['npiv'],
-  })
+  },
+)
   .refine((d) => d.wwpn !== d.wwnn, { message: 'wwpn and wwnn must differ' })
   .refine((d) => d.sanOwner === undefined || d.backend.type === 'san', {
     message: 'sanOwner needs a san backend',
@@ -287,4 +293,35 @@ export function definitionFromJson(json: unknown): VportDefinition {
     ...(d.npiv !== undefined && d.npiv.length > 0 ? { npiv: d.npiv } : {}),
     ...(d.model !== undefined ? { model: d.model } : {}),
   };
+}
+
+/**
+ * What `vport define --jsonfile FILE` reads (mdevctl's `define --jsonfile`): a definition file
+ * in the format above in which everything define would otherwise generate or default may be left
+ * out — version, uuid, wwpn, wwnn, socket, autostart and backend (none). A full definition file,
+ * e.g. one copied from another host, is accepted as it is.
+ */
+export const DefineFileSchema = DefinitionFields.partial({
+  version: true,
+  uuid: true,
+  wwpn: true,
+  wwnn: true,
+  socket: true,
+  autostart: true,
+  backend: true,
+});
+
+export type DefineFileFields = z.output<typeof DefineFileSchema>;
+
+/** The largest --jsonfile / --libvirt-xml file read (a definition is well under 1 KiB; 127 grants ~12 KiB). */
+export const MAX_IMPORT_FILE_BYTES = 64 * 1024;
+
+/** Validates a parsed --jsonfile; a usage error names each offending field. */
+export function defineFieldsFromJson(json: unknown, file: string): DefineFileFields {
+  const result = DefineFileSchema.safeParse(json);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => describeIssue(i, json));
+    throw new VportUsageError(`${file}: ${problems.join('; ')}`);
+  }
+  return result.data;
 }

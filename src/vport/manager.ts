@@ -3,12 +3,16 @@
  * generation of what was not given (UUID, WWPN/WWNN, socket path).
  */
 import { randomUUID } from 'node:crypto';
+import { unlinkSync } from 'node:fs';
 import { join } from 'node:path';
+import type { IspModelName } from '../isp/model.js';
 import { parseGroup, parseUser } from '../util/private-socket.js';
 import { formatWwn, parseWwn, parseWwnPair, WwnError } from '../util/wwn.js';
 import {
   checkAccountName,
   checkSocketPath,
+  definitionFromJson,
+  definitionToJson,
   MAX_NPIV_GRANTS,
   NPIV_NEEDS_FABRIC,
   parseHostParent,
@@ -18,6 +22,7 @@ import {
 } from './definition.js';
 import { VportError, VportUsageError } from './errors.js';
 import { forgetRuntime, stopVport, vportStatus, type StopOptions, type StopResult } from './runtime.js';
+import { statsPathFor } from './stats.js';
 import type { VportStore } from './store.js';
 import {
   cryptoRandomBits,
@@ -47,6 +52,8 @@ export interface DefineRequest {
   sanOwner?: string;
   /** serve --npiv-wwpn: WWPN:WWNN pairs the guest may create NPIV vports with */
   npiv?: string[];
+  /** serve --model (isp2532 when absent) */
+  model?: IspModelName;
 }
 
 export interface DefineContext {
@@ -197,6 +204,7 @@ export async function defineVport(req: DefineRequest, ctx: DefineContext): Promi
       ...(access.socketGroup !== undefined ? { socketGroup: access.socketGroup } : {}),
       ...(access.sanOwner !== undefined ? { sanOwner: access.sanOwner } : {}),
       ...(npiv.length > 0 ? { npiv } : {}),
+      ...(req.model !== undefined ? { model: req.model } : {}),
     };
     if (npiv.some((g) => g.wwpn === wwpn)) throw new VportError(`NPIV WWPN ${formatWwn(wwpn)} is the vport's own WWPN`);
     ctx.store.create(def);
@@ -233,5 +241,135 @@ export async function undefineVport(
   }
   ctx.store.remove(uuid);
   forgetRuntime(ctx.runDir, uuid);
+  // A serve that was killed (SIGKILL, crash) leaves its counters behind; the vport is stopped now.
+  try {
+    unlinkSync(statsPathFor(def.socket));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
   return { stopped };
+}
+
+/** Fields `modify` can drop from a definition (the optional ones). */
+export const UNSETTABLE_FIELDS = ['socketOwner', 'socketGroup', 'sanOwner', 'npiv', 'model'] as const;
+export type UnsettableField = (typeof UNSETTABLE_FIELDS)[number];
+
+/** What `vport modify` changes; absent fields keep their value. */
+export interface ModifyRequest {
+  wwpn?: string;
+  wwnn?: string;
+  backend?: VportBackend;
+  socket?: string;
+  autostart?: boolean;
+  socketOwner?: string;
+  socketGroup?: string;
+  sanOwner?: string;
+  /** replaces every grant */
+  npiv?: string[];
+  model?: IspModelName;
+  unset?: UnsettableField[];
+}
+
+export interface ModifyResult {
+  def: VportDefinition;
+  /** the vport runs: the serve process keeps the old definition until it is restarted */
+  running: boolean;
+}
+
+/**
+ * The names and paths `def` would share with another definition, as the error define gives for
+ * the same clash; null when there is none.
+ */
+function clashWithOthers(def: VportDefinition, others: readonly VportDefinition[]): string | null {
+  for (const o of others) {
+    const theirPorts = new Set([o.wwpn, ...(o.npiv ?? []).map((g) => g.wwpn)]);
+    if (theirPorts.has(def.wwpn) || o.wwnn === def.wwpn)
+      return `duplicate WWPN ${formatWwn(def.wwpn)}: already used by vport ${o.uuid}`;
+    for (const g of def.npiv ?? [])
+      if (theirPorts.has(g.wwpn) || o.wwnn === g.wwpn)
+        return `duplicate NPIV WWPN ${formatWwn(g.wwpn)}: already used by vport ${o.uuid}`;
+    if (theirPorts.has(def.wwnn)) return `WWNN ${formatWwn(def.wwnn)} is a WWPN of vport ${o.uuid}`;
+    if (o.socket === def.socket) return `socket path ${def.socket} is already used by vport ${o.uuid}`;
+    if (o.backend.type === 'san' && o.backend.link === def.socket)
+      return `socket path ${def.socket} is a SAN link socket, not a vfio-user socket`;
+    if (def.backend.type === 'san' && def.backend.link === o.socket)
+      return `SAN link path ${def.backend.link} is the vfio-user socket of vport ${o.uuid}`;
+  }
+  if (def.backend.type === 'san' && def.backend.link === def.socket)
+    return `socket path ${def.socket} is a SAN link socket, not a vfio-user socket`;
+  return null;
+}
+
+/**
+ * Changes fields of a defined vport (mdevctl modify). A running vport keeps serving what it was
+ * started with: the change applies at its next start. Its names are what the fabric, zoning and
+ * the guest know it by, so they are not changed under a running serve.
+ */
+export async function modifyVport(uuid: string, req: ModifyRequest, ctx: DefineContext): Promise<ModifyResult> {
+  const wwpn = req.wwpn === undefined ? undefined : parseWwnArg(req.wwpn, 'WWPN');
+  const wwnn = req.wwnn === undefined ? undefined : parseWwnArg(req.wwnn, 'WWNN');
+  const socket = req.socket === undefined ? undefined : checkSocketPath(req.socket, 'socket path');
+  const npiv = req.npiv?.map((p) => {
+    try {
+      return parseWwnPair(p, '--npiv-wwpn');
+    } catch (err) {
+      if (err instanceof WwnError) throw new VportUsageError(err.message);
+      throw err;
+    }
+  });
+  const unset = new Set(req.unset ?? []);
+  const setAndUnset = UNSETTABLE_FIELDS.filter((f) => unset.has(f) && req[f] !== undefined);
+  if (setAndUnset.length > 0) throw new VportUsageError(`${setAndUnset.join(', ')}: both set and unset`);
+  const access = {
+    socketOwner: checkAccount(req.socketOwner, '--socket-owner', 'user'),
+    socketGroup: checkAccount(req.socketGroup, '--socket-group', 'group'),
+    sanOwner: checkAccount(req.sanOwner, '--san-owner', 'user'),
+  };
+  const backend: VportBackend | undefined =
+    req.backend?.type === 'host' ? { type: 'host', parent: parseHostParent(req.backend.parent) } : req.backend;
+
+  return ctx.store.withLock(() => {
+    const old = ctx.store.get(uuid);
+    const status = vportStatus(old, ctx.runDir);
+    const running = status.status === 'running';
+    if (running && ((wwpn !== undefined && wwpn !== old.wwpn) || (wwnn !== undefined && wwnn !== old.wwnn)))
+      throw new VportError(
+        `vport ${uuid} is running (pid ${status.pid}): its WWPN/WWNN are what the fabric and the guest know it by; stop it before changing them`,
+      );
+    const merged: VportDefinition = {
+      ...old,
+      ...(wwpn !== undefined ? { wwpn } : {}),
+      ...(wwnn !== undefined ? { wwnn } : {}),
+      ...(backend !== undefined ? { backend } : {}),
+      ...(socket !== undefined ? { socket } : {}),
+      ...(req.autostart !== undefined ? { autostart: req.autostart } : {}),
+      ...(access.socketOwner !== undefined ? { socketOwner: access.socketOwner } : {}),
+      ...(access.socketGroup !== undefined ? { socketGroup: access.socketGroup } : {}),
+      ...(access.sanOwner !== undefined ? { sanOwner: access.sanOwner } : {}),
+      ...(npiv !== undefined ? { npiv } : {}),
+      ...(req.model !== undefined ? { model: req.model } : {}),
+    };
+    for (const f of unset) delete merged[f];
+    // The rules within one definition are the file format's: check the result as a file is checked.
+    let def: VportDefinition;
+    try {
+      def = definitionFromJson(definitionToJson(merged));
+    } catch (err) {
+      throw new VportUsageError(`the modified definition would be invalid: ${(err as Error).message}`);
+    }
+    const { definitions, problems } = ctx.store.list();
+    if (problems.length > 0) {
+      throw new VportError(
+        `cannot check the change against invalid definitions; fix or remove them first:\n` +
+          problems.map((p) => `  ${p.file}: ${p.message}`).join('\n'),
+      );
+    }
+    const clash = clashWithOthers(
+      def,
+      definitions.filter((d) => d.uuid !== uuid),
+    );
+    if (clash) throw new VportError(clash);
+    ctx.store.replace(def);
+    return { def, running };
+  });
 }

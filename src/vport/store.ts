@@ -15,6 +15,7 @@ import {
   openSync,
   readdirSync,
   readFileSync,
+  renameSync,
   unlinkSync,
   writeSync,
 } from 'node:fs';
@@ -119,6 +120,25 @@ export class VportStore {
       throw err;
     } finally {
       unlinkSync(tmp);
+    }
+  }
+
+  /** Overwrites the definition of an existing UUID atomically (temporary file, then rename(2)). */
+  replace(def: VportDefinition): void {
+    const file = this.definitionPath(def.uuid);
+    if (!existsSync(file)) throw new VportError(`no vport ${def.uuid} is defined (no ${file})`);
+    const tmp = `${file}.tmp-${process.pid}`;
+    const fd = openSync(tmp, 'w', 0o644);
+    try {
+      writeSync(fd, JSON.stringify(definitionToJson(def), null, 2) + '\n');
+    } finally {
+      closeSync(fd);
+    }
+    try {
+      renameSync(tmp, file);
+    } catch (err) {
+      unlinkSync(tmp);
+      throw err;
     }
   }
 

@@ -335,6 +335,18 @@ describe('undefine', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toContain(`no vport ${U1} is defined`);
   });
+
+  it('removes what docs/vports.md says: definition, log, stats left by a killed serve; keeps the lock file', async () => {
+    await define('--uuid', U1);
+    mkdirSync(dirs.runDir, { recursive: true });
+    const log = join(dirs.runDir, `${U1}.log`);
+    const stats = join(dirs.runDir, `${U1}.sock.stats.json`);
+    const lock = join(dirs.runDir, `${U1}.lock`);
+    for (const f of [log, stats, lock]) writeFileSync(f, '');
+    expect(await cli('undefine', U1)).toEqual({ code: 0, stdout: '', stderr: '' });
+    expect([log, stats].filter(existsSync)).toEqual([]);
+    expect(existsSync(lock)).toBe(true);
+  });
 });
 
 describe('qemu-args and libvirt-xml', () => {
