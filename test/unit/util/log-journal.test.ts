@@ -29,7 +29,12 @@ async function serveLog(journal: boolean): Promise<string> {
   const fd = openTemp(dir);
   const st = fstatSync(fd, { bigint: true });
   const socket = join(dir, 'hba.sock');
-  const env = { ...process.env, NPIV_HBA_LOG_LEVEL: 'info', JOURNAL_STREAM: journal ? `${st.dev}:${st.ino}` : '' };
+  const env = {
+    ...process.env,
+    NPIV_HBA_LOG_LEVEL: 'info',
+    NOTIFY_SOCKET: '',
+    JOURNAL_STREAM: journal ? `${st.dev}:${st.ino}` : '',
+  };
   const proc = spawn(
     process.execPath,
     [CLI, 'serve', '--socket', socket, '--wwpn', '50:01:43:80:01:23:45:67', '--wwnn', '50:01:43:80:01:23:45:66'],
