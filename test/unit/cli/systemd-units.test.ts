@@ -1,11 +1,11 @@
 /**
  * The systemd units in scripts/systemd/: their key settings, and that their ExecStart command
  * lines are accepted by the CLI as it is now (so the files cannot drift from the CLI). Then
- * `vport run` under a notify socket bound here: READY=1 once the vfio-user socket listens,
+ * `vport run` and `san` under a notify socket bound here: READY=1 once their sockets listen,
  * STOPPING=1 on SIGTERM.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { buildProgram } from '../../../src/cli.js';
@@ -173,5 +173,51 @@ describe('vport run under a notify socket', () => {
     expect(await exit).toBe(0);
     expect((await nextDatagram(fd, 'STOPPING=1')).split('\n')).toContain('STOPPING=1');
     expect(existsSync(join(dirs.runDir, `${uuid}.sock`))).toBe(false);
+  }, 30_000);
+});
+
+describe('san under a notify socket', () => {
+  let dirs: TempDirs;
+  let fd = -1;
+  beforeEach(() => {
+    dirs = tempDirs();
+  });
+  afterEach(() => {
+    if (fd >= 0) native.close(fd);
+    fd = -1;
+    dirs.cleanup();
+  });
+
+  it('sends READY=1 once the link socket exists, and STOPPING=1 on SIGTERM', async () => {
+    const example = spawn(process.execPath, [CLI, 'san', '--example'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    let config = '';
+    example.stdout!.setEncoding('utf8').on('data', (t: string) => (config += t));
+    await new Promise((done) => example.once('close', done));
+    const configPath = join(dirs.root, 'san.json');
+    writeFileSync(configPath, config);
+    const link = join(dirs.root, 'san.sock');
+    const notifyPath = join(dirs.root, 'notify');
+    fd = notifyBind(notifyPath);
+    const proc = spawn(process.execPath, [CLI, 'san', '--config', configPath, '--link', link], {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, NOTIFY_SOCKET: notifyPath, NPIV_HBA_LOG_LEVEL: 'warn' },
+    });
+    let stderr = '';
+    proc.stderr!.setEncoding('utf8').on('data', (t: string) => (stderr += t));
+    const exit = new Promise<number | null>((done) => proc.once('close', (code) => done(code)));
+    const deadline = Date.now() + WAIT_MS;
+    let ready: string | null = null;
+    try {
+      while ((ready = notifyReceive(fd)) === null) {
+        if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`no READY=1 from san; stderr: ${stderr}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(ready.split('\n')).toContain('READY=1');
+      expect(existsSync(link)).toBe(true);
+    } finally {
+      proc.kill('SIGTERM');
+    }
+    expect(await exit).toBe(0);
+    expect(notifyReceive(fd)?.split('\n')).toContain('STOPPING=1');
   }, 30_000);
 });
