@@ -15,6 +15,7 @@
         'src/lock.cc',
         'src/sg.cc',
         'src/uevent.cc',
+        'src/notify.cc',
       ],
       'dependencies': [
         "<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except",

@@ -2,7 +2,7 @@
 // fd.cc (close, isOpen, fdSize, eventfd*), mem.cc (mmap, munmap, memfdCreate),
 // poll.cc (poll), sock.cc (unix sockets, recvmsg/sendmsg with SCM_RIGHTS),
 // cred.cc (peer credentials, user and group lookups), sg.cc (SCSI generic v3 async I/O),
-// uevent.cc (kernel uevents over netlink).
+// uevent.cc (kernel uevents over netlink), notify.cc (sd_notify datagrams).
 #include "common.h"
 
 namespace npiv {
@@ -10,6 +10,7 @@ namespace npiv {
 void RegisterLock(Napi::Env env, Napi::Object exports);    // lock.cc
 void RegisterSg(Napi::Env env, Napi::Object exports);      // sg.cc
 void RegisterUevent(Napi::Env env, Napi::Object exports);  // uevent.cc
+void RegisterNotify(Napi::Env env, Napi::Object exports);  // notify.cc
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterFd(env, exports);
@@ -20,6 +21,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   RegisterLock(env, exports);
   RegisterSg(env, exports);
   RegisterUevent(env, exports);
+  RegisterNotify(env, exports);
   return exports;
 }
 

@@ -31,6 +31,7 @@ import { exampleSanConfig, loadSanConfig } from '../san/config.js';
 import { DEFAULT_MAX_LINKS_PER_UID } from '../san/link-listener.js';
 import { San } from '../san/san.js';
 import { logger } from '../util/log.js';
+import { sdNotify } from '../util/sd-notify.js';
 import { checkSocketPathLength, parseGroup, parseUser, type SocketAccess } from '../util/private-socket.js';
 import { probeUnixSocket } from '../vport/probe.js';
 import { CliError, EXIT_NOT_RUNNING, UsageError, usage } from './errors.js';
@@ -134,7 +135,10 @@ export async function runSan(opts: SanCliOptions, stop: AbortSignal): Promise<vo
   try {
     const control = opts.control ? await ControlServer.listen(running, opts.control, undefined, controlOptions) : null;
     log.info({ link, control: opts.control, pcap: opts.pcap }, 'SAN running; SIGINT/SIGTERM/SIGHUP to stop');
+    // Link and control sockets listen now: a Type=notify unit may start the vports that need them.
+    sdNotify({ ready: true, status: `SAN running, links on ${link}` });
     if (!stop.aborted) await new Promise<void>((done) => stop.addEventListener('abort', () => done(), { once: true }));
+    sdNotify({ stopping: true, status: 'SAN stopping' });
     await control?.close();
   } finally {
     await running.close();

@@ -20,6 +20,7 @@ import { countingFabricPort } from '../vport/counting-fabric.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
 import { VportStatsWriter } from '../vport/stats.js';
 import { checkLogLevel, logger, setLogLevel } from '../util/log.js';
+import { sdNotify } from '../util/sd-notify.js';
 import { usage } from './errors.js';
 import {
   checkSocketPathLength,
@@ -251,6 +252,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     const stop = (signal: string) => {
       log.info({ event: 'stopping', signal }, 'stopping');
+      sdNotify({ stopping: true, status: `stopping (${signal})` });
       process.off('SIGTERM', onTerm);
       process.off('SIGINT', onInt);
       process.off('SIGHUP', onHup);
@@ -295,5 +297,7 @@ export async function serve(opts: ServeOptions): Promise<void> {
       },
       'vfio-user server listening',
     );
+    // The vfio-user socket accepts connections now: a Type=notify unit (and QEMU ordered after it) may go on.
+    sdNotify({ ready: true, status: `serving ${formatWwn(wwpn)} on ${opts.socket}` });
   });
 }

@@ -27,6 +27,7 @@ import {
 } from '../vport/definition.js';
 import { nodedevXml, parseNodedevXml } from '../vport/libvirt-nodedev.js';
 import { CliError, formatCliError, isSystemError } from './errors.js';
+import { registerServeCommand } from './serve.js';
 import {
   EXIT_FAILURE,
   EXIT_NOT_RUNNING,
@@ -58,7 +59,14 @@ import {
   virshMonitorCommands,
 } from '../vport/qemu.js';
 import { describeProbe, probeUnixSocket } from '../vport/probe.js';
-import { describeStatus, startVport, stopVport, vportStatus, type VportStatus } from '../vport/runtime.js';
+import {
+  describeStatus,
+  serveArguments,
+  startVport,
+  stopVport,
+  vportStatus,
+  type VportStatus,
+} from '../vport/runtime.js';
 import { readVportStats, StatsReadError, statsPathFor, type VportStats } from '../vport/stats.js';
 import { resolveConfigDir, resolveRunDir, VportStore } from '../vport/store.js';
 import type { RandomBits } from '../vport/wwn-gen.js';
@@ -540,6 +548,29 @@ function buildVportCommand(
           }
         }
         if (failed > 0) throw new VportError(`${failed} autostart vport(s) could not be started`);
+      }),
+    );
+
+  withDirs(vport.command('run'))
+    .description(
+      'serve a defined vport in the foreground until SIGTERM (for a service manager: systemd npiv-hba-vport@UUID.service)',
+    )
+    .argument('<uuid>')
+    .option('--dry-run', 'print the `npiv-hba serve` arguments it would run, one per line, and exit', false)
+    .action(
+      run(async (uuidText: string, opts: DirOptions & { dryRun: boolean }) => {
+        const { store } = context(opts);
+        const args = serveArguments(store.get(parseUuid(uuidText)));
+        if (opts.dryRun) {
+          out(`${args.join('\n')}\n`);
+          return;
+        }
+        // In this process rather than a child: systemd's main PID is then the server itself, which
+        // sends READY=1, receives SIGTERM and logs straight to the journal. The same parser as
+        // `npiv-hba serve` checks the arguments.
+        const serveProgram = new Command('npiv-hba').exitOverride(onCommanderExit);
+        registerServeCommand(serveProgram);
+        await serveProgram.parseAsync(args, { from: 'user' });
       }),
     );
 
