@@ -208,7 +208,7 @@ describe('san under a notify socket', () => {
     const deadline = Date.now() + WAIT_MS;
     let ready: string | null = null;
     try {
-      while ((ready = notifyReceive(fd)) === null) {
+      for (ready = notifyReceive(fd); ready === null; ready = notifyReceive(fd)) {
         if (proc.exitCode !== null || Date.now() > deadline) throw new Error(`no READY=1 from san; stderr: ${stderr}`);
         await new Promise((r) => setTimeout(r, 20));
       }
