@@ -247,8 +247,9 @@ export async function serve(opts: ServeOptions): Promise<void> {
     socketAccess: access,
     log,
   });
-  hba.server.on('connect', () => stats.count('clientConnects'));
-  hba.server.on('disconnect', () => stats.count('clientDisconnects'));
+  // Clients that negotiated VERSION only: the tool's own connect-and-hang-up probes are not clients.
+  hba.server.on('attach', () => stats.count('clientConnects'));
+  hba.server.on('detach', () => stats.count('clientDisconnects'));
   await new Promise<void>((resolve, reject) => {
     const stop = (signal: string) => {
       log.info({ event: 'stopping', signal }, 'stopping');

@@ -21,7 +21,9 @@
  *    5 per kind per 10 s for all clients together, then counted: a client looping a bad command
  *    still gets every error reply, but cannot turn the log into an unbounded synchronous write.
  *
- * Events: 'connect' (), 'disconnect' (reason: string), 'error' (err: Error) for accept failures.
+ * Events: 'connect' (), 'disconnect' (reason: string) for every accepted connection; 'attach' () once
+ * a client negotiated VERSION and 'detach' (reason) when that client goes (what `vport stats` counts);
+ * 'error' (err: Error) for accept failures.
  */
 import { EventEmitter } from 'node:events';
 import { native as defaultNative, POLL_READABLE, type NativeShim, type PollHandle } from '../native/index.js';
@@ -249,8 +251,12 @@ export class VfioUserServer extends EventEmitter {
       },
       log,
       onMessage: (msg) => {
+        const wasNegotiated = session.isNegotiated;
         const result = session.handle(msg);
         if (result.reply) ref.channel?.send(result.reply);
+        // A client that negotiated VERSION is a real attach (QEMU); a connect-and-hang-up probe
+        // (`vport start` readiness, socket checks) never gets this far.
+        if (!wasNegotiated && session.isNegotiated) this.emit('attach');
         if (result.close) ref.channel?.closeAfterFlush('protocol error before negotiation');
       },
       onFramingError: (error: FramingError) => {
@@ -261,10 +267,12 @@ export class VfioUserServer extends EventEmitter {
       },
       onClose: (reason, error) => {
         this.gate.release(uid);
+        const wasAttached = session.isNegotiated;
         session.end();
         if (this.client?.session === session) this.client = null;
         log.info({ reason, err: error ?? undefined }, 'vfio_user_client_disconnected');
         this.emit('disconnect', reason);
+        if (wasAttached) this.emit('detach', reason);
       },
     });
     ref.channel = channel;

@@ -481,6 +481,26 @@ describe('vfio-user server ↔ client over a Unix socket', () => {
     expect(dropped).toEqual({ replied: 300, hungUp: 0, connectErrors: [], bytes: expect.any(Number) });
   });
 
+  it('counts a client as attached only once it negotiated VERSION: a connect-and-hang-up probe is not one', async () => {
+    const events: string[] = [];
+    for (const e of ['connect', 'disconnect', 'attach', 'detach'] as const) h.server.on(e, () => events.push(e));
+    // A probe (what `vport start` and the socket checks do): connects, sends nothing, hangs up.
+    const probe = newClient();
+    await once(h.server, 'connect');
+    const probeGone = once(h.server, 'disconnect');
+    probe.close();
+    await probeGone;
+    expect(events).toEqual(['connect', 'disconnect']);
+    // A real client: VERSION, then it goes.
+    const client = newClient();
+    await client.version();
+    expect(events.slice(2)).toEqual(['connect', 'attach']);
+    const gone = once(h.server, 'disconnect');
+    client.close();
+    await gone;
+    expect(events.slice(2)).toEqual(['connect', 'attach', 'disconnect', 'detach']);
+  });
+
   it('refuses DMA_MAP of a regular file (it cannot be sealed against shrinking) with EPERM, and keeps serving', async () => {
     const file = join(dir, `ram${socketCounter}.img`);
     writeFileSync(file, Buffer.alloc(RAM_SIZE));
