@@ -104,6 +104,7 @@ interface DefineOptions {
   socketGroup?: string;
   sanOwner?: string;
   npivWwpn?: string[];
+  model?: IspModelName;
   jsonfile?: string;
   libvirtXml?: string;
 }
@@ -121,6 +122,7 @@ const DEFINE_FIELD_OPTIONS = [
   { key: 'socketGroup', flag: '--socket-group' },
   { key: 'sanOwner', flag: '--san-owner' },
   { key: 'npivWwpn', flag: '--npiv-wwpn' },
+  { key: 'model', flag: '--model' },
 ];
 
 /** A file given to --jsonfile/--libvirt-xml: a regular file of at most MAX_IMPORT_FILE_BYTES, as UTF-8 text. */
@@ -347,6 +349,11 @@ function buildVportCommand(
       'serve --npiv-wwpn: a name pair the guest may create an NPIV vport with; repeatable',
       (value: string, previous: string[] = []) => [...previous, value],
     )
+    .addOption(
+      new Option('--model <model>', 'serve --model: the ISP the guest sees (default isp2532)').choices([
+        ...ISP_MODEL_NAMES,
+      ]),
+    )
     .option(
       '--jsonfile <file>',
       'the definition from a JSON file (the definition file format; fields define generates may be left out)',
@@ -410,6 +417,7 @@ function buildVportCommand(
             socketGroup: opts.socketGroup,
             sanOwner: opts.sanOwner,
             ...(opts.npivWwpn ? { npiv: opts.npivWwpn } : {}),
+            ...(opts.model ? { model: opts.model } : {}),
           },
           { store, runDir, env: io.env, ...(io.random ? { random: io.random } : {}) },
         );

@@ -128,3 +128,13 @@ describe('modify', () => {
     expect(stored(U1).autostart).toBe(true);
   });
 });
+
+describe('vport define --model', () => {
+  it('stores the model and refuses one the device does not have, listing the choices', async () => {
+    expect((await cli('define', '--uuid', U2, '--model', 'isp2432')).code).toBe(0);
+    expect(stored(U2).model).toBe('isp2432');
+    const bad = await cli('define', '--model', 'isp9999');
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/isp2532, isp2432/);
+  });
+});
