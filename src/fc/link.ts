@@ -441,19 +441,32 @@ export class SocketLink extends Link {
 
   private armStallCheck(): void {
     this.flushedAtCheck = this.written - this.queuedBytes;
+    const armedAt = Date.now();
     this.stallTimer = setTimeout(() => {
-      this.stallTimer = null;
-      if (!this.isUp) return;
-      const queued = this.queuedBytes;
-      outputBudget.update(this, queued);
-      if (queued === 0) return;
-      if (this.written - queued > this.flushedAtCheck) {
-        this.armStallCheck(); // the peer is reading, slowly
-        return;
-      }
-      this.close(`peer is not reading: ${queued} bytes unread for ${limits.stallMs} ms`);
+      // Decided after this turn's I/O callbacks: when a busy or starved event loop wakes up, its
+      // timers run before the poll phase that would show the peer's reads.
+      setImmediate(() => this.checkStall(armedAt));
     }, limits.stallMs);
     this.stallTimer.unref?.();
+  }
+
+  private checkStall(armedAt: number): void {
+    this.stallTimer = null;
+    if (!this.isUp) return;
+    const queued = this.queuedBytes;
+    outputBudget.update(this, queued);
+    if (queued === 0) return;
+    if (this.written - queued > this.flushedAtCheck) {
+      this.armStallCheck(); // the peer is reading, slowly
+      return;
+    }
+    // This process, not the peer, was late by more than half a period (blocked or starved of
+    // CPU): the peer may not have had its time to read. Give it another period.
+    if (Date.now() - armedAt > limits.stallMs * 1.5) {
+      this.armStallCheck();
+      return;
+    }
+    this.close(`peer is not reading: ${queued} bytes unread for ${limits.stallMs} ms`);
   }
 
   protected shutdown(): void {

@@ -111,6 +111,28 @@ describe('socket link output bounds', () => {
     expect(deaf.queuedBytes).toBe(0);
   });
 
+  it('a reading peer keeps its link when this process, not the peer, was blocked past the stall time', async () => {
+    saved = setLinkOutputLimits({ stallMs: 100 });
+    const link = await deafPeer();
+    const client = clients[clients.length - 1]!;
+    let got = 0;
+    client.on('data', (d: Buffer) => (got += d.length));
+    for (let k = 0; k < 512; k++) link.send(FRAME); // more than the kernel holds: a backlog
+    await turn();
+    expect(link.queuedBytes).toBeGreaterThan(0);
+    // The event loop is blocked for 2.5 stall periods right away: the peer could not read (it
+    // runs in this process), and on wake-up the stall timer is due before any I/O is seen.
+    const until = Date.now() + 250;
+    while (Date.now() < until) {
+      /* busy: a blocked or CPU-starved process */
+    }
+    client.resume();
+    const sent = 512 * (FRAME.length + 4);
+    for (let i = 0; got < sent && i < 500 && link.isUp; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(link.isUp).toBe(true);
+    expect(got).toBe(sent);
+  });
+
   it('a peer that keeps reading keeps its link, though output waits for it across many stall periods', async () => {
     saved = setLinkOutputLimits({ stallMs: 100 });
     const link = await deafPeer();
