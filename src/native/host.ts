@@ -4,9 +4,7 @@
  * Errors from syscalls become NativeError (errno code, syscall name); argument errors stay
  * TypeError/RangeError.
  */
-import { createRequire } from 'node:module';
-import { getSystemErrorName } from 'node:util';
-import { NativeError, nativeAddonPath } from './index.js';
+import { addonWith, callNative, translateError } from './index.js';
 
 export interface SgCompletionRaw {
   /** The returned struct sg_io_hdr, 88 bytes, with its pointer fields zeroed. */
@@ -75,42 +73,11 @@ interface HostShim {
 let binding: HostShim | undefined;
 
 function addon(): HostShim {
-  if (binding) return binding;
-  const path = nativeAddonPath();
-  let loaded: Partial<HostShim>;
-  try {
-    loaded = createRequire(import.meta.url)(path) as Partial<HostShim>;
-  } catch (cause) {
-    throw new Error(
-      `npiv native shim could not be loaded from ${path} (build it with \`npx node-gyp rebuild --directory=native\`): ${(cause as Error).message}`,
-      { cause },
-    );
-  }
-  if (typeof loaded.sgOpen !== 'function' || typeof loaded.ueventOpen !== 'function') {
-    throw new Error(
-      `the npiv native shim at ${path} has no sg/uevent support (an older build): rebuild it with \`npx node-gyp rebuild --directory=native\``,
-    );
-  }
-  binding = loaded as HostShim;
+  binding ??= addonWith<HostShim>(['sgOpen', 'ueventOpen'], 'sg/uevent support');
   return binding;
 }
 
-function translate(err: unknown): unknown {
-  const e = err as Error & { errno?: unknown; syscall?: unknown };
-  if (typeof e?.errno === 'number' && typeof e.syscall === 'string') {
-    const code = getSystemErrorName(-e.errno);
-    return new NativeError(`${code}: ${e.message}`, e.syscall, e.errno, code);
-  }
-  return err;
-}
-
-function call<T>(f: () => T): T {
-  try {
-    return f();
-  } catch (err) {
-    throw translate(err);
-  }
-}
+const call = callNative;
 
 export const hostNative = {
   /** open(2) of a sg node, checked to be a v3-capable SCSI generic character device. */
@@ -134,7 +101,7 @@ export const hostNative = {
   /** SG_SCSI_RESET kind (1 device, 4 target) | SG_SCSI_RESET_NO_ESCALATE, on a worker thread. */
   sgReset: (fd: number, kind: 1 | 4): Promise<void> =>
     call(() => addon().sgReset(fd, kind)).catch((e: unknown) => {
-      throw translate(e);
+      throw translateError(e);
     }),
   sgIoHdrLayout: (): Record<string, number> => call(() => addon().sgIoHdrLayout()),
   ueventOpen: (): number => call(() => addon().ueventOpen()),

@@ -165,8 +165,11 @@ function isAddonErrnoError(error: unknown): error is AddonErrnoError {
   );
 }
 
-/** Turns an addon errno error into a NativeError; anything else (TypeError, RangeError) passes through. */
-function translateError(error: unknown): unknown {
+/**
+ * Turns an addon errno error into a NativeError; anything else (TypeError, RangeError) passes
+ * through. Shared with the addon's other front modules (host.ts, lock.ts, notify.ts).
+ */
+export function translateError(error: unknown): unknown {
   if (!isAddonErrnoError(error)) return error;
   const code = getSystemErrorName(-error.errno);
   const translated = new NativeError(`${code}: ${error.message}`, error.syscall, error.errno, code);
@@ -174,13 +177,16 @@ function translateError(error: unknown): unknown {
   return translated;
 }
 
-function call<T>(operation: () => T): T {
+/** Runs an addon call; a failed syscall throws a NativeError (translateError). */
+export function callNative<T>(operation: () => T): T {
   try {
     return operation();
   } catch (error) {
     throw translateError(error);
   }
 }
+
+const call = callNative;
 
 const ADDON_RELATIVE_PATH = ['native', 'build', 'Release', 'npiv_native.node'] as const;
 
@@ -205,6 +211,21 @@ function addon(): NativeShim {
     );
   }
   return binding;
+}
+
+/**
+ * The addon for a front module whose functions came after the core shim (sg and uevents, flock,
+ * sd_notify): the same load as the core shim's, plus a clear "rebuild it" error when the built
+ * addon predates `required` (it names `feature`).
+ */
+export function addonWith<T extends object>(required: readonly (keyof T & string)[], feature: string): T {
+  const loaded = addon() as unknown as Partial<Record<string, unknown>>;
+  if (required.some((name) => typeof loaded[name] !== 'function')) {
+    throw new Error(
+      `the npiv native shim at ${nativeAddonPath()} has no ${feature} (an older build): rebuild it with \`npx node-gyp rebuild --directory=native\``,
+    );
+  }
+  return loaded as unknown as T;
 }
 
 /** The shim. Every method loads the addon on first use and throws NativeError for syscall failures. */

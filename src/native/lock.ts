@@ -3,9 +3,7 @@
  * Advisory whole-file locks tied to an open file: released by close, or by the kernel when the
  * holder dies — a crashed process can never leave a lock behind.
  */
-import { createRequire } from 'node:module';
-import { getSystemErrorName } from 'node:util';
-import { NativeError, nativeAddonPath } from './index.js';
+import { addonWith, callNative } from './index.js';
 
 export const LOCK_SH = 1;
 export const LOCK_EX = 2;
@@ -19,23 +17,7 @@ interface LockShim {
 let binding: LockShim | undefined;
 
 function addon(): LockShim {
-  if (binding) return binding;
-  const path = nativeAddonPath();
-  let loaded: Partial<LockShim>;
-  try {
-    loaded = createRequire(import.meta.url)(path) as Partial<LockShim>;
-  } catch (cause) {
-    throw new Error(
-      `npiv native shim could not be loaded from ${path} (build it with \`npx node-gyp rebuild --directory=native\`): ${(cause as Error).message}`,
-      { cause },
-    );
-  }
-  if (typeof loaded.flock !== 'function') {
-    throw new Error(
-      `the npiv native shim at ${path} has no flock (an older build): rebuild it with \`npx node-gyp rebuild --directory=native\``,
-    );
-  }
-  binding = loaded as LockShim;
+  binding ??= addonWith<LockShim>(['flock'], 'flock');
   return binding;
 }
 
@@ -44,17 +26,7 @@ function addon(): LockShim {
  * conflicting lock; any other failure throws a NativeError (errno code, syscall 'flock').
  */
 export function flock(fd: number, operation: number): boolean {
-  const shim = addon();
-  try {
-    return shim.flock(fd, operation);
-  } catch (err) {
-    const e = err as Error & { errno?: unknown; syscall?: unknown };
-    if (typeof e.errno === 'number' && typeof e.syscall === 'string') {
-      const code = getSystemErrorName(-e.errno);
-      throw new NativeError(`${code}: ${e.message}`, e.syscall, e.errno, code);
-    }
-    throw err;
-  }
+  return callNative(() => addon().flock(fd, operation));
 }
 
 /** Exclusive lock without waiting: true if taken, false if another open file holds a lock. */
