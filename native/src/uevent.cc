@@ -17,6 +17,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <string>
 
 #include "common.h"
 
@@ -35,48 +36,40 @@ constexpr int kNetlinkScsiTransport = 18;      // NETLINK_SCSITRANSPORT
 constexpr int kScsiNlGroupFcEvents = 1 << 2;
 constexpr int kFcReceiveBuffer = 256 * 1024;
 
-Napi::Value UeventOpen(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, NETLINK_KOBJECT_UEVENT);
-  if (fd < 0) ThrowErrno(env, "socket(NETLINK_KOBJECT_UEVENT)", errno);
+// A non-blocking netlink datagram socket of `protocol` (named `name` in errors) that passes the
+// sender's credentials (to tell the kernel's messages from a process's), with a receive buffer of
+// `rcvbuf` bytes, bound to the multicast groups in the `groups` mask; the caller owns the fd.
+// SO_RCVBUFFORCE needs CAP_NET_ADMIN, SO_RCVBUF is capped by net.core.rmem_max; ENOBUFS on
+// receive is still reported, and the caller then re-reads sysfs.
+static int OpenNetlink(Napi::Env env, int protocol, const std::string& name, int rcvbuf, unsigned groups) {
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+  if (fd < 0) ThrowErrno(env, ("socket(" + name + ")").c_str(), errno);
   FdGuard guard(fd);
   int on = 1;
   if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) ThrowErrno(env, "setsockopt(SO_PASSCRED)", errno);
-  // A burst of device events (a vport with many LUNs going away) must not overflow the queue;
-  // SO_RCVBUFFORCE needs CAP_NET_ADMIN, SO_RCVBUF is capped by net.core.rmem_max. ENOBUFS on
-  // receive is still reported, and the caller then re-reads sysfs.
-  int size = kReceiveBuffer;
+  int size = rcvbuf;
   if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
     setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
   }
   struct sockaddr_nl addr;
   std::memset(&addr, 0, sizeof addr);
   addr.nl_family = AF_NETLINK;
-  addr.nl_groups = kKernelGroup;
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
-    ThrowErrno(env, "bind(NETLINK_KOBJECT_UEVENT)", errno);
-  }
-  return Napi::Number::New(env, guard.release());
+  addr.nl_groups = groups;
+  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) ThrowErrno(env, ("bind(" + name + ")").c_str(), errno);
+  return guard.release();
+}
+
+Napi::Value UeventOpen(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  // A burst of device events (a vport with many LUNs going away) must not overflow the queue.
+  return Napi::Number::New(env, OpenNetlink(env, NETLINK_KOBJECT_UEVENT, "NETLINK_KOBJECT_UEVENT", kReceiveBuffer, kKernelGroup));
 }
 
 // fcEventOpen() -> fd: NETLINK_SCSITRANSPORT bound to the FC transport's event group.
 Napi::Value FcEventOpen(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, kNetlinkScsiTransport);
-  if (fd < 0) ThrowErrno(env, "socket(NETLINK_SCSITRANSPORT)", errno);
+  int fd = OpenNetlink(env, kNetlinkScsiTransport, "NETLINK_SCSITRANSPORT", kFcReceiveBuffer, 0);
   FdGuard guard(fd);
-  int on = 1;
-  if (setsockopt(fd, SOL_SOCKET, SO_PASSCRED, &on, sizeof on) != 0) ThrowErrno(env, "setsockopt(SO_PASSCRED)", errno);
-  int size = kFcReceiveBuffer;
-  if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0) {
-    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
-  }
-  struct sockaddr_nl addr;
-  std::memset(&addr, 0, sizeof addr);
-  addr.nl_family = AF_NETLINK;
-  if (bind(fd, reinterpret_cast<struct sockaddr*>(&addr), sizeof addr) != 0) {
-    ThrowErrno(env, "bind(NETLINK_SCSITRANSPORT)", errno);
-  }
   int group = kScsiNlGroupFcEvents;
   if (setsockopt(fd, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, &group, sizeof group) != 0) {
     ThrowErrno(env, "setsockopt(NETLINK_ADD_MEMBERSHIP, SCSI_NL_GRP_FC_EVENTS)", errno);

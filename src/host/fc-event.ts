@@ -12,8 +12,8 @@
  * on libuv readiness (native/src/uevent.cc), tests inject raw datagrams.
  */
 import { endianness } from 'node:os';
-import { POLL_READABLE, native, type PollHandle } from '../native/index.js';
 import { hostNative } from '../native/host.js';
+import { NetlinkDatagramReader } from './uevent.js';
 
 /** struct nlmsghdr (include/uapi/linux/netlink.h). */
 export const NLMSG = { LEN: 0, TYPE: 4, FLAGS: 6, SEQ: 8, PID: 12, SIZE: 16 } as const;
@@ -217,39 +217,27 @@ export interface FcEventSource {
  * initial network namespace or without the FC transport's netlink support (EPROTONOSUPPORT).
  */
 export class NetlinkFcEventSource implements FcEventSource {
-  private fd = -1;
-  private watch: PollHandle | null = null;
-  private readonly buf = new Uint8Array(FC_EVENT_MAX);
+  private readonly reader = new NetlinkDatagramReader(FC_EVENT_MAX);
+
   /** Datagrams and messages refused (not from the kernel, truncated, malformed). */
-  dropped = 0;
+  get dropped(): number {
+    return this.reader.dropped;
+  }
 
   start(onEvent: (e: FcHostEvent) => void, onOverflow: () => void): void {
-    this.fd = hostNative.fcEventOpen();
-    this.watch = native.poll(this.fd, POLL_READABLE, (_events, errno) => {
-      if (errno !== 0) return onOverflow();
-      for (let i = 0; i < 256; i++) {
-        const r = hostNative.ueventRecv(this.fd, this.buf);
-        if (r === null) return;
-        if (r.overflow) {
-          onOverflow();
-          continue;
-        }
-        if (!r.fromKernel || r.truncated) {
-          this.dropped++;
-          continue;
-        }
-        const parsed = parseFcEventDatagram(this.buf.subarray(0, r.bytes));
-        this.dropped += parsed.refused.length;
+    this.reader.start(
+      hostNative.fcEventOpen(),
+      (bytes) => {
+        const parsed = parseFcEventDatagram(bytes);
         for (const e of parsed.events) onEvent(e);
-      }
-    });
+        return parsed.refused.length;
+      },
+      onOverflow,
+    );
   }
 
   close(): void {
-    this.watch?.stop();
-    this.watch = null;
-    if (this.fd >= 0) native.close(this.fd);
-    this.fd = -1;
+    this.reader.close();
   }
 }
 

@@ -58,20 +58,30 @@ export interface UeventSource {
   close(): void;
 }
 
-export class NetlinkUeventSource implements UeventSource {
+/**
+ * A kernel netlink datagram socket read on libuv readiness, shared by the uevent source and the FC
+ * event source (fc-event.ts). At most 256 datagrams per wake-up (libuv calls again while more is
+ * queued); one not from the kernel or truncated is counted in `dropped`; an overflow (the kernel
+ * dropped messages) or a poll error is reported so the caller re-reads its state from sysfs.
+ */
+export class NetlinkDatagramReader {
   private fd = -1;
   private watch: PollHandle | null = null;
-  private readonly buf = new Uint8Array(UEVENT_MAX);
-  /** Messages refused (not from the kernel, truncated, malformed). */
+  private readonly buf: Uint8Array;
+  /** Datagrams and messages refused (not from the kernel, truncated, malformed). */
   dropped = 0;
 
-  start(onEvent: (e: Uevent) => void, onOverflow: () => void): void {
-    this.fd = hostNative.ueventOpen();
-    this.watch = native.poll(this.fd, POLL_READABLE, (_events, errno) => {
+  constructor(maxBytes: number) {
+    this.buf = new Uint8Array(maxBytes);
+  }
+
+  /** `onDatagram` gets each kernel datagram and returns how many of its messages it refused. */
+  start(fd: number, onDatagram: (bytes: Uint8Array) => number, onOverflow: () => void): void {
+    this.fd = fd;
+    this.watch = native.poll(fd, POLL_READABLE, (_events, errno) => {
       if (errno !== 0) return onOverflow();
-      // Bounded per wake-up; libuv calls again while more is queued.
       for (let i = 0; i < 256; i++) {
-        const r = hostNative.ueventRecv(this.fd, this.buf);
+        const r = hostNative.ueventRecv(fd, this.buf);
         if (r === null) return;
         if (r.overflow) {
           onOverflow();
@@ -81,9 +91,7 @@ export class NetlinkUeventSource implements UeventSource {
           this.dropped++;
           continue;
         }
-        const e = parseUevent(this.buf.subarray(0, r.bytes));
-        if (e) onEvent(e);
-        else this.dropped++;
+        this.dropped += onDatagram(this.buf.subarray(0, r.bytes));
       }
     });
   }
@@ -93,6 +101,32 @@ export class NetlinkUeventSource implements UeventSource {
     this.watch = null;
     if (this.fd >= 0) native.close(this.fd);
     this.fd = -1;
+  }
+}
+
+export class NetlinkUeventSource implements UeventSource {
+  private readonly reader = new NetlinkDatagramReader(UEVENT_MAX);
+
+  /** Messages refused (not from the kernel, truncated, malformed). */
+  get dropped(): number {
+    return this.reader.dropped;
+  }
+
+  start(onEvent: (e: Uevent) => void, onOverflow: () => void): void {
+    this.reader.start(
+      hostNative.ueventOpen(),
+      (bytes) => {
+        const e = parseUevent(bytes);
+        if (!e) return 1;
+        onEvent(e);
+        return 0;
+      },
+      onOverflow,
+    );
+  }
+
+  close(): void {
+    this.reader.close();
   }
 }
 
