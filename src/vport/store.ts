@@ -106,13 +106,7 @@ export class VportStore {
   create(def: VportDefinition): void {
     mkdirSync(this.configDir, { recursive: true, mode: 0o755 });
     const file = this.definitionPath(def.uuid);
-    const tmp = `${file}.tmp-${process.pid}`;
-    const fd = openSync(tmp, 'w', 0o644);
-    try {
-      writeSync(fd, JSON.stringify(definitionToJson(def), null, 2) + '\n');
-    } finally {
-      closeSync(fd);
-    }
+    const tmp = this.writeTemporary(def, file);
     try {
       linkSync(tmp, file);
     } catch (err) {
@@ -127,6 +121,17 @@ export class VportStore {
   replace(def: VportDefinition): void {
     const file = this.definitionPath(def.uuid);
     if (!existsSync(file)) throw new VportError(`no vport ${def.uuid} is defined (no ${file})`);
+    const tmp = this.writeTemporary(def, file);
+    try {
+      renameSync(tmp, file);
+    } catch (err) {
+      unlinkSync(tmp);
+      throw err;
+    }
+  }
+
+  /** The definition written to a temporary file beside `file` (create links it, replace renames it). */
+  private writeTemporary(def: VportDefinition, file: string): string {
     const tmp = `${file}.tmp-${process.pid}`;
     const fd = openSync(tmp, 'w', 0o644);
     try {
@@ -134,12 +139,7 @@ export class VportStore {
     } finally {
       closeSync(fd);
     }
-    try {
-      renameSync(tmp, file);
-    } catch (err) {
-      unlinkSync(tmp);
-      throw err;
-    }
+    return tmp;
   }
 
   remove(uuid: string): void {
